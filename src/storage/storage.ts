@@ -1,0 +1,216 @@
+/**
+ * The storage contract every driver implements, and the only thing the queue knows about a
+ * bucket. Drivers live one per file beside this one and all pass `test/storage/conformance.ts`.
+ *
+ * Glossary:
+ * - key: an object name inside the driver's bucket (the driver adds no prefix of its own).
+ * - ETag: an opaque version tag, returned exactly as the server sent it (quoted, maybe `W/`).
+ *   Pass it back unchanged in `ifMatch`; compare two ETags with {@link sameEtag}.
+ * - version id: the id a versioned bucket gives each write; `null` on an unversioned bucket.
+ *
+ * Errors: drivers throw the typed errors of `../errors.ts`: `NotFoundError` (404),
+ * `PreconditionFailedError` (412), `ConflictError` (409), `ThrottledError` (429/503 SlowDown),
+ * `AccessDeniedError` (403), `ConfigError`, `UnavailableError`, `AmbiguousWriteError` (a
+ * conditional write whose outcome is unknown) and `StorageError` for everything else.
+ *
+ * @module
+ */
+
+/** One object as a listing shows it. */
+export interface ObjectInfo {
+  /** The object's key. */
+  key: string;
+  /** The ETag, exactly as the server returned it. */
+  etag: string;
+  /** Size of the body in bytes. */
+  size: number;
+  /** When the current version was written. */
+  lastModified: Date;
+}
+
+/** The result of {@link Storage.get}. */
+export interface GetResult {
+  /** The object's body. */
+  body: Uint8Array;
+  /** The ETag, exactly as the server returned it (use it in `ifMatch`). */
+  etag: string;
+  /** The version id, or `null` when the bucket is not versioned. */
+  versionId: string | null;
+  /** When this version was written. */
+  lastModified: Date;
+  /** The content type stored with the object, if any. */
+  contentType?: string;
+}
+
+/** The result of {@link Storage.head}. */
+export interface HeadResult {
+  /** The ETag, exactly as the server returned it. */
+  etag: string;
+  /** Size of the body in bytes. */
+  size: number;
+  /** The version id, or `null` when the bucket is not versioned. */
+  versionId: string | null;
+  /** When this version was written. */
+  lastModified: Date;
+}
+
+/** Options of {@link Storage.get}. */
+export interface GetOptions {
+  /** Read this version instead of the current one. */
+  versionId?: string;
+}
+
+/** Options of {@link Storage.put}. At most one of `ifMatch` and `ifNoneMatch` may be set. */
+export interface PutOptions {
+  /** Content type stored with the object. Defaults to `application/octet-stream`. */
+  contentType?: string;
+  /** Replace only if the current version has this ETag (compare-and-swap). */
+  ifMatch?: string;
+  /** `"*"`: create only if no current version exists (create-if-absent). */
+  ifNoneMatch?: "*";
+}
+
+/** The result of {@link Storage.put}. */
+export interface PutResult {
+  /** The ETag of the version just written. */
+  etag: string;
+  /** The version id of the version just written, or `null` when unversioned. */
+  versionId: string | null;
+}
+
+/** Options of {@link Storage.list} (ListObjectsV2). */
+export interface ListOptions {
+  /** Only keys starting with this string. */
+  prefix?: string;
+  /** Only keys strictly after this key (in UTF-8 byte order). */
+  startAfter?: string;
+  /** The `nextContinuationToken` of the previous page. */
+  continuationToken?: string;
+  /** Page size, 1..1000. Defaults to 1000. */
+  maxKeys?: number;
+}
+
+/** One page of {@link Storage.list}. Keys are in UTF-8 byte order. */
+export interface ListResult {
+  /** The objects of this page. */
+  objects: ObjectInfo[];
+  /** True when more keys follow; pass `nextContinuationToken` to get them. */
+  isTruncated: boolean;
+  /** Token for the next page, when `isTruncated`. */
+  nextContinuationToken?: string;
+}
+
+/** Options of {@link Storage.listVersions} (ListObjectVersions). */
+export interface ListVersionsOptions {
+  /** Only keys starting with this string (a full key lists that key's versions). */
+  prefix: string;
+  /** The `nextKeyMarker` of the previous page. */
+  keyMarker?: string;
+  /** The `nextVersionIdMarker` of the previous page. */
+  versionIdMarker?: string;
+  /** Page size, 1..1000. Defaults to 1000. */
+  maxKeys?: number;
+}
+
+/** One stored version of an object (or a delete marker). */
+export interface VersionInfo {
+  /** The object's key. */
+  key: string;
+  /** The version id (`"null"` for a version written while versioning was off). */
+  versionId: string;
+  /** True for the current version of the key. */
+  isLatest: boolean;
+  /** True when this entry is a delete marker rather than a body. */
+  isDeleteMarker: boolean;
+  /** When this version was written. */
+  lastModified: Date;
+  /** The ETag (absent for delete markers). */
+  etag?: string;
+  /** Size in bytes (0 for delete markers). */
+  size: number;
+}
+
+/**
+ * One page of {@link Storage.listVersions}: keys in byte order, and each key's versions newest
+ * first, as S3 returns them.
+ */
+export interface ListVersionsResult {
+  /** Versions and delete markers of this page. */
+  versions: VersionInfo[];
+  /** True when more follow; pass both markers to get them. */
+  isTruncated: boolean;
+  /** Key marker for the next page. */
+  nextKeyMarker?: string;
+  /** Version id marker for the next page. */
+  nextVersionIdMarker?: string;
+}
+
+/** Bucket versioning: `Disabled` when it was never turned on. */
+export type VersioningStatus = "Enabled" | "Suspended" | "Disabled";
+
+/** The request kinds counted by {@link countRequests}. */
+export type RequestKind = "GET" | "HEAD" | "PUT" | "LIST" | "DELETE";
+
+/** The storage contract. Every method may throw the typed errors listed in the module doc. */
+export interface Storage {
+  /** A short human name for messages, e.g. `s3://bucket` or `file:./.oq`. Never credentials. */
+  readonly name: string;
+  /** Read an object. Throws `NotFoundError` when absent. */
+  get(key: string, options?: GetOptions): Promise<GetResult>;
+  /** Read an object's metadata. Throws `NotFoundError` when absent. */
+  head(key: string): Promise<HeadResult>;
+  /**
+   * Write an object. With `ifNoneMatch: "*"` throws `PreconditionFailedError` when it exists;
+   * with `ifMatch` throws `PreconditionFailedError` when the ETag differs and `NotFoundError`
+   * when the key is missing.
+   */
+  put(key: string, body: Uint8Array | string, options?: PutOptions): Promise<PutResult>;
+  /** Delete an object (a delete marker on a versioned bucket). Deleting a missing key succeeds. */
+  delete(key: string): Promise<void>;
+  /** One page of keys. */
+  list(options?: ListOptions): Promise<ListResult>;
+  /** One page of versions. */
+  listVersions(options: ListVersionsOptions): Promise<ListVersionsResult>;
+  /** The bucket's versioning status. */
+  versioning(): Promise<VersioningStatus>;
+  /**
+   * The server's clock as last seen in a response (`Date` header), paired with the local time
+   * (`Date.now()` style milliseconds) at which that response arrived; `undefined` before any
+   * response. The queue derives its clock offset from this, so leases do not trust local time.
+   */
+  serverTime(): { serverMs: number; localMs: number } | undefined;
+}
+
+const utf8 = new TextEncoder();
+
+/** Compare two keys in UTF-8 byte order, the order S3 lists them in. */
+export function compareKeys(a: string, b: string): number {
+  if (a === b) return 0;
+  const x = utf8.encode(a);
+  const y = utf8.encode(b);
+  const n = Math.min(x.length, y.length);
+  for (let i = 0; i < n; i++) {
+    const d = x[i]! - y[i]!;
+    if (d !== 0) return d;
+  }
+  return x.length - y.length;
+}
+
+/** True when two ETags name the same version, ignoring quotes and a weak `W/` prefix. */
+export function sameEtag(a: string | undefined, b: string | undefined): boolean {
+  if (a === undefined || b === undefined) return false;
+  return normalizeEtag(a) === normalizeEtag(b);
+}
+
+/** An ETag without `W/` and surrounding quotes. */
+export function normalizeEtag(etag: string): string {
+  let e = etag.trim();
+  if (e.startsWith("W/")) e = e.slice(2);
+  if (e.length >= 2 && e.startsWith('"') && e.endsWith('"')) e = e.slice(1, -1);
+  return e;
+}
+
+/** UTF-8 bytes of a string body (or the bytes as given). */
+export function toBytes(body: Uint8Array | string): Uint8Array {
+  return typeof body === "string" ? utf8.encode(body) : body;
+}
