@@ -1,0 +1,56 @@
+/**
+ * oq: a background task queue whose only dependency is S3-compatible object storage.
+ *
+ * This entry point is portable: it uses only web-standard globals, so it runs on Node, Bun,
+ * Deno and Cloudflare Workers. The local file store lives in the `oq/file` entry point.
+ *
+ * ```ts
+ * import { connect, Worker } from "oq";
+ * const queue = await connect({ bucket: "jobs", env: process.env });
+ * await queue.submit("email", { to: "a@example.com" });
+ * const worker = new Worker(queue).task("email", async (input) => send(input));
+ * await worker.start();
+ * ```
+ *
+ * @module
+ */
+export { type ConnectOptions, connect, resolveStorage } from "./src/connect.ts";
+export { formatDuration, parseDate, parseDuration } from "./src/duration.ts";
+export * from "./src/errors.ts";
+export { Keys } from "./src/keys.ts";
+export { consoleLogger, type Logger, silentLogger } from "./src/logger.ts";
+export {
+  type CancelOutcome,
+  type HistoryEntry,
+  type ListTasksOptions,
+  Queue,
+  type QueueOptions,
+  type SubmitOptions,
+  type TaskDefaults,
+  type TaskPage,
+  type Versioned,
+} from "./src/queue.ts";
+export { type CountedStorage, countRequests, type RequestCounts } from "./src/storage/count.ts";
+export { MemoryStorage, type MemoryStorageOptions } from "./src/storage/memory.ts";
+export { S3Storage, type S3StorageOptions, s3StorageFromEnv } from "./src/storage/s3.ts";
+export type * from "./src/storage/storage.ts";
+export type {
+  Backoff,
+  CancelRequest,
+  Lease,
+  TaskError,
+  TaskEvent,
+  TaskRecord,
+  TaskStatus,
+} from "./src/task.ts";
+export {
+  type Handler,
+  type HandlerOptions,
+  liveWorkers,
+  PermanentError,
+  type TaskContext,
+  Worker,
+  type WorkerEvent,
+  type WorkerOptions,
+  type WorkerStats,
+} from "./src/worker.ts";

@@ -1,0 +1,173 @@
+/**
+ * The object layout under a queue's prefix, and validation of every name that becomes part of a
+ * key. See docs/protocol.md for why each object exists.
+ *
+ * ```
+ * {prefix}tasks/{shard}/{id}.json          the task: one object for its whole life (the truth)
+ * {prefix}ready/{time}/{type}/{id}.{nonce} empty marker: a non-terminal task, due at {time}
+ * {prefix}workers/{worker_id}.json         worker heartbeat
+ * {prefix}schedules/{schedule_id}.json     cron schedule
+ * ```
+ *
+ * @module
+ */
+import { ValidationError } from "./errors.ts";
+
+/** Names that become key segments: a safe alphabet, no `/`, no `..`, at most 128 characters. */
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+
+function checkName(kind: string, value: unknown): string {
+  if (typeof value !== "string" || !NAME.test(value) || value.includes("..")) {
+    throw new ValidationError(
+      `Invalid ${kind} ${JSON.stringify(value)}: use 1-128 characters from A-Z a-z 0-9 . _ : -, starting with a letter or digit, without "..".`,
+    );
+  }
+  return value;
+}
+
+/** Validate a task id. Returns it unchanged or throws `ValidationError`. */
+export function checkTaskId(id: unknown): string {
+  return checkName("task id", id);
+}
+
+/** Validate a task type. Returns it unchanged or throws `ValidationError`. */
+export function checkTaskType(type: unknown): string {
+  return checkName("task type", type);
+}
+
+/** Validate a worker id. */
+export function checkWorkerId(id: unknown): string {
+  return checkName("worker id", id);
+}
+
+/** Validate a schedule id. */
+export function checkScheduleId(id: unknown): string {
+  return checkName("schedule id", id);
+}
+
+/** Normalize a key prefix: empty, or ending in `/`. Rejects `..` segments and a leading `/`. */
+export function normalizePrefix(prefix: string | undefined): string {
+  if (prefix === undefined || prefix === "") return "";
+  if (prefix.startsWith("/") || prefix.split("/").some((s) => s === ".." || s === ".")) {
+    throw new ValidationError(
+      `Invalid prefix ${JSON.stringify(prefix)}: it must not start with "/" or contain "." or ".." segments.`,
+    );
+  }
+  return prefix.endsWith("/") ? prefix : `${prefix}/`;
+}
+
+/** Shards spread task objects over 16 key ranges (the id's first hex digit). */
+export function shardOf(id: string): string {
+  const c = id[0]!.toLowerCase();
+  return /[0-9a-f]/.test(c) ? c : "_";
+}
+
+/**
+ * A marker's time segment: UTC, second resolution, fixed width, so keys sort by time and an
+ * operator can read them: `20261128T235959Z`.
+ */
+export function timeKey(ms: number): string {
+  return new Date(Math.floor(ms / 1000) * 1000)
+    .toISOString()
+    .replace(/[-:]/g, "")
+    .replace(".000", "");
+}
+
+/** Inverse of {@link timeKey}; `undefined` when the segment is not one. */
+export function parseTimeKey(segment: string): number | undefined {
+  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(segment);
+  if (m === null) return undefined;
+  const ms = Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!);
+  return Number.isNaN(ms) ? undefined : ms;
+}
+
+/** A parsed ready marker key. */
+export interface ReadyMarker {
+  /** The full key. */
+  key: string;
+  /** The key relative to the prefix, as task records name it. */
+  relative: string;
+  /** When the task becomes due (second resolution, rounded down). */
+  dueMs: number;
+  /** The task's type. */
+  type: string;
+  /** The task's id. */
+  id: string;
+}
+
+/** Builds and parses the keys of one queue (one prefix). */
+export class Keys {
+  /** The normalized prefix ("" or ending in `/`). */
+  readonly prefix: string;
+
+  constructor(prefix?: string) {
+    this.prefix = normalizePrefix(prefix);
+  }
+
+  /** Prefix of all task objects. */
+  get tasks(): string {
+    return `${this.prefix}tasks/`;
+  }
+  /** Prefix of all ready markers. */
+  get ready(): string {
+    return `${this.prefix}ready/`;
+  }
+  /** Prefix of all worker heartbeats. */
+  get workers(): string {
+    return `${this.prefix}workers/`;
+  }
+  /** Prefix of all schedules. */
+  get schedules(): string {
+    return `${this.prefix}schedules/`;
+  }
+
+  /** The key of a task object. */
+  task(id: string): string {
+    return `${this.prefix}tasks/${shardOf(id)}/${id}.json`;
+  }
+
+  /**
+   * A new ready marker key, relative to the prefix (as stored in the task record). The nonce
+   * makes every marker key unique, so a stale marker can never be mistaken for a live one.
+   */
+  newReadyMarker(dueMs: number, type: string, id: string, nonce: string): string {
+    return `ready/${timeKey(dueMs)}/${type}/${id}.${nonce}`;
+  }
+
+  /** The full key of a marker stored relative to the prefix. */
+  full(relative: string): string {
+    return this.prefix + relative;
+  }
+
+  /** The key of a worker heartbeat. */
+  worker(id: string): string {
+    return `${this.prefix}workers/${id}.json`;
+  }
+
+  /** The key of a schedule. */
+  schedule(id: string): string {
+    return `${this.prefix}schedules/${id}.json`;
+  }
+
+  /** Parse a key under `ready/`; `undefined` for anything foreign or malformed. */
+  parseReadyMarker(key: string): ReadyMarker | undefined {
+    if (!key.startsWith(this.ready)) return undefined;
+    const parts = key.slice(this.ready.length).split("/");
+    if (parts.length !== 3) return undefined;
+    const [time, type, last] = parts as [string, string, string];
+    const dot = last.lastIndexOf(".");
+    const id = last.slice(0, dot);
+    const dueMs = parseTimeKey(time);
+    if (dot < 1 || dueMs === undefined || !NAME.test(type) || !NAME.test(id)) return undefined;
+    if (type.includes("..") || id.includes("..")) return undefined;
+    return { key, relative: key.slice(this.prefix.length), dueMs, type, id };
+  }
+
+  /** The task id of a key under `tasks/`; `undefined` for anything foreign or malformed. */
+  parseTaskKey(key: string): string | undefined {
+    if (!key.startsWith(this.tasks)) return undefined;
+    const m = /^([0-9a-f_])\/([^/]+)\.json$/.exec(key.slice(this.tasks.length));
+    if (m === null || !NAME.test(m[2]!) || shardOf(m[2]!) !== m[1]) return undefined;
+    return m[2];
+  }
+}

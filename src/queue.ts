@@ -1,0 +1,764 @@
+/**
+ * The queue: submitting, reading, cancelling and replaying tasks, and the conditional-write
+ * plumbing that the worker and the monitor share. The protocol is described in docs/protocol.md.
+ *
+ * @module
+ */
+import { type Now, ServerClock } from "./clock.ts";
+import { parseDate, parseDuration } from "./duration.ts";
+import {
+  AmbiguousWriteError,
+  ConflictError,
+  InvalidStateError,
+  isOqError,
+  NotFoundError,
+  PreconditionFailedError,
+  TimeoutError,
+  ValidationError,
+} from "./errors.ts";
+import { checkTaskId, checkTaskType, Keys } from "./keys.ts";
+import { type Logger, silentLogger } from "./logger.ts";
+import type { Storage } from "./storage/storage.ts";
+import { sameEtag } from "./storage/storage.ts";
+import {
+  type Backoff,
+  createTask,
+  DEFAULT_BACKOFF,
+  encodeTask,
+  isTerminal,
+  ms,
+  parseTask,
+  placeMarker,
+  replayTask,
+  requestCancel,
+  type TaskRecord,
+  type TaskStatus,
+} from "./task.ts";
+
+/** Options of {@link Queue}. */
+export interface QueueOptions {
+  /** Where tasks live. */
+  storage: Storage;
+  /** Key prefix of this queue inside the bucket (`""` or ending in `/`). */
+  prefix?: string;
+  /** Local clock in epoch ms (default `Date.now`); corrected by the server's `Date` headers. */
+  now?: Now;
+  /** Random numbers in [0, 1) for jitter and shuffling (default `Math.random`). */
+  random?: () => number;
+  /** Random hex ids and tokens (default from `crypto.getRandomValues`). */
+  randomHex?: (length: number) => string;
+  /** Where warnings about malformed objects and recoveries go (default: nowhere). */
+  logger?: Logger;
+  /** Largest accepted task input, serialized, in bytes. Default 256 KiB. */
+  maxInputBytes?: number;
+  /** Defaults for submitted tasks. */
+  defaults?: TaskDefaults;
+}
+
+/** Defaults applied to tasks submitted without their own values. */
+export interface TaskDefaults {
+  /** Retries after the first run. Default 3. */
+  maxRetries?: number;
+  /** Backoff between attempts. Default 1 s doubling up to 300 s. */
+  backoff?: Partial<Backoff>;
+  /** Per-attempt time limit in seconds. Default: none (the worker's default applies). */
+  timeoutSeconds?: number;
+}
+
+/** Options of {@link Queue.submit}. */
+export interface SubmitOptions {
+  /** Do not start before this time (a Date, epoch ms or ISO 8601 with timezone). */
+  scheduleAt?: Date | number | string;
+  /** Do not start before this delay from now (seconds, or `"90s"`, `"1h30m"`). */
+  delay?: number | string;
+  /** Expire if not started within this many seconds after it becomes available... from submission. */
+  ttlSeconds?: number;
+  /** Expire if not started by this time. */
+  expiresAt?: Date | number | string;
+  /** Per-attempt time limit in seconds. */
+  timeoutSeconds?: number;
+  /** Retries after the first run. */
+  maxRetries?: number;
+  /** Backoff between attempts. */
+  backoff?: Partial<Backoff>;
+  /** A second submit with the same key returns the first task instead of creating another. */
+  idempotencyKey?: string;
+}
+
+/** A task together with the ETag of the version read. */
+export interface Versioned {
+  /** The task record. */
+  task: TaskRecord;
+  /** ETag of that version, exactly as returned. */
+  etag: string;
+}
+
+/** Options of {@link Queue.list}. */
+export interface ListTasksOptions {
+  /** Only tasks in this state (or these states). */
+  status?: TaskStatus | TaskStatus[];
+  /** Only tasks of this type. */
+  type?: string;
+  /** Page size (tasks returned at most). Default 100. */
+  limit?: number;
+  /** The `cursor` of the previous page. */
+  cursor?: string;
+}
+
+/** One page of {@link Queue.list}. */
+export interface TaskPage {
+  /** Matching tasks, in key order. */
+  tasks: TaskRecord[];
+  /** Pass to get the next page; absent on the last page. */
+  cursor?: string;
+}
+
+/** The outcome for one id of a bulk cancel. */
+export interface CancelOutcome {
+  /** The task id. */
+  id: string;
+  /** True when the task is now cancelled or will be once its handler stops. */
+  ok: boolean;
+  /** `cancelled`, `cancel-requested` (running), or why not: `not-found`, `already-<status>`, `invalid-id`. */
+  result: string;
+  /** The task after the call, when it exists. */
+  task?: TaskRecord;
+}
+
+/** One stored version of a task, as {@link Queue.getHistory} returns it. */
+export interface HistoryEntry {
+  /** The storage version id. */
+  versionId: string;
+  /** When the version was written (storage time). */
+  lastModified: Date;
+  /** The record, or null for a delete marker. */
+  task: TaskRecord | null;
+}
+
+const encoder = new TextEncoder();
+
+function defaultRandomHex(length: number): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(Math.ceil(length / 2)));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0"))
+    .join("")
+    .slice(0, length);
+}
+
+async function sha256Hex(text: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", encoder.encode(text));
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** How many conflicting writers a read-modify-write outlasts before giving up. */
+const MAX_CAS_ROUNDS = 20;
+
+/** A marker not named by its task is deleted only after this long: its writer may be mid-move. */
+export const MARKER_GRACE_MS = 120_000;
+
+/**
+ * A queue over one storage and prefix. Create it with `connect()` (which also checks bucket
+ * versioning) or directly with `new Queue({ storage })`.
+ */
+export class Queue {
+  /** The storage this queue reads and writes. */
+  readonly storage: Storage;
+  /** The key layout under this queue's prefix. */
+  readonly keys: Keys;
+  /** Server time, from the storage's `Date` headers. */
+  readonly clock: ServerClock;
+  /** Random numbers in [0, 1). */
+  readonly random: () => number;
+  /** Random hex strings. */
+  readonly randomHex: (length: number) => string;
+  /** Where warnings go. */
+  readonly logger: Logger;
+  readonly #maxInputBytes: number;
+  readonly #defaults: { maxRetries: number; backoff: Backoff; timeoutSeconds: number | null };
+
+  constructor(options: QueueOptions) {
+    this.storage = options.storage;
+    this.keys = new Keys(options.prefix);
+    this.clock = new ServerClock(options.storage, options.now);
+    this.random = options.random ?? Math.random;
+    this.randomHex = options.randomHex ?? defaultRandomHex;
+    this.logger = options.logger ?? silentLogger;
+    this.#maxInputBytes = options.maxInputBytes ?? 256 * 1024;
+    const d = options.defaults ?? {};
+    this.#defaults = {
+      maxRetries: d.maxRetries ?? 3,
+      backoff: { ...DEFAULT_BACKOFF, ...d.backoff },
+      timeoutSeconds: d.timeoutSeconds ?? null,
+    };
+  }
+
+  /** The current server time (epoch ms). */
+  now(): number {
+    return this.clock.now();
+  }
+
+  /** A new marker key (relative) for a task becoming due at `dueMs`. */
+  newMarker(type: string, id: string, dueMs: number): string {
+    return this.keys.newReadyMarker(dueMs, type, id, this.randomHex(8));
+  }
+
+  // ---- submitting -------------------------------------------------------------------------
+
+  /**
+   * Submit a task. Returns the stored record (for an idempotency key seen before: the first
+   * task, unchanged). The ready marker is written before the task, so a crash in between leaves
+   * a harmless orphan marker rather than an invisible task.
+   */
+  async submit(type: string, input?: unknown, options: SubmitOptions = {}): Promise<TaskRecord> {
+    checkTaskType(type);
+    const inputValue = this.#checkInput(type, input);
+    const now = this.now();
+    const availableAt = this.#availableAt(options, now);
+    const expiresAt = this.#expiresAt(options, now, availableAt);
+    const idempotencyKey = options.idempotencyKey ?? null;
+    if (
+      idempotencyKey !== null &&
+      (typeof idempotencyKey !== "string" ||
+        idempotencyKey.length === 0 ||
+        idempotencyKey.length > 512)
+    ) {
+      throw new ValidationError(
+        "Invalid idempotencyKey: use a non-empty string of at most 512 characters.",
+      );
+    }
+    const id =
+      idempotencyKey === null
+        ? this.randomHex(32)
+        : (await sha256Hex(`oq-idempotency:${idempotencyKey}`)).slice(0, 32);
+    const key = this.keys.task(id);
+    if (idempotencyKey !== null) {
+      const existing = await this.read(id);
+      if (existing !== undefined) return existing.task;
+    }
+    const maxRetries = options.maxRetries ?? this.#defaults.maxRetries;
+    if (!Number.isInteger(maxRetries) || maxRetries < 0) {
+      throw new ValidationError(`Invalid maxRetries ${maxRetries}: use a whole number >= 0.`);
+    }
+    const timeoutSeconds = options.timeoutSeconds ?? this.#defaults.timeoutSeconds;
+    if (timeoutSeconds !== null && !(timeoutSeconds > 0)) {
+      throw new ValidationError(
+        `Invalid timeoutSeconds ${timeoutSeconds}: use a number of seconds > 0.`,
+      );
+    }
+    const backoff: Backoff = { ...this.#defaults.backoff, ...options.backoff };
+    if (!(backoff.initialSeconds >= 0 && backoff.maxSeconds >= 0 && backoff.factor >= 1)) {
+      throw new ValidationError(
+        "Invalid backoff: initialSeconds and maxSeconds must be >= 0 and factor >= 1.",
+      );
+    }
+    const marker = this.newMarker(type, id, availableAt);
+    const task = createTask(
+      {
+        id,
+        type,
+        input: inputValue,
+        maxRetries,
+        backoff,
+        timeoutSeconds,
+        availableAt,
+        expiresAt,
+        idempotencyKey,
+        marker,
+      },
+      now,
+    );
+    await this.storage.put(this.keys.full(marker), new Uint8Array(0));
+    const body = encodeTask(task);
+    for (let round = 0; ; round++) {
+      try {
+        await this.storage.put(key, body, { ifNoneMatch: "*", contentType: "application/json" });
+        return task;
+      } catch (error) {
+        if (
+          error instanceof PreconditionFailedError ||
+          error instanceof AmbiguousWriteError ||
+          error instanceof ConflictError
+        ) {
+          const current = await this.read(id);
+          if (current !== undefined) {
+            if (current.task.marker !== marker) await this.#deleteQuietly(this.keys.full(marker));
+            return current.task;
+          }
+          if (round < 5) continue;
+        }
+        throw error;
+      }
+    }
+  }
+
+  /** Submit several tasks (bounded parallelism). Returns them in the order given. */
+  async submitMany(
+    tasks: readonly { type: string; input?: unknown; options?: SubmitOptions }[],
+    options: { concurrency?: number } = {},
+  ): Promise<TaskRecord[]> {
+    // Validate everything first so a bad entry fails the call before anything is written.
+    for (const [i, t] of tasks.entries()) {
+      try {
+        checkTaskType(t.type);
+        this.#checkInput(t.type, t.input);
+      } catch (error) {
+        if (error instanceof ValidationError)
+          throw new ValidationError(`Task #${i}: ${error.message}`);
+        throw error;
+      }
+    }
+    const out: TaskRecord[] = new Array(tasks.length);
+    await mapLimit(tasks, options.concurrency ?? 16, async (t, i) => {
+      out[i] = await this.submit(t.type, t.input, t.options);
+    });
+    return out;
+  }
+
+  #checkInput(type: string, input: unknown): unknown {
+    let text: string | undefined;
+    try {
+      text = JSON.stringify(input === undefined ? null : input, (_k, v) => {
+        if (typeof v === "bigint")
+          throw new ValidationError(
+            "BigInt values cannot be stored as JSON; convert them to strings.",
+          );
+        if (typeof v === "function" || typeof v === "symbol")
+          throw new ValidationError(`a ${typeof v} is not JSON-serializable`);
+        if (typeof v === "number" && !Number.isFinite(v))
+          throw new ValidationError(`the number ${v} is not JSON-serializable`);
+        return v;
+      });
+    } catch (error) {
+      const why = error instanceof Error ? error.message : String(error);
+      throw new ValidationError(`Input of ${type} task is not JSON-serializable: ${why}`);
+    }
+    const size = encoder.encode(text).length;
+    if (size > this.#maxInputBytes) {
+      throw new ValidationError(
+        `Input of ${type} task is ${size} bytes; the limit is ${this.#maxInputBytes}. Store large data in its own object and pass its key.`,
+      );
+    }
+    return JSON.parse(text!);
+  }
+
+  #availableAt(options: SubmitOptions, now: number): number {
+    if (options.scheduleAt !== undefined && options.delay !== undefined) {
+      throw new ValidationError("Give either scheduleAt or delay, not both.");
+    }
+    if (options.scheduleAt !== undefined) return parseDate(options.scheduleAt, "scheduleAt");
+    if (options.delay !== undefined) return now + parseDuration(options.delay, "delay");
+    return now;
+  }
+
+  #expiresAt(options: SubmitOptions, now: number, availableAt: number): number | null {
+    if (options.ttlSeconds !== undefined && options.expiresAt !== undefined) {
+      throw new ValidationError("Give either ttlSeconds or expiresAt, not both.");
+    }
+    if (options.ttlSeconds !== undefined) {
+      if (!(options.ttlSeconds > 0))
+        throw new ValidationError(`Invalid ttlSeconds ${options.ttlSeconds}: use a number > 0.`);
+      return Math.max(now, availableAt) + options.ttlSeconds * 1000;
+    }
+    if (options.expiresAt !== undefined) return parseDate(options.expiresAt, "expiresAt");
+    return null;
+  }
+
+  // ---- reading ----------------------------------------------------------------------------
+
+  /** Read a task with its ETag; `undefined` when it does not exist. */
+  async read(id: string): Promise<Versioned | undefined> {
+    const key = this.keys.task(checkTaskId(id));
+    try {
+      const got = await this.storage.get(key);
+      return { task: parseTask(got.body, key), etag: got.etag };
+    } catch (error) {
+      if (error instanceof NotFoundError) return undefined;
+      throw error;
+    }
+  }
+
+  /** Read a task. Throws `NotFoundError` when it does not exist. */
+  async get(id: string): Promise<TaskRecord> {
+    const found = await this.read(id);
+    if (found === undefined) throw new NotFoundError(`Task ${id} not found.`, { key: id });
+    return found.task;
+  }
+
+  /**
+   * List tasks, oldest key first, filtered by status and type. It reads each task object, so it
+   * costs one GET per stored task scanned: meant for operators, not hot paths.
+   */
+  async list(options: ListTasksOptions = {}): Promise<TaskPage> {
+    const statuses = options.status === undefined ? undefined : [options.status].flat();
+    const limit = options.limit ?? 100;
+    let token = options.cursor;
+    const tasks: TaskRecord[] = [];
+    for (;;) {
+      const page = await this.storage.list({
+        prefix: this.keys.tasks,
+        ...(token === undefined ? {} : { startAfter: token }),
+        maxKeys: Math.min(1000, Math.max(limit, 100)),
+      });
+      const read = await mapLimit(page.objects, 16, async (o) => {
+        const id = this.keys.parseTaskKey(o.key);
+        if (id === undefined) return undefined;
+        try {
+          return (await this.read(id))?.task;
+        } catch (error) {
+          if (error instanceof ValidationError) {
+            this.logger.warn(`skipping ${o.key}: ${error.message}`);
+            return undefined;
+          }
+          throw error;
+        }
+      });
+      for (const [i, task] of read.entries()) {
+        token = page.objects[i]!.key;
+        if (task === undefined) continue;
+        if (statuses !== undefined && !statuses.includes(task.status)) continue;
+        if (options.type !== undefined && task.type !== options.type) continue;
+        tasks.push(task);
+        if (tasks.length === limit) {
+          const more = i < read.length - 1 || page.isTruncated;
+          return more ? { tasks, cursor: token } : { tasks };
+        }
+      }
+      if (!page.isTruncated) return { tasks };
+    }
+  }
+
+  /**
+   * Every stored version of a task, oldest first, across all pages of the version listing.
+   * Needs a versioned bucket; on an unversioned one it returns only the current version.
+   */
+  async getHistory(id: string): Promise<HistoryEntry[]> {
+    const key = this.keys.task(checkTaskId(id));
+    const versions: { versionId: string; lastModified: Date; deleteMarker: boolean }[] = [];
+    let keyMarker: string | undefined;
+    let versionIdMarker: string | undefined;
+    for (;;) {
+      const page = await this.storage.listVersions({
+        prefix: key,
+        ...(keyMarker === undefined ? {} : { keyMarker }),
+        ...(versionIdMarker === undefined ? {} : { versionIdMarker }),
+      });
+      for (const v of page.versions) {
+        if (v.key === key)
+          versions.push({
+            versionId: v.versionId,
+            lastModified: v.lastModified,
+            deleteMarker: v.isDeleteMarker,
+          });
+      }
+      if (!page.isTruncated) break;
+      keyMarker = page.nextKeyMarker;
+      versionIdMarker = page.nextVersionIdMarker;
+    }
+    if (versions.length === 0) throw new NotFoundError(`Task ${id} not found.`, { key: id });
+    // Listings are newest first; history reads oldest first.
+    versions.reverse();
+    return mapLimit(versions, 8, async (v) => {
+      if (v.deleteMarker)
+        return { versionId: v.versionId, lastModified: v.lastModified, task: null };
+      const got = await this.storage.get(
+        key,
+        v.versionId === "null" ? {} : { versionId: v.versionId },
+      );
+      return {
+        versionId: v.versionId,
+        lastModified: v.lastModified,
+        task: parseTask(got.body, key),
+      };
+    });
+  }
+
+  /**
+   * Wait until the task is terminal and return it. Polls with backoff (0.2 s up to 2 s).
+   * Throws `TimeoutError` after `timeout` (seconds or a duration string; default: wait forever).
+   */
+  async wait(
+    id: string,
+    options: { timeout?: number | string; signal?: AbortSignal } = {},
+  ): Promise<TaskRecord> {
+    const limitMs =
+      options.timeout === undefined
+        ? Number.POSITIVE_INFINITY
+        : parseDuration(options.timeout, "timeout");
+    const start = this.clock.localNow();
+    let delay = 200;
+    for (;;) {
+      const task = await this.get(id);
+      if (isTerminal(task.status)) return task;
+      const left = limitMs - (this.clock.localNow() - start);
+      if (left <= 0) {
+        throw new TimeoutError(`Task ${id} is still ${task.status} after ${options.timeout}.`, {
+          key: id,
+        });
+      }
+      await sleep(Math.min(delay, left), options.signal);
+      delay = Math.min(2000, delay * 1.5);
+    }
+  }
+
+  // ---- changing -----------------------------------------------------------------------------
+
+  /**
+   * Read-modify-write a task with compare-and-swap, re-reading after every lost race. `change`
+   * returns the next record, or `undefined` to leave the task as it is. Markers are kept in step:
+   * a new marker is written before the task names it, and the old one is deleted after.
+   * Returns the task as stored afterwards (with its ETag).
+   */
+  async update(
+    id: string,
+    change: (current: TaskRecord) => TaskRecord | undefined,
+    known?: Versioned,
+  ): Promise<Versioned> {
+    let current = known;
+    for (let round = 0; round < MAX_CAS_ROUNDS; round++) {
+      current ??= await this.read(id);
+      if (current === undefined) throw new NotFoundError(`Task ${id} not found.`, { key: id });
+      const changed = change(current.task);
+      if (changed === undefined) return current;
+      const next = placeMarker(current.task, changed, (due) =>
+        this.newMarker(changed.type, changed.id, due),
+      );
+      const written = await this.write(current, next);
+      if (written !== undefined) return written;
+      current = undefined;
+    }
+    throw new ConflictError(
+      `Task ${id} kept changing under ${MAX_CAS_ROUNDS} attempts to update it; try again.`,
+      {
+        key: id,
+      },
+    );
+  }
+
+  /**
+   * Write `next` over `current` if the task has not changed since it was read. Returns the new
+   * version, or `undefined` when another writer got there first (re-read and decide again).
+   * An ambiguous answer is settled by reading the task back: every version carries a fresh
+   * `updatedAt` (and claims a fresh lease token), so our write is recognised exactly.
+   */
+  async write(current: Versioned, next: TaskRecord): Promise<Versioned | undefined> {
+    const key = this.keys.task(next.id);
+    const newMarker =
+      next.marker !== null && next.marker !== current.task.marker ? next.marker : undefined;
+    if (newMarker !== undefined)
+      await this.storage.put(this.keys.full(newMarker), new Uint8Array(0));
+    const body = encodeTask(next);
+    let etag: string | undefined;
+    let namesOurMarker = false;
+    try {
+      etag = (
+        await this.storage.put(key, body, {
+          ifMatch: current.etag,
+          contentType: "application/json",
+        })
+      ).etag;
+    } catch (error) {
+      if (error instanceof AmbiguousWriteError) {
+        const seen = await this.#readBack(key);
+        if (seen !== undefined && bytesEqual(seen.body, body)) etag = seen.etag;
+        // Our write may have landed and been built on since (a claim keeps the marker).
+        namesOurMarker =
+          seen !== undefined &&
+          newMarker !== undefined &&
+          parseTask(seen.body, key).marker === newMarker;
+      } else if (!(error instanceof PreconditionFailedError || error instanceof ConflictError)) {
+        throw error;
+      }
+    }
+    if (etag === undefined) {
+      // The marker key carries our nonce, so nobody else can be relying on it.
+      if (newMarker !== undefined && !namesOurMarker)
+        await this.#deleteQuietly(this.keys.full(newMarker));
+      return undefined;
+    }
+    const oldMarker = current.task.marker;
+    if (oldMarker !== null && oldMarker !== next.marker)
+      await this.#deleteQuietly(this.keys.full(oldMarker));
+    return { task: next, etag };
+  }
+
+  async #readBack(key: string): Promise<{ body: Uint8Array; etag: string } | undefined> {
+    for (let round = 0; ; round++) {
+      try {
+        return await this.storage.get(key);
+      } catch (error) {
+        if (error instanceof NotFoundError) return undefined;
+        if (round >= 5 || !isOqError(error, "UNAVAILABLE")) throw error;
+        await sleep(200 * 2 ** round);
+      }
+    }
+  }
+
+  async #deleteQuietly(key: string): Promise<void> {
+    try {
+      await this.storage.delete(key);
+    } catch (error) {
+      this.logger.warn(
+        `could not delete ${key} (the sweep will retry): ${error instanceof Error ? error.message : error}`,
+      );
+    }
+  }
+
+  /**
+   * Cancel a task. A pending task is cancelled at once; a running one is marked, its handler's
+   * signal fires when its worker next checks (at most a third of a lease later), and the task
+   * ends cancelled. Throws `InvalidStateError` for a task already terminal.
+   */
+  async cancel(id: string, options: { reason?: string } = {}): Promise<TaskRecord> {
+    const reason = options.reason ?? null;
+    const done = await this.update(id, (task) => {
+      const next = requestCancel(task, reason, this.now());
+      return next === task ? undefined : next;
+    });
+    return done.task;
+  }
+
+  /** Cancel several tasks; reports for each id what happened and why. */
+  async cancelMany(
+    ids: readonly string[],
+    options: { reason?: string; onProgress?: (done: number, total: number) => void } = {},
+  ): Promise<CancelOutcome[]> {
+    let done = 0;
+    return mapLimit(ids, 8, async (id): Promise<CancelOutcome> => {
+      const outcome = await this.#cancelOne(id, options.reason);
+      options.onProgress?.(++done, ids.length);
+      return outcome;
+    });
+  }
+
+  async #cancelOne(id: string, reason: string | undefined): Promise<CancelOutcome> {
+    try {
+      checkTaskId(id);
+    } catch {
+      return { id, ok: false, result: "invalid-id" };
+    }
+    try {
+      const task = await this.cancel(id, reason === undefined ? {} : { reason });
+      return {
+        id,
+        ok: true,
+        result: task.status === "cancelled" ? "cancelled" : "cancel-requested",
+        task,
+      };
+    } catch (error) {
+      if (error instanceof NotFoundError) return { id, ok: false, result: "not-found" };
+      if (error instanceof InvalidStateError) {
+        const task = (await this.read(id))?.task;
+        return {
+          id,
+          ok: false,
+          result: `already-${task?.status ?? "gone"}`,
+          ...(task ? { task } : {}),
+        };
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * Cancel every pending or running task of a type. Finds them through the ready index (only
+   * non-terminal tasks have markers, and markers name their type), so it reads no finished task.
+   */
+  async cancelByType(
+    type: string,
+    options: { reason?: string; onProgress?: (done: number, total: number) => void } = {},
+  ): Promise<CancelOutcome[]> {
+    checkTaskType(type);
+    const ids = new Set<string>();
+    for await (const marker of this.markers()) {
+      if (marker.type === type) ids.add(marker.id);
+    }
+    const outcomes = await this.cancelMany([...ids], options);
+    // A marker can outlive its task's last transition; only report tasks that were live.
+    return outcomes.filter(
+      (o) =>
+        o.result !== "not-found" && !(o.result.startsWith("already-") && o.task?.type !== type),
+    );
+  }
+
+  /** Put a failed, expired or cancelled task back to pending with a fresh retry budget. */
+  async replay(id: string): Promise<TaskRecord> {
+    const done = await this.update(id, (task) => replayTask(task, this.now()));
+    return done.task;
+  }
+
+  /** Every well-formed ready marker, in key order (due time first), across all pages. */
+  async *markers(
+    options: { dueBy?: number } = {},
+  ): AsyncGenerator<import("./keys.ts").ReadyMarker & { lastModified: Date }> {
+    let continuationToken: string | undefined;
+    for (;;) {
+      const page = await this.storage.list({
+        prefix: this.keys.ready,
+        ...(continuationToken === undefined ? {} : { continuationToken }),
+      });
+      for (const o of page.objects) {
+        const marker = this.keys.parseReadyMarker(o.key);
+        if (marker === undefined) {
+          this.logger.warn(
+            `skipping ${o.key}: not a ready marker (expected ready/<time>/<type>/<id>.<nonce>)`,
+          );
+          continue;
+        }
+        if (options.dueBy !== undefined && marker.dueMs > options.dueBy) return;
+        yield { ...marker, lastModified: o.lastModified };
+      }
+      if (!page.isTruncated) return;
+      continuationToken = page.nextContinuationToken;
+    }
+  }
+
+  /** True when `etag` still names the stored version of the task (one HEAD). */
+  async isCurrent(id: string, etag: string): Promise<boolean> {
+    try {
+      return sameEtag((await this.storage.head(this.keys.task(id))).etag, etag);
+    } catch (error) {
+      if (error instanceof NotFoundError) return false;
+      throw error;
+    }
+  }
+}
+
+/** Epoch ms of a task's ISO field; re-exported for the worker. */
+export const timeOf = ms;
+
+function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Run `fn` over `items` with at most `limit` in flight; results in input order. */
+export async function mapLimit<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T, index: number) => Promise<R>,
+): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  const run = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!, i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, run));
+  return out;
+}
+
+/** Sleep, ending early (without error) when `signal` aborts. */
+export function sleep(msToWait: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const timer = setTimeout(done, msToWait);
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    }
+    signal?.addEventListener("abort", done, { once: true });
+  });
+}

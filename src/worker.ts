@@ -1,0 +1,816 @@
+/**
+ * The worker: polls the ready index, claims due tasks it has handlers for with a conditional
+ * write, runs them under a lease it renews, and records the outcome. Every worker also runs the
+ * monitor by default (expired leases, TTLs, stale markers), so liveness needs no extra process.
+ *
+ * @module
+ */
+import { OqError } from "./errors.ts";
+import { checkTaskType, checkWorkerId, type ReadyMarker } from "./keys.ts";
+import { MARKER_GRACE_MS, type Queue, sleep, type Versioned } from "./queue.ts";
+import {
+  canRetry,
+  claimTask,
+  completeTask,
+  expireLease,
+  expireTask,
+  type Failure,
+  failAttempt,
+  finishCancelled,
+  holdsLease,
+  isExpired,
+  isLeaseExpired,
+  ms,
+  releaseTask,
+  renewLease,
+  type TaskRecord,
+} from "./task.ts";
+
+/** Context passed to a handler with its input. */
+export interface TaskContext {
+  /** The task as claimed (status running, this attempt's lease). */
+  readonly task: TaskRecord;
+  /** This attempt's number (1 for the first run). */
+  readonly attempt: number;
+  /** The id of the worker running it. */
+  readonly workerId: string;
+  /**
+   * Fires when the handler should stop: cancellation was requested, the lease was lost (the
+   * task may be run elsewhere), the attempt timed out, or the worker is shutting down.
+   * `signal.reason` is an {@link OqError}-free `Error` whose `name` says which.
+   */
+  readonly signal: AbortSignal;
+  /** Reads the stored task now and tells whether cancellation was requested (one GET). */
+  isCancellationRequested(): Promise<boolean>;
+  /** Extend the lease to `seconds` from now (one PUT). Throws when the lease was lost. */
+  extendLease(seconds: number): Promise<void>;
+}
+
+/** A task handler: gets the input, returns the output (any JSON value). */
+export type Handler<Input = unknown, Output = unknown> = (
+  input: Input,
+  ctx: TaskContext,
+) => Promise<Output> | Output;
+
+/** Throw this (or a subclass) from a handler to fail the task at once, skipping retries. */
+export class PermanentError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "PermanentError";
+  }
+}
+
+/** Per-type settings, given with {@link Worker.task}. */
+export interface HandlerOptions {
+  /** Lease length for this type, in seconds. */
+  leaseSeconds?: number;
+  /** Default per-attempt time limit for this type when the task has none, in seconds. */
+  timeoutSeconds?: number;
+}
+
+/** What a worker reports through {@link WorkerOptions.onEvent}. */
+export interface WorkerEvent {
+  /** What happened. */
+  kind:
+    | "started"
+    | "completed"
+    | "retry-scheduled"
+    | "failed"
+    | "cancelled"
+    | "lease-lost"
+    | "released"
+    | "recovered"
+    | "expired"
+    | "skipped-malformed";
+  /** The task id, or the object key for `skipped-malformed`. */
+  id: string;
+  /** Task type, when known. */
+  type?: string;
+  /** Attempt, when known. */
+  attempt?: number;
+  /** How long the attempt ran, for outcomes. */
+  durationMs?: number;
+  /** Error message, for failures. */
+  error?: string;
+}
+
+/** Options of {@link Worker}. */
+export interface WorkerOptions {
+  /** Worker id (default `w-` and random hex). Shown in leases and heartbeats. */
+  id?: string;
+  /** Tasks run at once. Default 1. */
+  concurrency?: number;
+  /** Lease length in seconds. Renewed while the handler runs. Default 60. */
+  leaseSeconds?: number;
+  /** Default per-attempt time limit when the task has none, in seconds. Default: none. */
+  timeoutSeconds?: number;
+  /** Shortest pause between polls, in ms (after finding work). Default 250. */
+  minPollMs?: number;
+  /** Longest pause between polls when idle, in ms. Default 6000 (10 LISTs a minute). */
+  maxPollMs?: number;
+  /** Run the monitor (lease recovery, TTL expiry, stale marker removal). Default true. */
+  monitor?: boolean;
+  /** Seconds between heartbeat writes; 0 disables heartbeats. Default 60. */
+  heartbeatSeconds?: number;
+  /** How long {@link Worker.stop} waits for running handlers before handing tasks back, ms. Default 10000. */
+  shutdownGraceMs?: number;
+  /** How long a listing is reused to find more candidates before listing again, ms. Default 2000. */
+  listReuseMs?: number;
+  /** Called on every task outcome (the CLI logs these). */
+  onEvent?: (event: WorkerEvent) => void;
+}
+
+/** Counters a worker keeps, for the CLI's summary line and heartbeats. */
+export interface WorkerStats {
+  started: number;
+  completed: number;
+  failed: number;
+  retried: number;
+  cancelled: number;
+  leaseLost: number;
+  recovered: number;
+  expired: number;
+  polls: number;
+}
+
+interface Running {
+  id: string;
+  type: string;
+  token: string;
+  leaseMs: number;
+  current: Versioned;
+  controller: AbortController;
+  /** Serializes writes of this worker to this task (renewal vs. outcome). */
+  chain: Promise<unknown>;
+  /** Set once the task must not be written by us any more. */
+  done: boolean;
+  lost: boolean;
+  startedLocal: number;
+  settled: Promise<void>;
+}
+
+const live = new Set<Worker>();
+
+/** Workers started and not yet stopped in this process (tests use it to catch leaks). */
+export function liveWorkers(): readonly Worker[] {
+  return [...live];
+}
+
+function signalReason(name: string, message: string): Error {
+  const e = new Error(message);
+  e.name = name;
+  return e;
+}
+
+function toFailure(error: unknown): Failure {
+  if (error instanceof Error) {
+    return { name: error.name, message: error.message, permanent: error instanceof PermanentError };
+  }
+  return { name: "Error", message: String(error) };
+}
+
+/**
+ * A worker over a queue. Register handlers with {@link Worker.task}, then {@link Worker.start}.
+ * A worker never claims a type it has no handler for; with no handlers it is a pure monitor.
+ */
+export class Worker {
+  /** This worker's id. */
+  readonly id: string;
+  /** Counters since start. */
+  readonly stats: WorkerStats = {
+    started: 0,
+    completed: 0,
+    failed: 0,
+    retried: 0,
+    cancelled: 0,
+    leaseLost: 0,
+    recovered: 0,
+    expired: 0,
+    polls: 0,
+  };
+  readonly #queue: Queue;
+  readonly #handlers = new Map<string, { handler: Handler; options: HandlerOptions }>();
+  readonly #options: Required<Omit<WorkerOptions, "id" | "onEvent" | "timeoutSeconds">> &
+    Pick<WorkerOptions, "onEvent" | "timeoutSeconds">;
+  readonly #running = new Map<string, Running>();
+  /** Marker key → local time until which it is not worth reading its task again. */
+  readonly #skip = new Map<string, number>();
+  #candidates: (ReadyMarker & { lastModified: Date })[] = [];
+  #listedAt = Number.NEGATIVE_INFINITY;
+  #state: "new" | "running" | "stopping" | "stopped" = "new";
+  #wake: AbortController = new AbortController();
+  #loop: Promise<void> | undefined;
+  #heartbeatTimer: ReturnType<typeof setInterval> | undefined;
+  #startedAt = 0;
+
+  constructor(queue: Queue, options: WorkerOptions = {}) {
+    this.#queue = queue;
+    this.id = checkWorkerId(options.id ?? `w-${queue.randomHex(10)}`);
+    const concurrency = options.concurrency ?? 1;
+    if (!Number.isInteger(concurrency) || concurrency < 1) {
+      throw new OqError(
+        "VALIDATION",
+        `Invalid concurrency ${concurrency}: use a whole number >= 1.`,
+      );
+    }
+    const leaseSeconds = options.leaseSeconds ?? 60;
+    if (!(leaseSeconds >= 1))
+      throw new OqError("VALIDATION", `Invalid leaseSeconds ${leaseSeconds}: use at least 1.`);
+    this.#options = {
+      concurrency,
+      leaseSeconds,
+      timeoutSeconds: options.timeoutSeconds,
+      minPollMs: options.minPollMs ?? 250,
+      maxPollMs: options.maxPollMs ?? 6000,
+      monitor: options.monitor ?? true,
+      heartbeatSeconds: options.heartbeatSeconds ?? 60,
+      shutdownGraceMs: options.shutdownGraceMs ?? 10_000,
+      listReuseMs: options.listReuseMs ?? 2000,
+      onEvent: options.onEvent,
+    };
+  }
+
+  /** Register the handler for a task type. Returns the worker, for chaining. */
+  task<Input = unknown, Output = unknown>(
+    type: string,
+    handler: Handler<Input, Output>,
+    options: HandlerOptions = {},
+  ): this {
+    checkTaskType(type);
+    if (typeof handler !== "function")
+      throw new OqError("VALIDATION", `The handler for ${type} must be a function.`);
+    this.#handlers.set(type, { handler: handler as Handler, options });
+    return this;
+  }
+
+  /** The task types this worker handles. */
+  get types(): string[] {
+    return [...this.#handlers.keys()];
+  }
+
+  /** Ids of the tasks running now. */
+  get active(): string[] {
+    return [...this.#running.keys()];
+  }
+
+  /** Start polling. Resolves once started; the loop runs until {@link Worker.stop}. */
+  async start(): Promise<void> {
+    if (this.#state !== "new")
+      throw new OqError("INVALID_STATE", `Worker ${this.id} was already started.`);
+    this.#state = "running";
+    this.#startedAt = this.#queue.now();
+    live.add(this);
+    if (this.#options.heartbeatSeconds > 0) {
+      await this.#heartbeat();
+      this.#heartbeatTimer = setInterval(
+        () => void this.#heartbeat(),
+        this.#options.heartbeatSeconds * 1000,
+      );
+    }
+    this.#loop = this.#run();
+  }
+
+  /**
+   * Stop: no new claims; running handlers get `shutdownGraceMs` to finish, then their signals
+   * fire and their tasks are handed back as pending (the attempt does not count).
+   */
+  async stop(options: { graceMs?: number } = {}): Promise<void> {
+    if (this.#state === "new") {
+      this.#state = "stopped";
+      return;
+    }
+    if (this.#state === "stopped") return;
+    this.#state = "stopping";
+    this.#wake.abort();
+    await this.#loop;
+    const grace = options.graceMs ?? this.#options.shutdownGraceMs;
+    const all = Promise.all([...this.#running.values()].map((r) => r.settled));
+    await Promise.race([all, sleep(grace)]);
+    await Promise.all([...this.#running.values()].map((r) => this.#release(r)));
+    await Promise.race([all, sleep(1000)]);
+    if (this.#heartbeatTimer !== undefined) clearInterval(this.#heartbeatTimer);
+    if (this.#options.heartbeatSeconds > 0) {
+      await this.#queue.storage.delete(this.#queue.keys.worker(this.id)).catch(() => {});
+    }
+    this.#state = "stopped";
+    live.delete(this);
+  }
+
+  /**
+   * One pass without starting the loop: claim and run due tasks until none is left or the time
+   * budget runs out, then wait for the handlers. For runtimes that wake up briefly (a Worker's
+   * cron trigger). Returns how many tasks it started.
+   */
+  async drain(options: { budgetMs?: number } = {}): Promise<number> {
+    const deadline = this.#queue.clock.localNow() + (options.budgetMs ?? 25_000);
+    const wasNew = this.#state === "new";
+    if (wasNew) {
+      this.#state = "running";
+      live.add(this);
+    }
+    let started = 0;
+    try {
+      while (this.#queue.clock.localNow() < deadline && this.#state === "running") {
+        if (this.#running.size >= this.#options.concurrency) {
+          await Promise.race([...this.#running.values()].map((r) => r.settled));
+          continue;
+        }
+        this.#listedAt = Number.NEGATIVE_INFINITY;
+        const claimed = await this.#pass();
+        started += claimed;
+        if (claimed === 0 && this.#running.size === 0) break;
+        if (claimed === 0) await Promise.race([...this.#running.values()].map((r) => r.settled));
+      }
+      const left = Math.max(0, deadline - this.#queue.clock.localNow());
+      await Promise.race([
+        Promise.all([...this.#running.values()].map((r) => r.settled)),
+        sleep(left),
+      ]);
+      await Promise.all([...this.#running.values()].map((r) => this.#release(r)));
+    } finally {
+      if (wasNew) {
+        this.#state = "stopped";
+        live.delete(this);
+      }
+    }
+    return started;
+  }
+
+  // ---- the loop -----------------------------------------------------------------------------
+
+  async #run(): Promise<void> {
+    let idle = this.#options.minPollMs;
+    while (this.#state === "running") {
+      if (this.#running.size >= this.#options.concurrency) {
+        await Promise.race([
+          ...[...this.#running.values()].map((r) => r.settled),
+          sleep(60_000, this.#wake.signal),
+        ]);
+        continue;
+      }
+      let claimed = 0;
+      try {
+        claimed = await this.#pass();
+      } catch (error) {
+        // Storage trouble (throttling, an outage) must not kill the loop: back off and retry.
+        this.#queue.logger.warn(
+          `poll failed: ${error instanceof Error ? error.message : String(error)}`,
+        );
+      }
+      if (this.#state !== "running") break;
+      if (claimed > 0) {
+        idle = this.#options.minPollMs;
+        if (this.#running.size < this.#options.concurrency && this.#candidates.length === 0) {
+          await sleep(this.#options.minPollMs, this.#wake.signal);
+        }
+        continue;
+      }
+      await sleep(idle, this.#wake.signal);
+      idle = Math.min(this.#options.maxPollMs, idle * 2);
+    }
+  }
+
+  /** Try to fill free slots from the ready index. Returns how many tasks were claimed. */
+  async #pass(): Promise<number> {
+    const local = this.#queue.clock.localNow();
+    if (this.#candidates.length === 0 || local - this.#listedAt > this.#options.listReuseMs) {
+      await this.#list();
+    }
+    let claimed = 0;
+    while (
+      this.#candidates.length > 0 &&
+      this.#running.size < this.#options.concurrency &&
+      this.#state === "running"
+    ) {
+      const marker = this.#candidates.pop()!;
+      if ((this.#skip.get(marker.key) ?? 0) > this.#queue.clock.localNow()) continue;
+      if (await this.#inspect(marker)) claimed++;
+    }
+    return claimed;
+  }
+
+  async #list(): Promise<void> {
+    this.stats.polls++;
+    const now = this.#queue.now();
+    const local = this.#queue.clock.localNow();
+    for (const [key, until] of this.#skip) if (until <= local) this.#skip.delete(key);
+    const found: (ReadyMarker & { lastModified: Date })[] = [];
+    for await (const marker of this.#queue.markers({ dueBy: now })) {
+      if ((this.#skip.get(marker.key) ?? 0) > local || this.#running.has(marker.id)) continue;
+      if (!this.#options.monitor && !this.#handlers.has(marker.type)) continue;
+      found.push(marker);
+      if (found.length >= 1000) break;
+    }
+    // Shuffle so that workers reading the same listing go for different tasks.
+    for (let i = found.length - 1; i > 0; i--) {
+      const j = Math.floor(this.#queue.random() * (i + 1));
+      [found[i], found[j]] = [found[j]!, found[i]!];
+    }
+    this.#candidates = found;
+    this.#listedAt = this.#queue.clock.localNow();
+  }
+
+  #skipUntil(key: string, serverMs: number): void {
+    const local = serverMs - this.#queue.clock.offsetMs();
+    this.#skip.set(key, Math.max(local, this.#queue.clock.localNow() + 1000));
+  }
+
+  /** Look at one due marker's task and act on it. True when the task was claimed. */
+  async #inspect(marker: ReadyMarker & { lastModified: Date }): Promise<boolean> {
+    const q = this.#queue;
+    let found: Versioned | undefined;
+    try {
+      found = await q.read(marker.id);
+    } catch (error) {
+      if (error instanceof OqError && error.code === "VALIDATION") {
+        q.logger.warn(`skipping task ${marker.id}: ${error.message}`);
+        this.#emit({ kind: "skipped-malformed", id: q.keys.task(marker.id) });
+        this.#skip.set(marker.key, q.clock.localNow() + 10 * 60_000);
+        return false;
+      }
+      throw error;
+    }
+    const now = q.now();
+    if (found === undefined || found.task.marker !== marker.relative) {
+      // The marker names no live task (an interrupted submit or move, or a finished task whose
+      // marker was not deleted). Its writer may still be mid-way, so wait out the grace period.
+      const staleAt = marker.lastModified.getTime() + MARKER_GRACE_MS;
+      if (staleAt <= now && this.#options.monitor)
+        await q.storage.delete(marker.key).catch(() => {});
+      else this.#skipUntil(marker.key, Math.max(staleAt, now + 5000));
+      return false;
+    }
+    const task = found.task;
+    const handled = this.#handlers.get(task.type);
+    if (task.status === "pending") {
+      if (isExpired(task, now)) {
+        if (this.#options.monitor || handled)
+          await this.#apply(found, (t) => expireTask(t, q.now()), "expired");
+        return false;
+      }
+      if (ms(task.availableAt) > now) {
+        this.#skipUntil(marker.key, ms(task.availableAt));
+        return false;
+      }
+      if (!handled) {
+        this.#skipUntil(
+          marker.key,
+          Math.min(
+            task.expiresAt === null ? Number.POSITIVE_INFINITY : ms(task.expiresAt),
+            now + 60_000,
+          ),
+        );
+        return false;
+      }
+      return this.#claim(found);
+    }
+    if (task.status === "running") {
+      if (!isLeaseExpired(task, now)) {
+        this.#skipUntil(marker.key, ms(task.lease!.expiresAt));
+        return false;
+      }
+      if (handled && task.cancel === null && canRetry(task)) return this.#claim(found);
+      if (this.#options.monitor || handled) {
+        await this.#apply(found, (t) => expireLease(t, q.now(), q.random()), "recovered");
+      }
+      return false;
+    }
+    return false;
+  }
+
+  /** Apply a monitor transition; losing the race to another monitor or worker is fine. */
+  async #apply(
+    found: Versioned,
+    change: (t: TaskRecord) => TaskRecord,
+    kind: "expired" | "recovered",
+  ): Promise<void> {
+    const q = this.#queue;
+    let next: TaskRecord;
+    try {
+      next = change(found.task);
+    } catch {
+      return;
+    }
+    const written = await q.write(found, next);
+    if (written === undefined) return;
+    if (kind === "expired") this.stats.expired++;
+    else this.stats.recovered++;
+    q.logger.warn(`${kind} task ${next.id} (${next.type}): now ${next.status}`);
+    this.#emit({ kind, id: next.id, type: next.type, attempt: next.attempt });
+  }
+
+  async #claim(found: Versioned): Promise<boolean> {
+    const q = this.#queue;
+    const entry = this.#handlers.get(found.task.type)!;
+    const leaseMs = (entry.options.leaseSeconds ?? this.#options.leaseSeconds) * 1000;
+    const token = q.randomHex(32);
+    let next: TaskRecord;
+    try {
+      next = claimTask(found.task, { workerId: this.id, token, leaseMs, now: q.now() });
+    } catch {
+      return false;
+    }
+    const written = await q.write(found, next);
+    if (written === undefined) return false;
+    this.#start(written, token, leaseMs, entry);
+    return true;
+  }
+
+  // ---- running one task -------------------------------------------------------------------
+
+  #start(
+    claimed: Versioned,
+    token: string,
+    leaseMs: number,
+    entry: { handler: Handler; options: HandlerOptions },
+  ): void {
+    const q = this.#queue;
+    const task = claimed.task;
+    const controller = new AbortController();
+    const run: Running = {
+      id: task.id,
+      type: task.type,
+      token,
+      leaseMs,
+      current: claimed,
+      controller,
+      chain: Promise.resolve(),
+      done: false,
+      lost: false,
+      startedLocal: q.clock.localNow(),
+      settled: Promise.resolve(),
+    };
+    this.#running.set(task.id, run);
+    this.stats.started++;
+    this.#emit({ kind: "started", id: task.id, type: task.type, attempt: task.attempt });
+
+    const ctx: TaskContext = {
+      task,
+      attempt: task.attempt,
+      workerId: this.id,
+      signal: controller.signal,
+      isCancellationRequested: async () => {
+        const now = await q.read(task.id);
+        if (now === undefined || !holdsLease(now.task, token)) {
+          this.#lose(run);
+          return true;
+        }
+        if (now.task.cancel !== null)
+          controller.abort(
+            signalReason("Cancelled", now.task.cancel.reason ?? "cancellation requested"),
+          );
+        return now.task.cancel !== null;
+      },
+      extendLease: async (seconds: number) => {
+        if (!(seconds > 0))
+          throw new OqError("VALIDATION", `extendLease needs seconds > 0, got ${seconds}.`);
+        const ok = await this.#renew(run, seconds * 1000);
+        if (!ok)
+          throw new OqError(
+            "INVALID_STATE",
+            `Task ${task.id}: the lease was lost; stop working on it.`,
+          );
+      },
+    };
+
+    const timeoutSeconds =
+      task.timeoutSeconds ?? entry.options.timeoutSeconds ?? this.#options.timeoutSeconds;
+    let timeoutTimer: ReturnType<typeof setTimeout> | undefined;
+    const timedOut = new Promise<"timeout">((resolve) => {
+      if (timeoutSeconds !== undefined && timeoutSeconds !== null) {
+        timeoutTimer = setTimeout(() => resolve("timeout"), timeoutSeconds * 1000);
+      }
+    });
+    const checkEvery = Math.max(200, Math.min(leaseMs / 3, 10_000));
+    const watchTimer = setInterval(() => void this.#watch(run), checkEvery);
+
+    const outcome = Promise.resolve()
+      .then(() => entry.handler(task.input, ctx))
+      .then(
+        (output) => ({ ok: true as const, output }),
+        (error: unknown) => ({ ok: false as const, error }),
+      );
+
+    run.settled = (async () => {
+      const result = await Promise.race([outcome, timedOut]);
+      clearInterval(watchTimer);
+      if (timeoutTimer !== undefined) clearTimeout(timeoutTimer);
+      if (result === "timeout") {
+        controller.abort(signalReason("Timeout", `timed out after ${timeoutSeconds}s`));
+        await this.#finish(run, {
+          failure: {
+            name: "Timeout",
+            message: `attempt ${task.attempt} timed out after ${timeoutSeconds}s`,
+          },
+        });
+      } else if (result.ok) {
+        await this.#finish(run, { output: result.output });
+      } else {
+        await this.#finish(run, { failure: toFailure(result.error) });
+      }
+    })()
+      .catch((error) => {
+        q.logger.error(
+          `task ${task.id}: could not record its outcome: ${error instanceof Error ? error.message : String(error)}`,
+        );
+      })
+      .finally(() => {
+        this.#running.delete(task.id);
+        this.#wake.abort();
+        this.#wake = this.#state === "running" ? new AbortController() : this.#wake;
+      });
+  }
+
+  #lose(run: Running): void {
+    if (run.lost) return;
+    run.lost = true;
+    run.done = true;
+    this.stats.leaseLost++;
+    run.controller.abort(
+      signalReason("LeaseLost", "the lease was lost; the task may run elsewhere"),
+    );
+    this.#queue.logger.warn(`task ${run.id}: lease lost; its result will be discarded`);
+    this.#emit({ kind: "lease-lost", id: run.id, type: run.type });
+  }
+
+  /** Serialize a write to this task after any write already in flight. */
+  #serial<T>(run: Running, fn: () => Promise<T>): Promise<T> {
+    const next = run.chain.then(fn, fn);
+    run.chain = next.catch(() => {});
+    return next;
+  }
+
+  /** Periodic check while a handler runs: renew when half the lease is gone, else look for a cancel request. */
+  async #watch(run: Running): Promise<void> {
+    if (run.done) return;
+    const q = this.#queue;
+    try {
+      const lease = run.current.task.lease;
+      const left = lease === null ? 0 : ms(lease.expiresAt) - q.now();
+      if (left < run.leaseMs / 2) {
+        await this.#renew(run, run.leaseMs);
+        return;
+      }
+      const seen = await q.read(run.id);
+      if (run.done) return;
+      if (seen === undefined || !holdsLease(seen.task, run.token)) return this.#lose(run);
+      if (seen.task.cancel !== null) {
+        run.controller.abort(
+          signalReason("Cancelled", seen.task.cancel.reason ?? "cancellation requested"),
+        );
+      }
+    } catch (error) {
+      q.logger.warn(
+        `task ${run.id}: lease check failed: ${error instanceof Error ? error.message : String(error)}`,
+      );
+    }
+  }
+
+  async #renew(run: Running, leaseMs: number): Promise<boolean> {
+    const q = this.#queue;
+    return this.#serial(run, async () => {
+      if (run.done) return false;
+      try {
+        run.current = await q.update(
+          run.id,
+          (t) => renewLease(t, run.token, leaseMs, q.now()),
+          run.current,
+        );
+      } catch (error) {
+        if (
+          error instanceof OqError &&
+          (error.code === "INVALID_STATE" || error.code === "NOT_FOUND")
+        ) {
+          this.#lose(run);
+          return false;
+        }
+        throw error;
+      }
+      if (run.current.task.cancel !== null) {
+        run.controller.abort(
+          signalReason("Cancelled", run.current.task.cancel.reason ?? "cancellation requested"),
+        );
+      }
+      return true;
+    });
+  }
+
+  async #finish(run: Running, result: { output?: unknown; failure?: Failure }): Promise<void> {
+    const q = this.#queue;
+    const durationMs = q.clock.localNow() - run.startedLocal;
+    await this.#serial(run, async () => {
+      if (run.done) return;
+      let change: (t: TaskRecord) => TaskRecord;
+      if (result.failure !== undefined) {
+        const failure = result.failure;
+        change = (t) =>
+          t.cancel !== null
+            ? finishCancelled(t, run.token, q.now())
+            : failAttempt(t, run.token, failure, q.now(), q.random());
+      } else {
+        const output = result.output;
+        const bad = checkOutput(output);
+        change =
+          bad === undefined
+            ? (t) => completeTask(t, run.token, output, q.now())
+            : (t) => failAttempt(t, run.token, bad, q.now(), q.random());
+      }
+      try {
+        run.current = await q.update(run.id, change, run.current);
+      } catch (error) {
+        if (
+          error instanceof OqError &&
+          (error.code === "INVALID_STATE" || error.code === "NOT_FOUND")
+        ) {
+          this.#lose(run);
+          return;
+        }
+        throw error;
+      }
+      run.done = true;
+      const t = run.current.task;
+      const kind =
+        t.status === "completed"
+          ? "completed"
+          : t.status === "pending"
+            ? "retry-scheduled"
+            : t.status === "cancelled"
+              ? "cancelled"
+              : "failed";
+      if (kind === "completed") this.stats.completed++;
+      else if (kind === "retry-scheduled") this.stats.retried++;
+      else if (kind === "cancelled") this.stats.cancelled++;
+      else this.stats.failed++;
+      this.#emit({
+        kind,
+        id: t.id,
+        type: t.type,
+        attempt: t.attempt,
+        durationMs,
+        ...(kind === "completed" || t.lastError === null ? {} : { error: t.lastError.message }),
+      });
+    });
+  }
+
+  /** Hand a still-running task back (shutdown). Its handler's late result is then ignored. */
+  async #release(run: Running): Promise<void> {
+    const q = this.#queue;
+    await this.#serial(run, async () => {
+      if (run.done) return;
+      run.done = true;
+      run.controller.abort(signalReason("Shutdown", "the worker is shutting down"));
+      try {
+        run.current = await q.update(
+          run.id,
+          (t) => releaseTask(t, run.token, q.now()),
+          run.current,
+        );
+        this.#emit({ kind: "released", id: run.id, type: run.type });
+      } catch (error) {
+        q.logger.warn(
+          `task ${run.id}: could not hand it back (its lease will expire): ${error instanceof Error ? error.message : String(error)}`,
+        );
+      }
+    }).catch(() => {});
+  }
+
+  async #heartbeat(): Promise<void> {
+    const q = this.#queue;
+    const body = JSON.stringify({
+      id: this.id,
+      types: this.types,
+      concurrency: this.#options.concurrency,
+      active: this.active,
+      startedAt: new Date(this.#startedAt).toISOString(),
+      seenAt: new Date(q.now()).toISOString(),
+      heartbeatSeconds: this.#options.heartbeatSeconds,
+      stats: this.stats,
+    });
+    try {
+      await q.storage.put(q.keys.worker(this.id), body, { contentType: "application/json" });
+    } catch (error) {
+      q.logger.warn(`heartbeat failed: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+
+  #emit(event: WorkerEvent): void {
+    try {
+      this.#options.onEvent?.(event);
+    } catch {
+      // A listener's bug must not break task processing.
+    }
+  }
+}
+
+function checkOutput(output: unknown): Failure | undefined {
+  try {
+    JSON.stringify(output === undefined ? null : output);
+    return undefined;
+  } catch (error) {
+    return {
+      name: "InvalidOutput",
+      message: `handler output is not JSON-serializable: ${error instanceof Error ? error.message : String(error)}`,
+      permanent: false,
+    };
+  }
+}
