@@ -166,17 +166,6 @@ export class S3Storage implements Storage {
     const secretAccessKey = options.secretAccessKey ?? "";
     const sessionToken = options.sessionToken || undefined;
     this.#secrets = [accessKeyId, secretAccessKey, sessionToken ?? ""].filter((s) => s !== "");
-    if (accessKeyId.trim() === "") {
-      throw new ConfigError(
-        "S3 access key id is missing: set AWS_ACCESS_KEY_ID (option accessKeyId)",
-      );
-    }
-    if (secretAccessKey.trim() === "") {
-      throw new ConfigError(
-        "S3 secret access key is missing: set AWS_SECRET_ACCESS_KEY (option secretAccessKey)",
-      );
-    }
-
     const bucket = options.bucket ?? "";
     if (bucket.trim() === "") {
       throw new ConfigError("S3 bucket name is missing: set OQ_BUCKET (option bucket)");
@@ -187,6 +176,17 @@ export class S3Storage implements Storage {
       );
     }
     this.bucket = bucket;
+
+    if (accessKeyId.trim() === "") {
+      throw new ConfigError(
+        "S3 access key id is missing: set AWS_ACCESS_KEY_ID (option accessKeyId)",
+      );
+    }
+    if (secretAccessKey.trim() === "") {
+      throw new ConfigError(
+        "S3 secret access key is missing: set AWS_SECRET_ACCESS_KEY (option secretAccessKey)",
+      );
+    }
 
     const region = options.region || DEFAULT_REGION;
     if (!/^[A-Za-z0-9_-]+$/.test(region)) {
@@ -207,7 +207,7 @@ export class S3Storage implements Storage {
     }
     if (base.protocol !== "http:" && base.protocol !== "https:") {
       throw new ConfigError(
-        `S3 endpoint must use http or https, not "${base.protocol}": fix OQ_ENDPOINT`,
+        `S3 endpoint must use http or https, not "${this.#redact(base.protocol)}": fix OQ_ENDPOINT (include the scheme, e.g. http://127.0.0.1:9000)`,
       );
     }
     if (base.username !== "" || base.password !== "") {
@@ -342,11 +342,7 @@ export class S3Storage implements Storage {
     await this.#send({ method: "DELETE", key });
   }
 
-  /**
-   * Permanently delete one version of an object (not a delete marker: the version is gone).
-   * Used by tests and maintenance to clean up versioned buckets. Deleting a missing version
-   * succeeds.
-   */
+  /** {@inheritDoc Storage.deleteVersion} */
   async deleteVersion(key: string, versionId: string): Promise<void> {
     await this.#send({ method: "DELETE", key, query: [["versionId", versionId]] });
   }
@@ -508,12 +504,8 @@ export class S3Storage implements Storage {
     // HEAD errors have no body; MinIO still names the error in a header (AWS does not).
     const headerCode = res.headers.get("x-minio-error-code");
     if (info.code === undefined && headerCode !== null && headerCode !== "") info.code = headerCode;
-    if (
-      op.method === "DELETE" &&
-      res.status === 404 &&
-      (info.code === "NoSuchKey" || info.code === "NoSuchVersion")
-    ) {
-      // S3 itself answers 204 here; some servers say 404, and deleting nothing is success.
+    if (op.method === "DELETE" && deletedNothing(res.status, info.code, op)) {
+      // Deleting what does not exist is success by contract (S3 itself mostly answers 204).
       return { res, body: new Uint8Array(0) };
     }
     return this.#httpFailure(op, res, info, bodyText);
@@ -626,13 +618,13 @@ export class S3Storage implements Storage {
             op.headers?.["if-none-match"] !== undefined
               ? "the object already exists"
               : "the object changed since it was read"
-          }${reqId}`,
+          }${notS3}${reqId}`,
           details,
         );
         break;
       case 409:
         error = new ConflictError(
-          `${where}: a concurrent operation interfered (${said}); the write did not happen: re-read and decide again${reqId}`,
+          `${where}: a concurrent operation interfered (${said}); the write did not happen: re-read and decide again${notS3}${reqId}`,
           details,
         );
         break;
@@ -813,6 +805,15 @@ function retryAfter(value: string | null): number | undefined {
   if (value === null) return undefined;
   const seconds = Number(value.trim());
   return Number.isFinite(seconds) && seconds >= 0 ? seconds * 1000 : undefined;
+}
+
+/**
+ * True when a failed DELETE only means "nothing there": a 404 for the key or version, or
+ * MinIO's 400 for a version id it cannot even parse (so no such version exists).
+ */
+function deletedNothing(status: number, code: string | undefined, op: Op): boolean {
+  if (status === 404) return code === "NoSuchKey" || code === "NoSuchVersion";
+  return status === 400 && code === "InvalidArgument" && hasVersionId(op);
 }
 
 function hasVersionId(op: Op): boolean {
