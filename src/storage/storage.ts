@@ -167,6 +167,12 @@ export interface Storage {
   put(key: string, body: Uint8Array | string, options?: PutOptions): Promise<PutResult>;
   /** Delete an object (a delete marker on a versioned bucket). Deleting a missing key succeeds. */
   delete(key: string): Promise<void>;
+  /**
+   * Permanently remove one version or delete marker (`DELETE ?versionId=`); when it was the
+   * current one, the next newer survivor becomes current. Removing a missing version succeeds.
+   * Optional: the queue never needs it; tests and tools use it to erase history they wrote.
+   */
+  deleteVersion?(key: string, versionId: string): Promise<void>;
   /** One page of keys. */
   list(options?: ListOptions): Promise<ListResult>;
   /** One page of versions. */

@@ -1,0 +1,436 @@
+/**
+ * An in-process storage that behaves like one S3 bucket: versions, delete markers, conditional
+ * writes and paginated listings in UTF-8 byte order. For tests, examples and single-process use.
+ *
+ * Web-standard only (no `node:` imports), so it runs unchanged on Node, Bun, Deno and browsers.
+ * Nothing is persisted, and every version is kept until {@link MemoryStorage.deleteVersion}
+ * removes it, just as a versioned bucket keeps them until a lifecycle rule does.
+ *
+ * @module
+ */
+import { NotFoundError, PreconditionFailedError, ValidationError } from "../errors.ts";
+import {
+  compareKeys,
+  type GetOptions,
+  type GetResult,
+  type HeadResult,
+  type ListOptions,
+  type ListResult,
+  type ListVersionsOptions,
+  type ListVersionsResult,
+  type ObjectInfo,
+  type PutOptions,
+  type PutResult,
+  type Storage,
+  sameEtag,
+  toBytes,
+  type VersionInfo,
+  type VersioningStatus,
+} from "./storage.ts";
+
+/** Options of {@link MemoryStorage}. */
+export interface MemoryStorageOptions {
+  /**
+   * The bucket's versioning status. Defaults to `"Enabled"`. When not enabled, a write replaces
+   * the single `"null"` version, as S3 does; `"Suspended"` also leaves a `"null"` delete marker.
+   */
+  versioning?: VersioningStatus;
+  /** The clock, in epoch milliseconds. Defaults to `Date.now`; inject one for deterministic tests. */
+  now?: () => number;
+  /**
+   * How far the simulated server clock runs ahead of `now` (negative: behind), in milliseconds.
+   * Lets tests check that callers derive time from {@link Storage.serverTime}, not the local clock.
+   */
+  clockSkewMs?: number;
+  /** The name shown in messages. Defaults to `memory:`. */
+  name?: string;
+}
+
+interface StoredVersion {
+  readonly versionId: string;
+  readonly isDeleteMarker: boolean;
+  readonly body: Uint8Array;
+  readonly etag: string;
+  readonly contentType: string;
+  readonly lastModified: number;
+}
+
+const NULL_VERSION = "null";
+const MAX_KEYS = 1000;
+const MAX_KEY_BYTES = 1024;
+const utf8 = new TextEncoder();
+
+/**
+ * A bucket held in memory. Every call completes atomically (nothing is awaited inside), so
+ * conditional writes from concurrent callers have exactly one winner, as on S3.
+ */
+export class MemoryStorage implements Storage {
+  /** The name shown in messages. */
+  readonly name: string;
+  readonly #versioning: VersioningStatus;
+  readonly #now: () => number;
+  readonly #skew: number;
+  /** Versions of each key, oldest first. */
+  readonly #objects = new Map<string, StoredVersion[]>();
+  /** Every key that has at least one version, in byte order, for range scans. */
+  readonly #keys: string[] = [];
+  #seq = 0;
+  #lastResponse: { serverMs: number; localMs: number } | undefined;
+
+  /** Create an empty bucket. */
+  constructor(options: MemoryStorageOptions = {}) {
+    const versioning = options.versioning ?? "Enabled";
+    if (versioning !== "Enabled" && versioning !== "Suspended" && versioning !== "Disabled") {
+      throw new ValidationError(
+        `MemoryStorage: versioning must be "Enabled", "Suspended" or "Disabled", not ${JSON.stringify(versioning)}`,
+      );
+    }
+    this.#versioning = versioning;
+    this.#now = options.now ?? Date.now;
+    this.#skew = options.clockSkewMs ?? 0;
+    this.name = options.name ?? "memory:";
+  }
+
+  /** Read the current version, or the one named by `options.versionId`. */
+  async get(key: string, options: GetOptions = {}): Promise<GetResult> {
+    this.#respond();
+    checkKey(key);
+    const v = this.#find(key, options.versionId);
+    return {
+      body: v.body.slice(),
+      etag: v.etag,
+      versionId: publicVersionId(v),
+      lastModified: new Date(v.lastModified),
+      contentType: v.contentType,
+    };
+  }
+
+  /** Read the current version's metadata. */
+  async head(key: string): Promise<HeadResult> {
+    this.#respond();
+    checkKey(key);
+    const v = this.#find(key, undefined);
+    return {
+      etag: v.etag,
+      size: v.body.length,
+      versionId: publicVersionId(v),
+      lastModified: new Date(v.lastModified),
+    };
+  }
+
+  /** Write a new version, honouring `ifMatch` / `ifNoneMatch` against the current version. */
+  async put(key: string, body: Uint8Array | string, options: PutOptions = {}): Promise<PutResult> {
+    this.#respond();
+    checkKey(key);
+    checkPutOptions(key, options);
+    const current = this.#current(key);
+    if (options.ifNoneMatch === "*" && current !== undefined) {
+      throw new PreconditionFailedError(
+        `${key} already exists in ${this.name}: If-None-Match: * only creates absent keys; re-read it instead`,
+        { status: 412, s3Code: "PreconditionFailed", key },
+      );
+    }
+    if (options.ifMatch !== undefined) {
+      if (current === undefined) {
+        throw new NotFoundError(
+          `${key} does not exist in ${this.name}, so If-Match cannot hold; create it with ifNoneMatch: "*"`,
+          { status: 404, s3Code: "NoSuchKey", key },
+        );
+      }
+      if (!sameEtag(current.etag, options.ifMatch)) {
+        throw new PreconditionFailedError(
+          `${key} changed in ${this.name} (ETag ${current.etag}, not ${options.ifMatch}): re-read it and decide again`,
+          { status: 412, s3Code: "PreconditionFailed", key },
+        );
+      }
+    }
+    const seq = ++this.#seq;
+    const version: StoredVersion = {
+      versionId: this.#versioning === "Enabled" ? formatVersionId(seq) : NULL_VERSION,
+      isDeleteMarker: false,
+      // Copied so the caller can reuse its buffer without changing what is stored.
+      body: toBytes(body).slice(),
+      etag: `"${seq.toString(16).padStart(32, "0")}"`,
+      contentType: options.contentType ?? "application/octet-stream",
+      lastModified: this.#now(),
+    };
+    this.#append(key, version);
+    return { etag: version.etag, versionId: publicVersionId(version) };
+  }
+
+  /**
+   * Delete the current version. With versioning enabled this adds a delete marker (even when the
+   * key is already missing, as S3 does); suspended replaces the `"null"` version with a marker;
+   * disabled removes the object.
+   */
+  async delete(key: string): Promise<void> {
+    this.#respond();
+    checkKey(key);
+    if (this.#versioning === "Disabled") {
+      this.#remove(key, NULL_VERSION);
+      return;
+    }
+    const seq = ++this.#seq;
+    this.#append(key, {
+      versionId: this.#versioning === "Enabled" ? formatVersionId(seq) : NULL_VERSION,
+      isDeleteMarker: true,
+      body: new Uint8Array(0),
+      etag: "",
+      contentType: "",
+      lastModified: this.#now(),
+    });
+  }
+
+  /**
+   * Permanently remove one version or delete marker (`DELETE ?versionId=`). When it was the
+   * current one, the next newer survivor becomes current. A missing version is not an error.
+   */
+  async deleteVersion(key: string, versionId: string): Promise<void> {
+    this.#respond();
+    checkKey(key);
+    this.#remove(key, versionId);
+  }
+
+  /** One page of current keys (ListObjectsV2). */
+  async list(options: ListOptions = {}): Promise<ListResult> {
+    this.#respond();
+    const maxKeys = pageSize(options.maxKeys);
+    const prefix = options.prefix ?? "";
+    // S3 ignores start-after once a continuation token is given: the token is further along.
+    const after = options.continuationToken ?? options.startAfter;
+    let i = this.#lowerBound(prefix);
+    if (after !== undefined) i = Math.max(i, this.#upperBound(after));
+    const objects: ObjectInfo[] = [];
+    let isTruncated = false;
+    for (; i < this.#keys.length; i++) {
+      const key = this.#keys[i]!;
+      if (!key.startsWith(prefix)) break;
+      const v = this.#current(key);
+      if (v === undefined) continue;
+      if (objects.length === maxKeys) {
+        isTruncated = true;
+        break;
+      }
+      objects.push({
+        key,
+        etag: v.etag,
+        size: v.body.length,
+        lastModified: new Date(v.lastModified),
+      });
+    }
+    const result: ListResult = { objects, isTruncated };
+    if (isTruncated) result.nextContinuationToken = objects[objects.length - 1]!.key;
+    return result;
+  }
+
+  /** One page of versions and delete markers (ListObjectVersions), newest first per key. */
+  async listVersions(options: ListVersionsOptions): Promise<ListVersionsResult> {
+    this.#respond();
+    const maxKeys = pageSize(options.maxKeys);
+    const { prefix, keyMarker, versionIdMarker } = options;
+    if (versionIdMarker !== undefined && keyMarker === undefined) {
+      throw new ValidationError(
+        "listVersions: versionIdMarker needs the keyMarker it came with; pass both from the previous page",
+      );
+    }
+    let i = this.#lowerBound(prefix);
+    if (keyMarker !== undefined) {
+      // With a version marker the marker key may still have older versions to return.
+      const start =
+        versionIdMarker === undefined ? this.#upperBound(keyMarker) : this.#lowerBound(keyMarker);
+      i = Math.max(i, start);
+    }
+    const versions: VersionInfo[] = [];
+    let isTruncated = false;
+    scan: for (; i < this.#keys.length; i++) {
+      const key = this.#keys[i]!;
+      if (!key.startsWith(prefix)) break;
+      const stored = this.#objects.get(key)!;
+      let j = stored.length - 1;
+      if (key === keyMarker && versionIdMarker !== undefined) {
+        const at = stored.findIndex((v) => v.versionId === versionIdMarker);
+        // An unknown marker means the page boundary version is gone; nothing older is known.
+        j = at === -1 ? -1 : at - 1;
+      }
+      for (; j >= 0; j--) {
+        if (versions.length === maxKeys) {
+          isTruncated = true;
+          break scan;
+        }
+        const v = stored[j]!;
+        const info: VersionInfo = {
+          key,
+          versionId: v.versionId,
+          isLatest: j === stored.length - 1,
+          isDeleteMarker: v.isDeleteMarker,
+          lastModified: new Date(v.lastModified),
+          size: v.body.length,
+        };
+        if (!v.isDeleteMarker) info.etag = v.etag;
+        versions.push(info);
+      }
+    }
+    const result: ListVersionsResult = { versions, isTruncated };
+    if (isTruncated) {
+      const last = versions[versions.length - 1]!;
+      result.nextKeyMarker = last.key;
+      result.nextVersionIdMarker = last.versionId;
+    }
+    return result;
+  }
+
+  /** The versioning status given at construction. */
+  async versioning(): Promise<VersioningStatus> {
+    this.#respond();
+    return this.#versioning;
+  }
+
+  /** The simulated server clock at the last call, or `undefined` before any call. */
+  serverTime(): { serverMs: number; localMs: number } | undefined {
+    return this.#lastResponse === undefined ? undefined : { ...this.#lastResponse };
+  }
+
+  #respond(): void {
+    const localMs = this.#now();
+    this.#lastResponse = { serverMs: localMs + this.#skew, localMs };
+  }
+
+  /** The current version unless it is missing or a delete marker. */
+  #current(key: string): StoredVersion | undefined {
+    const stored = this.#objects.get(key);
+    const v = stored?.[stored.length - 1];
+    return v === undefined || v.isDeleteMarker ? undefined : v;
+  }
+
+  #find(key: string, versionId: string | undefined): StoredVersion {
+    if (versionId === undefined) {
+      const v = this.#current(key);
+      if (v === undefined) {
+        throw new NotFoundError(`${key} does not exist in ${this.name}`, {
+          status: 404,
+          s3Code: "NoSuchKey",
+          key,
+        });
+      }
+      return v;
+    }
+    const v = this.#objects.get(key)?.find((x) => x.versionId === versionId);
+    if (v === undefined || v.isDeleteMarker) {
+      throw new NotFoundError(
+        v === undefined
+          ? `${key} has no version ${versionId} in ${this.name}; list its versions with listVersions`
+          : `version ${versionId} of ${key} is a delete marker and has no body`,
+        {
+          status: v === undefined ? 404 : 405,
+          s3Code: v === undefined ? "NoSuchVersion" : "MethodNotAllowed",
+          key,
+        },
+      );
+    }
+    return v;
+  }
+
+  #append(key: string, version: StoredVersion): void {
+    let stored = this.#objects.get(key);
+    if (stored === undefined) {
+      stored = [];
+      this.#objects.set(key, stored);
+      this.#keys.splice(this.#lowerBound(key), 0, key);
+    } else if (version.versionId === NULL_VERSION) {
+      // An unversioned write replaces the previous "null" version wherever it sits in history.
+      const at = stored.findIndex((v) => v.versionId === NULL_VERSION);
+      if (at !== -1) stored.splice(at, 1);
+    }
+    stored.push(version);
+  }
+
+  #remove(key: string, versionId: string): void {
+    const stored = this.#objects.get(key);
+    if (stored === undefined) return;
+    const at = stored.findIndex((v) => v.versionId === versionId);
+    if (at === -1) return;
+    stored.splice(at, 1);
+    if (stored.length === 0) {
+      this.#objects.delete(key);
+      this.#keys.splice(this.#lowerBound(key), 1);
+    }
+  }
+
+  /** Index of the first key not before `key`. */
+  #lowerBound(key: string): number {
+    let lo = 0;
+    let hi = this.#keys.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (compareKeys(this.#keys[mid]!, key) < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /** Index of the first key after `key`. */
+  #upperBound(key: string): number {
+    let lo = 0;
+    let hi = this.#keys.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (compareKeys(this.#keys[mid]!, key) <= 0) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+}
+
+/** Create an in-memory bucket; shorthand for `new MemoryStorage(options)`. */
+export function memoryStorage(options: MemoryStorageOptions = {}): MemoryStorage {
+  return new MemoryStorage(options);
+}
+
+function formatVersionId(seq: number): string {
+  // Fixed width keeps string order equal to write order, which makes ids easy to eyeball.
+  return seq.toString().padStart(12, "0");
+}
+
+function publicVersionId(v: StoredVersion): string | null {
+  return v.versionId === NULL_VERSION ? null : v.versionId;
+}
+
+function checkKey(key: string): void {
+  if (typeof key !== "string" || key === "") {
+    throw new ValidationError("object key must be a non-empty string");
+  }
+  // A lone surrogate has no UTF-8 form: S3 would store U+FFFD and the key would not round-trip.
+  if (/\p{Cs}/u.test(key)) {
+    throw new ValidationError(
+      `object key ${JSON.stringify(key)} is not valid Unicode (lone surrogate)`,
+    );
+  }
+  if (utf8.encode(key).length > MAX_KEY_BYTES) {
+    throw new ValidationError(
+      `object key is longer than ${MAX_KEY_BYTES} UTF-8 bytes; shorten it`,
+      {
+        key,
+      },
+    );
+  }
+}
+
+function checkPutOptions(key: string, options: PutOptions): void {
+  if (options.ifMatch !== undefined && options.ifNoneMatch !== undefined) {
+    throw new ValidationError(`put ${key}: pass ifMatch or ifNoneMatch, not both`, { key });
+  }
+  if (options.ifNoneMatch !== undefined && options.ifNoneMatch !== "*") {
+    throw new ValidationError(`put ${key}: ifNoneMatch only supports "*" (create if absent)`, {
+      key,
+    });
+  }
+}
+
+function pageSize(maxKeys: number | undefined): number {
+  if (maxKeys === undefined) return MAX_KEYS;
+  if (!Number.isInteger(maxKeys) || maxKeys < 1) {
+    throw new ValidationError(`maxKeys must be an integer from 1 to ${MAX_KEYS}, not ${maxKeys}`);
+  }
+  // S3 silently caps larger pages; doing the same keeps drivers interchangeable.
+  return Math.min(maxKeys, MAX_KEYS);
+}
