@@ -1,0 +1,141 @@
+/**
+ * The S3 driver against a real S3 server (MinIO in CI): the shared conformance suite plus the
+ * failures only a real network can produce. Needs the `OQ_TEST_S3_*` variables that
+ * `scripts/minio.sh start` writes to `.minio/env`; `npm run test:s3` does all of it.
+ *
+ * Without the variables no server test is registered; the connection-refused case needs no
+ * server and always runs (vitest also fails a file that registers no test at all).
+ */
+import { createServer } from "node:net";
+import { inspect } from "node:util";
+import { describe, expect, it } from "vitest";
+import { AccessDeniedError, type OqError, UnavailableError } from "../../src/errors.ts";
+import { S3Storage, type S3StorageOptions } from "../../src/storage/s3.ts";
+import { describeConformance } from "./conformance.ts";
+
+const env = process.env;
+const config =
+  env.OQ_TEST_S3_ENDPOINT &&
+  env.OQ_TEST_S3_BUCKET &&
+  env.OQ_TEST_S3_ACCESS_KEY_ID &&
+  env.OQ_TEST_S3_SECRET_ACCESS_KEY
+    ? {
+        endpoint: env.OQ_TEST_S3_ENDPOINT,
+        bucket: env.OQ_TEST_S3_BUCKET,
+        unversionedBucket: env.OQ_TEST_S3_UNVERSIONED_BUCKET || undefined,
+        region: env.OQ_TEST_S3_REGION || "us-east-1",
+        accessKeyId: env.OQ_TEST_S3_ACCESS_KEY_ID,
+        secretAccessKey: env.OQ_TEST_S3_SECRET_ACCESS_KEY,
+      }
+    : undefined;
+
+async function failure(p: Promise<unknown>): Promise<OqError> {
+  try {
+    await p;
+  } catch (error) {
+    return error as OqError;
+  }
+  throw new Error("expected the promise to reject");
+}
+
+/** A port on 127.0.0.1 that nothing listens on (bound, then released). */
+async function closedPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+describe("s3 driver, unreachable endpoint", () => {
+  it("connection refused is UnavailableError naming the host, after the retries", async () => {
+    const port = await closedPort();
+    const storage = new S3Storage({
+      endpoint: `http://127.0.0.1:${port}`,
+      bucket: "oq-nowhere",
+      accessKeyId: "oq-test-key",
+      secretAccessKey: "oq-test-secret-value",
+      retries: { attempts: 3, baseDelayMs: 1, maxDelayMs: 5 },
+    });
+    // Thunks, not promises: a promise created early would reject before anyone awaits it.
+    for (const call of [
+      () => storage.get("k"),
+      () => storage.list(),
+      () => storage.put("k", "x", { ifNoneMatch: "*" }),
+    ]) {
+      const e = await failure(call());
+      expect(e).toBeInstanceOf(UnavailableError);
+      expect(e.message).toContain(`127.0.0.1:${port}`);
+      expect(e.message).toContain("connection refused");
+      expect(e.message).toContain("OQ_ENDPOINT");
+      expect(e.message).not.toContain("oq-test-secret-value");
+    }
+    expect(storage.serverTime()).toBeUndefined();
+  });
+});
+
+if (config === undefined) {
+  console.warn(
+    "S3 suite skipped: OQ_TEST_S3_* not set. Run it against MinIO with: npm run test:s3",
+  );
+} else {
+  const c = config;
+  const make = (overrides: Partial<S3StorageOptions> = {}): S3Storage =>
+    new S3Storage({
+      endpoint: c.endpoint,
+      bucket: c.bucket,
+      region: c.region,
+      accessKeyId: c.accessKeyId,
+      secretAccessKey: c.secretAccessKey,
+      ...overrides,
+    });
+  const wrongSecret = `${c.secretAccessKey.slice(0, -4)}XXXX`;
+  const missingBucket = `oq-missing-${Date.now().toString(36)}`;
+
+  describeConformance("s3 (MinIO)", {
+    storage: () => make(),
+    expectedVersioning: "Enabled",
+    deniedStorage: () => make({ secretAccessKey: wrongSecret }),
+    missingBucketStorage: () => make({ bucket: missingBucket }),
+  });
+
+  const unversioned = c.unversionedBucket;
+  if (unversioned !== undefined) {
+    describeConformance("s3 (MinIO, unversioned bucket)", {
+      storage: () => make({ bucket: unversioned }),
+      expectedVersioning: "Disabled",
+    });
+  }
+
+  describe("s3 driver against MinIO", () => {
+    it("rejected credentials never appear in the error, its JSON or the storage's", async () => {
+      const denied = make({ secretAccessKey: wrongSecret });
+      const e = await failure(denied.get("oq-credential-check"));
+      expect(e).toBeInstanceOf(AccessDeniedError);
+      expect(e.s3Code).toBe("SignatureDoesNotMatch");
+      expect(e.message).toContain("AWS_SECRET_ACCESS_KEY");
+      for (const text of [
+        e.message,
+        JSON.stringify(e),
+        inspect(e, { depth: 5 }),
+        JSON.stringify(denied),
+        inspect(denied, { depth: 5, showHidden: true }),
+      ]) {
+        expect(text).not.toContain(wrongSecret);
+        expect(text).not.toContain(c.secretAccessKey);
+      }
+    });
+
+    it("the server clock from the Date header is close to the local one", async () => {
+      const storage = make();
+      await storage.versioning();
+      const t = storage.serverTime()!;
+      // Same machine: only the Date header's one-second resolution separates the clocks.
+      expect(Math.abs(t.serverMs - t.localMs)).toBeLessThan(2500);
+    });
+  });
+}
