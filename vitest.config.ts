@@ -3,6 +3,7 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
+    setupFiles: ["test/setup.ts"],
     // Two cores: more forks only add contention with the MinIO server.
     pool: "forks",
     maxWorkers: 2,

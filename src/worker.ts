@@ -412,7 +412,7 @@ export class Worker {
 
   #skipUntil(key: string, serverMs: number): void {
     const local = serverMs - this.#queue.clock.offsetMs();
-    this.#skip.set(key, Math.max(local, this.#queue.clock.localNow() + 1000));
+    this.#skip.set(key, Math.max(local, this.#queue.clock.localNow() + 200));
   }
 
   /** Look at one due marker's task and act on it. True when the task was claimed. */

@@ -1,0 +1,144 @@
+/**
+ * The storages every queue-level test runs against: memory, a temporary file store, and MinIO
+ * when `OQ_TEST_S3_*` is set (each test gets its own prefix there and removes it afterwards).
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { FileStorage } from "../../src/storage/file.ts";
+import { MemoryStorage } from "../../src/storage/memory.ts";
+import { S3Storage } from "../../src/storage/s3.ts";
+import type { Storage } from "../../src/storage/storage.ts";
+
+/** A storage plus its prefix for one test, and how to clean up after it. */
+export interface TargetInstance {
+  storage: Storage;
+  prefix: string;
+  /** The `--url` a CLI or worker subprocess would use to reach the same queue. */
+  url?: string;
+  /** Environment for a subprocess reaching the same queue. */
+  env?: Record<string, string>;
+  cleanup(): Promise<void>;
+}
+
+/** A kind of storage the suites run against. */
+export interface Target {
+  name: string;
+  /** True when other processes can see the same data (file, S3). */
+  shared: boolean;
+  create(): Promise<TargetInstance>;
+}
+
+const s3Env = () => {
+  const e = process.env;
+  if (
+    !e.OQ_TEST_S3_ENDPOINT ||
+    !e.OQ_TEST_S3_BUCKET ||
+    !e.OQ_TEST_S3_ACCESS_KEY_ID ||
+    !e.OQ_TEST_S3_SECRET_ACCESS_KEY
+  ) {
+    return undefined;
+  }
+  return {
+    endpoint: e.OQ_TEST_S3_ENDPOINT,
+    bucket: e.OQ_TEST_S3_BUCKET,
+    unversionedBucket: e.OQ_TEST_S3_UNVERSIONED_BUCKET,
+    region: e.OQ_TEST_S3_REGION ?? "us-east-1",
+    accessKeyId: e.OQ_TEST_S3_ACCESS_KEY_ID,
+    secretAccessKey: e.OQ_TEST_S3_SECRET_ACCESS_KEY,
+  };
+};
+
+/** MinIO settings from the environment, when the S3 suite is enabled. */
+export const s3Config = s3Env();
+
+/** A new S3 storage on the test bucket (or another bucket of the same server). */
+export function testS3Storage(bucket?: string): S3Storage {
+  const c = s3Config!;
+  return new S3Storage({
+    endpoint: c.endpoint,
+    bucket: bucket ?? c.bucket,
+    region: c.region,
+    accessKeyId: c.accessKeyId,
+    secretAccessKey: c.secretAccessKey,
+  });
+}
+
+/** Delete every version of every key under `prefix`. */
+export async function removePrefix(storage: Storage, prefix: string): Promise<void> {
+  let keyMarker: string | undefined;
+  let versionIdMarker: string | undefined;
+  for (;;) {
+    const page = await storage.listVersions({
+      prefix,
+      ...(keyMarker ? { keyMarker } : {}),
+      ...(versionIdMarker ? { versionIdMarker } : {}),
+    });
+    await Promise.all(
+      page.versions.map((v) =>
+        storage.deleteVersion ? storage.deleteVersion(v.key, v.versionId) : storage.delete(v.key),
+      ),
+    );
+    if (!page.isTruncated) break;
+    keyMarker = page.nextKeyMarker;
+    versionIdMarker = page.nextVersionIdMarker;
+  }
+}
+
+const unique = () => `t${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
+
+export const memoryTarget: Target = {
+  name: "memory",
+  shared: false,
+  async create() {
+    return { storage: new MemoryStorage(), prefix: "", cleanup: async () => {} };
+  },
+};
+
+export const fileTarget: Target = {
+  name: "file",
+  shared: true,
+  async create() {
+    const root = mkdtempSync(join(tmpdir(), "oq-test-"));
+    return {
+      storage: new FileStorage({ root }),
+      prefix: "",
+      url: `file:${root}`,
+      env: { OQ_URL: `file:${root}` },
+      cleanup: async () => rmSync(root, { recursive: true, force: true }),
+    };
+  },
+};
+
+export const s3Target: Target | undefined =
+  s3Config === undefined
+    ? undefined
+    : {
+        name: "s3 (MinIO)",
+        shared: true,
+        async create() {
+          const storage = testS3Storage();
+          const prefix = `${unique()}/`;
+          const c = s3Config;
+          return {
+            storage,
+            prefix,
+            url: `s3://${c.bucket}/${prefix}?endpoint=${encodeURIComponent(c.endpoint)}&region=${c.region}`,
+            env: {
+              OQ_BUCKET: c.bucket,
+              OQ_ENDPOINT: c.endpoint,
+              OQ_REGION: c.region,
+              OQ_PREFIX: prefix,
+              AWS_ACCESS_KEY_ID: c.accessKeyId,
+              AWS_SECRET_ACCESS_KEY: c.secretAccessKey,
+            },
+            cleanup: () => removePrefix(storage, prefix),
+          };
+        },
+      };
+
+/** All targets available in this run. */
+export const targets: Target[] = [memoryTarget, fileTarget, ...(s3Target ? [s3Target] : [])];
+
+/** Targets other processes can share. */
+export const sharedTargets: Target[] = targets.filter((t) => t.shared);
