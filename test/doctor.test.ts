@@ -1,0 +1,382 @@
+/**
+ * doctor: passes on backends that honour conditional writes (memory, file, MinIO when
+ * OQ_TEST_S3_* is set), and reports deliberately broken storages as unsafe, with evidence.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import {
+  type DoctorReport,
+  doctorPrefix,
+  readVerdict,
+  requireSafeBackend,
+  runDoctor,
+  verdictKey,
+} from "../src/doctor.ts";
+import { AccessDeniedError, UnavailableError, UnsafeBackendError } from "../src/errors.ts";
+import { Queue } from "../src/queue.ts";
+import { FileStorage } from "../src/storage/file.ts";
+import { MemoryStorage } from "../src/storage/memory.ts";
+import { S3Storage } from "../src/storage/s3.ts";
+import type {
+  ListOptions,
+  ListResult,
+  PutOptions,
+  PutResult,
+  Storage,
+} from "../src/storage/storage.ts";
+
+const e = process.env;
+const s3 =
+  e.OQ_TEST_S3_ENDPOINT &&
+  e.OQ_TEST_S3_BUCKET &&
+  e.OQ_TEST_S3_ACCESS_KEY_ID &&
+  e.OQ_TEST_S3_SECRET_ACCESS_KEY
+    ? {
+        endpoint: e.OQ_TEST_S3_ENDPOINT,
+        bucket: e.OQ_TEST_S3_BUCKET,
+        region: e.OQ_TEST_S3_REGION ?? "us-east-1",
+        accessKeyId: e.OQ_TEST_S3_ACCESS_KEY_ID,
+        secretAccessKey: e.OQ_TEST_S3_SECRET_ACCESS_KEY,
+      }
+    : undefined;
+
+const unique = () => `doctor-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}/`;
+
+/** Delete every version under a prefix (or every object when versions cannot be deleted). */
+async function wipe(storage: Storage, prefix: string): Promise<void> {
+  for (;;) {
+    const page = await storage.listVersions({ prefix });
+    if (page.versions.length === 0) return;
+    await Promise.all(
+      page.versions.map((v) =>
+        storage.deleteVersion ? storage.deleteVersion(v.key, v.versionId) : storage.delete(v.key),
+      ),
+    );
+    if (!storage.deleteVersion) return;
+  }
+}
+
+interface Backend {
+  name: string;
+  open(): { storage: Storage; prefix: string; cleanup(): Promise<void> };
+}
+
+const backends: Backend[] = [
+  {
+    name: "memory",
+    open: () => ({ storage: new MemoryStorage(), prefix: "", cleanup: async () => {} }),
+  },
+  {
+    name: "file",
+    open: () => {
+      const root = mkdtempSync(join(tmpdir(), "oq-doctor-"));
+      return {
+        storage: new FileStorage({ root }),
+        prefix: "jobs/",
+        cleanup: async () => rmSync(root, { recursive: true, force: true }),
+      };
+    },
+  },
+  ...(s3 === undefined
+    ? []
+    : [
+        {
+          name: "s3 (MinIO)",
+          open: () => {
+            const storage = new S3Storage(s3);
+            const prefix = unique();
+            return { storage, prefix, cleanup: () => wipe(storage, prefix) };
+          },
+        },
+      ]),
+];
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  await Promise.all(cleanups.splice(0).map((c) => c()));
+});
+
+function check(report: DoctorReport, id: string) {
+  const found = report.checks.find((c) => c.id === id);
+  if (found === undefined) throw new Error(`no check ${id} in ${JSON.stringify(report)}`);
+  return found;
+}
+
+for (const backend of backends) {
+  describe(`doctor on ${backend.name}`, () => {
+    it("passes every check, leaves no scratch versions behind, and caches the verdict", async () => {
+      const env = backend.open();
+      cleanups.push(env.cleanup);
+      const queue = new Queue({ storage: env.storage, prefix: env.prefix });
+      const seen: string[] = [];
+      const report = await runDoctor(queue, { onCheck: (c) => seen.push(c.id) });
+      const failed = report.checks.filter((c) => c.status === "failed");
+      expect(failed, JSON.stringify(failed, null, 1)).toEqual([]);
+      expect(report.verdict).toBe("safe");
+      expect(seen).toEqual(report.checks.map((c) => c.id));
+      expect(seen).toEqual([
+        "config",
+        "access",
+        "versioning",
+        "create-if-absent",
+        "compare-and-swap",
+        "create-race",
+        "cas-race",
+        "list-after-write",
+        "cleanup",
+      ]);
+      // Evidence says what was sent and what came back.
+      expect(check(report, "create-if-absent").evidence.join("\n")).toMatch(
+        /If-None-Match: \* -> 412/,
+      );
+      expect(check(report, "compare-and-swap").evidence.join("\n")).toMatch(
+        /If-Match: \S+ -> 412 PreconditionFailed \(stale ETag/,
+      );
+      expect(check(report, "create-race").evidence.join("\n")).toMatch(/winners: 1/);
+      expect(report.scratch.startsWith(`${env.prefix}_doctor/`)).toBe(true);
+      // The scratch prefix is gone, versions included.
+      const left = await env.storage.listVersions({ prefix: report.scratch });
+      expect(left.versions).toEqual([]);
+      const cached = await readVerdict(queue);
+      expect(cached).toMatchObject({ verdict: "safe", checkedAt: report.checkedAt, failed: [] });
+      expect(verdictKey(queue)).toBe(`${doctorPrefix(queue)}verdict.json`);
+      // A fresh verdict means no new probe.
+      const again = await requireSafeBackend(queue);
+      expect(again).toMatchObject({ verdict: "safe", cached: true });
+    });
+  });
+}
+
+// ---- deliberately broken storages -------------------------------------------------------------
+
+/** A storage that forwards to MemoryStorage, with `put`/`list` overridable. */
+class Wrapped implements Storage {
+  readonly inner = new MemoryStorage();
+  readonly name: string;
+  constructor(name: string) {
+    this.name = name;
+  }
+  get: Storage["get"] = (k, o) => this.inner.get(k, o);
+  head: Storage["head"] = (k) => this.inner.head(k);
+  put(key: string, body: Uint8Array | string, options?: PutOptions): Promise<PutResult> {
+    return this.inner.put(key, body, options);
+  }
+  delete: Storage["delete"] = (k) => this.inner.delete(k);
+  deleteVersion = (k: string, v: string) => this.inner.deleteVersion(k, v);
+  list(options?: ListOptions): Promise<ListResult> {
+    return this.inner.list(options);
+  }
+  listVersions: Storage["listVersions"] = (o) => this.inner.listVersions(o);
+  versioning: Storage["versioning"] = () => this.inner.versioning();
+  serverTime: Storage["serverTime"] = () => this.inner.serverTime();
+}
+
+/** Accepts If-None-Match and ignores it (as Garage does). */
+class IgnoresIfNoneMatch extends Wrapped {
+  override put(key: string, body: Uint8Array | string, options: PutOptions = {}) {
+    const { ifNoneMatch: _ignored, ...rest } = options;
+    return this.inner.put(key, body, rest);
+  }
+}
+
+/** Accepts If-Match and ignores it. */
+class IgnoresIfMatch extends Wrapped {
+  override put(key: string, body: Uint8Array | string, options: PutOptions = {}) {
+    const { ifMatch: _ignored, ...rest } = options;
+    return this.inner.put(key, body, rest);
+  }
+}
+
+/** A listing that shows objects only a while after they were written (eventual consistency). */
+class LaggingList extends Wrapped {
+  readonly #writtenAt = new Map<string, number>();
+  override async put(key: string, body: Uint8Array | string, options?: PutOptions) {
+    const r = await this.inner.put(key, body, options);
+    this.#writtenAt.set(key, Date.now());
+    return r;
+  }
+  override async list(options?: ListOptions) {
+    const page = await this.inner.list(options);
+    const fresh = (k: string) => Date.now() - (this.#writtenAt.get(k) ?? 0) < 5_000;
+    return { ...page, objects: page.objects.filter((o) => !fresh(o.key)) };
+  }
+}
+
+/** Evaluates conditions correctly, but answers 412 to a won write (a client retrying a committed write). */
+class ReportsWonWritesAsLost extends Wrapped {
+  override async put(key: string, body: Uint8Array | string, options: PutOptions = {}) {
+    const r = await this.inner.put(key, body, options);
+    if (options.ifNoneMatch !== undefined && key.includes("create-race")) {
+      const { PreconditionFailedError } = await import("../src/errors.ts");
+      throw new PreconditionFailedError(`PUT ${key}: 412 PreconditionFailed`, { status: 412 });
+    }
+    return r;
+  }
+}
+
+describe("doctor on broken backends", () => {
+  it("reports a backend that ignores If-None-Match as unsafe, with evidence", async () => {
+    const queue = new Queue({ storage: new IgnoresIfNoneMatch("broken:inm") });
+    const report = await runDoctor(queue);
+    expect(report.verdict).toBe("unsafe");
+    const c = check(report, "create-if-absent");
+    expect(c).toMatchObject({ status: "failed", unsafe: true });
+    expect(c.evidence.join("\n")).toMatch(/If-None-Match: \* -> 200 .*\(expected 412\)/);
+    expect(c.evidence.join("\n")).toMatch(/ignores create-if-absent/);
+    expect(c.fix).toMatch(/If-None-Match/);
+    const race = check(report, "create-race");
+    expect(race).toMatchObject({ status: "failed", unsafe: true });
+    expect(race.evidence.join("\n")).toMatch(/16 of 16 concurrent conditional writers/);
+    // If-Match still works on this backend.
+    expect(check(report, "compare-and-swap").status).toBe("ok");
+    await expect(requireSafeBackend(queue)).rejects.toThrow(UnsafeBackendError);
+  });
+
+  it("reports a backend that ignores If-Match as unsafe, with evidence", async () => {
+    const queue = new Queue({ storage: new IgnoresIfMatch("broken:im") });
+    const report = await runDoctor(queue);
+    expect(report.verdict).toBe("unsafe");
+    const c = check(report, "compare-and-swap");
+    expect(c).toMatchObject({ status: "failed", unsafe: true });
+    expect(c.evidence.join("\n")).toMatch(/stale ETag: expected 412/);
+    expect(c.evidence.join("\n")).toMatch(/ignores compare-and-swap/);
+    expect(check(report, "cas-race")).toMatchObject({ status: "failed", unsafe: true });
+    expect(check(report, "create-if-absent").status).toBe("ok");
+  });
+
+  it("reports If-Match on a missing key that creates it", async () => {
+    class CreatesOnMissingIfMatch extends Wrapped {
+      override async put(key: string, body: Uint8Array | string, options: PutOptions = {}) {
+        if (options.ifMatch !== undefined) {
+          try {
+            await this.inner.head(key);
+          } catch {
+            const { ifMatch: _i, ...rest } = options;
+            return this.inner.put(key, body, rest);
+          }
+        }
+        return this.inner.put(key, body, options);
+      }
+    }
+    const report = await runDoctor(new Queue({ storage: new CreatesOnMissingIfMatch("b") }));
+    const c = check(report, "compare-and-swap");
+    expect(c).toMatchObject({ status: "failed", unsafe: true });
+    expect(c.evidence.join("\n")).toMatch(/missing key created it/);
+  });
+
+  it("reports a listing that lags behind writes as unsafe", async () => {
+    const report = await runDoctor(new Queue({ storage: new LaggingList("broken:list") }));
+    expect(report.verdict).toBe("unsafe");
+    const c = check(report, "list-after-write");
+    expect(c).toMatchObject({ status: "failed", unsafe: true });
+    expect(c.evidence.join("\n")).toMatch(/LIST prefix=\S+ -> absent/);
+    expect(c.evidence.join("\n")).toMatch(/missing from the listing/);
+  });
+
+  it("reports a won write answered with 412", async () => {
+    const report = await runDoctor(new Queue({ storage: new ReportsWonWritesAsLost("b") }));
+    const c = check(report, "create-race");
+    expect(c).toMatchObject({ status: "failed", unsafe: true });
+    expect(c.evidence.join("\n")).toMatch(/won write was reported as 412/);
+  });
+
+  it("caches an unsafe verdict: requireSafeBackend refuses without probing again", async () => {
+    const storage = new IgnoresIfMatch("broken:im");
+    const queue = new Queue({ storage });
+    await expect(requireSafeBackend(queue)).rejects.toThrow(
+      /not safe for oq .*Compare-and-swap.*oq doctor/,
+    );
+    const cached = await readVerdict(queue);
+    expect(cached?.verdict).toBe("unsafe");
+    expect(cached?.failed.map((f) => f.id)).toContain("compare-and-swap");
+    let puts = 0;
+    const put = storage.put.bind(storage);
+    storage.put = (k, b, o) => {
+      puts++;
+      return put(k, b, o);
+    };
+    await expect(requireSafeBackend(queue)).rejects.toThrow(UnsafeBackendError);
+    expect(puts).toBe(0);
+  });
+});
+
+describe("requireSafeBackend", () => {
+  it("probes when there is no verdict, when it is stale, and when forced", async () => {
+    let now = Date.parse("2026-06-01T00:00:00Z");
+    const clock = () => now;
+    const storage = new MemoryStorage({ now: clock });
+    const queue = new Queue({ storage, now: clock });
+    const first = await requireSafeBackend(queue);
+    expect(first).toMatchObject({ verdict: "safe", cached: false });
+    expect(first.report?.verdict).toBe("safe");
+    now += 60_000;
+    expect(await requireSafeBackend(queue)).toMatchObject({ cached: true });
+    expect(await requireSafeBackend(queue, { force: true })).toMatchObject({ cached: false });
+    now += 25 * 3600_000; // older than the default day
+    expect(await requireSafeBackend(queue)).toMatchObject({ cached: false });
+    now += 10_000;
+    expect(await requireSafeBackend(queue, { maxAgeMs: 5_000 })).toMatchObject({
+      cached: false,
+    });
+  });
+
+  it("re-probes a backend cached as unsafe once it is fixed and doctor is run again", async () => {
+    const broken = new IgnoresIfNoneMatch("flaky");
+    const queue = new Queue({ storage: broken });
+    await expect(requireSafeBackend(queue)).rejects.toThrow(UnsafeBackendError);
+    // "Fixing" the backend: honour the header again.
+    broken.put = (k, b, o) => broken.inner.put(k, b, o);
+    const report = await runDoctor(queue);
+    expect(report.verdict).toBe("safe");
+    expect(await requireSafeBackend(queue)).toMatchObject({ verdict: "safe", cached: true });
+  });
+
+  it("throws the underlying typed error when the storage cannot be reached, and caches nothing", async () => {
+    class Down extends Wrapped {
+      override async list(): Promise<ListResult> {
+        throw new UnavailableError("connect ECONNREFUSED 127.0.0.1:9");
+      }
+    }
+    const storage = new Down("s3://down");
+    const queue = new Queue({ storage });
+    const report = await runDoctor(queue);
+    expect(report.verdict).toBe("error");
+    const access = check(report, "access");
+    expect(access.status).toBe("failed");
+    expect(access.unsafe).toBe(false);
+    expect(access.fix).toMatch(/OQ_ENDPOINT/);
+    expect(check(report, "create-if-absent").status).toBe("skipped");
+    await expect(requireSafeBackend(queue)).rejects.toThrow(UnavailableError);
+    expect(await storage.inner.list({ prefix: "_doctor/" })).toMatchObject({ objects: [] });
+  });
+
+  it("says what to do about refused credentials", async () => {
+    class Denied extends Wrapped {
+      override async list(): Promise<ListResult> {
+        throw new AccessDeniedError("LIST: 403 InvalidAccessKeyId", {
+          status: 403,
+          s3Code: "InvalidAccessKeyId",
+        });
+      }
+    }
+    const report = await runDoctor(new Queue({ storage: new Denied("s3://x") }));
+    const access = check(report, "access");
+    expect(access.evidence.join("\n")).toMatch(/-> 403 InvalidAccessKeyId/);
+    expect(access.fix).toMatch(/AWS_ACCESS_KEY_ID/);
+    await expect(requireSafeBackend(new Queue({ storage: new Denied("s3://x") }))).rejects.toThrow(
+      AccessDeniedError,
+    );
+  });
+
+  it("warns, without failing, when versioning is off", async () => {
+    const report = await runDoctor(
+      new Queue({ storage: new MemoryStorage({ versioning: "Disabled" }) }),
+    );
+    expect(report.verdict).toBe("safe");
+    const v = check(report, "versioning");
+    expect(v.status).toBe("warn");
+    expect(v.fix).toMatch(/put-bucket-versioning/);
+  });
+});
