@@ -159,6 +159,8 @@ export class S3Storage implements Storage {
   readonly #timeoutMs: number;
   readonly #now: () => number;
   #serverTime: { serverMs: number; localMs: number } | undefined;
+  /** Added to the local clock when signing, learned from a RequestTimeTooSkewed answer. */
+  #signingOffsetMs = 0;
 
   /** Validates the configuration; throws {@link ConfigError} naming the option to fix. */
   constructor(options: S3StorageOptions) {
@@ -467,7 +469,7 @@ export class S3Storage implements Storage {
       method: op.method,
       headers,
       ...(op.body === undefined ? {} : { body: op.body as Uint8Array<ArrayBuffer> }),
-      aws: { datetime: amzDate(this.#now()) },
+      aws: { datetime: amzDate(this.#now() + this.#signingOffsetMs) },
     });
     const host = new URL(url).host;
     let res: Response;
@@ -582,6 +584,20 @@ export class S3Storage implements Storage {
         retry: true,
         error: new StorageError(
           `${where}: server error (${said}) after ${this.#attempts} tries${notS3}${reqId}`,
+          details,
+        ),
+      };
+    }
+
+    const skew = this.#serverTime;
+    if (status === 403 && code === "RequestTimeTooSkewed" && skew !== undefined) {
+      // Sign with the server's clock from now on, as the AWS SDKs do: a skewed local clock must
+      // not take the queue down, and the request was refused before anything was written.
+      this.#signingOffsetMs = skew.serverMs - skew.localMs;
+      return {
+        retry: true,
+        error: new AccessDeniedError(
+          `${where}: access denied (${said})${accessHint(code)}; ${CREDENTIALS_HINT}${reqId}`,
           details,
         ),
       };
@@ -827,7 +843,7 @@ function accessHint(code: string | undefined): string {
     case "SignatureDoesNotMatch":
       return ": the signature does not match (SignatureDoesNotMatch), usually a wrong secret access key";
     case "RequestTimeTooSkewed":
-      return ": the local clock is too far from the server's (RequestTimeTooSkewed); fix the clock";
+      return ": the local clock is too far from the server's (RequestTimeTooSkewed) even after correcting by the server's Date header; fix the clock";
     default:
       return "";
   }

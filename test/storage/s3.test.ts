@@ -819,6 +819,38 @@ describe("error mapping", () => {
   });
 });
 
+describe("clock skew", () => {
+  it("re-signs with the server's clock after RequestTimeTooSkewed, and keeps doing so", async () => {
+    const { storage, calls, sleeps } = harness([
+      xml("<Error><Code>RequestTimeTooSkewed</Code></Error>", 403, {
+        date: "Fri, 02 Jan 2026 04:04:05 GMT",
+      }),
+      ok({ etag: '"e"' }),
+      ok({ etag: '"e"' }),
+    ]);
+    // Local clock (NOW) is one hour behind the server.
+    await storage.put("k", "x", { ifMatch: '"e0"' });
+    expect(calls.map((c) => c.headers.get("x-amz-date"))).toEqual([
+      "20260102T030405Z",
+      "20260102T040405Z",
+    ]);
+    expect(sleeps).toHaveLength(1);
+    await storage.put("k", "y");
+    expect(calls[2]!.headers.get("x-amz-date")).toBe("20260102T040405Z");
+  });
+
+  it("gives up with AccessDeniedError naming the clock when the skew persists", async () => {
+    const skewed = () =>
+      xml("<Error><Code>RequestTimeTooSkewed</Code></Error>", 403, {
+        date: "Fri, 02 Jan 2026 04:04:05 GMT",
+      });
+    const { storage } = harness([skewed(), skewed(), skewed(), skewed()]);
+    const e = await failure(storage.get("k"));
+    expect(e).toBeInstanceOf(AccessDeniedError);
+    expect(e.message).toContain("clock");
+  });
+});
+
 describe("retry policy", () => {
   it("retries safe requests on 5xx with jittered exponential backoff", async () => {
     const { storage, calls, sleeps } = harness([
