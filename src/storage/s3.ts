@@ -225,7 +225,7 @@ export class S3Storage implements Storage {
     this.#basePath = base.pathname.replace(/\/+$/, "");
     this.#base = base;
     this.endpoint = `${base.origin}${this.#basePath}`;
-    this.forcePathStyle = options.forcePathStyle ?? options.endpoint !== undefined;
+    this.forcePathStyle = options.forcePathStyle ?? Boolean(options.endpoint);
     this.name = `s3://${bucket}`;
 
     const retries = options.retries ?? {};

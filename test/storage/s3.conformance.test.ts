@@ -3,13 +3,18 @@
  * failures only a real network can produce. Needs the `OQ_TEST_S3_*` variables that
  * `scripts/minio.sh start` writes to `.minio/env`; `npm run test:s3` does all of it.
  *
- * Without the variables no server test is registered; the connection-refused case needs no
- * server and always runs (vitest also fails a file that registers no test at all).
+ * Without the variables no server test is registered; the unreachable and silent endpoint cases
+ * need no S3 server and always run (vitest also fails a file that registers no test at all).
  */
-import { createServer } from "node:net";
+import { createServer, type Socket } from "node:net";
 import { inspect } from "node:util";
 import { describe, expect, it } from "vitest";
-import { AccessDeniedError, type OqError, UnavailableError } from "../../src/errors.ts";
+import {
+  AccessDeniedError,
+  AmbiguousWriteError,
+  type OqError,
+  UnavailableError,
+} from "../../src/errors.ts";
 import { S3Storage, type S3StorageOptions } from "../../src/storage/s3.ts";
 import { describeConformance } from "./conformance.ts";
 
@@ -75,6 +80,40 @@ describe("s3 driver, unreachable endpoint", () => {
       expect(e.message).not.toContain("oq-test-secret-value");
     }
     expect(storage.serverTime()).toBeUndefined();
+  });
+});
+
+describe("s3 driver, silent endpoint", () => {
+  it("a server that accepts but never answers times out: Unavailable, or ambiguous for a CAS", async () => {
+    // Accepts connections and reads requests, never responds: a hung proxy or overloaded server.
+    const sockets = new Set<Socket>();
+    const server = createServer((socket) => {
+      sockets.add(socket);
+      socket.on("data", () => {});
+      socket.on("close", () => sockets.delete(socket));
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const address = server.address();
+    const port = typeof address === "object" && address !== null ? address.port : 0;
+    try {
+      const storage = new S3Storage({
+        endpoint: `http://127.0.0.1:${port}`,
+        bucket: "oq-silent",
+        accessKeyId: "oq-test-key",
+        secretAccessKey: "oq-test-secret-value",
+        requestTimeoutMs: 150,
+        retries: { attempts: 2, baseDelayMs: 1, maxDelayMs: 5 },
+      });
+      const read = await failure(storage.get("k"));
+      expect(read).toBeInstanceOf(UnavailableError);
+      expect(read.message).toContain("timed out after 150 ms");
+      const cas = await failure(storage.put("k", "x", { ifMatch: '"e"' }));
+      expect(cas).toBeInstanceOf(AmbiguousWriteError);
+      expect(cas.message).toContain("re-read");
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });
 
