@@ -3,36 +3,27 @@
  * object store. Conditional writes are atomic across processes on one machine, and every version
  * is kept, so it behaves like a versioned bucket.
  *
- * Layout under `root` (each key segment becomes one directory level, so listing a prefix reads
- * only that subtree):
+ * Layout under `root`. Each key segment becomes one directory level, so listing a prefix reads
+ * only that subtree, and `seg` below is a segment encoded as a safe file name:
  *
  * ```
- * live/<seg>/<seg>/<leaf>~o       the current version of each existing key (header + body)
- * versions/<seg>/<leaf>~o/<id>.<size>   every version of each key, and <id>.del delete markers
- * locks/<hash>                   per-key write locks (directories: mkdir is atomic)
- * tmp/                           files being written, renamed or linked into place when complete
+ * versions/<seg>/.../<seg>~o/<id>.<size>  every version of a key: a JSON header line, then the body
+ * versions/<seg>/.../<seg>~o/<id>.del     a delete marker
+ * live/<seg>/.../<seg>~<id>.<size>        an empty file per existing key, naming its current version
+ * locks/<hash>                            per-key write locks (directories: mkdir is atomic)
+ * tmp/                                    bodies being written, renamed into versions/ when complete
  * ```
  *
- * `versions/` is the truth; `live/` is a projection of it that lets listings skip deleted keys
- * without reading their history. Writers update `versions/` first, so a crash between the two
- * steps is repaired by the next write to that key.
+ * `versions/` is the truth and serves `get` and `head`. `live/` is an index that lets a listing
+ * learn every key's ETag, size and time from directory reads alone, and skip deleted keys without
+ * touching their history. A writer commits to `versions/` first, then renames the key's `live/`
+ * entry; a crash between the two leaves a listing stale (never `get`) until the key's next write.
  *
  * Uses only `node:fs/promises` and `node:path`, which Bun and Deno implement too.
  *
  * @module
  */
-import {
-  copyFile,
-  link,
-  mkdir,
-  readdir,
-  readFile,
-  rename,
-  rmdir,
-  stat,
-  unlink,
-  writeFile,
-} from "node:fs/promises";
+import { mkdir, readdir, readFile, rename, rmdir, stat, unlink, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import {
   AccessDeniedError,
@@ -69,7 +60,7 @@ export interface FileStorageOptions {
   now?: () => number;
   /**
    * A key lock older than this many milliseconds is taken to belong to a crashed process and is
-   * broken. Writes hold a lock for milliseconds, so the default of 10 s is generous.
+   * broken. Writes hold a lock for about a millisecond, so the default of 10 s is generous.
    */
   lockStaleMs?: number;
   /** Give up waiting for a key lock after this many milliseconds (`ConflictError`). Default 30 s. */
@@ -78,39 +69,40 @@ export interface FileStorageOptions {
 
 const MAX_KEYS = 1000;
 const MAX_KEY_BYTES = 1024;
-/** Leaves of both trees carry this suffix; no encoded segment contains `~`, so it never clashes. */
-const LEAF = "~o";
+/** Separates an encoded segment from what follows in a leaf name; encoding never emits `~`. */
+const SEP = "~";
+/** The tail of a history directory's name. */
+const HISTORY = "o";
 /** The directory name of an empty key segment (as in `a//b`), which has no encoded characters. */
 const EMPTY_DIR = "~";
-/** Most file systems allow 255 bytes per name; the leaf suffix must fit too. */
-const MAX_NAME = 255;
-/** How many files a listing reads at once. */
-const READ_CONCURRENCY = 64;
+/** Encoded segments stay below this, so that a live entry (`seg~<id>.<size>`) fits in 255 bytes. */
+const MAX_SEGMENT_NAME = 200;
 const VERSION_RE = /^(\d{15})-(\d{5})-([0-9a-f]{8})$/;
+const VERSION_FILE_RE = /^(\d{15}-\d{5}-[0-9a-f]{8})\.(del|\d+)$/;
+/** A leaf name's part after the segment: `o` in versions/, `<id>.<size>` in live/. */
+const LIVE_TAIL_RE = /^(\d{15}-\d{5}-[0-9a-f]{8})\.(\d+)$/;
 const utf8 = new TextEncoder();
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 
+/** A version file's header line. */
 interface Header {
   key: string;
-  versionId: string;
   contentType: string;
 }
 
-interface LiveObject {
-  header: Header;
-  body: Uint8Array;
-}
-
+/** One version (or delete marker) as its file name describes it. */
 interface VersionEntry {
   versionId: string;
   isDeleteMarker: boolean;
   size: number;
-  name: string;
 }
 
+/** A key found by a walk: `path` is its history directory or its live entry. */
 interface Leaf {
   key: string;
   path: string;
+  /** For live entries: the current version the name records. */
+  current?: VersionEntry;
 }
 
 /** A bucket in a local directory. See the module documentation for the layout. */
@@ -130,7 +122,7 @@ export class FileStorage implements Storage {
   #ready: Promise<void> | undefined;
   #lastResponse: { serverMs: number; localMs: number } | undefined;
 
-  /** Open (lazily create) a directory store. */
+  /** Open a directory store; the directory is created on the first write. */
   constructor(options: FileStorageOptions) {
     if (typeof options?.root !== "string" || options.root === "") {
       throw new ValidationError(
@@ -151,29 +143,37 @@ export class FileStorage implements Storage {
   /** Read the current version, or the one named by `options.versionId`. */
   get(key: string, options: GetOptions = {}): Promise<GetResult> {
     return this.#op("get", key, async () => {
-      if (options.versionId !== undefined) return this.#getVersion(key, options.versionId);
-      const obj = await this.#readLive(key);
-      if (obj === undefined) throw notFound(key, this.name);
-      return {
-        body: obj.body,
-        etag: etagOf(obj.header.versionId),
-        versionId: obj.header.versionId,
-        lastModified: timeOf(obj.header.versionId),
-        contentType: obj.header.contentType,
-      };
+      const wanted = options.versionId;
+      // A concurrent deleteVersion can remove the file between the two reads; look again.
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const history = await this.#history(key);
+        const v = wanted === undefined ? history[0] : history.find((x) => x.versionId === wanted);
+        if (v === undefined || v.isDeleteMarker) throw this.#missing(key, wanted, v);
+        const data = await readIfExists(join(this.#historyDir(key), versionFile(v)));
+        if (data === undefined) continue;
+        const { header, body } = decodeObject(data, key);
+        return {
+          body,
+          etag: etagOf(v.versionId),
+          versionId: v.versionId,
+          lastModified: timeOf(v.versionId),
+          contentType: header.contentType,
+        };
+      }
+      throw this.#missing(key, wanted, undefined);
     });
   }
 
-  /** Read the current version's metadata. */
+  /** Read the current version's metadata (one directory read). */
   head(key: string): Promise<HeadResult> {
     return this.#op("head", key, async () => {
-      const obj = await this.#readLive(key);
-      if (obj === undefined) throw notFound(key, this.name);
+      const v = (await this.#history(key))[0];
+      if (v === undefined || v.isDeleteMarker) throw this.#missing(key, undefined, v);
       return {
-        etag: etagOf(obj.header.versionId),
-        size: obj.body.length,
-        versionId: obj.header.versionId,
-        lastModified: timeOf(obj.header.versionId),
+        etag: etagOf(v.versionId),
+        size: v.size,
+        versionId: v.versionId,
+        lastModified: timeOf(v.versionId),
       };
     });
   }
@@ -183,12 +183,15 @@ export class FileStorage implements Storage {
     return this.#op("put", key, async () => {
       checkPutOptions(key, options);
       const bytes = toBytes(body);
+      const data = encodeObject(
+        { key, contentType: options.contentType ?? "application/octet-stream" },
+        bytes,
+      );
       return this.#withLock(key, async () => {
         const history = await this.#history(key);
         const latest = history[0];
         const current = latest === undefined || latest.isDeleteMarker ? undefined : latest;
         if (options.ifNoneMatch === "*" && current !== undefined) {
-          await this.#repairLive(key, history);
           throw new PreconditionFailedError(
             `${key} already exists in ${this.name}: If-None-Match: * only creates absent keys; re-read it instead`,
             { status: 412, key },
@@ -196,64 +199,65 @@ export class FileStorage implements Storage {
         }
         if (options.ifMatch !== undefined) {
           if (current === undefined) {
-            await this.#repairLive(key, history);
             throw new NotFoundError(
               `${key} does not exist in ${this.name}, so If-Match cannot hold; create it with ifNoneMatch: "*"`,
               { status: 404, key },
             );
           }
           if (!sameEtag(etagOf(current.versionId), options.ifMatch)) {
-            // The caller may have read a stale live copy left by a crash; fix it so a re-read helps.
-            await this.#repairLive(key, history);
             throw new PreconditionFailedError(
               `${key} changed in ${this.name} (ETag ${etagOf(current.versionId)}, not ${options.ifMatch}): re-read it and decide again`,
               { status: 412, key },
             );
           }
         }
-        const versionId = this.#nextVersionId(latest?.versionId);
-        const header: Header = {
-          key,
-          versionId,
-          contentType: options.contentType ?? "application/octet-stream",
+        const next: VersionEntry = {
+          versionId: this.#nextVersionId(latest?.versionId),
+          isDeleteMarker: false,
+          size: bytes.length,
         };
-        const temp = await this.#writeTemp(encodeObject(header, bytes));
-        const histDir = this.#versionDir(key);
-        const livePath = this.#livePath(key);
+        await this.#ensureRoot();
+        const temp = join(this.#tmp, tempName());
+        await writeFile(temp, data, { flag: "wx" });
+        const dir = this.#historyDir(key);
         try {
-          // Linking into versions/ is the commit point: from here on the version exists.
-          await withParent(histDir, () =>
-            linkOrCopy(temp, join(histDir, `${versionId}.${bytes.length}`)),
-          );
-          await withParent(dirname(livePath), () => rename(temp, livePath));
+          // The rename into versions/ is the commit point: from here on the version exists.
+          await withParent(dir, () => rename(temp, join(dir, versionFile(next))));
         } catch (error) {
-          await unlinkIfExists(temp).catch(() => false);
+          await unlink(temp).catch(() => undefined);
           throw error;
         }
-        return { etag: etagOf(versionId), versionId };
+        await this.#setLive(key, current, next);
+        return { etag: etagOf(next.versionId), versionId: next.versionId };
       });
     });
   }
 
   /**
    * Delete the current version by adding a delete marker; the history stays. Deleting a key that
-   * is missing or already deleted changes nothing (S3 would add another marker; nothing reads it).
+   * is missing or already deleted adds nothing (S3 would add another marker; nothing reads it).
    */
   delete(key: string): Promise<void> {
     return this.#op("delete", key, () =>
       this.#withLock(key, async () => {
         const history = await this.#history(key);
         const latest = history[0];
-        if (latest === undefined || latest.isDeleteMarker) {
-          await this.#removeLive(key);
+        if (latest === undefined) return;
+        if (latest.isDeleteMarker) {
+          // A crash after the marker but before the live entry went would leave a ghost in
+          // listings; deleting again is how a caller clears it.
+          const shown = history.find((v) => !v.isDeleteMarker);
+          if (shown !== undefined) await this.#setLive(key, shown, undefined);
           return;
         }
-        const versionId = this.#nextVersionId(latest.versionId);
-        const histDir = this.#versionDir(key);
-        await withParent(histDir, () =>
-          writeFile(join(histDir, `${versionId}.del`), new Uint8Array(0), { flag: "wx" }),
-        );
-        await this.#removeLive(key);
+        const marker: VersionEntry = {
+          versionId: this.#nextVersionId(latest.versionId),
+          isDeleteMarker: true,
+          size: 0,
+        };
+        const dir = this.#historyDir(key);
+        await writeFile(join(dir, versionFile(marker)), new Uint8Array(0), { flag: "wx" });
+        await this.#setLive(key, latest, undefined);
       }),
     );
   }
@@ -268,53 +272,38 @@ export class FileStorage implements Storage {
         const history = await this.#history(key);
         const at = history.findIndex((v) => v.versionId === versionId);
         if (at === -1) return;
-        const histDir = this.#versionDir(key);
-        await unlinkIfExists(join(histDir, history[at]!.name));
-        history.splice(at, 1);
-        if (at === 0) await this.#repairLive(key, history);
-        if (history.length === 0) {
-          await prune(histDir, this.#versions);
+        const dir = this.#historyDir(key);
+        await unlink(join(dir, versionFile(history[at]!))).catch(ignoreMissing);
+        if (at === 0) {
+          const before = shownBy(history[0]);
+          const after = shownBy(history[1]);
+          if (before !== after) await this.#setLive(key, before, after);
         }
+        if (history.length === 1) await prune(dir, this.#versions);
       }),
     );
   }
 
-  /** One page of current keys in UTF-8 byte order (ListObjectsV2). */
+  /** One page of current keys in UTF-8 byte order (ListObjectsV2), from directory reads only. */
   list(options: ListOptions = {}): Promise<ListResult> {
     return this.#op("list", undefined, async () => {
       const maxKeys = pageSize(options.maxKeys);
       const after = options.continuationToken ?? options.startAfter;
-      const leaves = walk(this.#live, options.prefix ?? "", after, false);
       const objects: ObjectInfo[] = [];
-      try {
-        // Read one key past the page to learn whether another page follows.
-        while (objects.length <= maxKeys) {
-          const batch: Leaf[] = [];
-          const want = Math.min(maxKeys + 1 - objects.length, READ_CONCURRENCY);
-          while (batch.length < want) {
-            const next = await leaves.next();
-            if (next.done) break;
-            batch.push(next.value);
-          }
-          if (batch.length === 0) break;
-          const read = await Promise.all(batch.map((leaf) => readObject(leaf.path)));
-          for (let i = 0; i < batch.length; i++) {
-            const obj = read[i];
-            // Deleted between the directory read and the file read: skip it, as a later list would.
-            if (obj === undefined) continue;
-            objects.push({
-              key: batch[i]!.key,
-              etag: etagOf(obj.header.versionId),
-              size: obj.body.length,
-              lastModified: timeOf(obj.header.versionId),
-            });
-          }
+      let isTruncated = false;
+      for await (const leaf of walk(this.#live, options.prefix ?? "", after, false, "live")) {
+        if (objects.length === maxKeys) {
+          isTruncated = true;
+          break;
         }
-      } finally {
-        await leaves.return(undefined);
+        const v = leaf.current!;
+        objects.push({
+          key: leaf.key,
+          etag: etagOf(v.versionId),
+          size: v.size,
+          lastModified: timeOf(v.versionId),
+        });
       }
-      const isTruncated = objects.length > maxKeys;
-      if (isTruncated) objects.length = maxKeys;
       const result: ListResult = { objects, isTruncated };
       if (isTruncated) result.nextContinuationToken = objects[objects.length - 1]!.key;
       return result;
@@ -332,33 +321,38 @@ export class FileStorage implements Storage {
         );
       }
       // With a version marker the marker key itself may still have older versions to return.
-      const leaves = walk(this.#versions, prefix, keyMarker, versionIdMarker !== undefined);
+      const inclusive = versionIdMarker !== undefined;
       const versions: VersionInfo[] = [];
-      try {
-        outer: for await (const leaf of leaves) {
-          const entries = await readVersionDir(leaf.path);
-          const isMarkerKey = leaf.key === keyMarker && versionIdMarker !== undefined;
-          for (let i = 0; i < entries.length; i++) {
-            const v = entries[i]!;
-            if (isMarkerKey && v.versionId >= versionIdMarker) continue;
-            if (versions.length === maxKeys + 1) break outer;
-            const info: VersionInfo = {
-              key: leaf.key,
-              versionId: v.versionId,
-              isLatest: i === 0,
-              isDeleteMarker: v.isDeleteMarker,
-              lastModified: timeOf(v.versionId),
-              size: v.size,
-            };
-            if (!v.isDeleteMarker) info.etag = etagOf(v.versionId);
-            versions.push(info);
+      let isTruncated = false;
+      scan: for await (const leaf of walk(
+        this.#versions,
+        prefix,
+        keyMarker,
+        inclusive,
+        "history",
+      )) {
+        const entries = await readHistory(leaf.path);
+        const resume = leaf.key === keyMarker && versionIdMarker !== undefined;
+        for (let i = 0; i < entries.length; i++) {
+          const v = entries[i]!;
+          // Ids are fixed-width, so string order is age order.
+          if (resume && v.versionId >= versionIdMarker) continue;
+          if (versions.length === maxKeys) {
+            isTruncated = true;
+            break scan;
           }
+          const info: VersionInfo = {
+            key: leaf.key,
+            versionId: v.versionId,
+            isLatest: i === 0,
+            isDeleteMarker: v.isDeleteMarker,
+            lastModified: timeOf(v.versionId),
+            size: v.size,
+          };
+          if (!v.isDeleteMarker) info.etag = etagOf(v.versionId);
+          versions.push(info);
         }
-      } finally {
-        await leaves.return(undefined);
       }
-      const isTruncated = versions.length > maxKeys;
-      if (isTruncated) versions.length = maxKeys;
       const result: ListVersionsResult = { versions, isTruncated };
       if (isTruncated) {
         const last = versions[versions.length - 1]!;
@@ -397,69 +391,88 @@ export class FileStorage implements Storage {
     }
   }
 
-  #livePath(key: string): string {
-    const segments = key.split("/");
-    const leaf = segments.pop()!;
-    return join(this.#live, ...segments.map(encodeDir), encodeLeaf(leaf));
-  }
-
-  #versionDir(key: string): string {
-    const segments = key.split("/");
-    const leaf = segments.pop()!;
-    return join(this.#versions, ...segments.map(encodeDir), encodeLeaf(leaf));
-  }
-
-  async #readLive(key: string): Promise<LiveObject | undefined> {
-    return readObject(this.#livePath(key));
-  }
-
-  async #getVersion(key: string, versionId: string): Promise<GetResult> {
-    const entry = VERSION_RE.test(versionId)
-      ? (await this.#history(key)).find((v) => v.versionId === versionId)
-      : undefined;
-    if (entry === undefined || entry.isDeleteMarker) {
-      throw new NotFoundError(
-        entry === undefined
-          ? `${key} has no version ${versionId} in ${this.name}; list its versions with listVersions`
-          : `version ${versionId} of ${key} is a delete marker and has no body`,
-        { status: entry === undefined ? 404 : 405, key },
-      );
+  #missing(key: string, versionId: string | undefined, found: VersionEntry | undefined): OqError {
+    if (versionId === undefined) {
+      return new NotFoundError(`${key} does not exist in ${this.name}`, { status: 404, key });
     }
-    const obj = await readObject(join(this.#versionDir(key), entry.name));
-    if (obj === undefined) throw notFound(key, this.name);
-    return {
-      body: obj.body,
-      etag: etagOf(versionId),
-      versionId,
-      lastModified: timeOf(versionId),
-      contentType: obj.header.contentType,
-    };
+    return new NotFoundError(
+      found === undefined
+        ? `${key} has no version ${versionId} in ${this.name}; list its versions with listVersions`
+        : `version ${versionId} of ${key} is a delete marker and has no body`,
+      { status: found === undefined ? 404 : 405, key },
+    );
+  }
+
+  /** The directory holding every version of `key`. */
+  #historyDir(key: string): string {
+    const segments = key.split("/");
+    const last = segments.pop()!;
+    return join(this.#versions, ...segments.map(encodeDir), `${encodeStem(last)}${SEP}${HISTORY}`);
+  }
+
+  /** The live entry that records `v` as the current version of `key`. */
+  #livePath(key: string, v: VersionEntry): string {
+    const segments = key.split("/");
+    const last = segments.pop()!;
+    const name = `${encodeStem(last)}${SEP}${v.versionId}.${v.size}`;
+    return join(this.#live, ...segments.map(encodeDir), name);
   }
 
   /** Every version of `key`, newest first. */
   #history(key: string): Promise<VersionEntry[]> {
-    return readVersionDir(this.#versionDir(key));
+    return readHistory(this.#historyDir(key));
   }
 
-  /** Make `live/` show the newest version of `history` (after a crash or a deleted version). */
-  async #repairLive(key: string, history: VersionEntry[]): Promise<void> {
-    const latest = history[0];
-    if (latest === undefined || latest.isDeleteMarker) {
-      await this.#removeLive(key);
-      return;
+  /**
+   * Move `key`'s live entry from showing `from` to showing `to` (either may be absent). When the
+   * entry is not where `from` says, a crash interrupted an earlier write: rebuild it by scanning.
+   */
+  async #setLive(
+    key: string,
+    from: VersionEntry | undefined,
+    to: VersionEntry | undefined,
+  ): Promise<void> {
+    const target = to === undefined ? undefined : this.#livePath(key, to);
+    if (from !== undefined) {
+      const source = this.#livePath(key, from);
+      try {
+        if (target === undefined) await unlink(source);
+        else await rename(source, target);
+        if (target === undefined) await prune(dirname(source), this.#live);
+        return;
+      } catch (error) {
+        if (code(error) !== "ENOENT") throw error;
+      }
+      await this.#scrubLive(key);
     }
-    const livePath = this.#livePath(key);
-    const live = await readObject(livePath);
-    if (live?.header.versionId === latest.versionId) return;
-    await this.#ensureRoot();
-    const temp = join(this.#tmp, tempName());
-    await linkOrCopy(join(this.#versionDir(key), latest.name), temp);
-    await withParent(dirname(livePath), () => rename(temp, livePath));
+    if (target !== undefined) {
+      await withParent(dirname(target), () =>
+        writeFile(target, new Uint8Array(0), { flag: "wx" }).catch((error: unknown) => {
+          if (code(error) !== "EEXIST") throw error;
+        }),
+      );
+    }
   }
 
-  async #removeLive(key: string): Promise<void> {
-    const livePath = this.#livePath(key);
-    if (await unlinkIfExists(livePath)) await prune(dirname(livePath), this.#live);
+  /** Remove every live entry of `key`, whatever version it names (crash recovery only). */
+  async #scrubLive(key: string): Promise<void> {
+    const segments = key.split("/");
+    const last = segments.pop()!;
+    const dir = join(this.#live, ...segments.map(encodeDir));
+    const stem = `${encodeStem(last)}${SEP}`;
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch (error) {
+      if (code(error) === "ENOENT") return;
+      throw error;
+    }
+    for (const name of names) {
+      if (name.startsWith(stem) && LIVE_TAIL_RE.test(name.slice(stem.length))) {
+        await unlink(join(dir, name)).catch(ignoreMissing);
+      }
+    }
+    await prune(dir, this.#live);
   }
 
   /** A version id after `previous`: the clock, made strictly increasing per key. */
@@ -481,13 +494,6 @@ export class FileStorage implements Storage {
     }
     // The random tail keeps ETags unique even if a key's whole history is deleted and rewritten.
     return `${String(ms).padStart(15, "0")}-${String(seq).padStart(5, "0")}-${randomHex(4)}`;
-  }
-
-  async #writeTemp(data: Uint8Array): Promise<string> {
-    await this.#ensureRoot();
-    const temp = join(this.#tmp, tempName());
-    await writeFile(temp, data, { flag: "wx" });
-    return temp;
   }
 
   #ensureRoot(): Promise<void> {
@@ -589,6 +595,11 @@ export function fileStorage(options: FileStorageOptions): FileStorage {
   return new FileStorage(options);
 }
 
+/** The version a live entry shows for a history whose newest entry is `v`. */
+function shownBy(v: VersionEntry | undefined): VersionEntry | undefined {
+  return v === undefined || v.isDeleteMarker ? undefined : v;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Key segments as file names.
 //
@@ -651,33 +662,58 @@ function decodeSegment(name: string): string | undefined {
   return encodeSegment(segment) === name ? segment : undefined;
 }
 
+/** Fast path: names that are already safe as they are (most task ids and index segments). */
+const PLAIN = /^[a-z0-9_-](?:[a-z0-9._-]*[a-z0-9_-])?$/;
+
 function encodeDir(segment: string): string {
   return segment === "" ? EMPTY_DIR : checkName(encodeSegment(segment), segment);
 }
 
-function encodeLeaf(segment: string): string {
-  return checkName(encodeSegment(segment) + LEAF, segment);
+/** A leaf's encoded segment; empty for the empty segment, which `~` after it keeps non-empty. */
+function encodeStem(segment: string): string {
+  return segment === "" ? "" : checkName(encodeSegment(segment), segment);
 }
 
 function checkName(name: string, segment: string): string {
-  if (name.length + LEAF.length > MAX_NAME) {
+  if (name.length > MAX_SEGMENT_NAME) {
     throw new ValidationError(
-      `key segment ${JSON.stringify(segment.slice(0, 40))}... is too long for FileStorage (${name.length} bytes encoded, max ${MAX_NAME - LEAF.length}); use shorter segments between slashes`,
+      `key segment ${JSON.stringify(segment.slice(0, 40))}... is too long for FileStorage (${name.length} bytes encoded, max ${MAX_SEGMENT_NAME}); use shorter segments between slashes`,
     );
   }
   return name;
 }
 
-/** A directory entry of either tree, decoded; `undefined` for names oq did not write. */
-function parseEntry(name: string): { segment: string; leaf: boolean } | undefined {
+function decodeName(name: string): string | undefined {
+  if (PLAIN.test(name) && !WINDOWS_DEVICE.test(name)) return name;
+  return decodeSegment(name);
+}
+
+/**
+ * A directory entry of either tree, decoded; `undefined` for names oq did not write (such as
+ * `.DS_Store`), which are ignored rather than misread.
+ */
+function parseEntry(
+  name: string,
+  tree: "live" | "history",
+): { segment: string; leaf: boolean; current?: VersionEntry } | undefined {
   if (name === EMPTY_DIR) return { segment: "", leaf: false };
-  if (name.endsWith(LEAF)) {
-    const stem = name.slice(0, -LEAF.length);
-    const segment = stem === "" ? "" : decodeSegment(stem);
-    return segment === undefined ? undefined : { segment, leaf: true };
+  const sep = name.indexOf(SEP);
+  if (sep === -1) {
+    const segment = decodeName(name);
+    return segment === undefined || segment === "" ? undefined : { segment, leaf: false };
   }
-  const segment = name === "" ? undefined : decodeSegment(name);
-  return segment === undefined || segment === "" ? undefined : { segment, leaf: false };
+  const stem = name.slice(0, sep);
+  const tail = name.slice(sep + 1);
+  const segment = stem === "" ? "" : decodeName(stem);
+  if (segment === undefined) return undefined;
+  if (tree === "history") return tail === HISTORY ? { segment, leaf: true } : undefined;
+  const m = LIVE_TAIL_RE.exec(tail);
+  if (m === null) return undefined;
+  return {
+    segment,
+    leaf: true,
+    current: { versionId: m[1]!, isDeleteMarker: false, size: Number(m[2]) },
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -692,22 +728,22 @@ async function* walk(
   prefix: string,
   after: string | undefined,
   inclusive: boolean,
+  tree: "live" | "history",
 ): AsyncGenerator<Leaf, void, undefined> {
   const slash = prefix.lastIndexOf("/");
   const dirPart = prefix.slice(0, slash + 1);
   const partial = prefix.slice(slash + 1);
   let start = base;
   if (dirPart !== "") {
-    const segments = dirPart.slice(0, -1).split("/");
     try {
-      start = join(base, ...segments.map(encodeDir));
+      start = join(base, ...dirPart.slice(0, -1).split("/").map(encodeDir));
     } catch (error) {
       // A segment too long to store cannot have been stored: nothing matches.
       if (error instanceof ValidationError) return;
       throw error;
     }
   }
-  yield* walkDir(start, dirPart, partial, after, inclusive);
+  yield* walkDir(start, dirPart, partial, after, inclusive, tree);
 }
 
 async function* walkDir(
@@ -716,6 +752,7 @@ async function* walkDir(
   partial: string,
   after: string | undefined,
   inclusive: boolean,
+  tree: "live" | "history",
 ): AsyncGenerator<Leaf, void, undefined> {
   let names: string[];
   try {
@@ -724,9 +761,9 @@ async function* walkDir(
     if (code(error) === "ENOENT" || code(error) === "ENOTDIR") return;
     throw error;
   }
-  const entries: { sortKey: string; name: string; leaf: boolean }[] = [];
+  const entries: { sortKey: string; name: string; leaf: boolean; current?: VersionEntry }[] = [];
   for (const name of names) {
-    const parsed = parseEntry(name);
+    const parsed = parseEntry(name, tree);
     if (parsed === undefined || !parsed.segment.startsWith(partial)) continue;
     const key = keyPrefix + parsed.segment;
     if (parsed.leaf) {
@@ -734,24 +771,37 @@ async function* walkDir(
         const c = byteOrder(key, after);
         if (c < 0 || (c === 0 && !inclusive)) continue;
       }
-      entries.push({ sortKey: key, name, leaf: true });
+      const entry: (typeof entries)[number] = { sortKey: key, name, leaf: true };
+      if (parsed.current !== undefined) entry.current = parsed.current;
+      entries.push(entry);
     } else {
       const sortKey = `${key}/`;
       // Every key below starts with sortKey; skip the subtree when all of them sort before `after`.
-      if (after !== undefined && !after.startsWith(sortKey) && byteOrder(sortKey, after) < 0)
+      if (after !== undefined && !after.startsWith(sortKey) && byteOrder(sortKey, after) < 0) {
         continue;
+      }
       entries.push({ sortKey, name, leaf: false });
     }
   }
-  // A leaf `k` and a directory `k/` never share a sort key, so this orders the full keys.
-  entries.sort((a, b) => byteOrder(a.sortKey, b.sortKey));
+  // A leaf `k` and a directory `k/` never share a sort key, so this orders the full keys. Two
+  // live entries of one key only exist after a crash; the newer one sorts first and wins.
+  entries.sort(
+    (a, b) =>
+      byteOrder(a.sortKey, b.sortKey) ||
+      ((b.current?.versionId ?? "") > (a.current?.versionId ?? "") ? 1 : -1),
+  );
+  let previous: string | undefined;
   for (const e of entries) {
+    if (e.sortKey === previous) continue;
+    previous = e.sortKey;
     const path = join(dir, e.name);
     if (e.leaf) {
-      yield { key: e.sortKey, path };
+      const leaf: Leaf = { key: e.sortKey, path };
+      if (e.current !== undefined) leaf.current = e.current;
+      yield leaf;
     } else {
       const inner = after?.startsWith(e.sortKey) ? after : undefined;
-      yield* walkDir(path, e.sortKey, "", inner, inclusive);
+      yield* walkDir(path, e.sortKey, "", inner, inclusive, tree);
     }
   }
 }
@@ -789,23 +839,36 @@ function encodeObject(header: Header, body: Uint8Array): Uint8Array {
   return out;
 }
 
-async function readObject(path: string): Promise<LiveObject | undefined> {
-  let data: Uint8Array;
-  try {
-    data = await readFile(path);
-  } catch (error) {
-    if (code(error) === "ENOENT" || code(error) === "ENOTDIR") return undefined;
-    throw error;
-  }
+function decodeObject(data: Uint8Array, key: string): { header: Header; body: Uint8Array } {
   const nl = data.indexOf(0x0a);
-  if (nl === -1) throw new StorageError(`${path} is not an oq object file (no header); remove it`);
+  if (nl === -1) {
+    throw new StorageError(
+      `a version file of ${key} has no header line; it was not written by oq`,
+      {
+        key,
+      },
+    );
+  }
   const header = JSON.parse(new TextDecoder().decode(data.subarray(0, nl))) as Header;
   // A plain Uint8Array copy: callers may keep or mutate it without touching Node's buffer.
   return { header, body: new Uint8Array(data.subarray(nl + 1)) };
 }
 
+async function readIfExists(path: string): Promise<Uint8Array | undefined> {
+  try {
+    return await readFile(path);
+  } catch (error) {
+    if (code(error) === "ENOENT" || code(error) === "ENOTDIR") return undefined;
+    throw error;
+  }
+}
+
+function versionFile(v: VersionEntry): string {
+  return `${v.versionId}.${v.isDeleteMarker ? "del" : v.size}`;
+}
+
 /** The versions in a key's history directory, newest first. */
-async function readVersionDir(dir: string): Promise<VersionEntry[]> {
+async function readHistory(dir: string): Promise<VersionEntry[]> {
   let names: string[];
   try {
     names = await readdir(dir);
@@ -815,16 +878,10 @@ async function readVersionDir(dir: string): Promise<VersionEntry[]> {
   }
   const entries: VersionEntry[] = [];
   for (const name of names) {
-    const dot = name.indexOf(".");
-    if (dot === -1) continue;
-    const versionId = name.slice(0, dot);
-    if (!VERSION_RE.test(versionId)) continue;
-    const rest = name.slice(dot + 1);
-    if (rest === "del") {
-      entries.push({ versionId, isDeleteMarker: true, size: 0, name });
-    } else if (/^\d+$/.test(rest)) {
-      entries.push({ versionId, isDeleteMarker: false, size: Number(rest), name });
-    }
+    const m = VERSION_FILE_RE.exec(name);
+    if (m === null) continue;
+    const isDeleteMarker = m[2] === "del";
+    entries.push({ versionId: m[1]!, isDeleteMarker, size: isDeleteMarker ? 0 : Number(m[2]) });
   }
   // Fixed-width ids: string order is time order.
   entries.sort((a, b) => (a.versionId < b.versionId ? 1 : a.versionId > b.versionId ? -1 : 0));
@@ -843,30 +900,14 @@ async function withParent<T>(dir: string, fn: () => Promise<T>): Promise<T> {
   }
 }
 
-/** Hard-link (cheap, and the file is immutable) or, where links are unsupported, copy. */
-async function linkOrCopy(from: string, to: string): Promise<void> {
-  try {
-    await link(from, to);
-  } catch (error) {
-    const c = code(error);
-    if (c !== "EPERM" && c !== "ENOTSUP" && c !== "EXDEV" && c !== "EOPNOTSUPP" && c !== "ENOSYS") {
-      throw error;
-    }
-    await copyFile(from, to);
-  }
+function ignoreMissing(error: unknown): void {
+  if (code(error) !== "ENOENT") throw error;
 }
 
-async function unlinkIfExists(path: string): Promise<boolean> {
-  try {
-    await unlink(path);
-    return true;
-  } catch (error) {
-    if (code(error) === "ENOENT") return false;
-    throw error;
-  }
-}
-
-/** Remove empty directories from `dir` up to (not including) `stop`, so deleted prefixes cost nothing to list. */
+/**
+ * Remove empty directories from `dir` up to (not including) `stop`, so that deleted prefixes
+ * cost nothing to list.
+ */
 async function prune(dir: string, stop: string): Promise<void> {
   let d = dir;
   while (d.length > stop.length && d.startsWith(stop)) {
@@ -922,10 +963,6 @@ function code(error: unknown): string | undefined {
   return typeof error === "object" && error !== null && "code" in error
     ? String((error as { code: unknown }).code)
     : undefined;
-}
-
-function notFound(key: string, name: string): NotFoundError {
-  return new NotFoundError(`${key} does not exist in ${name}`, { status: 404, key });
 }
 
 function fsError(op: string, key: string | undefined, name: string, error: unknown): OqError {

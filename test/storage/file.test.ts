@@ -1,18 +1,12 @@
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
-import { mkdir, mkdtemp, readdir, readFile, rename, rm, utimes, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, rename, rm, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface, type Interface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FileStorage as FromEntryPoint } from "../../file.ts";
-import {
-  ConflictError,
-  NotFoundError,
-  PreconditionFailedError,
-  StorageError,
-  ValidationError,
-} from "../../src/errors.ts";
+import { ConflictError, NotFoundError, StorageError, ValidationError } from "../../src/errors.ts";
 import { FileStorage, internals } from "../../src/storage/file.ts";
 import { compareKeys } from "../../src/storage/storage.ts";
 import { describeConformance } from "./conformance.ts";
@@ -123,11 +117,15 @@ describe("FileStorage", () => {
   it("mirrors key segments as directories, and prunes them when keys are deleted", async () => {
     const root = await tempRoot();
     const s = new FileStorage({ root });
-    await s.put("ready/3/0001/task-a", "");
-    await s.put("tasks/3/task-a.json", "{}");
+    const ready = await s.put("ready/3/0001/task-a", "");
+    const task = await s.put("tasks/3/task-a.json", "{}");
     expect(await files(join(root, "live"))).toEqual([
-      join("ready", "3", "0001", "task-a~o"),
-      join("tasks", "3", "task-a.json~o"),
+      join("ready", "3", "0001", `task-a~${ready.versionId}.0`),
+      join("tasks", "3", `task-a.json~${task.versionId}.2`),
+    ]);
+    expect(await files(join(root, "versions"))).toEqual([
+      join("ready", "3", "0001", "task-a~o", `${ready.versionId}.0`),
+      join("tasks", "3", "task-a.json~o", `${task.versionId}.2`),
     ]);
     await s.delete("ready/3/0001/task-a");
     expect(await readdir(join(root, "live"))).toEqual(["tasks"]);
@@ -142,6 +140,7 @@ describe("FileStorage", () => {
     await writeFile(join(root, "live", "p", ".DS_Store"), "junk");
     await writeFile(join(root, "live", "p", "README"), "junk");
     await mkdir(join(root, "live", "p", "Thumbs"), { recursive: true });
+    await writeFile(join(root, "live", "p", "k~junk"), "junk");
     await writeFile(join(root, "versions", "p", "k~o", "notes.txt"), "junk");
     expect((await s.list({ prefix: "p/" })).objects.map((o) => o.key)).toEqual(["p/k"]);
     expect((await s.listVersions({ prefix: "p/" })).versions).toHaveLength(1);
@@ -191,34 +190,42 @@ describe("FileStorage", () => {
     expect(s.serverTime()).toEqual({ serverMs: t, localMs: t });
   });
 
-  it("repairs a live copy left stale by a crash on the next conditional write", async () => {
+  it("recovers the listing index after a crash between commit and index update", async () => {
     const root = await tempRoot();
     const s = new FileStorage({ root });
-    await s.put("k", "one");
-    const live = join(root, "live", "k~o");
-    const stale = await readFile(live);
-    await s.put("k", "two");
-    // As if the process died after committing "two" to versions/ but before updating live/.
-    // (Replaced by rename, as the driver does: live/ files are hard links into versions/.)
-    await writeFile(`${live}.tmp`, stale);
-    await rename(`${live}.tmp`, live);
-    const seen = await s.get("k");
-    expect(text(seen.body)).toBe("one");
-    await expect(s.put("k", "three", { ifMatch: seen.etag })).rejects.toBeInstanceOf(
-      PreconditionFailedError,
+    const one = await s.put("k", "one");
+    const two = await s.put("k", "two");
+    // As if the process died after committing "two" but before renaming the live entry.
+    await rename(
+      join(root, "live", `k~${two.versionId}.3`),
+      join(root, "live", `k~${one.versionId}.3`),
     );
-    const fixed = await s.get("k");
-    expect(text(fixed.body)).toBe("two");
-    await s.put("k", "three", { ifMatch: fixed.etag });
+    expect((await s.list()).objects.map((o) => o.etag)).toEqual([one.etag]);
+    // Reads go to the history, so they are never stale.
+    expect(text((await s.get("k")).body)).toBe("two");
+    expect((await s.head("k")).etag).toBe(two.etag);
+    const three = await s.put("k", "three", { ifMatch: two.etag });
+    expect((await s.list()).objects.map((o) => o.etag)).toEqual([three.etag]);
+    expect(await readdir(join(root, "live"))).toEqual([`k~${three.versionId}.5`]);
 
-    // A new key committed to versions/ whose live copy was never written.
-    await s.put("n", "new");
-    await rm(join(root, "live", "n~o"));
-    await expect(s.get("n")).rejects.toBeInstanceOf(NotFoundError);
-    await expect(s.put("n", "again", { ifNoneMatch: "*" })).rejects.toBeInstanceOf(
-      PreconditionFailedError,
-    );
-    expect(text((await s.get("n")).body)).toBe("new");
+    // As if the process died after committing a delete marker but before removing the entry.
+    await s.delete("k");
+    await writeFile(join(root, "live", `k~${three.versionId}.5`), "");
+    expect((await s.list()).objects.map((o) => o.key)).toEqual(["k"]);
+    await expect(s.get("k")).rejects.toBeInstanceOf(NotFoundError);
+    // The queue deletes a listed key whose object is gone; that clears the ghost.
+    await s.delete("k");
+    expect((await s.list()).objects).toEqual([]);
+    expect(await readdir(join(root, "live"))).toEqual([]);
+
+    // Two entries for one key: the newer wins in listings, and the next write clears both.
+    const four = await s.put("k", "four");
+    await writeFile(join(root, "live", `k~${one.versionId}.3`), "");
+    expect((await s.list()).objects.map((o) => o.etag)).toEqual([four.etag]);
+    await s.put("k", "five");
+    await s.delete("k");
+    await s.put("k", "six");
+    expect((await s.list()).objects).toHaveLength(1);
   });
 
   it("breaks a stale lock left by a crashed process, and times out on a live one", async () => {
@@ -327,7 +334,7 @@ describe("FileStorage", () => {
     expect(page.objects.map((o) => o.key)).toEqual(ready);
     // Generous for slow CI disks; typically a few milliseconds.
     expect(elapsed).toBeLessThan(250);
-    const all = await s.list({ prefix: "tasks/3/", startAfter: "tasks/3/00002990.json" });
+    const all = await s.list({ prefix: "tasks/3/", startAfter: "tasks/3/00001490.json" });
     expect(all.objects).toHaveLength(9);
   });
 });
