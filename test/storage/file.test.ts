@@ -317,7 +317,7 @@ describe("FileStorage", () => {
     const s = new FileStorage({ root: await tempRoot() });
     const ready = Array.from({ length: 300 }, (_, i) => `ready/3/${String(i).padStart(5, "0")}`);
     const tasks = Array.from(
-      { length: 3_000 },
+      { length: 1_500 },
       (_, i) => `tasks/3/${String(i).padStart(8, "0")}.json`,
     );
     for (let i = 0; i < ready.length + tasks.length; i += 32) {
