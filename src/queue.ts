@@ -93,6 +93,12 @@ export interface Versioned {
   etag: string;
 }
 
+/** Options of {@link Queue.write} and {@link Queue.update}. */
+export interface WriteOptions {
+  /** Delete the task's old marker in a later batch rather than now (workers finishing tasks). */
+  batchMarkerDelete?: boolean;
+}
+
 /** Options of {@link Queue.list}. */
 export interface ListTasksOptions {
   /** Only tasks in this state (or these states). */
@@ -173,6 +179,8 @@ export class Queue {
   /** Where warnings go. */
   readonly logger: Logger;
   readonly #maxInputBytes: number;
+  readonly #retired: string[] = [];
+  #retireTimer: ReturnType<typeof setTimeout> | undefined;
   readonly #defaults: { maxRetries: number; backoff: Backoff; timeoutSeconds: number | null };
 
   constructor(options: QueueOptions) {
@@ -511,6 +519,7 @@ export class Queue {
     id: string,
     change: (current: TaskRecord) => TaskRecord | undefined,
     known?: Versioned,
+    options: WriteOptions = {},
   ): Promise<Versioned> {
     let current = known;
     for (let round = 0; round < MAX_CAS_ROUNDS; round++) {
@@ -521,7 +530,7 @@ export class Queue {
       const next = placeMarker(current.task, changed, (due) =>
         this.newMarker(changed.type, changed.id, due),
       );
-      const written = await this.write(current, next);
+      const written = await this.write(current, next, options);
       if (written !== undefined) return written;
       current = undefined;
     }
@@ -539,7 +548,11 @@ export class Queue {
    * An ambiguous answer is settled by reading the task back: every version carries a fresh
    * `updatedAt` (and claims a fresh lease token), so our write is recognised exactly.
    */
-  async write(current: Versioned, next: TaskRecord): Promise<Versioned | undefined> {
+  async write(
+    current: Versioned,
+    next: TaskRecord,
+    options: WriteOptions = {},
+  ): Promise<Versioned | undefined> {
     const key = this.keys.task(next.id);
     const newMarker =
       next.marker !== null && next.marker !== current.task.marker ? next.marker : undefined;
@@ -575,8 +588,10 @@ export class Queue {
       return undefined;
     }
     const oldMarker = current.task.marker;
-    if (oldMarker !== null && oldMarker !== next.marker)
-      await this.#deleteQuietly(this.keys.full(oldMarker));
+    if (oldMarker !== null && oldMarker !== next.marker) {
+      if (options.batchMarkerDelete) this.#retire(this.keys.full(oldMarker));
+      else await this.#deleteQuietly(this.keys.full(oldMarker));
+    }
     return { task: next, etag };
   }
 
@@ -590,6 +605,35 @@ export class Queue {
         await sleep(200 * 2 ** round);
       }
     }
+  }
+
+  /**
+   * Queue a dead marker for a batched delete (one `DeleteObjects` request for many keys). A
+   * marker that outlives its task briefly is harmless: readers see the task no longer names it.
+   */
+  #retire(key: string): void {
+    this.#retired.push(key);
+    if (this.#retired.length >= 200) void this.flush();
+    else this.#retireTimer ??= setTimeout(() => void this.flush(), 500);
+  }
+
+  /** Delete the markers queued by batched writes now. Workers call it when they stop. */
+  async flush(): Promise<void> {
+    if (this.#retireTimer !== undefined) clearTimeout(this.#retireTimer);
+    this.#retireTimer = undefined;
+    const keys = this.#retired.splice(0);
+    if (keys.length === 0) return;
+    if (this.storage.deleteMany !== undefined && keys.length > 1) {
+      try {
+        await this.storage.deleteMany(keys);
+        return;
+      } catch (error) {
+        this.logger.warn(
+          `batched marker delete failed, deleting one by one: ${error instanceof Error ? error.message : error}`,
+        );
+      }
+    }
+    await mapLimit(keys, 8, (key) => this.#deleteQuietly(key));
   }
 
   async #deleteQuietly(key: string): Promise<void> {

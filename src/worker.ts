@@ -147,6 +147,8 @@ interface Running {
   lost: boolean;
   startedLocal: number;
   settled: Promise<void>;
+  /** The task's marker (relative key) while we run it. */
+  marker: string | null;
 }
 
 const live = new Set<Worker>();
@@ -288,6 +290,7 @@ export class Worker {
     await Promise.race([all, sleep(grace)]);
     await Promise.all([...this.#running.values()].map((r) => this.#release(r)));
     await Promise.race([all, sleep(1000)]);
+    await this.#queue.flush();
     if (this.#heartbeatTimer !== undefined) clearInterval(this.#heartbeatTimer);
     if (this.#options.heartbeatSeconds > 0) {
       await this.#queue.storage.delete(this.#queue.keys.worker(this.id)).catch(() => {});
@@ -327,6 +330,7 @@ export class Worker {
         sleep(left),
       ]);
       await Promise.all([...this.#running.values()].map((r) => this.#release(r)));
+      await this.#queue.flush();
     } finally {
       if (wasNew) {
         this.#state = "stopped";
@@ -539,6 +543,7 @@ export class Worker {
       lost: false,
       startedLocal: q.clock.localNow(),
       settled: Promise.resolve(),
+      marker: task.marker,
     };
     this.#running.set(task.id, run);
     this.stats.started++;
@@ -716,7 +721,7 @@ export class Worker {
             : (t) => failAttempt(t, run.token, bad, q.now(), q.random());
       }
       try {
-        run.current = await q.update(run.id, change, run.current);
+        run.current = await q.update(run.id, change, run.current, { batchMarkerDelete: true });
       } catch (error) {
         if (
           error instanceof OqError &&
@@ -728,6 +733,8 @@ export class Worker {
         throw error;
       }
       run.done = true;
+      // Until the batched delete lands, do not spend a GET on our own finished task's marker.
+      if (run.marker !== null) this.#skip.set(q.keys.full(run.marker), q.clock.localNow() + 60_000);
       const t = run.current.task;
       const kind =
         t.status === "completed"

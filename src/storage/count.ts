@@ -20,16 +20,16 @@ export interface CountedStorage extends Storage {
 
 /**
  * Wrap a storage so every call is counted by request kind. `versioning()` counts as a GET
- * (`GET ?versioning`), `list` and `listVersions` as LIST. Failed calls count too: they are billed.
+ * (`GET ?versioning`), `list` and `listVersions` as LIST, `deleteMany` as POST (billed like a PUT). Failed calls count too: they are billed.
  */
 export function countRequests(inner: Storage): CountedStorage {
-  const counts: RequestCounts = { GET: 0, HEAD: 0, PUT: 0, LIST: 0, DELETE: 0 };
+  const counts: RequestCounts = { GET: 0, HEAD: 0, PUT: 0, POST: 0, LIST: 0, DELETE: 0 };
   return {
     get name() {
       return inner.name;
     },
     counts,
-    total: () => counts.GET + counts.HEAD + counts.PUT + counts.LIST + counts.DELETE,
+    total: () => Object.values(counts).reduce((a, b) => a + b, 0),
     reset() {
       for (const k of Object.keys(counts) as RequestKind[]) counts[k] = 0;
     },
@@ -49,6 +49,22 @@ export function countRequests(inner: Storage): CountedStorage {
       counts.DELETE++;
       return inner.delete(key);
     },
+    ...(inner.deleteVersion === undefined
+      ? {}
+      : {
+          deleteVersion(key: string, versionId: string) {
+            counts.DELETE++;
+            return inner.deleteVersion!(key, versionId);
+          },
+        }),
+    ...(inner.deleteMany === undefined
+      ? {}
+      : {
+          deleteMany(keys: readonly string[]) {
+            counts.POST++;
+            return inner.deleteMany!(keys);
+          },
+        }),
     list(options) {
       counts.LIST++;
       return inner.list(options);

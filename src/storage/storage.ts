@@ -149,7 +149,7 @@ export interface ListVersionsResult {
 export type VersioningStatus = "Enabled" | "Suspended" | "Disabled";
 
 /** The request kinds counted by {@link countRequests}. */
-export type RequestKind = "GET" | "HEAD" | "PUT" | "LIST" | "DELETE";
+export type RequestKind = "GET" | "HEAD" | "PUT" | "POST" | "LIST" | "DELETE";
 
 /** The storage contract. Every method may throw the typed errors listed in the module doc. */
 export interface Storage {
@@ -173,6 +173,11 @@ export interface Storage {
    * Optional: the queue never needs it; tests and tools use it to erase history they wrote.
    */
   deleteVersion?(key: string, versionId: string): Promise<void>;
+  /**
+   * Delete many keys in one request where the backend can (S3 `DeleteObjects`, a POST of up to
+   * 1,000 keys). Missing keys succeed. Optional: callers fall back to {@link Storage.delete}.
+   */
+  deleteMany?(keys: readonly string[]): Promise<void>;
   /** One page of keys. */
   list(options?: ListOptions): Promise<ListResult>;
   /** One page of versions. */
