@@ -27,6 +27,7 @@ import { mkdir, readdir, readFile, rename, rmdir, stat, unlink, writeFile } from
 import { dirname, join, resolve } from "node:path";
 import {
   AccessDeniedError,
+  AmbiguousWriteError,
   ConflictError,
   NotFoundError,
   OqError,
@@ -187,49 +188,58 @@ export class FileStorage implements Storage {
         { key, contentType: options.contentType ?? "application/octet-stream" },
         bytes,
       );
-      return this.#withLock(key, async () => {
-        const history = await this.#history(key);
-        const latest = history[0];
-        const current = latest === undefined || latest.isDeleteMarker ? undefined : latest;
-        if (options.ifNoneMatch === "*" && current !== undefined) {
-          throw new PreconditionFailedError(
-            `${key} already exists in ${this.name}: If-None-Match: * only creates absent keys; re-read it instead`,
-            { status: 412, key },
-          );
-        }
-        if (options.ifMatch !== undefined) {
-          if (current === undefined) {
-            throw new NotFoundError(
-              `${key} does not exist in ${this.name}, so If-Match cannot hold; create it with ifNoneMatch: "*"`,
-              { status: 404, key },
-            );
-          }
-          if (!sameEtag(etagOf(current.versionId), options.ifMatch)) {
+      // Written before taking the lock, so a large body never holds it (or looks like a crash).
+      await this.#ensureRoot();
+      const temp = join(this.#tmp, tempName());
+      await writeFile(temp, data, { flag: "wx" });
+      let committed = false;
+      try {
+        return await this.#withLock(key, async () => {
+          const history = await this.#history(key);
+          const latest = history[0];
+          const current = latest === undefined || latest.isDeleteMarker ? undefined : latest;
+          if (options.ifNoneMatch === "*" && current !== undefined) {
             throw new PreconditionFailedError(
-              `${key} changed in ${this.name} (ETag ${etagOf(current.versionId)}, not ${options.ifMatch}): re-read it and decide again`,
+              `${key} already exists in ${this.name}: If-None-Match: * only creates absent keys; re-read it instead`,
               { status: 412, key },
             );
           }
-        }
-        const next: VersionEntry = {
-          versionId: this.#nextVersionId(latest?.versionId),
-          isDeleteMarker: false,
-          size: bytes.length,
-        };
-        await this.#ensureRoot();
-        const temp = join(this.#tmp, tempName());
-        await writeFile(temp, data, { flag: "wx" });
-        const dir = this.#historyDir(key);
-        try {
+          if (options.ifMatch !== undefined) {
+            if (current === undefined) {
+              throw new NotFoundError(
+                `${key} does not exist in ${this.name}, so If-Match cannot hold; create it with ifNoneMatch: "*"`,
+                { status: 404, key },
+              );
+            }
+            if (!sameEtag(etagOf(current.versionId), options.ifMatch)) {
+              throw new PreconditionFailedError(
+                `${key} changed in ${this.name} (ETag ${etagOf(current.versionId)}, not ${options.ifMatch}): re-read it and decide again`,
+                { status: 412, key },
+              );
+            }
+          }
+          const next: VersionEntry = {
+            versionId: this.#nextVersionId(latest?.versionId),
+            isDeleteMarker: false,
+            size: bytes.length,
+          };
+          const dir = this.#historyDir(key);
           // The rename into versions/ is the commit point: from here on the version exists.
           await withParent(dir, () => rename(temp, join(dir, versionFile(next))));
-        } catch (error) {
-          await unlink(temp).catch(() => undefined);
-          throw error;
-        }
-        await this.#setLive(key, current, next);
-        return { etag: etagOf(next.versionId), versionId: next.versionId };
-      });
+          committed = true;
+          try {
+            await this.#setLive(key, current, next);
+          } catch (error) {
+            throw new AmbiguousWriteError(
+              `put ${key} in ${this.name} wrote version ${next.versionId} but could not update the listing index (${String(error)}); re-read the key before deciding`,
+              { key, cause: error },
+            );
+          }
+          return { etag: etagOf(next.versionId), versionId: next.versionId };
+        });
+      } finally {
+        if (!committed) await unlink(temp).catch(() => undefined);
+      }
     });
   }
 
@@ -500,6 +510,8 @@ export class FileStorage implements Storage {
     this.#ready ??= (async () => {
       await mkdir(this.#tmp, { recursive: true });
       await mkdir(this.#locks, { recursive: true });
+      // Not awaited: bodies left by processes that died mid-write only waste space.
+      void sweepTemp(this.#tmp).catch(() => undefined);
     })().catch((error: unknown) => {
       this.#ready = undefined;
       throw error;
@@ -897,6 +909,19 @@ async function withParent<T>(dir: string, fn: () => Promise<T>): Promise<T> {
       if (code(error) !== "ENOENT" || attempt >= 5) throw error;
     }
     await mkdir(dir, { recursive: true });
+  }
+}
+
+/** A temp file older than this was abandoned: writes rename theirs within milliseconds. */
+const TEMP_MAX_AGE_MS = 60 * 60 * 1000;
+
+async function sweepTemp(dir: string): Promise<void> {
+  for (const name of await readdir(dir)) {
+    const path = join(dir, name);
+    const st = await stat(path).catch(() => undefined);
+    if (st?.isFile() && Date.now() - st.mtimeMs > TEMP_MAX_AGE_MS) {
+      await unlink(path).catch(() => undefined);
+    }
   }
 }
 

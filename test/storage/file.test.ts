@@ -42,6 +42,9 @@ describeConformance("file", {
     expect(await files(join(conformanceRoot, "live"))).toEqual([]);
     expect(await files(join(conformanceRoot, "versions"))).toEqual([]);
     expect(await readdir(join(conformanceRoot, "live")).catch(() => [])).toEqual([]);
+    // Refused conditional writes must not leave their bodies or locks behind.
+    expect(await readdir(join(conformanceRoot, "tmp"))).toEqual([]);
+    expect(await readdir(join(conformanceRoot, "locks"))).toEqual([]);
   },
 });
 
