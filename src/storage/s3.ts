@@ -98,12 +98,16 @@ const DEFAULT_ATTEMPTS = 4;
 const DEFAULT_BASE_DELAY_MS = 100;
 const DEFAULT_MAX_DELAY_MS = 5000;
 const DEFAULT_TIMEOUT_MS = 30_000;
+/** S3's limit of keys per DeleteObjects request. */
+const MAX_BATCH_DELETE = 1000;
+/** Concurrent single DELETEs when a server cannot batch. */
+const ONE_BY_ONE_PARALLEL = 8;
 const NOT_S3_HINT = "is OQ_ENDPOINT pointing at an S3 API?";
 const CREDENTIALS_HINT = "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and the bucket policy";
 
 /** What one request is, for signing, retry decisions and messages. */
 interface Op {
-  method: "GET" | "HEAD" | "PUT" | "DELETE";
+  method: "GET" | "HEAD" | "PUT" | "POST" | "DELETE";
   /** Object key, or undefined for a bucket-level request. */
   key?: string;
   /** Query parameters in the order they are sent. */
@@ -159,6 +163,8 @@ export class S3Storage implements Storage {
   readonly #timeoutMs: number;
   readonly #now: () => number;
   #serverTime: { serverMs: number; localMs: number } | undefined;
+  /** Set once the server refused DeleteObjects: {@link S3Storage.deleteMany} then deletes one by one. */
+  #batchDeleteRefused = false;
   /** Added to the local clock when signing, learned from a RequestTimeTooSkewed answer. */
   #signingOffsetMs = 0;
 
@@ -347,6 +353,65 @@ export class S3Storage implements Storage {
   /** {@inheritDoc Storage.deleteVersion} */
   async deleteVersion(key: string, versionId: string): Promise<void> {
     await this.#send({ method: "DELETE", key, query: [["versionId", versionId]] });
+  }
+
+  /**
+   * {@inheritDoc Storage.deleteMany}
+   *
+   * S3 `DeleteObjects` in quiet mode, 1,000 keys per request. A server that refuses the batch
+   * call (no `x-amz-checksum-sha256` support, or no `DeleteObjects` at all) is remembered and
+   * served with one DELETE per key from then on.
+   */
+  async deleteMany(keys: readonly string[]): Promise<void> {
+    for (const key of keys) checkKey(key);
+    for (let i = 0; i < keys.length; i += MAX_BATCH_DELETE) {
+      const batch = keys.slice(i, i + MAX_BATCH_DELETE);
+      if (!this.#batchDeleteRefused) {
+        try {
+          await this.#deleteBatch(batch);
+          continue;
+        } catch (error) {
+          if (!refusesBatchDelete(error)) throw error;
+          this.#batchDeleteRefused = true;
+        }
+      }
+      await mapLimit(batch, ONE_BY_ONE_PARALLEL, (key) => this.delete(key));
+    }
+  }
+
+  async #deleteBatch(keys: readonly string[]): Promise<void> {
+    if (keys.length === 0) return;
+    const xml =
+      '<?xml version="1.0" encoding="UTF-8"?><Delete xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Quiet>true</Quiet>' +
+      keys.map((key) => `<Object><Key>${escapeXml(key)}</Key></Object>`).join("") +
+      "</Delete>";
+    const body = new TextEncoder().encode(xml);
+    // DeleteObjects demands a body digest. Content-MD5 would need an MD5 that web crypto lacks;
+    // AWS and MinIO accept a SHA-256 checksum instead.
+    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", body));
+    const { res, body: answer } = await this.#send({
+      method: "POST",
+      query: [["delete", ""]],
+      headers: {
+        "content-type": "application/xml",
+        "x-amz-checksum-sha256": btoa(String.fromCharCode(...digest)),
+      },
+      body,
+    });
+    const root = this.#parseBody(res, answer, "DeleteResult", "POST ?delete");
+    const failed = children(root, "Error").filter((e) => {
+      const code = text(e, "Code").trim();
+      return code !== "NoSuchKey" && code !== "NoSuchVersion";
+    });
+    const first = failed[0];
+    if (first === undefined) return;
+    const key = text(first, "Key");
+    const code = this.#redact(text(first, "Code").trim());
+    const message = `POST ?delete ${this.name}: ${failed.length} of ${keys.length} keys were not deleted, e.g. ${key}: ${code}: ${this.#redact(text(first, "Message").trim())}`;
+    const details: OqErrorDetails = { status: res.status, s3Code: code, key };
+    throw code === "AccessDenied"
+      ? new AccessDeniedError(`${message}; ${CREDENTIALS_HINT}`, details)
+      : new StorageError(message, details);
   }
 
   /** {@inheritDoc Storage.list} */
@@ -821,6 +886,36 @@ function retryAfter(value: string | null): number | undefined {
   if (value === null) return undefined;
   const seconds = Number(value.trim());
   return Number.isFinite(seconds) && seconds >= 0 ? seconds * 1000 : undefined;
+}
+
+/** True for the answers of a server that cannot do DeleteObjects as we send it. */
+function refusesBatchDelete(error: unknown): boolean {
+  if (!(error instanceof StorageError)) return false;
+  if (error.status === 501 || error.status === 405) return true;
+  return (
+    error.s3Code === "MissingContentMD5" ||
+    error.s3Code === "InvalidDigest" ||
+    error.s3Code === "NotImplemented" ||
+    error.s3Code === "InvalidRequest"
+  );
+}
+
+/** Runs `fn` over `items` with at most `limit` calls in flight. */
+async function mapLimit<T>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) await fn(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+/** Escapes text for an XML element body; CR must be a reference or parsers turn it into LF. */
+function escapeXml(value: string): string {
+  return value.replace(/[&<>"'\r]/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
 /**

@@ -169,6 +169,23 @@ if (config === undefined) {
       }
     });
 
+    it("deleteMany removes existing keys, ignores missing ones and leaves the rest", async () => {
+      const storage = make();
+      const p = `oq-delete-many-${Date.now().toString(36)}/`;
+      const doomed = ["a", "b & <c>", "sp ace+plus", "é/日本", "k'q\"x"].map((k) => p + k);
+      for (const key of [...doomed, `${p}keep`]) await storage.put(key, "x");
+      await storage.deleteMany([...doomed, `${p}never-existed`]);
+      const left = await storage.list({ prefix: p });
+      expect(left.objects.map((o) => o.key)).toEqual([`${p}keep`]);
+      // Erase the history too, so the bucket stays clean for the next run.
+      for (;;) {
+        const page = await storage.listVersions({ prefix: p });
+        await Promise.all(page.versions.map((v) => storage.deleteVersion(v.key, v.versionId)));
+        if (!page.isTruncated) break;
+      }
+      expect((await storage.listVersions({ prefix: p })).versions).toEqual([]);
+    });
+
     it("a local clock an hour off is corrected from the server's Date header", async () => {
       // MinIO, like AWS, refuses signatures more than 15 minutes off with RequestTimeTooSkewed.
       const skewed = make({ now: () => Date.now() + 3_600_000 });

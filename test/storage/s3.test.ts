@@ -819,6 +819,91 @@ describe("error mapping", () => {
   });
 });
 
+describe("deleteMany", () => {
+  const deleteResult = (inner = "") =>
+    xml(
+      `<?xml version="1.0" encoding="UTF-8"?>\n<DeleteResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">${inner}</DeleteResult>`,
+    );
+
+  it("posts one quiet DeleteObjects with escaped keys and a SHA-256 checksum", async () => {
+    const { storage, calls } = harness([deleteResult()]);
+    await storage.deleteMany(["a", "b & <c>", "d'\"\r"]);
+    expect(calls).toHaveLength(1);
+    const call = calls[0]!;
+    expect(call.method).toBe("POST");
+    expect(call.url).toBe(`${ENDPOINT}/jobs?delete`);
+    expect(call.headers.get("content-type")).toBe("application/xml");
+    const body = new TextDecoder().decode(call.body);
+    expect(body).toContain("<Quiet>true</Quiet>");
+    expect(body).toContain(
+      "<Object><Key>a</Key></Object><Object><Key>b &#38; &#60;c&#62;</Key></Object><Object><Key>d&#39;&#34;&#13;</Key></Object>",
+    );
+    const digest = new Uint8Array(
+      await crypto.subtle.digest("SHA-256", call.body! as Uint8Array<ArrayBuffer>),
+    );
+    expect(call.headers.get("x-amz-checksum-sha256")).toBe(btoa(String.fromCharCode(...digest)));
+    // What we wrote must read back as the same keys.
+    const keys = parseXml(body).children.filter((c) => c.name === "Object");
+    expect(keys.map((k) => k.children[0]!.text)).toEqual(["a", "b & <c>", "d'\"\r"]);
+  });
+
+  it("splits more than 1,000 keys into several requests and sends none for no keys", async () => {
+    const { storage, calls } = harness([deleteResult(), deleteResult(), deleteResult()]);
+    await storage.deleteMany([]);
+    expect(calls).toHaveLength(0);
+    await storage.deleteMany(Array.from({ length: 2001 }, (_, i) => `k${i}`));
+    const counts = calls.map((c) => new TextDecoder().decode(c.body).split("<Object>").length - 1);
+    expect(counts).toEqual([1000, 1000, 1]);
+  });
+
+  it("ignores per-key NoSuchKey but throws on any other per-key error", async () => {
+    const { storage } = harness([
+      deleteResult("<Error><Key>a</Key><Code>NoSuchKey</Code><Message>gone</Message></Error>"),
+      deleteResult(
+        "<Error><Key>a</Key><Code>NoSuchKey</Code></Error><Error><Key>b</Key><Code>AccessDenied</Code><Message>Access Denied.</Message></Error>",
+      ),
+      deleteResult("<Error><Key>c</Key><Code>InternalError</Code><Message>oops</Message></Error>"),
+    ]);
+    await storage.deleteMany(["a"]);
+    const denied = await failure(storage.deleteMany(["a", "b"]));
+    expect(denied).toBeInstanceOf(AccessDeniedError);
+    expect(denied.key).toBe("b");
+    expect(denied.message).toContain("1 of 2 keys were not deleted");
+    const other = await failure(storage.deleteMany(["c"]));
+    expect(other).toBeInstanceOf(StorageError);
+    expect(other.s3Code).toBe("InternalError");
+  });
+
+  it("is retried on 5xx like any idempotent request", async () => {
+    const { storage, calls } = harness([s3Error(500, "InternalError"), deleteResult()]);
+    await storage.deleteMany(["a"]);
+    expect(calls).toHaveLength(2);
+  });
+
+  it("falls back to single DELETEs, for good, when the server refuses the batch call", async () => {
+    const { storage, calls } = harness([
+      s3Error(400, "MissingContentMD5"),
+      ok({}, null, 204),
+      ok({}, null, 204),
+      ok({}, null, 204),
+    ]);
+    await storage.deleteMany(["a", "b"]);
+    await storage.deleteMany(["c"]);
+    expect(calls.map((c) => `${c.method} ${c.url.slice(ENDPOINT.length)}`).sort()).toEqual([
+      "DELETE /jobs/a",
+      "DELETE /jobs/b",
+      "DELETE /jobs/c",
+      "POST /jobs?delete",
+    ]);
+  });
+
+  it("validates every key before sending anything", async () => {
+    const { storage, calls } = harness();
+    expect(await failure(storage.deleteMany(["ok", "a/../b"]))).toBeInstanceOf(ValidationError);
+    expect(calls).toHaveLength(0);
+  });
+});
+
 describe("clock skew", () => {
   it("re-signs with the server's clock after RequestTimeTooSkewed, and keeps doing so", async () => {
     const { storage, calls, sleeps } = harness([
