@@ -153,6 +153,12 @@ interface Running {
 
 const live = new Set<Worker>();
 
+/** A due marker from the last listing. */
+type Candidate = ReadyMarker & { lastModified: Date };
+
+/** A task outside this worker's share is taken once it has been due this long. */
+const STEAL_AFTER_MS = 3000;
+
 /** Workers started and not yet stopped in this process (tests use it to catch leaks). */
 export function liveWorkers(): readonly Worker[] {
   return [...live];
@@ -197,12 +203,15 @@ export class Worker {
   readonly #running = new Map<string, Running>();
   /** Marker key → local time until which it is not worth reading its task again. */
   readonly #skip = new Map<string, number>();
-  #candidates: (ReadyMarker & { lastModified: Date })[] = [];
+  #candidates: Candidate[] = [];
+  /** Live worker ids (sorted), for splitting work; just this worker until heartbeats say more. */
+  #peers: string[] = [];
   #listedAt = Number.NEGATIVE_INFINITY;
   #state: "new" | "running" | "stopping" | "stopped" = "new";
   #wake: AbortController = new AbortController();
   #loop: Promise<void> | undefined;
   #heartbeatTimer: ReturnType<typeof setInterval> | undefined;
+  #peerTimer: ReturnType<typeof setTimeout> | undefined;
   #startedAt = 0;
 
   constructor(queue: Queue, options: WorkerOptions = {}) {
@@ -264,6 +273,8 @@ export class Worker {
     live.add(this);
     if (this.#options.heartbeatSeconds > 0) {
       await this.#heartbeat();
+      // Workers started together miss each other in their first listing: look again soon.
+      this.#peerTimer = setTimeout(() => void this.#refreshPeers().catch(() => {}), 2000);
       this.#heartbeatTimer = setInterval(
         () => void this.#heartbeat(),
         this.#options.heartbeatSeconds * 1000,
@@ -292,6 +303,7 @@ export class Worker {
     await Promise.race([all, sleep(1000)]);
     await this.#queue.flush();
     if (this.#heartbeatTimer !== undefined) clearInterval(this.#heartbeatTimer);
+    if (this.#peerTimer !== undefined) clearTimeout(this.#peerTimer);
     if (this.#options.heartbeatSeconds > 0) {
       await this.#queue.storage.delete(this.#queue.keys.worker(this.id)).catch(() => {});
     }
@@ -381,16 +393,38 @@ export class Worker {
       await this.#list();
     }
     let claimed = 0;
-    while (
-      this.#candidates.length > 0 &&
-      this.#running.size < this.#options.concurrency &&
-      this.#state === "running"
-    ) {
-      const marker = this.#candidates.pop()!;
-      if ((this.#skip.get(marker.key) ?? 0) > this.#queue.clock.localNow()) continue;
-      if (await this.#inspect(marker)) claimed++;
+    // Our own share first; then others' shares once their tasks have waited a while (their
+    // owner may be busy, dead or a pure monitor); then anything, when our share gave nothing.
+    const stealBefore = this.#queue.now() - STEAL_AFTER_MS;
+    const picks: ((m: Candidate) => boolean)[] = [
+      (m) => this.#mine(m.id),
+      (m) => m.dueMs <= stealBefore,
+      () => claimed === 0,
+    ];
+    for (const pick of picks) {
+      for (let i = this.#candidates.length - 1; i >= 0; i--) {
+        if (this.#running.size >= this.#options.concurrency || this.#state !== "running")
+          return claimed;
+        const marker = this.#candidates[i]!;
+        if (!pick(marker)) continue;
+        this.#candidates.splice(i, 1);
+        if ((this.#skip.get(marker.key) ?? 0) > this.#queue.clock.localNow()) continue;
+        if (await this.#inspect(marker)) claimed++;
+        i = Math.min(i, this.#candidates.length);
+      }
     }
     return claimed;
+  }
+
+  /**
+   * True when a task falls in this worker's share. Workers split the id space evenly between
+   * the live workers they see in heartbeats, so they rarely read a task another worker is
+   * claiming at the same moment (each such read is a wasted GET).
+   */
+  #mine(id: string): boolean {
+    if (this.#peers.length <= 1) return true;
+    const slot = Number.parseInt(id.slice(-6), 16) % this.#peers.length;
+    return this.#peers[slot] === this.id;
   }
 
   async #list(): Promise<void> {
@@ -795,9 +829,30 @@ export class Worker {
     });
     try {
       await q.storage.put(q.keys.worker(this.id), body, { contentType: "application/json" });
+      await this.#refreshPeers();
     } catch (error) {
       q.logger.warn(`heartbeat failed: ${error instanceof Error ? error.message : String(error)}`);
     }
+  }
+
+  /** Live workers from the heartbeat listing (one LIST per heartbeat; no reads). */
+  async #refreshPeers(): Promise<void> {
+    const q = this.#queue;
+    const freshAfter = q.now() - 3 * this.#options.heartbeatSeconds * 1000;
+    const peers = new Set([this.id]);
+    let continuationToken: string | undefined;
+    do {
+      const page = await q.storage.list({
+        prefix: q.keys.workers,
+        ...(continuationToken ? { continuationToken } : {}),
+      });
+      for (const o of page.objects) {
+        const m = /^([^/]+)\.json$/.exec(o.key.slice(q.keys.workers.length));
+        if (m !== null && o.lastModified.getTime() >= freshAfter) peers.add(m[1]!);
+      }
+      continuationToken = page.isTruncated ? page.nextContinuationToken : undefined;
+    } while (continuationToken !== undefined);
+    this.#peers = [...peers].sort();
   }
 
   #emit(event: WorkerEvent): void {
