@@ -702,6 +702,15 @@ export class Worker {
       q.logger.warn(
         `task ${run.id}: lease check failed: ${error instanceof Error ? error.message : String(error)}`,
       );
+      // Past its expiry without a renewal, the lease may already belong to someone else: the
+      // handler must stop, and its result will be refused if the task moved on.
+      // Its outcome is still written if the token turns out to be ours (the CAS checks it).
+      const lease = run.current.task.lease;
+      if (lease !== null && ms(lease.expiresAt) <= q.now() && !run.controller.signal.aborted) {
+        run.controller.abort(
+          signalReason("LeaseLost", "the lease expired before it could be renewed"),
+        );
+      }
     }
   }
 

@@ -323,6 +323,42 @@ for (const target of targets) {
       expect(second.stats.completed).toBe(1);
     });
 
+    it("tells the handler when its lease expires because storage cannot be reached", async () => {
+      let cut = false;
+      const link = new Proxy(env.storage, {
+        get(target, prop, receiver) {
+          const value = Reflect.get(target, prop, receiver);
+          if (typeof value !== "function") return value;
+          if (prop === "serverTime") return value.bind(target);
+          return (...args: unknown[]) =>
+            cut ? Promise.reject(new Error("link cut")) : value.apply(target, args);
+        },
+      });
+      const t = await queue.submit("cutoff", null);
+      let reason = "";
+      const w = new Worker(new Queue({ storage: link, prefix: env.prefix }), {
+        ...fast,
+        leaseSeconds: 1,
+        shutdownGraceMs: 0,
+      });
+      workers.push(w);
+      w.task(
+        "cutoff",
+        (_i, ctx) =>
+          new Promise<void>((resolve) => {
+            cut = true;
+            ctx.signal.addEventListener("abort", () => {
+              reason = (ctx.signal.reason as Error).name;
+              resolve();
+            });
+          }),
+      );
+      await w.start();
+      await until("the handler is told", () => reason !== "", 10_000);
+      expect(reason).toBe("LeaseLost");
+      cut = false;
+    });
+
     it("rejects bad input with errors that say what to fix", async () => {
       await expect(queue.submit("../x", null)).rejects.toBeInstanceOf(ValidationError);
       await expect(queue.submit("a/b", null)).rejects.toThrow(/task type/);
