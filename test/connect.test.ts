@@ -1,0 +1,80 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { connect, resolveStorage } from "../src/connect.ts";
+import { ConfigError } from "../src/errors.ts";
+import { FileStorage } from "../src/storage/file.ts";
+import { MemoryStorage } from "../src/storage/memory.ts";
+import { S3Storage } from "../src/storage/s3.ts";
+
+const creds = {
+  AWS_ACCESS_KEY_ID: "AKIDEXAMPLE",
+  AWS_SECRET_ACCESS_KEY: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+};
+
+describe("connect", () => {
+  it("reads an s3:// URL: bucket, prefix, endpoint and region", () => {
+    const r = resolveStorage({
+      url: "s3://jobs/team-a/?endpoint=http%3A%2F%2F127.0.0.1%3A9000&region=eu-west-1",
+      env: creds,
+    });
+    expect(r.storage).toBeInstanceOf(S3Storage);
+    expect(r.storage.name).toContain("jobs");
+    expect(r.prefix).toBe("team-a/");
+  });
+
+  it("reads OQ_* variables, with explicit options winning", () => {
+    const env = {
+      ...creds,
+      OQ_BUCKET: "from-env",
+      OQ_ENDPOINT: "http://127.0.0.1:9000",
+      OQ_PREFIX: "p/",
+    };
+    expect(resolveStorage({ env }).storage.name).toContain("from-env");
+    expect(resolveStorage({ env, bucket: "explicit" }).storage.name).toContain("explicit");
+    expect(resolveStorage({ env, prefix: "q/" }).prefix).toBe("q/");
+    expect(resolveStorage({ env: { OQ_URL: "memory:" } }).storage).toBeInstanceOf(MemoryStorage);
+  });
+
+  it("uses the file store for file: URLs and, with no bucket, ./.oq when a filesystem is available", () => {
+    const opened: string[] = [];
+    const openFile = (root: string) => {
+      opened.push(root);
+      return new MemoryStorage();
+    };
+    resolveStorage({ url: "file:./data", openFile });
+    resolveStorage({ env: {}, openFile });
+    expect(opened).toEqual(["./data", "./.oq"]);
+  });
+
+  it("says what to set when nothing is configured or the URL is bad", () => {
+    expect(() => resolveStorage({ env: {} })).toThrow(ConfigError);
+    expect(() => resolveStorage({ env: {} })).toThrow(/set OQ_BUCKET/);
+    expect(() => resolveStorage({ url: "file:./x" })).toThrow(/oq\/file/);
+    expect(() => resolveStorage({ url: "ftp://x" })).toThrow(/Unknown queue URL/);
+    expect(() => resolveStorage({ url: "s3://bucket", env: {} })).toThrow(/AWS_ACCESS_KEY_ID/);
+    expect(() => resolveStorage({ url: "s3://b?endpoint=not a url", env: creds })).toThrow(
+      ConfigError,
+    );
+    try {
+      resolveStorage({ url: "s3://b?endpoint=::bad", env: creds });
+    } catch (error) {
+      expect(String(error)).not.toContain(creds.AWS_SECRET_ACCESS_KEY);
+    }
+  });
+
+  it("opens a working queue on a file store by URL", async () => {
+    const root = mkdtempSync(join(tmpdir(), "oq-connect-"));
+    try {
+      const queue = await connect({
+        url: `file:${root}`,
+        openFile: (r) => new FileStorage({ root: r }),
+      });
+      const t = await queue.submit("x", 1);
+      expect((await queue.get(t.id)).input).toBe(1);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
