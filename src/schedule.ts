@@ -615,16 +615,17 @@ export class Scheduler {
   }
 
   /**
-   * Submit the schedule's task now, outside its cron slots (also when disabled). It has its own
-   * idempotency key (`schedule:<id>:manual:<time>:<random>` unless given), so it never collides
-   * with a slot, and retrying a call with the same key makes no second task. The schedule object
-   * is not changed.
+   * Submit the schedule's task now, outside its cron slots (also when disabled). Its idempotency
+   * key is `schedule:<id>:manual:<key>`, with `<key>` the given one or `<time>:<random>`, so it
+   * never collides with a slot, and retrying a call with the same key makes no second task. The
+   * schedule object is not changed.
    */
   async trigger(id: string, options: { idempotencyKey?: string } = {}): Promise<TaskRecord> {
     const schedule = await this.get(id);
-    const key =
-      options.idempotencyKey ??
-      `schedule:${schedule.id}:manual:${iso(this.queue.now())}:${this.queue.randomHex(8)}`;
+    // Namespaced, so a trigger key can never equal a slot's key or another schedule's.
+    const key = `schedule:${schedule.id}:manual:${
+      options.idempotencyKey ?? `${iso(this.queue.now())}:${this.queue.randomHex(8)}`
+    }`;
     return this.queue.submit(schedule.type, schedule.input, submitOptions(schedule, key));
   }
 
@@ -907,11 +908,16 @@ export function startScheduler(
   queue: Queue,
   options: SchedulerOptions & { intervalMs?: number } = {},
 ): SchedulerHandle {
+  const intervalMs = options.intervalMs ?? 60_000;
+  // Checked here, not only in run(): a rejected background loop would go unnoticed until stop().
+  if (!(intervalMs > 0)) {
+    throw new ValidationError(`Invalid intervalMs ${intervalMs}: use a number of ms > 0.`);
+  }
   const scheduler = new Scheduler(queue, options);
   const controller = new AbortController();
-  const done = scheduler.run({
-    signal: controller.signal,
-    ...(options.intervalMs === undefined ? {} : { intervalMs: options.intervalMs }),
+  const logger = options.logger ?? queue.logger;
+  const done = scheduler.run({ signal: controller.signal, intervalMs }).catch((error: unknown) => {
+    logger.error(`scheduler stopped: ${error instanceof Error ? error.message : error}`);
   });
   return {
     scheduler,

@@ -431,9 +431,11 @@ for (const backend of backends) {
       expect(a.id).not.toBe(b.id);
       expect(a).toMatchObject({ type: "cleanup", input: [1, 2], maxRetries: 0, timeoutSeconds: 5 });
       expect(a.idempotencyKey).toMatch(/^schedule:manual:manual:\d{4}-.*Z:[0-9a-f]{8}$/);
+      expect(() => startScheduler(queue, { intervalMs: 0 })).toThrow(ValidationError);
       const k1 = await s.trigger("manual", { idempotencyKey: "deploy-42" });
       const k2 = await s.trigger("manual", { idempotencyKey: "deploy-42" });
       expect(k2.id).toBe(k1.id);
+      expect(k1.idempotencyKey).toBe("schedule:manual:manual:deploy-42");
       await s.disable("manual");
       await s.trigger("manual");
       expect(await allTasks(queue)).toHaveLength(4);
