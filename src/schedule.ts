@@ -585,7 +585,9 @@ export class Scheduler {
         : {
             ...s,
             enabled: true,
-            doneThrough: iso(Math.max(now, Date.parse(s.doneThrough))),
+            // Server time estimates can step back up to a second between calls (Date headers
+            // are truncated): never let doneThrough fall before the moment it was disabled.
+            doneThrough: iso(Math.max(now, Date.parse(s.doneThrough), Date.parse(s.updatedAt))),
             updatedAt: iso(now),
           },
     );
