@@ -1,0 +1,218 @@
+/**
+ * `oq demo`: the first command to try. Submits example tasks of three types (some fail once and
+ * are retried, one fails for good, one is delayed), runs a worker in this process until all are
+ * done, and prints what happened and how many storage requests it took.
+ *
+ * It works under its own `oq-demo/` prefix, so it never touches real tasks in the same store.
+ *
+ * @module
+ */
+import process from "node:process";
+import demoTasks from "../../examples/demo-tasks.ts";
+import { connect } from "../connect.ts";
+import { formatDuration } from "../duration.ts";
+import type { SubmitOptions } from "../queue.ts";
+import { countRequests, type RequestCounts } from "../storage/count.ts";
+import { Worker, type WorkerEvent } from "../worker.ts";
+import { durationArg, intArg, oqCommand } from "./args.ts";
+import { openStorage } from "./config.ts";
+import { CliError, EXIT_FAILURE } from "./errors.ts";
+import { log, out, outJson } from "./output.ts";
+import { logEvent } from "./run-worker.ts";
+
+/** What `oq demo --json` prints. */
+export interface DemoSummary {
+  /** Tasks submitted. */
+  tasks: number;
+  /** Tasks that ended completed. */
+  completed: number;
+  /** Tasks that ended failed (the dead-letter state). */
+  failed: number;
+  /** Failed attempts that were retried. */
+  retried: number;
+  /** Wall time from the first submit to the last outcome, in ms. */
+  elapsedMs: number;
+  /** Storage requests made, by kind (GET, PUT, LIST, ...), and their total. */
+  requests: RequestCounts & { total: number };
+  /** The store used (never credentials). */
+  store: string;
+  /** The key prefix the demo used. */
+  prefix: string;
+}
+
+type DemoType = keyof typeof demoTasks;
+
+/** The example workload: a mix of types, some flaky, one bad address, the last one delayed. */
+export function demoWorkload(
+  count: number,
+  delaySeconds: number,
+): { type: DemoType; input: unknown; options?: SubmitOptions }[] {
+  const cycle: DemoType[] = [
+    "resize-image",
+    "send-email",
+    "resize-image",
+    "send-email",
+    "generate-report",
+  ];
+  const months = ["2026-01", "2026-02", "2026-03", "2026-04"];
+  let emails = 0;
+  return Array.from({ length: count }, (_, i) => {
+    const type = cycle[i % cycle.length]!;
+    const delayed = i === count - 1 && count > 1;
+    const options: SubmitOptions = delayed ? { delay: delaySeconds } : {};
+    if (type === "send-email") {
+      emails++;
+      // The 2nd email has a malformed address (fails for good); every 3rd fails once.
+      const to = emails === 2 ? "not-an-address" : `user${i}@example.com`;
+      return { type, input: { to, flaky: emails % 3 === 1 }, options };
+    }
+    if (type === "generate-report")
+      return { type, input: { month: months[i % months.length] }, options };
+    return { type, input: { image: `photo-${i}.jpg`, width: 320 + 160 * (i % 4) }, options };
+  });
+}
+
+export default oqCommand({
+  name: "demo",
+  description:
+    "Submit example tasks and run them with an in-process worker (try this first; uses ./.oq).",
+  examples: ["oq demo", "oq demo --url memory: --count 50 --concurrency 8", "oq demo --json"],
+  args: {
+    count: {
+      type: "string",
+      alias: ["n"],
+      description: "Tasks to submit",
+      default: "20",
+      valueHint: "n",
+    },
+    concurrency: {
+      type: "string",
+      alias: ["c"],
+      description: "Tasks the worker runs at once",
+      default: "4",
+      valueHint: "n",
+    },
+    delay: {
+      type: "string",
+      description: "Delay of the last task (shows scheduling)",
+      default: "3s",
+      valueHint: "duration",
+    },
+    timeout: {
+      type: "string",
+      description: "Give up when the tasks are not all done by then",
+      default: "2m",
+      valueHint: "duration",
+    },
+    json: { type: "boolean", description: "Print the summary as JSON" },
+  },
+  async run(args) {
+    const count = intArg(args.count, "count", 1, 10_000)!;
+    const concurrency = intArg(args.concurrency, "concurrency", 1, 1000)!;
+    const delayMs = durationArg(args.delay, "delay")!;
+    const timeoutMs = durationArg(args.timeout, "timeout")!;
+
+    const { options, storage, prefix: basePrefix } = openStorage(args);
+    const counted = countRequests(storage);
+    const prefix = `${basePrefix === undefined || basePrefix === "" ? "" : basePrefix.replace(/\/?$/, "/")}oq-demo/`;
+    const queue = await connect({ ...options, storage: counted, prefix });
+
+    const workload = demoWorkload(count, delayMs / 1000);
+    const types = [...new Set(workload.map((t) => t.type))];
+    log().info(
+      `Demo on ${storage.name} (prefix ${prefix}): ${count} tasks of ${types.length} types, a worker with concurrency ${concurrency}.`,
+    );
+    const started = Date.now();
+    const tasks = await queue.submitMany(workload);
+    const ours = new Set(tasks.map((t) => t.id));
+    log().success(
+      `Submitted ${tasks.length} tasks${count > 1 && delayMs > 0 ? `; the last one is delayed by ${formatDuration(delayMs)}` : ""}.`,
+    );
+
+    let done = 0;
+    let completed = 0;
+    let failed = 0;
+    let retried = 0;
+    let finish: () => void = () => {};
+    const allDone = new Promise<void>((resolve) => {
+      finish = resolve;
+    });
+    const onEvent = (event: WorkerEvent) => {
+      if (!ours.has(event.id)) return logEvent(event);
+      if (event.kind === "retry-scheduled") retried++;
+      if (event.kind === "completed") completed++;
+      if (event.kind === "failed") failed++;
+      const terminal =
+        event.kind === "completed" || event.kind === "failed" || event.kind === "cancelled";
+      if (terminal) done++;
+      logEvent(event, `[${String(done).padStart(String(count).length)}/${count}] `);
+      if (done === ours.size) finish();
+    };
+
+    const worker = new Worker(queue, {
+      concurrency,
+      // Short polls keep the demo snappy; a real worker backs off further when idle.
+      minPollMs: 100,
+      maxPollMs: 500,
+      onEvent,
+    });
+    for (const type of types) worker.task<never, unknown>(type, demoTasks[type]);
+    await worker.start();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timedOut = new Promise<"timeout">((resolve) => {
+      timer = setTimeout(() => resolve("timeout"), timeoutMs);
+    });
+    let interrupted: (() => void) | undefined;
+    const signalled = new Promise<"signal">((resolve) => {
+      interrupted = () => resolve("signal");
+      process.once("SIGINT", interrupted);
+    });
+    const outcome = await Promise.race([allDone.then(() => "done" as const), timedOut, signalled]);
+    clearTimeout(timer);
+    if (interrupted !== undefined) process.off("SIGINT", interrupted);
+    await worker.stop({ graceMs: 0 });
+    const elapsedMs = Date.now() - started;
+    if (outcome !== "done") {
+      throw new CliError(
+        outcome === "timeout"
+          ? `The demo did not finish within ${formatDuration(timeoutMs)}: ${done} of ${count} tasks done.`
+          : `Interrupted: ${done} of ${count} tasks done.`,
+        EXIT_FAILURE,
+      );
+    }
+
+    const summary: DemoSummary = {
+      tasks: count,
+      completed,
+      failed,
+      retried,
+      elapsedMs,
+      requests: { ...counted.counts, total: counted.total() },
+      store: storage.name,
+      prefix,
+    };
+    if (args.json) return outJson(summary);
+    const r = summary.requests;
+    out(
+      `${count} tasks in ${formatDuration(elapsedMs)}: ${completed} completed, ${failed} failed, ${retried} retried.`,
+    );
+    const byKind = Object.entries(counted.counts)
+      .filter(([, n]) => n > 0)
+      .map(([kind, n]) => `${kind} ${n}`);
+    out(`Storage requests: ${r.total} (${byKind.join(", ")}).`);
+    if (!storage.name.startsWith("memory")) {
+      // Name the same store in the hints, so they work as typed.
+      const where = [
+        args.url === undefined ? "" : ` --url ${args.url}`,
+        args.bucket === undefined ? "" : ` --bucket ${args.bucket}`,
+        ` --prefix ${prefix}`,
+      ].join("");
+      const retriedTask = tasks.find((t) => (t.input as { flaky?: boolean }).flaky === true);
+      out("");
+      out("Look around:");
+      out(`  oq list${where}`);
+      if (retriedTask !== undefined) out(`  oq history ${retriedTask.id}${where}`);
+      out("  oq worker examples/demo-tasks.ts   # the same handlers, as a tasks module");
+    }
+  },
+});

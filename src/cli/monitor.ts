@@ -1,0 +1,38 @@
+/**
+ * `oq monitor`: a worker with no handlers. It claims nothing; it recovers tasks whose worker
+ * died (expired leases), expires tasks past their TTL and sweeps stale markers. Every worker does
+ * this too unless started with `--no-monitor`; run one of these when none does.
+ *
+ * @module
+ */
+import { Worker } from "../worker.ts";
+import { durationArg, oqCommand } from "./args.ts";
+import { openQueue } from "./config.ts";
+import { log } from "./output.ts";
+import { prepare, runArgs, runUntilSignal } from "./run-worker.ts";
+
+export default oqCommand({
+  name: "monitor",
+  description: "Recover expired leases, expire TTLs and sweep markers, running no handlers.",
+  examples: [
+    "oq monitor",
+    "oq monitor --summary-interval 5m --id monitor-1",
+    "oq monitor --scheduler   # also submit the tasks of cron schedules",
+  ],
+  args: { ...runArgs },
+  async run(args) {
+    const graceMs = durationArg(args.grace, "grace")!;
+    const summaryMs = durationArg(args["summary-interval"], "summary-interval")!;
+    const queue = await openQueue(args);
+    const scheduler = await prepare(queue, args);
+    const worker = new Worker(queue, {
+      monitor: true,
+      shutdownGraceMs: graceMs,
+      ...(args.id === undefined ? {} : { id: args.id }),
+    });
+    log().info(
+      `Monitor ${worker.id} on ${queue.storage.name}${queue.keys.prefix === "" ? "" : ` (prefix ${queue.keys.prefix})`}.`,
+    );
+    await runUntilSignal(worker, { graceMs, summaryMs, concurrency: 1, scheduler });
+  },
+});

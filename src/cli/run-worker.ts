@@ -1,0 +1,171 @@
+/**
+ * Running a worker in the foreground until SIGTERM or SIGINT, shared by `oq worker` and
+ * `oq monitor`: task start and finish lines, a periodic summary, and a graceful stop.
+ *
+ * @module
+ */
+import process from "node:process";
+import { requireSafeBackend } from "../doctor.ts";
+import { formatDuration } from "../duration.ts";
+import type { Queue } from "../queue.ts";
+import { type SchedulerHandle, startScheduler } from "../schedule.ts";
+import type { Worker, WorkerEvent } from "../worker.ts";
+import { CliError, EXIT_FAILURE } from "./errors.ts";
+import { log, span } from "./output.ts";
+
+/** Flags `oq worker` and `oq monitor` share. */
+export const runArgs = {
+  id: { type: "string", description: "Worker id (default w-<random>)", valueHint: "id" },
+  grace: {
+    type: "string",
+    description: "On SIGTERM/SIGINT, how long running tasks may finish before being handed back",
+    default: "10s",
+    valueHint: "duration",
+  },
+  "summary-interval": {
+    type: "string",
+    description: "How often to log a summary line (0: never)",
+    default: "60s",
+    valueHint: "duration",
+  },
+  scheduler: {
+    type: "boolean",
+    description: "Also run the scheduler: submit the due slots of cron schedules (oq schedule)",
+  },
+  "skip-doctor": {
+    type: "boolean",
+    description: "Do not check first that the backend honours conditional writes (oq doctor)",
+  },
+} as const;
+
+/**
+ * What a worker process does before it claims anything: prove (or recall the cached proof) that
+ * the backend honours conditional writes, since claims rely on them, and start the scheduler
+ * when asked. Returns the scheduler's handle, to stop with the worker.
+ */
+export async function prepare(
+  queue: Queue,
+  args: { scheduler?: boolean | undefined; "skip-doctor"?: boolean | undefined },
+): Promise<SchedulerHandle | undefined> {
+  if (args["skip-doctor"] !== true) await requireSafeBackend(queue);
+  if (args.scheduler !== true) return undefined;
+  log().info("Running the scheduler in this process too.");
+  return startScheduler(queue);
+}
+
+/**
+ * A line for each task start and outcome. Recoveries, expiries, lost leases and malformed objects
+ * are already reported through the queue's logger, so they are not repeated here.
+ */
+export function logEvent(event: WorkerEvent, prefix = ""): void {
+  const what = `${prefix}${event.type ?? "task"} ${event.id}`;
+  const took = event.durationMs === undefined ? "" : ` in ${formatDuration(event.durationMs)}`;
+  switch (event.kind) {
+    case "started":
+      log().start(`${what} started (attempt ${event.attempt})`);
+      break;
+    case "completed":
+      log().success(`${what} completed${took}`);
+      break;
+    case "retry-scheduled":
+      log().warn(`${what} attempt ${event.attempt} failed${took}, will retry: ${event.error}`);
+      break;
+    case "failed":
+      log().error(`${what} failed${took} after attempt ${event.attempt}: ${event.error}`);
+      break;
+    case "cancelled":
+      log().warn(`${what} cancelled${took}`);
+      break;
+    case "released":
+      log().info(`${what} handed back unfinished (pending again)`);
+      break;
+    default:
+      break;
+  }
+}
+
+/** The summary line: counters since start and what runs now. */
+export function summaryLine(worker: Worker, startedAt: number, concurrency: number): string {
+  const s = worker.stats;
+  const parts =
+    worker.types.length === 0
+      ? [`${s.recovered} recovered`, `${s.expired} expired`]
+      : [
+          `${s.completed} completed`,
+          `${s.failed} failed`,
+          `${s.retried} retried`,
+          `${s.cancelled} cancelled`,
+          `${worker.active.length}/${concurrency} running`,
+        ];
+  if (worker.types.length > 0 && (s.recovered > 0 || s.expired > 0))
+    parts.push(`${s.recovered} recovered`, `${s.expired} expired`);
+  return `summary: ${parts.join(", ")}; up ${span(Date.now() - startedAt)}`;
+}
+
+/**
+ * Start `worker` and run it until a signal. The first SIGTERM or SIGINT stops it: no new claims,
+ * running tasks get `graceMs` to finish and are then handed back. A second signal gives up
+ * waiting (exit 1); tasks still held are then recovered by a monitor once their leases expire.
+ */
+export async function runUntilSignal(
+  worker: Worker,
+  options: {
+    graceMs: number;
+    summaryMs: number;
+    concurrency: number;
+    /** A scheduler started with the worker, stopped with it. */
+    scheduler?: SchedulerHandle | undefined;
+  },
+): Promise<void> {
+  const startedAt = Date.now();
+  let onSignal: ((signal: NodeJS.Signals) => void) | undefined;
+  const stopped = new Promise<void>((resolve, reject) => {
+    let signals = 0;
+    onSignal = (signal) => {
+      signals++;
+      if (signals === 1) {
+        const running = worker.active.length;
+        log().info(
+          `${signal}: stopping${running > 0 ? `; waiting up to ${formatDuration(options.graceMs)} for ${running} running task${running === 1 ? "" : "s"}` : ""} (send ${signal} again to exit at once)`,
+        );
+        Promise.all([worker.stop({ graceMs: options.graceMs }), options.scheduler?.stop()]).then(
+          () => resolve(),
+          reject,
+        );
+      } else {
+        reject(
+          new CliError(
+            `${signal} again: exiting without waiting; unfinished tasks are recovered when their leases expire.`,
+            EXIT_FAILURE,
+          ),
+        );
+      }
+    };
+    process.on("SIGINT", onSignal);
+    process.on("SIGTERM", onSignal);
+  });
+  // Listen before starting, so a signal during start-up is not the default (immediate) exit.
+  try {
+    await worker.start();
+  } catch (error) {
+    await options.scheduler?.stop();
+    throw error;
+  }
+  const timer =
+    options.summaryMs > 0
+      ? setInterval(
+          () => log().info(summaryLine(worker, startedAt, options.concurrency)),
+          options.summaryMs,
+        )
+      : undefined;
+  try {
+    await stopped;
+  } finally {
+    if (timer !== undefined) clearInterval(timer);
+    if (onSignal !== undefined) {
+      process.off("SIGINT", onSignal);
+      process.off("SIGTERM", onSignal);
+    }
+  }
+  log().info(`Stopped. ${summaryLine(worker, startedAt, options.concurrency)}`);
+}

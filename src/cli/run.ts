@@ -1,0 +1,120 @@
+/**
+ * Running the command tree: `--help`, `--version`, and the mapping of every failure to a message
+ * on stderr and an exit code. Returns the exit code instead of exiting, so `cli.ts` stays the one
+ * place that ends the process.
+ *
+ * citty's own `runMain` exits by itself and uses 1 for usage errors; oq promises 2.
+ *
+ * @module
+ */
+import { readFileSync } from "node:fs";
+import process from "node:process";
+import { stripVTControlCharacters } from "node:util";
+import { type ArgsDef, type CommandDef, renderUsage, runCommand } from "citty";
+import { commandExamples, subCommandIndex } from "./args.ts";
+import { CliError, describeError, EXIT_OK, EXIT_USAGE } from "./errors.ts";
+import { colorsEnabled, log, out } from "./output.ts";
+
+/** Any command: the tree is walked without knowing each command's flags. */
+type AnyCommand = CommandDef<ArgsDef>;
+
+async function resolve<T>(value: T | Promise<T> | (() => T | Promise<T>)): Promise<T> {
+  return typeof value === "function" ? await (value as () => T | Promise<T>)() : await value;
+}
+
+/** The command `rawArgs` names (following sub-commands) and its full name (`oq schedule run`). */
+export async function resolveCommand(
+  cmd: AnyCommand,
+  rawArgs: readonly string[],
+  names: readonly string[] = [],
+): Promise<{ cmd: AnyCommand; name: string }> {
+  const here = [...names, (await resolve(cmd.meta ?? {})).name ?? "oq"];
+  const subs = cmd.subCommands === undefined ? undefined : await resolve(cmd.subCommands);
+  if (subs !== undefined) {
+    const index = subCommandIndex(rawArgs, await resolve(cmd.args ?? {}));
+    const name = index < 0 ? undefined : rawArgs[index];
+    if (name !== undefined && Object.hasOwn(subs, name)) {
+      const sub = (await resolve(subs[name]!)) as AnyCommand;
+      return resolveCommand(sub, rawArgs.slice(index + 1), here);
+    }
+  }
+  return { cmd, name: here.join(" ") };
+}
+
+/** The `--help` text of a command: citty's usage plus our examples, plain when not a TTY. */
+export async function helpText(
+  cmd: AnyCommand,
+  name: string,
+  stream: { isTTY?: boolean } = process.stdout,
+): Promise<string> {
+  // citty names a command after its parent and itself only; give it the whole path as the
+  // parent's name so nested commands read `oq schedule run`. (It also pads every column,
+  // leaving trailing spaces on each line.)
+  const words = name.split(" ");
+  const parent: AnyCommand | undefined =
+    words.length > 1 ? { meta: { name: words.slice(0, -1).join(" ") } } : undefined;
+  let text = await renderUsage(cmd, parent);
+  const examples = commandExamples(cmd);
+  if (examples.length > 0) {
+    text += `\n\n\u001B[4m\u001B[1mEXAMPLES\u001B[22m\u001B[24m\n\n${examples.map((e) => `  ${e}`).join("\n")}`;
+  }
+  if (!colorsEnabled(stream)) text = stripVTControlCharacters(text);
+  return text
+    .split("\n")
+    .map((line) => line.trimEnd())
+    .join("\n")
+    .replace(/\n{3,}/g, "\n\n")
+    .trimEnd();
+}
+
+function version(): string {
+  // The entry runs from the package root (cli.ts) or from a build directory below it.
+  for (const candidate of ["../../package.json", "../package.json", "./package.json"]) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(candidate, import.meta.url), "utf8")) as {
+        name?: string;
+        version?: string;
+      };
+      if (pkg.name === "oq" && typeof pkg.version === "string") return pkg.version;
+    } catch {
+      // Try the next location.
+    }
+  }
+  return "unknown";
+}
+
+/** Run the command line `rawArgs` against `main`. Resolves to the exit code. */
+export async function runCli<T extends ArgsDef>(
+  command: CommandDef<T>,
+  rawArgs: string[],
+): Promise<number> {
+  const main = command as unknown as AnyCommand;
+  const beforeDashes = rawArgs.includes("--") ? rawArgs.slice(0, rawArgs.indexOf("--")) : rawArgs;
+  try {
+    if (beforeDashes.includes("--help") || beforeDashes.includes("-h")) {
+      const { cmd, name } = await resolveCommand(main, rawArgs);
+      out(await helpText(cmd, name));
+      return EXIT_OK;
+    }
+    if (rawArgs.length === 1 && (rawArgs[0] === "--version" || rawArgs[0] === "-v")) {
+      out(version());
+      return EXIT_OK;
+    }
+    if (rawArgs.length === 0) {
+      process.stderr.write(`${await helpText(main, "oq", process.stderr)}\n`);
+      return EXIT_USAGE;
+    }
+    await runCommand(main, { rawArgs });
+    return EXIT_OK;
+  } catch (error) {
+    const { message, exitCode } = describeError(error);
+    log().error(message);
+    if (exitCode === EXIT_USAGE) {
+      const { name } = await resolveCommand(main, rawArgs).catch(() => ({ name: "oq" }));
+      log().info(`Run "${name} --help" for usage.`);
+    } else if (!(error instanceof CliError) && process.env.DEBUG && error instanceof Error) {
+      process.stderr.write(`${error.stack}\n`);
+    }
+    return exitCode;
+  }
+}

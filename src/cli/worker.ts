@@ -1,0 +1,79 @@
+/**
+ * `oq worker <tasks-module>`: run the handlers a module exports until SIGTERM/SIGINT.
+ *
+ * @module
+ */
+import { Worker, type WorkerOptions } from "../worker.ts";
+import { durationArg, intArg, oqCommand, secondsArg } from "./args.ts";
+import { openQueue } from "./config.ts";
+import { log } from "./output.ts";
+import { logEvent, prepare, runArgs, runUntilSignal } from "./run-worker.ts";
+import { loadTasksModule } from "./tasks-module.ts";
+
+export default oqCommand({
+  name: "worker",
+  description: "Run the task handlers a module exports (stop with SIGTERM/SIGINT).",
+  examples: [
+    "oq worker ./tasks.ts",
+    "oq worker ./tasks.ts --concurrency 8 --lease 2m --timeout 10m --grace 30s",
+    "oq worker ./tasks.ts --no-monitor --id worker-1",
+    "oq worker ./tasks.ts --scheduler   # also submit the tasks of cron schedules",
+  ],
+  args: {
+    module: {
+      type: "positional",
+      description: "Module exporting { [taskType]: handler } (default or named exports)",
+      required: true,
+    },
+    concurrency: {
+      type: "string",
+      alias: ["c"],
+      description: "Tasks run at once",
+      default: "1",
+      valueHint: "n",
+    },
+    lease: {
+      type: "string",
+      description: "Lease length, renewed while a handler runs",
+      default: "60s",
+      valueHint: "duration",
+    },
+    timeout: {
+      type: "string",
+      description: "Time limit of an attempt when the task has none (default: none)",
+      valueHint: "duration",
+    },
+    monitor: {
+      type: "boolean",
+      description: "Also recover expired leases, expire TTLs and sweep stale markers",
+      negativeDescription: "Only run handlers; leave recovery to other workers or oq monitor",
+      default: true,
+    },
+    ...runArgs,
+  },
+  async run(args) {
+    const concurrency = intArg(args.concurrency, "concurrency", 1, 1000)!;
+    const leaseSeconds = secondsArg(args.lease, "lease")!;
+    const timeoutSeconds = secondsArg(args.timeout, "timeout");
+    const graceMs = durationArg(args.grace, "grace")!;
+    const summaryMs = durationArg(args["summary-interval"], "summary-interval")!;
+    const handlers = await loadTasksModule(args.module);
+    const queue = await openQueue(args);
+    const scheduler = await prepare(queue, args);
+    const options: WorkerOptions = {
+      concurrency,
+      leaseSeconds,
+      monitor: args.monitor,
+      shutdownGraceMs: graceMs,
+      onEvent: (event) => logEvent(event),
+    };
+    if (timeoutSeconds !== undefined) options.timeoutSeconds = timeoutSeconds;
+    if (args.id !== undefined) options.id = args.id;
+    const worker = new Worker(queue, options);
+    for (const [type, entry] of handlers) worker.task(type, entry.handler, entry.options);
+    log().info(
+      `Worker ${worker.id} on ${queue.storage.name}${queue.keys.prefix === "" ? "" : ` (prefix ${queue.keys.prefix})`}: ${worker.types.join(", ")}; concurrency ${concurrency}${args.monitor ? "" : "; monitor off"}.`,
+    );
+    await runUntilSignal(worker, { graceMs, summaryMs, concurrency, scheduler });
+  },
+});
