@@ -32,6 +32,15 @@ export {
 } from "./src/queue.ts";
 export { type CountedStorage, countRequests, type RequestCounts } from "./src/storage/count.ts";
 export { MemoryStorage, type MemoryStorageOptions } from "./src/storage/memory.ts";
+export {
+  type R2BucketLike,
+  type R2ObjectBodyLike,
+  type R2ObjectLike,
+  type R2ObjectsLike,
+  R2Storage,
+  type R2StorageOptions,
+  r2Storage,
+} from "./src/storage/r2.ts";
 export { S3Storage, type S3StorageOptions, s3StorageFromEnv } from "./src/storage/s3.ts";
 export type * from "./src/storage/storage.ts";
 export type {
@@ -43,6 +52,7 @@ export type {
   TaskRecord,
   TaskStatus,
 } from "./src/task.ts";
+export { VERSION } from "./src/version.ts";
 export {
   type Handler,
   type HandlerOptions,
