@@ -15,6 +15,19 @@
  * @module
  */
 export { type ConnectOptions, connect, resolveStorage } from "./src/connect.ts";
+export {
+  type CachedVerdict,
+  type CheckStatus,
+  type DoctorCheck,
+  type DoctorOptions,
+  type DoctorReport,
+  type RequireSafeOptions,
+  readVerdict,
+  requireSafeBackend,
+  runDoctor,
+  type SafeBackend,
+  type Verdict,
+} from "./src/doctor.ts";
 export { formatDuration, parseDate, parseDuration } from "./src/duration.ts";
 export * from "./src/errors.ts";
 export { Keys } from "./src/keys.ts";
@@ -30,6 +43,22 @@ export {
   type TaskPage,
   type Versioned,
 } from "./src/queue.ts";
+export {
+  CATCH_UP_POLICIES,
+  type CatchUpPolicy,
+  type FiredSlot,
+  type NewSchedule,
+  type RunOptions,
+  type ScheduleInfo,
+  type ScheduleRecord,
+  Scheduler,
+  type SchedulerHandle,
+  type SchedulerOptions,
+  type ScheduleTaskOptions,
+  type SkippedSlots,
+  startScheduler,
+  type TickResult,
+} from "./src/schedule.ts";
 export { type CountedStorage, countRequests, type RequestCounts } from "./src/storage/count.ts";
 export { MemoryStorage, type MemoryStorageOptions } from "./src/storage/memory.ts";
 export {

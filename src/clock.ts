@@ -19,6 +19,8 @@ export type Now = () => number;
 export class ServerClock {
   readonly #storage: Storage;
   readonly #local: Now;
+  #best: number | undefined;
+  #lastSampleAt: number | undefined;
 
   /**
    * @param storage whose responses carry the server's time.
@@ -29,10 +31,23 @@ export class ServerClock {
     this.#local = local;
   }
 
-  /** Milliseconds to add to the local clock to get the (low estimate of) server time. */
+  /**
+   * Milliseconds to add to the local clock to get the (low estimate of) server time.
+   *
+   * Each response gives a lower bound of the true offset (its `Date` was truncated and stamped
+   * before the response travelled), so the largest bound seen is the best estimate; taking the
+   * latest instead would make server time jump back by up to a second between responses. A
+   * sample far below the best means the local clock itself jumped forward: start again from it.
+   */
   offsetMs(): number {
     const seen = this.#storage.serverTime();
-    return seen === undefined ? 0 : seen.serverMs - seen.localMs;
+    if (seen !== undefined && seen.localMs !== this.#lastSampleAt) {
+      this.#lastSampleAt = seen.localMs;
+      const sample = seen.serverMs - seen.localMs;
+      if (this.#best === undefined || sample > this.#best || this.#best - sample > 5000)
+        this.#best = sample;
+    }
+    return this.#best ?? 0;
   }
 
   /** The current server time in epoch milliseconds (a low estimate; see the class doc). */

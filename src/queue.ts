@@ -218,7 +218,7 @@ export class Queue {
    */
   async submit(type: string, input?: unknown, options: SubmitOptions = {}): Promise<TaskRecord> {
     checkTaskType(type);
-    const inputValue = this.#checkInput(type, input);
+    const inputValue = this.checkInput(type, input);
     const now = this.now();
     const availableAt = this.#availableAt(options, now);
     const expiresAt = this.#expiresAt(options, now, availableAt);
@@ -307,7 +307,7 @@ export class Queue {
     for (const [i, t] of tasks.entries()) {
       try {
         checkTaskType(t.type);
-        this.#checkInput(t.type, t.input);
+        this.checkInput(t.type, t.input);
       } catch (error) {
         if (error instanceof ValidationError)
           throw new ValidationError(`Task #${i}: ${error.message}`);
@@ -321,7 +321,12 @@ export class Queue {
     return out;
   }
 
-  #checkInput(type: string, input: unknown): unknown {
+  /**
+   * Check that `input` can be stored as the input of a `type` task: JSON-serializable and within
+   * the size limit. Returns the value as it will be stored (a JSON round trip). Throws
+   * `ValidationError` saying what to fix.
+   */
+  checkInput(type: string, input: unknown): unknown {
     let text: string | undefined;
     try {
       text = JSON.stringify(input === undefined ? null : input, (_k, v) => {

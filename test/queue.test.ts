@@ -9,7 +9,6 @@ import {
 } from "../src/errors.ts";
 import { Queue } from "../src/queue.ts";
 import { MemoryStorage } from "../src/storage/memory.ts";
-import { type TaskRecord, TRANSITIONS } from "../src/task.ts";
 import { PermanentError, Worker, type WorkerOptions } from "../src/worker.ts";
 import { expectValidHistory } from "./helpers/history.ts";
 import { s3Config, type TargetInstance, targets, testS3Storage } from "./helpers/targets.ts";
@@ -334,7 +333,7 @@ for (const target of targets) {
             cut ? Promise.reject(new Error("link cut")) : value.apply(target, args);
         },
       });
-      const t = await queue.submit("cutoff", null);
+      await queue.submit("cutoff", null);
       let reason = "";
       const w = new Worker(new Queue({ storage: link, prefix: env.prefix }), {
         ...fast,
