@@ -59,7 +59,10 @@ async function startExample(bindings: Partial<MiniflareOptions>) {
     return r.body as unknown as TaskRecord;
   };
   const cron = async () => {
-    const worker = await mf.getWorker();
+    // miniflare's types come from @cloudflare/workers-types, which this project does not install.
+    const worker = (await mf.getWorker()) as unknown as {
+      scheduled(options: { cron: string }): Promise<{ outcome: string }>;
+    };
     const result = await worker.scheduled({ cron: "* * * * *" });
     expect(result.outcome).toBe("ok");
   };
@@ -114,7 +117,9 @@ describe("Cloudflare Workers example (workerd via miniflare)", () => {
       const bad = await w.call("POST", "/tasks", { type: "no spaces allowed", input: 1 });
       expect(bad.status).toBe(400);
       // The tasks are plain objects in the bucket, under the queue's key layout.
-      const bucket = await w.mf.getR2Bucket("QUEUE_R2");
+      const bucket = (await w.mf.getR2Bucket("QUEUE_R2")) as unknown as {
+        list(options: { prefix: string }): Promise<{ objects: unknown[] }>;
+      };
       const listed = await bucket.list({ prefix: "" });
       expect(listed.objects.length).toBeGreaterThanOrEqual(5);
     } finally {
