@@ -8,7 +8,6 @@
  * @module
  */
 import process from "node:process";
-import demoTasks from "../../examples/demo-tasks.ts";
 import { connect } from "../connect.ts";
 import { formatDuration } from "../duration.ts";
 import type { SubmitOptions } from "../queue.ts";
@@ -16,6 +15,7 @@ import { countRequests, type RequestCounts } from "../storage/count.ts";
 import { Worker, type WorkerEvent } from "../worker.ts";
 import { durationArg, intArg, oqCommand } from "./args.ts";
 import { openStorage } from "./config.ts";
+import demoTasks from "./demo-tasks.ts";
 import { CliError, EXIT_FAILURE } from "./errors.ts";
 import { log, out, outJson } from "./output.ts";
 import { logEvent } from "./run-worker.ts";
@@ -212,7 +212,6 @@ export default oqCommand({
       out("Look around:");
       out(`  oq list${where}`);
       if (retriedTask !== undefined) out(`  oq history ${retriedTask.id}${where}`);
-      out("  oq worker examples/demo-tasks.ts   # the same handlers, as a tasks module");
     }
   },
 });

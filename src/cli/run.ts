@@ -7,10 +7,10 @@
  *
  * @module
  */
-import { readFileSync } from "node:fs";
 import process from "node:process";
 import { stripVTControlCharacters } from "node:util";
 import { type ArgsDef, type CommandDef, renderUsage, runCommand } from "citty";
+import { VERSION } from "../version.ts";
 import { commandExamples, subCommandIndex } from "./args.ts";
 import { CliError, describeError, EXIT_OK, EXIT_USAGE } from "./errors.ts";
 import { colorsEnabled, log, out } from "./output.ts";
@@ -67,22 +67,6 @@ export async function helpText(
     .trimEnd();
 }
 
-function version(): string {
-  // The entry runs from the package root (cli.ts) or from a build directory below it.
-  for (const candidate of ["../../package.json", "../package.json", "./package.json"]) {
-    try {
-      const pkg = JSON.parse(readFileSync(new URL(candidate, import.meta.url), "utf8")) as {
-        name?: string;
-        version?: string;
-      };
-      if (pkg.name === "oq" && typeof pkg.version === "string") return pkg.version;
-    } catch {
-      // Try the next location.
-    }
-  }
-  return "unknown";
-}
-
 /** Run the command line `rawArgs` against `main`. Resolves to the exit code. */
 export async function runCli<T extends ArgsDef>(
   command: CommandDef<T>,
@@ -97,7 +81,7 @@ export async function runCli<T extends ArgsDef>(
       return EXIT_OK;
     }
     if (rawArgs.length === 1 && (rawArgs[0] === "--version" || rawArgs[0] === "-v")) {
-      out(version());
+      out(VERSION);
       return EXIT_OK;
     }
     if (rawArgs.length === 0) {
