@@ -382,7 +382,16 @@ export class Queue {
     const key = this.keys.task(checkTaskId(id));
     try {
       const got = await this.storage.get(key);
-      return { task: parseTask(got.body, key), etag: got.etag };
+      const task = parseTask(got.body, key);
+      // A body copied from another task's key names that task: writing it back (If-Match on
+      // the other key) would fail on every pass or, worse, touch the other task. Malformed here
+      // (found by the chaos tests' hostile client).
+      if (task.id !== id) {
+        throw new ValidationError(`Object ${key} is not a valid task: it names task ${task.id}`, {
+          key,
+        });
+      }
+      return { task, etag: got.etag };
     } catch (error) {
       if (error instanceof NotFoundError) return undefined;
       throw error;

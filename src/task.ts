@@ -586,6 +586,14 @@ export function parseTask(body: Uint8Array | string, key: string): TaskRecord {
       key,
     });
   }
+  // A running task without a lease could never be finished (only a lease holder may) nor
+  // recovered (no lease to expire), and the worker would trip over the missing lease on every
+  // pass. Reject it as malformed, so it is reported and skipped (found by the chaos tests).
+  if (result.status === "running" && result.lease === null) {
+    throw new ValidationError(`Object ${key} is not a valid task: it is running without a lease`, {
+      key,
+    });
+  }
   return result as TaskRecord;
 }
 

@@ -409,7 +409,17 @@ export class Worker {
         if (!pick(marker)) continue;
         this.#candidates.splice(i, 1);
         if ((this.#skip.get(marker.key) ?? 0) > this.#queue.clock.localNow()) continue;
-        if (await this.#inspect(marker)) claimed++;
+        try {
+          if (await this.#inspect(marker)) claimed++;
+        } catch (error) {
+          // One task's storage trouble (a throttled or failed read or claim) must not end the
+          // pass: the other candidates are still due, and a pass that throws counts as idle and
+          // backs the worker off (the chaos tests measured 10% faults making a worker ~80x
+          // slower). The marker stays in the index, so a later listing retries it.
+          this.#queue.logger.warn(
+            `task ${marker.id}: ${error instanceof Error ? error.message : String(error)} (retried at the next listing)`,
+          );
+        }
         i = Math.min(i, this.#candidates.length);
       }
     }

@@ -1,0 +1,137 @@
+/**
+ * Core bugs the chaos scenarios found, each pinned by a small deterministic test (the fix is in
+ * src/; see the comments there).
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import type { Logger } from "../../src/logger.ts";
+import { Queue } from "../../src/queue.ts";
+import { FaultyStorage } from "../../src/storage/faulty.ts";
+import { MemoryStorage } from "../../src/storage/memory.ts";
+import { Worker, type WorkerEvent, type WorkerOptions } from "../../src/worker.ts";
+
+const workers: Worker[] = [];
+afterEach(async () => {
+  await Promise.all(workers.splice(0).map((w) => w.stop({ graceMs: 0 })));
+});
+
+const until = async (what: string, check: () => boolean, timeoutMs: number) => {
+  const end = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+};
+
+function collect() {
+  const warnings: string[] = [];
+  const events: WorkerEvent[] = [];
+  const logger: Logger = {
+    info() {},
+    warn: (m) => warnings.push(m),
+    error: (m) => warnings.push(m),
+  };
+  return { warnings, events, logger };
+}
+
+describe("core fixes found by the chaos runs", () => {
+  it("a storage error on one due task neither stalls the others nor backs the worker off", async () => {
+    // Ten tasks whose reads always fail (an object behind a broken disk, a throttled key) and
+    // ten healthy ones. The worker polls rarely (every 5 s at best, 60 s when idle), so any
+    // back-off shows as seconds: the healthy tasks must all start from the first listing.
+    const inner = new MemoryStorage();
+    const setup = new Queue({ storage: inner });
+    const poison = await setup.submitMany(Array.from({ length: 10 }, () => ({ type: "t" })));
+    const healthy = await setup.submitMany(Array.from({ length: 10 }, () => ({ type: "t" })));
+    const bad = new Set(poison.map((t) => setup.keys.task(t.id)));
+    const storage = new FaultyStorage(inner, {
+      faultRate: 1,
+      mix: { "slow-down": 1, "server-error": 1, dropped: 1, timeout: 0 },
+      filter: (call) => call.op === "get" && bad.has(call.key ?? ""),
+    });
+    const { warnings, logger } = collect();
+    const queue = new Queue({ storage, logger });
+    const done = new Set<string>();
+    const options: WorkerOptions = {
+      concurrency: 20,
+      minPollMs: 5000,
+      maxPollMs: 60_000,
+      heartbeatSeconds: 0,
+    };
+    const w = new Worker(queue, options).task("t", (_input, ctx) => {
+      done.add(ctx.task.id);
+    });
+    workers.push(w);
+    await w.start();
+    await until("every healthy task", () => healthy.every((t) => done.has(t.id)), 3000);
+    expect(storage.faults["slow-down"] + storage.faults["server-error"]).toBeGreaterThan(0);
+    // The failures were reported, not swallowed.
+    expect(warnings.some((m) => /injected/.test(m))).toBe(true);
+  });
+
+  it("a running task without a lease is reported as malformed and skipped, not re-read on every pass", async () => {
+    const storage = new MemoryStorage();
+    const { warnings, events, logger } = collect();
+    const queue = new Queue({ storage, logger });
+    const victim = await queue.submit("t", null, { delay: 3600 });
+    // Another client rewrites it as running without a lease (a hand edit gone wrong).
+    const broken = { ...victim, status: "running", event: "claimed", attempt: 1, lease: null };
+    const due = queue.keys.newReadyMarker(Date.now() - 60_000, "t", victim.id, "00000000");
+    await storage.put(queue.keys.full(due), "");
+    await storage.put(queue.keys.task(victim.id), JSON.stringify({ ...broken, marker: due }));
+    const good = await queue.submit("t", "fine");
+    const w = new Worker(queue, {
+      minPollMs: 20,
+      maxPollMs: 50,
+      listReuseMs: 0,
+      heartbeatSeconds: 0,
+      onEvent: (e) => events.push(e),
+    }).task("t", (x) => x);
+    workers.push(w);
+    await w.start();
+    expect((await queue.wait(good.id, { timeout: 10 })).output).toBe("fine");
+    await until(
+      "the malformed task is reported",
+      () => events.some((e) => e.kind === "skipped-malformed"),
+      3000,
+    );
+    await new Promise((r) => setTimeout(r, 300)); // several more passes
+    expect(warnings.filter((m) => m.startsWith("poll failed"))).toEqual([]);
+    expect(events.filter((e) => e.kind === "skipped-malformed").length).toBe(1);
+    expect(warnings.some((m) => m.includes(victim.id) && /lease/.test(m))).toBe(true);
+  });
+
+  it("a task object whose id is not the one in its key is reported as malformed and skipped", async () => {
+    const storage = new MemoryStorage();
+    const { warnings, events, logger } = collect();
+    const queue = new Queue({ storage, logger });
+    const other = "0123456789abcdef0123456789abcdef";
+    const victim = await queue.submit("t", null);
+    // Someone copied another task's body over this one: its id names a different key.
+    const current = await queue.get(victim.id);
+    await storage.put(queue.keys.task(victim.id), JSON.stringify({ ...current, id: other }));
+    const good = await queue.submit("t", "fine");
+    const ran: string[] = [];
+    const w = new Worker(queue, {
+      minPollMs: 20,
+      maxPollMs: 50,
+      listReuseMs: 0,
+      heartbeatSeconds: 0,
+      onEvent: (e) => events.push(e),
+    }).task("t", (x, ctx) => {
+      ran.push(ctx.task.id);
+      return x;
+    });
+    workers.push(w);
+    await w.start();
+    expect((await queue.wait(good.id, { timeout: 10 })).output).toBe("fine");
+    await until(
+      "the malformed task is reported",
+      () => events.some((e) => e.kind === "skipped-malformed"),
+      3000,
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    expect(warnings.filter((m) => m.startsWith("poll failed"))).toEqual([]);
+    expect(ran).toEqual([good.id]);
+    expect(await queue.read(other).catch(() => undefined)).toBeUndefined();
+  });
+});
