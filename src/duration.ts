@@ -68,7 +68,7 @@ export function parseDate(value: string | number | Date, what = "date"): number 
   }
   const text = value.trim();
   if (/^\d{10,}$/.test(text)) return Number(text);
-  const iso = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2}))?$/i;
+  const iso = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/i;
   const ms = Date.parse(text);
   if (!iso.test(text) || Number.isNaN(ms)) {
     throw new ValidationError(`Invalid ${what} "${value}": expected ${DATE_FORMS}.`);

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { OqError } from "./errors.ts";
+import { InvalidStateError, OqError, ValidationError } from "./errors.ts";
 import { checkTaskType, checkWorkerId, type ReadyMarker } from "./keys.ts";
 import { MARKER_GRACE_MS, type Queue, sleep, type Versioned } from "./queue.ts";
 import {
@@ -219,14 +219,11 @@ export class Worker {
     this.id = checkWorkerId(options.id ?? `w-${queue.randomHex(10)}`);
     const concurrency = options.concurrency ?? 1;
     if (!Number.isInteger(concurrency) || concurrency < 1) {
-      throw new OqError(
-        "VALIDATION",
-        `Invalid concurrency ${concurrency}: use a whole number >= 1.`,
-      );
+      throw new ValidationError(`Invalid concurrency ${concurrency}: use a whole number >= 1.`);
     }
     const leaseSeconds = options.leaseSeconds ?? 60;
     if (!(leaseSeconds >= 1))
-      throw new OqError("VALIDATION", `Invalid leaseSeconds ${leaseSeconds}: use at least 1.`);
+      throw new ValidationError(`Invalid leaseSeconds ${leaseSeconds}: use at least 1.`);
     this.#options = {
       concurrency,
       leaseSeconds,
@@ -249,7 +246,7 @@ export class Worker {
   ): this {
     checkTaskType(type);
     if (typeof handler !== "function")
-      throw new OqError("VALIDATION", `The handler for ${type} must be a function.`);
+      throw new ValidationError(`The handler for ${type} must be a function.`);
     this.#handlers.set(type, { handler: handler as Handler, options });
     return this;
   }
@@ -267,7 +264,7 @@ export class Worker {
   /** Start polling. Resolves once started; the loop runs until {@link Worker.stop}. */
   async start(): Promise<void> {
     if (this.#state !== "new")
-      throw new OqError("INVALID_STATE", `Worker ${this.id} was already started.`);
+      throw new InvalidStateError(`Worker ${this.id} was already started.`);
     this.#state = "running";
     this.#startedAt = this.#queue.now();
     live.add(this);
@@ -298,9 +295,9 @@ export class Worker {
     await this.#loop;
     const grace = options.graceMs ?? this.#options.shutdownGraceMs;
     const all = Promise.all([...this.#running.values()].map((r) => r.settled));
-    await Promise.race([all, sleep(grace)]);
+    await raceTimeout(all, grace);
     await Promise.all([...this.#running.values()].map((r) => this.#release(r)));
-    await Promise.race([all, sleep(1000)]);
+    await raceTimeout(all, 1000);
     await this.#queue.flush();
     if (this.#heartbeatTimer !== undefined) clearInterval(this.#heartbeatTimer);
     if (this.#peerTimer !== undefined) clearTimeout(this.#peerTimer);
@@ -337,10 +334,7 @@ export class Worker {
         if (claimed === 0) await Promise.race([...this.#running.values()].map((r) => r.settled));
       }
       const left = Math.max(0, deadline - this.#queue.clock.localNow());
-      await Promise.race([
-        Promise.all([...this.#running.values()].map((r) => r.settled)),
-        sleep(left),
-      ]);
+      await raceTimeout(Promise.all([...this.#running.values()].map((r) => r.settled)), left);
       await Promise.all([...this.#running.values()].map((r) => this.#release(r)));
       await this.#queue.flush();
     } finally {
@@ -612,13 +606,10 @@ export class Worker {
       },
       extendLease: async (seconds: number) => {
         if (!(seconds > 0))
-          throw new OqError("VALIDATION", `extendLease needs seconds > 0, got ${seconds}.`);
+          throw new ValidationError(`extendLease needs seconds > 0, got ${seconds}.`);
         const ok = await this.#renew(run, seconds * 1000);
         if (!ok)
-          throw new OqError(
-            "INVALID_STATE",
-            `Task ${task.id}: the lease was lost; stop working on it.`,
-          );
+          throw new InvalidStateError(`Task ${task.id}: the lease was lost; stop working on it.`);
       },
     };
 
@@ -880,6 +871,16 @@ export class Worker {
     } catch {
       // A listener's bug must not break task processing.
     }
+  }
+}
+
+/** Wait for `promise` at most `ms`, without leaving a timer behind to keep the process alive. */
+async function raceTimeout(promise: Promise<unknown>, ms: number): Promise<void> {
+  const timer = new AbortController();
+  try {
+    await Promise.race([promise, sleep(ms, timer.signal)]);
+  } finally {
+    timer.abort();
   }
 }
 

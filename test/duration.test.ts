@@ -26,6 +26,7 @@ describe("durations and dates", () => {
     expect(parseDate(1_800_000_000_000)).toBe(1_800_000_000_000);
     expect(() => parseDate("2026-12-01T09:00:00")).toThrow(/with a timezone/);
     expect(() => parseDate("next tuesday")).toThrow(ValidationError);
+    expect(() => parseDate("2026-01-01")).toThrow(/with a timezone/);
   });
   it("formats durations for people", () => {
     expect(formatDuration(450)).toBe("450ms");

@@ -494,3 +494,18 @@ describe("server clock", () => {
     });
   }
 });
+
+describe("worker shutdown", () => {
+  it("leaves no timer behind once stop() returns, so an embedding process can exit", async () => {
+    const timers = () => process.getActiveResourcesInfo().filter((r) => r === "Timeout").length;
+    const queue = await connect({ storage: new MemoryStorage() });
+    const before = timers();
+    const w = new Worker(queue, { heartbeatSeconds: 1 }).task("x", () => 1);
+    await w.start();
+    await queue.submit("x", null);
+    await new Promise((r) => setTimeout(r, 300));
+    await w.stop();
+    await queue.flush();
+    expect(timers()).toBeLessThanOrEqual(before);
+  });
+});
