@@ -8,6 +8,7 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { expect } from "vitest";
 
 /** The repository root. */
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -237,3 +238,40 @@ export async function bundleWorker(entry: string, tsconfig?: string): Promise<st
 
 /** The compatibility date the Workers tests run with (within what miniflare 3's workerd knows). */
 export const COMPATIBILITY_DATE = "2025-07-01";
+
+/** What fixtures/scenario.mjs prints. */
+export interface ScenarioReport {
+  runtime: string;
+  store: string;
+  storage: string;
+  submitted: string;
+  echo: { status: string; attempt: number; output: unknown };
+  flaky: { status: string; attempt: number; output: unknown; error: string | null };
+  delayed: { status: string };
+  slow: { claimedStatus: string; claimedAttempt: number; afterCancel: string; status: string };
+  stats: Record<string, number>;
+  events: string[];
+}
+
+/** The outcomes every runtime must produce for the lifecycle scenario. */
+export function expectScenario(report: ScenarioReport, runtime: RegExp, store: string): void {
+  expect(report.runtime).toMatch(runtime);
+  expect(report).toMatchObject({
+    store,
+    submitted: "pending",
+    echo: {
+      status: "completed",
+      attempt: 1,
+      output: { echoed: { hello: report.runtime }, attempt: 1 },
+    },
+    flaky: { status: "completed", attempt: 2, output: { attempt: 2 }, error: "transient failure" },
+    delayed: { status: "cancelled" },
+    slow: {
+      claimedStatus: "running",
+      claimedAttempt: 1,
+      afterCancel: "running",
+      status: "cancelled",
+    },
+    stats: { started: 4, completed: 2, retried: 1, cancelled: 1, failed: 0 },
+  });
+}
