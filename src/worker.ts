@@ -764,17 +764,25 @@ export class Worker {
             ? (t) => completeTask(t, run.token, output, q.now())
             : (t) => failAttempt(t, run.token, bad, q.now(), q.random());
       }
-      try {
-        run.current = await q.update(run.id, change, run.current, { batchMarkerDelete: true });
-      } catch (error) {
-        if (
-          error instanceof OqError &&
-          (error.code === "INVALID_STATE" || error.code === "NOT_FOUND")
-        ) {
-          this.#lose(run);
-          return;
+      for (let round = 0; ; round++) {
+        try {
+          run.current = await q.update(run.id, change, run.current, { batchMarkerDelete: true });
+          break;
+        } catch (error) {
+          if (
+            error instanceof OqError &&
+            (error.code === "INVALID_STATE" || error.code === "NOT_FOUND")
+          ) {
+            this.#lose(run);
+            return;
+          }
+          // A throttled or unreachable storage must not throw a finished result away: the
+          // task would stay running until its lease ran out and then run again (the chaos tests
+          // lost ~4% of results this way at 10% faults). Retry for a few seconds; update()
+          // re-reads after a failed CAS, so only the current lease holder can still write.
+          if (round >= 5 || !isTransient(error)) throw error;
+          await sleep(100 * 2 ** round);
         }
-        throw error;
       }
       run.done = true;
       // Until the batched delete lands, do not spend a GET on our own finished task's marker.
@@ -882,6 +890,13 @@ async function raceTimeout(promise: Promise<unknown>, ms: number): Promise<void>
   } finally {
     timer.abort();
   }
+}
+
+/** A storage error that may well not happen again: throttling, an outage, a 5xx, a lost answer. */
+function isTransient(error: unknown): boolean {
+  if (!(error instanceof OqError)) return false;
+  if (error.code === "STORAGE") return error.status === undefined || error.status >= 500;
+  return ["THROTTLED", "UNAVAILABLE", "AMBIGUOUS_WRITE", "CONFLICT"].includes(error.code);
 }
 
 function checkOutput(output: unknown): Failure | undefined {

@@ -5,7 +5,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { Logger } from "../../src/logger.ts";
 import { Queue } from "../../src/queue.ts";
-import { FaultyStorage } from "../../src/storage/faulty.ts";
+import { ERROR_FAULT_KINDS, FaultyStorage } from "../../src/storage/faulty.ts";
 import { MemoryStorage } from "../../src/storage/memory.ts";
 import { Worker, type WorkerEvent, type WorkerOptions } from "../../src/worker.ts";
 
@@ -134,4 +134,41 @@ describe("core fixes found by the chaos runs", () => {
     expect(ran).toEqual([good.id]);
     expect(await queue.read(other).catch(() => undefined)).toBeUndefined();
   });
+
+  for (const kind of ["slow-down", "dropped", "server-error-after-commit"] as const) {
+    it(`a finished result survives a transient error (${kind}) on its completion write`, async () => {
+      // The lease is long: if the worker gave up on the result, the task would sit running for
+      // 30 s and then run a second time. A worker that retries records it within moments.
+      const inner = new MemoryStorage();
+      const setup = new Queue({ storage: inner });
+      const task = await setup.submit("t", "x");
+      const key = setup.keys.task(task.id);
+      let writes = 0;
+      const storage = new FaultyStorage(inner, {
+        faultRate: 1,
+        mix: Object.fromEntries(ERROR_FAULT_KINDS.map((k) => [k, k === kind ? 1 : 0])),
+        // The task's conditional writes: 1 claims, 2 completes (and fails once), 3 retries.
+        filter: (call) =>
+          call.op === "put" && call.key === key && call.conditional && ++writes === 2,
+      });
+      const { logger } = collect();
+      const queue = new Queue({ storage, logger });
+      let runs = 0;
+      const w = new Worker(queue, {
+        leaseSeconds: 30,
+        minPollMs: 20,
+        maxPollMs: 50,
+        heartbeatSeconds: 0,
+      }).task("t", (x) => {
+        runs++;
+        return x;
+      });
+      workers.push(w);
+      await w.start();
+      const done = await setup.wait(task.id, { timeout: 5 }).catch((e: unknown) => e);
+      expect(storage.injected()).toBe(1);
+      expect(done).toMatchObject({ status: "completed", output: "x", attempt: 1 });
+      expect(runs).toBe(1);
+    });
+  }
 });
