@@ -615,7 +615,13 @@ export class Queue {
         return await this.storage.get(key);
       } catch (error) {
         if (error instanceof NotFoundError) return undefined;
-        if (round >= 5 || !isOqError(error, "UNAVAILABLE")) throw error;
+        // Throttling and 5xx too, not only outages: giving up leaves a claim that did land
+        // unknown to its worker, so the task waits out a whole lease (found by the chaos tests).
+        const transient =
+          isOqError(error, "UNAVAILABLE") ||
+          isOqError(error, "THROTTLED") ||
+          (isOqError(error, "STORAGE") && (error.status === undefined || error.status >= 500));
+        if (round >= 5 || !transient) throw error;
         await sleep(200 * 2 ** round);
       }
     }

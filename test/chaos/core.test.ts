@@ -5,7 +5,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { Logger } from "../../src/logger.ts";
 import { Queue } from "../../src/queue.ts";
-import { ERROR_FAULT_KINDS, FaultyStorage } from "../../src/storage/faulty.ts";
+import { ERROR_FAULT_KINDS, type ErrorFaultKind, FaultyStorage } from "../../src/storage/faulty.ts";
 import { MemoryStorage } from "../../src/storage/memory.ts";
 import { Worker, type WorkerEvent, type WorkerOptions } from "../../src/worker.ts";
 
@@ -171,4 +171,53 @@ describe("core fixes found by the chaos runs", () => {
       expect(runs).toBe(1);
     });
   }
+
+  it("a claim that committed but answered 500 is settled even when the read-back is throttled", async () => {
+    // The claim lands but its answer is a 500 (ambiguous); the GET that settles it gets a 503.
+    // Giving up there leaves the task running under a lease nobody works on: it would start
+    // only after the 30 s lease. Retrying the read-back settles the claim at once.
+    const inner = new MemoryStorage();
+    const setup = new Queue({ storage: inner });
+    const task = await setup.submit("t", "x");
+    const key = setup.keys.task(task.id);
+    const only = (kind: ErrorFaultKind) =>
+      Object.fromEntries(ERROR_FAULT_KINDS.map((k) => [k, k === kind ? 1 : 0]));
+    let claimed = false;
+    let readBacks = 0;
+    // Two layers, one fault each: the inner one throttles the read-back, the outer one loses
+    // the claim's answer after it committed.
+    const throttled = new FaultyStorage(inner, {
+      faultRate: 1,
+      mix: only("slow-down"),
+      filter: (call) => call.op === "get" && call.key === key && claimed && ++readBacks === 1,
+    });
+    const storage = new FaultyStorage(throttled, {
+      faultRate: 1,
+      mix: only("server-error-after-commit"),
+      filter: (call) => {
+        if (call.op !== "put" || call.key !== key || !call.conditional || claimed) return false;
+        claimed = true;
+        return true;
+      },
+    });
+    const { logger } = collect();
+    const queue = new Queue({ storage, logger });
+    let runs = 0;
+    const w = new Worker(queue, {
+      leaseSeconds: 30,
+      minPollMs: 20,
+      maxPollMs: 50,
+      heartbeatSeconds: 0,
+    }).task("t", (x) => {
+      runs++;
+      return x;
+    });
+    workers.push(w);
+    await w.start();
+    const done = await setup.wait(task.id, { timeout: 5 }).catch((e: unknown) => e);
+    expect(storage.faults["server-error-after-commit"]).toBe(1);
+    expect(throttled.faults["slow-down"]).toBe(1);
+    expect(done).toMatchObject({ status: "completed", attempt: 1 });
+    expect(runs).toBe(1);
+  });
 });
