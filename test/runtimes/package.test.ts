@@ -1,0 +1,258 @@
+/**
+ * The npm package as users get it, and Node as it runs it: `npm pack` (which builds dist/ first),
+ * installed into an empty project from the tarball (dependencies from the registry or npm's
+ * cache), then `npx oq --help`, a CLI submit/worker round trip on the file store, TypeScript
+ * consumers of the types, the lifecycle scenario importing `oq` and `oq/file` on Node (file store,
+ * and MinIO when it is there) and on Bun, `bunx oq`, and examples/node/app.mjs.
+ */
+import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Queue } from "../../src/queue.ts";
+import { FileStorage } from "../../src/storage/file.ts";
+import { S3Storage } from "../../src/storage/s3.ts";
+import { removePrefix } from "../helpers/targets.ts";
+import {
+  BUN,
+  expectScenario,
+  FIXTURES,
+  lastJson,
+  minio,
+  minioEnv,
+  ok,
+  ROOT,
+  run,
+  type ScenarioReport,
+  show,
+  start,
+  tempDir,
+  uniquePrefix,
+} from "./helpers.ts";
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const npm = process.platform === "win32" ? "npm.cmd" : "npm";
+const npx = process.platform === "win32" ? "npx.cmd" : "npx";
+
+let project: { dir: string; remove: () => void };
+let packDir: { dir: string; remove: () => void };
+let packed: { filename: string; size: number; unpackedSize: number; files: { path: string }[] };
+
+beforeAll(async () => {
+  packDir = tempDir("pack");
+  project = tempDir("consumer");
+  // `npm pack` runs prepack, which builds dist/ from the sources.
+  const out = await ok(npm, ["pack", "--json", "--pack-destination", packDir.dir], {
+    timeoutMs: 240_000,
+  });
+  packed = (JSON.parse(out.slice(out.indexOf("["))) as (typeof packed)[])[0]!;
+  console.log(
+    `npm package ${packed.filename}: ${(packed.size / 1024).toFixed(1)} kB packed, ${(packed.unpackedSize / 1024).toFixed(1)} kB unpacked, ${packed.files.length} files`,
+  );
+  writeFileSync(
+    join(project.dir, "package.json"),
+    `${JSON.stringify({ name: "oq-consumer", private: true, type: "module" }, null, 2)}\n`,
+  );
+  await ok(
+    npm,
+    [
+      "install",
+      "--no-audit",
+      "--no-fund",
+      "--prefer-offline",
+      "--loglevel=error",
+      join(packDir.dir, packed.filename),
+    ],
+    { cwd: project.dir, timeoutMs: 240_000 },
+  );
+  for (const f of ["scenario.mjs", "scenario-node.mjs", "tasks.mjs"]) {
+    copyFileSync(join(FIXTURES, f), join(project.dir, f));
+  }
+  copyFileSync(join(ROOT, "examples/node/app.mjs"), join(project.dir, "app.mjs"));
+}, 480_000);
+
+afterAll(() => {
+  project?.remove();
+  packDir?.remove();
+});
+
+describe("the npm package", () => {
+  it("ships the build and nothing else: ESM, declarations, the CLI with its shebang", () => {
+    const paths = packed.files.map((f) => f.path);
+    expect(paths).toContain("dist/mod.js");
+    expect(paths).toContain("dist/mod.d.ts");
+    expect(paths).toContain("dist/file.js");
+    expect(paths).toContain("dist/cli.js");
+    expect(paths).toContain("README.md");
+    expect(paths.filter((p) => !/^(dist\/|package\.json$|README\.md$|LICENSE$)/.test(p))).toEqual(
+      [],
+    );
+    expect(paths.filter((p) => p.endsWith(".ts") && !p.endsWith(".d.ts"))).toEqual([]);
+    const installed = join(project.dir, "node_modules/oq");
+    const cli = readFileSync(join(installed, "dist/cli.js"), "utf8");
+    expect(cli.startsWith("#!/usr/bin/env node\n")).toBe(true);
+    // Sub-commands stay lazy imports, rewritten to the compiled files.
+    expect(cli).toMatch(/import\("\.\/src\/cli\/worker\.js"\)/);
+    expect(cli).not.toMatch(/\.ts"\)/);
+    const pkg = JSON.parse(readFileSync(join(installed, "package.json"), "utf8")) as {
+      version: string;
+    };
+    expect(pkg.version).toBe(
+      (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string }).version,
+    );
+  });
+
+  it("npx oq --help", async () => {
+    const r = await run(npx, ["--no-install", "oq", "--help"], { cwd: project.dir });
+    expect(r.code, show(r)).toBe(0);
+    expect(r.stdout + r.stderr).toMatch(/submit/);
+    expect(r.stdout + r.stderr).toMatch(/worker/);
+  });
+
+  it("oq submit, oq worker and oq status round-trip on the file store", async () => {
+    const env = { OQ_URL: "file:./queue" };
+    const id = (
+      await ok(npx, ["--no-install", "oq", "submit", "-t", "echo", "-i", '{"n":7}'], {
+        cwd: project.dir,
+        env,
+      })
+    ).trim();
+    expect(id).toMatch(/^\S+$/);
+    // The installed bin itself rather than npx, so that SIGTERM reaches the worker (npx dies of it).
+    const worker = start(
+      join(project.dir, "node_modules/.bin/oq"),
+      ["worker", "./tasks.mjs", "--grace", "2s"],
+      { cwd: project.dir, env },
+    );
+    try {
+      const queue = new Queue({ storage: new FileStorage({ root: join(project.dir, "queue") }) });
+      for (let i = 0; i < 200 && (await queue.get(id)).status !== "completed"; i++)
+        await sleep(100);
+      expect((await queue.get(id)).status).toBe("completed");
+      worker.child.kill("SIGTERM");
+      const r = await worker.done;
+      expect(r.code, show(r)).toBe(0);
+    } finally {
+      worker.child.kill("SIGKILL");
+    }
+    const status = JSON.parse(
+      await ok(npx, ["--no-install", "oq", "status", id, "--json"], { cwd: project.dir, env }),
+    ) as { status: string; output: unknown };
+    expect(status).toMatchObject({ status: "completed", output: { echoed: { n: 7 }, attempt: 1 } });
+  });
+
+  it("type-checks a TypeScript consumer against the shipped declarations", async () => {
+    writeFileSync(
+      join(project.dir, "consumer.ts"),
+      [
+        'import { connect, R2Storage, type TaskRecord, VERSION, Worker } from "oq";',
+        'import { FileStorage } from "oq/file";',
+        'const queue = await connect({ storage: new FileStorage({ root: "./q" }) });',
+        'const task: TaskRecord = await queue.submit("email", { to: "a@example.com" });',
+        'new Worker(queue).task("email", async (input: { to: string }, ctx) => ctx.attempt + input.to.length);',
+        "export const v: string = VERSION;",
+        "export const r2: typeof R2Storage = R2Storage;",
+        "export const id: string = task.id;",
+        "// @ts-expect-error: the types are real, not any",
+        "export const wrong: number = task;",
+        "",
+      ].join("\n"),
+    );
+    writeFileSync(
+      join(project.dir, "tsconfig.json"),
+      JSON.stringify({
+        compilerOptions: {
+          target: "ES2022",
+          module: "NodeNext",
+          moduleResolution: "NodeNext",
+          lib: ["ES2023", "DOM"],
+          types: [],
+          strict: true,
+          noEmit: true,
+        },
+        files: ["consumer.ts"],
+      }),
+    );
+    const r = await run(
+      process.execPath,
+      [join(ROOT, "node_modules/typescript/bin/tsc"), "-p", "."],
+      {
+        cwd: project.dir,
+      },
+    );
+    expect(r.code, show(r)).toBe(0);
+  });
+
+  it("runs submit, claim, complete, retry and cancel on Node via `oq` and `oq/file`", async () => {
+    const { dir, remove } = tempDir("node-file");
+    try {
+      const out = await ok(process.execPath, ["scenario-node.mjs"], {
+        cwd: project.dir,
+        env: { OQ_RT_STORE: "file", OQ_RT_ROOT: dir },
+      });
+      expectScenario(lastJson<ScenarioReport>(out), /^node v(2\d|[3-9]\d)\./, "file");
+    } finally {
+      remove();
+    }
+  });
+
+  if (minio !== undefined) {
+    it("runs submit, claim, complete, retry and cancel on Node against MinIO", async () => {
+      const prefix = uniquePrefix("node");
+      try {
+        const out = await ok(process.execPath, ["scenario-node.mjs"], {
+          cwd: project.dir,
+          env: { OQ_RT_STORE: "s3", ...minioEnv(prefix) },
+        });
+        expectScenario(lastJson<ScenarioReport>(out), /^node v/, "s3");
+      } finally {
+        await removePrefix(
+          new S3Storage({
+            endpoint: minio!.endpoint,
+            bucket: minio!.bucket,
+            region: minio!.region,
+            accessKeyId: minio!.accessKeyId,
+            secretAccessKey: minio!.secretAccessKey,
+          }),
+          prefix,
+        );
+      }
+    });
+  }
+
+  it("works on Bun from the installed package too: the scenario and bunx oq", async () => {
+    const { dir, remove } = tempDir("bun-pkg");
+    try {
+      const out = await ok(BUN, ["scenario-node.mjs"], {
+        cwd: project.dir,
+        env: { OQ_RT_STORE: "file", OQ_RT_ROOT: dir },
+      });
+      expectScenario(lastJson<ScenarioReport>(out), /^bun 1\./, "file");
+    } finally {
+      remove();
+    }
+    const help = await run(join(ROOT, "node_modules/.bin/bunx"), ["oq", "--help"], {
+      cwd: project.dir,
+    });
+    expect(help.code, show(help)).toBe(0);
+    expect(help.stdout + help.stderr).toMatch(/submit/);
+  });
+
+  it("runs examples/node/app.mjs until SIGTERM", async () => {
+    const { dir, remove } = tempDir("node-example");
+    const app = start(process.execPath, ["app.mjs"], {
+      cwd: project.dir,
+      env: { OQ_URL: `file:${dir}` },
+    });
+    try {
+      await app.waitFor(/completed send-email[\s\S]*completed send-email[\s\S]*/, 30_000);
+      await app.waitFor(/failed send-email \S+: invalid address not-an-address/, 30_000);
+      app.child.kill("SIGTERM");
+      const r = await app.done;
+      expect(r.code, show(r)).toBe(0);
+      expect(r.stdout).toMatch(/stopped: .*"completed":2.*"failed":1/);
+    } finally {
+      app.child.kill("SIGKILL");
+      remove();
+    }
+  });
+});
