@@ -1,0 +1,164 @@
+/**
+ * One chaos worker: a {@link Worker} over a {@link FaultyStorage}, running `chaos` tasks (sleep
+ * `input.ms`, return) and reporting what it does to a sink. The same code runs in-process (the
+ * memory target, and quick runs) and in its own process (`worker-process.ts`), so both modes
+ * test the same thing.
+ *
+ * @module
+ */
+import type { Logger } from "../../src/logger.ts";
+import { Queue } from "../../src/queue.ts";
+import { type SchedulerHandle, startScheduler } from "../../src/schedule.ts";
+import { countRequests, type RequestCounts } from "../../src/storage/count.ts";
+import {
+  type ErrorFaultKind,
+  type FaultCounts,
+  FaultyStorage,
+  type LatencyOptions,
+} from "../../src/storage/faulty.ts";
+import type { Storage } from "../../src/storage/storage.ts";
+import { Worker, type WorkerEvent, type WorkerStats } from "../../src/worker.ts";
+
+/** The JSON-serializable part of the fault options (it crosses a process boundary). */
+export interface FaultConfig {
+  /** Probability of an error fault per call. */
+  faultRate?: number;
+  /** Relative weight of each error kind. */
+  mix?: Partial<Record<ErrorFaultKind, number>>;
+  /** Latency and spikes. */
+  latency?: LatencyOptions;
+  /** How long a timeout fault waits, ms. */
+  timeoutMs?: number;
+  /** How far this worker's local clock is off, ms. */
+  clockSkewMs?: number;
+}
+
+/** Everything a chaos worker needs to know (JSON, passed in `CHAOS_WORKER` to a process). */
+export interface ChaosWorkerConfig {
+  /** The worker id. */
+  id: string;
+  /** Tasks at once. */
+  concurrency: number;
+  /** Lease length, s. */
+  leaseSeconds: number;
+  /** Poll pause after work, ms. */
+  minPollMs: number;
+  /** Longest idle poll pause, ms. */
+  maxPollMs: number;
+  /** Heartbeat period, s (0: none). */
+  heartbeatSeconds: number;
+  /** Faults of this worker's storage. */
+  faults?: FaultConfig;
+  /** Also run a scheduler ticking this often, ms. */
+  schedulerIntervalMs?: number;
+}
+
+/** What a chaos worker reports. */
+export interface ChaosSink {
+  /** A handler started (`at`: real epoch ms). */
+  run(id: string, attempt: number, at: number): void;
+  /** A worker event. */
+  event(event: WorkerEvent): void;
+  /** A warning or error the queue, worker or scheduler logged. */
+  warn(message: string): void;
+}
+
+/** A running chaos worker. */
+export interface ChaosWorker {
+  /** The worker. */
+  readonly worker: Worker;
+  /** Its storage. */
+  readonly faulty: FaultyStorage;
+  /** Counters for status lines. */
+  status(): ChaosStatus;
+  /** Stop the worker (and scheduler) gracefully. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+/** A chaos worker's counters. */
+export interface ChaosStatus {
+  /** Calls its storage saw (that faults could hit). */
+  calls: number;
+  /** Faults injected, by kind. */
+  faults: FaultCounts;
+  /** Requests that reached storage, by kind (a fault before the request reached it is not one). */
+  requests: RequestCounts;
+  /** The worker's own counters. */
+  stats: WorkerStats;
+  /** Warnings logged. */
+  warnings: number;
+  /**
+   * Storage errors the worker's loop ran into: a whole pass (`poll failed`, e.g. a failed
+   * listing) or one task it looked at (`... (retried at the next listing)`).
+   */
+  passErrors: number;
+}
+
+/** True for a warning about an error in the worker's loop (see {@link ChaosStatus.passErrors}). */
+export function isPassError(message: string): boolean {
+  return message.startsWith("poll failed") || message.endsWith("(retried at the next listing)");
+}
+
+/** The task type chaos workers run. */
+export const CHAOS_TYPE = "chaos";
+
+/** Input of a chaos task. */
+export interface ChaosInput {
+  /** How long the handler works, ms. */
+  ms: number;
+}
+
+/** Build and start a chaos worker over `storage` (shared, fault-free) and `prefix`. */
+export async function startChaosWorker(
+  storage: Storage,
+  prefix: string,
+  config: ChaosWorkerConfig,
+  sink: ChaosSink,
+): Promise<ChaosWorker> {
+  const counted = countRequests(storage);
+  const faulty = new FaultyStorage(counted, config.faults ?? {});
+  let warnings = 0;
+  let passErrors = 0;
+  const warn = (message: string) => {
+    warnings++;
+    if (isPassError(message)) passErrors++;
+    sink.warn(message);
+  };
+  const logger: Logger = { info() {}, warn, error: warn };
+  const queue = new Queue({ storage: faulty, prefix, now: faulty.localNow, logger });
+  const worker = new Worker(queue, {
+    id: config.id,
+    concurrency: config.concurrency,
+    leaseSeconds: config.leaseSeconds,
+    minPollMs: config.minPollMs,
+    maxPollMs: config.maxPollMs,
+    heartbeatSeconds: config.heartbeatSeconds,
+    // Stopping hands running tasks back at once: runs end by signal, kill or completion.
+    shutdownGraceMs: 2000,
+    onEvent: (e) => sink.event(e),
+  }).task(CHAOS_TYPE, async (input: ChaosInput, ctx) => {
+    sink.run(ctx.task.id, ctx.attempt, Date.now());
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, input?.ms ?? 0)));
+    return { by: config.id, attempt: ctx.attempt };
+  });
+  await worker.start();
+  let scheduler: SchedulerHandle | undefined;
+  if (config.schedulerIntervalMs !== undefined)
+    scheduler = startScheduler(queue, { intervalMs: config.schedulerIntervalMs, logger });
+  return {
+    worker,
+    faulty,
+    status: () => ({
+      calls: faulty.calls,
+      faults: { ...faulty.faults },
+      requests: { ...counted.counts },
+      stats: { ...worker.stats },
+      warnings,
+      passErrors,
+    }),
+    async stop(graceMs) {
+      await scheduler?.stop();
+      await worker.stop(graceMs === undefined ? {} : { graceMs });
+    },
+  };
+}

@@ -1,0 +1,681 @@
+/**
+ * The chaos harness: fleets of workers (in-process, or each in its own process), fault-tolerant
+ * submission, waiting for a run to settle, and the scenarios themselves. The chaos tests run the
+ * scenarios small; `scripts/chaos.ts` runs them large.
+ *
+ * @module
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { UnavailableError } from "../../src/errors.ts";
+import { mapLimit, Queue, type SubmitOptions } from "../../src/queue.ts";
+import { Scheduler } from "../../src/schedule.ts";
+import { addFaults, type FaultCounts, FaultyStorage, noFaults } from "../../src/storage/faulty.ts";
+import type { Storage } from "../../src/storage/storage.ts";
+import { isTerminal } from "../../src/task.ts";
+import type { WorkerEvent } from "../../src/worker.ts";
+import type { TargetInstance } from "../helpers/targets.ts";
+import {
+  CHAOS_TYPE,
+  type ChaosInput,
+  type ChaosStatus,
+  type ChaosWorker,
+  type ChaosWorkerConfig,
+  type FaultConfig,
+  isPassError,
+  startChaosWorker,
+} from "./chaos-worker.ts";
+import { startHostileWriter } from "./hostile.ts";
+import { type CheckOptions, checkRun, type InvariantReport, type RunLog } from "./invariants.ts";
+
+/** Where workers run: each in its own process (file, S3), or all in this one (any storage). */
+export type FleetMode = "process" | "inline";
+
+/** One worker of a {@link Fleet}. */
+export interface FleetWorker {
+  /** Its id. */
+  readonly id: string;
+  /** Its last reported counters. */
+  readonly status: ChaosStatus | undefined;
+  /** False once killed, stopped or crashed. */
+  readonly alive: boolean;
+  /** Kill it without a chance to clean up (SIGKILL; in-process: cut its link to storage). */
+  kill(): Promise<void>;
+  /** Stop it gracefully. */
+  stop(): Promise<void>;
+}
+
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+const CHILD = fileURLToPath(new URL("./worker-process.ts", import.meta.url));
+
+/** A storage whose link can be cut, like a process that died: every call fails from then on. */
+function cuttable(storage: Storage): { storage: Storage; cut(): void } {
+  let cut = false;
+  const view = new Proxy(storage, {
+    get(target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver);
+      if (typeof value !== "function") return value;
+      if (prop === "serverTime") return value.bind(target);
+      return (...args: unknown[]) =>
+        cut ? Promise.reject(new UnavailableError("link cut")) : value.apply(target, args);
+    },
+  });
+  return {
+    storage: view,
+    cut: () => {
+      cut = true;
+    },
+  };
+}
+
+/**
+ * Workers over one target, and everything they report: handler runs and completions (the
+ * {@link RunLog} the invariants check), events, warnings and crashes.
+ */
+export class Fleet {
+  /** Runs and completions; the scenario fills `submitted`. */
+  readonly log: RunLog = { submitted: [], executions: [], completions: [] };
+  /** Every worker ever started. */
+  readonly workers: FleetWorker[] = [];
+  /** Worker events by kind. */
+  readonly events: Record<string, number> = {};
+  /** Tasks a worker reported finished (a hint for {@link waitTerminal}). */
+  readonly reportedDone = new Set<string>();
+  /** The first warnings workers logged. */
+  readonly warningSamples: string[] = [];
+  /** Workers that died on their own, with what they said. */
+  readonly crashes: string[] = [];
+  readonly #target: TargetInstance;
+  readonly #mode: FleetMode;
+
+  constructor(target: TargetInstance, mode: FleetMode) {
+    this.#target = target;
+    this.#mode = mode;
+  }
+
+  /** Start a worker and wait until it is polling. */
+  start(config: ChaosWorkerConfig): Promise<FleetWorker> {
+    return this.#mode === "inline" ? this.#startInline(config) : this.#startProcess(config);
+  }
+
+  /** Faults injected into all workers so far, by kind. */
+  faults(): FaultCounts {
+    const total = noFaults();
+    for (const w of this.workers) if (w.status) addFaults(total, w.status.faults);
+    return total;
+  }
+
+  /** Warnings all workers logged. */
+  get warnings(): number {
+    return this.workers.reduce((n, w) => n + (w.status?.warnings ?? 0), 0);
+  }
+
+  /** Storage errors the workers' loops ran into (see `ChaosStatus.passErrors`). */
+  get passErrors(): number {
+    return this.workers.reduce((n, w) => n + (w.status?.passErrors ?? 0), 0);
+  }
+
+  /** Storage calls all workers made (that faults could hit). */
+  calls(): number {
+    return this.workers.reduce((n, w) => n + (w.status?.calls ?? 0), 0);
+  }
+
+  /** Stop every live worker gracefully. */
+  async stopAll(): Promise<void> {
+    await Promise.all(this.workers.filter((w) => w.alive).map((w) => w.stop()));
+  }
+
+  /** Kill every live worker (cleanup after a failed run). */
+  async killAll(): Promise<void> {
+    await Promise.all(this.workers.filter((w) => w.alive).map((w) => w.kill()));
+  }
+
+  #record = {
+    run: (workerId: string, id: string, attempt: number, at: number) => {
+      this.log.executions.push({ id, workerId, attempt, at });
+    },
+    event: (workerId: string, e: WorkerEvent) => {
+      this.events[e.kind] = (this.events[e.kind] ?? 0) + 1;
+      if (e.kind === "completed")
+        this.log.completions.push({ id: e.id, workerId, attempt: e.attempt ?? -1 });
+      if (e.kind === "completed" || e.kind === "failed" || e.kind === "cancelled")
+        this.reportedDone.add(e.id);
+    },
+    warn: (message: string) => {
+      if (this.warningSamples.length < 50) this.warningSamples.push(message);
+    },
+  };
+
+  async #startInline(config: ChaosWorkerConfig): Promise<FleetWorker> {
+    const link = cuttable(this.#target.storage);
+    const r = this.#record;
+    let chaos: ChaosWorker | undefined;
+    let alive = true;
+    chaos = await startChaosWorker(link.storage, this.#target.prefix, config, {
+      run: (id, attempt, at) => r.run(config.id, id, attempt, at),
+      event: (e) => r.event(config.id, e),
+      warn: (m) => r.warn(m),
+    });
+    const worker: FleetWorker = {
+      id: config.id,
+      get status() {
+        return chaos?.status();
+      },
+      get alive() {
+        return alive;
+      },
+      async kill() {
+        if (!alive) return;
+        alive = false;
+        link.cut();
+        await chaos?.stop(0).catch(() => {});
+      },
+      async stop() {
+        if (!alive) return;
+        alive = false;
+        await chaos?.stop();
+      },
+    };
+    this.workers.push(worker);
+    return worker;
+  }
+
+  async #startProcess(config: ChaosWorkerConfig): Promise<FleetWorker> {
+    const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", CHILD], {
+      cwd: ROOT,
+      env: { ...process.env, ...this.#target.env, CHAOS_WORKER: JSON.stringify(config) },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const r = this.#record;
+    let status: ChaosStatus | undefined;
+    let alive = true;
+    let expectedExit = false;
+    let stderr = "";
+    child.stderr!.on("data", (d: Buffer) => {
+      stderr = (stderr + d.toString()).slice(-4000);
+    });
+    const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+    const ready = new Promise<void>((resolve, reject) => {
+      let buffer = "";
+      child.stdout!.on("data", (d: Buffer) => {
+        buffer += d.toString();
+        let nl = buffer.indexOf("\n");
+        while (nl >= 0) {
+          const line = buffer.slice(0, nl);
+          buffer = buffer.slice(nl + 1);
+          nl = buffer.indexOf("\n");
+          const space = line.indexOf(" ");
+          const tag = space < 0 ? line : line.slice(0, space);
+          const rest = space < 0 ? "" : line.slice(space + 1);
+          if (tag === "ready") resolve();
+          else if (tag === "run") {
+            const [id, attempt, at] = rest.split(" ");
+            r.run(config.id, id!, Number(attempt), Number(at));
+          } else if (tag === "event") r.event(config.id, JSON.parse(rest) as WorkerEvent);
+          else if (tag === "warn") r.warn(rest);
+          else if (tag === "status") status = JSON.parse(rest) as ChaosStatus;
+          else if (tag === "crash") this.crashes.push(`${config.id}: ${rest}`);
+        }
+      });
+      void exited.then((code) => {
+        alive = false;
+        if (!expectedExit)
+          this.crashes.push(`${config.id} exited (${code}) on its own: ${stderr.slice(-800)}`);
+        reject(new Error(`worker ${config.id} exited (${code}) before it was ready: ${stderr}`));
+      });
+    });
+    const worker: FleetWorker = {
+      id: config.id,
+      get status() {
+        return status;
+      },
+      get alive() {
+        return alive;
+      },
+      async kill() {
+        if (!alive) return;
+        expectedExit = true;
+        child.kill("SIGKILL");
+        await exited;
+      },
+      async stop() {
+        if (!alive) return;
+        expectedExit = true;
+        child.kill("SIGTERM");
+        const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
+        await exited;
+        clearTimeout(timer);
+      },
+    };
+    this.workers.push(worker);
+    await ready;
+    return worker;
+  }
+}
+
+/**
+ * Submit `count` chaos tasks through `queue` (which may be faulty), each with an idempotency key,
+ * retrying a failed submit until it is acknowledged: a submit whose answer was lost is then
+ * found by its key, never duplicated. Returns the ids, in order.
+ */
+export async function submitTasks(
+  queue: Queue,
+  count: number,
+  options: {
+    runId: string;
+    input: (i: number) => ChaosInput;
+    options?: (i: number) => SubmitOptions;
+    concurrency?: number;
+    maxTries?: number;
+  },
+): Promise<{ ids: string[]; retries: number }> {
+  let retries = 0;
+  const indexes = Array.from({ length: count }, (_, i) => i);
+  const ids = await mapLimit(indexes, options.concurrency ?? 16, async (i) => {
+    for (let tries = 1; ; tries++) {
+      try {
+        const task = await queue.submit(CHAOS_TYPE, options.input(i), {
+          ...options.options?.(i),
+          idempotencyKey: `${options.runId}:${i}`,
+        });
+        return task.id;
+      } catch (error) {
+        if (tries >= (options.maxTries ?? 30)) throw error;
+        retries++;
+        await sleep(10 + Math.random() * 50 * tries);
+      }
+    }
+  });
+  return { ids, retries };
+}
+
+/**
+ * Wait until every task in `ids` is terminal, reading them through `queue` (fault-free) a few at
+ * a time, those a worker reported finished first. Returns the ids still not terminal when
+ * `timeoutMs` ran out (empty on success).
+ */
+export async function waitTerminal(
+  queue: Queue,
+  ids: readonly string[],
+  options: { timeoutMs: number; hint?: ReadonlySet<string>; batch?: number },
+): Promise<string[]> {
+  const remaining = new Set(ids);
+  const deadline = Date.now() + options.timeoutMs;
+  const batch = options.batch ?? 100;
+  let rotate = 0;
+  while (remaining.size > 0) {
+    const all = [...remaining];
+    const hinted = options.hint ? all.filter((id) => options.hint!.has(id)).slice(0, batch) : [];
+    rotate = (rotate + batch) % Math.max(1, all.length);
+    const others = [...all.slice(rotate), ...all.slice(0, rotate)].slice(0, batch / 2);
+    const check = [...new Set([...hinted, ...others])];
+    const states = await mapLimit(check, 16, async (id) => (await queue.read(id))?.task.status);
+    check.forEach((id, i) => {
+      const s = states[i];
+      if (s !== undefined && isTerminal(s)) remaining.delete(id);
+    });
+    if (remaining.size === 0 || Date.now() > deadline) break;
+    await sleep(hinted.length >= batch ? 0 : 250);
+  }
+  return [...remaining];
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const rid = () => Math.random().toString(36).slice(2, 8);
+
+// ---- scenarios ------------------------------------------------------------------------------
+
+/** The scenarios, by name (`scripts/chaos.ts --scenario NAME`). */
+export const SCENARIOS = ["faults", "kills", "latency", "skew", "hostile"] as const;
+/** A scenario name. */
+export type ScenarioName = (typeof SCENARIOS)[number];
+
+/** Options every scenario takes. */
+export interface ScenarioOptions {
+  /** The storage and prefix to run on (its prefix should be empty of tasks). */
+  target: TargetInstance;
+  /** A name for reports. */
+  targetName: string;
+  /** Worker processes or in-process workers. Default: processes when the target is shared. */
+  mode?: FleetMode;
+  /** Tasks to submit. */
+  tasks: number;
+  /** Workers (for `kills`: workers killed per round). Default 4 (kills: 2). */
+  workers?: number;
+  /** Tasks per worker at once. Default 4. */
+  concurrency?: number;
+  /** Handler duration range, ms. Default per scenario. */
+  handlerMs?: [number, number];
+  /** Lease length, s. Default per scenario. */
+  leaseSeconds?: number;
+  /** Fault rate of the `faults` scenario. Default 0.1. */
+  faultRate?: number;
+  /** Kill rounds of the `kills` scenario. Default 3. */
+  rounds?: number;
+  /** Give up waiting for the tasks after this long, ms. Default 5 minutes. */
+  timeoutMs?: number;
+  /** Options of the invariant check. */
+  check?: CheckOptions;
+  /** Progress lines. */
+  progress?: (line: string) => void;
+}
+
+/** What a scenario run found. */
+export interface ScenarioResult {
+  /** Scenario name. */
+  scenario: ScenarioName;
+  /** Target name. */
+  target: string;
+  /** How workers ran. */
+  mode: FleetMode;
+  /** Tasks submitted. */
+  tasks: number;
+  /** Workers started over the run (kills count the restarted ones). */
+  workersStarted: number;
+  /** Faults injected into workers and the submitter, by kind. */
+  faults: FaultCounts;
+  /** Storage calls that faults could hit. */
+  calls: number;
+  /** From the first submit until every task was terminal (or the timeout), ms. */
+  elapsedMs: number;
+  /** The invariant check. */
+  report: InvariantReport;
+  /** Scenario-specific facts (kills done, warnings, polls...). */
+  facts: Record<string, unknown>;
+  /** Scenario-specific failures (crashes, spins), beside the invariant violations. */
+  problems: string[];
+  /** No violation and no problem. */
+  ok: boolean;
+}
+
+function baseConfig(
+  id: string,
+  o: ScenarioOptions,
+  lease: number,
+  extra: Partial<ChaosWorkerConfig> = {},
+): ChaosWorkerConfig {
+  return {
+    id,
+    concurrency: o.concurrency ?? 4,
+    leaseSeconds: o.leaseSeconds ?? lease,
+    minPollMs: 20,
+    maxPollMs: 500,
+    heartbeatSeconds: 1,
+    ...extra,
+  };
+}
+
+const pick = ([lo, hi]: [number, number]) => Math.round(lo + Math.random() * (hi - lo));
+
+/** Run one scenario. */
+export async function runScenario(
+  name: ScenarioName,
+  options: ScenarioOptions,
+): Promise<ScenarioResult> {
+  const mode = options.mode ?? (options.target.env === undefined ? "inline" : "process");
+  const fleet = new Fleet(options.target, mode);
+  const verify = new Queue({ storage: options.target.storage, prefix: options.target.prefix });
+  const runId = `${name}-${rid()}`;
+  const say = options.progress ?? (() => {});
+  const problems: string[] = [];
+  const facts: Record<string, unknown> = {};
+  let submitterFaults = noFaults();
+  let submitterCalls = 0;
+  const started = Date.now();
+  let elapsedMs = 0;
+  const timeoutMs = options.timeoutMs ?? 5 * 60_000;
+
+  /** Submit (through `faults`, if any), wait, and note what is left. */
+  const submitAndWait = async (
+    faults: FaultConfig | undefined,
+    input: (i: number) => ChaosInput,
+    submitOptions?: (i: number) => SubmitOptions,
+  ) => {
+    const faulty = new FaultyStorage(options.target.storage, faults ?? {});
+    const submitter = new Queue({ storage: faulty, prefix: options.target.prefix });
+    const { ids, retries } = await submitTasks(submitter, options.tasks, {
+      runId,
+      input,
+      ...(submitOptions === undefined ? {} : { options: submitOptions }),
+    });
+    submitterFaults = { ...faulty.faults };
+    submitterCalls = faulty.calls;
+    facts.submitRetries = retries;
+    fleet.log.submitted.push(...ids);
+    say(`submitted ${ids.length} tasks (${retries} retried submits)`);
+    const left = await waitTerminal(verify, ids, {
+      timeoutMs: Math.max(1000, timeoutMs - (Date.now() - started)),
+      hint: fleet.reportedDone,
+    });
+    elapsedMs = Date.now() - started;
+    if (left.length > 0) problems.push(`${left.length} tasks not terminal after ${timeoutMs} ms`);
+    say(`settled in ${elapsedMs} ms`);
+  };
+
+  try {
+    switch (name) {
+      case "faults": {
+        // N workers and the submitter, every storage call failing 10% of the time in every way
+        // the backend can fail, plus the odd latency spike.
+        const faults: FaultConfig = {
+          faultRate: options.faultRate ?? 0.1,
+          latency: { baseMs: 0, spikeRate: 0.002, spikeMs: [200, 1000] },
+          timeoutMs: 300,
+        };
+        const n = options.workers ?? 4;
+        await Promise.all(
+          Array.from({ length: n }, (_, i) =>
+            fleet.start(baseConfig(`faulty-${i}-${rid()}`, options, 3, { faults })),
+          ),
+        );
+        const ms = options.handlerMs ?? [0, 20];
+        await submitAndWait(
+          faults,
+          () => ({ ms: pick(ms) }),
+          () => ({ maxRetries: 50 }),
+        );
+        break;
+      }
+      case "kills": {
+        // Two workers, each SIGKILLed at a random moment in each of three rounds and replaced
+        // by a fresh one. Their tasks come back when the 2 s lease runs out.
+        const n = options.workers ?? 2;
+        const rounds = options.rounds ?? 3;
+        const ms = options.handlerMs ?? [50, 400];
+        const live = await Promise.all(
+          Array.from({ length: n }, (_, i) =>
+            fleet.start(baseConfig(`k0-${i}-${rid()}`, options, 2)),
+          ),
+        );
+        const kills: { round: number; worker: string; atMs: number }[] = [];
+        const work = submitAndWait(
+          undefined,
+          () => ({ ms: pick(ms) }),
+          () => ({ maxRetries: 20 }),
+        );
+        const roundMs = Math.max(
+          1500,
+          (options.tasks * 200) / (n * (options.concurrency ?? 4)) / (rounds + 1),
+        );
+        for (let round = 1; round <= rounds; round++) {
+          await Promise.all(
+            live.map(async (w, i) => {
+              await sleep(Math.random() * roundMs);
+              await w.kill();
+              kills.push({ round, worker: w.id, atMs: Date.now() - started });
+              live[i] = await fleet.start(baseConfig(`k${round}-${i}-${rid()}`, options, 2));
+            }),
+          );
+          say(`round ${round}: killed ${n} workers`);
+        }
+        await work;
+        facts.kills = kills.length;
+        facts.killedMidTask = kills.length; // refined below from the history
+        break;
+      }
+      case "latency": {
+        // Storage whose 99th percentile latency is 2 s (2% of calls take 1-3 s).
+        const faults: FaultConfig = {
+          latency: { baseMs: [2, 20], spikeRate: 0.02, spikeMs: [1000, 3000] },
+        };
+        const n = options.workers ?? 4;
+        await Promise.all(
+          Array.from({ length: n }, (_, i) =>
+            fleet.start(baseConfig(`slow-${i}-${rid()}`, options, 4, { faults })),
+          ),
+        );
+        const ms = options.handlerMs ?? [0, 50];
+        await submitAndWait(
+          faults,
+          () => ({ ms: pick(ms) }),
+          () => ({ maxRetries: 20 }),
+        );
+        break;
+      }
+      case "skew": {
+        // Half the workers run 5 minutes fast, half 5 minutes slow. A third of the tasks are
+        // delayed by 1-3 s (a fast clock would start them early), and every tenth runs longer
+        // than its lease (a fast clock would think it expired and steal it).
+        const n = options.workers ?? 4;
+        const lease = options.leaseSeconds ?? 3;
+        await Promise.all(
+          Array.from({ length: n }, (_, i) => {
+            const skew = (i % 2 === 0 ? 1 : -1) * 5 * 60_000;
+            return fleet.start(
+              baseConfig(`skew${skew > 0 ? "fast" : "slow"}5m-${i}-${rid()}`, options, lease, {
+                faults: { clockSkewMs: skew },
+              }),
+            );
+          }),
+        );
+        const ms = options.handlerMs ?? [0, 50];
+        await submitAndWait(
+          undefined,
+          (i) => ({ ms: i % 10 === 0 ? Math.round(lease * 1000 * 1.4) : pick(ms) }),
+          (i) => (i % 3 === 0 ? { delay: 1 + (i % 7) / 3 } : {}),
+        );
+        facts.skews = ["+5m", "-5m"];
+        break;
+      }
+      case "hostile": {
+        // Another client keeps writing garbage under every prefix while workers (each also
+        // running a scheduler) process valid tasks. One valid schedule fires a task each second.
+        const writer = startHostileWriter(options.target.storage, verify.keys, { everyMs: 100 });
+        await writer.writeAll();
+        const scheduler = new Scheduler(verify);
+        const schedule = await scheduler.create({
+          id: `valid-${rid()}`,
+          type: CHAOS_TYPE,
+          input: { ms: 0 },
+          cron: "* * * * * *",
+        });
+        const n = options.workers ?? 4;
+        await Promise.all(
+          Array.from({ length: n }, (_, i) =>
+            fleet.start(baseConfig(`calm-${i}-${rid()}`, options, 3, { schedulerIntervalMs: 500 })),
+          ),
+        );
+        const ms = options.handlerMs ?? [0, 20];
+        try {
+          await submitAndWait(undefined, () => ({ ms: pick(ms) }));
+        } finally {
+          await writer.stop();
+        }
+        // The valid schedule kept firing through the garbage. Stop it, let its last tasks
+        // finish, and hold every task it fired to the same invariants as the submitted ones.
+        let fired = await scheduler.get(schedule.id);
+        for (let i = 0; i < 50 && fired.lastTaskId === null; i++) {
+          await sleep(200);
+          fired = await scheduler.get(schedule.id);
+        }
+        await scheduler.delete(schedule.id);
+        facts.scheduleFired = fired.lastTaskId !== null;
+        if (fired.lastTaskId === null) problems.push("the valid schedule never fired");
+        await sleep(1500);
+        const submitted = new Set(fleet.log.submitted);
+        const extra = [
+          ...new Set([
+            ...fleet.log.executions.map((e) => e.id).filter((id) => !submitted.has(id)),
+            ...(fired.lastTaskId === null ? [] : [fired.lastTaskId]),
+          ]),
+        ];
+        for (const id of extra) {
+          const task = await verify.get(id).catch(() => undefined);
+          if (task?.idempotencyKey?.startsWith(`schedule:${schedule.id}:`))
+            fleet.log.submitted.push(id);
+        }
+        facts.scheduledTasks = extra.length;
+        const left = await waitTerminal(verify, extra, { timeoutMs: 20_000 });
+        if (left.length > 0) problems.push(`${left.length} scheduled tasks did not finish`);
+
+        // Idle with the garbage in place: no worker may spin on it.
+        const snapshot = () => fleet.workers.map((w) => ({ ...w.status!.requests }));
+        const before = snapshot();
+        const idleMs = 3000;
+        await sleep(idleMs);
+        const idle = snapshot().map((after, i) =>
+          Object.fromEntries(
+            Object.entries(after).map(([k, v]) => [
+              k,
+              v - (before[i] as Record<string, number>)[k]!,
+            ]),
+          ),
+        );
+        const perSecond = idle.map(
+          (r) => Object.values(r).reduce((a, b) => a + b, 0) / (idleMs / 1000),
+        );
+        facts.idleRequestsPerWorkerSecond = Math.max(...perSecond);
+        facts.idleRequests = idle[0];
+        // An idle worker lists ready/ every maxPollMs (500 ms here), beats its heart every second
+        // and ticks its scheduler every 500 ms: about 7 requests a second. Far more means it
+        // keeps re-reading garbage.
+        if (Math.max(...perSecond) > 20)
+          problems.push(
+            `idle workers spin: ${perSecond.map((n) => n.toFixed(1)).join(", ")} requests a second (${JSON.stringify(idle[0])})`,
+          );
+        facts.garbageWritten = writer.counts.written;
+        facts.garbageRefused = writer.counts.refused;
+        if (fleet.warnings === 0) problems.push("no worker reported the malformed objects");
+        // Without injected faults, every error in a worker's loop is garbage it tripped over
+        // instead of reporting and skipping it.
+        if (fleet.passErrors > 0)
+          problems.push(
+            `${fleet.passErrors} errors in worker loops instead of skipping the object: ${fleet.warningSamples.filter(isPassError).slice(0, 3).join(" | ")}`,
+          );
+        break;
+      }
+    }
+    await fleet.stopAll();
+  } finally {
+    await fleet.killAll();
+  }
+
+  for (const c of fleet.crashes) problems.push(`crash: ${c}`);
+  const report = await checkRun(verify, fleet.log, {
+    scanForStrays: name !== "hostile",
+    ...options.check,
+  });
+  if (name === "skew" && report.duplicated.length > 0)
+    problems.push(`${report.duplicated.length} tasks ran twice under clock skew`);
+  if (name === "kills") {
+    facts.takeovers = report.takeovers;
+  }
+  facts.events = fleet.events;
+  facts.warnings = fleet.warnings;
+  facts.passErrors = fleet.passErrors;
+  const faults = addFaults({ ...submitterFaults }, fleet.faults());
+  return {
+    scenario: name,
+    target: options.targetName,
+    mode,
+    tasks: fleet.log.submitted.length,
+    workersStarted: fleet.workers.length,
+    faults,
+    calls: fleet.calls() + submitterCalls,
+    elapsedMs: elapsedMs || Date.now() - started,
+    report,
+    facts,
+    problems,
+    ok: report.ok && problems.length === 0,
+  };
+}
