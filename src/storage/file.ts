@@ -35,6 +35,7 @@ import {
   StorageError,
   ValidationError,
 } from "../errors.ts";
+import { checkKey, checkPutOptions, pageSize } from "./checks.ts";
 import {
   type GetOptions,
   type GetResult,
@@ -68,8 +69,6 @@ export interface FileStorageOptions {
   lockTimeoutMs?: number;
 }
 
-const MAX_KEYS = 1000;
-const MAX_KEY_BYTES = 1024;
 /** Separates an encoded segment from what follows in a leaf name; encoding never emits `~`. */
 const SEP = "~";
 /** The tail of a history directory's name. */
@@ -1008,46 +1007,6 @@ function fsError(op: string, key: string | undefined, name: string, error: unkno
   }
   const message = error instanceof Error ? error.message : String(error);
   return new StorageError(`${what} failed: ${message}`, details);
-}
-
-function checkKey(key: string): void {
-  if (typeof key !== "string" || key === "") {
-    throw new ValidationError("object key must be a non-empty string");
-  }
-  // A lone surrogate has no UTF-8 form: it would not round-trip through a file name (or S3).
-  if (/\p{Cs}/u.test(key)) {
-    throw new ValidationError(
-      `object key ${JSON.stringify(key)} is not valid Unicode (lone surrogate)`,
-    );
-  }
-  if (utf8.encode(key).length > MAX_KEY_BYTES) {
-    throw new ValidationError(
-      `object key is longer than ${MAX_KEY_BYTES} UTF-8 bytes; shorten it`,
-      {
-        key,
-      },
-    );
-  }
-}
-
-function checkPutOptions(key: string, options: PutOptions): void {
-  if (options.ifMatch !== undefined && options.ifNoneMatch !== undefined) {
-    throw new ValidationError(`put ${key}: pass ifMatch or ifNoneMatch, not both`, { key });
-  }
-  if (options.ifNoneMatch !== undefined && options.ifNoneMatch !== "*") {
-    throw new ValidationError(`put ${key}: ifNoneMatch only supports "*" (create if absent)`, {
-      key,
-    });
-  }
-}
-
-function pageSize(maxKeys: number | undefined): number {
-  if (maxKeys === undefined) return MAX_KEYS;
-  if (!Number.isInteger(maxKeys) || maxKeys < 1) {
-    throw new ValidationError(`maxKeys must be an integer from 1 to ${MAX_KEYS}, not ${maxKeys}`);
-  }
-  // S3 silently caps larger pages; doing the same keeps drivers interchangeable.
-  return Math.min(maxKeys, MAX_KEYS);
 }
 
 /**

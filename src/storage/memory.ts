@@ -9,6 +9,7 @@
  * @module
  */
 import { NotFoundError, PreconditionFailedError, ValidationError } from "../errors.ts";
+import { checkKey, checkPutOptions, pageSize } from "./checks.ts";
 import {
   compareKeys,
   type GetOptions,
@@ -56,9 +57,7 @@ interface StoredVersion {
 }
 
 const NULL_VERSION = "null";
-const MAX_KEYS = 1000;
-const MAX_KEY_BYTES = 1024;
-const utf8 = new TextEncoder();
+const _utf8 = new TextEncoder();
 
 /**
  * A bucket held in memory. Every call completes atomically (nothing is awaited inside), so
@@ -393,44 +392,4 @@ function formatVersionId(seq: number): string {
 
 function publicVersionId(v: StoredVersion): string | null {
   return v.versionId === NULL_VERSION ? null : v.versionId;
-}
-
-function checkKey(key: string): void {
-  if (typeof key !== "string" || key === "") {
-    throw new ValidationError("object key must be a non-empty string");
-  }
-  // A lone surrogate has no UTF-8 form: S3 would store U+FFFD and the key would not round-trip.
-  if (/\p{Cs}/u.test(key)) {
-    throw new ValidationError(
-      `object key ${JSON.stringify(key)} is not valid Unicode (lone surrogate)`,
-    );
-  }
-  if (utf8.encode(key).length > MAX_KEY_BYTES) {
-    throw new ValidationError(
-      `object key is longer than ${MAX_KEY_BYTES} UTF-8 bytes; shorten it`,
-      {
-        key,
-      },
-    );
-  }
-}
-
-function checkPutOptions(key: string, options: PutOptions): void {
-  if (options.ifMatch !== undefined && options.ifNoneMatch !== undefined) {
-    throw new ValidationError(`put ${key}: pass ifMatch or ifNoneMatch, not both`, { key });
-  }
-  if (options.ifNoneMatch !== undefined && options.ifNoneMatch !== "*") {
-    throw new ValidationError(`put ${key}: ifNoneMatch only supports "*" (create if absent)`, {
-      key,
-    });
-  }
-}
-
-function pageSize(maxKeys: number | undefined): number {
-  if (maxKeys === undefined) return MAX_KEYS;
-  if (!Number.isInteger(maxKeys) || maxKeys < 1) {
-    throw new ValidationError(`maxKeys must be an integer from 1 to ${MAX_KEYS}, not ${maxKeys}`);
-  }
-  // S3 silently caps larger pages; doing the same keeps drivers interchangeable.
-  return Math.min(maxKeys, MAX_KEYS);
 }
