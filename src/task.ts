@@ -493,31 +493,24 @@ export function placeMarker(
   return { ...next, marker: newMarker(ms(next.availableAt)) };
 }
 
+/** What may follow a version written while the task runs (a claim or a renewal). */
+const AFTER_RUNNING: readonly TaskEvent[] = [
+  "lease-renewed",
+  "completed",
+  "retry-scheduled",
+  "failed",
+  "cancel-requested",
+  "cancelled",
+  "lease-expired",
+  "released",
+  "claimed",
+];
+
 /** Which transitions may follow which: the history checker and tests use it. */
 export const TRANSITIONS: Readonly<Record<TaskEvent, readonly TaskEvent[]>> = {
   submitted: ["claimed", "cancelled", "expired"],
-  claimed: [
-    "lease-renewed",
-    "completed",
-    "retry-scheduled",
-    "failed",
-    "cancel-requested",
-    "cancelled",
-    "lease-expired",
-    "released",
-    "claimed",
-  ],
-  "lease-renewed": [
-    "lease-renewed",
-    "completed",
-    "retry-scheduled",
-    "failed",
-    "cancel-requested",
-    "cancelled",
-    "lease-expired",
-    "released",
-    "claimed",
-  ],
+  claimed: AFTER_RUNNING,
+  "lease-renewed": AFTER_RUNNING,
   "cancel-requested": ["lease-renewed", "cancelled"],
   "retry-scheduled": ["claimed", "cancelled", "expired"],
   "lease-expired": ["claimed", "cancelled", "expired"],
