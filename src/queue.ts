@@ -16,7 +16,7 @@ import {
   TimeoutError,
   ValidationError,
 } from "./errors.ts";
-import { checkTaskId, checkTaskType, Keys } from "./keys.ts";
+import { checkTaskId, checkTaskType, Keys, type ReadyMarker } from "./keys.ts";
 import { type Logger, silentLogger } from "./logger.ts";
 import type { Storage } from "./storage/storage.ts";
 import { sameEtag } from "./storage/storage.ts";
@@ -180,6 +180,7 @@ export class Queue {
   readonly logger: Logger;
   readonly #maxInputBytes: number;
   readonly #retired: string[] = [];
+  readonly #warned = new Set<string>();
   #retireTimer: ReturnType<typeof setTimeout> | undefined;
   readonly #defaults: { maxRetries: number; backoff: Backoff; timeoutSeconds: number | null };
 
@@ -749,20 +750,36 @@ export class Queue {
     return done.task;
   }
 
-  /** Every well-formed ready marker, in key order (due time first), across all pages. */
+  /**
+   * Well-formed ready markers in key order (due time first), across pages. Stops at the first
+   * marker due after `dueBy`; starts after `startAfter`; reads at most `maxPages` pages and then
+   * sets `progress.capped` (so a caller can resume from the last key next time). Malformed keys
+   * are reported once each and skipped.
+   */
   async *markers(
-    options: { dueBy?: number } = {},
-  ): AsyncGenerator<import("./keys.ts").ReadyMarker & { lastModified: Date }> {
+    options: {
+      dueBy?: number;
+      startAfter?: string;
+      maxPages?: number;
+      progress?: { capped: boolean };
+    } = {},
+  ): AsyncGenerator<ReadyMarker & { lastModified: Date }> {
     let continuationToken: string | undefined;
-    for (;;) {
+    if (options.progress) options.progress.capped = false;
+    for (let pages = 1; ; pages++) {
       const page = await this.storage.list({
         prefix: this.keys.ready,
-        ...(continuationToken === undefined ? {} : { continuationToken }),
+        ...(continuationToken === undefined
+          ? options.startAfter === undefined
+            ? {}
+            : { startAfter: options.startAfter }
+          : { continuationToken }),
       });
       for (const o of page.objects) {
         const marker = this.keys.parseReadyMarker(o.key);
         if (marker === undefined) {
-          this.logger.warn(
+          this.warnOnce(
+            o.key,
             `skipping ${o.key}: not a ready marker (expected ready/<time>/<type>/<id>.<nonce>)`,
           );
           continue;
@@ -771,8 +788,22 @@ export class Queue {
         yield { ...marker, lastModified: o.lastModified };
       }
       if (!page.isTruncated) return;
+      if (options.maxPages !== undefined && pages >= options.maxPages) {
+        if (options.progress) options.progress.capped = true;
+        return;
+      }
       continuationToken = page.nextContinuationToken;
     }
+  }
+
+  /**
+   * Log a warning about `key` once (per queue object, for the first 10,000 keys): a malformed
+   * object seen on every poll must not flood the log.
+   */
+  warnOnce(key: string, message: string): void {
+    if (this.#warned.has(key)) return;
+    if (this.#warned.size < 10_000) this.#warned.add(key);
+    this.logger.warn(message);
   }
 
   /** True when `etag` still names the stored version of the task (one HEAD). */

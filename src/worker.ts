@@ -156,6 +156,16 @@ const live = new Set<Worker>();
 /** A due marker from the last listing. */
 type Candidate = ReadyMarker & { lastModified: Date };
 
+/**
+ * A pending task of a type this worker cannot run is read again after this long (or at its TTL):
+ * only its expiry concerns this worker's monitor, and re-reading it every poll would make idle
+ * cost grow with the backlog of other types.
+ */
+const UNHANDLED_RECHECK_MS = 10 * 60_000;
+
+/** A marker without its task is re-read every second while younger than this (see #inspect). */
+const FRESH_MARKER_MS = 10_000;
+
 /** A task outside this worker's share is taken once it has been due this long. */
 const STEAL_AFTER_MS = 3000;
 
@@ -206,6 +216,8 @@ export class Worker {
   #candidates: Candidate[] = [];
   /** Live worker ids (sorted), for splitting work; just this worker until heartbeats say more. */
   #peers: string[] = [];
+  /** Where the next listing continues when the last one stopped at its page limit. */
+  #resumeAfter: string | undefined;
   #listedAt = Number.NEGATIVE_INFINITY;
   #state: "new" | "running" | "stopping" | "stopped" = "new";
   #wake: AbortController = new AbortController();
@@ -436,13 +448,23 @@ export class Worker {
     const now = this.#queue.now();
     const local = this.#queue.clock.localNow();
     for (const [key, until] of this.#skip) if (until <= local) this.#skip.delete(key);
-    const found: (ReadyMarker & { lastModified: Date })[] = [];
-    for await (const marker of this.#queue.markers({ dueBy: now })) {
+    const found: Candidate[] = [];
+    // A deep index (many running or unhandled tasks) is read a few pages per poll, resuming
+    // where the last poll stopped, so a poll's cost stays bounded.
+    const progress = { capped: false };
+    let last: string | undefined;
+    for await (const marker of this.#queue.markers({
+      dueBy: now,
+      maxPages: 3,
+      progress,
+      ...(this.#resumeAfter === undefined ? {} : { startAfter: this.#resumeAfter }),
+    })) {
+      last = marker.key;
       if ((this.#skip.get(marker.key) ?? 0) > local || this.#running.has(marker.id)) continue;
       if (!this.#options.monitor && !this.#handlers.has(marker.type)) continue;
       found.push(marker);
-      if (found.length >= 1000) break;
     }
+    this.#resumeAfter = progress.capped ? last : undefined;
     // Shuffle so that workers reading the same listing go for different tasks.
     for (let i = found.length - 1; i > 0; i--) {
       const j = Math.floor(this.#queue.random() * (i + 1));
@@ -465,7 +487,7 @@ export class Worker {
       found = await q.read(marker.id);
     } catch (error) {
       if (error instanceof OqError && error.code === "VALIDATION") {
-        q.logger.warn(`skipping task ${marker.id}: ${error.message}`);
+        q.warnOnce(marker.key, `skipping task ${marker.id}: ${error.message}`);
         this.#emit({ kind: "skipped-malformed", id: q.keys.task(marker.id) });
         this.#skip.set(marker.key, q.clock.localNow() + 10 * 60_000);
         return false;
@@ -479,6 +501,11 @@ export class Worker {
       const staleAt = marker.lastModified.getTime() + MARKER_GRACE_MS;
       if (staleAt <= now && this.#options.monitor)
         await q.storage.delete(marker.key).catch(() => {});
+      else if (marker.lastModified.getTime() + FRESH_MARKER_MS > now)
+        // A fresh marker is most likely a submit or move between its two writes: its task may
+        // name it any moment. Skipping it until it could be deleted (2 minutes) delayed such
+        // tasks by up to that long on a slow link (found by the chaos tests' latency run).
+        this.#skipUntil(marker.key, now + 1000);
       else this.#skipUntil(marker.key, Math.max(staleAt, now + 5000));
       return false;
     }
@@ -499,7 +526,7 @@ export class Worker {
           marker.key,
           Math.min(
             task.expiresAt === null ? Number.POSITIVE_INFINITY : ms(task.expiresAt),
-            now + 60_000,
+            now + UNHANDLED_RECHECK_MS,
           ),
         );
         return false;

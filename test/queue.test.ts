@@ -8,6 +8,7 @@ import {
   ValidationError,
 } from "../src/errors.ts";
 import { Queue } from "../src/queue.ts";
+import { countRequests } from "../src/storage/count.ts";
 import { MemoryStorage } from "../src/storage/memory.ts";
 import { PermanentError, Worker, type WorkerOptions } from "../src/worker.ts";
 import { expectValidHistory } from "./helpers/history.ts";
@@ -507,5 +508,25 @@ describe("worker shutdown", () => {
     await w.stop();
     await queue.flush();
     expect(timers()).toBeLessThanOrEqual(before);
+  });
+});
+
+describe("deep ready index", () => {
+  it("reads at most 3 pages per poll and resumes where it stopped, so every task is still found", async () => {
+    const storage = countRequests(new MemoryStorage());
+    const queue = await connect({ storage });
+    await queue.submitMany(Array.from({ length: 3500 }, (_, i) => ({ type: "other", input: i })));
+    const mine = await queue.submit("zzz", "found", { delay: 1 });
+    await new Promise((r) => setTimeout(r, 1100));
+    storage.reset();
+    const w = new Worker(queue, { ...fast, monitor: false }).task("zzz", (x) => x);
+    await w.start();
+    try {
+      expect((await queue.wait(mine.id, { timeout: 20 })).output).toBe("found");
+    } finally {
+      await w.stop();
+    }
+    expect(storage.counts.LIST).toBeLessThanOrEqual(3 * w.stats.polls + 1);
+    expect(w.stats.polls).toBeGreaterThanOrEqual(2);
   });
 });
