@@ -220,4 +220,30 @@ describe("core fixes found by the chaos runs", () => {
     expect(done).toMatchObject({ status: "completed", attempt: 1 });
     expect(runs).toBe(1);
   });
+
+  it("a task whose marker a worker saw before the task was written still starts at once", async () => {
+    // Submit writes the marker, then the task. A worker that lists in between finds no task:
+    // it must look again soon, not only when the marker could be deleted as stale (120 s on).
+    // Here the task's write takes 1.5 s, as it can on a slow link.
+    const storage = new MemoryStorage();
+    const slowTaskWrites = new FaultyStorage(storage, {
+      latency: { spikeRate: 1, spikeMs: 1500 },
+      filter: (call) => call.op === "put" && call.key?.startsWith("tasks/") === true,
+    });
+    const submitter = new Queue({ storage: slowTaskWrites });
+    const seen: string[] = [];
+    const w = new Worker(new Queue({ storage }), {
+      minPollMs: 20,
+      maxPollMs: 100,
+      listReuseMs: 0,
+      heartbeatSeconds: 0,
+    }).task("t", (_x, ctx) => {
+      seen.push(ctx.task.id);
+    });
+    workers.push(w);
+    await w.start();
+    const task = await submitter.submit("t", null);
+    expect(slowTaskWrites.faults["latency-spike"]).toBe(1);
+    await until("the task runs", () => seen.includes(task.id), 5000);
+  });
 });
