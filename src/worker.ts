@@ -163,9 +163,6 @@ type Candidate = ReadyMarker & { lastModified: Date };
  */
 const UNHANDLED_RECHECK_MS = 10 * 60_000;
 
-/** A marker without its task is re-read every second while younger than this (see #inspect). */
-const FRESH_MARKER_MS = 10_000;
-
 /** A task outside this worker's share is taken once it has been due this long. */
 const STEAL_AFTER_MS = 3000;
 
@@ -501,12 +498,17 @@ export class Worker {
       const staleAt = marker.lastModified.getTime() + MARKER_GRACE_MS;
       if (staleAt <= now && this.#options.monitor)
         await q.storage.delete(marker.key).catch(() => {});
-      else if (marker.lastModified.getTime() + FRESH_MARKER_MS > now)
-        // A fresh marker is most likely a submit or move between its two writes: its task may
+      else {
+        // A young marker is most likely a submit or move between its two writes: its task may
         // name it any moment. Skipping it until it could be deleted (2 minutes) delayed such
-        // tasks by up to that long on a slow link (found by the chaos tests' latency run).
-        this.#skipUntil(marker.key, now + 1000);
-      else this.#skipUntil(marker.key, Math.max(staleAt, now + 5000));
+        // tasks by up to that long on a slow link (found by the chaos tests' latency run). Look
+        // again after twice its age instead: a few reads per marker over the grace period.
+        const age = Math.max(0, now - marker.lastModified.getTime());
+        this.#skipUntil(
+          marker.key,
+          Math.min(Math.max(staleAt, now + 5000), now + Math.max(500, 2 * age)),
+        );
+      }
       return false;
     }
     const task = found.task;

@@ -83,6 +83,8 @@ export interface ChaosStatus {
   faults: FaultCounts;
   /** Requests that reached storage, by kind (a fault before the request reached it is not one). */
   requests: RequestCounts;
+  /** The part of `requests` made by the scheduler (when one runs), attempts included. */
+  schedulerRequests: RequestCounts;
   /** The worker's own counters. */
   stats: WorkerStats;
   /** Warnings logged. */
@@ -143,8 +145,12 @@ export async function startChaosWorker(
   });
   await worker.start();
   let scheduler: SchedulerHandle | undefined;
-  if (config.schedulerIntervalMs !== undefined)
-    scheduler = startScheduler(queue, { intervalMs: config.schedulerIntervalMs, logger });
+  // The scheduler gets its own queue over the same storage, so its requests can be told apart.
+  const schedulerStorage = countRequests(faulty);
+  if (config.schedulerIntervalMs !== undefined) {
+    const own = new Queue({ storage: schedulerStorage, prefix, now: faulty.localNow, logger });
+    scheduler = startScheduler(own, { intervalMs: config.schedulerIntervalMs, logger });
+  }
   return {
     worker,
     faulty,
@@ -152,6 +158,7 @@ export async function startChaosWorker(
       calls: faulty.calls,
       faults: { ...faulty.faults },
       requests: { ...counted.counts },
+      schedulerRequests: { ...schedulerStorage.counts },
       stats: { ...worker.stats },
       warnings,
       passErrors,

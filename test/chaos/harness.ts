@@ -609,29 +609,35 @@ export async function runScenario(
         if (left.length > 0) problems.push(`${left.length} scheduled tasks did not finish`);
 
         // Idle with the garbage in place: no worker may spin on it.
-        const snapshot = () => fleet.workers.map((w) => ({ ...w.status!.requests }));
+        type Counts = Record<string, number>;
+        const snapshot = () =>
+          fleet.workers.map((w) => ({
+            all: { ...w.status!.requests } as Counts,
+            scheduler: { ...w.status!.schedulerRequests } as Counts,
+          }));
         const before = snapshot();
         const idleMs = 3000;
         await sleep(idleMs);
-        const idle = snapshot().map((after, i) =>
-          Object.fromEntries(
-            Object.entries(after).map(([k, v]) => [
-              k,
-              v - (before[i] as Record<string, number>)[k]!,
-            ]),
-          ),
+        const diff = (a: Counts, b: Counts) =>
+          Object.fromEntries(Object.entries(a).map(([k, v]) => [k, v - (b[k] ?? 0)]));
+        const sum = (c: Counts) => Object.values(c).reduce((x, y) => x + y, 0);
+        const idle = snapshot().map((after, i) => {
+          const scheduler = diff(after.scheduler, before[i]!.scheduler);
+          return { worker: diff(diff(after.all, before[i]!.all), scheduler), scheduler };
+        });
+        const perSecond = idle.map((r) => sum(r.worker) / (idleMs / 1000));
+        facts.idleWorkerRequestsPerSecond = Math.max(...perSecond);
+        facts.idleWorkerRequests = idle[0]!.worker;
+        facts.idleSchedulerRequestsPerSecond = Math.max(
+          ...idle.map((r) => sum(r.scheduler) / (idleMs / 1000)),
         );
-        const perSecond = idle.map(
-          (r) => Object.values(r).reduce((a, b) => a + b, 0) / (idleMs / 1000),
-        );
-        facts.idleRequestsPerWorkerSecond = Math.max(...perSecond);
-        facts.idleRequests = idle[0];
-        // An idle worker lists ready/ every maxPollMs (500 ms here), beats its heart every second
-        // and ticks its scheduler every 500 ms: about 7 requests a second. Far more means it
-        // keeps re-reading garbage.
-        if (Math.max(...perSecond) > 20)
+        facts.idleSchedulerRequests = idle[0]!.scheduler;
+        // An idle worker lists ready/ every maxPollMs (500 ms here) and beats its heart every
+        // second (a PUT and a LIST): about 4 requests a second. Far more means it keeps
+        // re-reading garbage. (The scheduler's share is reported, not judged: see the facts.)
+        if (Math.max(...perSecond) > 12)
           problems.push(
-            `idle workers spin: ${perSecond.map((n) => n.toFixed(1)).join(", ")} requests a second (${JSON.stringify(idle[0])})`,
+            `idle workers spin: ${perSecond.map((n) => n.toFixed(1)).join(", ")} requests a second (${JSON.stringify(idle[0]!.worker)})`,
           );
         facts.garbageWritten = writer.counts.written;
         facts.garbageRefused = writer.counts.refused;
