@@ -1,15 +1,25 @@
 /**
  * oq's benchmark against a real S3 server (MinIO in CI). Prints numbers; asserts nothing.
  *
- *   npm run bench                       # starts a private MinIO, runs everything, stops it
+ *   npm run bench                       # private MinIO, every section, writes docs/benchmarks.*
  *   npx tsx scripts/bench.ts --tasks 2000 --stored 10000 --idle-seconds 60 --json out.json
+ *   npx tsx scripts/bench.ts --only claims,memory --claim-stored 5000
+ *
+ * Sections: requests (per task, by kind, and dollars), idle (requests per idle worker-minute),
+ * throughput and latency (against 1, 4 and 8 workers), claims (claim throughput with 0 and with
+ * 50,000 stored finished tasks), memory (peak RSS and heap of an idle and a busy worker process).
+ * `--report` (what `npm run bench` passes) writes docs/benchmarks.md and docs/benchmarks.svg
+ * from a complete run.
  *
  * Needs OQ_TEST_S3_ENDPOINT, OQ_TEST_S3_BUCKET, OQ_TEST_S3_ACCESS_KEY_ID and
  * OQ_TEST_S3_SECRET_ACCESS_KEY (scripts/minio.sh start writes them to .minio/env).
  */
-import { writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { Queue } from "../src/queue.ts";
+import { mapLimit, Queue } from "../src/queue.ts";
 import { type CountedStorage, countRequests } from "../src/storage/count.ts";
 import { S3Storage } from "../src/storage/s3.ts";
 import type { Storage } from "../src/storage/storage.ts";
@@ -25,8 +35,16 @@ const { values: args } = parseArgs({
     "latency-tasks": { type: "string", default: "200" },
     workers: { type: "string", default: "1,4,8" },
     concurrency: { type: "string", default: "8" },
+    "claim-stored": { type: "string", default: "50000" },
+    "claim-tasks": { type: "string", default: "1000" },
+    "claim-trials": { type: "string", default: "3" },
+    "memory-tasks": { type: "string", default: "3000" },
+    "memory-idle-seconds": { type: "string", default: "20" },
     json: { type: "string" },
     only: { type: "string" },
+    report: { type: "boolean", default: false },
+    md: { type: "string", default: "docs/benchmarks.md" },
+    svg: { type: "string", default: "docs/benchmarks.svg" },
   },
 });
 
@@ -240,23 +258,30 @@ async function throughput(n: number, workerCount: number) {
 /** Submit-to-start latency with running workers and tasks arriving at a steady rate. */
 async function latency(n: number, workerCount: number) {
   const queue = new Queue({ storage: s3(), prefix: newPrefix(`latency-${workerCount}`) });
+  // Local times, both in this process: a task's createdAt and startedAt are server-time
+  // estimates from Date headers (second resolution), too coarse for sub-second latencies.
+  const submittedAt = new Map<string, number>();
+  const startedAt = new Map<string, number>();
   const workers = Array.from({ length: workerCount }, () =>
     new Worker(queue, { concurrency: Number(args.concurrency), heartbeatSeconds: 60 }).task(
       "noop",
-      noop,
+      (_input, ctx) => {
+        startedAt.set(ctx.task.id, Date.now());
+        return null;
+      },
     ),
   );
   await Promise.all(workers.map((w) => w.start()));
   await sleep(2000);
-  const ids: string[] = [];
   for (let i = 0; i < n; i++) {
-    ids.push((await queue.submit("noop", i)).id);
+    const t0 = Date.now();
+    submittedAt.set((await queue.submit("noop", i)).id, t0);
     await sleep(50); // 20 tasks per second
   }
   await untilDone(workers, n);
   await Promise.all(workers.map((w) => w.stop()));
-  const waits = (await Promise.all(ids.map((id) => queue.get(id))))
-    .map((t) => Date.parse(t.startedAt!) - Date.parse(t.createdAt))
+  const waits = [...submittedAt]
+    .map(([id, t0]) => (startedAt.get(id) ?? Number.NaN) - t0)
     .sort((a, b) => a - b);
   return {
     workers: workerCount,
@@ -268,13 +293,151 @@ async function latency(n: number, workerCount: number) {
   };
 }
 
+/**
+ * Claim throughput of one worker (concurrency as set) draining `n` pre-submitted no-op tasks,
+ * in a queue that also holds `stored` finished tasks. Trials alternate between an empty queue
+ * and the full one, so drift in the machine's speed hits both alike. The worker never lists
+ * `tasks/`, so the two must stay within noise; the request counts per claim show why.
+ */
+async function claimThroughput(stored: number, n: number, trials: number) {
+  const raw = s3();
+  const empty = newPrefix("claims-0");
+  const full = newPrefix(`claims-${stored}`);
+  const storeStart = Date.now();
+  await storeFinished(raw, new Queue({ storage: raw, prefix: full }), stored);
+  const storeSeconds = (Date.now() - storeStart) / 1000;
+  const runs: Record<string, { tasksPerSecond: number; counts: CountedStorage["counts"] }[]> = {
+    [empty]: [],
+    [full]: [],
+  };
+  for (let trial = 0; trial < trials; trial++) {
+    for (const prefix of trial % 2 === 0 ? [empty, full] : [full, empty]) {
+      const storage = countRequests(s3());
+      const queue = new Queue({ storage, prefix });
+      await queue.submitMany(
+        Array.from({ length: n }, (_, i) => ({ type: "noop", input: i })),
+        { concurrency: 32 },
+      );
+      storage.reset();
+      const worker = new Worker(queue, {
+        concurrency: Number(args.concurrency),
+        heartbeatSeconds: 60,
+      }).task("noop", noop);
+      const start = Date.now();
+      await worker.start();
+      await untilDone([worker], n);
+      const seconds = (Date.now() - start) / 1000;
+      await worker.stop();
+      runs[prefix]!.push({ tasksPerSecond: n / seconds, counts: { ...storage.counts } });
+    }
+  }
+  const summary = (list: { tasksPerSecond: number; counts: CountedStorage["counts"] }[]) => {
+    const rates = list.map((r) => r.tasksPerSecond).sort((a, b) => a - b);
+    const counts = list.reduce(
+      (acc, r) => {
+        for (const [k, v] of Object.entries(r.counts)) acc[k as keyof typeof acc] += v;
+        return acc;
+      },
+      { GET: 0, HEAD: 0, PUT: 0, POST: 0, LIST: 0, DELETE: 0 },
+    );
+    return {
+      tasksPerSecond: round(rates[Math.floor(rates.length / 2)]!, 1),
+      trials: rates.map((r) => round(r, 1)),
+      requestsPerClaim: perTask(counts, n * list.length),
+    };
+  };
+  const without = summary(runs[empty]!);
+  const withStored = summary(runs[full]!);
+  return {
+    storedTasks: stored,
+    storeSeconds: round(storeSeconds, 1),
+    tasks: n,
+    concurrency: Number(args.concurrency),
+    empty: without,
+    stored: withStored,
+    ratio: round(withStored.tasksPerSecond / without.tasksPerSecond, 3),
+  };
+}
+
+/**
+ * Peak memory of a worker process (`scripts/bench-worker.ts`), sampled every 100 ms: idle for
+ * `idleSeconds`, then busy draining `n` no-op tasks submitted all at once.
+ */
+async function memory(n: number, idleSeconds: number) {
+  const prefix = newPrefix("memory");
+  const child = spawn(
+    process.execPath,
+    ["--import", "tsx", fileURLToPath(new URL("./bench-worker.ts", import.meta.url))],
+    {
+      env: { ...process.env, BENCH_PREFIX: prefix, BENCH_CONCURRENCY: args.concurrency },
+      stdio: ["ignore", "pipe", "inherit"],
+    },
+  );
+  type Sample = { rss: number; heapUsed: number; heapTotal: number; completed: number };
+  const samples: Sample[] = [];
+  let ready!: () => void;
+  const isReady = new Promise<void>((resolve) => {
+    ready = resolve;
+  });
+  let buffer = "";
+  child.stdout!.on("data", (d: Buffer) => {
+    buffer += d.toString();
+    let nl = buffer.indexOf("\n");
+    while (nl >= 0) {
+      const line = buffer.slice(0, nl);
+      buffer = buffer.slice(nl + 1);
+      nl = buffer.indexOf("\n");
+      if (line === "ready") ready();
+      const m = /^mem (\d+) (\d+) (\d+) (\d+)$/.exec(line);
+      if (m) samples.push({ rss: +m[1]!, heapUsed: +m[2]!, heapTotal: +m[3]!, completed: +m[4]! });
+    }
+  });
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  try {
+    await isReady;
+    const idleFrom = samples.length;
+    await sleep(idleSeconds * 1000);
+    const idle = samples.slice(idleFrom);
+    const queue = new Queue({ storage: s3(), prefix });
+    const busyFrom = samples.length;
+    const start = Date.now();
+    await queue.submitMany(
+      Array.from({ length: n }, (_, i) => ({ type: "noop", input: { i, pad: "x".repeat(100) } })),
+      { concurrency: 32 },
+    );
+    const end = start + 30 * 60_000;
+    while ((samples.at(-1)?.completed ?? 0) < n && Date.now() < end) await sleep(100);
+    const seconds = (Date.now() - start) / 1000;
+    const busy = samples.slice(busyFrom);
+    const mb = (b: number) => round(b / 2 ** 20, 1);
+    const peak = (list: Sample[], k: keyof Sample) => mb(Math.max(...list.map((x) => x[k])));
+    return {
+      concurrency: Number(args.concurrency),
+      idle: {
+        seconds: idleSeconds,
+        peakRssMb: peak(idle, "rss"),
+        peakHeapUsedMb: peak(idle, "heapUsed"),
+      },
+      busy: {
+        tasks: n,
+        seconds: round(seconds, 1),
+        peakRssMb: peak(busy, "rss"),
+        peakHeapUsedMb: peak(busy, "heapUsed"),
+      },
+    };
+  } finally {
+    child.kill("SIGTERM");
+    await exited;
+  }
+}
+
 async function cleanup() {
   const storage = s3();
   for (const prefix of prefixes) {
     for (;;) {
       const page = await storage.listVersions({ prefix });
       if (page.versions.length === 0) break;
-      await Promise.all(page.versions.map((v) => storage.deleteVersion!(v.key, v.versionId)));
+      await mapLimit(page.versions, 32, (v) => storage.deleteVersion!(v.key, v.versionId));
       if (!page.isTruncated) break;
     }
   }
@@ -283,15 +446,22 @@ async function cleanup() {
 const only = args.only?.split(",");
 const want = (name: string) => only === undefined || only.includes(name);
 const workerCounts = args.workers.split(",").map(Number);
+const minioVersion = /MINIO_VERSION="([^"]+)"/.exec(
+  readFileSync(new URL("./minio.sh", import.meta.url), "utf8"),
+)?.[1];
 const result: Record<string, unknown> = {
   date: new Date().toISOString(),
   endpoint: "MinIO on 127.0.0.1",
-  cores: (await import("node:os")).cpus().length,
+  minio: minioVersion,
+  node: process.version,
+  cores: os.cpus().length,
+  loadAverageAtStart: os.loadavg().map((l) => round(l, 2)),
 };
+const started = Date.now();
 try {
   if (want("requests")) {
     result.requests = [];
-    for (const w of [1, 8]) {
+    for (const w of workerCounts) {
       const r = await requestsPerTask(Number(args["per-task-tasks"]), w);
       (result.requests as unknown[]).push(r);
       console.log("requests per task", JSON.stringify(r));
@@ -321,8 +491,32 @@ try {
       console.log("latency", JSON.stringify(r));
     }
   }
+  if (want("claims")) {
+    result.claims = await claimThroughput(
+      Number(args["claim-stored"]),
+      Number(args["claim-tasks"]),
+      Number(args["claim-trials"]),
+    );
+    console.log("claims", JSON.stringify(result.claims));
+  }
+  if (want("memory")) {
+    result.memory = await memory(Number(args["memory-tasks"]), Number(args["memory-idle-seconds"]));
+    console.log("memory", JSON.stringify(result.memory));
+  }
 } finally {
   await cleanup();
 }
+result.seconds = Math.round((Date.now() - started) / 1000);
+result.loadAverageAtEnd = os.loadavg().map((l) => round(l, 2));
 if (args.json) writeFileSync(args.json, `${JSON.stringify(result, null, 2)}\n`);
 console.log(JSON.stringify(result, null, 2));
+if (args.report) {
+  if (only !== undefined) {
+    console.error("bench: --report needs every section; drop --only");
+    process.exit(2);
+  }
+  const report = await import("./bench-report.ts");
+  writeFileSync(args.svg, report.renderSvg(result as never));
+  writeFileSync(args.md, report.renderMarkdown(result as never, args.svg));
+  console.error(`bench: wrote ${args.md} and ${args.svg}`);
+}
