@@ -12,12 +12,11 @@ import {
   BUN,
   expectScenario,
   FIXTURES,
-  lastJson,
   minio,
   minioEnv,
   ok,
   ROOT,
-  type ScenarioReport,
+  runScenario,
   start,
   tempDir,
   uniquePrefix,
@@ -31,10 +30,11 @@ describe("Bun", () => {
   it("runs submit, claim, complete, retry and cancel on the file store", async () => {
     const { dir, remove } = tempDir("bun-file");
     try {
-      const out = await ok(BUN, [join(FIXTURES, "scenario-bun.ts")], {
+      const { report, exitLagMs } = await runScenario(BUN, [join(FIXTURES, "scenario-bun.ts")], {
         env: { OQ_RT_STORE: "file", OQ_RT_ROOT: dir },
       });
-      expectScenario(lastJson<ScenarioReport>(out), /^bun 1\./, "file");
+      expectScenario(report, /^bun 1\./, "file");
+      expect(exitLagMs, "exits on its own once the worker stopped").toBeLessThan(3000);
     } finally {
       remove();
     }
@@ -44,11 +44,11 @@ describe("Bun", () => {
     it("runs submit, claim, complete, retry and cancel on MinIO", async () => {
       const prefix = uniquePrefix("bun");
       try {
-        const out = await ok(BUN, [join(FIXTURES, "scenario-bun.ts")], {
+        const { report, exitLagMs } = await runScenario(BUN, [join(FIXTURES, "scenario-bun.ts")], {
           env: { OQ_RT_STORE: "s3", ...minioEnv(prefix) },
         });
-        const report = lastJson<ScenarioReport>(out);
         expectScenario(report, /^bun 1\./, "s3");
+        expect(exitLagMs, "exits on its own once the worker stopped").toBeLessThan(3000);
         expect(report.storage).toBe(`s3://${minio!.bucket}`);
       } finally {
         await removePrefix(s3(), prefix);

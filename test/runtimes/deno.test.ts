@@ -14,12 +14,11 @@ import {
   DENO,
   expectScenario,
   FIXTURES,
-  lastJson,
   minio,
   minioEnv,
   ok,
   ROOT,
-  type ScenarioReport,
+  runScenario,
   start,
   tempDir,
   uniquePrefix,
@@ -36,7 +35,7 @@ describe("Deno", () => {
   it("runs submit, claim, complete, retry and cancel on the file store (read/write of its directory only)", async () => {
     const { dir, remove } = tempDir("deno-file");
     try {
-      const out = await ok(
+      const { report, exitLagMs } = await runScenario(
         DENO,
         deno([
           `--allow-read=${dir}`,
@@ -46,7 +45,8 @@ describe("Deno", () => {
         ]),
         { env: { OQ_RT_STORE: "file", OQ_RT_ROOT: dir } },
       );
-      expectScenario(lastJson<ScenarioReport>(out), /^deno 2\./, "file");
+      expectScenario(report, /^deno 2\./, "file");
+      expect(exitLagMs, "exits on its own once the worker stopped").toBeLessThan(3000);
     } finally {
       remove();
     }
@@ -57,12 +57,13 @@ describe("Deno", () => {
       const prefix = uniquePrefix("deno");
       const host = new URL(minio!.endpoint).host;
       try {
-        const out = await ok(
+        const { report, exitLagMs } = await runScenario(
           DENO,
           deno([`--allow-net=${host}`, "--allow-env", join(FIXTURES, "scenario-deno.ts")]),
           { env: { OQ_RT_STORE: "s3", ...minioEnv(prefix) } },
         );
-        expectScenario(lastJson<ScenarioReport>(out), /^deno 2\./, "s3");
+        expectScenario(report, /^deno 2\./, "s3");
+        expect(exitLagMs, "exits on its own once the worker stopped").toBeLessThan(3000);
       } finally {
         await removePrefix(s3(), prefix);
       }

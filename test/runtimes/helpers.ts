@@ -275,3 +275,28 @@ export function expectScenario(report: ScenarioReport, runtime: RegExp, store: s
     stats: { started: 4, completed: 2, retried: 1, cancelled: 1, failed: 0 },
   });
 }
+
+/**
+ * Run a scenario fixture: its report, and how long the process took to exit after printing it.
+ * The fixtures do not call exit: once the worker has stopped nothing may keep the process alive
+ * (a leftover timer or socket would show up as a lag of seconds).
+ */
+export async function runScenario(
+  command: string,
+  args: string[],
+  options: RunOptions = {},
+): Promise<{ report: ScenarioReport; exitLagMs: number }> {
+  const child = start(command, args, options);
+  let printedAt = Number.NaN;
+  try {
+    await child.waitFor(/^\{"runtime".*\}$/m, options.timeoutMs ?? 60_000);
+    printedAt = Date.now();
+  } catch {
+    // Reported below with the full output.
+  }
+  const result = await child.done;
+  if (result.code !== 0 || Number.isNaN(printedAt)) {
+    throw new Error(`${command} ${args.join(" ")} failed: ${show(result)}`);
+  }
+  return { report: lastJson<ScenarioReport>(result.stdout), exitLagMs: Date.now() - printedAt };
+}

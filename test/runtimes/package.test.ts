@@ -16,13 +16,12 @@ import {
   BUN,
   expectScenario,
   FIXTURES,
-  lastJson,
   minio,
   minioEnv,
   ok,
   ROOT,
   run,
-  type ScenarioReport,
+  runScenario,
   show,
   start,
   tempDir,
@@ -185,11 +184,12 @@ describe("the npm package", () => {
   it("runs submit, claim, complete, retry and cancel on Node via `oq` and `oq/file`", async () => {
     const { dir, remove } = tempDir("node-file");
     try {
-      const out = await ok(process.execPath, ["scenario-node.mjs"], {
+      const { report, exitLagMs } = await runScenario(process.execPath, ["scenario-node.mjs"], {
         cwd: project.dir,
         env: { OQ_RT_STORE: "file", OQ_RT_ROOT: dir },
       });
-      expectScenario(lastJson<ScenarioReport>(out), /^node v(2\d|[3-9]\d)\./, "file");
+      expectScenario(report, /^node v(2\d|[3-9]\d)\./, "file");
+      expect(exitLagMs, "exits on its own once the worker stopped").toBeLessThan(3000);
     } finally {
       remove();
     }
@@ -199,11 +199,12 @@ describe("the npm package", () => {
     it("runs submit, claim, complete, retry and cancel on Node against MinIO", async () => {
       const prefix = uniquePrefix("node");
       try {
-        const out = await ok(process.execPath, ["scenario-node.mjs"], {
+        const { report, exitLagMs } = await runScenario(process.execPath, ["scenario-node.mjs"], {
           cwd: project.dir,
           env: { OQ_RT_STORE: "s3", ...minioEnv(prefix) },
         });
-        expectScenario(lastJson<ScenarioReport>(out), /^node v/, "s3");
+        expectScenario(report, /^node v/, "s3");
+        expect(exitLagMs, "exits on its own once the worker stopped").toBeLessThan(3000);
       } finally {
         await removePrefix(
           new S3Storage({
@@ -222,11 +223,11 @@ describe("the npm package", () => {
   it("works on Bun from the installed package too: the scenario and bunx oq", async () => {
     const { dir, remove } = tempDir("bun-pkg");
     try {
-      const out = await ok(BUN, ["scenario-node.mjs"], {
+      const { report } = await runScenario(BUN, ["scenario-node.mjs"], {
         cwd: project.dir,
         env: { OQ_RT_STORE: "file", OQ_RT_ROOT: dir },
       });
-      expectScenario(lastJson<ScenarioReport>(out), /^bun 1\./, "file");
+      expectScenario(report, /^bun 1\./, "file");
     } finally {
       remove();
     }
