@@ -32,6 +32,7 @@ import {
   UnavailableError,
   ValidationError,
 } from "../errors.ts";
+import { checkKey, checkPutOptions, pageSize } from "./checks.ts";
 import {
   type GetOptions,
   type GetResult,
@@ -116,7 +117,6 @@ export interface R2StorageOptions {
   now?: () => number;
 }
 
-const MAX_KEYS = 1000;
 /** R2 deletes at most this many keys per call. */
 const MAX_BATCH_DELETE = 1000;
 const NULL_VERSION = "null";
@@ -182,14 +182,7 @@ export class R2Storage implements Storage {
   /** Write, honouring `ifMatch` / `ifNoneMatch` through R2's `onlyIf`. */
   async put(key: string, body: Uint8Array | string, options: PutOptions = {}): Promise<PutResult> {
     checkKey(key);
-    if (options.ifMatch !== undefined && options.ifNoneMatch !== undefined) {
-      throw new ValidationError(`put ${key}: pass ifMatch or ifNoneMatch, not both`, { key });
-    }
-    if (options.ifNoneMatch !== undefined && options.ifNoneMatch !== "*") {
-      throw new ValidationError(`put ${key}: ifNoneMatch only supports "*" (create if absent)`, {
-        key,
-      });
-    }
+    checkPutOptions(key, options);
     const onlyIf =
       options.ifMatch !== undefined
         ? { etagMatches: normalizeEtag(options.ifMatch) }
@@ -411,20 +404,6 @@ function mapError(
   }
   if (code === "10001" || code === "10043") return new UnavailableError(text, details);
   return new StorageError(text, details);
-}
-
-function checkKey(key: string): void {
-  if (typeof key !== "string" || key === "") {
-    throw new ValidationError("object key must be a non-empty string");
-  }
-}
-
-function pageSize(maxKeys: number | undefined): number {
-  if (maxKeys === undefined) return MAX_KEYS;
-  if (!Number.isInteger(maxKeys) || maxKeys < 1) {
-    throw new ValidationError(`maxKeys must be an integer from 1 to ${MAX_KEYS}, not ${maxKeys}`);
-  }
-  return Math.min(maxKeys, MAX_KEYS);
 }
 
 /** Shorthand for `new R2Storage({ bucket, ...options })`. */
