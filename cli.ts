@@ -11,10 +11,12 @@ import process from "node:process";
 import { defineCommand, parseArgs } from "citty";
 import { checkArgs, commonArgs, setRootFlags, subCommandIndex } from "./src/cli/args.ts";
 import { runCli } from "./src/cli/run.ts";
+import { VERSION } from "./src/version.ts";
 
 const main = defineCommand({
   meta: {
     name: "oq",
+    version: VERSION,
     description: "A background task queue whose only dependency is S3-compatible object storage.",
   },
   args: commonArgs,

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { connect as connectLocal, FileStorage as FileStorageExport } from "../file.ts";
 import { connect, resolveStorage } from "../src/connect.ts";
 import { ConfigError } from "../src/errors.ts";
 import { FileStorage } from "../src/storage/file.ts";
@@ -74,6 +75,23 @@ describe("connect", () => {
       const t = await queue.submit("x", 1);
       expect((await queue.get(t.id)).input).toBe(1);
     } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it("oq/file's connect reads the environment and opens file: URLs without further setup", async () => {
+    const root = mkdtempSync(join(tmpdir(), "oq-connect-"));
+    const saved = process.env.OQ_URL;
+    process.env.OQ_URL = `file:${root}`;
+    try {
+      const queue = await connectLocal();
+      expect(queue.storage).toBeInstanceOf(FileStorageExport);
+      const t = await queue.submit("x", 2);
+      const again = await connectLocal(`file:${root}`);
+      expect((await again.get(t.id)).input).toBe(2);
+    } finally {
+      if (saved === undefined) delete process.env.OQ_URL;
+      else process.env.OQ_URL = saved;
       rmSync(root, { recursive: true, force: true });
     }
   });
