@@ -103,6 +103,8 @@ export interface InvariantReport {
   takeovers: number;
   /** Running tasks moved back to pending or failed by a monitor. */
   recoveries: number;
+  /** Lease renewals (handlers that outlived half their lease). */
+  renewals: number;
   /** Task versions read. */
   versions: number;
   /** Task objects under `tasks/` that were never submitted (with `scanForStrays`). */
@@ -140,6 +142,7 @@ export async function checkRun(
   const finalStates: Record<string, number> = {};
   let takeovers = 0;
   let recoveries = 0;
+  let renewals = 0;
   let versions = 0;
 
   const runsById = groupBy(log.executions, (e) => e.id);
@@ -244,6 +247,7 @@ export async function checkRun(
         if (cur.attempt !== attempt)
           bad(`${step}: attempt ${cur.attempt} after attempt ${prev.attempt}: a stale writer`);
         if (cur.event === "lease-renewed") {
+          renewals++;
           if (cur.lease?.token !== prev.lease.token || cur.lease.workerId !== prev.lease.workerId)
             bad(
               `${step}: renewed by ${cur.lease?.workerId}, but the lease was ${prev.lease.workerId}'s`,
@@ -308,6 +312,7 @@ export async function checkRun(
     executions: log.executions.length,
     takeovers,
     recoveries,
+    renewals,
     versions,
     strays,
     violations,
@@ -350,7 +355,7 @@ export function describeReport(report: InvariantReport, maxViolations = 20): str
       .map(([s, n]) => `${n} ${s}`)
       .join(
         ", ",
-      )}; ${report.executions} handler runs, ${report.duplicated.length} tasks run more than once, ${report.completedTwice.length} completed twice, ${report.lost.length} lost; ${report.takeovers} takeovers, ${report.recoveries} recoveries, ${report.versions} versions`,
+      )}; ${report.executions} handler runs, ${report.duplicated.length} tasks run more than once, ${report.completedTwice.length} completed twice, ${report.lost.length} lost; ${report.takeovers} takeovers, ${report.recoveries} recoveries, ${report.renewals} lease renewals, ${report.versions} versions`,
   ];
   for (const v of report.violations.slice(0, maxViolations)) lines.push(`  - ${v}`);
   if (report.violations.length > maxViolations)
