@@ -38,6 +38,8 @@ const { values: args } = parseArgs({
     mode: { type: "string" },
     "fault-rate": { type: "string", default: "0.1" },
     rounds: { type: "string", default: "3" },
+    "lease-seconds": { type: "string" },
+    "handler-ms": { type: "string" },
     "timeout-seconds": { type: "string", default: "900" },
     json: { type: "string" },
     help: { type: "boolean", short: "h" },
@@ -46,7 +48,7 @@ const { values: args } = parseArgs({
 
 if (args.help) {
   console.log(
-    "usage: tsx scripts/chaos.ts --scenario faults|kills|latency|skew|hostile|all [--tasks N] [--workers N] [--concurrency N] [--target s3|file|memory] [--mode process|inline] [--fault-rate R] [--rounds N] [--timeout-seconds S] [--json FILE]",
+    "usage: tsx scripts/chaos.ts --scenario faults|kills|latency|skew|hostile|all [--tasks N] [--workers N] [--concurrency N] [--target s3|file|memory] [--mode process|inline] [--fault-rate R] [--rounds N] [--lease-seconds S] [--handler-ms MIN,MAX] [--timeout-seconds S] [--json FILE]",
   );
   process.exit(0);
 }
@@ -98,6 +100,12 @@ for (const scenario of scenarios) {
       concurrency: Number(args.concurrency),
       faultRate: Number(args["fault-rate"]),
       rounds: Number(args.rounds),
+      ...(args["lease-seconds"] === undefined
+        ? {}
+        : { leaseSeconds: Number(args["lease-seconds"]) }),
+      ...(args["handler-ms"] === undefined
+        ? {}
+        : { handlerMs: args["handler-ms"].split(",").map(Number) as [number, number] }),
       timeoutMs: Number(args["timeout-seconds"]) * 1000,
       ...(args.mode === undefined ? {} : { mode: args.mode as FleetMode }),
       progress: log,

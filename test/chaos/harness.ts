@@ -43,13 +43,18 @@ export interface FleetWorker {
   kill(): Promise<void>;
   /** Stop it gracefully. */
   stop(): Promise<void>;
+  /**
+   * Freeze it for `ms`, then let it go on as if nothing happened (SIGSTOP/SIGCONT, like a long
+   * GC pause or a frozen VM; in-process: its storage link is cut for that long).
+   */
+  pause(ms: number): Promise<void>;
 }
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const CHILD = fileURLToPath(new URL("./worker-process.ts", import.meta.url));
 
 /** A storage whose link can be cut, like a process that died: every call fails from then on. */
-function cuttable(storage: Storage): { storage: Storage; cut(): void } {
+function cuttable(storage: Storage): { storage: Storage; cut(): void; restore(): void } {
   let cut = false;
   const view = new Proxy(storage, {
     get(target, prop, receiver) {
@@ -65,6 +70,9 @@ function cuttable(storage: Storage): { storage: Storage; cut(): void } {
     cut: () => {
       cut = true;
     },
+    restore: () => {
+      cut = false;
+    },
   };
 }
 
@@ -79,6 +87,7 @@ export class Fleet {
   readonly workers: FleetWorker[] = [];
   /** Worker events by kind. */
   readonly events: Record<string, number> = {};
+  readonly #eventsByWorker = new Map<string, Record<string, number>>();
   /** Tasks a worker reported finished (a hint for {@link waitTerminal}). */
   readonly reportedDone = new Set<string>();
   /** The first warnings workers logged. */
@@ -96,6 +105,11 @@ export class Fleet {
   /** Start a worker and wait until it is polling. */
   start(config: ChaosWorkerConfig): Promise<FleetWorker> {
     return this.#mode === "inline" ? this.#startInline(config) : this.#startProcess(config);
+  }
+
+  /** One worker's events by kind. */
+  eventsOf(workerId: string): Record<string, number> {
+    return { ...this.#eventsByWorker.get(workerId) };
   }
 
   /** Faults injected into all workers so far, by kind. */
@@ -136,6 +150,9 @@ export class Fleet {
     },
     event: (workerId: string, e: WorkerEvent) => {
       this.events[e.kind] = (this.events[e.kind] ?? 0) + 1;
+      const mine = this.#eventsByWorker.get(workerId) ?? {};
+      mine[e.kind] = (mine[e.kind] ?? 0) + 1;
+      this.#eventsByWorker.set(workerId, mine);
       if (e.kind === "completed")
         this.log.completions.push({ id: e.id, workerId, attempt: e.attempt ?? -1 });
       if (e.kind === "completed" || e.kind === "failed" || e.kind === "cancelled")
@@ -174,6 +191,11 @@ export class Fleet {
         if (!alive) return;
         alive = false;
         await chaos?.stop();
+      },
+      async pause(ms) {
+        link.cut();
+        await sleep(ms);
+        link.restore();
       },
     };
     this.workers.push(worker);
@@ -245,6 +267,12 @@ export class Fleet {
         const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
         await exited;
         clearTimeout(timer);
+      },
+      async pause(ms) {
+        if (!alive) return;
+        child.kill("SIGSTOP");
+        await sleep(ms);
+        child.kill("SIGCONT");
       },
     };
     this.workers.push(worker);
@@ -456,7 +484,8 @@ export async function runScenario(
     switch (name) {
       case "faults": {
         // N workers and the submitter, every storage call failing 10% of the time in every way
-        // the backend can fail, plus the odd latency spike.
+        // the backend can fail, plus the odd latency spike. Every 20th task outlives half its
+        // lease, so renewals (and the reads that look for cancel requests) meet faults too.
         const faults: FaultConfig = {
           faultRate: options.faultRate ?? 0.1,
           latency: { baseMs: 0, spikeRate: 0.002, spikeMs: [200, 1000] },
@@ -469,47 +498,66 @@ export async function runScenario(
           ),
         );
         const ms = options.handlerMs ?? [0, 20];
+        const lease = options.leaseSeconds ?? 3;
         await submitAndWait(
           faults,
-          () => ({ ms: pick(ms) }),
+          (i) => ({ ms: i % 20 === 0 ? lease * 1000 : pick(ms) }),
           () => ({ maxRetries: 50 }),
         );
         break;
       }
       case "kills": {
         // Two workers, each SIGKILLed at a random moment in each of three rounds and replaced
-        // by a fresh one. Their tasks come back when the 2 s lease runs out.
+        // by a fresh one: their tasks come back when the 2 s lease runs out. A third worker is
+        // frozen (SIGSTOP) once a round for 2.5 leases and then resumed: its tasks have been
+        // taken over meanwhile, and it must not record anything for them.
         const n = options.workers ?? 2;
         const rounds = options.rounds ?? 3;
+        const lease = options.leaseSeconds ?? 2;
         const ms = options.handlerMs ?? [50, 400];
         const live = await Promise.all(
           Array.from({ length: n }, (_, i) =>
-            fleet.start(baseConfig(`k0-${i}-${rid()}`, options, 2)),
+            fleet.start(baseConfig(`k0-${i}-${rid()}`, options, lease)),
           ),
         );
+        const zombie = await fleet.start(baseConfig(`zombie-${rid()}`, options, lease));
         const kills: { round: number; worker: string; atMs: number }[] = [];
         const work = submitAndWait(
           undefined,
           () => ({ ms: pick(ms) }),
           () => ({ maxRetries: 20 }),
         );
+        // Spread the rounds over the time the work should take.
         const roundMs = Math.max(
           1500,
-          (options.tasks * 200) / (n * (options.concurrency ?? 4)) / (rounds + 1),
+          (options.tasks * ((ms[0] + ms[1]) / 2)) /
+            ((n + 1) * (options.concurrency ?? 4)) /
+            (rounds + 1),
         );
+        const freezeMs = 2.5 * lease * 1000;
+        const freezes = (async () => {
+          for (let round = 1; round <= rounds; round++) {
+            await sleep(Math.random() * roundMs);
+            await zombie.pause(freezeMs);
+            say(`froze ${zombie.id} for ${freezeMs} ms (${round}/${rounds})`);
+          }
+        })();
         for (let round = 1; round <= rounds; round++) {
           await Promise.all(
             live.map(async (w, i) => {
               await sleep(Math.random() * roundMs);
               await w.kill();
               kills.push({ round, worker: w.id, atMs: Date.now() - started });
-              live[i] = await fleet.start(baseConfig(`k${round}-${i}-${rid()}`, options, 2));
+              live[i] = await fleet.start(baseConfig(`k${round}-${i}-${rid()}`, options, lease));
             }),
           );
           say(`round ${round}: killed ${n} workers`);
         }
+        await freezes;
         await work;
         facts.kills = kills.length;
+        facts.freezes = rounds;
+        facts.zombieLeasesLost = fleet.eventsOf(zombie.id)["lease-lost"] ?? 0;
         break;
       }
       case "latency": {
