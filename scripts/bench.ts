@@ -9,7 +9,7 @@
  * throughput and latency (against 1, 4 and 8 workers), claims (claim throughput with 0 and with
  * 50,000 stored finished tasks), memory (peak RSS and heap of an idle and a busy worker process).
  * `--report` (what `npm run bench` passes) writes docs/benchmarks.md and docs/benchmarks.svg
- * from a complete run.
+ * from a complete run; `--chaos chaos.json` adds the results of `scripts/chaos.ts --json`.
  *
  * Needs OQ_TEST_S3_ENDPOINT, OQ_TEST_S3_BUCKET, OQ_TEST_S3_ACCESS_KEY_ID and
  * OQ_TEST_S3_SECRET_ACCESS_KEY (scripts/minio.sh start writes them to .minio/env).
@@ -43,6 +43,7 @@ const { values: args } = parseArgs({
     json: { type: "string" },
     only: { type: "string" },
     report: { type: "boolean", default: false },
+    chaos: { type: "string" },
     md: { type: "string", default: "docs/benchmarks.md" },
     svg: { type: "string", default: "docs/benchmarks.svg" },
   },
@@ -516,7 +517,8 @@ if (args.report) {
     process.exit(2);
   }
   const report = await import("./bench-report.ts");
+  const chaos = args.chaos === undefined ? undefined : JSON.parse(readFileSync(args.chaos, "utf8"));
   writeFileSync(args.svg, report.renderSvg(result as never));
-  writeFileSync(args.md, report.renderMarkdown(result as never, args.svg));
+  writeFileSync(args.md, report.renderMarkdown(result as never, args.svg, chaos));
   console.error(`bench: wrote ${args.md} and ${args.svg}`);
 }
