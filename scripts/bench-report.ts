@@ -129,7 +129,7 @@ function renderChaos(runs: readonly ChaosRun[]): string[] {
     "",
     "## Under faults: the chaos scenarios at full size",
     "",
-    `From \`npx tsx scripts/chaos.ts --scenario all --tasks ${Math.min(...runs.map((c) => c.tasks))} --json chaos.json\` on the same MinIO (worker processes), rendered here with \`npm run bench -- --chaos chaos.json\`. The invariants (test/chaos/invariants.ts) are checked from every task's full history afterwards: one terminal state, one completion, valid transitions, only the current lease holder writes a running task, no early runs or premature steals by the storage's clock, no loss.`,
+    `From \`npx tsx scripts/chaos.ts --scenario all --tasks ${Math.min(...runs.map((c) => c.tasks))} --json chaos.json\` on a MinIO of the same build (worker processes), rendered here with \`npm run bench -- --chaos chaos.json\`. The invariants (test/chaos/invariants.ts) are checked from every task's full history afterwards: one terminal state, one completion, valid transitions, only the current lease holder writes a running task, no early runs or premature steals by the storage's clock, no loss.`,
     "",
     "| scenario | what | tasks | faults injected | ran twice (at-least-once) | completed twice | lost | elapsed | invariants |",
     "|---|---|---:|---|---:|---:|---:|---:|---|",
