@@ -502,11 +502,12 @@ export class Worker {
         // A young marker is most likely a submit or move between its two writes: its task may
         // name it any moment. Skipping it until it could be deleted (2 minutes) delayed such
         // tasks by up to that long on a slow link (found by the chaos tests' latency run). Look
-        // again after twice its age instead: a few reads per marker over the grace period.
+        // again after twice its age (at least 1 s) instead: about 6 reads per marker over the
+        // grace period, never more than 2 in any 2 s.
         const age = Math.max(0, now - marker.lastModified.getTime());
         this.#skipUntil(
           marker.key,
-          Math.min(Math.max(staleAt, now + 5000), now + Math.max(500, 2 * age)),
+          Math.min(Math.max(staleAt, now + 5000), now + Math.max(1000, 2 * age)),
         );
       }
       return false;

@@ -85,6 +85,8 @@ export interface ChaosStatus {
   requests: RequestCounts;
   /** The part of `requests` made by the scheduler (when one runs), attempts included. */
   schedulerRequests: RequestCounts;
+  /** The key the worker read most often in the last 2 s, and how often (spins show here). */
+  hottestKey: { key: string; reads: number };
   /** The worker's own counters. */
   stats: WorkerStats;
   /** Warnings logged. */
@@ -119,6 +121,30 @@ export async function startChaosWorker(
 ): Promise<ChaosWorker> {
   const counted = countRequests(storage);
   const faulty = new FaultyStorage(counted, config.faults ?? {});
+  // A layer that injects nothing and sees every call of the worker (not of its scheduler),
+  // to keep each key's recent reads: a worker spinning on an object shows as its hottest key.
+  const reads = new Map<string, number[]>();
+  const tracked = new FaultyStorage(faulty, {
+    filter: (call) => {
+      if (call.op === "get" && call.key !== undefined) {
+        const times = reads.get(call.key) ?? [];
+        times.push(Date.now());
+        if (times.length > 8) times.shift();
+        reads.set(call.key, times);
+      }
+      return false;
+    },
+  });
+  const hottestKey = () => {
+    const since = Date.now() - 2000;
+    let best = { key: "", reads: 0 };
+    for (const [key, times] of reads) {
+      const n = times.filter((t) => t >= since).length;
+      if (n > best.reads) best = { key, reads: n };
+      if (times.at(-1)! < since - 60_000) reads.delete(key);
+    }
+    return best;
+  };
   let warnings = 0;
   let passErrors = 0;
   const warn = (message: string) => {
@@ -127,7 +153,7 @@ export async function startChaosWorker(
     sink.warn(message);
   };
   const logger: Logger = { info() {}, warn, error: warn };
-  const queue = new Queue({ storage: faulty, prefix, now: faulty.localNow, logger });
+  const queue = new Queue({ storage: tracked, prefix, now: faulty.localNow, logger });
   const worker = new Worker(queue, {
     id: config.id,
     concurrency: config.concurrency,
@@ -159,6 +185,7 @@ export async function startChaosWorker(
       faults: { ...faulty.faults },
       requests: { ...counted.counts },
       schedulerRequests: { ...schedulerStorage.counts },
+      hottestKey: hottestKey(),
       stats: { ...worker.stats },
       warnings,
       passErrors,
