@@ -220,7 +220,7 @@ describe("the npm package", () => {
     });
   }
 
-  it("works on Bun from the installed package too: the scenario and bunx oq", async () => {
+  it("works on Bun from the installed package too: the scenario, bunx oq submit and bunx oq worker", async () => {
     const { dir, remove } = tempDir("bun-pkg");
     try {
       const { report } = await runScenario(BUN, ["scenario-node.mjs"], {
@@ -236,6 +236,33 @@ describe("the npm package", () => {
     });
     expect(help.code, show(help)).toBe(0);
     expect(help.stdout + help.stderr).toMatch(/submit/);
+
+    // bunx oq submit, then bunx --bun oq worker (the CLI itself on Bun) until SIGTERM.
+    const bunx = join(ROOT, "node_modules/.bin/bunx");
+    const env = { OQ_URL: "file:./bunx-queue" };
+    const id = (
+      await ok(bunx, ["oq", "submit", "-t", "echo", "-i", '{"n":8}'], { cwd: project.dir, env })
+    ).trim();
+    const worker = start(bunx, ["--bun", "oq", "worker", "./tasks.mjs", "--grace", "1s"], {
+      cwd: project.dir,
+      env,
+    });
+    const queue = new Queue({
+      storage: new FileStorage({ root: join(project.dir, "bunx-queue") }),
+    });
+    try {
+      for (let i = 0; i < 300 && (await queue.get(id)).status !== "completed"; i++)
+        await sleep(100);
+      worker.child.kill("SIGTERM");
+      const r = await worker.done;
+      expect(r.code, show(r)).toBe(0);
+    } finally {
+      worker.child.kill("SIGKILL");
+    }
+    expect(await queue.get(id)).toMatchObject({
+      status: "completed",
+      output: { echoed: { n: 8 } },
+    });
   });
 
   it("runs examples/node/app.mjs until SIGTERM", async () => {
