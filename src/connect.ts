@@ -38,7 +38,7 @@ export interface ConnectOptions extends Omit<QueueOptions, "storage"> {
   /**
    * Environment variables to read (`OQ_URL`, `OQ_BUCKET`, `OQ_ENDPOINT`, `OQ_REGION`, `OQ_PREFIX`,
    * `OQ_ALLOW_NO_VERSIONING`, `AWS_*`). The portable core never reads the process environment
-   * itself; pass `process.env` (Node, Bun), `Deno.env.toObject()` or a Worker's `env`.
+   * itself; pass the environment object of Node, Bun or Deno, or a Worker's `env`.
    */
   env?: Record<string, string | undefined>;
   /** Run on a bucket without versioning (env `OQ_ALLOW_NO_VERSIONING=1`); history is then unavailable. */

@@ -1,7 +1,7 @@
 /**
  * The worker: polls the ready index, claims due tasks it has handlers for with a conditional
  * write, runs them under a lease it renews, and records the outcome. Every worker also runs the
- * monitor by default (expired leases, TTLs, stale markers), so liveness needs no extra process.
+ * monitor by default (expired leases, TTLs, stale markers), so liveness needs no separate daemon.
  *
  * @module
  */

@@ -803,7 +803,7 @@ export class S3Storage implements Storage {
 
 /**
  * Builds an {@link S3Storage} from environment variables. The caller passes the environment
- * (e.g. `process.env` or `Deno.env.toObject()`), so this module stays runtime-neutral.
+ * (the environment object of Node, Bun or Deno, or a Worker's `env`), so this module stays runtime-neutral.
  *
  * Reads `OQ_BUCKET`, `OQ_ENDPOINT`, `OQ_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
  * `AWS_SESSION_TOKEN` and `OQ_FORCE_PATH_STYLE` (`true`/`false`); empty values count as unset.
