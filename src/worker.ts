@@ -279,8 +279,20 @@ export class Worker {
     live.add(this);
     if (this.#options.heartbeatSeconds > 0) {
       await this.#heartbeat();
-      // Workers started together miss each other in their first listing: look again soon.
-      this.#peerTimer = setTimeout(() => void this.#refreshPeers().catch(() => {}), 2000);
+      // Workers started together miss each other in their first listing: look again soon,
+      // and again, until the heartbeat interval takes over.
+      const again = (delays: number[]) => {
+        const [next, ...rest] = delays;
+        if (next === undefined) return;
+        this.#peerTimer = setTimeout(() => {
+          void this.#refreshPeers()
+            .catch(() => {})
+            .finally(() => {
+              if (this.#state === "running") again(rest);
+            });
+        }, next);
+      };
+      again([300, 700, 2000]);
       this.#heartbeatTimer = setInterval(
         () => void this.#heartbeat(),
         this.#options.heartbeatSeconds * 1000,
@@ -396,21 +408,21 @@ export class Worker {
       await this.#list();
     }
     let claimed = 0;
-    // Our own share first; then others' shares once their tasks have waited a while (their
-    // owner may be busy, dead or a pure monitor); then anything, when our share gave nothing.
+    // Our own share first, oldest first; then others' shares once their tasks have waited a
+    // while (their owner may be busy, dead or a pure monitor); then anything, when our share
+    // gave nothing. Stealing goes newest first, away from where the owner is working.
     const stealBefore = this.#queue.now() - STEAL_AFTER_MS;
-    const picks: ((m: Candidate) => boolean)[] = [
-      (m) => this.#mine(m.id),
-      (m) => m.dueMs <= stealBefore,
-      () => claimed === 0,
+    const passes: { pick: (m: Candidate) => boolean; oldestFirst: boolean }[] = [
+      { pick: (m) => this.#mine(m.id), oldestFirst: true },
+      { pick: (m) => m.dueMs <= stealBefore, oldestFirst: false },
+      { pick: () => claimed === 0, oldestFirst: false },
     ];
-    for (const pick of picks) {
-      for (let i = this.#candidates.length - 1; i >= 0; i--) {
+    for (const { pick, oldestFirst } of passes) {
+      for (const marker of oldestFirst ? [...this.#candidates] : [...this.#candidates].reverse()) {
         if (this.#running.size >= this.#options.concurrency || this.#state !== "running")
           return claimed;
-        const marker = this.#candidates[i]!;
         if (!pick(marker)) continue;
-        this.#candidates.splice(i, 1);
+        this.#candidates.splice(this.#candidates.indexOf(marker), 1);
         if ((this.#skip.get(marker.key) ?? 0) > this.#queue.clock.localNow()) continue;
         try {
           if (await this.#inspect(marker)) claimed++;
@@ -423,7 +435,6 @@ export class Worker {
             `task ${marker.id}: ${error instanceof Error ? error.message : String(error)} (retried at the next listing)`,
           );
         }
-        i = Math.min(i, this.#candidates.length);
       }
     }
     return claimed;
@@ -462,11 +473,6 @@ export class Worker {
       found.push(marker);
     }
     this.#resumeAfter = progress.capped ? last : undefined;
-    // Shuffle so that workers reading the same listing go for different tasks.
-    for (let i = found.length - 1; i > 0; i--) {
-      const j = Math.floor(this.#queue.random() * (i + 1));
-      [found[i], found[j]] = [found[j]!, found[i]!];
-    }
     this.#candidates = found;
     this.#listedAt = this.#queue.clock.localNow();
   }
