@@ -126,7 +126,6 @@ function renderChaos(runs: readonly ChaosRun[]): string[] {
       .map(([k, n]) => `${k} ${fmt(n, 0)}`)
       .join(", ") || "none";
   return [
-    "",
     "## Under faults: the chaos scenarios at full size",
     "",
     `From \`npx tsx scripts/chaos.ts --scenario all --tasks ${Math.min(...runs.map((c) => c.tasks))} --json chaos.json\` on a MinIO of the same build (worker processes), rendered here with \`npm run bench -- --chaos chaos.json\`. The invariants (test/chaos/invariants.ts) are checked from every task's full history afterwards: one terminal state, one completion, valid transitions, only the current lease holder writes a running task, no early runs or premature steals by the storage's clock, no loss.`,
