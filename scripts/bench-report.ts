@@ -257,6 +257,7 @@ export function renderSvg(r: BenchResult): string {
   const workers = r.throughput.map((t) => t.workers);
   const out: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="system-ui, -apple-system, Segoe UI, Helvetica, Arial, sans-serif" font-size="12">`,
+    `<title>oq throughput and submit-to-start latency (p50, p99) against worker count: ${r.throughput.map((t) => `${t.workers} workers ${fmt(t.tasksPerSecond, 0)} tasks/s`).join(", ")}</title>`,
     `<rect width="${W}" height="${H}" fill="#ffffff"/>`,
     `<text x="${W / 2}" y="24" text-anchor="middle" font-size="15" font-weight="600">oq on MinIO (${r.cores} cores, ${r.date.slice(0, 10)}): throughput and submit-to-start latency</text>`,
   ];
