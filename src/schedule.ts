@@ -464,6 +464,8 @@ export class Scheduler {
   readonly #concurrency: number;
   /** Schedules as last read, by key: a tick GETs only those whose ETag changed since. */
   readonly #cache = new Map<string, VersionedSchedule>();
+  /** Key → ETag of schedule objects found malformed, so they are not re-read every tick. */
+  readonly #malformed = new Map<string, string>();
 
   constructor(queue: Queue, options: SchedulerOptions = {}) {
     this.queue = queue;
@@ -862,13 +864,17 @@ export class Scheduler {
     }
     const seen = new Set(listed.map((l) => l.key));
     for (const key of this.#cache.keys()) if (!seen.has(key)) this.#cache.delete(key);
+    for (const key of this.#malformed.keys()) if (!seen.has(key)) this.#malformed.delete(key);
     const read = await mapLimit(listed, 16, async ({ key, etag }) => {
       const cached = this.#cache.get(key);
       if (useCache && cached !== undefined && sameEtag(cached.etag, etag)) return cached;
+      // A malformed object is read and reported once per version, not on every tick.
+      if (sameEtag(this.#malformed.get(key), etag)) return undefined;
       try {
         return await this.#readKey(key);
       } catch (error) {
         if (error instanceof ValidationError) {
+          this.#malformed.set(key, etag);
           this.#logger.warn(`skipping ${key}: ${error.message}`);
           return undefined;
         }

@@ -20,6 +20,7 @@ import {
   startScheduler,
   type TickResult,
 } from "../src/schedule.ts";
+import { countRequests } from "../src/storage/count.ts";
 import { FileStorage } from "../src/storage/file.ts";
 import { MemoryStorage } from "../src/storage/memory.ts";
 import { S3Storage } from "../src/storage/s3.ts";
@@ -759,4 +760,26 @@ await new Scheduler(queue).run({ intervalMs: 300 });
     expect(expected.length).toBeGreaterThanOrEqual(10);
     await expectOneTaskPerSlot(queue, schedule, expected);
   }, 60_000);
+});
+
+describe("malformed schedule objects", () => {
+  it("are read and reported once per version, not on every tick", async () => {
+    const storage = countRequests(new MemoryStorage());
+    const warnings: string[] = [];
+    const queue = new Queue({
+      storage,
+      logger: { info() {}, warn: (m) => warnings.push(m), error() {} },
+    });
+    await storage.put(queue.keys.schedule("broken"), "{not json");
+    const s = new Scheduler(queue);
+    await s.tick();
+    storage.reset();
+    await s.tick();
+    await s.tick();
+    expect(storage.counts.GET).toBe(0);
+    expect(warnings.filter((w) => w.includes("broken")).length).toBe(1);
+    await storage.put(queue.keys.schedule("broken"), "still not a schedule");
+    await s.tick();
+    expect(warnings.filter((w) => w.includes("broken")).length).toBe(2);
+  });
 });
