@@ -19,14 +19,12 @@ import {
 import { checkTaskId, checkTaskType, Keys, type ReadyMarker } from "./keys.ts";
 import { type Logger, silentLogger } from "./logger.ts";
 import type { Storage } from "./storage/storage.ts";
-import { sameEtag } from "./storage/storage.ts";
 import {
   type Backoff,
   createTask,
   DEFAULT_BACKOFF,
   encodeTask,
   isTerminal,
-  ms,
   parseTask,
   placeMarker,
   replayTask,
@@ -805,20 +803,7 @@ export class Queue {
     if (this.#warned.size < 10_000) this.#warned.add(key);
     this.logger.warn(message);
   }
-
-  /** True when `etag` still names the stored version of the task (one HEAD). */
-  async isCurrent(id: string, etag: string): Promise<boolean> {
-    try {
-      return sameEtag((await this.storage.head(this.keys.task(id))).etag, etag);
-    } catch (error) {
-      if (error instanceof NotFoundError) return false;
-      throw error;
-    }
-  }
 }
-
-/** Epoch ms of a task's ISO field; re-exported for the worker. */
-export const timeOf = ms;
 
 function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
