@@ -18,7 +18,6 @@ import { AccessDeniedError, UnavailableError, UnsafeBackendError } from "../src/
 import { Queue } from "../src/queue.ts";
 import { FileStorage } from "../src/storage/file.ts";
 import { MemoryStorage } from "../src/storage/memory.ts";
-import { S3Storage } from "../src/storage/s3.ts";
 import type {
   ListOptions,
   ListResult,
@@ -26,21 +25,7 @@ import type {
   PutResult,
   Storage,
 } from "../src/storage/storage.ts";
-
-const e = process.env;
-const s3 =
-  e.OQ_TEST_S3_ENDPOINT &&
-  e.OQ_TEST_S3_BUCKET &&
-  e.OQ_TEST_S3_ACCESS_KEY_ID &&
-  e.OQ_TEST_S3_SECRET_ACCESS_KEY
-    ? {
-        endpoint: e.OQ_TEST_S3_ENDPOINT,
-        bucket: e.OQ_TEST_S3_BUCKET,
-        region: e.OQ_TEST_S3_REGION ?? "us-east-1",
-        accessKeyId: e.OQ_TEST_S3_ACCESS_KEY_ID,
-        secretAccessKey: e.OQ_TEST_S3_SECRET_ACCESS_KEY,
-      }
-    : undefined;
+import { s3Config, testS3Storage } from "./helpers/targets.ts";
 
 const unique = () => `doctor-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}/`;
 
@@ -79,13 +64,13 @@ const backends: Backend[] = [
       };
     },
   },
-  ...(s3 === undefined
+  ...(s3Config === undefined
     ? []
     : [
         {
           name: "s3 (MinIO)",
           open: () => {
-            const storage = new S3Storage(s3);
+            const storage = testS3Storage();
             const prefix = unique();
             return { storage, prefix, cleanup: () => wipe(storage, prefix) };
           },

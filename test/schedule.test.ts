@@ -23,7 +23,6 @@ import {
 import { countRequests } from "../src/storage/count.ts";
 import { FileStorage } from "../src/storage/file.ts";
 import { MemoryStorage } from "../src/storage/memory.ts";
-import { S3Storage } from "../src/storage/s3.ts";
 import type {
   ListOptions,
   ListVersionsOptions,
@@ -31,21 +30,7 @@ import type {
   Storage,
 } from "../src/storage/storage.ts";
 import type { TaskRecord } from "../src/task.ts";
-
-const e = process.env;
-const s3 =
-  e.OQ_TEST_S3_ENDPOINT &&
-  e.OQ_TEST_S3_BUCKET &&
-  e.OQ_TEST_S3_ACCESS_KEY_ID &&
-  e.OQ_TEST_S3_SECRET_ACCESS_KEY
-    ? {
-        endpoint: e.OQ_TEST_S3_ENDPOINT,
-        bucket: e.OQ_TEST_S3_BUCKET,
-        region: e.OQ_TEST_S3_REGION ?? "us-east-1",
-        accessKeyId: e.OQ_TEST_S3_ACCESS_KEY_ID,
-        secretAccessKey: e.OQ_TEST_S3_SECRET_ACCESS_KEY,
-      }
-    : undefined;
+import { s3Config, testS3Storage } from "./helpers/targets.ts";
 
 const iso = (ms: number) => new Date(ms).toISOString();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -107,14 +92,14 @@ const backends: Backend[] = [
       };
     },
   },
-  ...(s3 === undefined
+  ...(s3Config === undefined
     ? []
     : [
         {
           name: "s3 (MinIO)",
           fakeTime: false,
           open: (): Env => {
-            const storage = new S3Storage(s3);
+            const storage = testS3Storage();
             const prefix = `sched-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}/`;
             return { storage, prefix, cleanup: () => wipe(storage, prefix) };
           },
