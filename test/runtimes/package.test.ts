@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Queue } from "../../src/queue.ts";
 import { FileStorage } from "../../src/storage/file.ts";
-import { S3Storage } from "../../src/storage/s3.ts";
+import { S3Storage } from "../../src/storage/s3/driver.ts";
 import { removePrefix } from "../helpers/targets.ts";
 import {
   BUN,
