@@ -5,7 +5,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { FileStorage } from "../../src/storage/file.ts";
+import { FileStorage } from "../../src/runtime/file/storage.ts";
 import { MemoryStorage } from "../../src/storage/memory.ts";
 import { S3Storage } from "../../src/storage/s3/driver.ts";
 import type { Storage } from "../../src/storage/storage.ts";

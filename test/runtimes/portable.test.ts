@@ -174,7 +174,7 @@ describe("the portable entry point", () => {
     expect(graph.files.length).toBeGreaterThan(10);
     expect(graph.files).toContain("src/storage/s3/driver.ts");
     expect(graph.files).toContain("src/storage/r2.ts");
-    expect(graph.files).not.toContain("src/storage/file.ts");
+    expect(graph.files).not.toContain("src/runtime/file/storage.ts");
     expect(show(graph.findings)).toEqual([]);
   });
 
