@@ -16,10 +16,10 @@
 import process from "node:process";
 import { type ConnectOptions, connect as connectPortable } from "./src/connect.ts";
 import type { Queue } from "./src/queue.ts";
-import { FileStorage } from "./src/storage/file.ts";
+import { FileStorage } from "./src/runtime/file/storage.ts";
 
 export * from "./mod.ts";
-export { FileStorage, type FileStorageOptions, fileStorage } from "./src/storage/file.ts";
+export { FileStorage, type FileStorageOptions, fileStorage } from "./src/runtime/file/storage.ts";
 
 /**
  * Open a queue like the portable `connect`, with two additions for runtimes that have a

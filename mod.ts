@@ -70,7 +70,9 @@ export {
   type R2StorageOptions,
   r2Storage,
 } from "./src/storage/r2.ts";
-export { S3Storage, type S3StorageOptions, s3StorageFromEnv } from "./src/storage/s3.ts";
+export { S3Storage } from "./src/storage/s3/driver.ts";
+export { s3StorageFromEnv } from "./src/storage/s3/env.ts";
+export type { S3StorageOptions } from "./src/storage/s3/options.ts";
 export type * from "./src/storage/storage.ts";
 export type {
   Backoff,

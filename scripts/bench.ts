@@ -21,7 +21,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { mapLimit, Queue } from "../src/queue.ts";
 import { type CountedStorage, countRequests } from "../src/storage/count.ts";
-import { S3Storage } from "../src/storage/s3.ts";
+import { S3Storage } from "../src/storage/s3/driver.ts";
 import type { Storage } from "../src/storage/storage.ts";
 import { encodeTask, type TaskRecord } from "../src/task.ts";
 import { Worker } from "../src/worker.ts";

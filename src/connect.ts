@@ -7,7 +7,8 @@
 import { ConfigError } from "./errors.ts";
 import { Queue, type QueueOptions } from "./queue.ts";
 import { MemoryStorage } from "./storage/memory.ts";
-import { type S3Fetch, S3Storage, type S3StorageOptions } from "./storage/s3.ts";
+import { S3Storage } from "./storage/s3/driver.ts";
+import type { S3Fetch, S3StorageOptions } from "./storage/s3/options.ts";
 import type { Storage } from "./storage/storage.ts";
 
 /** Options of {@link connect}. Explicit options win over `url`, which wins over `env`. */

@@ -5,9 +5,9 @@ import { describe, expect, it } from "vitest";
 import { connect as connectLocal, FileStorage as FileStorageExport } from "../file.ts";
 import { connect, resolveStorage } from "../src/connect.ts";
 import { ConfigError } from "../src/errors.ts";
-import { FileStorage } from "../src/storage/file.ts";
+import { FileStorage } from "../src/runtime/file/storage.ts";
 import { MemoryStorage } from "../src/storage/memory.ts";
-import { S3Storage } from "../src/storage/s3.ts";
+import { S3Storage } from "../src/storage/s3/driver.ts";
 
 const creds = {
   AWS_ACCESS_KEY_ID: "AKIDEXAMPLE",

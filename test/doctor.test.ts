@@ -16,7 +16,7 @@ import {
 } from "../src/doctor.ts";
 import { AccessDeniedError, UnavailableError, UnsafeBackendError } from "../src/errors.ts";
 import { Queue } from "../src/queue.ts";
-import { FileStorage } from "../src/storage/file.ts";
+import { FileStorage } from "../src/runtime/file/storage.ts";
 import { MemoryStorage } from "../src/storage/memory.ts";
 import type {
   ListOptions,

@@ -10,6 +10,7 @@ import { join, resolve } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { NotFoundError, ValidationError } from "../src/errors.ts";
 import { Queue } from "../src/queue.ts";
+import { FileStorage } from "../src/runtime/file/storage.ts";
 import {
   cronFor,
   nextSlots,
@@ -21,7 +22,6 @@ import {
   type TickResult,
 } from "../src/schedule.ts";
 import { countRequests } from "../src/storage/count.ts";
-import { FileStorage } from "../src/storage/file.ts";
 import { MemoryStorage } from "../src/storage/memory.ts";
 import type {
   ListOptions,
@@ -691,7 +691,7 @@ describe("scheduler processes killed with SIGKILL (file storage)", () => {
     const child = join(root, "scheduler-child.mts"); // .mts: ESM (top-level await) outside the package
     writeFileSync(
       child,
-      `import { FileStorage } from ${JSON.stringify(join(src, "storage/file.ts"))};
+      `import { FileStorage } from ${JSON.stringify(join(src, "runtime/file/storage.ts"))};
 import { Queue } from ${JSON.stringify(join(src, "queue.ts"))};
 import { Scheduler } from ${JSON.stringify(join(src, "schedule.ts"))};
 const queue = new Queue({ storage: new FileStorage({ root: process.argv[2] }) });

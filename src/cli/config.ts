@@ -7,7 +7,7 @@
 import process from "node:process";
 import { type ConnectOptions, connect, resolveStorage } from "../connect.ts";
 import type { Queue } from "../queue.ts";
-import { FileStorage } from "../storage/file.ts";
+import { FileStorage } from "../runtime/file/storage.ts";
 import type { Storage } from "../storage/storage.ts";
 import { connectionFlags } from "./args.ts";
 import { queueLogger } from "./output.ts";

@@ -2,7 +2,7 @@
  * A fault-injecting storage wrapper, for chaos tests and drills: it makes any {@link Storage}
  * fail the way an S3 backend fails in production, at configurable rates, and counts what it did.
  *
- * **What it models.** The real S3 driver (`./s3.ts`) retries by itself what is safe to repeat:
+ * **What it models.** The real S3 driver (`./s3/driver.ts`) retries by itself what is safe to repeat:
  * reads, unconditional writes and 429/503 throttling, up to 4 tries. This wrapper sits *above*
  * the driver, so it models what the queue actually sees once those retries are spent: a
  * `serverError` rate of 5% here stands for a backend much worse than one that fails 5% of single

@@ -15,7 +15,7 @@
  * SIGTERM stops the worker gracefully, prints a last status and exits 0.
  */
 import { resolveStorage } from "../../src/connect.ts";
-import { FileStorage } from "../../src/storage/file.ts";
+import { FileStorage } from "../../src/runtime/file/storage.ts";
 import { startChaosWorker } from "./chaos-worker.ts";
 
 const config = JSON.parse(process.env.CHAOS_WORKER ?? "{}");

@@ -5,9 +5,9 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { FileStorage } from "../../src/storage/file.ts";
+import { FileStorage } from "../../src/runtime/file/storage.ts";
 import { MemoryStorage } from "../../src/storage/memory.ts";
-import { S3Storage } from "../../src/storage/s3.ts";
+import { S3Storage } from "../../src/storage/s3/driver.ts";
 import type { Storage } from "../../src/storage/storage.ts";
 
 /** A storage plus its prefix for one test, and how to clean up after it. */

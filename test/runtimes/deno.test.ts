@@ -6,8 +6,8 @@
  */
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { FileStorage } from "../../src/storage/file.ts";
-import { S3Storage } from "../../src/storage/s3.ts";
+import { FileStorage } from "../../src/runtime/file/storage.ts";
+import { S3Storage } from "../../src/storage/s3/driver.ts";
 import { removePrefix } from "../helpers/targets.ts";
 import { checkEmbeddedServer, type EmbedTarget } from "./embed.ts";
 import {

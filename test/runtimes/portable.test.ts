@@ -172,9 +172,9 @@ describe("the portable entry point", () => {
 
   it("imports no Node built-in and uses no process/Bun/Deno global, anywhere it reaches", () => {
     expect(graph.files.length).toBeGreaterThan(10);
-    expect(graph.files).toContain("src/storage/s3.ts");
+    expect(graph.files).toContain("src/storage/s3/driver.ts");
     expect(graph.files).toContain("src/storage/r2.ts");
-    expect(graph.files).not.toContain("src/storage/file.ts");
+    expect(graph.files).not.toContain("src/runtime/file/storage.ts");
     expect(show(graph.findings)).toEqual([]);
   });
 

@@ -6,7 +6,7 @@
  */
 import { createInterface } from "node:readline";
 import { isOqError } from "../../src/errors.ts";
-import { FileStorage } from "../../src/storage/file.ts";
+import { FileStorage } from "../../src/runtime/file/storage.ts";
 
 /** One command from the parent test. */
 interface Command {

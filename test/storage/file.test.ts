@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FileStorage as FromEntryPoint } from "../../file.ts";
 import { ConflictError, NotFoundError, StorageError, ValidationError } from "../../src/errors.ts";
-import { FileStorage, internals } from "../../src/storage/file.ts";
+import { FileStorage, internals } from "../../src/runtime/file/storage.ts";
 import { compareKeys } from "../../src/storage/storage.ts";
 import { describeConformance } from "./conformance.ts";
 

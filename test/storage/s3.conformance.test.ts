@@ -15,7 +15,8 @@ import {
   type OqError,
   UnavailableError,
 } from "../../src/errors.ts";
-import { S3Storage, type S3StorageOptions } from "../../src/storage/s3.ts";
+import { S3Storage } from "../../src/storage/s3/driver.ts";
+import type { S3StorageOptions } from "../../src/storage/s3/options.ts";
 import { describeConformance } from "./conformance.ts";
 
 const env = process.env;

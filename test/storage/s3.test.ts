@@ -19,15 +19,11 @@ import {
   UnavailableError,
   ValidationError,
 } from "../../src/errors.ts";
-import {
-  decodeEntities,
-  encodeKey,
-  parseXml,
-  type S3Fetch,
-  S3Storage,
-  type S3StorageOptions,
-  s3StorageFromEnv,
-} from "../../src/storage/s3.ts";
+import { S3Storage } from "../../src/storage/s3/driver.ts";
+import { s3StorageFromEnv } from "../../src/storage/s3/env.ts";
+import type { S3Fetch, S3StorageOptions } from "../../src/storage/s3/options.ts";
+import { encodeKey } from "../../src/storage/s3/url.ts";
+import { decodeEntities, parseXml } from "../../src/storage/s3/xml.ts";
 
 const ACCESS = "AKIAOQUNITTESTKEY01";
 const SECRET = "oqUnitSecret/With+Chars=xyz";

@@ -1,0 +1,127 @@
+/**
+ * Ordered walks over the `live/` and `versions/` trees: the leaves under a prefix, in UTF-8
+ * byte order of their keys, reading only the directories that can hold matching keys.
+ *
+ * @module
+ */
+import { readdir } from "node:fs/promises";
+import { join } from "node:path";
+import { ValidationError } from "../../errors.ts";
+import { code } from "./fs.ts";
+import { encodeDir, parseEntry, type VersionEntry } from "./names.ts";
+
+/** A key found by a walk: `path` is its history directory or its live entry. */
+export interface Leaf {
+  key: string;
+  path: string;
+  /** For live entries: the current version the name records. */
+  current?: VersionEntry;
+}
+
+/**
+ * Yield the leaves of a tree under `prefix` in UTF-8 byte order of their keys, starting after
+ * `after` (or at it, with `inclusive`). Only directories that can hold matching keys are read.
+ */
+export async function* walk(
+  base: string,
+  prefix: string,
+  after: string | undefined,
+  inclusive: boolean,
+  tree: "live" | "history",
+): AsyncGenerator<Leaf, void, undefined> {
+  const slash = prefix.lastIndexOf("/");
+  const dirPart = prefix.slice(0, slash + 1);
+  const partial = prefix.slice(slash + 1);
+  let start = base;
+  if (dirPart !== "") {
+    try {
+      start = join(base, ...dirPart.slice(0, -1).split("/").map(encodeDir));
+    } catch (error) {
+      // A segment too long to store cannot have been stored: nothing matches.
+      if (error instanceof ValidationError) return;
+      throw error;
+    }
+  }
+  yield* walkDir(start, dirPart, partial, after, inclusive, tree);
+}
+
+async function* walkDir(
+  dir: string,
+  keyPrefix: string,
+  partial: string,
+  after: string | undefined,
+  inclusive: boolean,
+  tree: "live" | "history",
+): AsyncGenerator<Leaf, void, undefined> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (error) {
+    if (code(error) === "ENOENT" || code(error) === "ENOTDIR") return;
+    throw error;
+  }
+  const entries: { sortKey: string; name: string; leaf: boolean; current?: VersionEntry }[] = [];
+  for (const name of names) {
+    const parsed = parseEntry(name, tree);
+    if (parsed === undefined || !parsed.segment.startsWith(partial)) continue;
+    const key = keyPrefix + parsed.segment;
+    if (parsed.leaf) {
+      if (after !== undefined) {
+        const c = byteOrder(key, after);
+        if (c < 0 || (c === 0 && !inclusive)) continue;
+      }
+      const entry: (typeof entries)[number] = { sortKey: key, name, leaf: true };
+      if (parsed.current !== undefined) entry.current = parsed.current;
+      entries.push(entry);
+    } else {
+      const sortKey = `${key}/`;
+      // Every key below starts with sortKey; skip the subtree when all of them sort before `after`.
+      if (after !== undefined && !after.startsWith(sortKey) && byteOrder(sortKey, after) < 0) {
+        continue;
+      }
+      entries.push({ sortKey, name, leaf: false });
+    }
+  }
+  // A leaf `k` and a directory `k/` never share a sort key, so this orders the full keys. Two
+  // live entries of one key only exist after a crash; the newer one sorts first and wins.
+  entries.sort(
+    (a, b) =>
+      byteOrder(a.sortKey, b.sortKey) ||
+      ((b.current?.versionId ?? "") > (a.current?.versionId ?? "") ? 1 : -1),
+  );
+  let previous: string | undefined;
+  for (const e of entries) {
+    if (e.sortKey === previous) continue;
+    previous = e.sortKey;
+    const path = join(dir, e.name);
+    if (e.leaf) {
+      const leaf: Leaf = { key: e.sortKey, path };
+      if (e.current !== undefined) leaf.current = e.current;
+      yield leaf;
+    } else {
+      const inner = after?.startsWith(e.sortKey) ? after : undefined;
+      yield* walkDir(path, e.sortKey, "", inner, inclusive, tree);
+    }
+  }
+}
+
+/**
+ * UTF-8 byte order without encoding: UTF-16 order except that surrogate pairs (code points past
+ * U+FFFF) sort after U+E000..U+FFFF. Same result as `compareKeys`, without allocating,
+ * which matters when sorting a directory of 50,000 task objects.
+ */
+export function byteOrder(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    let x = a.charCodeAt(i);
+    let y = b.charCodeAt(i);
+    if (x !== y) {
+      if (x >= 0xd800 && y >= 0xd800) {
+        x = x >= 0xe000 ? x - 0x800 : x + 0x2000;
+        y = y >= 0xe000 ? y - 0x800 : y + 0x2000;
+      }
+      return x - y;
+    }
+  }
+  return a.length - b.length;
+}

@@ -1,0 +1,490 @@
+/**
+ * The S3 driver: any S3-compatible object store (AWS S3, MinIO, R2, Ceph RGW, ...) over plain
+ * `fetch`, signed with aws4fetch.
+ *
+ * Retries live here rather than in aws4fetch: its built-in retry loop re-sends conditional writes
+ * after a 5xx, which turns a write we actually won into a 412. We retry only what is safe to
+ * repeat (see `./errors.ts`) and report the rest as {@link AmbiguousWriteError}, so the caller
+ * re-reads and decides. The backoff itself is oq's one retry rule (`../../retry.ts`).
+ *
+ * Only web-standard globals are used (fetch, URL, crypto.subtle via aws4fetch, AbortSignal,
+ * timers), so the driver runs unchanged on Node, Deno, Bun and workers.
+ *
+ * @module
+ */
+import { AwsClient } from "aws4fetch";
+import {
+  AccessDeniedError,
+  AmbiguousWriteError,
+  type OqErrorDetails,
+  StorageError,
+  ValidationError,
+} from "../../errors.ts";
+import { type RetryPolicy, retry } from "../../retry.ts";
+import { mapLimit } from "../../util/async.ts";
+import {
+  type GetOptions,
+  type GetResult,
+  type HeadResult,
+  type ListOptions,
+  type ListResult,
+  type ListVersionsOptions,
+  type ListVersionsResult,
+  type ObjectInfo,
+  type PutOptions,
+  type PutResult,
+  type Storage,
+  toBytes,
+  type VersionInfo,
+  type VersioningStatus,
+} from "../storage.ts";
+import {
+  CREDENTIALS_HINT,
+  deletedNothing,
+  describeBody,
+  type Failure,
+  httpFailure,
+  NOT_S3_HINT,
+  networkFailure,
+  parseErrorBody,
+  refusesBatchDelete,
+} from "./errors.ts";
+import { resolveS3Options, type S3Fetch, type S3StorageOptions } from "./options.ts";
+import { amzDate, httpDate, isoDate, type Ok, type Op } from "./request.ts";
+import { type BucketAddress, checkKey, requestUrl } from "./url.ts";
+import { child, children, escapeXml, parseXml, text, type XmlElement } from "./xml.ts";
+
+/** S3's limit of keys per DeleteObjects request. */
+const MAX_BATCH_DELETE = 1000;
+/** Concurrent single DELETEs when a server cannot batch. */
+const ONE_BY_ONE_PARALLEL = 8;
+
+/**
+ * A {@link Storage} on an S3-compatible bucket.
+ *
+ * Credentials are kept in private fields: they never reach error messages, `toJSON()` or
+ * `console.log` output.
+ */
+export class S3Storage implements Storage {
+  /** `s3://<bucket>`. */
+  readonly name: string;
+  /** The bucket. */
+  readonly bucket: string;
+  /** The signing region. */
+  readonly region: string;
+  /** The endpoint as configured, without a trailing slash, e.g. `http://127.0.0.1:9000`. */
+  readonly endpoint: string;
+  /** Whether the bucket is addressed in the path rather than the host name. */
+  readonly forcePathStyle: boolean;
+
+  readonly #client: AwsClient;
+  readonly #redact: (text: string) => string;
+  readonly #fetch: S3Fetch;
+  readonly #address: BucketAddress;
+  readonly #retry: Required<RetryPolicy>;
+  readonly #timeoutMs: number;
+  readonly #now: () => number;
+  #serverTime: { serverMs: number; localMs: number } | undefined;
+  /** Set once the server refused DeleteObjects: {@link S3Storage.deleteMany} then deletes one by one. */
+  #batchDeleteRefused = false;
+  /** Added to the local clock when signing, learned from a RequestTimeTooSkewed answer. */
+  #signingOffsetMs = 0;
+
+  /** Validates the configuration; throws {@link ConfigError} naming the option to fix. */
+  constructor(options: S3StorageOptions) {
+    const config = resolveS3Options(options);
+    this.bucket = config.bucket;
+    this.region = config.region;
+    this.endpoint = config.endpoint;
+    this.forcePathStyle = config.forcePathStyle;
+    this.name = `s3://${config.bucket}`;
+    this.#redact = config.redact;
+    this.#address = {
+      base: config.base,
+      basePath: config.basePath,
+      bucket: config.bucket,
+      forcePathStyle: config.forcePathStyle,
+    };
+    this.#retry = config.retry;
+    this.#timeoutMs = config.timeoutMs;
+    this.#fetch = config.fetch;
+    this.#now = config.now;
+    this.#client = new AwsClient({
+      accessKeyId: config.accessKeyId,
+      secretAccessKey: config.secretAccessKey,
+      ...(config.sessionToken === undefined ? {} : { sessionToken: config.sessionToken }),
+      service: "s3",
+      region: config.region,
+      // Our own loop retries; aws4fetch's would re-send conditional writes (see module doc).
+      retries: 0,
+    });
+  }
+
+  /** Safe description for logs and `--json`: never credentials. */
+  toJSON(): Record<string, unknown> {
+    return {
+      name: this.name,
+      endpoint: this.endpoint,
+      bucket: this.bucket,
+      region: this.region,
+      forcePathStyle: this.forcePathStyle,
+    };
+  }
+
+  /** Node's `util.inspect` hook, so `console.log(storage)` shows the same safe fields. */
+  [Symbol.for("nodejs.util.inspect.custom")](): Record<string, unknown> {
+    return this.toJSON();
+  }
+
+  /** {@inheritDoc Storage.serverTime} */
+  serverTime(): { serverMs: number; localMs: number } | undefined {
+    return this.#serverTime === undefined ? undefined : { ...this.#serverTime };
+  }
+
+  /** {@inheritDoc Storage.get} */
+  async get(key: string, options: GetOptions = {}): Promise<GetResult> {
+    const { res, body } = await this.#send({
+      method: "GET",
+      key,
+      query: [["versionId", options.versionId]],
+    });
+    const result: GetResult = {
+      body,
+      etag: this.#requireEtag(res, "GET", key),
+      versionId: res.headers.get("x-amz-version-id"),
+      lastModified: httpDate(res.headers.get("last-modified")),
+    };
+    const contentType = res.headers.get("content-type");
+    if (contentType !== null) result.contentType = contentType;
+    return result;
+  }
+
+  /** {@inheritDoc Storage.head} */
+  async head(key: string): Promise<HeadResult> {
+    const { res } = await this.#send({ method: "HEAD", key });
+    return {
+      etag: this.#requireEtag(res, "HEAD", key),
+      size: Number(res.headers.get("content-length") ?? 0),
+      versionId: res.headers.get("x-amz-version-id"),
+      lastModified: httpDate(res.headers.get("last-modified")),
+    };
+  }
+
+  /** {@inheritDoc Storage.put} */
+  async put(key: string, body: Uint8Array | string, options: PutOptions = {}): Promise<PutResult> {
+    if (options.ifMatch !== undefined && options.ifNoneMatch !== undefined) {
+      throw new ValidationError("put: set at most one of ifMatch and ifNoneMatch", { key });
+    }
+    if (options.ifNoneMatch !== undefined && options.ifNoneMatch !== "*") {
+      throw new ValidationError('put: ifNoneMatch must be "*"', { key });
+    }
+    const headers: Record<string, string> = {
+      "content-type": options.contentType ?? "application/octet-stream",
+    };
+    if (options.ifMatch !== undefined) headers["if-match"] = options.ifMatch;
+    if (options.ifNoneMatch !== undefined) headers["if-none-match"] = "*";
+    const conditional = options.ifMatch !== undefined || options.ifNoneMatch !== undefined;
+    const { res } = await this.#send({
+      method: "PUT",
+      key,
+      headers,
+      body: toBytes(body),
+      conditional,
+    });
+    const etag = res.headers.get("etag");
+    if (etag === null || etag === "") {
+      // The write committed but we cannot chain a compare-and-swap on it without its ETag.
+      const message = `PUT ${this.#where(key)}: the server stored the object but returned no ETag; re-read it before relying on the write (${NOT_S3_HINT})`;
+      throw conditional
+        ? new AmbiguousWriteError(message, { key, status: res.status })
+        : new StorageError(message, { key, status: res.status });
+    }
+    return { etag, versionId: res.headers.get("x-amz-version-id") };
+  }
+
+  /** {@inheritDoc Storage.delete} */
+  async delete(key: string): Promise<void> {
+    await this.#send({ method: "DELETE", key });
+  }
+
+  /** {@inheritDoc Storage.deleteVersion} */
+  async deleteVersion(key: string, versionId: string): Promise<void> {
+    await this.#send({ method: "DELETE", key, query: [["versionId", versionId]] });
+  }
+
+  /**
+   * {@inheritDoc Storage.deleteMany}
+   *
+   * S3 `DeleteObjects` in quiet mode, 1,000 keys per request. A server that refuses the batch
+   * call (no `x-amz-checksum-sha256` support, or no `DeleteObjects` at all) is remembered and
+   * served with one DELETE per key from then on.
+   */
+  async deleteMany(keys: readonly string[]): Promise<void> {
+    for (const key of keys) checkKey(key);
+    for (let i = 0; i < keys.length; i += MAX_BATCH_DELETE) {
+      const batch = keys.slice(i, i + MAX_BATCH_DELETE);
+      if (!this.#batchDeleteRefused) {
+        try {
+          await this.#deleteBatch(batch);
+          continue;
+        } catch (error) {
+          if (!refusesBatchDelete(error)) throw error;
+          this.#batchDeleteRefused = true;
+        }
+      }
+      await mapLimit(batch, ONE_BY_ONE_PARALLEL, (key) => this.delete(key));
+    }
+  }
+
+  async #deleteBatch(keys: readonly string[]): Promise<void> {
+    if (keys.length === 0) return;
+    const xml =
+      '<?xml version="1.0" encoding="UTF-8"?><Delete xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Quiet>true</Quiet>' +
+      keys.map((key) => `<Object><Key>${escapeXml(key)}</Key></Object>`).join("") +
+      "</Delete>";
+    const body = new TextEncoder().encode(xml);
+    // DeleteObjects demands a body digest. Content-MD5 would need an MD5 that web crypto lacks;
+    // AWS and MinIO accept a SHA-256 checksum instead.
+    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", body));
+    const { res, body: answer } = await this.#send({
+      method: "POST",
+      query: [["delete", ""]],
+      headers: {
+        "content-type": "application/xml",
+        "x-amz-checksum-sha256": btoa(String.fromCharCode(...digest)),
+      },
+      body,
+    });
+    const root = this.#parseBody(res, answer, "DeleteResult", "POST ?delete");
+    const failed = children(root, "Error").filter((e) => {
+      const code = text(e, "Code").trim();
+      return code !== "NoSuchKey" && code !== "NoSuchVersion";
+    });
+    const first = failed[0];
+    if (first === undefined) return;
+    const key = text(first, "Key");
+    const code = this.#redact(text(first, "Code").trim());
+    const message = `POST ?delete ${this.name}: ${failed.length} of ${keys.length} keys were not deleted, e.g. ${key}: ${code}: ${this.#redact(text(first, "Message").trim())}`;
+    const details: OqErrorDetails = { status: res.status, s3Code: code, key };
+    throw code === "AccessDenied"
+      ? new AccessDeniedError(`${message}; ${CREDENTIALS_HINT}`, details)
+      : new StorageError(message, details);
+  }
+
+  /** {@inheritDoc Storage.list} */
+  async list(options: ListOptions = {}): Promise<ListResult> {
+    const { res, body } = await this.#send({
+      method: "GET",
+      query: [
+        ["list-type", "2"],
+        ["prefix", options.prefix],
+        ["start-after", options.startAfter],
+        ["continuation-token", options.continuationToken],
+        ["max-keys", options.maxKeys === undefined ? undefined : String(options.maxKeys)],
+      ],
+    });
+    const root = this.#parseBody(res, body, "ListBucketResult", "LIST");
+    const objects: ObjectInfo[] = children(root, "Contents").map((c) => ({
+      key: text(c, "Key"),
+      etag: text(c, "ETag"),
+      size: Number(text(c, "Size") || "0"),
+      lastModified: isoDate(text(c, "LastModified")),
+    }));
+    const result: ListResult = {
+      objects,
+      isTruncated: text(root, "IsTruncated").trim() === "true",
+    };
+    const next = child(root, "NextContinuationToken");
+    if (next !== undefined && next.text !== "") result.nextContinuationToken = next.text;
+    return result;
+  }
+
+  /** {@inheritDoc Storage.listVersions} */
+  async listVersions(options: ListVersionsOptions): Promise<ListVersionsResult> {
+    const { res, body } = await this.#send({
+      method: "GET",
+      query: [
+        ["versions", ""],
+        ["prefix", options.prefix],
+        ["key-marker", options.keyMarker],
+        ["version-id-marker", options.versionIdMarker],
+        ["max-keys", options.maxKeys === undefined ? undefined : String(options.maxKeys)],
+      ],
+    });
+    const root = this.#parseBody(res, body, "ListVersionsResult", "LIST versions");
+    const result: ListVersionsResult = {
+      versions: versionsOf(root),
+      isTruncated: text(root, "IsTruncated").trim() === "true",
+    };
+    const nextKey = child(root, "NextKeyMarker");
+    if (nextKey !== undefined && nextKey.text !== "") result.nextKeyMarker = nextKey.text;
+    const nextVersion = child(root, "NextVersionIdMarker");
+    if (nextVersion !== undefined && nextVersion.text !== "") {
+      result.nextVersionIdMarker = nextVersion.text;
+    }
+    return result;
+  }
+
+  /** {@inheritDoc Storage.versioning} */
+  async versioning(): Promise<VersioningStatus> {
+    const { res, body } = await this.#send({ method: "GET", query: [["versioning", ""]] });
+    const root = this.#parseBody(res, body, "VersioningConfiguration", "GET versioning");
+    const status = text(root, "Status").trim();
+    if (status === "Enabled" || status === "Suspended") return status;
+    return "Disabled";
+  }
+
+  /** Sends one operation with the retry policy; resolves only on a 2xx. */
+  async #send(op: Op): Promise<Ok> {
+    if (op.key !== undefined) checkKey(op.key);
+    const url = requestUrl(this.#address, op.key, op.query ?? []);
+    // The verdict of the last try: only this driver knows whether a failed request may have
+    // committed, so it, not the error type, decides about another try.
+    let last: Failure | undefined;
+    return retry(
+      async () => {
+        const outcome = await this.#try(op, url);
+        if (!("error" in outcome)) return outcome;
+        last = outcome;
+        throw outcome.error;
+      },
+      {
+        ...this.#retry,
+        retryable: (error) => last !== undefined && last.error === error && last.retry,
+        retryAfterMs: (error) => (last?.error === error ? last?.retryAfterMs : undefined),
+      },
+    );
+  }
+
+  /** One try: sign, fetch, read the body; classify any failure. */
+  async #try(op: Op, url: string): Promise<Ok | Failure> {
+    const headers = { ...op.headers };
+    const signed = await this.#client.sign(url, {
+      method: op.method,
+      headers,
+      ...(op.body === undefined ? {} : { body: op.body as Uint8Array<ArrayBuffer> }),
+      aws: { datetime: amzDate(this.#now() + this.#signingOffsetMs) },
+    });
+    const host = new URL(url).host;
+    const where = { where: `${op.method} ${this.#where(op.key)}`, timeoutMs: this.#timeoutMs };
+    let res: Response;
+    try {
+      // Not the signed Request itself: Bun mishandles Request objects with bodies (aws4fetch #70).
+      res = await this.#fetch(signed.url, {
+        method: op.method,
+        headers: signed.headers,
+        ...(op.body === undefined ? {} : { body: op.body as Uint8Array<ArrayBuffer> }),
+        redirect: "manual",
+        signal: AbortSignal.timeout(this.#timeoutMs),
+      });
+    } catch (cause) {
+      return networkFailure(op, host, cause, false, where);
+    }
+    this.#recordServerTime(res);
+
+    if (res.status >= 200 && res.status < 300) {
+      if (op.method === "PUT" || op.method === "DELETE" || op.method === "HEAD") {
+        // Status and headers are the answer; a body read failing now must not undo a commit.
+        await res.arrayBuffer().catch(() => undefined);
+        return { res, body: new Uint8Array(0) };
+      }
+      try {
+        return { res, body: new Uint8Array(await res.arrayBuffer()) };
+      } catch (cause) {
+        return networkFailure(op, host, cause, true, where);
+      }
+    }
+    return this.#failed(op, res);
+  }
+
+  /** Reads a non-2xx answer and maps it to a failure (or, for a DELETE of nothing, success). */
+  async #failed(op: Op, res: Response): Promise<Ok | Failure> {
+    let bodyText = "";
+    if (op.method !== "HEAD") bodyText = await res.text().catch(() => "");
+    const info = parseErrorBody(bodyText);
+    // HEAD errors have no body; MinIO still names the error in a header (AWS does not).
+    const headerCode = res.headers.get("x-minio-error-code");
+    if (info.code === undefined && headerCode !== null && headerCode !== "") info.code = headerCode;
+    if (op.method === "DELETE" && deletedNothing(res.status, info.code, op)) {
+      // Deleting what does not exist is success by contract (S3 itself mostly answers 204).
+      return { res, body: new Uint8Array(0) };
+    }
+    const skew = this.#serverTime;
+    const failure = httpFailure(op, res, info, bodyText, {
+      where: `${op.method} ${this.#where(op.key)}`,
+      bucket: this.bucket,
+      endpoint: this.endpoint,
+      attempts: this.#retry.attempts,
+      redact: this.#redact,
+      canCorrectClock: skew !== undefined,
+    });
+    // Sign with the server's clock from now on (see errors.ts).
+    if (failure.correctClock && skew !== undefined) {
+      this.#signingOffsetMs = skew.serverMs - skew.localMs;
+    }
+    return failure;
+  }
+
+  /** Parses an XML response body, insisting on the expected root element. */
+  #parseBody(res: Response, body: Uint8Array, rootName: string, what: string): XmlElement {
+    const source = new TextDecoder().decode(body);
+    let root: XmlElement | undefined;
+    try {
+      root = parseXml(source);
+    } catch {
+      root = undefined;
+    }
+    if (root === undefined || root.name !== rootName) {
+      throw new StorageError(
+        `${what} ${this.name}: expected <${rootName}> but the endpoint did not answer like S3 (${describeBody(res, source)}): ${NOT_S3_HINT}`,
+        { status: res.status },
+      );
+    }
+    return root;
+  }
+
+  #requireEtag(res: Response, method: string, key: string): string {
+    const etag = res.headers.get("etag");
+    if (etag === null || etag === "") {
+      throw new StorageError(
+        `${method} ${this.#where(key)}: the response has no ETag header; ${NOT_S3_HINT}`,
+        { key, status: res.status },
+      );
+    }
+    return etag;
+  }
+
+  #recordServerTime(res: Response): void {
+    const date = res.headers.get("date");
+    if (date === null) return;
+    const serverMs = Date.parse(date);
+    if (Number.isNaN(serverMs)) return;
+    this.#serverTime = { serverMs, localMs: this.#now() };
+  }
+
+  #where(key: string | undefined): string {
+    return key === undefined ? this.name : `${this.name}/${key}`;
+  }
+}
+
+/** The versions and delete markers of a ListVersionsResult, in history order. */
+function versionsOf(root: XmlElement): VersionInfo[] {
+  const versions: VersionInfo[] = [];
+  // Versions and delete markers interleave; document order is the history order.
+  for (const el of root.children) {
+    if (el.name !== "Version" && el.name !== "DeleteMarker") continue;
+    const marker = el.name === "DeleteMarker";
+    const info: VersionInfo = {
+      key: text(el, "Key"),
+      versionId: text(el, "VersionId"),
+      isLatest: text(el, "IsLatest").trim() === "true",
+      isDeleteMarker: marker,
+      lastModified: isoDate(text(el, "LastModified")),
+      size: marker ? 0 : Number(text(el, "Size") || "0"),
+    };
+    const etag = child(el, "ETag");
+    if (!marker && etag !== undefined) info.etag = etag.text;
+    versions.push(info);
+  }
+  return versions;
+}

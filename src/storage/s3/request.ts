@@ -1,0 +1,45 @@
+/**
+ * The shape of one S3 request and of its successful answer, shared by the driver and the
+ * error mapping.
+ *
+ * @module
+ */
+
+/** What one request is, for signing, retry decisions and messages. */
+export interface Op {
+  method: "GET" | "HEAD" | "PUT" | "POST" | "DELETE";
+  /** Object key, or undefined for a bucket-level request. */
+  key?: string;
+  /** Query parameters in the order they are sent. */
+  query?: Array<[string, string | undefined]>;
+  headers?: Record<string, string>;
+  body?: Uint8Array;
+  /** True for a PUT with If-Match / If-None-Match: such a write must never be re-sent blindly. */
+  conditional?: boolean;
+}
+
+/** A response whose status was 2xx, with its body read in full. */
+export interface Ok {
+  res: Response;
+  body: Uint8Array;
+}
+
+/** True when the request names a version (`?versionId=`). */
+export function hasVersionId(op: Op): boolean {
+  return op.query?.some(([k, v]) => k === "versionId" && v !== undefined) ?? false;
+}
+
+/** `YYYYMMDDTHHMMSSZ`, the SigV4 timestamp format. */
+export function amzDate(ms: number): string {
+  return new Date(ms).toISOString().replace(/[:-]|\.\d{3}/g, "");
+}
+
+/** An HTTP date header as a `Date` (invalid when absent). */
+export function httpDate(value: string | null): Date {
+  return new Date(value === null ? Number.NaN : Date.parse(value));
+}
+
+/** An ISO 8601 time from an XML listing as a `Date`. */
+export function isoDate(value: string): Date {
+  return new Date(Date.parse(value.trim()));
+}

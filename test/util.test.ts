@@ -1,0 +1,43 @@
+import { describe, expect, it } from "vitest";
+import { mapLimit, sleep } from "../src/util/async.ts";
+import { errorMessage } from "../src/util/errors.ts";
+import { iso, randomHex, toHex } from "../src/util/format.ts";
+
+describe("mapLimit", () => {
+  it("keeps input order and never runs more than `limit` calls at once", async () => {
+    let running = 0;
+    let peak = 0;
+    const out = await mapLimit([5, 1, 4, 2, 3], 2, async (n, i) => {
+      running++;
+      peak = Math.max(peak, running);
+      await sleep(n);
+      running--;
+      return `${i}:${n}`;
+    });
+    expect(out).toEqual(["0:5", "1:1", "2:4", "3:2", "4:3"]);
+    expect(peak).toBe(2);
+  });
+});
+
+describe("sleep", () => {
+  it("ends early, without error, when its signal aborts", async () => {
+    const controller = new AbortController();
+    const done = sleep(60_000, controller.signal);
+    controller.abort();
+    await expect(done).resolves.toBeUndefined();
+  });
+});
+
+describe("format helpers", () => {
+  it("formats times, bytes and random ids", () => {
+    expect(iso(Date.UTC(2026, 0, 2, 3, 4, 5, 6))).toBe("2026-01-02T03:04:05.006Z");
+    expect(toHex(new Uint8Array([0, 15, 255]))).toBe("000fff");
+    expect(randomHex(4)).toMatch(/^[0-9a-f]{8}$/);
+  });
+
+  it("errorMessage takes an Error's message and stringifies anything else", () => {
+    expect(errorMessage(new Error("boom"))).toBe("boom");
+    expect(errorMessage("plain")).toBe("plain");
+    expect(errorMessage(42)).toBe("42");
+  });
+});
