@@ -18,6 +18,25 @@ const DURATION_FORMS =
   "a number of seconds (90), or amounts with units ms, s, m, h, d, w (1h30m, 45s, 2d)";
 
 /**
+ * The longest duration accepted anywhere (100 years, in ms). Bounding durations keeps every
+ * time computed from them (`now + delay`, a TTL, a backoff) a valid date, so no option that
+ * passes validation can make a task unwritable or unreadable.
+ */
+export const MAX_DURATION_MS = 100 * 365.25 * 86_400_000;
+
+/** The same bound in seconds, for the `*Seconds` options. */
+export const MAX_DURATION_SECONDS = MAX_DURATION_MS / 1000;
+
+function checkDurationMs(ms: number, value: string | number, what: string): number {
+  if (!(ms <= MAX_DURATION_MS)) {
+    throw new ValidationError(
+      `Invalid ${what} ${typeof value === "string" ? `"${value}"` : value}: it is longer than the limit of 100 years (36525d).`,
+    );
+  }
+  return ms;
+}
+
+/**
  * Parse a duration into milliseconds. Accepts a plain number of seconds (`"90"`, `90`) or a
  * sequence of amounts with units: `ms`, `s`, `m`, `h`, `d`, `w` (`"1h30m"`, `"1.5s"`).
  * Throws `ValidationError` naming the accepted forms.
@@ -27,10 +46,12 @@ export function parseDuration(value: string | number, what = "duration"): number
     if (!Number.isFinite(value) || value < 0) {
       throw new ValidationError(`Invalid ${what} ${value}: expected ${DURATION_FORMS}.`);
     }
-    return Math.round(value * 1000);
+    return checkDurationMs(Math.round(value * 1000), value, what);
   }
   const text = value.trim();
-  if (/^\d+(\.\d+)?$/.test(text)) return Math.round(Number(text) * 1000);
+  if (/^\d+(\.\d+)?$/.test(text)) {
+    return checkDurationMs(Math.round(Number(text) * 1000), value, what);
+  }
   const part = /(\d+(?:\.\d+)?)(ms|s|m|h|d|w)/y;
   let total = 0;
   let index = 0;
@@ -44,36 +65,91 @@ export function parseDuration(value: string | number, what = "duration"): number
   if (text.length === 0 || index !== text.length) {
     throw new ValidationError(`Invalid ${what} "${value}": expected ${DURATION_FORMS}.`);
   }
-  return Math.round(total);
+  return checkDurationMs(Math.round(total), value, what);
 }
 
 const DATE_FORMS =
   "an ISO 8601 date-time with a timezone (2026-12-01T09:00:00Z, 2026-12-01T10:00:00+01:00) or epoch milliseconds";
 
+/** The earliest time accepted as a date: 0000-01-01T00:00:00Z (epoch ms). */
+export const MIN_DATE_MS = Date.parse("0000-01-01T00:00:00Z");
+
+/** The latest time accepted as a date: 9999-12-31T23:59:59.999Z (epoch ms). */
+export const MAX_DATE_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+
+const ISO_DATE_TIME =
+  /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?(Z|[+-](\d{2}):?(\d{2}))$/i;
+
+/** Days in `month` (1-12) of `year`, by the proleptic Gregorian calendar. */
+function daysInMonth(year: number, month: number): number {
+  // Day 0 of the next month is the last day of this one; setUTCFullYear keeps years < 100.
+  const date = new Date(0);
+  date.setUTCFullYear(year, month, 0);
+  return date.getUTCDate();
+}
+
+/**
+ * True when every field of an ISO date-time is in range. `Date.parse` rolls impossible dates
+ * over (`2026-02-30` becomes March 2), which would silently run a task on the wrong day.
+ */
+function fieldsInRange(match: RegExpExecArray): boolean {
+  const [, y, mo, d, h, mi, sec, , , oh, om] = match;
+  const month = Number(mo);
+  return (
+    month >= 1 &&
+    month <= 12 &&
+    Number(d) >= 1 &&
+    Number(d) <= daysInMonth(Number(y), month) &&
+    Number(h) <= 23 &&
+    Number(mi) <= 59 &&
+    (sec === undefined || Number(sec) <= 59) &&
+    (oh === undefined || Number(oh) <= 23) &&
+    (om === undefined || Number(om) <= 59)
+  );
+}
+
+function checkDateMs(ms: number, value: unknown, what: string): number {
+  if (!(ms >= MIN_DATE_MS && ms <= MAX_DATE_MS)) {
+    throw new ValidationError(
+      `Invalid ${what} ${typeof value === "string" ? `"${value}"` : String(value)}: it is outside the years 0000 to 9999; expected ${DATE_FORMS}.`,
+    );
+  }
+  return ms;
+}
+
 /**
  * Parse an absolute time into epoch milliseconds. Accepts a `Date`, epoch milliseconds, or an
  * ISO 8601 date-time that names its timezone (a time without one would silently depend on the
- * machine's zone, so it is rejected).
+ * machine's zone, so it is rejected). Impossible calendar dates (February 30) and times outside
+ * the years 0000 to 9999 are rejected too.
  */
 export function parseDate(value: string | number | Date, what = "date"): number {
   if (value instanceof Date) {
     const ms = value.getTime();
     if (Number.isNaN(ms)) throw new ValidationError(`Invalid ${what}: the Date is invalid.`);
-    return ms;
+    return checkDateMs(ms, value.toISOString(), what);
   }
   if (typeof value === "number") {
     if (!Number.isFinite(value))
       throw new ValidationError(`Invalid ${what} ${value}: expected ${DATE_FORMS}.`);
-    return value;
+    return checkDateMs(value, value, what);
+  }
+  if (typeof value !== "string") {
+    throw new ValidationError(`Invalid ${what} ${String(value)}: expected ${DATE_FORMS}.`);
   }
   const text = value.trim();
-  if (/^\d{10,}$/.test(text)) return Number(text);
-  const iso = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/i;
+  if (/^\d{10,}$/.test(text)) return checkDateMs(Number(text), value, what);
+  const match = ISO_DATE_TIME.exec(text);
   const ms = Date.parse(text);
-  if (!iso.test(text) || Number.isNaN(ms)) {
+  if (match === null || Number.isNaN(ms)) {
     throw new ValidationError(`Invalid ${what} "${value}": expected ${DATE_FORMS}.`);
   }
-  return ms;
+  if (!fieldsInRange(match)) {
+    throw new ValidationError(
+      `Invalid ${what} "${value}": no such date or time; check the day of the month (February has 28 or 29 days), hours 00-23 and minutes and seconds 00-59.`,
+    );
+  }
+  return checkDateMs(ms, value, what);
 }
 
 /** Format milliseconds as a short human duration (`1h 2m`, `3.2s`, `450ms`). */

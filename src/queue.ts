@@ -18,6 +18,12 @@ import {
 } from "./errors.ts";
 import { checkTaskId, checkTaskType, Keys, type ReadyMarker } from "./keys.ts";
 import { type Logger, silentLogger } from "./logger.ts";
+import {
+  checkOptions,
+  listOptionsSchema,
+  submitOptionsSchema,
+  taskDefaultsSchema,
+} from "./options.ts";
 import type { Storage } from "./storage/storage.ts";
 import {
   type Backoff,
@@ -123,8 +129,13 @@ export interface CancelOutcome {
   id: string;
   /** True when the task is now cancelled or will be once its handler stops. */
   ok: boolean;
-  /** `cancelled`, `cancel-requested` (running), or why not: `not-found`, `already-<status>`, `invalid-id`. */
+  /**
+   * `cancelled`, `cancel-requested` (running), or why not: `not-found`, `already-<status>`,
+   * `invalid-id`, or `malformed` (the stored object is not a valid task; see `message`).
+   */
   result: string;
+  /** Why the stored object was rejected, for a `malformed` result. */
+  message?: string;
   /** The task after the call, when it exists. */
   task?: TaskRecord;
 }
@@ -190,7 +201,7 @@ export class Queue {
     this.randomHex = options.randomHex ?? defaultRandomHex;
     this.logger = options.logger ?? silentLogger;
     this.#maxInputBytes = options.maxInputBytes ?? 256 * 1024;
-    const d = options.defaults ?? {};
+    const d = checkOptions(taskDefaultsSchema, options.defaults, "defaults");
     this.#defaults = {
       maxRetries: d.maxRetries ?? 3,
       backoff: { ...DEFAULT_BACKOFF, ...d.backoff },
@@ -215,23 +226,14 @@ export class Queue {
    * task, unchanged). The ready marker is written before the task, so a crash in between leaves
    * a harmless orphan marker rather than an invisible task.
    */
-  async submit(type: string, input?: unknown, options: SubmitOptions = {}): Promise<TaskRecord> {
+  async submit(type: string, input?: unknown, given: SubmitOptions = {}): Promise<TaskRecord> {
     checkTaskType(type);
+    const options = checkOptions(submitOptionsSchema, given, "submit options");
     const inputValue = this.checkInput(type, input);
     const now = this.now();
     const availableAt = this.#availableAt(options, now);
     const expiresAt = this.#expiresAt(options, now, availableAt);
     const idempotencyKey = options.idempotencyKey ?? null;
-    if (
-      idempotencyKey !== null &&
-      (typeof idempotencyKey !== "string" ||
-        idempotencyKey.length === 0 ||
-        idempotencyKey.length > 512)
-    ) {
-      throw new ValidationError(
-        "Invalid idempotencyKey: use a non-empty string of at most 512 characters.",
-      );
-    }
     const id =
       idempotencyKey === null
         ? this.randomHex(32)
@@ -242,21 +244,8 @@ export class Queue {
       if (existing !== undefined) return existing.task;
     }
     const maxRetries = options.maxRetries ?? this.#defaults.maxRetries;
-    if (!Number.isInteger(maxRetries) || maxRetries < 0) {
-      throw new ValidationError(`Invalid maxRetries ${maxRetries}: use a whole number >= 0.`);
-    }
     const timeoutSeconds = options.timeoutSeconds ?? this.#defaults.timeoutSeconds;
-    if (timeoutSeconds !== null && !(timeoutSeconds > 0)) {
-      throw new ValidationError(
-        `Invalid timeoutSeconds ${timeoutSeconds}: use a number of seconds > 0.`,
-      );
-    }
     const backoff: Backoff = { ...this.#defaults.backoff, ...options.backoff };
-    if (!(backoff.initialSeconds >= 0 && backoff.maxSeconds >= 0 && backoff.factor >= 1)) {
-      throw new ValidationError(
-        "Invalid backoff: initialSeconds and maxSeconds must be >= 0 and factor >= 1.",
-      );
-    }
     const marker = this.newMarker(type, id, availableAt);
     const task = createTask(
       {
@@ -307,6 +296,7 @@ export class Queue {
       try {
         checkTaskType(t.type);
         this.checkInput(t.type, t.input);
+        checkOptions(submitOptionsSchema, t.options, "submit options");
       } catch (error) {
         if (error instanceof ValidationError)
           throw new ValidationError(`Task #${i}: ${error.message}`);
@@ -366,8 +356,6 @@ export class Queue {
       throw new ValidationError("Give either ttlSeconds or expiresAt, not both.");
     }
     if (options.ttlSeconds !== undefined) {
-      if (!(options.ttlSeconds > 0))
-        throw new ValidationError(`Invalid ttlSeconds ${options.ttlSeconds}: use a number > 0.`);
       return Math.max(now, availableAt) + options.ttlSeconds * 1000;
     }
     if (options.expiresAt !== undefined) return parseDate(options.expiresAt, "expiresAt");
@@ -408,7 +396,9 @@ export class Queue {
    * List tasks, oldest key first, filtered by status and type. It reads each task object, so it
    * costs one GET per stored task scanned: meant for operators, not hot paths.
    */
-  async list(options: ListTasksOptions = {}): Promise<TaskPage> {
+  async list(given: ListTasksOptions = {}): Promise<TaskPage> {
+    const options = checkOptions(listOptionsSchema, given, "list options");
+    if (options.type !== undefined) checkTaskType(options.type);
     const statuses = options.status === undefined ? undefined : [options.status].flat();
     const limit = options.limit ?? 100;
     let token = options.cursor;
@@ -708,6 +698,12 @@ export class Queue {
       };
     } catch (error) {
       if (error instanceof NotFoundError) return { id, ok: false, result: "not-found" };
+      // A corrupt object is reported and skipped, as list() does: one bad object must not stop
+      // a bulk cancel halfway with the remaining tasks untouched and nothing reported.
+      if (error instanceof ValidationError) {
+        this.logger.warn(`skipping task ${id}: ${error.message}`);
+        return { id, ok: false, result: "malformed", message: error.message };
+      }
       if (error instanceof InvalidStateError) {
         const task = (await this.read(id))?.task;
         return {

@@ -40,6 +40,7 @@ import {
 } from "./errors.ts";
 import { checkScheduleId, checkTaskType } from "./keys.ts";
 import type { Logger } from "./logger.ts";
+import { checkOptions, scheduleTaskOptionsSchema } from "./options.ts";
 import { mapLimit, type Queue, type SubmitOptions, sleep } from "./queue.ts";
 import { sameEtag } from "./storage/storage.ts";
 import type { TaskRecord } from "./task.ts";
@@ -52,9 +53,6 @@ export const CATCH_UP_POLICIES: readonly CatchUpPolicy[] = ["latest", "all", "no
 
 /** The timezone of a schedule created without one. Never the machine's zone: see the module doc. */
 export const DEFAULT_TIMEZONE = "UTC";
-
-/** Largest accepted schedule input, serialized, in bytes (the queue's default task limit). */
-export const MAX_SCHEDULE_INPUT_BYTES = 256 * 1024;
 
 /** Options of the tasks a schedule submits; `null` means the queue's default. */
 export interface ScheduleTaskOptions {
@@ -393,41 +391,20 @@ function checkPolicy(value: unknown): CatchUpPolicy {
   );
 }
 
-function checkInput(input: unknown): unknown {
-  let text: string;
-  try {
-    text = JSON.stringify(input === undefined ? null : input);
-  } catch (error) {
-    throw new ValidationError(
-      `Schedule input is not JSON-serializable: ${error instanceof Error ? error.message : error}`,
-    );
-  }
-  const size = encoder.encode(text).length;
-  if (size > MAX_SCHEDULE_INPUT_BYTES) {
-    throw new ValidationError(
-      `Schedule input is ${size} bytes; the limit is ${MAX_SCHEDULE_INPUT_BYTES}. Store large data in its own object and pass its key.`,
-    );
-  }
-  return JSON.parse(text);
-}
-
 function checkTaskOptions(spec: NewSchedule): ScheduleTaskOptions {
-  const { timeoutSeconds, maxRetries, ttlSeconds } = spec;
-  if (timeoutSeconds !== undefined && !(timeoutSeconds > 0 && Number.isFinite(timeoutSeconds))) {
-    throw new ValidationError(
-      `Invalid timeoutSeconds ${timeoutSeconds}: use a number of seconds > 0.`,
-    );
-  }
-  if (maxRetries !== undefined && !(Number.isInteger(maxRetries) && maxRetries >= 0)) {
-    throw new ValidationError(`Invalid maxRetries ${maxRetries}: use a whole number >= 0.`);
-  }
-  if (ttlSeconds !== undefined && !(ttlSeconds > 0 && Number.isFinite(ttlSeconds))) {
-    throw new ValidationError(`Invalid ttlSeconds ${ttlSeconds}: use a number of seconds > 0.`);
-  }
+  const task = checkOptions(
+    scheduleTaskOptionsSchema,
+    {
+      maxRetries: spec.maxRetries,
+      timeoutSeconds: spec.timeoutSeconds,
+      ttlSeconds: spec.ttlSeconds,
+    },
+    "schedule task options",
+  );
   return {
-    timeoutSeconds: timeoutSeconds ?? null,
-    maxRetries: maxRetries ?? null,
-    ttlSeconds: ttlSeconds ?? null,
+    timeoutSeconds: task.timeoutSeconds ?? null,
+    maxRetries: task.maxRetries ?? null,
+    ttlSeconds: task.ttlSeconds ?? null,
   };
 }
 
@@ -496,7 +473,8 @@ export class Scheduler {
       );
     }
     const catchUp = checkPolicy(spec.catchUp ?? "latest");
-    const input = checkInput(spec.input);
+    // The queue's own check, so a schedule accepts exactly the inputs its tasks can be given.
+    const input = this.queue.checkInput(spec.type, spec.input);
     const task = checkTaskOptions(spec);
     if (spec.enabled !== undefined && typeof spec.enabled !== "boolean") {
       throw new ValidationError("Invalid enabled: use true or false.");

@@ -305,7 +305,12 @@ export function completeTask(
 
 /** The delay before the next attempt after `attempt` runs, with equal jitter (half fixed, half random). */
 export function backoffMs(backoff: Backoff, attempt: number, random: number): number {
-  const exp = backoff.initialSeconds * backoff.factor ** Math.max(0, attempt - 1);
+  // 0 × Infinity is NaN: after enough attempts the power overflows, and a zero initial delay
+  // must stay zero rather than turn the next availableAt into an invalid date.
+  const exp =
+    backoff.initialSeconds === 0
+      ? 0
+      : backoff.initialSeconds * backoff.factor ** Math.max(0, attempt - 1);
   const capped = Math.min(backoff.maxSeconds, exp) * 1000;
   return Math.round(capped / 2 + (capped / 2) * random);
 }

@@ -7,6 +7,7 @@
  */
 import { InvalidStateError, OqError, ValidationError } from "./errors.ts";
 import { checkTaskType, checkWorkerId, type ReadyMarker } from "./keys.ts";
+import { checkOptions, workerOptionsSchema } from "./options.ts";
 import { MARKER_GRACE_MS, type Queue, sleep, type Versioned } from "./queue.ts";
 import {
   canRetry,
@@ -223,19 +224,13 @@ export class Worker {
   #peerTimer: ReturnType<typeof setTimeout> | undefined;
   #startedAt = 0;
 
-  constructor(queue: Queue, options: WorkerOptions = {}) {
+  constructor(queue: Queue, given: WorkerOptions = {}) {
     this.#queue = queue;
+    const options = checkOptions(workerOptionsSchema, given, "worker options");
     this.id = checkWorkerId(options.id ?? `w-${queue.randomHex(10)}`);
-    const concurrency = options.concurrency ?? 1;
-    if (!Number.isInteger(concurrency) || concurrency < 1) {
-      throw new ValidationError(`Invalid concurrency ${concurrency}: use a whole number >= 1.`);
-    }
-    const leaseSeconds = options.leaseSeconds ?? 60;
-    if (!(leaseSeconds >= 1))
-      throw new ValidationError(`Invalid leaseSeconds ${leaseSeconds}: use at least 1.`);
     this.#options = {
-      concurrency,
-      leaseSeconds,
+      concurrency: options.concurrency ?? 1,
+      leaseSeconds: options.leaseSeconds ?? 60,
       timeoutSeconds: options.timeoutSeconds,
       minPollMs: options.minPollMs ?? 250,
       maxPollMs: options.maxPollMs ?? 6000,
@@ -243,7 +238,7 @@ export class Worker {
       heartbeatSeconds: options.heartbeatSeconds ?? 60,
       shutdownGraceMs: options.shutdownGraceMs ?? 10_000,
       listReuseMs: options.listReuseMs ?? 2000,
-      onEvent: options.onEvent,
+      onEvent: given.onEvent,
     };
   }
 

@@ -21,6 +21,8 @@ function explain(o: CancelOutcome, s: Styles): string {
       return s.red("not found");
     case "invalid-id":
       return s.red("invalid id");
+    case "malformed":
+      return s.red(`skipped: ${o.message ?? "the stored object is not a valid task"}`);
     default:
       return o.result.startsWith("already-")
         ? s.dim(`not cancelled: already ${o.result.slice("already-".length)}`)
@@ -70,7 +72,7 @@ export default oqCommand({
     },
     json: {
       type: "boolean",
-      description: "Print [{ id, ok, result, status }] as JSON",
+      description: "Print [{ id, ok, result, status, message? }] as JSON",
     },
   },
   async run(args) {
@@ -96,6 +98,7 @@ export default oqCommand({
           ok: o.ok,
           result: o.result,
           status: o.task?.status ?? null,
+          ...(o.message === undefined ? {} : { message: o.message }),
         })),
       );
     } else if (outcomes.length === 0) {

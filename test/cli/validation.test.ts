@@ -1,0 +1,113 @@
+/**
+ * The CLI's answers to bad input (exit 2 with a message saying what to use) and to a corrupt
+ * task object in a bulk cancel (reported per task, the rest done, exit 1), run as a real
+ * subprocess on the file store and, when `OQ_TEST_S3_*` is set, on MinIO.
+ */
+import { execFile } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { afterAll, describe, expect, it } from "vitest";
+import { Queue } from "../../src/queue.ts";
+import { fileTarget, s3Target, type Target } from "../helpers/targets.ts";
+
+const ROOT = resolve(import.meta.dirname, "../..");
+const CLI = join(ROOT, "cli.ts");
+const TSX = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
+
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+const dirs: string[] = [];
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+/** The environment without anything that would point the CLI at a real queue. */
+function cleanEnv(extra: Record<string, string> = {}): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (v === undefined || /^(OQ_|AWS_)/.test(k) || k === "FORCE_COLOR" || k === "NO_COLOR")
+      continue;
+    env[k] = v;
+  }
+  return { ...env, ...extra };
+}
+
+function oq(args: string[], env: Record<string, string>): Promise<Result> {
+  const cwd = mkdtempSync(join(tmpdir(), "oq-cli-validation-"));
+  dirs.push(cwd);
+  return new Promise((done) => {
+    execFile(
+      process.execPath,
+      ["--import", TSX, CLI, ...args],
+      { cwd, env, timeout: 60_000 },
+      (error, stdout, stderr) => {
+        const code = error === null ? 0 : typeof error.code === "number" ? error.code : null;
+        done({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+describe("oq rejects bad values with exit 2", () => {
+  it("huge delays and impossible dates exit 2 with a ValidationError (defect 18); list --type ../../etc exits 2 like cancel (defect 19)", async () => {
+    const env = cleanEnv();
+    const cases: [string[], RegExp][] = [
+      [["submit", "-t", "email", "--delay", "99999999999999999999w"], /--delay .*100 years/],
+      [["submit", "-t", "email", "--ttl", "1e30"], /--ttl/],
+      [["submit", "-t", "email", "--at", "2026-02-30T00:00:00Z"], /--at .*no such date/],
+      [["submit", "-t", "email", "--expires-at", "99999999999999999999"], /--expires-at/],
+      [["list", "--type", "../../etc"], /Invalid task type/],
+      [["cancel", "--task-type", "../../etc"], /Invalid task type/],
+    ];
+    const results = await Promise.all(cases.map(([args]) => oq(args, env)));
+    results.forEach((r, i) => {
+      const [args, message] = cases[i]!;
+      expect({ args, code: r.code, stdout: r.stdout }).toEqual({ args, code: 2, stdout: "" });
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr).not.toMatch(/Unexpected error|RangeError/);
+    });
+  });
+});
+
+const targets: Target[] = [fileTarget, ...(s3Target === undefined ? [] : [s3Target])];
+
+for (const target of targets) {
+  describe(`oq cancel on ${target.name}`, () => {
+    it("cancel --task-type reports a corrupt task object, cancels every other task and exits 1 (defect 16)", async () => {
+      const instance = await target.create();
+      try {
+        const queue = new Queue({ storage: instance.storage, prefix: instance.prefix });
+        const tasks = await queue.submitMany(
+          Array.from({ length: 40 }, (_, i) => ({ type: "bulk", input: i })),
+        );
+        const bad = tasks[7]!;
+        await instance.storage.put(queue.keys.task(bad.id), "{not json");
+        const r = await oq(["cancel", "--task-type", "bulk", "--json"], cleanEnv(instance.env));
+        expect(r.code).toBe(1);
+        const outcomes = JSON.parse(r.stdout) as {
+          id: string;
+          ok: boolean;
+          result: string;
+          message?: string;
+        }[];
+        expect(outcomes).toHaveLength(40);
+        const malformed = outcomes.filter((o) => o.result === "malformed");
+        expect(malformed.map((o) => o.id)).toEqual([bad.id]);
+        expect(malformed[0]!.message).toMatch(/not JSON/);
+        expect(outcomes.filter((o) => o.ok && o.result === "cancelled")).toHaveLength(39);
+        expect(r.stderr).toMatch(/1 of 40 tasks could not be cancelled/);
+        const left = await queue.list({ status: "pending", limit: 100 });
+        expect(left.tasks).toEqual([]);
+      } finally {
+        await instance.cleanup();
+      }
+    });
+  });
+}

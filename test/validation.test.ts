@@ -1,0 +1,232 @@
+/**
+ * Input validation at the boundary: one schema for submit, schedule and default task options,
+ * worker and list options, bounded durations and dates, and bulk operations that report and
+ * skip a corrupt object. Storage-facing cases run on memory, file and MinIO (when set).
+ */
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { connect } from "../src/connect.ts";
+import { parseDate, parseDuration } from "../src/duration.ts";
+import { ValidationError } from "../src/errors.ts";
+import { Queue } from "../src/queue.ts";
+import { Scheduler } from "../src/schedule.ts";
+import { MemoryStorage } from "../src/storage/memory.ts";
+import {
+  backoffMs,
+  claimTask,
+  createTask,
+  encodeTask,
+  failAttempt,
+  parseTask,
+} from "../src/task.ts";
+import { Worker } from "../src/worker.ts";
+import { type TargetInstance, targets } from "./helpers/targets.ts";
+
+/** Run `fn` and return the ValidationError it throws (failing the test if it throws another). */
+async function validationError(fn: () => unknown): Promise<ValidationError> {
+  try {
+    await fn();
+  } catch (error) {
+    if (error instanceof ValidationError) return error;
+    throw new Error(`expected a ValidationError, got ${error}`);
+  }
+  throw new Error("expected a ValidationError, but nothing was thrown");
+}
+
+for (const target of targets) {
+  describe(`validation on ${target.name}`, () => {
+    let env: TargetInstance;
+    let queue: Queue;
+
+    beforeEach(async () => {
+      env = await target.create();
+      queue = await connect({ storage: env.storage, prefix: env.prefix });
+    });
+    afterEach(async () => {
+      await env.cleanup();
+    });
+
+    it("cancelByType reports and skips a corrupt task object and cancels all the others (defect 16)", async () => {
+      const warnings: string[] = [];
+      const q = new Queue({
+        storage: env.storage,
+        prefix: env.prefix,
+        logger: { info() {}, warn: (m) => warnings.push(m), error() {} },
+      });
+      const tasks = await q.submitMany(
+        Array.from({ length: 60 }, (_, i) => ({ type: "bulk", input: i })),
+      );
+      const bad = tasks[20]!;
+      await env.storage.put(q.keys.task(bad.id), "{not json");
+      const outcomes = await q.cancelByType("bulk");
+      expect(outcomes).toHaveLength(60);
+      const malformed = outcomes.filter((o) => o.result === "malformed");
+      expect(malformed.map((o) => o.id)).toEqual([bad.id]);
+      expect(malformed[0]!.ok).toBe(false);
+      expect(malformed[0]!.message).toMatch(/not JSON/);
+      expect(outcomes.filter((o) => o.result === "cancelled")).toHaveLength(59);
+      const pending = await q.list({ status: "pending", type: "bulk", limit: 100 });
+      expect(pending.tasks).toEqual([]);
+      expect(warnings.some((m) => m.includes(bad.id))).toBe(true);
+    });
+
+    it("submit rejects an infinite backoff, and defaults too, so no unreadable task is stored (defect 17)", async () => {
+      for (const backoff of [
+        { maxSeconds: Number.POSITIVE_INFINITY },
+        { initialSeconds: Number.POSITIVE_INFINITY },
+        { factor: Number.POSITIVE_INFINITY },
+        { factor: Number.NaN },
+      ]) {
+        const error = await validationError(() => queue.submit("inf", null, { backoff }));
+        expect(error.message).toMatch(/backoff\.(maxSeconds|initialSeconds|factor) must be/);
+      }
+      const error = await validationError(() =>
+        connect({
+          storage: env.storage,
+          prefix: env.prefix,
+          defaults: { backoff: { maxSeconds: Number.POSITIVE_INFINITY } },
+        }),
+      );
+      expect(error.message).toMatch(/defaults: backoff\.maxSeconds must be a number of seconds/);
+      // Nothing was written: the queue holds no task that list, cancel or a worker trips over.
+      expect((await queue.list()).tasks).toEqual([]);
+    });
+
+    it("submit rejects timeoutSeconds: Infinity, as schedules do (defect 17)", async () => {
+      const error = await validationError(() =>
+        queue.submit("t", null, { timeoutSeconds: Number.POSITIVE_INFINITY }),
+      );
+      expect(error.message).toMatch(/timeoutSeconds must be a number of seconds > 0/);
+      await expect(
+        queue.submit("t", null, { ttlSeconds: Number.POSITIVE_INFINITY }),
+      ).rejects.toBeInstanceOf(ValidationError);
+      expect((await queue.list()).tasks).toEqual([]);
+    });
+
+    it("huge delays and dates are a ValidationError, not a RangeError (defect 18)", async () => {
+      for (const options of [
+        { delay: 1e20 },
+        { delay: "99999999999999999999w" },
+        { scheduleAt: -1e20 },
+        { scheduleAt: 1e20 },
+        { expiresAt: 1e20 },
+        { scheduleAt: "2026-02-30T00:00:00Z" },
+      ]) {
+        const error = await validationError(() => queue.submit("t", null, options));
+        expect(error.message).toMatch(/delay|scheduleAt|expiresAt/);
+      }
+      expect((await queue.list()).tasks).toEqual([]);
+    });
+
+    it("list rejects a bad limit, status or type instead of answering (defect 19)", async () => {
+      await queue.submit("t", null);
+      await expect(queue.list({ limit: -1 })).rejects.toThrow(/limit must be a whole number/);
+      await expect(queue.list({ limit: 0 })).rejects.toBeInstanceOf(ValidationError);
+      await expect(queue.list({ limit: 1.5 })).rejects.toBeInstanceOf(ValidationError);
+      await expect(queue.list({ status: "bogus" as unknown as "pending" })).rejects.toThrow(
+        /status must be one of pending/,
+      );
+      await expect(queue.list({ type: "../../etc" })).rejects.toThrow(/task type/);
+      expect((await queue.list({ status: ["pending"], type: "t", limit: 1 })).tasks).toHaveLength(
+        1,
+      );
+    });
+  });
+}
+
+describe("options validation", () => {
+  const queue = () => new Queue({ storage: new MemoryStorage() });
+
+  it("rejects worker options that would spin, overload or never beat (defect 19)", async () => {
+    const q = queue();
+    for (const [options, option] of [
+      [{ maxPollMs: 0 }, "maxPollMs"],
+      [{ maxPollMs: -5 }, "maxPollMs"],
+      [{ minPollMs: 0 }, "minPollMs"],
+      [{ minPollMs: -1 }, "minPollMs"],
+      [{ concurrency: 1e9 }, "concurrency"],
+      [{ heartbeatSeconds: -1 }, "heartbeatSeconds"],
+      [{ heartbeatSeconds: Number.POSITIVE_INFINITY }, "heartbeatSeconds"],
+      [{ leaseSeconds: Number.POSITIVE_INFINITY }, "leaseSeconds"],
+      [{ shutdownGraceMs: Number.NaN }, "shutdownGraceMs"],
+      [{ listReuseMs: -1 }, "listReuseMs"],
+      [{ timeoutSeconds: 0 }, "timeoutSeconds"],
+      [{ minPollMs: 500, maxPollMs: 100 }, "maxPollMs"],
+    ] as const) {
+      const error = await validationError(() => new Worker(q, options));
+      expect(error.message).toContain(`worker options: ${option} must be`);
+    }
+    // Defaults and ordinary settings still pass, with keys set to undefined meaning "default".
+    expect(() => new Worker(q, { maxPollMs: undefined, concurrency: 4 })).not.toThrow();
+    expect(
+      () => new Worker(q, { heartbeatSeconds: 0, minPollMs: 20, maxPollMs: 50 }),
+    ).not.toThrow();
+  });
+
+  it("schedules share the submit schema: NaN input and bad task options are rejected alike", async () => {
+    const q = queue();
+    const scheduler = new Scheduler(q);
+    // Before, the schedule stored NaN as null while submit rejected it.
+    await expect(
+      scheduler.create({ id: "nan", type: "t", cron: "@hourly", input: { n: Number.NaN } }),
+    ).rejects.toThrow(/not JSON-serializable/);
+    await expect(q.submit("t", { n: Number.NaN })).rejects.toThrow(/not JSON-serializable/);
+    for (const bad of [
+      { timeoutSeconds: Number.POSITIVE_INFINITY },
+      { ttlSeconds: 0 },
+      { maxRetries: 1.5 },
+    ]) {
+      const scheduleError = await validationError(() =>
+        scheduler.create({ id: "s", type: "t", cron: "@hourly", ...bad }),
+      );
+      const submitError = await validationError(() => q.submit("t", null, bad));
+      const [option] = Object.keys(bad);
+      expect(scheduleError.message).toContain(`${option} must be`);
+      expect(submitError.message).toContain(`${option} must be`);
+    }
+  });
+
+  it("rejects impossible calendar dates and out-of-range durations (defect 18)", () => {
+    for (const bad of [
+      "2026-02-30T00:00:00Z",
+      "2026-04-31T09:00:00Z",
+      "2025-02-29T00:00:00Z",
+      "2026-01-01T24:00:00Z",
+      "2026-01-01T10:60:00Z",
+      -1e20,
+      1e20,
+      "99999999999999999999",
+    ]) {
+      expect(() => parseDate(bad, "at"), String(bad)).toThrow(ValidationError);
+    }
+    expect(parseDate("2024-02-29T00:00:00Z")).toBe(Date.UTC(2024, 1, 29));
+    for (const bad of ["99999999999999999999w", 1e20, "9".repeat(400), "36526d"]) {
+      expect(() => parseDuration(bad, "delay")).toThrow(ValidationError);
+    }
+    expect(parseDuration("36525d")).toBe(36525 * 86_400_000);
+  });
+
+  it("a zero initial backoff stays zero after the power overflows, keeping availableAt a date (defect 17)", () => {
+    const backoff = { initialSeconds: 0, maxSeconds: 300, factor: 2 };
+    expect(backoffMs(backoff, 2000, 0.5)).toBe(0);
+    const now = Date.UTC(2026, 0, 1);
+    let task = createTask(
+      {
+        id: "a",
+        type: "t",
+        input: null,
+        maxRetries: 5000,
+        backoff,
+        timeoutSeconds: null,
+        availableAt: now,
+        expiresAt: null,
+        idempotencyKey: null,
+        marker: "m",
+      },
+      now,
+    );
+    task = { ...claimTask(task, { workerId: "w", token: "k", leaseMs: 1000, now }), attempt: 2000 };
+    const next = failAttempt(task, "k", { name: "Error", message: "x" }, now, 0.5);
+    expect(next.availableAt).toBe(new Date(now).toISOString());
+    expect(parseTask(encodeTask(next), "k").status).toBe("pending");
+  });
+});
