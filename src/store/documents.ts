@@ -136,7 +136,8 @@ export class DocumentStore<T> {
 
   /**
    * Write `value` if the stored version still has ETag `ifMatch`, or, with `ifMatch` `null`, only
-   * if the key does not exist yet (create). Resolves won or lost; any other failure throws.
+   * if the key does not exist yet (create). Resolves won or lost; any other failure throws, and
+   * so does the codec when an ambiguous write that lost reads back an object it cannot parse.
    * Each version written must be unique (a fresh `updatedAt`): see the module doc.
    */
   async write(key: string, ifMatch: string | null, value: T): Promise<WriteResult<T>> {
