@@ -31,18 +31,13 @@
  */
 import { type } from "arktype";
 import { Cron } from "croner";
-import {
-  AmbiguousWriteError,
-  ConflictError,
-  NotFoundError,
-  PreconditionFailedError,
-  ValidationError,
-} from "./errors.ts";
+import { NotFoundError, PreconditionFailedError, ValidationError } from "./errors.ts";
 import { checkScheduleId, checkTaskType } from "./keys.ts";
 import type { Logger } from "./logger.ts";
 import { checkOptions, scheduleTaskOptionsSchema } from "./options.ts";
 import { mapLimit, type Queue, type SubmitOptions, sleep } from "./queue.ts";
 import { sameEtag } from "./storage/storage.ts";
+import { DocumentStore, MAX_CAS_ROUNDS, type VersionedDocument } from "./store/documents.ts";
 import type { TaskRecord } from "./task.ts";
 
 /** What a scheduler does with slots that came due while no scheduler ran. */
@@ -417,13 +412,7 @@ function submitOptions(schedule: ScheduleRecord, idempotencyKey: string): Submit
 }
 
 /** A schedule with the ETag of the version read. */
-interface VersionedSchedule {
-  schedule: ScheduleRecord;
-  etag: string;
-}
-
-/** How many conflicting writers a schedule update outlasts before giving up. */
-const MAX_CAS_ROUNDS = 20;
+type VersionedSchedule = VersionedDocument<ScheduleRecord>;
 
 /** The shortest pause of the run loop, so a failing tick cannot spin. */
 const MIN_PAUSE_MS = 100;
@@ -443,9 +432,15 @@ export class Scheduler {
   readonly #cache = new Map<string, VersionedSchedule>();
   /** Key → ETag of schedule objects found malformed, so they are not re-read every tick. */
   readonly #malformed = new Map<string, string>();
+  /** Where schedule objects are read and conditionally written. */
+  readonly #documents: DocumentStore<ScheduleRecord>;
 
   constructor(queue: Queue, options: SchedulerOptions = {}) {
     this.queue = queue;
+    this.#documents = new DocumentStore(queue.storage, {
+      parse: parseSchedule,
+      encode: encodeSchedule,
+    });
     this.#logger = options.logger ?? queue.logger;
     this.#maxCatchUp = options.maxCatchUp ?? 100;
     this.#missedAfterMs = options.missedAfterMs ?? 60_000;
@@ -496,37 +491,25 @@ export class Scheduler {
       lastTaskId: null,
     };
     const key = this.queue.keys.schedule(id);
-    const body = encodeSchedule(schedule);
-    try {
-      await this.queue.storage.put(key, body, {
-        ifNoneMatch: "*",
-        contentType: "application/json",
-      });
-      return schedule;
-    } catch (error) {
-      if (error instanceof AmbiguousWriteError || error instanceof ConflictError) {
-        // Settle an unknown outcome by reading back: our exact body means our write landed.
-        const seen = await this.#getRaw(key);
-        if (seen !== undefined && decoder.decode(seen.body) === decoder.decode(body)) {
-          return schedule;
-        }
-        if (seen === undefined) throw error;
-      } else if (!(error instanceof PreconditionFailedError)) {
-        throw error;
-      }
-      throw new ValidationError(
-        `Schedule ${id} already exists: delete it first (oq schedule delete ${id}) or choose another id.`,
-        { key },
-      );
+    const created = await this.#documents.write(key, null, schedule);
+    if (created.won) return schedule;
+    // 412: the id is taken. After an ambiguous answer (the store read it back) or a 409 (nothing
+    // was written) it is taken only if an object is there now; otherwise the error stands.
+    if (!(created.error instanceof PreconditionFailedError)) {
+      const seen =
+        created.readBack !== undefined ? created.readBack : await this.#documents.read(key);
+      if (seen === null || seen === undefined) throw created.error;
     }
+    throw new ValidationError(
+      `Schedule ${id} already exists: delete it first (oq schedule delete ${id}) or choose another id.`,
+      { key },
+    );
   }
 
   /** Read a schedule with its ETag; `undefined` when it does not exist. */
   async read(id: string): Promise<{ schedule: ScheduleRecord; etag: string } | undefined> {
-    const key = this.queue.keys.schedule(checkScheduleId(id));
-    const got = await this.#getRaw(key);
-    if (got === undefined) return undefined;
-    return { schedule: parseSchedule(got.body, key), etag: got.etag };
+    const found = await this.#documents.read(this.queue.keys.schedule(checkScheduleId(id)));
+    return found === undefined ? undefined : { schedule: found.value, etag: found.etag };
   }
 
   /** Read a schedule. Throws `NotFoundError` when it does not exist. */
@@ -543,7 +526,10 @@ export class Scheduler {
   async list(): Promise<ScheduleInfo[]> {
     const all = await this.#readAll(false);
     const now = this.queue.now();
-    return all.map(({ schedule }) => ({ ...schedule, nextRunAt: this.#nextRunAt(schedule, now) }));
+    return all.map(({ value: schedule }) => ({
+      ...schedule,
+      nextRunAt: this.#nextRunAt(schedule, now),
+    }));
   }
 
   /** The next `count` slots of a schedule from now (for `show`). */
@@ -627,13 +613,13 @@ export class Scheduler {
       } catch (error) {
         const message = error instanceof Error ? error.message : String(error);
         this.#logger.error(
-          `schedule ${found.schedule.id}: ${message} (its due slots are retried next tick)`,
+          `schedule ${found.value.id}: ${message} (its due slots are retried next tick)`,
         );
-        result.errors.push({ scheduleId: found.schedule.id, error });
+        result.errors.push({ scheduleId: found.value.id, error });
       }
     });
     const now = this.queue.now();
-    for (const { schedule } of this.#cache.values()) {
+    for (const { value: schedule } of this.#cache.values()) {
       if (!schedule.enabled) continue;
       const next = this.#nextRunMs(schedule, now);
       if (next !== undefined && (result.nextDueMs === undefined || next < result.nextDueMs)) {
@@ -675,66 +661,69 @@ export class Scheduler {
   }
 
   async #fire(found: VersionedSchedule, result: TickResult): Promise<void> {
-    let current: VersionedSchedule | undefined = found;
-    const key = this.queue.keys.schedule(found.schedule.id);
-    for (let round = 0; round < MAX_CAS_ROUNDS; round++) {
-      if (current === undefined) return; // deleted meanwhile
-      const schedule: ScheduleRecord = current.schedule;
-      const now = this.queue.now();
-      const plan = planSlots(schedule, now, {
-        maxCatchUp: this.#maxCatchUp,
-        missedAfterMs: this.#missedAfterMs,
-      });
-      if (plan.doneThrough === undefined) return;
-      // 1. Submit first. A crash after this and before the CAS re-submits the same keys later.
-      const fired: FiredSlot[] = [];
-      let lastTaskId = schedule.lastTaskId;
-      for (const slot of plan.fire) {
-        const task = await this.queue.submit(
-          schedule.type,
-          schedule.input,
-          submitOptions(schedule, slotIdempotencyKey(schedule.id, slot)),
-        );
-        lastTaskId = task.id;
-        fired.push({ scheduleId: schedule.id, slot: iso(slot), taskId: task.id });
-      }
-      // 2. Then record the slots as done, only if nobody changed the schedule meanwhile.
-      const lastFired = plan.fire.at(-1);
-      const next: ScheduleRecord = {
-        ...schedule,
-        doneThrough: iso(plan.doneThrough),
-        lastSlot: lastFired === undefined ? schedule.lastSlot : iso(lastFired),
-        lastTaskId,
-        updatedAt: iso(now),
-      };
-      const written = await this.#write(key, current, next);
-      if (written !== undefined) {
-        result.fired.push(...fired);
-        for (const f of fired) {
-          this.#logger.info(`schedule ${f.scheduleId}: slot ${f.slot} -> task ${f.taskId}`);
-        }
-        if (plan.skipped > 0 && plan.skippedThrough !== undefined) {
-          const reason = skipReason(schedule.catchUp);
-          result.skipped.push({
-            scheduleId: schedule.id,
-            count: plan.skipped,
-            through: iso(plan.skippedThrough),
-            reason,
-          });
-          this.#logger.warn(
-            `schedule ${schedule.id}: skipped ${plan.skipped} missed slot(s) through ${iso(plan.skippedThrough)} (catch-up ${schedule.catchUp})`,
+    const key = this.queue.keys.schedule(found.value.id);
+    // What the round whose write landed decided; reset by every round, so a round that finds
+    // nothing left to do (another scheduler recorded the slots) reports nothing.
+    const landed: { round?: { schedule: ScheduleRecord; plan: SlotPlan; fired: FiredSlot[] } } = {};
+    // A lost race (another scheduler recorded these slots, or the schedule was changed) re-reads
+    // and decides again. Re-submitting a slot is harmless: its key dedupes.
+    const stored = await this.#documents.update(
+      key,
+      async ({ value: schedule }) => {
+        landed.round = undefined;
+        const now = this.queue.now();
+        const plan = planSlots(schedule, now, {
+          maxCatchUp: this.#maxCatchUp,
+          missedAfterMs: this.#missedAfterMs,
+        });
+        if (plan.doneThrough === undefined) return undefined;
+        // 1. Submit first. A crash after this and before the CAS re-submits the same keys later.
+        const fired: FiredSlot[] = [];
+        let lastTaskId = schedule.lastTaskId;
+        for (const slot of plan.fire) {
+          const task = await this.queue.submit(
+            schedule.type,
+            schedule.input,
+            submitOptions(schedule, slotIdempotencyKey(schedule.id, slot)),
           );
+          lastTaskId = task.id;
+          fired.push({ scheduleId: schedule.id, slot: iso(slot), taskId: task.id });
         }
-        return;
-      }
-      // Lost the race (another scheduler recorded these slots, or the schedule was changed):
-      // re-read and decide again. Re-submitting a slot is harmless: its key dedupes.
-      current = await this.#readKey(key);
-    }
-    throw new ConflictError(
-      `Schedule ${found.schedule.id} kept changing under ${MAX_CAS_ROUNDS} attempts to record its slots; the next tick retries.`,
-      { key },
+        // 2. Then record the slots as done, only if nobody changed the schedule meanwhile.
+        landed.round = { schedule, plan, fired };
+        const lastFired = plan.fire.at(-1);
+        return {
+          ...schedule,
+          doneThrough: iso(plan.doneThrough),
+          lastSlot: lastFired === undefined ? schedule.lastSlot : iso(lastFired),
+          lastTaskId,
+          updatedAt: iso(now),
+        };
+      },
+      {
+        known: found,
+        conflictMessage: `Schedule ${found.value.id} kept changing under ${MAX_CAS_ROUNDS} attempts to record its slots; the next tick retries.`,
+      },
     );
+    this.#remember(key, stored);
+    if (stored === undefined || landed.round === undefined) return;
+    const { schedule, plan, fired } = landed.round;
+    result.fired.push(...fired);
+    for (const f of fired) {
+      this.#logger.info(`schedule ${f.scheduleId}: slot ${f.slot} -> task ${f.taskId}`);
+    }
+    if (plan.skipped > 0 && plan.skippedThrough !== undefined) {
+      const reason = skipReason(schedule.catchUp);
+      result.skipped.push({
+        scheduleId: schedule.id,
+        count: plan.skipped,
+        through: iso(plan.skippedThrough),
+        reason,
+      });
+      this.#logger.warn(
+        `schedule ${schedule.id}: skipped ${plan.skipped} missed slot(s) through ${iso(plan.skippedThrough)} (catch-up ${schedule.catchUp})`,
+      );
+    }
   }
 
   // ---- storage ----------------------------------------------------------------------------
@@ -744,79 +733,28 @@ export class Scheduler {
     change: (current: ScheduleRecord, now: number) => ScheduleRecord | undefined,
   ): Promise<ScheduleRecord> {
     const key = this.queue.keys.schedule(checkScheduleId(id));
-    for (let round = 0; round < MAX_CAS_ROUNDS; round++) {
-      const current = await this.#readKey(key);
-      if (current === undefined) throw this.#notFound(id);
-      const next = change(current.schedule, this.queue.now());
-      if (next === undefined) return current.schedule;
-      const written = await this.#write(key, current, next);
-      if (written !== undefined) return written.schedule;
-    }
-    throw new ConflictError(
-      `Schedule ${id} kept changing under ${MAX_CAS_ROUNDS} attempts to update it; try again.`,
-      { key },
+    const stored = await this.#documents.update(
+      key,
+      (current) => change(current.value, this.queue.now()),
+      {
+        conflictMessage: `Schedule ${id} kept changing under ${MAX_CAS_ROUNDS} attempts to update it; try again.`,
+      },
     );
-  }
-
-  /**
-   * Compare-and-swap one schedule. Returns the new version, or `undefined` when another writer
-   * got there first (or deleted it). An ambiguous answer is settled by reading back: every
-   * version carries a fresh `updatedAt`, so our exact body means our write landed.
-   */
-  async #write(
-    key: string,
-    current: VersionedSchedule,
-    next: ScheduleRecord,
-  ): Promise<VersionedSchedule | undefined> {
-    const body = encodeSchedule(next);
-    try {
-      const put = await this.queue.storage.put(key, body, {
-        ifMatch: current.etag,
-        contentType: "application/json",
-      });
-      const written = { schedule: next, etag: put.etag };
-      this.#cache.set(key, written);
-      return written;
-    } catch (error) {
-      if (error instanceof AmbiguousWriteError) {
-        const seen = await this.#getRaw(key);
-        if (seen !== undefined && decoder.decode(seen.body) === decoder.decode(body)) {
-          const written = { schedule: next, etag: seen.etag };
-          this.#cache.set(key, written);
-          return written;
-        }
-        return undefined;
-      }
-      // If-Match on a deleted key is a 404 on AWS and a 412 elsewhere: both mean "re-read".
-      if (
-        error instanceof PreconditionFailedError ||
-        error instanceof ConflictError ||
-        error instanceof NotFoundError
-      ) {
-        return undefined;
-      }
-      throw error;
-    }
-  }
-
-  async #getRaw(key: string): Promise<{ body: Uint8Array; etag: string } | undefined> {
-    try {
-      return await this.queue.storage.get(key);
-    } catch (error) {
-      if (error instanceof NotFoundError) return undefined;
-      throw error;
-    }
+    this.#remember(key, stored);
+    if (stored === undefined) throw this.#notFound(id);
+    return stored.value;
   }
 
   async #readKey(key: string): Promise<VersionedSchedule | undefined> {
-    const got = await this.#getRaw(key);
-    if (got === undefined) {
-      this.#cache.delete(key);
-      return undefined;
-    }
-    const found = { schedule: parseSchedule(got.body, key), etag: got.etag };
-    this.#cache.set(key, found);
+    const found = await this.#documents.read(key);
+    this.#remember(key, found);
     return found;
+  }
+
+  /** Cache the version just read or written (`undefined`: the schedule is gone). */
+  #remember(key: string, found: VersionedSchedule | undefined): void {
+    if (found === undefined) this.#cache.delete(key);
+    else this.#cache.set(key, found);
   }
 
   /**

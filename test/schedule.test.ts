@@ -22,6 +22,7 @@ import {
   type TickResult,
 } from "../src/schedule.ts";
 import { countRequests } from "../src/storage/count.ts";
+import { ERROR_FAULT_KINDS, FaultyStorage } from "../src/storage/faulty.ts";
 import { MemoryStorage } from "../src/storage/memory.ts";
 import type {
   ListOptions,
@@ -766,5 +767,57 @@ describe("malformed schedule objects", () => {
     await storage.put(queue.keys.schedule("broken"), "still not a schedule");
     await s.tick();
     expect(warnings.filter((w) => w.includes("broken")).length).toBe(2);
+  });
+});
+
+describe("schedule writes whose answer was lost (ambiguous), settled by the document store", () => {
+  /** Conditional PUTs of schedule objects commit, then lose their answer; all else passes. */
+  function lossy(inner: Storage, queue: Queue): FaultyStorage {
+    return new FaultyStorage(inner, {
+      faultRate: 1,
+      mix: Object.fromEntries(
+        ERROR_FAULT_KINDS.map((k) => [k, k === "dropped-after-commit" ? 1 : 0]),
+      ),
+      filter: (call) =>
+        call.op === "put" &&
+        call.conditional &&
+        call.key?.startsWith(queue.keys.schedules) === true,
+    });
+  }
+
+  it("create, disable and a tick's slot record each land once and are recognised", async () => {
+    const clock = new FakeClock("2026-05-01T12:00:00.250Z");
+    const inner = new MemoryStorage({ now: clock.now });
+    const plain = new Queue({ storage: inner, now: clock.now });
+    const faulty = lossy(inner, plain);
+    const s = new Scheduler(new Queue({ storage: faulty, now: clock.now }));
+    const schedule = await s.create({ id: "lossy", type: "tick", cron: "* * * * * *" });
+    expect(faulty.faults["dropped-after-commit"]).toBe(1);
+    clock.advance(1_000);
+    const tick = await s.tick();
+    expect(faulty.faults["dropped-after-commit"]).toBe(2);
+    expect(tick.errors).toEqual([]);
+    expect(tick.fired).toHaveLength(1);
+    expect(tick.fired[0]!.slot).toBe(iso(Date.parse("2026-05-01T12:00:01.000Z")));
+    expect((await s.tick()).fired).toEqual([]);
+    expect((await s.disable("lossy")).enabled).toBe(false);
+    expect(faulty.faults["dropped-after-commit"]).toBe(3);
+    await expectOneTaskPerSlot(plain, schedule, [Date.parse("2026-05-01T12:00:01.000Z")]);
+  });
+
+  it("create reads a lost answer back through a brief outage instead of failing (read-back retry)", async () => {
+    const inner = new MemoryStorage();
+    const plain = new Queue({ storage: inner });
+    let reads = 0;
+    // The first GET (the read-back) finds storage unreachable; the ones after succeed.
+    const flaky = new FaultyStorage(inner, {
+      faultRate: 1,
+      mix: Object.fromEntries(ERROR_FAULT_KINDS.map((k) => [k, k === "dropped" ? 1 : 0])),
+      filter: (call) => call.op === "get" && reads++ === 0,
+    });
+    const s = new Scheduler(new Queue({ storage: lossy(flaky, plain) }));
+    const created = await s.create({ id: "outage", type: "tick", cron: "0 9 * * *" });
+    expect(flaky.faults.dropped).toBe(1);
+    expect(await new Scheduler(plain).get("outage")).toEqual(created);
   });
 });

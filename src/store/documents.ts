@@ -1,0 +1,218 @@
+/**
+ * The one store of conditional JSON documents (tasks, schedules, cached verdicts): read an object
+ * with its ETag, write it only if nobody changed it since (compare-and-swap), and loop
+ * read → change → write until the change lands. Every conditional write of oq goes through here,
+ * so the rules below live in one place:
+ *
+ * - **Create** with `If-None-Match: *`, **change** with `If-Match: <etag read>`.
+ * - 412, 409, and 404 on an `If-Match` (the key was deleted; AWS says 404, others 412) mean
+ *   "another writer got there first": the write lost, re-read and decide again.
+ * - **Ambiguous outcomes** (`AmbiguousWriteError`: the request may or may not have committed) are
+ *   settled by reading the object back and comparing bytes exactly. This is sound only because
+ *   every version a caller writes is unique (it carries a fresh `updatedAt`, a claim also a fresh
+ *   lease token): our exact body in storage means our write landed. The read-back retries
+ *   transient failures with the shared rule of `../retry.ts`, since giving up would leave a
+ *   write that did land unknown to its writer.
+ * - An update loop gives up after {@link MAX_CAS_ROUNDS} lost rounds with `ConflictError`.
+ *
+ * Portable (web-standard globals only).
+ *
+ * @module
+ */
+import {
+  AmbiguousWriteError,
+  ConflictError,
+  NotFoundError,
+  type OqError,
+  PreconditionFailedError,
+} from "../errors.ts";
+import { type RetryPolicy, retry } from "../retry.ts";
+import type { Storage } from "../storage/storage.ts";
+
+/** How many lost compare-and-swap rounds an update outlasts before it gives up. */
+export const MAX_CAS_ROUNDS = 20;
+
+/**
+ * How patiently an ambiguous write is read back: 6 tries, waits of up to 0.2, 0.4, 0.8, 1.6 and
+ * 3.2 s. Throttling and 5xx are retried too, not only outages: giving up leaves a claim that did
+ * land unknown to its worker, so the task waits out a whole lease (found by the chaos tests).
+ */
+export const READ_BACK_RETRY: RetryPolicy = { attempts: 6, baseDelayMs: 200, maxDelayMs: 3200 };
+
+/** How a document type is stored: its body bytes and back. */
+export interface DocumentCodec<T> {
+  /**
+   * Parse a stored body. Throws (typically `ValidationError`, naming `key`) when the object is
+   * not a valid document.
+   */
+  parse(body: Uint8Array, key: string): T;
+  /**
+   * Serialize a document. Must be deterministic: an ambiguous write is recognised by comparing
+   * these exact bytes with what storage holds.
+   */
+  encode(value: T): Uint8Array;
+}
+
+/** Options of {@link DocumentStore}. */
+export interface DocumentStoreOptions<T> extends DocumentCodec<T> {
+  /** Content type stored with each document. Default `application/json`. */
+  contentType?: string;
+  /** How an ambiguous write is read back. Default {@link READ_BACK_RETRY}; inject `sleep` in tests. */
+  readBack?: RetryPolicy;
+}
+
+/** A document with the ETag of the version it was read from or written as. */
+export interface VersionedDocument<T> {
+  /** The parsed document. */
+  value: T;
+  /** The ETag of this version, exactly as the server returned it (pass it to `write`). */
+  etag: string;
+}
+
+/** {@link DocumentStore.write} landed: `value` is now stored as version `etag`. */
+export interface WriteWon<T> extends VersionedDocument<T> {
+  /** The write landed. */
+  won: true;
+}
+
+/** {@link DocumentStore.write} did not land: another writer got there first (or deleted the key). */
+export interface WriteLost<T> {
+  /** The write did not land. */
+  won: false;
+  /**
+   * What storage answered: `PreconditionFailedError`, `ConflictError`, `NotFoundError` (on an
+   * `If-Match`), or the `AmbiguousWriteError` that the read-back settled as lost.
+   */
+  error: OqError;
+  /**
+   * Only after an ambiguous answer: the version the read-back found (`null` when the key was
+   * missing). A caller may use it instead of reading again, e.g. to see whether the winner
+   * still names an index marker the lost write had put in place.
+   */
+  readBack?: VersionedDocument<T> | null;
+}
+
+/** The outcome of {@link DocumentStore.write}. */
+export type WriteResult<T> = WriteWon<T> | WriteLost<T>;
+
+/** Options of {@link DocumentStore.update}. */
+export interface UpdateOptions<T> {
+  /** A version already read: the first round starts from it instead of reading. */
+  known?: VersionedDocument<T>;
+  /**
+   * How one round writes `next` over `current`. Default: {@link DocumentStore.write} with
+   * `current.etag`. A store that keeps other objects in step (the task store writes a new ready
+   * marker before the CAS and deletes the old one after) wraps `write` here.
+   */
+  write?: (current: VersionedDocument<T>, next: T) => Promise<WriteResult<T>>;
+  /** Message of the `ConflictError` thrown after {@link MAX_CAS_ROUNDS} lost rounds. */
+  conflictMessage?: string;
+}
+
+/**
+ * Conditional JSON documents in one storage, one type per store. Keys are full object keys (the
+ * caller adds its prefix).
+ */
+export class DocumentStore<T> {
+  /** The storage documents are kept in. */
+  readonly storage: Storage;
+  readonly #codec: DocumentCodec<T>;
+  readonly #contentType: string;
+  readonly #readBack: RetryPolicy;
+
+  constructor(storage: Storage, options: DocumentStoreOptions<T>) {
+    this.storage = storage;
+    this.#codec = { parse: options.parse, encode: options.encode };
+    this.#contentType = options.contentType ?? "application/json";
+    this.#readBack = options.readBack ?? READ_BACK_RETRY;
+  }
+
+  /** Read a document with its ETag; `undefined` when the key does not exist. */
+  async read(key: string): Promise<VersionedDocument<T> | undefined> {
+    const got = await this.#get(key);
+    if (got === undefined) return undefined;
+    return { value: this.#codec.parse(got.body, key), etag: got.etag };
+  }
+
+  /**
+   * Write `value` if the stored version still has ETag `ifMatch`, or, with `ifMatch` `null`, only
+   * if the key does not exist yet (create). Resolves won or lost; any other failure throws, and
+   * so does the codec when an ambiguous write that lost reads back an object it cannot parse.
+   * Each version written must be unique (a fresh `updatedAt`): see the module doc.
+   */
+  async write(key: string, ifMatch: string | null, value: T): Promise<WriteResult<T>> {
+    const body = this.#codec.encode(value);
+    try {
+      const put = await this.storage.put(key, body, {
+        contentType: this.#contentType,
+        ...(ifMatch === null ? { ifNoneMatch: "*" as const } : { ifMatch }),
+      });
+      return { won: true, value, etag: put.etag };
+    } catch (error) {
+      if (error instanceof AmbiguousWriteError) {
+        const seen = await retry(() => this.#get(key), this.#readBack);
+        if (seen !== undefined && bytesEqual(seen.body, body)) {
+          return { won: true, value, etag: seen.etag };
+        }
+        const readBack =
+          seen === undefined ? null : { value: this.#codec.parse(seen.body, key), etag: seen.etag };
+        return { won: false, error, readBack };
+      }
+      if (
+        error instanceof PreconditionFailedError ||
+        error instanceof ConflictError ||
+        (error instanceof NotFoundError && ifMatch !== null)
+      ) {
+        return { won: false, error };
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * Read-modify-write with compare-and-swap, starting again from the current version after every
+   * lost race. `change` returns the next document, or `undefined` to leave it as it is; it may
+   * run once per round, so side effects in it must be safe to repeat. Resolves the version stored
+   * afterwards (the one written, or the unchanged one), or `undefined` when the key does not
+   * exist (or was deleted meanwhile). Throws `ConflictError` after {@link MAX_CAS_ROUNDS} lost
+   * rounds.
+   */
+  async update(
+    key: string,
+    change: (current: VersionedDocument<T>) => T | undefined | Promise<T | undefined>,
+    options: UpdateOptions<T> = {},
+  ): Promise<VersionedDocument<T> | undefined> {
+    const write = options.write ?? ((current, next) => this.write(key, current.etag, next));
+    let current = options.known;
+    for (let round = 0; round < MAX_CAS_ROUNDS; round++) {
+      current ??= await this.read(key);
+      if (current === undefined) return undefined;
+      const next = await change(current);
+      if (next === undefined) return current;
+      const result = await write(current, next);
+      if (result.won) return { value: result.value, etag: result.etag };
+      // An ambiguous write that lost has already read the current version back.
+      current = result.readBack ?? undefined;
+    }
+    throw new ConflictError(
+      options.conflictMessage ??
+        `${key} kept changing under ${MAX_CAS_ROUNDS} attempts to update it; try again.`,
+      { key },
+    );
+  }
+
+  async #get(key: string): Promise<{ body: Uint8Array; etag: string } | undefined> {
+    try {
+      return await this.storage.get(key);
+    } catch (error) {
+      if (error instanceof NotFoundError) return undefined;
+      throw error;
+    }
+  }
+}
+
+function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
