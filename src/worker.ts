@@ -342,10 +342,9 @@ export class Worker {
   /**
    * Stop: no new claims; running handlers get `shutdownGraceMs` to finish, then their signals
    * fire (`Shutdown`) and they get `signalGraceMs` more to settle. A task is handed back as
-   * pending (the attempt does not count) only once its handler has settled; a handler that
-   * returns a result records it. A handler still running after both graces keeps the task's
-   * lease until it lapses: no other worker can start the same attempt meanwhile, and the
-   * attempt counts.
+   * pending (the attempt does not count) only once its handler has settled. A handler still
+   * running after both graces keeps the task's lease, no longer renewed, until it lapses: no
+   * other worker can start the same attempt meanwhile, and the attempt counts.
    */
   async stop(options: { graceMs?: number } = {}): Promise<void> {
     if (this.#state === "new") {
@@ -373,7 +372,10 @@ export class Worker {
   /**
    * One pass without starting the loop: claim and run due tasks until none is left or the time
    * budget runs out, then wait for the handlers. For runtimes that wake up briefly (a Worker's
-   * cron trigger). Returns how many tasks it started.
+   * cron trigger). The budget is a deadline: handlers still running shortly before it get their
+   * signal, and their attempts count as failed (`BudgetExceeded`), so a task longer than any
+   * drain fails after its retries; handlers that do not settle by then are left to their
+   * leases. Returns how many tasks it started.
    */
   async drain(options: { budgetMs?: number } = {}): Promise<number> {
     const clock = this.#queue.clock;
@@ -843,7 +845,8 @@ export class Worker {
   }
 
   /**
-   * Give up a slot whose handler ignored its signal while the worker ends (stop, drain): the
+   * Give up a slot whose handler (or its outcome write) did not finish while the worker ends
+   * (stop, drain): the
    * lease is no longer renewed and lapses, and the attempt then counts. The task is not handed
    * back, because its handler may still be running; its result is still recorded if it comes
    * while the lease is ours.
