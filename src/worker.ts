@@ -853,9 +853,16 @@ export class Worker {
    */
   #abandon(run: Running): void {
     if (run.freed) return;
+    this.#letLapse(run);
+    run.free();
+  }
+
+  /** Stop renewing a signalled attempt's lease (once), and say so. */
+  #letLapse(run: Running): void {
+    if (run.lapsing) return;
     run.lapsing = true;
     this.#queue.logger.warn(
-      `task ${run.id}: its handler ignored its signal; its lease is left to lapse (the attempt counts)`,
+      `task ${run.id}: its handler did not settle after its signal; its lease is left to lapse (the attempt counts)`,
     );
     this.#emit({
       kind: "abandoned",
@@ -863,7 +870,6 @@ export class Worker {
       type: run.type,
       attempt: run.current.task.attempt,
     });
-    run.free();
   }
 
   #lose(run: Running): void {
@@ -893,20 +899,10 @@ export class Worker {
   async #watch(run: Running): Promise<void> {
     const q = this.#queue;
     if (
-      !run.lapsing &&
       run.signalledAt !== undefined &&
       q.clock.localNow() - run.signalledAt >= this.#options.signalGraceMs
     ) {
-      run.lapsing = true;
-      q.logger.warn(
-        `task ${run.id}: its handler ignored its signal; its lease is left to lapse (the attempt counts)`,
-      );
-      this.#emit({
-        kind: "abandoned",
-        id: run.id,
-        type: run.type,
-        attempt: run.current.task.attempt,
-      });
+      this.#letLapse(run);
     }
     if (run.lapsing) {
       const lease = run.current.task.lease;
