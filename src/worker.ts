@@ -82,8 +82,14 @@ export interface WorkerEvent {
     | "released"
     | "recovered"
     | "expired"
-    | "skipped-malformed";
-  /** The task id, or the object key for `skipped-malformed`. */
+    | "skipped-malformed"
+    | "abandoned"
+    | "result-dropped";
+  /**
+   * The task id, or the object key for `skipped-malformed`. `abandoned`: a handler did not settle
+   * within `signalGraceMs` of its signal, so its lease is left to lapse (the attempt counts).
+   * `result-dropped`: storage refused the outcome until the lease ran out (the task will run again).
+   */
   id: string;
   /** Task type, when known. */
   type?: string;
@@ -113,8 +119,14 @@ export interface WorkerOptions {
   monitor?: boolean;
   /** Seconds between heartbeat writes; 0 disables heartbeats. Default 60. */
   heartbeatSeconds?: number;
-  /** How long {@link Worker.stop} waits for running handlers before handing tasks back, ms. Default 10000. */
+  /** How long {@link Worker.stop} waits for running handlers before firing their signals, ms. Default 10000. */
   shutdownGraceMs?: number;
+  /**
+   * How long a handler gets to settle once its signal fired (cancel, timeout, shutdown, lost
+   * lease), ms. The lease is renewed meanwhile; after it the worker stops renewing, and the slot
+   * frees when the lease lapses (the attempt then counts). Default 5000.
+   */
+  signalGraceMs?: number;
   /** How long a listing is reused to find more candidates before listing again, ms. Default 2000. */
   listReuseMs?: number;
   /** Called on every task outcome (the CLI logs these). */
@@ -147,10 +159,31 @@ interface Running {
   done: boolean;
   lost: boolean;
   startedLocal: number;
+  /** Resolves once the outcome was written (or given up) after the handler settled. */
   settled: Promise<void>;
   /** The task's marker (relative key) while we run it. */
   marker: string | null;
+  /** Local time at which the handler's signal fired. */
+  signalledAt: number | undefined;
+  /** Why the worker itself interrupted the handler; decides what a late outcome records. */
+  interrupt: Interrupt | undefined;
+  /** Set once the signal grace ran out: the lease is no longer renewed and will lapse. */
+  lapsing: boolean;
+  /** Set once the slot was given up (handler settled, or lease lapsed, or worker ended). */
+  freed: boolean;
+  /** Resolves when the slot is given up. */
+  ended: Promise<void>;
+  /** Gives up the slot (once). */
+  free: () => void;
 }
+
+/**
+ * Why the worker fired a handler's signal itself, which decides what the attempt records once
+ * its handler settles: `shutdown` — the task is released (pending, the attempt not counted);
+ * `timeout`, or `budget` (a drain ran out of time) — a failed attempt, whatever the handler
+ * returned, so a task too long for any drain reaches its retry limit and fails.
+ */
+type Interrupt = { kind: "shutdown" } | { kind: "timeout" | "budget"; failure: Failure };
 
 const live = new Set<Worker>();
 
@@ -223,6 +256,10 @@ export class Worker {
   #heartbeatTimer: ReturnType<typeof setInterval> | undefined;
   #peerTimer: ReturnType<typeof setTimeout> | undefined;
   #startedAt = 0;
+  /** Background checks of claims whose write had an unknown outcome (see #confirmClaim). */
+  readonly #probes = new Set<Promise<void>>();
+  /** Aborted when the worker has stopped: ends the probes. */
+  readonly #ending = new AbortController();
 
   constructor(queue: Queue, given: WorkerOptions = {}) {
     this.#queue = queue;
@@ -237,6 +274,7 @@ export class Worker {
       monitor: options.monitor ?? true,
       heartbeatSeconds: options.heartbeatSeconds ?? 60,
       shutdownGraceMs: options.shutdownGraceMs ?? 10_000,
+      signalGraceMs: options.signalGraceMs ?? 5000,
       listReuseMs: options.listReuseMs ?? 2000,
       onEvent: given.onEvent,
     };
@@ -298,7 +336,10 @@ export class Worker {
 
   /**
    * Stop: no new claims; running handlers get `shutdownGraceMs` to finish, then their signals
-   * fire and their tasks are handed back as pending (the attempt does not count).
+   * fire (`Shutdown`) and they get `signalGraceMs` more to settle. A task is handed back as
+   * pending (the attempt does not count) only once its handler has settled. A handler still
+   * running after both graces keeps the task's lease, no longer renewed, until it lapses: no
+   * other worker can start the same attempt meanwhile, and the attempt counts.
    */
   async stop(options: { graceMs?: number } = {}): Promise<void> {
     if (this.#state === "new") {
@@ -310,10 +351,9 @@ export class Worker {
     this.#wake.abort();
     await this.#loop;
     const grace = options.graceMs ?? this.#options.shutdownGraceMs;
-    const all = Promise.all([...this.#running.values()].map((r) => r.settled));
-    await raceTimeout(all, grace);
-    await Promise.all([...this.#running.values()].map((r) => this.#release(r)));
-    await raceTimeout(all, 1000);
+    await this.#interruptAll(grace, { kind: "shutdown" }, this.#options.signalGraceMs);
+    await raceTimeout(Promise.all(this.#probes), this.#options.signalGraceMs);
+    this.#ending.abort();
     await this.#queue.flush();
     if (this.#heartbeatTimer !== undefined) clearInterval(this.#heartbeatTimer);
     if (this.#peerTimer !== undefined) clearTimeout(this.#peerTimer);
@@ -327,10 +367,19 @@ export class Worker {
   /**
    * One pass without starting the loop: claim and run due tasks until none is left or the time
    * budget runs out, then wait for the handlers. For runtimes that wake up briefly (a Worker's
-   * cron trigger). Returns how many tasks it started.
+   * cron trigger). The budget is a deadline: handlers still running shortly before it get their
+   * signal, and their attempts count as failed (`BudgetExceeded`), so a task longer than any
+   * drain fails after its retries; handlers that do not settle by then are left to their
+   * leases. Returns how many tasks it started.
    */
   async drain(options: { budgetMs?: number } = {}): Promise<number> {
-    const deadline = this.#queue.clock.localNow() + (options.budgetMs ?? 25_000);
+    const clock = this.#queue.clock;
+    const budgetMs = options.budgetMs ?? 25_000;
+    const deadline = clock.localNow() + budgetMs;
+    // Handlers still running then get their signal early enough to settle and have their
+    // outcome written by the deadline.
+    const settleMs = Math.min(this.#options.signalGraceMs, budgetMs / 4);
+    const signalAt = deadline - settleMs;
     const wasNew = this.#state === "new";
     if (wasNew) {
       this.#state = "running";
@@ -338,20 +387,28 @@ export class Worker {
     }
     let started = 0;
     try {
-      while (this.#queue.clock.localNow() < deadline && this.#state === "running") {
+      while (clock.localNow() < signalAt && this.#state === "running") {
         if (this.#running.size >= this.#options.concurrency) {
-          await Promise.race([...this.#running.values()].map((r) => r.settled));
+          await sleep(signalAt - clock.localNow(), this.#wake.signal);
           continue;
         }
         this.#listedAt = Number.NEGATIVE_INFINITY;
         const claimed = await this.#pass();
         started += claimed;
         if (claimed === 0 && this.#running.size === 0) break;
-        if (claimed === 0) await Promise.race([...this.#running.values()].map((r) => r.settled));
+        if (claimed === 0) await sleep(signalAt - clock.localNow(), this.#wake.signal);
       }
-      const left = Math.max(0, deadline - this.#queue.clock.localNow());
-      await raceTimeout(Promise.all([...this.#running.values()].map((r) => r.settled)), left);
-      await Promise.all([...this.#running.values()].map((r) => this.#release(r)));
+      // An attempt cut short by the budget counts: a task that can never finish within one
+      // drain must reach its retry limit and fail, not be handed back forever.
+      const failure: Failure = {
+        name: "BudgetExceeded",
+        message: `the attempt did not finish within the drain budget of ${budgetMs} ms`,
+      };
+      await this.#interruptAll(
+        Math.max(0, signalAt - clock.localNow()),
+        { kind: "budget", failure },
+        settleMs,
+      );
       await this.#queue.flush();
     } finally {
       if (wasNew) {
@@ -362,16 +419,33 @@ export class Worker {
     return started;
   }
 
+  /**
+   * Wait up to `graceMs` for the running handlers, then fire the signals of those still running
+   * and wait up to `settleMs` for them to settle; whatever still runs is abandoned to its lease.
+   */
+  async #interruptAll(graceMs: number, interrupt: Interrupt, settleMs: number): Promise<void> {
+    const ended = () => Promise.all([...this.#running.values()].map((r) => r.ended));
+    await raceTimeout(ended(), graceMs);
+    for (const run of this.#running.values()) {
+      const name = interrupt.kind === "shutdown" ? "Shutdown" : "Timeout";
+      const message =
+        interrupt.kind === "shutdown" ? "the worker is shutting down" : interrupt.failure.message;
+      this.#interrupt(run, interrupt, signalReason(name, message));
+    }
+    await raceTimeout(ended(), settleMs);
+    for (const run of [...this.#running.values()]) this.#abandon(run);
+  }
+
   // ---- the loop -----------------------------------------------------------------------------
 
   async #run(): Promise<void> {
     let idle = this.#options.minPollMs;
     while (this.#state === "running") {
       if (this.#running.size >= this.#options.concurrency) {
-        await Promise.race([
-          ...[...this.#running.values()].map((r) => r.settled),
-          sleep(60_000, this.#wake.signal),
-        ]);
+        // A freed slot aborts #wake. Racing the running tasks' promises instead would attach a
+        // reaction to each of them per turn, kept until that task ends: a long task on a busy
+        // worker held gigabytes of them.
+        await sleep(60_000, this.#wake.signal);
         continue;
       }
       let claimed = 0;
@@ -583,10 +657,53 @@ export class Worker {
     } catch {
       return false;
     }
-    const written = await q.write(found, next);
+    let written: Versioned | undefined;
+    try {
+      written = await q.write(found, next);
+    } catch (error) {
+      this.#confirmClaim(next, token);
+      throw error;
+    }
     if (written === undefined) return false;
     this.#start(written, token, leaseMs, entry);
     return true;
+  }
+
+  /**
+   * A claim whose write failed may still have committed (an ambiguous write whose read-back
+   * failed too). Nobody would run that attempt, yet it would count once its lease expired. So
+   * keep reading the task until its lease would expire: if the claim did land, hand the task
+   * back (released, attempt not counted) — its handler never ran.
+   */
+  #confirmClaim(claimed: TaskRecord, token: string): void {
+    const q = this.#queue;
+    const until = ms(claimed.lease!.expiresAt);
+    const probe = (async () => {
+      for (let round = 0; q.now() < until && !this.#ending.signal.aborted; round++) {
+        await sleep(Math.min(250 * 2 ** round, 2000), this.#ending.signal);
+        try {
+          const seen = await q.read(claimed.id);
+          if (seen === undefined || !holdsLease(seen.task, token)) return;
+          const back = await q.update(claimed.id, (t) => releaseTask(t, token, q.now()), seen);
+          q.logger.warn(`task ${claimed.id}: its claim landed unseen; handed it back`);
+          this.#emit({
+            kind: "released",
+            id: claimed.id,
+            type: claimed.type,
+            attempt: back.task.attempt,
+          });
+          return;
+        } catch (error) {
+          if (
+            error instanceof OqError &&
+            (error.code === "INVALID_STATE" || error.code === "NOT_FOUND")
+          )
+            return;
+        }
+      }
+    })();
+    this.#probes.add(probe);
+    void probe.finally(() => this.#probes.delete(probe));
   }
 
   // ---- running one task -------------------------------------------------------------------
@@ -600,6 +717,10 @@ export class Worker {
     const q = this.#queue;
     const task = claimed.task;
     const controller = new AbortController();
+    let free = () => {};
+    const ended = new Promise<void>((resolve) => {
+      free = resolve;
+    });
     const run: Running = {
       id: task.id,
       type: task.type,
@@ -613,10 +734,23 @@ export class Worker {
       startedLocal: q.clock.localNow(),
       settled: Promise.resolve(),
       marker: task.marker,
+      signalledAt: undefined,
+      interrupt: undefined,
+      lapsing: false,
+      freed: false,
+      ended,
+      free: () => {},
     };
     this.#running.set(task.id, run);
     this.stats.started++;
     this.#emit({ kind: "started", id: task.id, type: task.type, attempt: task.attempt });
+    controller.signal.addEventListener(
+      "abort",
+      () => {
+        run.signalledAt = q.clock.localNow();
+      },
+      { once: true },
+    );
 
     const ctx: TaskContext = {
       task,
@@ -640,20 +774,38 @@ export class Worker {
           throw new ValidationError(`extendLease needs seconds > 0, got ${seconds}.`);
         const ok = await this.#renew(run, seconds * 1000);
         if (!ok)
-          throw new InvalidStateError(`Task ${task.id}: the lease was lost; stop working on it.`);
+          throw new InvalidStateError(
+            `Task ${task.id}: the lease was lost or is no longer renewed (the signal fired); stop working on it.`,
+          );
       },
     };
 
     const timeoutSeconds =
       task.timeoutSeconds ?? entry.options.timeoutSeconds ?? this.#options.timeoutSeconds;
     let timeoutTimer: ReturnType<typeof setTimeout> | undefined;
-    const timedOut = new Promise<"timeout">((resolve) => {
-      if (timeoutSeconds !== undefined && timeoutSeconds !== null) {
-        timeoutTimer = setTimeout(() => resolve("timeout"), timeoutSeconds * 1000);
-      }
-    });
+    if (timeoutSeconds !== undefined && timeoutSeconds !== null) {
+      timeoutTimer = setTimeout(() => {
+        const message = `attempt ${task.attempt} timed out after ${timeoutSeconds}s`;
+        this.#interrupt(
+          run,
+          { kind: "timeout", failure: { name: "Timeout", message } },
+          signalReason("Timeout", `timed out after ${timeoutSeconds}s`),
+        );
+      }, timeoutSeconds * 1000);
+    }
     const checkEvery = Math.max(200, Math.min(leaseMs / 3, 10_000));
     const watchTimer = setInterval(() => void this.#watch(run), checkEvery);
+    run.free = () => {
+      if (run.freed) return;
+      run.freed = true;
+      clearInterval(watchTimer);
+      if (timeoutTimer !== undefined) clearTimeout(timeoutTimer);
+      // The same task may run here again (a later attempt) once this slot is given up.
+      if (this.#running.get(task.id) === run) this.#running.delete(task.id);
+      free();
+      this.#wake.abort();
+      this.#wake = this.#state === "running" ? new AbortController() : this.#wake;
+    };
 
     const outcome = Promise.resolve()
       .then(() => entry.handler(task.input, ctx))
@@ -663,33 +815,56 @@ export class Worker {
       );
 
     run.settled = (async () => {
-      const result = await Promise.race([outcome, timedOut]);
+      const result = await outcome;
       clearInterval(watchTimer);
       if (timeoutTimer !== undefined) clearTimeout(timeoutTimer);
-      if (result === "timeout") {
-        controller.abort(signalReason("Timeout", `timed out after ${timeoutSeconds}s`));
-        await this.#finish(run, {
-          failure: {
-            name: "Timeout",
-            message: `attempt ${task.attempt} timed out after ${timeoutSeconds}s`,
-          },
-        });
-      } else if (result.ok) {
-        await this.#finish(run, { output: result.output });
-      } else {
-        await this.#finish(run, { failure: toFailure(result.error) });
-      }
+      const interrupt = run.interrupt;
+      if (interrupt?.kind === "shutdown") await this.#release(run);
+      else if (interrupt !== undefined) await this.#finish(run, { failure: interrupt.failure });
+      else if (result.ok) await this.#finish(run, { output: result.output });
+      else await this.#finish(run, { failure: toFailure(result.error) });
     })()
       .catch((error) => {
         q.logger.error(
           `task ${task.id}: could not record its outcome: ${error instanceof Error ? error.message : String(error)}`,
         );
       })
-      .finally(() => {
-        this.#running.delete(task.id);
-        this.#wake.abort();
-        this.#wake = this.#state === "running" ? new AbortController() : this.#wake;
-      });
+      .finally(() => run.free());
+  }
+
+  /** Fire a handler's signal on the worker's own account (timeout, shutdown, drain budget). */
+  #interrupt(run: Running, interrupt: Interrupt, reason: Error): void {
+    if (run.controller.signal.aborted && run.interrupt !== undefined) return;
+    run.interrupt ??= interrupt;
+    run.controller.abort(reason);
+  }
+
+  /**
+   * Give up a slot whose handler (or its outcome write) did not finish while the worker ends
+   * (stop, drain): the
+   * lease is no longer renewed and lapses, and the attempt then counts. The task is not handed
+   * back, because its handler may still be running; its result is still recorded if it comes
+   * while the lease is ours.
+   */
+  #abandon(run: Running): void {
+    if (run.freed) return;
+    this.#letLapse(run);
+    run.free();
+  }
+
+  /** Stop renewing a signalled attempt's lease (once), and say so. */
+  #letLapse(run: Running): void {
+    if (run.lapsing) return;
+    run.lapsing = true;
+    this.#queue.logger.warn(
+      `task ${run.id}: its handler did not settle after its signal; its lease is left to lapse (the attempt counts)`,
+    );
+    this.#emit({
+      kind: "abandoned",
+      id: run.id,
+      type: run.type,
+      attempt: run.current.task.attempt,
+    });
   }
 
   #lose(run: Running): void {
@@ -711,10 +886,25 @@ export class Worker {
     return next;
   }
 
-  /** Periodic check while a handler runs: renew when half the lease is gone, else look for a cancel request. */
+  /**
+   * Periodic check while a handler runs: renew when half the lease is gone, else look for a
+   * cancel request. Once the signal has fired, renewal goes on for `signalGraceMs` only; then the
+   * lease is left to lapse and the slot is given up when it has (or at once if it was lost).
+   */
   async #watch(run: Running): Promise<void> {
-    if (run.done) return;
     const q = this.#queue;
+    if (
+      run.signalledAt !== undefined &&
+      q.clock.localNow() - run.signalledAt >= this.#options.signalGraceMs
+    ) {
+      this.#letLapse(run);
+    }
+    if (run.lapsing) {
+      const lease = run.current.task.lease;
+      if (run.lost || lease === null || ms(lease.expiresAt) <= q.now()) run.free();
+      return;
+    }
+    if (run.done) return;
     try {
       const lease = run.current.task.lease;
       const left = lease === null ? 0 : ms(lease.expiresAt) - q.now();
@@ -749,7 +939,7 @@ export class Worker {
   async #renew(run: Running, leaseMs: number): Promise<boolean> {
     const q = this.#queue;
     return this.#serial(run, async () => {
-      if (run.done) return false;
+      if (run.done || run.lapsing) return false;
       try {
         run.current = await q.update(
           run.id,
@@ -775,6 +965,61 @@ export class Worker {
     });
   }
 
+  /**
+   * Write `change` (the attempt's outcome) with the lease token. Storage trouble must not throw
+   * a finished result away: the task would stay running until its lease ran out and then run
+   * again (an 8 s storage restart did that). So the write is retried for as long as the lease
+   * is ours, renewing it whenever storage takes writes again; `update()` re-reads after a failed
+   * CAS, so only the current lease holder can still write. Returns false when the lease was lost
+   * or ran out first (a `result-dropped` event says which task).
+   */
+  async #writeOutcome(run: Running, change: (t: TaskRecord) => TaskRecord): Promise<boolean> {
+    const q = this.#queue;
+    for (let round = 0; ; round++) {
+      try {
+        run.current = await q.update(run.id, change, run.current, { batchMarkerDelete: true });
+        return true;
+      } catch (error) {
+        if (
+          error instanceof OqError &&
+          (error.code === "INVALID_STATE" || error.code === "NOT_FOUND")
+        ) {
+          this.#lose(run);
+          return false;
+        }
+        if (!isTransient(error)) throw error;
+        const lease = run.current.task.lease;
+        const left = lease === null ? 0 : ms(lease.expiresAt) - q.now();
+        if (left <= 0) {
+          const message = error instanceof Error ? error.message : String(error);
+          q.logger.error(
+            `task ${run.id}: gave up recording its outcome, the lease ran out (${message}); it will run again`,
+          );
+          this.#emit({
+            kind: "result-dropped",
+            id: run.id,
+            type: run.type,
+            attempt: run.current.task.attempt,
+            error: message,
+          });
+          return false;
+        }
+        await sleep(Math.min(100 * 2 ** round, 2000, left));
+        if (left < run.leaseMs / 2 && !run.lapsing) {
+          try {
+            run.current = await q.update(
+              run.id,
+              (t) => renewLease(t, run.token, run.leaseMs, q.now()),
+              run.current,
+            );
+          } catch {
+            // Still unreachable: the outcome write above tries again.
+          }
+        }
+      }
+    }
+  }
+
   async #finish(run: Running, result: { output?: unknown; failure?: Failure }): Promise<void> {
     const q = this.#queue;
     const durationMs = q.clock.localNow() - run.startedLocal;
@@ -795,26 +1040,7 @@ export class Worker {
             ? (t) => completeTask(t, run.token, output, q.now())
             : (t) => failAttempt(t, run.token, bad, q.now(), q.random());
       }
-      for (let round = 0; ; round++) {
-        try {
-          run.current = await q.update(run.id, change, run.current, { batchMarkerDelete: true });
-          break;
-        } catch (error) {
-          if (
-            error instanceof OqError &&
-            (error.code === "INVALID_STATE" || error.code === "NOT_FOUND")
-          ) {
-            this.#lose(run);
-            return;
-          }
-          // A throttled or unreachable storage must not throw a finished result away: the
-          // task would stay running until its lease ran out and then run again (the chaos tests
-          // lost ~4% of results this way at 10% faults). Retry for a few seconds; update()
-          // re-reads after a failed CAS, so only the current lease holder can still write.
-          if (round >= 5 || !isTransient(error)) throw error;
-          await sleep(100 * 2 ** round);
-        }
-      }
+      if (!(await this.#writeOutcome(run, change))) return;
       run.done = true;
       // Until the batched delete lands, do not spend a GET on our own finished task's marker.
       if (run.marker !== null) this.#skip.set(q.keys.full(run.marker), q.clock.localNow() + 60_000);
@@ -842,26 +1068,19 @@ export class Worker {
     });
   }
 
-  /** Hand a still-running task back (shutdown). Its handler's late result is then ignored. */
+  /**
+   * Hand a task back unfinished after its handler settled on a shutdown signal: pending, due at
+   * once, the attempt not counted. Never while the handler may still run (another worker would
+   * start the same attempt beside it).
+   */
   async #release(run: Running): Promise<void> {
     const q = this.#queue;
     await this.#serial(run, async () => {
       if (run.done) return;
+      if (!(await this.#writeOutcome(run, (t) => releaseTask(t, run.token, q.now())))) return;
       run.done = true;
-      run.controller.abort(signalReason("Shutdown", "the worker is shutting down"));
-      try {
-        run.current = await q.update(
-          run.id,
-          (t) => releaseTask(t, run.token, q.now()),
-          run.current,
-        );
-        this.#emit({ kind: "released", id: run.id, type: run.type });
-      } catch (error) {
-        q.logger.warn(
-          `task ${run.id}: could not hand it back (its lease will expire): ${error instanceof Error ? error.message : String(error)}`,
-        );
-      }
-    }).catch(() => {});
+      this.#emit({ kind: "released", id: run.id, type: run.type });
+    });
   }
 
   async #heartbeat(): Promise<void> {

@@ -79,6 +79,14 @@ export function logEvent(event: WorkerEvent, prefix = ""): void {
     case "released":
       log().info(`${what} handed back unfinished (pending again)`);
       break;
+    case "abandoned":
+      log().warn(`${what} ignored its signal; its lease is left to lapse (the attempt counts)`);
+      break;
+    case "result-dropped":
+      log().error(
+        `${what} finished but its result could not be stored (${event.error}); it will run again`,
+      );
+      break;
     default:
       break;
   }
