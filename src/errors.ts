@@ -19,6 +19,7 @@ export type OqErrorCode =
   | "AMBIGUOUS_WRITE"
   | "STORAGE"
   | "VALIDATION"
+  | "MALFORMED"
   | "INVALID_STATE"
   | "TIMEOUT"
   | "UNSAFE_BACKEND";
@@ -147,6 +148,18 @@ export class StorageError extends OqError {
 export class ValidationError extends OqError {
   constructor(message: string, details?: OqErrorDetails) {
     super("VALIDATION", message, details);
+  }
+}
+
+/**
+ * A stored object (a task, a schedule) is not valid: not JSON, a missing or mistyped field, or
+ * a body that names another object. Unlike {@link ValidationError}, the caller's input was fine;
+ * the bucket holds something oq did not write, or a hand-written object with a mistake, so this
+ * is storage trouble: fix or remove the object named by `key`.
+ */
+export class MalformedObjectError extends OqError {
+  constructor(message: string, details?: OqErrorDetails) {
+    super("MALFORMED", message, details);
   }
 }
 

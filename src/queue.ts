@@ -11,6 +11,7 @@ import {
   ConflictError,
   InvalidStateError,
   isOqError,
+  MalformedObjectError,
   NotFoundError,
   PreconditionFailedError,
   TimeoutError,
@@ -386,9 +387,12 @@ export class Queue {
       // the other key) would fail on every pass or, worse, touch the other task. Malformed here
       // (found by the chaos tests' hostile client).
       if (task.id !== id) {
-        throw new ValidationError(`Object ${key} is not a valid task: it names task ${task.id}`, {
-          key,
-        });
+        throw new MalformedObjectError(
+          `Object ${key} is not a valid task: it names task ${task.id}`,
+          {
+            key,
+          },
+        );
       }
       return { task, etag: got.etag };
     } catch (error) {
@@ -425,7 +429,7 @@ export class Queue {
         try {
           return (await this.read(id))?.task;
         } catch (error) {
-          if (error instanceof ValidationError) {
+          if (error instanceof MalformedObjectError) {
             this.logger.warn(`skipping ${o.key}: ${error.message}`);
             return undefined;
           }

@@ -489,7 +489,7 @@ export class Worker {
     try {
       found = await q.read(marker.id);
     } catch (error) {
-      if (error instanceof OqError && error.code === "VALIDATION") {
+      if (error instanceof OqError && error.code === "MALFORMED") {
         q.warnOnce(marker.key, `skipping task ${marker.id}: ${error.message}`);
         this.#emit({ kind: "skipped-malformed", id: q.keys.task(marker.id) });
         this.#skip.set(marker.key, q.clock.localNow() + 10 * 60_000);
