@@ -4,21 +4,23 @@
  * Runs the real CLI as a subprocess on the file store.
  */
 import { execFile } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Keys } from "../../src/keys.ts";
-import { FileStorage } from "../../src/storage/file.ts";
+import { fileTarget, type TargetInstance } from "../helpers/targets.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const CLI = join(ROOT, "cli.ts");
 const TSX = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
 
-const root = mkdtempSync(join(tmpdir(), "oq-status-"));
-afterAll(() => rmSync(root, { recursive: true, force: true }));
+let store: TargetInstance;
+beforeAll(async () => {
+  store = await fileTarget.create();
+});
+afterAll(() => store.cleanup());
 
 /** The environment without anything that would point the CLI at another queue. */
 function cleanEnv(): Record<string, string> {
@@ -34,7 +36,7 @@ function oq(...args: string[]): Promise<{ code: number | null; stdout: string; s
     execFile(
       process.execPath,
       ["--import", TSX, CLI, ...args],
-      { cwd: root, env: cleanEnv(), timeout: 60_000 },
+      { cwd: tmpdir(), env: cleanEnv(), timeout: 60_000 },
       (error, stdout, stderr) => {
         const code = error === null ? 0 : typeof error.code === "number" ? error.code : null;
         done({ code, stdout, stderr });
@@ -45,7 +47,7 @@ function oq(...args: string[]): Promise<{ code: number | null; stdout: string; s
 
 describe("oq status exit codes", () => {
   it("exits 1, not 2, for a stored task record that is invalid (issue 14)", async () => {
-    const storage = new FileStorage({ root });
+    const { storage } = store;
     const keys = new Keys();
     // A hand-written record that forgot `"oq": 1`, and one that is not JSON at all.
     await storage.put(
@@ -53,7 +55,7 @@ describe("oq status exit codes", () => {
       JSON.stringify({ id: "Job-7", type: "email", status: "pending" }),
     );
     await storage.put(keys.task("Job-8"), "not json");
-    const url = `file:${root}`;
+    const url = store.url!;
     const [invalid, notJson, badId, missing] = await Promise.all([
       oq("status", "Job-7", "--url", url),
       oq("status", "Job-8", "--url", url, "--json"),
