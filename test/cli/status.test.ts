@@ -9,6 +9,8 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describeError, EXIT_FAILURE, EXIT_USAGE } from "../../src/cli/errors.ts";
+import { MalformedObjectError, ValidationError } from "../../src/errors.ts";
 import { Keys } from "../../src/keys.ts";
 import { fileTarget, type TargetInstance } from "../helpers/targets.ts";
 
@@ -74,5 +76,15 @@ describe("oq status exit codes", () => {
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/Missing required positional argument: ID/);
     for (const r of [invalid, notJson, badId, missing]) expect(r.stdout).toBe("");
+  });
+
+  it("maps MALFORMED to exit 1 and VALIDATION to exit 2; a malformed object is still a ValidationError", () => {
+    const malformed = new MalformedObjectError("Object k is not a valid task: x", { key: "k" });
+    expect(malformed.code).toBe("MALFORMED");
+    expect(malformed.name).toBe("MalformedObjectError");
+    // Code written against ValidationError to skip invalid objects keeps skipping them.
+    expect(malformed).toBeInstanceOf(ValidationError);
+    expect(describeError(malformed).exitCode).toBe(EXIT_FAILURE);
+    expect(describeError(new ValidationError("bad id")).exitCode).toBe(EXIT_USAGE);
   });
 });
