@@ -19,6 +19,7 @@ export type OqErrorCode =
   | "AMBIGUOUS_WRITE"
   | "STORAGE"
   | "VALIDATION"
+  | "MALFORMED"
   | "INVALID_STATE"
   | "TIMEOUT"
   | "UNSAFE_BACKEND";
@@ -148,6 +149,19 @@ export class ValidationError extends OqError {
   constructor(message: string, details?: OqErrorDetails) {
     super("VALIDATION", message, details);
   }
+}
+
+/**
+ * A stored object (a task, a schedule) is not valid: not JSON, a missing or mistyped field, or
+ * a body that names another object. The caller's input was fine; the bucket holds something oq
+ * did not write, or a hand-written object with a mistake, so this is storage trouble (the CLI
+ * exits 1, not 2): fix or remove the object named by `key`. Its code is `MALFORMED`; it extends
+ * {@link ValidationError} (a failed validation, of stored data), so code that skips invalid
+ * objects with `instanceof ValidationError` still does.
+ */
+export class MalformedObjectError extends ValidationError {
+  /** Always `MALFORMED`. */
+  override readonly code: OqErrorCode = "MALFORMED";
 }
 
 /** The operation does not apply to the task in its current state (e.g. replaying a completed task). */

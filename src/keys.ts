@@ -56,7 +56,13 @@ export function normalizePrefix(prefix: string | undefined): string {
   return prefix.endsWith("/") ? prefix : `${prefix}/`;
 }
 
-/** Shards spread task objects over 16 key ranges (the id's first hex digit). */
+/**
+ * The shard of a task id: its first character, lower-cased, when that is a hex digit
+ * (`0-9 a-f A-F`); otherwise `_`. Shards spread task objects over 17 key ranges. The rule looks
+ * at the first character only (`Job-7` → `_`, not the `b` inside it), so a shell computes it as
+ * `printf %s "$id" | cut -c1 | tr A-F a-f | sed 's/[^0-9a-f]/_/'` (docs/protocol.md, "Writing a
+ * task by hand").
+ */
 export function shardOf(id: string): string {
   const c = id[0]!.toLowerCase();
   return /[0-9a-f]/.test(c) ? c : "_";
@@ -124,6 +130,26 @@ export class Keys {
   /** The key of a task object. */
   task(id: string): string {
     return `${this.prefix}tasks/${shardOf(id)}/${id}.json`;
+  }
+
+  /**
+   * Where a task written by hand may sit when its writer got the shard wrong: every other shard,
+   * the id's first character as it is (`J`, `A`) and no shard at all. The monitor looks there
+   * before it deletes the marker of a task it cannot find, so such a task is reported, not lost.
+   */
+  misplacedTasks(id: string): string[] {
+    const first = id[0]!;
+    const shards = new Set([
+      ..."0123456789abcdef_",
+      first,
+      first.toLowerCase(),
+      first.toUpperCase(),
+    ]);
+    shards.delete(shardOf(id));
+    return [
+      ...[...shards].map((shard) => `${this.tasks}${shard}/${id}.json`),
+      `${this.tasks}${id}.json`,
+    ];
   }
 
   /**

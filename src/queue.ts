@@ -11,6 +11,7 @@ import {
   ConflictError,
   InvalidStateError,
   isOqError,
+  MalformedObjectError,
   NotFoundError,
   PreconditionFailedError,
   TimeoutError,
@@ -374,15 +375,74 @@ export class Queue {
       // the other key) would fail on every pass or, worse, touch the other task. Malformed here
       // (found by the chaos tests' hostile client).
       if (task.id !== id) {
-        throw new ValidationError(`Object ${key} is not a valid task: it names task ${task.id}`, {
-          key,
-        });
+        throw new MalformedObjectError(
+          `Object ${key} is not a valid task: it names task ${task.id}`,
+          {
+            key,
+          },
+        );
       }
       return { task, etag: got.etag };
     } catch (error) {
       if (error instanceof NotFoundError) return undefined;
       throw error;
     }
+  }
+
+  /**
+   * The key of an object for task `id` stored under a wrong shard (see {@link Keys.misplacedTasks}),
+   * or `undefined` when there is none. One HEAD per candidate key (about 18): only the monitor
+   * calls it, once per marker whose task is missing, before it deletes that marker.
+   */
+  async findMisplaced(id: string): Promise<string | undefined> {
+    const candidates = this.keys.misplacedTasks(checkTaskId(id));
+    const found = await mapLimit(candidates, 8, async (key) => {
+      try {
+        await this.storage.head(key);
+        return key;
+      } catch (error) {
+        if (error instanceof NotFoundError) return undefined;
+        throw error;
+      }
+    });
+    return found.find((key) => key !== undefined);
+  }
+
+  /**
+   * Why a stale marker (older than the grace period, not named by its task) must be kept, or
+   * `undefined` when it may be deleted. oq's own writes never need it kept; a task written by hand
+   * with a mistake can: stored under a wrong shard, or naming a marker that does not exist. Then
+   * this marker is the only trace of a task no worker would ever find, and deleting it would lose
+   * the task silently. The answer says what is wrong and how to fix it. Costs one HEAD (a task
+   * naming another marker) or {@link findMisplaced} (a missing task): only the monitor calls it,
+   * on markers it is about to delete.
+   */
+  async strandedTask(
+    marker: ReadyMarker,
+    found: Versioned | undefined,
+  ): Promise<string | undefined> {
+    const guide = `docs/protocol.md, "Writing a task by hand"`;
+    if (found === undefined) {
+      const misplaced = await this.findMisplaced(marker.id);
+      if (misplaced === undefined) return undefined;
+      return `task ${marker.id} is stored at ${misplaced}, but oq reads it from ${this.keys.task(marker.id)}: move it there (${guide}); its marker ${marker.key} is kept meanwhile`;
+    }
+    const named = found.task.marker;
+    if (isTerminal(found.task.status) || named === marker.relative) return undefined;
+    if (named !== null) {
+      try {
+        await this.storage.head(this.keys.full(named));
+        return undefined;
+      } catch (error) {
+        if (!(error instanceof NotFoundError)) throw error;
+      }
+    }
+    // A move may have replaced the named marker since the task was read: only a task that still
+    // names a missing marker is stranded.
+    const again = await this.read(marker.id);
+    if (again === undefined || again.task.marker !== named || isTerminal(again.task.status))
+      return undefined;
+    return `task ${marker.id} is ${again.task.status} but its "marker" ${JSON.stringify(named)} does not exist, so no worker can find it: set "marker" to ${JSON.stringify(marker.relative)} (the key without the prefix; ${guide}); its marker ${marker.key} is kept meanwhile`;
   }
 
   /** Read a task. Throws `NotFoundError` when it does not exist. */
@@ -415,7 +475,7 @@ export class Queue {
         try {
           return (await this.read(id))?.task;
         } catch (error) {
-          if (error instanceof ValidationError) {
+          if (error instanceof MalformedObjectError) {
             this.logger.warn(`skipping ${o.key}: ${error.message}`);
             return undefined;
           }

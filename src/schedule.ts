@@ -31,7 +31,12 @@
  */
 import { type } from "arktype";
 import { Cron } from "croner";
-import { NotFoundError, PreconditionFailedError, ValidationError } from "./errors.ts";
+import {
+  MalformedObjectError,
+  NotFoundError,
+  PreconditionFailedError,
+  ValidationError,
+} from "./errors.ts";
 import { checkScheduleId, checkTaskType } from "./keys.ts";
 import type { Logger } from "./logger.ts";
 import { checkOptions, scheduleTaskOptionsSchema } from "./options.ts";
@@ -223,7 +228,7 @@ const decoder = new TextDecoder();
 const iso = (ms: number): string => new Date(ms).toISOString();
 
 /**
- * Parse a stored schedule. A malformed or foreign object raises `ValidationError` saying what is
+ * Parse a stored schedule. A malformed or foreign object raises `MalformedObjectError` saying what is
  * wrong, so a tick can report it and go on with the other schedules.
  */
 export function parseSchedule(body: Uint8Array | string, key: string): ScheduleRecord {
@@ -231,11 +236,15 @@ export function parseSchedule(body: Uint8Array | string, key: string): ScheduleR
   try {
     value = JSON.parse(typeof body === "string" ? body : decoder.decode(body));
   } catch {
-    throw new ValidationError(`Object ${key} is not a schedule: its body is not JSON.`, { key });
+    throw new MalformedObjectError(`Object ${key} is not a schedule: its body is not JSON.`, {
+      key,
+    });
   }
   const result = scheduleSchema(value);
   if (result instanceof type.errors) {
-    throw new ValidationError(`Object ${key} is not a valid schedule: ${result.summary}`, { key });
+    throw new MalformedObjectError(`Object ${key} is not a valid schedule: ${result.summary}`, {
+      key,
+    });
   }
   return result as ScheduleRecord;
 }
@@ -789,7 +798,7 @@ export class Scheduler {
       try {
         return await this.#readKey(key);
       } catch (error) {
-        if (error instanceof ValidationError) {
+        if (error instanceof MalformedObjectError) {
           this.#malformed.set(key, etag);
           this.#logger.warn(`skipping ${key}: ${error.message}`);
           return undefined;

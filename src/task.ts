@@ -16,7 +16,7 @@
  * @module
  */
 import { type } from "arktype";
-import { InvalidStateError, ValidationError } from "./errors.ts";
+import { InvalidStateError, MalformedObjectError, ValidationError } from "./errors.ts";
 
 /** Every state a task can be in. */
 export type TaskStatus = "pending" | "running" | "completed" | "failed" | "cancelled" | "expired";
@@ -565,7 +565,7 @@ const taskSchema = type({
 const decoder = new TextDecoder();
 
 /**
- * Parse a stored task object. A malformed or foreign object raises `ValidationError` saying what
+ * Parse a stored task object. A malformed or foreign object raises `MalformedObjectError` saying what
  * is wrong, so callers can report it and move on.
  */
 export function parseTask(body: Uint8Array | string, key: string): TaskRecord {
@@ -573,24 +573,30 @@ export function parseTask(body: Uint8Array | string, key: string): TaskRecord {
   try {
     value = JSON.parse(typeof body === "string" ? body : decoder.decode(body));
   } catch {
-    throw new ValidationError(`Object ${key} is not a task: its body is not JSON.`, { key });
+    throw new MalformedObjectError(`Object ${key} is not a task: its body is not JSON.`, { key });
   }
   const result = taskSchema(value);
   if (result instanceof type.errors) {
-    throw new ValidationError(`Object ${key} is not a valid task: ${result.summary}`, { key });
+    throw new MalformedObjectError(`Object ${key} is not a valid task: ${result.summary}`, { key });
   }
   if (!(result.event in TRANSITIONS)) {
-    throw new ValidationError(`Object ${key} is not a valid task: unknown event ${result.event}`, {
-      key,
-    });
+    throw new MalformedObjectError(
+      `Object ${key} is not a valid task: unknown event ${result.event}`,
+      {
+        key,
+      },
+    );
   }
   // A running task without a lease could never be finished (only a lease holder may) nor
   // recovered (no lease to expire), and the worker would trip over the missing lease on every
   // pass. Reject it as malformed, so it is reported and skipped (found by the chaos tests).
   if (result.status === "running" && result.lease === null) {
-    throw new ValidationError(`Object ${key} is not a valid task: it is running without a lease`, {
-      key,
-    });
+    throw new MalformedObjectError(
+      `Object ${key} is not a valid task: it is running without a lease`,
+      {
+        key,
+      },
+    );
   }
   return result as TaskRecord;
 }

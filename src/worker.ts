@@ -558,7 +558,7 @@ export class Worker {
     try {
       found = await q.read(marker.id);
     } catch (error) {
-      if (error instanceof OqError && error.code === "VALIDATION") {
+      if (error instanceof OqError && error.code === "MALFORMED") {
         q.warnOnce(marker.key, `skipping task ${marker.id}: ${error.message}`);
         this.#emit({ kind: "skipped-malformed", id: q.keys.task(marker.id) });
         this.#skip.set(marker.key, q.clock.localNow() + 10 * 60_000);
@@ -571,9 +571,16 @@ export class Worker {
       // The marker names no live task (an interrupted submit or move, or a finished task whose
       // marker was not deleted). Its writer may still be mid-way, so wait out the grace period.
       const staleAt = marker.lastModified.getTime() + MARKER_GRACE_MS;
-      if (staleAt <= now && this.#options.monitor)
-        await q.storage.delete(marker.key).catch(() => {});
-      else {
+      if (staleAt <= now && this.#options.monitor) {
+        // A task written by hand with a mistake (a wrong shard, a wrong "marker") would be lost
+        // with its only marker: keep that marker and say what to fix.
+        const stranded = await q.strandedTask(marker, found);
+        if (stranded === undefined) await q.storage.delete(marker.key).catch(() => {});
+        else {
+          q.warnOnce(marker.key, stranded);
+          this.#skip.set(marker.key, q.clock.localNow() + 10 * 60_000);
+        }
+      } else {
         // A young marker is most likely a submit or move between its two writes: its task may
         // name it any moment. Skipping it until it could be deleted (2 minutes) delayed such
         // tasks by up to that long on a slow link (found by the chaos tests' latency run). Look

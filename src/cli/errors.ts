@@ -45,6 +45,9 @@ export function describeError(error: unknown): { message: string; exitCode: numb
     switch (error.code) {
       case "VALIDATION":
         return { message: error.message, exitCode: EXIT_USAGE };
+      // A stored object failed validation: the command line was fine, the bucket is not.
+      case "MALFORMED":
+        return { message: `Invalid object in storage: ${error.message}`, exitCode: EXIT_FAILURE };
       case "CONFIG":
         return { message: `Configuration problem: ${error.message}`, exitCode: EXIT_FAILURE };
       // The drivers' messages already say what to check (credentials, endpoint, status).
