@@ -19,7 +19,7 @@ import type { Queue } from "./src/queue.ts";
 import { FileStorage } from "./src/runtime/file/storage.ts";
 
 export * from "./mod.ts";
-export { FileStorage, type FileStorageOptions, fileStorage } from "./src/runtime/file/storage.ts";
+export { FileStorage, type FileStorageOptions } from "./src/runtime/file/storage.ts";
 
 /**
  * Open a queue like the portable `connect`, with two additions for runtimes that have a

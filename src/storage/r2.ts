@@ -405,11 +405,3 @@ function mapError(
   if (code === "10001" || code === "10043") return new UnavailableError(text, details);
   return new StorageError(text, details);
 }
-
-/** Shorthand for `new R2Storage({ bucket, ...options })`. */
-export function r2Storage(
-  bucket: R2BucketLike,
-  options: Omit<R2StorageOptions, "bucket"> = {},
-): R2Storage {
-  return new R2Storage({ bucket, ...options });
-}

@@ -402,11 +402,6 @@ export class FileStorage implements Storage {
   }
 }
 
-/** Open a directory store; shorthand for `new FileStorage(options)`. */
-export function fileStorage(options: FileStorageOptions): FileStorage {
-  return new FileStorage(options);
-}
-
 /**
  * Pure helpers, exported for unit tests only (not re-exported from the package): the byte-order
  * comparison must agree with `compareKeys`, and segment names must round-trip.
