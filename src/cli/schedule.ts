@@ -18,10 +18,19 @@ import {
   type ScheduleRecord,
   Scheduler,
 } from "../schedule.ts";
-import { durationArg, intArg, jsonArg, oqCommand, secondsArg } from "./args.ts";
+import { durationArg, intArg, jsonArg, oqCommand, secondsArg, taskTypeArg } from "./args.ts";
 import { openQueue } from "./config.ts";
 import { CliError, EXIT_FAILURE, usageError } from "./errors.ts";
-import { log, out, outJson, relative, type Styles, styles, table } from "./output.ts";
+import {
+  log,
+  out,
+  outJson,
+  relative,
+  type Styles,
+  styles,
+  table,
+  timestampLogs,
+} from "./output.ts";
 
 const idArg = {
   id: { type: "positional", description: "Schedule id (A-Z a-z 0-9 . _ : -)", required: true },
@@ -85,13 +94,7 @@ const create = oqCommand({
   ],
   args: {
     ...idArg,
-    type: {
-      type: "string",
-      alias: ["t"],
-      description: "Type of the tasks it submits",
-      required: true,
-      valueHint: "type",
-    },
+    ...taskTypeArg("Type of the tasks it submits", true),
     input: {
       type: "string",
       alias: ["i"],
@@ -309,6 +312,7 @@ const run = oqCommand({
     const intervalMs = durationArg(args.interval, "interval")!;
     if (intervalMs < 100)
       throw usageError(`Invalid --interval "${args.interval}": use at least 100ms.`);
+    timestampLogs();
     const queue = await openQueue(args);
     if (!args["skip-doctor"]) await requireSafeBackend(queue);
     const scheduler = new Scheduler(queue);

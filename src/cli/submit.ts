@@ -4,7 +4,7 @@
  * @module
  */
 import type { SubmitOptions } from "../queue.ts";
-import { dateArg, intArg, jsonArg, oqCommand, secondsArg } from "./args.ts";
+import { dateArg, intArg, jsonArg, oqCommand, secondsArg, taskTypeArg } from "./args.ts";
 import { openQueue } from "./config.ts";
 import { usageError } from "./errors.ts";
 import { log, out, outJson, relative } from "./output.ts";
@@ -18,13 +18,7 @@ export default oqCommand({
     `oq submit -t invoice -i '{"order":42}' --idempotency-key order-42 --max-retries 5 --json`,
   ],
   args: {
-    type: {
-      type: "string",
-      alias: ["t"],
-      required: true,
-      description: "Task type: selects the handler",
-      valueHint: "type",
-    },
+    ...taskTypeArg("Task type: selects the handler", true),
     input: {
       type: "string",
       alias: ["i"],

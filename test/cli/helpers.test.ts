@@ -46,7 +46,7 @@ describe("flags", () => {
     expect(() => checkArgs(ok, def)).not.toThrow();
     expect(() => checkArgs(parseArgs(["x", "--maxRetries", "3"], def), def)).not.toThrow();
     expect(usage(() => checkArgs(parseArgs(["x", "--max-retry", "3"], def), def))).toEqual({
-      message: "Unknown option --max-retry.",
+      message: "Unknown option --max-retry. Did you mean --max-retries?",
       exitCode: 2,
     });
     expect(usage(() => checkArgs(parseArgs(["x", "-q"], def), def)).message).toBe(
