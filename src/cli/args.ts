@@ -1,7 +1,8 @@
 /**
- * Argument plumbing shared by every command: the connection flags, a `defineCommand` wrapper
- * that rejects what citty lets through (unknown flags, stray arguments, flags without a value),
- * and parsers for numbers, durations, dates and JSON that fail as usage errors (exit 2).
+ * Argument plumbing shared by every command: the task-type flag, a `defineCommand` wrapper that
+ * adds the connection flags (`connection.ts`) and rejects what citty lets through (unknown flags,
+ * with a did-you-mean; stray arguments; flags without a value), and parsers for numbers,
+ * durations, dates and JSON that fail as usage errors (exit 2).
  *
  * citty parses non-strictly, so `--concurrncy 4` would otherwise be silently ignored.
  *
@@ -14,8 +15,6 @@ import { isOqError } from "../errors.ts";
 import { type CommonArgs, commonArgs } from "./connection.ts";
 import { usageError } from "./errors.ts";
 import { closest } from "./suggest.ts";
-
-export { commonArgs } from "./connection.ts";
 
 /**
  * The task-type flag, spelled the same in every command: `--type`, `-t`. `--task-type` (what

@@ -5,7 +5,8 @@
  */
 import { type ArgsDef, parseArgs } from "citty";
 import { describe, expect, it } from "vitest";
-import { checkArgs, commonArgs, intArg, jsonArg, subCommandIndex } from "../../src/cli/args.ts";
+import { checkArgs, intArg, jsonArg, subCommandIndex } from "../../src/cli/args.ts";
+import { commonArgs } from "../../src/cli/connection.ts";
 import { demoWorkload } from "../../src/cli/demo.ts";
 import { CliError, describeError } from "../../src/cli/errors.ts";
 import { historyLines } from "../../src/cli/history.ts";
