@@ -48,13 +48,10 @@ type CamelCase<S extends string> = S extends `${infer H}-${infer T}`
   ? `${H}${Capitalize<CamelCase<T>>}`
   : S;
 
-/** The `ConnectOptions` fields the connection flags set, by flag name. */
-type FlagOptions = { [K in keyof CommonArgs as CamelCase<K>]?: ParsedArgs<CommonArgs>[K] };
-// Fails to compile if a flag's camel-cased name is not a ConnectOptions field of the same type.
-export const flagsAreConnectOptions: FlagOptions extends Partial<ConnectOptions> ? true : never =
-  true;
-
-const camel = (s: string) => s.replace(/-([a-z0-9])/g, (_m, c: string) => c.toUpperCase());
+/** The `connect()` option a connection flag sets: its name, camel-cased (a compile-time check). */
+function optionName(flag: keyof CommonArgs): keyof ConnectOptions {
+  return flag.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase()) as CamelCase<typeof flag>;
+}
 
 let rootFlags: ConnectionArgs = {};
 
@@ -78,7 +75,7 @@ export function connectOptions(
   const options: Record<string, unknown> = { env };
   for (const name of Object.keys(commonArgs) as (keyof CommonArgs)[]) {
     const value = args[name] ?? rootFlags[name];
-    if (value !== undefined) options[camel(name)] = value;
+    if (value !== undefined) options[optionName(name)] = value;
   }
   return options as ConnectOptions;
 }
