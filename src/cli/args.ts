@@ -32,6 +32,24 @@ export function taskTypeArg<const R extends boolean = false>(description: string
   };
 }
 
+/** The task-input flag of `oq submit` and `oq schedule create`: `--input`, `-i`, JSON or `@file`. */
+export const taskInputArg = {
+  input: {
+    type: "string",
+    alias: ["i"],
+    description: "Task input as JSON, or @file.json (default null)",
+    valueHint: "json",
+  },
+} as const satisfies ArgsDef;
+
+/** The flag of the long-running commands that skips the backend check (`oq doctor`) at start. */
+export const skipDoctorArg = {
+  "skip-doctor": {
+    type: "boolean",
+    description: "Do not check first that the backend honours conditional writes (oq doctor)",
+  },
+} as const satisfies ArgsDef;
+
 const examplesOf = new WeakMap<object, readonly string[]>();
 
 /** The examples a command was defined with, for its `--help`. */

@@ -10,6 +10,7 @@ import { formatDuration } from "../duration.ts";
 import type { Queue } from "../queue.ts";
 import { type SchedulerHandle, startScheduler } from "../schedule.ts";
 import type { Worker, WorkerEvent } from "../worker.ts";
+import { skipDoctorArg } from "./args.ts";
 import { CliError, EXIT_FAILURE } from "./errors.ts";
 import { log, span, timestampLogs } from "./output.ts";
 
@@ -32,10 +33,7 @@ export const runArgs = {
     type: "boolean",
     description: "Also run the scheduler: submit the due slots of cron schedules (oq schedule)",
   },
-  "skip-doctor": {
-    type: "boolean",
-    description: "Do not check first that the backend honours conditional writes (oq doctor)",
-  },
+  ...skipDoctorArg,
 } as const;
 
 /**

@@ -7,7 +7,7 @@
 import process from "node:process";
 import { requireSafeBackend } from "../doctor.ts";
 import { Scheduler } from "../schedule.ts";
-import { durationArg, oqCommand } from "./args.ts";
+import { durationArg, oqCommand, skipDoctorArg } from "./args.ts";
 import { openQueue } from "./config.ts";
 import { CliError, EXIT_FAILURE, usageError } from "./errors.ts";
 import { log, timestampLogs } from "./output.ts";
@@ -29,10 +29,7 @@ export default oqCommand({
       default: "60",
       valueHint: "duration",
     },
-    "skip-doctor": {
-      type: "boolean",
-      description: "Do not check that the backend honours conditional writes (oq doctor) first",
-    },
+    ...skipDoctorArg,
   },
   async run(args) {
     const intervalMs = durationArg(args.interval, "interval")!;

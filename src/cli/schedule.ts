@@ -8,7 +8,7 @@ import {
   type ScheduleRecord,
   Scheduler,
 } from "../schedule.ts";
-import { intArg, jsonArg, oqCommand, secondsArg, taskTypeArg } from "./args.ts";
+import { intArg, jsonArg, oqCommand, secondsArg, taskInputArg, taskTypeArg } from "./args.ts";
 import { openQueue } from "./config.ts";
 import { usageError } from "./errors.ts";
 import { log, out, outJson, relative, type Styles, styles, table } from "./output.ts";
@@ -76,12 +76,7 @@ const create = oqCommand({
   args: {
     ...idArg,
     ...taskTypeArg("Type of the tasks it submits", true),
-    input: {
-      type: "string",
-      alias: ["i"],
-      description: "Task input as JSON, or @file.json (default null)",
-      valueHint: "json",
-    },
+    ...taskInputArg,
     cron: {
       type: "string",
       alias: ["c"],

@@ -4,7 +4,15 @@
  * @module
  */
 import type { SubmitOptions } from "../queue.ts";
-import { dateArg, intArg, jsonArg, oqCommand, secondsArg, taskTypeArg } from "./args.ts";
+import {
+  dateArg,
+  intArg,
+  jsonArg,
+  oqCommand,
+  secondsArg,
+  taskInputArg,
+  taskTypeArg,
+} from "./args.ts";
 import { openQueue } from "./config.ts";
 import { usageError } from "./errors.ts";
 import { log, out, outJson, relative } from "./output.ts";
@@ -19,12 +27,7 @@ export default oqCommand({
   ],
   args: {
     ...taskTypeArg("Task type: selects the handler", true),
-    input: {
-      type: "string",
-      alias: ["i"],
-      description: "Input as JSON, or @file.json (default null)",
-      valueHint: "json",
-    },
+    ...taskInputArg,
     at: {
       type: "string",
       description: "Do not start before this time (ISO 8601 with timezone, or epoch ms)",
