@@ -9,9 +9,9 @@
  */
 import process from "node:process";
 import { stripVTControlCharacters } from "node:util";
-import { type ArgsDef, type CommandDef, renderUsage, runCommand } from "citty";
+import { type ArgsDef, type CommandDef, parseArgs, renderUsage, runCommand } from "citty";
 import { VERSION } from "../version.ts";
-import { commandExamples, subCommandIndex } from "./args.ts";
+import { checkArgs, commandExamples, subCommandIndex } from "./args.ts";
 import { CliError, describeError, EXIT_OK, EXIT_USAGE, usageError } from "./errors.ts";
 import { colorsEnabled, log, out } from "./output.ts";
 import { closest } from "./suggest.ts";
@@ -42,13 +42,16 @@ export async function resolveCommand(
   const here = [...names, (await resolve(cmd.meta ?? {})).name ?? "oq"];
   const subs = cmd.subCommands === undefined ? undefined : await resolve(cmd.subCommands);
   if (subs !== undefined) {
-    const index = subCommandIndex(rawArgs, await resolve(cmd.args ?? {}));
+    const args = await resolve(cmd.args ?? {});
+    const index = subCommandIndex(rawArgs, args);
     const word = index < 0 ? undefined : rawArgs[index];
     if (word !== undefined && Object.hasOwn(subs, word)) {
       const sub = (await resolve(subs[word]!)) as AnyCommand;
       return resolveCommand(sub, rawArgs.slice(index + 1), here);
     }
     if (word !== undefined) {
+      // `oq --endpiont http://x list` reads as command "http://x": the flag is the mistake.
+      checkArgs(parseArgs(rawArgs.slice(0, index), args), args);
       return { cmd, name: here.join(" "), unknown: { word, known: Object.keys(subs) } };
     }
   }

@@ -264,6 +264,7 @@ describe("help and usage errors", () => {
         "oq worker",
       ],
       [run("status", "abc", "--endpiont", "http://x"), "Did you mean --endpoint?", "oq status"],
+      [run("--endpiont", "http://x", "list"), "Did you mean --endpoint?", "oq"],
     ];
     const results = await Promise.all(cases.map(([p]) => p));
     results.forEach((r, i) => {
