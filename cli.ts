@@ -9,7 +9,8 @@
  */
 import process from "node:process";
 import { defineCommand, parseArgs } from "citty";
-import { checkArgs, commonArgs, setRootFlags, subCommandIndex } from "./src/cli/args.ts";
+import { checkArgs, subCommandIndex } from "./src/cli/args.ts";
+import { commonArgs, setRootFlags } from "./src/cli/connection.ts";
 import { runCli } from "./src/cli/run.ts";
 import { VERSION } from "./src/version.ts";
 
@@ -24,16 +25,12 @@ const main = defineCommand({
     // Connection flags may come before the command name (`oq --url memory: demo`); citty hands
     // the sub-command only what follows its name, so keep them here for it.
     const index = subCommandIndex(rawArgs, commonArgs);
-    const before = parseArgs(index < 0 ? rawArgs : rawArgs.slice(0, index), commonArgs);
+    const before = parseArgs<typeof commonArgs>(
+      index < 0 ? rawArgs : rawArgs.slice(0, index),
+      commonArgs,
+    );
     checkArgs(before, commonArgs);
-    setRootFlags({
-      url: before.url,
-      bucket: before.bucket,
-      endpoint: before.endpoint,
-      region: before.region,
-      prefix: before.prefix,
-      allowNoVersioning: before["allow-no-versioning"],
-    });
+    setRootFlags(before);
   },
   subCommands: {
     demo: () => import("./src/cli/demo.ts").then((m) => m.default),

@@ -1,7 +1,8 @@
 /**
- * Argument plumbing shared by every command: the connection flags, a `defineCommand` wrapper
- * that rejects what citty lets through (unknown flags, stray arguments, flags without a value),
- * and parsers for numbers, durations, dates and JSON that fail as usage errors (exit 2).
+ * Argument plumbing shared by every command: the task-type flag, a `defineCommand` wrapper that
+ * adds the connection flags (`connection.ts`) and rejects what citty lets through (unknown flags,
+ * with a did-you-mean; stray arguments; flags without a value), and parsers for numbers,
+ * durations, dates and JSON that fail as usage errors (exit 2).
  *
  * citty parses non-strictly, so `--concurrncy 4` would otherwise be silently ignored.
  *
@@ -11,66 +12,43 @@ import { readFileSync } from "node:fs";
 import { type ArgDef, type ArgsDef, type CommandDef, defineCommand, type ParsedArgs } from "citty";
 import { parseDate, parseDuration } from "../duration.ts";
 import { isOqError } from "../errors.ts";
+import { type CommonArgs, commonArgs } from "./connection.ts";
 import { usageError } from "./errors.ts";
+import { closest } from "./suggest.ts";
 
-/** The flags that say where the queue lives; every command accepts them. */
-export const commonArgs = {
-  url: {
+/**
+ * The task-type flag, spelled the same in every command: `--type`, `-t`. `--task-type` (what
+ * `oq cancel` used to call it) is accepted everywhere too, so no command line that worked breaks.
+ */
+export function taskTypeArg<const R extends boolean = false>(description: string, required?: R) {
+  return {
+    type: {
+      type: "string" as const,
+      alias: ["t", "task-type"],
+      description,
+      valueHint: "type",
+      required: (required ?? false) as R,
+    },
+  };
+}
+
+/** The task-input flag of `oq submit` and `oq schedule create`: `--input`, `-i`, JSON or `@file`. */
+export const taskInputArg = {
+  input: {
     type: "string",
-    description:
-      "Queue location: s3://bucket/prefix?endpoint=...&region=..., file:./dir or memory: (env OQ_URL; default file:./.oq)",
-    valueHint: "url",
-  },
-  bucket: { type: "string", description: "S3 bucket (env OQ_BUCKET)", valueHint: "name" },
-  endpoint: {
-    type: "string",
-    description: "S3 endpoint, e.g. http://localhost:9000 (env OQ_ENDPOINT; default AWS)",
-    valueHint: "url",
-  },
-  region: { type: "string", description: "S3 region (env OQ_REGION)", valueHint: "region" },
-  prefix: {
-    type: "string",
-    description: "Key prefix of the queue in the bucket (env OQ_PREFIX)",
-    valueHint: "prefix",
-  },
-  "allow-no-versioning": {
-    type: "boolean",
-    description:
-      "Run on a bucket without versioning; history is then unavailable (env OQ_ALLOW_NO_VERSIONING=1)",
+    alias: ["i"],
+    description: "Task input as JSON, or @file.json (default null)",
+    valueHint: "json",
   },
 } as const satisfies ArgsDef;
 
-/** The connection flags as parsed. */
-export type CommonArgs = typeof commonArgs;
-
-/** The connection flags given before the command name (`oq --url memory: demo`). */
-export interface ConnectionFlags {
-  url?: string | undefined;
-  bucket?: string | undefined;
-  endpoint?: string | undefined;
-  region?: string | undefined;
-  prefix?: string | undefined;
-  allowNoVersioning?: boolean | undefined;
-}
-
-let rootFlags: ConnectionFlags = {};
-
-/** Remember the connection flags the root command parsed; a command's own flags win over them. */
-export function setRootFlags(flags: ConnectionFlags): void {
-  rootFlags = { ...flags };
-}
-
-/** The connection flags of a command, falling back to those given before the command name. */
-export function connectionFlags(args: ConnectionFlags): ConnectionFlags {
-  return {
-    url: args.url ?? rootFlags.url,
-    bucket: args.bucket ?? rootFlags.bucket,
-    endpoint: args.endpoint ?? rootFlags.endpoint,
-    region: args.region ?? rootFlags.region,
-    prefix: args.prefix ?? rootFlags.prefix,
-    allowNoVersioning: args.allowNoVersioning ?? rootFlags.allowNoVersioning,
-  };
-}
+/** The flag of the long-running commands that skips the backend check (`oq doctor`) at start. */
+export const skipDoctorArg = {
+  "skip-doctor": {
+    type: "boolean",
+    description: "Do not check first that the backend honours conditional writes (oq doctor)",
+  },
+} as const satisfies ArgsDef;
 
 const examplesOf = new WeakMap<object, readonly string[]>();
 
@@ -140,7 +118,12 @@ export function checkArgs(
     }
   }
   for (const key of Object.keys(parsed)) {
-    if (!known.has(key)) throw usageError(`Unknown option ${flagName(key)}.`);
+    if (known.has(key)) continue;
+    const longNames = [...known].filter((n) => n.length > 1 && n !== "_" && n === kebab(n));
+    const match = key.length > 1 ? closest(kebab(key), longNames) : undefined;
+    throw usageError(
+      `Unknown option ${flagName(key)}.${match === undefined ? "" : ` Did you mean --${match}?`}`,
+    );
   }
   const positionals = Object.values(def).filter((d) => d.type === "positional").length;
   if (!variadic && parsed._.length > positionals) {

@@ -6,7 +6,7 @@
  */
 import process from "node:process";
 import type { CancelOutcome } from "../queue.ts";
-import { oqCommand } from "./args.ts";
+import { oqCommand, taskTypeArg } from "./args.ts";
 import { openQueue } from "./config.ts";
 import { CliError, EXIT_FAILURE, usageError } from "./errors.ts";
 import { log, out, outJson, type Styles, styles, table } from "./output.ts";
@@ -54,17 +54,12 @@ export default oqCommand({
   examples: [
     "oq cancel 3f2a9c0d4e5b6a7c8d9e0f1a2b3c4d5e",
     "oq cancel $ID1 $ID2 --reason 'customer asked'",
-    "oq cancel --task-type email --json",
+    "oq cancel --type email --json",
   ],
   variadic: true,
   args: {
     ids: { type: "positional", description: "Task ids", required: false },
-    "task-type": {
-      type: "string",
-      alias: ["t"],
-      description: "Cancel every pending or running task of this type",
-      valueHint: "type",
-    },
+    ...taskTypeArg("Cancel every pending or running task of this type"),
     reason: {
       type: "string",
       description: "Why; kept on the task and seen by its handler",
@@ -77,11 +72,11 @@ export default oqCommand({
   },
   async run(args) {
     const ids = args._;
-    const type = args["task-type"];
+    const type = args.type;
     if (ids.length > 0 && type !== undefined)
-      throw usageError("Give task ids or --task-type, not both.");
+      throw usageError("Give task ids or --type, not both.");
     if (ids.length === 0 && type === undefined)
-      throw usageError("Give the ids of the tasks to cancel, or --task-type TYPE.");
+      throw usageError("Give the ids of the tasks to cancel, or --type TYPE.");
     const queue = await openQueue(args);
     const options = {
       onProgress: progress(),

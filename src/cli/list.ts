@@ -4,7 +4,7 @@
  * @module
  */
 import { type TaskStatus, TERMINAL_STATUSES } from "../task.ts";
-import { intArg, oqCommand } from "./args.ts";
+import { intArg, oqCommand, taskTypeArg } from "./args.ts";
 import { openQueue } from "./config.ts";
 import { usageError } from "./errors.ts";
 import { log, out, outJson, paintStatus, relative, styles, table } from "./output.ts";
@@ -37,12 +37,7 @@ export default oqCommand({
       description: `Only tasks in these states, comma-separated (${STATUSES.join(", ")})`,
       valueHint: "status",
     },
-    type: {
-      type: "string",
-      alias: ["t"],
-      description: "Only tasks of this type",
-      valueHint: "type",
-    },
+    ...taskTypeArg("Only tasks of this type"),
     limit: {
       type: "string",
       alias: ["n"],

@@ -10,8 +10,9 @@ import { formatDuration } from "../duration.ts";
 import type { Queue } from "../queue.ts";
 import { type SchedulerHandle, startScheduler } from "../schedule.ts";
 import type { Worker, WorkerEvent } from "../worker.ts";
+import { skipDoctorArg } from "./args.ts";
 import { CliError, EXIT_FAILURE } from "./errors.ts";
-import { log, span } from "./output.ts";
+import { log, span, timestampLogs } from "./output.ts";
 
 /** Flags `oq worker` and `oq monitor` share. */
 export const runArgs = {
@@ -32,14 +33,12 @@ export const runArgs = {
     type: "boolean",
     description: "Also run the scheduler: submit the due slots of cron schedules (oq schedule)",
   },
-  "skip-doctor": {
-    type: "boolean",
-    description: "Do not check first that the backend honours conditional writes (oq doctor)",
-  },
+  ...skipDoctorArg,
 } as const;
 
 /**
- * What a worker process does before it claims anything: prove (or recall the cached proof) that
+ * What a worker process does before it claims anything: switch its log lines to timestamped
+ * ones (it runs for days; its log is read later), prove (or recall the cached proof) that
  * the backend honours conditional writes, since claims rely on them, and start the scheduler
  * when asked. Returns the scheduler's handle, to stop with the worker.
  */
@@ -47,6 +46,7 @@ export async function prepare(
   queue: Queue,
   args: { scheduler?: boolean | undefined; "skip-doctor"?: boolean | undefined },
 ): Promise<SchedulerHandle | undefined> {
+  timestampLogs();
   if (args["skip-doctor"] !== true) await requireSafeBackend(queue);
   if (args.scheduler !== true) return undefined;
   log().info("Running the scheduler in this process too.");

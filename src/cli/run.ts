@@ -9,11 +9,12 @@
  */
 import process from "node:process";
 import { stripVTControlCharacters } from "node:util";
-import { type ArgsDef, type CommandDef, renderUsage, runCommand } from "citty";
+import { type ArgsDef, type CommandDef, parseArgs, renderUsage, runCommand } from "citty";
 import { VERSION } from "../version.ts";
-import { commandExamples, subCommandIndex } from "./args.ts";
-import { CliError, describeError, EXIT_OK, EXIT_USAGE } from "./errors.ts";
+import { checkArgs, commandExamples, subCommandIndex } from "./args.ts";
+import { CliError, describeError, EXIT_OK, EXIT_USAGE, usageError } from "./errors.ts";
 import { colorsEnabled, log, out } from "./output.ts";
+import { closest } from "./suggest.ts";
 
 /** Any command: the tree is walked without knowing each command's flags. */
 type AnyCommand = CommandDef<ArgsDef>;
@@ -22,23 +23,68 @@ async function resolve<T>(value: T | Promise<T> | (() => T | Promise<T>)): Promi
   return typeof value === "function" ? await (value as () => T | Promise<T>)() : await value;
 }
 
+/** Where `rawArgs` leads in the command tree. */
+export interface ResolvedCommand {
+  /** The deepest command named. */
+  cmd: AnyCommand;
+  /** Its full name (`oq schedule run`). */
+  name: string;
+  /** A word given where a sub-command of `cmd` was expected that names none, and the names. */
+  unknown?: { word: string; known: string[] };
+}
+
 /** The command `rawArgs` names (following sub-commands) and its full name (`oq schedule run`). */
 export async function resolveCommand(
   cmd: AnyCommand,
   rawArgs: readonly string[],
   names: readonly string[] = [],
-): Promise<{ cmd: AnyCommand; name: string }> {
+): Promise<ResolvedCommand> {
   const here = [...names, (await resolve(cmd.meta ?? {})).name ?? "oq"];
   const subs = cmd.subCommands === undefined ? undefined : await resolve(cmd.subCommands);
   if (subs !== undefined) {
-    const index = subCommandIndex(rawArgs, await resolve(cmd.args ?? {}));
-    const name = index < 0 ? undefined : rawArgs[index];
-    if (name !== undefined && Object.hasOwn(subs, name)) {
-      const sub = (await resolve(subs[name]!)) as AnyCommand;
+    const args = await resolve(cmd.args ?? {});
+    const index = subCommandIndex(rawArgs, args);
+    const word = index < 0 ? undefined : rawArgs[index];
+    if (word !== undefined && Object.hasOwn(subs, word)) {
+      const sub = (await resolve(subs[word]!)) as AnyCommand;
       return resolveCommand(sub, rawArgs.slice(index + 1), here);
+    }
+    if (word !== undefined) {
+      // `oq --endpiont http://x list` reads as command "http://x": the flag is the mistake.
+      checkArgs(parseArgs(rawArgs.slice(0, index), args), args);
+      return { cmd, name: here.join(" "), unknown: { word, known: Object.keys(subs) } };
     }
   }
   return { cmd, name: here.join(" ") };
+}
+
+/** The usage error for a word that names no command: `Unknown command 'x'. Did you mean 'y'?` */
+function unknownCommand({ word, known }: { word: string; known: string[] }): CliError {
+  const match = closest(word, known);
+  return usageError(
+    `Unknown command '${word}'.${match === undefined ? "" : ` Did you mean '${match}'?`}`,
+  );
+}
+
+/**
+ * The flags as `--help` shows them. citty prints every alias with one dash, so long aliases kept
+ * for old spellings (`--task-type`) are named in the description instead.
+ */
+function helpArgs(args: ArgsDef): ArgsDef {
+  const shown: ArgsDef = {};
+  for (const [name, def] of Object.entries(args)) {
+    const all = "alias" in def && def.alias !== undefined ? [def.alias].flat() : [];
+    const long = all.filter((a) => a.length > 1);
+    shown[name] =
+      long.length === 0
+        ? def
+        : ({
+            ...def,
+            alias: all.filter((a) => a.length === 1),
+            description: `${def.description ?? ""} (also ${long.map((a) => `--${a}`).join(", ")})`,
+          } as typeof def);
+  }
+  return shown;
 }
 
 /** The `--help` text of a command: citty's usage plus our examples, plain when not a TTY. */
@@ -53,7 +99,8 @@ export async function helpText(
   const words = name.split(" ");
   const parent: AnyCommand | undefined =
     words.length > 1 ? { meta: { name: words.slice(0, -1).join(" ") } } : undefined;
-  let text = await renderUsage(cmd, parent);
+  const shown = { ...cmd, args: helpArgs(await resolve(cmd.args ?? {})) };
+  let text = await renderUsage(shown, parent);
   const examples = commandExamples(cmd);
   if (examples.length > 0) {
     text += `\n\n\u001B[4m\u001B[1mEXAMPLES\u001B[22m\u001B[24m\n\n${examples.map((e) => `  ${e}`).join("\n")}`;
@@ -75,9 +122,10 @@ export async function runCli<T extends ArgsDef>(
   const main = command as unknown as AnyCommand;
   const beforeDashes = rawArgs.includes("--") ? rawArgs.slice(0, rawArgs.indexOf("--")) : rawArgs;
   try {
+    const target = await resolveCommand(main, rawArgs);
+    if (target.unknown !== undefined) throw unknownCommand(target.unknown);
     if (beforeDashes.includes("--help") || beforeDashes.includes("-h")) {
-      const { cmd, name } = await resolveCommand(main, rawArgs);
-      out(await helpText(cmd, name));
+      out(await helpText(target.cmd, target.name));
       return EXIT_OK;
     }
     if (rawArgs.length === 1 && (rawArgs[0] === "--version" || rawArgs[0] === "-v")) {

@@ -1,14 +1,4 @@
-/**
- * `oq schedule`: recurring tasks from cron expressions. `create`, `list`, `show`, `enable`,
- * `disable`, `delete` and `trigger` manage the schedule objects; `run` is the scheduler daemon
- * (any number may run at once: each slot still makes exactly one task). Workers can run the
- * scheduler too (`oq worker --scheduler`).
- *
- * @module
- */
-import process from "node:process";
 import { defineCommand } from "citty";
-import { requireSafeBackend } from "../doctor.ts";
 import { formatDuration } from "../duration.ts";
 import {
   CATCH_UP_POLICIES,
@@ -18,9 +8,9 @@ import {
   type ScheduleRecord,
   Scheduler,
 } from "../schedule.ts";
-import { durationArg, intArg, jsonArg, oqCommand, secondsArg } from "./args.ts";
+import { intArg, jsonArg, oqCommand, secondsArg, taskInputArg, taskTypeArg } from "./args.ts";
 import { openQueue } from "./config.ts";
-import { CliError, EXIT_FAILURE, usageError } from "./errors.ts";
+import { usageError } from "./errors.ts";
 import { log, out, outJson, relative, type Styles, styles, table } from "./output.ts";
 
 const idArg = {
@@ -85,19 +75,8 @@ const create = oqCommand({
   ],
   args: {
     ...idArg,
-    type: {
-      type: "string",
-      alias: ["t"],
-      description: "Type of the tasks it submits",
-      required: true,
-      valueHint: "type",
-    },
-    input: {
-      type: "string",
-      alias: ["i"],
-      description: "Task input as JSON, or @file.json (default null)",
-      valueHint: "json",
-    },
+    ...taskTypeArg("Type of the tasks it submits", true),
+    ...taskInputArg,
     cron: {
       type: "string",
       alias: ["c"],
@@ -283,69 +262,6 @@ const trigger = oqCommand({
   },
 });
 
-const run = oqCommand({
-  name: "run",
-  description:
-    "Run the scheduler until SIGTERM/SIGINT: submit each due slot once (safe to run several).",
-  examples: [
-    "oq schedule run",
-    "oq schedule run --interval 10s",
-    "oq worker ./tasks.ts --scheduler",
-  ],
-  args: {
-    interval: {
-      type: "string",
-      description:
-        "Longest pause between looks at the schedules, in seconds or with a unit (it also wakes at each next slot)",
-      default: "60",
-      valueHint: "duration",
-    },
-    "skip-doctor": {
-      type: "boolean",
-      description: "Do not check that the backend honours conditional writes (oq doctor) first",
-    },
-  },
-  async run(args) {
-    const intervalMs = durationArg(args.interval, "interval")!;
-    if (intervalMs < 100)
-      throw usageError(`Invalid --interval "${args.interval}": use at least 100ms.`);
-    const queue = await openQueue(args);
-    if (!args["skip-doctor"]) await requireSafeBackend(queue);
-    const scheduler = new Scheduler(queue);
-    const controller = new AbortController();
-    let signals = 0;
-    let forced: ((error: Error) => void) | undefined;
-    const gaveUp = new Promise<never>((_, reject) => {
-      forced = reject;
-    });
-    const onSignal = (signal: NodeJS.Signals) => {
-      signals++;
-      if (signals === 1) {
-        log().info(
-          `${signal}: stopping after the current tick (send ${signal} again to exit at once)`,
-        );
-        controller.abort();
-      } else {
-        // Safe: a slot submitted but not yet recorded is submitted again (same key) next time.
-        forced?.(new CliError(`${signal} again: exiting at once.`, EXIT_FAILURE));
-      }
-    };
-    process.on("SIGINT", onSignal);
-    process.on("SIGTERM", onSignal);
-    try {
-      const count = (await scheduler.list()).length;
-      log().info(
-        `Scheduler on ${queue.storage.name}${queue.keys.prefix === "" ? "" : ` (prefix ${queue.keys.prefix})`}: ${count} schedule${count === 1 ? "" : "s"}; looking at least every ${intervalMs / 1000}s.`,
-      );
-      await Promise.race([scheduler.run({ intervalMs, signal: controller.signal }), gaveUp]);
-      log().info("Scheduler stopped.");
-    } finally {
-      process.off("SIGINT", onSignal);
-      process.off("SIGTERM", onSignal);
-    }
-  },
-});
-
 export default defineCommand({
   meta: {
     name: "schedule",
@@ -360,6 +276,6 @@ export default defineCommand({
     disable,
     delete: remove,
     trigger,
-    run,
+    run: () => import("./schedule-run.ts").then((m) => m.default),
   },
 });

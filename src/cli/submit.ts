@@ -4,7 +4,15 @@
  * @module
  */
 import type { SubmitOptions } from "../queue.ts";
-import { dateArg, intArg, jsonArg, oqCommand, secondsArg } from "./args.ts";
+import {
+  dateArg,
+  intArg,
+  jsonArg,
+  oqCommand,
+  secondsArg,
+  taskInputArg,
+  taskTypeArg,
+} from "./args.ts";
 import { openQueue } from "./config.ts";
 import { usageError } from "./errors.ts";
 import { log, out, outJson, relative } from "./output.ts";
@@ -18,19 +26,8 @@ export default oqCommand({
     `oq submit -t invoice -i '{"order":42}' --idempotency-key order-42 --max-retries 5 --json`,
   ],
   args: {
-    type: {
-      type: "string",
-      alias: ["t"],
-      required: true,
-      description: "Task type: selects the handler",
-      valueHint: "type",
-    },
-    input: {
-      type: "string",
-      alias: ["i"],
-      description: "Input as JSON, or @file.json (default null)",
-      valueHint: "json",
-    },
+    ...taskTypeArg("Task type: selects the handler", true),
+    ...taskInputArg,
     at: {
       type: "string",
       description: "Do not start before this time (ISO 8601 with timezone, or epoch ms)",

@@ -212,7 +212,7 @@ describe("help and usage errors", () => {
     expect(version.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
 
     expect(unknown.code).toBe(2);
-    expect(unknown.stderr).toContain("Unknown command frobnicate");
+    expect(unknown.stderr).toContain("Unknown command 'frobnicate'.");
     expect(none.code).toBe(2);
     expect(none.stderr).toContain("USAGE");
   });
@@ -231,7 +231,7 @@ describe("help and usage errors", () => {
       [run("submit"), /Missing required argument: --type/],
       [run("status"), /Missing required positional argument: ID/],
       [run("list", "--status", "done"), /Invalid --status "done": expected one of pending/],
-      [run("cancel"), /Give the ids of the tasks to cancel, or --task-type/],
+      [run("cancel"), /Give the ids of the tasks to cancel, or --type/],
       [run("worker", "tasks.mjs", "--concurrency", "0"), /Invalid --concurrency "0"/],
       [run("worker", "nope.mjs"), /Tasks module nope.mjs not found/],
     ];
@@ -242,6 +242,36 @@ describe("help and usage errors", () => {
       expect(r.stderr).toMatch(message);
       expect(r.stderr).toMatch(/Run "oq( \w+)? --help" for usage/);
       expect(r.stderr).not.toMatch(ANSI);
+    });
+  });
+
+  it("an unknown command exits 2 with a did-you-mean (`oq repair --help` printed the main help and exited 0)", async () => {
+    const cwd = tempDir();
+    const run = (...args: string[]) => oq(args, { cwd });
+    const cases: [Promise<Result>, string, string][] = [
+      [run("repair", "--help"), "Unknown command 'repair'.", "oq"],
+      [run("lsit"), "Unknown command 'lsit'. Did you mean 'list'?", "oq"],
+      [run("--url", "memory:", "sumbit", "-t", "a"), "Did you mean 'submit'?", "oq"],
+      [
+        run("schedule", "crate", "x"),
+        "Unknown command 'crate'. Did you mean 'create'?",
+        "oq schedule",
+      ],
+      [run("list", "--tpye", "email"), "Unknown option --tpye. Did you mean --type?", "oq list"],
+      [
+        run("worker", "tasks.mjs", "--concurrncy", "4"),
+        "Unknown option --concurrncy. Did you mean --concurrency?",
+        "oq worker",
+      ],
+      [run("status", "abc", "--endpiont", "http://x"), "Did you mean --endpoint?", "oq status"],
+      [run("--endpiont", "http://x", "list"), "Did you mean --endpoint?", "oq"],
+    ];
+    const results = await Promise.all(cases.map(([p]) => p));
+    results.forEach((r, i) => {
+      const [, message, command] = cases[i]!;
+      expect({ i, code: r.code, stdout: r.stdout }).toEqual({ i, code: 2, stdout: "" });
+      expect(r.stderr).toContain(message);
+      expect(r.stderr).toContain(`Run "${command} --help" for usage.`);
     });
   });
 
@@ -559,6 +589,37 @@ for (const backend of backends) {
   });
 }
 
+describe("the task-type flag", () => {
+  it("is --type or -t in submit, list and cancel, and the old --task-type still works", async () => {
+    const cwd = tempDir();
+    const run = (...args: string[]) =>
+      oq(["--url", `file:${join(cwd, "store")}`, ...args], { cwd });
+    const submitted = await Promise.all([
+      run("submit", "--type", "a"),
+      run("submit", "-t", "a"),
+      run("submit", "--task-type", "b"),
+    ]);
+    expect(submitted.map((r) => r.code)).toEqual([0, 0, 0]);
+    const [listA, listB, listOld] = await Promise.all([
+      run("list", "--type", "a", "--json"),
+      run("list", "-t", "b", "--json"),
+      run("list", "--task-type", "a", "--json"),
+    ]);
+    expect(JSON.parse(listA.stdout).tasks).toHaveLength(2);
+    expect(JSON.parse(listB.stdout).tasks.map((t: { type: string }) => t.type)).toEqual(["b"]);
+    expect(JSON.parse(listOld.stdout).tasks).toHaveLength(2);
+    const [cancelA, cancelB] = await Promise.all([
+      run("cancel", "--type", "a", "--json"),
+      run("cancel", "-t", "b", "--json"),
+    ]);
+    expect(JSON.parse(cancelA.stdout).map((o: { result: string }) => o.result)).toEqual([
+      "cancelled",
+      "cancelled",
+    ]);
+    expect(JSON.parse(cancelB.stdout)).toHaveLength(1);
+  });
+});
+
 describe("the demo and the worker's signals", () => {
   it("demo on the default ./.oq store prints a summary and hints", async () => {
     const cwd = tempDir();
@@ -576,6 +637,32 @@ describe("the demo and the worker's signals", () => {
     const failed = JSON.parse(list.stdout).tasks;
     expect(failed).toHaveLength(1);
     expect(failed[0].lastError).toMatchObject({ permanent: true, name: "PermanentError" });
+  });
+
+  it("a worker's text log lines start with an ISO timestamp (they had none)", async () => {
+    const cwd = tempDir();
+    writeFileSync(join(cwd, "tasks.mjs"), TASKS_MODULE);
+    const url = `file:${join(cwd, "store")}`;
+    const submitted = await oq(["submit", "--url", url, "-t", "echo"], { cwd });
+    const worker = start(["--url", url, "worker", "tasks.mjs", "--skip-doctor"], {
+      cwd,
+      env: cleanEnv(),
+    });
+    try {
+      await worker.waitFor(/echo [0-9a-f]{32} completed/);
+      worker.child.kill("SIGTERM");
+      expect(await worker.exited).toBe(0);
+      const lines = worker.stderr.trimEnd().split("\n");
+      expect(lines.length).toBeGreaterThanOrEqual(4);
+      for (const line of lines) {
+        expect(line).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \[\w+\] /);
+      }
+      expect(worker.stderr).toMatch(/Z \[success\] echo [0-9a-f]{32} completed in /);
+      // One-shot commands keep their plain lines.
+      expect(submitted.stderr).toMatch(/^\[success\] Submitted echo task/);
+    } finally {
+      worker.child.kill("SIGKILL");
+    }
   });
 
   it("a second SIGTERM exits at once with code 1", async () => {

@@ -5,7 +5,8 @@
  */
 import { type ArgsDef, parseArgs } from "citty";
 import { describe, expect, it } from "vitest";
-import { checkArgs, commonArgs, intArg, jsonArg, subCommandIndex } from "../../src/cli/args.ts";
+import { checkArgs, intArg, jsonArg, subCommandIndex } from "../../src/cli/args.ts";
+import { commonArgs } from "../../src/cli/connection.ts";
 import { demoWorkload } from "../../src/cli/demo.ts";
 import { CliError, describeError } from "../../src/cli/errors.ts";
 import { historyLines } from "../../src/cli/history.ts";
@@ -46,7 +47,7 @@ describe("flags", () => {
     expect(() => checkArgs(ok, def)).not.toThrow();
     expect(() => checkArgs(parseArgs(["x", "--maxRetries", "3"], def), def)).not.toThrow();
     expect(usage(() => checkArgs(parseArgs(["x", "--max-retry", "3"], def), def))).toEqual({
-      message: "Unknown option --max-retry.",
+      message: "Unknown option --max-retry. Did you mean --max-retries?",
       exitCode: 2,
     });
     expect(usage(() => checkArgs(parseArgs(["x", "-q"], def), def)).message).toBe(
