@@ -19,7 +19,12 @@
  * | `dropped-after-commit` | writes | the write committed, then the connection dropped: `AmbiguousWriteError` for a conditional PUT, else `UnavailableError` |
  * | `timeout-after-commit` | writes | the write committed, the answer never came (after `timeoutMs`): as above |
  * | `server-error-after-commit` | writes | the write committed and still answered 500: `AmbiguousWriteError` for a conditional PUT, else 500 `StorageError` |
+ * | `late-commit` | writes | the connection failed while the request was still on its way: the caller gets `AmbiguousWriteError` for a conditional PUT (else `UnavailableError`) at once, and the write reaches storage later — right after the next call on the same key has been answered (the worst moment: after the read-back meant to settle it), or after `lateCommitMs` when no such call comes. A conditional write is still checked when it lands. |
+ * | `precondition-failed-after-commit` | conditional PUTs | the write committed, but a layer below (a proxy or SDK) lost the answer and re-sent it, and the re-sent PUT got 412: `PreconditionFailedError` for a write that did happen |
  * | `latency-spike` | all | the call takes `spikeMs` longer (counted, independent of the error faults) |
+ *
+ * `late-commit` and `precondition-failed-after-commit` weigh 0 unless `mix` gives them a weight, so
+ * that existing mixes keep their meaning; the ready-index tests switch them on.
  *
  * Writes are `put`, `delete` and `deleteMany`. `deleteVersion` and `serverTime` pass through
  * untouched: the queue never erases versions (tests clean up with it) and a server's clock is
@@ -50,6 +55,7 @@ import {
   AmbiguousWriteError,
   ConflictError,
   type OqErrorDetails,
+  PreconditionFailedError,
   StorageError,
   ThrottledError,
   UnavailableError,
@@ -77,7 +83,9 @@ export type ErrorFaultKind =
   | "timeout"
   | "dropped-after-commit"
   | "timeout-after-commit"
-  | "server-error-after-commit";
+  | "server-error-after-commit"
+  | "late-commit"
+  | "precondition-failed-after-commit";
 
 /** Every fault the wrapper counts: the error faults and latency spikes. */
 export type FaultKind = ErrorFaultKind | "latency-spike";
@@ -92,7 +100,12 @@ export const ERROR_FAULT_KINDS: readonly ErrorFaultKind[] = [
   "dropped-after-commit",
   "timeout-after-commit",
   "server-error-after-commit",
+  "late-commit",
+  "precondition-failed-after-commit",
 ];
+
+/** Kinds that are off unless {@link FaultyStorageOptions.mix} gives them a weight. */
+const OFF_BY_DEFAULT: readonly ErrorFaultKind[] = ["late-commit", "precondition-failed-after-commit"];
 
 /** Every {@link FaultKind}. */
 export const FAULT_KINDS: readonly FaultKind[] = [...ERROR_FAULT_KINDS, "latency-spike"];
@@ -141,6 +154,8 @@ export interface FaultyStorageOptions {
   latency?: LatencyOptions;
   /** How long a `timeout` fault waits before it fails, ms. Default 1000. */
   timeoutMs?: number;
+  /** How long a `late-commit` write waits for a call on its key before it lands anyway, ms. Default 2000. */
+  lateCommitMs?: number;
   /** Only calls for which this returns true can fail or be slowed. Default: all. */
   filter?: (call: FaultCall) => boolean;
   /** How far the local clock of the process using this storage is off, ms. Default 0. */
@@ -173,8 +188,13 @@ const WRITE_KINDS: readonly ErrorFaultKind[] = [
   "dropped-after-commit",
   "timeout-after-commit",
   "server-error-after-commit",
+  "late-commit",
 ];
-const CONDITIONAL_KINDS: readonly ErrorFaultKind[] = [...WRITE_KINDS, "conflict"];
+const CONDITIONAL_KINDS: readonly ErrorFaultKind[] = [
+  ...WRITE_KINDS,
+  "conflict",
+  "precondition-failed-after-commit",
+];
 
 const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -195,6 +215,9 @@ export class FaultyStorage implements Storage {
   readonly #mix: Record<ErrorFaultKind, number>;
   readonly #latency: Required<LatencyOptions>;
   readonly #timeoutMs: number;
+  readonly #lateCommitMs: number;
+  /** Writes of `late-commit` faults still on their way, by key: each lands once. */
+  readonly #inFlight = new Map<string, (() => Promise<void>)[]>();
   readonly #filter: (call: FaultCall) => boolean;
   readonly #skew: number;
   readonly #random: () => number;
@@ -226,7 +249,7 @@ export class FaultyStorage implements Storage {
       throw new RangeError(`faultRate must be in [0, 1], got ${this.#faultRate}`);
     }
     this.#mix = Object.fromEntries(
-      ERROR_FAULT_KINDS.map((k) => [k, options.mix?.[k] ?? 1]),
+      ERROR_FAULT_KINDS.map((k) => [k, options.mix?.[k] ?? (OFF_BY_DEFAULT.includes(k) ? 0 : 1)]),
     ) as Record<ErrorFaultKind, number>;
     this.#latency = {
       baseMs: options.latency?.baseMs ?? 0,
@@ -234,6 +257,7 @@ export class FaultyStorage implements Storage {
       spikeMs: options.latency?.spikeMs ?? 2000,
     };
     this.#timeoutMs = options.timeoutMs ?? 1000;
+    this.#lateCommitMs = options.lateCommitMs ?? 2000;
     this.#filter = options.filter ?? (() => true);
     this.#skew = options.clockSkewMs ?? 0;
     this.#random = options.random ?? Math.random;
@@ -326,6 +350,30 @@ export class FaultyStorage implements Storage {
   }
 
   async #call<T>(call: FaultCall, run: () => Promise<T>): Promise<T> {
+    // Late writes already on their way to this key land right after this call was answered.
+    const landing = call.key === undefined ? undefined : this.#inFlight.get(call.key);
+    if (landing !== undefined) this.#inFlight.delete(call.key!);
+    try {
+      return await this.#faulty(call, run);
+    } finally {
+      for (const commit of landing ?? []) await commit();
+    }
+  }
+
+  /** Hold a write back until the next call on its key (or `lateCommitMs`), then let it land. */
+  #delay(key: string | undefined, run: () => Promise<unknown>): void {
+    let landed = false;
+    const commit = async () => {
+      if (landed) return;
+      landed = true;
+      // The request lands as sent: a conditional write is still checked, and may fail then.
+      await run().catch(() => {});
+    };
+    if (key !== undefined) this.#inFlight.set(key, [...(this.#inFlight.get(key) ?? []), commit]);
+    void this.#sleep(this.#lateCommitMs).then(commit);
+  }
+
+  async #faulty<T>(call: FaultCall, run: () => Promise<T>): Promise<T> {
     if (!this.enabled || !this.#filter(call)) return run();
     this.calls++;
     let delay = this.#pick(this.#latency.baseMs);
@@ -346,6 +394,9 @@ export class FaultyStorage implements Storage {
         throw this.#error(call, kind);
       case "timeout":
         await this.#sleep(this.#timeoutMs);
+        throw this.#error(call, kind);
+      case "late-commit":
+        this.#delay(call.key, run);
         throw this.#error(call, kind);
       default: {
         // The after-commit kinds: the write happens, only its answer is lost.
@@ -410,6 +461,12 @@ export class FaultyStorage implements Storage {
             details(),
           )
         );
+      case "precondition-failed-after-commit":
+        return new PreconditionFailedError(
+          `${where}: precondition failed (412) for a PUT that committed: a layer below re-sent it after losing the answer (injected ${kind})`,
+          details(412, "PreconditionFailed"),
+        );
+      case "late-commit":
       case "dropped-after-commit":
         return (
           unknownOutcome("connection reset") ??
