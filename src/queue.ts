@@ -18,7 +18,7 @@ import {
 } from "./errors.ts";
 import { checkTaskId, checkTaskType, Keys, type ReadyMarker } from "./keys.ts";
 import { type Logger, silentLogger } from "./logger.ts";
-import { type ObjectInfo, sameEtag, type Storage } from "./storage/storage.ts";
+import { type ObjectInfo, type Storage, sameEtag } from "./storage/storage.ts";
 import {
   type Backoff,
   createTask,

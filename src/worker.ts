@@ -163,6 +163,12 @@ type Candidate = ReadyMarker & { lastModified: Date };
  */
 const UNHANDLED_RECHECK_MS = 10 * 60_000;
 
+/**
+ * How often a monitor lists the keys under `ready/` that sort after every due time (a listing
+ * for work stops at the first future marker, so garbage there is never seen otherwise).
+ */
+const TAIL_SWEEP_MS = 10 * 60_000;
+
 /** A task outside this worker's share is taken once it has been due this long. */
 const STEAL_AFTER_MS = 3000;
 
@@ -212,6 +218,8 @@ export class Worker {
   readonly #skip = new Map<string, number>();
   /** Stale markers and malformed keys found by the monitor, deleted in one batch per listing. */
   readonly #sweep = new Map<string, Pick<ReadyMarker, "key"> & Partial<ReadyMarker>>();
+  /** When the monitor last listed the part of `ready/` after every possible due time. */
+  #tailListedAt = Number.NEGATIVE_INFINITY;
   #candidates: Candidate[] = [];
   /** Live worker ids (sorted), for splitting work; just this worker until heartbeats say more. */
   #peers: string[] = [];
@@ -463,6 +471,16 @@ export class Worker {
     const now = this.#queue.now();
     const local = this.#queue.clock.localNow();
     for (const [key, until] of this.#skip) if (until <= local) this.#skip.delete(key);
+    const malformed = (o: { key: string; lastModified: Date }) => {
+      // Nothing can name a malformed key; still, give whatever wrote it the grace period.
+      if (this.#options.monitor && o.lastModified.getTime() + MARKER_GRACE_MS <= now)
+        this.#sweep.set(o.key, { key: o.key });
+    };
+    if (this.#options.monitor && local - this.#tailListedAt > TAIL_SWEEP_MS) {
+      this.#tailListedAt = local;
+      const tail = `${this.#queue.keys.ready}9999~`;
+      for await (const _ of this.#queue.markers({ startAfter: tail, onMalformed: malformed }));
+    }
     const found: Candidate[] = [];
     // A deep index (many running or unhandled tasks) is read a few pages per poll, resuming
     // where the last poll stopped, so a poll's cost stays bounded.
@@ -473,11 +491,7 @@ export class Worker {
       maxPages: 3,
       progress,
       ...(this.#resumeAfter === undefined ? {} : { startAfter: this.#resumeAfter }),
-      onMalformed: (o) => {
-        // Nothing can name a malformed key; still, give whatever wrote it the grace period.
-        if (this.#options.monitor && o.lastModified.getTime() + MARKER_GRACE_MS <= now)
-          this.#sweep.set(o.key, { key: o.key });
-      },
+      onMalformed: malformed,
     })) {
       last = marker.key;
       if ((this.#skip.get(marker.key) ?? 0) > local || this.#running.has(marker.id)) continue;

@@ -105,7 +105,10 @@ export const ERROR_FAULT_KINDS: readonly ErrorFaultKind[] = [
 ];
 
 /** Kinds that are off unless {@link FaultyStorageOptions.mix} gives them a weight. */
-const OFF_BY_DEFAULT: readonly ErrorFaultKind[] = ["late-commit", "precondition-failed-after-commit"];
+const OFF_BY_DEFAULT: readonly ErrorFaultKind[] = [
+  "late-commit",
+  "precondition-failed-after-commit",
+];
 
 /** Every {@link FaultKind}. */
 export const FAULT_KINDS: readonly FaultKind[] = [...ERROR_FAULT_KINDS, "latency-spike"];
