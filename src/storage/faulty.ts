@@ -23,9 +23,6 @@
  * | `precondition-failed-after-commit` | conditional PUTs | the write committed, but a layer below (a proxy or SDK) lost the answer and re-sent it, and the re-sent PUT got 412: `PreconditionFailedError` for a write that did happen |
  * | `latency-spike` | all | the call takes `spikeMs` longer (counted, independent of the error faults) |
  *
- * `late-commit` and `precondition-failed-after-commit` weigh 0 unless `mix` gives them a weight, so
- * that existing mixes keep their meaning; the ready-index tests switch them on.
- *
  * Writes are `put`, `delete` and `deleteMany`. `deleteVersion` and `serverTime` pass through
  * untouched: the queue never erases versions (tests clean up with it) and a server's clock is
  * not a request.
@@ -100,12 +97,6 @@ export const ERROR_FAULT_KINDS: readonly ErrorFaultKind[] = [
   "dropped-after-commit",
   "timeout-after-commit",
   "server-error-after-commit",
-  "late-commit",
-  "precondition-failed-after-commit",
-];
-
-/** Kinds that are off unless {@link FaultyStorageOptions.mix} gives them a weight. */
-const OFF_BY_DEFAULT: readonly ErrorFaultKind[] = [
   "late-commit",
   "precondition-failed-after-commit",
 ];
@@ -252,7 +243,7 @@ export class FaultyStorage implements Storage {
       throw new RangeError(`faultRate must be in [0, 1], got ${this.#faultRate}`);
     }
     this.#mix = Object.fromEntries(
-      ERROR_FAULT_KINDS.map((k) => [k, options.mix?.[k] ?? (OFF_BY_DEFAULT.includes(k) ? 0 : 1)]),
+      ERROR_FAULT_KINDS.map((k) => [k, options.mix?.[k] ?? 1]),
     ) as Record<ErrorFaultKind, number>;
     this.#latency = {
       baseMs: options.latency?.baseMs ?? 0,

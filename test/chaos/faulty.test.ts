@@ -198,24 +198,9 @@ describe("FaultyStorage", () => {
       PreconditionFailedError,
     );
     expect(new TextDecoder().decode((await inner.get("k")).body)).toBe("v");
-    // Unconditional writes and reads cannot get it; and it is off unless a mix weighs it.
+    // Unconditional writes cannot get it.
     await faulty.put("u", "x");
     expect(faulty.faults["precondition-failed-after-commit"]).toBe(1);
-    const plain = new FaultyStorage(new MemoryStorage(), {
-      faultRate: 1,
-      mix: {
-        "server-error": 0,
-        "slow-down": 0,
-        conflict: 0,
-        dropped: 0,
-        timeout: 0,
-        "dropped-after-commit": 0,
-        "timeout-after-commit": 0,
-        "server-error-after-commit": 0,
-      },
-    });
-    await plain.put("k", "v", { ifNoneMatch: "*" });
-    expect(plain.injected()).toBe(0);
   });
 
   it("skews the local clock it reports alongside server time", async () => {
