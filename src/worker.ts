@@ -587,7 +587,11 @@ export class Worker {
     const young = !malformed && age < 10_000;
     this.#skipUntil(
       marker.key,
-      young ? Math.min(staleAt, now + Math.max(1000, 2 * age)) : Math.max(staleAt, now + 5000),
+      young
+        ? Math.min(staleAt, now + Math.max(1000, 2 * age))
+        : staleAt > now
+          ? staleAt
+          : now + 60_000, // only a worker without the monitor gets here: a monitor sweeps it
     );
   }
 

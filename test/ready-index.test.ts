@@ -377,6 +377,65 @@ for (const target of targets.filter((t) => t.name.startsWith("s3"))) {
       expect(await exists(env.storage, plain.keys.full(written!.task.marker!))).toBe(true);
     });
 
+    it("keeps the marker of a write that commits after the read-back (defect 7a)", async () => {
+      env = await target.create();
+      const plain = new Queue({ storage: env.storage, prefix: env.prefix });
+      const task = await plain.submit("t", null);
+      await plain.cancel(task.id);
+      const key = plain.keys.task(task.id);
+      let armed = true;
+      const storage = new FaultyStorage(env.storage, {
+        faultRate: 1,
+        mix: only("late-commit"),
+        filter: (call) => {
+          if (!armed || call.op !== "put" || call.key !== key || !call.conditional) return false;
+          armed = false;
+          return true;
+        },
+      });
+      const queue = new Queue({ storage, prefix: env.prefix });
+      const current = (await queue.read(task.id))!;
+      await queue.write(current, replayTask(current.task, queue.now()));
+      const stored = await plain.get(task.id);
+      expect(stored.event).toBe("replayed");
+      expect(await exists(env.storage, plain.keys.full(stored.marker!))).toBe(true);
+    });
+
+    it("a sweep puts back a marker whose task came to name it during the delete (defect 8)", async () => {
+      env = await target.create();
+      const inner = env.storage;
+      const plain = new Queue({ storage: inner, prefix: env.prefix });
+      const task = await plain.submit("t", null);
+      await plain.cancel(task.id);
+      const cancelled = (await plain.read(task.id))!;
+      // A replay paused between its two writes: its new marker is stored, the CAS is not.
+      const next = { ...replayTask(cancelled.task, plain.now()) };
+      next.marker = plain.newMarker("t", task.id, plain.now());
+      const markerKey = plain.keys.full(next.marker);
+      await inner.put(markerKey, new Uint8Array(0));
+      const land = async (keys: readonly string[]) => {
+        if (keys.includes(markerKey))
+          await inner.put(plain.keys.task(task.id), encodeTask(next), { ifMatch: cancelled.etag });
+      };
+      const sweeper = new Queue({
+        prefix: env.prefix,
+        storage: override(inner, {
+          async delete(key: string) {
+            await inner.delete(key);
+            await land([key]);
+          },
+          async deleteMany(keys: readonly string[]) {
+            await inner.deleteMany!(keys);
+            await land(keys);
+          },
+        }),
+      });
+      const stale = sweeper.keys.parseReadyMarker(markerKey)!;
+      expect(await sweeper.sweepMarkers([stale])).toEqual([markerKey]);
+      expect((await plain.get(task.id)).marker).toBe(next.marker);
+      expect(await exists(inner, markerKey)).toBe(true);
+    });
+
     it("an idle monitor does not keep reading expired tasks (defect 6)", async () => {
       env = await target.create();
       const storage = countRequests(env.storage);
