@@ -716,7 +716,7 @@ export class Queue {
   /**
    * Delete markers a monitor found stale after the grace period (their task is missing,
    * malformed, or names another marker) or malformed keys under `ready/`, in batches. Then
-   * read each one's task again and put back the markers it now names: a move or submit whose
+   * read each one's task again and put back the markers a live task now names: a move or submit whose
    * task write landed after the sweeper's read (a pause longer than the grace) must not lose
    * its task. A task that cannot be read keeps its marker too. Returns the keys put back.
    */
@@ -730,7 +730,8 @@ export class Queue {
       if (m.id === undefined || m.relative === undefined) return;
       let names: boolean;
       try {
-        names = (await this.read(m.id))?.task.marker === m.relative;
+        const task = (await this.read(m.id))?.task;
+        names = task?.marker === m.relative && !isTerminal(task.status);
       } catch (error) {
         names = !(error instanceof ValidationError);
       }

@@ -20,6 +20,7 @@ import {
   holdsLease,
   isExpired,
   isLeaseExpired,
+  isTerminal,
   ms,
   releaseTask,
   renewLease,
@@ -525,7 +526,13 @@ export class Worker {
       throw error;
     }
     const now = q.now();
-    if (found === undefined || found.task.marker !== marker.relative) {
+    // A finished task that still names its marker was written before terminal transitions
+    // cleared it: the marker is garbage all the same (a replay writes a new one).
+    if (
+      found === undefined ||
+      found.task.marker !== marker.relative ||
+      isTerminal(found.task.status)
+    ) {
       this.#stale(marker, now, false);
       return false;
     }

@@ -156,6 +156,28 @@ describe("terminal tasks leave the ready index (defect 6)", () => {
   });
 });
 
+describe("terminal tasks written before the fix (defect 6)", () => {
+  it("a monitor sweeps the marker that an expired task written by an older version still names (defect 6)", async () => {
+    const { inner, clock } = bucket();
+    const storage = countRequests(inner);
+    const queue = new Queue({ storage, now: clock.now });
+    const task = await queue.submit("nobody", null, { ttlSeconds: 1 });
+    const current = (await queue.read(task.id))!;
+    // What the old monitor wrote: expired, still naming its marker.
+    const old = { ...expireTask(current.task, queue.now() + 2000), marker: task.marker };
+    await inner.put(queue.keys.task(task.id), encodeTask(old), { ifMatch: current.etag });
+    clock.offset += MARKER_GRACE_MS + 1000;
+    const monitor = new Worker(queue, fast);
+    workers.push(monitor);
+    await monitor.start();
+    await until("swept", async () => (await readyKeys(queue)).length === 0);
+    storage.reset();
+    await pause(1000);
+    expect(storage.counts.GET).toBe(0);
+    expect(await readyKeys(queue)).toEqual([]);
+  });
+});
+
 describe("a marker is deleted only when its task provably does not name it (defect 7)", () => {
   /** A cancelled task, and a queue whose next conditional PUT of it meets `kind`. */
   async function setup(kind: ErrorFaultKind) {
