@@ -25,7 +25,7 @@ import {
   submitOptionsSchema,
   taskDefaultsSchema,
 } from "./options.ts";
-import type { Storage } from "./storage/storage.ts";
+import { type ObjectInfo, type Storage, sameEtag } from "./storage/storage.ts";
 import {
   type Backoff,
   createTask,
@@ -263,11 +263,13 @@ export class Queue {
       },
       now,
     );
+    const startedLocal = this.clock.localNow();
     await this.storage.put(this.keys.full(marker), new Uint8Array(0));
     const body = encodeTask(task);
     for (let round = 0; ; round++) {
       try {
         await this.storage.put(key, body, { ifNoneMatch: "*", contentType: "application/json" });
+        await this.#healMarker(marker, startedLocal);
         return task;
       } catch (error) {
         if (
@@ -277,7 +279,9 @@ export class Queue {
         ) {
           const current = await this.read(id);
           if (current !== undefined) {
+            // Another task holds the id, so our create can never land: our marker is unused.
             if (current.task.marker !== marker) await this.#deleteQuietly(this.keys.full(marker));
+            else await this.#healMarker(marker, startedLocal);
             return current.task;
           }
           if (round < 5) continue;
@@ -590,10 +594,7 @@ export class Queue {
       if (current === undefined) throw new NotFoundError(`Task ${id} not found.`, { key: id });
       const changed = change(current.task);
       if (changed === undefined) return current;
-      const next = placeMarker(current.task, changed, (due) =>
-        this.newMarker(changed.type, changed.id, due),
-      );
-      const written = await this.write(current, next, options);
+      const written = await this.write(current, changed, options);
       if (written !== undefined) return written;
       current = undefined;
     }
@@ -606,24 +607,31 @@ export class Queue {
   }
 
   /**
-   * Write `next` over `current` if the task has not changed since it was read. Returns the new
-   * version, or `undefined` when another writer got there first (re-read and decide again).
-   * An ambiguous answer is settled by reading the task back: every version carries a fresh
-   * `updatedAt` (and claims a fresh lease token), so our write is recognised exactly.
+   * Write `proposed` over `current` if the task has not changed since it was read. Returns the
+   * new version, or `undefined` when another writer got there first (re-read and decide again).
+   * The record gets its marker here ({@link placeMarker}: none once terminal, a new one when it
+   * moves), so every path to a terminal state clears it. A failed or ambiguous answer is settled
+   * by reading the task back: every version carries a fresh `updatedAt` (and claims a fresh
+   * lease token), so our write is recognised exactly, even behind a 412 that a layer below
+   * produced by re-sending a PUT that had committed.
    */
   async write(
     current: Versioned,
-    next: TaskRecord,
+    proposed: TaskRecord,
     options: WriteOptions = {},
   ): Promise<Versioned | undefined> {
-    const key = this.keys.task(next.id);
+    const key = this.keys.task(proposed.id);
+    const next = placeMarker(current.task, proposed, (due) =>
+      this.newMarker(proposed.type, proposed.id, due),
+    );
     const newMarker =
       next.marker !== null && next.marker !== current.task.marker ? next.marker : undefined;
+    const startedLocal = this.clock.localNow();
     if (newMarker !== undefined)
       await this.storage.put(this.keys.full(newMarker), new Uint8Array(0));
     const body = encodeTask(next);
     let etag: string | undefined;
-    let namesOurMarker = false;
+    let markerUnused = true;
     try {
       etag = (
         await this.storage.put(key, body, {
@@ -632,30 +640,74 @@ export class Queue {
         })
       ).etag;
     } catch (error) {
-      if (error instanceof AmbiguousWriteError) {
-        const seen = await this.#readBack(key);
-        if (seen !== undefined && bytesEqual(seen.body, body)) etag = seen.etag;
-        // Our write may have landed and been built on since (a claim keeps the marker).
-        namesOurMarker =
-          seen !== undefined &&
-          newMarker !== undefined &&
-          parseTask(seen.body, key).marker === newMarker;
-      } else if (!(error instanceof PreconditionFailedError || error instanceof ConflictError)) {
+      if (
+        !(
+          error instanceof AmbiguousWriteError ||
+          error instanceof PreconditionFailedError ||
+          error instanceof ConflictError
+        )
+      ) {
         throw error;
       }
+      // A 412 or 409 on a write that moves no marker is taken at face value (a lost claim race
+      // is common and must not cost a GET); only an unknown outcome or a marker at stake is
+      // worth the read.
+      if (error instanceof AmbiguousWriteError || newMarker !== undefined)
+        ({ etag, markerUnused } = await this.#settle(key, current.etag, body, newMarker));
     }
     if (etag === undefined) {
-      // The marker key carries our nonce, so nobody else can be relying on it.
-      if (newMarker !== undefined && !namesOurMarker)
+      // Delete the new marker only when the task provably will never name it; otherwise the
+      // stale sweep removes it after the grace period (docs/protocol.md, "Stale markers").
+      if (newMarker !== undefined && markerUnused)
         await this.#deleteQuietly(this.keys.full(newMarker));
       return undefined;
     }
+    if (newMarker !== undefined) await this.#healMarker(newMarker, startedLocal);
     const oldMarker = current.task.marker;
     if (oldMarker !== null && oldMarker !== next.marker) {
       if (options.batchMarkerDelete) this.#retire(this.keys.full(oldMarker));
       else await this.#deleteQuietly(this.keys.full(oldMarker));
     }
     return { task: next, etag };
+  }
+
+  /**
+   * After a 409, 412 or unknown outcome: did our write of `body` (over the version `baseEtag`)
+   * land, and may the new marker it names be deleted? The marker is unused only when a read
+   * shows a version that is neither ours nor the one we wrote over (our conditional PUT can
+   * then never land any more) and does not name it, or shows the task gone. A read that still
+   * shows the version we wrote over proves nothing: an unanswered PUT may land after it.
+   */
+  async #settle(
+    key: string,
+    baseEtag: string,
+    body: Uint8Array,
+    newMarker: string | undefined,
+  ): Promise<{ etag: string | undefined; markerUnused: boolean }> {
+    const seen = await this.#readBack(key);
+    if (seen === undefined) return { etag: undefined, markerUnused: true };
+    if (bytesEqual(seen.body, body)) return { etag: seen.etag, markerUnused: false };
+    if (newMarker === undefined || sameEtag(seen.etag, baseEtag))
+      return { etag: undefined, markerUnused: false };
+    let named: string | null;
+    try {
+      named = parseTask(seen.body, key).marker;
+    } catch {
+      return { etag: undefined, markerUnused: false };
+    }
+    // Our write may have landed and been built on since (a claim keeps the marker).
+    return { etag: undefined, markerUnused: named !== newMarker };
+  }
+
+  /**
+   * A write that took longer than half the stale-marker grace may have landed after a sweeper
+   * judged its new marker stale and deleted it: put the marker again (an extra marker is
+   * harmless; a missing one hides the task).
+   */
+  async #healMarker(marker: string, startedLocal: number): Promise<void> {
+    if (this.clock.localNow() - startedLocal <= MARKER_GRACE_MS / 2) return;
+    this.logger.warn(`a write took over ${MARKER_GRACE_MS / 2000} s: putting ${marker} again`);
+    await this.storage.put(this.keys.full(marker), new Uint8Array(0));
   }
 
   async #readBack(key: string): Promise<{ body: Uint8Array; etag: string } | undefined> {
@@ -690,19 +742,61 @@ export class Queue {
   async flush(): Promise<void> {
     if (this.#retireTimer !== undefined) clearTimeout(this.#retireTimer);
     this.#retireTimer = undefined;
-    const keys = this.#retired.splice(0);
-    if (keys.length === 0) return;
-    if (this.storage.deleteMany !== undefined && keys.length > 1) {
+    await this.#deleteAll(this.#retired.splice(0));
+  }
+
+  /** Delete keys in `DeleteObjects` batches of up to 1,000 (one by one without it). */
+  async #deleteAll(keys: readonly string[]): Promise<void> {
+    for (let i = 0; i < keys.length; i += 1000) {
+      const batch = keys.slice(i, i + 1000);
+      if (this.storage.deleteMany !== undefined && batch.length > 1) {
+        try {
+          await this.storage.deleteMany(batch);
+          continue;
+        } catch (error) {
+          this.logger.warn(
+            `batched marker delete failed, deleting one by one: ${error instanceof Error ? error.message : error}`,
+          );
+        }
+      }
+      await mapLimit(batch, 8, (key) => this.#deleteQuietly(key));
+    }
+  }
+
+  /**
+   * Delete markers a monitor found stale after the grace period (their task is missing,
+   * malformed, or names another marker) or malformed keys under `ready/`, in batches. Then
+   * read each one's task again and put back the markers a live task now names: a move or submit whose
+   * task write landed after the sweeper's read (a pause longer than the grace) must not lose
+   * its task. A task that cannot be read keeps its marker too. Returns the keys put back.
+   */
+  async sweepMarkers(
+    markers: readonly (Pick<ReadyMarker, "key"> & Partial<ReadyMarker>)[],
+  ): Promise<string[]> {
+    if (markers.length === 0) return [];
+    await this.#deleteAll(markers.map((m) => m.key));
+    const restored: string[] = [];
+    await mapLimit(markers, 8, async (m) => {
+      if (m.id === undefined || m.relative === undefined) return;
+      let names: boolean;
       try {
-        await this.storage.deleteMany(keys);
-        return;
+        const task = (await this.read(m.id))?.task;
+        names = task?.marker === m.relative && !isTerminal(task.status);
       } catch (error) {
-        this.logger.warn(
-          `batched marker delete failed, deleting one by one: ${error instanceof Error ? error.message : error}`,
+        names = !(error instanceof ValidationError);
+      }
+      if (!names) return;
+      this.logger.warn(`${m.key} was swept while its task came to name it: putting it back`);
+      try {
+        await this.storage.put(m.key, new Uint8Array(0));
+        restored.push(m.key);
+      } catch (error) {
+        this.logger.error(
+          `could not put back ${m.key}; task ${m.id} is not in the index until it is: ${error instanceof Error ? error.message : error}`,
         );
       }
-    }
-    await mapLimit(keys, 8, (key) => this.#deleteQuietly(key));
+    });
+    return restored;
   }
 
   async #deleteQuietly(key: string): Promise<void> {
@@ -816,6 +910,8 @@ export class Queue {
       startAfter?: string;
       maxPages?: number;
       progress?: { capped: boolean };
+      /** Called with each key under `ready/` that is not a marker (a monitor sweeps them). */
+      onMalformed?: (object: ObjectInfo) => void;
     } = {},
   ): AsyncGenerator<ReadyMarker & { lastModified: Date }> {
     let continuationToken: string | undefined;
@@ -836,6 +932,7 @@ export class Queue {
             o.key,
             `skipping ${o.key}: not a ready marker (expected ready/<time>/<type>/<id>.<nonce>)`,
           );
+          options.onMalformed?.(o);
           continue;
         }
         if (options.dueBy !== undefined && marker.dueMs > options.dueBy) return;

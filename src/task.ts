@@ -220,6 +220,29 @@ export function holdsLease(task: TaskRecord, token: string): boolean {
   return task.status === "running" && task.lease?.token === token;
 }
 
+/**
+ * The one way into a terminal state: sets the status and event, ends the lease, stamps
+ * `finishedAt` and clears `marker`, so a finished task never names a ready marker (a marker
+ * that a terminal task still named would never count as stale and would be read on every poll).
+ */
+function finish(
+  task: TaskRecord,
+  status: "completed" | "failed" | "cancelled" | "expired",
+  now: number,
+  changes: Partial<TaskRecord> = {},
+): TaskRecord {
+  return {
+    ...task,
+    ...changes,
+    status,
+    updatedAt: iso(now),
+    finishedAt: iso(now),
+    lease: null,
+    marker: null,
+    event: status,
+  };
+}
+
 function invalid(task: TaskRecord, action: string): never {
   throw new InvalidStateError(`Cannot ${action} task ${task.id}: it is ${task.status}.`, {
     key: task.id,
@@ -292,15 +315,9 @@ export function completeTask(
 ): TaskRecord {
   requireLease(task, token, "complete");
   const cancelled = task.cancel !== null;
-  return {
-    ...task,
-    status: cancelled ? "cancelled" : "completed",
+  return finish(task, cancelled ? "cancelled" : "completed", now, {
     output: output === undefined ? null : output,
-    updatedAt: iso(now),
-    finishedAt: iso(now),
-    lease: null,
-    event: cancelled ? "cancelled" : "completed",
-  };
+  });
 }
 
 /** The delay before the next attempt after `attempt` runs, with equal jitter (half fixed, half random). */
@@ -329,13 +346,9 @@ export interface Failure {
 }
 
 function afterFailure(task: TaskRecord, error: TaskError, now: number, random: number): TaskRecord {
+  if (task.cancel !== null) return finish(task, "cancelled", now, { lastError: error });
+  if (error.permanent || !canRetry(task)) return finish(task, "failed", now, { lastError: error });
   const base = { ...task, updatedAt: iso(now), lease: null, lastError: error };
-  if (task.cancel !== null) {
-    return { ...base, status: "cancelled", finishedAt: iso(now), event: "cancelled" };
-  }
-  if (error.permanent || !canRetry(task)) {
-    return { ...base, status: "failed", finishedAt: iso(now), event: "failed" };
-  }
   const next = now + backoffMs(task.backoff, task.attempt, random);
   return { ...base, status: "pending", availableAt: iso(next), event: "retry-scheduled" };
 }
@@ -389,16 +402,7 @@ export function expireLease(task: TaskRecord, now: number, random: number): Task
  */
 export function releaseTask(task: TaskRecord, token: string, now: number): TaskRecord {
   requireLease(task, token, "release");
-  if (task.cancel !== null) {
-    return {
-      ...task,
-      status: "cancelled",
-      updatedAt: iso(now),
-      finishedAt: iso(now),
-      lease: null,
-      event: "cancelled",
-    };
-  }
+  if (task.cancel !== null) return finish(task, "cancelled", now);
   return {
     ...task,
     status: "pending",
@@ -418,16 +422,7 @@ export function releaseTask(task: TaskRecord, token: string, now: number): TaskR
 export function requestCancel(task: TaskRecord, reason: string | null, now: number): TaskRecord {
   if (isTerminal(task.status)) invalid(task, "cancel");
   const cancel: CancelRequest = { requestedAt: iso(now), reason };
-  if (task.status === "pending") {
-    return {
-      ...task,
-      status: "cancelled",
-      cancel,
-      updatedAt: iso(now),
-      finishedAt: iso(now),
-      event: "cancelled",
-    };
-  }
+  if (task.status === "pending") return finish(task, "cancelled", now, { cancel });
   if (task.cancel !== null) return task;
   return { ...task, cancel, updatedAt: iso(now), event: "cancel-requested" };
 }
@@ -435,26 +430,13 @@ export function requestCancel(task: TaskRecord, reason: string | null, now: numb
 /** End a cancel-requested running task as cancelled (its handler stopped without a result). */
 export function finishCancelled(task: TaskRecord, token: string, now: number): TaskRecord {
   requireLease(task, token, "cancel");
-  return {
-    ...task,
-    status: "cancelled",
-    updatedAt: iso(now),
-    finishedAt: iso(now),
-    lease: null,
-    event: "cancelled",
-  };
+  return finish(task, "cancelled", now);
 }
 
 /** A pending task whose TTL ran out before it started → expired. */
 export function expireTask(task: TaskRecord, now: number): TaskRecord {
   if (!isExpired(task, now)) invalid(task, "expire");
-  return {
-    ...task,
-    status: "expired",
-    updatedAt: iso(now),
-    finishedAt: iso(now),
-    event: "expired",
-  };
+  return finish(task, "expired", now);
 }
 
 /**
@@ -483,7 +465,8 @@ export function replayTask(task: TaskRecord, now: number): TaskRecord {
 /**
  * Give `next` (the result of a transition from `prev`) its marker: none when terminal, the
  * current one while the task stays where it is in the index, and a new one from `newMarker`
- * when it becomes pending at a new time (retry, release, lease recovery, replay).
+ * when it becomes pending at a new time (retry, release, lease recovery, replay). Idempotent:
+ * a record that already has its new marker keeps it. `Queue.write` calls it on every write.
  */
 export function placeMarker(
   prev: TaskRecord,
@@ -495,6 +478,7 @@ export function placeMarker(
     next.status === "pending" &&
     (prev.status !== "pending" || prev.availableAt !== next.availableAt);
   if (!moved && prev.marker !== null) return next;
+  if (next.marker !== null && next.marker !== prev.marker) return next;
   return { ...next, marker: newMarker(ms(next.availableAt)) };
 }
 

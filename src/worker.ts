@@ -21,6 +21,7 @@ import {
   holdsLease,
   isExpired,
   isLeaseExpired,
+  isTerminal,
   ms,
   releaseTask,
   renewLease,
@@ -197,6 +198,12 @@ type Candidate = ReadyMarker & { lastModified: Date };
  */
 const UNHANDLED_RECHECK_MS = 10 * 60_000;
 
+/**
+ * How often a monitor lists the keys under `ready/` that sort after every due time (a listing
+ * for work stops at the first future marker, so garbage there is never seen otherwise).
+ */
+const TAIL_SWEEP_MS = 10 * 60_000;
+
 /** A task outside this worker's share is taken once it has been due this long. */
 const STEAL_AFTER_MS = 3000;
 
@@ -244,6 +251,10 @@ export class Worker {
   readonly #running = new Map<string, Running>();
   /** Marker key → local time until which it is not worth reading its task again. */
   readonly #skip = new Map<string, number>();
+  /** Stale markers and malformed keys found by the monitor, deleted in one batch per listing. */
+  readonly #sweep = new Map<string, Pick<ReadyMarker, "key"> & Partial<ReadyMarker>>();
+  /** When the monitor last listed the part of `ready/` after every possible due time. */
+  #tailListedAt = Number.NEGATIVE_INFINITY;
   #candidates: Candidate[] = [];
   /** Live worker ids (sorted), for splitting work; just this worker until heartbeats say more. */
   #peers: string[] = [];
@@ -522,9 +533,24 @@ export class Worker {
 
   async #list(): Promise<void> {
     this.stats.polls++;
+    if (this.#sweep.size > 0) {
+      const swept = [...this.#sweep.values()];
+      this.#sweep.clear();
+      for (const key of await this.#queue.sweepMarkers(swept)) this.#skip.delete(key);
+    }
     const now = this.#queue.now();
     const local = this.#queue.clock.localNow();
     for (const [key, until] of this.#skip) if (until <= local) this.#skip.delete(key);
+    const malformed = (o: { key: string; lastModified: Date }) => {
+      // Nothing can name a malformed key; still, give whatever wrote it the grace period.
+      if (this.#options.monitor && o.lastModified.getTime() + MARKER_GRACE_MS <= now)
+        this.#sweep.set(o.key, { key: o.key });
+    };
+    if (this.#options.monitor && local - this.#tailListedAt > TAIL_SWEEP_MS) {
+      this.#tailListedAt = local;
+      const tail = `${this.#queue.keys.ready}9999~`;
+      for await (const _ of this.#queue.markers({ startAfter: tail, onMalformed: malformed }));
+    }
     const found: Candidate[] = [];
     // A deep index (many running or unhandled tasks) is read a few pages per poll, resuming
     // where the last poll stopped, so a poll's cost stays bounded.
@@ -535,6 +561,7 @@ export class Worker {
       maxPages: 3,
       progress,
       ...(this.#resumeAfter === undefined ? {} : { startAfter: this.#resumeAfter }),
+      onMalformed: malformed,
     })) {
       last = marker.key;
       if ((this.#skip.get(marker.key) ?? 0) > local || this.#running.has(marker.id)) continue;
@@ -561,37 +588,32 @@ export class Worker {
       if (error instanceof OqError && error.code === "MALFORMED") {
         q.warnOnce(marker.key, `skipping task ${marker.id}: ${error.message}`);
         this.#emit({ kind: "skipped-malformed", id: q.keys.task(marker.id) });
-        this.#skip.set(marker.key, q.clock.localNow() + 10 * 60_000);
+        // A malformed object names no marker: once the grace is over the marker is garbage.
+        this.#stale(marker, q.now(), true);
         return false;
       }
       throw error;
     }
     const now = q.now();
-    if (found === undefined || found.task.marker !== marker.relative) {
-      // The marker names no live task (an interrupted submit or move, or a finished task whose
-      // marker was not deleted). Its writer may still be mid-way, so wait out the grace period.
-      const staleAt = marker.lastModified.getTime() + MARKER_GRACE_MS;
-      if (staleAt <= now && this.#options.monitor) {
+    // A finished task that still names its marker was written before terminal transitions
+    // cleared it: the marker is garbage all the same (a replay writes a new one).
+    if (
+      found === undefined ||
+      found.task.marker !== marker.relative ||
+      isTerminal(found.task.status)
+    ) {
+      const pastGrace = marker.lastModified.getTime() + MARKER_GRACE_MS <= now;
+      if (pastGrace && this.#options.monitor && !(found && isTerminal(found.task.status))) {
         // A task written by hand with a mistake (a wrong shard, a wrong "marker") would be lost
         // with its only marker: keep that marker and say what to fix.
         const stranded = await q.strandedTask(marker, found);
-        if (stranded === undefined) await q.storage.delete(marker.key).catch(() => {});
-        else {
+        if (stranded !== undefined) {
           q.warnOnce(marker.key, stranded);
           this.#skip.set(marker.key, q.clock.localNow() + 10 * 60_000);
+          return false;
         }
-      } else {
-        // A young marker is most likely a submit or move between its two writes: its task may
-        // name it any moment. Skipping it until it could be deleted (2 minutes) delayed such
-        // tasks by up to that long on a slow link (found by the chaos tests' latency run). Look
-        // again after twice its age (at least 1 s) instead: about 6 reads per marker over the
-        // grace period, never more than 2 in any 2 s.
-        const age = Math.max(0, now - marker.lastModified.getTime());
-        this.#skipUntil(
-          marker.key,
-          Math.min(Math.max(staleAt, now + 5000), now + Math.max(1000, 2 * age)),
-        );
       }
+      this.#stale(marker, now, false);
       return false;
     }
     const task = found.task;
@@ -632,6 +654,34 @@ export class Worker {
     return false;
   }
 
+  /**
+   * A marker its task does not name (an interrupted submit or move, a finished task whose
+   * marker was not deleted, or a malformed task object). Its writer may still be mid-way, so it
+   * is swept (in a batch, at the next listing) only after the grace period.
+   */
+  #stale(marker: Candidate, now: number, malformed: boolean): void {
+    const staleAt = marker.lastModified.getTime() + MARKER_GRACE_MS;
+    if (staleAt <= now && this.#options.monitor) {
+      this.#sweep.set(marker.key, marker);
+      return;
+    }
+    // A young marker is most likely a submit or move between its two writes: its task may
+    // name it any moment, and skipping it for the whole grace delayed such tasks by up to 2
+    // minutes on a slow link (found by the chaos tests' latency run). So a marker younger than
+    // 10 s is looked at again after twice its age (at least 1 s); an older one, or one whose
+    // task is malformed, only when the grace is over (the sweep heals a late write anyway).
+    const age = Math.max(0, now - marker.lastModified.getTime());
+    const young = !malformed && age < 10_000;
+    this.#skipUntil(
+      marker.key,
+      young
+        ? Math.min(staleAt, now + Math.max(1000, 2 * age))
+        : staleAt > now
+          ? staleAt
+          : now + 60_000, // only a worker without the monitor gets here: a monitor sweeps it
+    );
+  }
+
   /** Apply a monitor transition; losing the race to another monitor or worker is fine. */
   async #apply(
     found: Versioned,
@@ -645,8 +695,11 @@ export class Worker {
     } catch {
       return;
     }
-    const written = await q.write(found, next);
+    // write() places the marker: none once terminal (its old one is deleted in the next batch),
+    // a new one when lease recovery moves the task to its backoff time.
+    const written = await q.write(found, next, { batchMarkerDelete: true });
     if (written === undefined) return;
+    next = written.task;
     if (kind === "expired") this.stats.expired++;
     else this.stats.recovered++;
     q.logger.warn(`${kind} task ${next.id} (${next.type}): now ${next.status}`);

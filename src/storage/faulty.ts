@@ -19,6 +19,8 @@
  * | `dropped-after-commit` | writes | the write committed, then the connection dropped: `AmbiguousWriteError` for a conditional PUT, else `UnavailableError` |
  * | `timeout-after-commit` | writes | the write committed, the answer never came (after `timeoutMs`): as above |
  * | `server-error-after-commit` | writes | the write committed and still answered 500: `AmbiguousWriteError` for a conditional PUT, else 500 `StorageError` |
+ * | `late-commit` | writes | the connection failed while the request was still on its way: the caller gets `AmbiguousWriteError` for a conditional PUT (else `UnavailableError`) at once, and the write reaches storage later — right after the next call on the same key has been answered (the worst moment: after the read-back meant to settle it), or after `lateCommitMs` when no such call comes. A conditional write is still checked when it lands. |
+ * | `precondition-failed-after-commit` | conditional PUTs | the write committed, but a layer below (a proxy or SDK) lost the answer and re-sent it, and the re-sent PUT got 412: `PreconditionFailedError` for a write that did happen |
  * | `latency-spike` | all | the call takes `spikeMs` longer (counted, independent of the error faults) |
  *
  * Writes are `put`, `delete` and `deleteMany`. `deleteVersion` and `serverTime` pass through
@@ -50,6 +52,7 @@ import {
   AmbiguousWriteError,
   ConflictError,
   type OqErrorDetails,
+  PreconditionFailedError,
   StorageError,
   ThrottledError,
   UnavailableError,
@@ -77,7 +80,9 @@ export type ErrorFaultKind =
   | "timeout"
   | "dropped-after-commit"
   | "timeout-after-commit"
-  | "server-error-after-commit";
+  | "server-error-after-commit"
+  | "late-commit"
+  | "precondition-failed-after-commit";
 
 /** Every fault the wrapper counts: the error faults and latency spikes. */
 export type FaultKind = ErrorFaultKind | "latency-spike";
@@ -92,6 +97,8 @@ export const ERROR_FAULT_KINDS: readonly ErrorFaultKind[] = [
   "dropped-after-commit",
   "timeout-after-commit",
   "server-error-after-commit",
+  "late-commit",
+  "precondition-failed-after-commit",
 ];
 
 /** Every {@link FaultKind}. */
@@ -141,6 +148,8 @@ export interface FaultyStorageOptions {
   latency?: LatencyOptions;
   /** How long a `timeout` fault waits before it fails, ms. Default 1000. */
   timeoutMs?: number;
+  /** How long a `late-commit` write waits for a call on its key before it lands anyway, ms. Default 2000. */
+  lateCommitMs?: number;
   /** Only calls for which this returns true can fail or be slowed. Default: all. */
   filter?: (call: FaultCall) => boolean;
   /** How far the local clock of the process using this storage is off, ms. Default 0. */
@@ -173,8 +182,13 @@ const WRITE_KINDS: readonly ErrorFaultKind[] = [
   "dropped-after-commit",
   "timeout-after-commit",
   "server-error-after-commit",
+  "late-commit",
 ];
-const CONDITIONAL_KINDS: readonly ErrorFaultKind[] = [...WRITE_KINDS, "conflict"];
+const CONDITIONAL_KINDS: readonly ErrorFaultKind[] = [
+  ...WRITE_KINDS,
+  "conflict",
+  "precondition-failed-after-commit",
+];
 
 const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -195,6 +209,9 @@ export class FaultyStorage implements Storage {
   readonly #mix: Record<ErrorFaultKind, number>;
   readonly #latency: Required<LatencyOptions>;
   readonly #timeoutMs: number;
+  readonly #lateCommitMs: number;
+  /** Writes of `late-commit` faults still on their way, by key: each lands once. */
+  readonly #inFlight = new Map<string, (() => Promise<void>)[]>();
   readonly #filter: (call: FaultCall) => boolean;
   readonly #skew: number;
   readonly #random: () => number;
@@ -234,6 +251,7 @@ export class FaultyStorage implements Storage {
       spikeMs: options.latency?.spikeMs ?? 2000,
     };
     this.#timeoutMs = options.timeoutMs ?? 1000;
+    this.#lateCommitMs = options.lateCommitMs ?? 2000;
     this.#filter = options.filter ?? (() => true);
     this.#skew = options.clockSkewMs ?? 0;
     this.#random = options.random ?? Math.random;
@@ -326,6 +344,30 @@ export class FaultyStorage implements Storage {
   }
 
   async #call<T>(call: FaultCall, run: () => Promise<T>): Promise<T> {
+    // Late writes already on their way to this key land right after this call was answered.
+    const landing = call.key === undefined ? undefined : this.#inFlight.get(call.key);
+    if (landing !== undefined) this.#inFlight.delete(call.key!);
+    try {
+      return await this.#faulty(call, run);
+    } finally {
+      for (const commit of landing ?? []) await commit();
+    }
+  }
+
+  /** Hold a write back until the next call on its key (or `lateCommitMs`), then let it land. */
+  #delay(key: string | undefined, run: () => Promise<unknown>): void {
+    let landed = false;
+    const commit = async () => {
+      if (landed) return;
+      landed = true;
+      // The request lands as sent: a conditional write is still checked, and may fail then.
+      await run().catch(() => {});
+    };
+    if (key !== undefined) this.#inFlight.set(key, [...(this.#inFlight.get(key) ?? []), commit]);
+    void this.#sleep(this.#lateCommitMs).then(commit);
+  }
+
+  async #faulty<T>(call: FaultCall, run: () => Promise<T>): Promise<T> {
     if (!this.enabled || !this.#filter(call)) return run();
     this.calls++;
     let delay = this.#pick(this.#latency.baseMs);
@@ -346,6 +388,9 @@ export class FaultyStorage implements Storage {
         throw this.#error(call, kind);
       case "timeout":
         await this.#sleep(this.#timeoutMs);
+        throw this.#error(call, kind);
+      case "late-commit":
+        this.#delay(call.key, run);
         throw this.#error(call, kind);
       default: {
         // The after-commit kinds: the write happens, only its answer is lost.
@@ -410,6 +455,12 @@ export class FaultyStorage implements Storage {
             details(),
           )
         );
+      case "precondition-failed-after-commit":
+        return new PreconditionFailedError(
+          `${where}: precondition failed (412) for a PUT that committed: a layer below re-sent it after losing the answer (injected ${kind})`,
+          details(412, "PreconditionFailed"),
+        );
+      case "late-commit":
       case "dropped-after-commit":
         return (
           unknownOutcome("connection reset") ??

@@ -3,6 +3,7 @@ import {
   AmbiguousWriteError,
   ConflictError,
   NotFoundError,
+  PreconditionFailedError,
   StorageError,
   ThrottledError,
   UnavailableError,
@@ -167,6 +168,39 @@ describe("FaultyStorage", () => {
     expect(faulty.calls).toBe(1);
     expect(counted.counts.PUT).toBeGreaterThanOrEqual(2);
     expect(faulty.deleteVersion).toBeTypeOf("function");
+  });
+
+  it("lands a late-commit write after the next call on its key was answered, checked as sent (defect 7)", async () => {
+    const { inner, faulty } = only("late-commit", { sleep: () => new Promise<void>(() => {}) });
+    const first = await inner.put("k", "v1");
+    await expect(faulty.put("k", "v2", { ifMatch: first.etag })).rejects.toBeInstanceOf(
+      AmbiguousWriteError,
+    );
+    expect(new TextDecoder().decode((await inner.get("k")).body)).toBe("v1");
+    // The read-back meant to settle it still sees v1; the write lands right after it.
+    faulty.enabled = false;
+    expect(new TextDecoder().decode((await faulty.get("k")).body)).toBe("v1");
+    expect(new TextDecoder().decode((await inner.get("k")).body)).toBe("v2");
+    // A late conditional write is still checked when it lands: a stale one changes nothing.
+    faulty.enabled = true;
+    await expect(faulty.put("k", "v3", { ifMatch: first.etag })).rejects.toBeInstanceOf(
+      AmbiguousWriteError,
+    );
+    faulty.enabled = false;
+    await faulty.head("k");
+    expect(new TextDecoder().decode((await inner.get("k")).body)).toBe("v2");
+    expect(faulty.faults["late-commit"]).toBe(2);
+  });
+
+  it("answers 412 for a conditional PUT that committed (a layer below re-sent it) (defect 7)", async () => {
+    const { inner, faulty } = only("precondition-failed-after-commit");
+    await expect(faulty.put("k", "v", { ifNoneMatch: "*" })).rejects.toBeInstanceOf(
+      PreconditionFailedError,
+    );
+    expect(new TextDecoder().decode((await inner.get("k")).body)).toBe("v");
+    // Unconditional writes cannot get it.
+    await faulty.put("u", "x");
+    expect(faulty.faults["precondition-failed-after-commit"]).toBe(1);
   });
 
   it("skews the local clock it reports alongside server time", async () => {

@@ -1,0 +1,484 @@
+/**
+ * The ready index (markers) under faults: terminal tasks leave it, a marker we wrote is deleted
+ * only when its task provably does not name it, a write that lands after the stale-marker grace
+ * heals the index, and garbage is swept in batches.
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import { ValidationError } from "../src/errors.ts";
+import { MARKER_GRACE_MS, Queue } from "../src/queue.ts";
+import { countRequests } from "../src/storage/count.ts";
+import { ERROR_FAULT_KINDS, type ErrorFaultKind, FaultyStorage } from "../src/storage/faulty.ts";
+import { MemoryStorage } from "../src/storage/memory.ts";
+import type { PutOptions, Storage } from "../src/storage/storage.ts";
+import {
+  claimTask,
+  completeTask,
+  createTask,
+  DEFAULT_BACKOFF,
+  encodeTask,
+  expireLease,
+  expireTask,
+  failAttempt,
+  finishCancelled,
+  releaseTask,
+  replayTask,
+  requestCancel,
+  type TaskRecord,
+} from "../src/task.ts";
+import { Worker, type WorkerOptions } from "../src/worker.ts";
+import { type TargetInstance, targets } from "./helpers/targets.ts";
+
+const fast: WorkerOptions = {
+  minPollMs: 20,
+  maxPollMs: 100,
+  heartbeatSeconds: 0,
+  listReuseMs: 200,
+};
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const until = async (what: string, check: () => Promise<boolean> | boolean, timeoutMs = 10_000) => {
+  const end = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await pause(25);
+  }
+};
+const only = (kind: ErrorFaultKind) =>
+  Object.fromEntries(ERROR_FAULT_KINDS.map((k) => [k, k === kind ? 1 : 0]));
+
+/** A memory bucket with a batched delete (as S3 has) and a clock the test can move. */
+function bucket() {
+  const clock = { offset: 0, now: () => Date.now() + clock.offset };
+  const inner = Object.assign(new MemoryStorage({ now: clock.now }), {
+    async deleteMany(this: MemoryStorage, keys: readonly string[]) {
+      for (const key of keys) await this.delete(key);
+    },
+  });
+  return { inner, clock };
+}
+
+/** `inner` with some methods replaced (the others bound to it: it keeps private state). */
+function override<T extends object>(inner: T, methods: Partial<T>): T {
+  return new Proxy(inner, {
+    get(target, prop, receiver) {
+      if (prop in methods) return methods[prop as keyof T];
+      const value = Reflect.get(target, prop, receiver);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+async function exists(storage: Storage, key: string): Promise<boolean> {
+  return storage.head(key).then(
+    () => true,
+    () => false,
+  );
+}
+
+async function readyKeys(queue: Queue): Promise<string[]> {
+  return (await queue.storage.list({ prefix: queue.keys.ready })).objects.map((o) => o.key);
+}
+
+const workers: Worker[] = [];
+afterEach(async () => {
+  await Promise.all(workers.splice(0).map((w) => w.stop({ graceMs: 0 })));
+});
+
+describe("terminal tasks leave the ready index (defect 6)", () => {
+  const T0 = Date.UTC(2026, 10, 28, 12, 0, 0);
+  const pending = (over: Partial<Parameters<typeof createTask>[0]> = {}) =>
+    createTask(
+      {
+        id: "abc",
+        type: "t",
+        input: null,
+        maxRetries: 0,
+        backoff: DEFAULT_BACKOFF,
+        timeoutSeconds: null,
+        availableAt: T0,
+        expiresAt: null,
+        idempotencyKey: null,
+        marker: "ready/20261128T120000Z/t/abc.00000000",
+        ...over,
+      },
+      T0,
+    );
+  const claim = (t: TaskRecord) =>
+    claimTask(t, { workerId: "w", token: "tok", leaseMs: 1000, now: T0 });
+
+  it("every transition to a terminal state clears the marker (defect 6)", () => {
+    const running = claim(pending());
+    const cancelRequested = requestCancel(running, null, T0);
+    const finished: TaskRecord[] = [
+      expireTask(pending({ expiresAt: T0 + 1 }), T0 + 2),
+      expireLease(running, T0 + 5000, 0.5), // out of retries: failed by lease recovery
+      completeTask(running, "tok", 1, T0),
+      failAttempt(running, "tok", { name: "E", message: "x" }, T0, 0.5),
+      requestCancel(pending(), null, T0),
+      finishCancelled(cancelRequested, "tok", T0),
+      releaseTask(cancelRequested, "tok", T0),
+    ];
+    for (const t of finished) {
+      expect(["completed", "failed", "cancelled", "expired"], t.event).toContain(t.status);
+      expect(t.marker, t.event).toBeNull();
+    }
+  });
+
+  it("an idle monitor does not keep reading 20 expired tasks nor one failed by lease recovery (defect 6)", async () => {
+    const storage = countRequests(new MemoryStorage());
+    const queue = new Queue({ storage });
+    const expiring = await queue.submitMany(
+      Array.from({ length: 20 }, (_, i) => ({
+        type: "nobody",
+        input: i,
+        options: { ttlSeconds: 0.2 },
+      })),
+    );
+    const orphan = await queue.submit("nobody", null, { maxRetries: 0 });
+    await queue.update(orphan.id, (t) =>
+      claimTask(t, { workerId: "gone", token: "tok", leaseMs: 100, now: queue.now() }),
+    );
+    await pause(300);
+    const monitor = new Worker(queue, fast);
+    workers.push(monitor);
+    await monitor.start();
+    await until("all handled", () => monitor.stats.expired === 20 && monitor.stats.recovered === 1);
+    expect((await queue.get(orphan.id)).status).toBe("failed");
+    expect((await queue.get(expiring[0]!.id)).status).toBe("expired");
+    await until("markers deleted", async () => (await readyKeys(queue)).length === 0, 3000).catch(
+      () => {},
+    );
+    await pause(200);
+    storage.reset();
+    await pause(1500); // about 15 polls at 100 ms
+    expect(storage.counts.LIST).toBeGreaterThan(3);
+    expect(storage.counts.GET).toBe(0);
+    expect(await readyKeys(queue)).toEqual([]);
+  });
+});
+
+describe("terminal tasks written before the fix (defect 6)", () => {
+  it("a monitor sweeps the marker that an expired task written by an older version still names (defect 6)", async () => {
+    const { inner, clock } = bucket();
+    const storage = countRequests(inner);
+    const queue = new Queue({ storage, now: clock.now });
+    const task = await queue.submit("nobody", null, { ttlSeconds: 1 });
+    const current = (await queue.read(task.id))!;
+    // What the old monitor wrote: expired, still naming its marker.
+    const old = { ...expireTask(current.task, queue.now() + 2000), marker: task.marker };
+    await inner.put(queue.keys.task(task.id), encodeTask(old), { ifMatch: current.etag });
+    clock.offset += MARKER_GRACE_MS + 1000;
+    const monitor = new Worker(queue, fast);
+    workers.push(monitor);
+    await monitor.start();
+    await until("swept", async () => (await readyKeys(queue)).length === 0);
+    storage.reset();
+    await pause(1000);
+    expect(storage.counts.GET).toBe(0);
+    expect(await readyKeys(queue)).toEqual([]);
+  });
+});
+
+describe("a marker is deleted only when its task provably does not name it (defect 7)", () => {
+  /** A cancelled task, and a queue whose next conditional PUT of it meets `kind`. */
+  async function setup(kind: ErrorFaultKind) {
+    const { inner } = bucket();
+    const plain = new Queue({ storage: inner });
+    const task = await plain.submit("t", null);
+    await plain.cancel(task.id);
+    const key = plain.keys.task(task.id);
+    let armed = true;
+    const storage = new FaultyStorage(inner, {
+      faultRate: 1,
+      mix: only(kind),
+      filter: (call) => {
+        if (!armed || call.op !== "put" || call.key !== key || !call.conditional) return false;
+        armed = false;
+        return true;
+      },
+    });
+    const queue = new Queue({ storage });
+    return { inner, plain, queue, storage, id: task.id };
+  }
+
+  it("keeps the marker of a write whose outcome was unknown and that commits after the read-back (defect 7a)", async () => {
+    const { inner, plain, queue, storage, id } = await setup("late-commit");
+    const current = (await queue.read(id))!;
+    // The PUT fails with an unknown outcome; the read-back still shows the cancelled version;
+    // then the PUT lands. We cannot call it ours, but must not delete the marker it names.
+    await queue.write(current, replayTask(current.task, queue.now()));
+    expect(storage.faults["late-commit"]).toBe(1);
+    const stored = await plain.get(id);
+    expect(stored.event).toBe("replayed");
+    expect(stored.marker).not.toBeNull();
+    expect(await exists(inner, plain.keys.full(stored.marker!))).toBe(true);
+  });
+
+  it("recognises a 412 from a layer below that re-sent our committed PUT, and keeps its marker (defect 7b)", async () => {
+    const { inner, plain, queue, storage, id } = await setup("precondition-failed-after-commit");
+    const current = (await queue.read(id))!;
+    const written = await queue.write(current, replayTask(current.task, queue.now()));
+    expect(storage.faults["precondition-failed-after-commit"]).toBe(1);
+    expect(written?.task.event).toBe("replayed");
+    const stored = await plain.get(id);
+    expect(stored.marker).toBe(written!.task.marker);
+    expect(await exists(inner, plain.keys.full(stored.marker!))).toBe(true);
+  });
+
+  it("still deletes the marker of a write that lost a real race (defect 7)", async () => {
+    const { inner } = bucket();
+    const queue = new Queue({ storage: inner });
+    const task = await queue.submit("t", null);
+    await queue.cancel(task.id);
+    const stale = (await queue.read(task.id))!;
+    const winner = await queue.replay(task.id);
+    expect(await queue.write(stale, replayTask(stale.task, queue.now()))).toBeUndefined();
+    expect(await readyKeys(queue)).toEqual([queue.keys.full(winner.marker!)]);
+  });
+});
+
+describe("a write that lands after the stale-marker grace heals the index (defect 8)", () => {
+  it("a sweeper that deletes a marker whose task write lands meanwhile puts it back (defect 8)", async () => {
+    const { inner, clock } = bucket();
+    const queue = new Queue({ storage: inner, now: clock.now });
+    // A submit paused between its two writes: the marker is stored, the task create is not.
+    const marker = queue.newMarker("t", "late1", queue.now());
+    await inner.put(queue.keys.full(marker), new Uint8Array(0));
+    const task = createTask(
+      {
+        id: "late1",
+        type: "t",
+        input: "ok",
+        maxRetries: 0,
+        backoff: DEFAULT_BACKOFF,
+        timeoutSeconds: null,
+        availableAt: queue.now(),
+        expiresAt: null,
+        idempotencyKey: null,
+        marker,
+      },
+      queue.now(),
+    );
+    clock.offset += MARKER_GRACE_MS + 1000;
+    // The create lands just as the monitor's delete does (after the monitor's read said stale).
+    const landing = override(inner, {
+      async deleteMany(keys: readonly string[]) {
+        await inner.deleteMany(keys);
+        if (keys.includes(queue.keys.full(marker)))
+          await inner.put(queue.keys.task("late1"), encodeTask(task), { ifNoneMatch: "*" });
+      },
+      async delete(key: string) {
+        await inner.delete(key);
+        if (key === queue.keys.full(marker))
+          await inner.put(queue.keys.task("late1"), encodeTask(task), { ifNoneMatch: "*" });
+      },
+    });
+    const monitorQueue = new Queue({ storage: landing, now: clock.now });
+    const w = new Worker(monitorQueue, fast).task("t", (x) => x);
+    workers.push(w);
+    await w.start();
+    await until("the late create", async () => (await queue.read("late1")) !== undefined);
+    const done = await queue.wait("late1", { timeout: 5 });
+    expect(done).toMatchObject({ status: "completed", output: "ok" });
+  });
+
+  /** A queue whose task PUTs take `MARKER_GRACE_MS + 5 s`, during which a sweeper deletes `victim()`. */
+  function slowWrites(victim: () => string | undefined) {
+    const { inner, clock } = bucket();
+    const slow = override(inner, {
+      async put(key: string, body: Uint8Array | string, options?: PutOptions) {
+        const conditional = options?.ifMatch !== undefined || options?.ifNoneMatch !== undefined;
+        if (conditional && key.startsWith("tasks/")) {
+          clock.offset += MARKER_GRACE_MS + 5000;
+          const v = victim();
+          if (v !== undefined) await inner.delete(v);
+        }
+        return inner.put(key, body, options);
+      },
+    });
+    return { inner, clock, queue: new Queue({ storage: slow, now: clock.now }) };
+  }
+
+  it("a submit whose task create took longer than half the grace puts its marker again (defect 8)", async () => {
+    let victim: string | undefined;
+    const { inner, queue } = slowWrites(() => victim);
+    const orig = queue.newMarker.bind(queue);
+    queue.newMarker = (type, id, due) => {
+      const m = orig(type, id, due);
+      victim = queue.keys.full(m);
+      return m;
+    };
+    const task = await queue.submit("t", null);
+    expect(await exists(inner, queue.keys.full(task.marker!))).toBe(true);
+  });
+
+  it("a move whose CAS took longer than half the grace puts its new marker again (defect 8)", async () => {
+    let victim: string | undefined;
+    let slowOn = false;
+    const { inner, queue } = slowWrites(() => (slowOn ? victim : undefined));
+    const task = await queue.submit("t", null);
+    await queue.cancel(task.id);
+    const orig = queue.newMarker.bind(queue);
+    queue.newMarker = (type, id, due) => {
+      const m = orig(type, id, due);
+      victim = queue.keys.full(m);
+      return m;
+    };
+    slowOn = true;
+    const replayed = await queue.replay(task.id);
+    expect(victim).toBe(queue.keys.full(replayed.marker!));
+    expect(await exists(inner, queue.keys.full(replayed.marker!))).toBe(true);
+  });
+});
+
+describe("garbage in the ready index is swept in batches (defect 21)", () => {
+  it("deletes markers of malformed objects, malformed keys and stale markers after the grace, in batches (defect 21)", async () => {
+    const { inner, clock } = bucket();
+    const storage = countRequests(inner);
+    const warnings: string[] = [];
+    const queue = new Queue({
+      storage,
+      now: clock.now,
+      logger: { info() {}, warn: (m) => warnings.push(m), error: (m) => warnings.push(m) },
+    });
+    const k = queue.keys;
+    await inner.put(`${k.ready}garbage`, "x");
+    await inner.put(`${k.ready}20200101T000000Z/t/deadbeef.abc`, "");
+    await inner.put(k.task("deadbeef"), "{not json");
+    await inner.put(`${k.ready}20200101T000000Z/t/cafe.abc`, "");
+    await inner.put(k.task("cafe"), JSON.stringify({ oq: 1, id: "cafe" }));
+    for (let i = 0; i < 10; i++) await inner.put(`${k.ready}20200101T000000Z/t/gone${i}.abc`, "");
+    const live = await queue.submit("t", "fine", { delay: 3600 });
+    const w = new Worker(queue, fast);
+    workers.push(w);
+    await w.start();
+    await pause(300);
+    // During the grace nothing is deleted: a writer may be between its two writes.
+    expect((await readyKeys(queue)).length).toBe(14);
+    // Past the grace, and past the 10 minutes after which a monitor lists the index's tail.
+    clock.offset += 10 * 60_000 + 1000;
+    await until("garbage swept", async () => (await readyKeys(queue)).length === 1).catch(
+      async (e) => {
+        console.log(await readyKeys(queue), warnings);
+        throw e;
+      },
+    );
+    expect(await readyKeys(queue)).toEqual([k.full(live.marker!)]);
+    expect(storage.counts.DELETE).toBe(0);
+    expect(storage.counts.POST).toBeLessThanOrEqual(2);
+    expect(warnings.some((m) => m.includes("garbage"))).toBe(true);
+    // The objects themselves are left for an operator; only the index entries are gone.
+    await expect(queue.read("cafe")).rejects.toBeInstanceOf(ValidationError);
+  });
+});
+
+for (const target of targets.filter((t) => t.name.startsWith("s3"))) {
+  describe(`ready index on ${target.name}`, () => {
+    let env: TargetInstance;
+    afterEach(async () => env?.cleanup());
+
+    it("recognises a 412 for our own committed PUT and keeps its marker (defect 7b)", async () => {
+      env = await target.create();
+      const plain = new Queue({ storage: env.storage, prefix: env.prefix });
+      const task = await plain.submit("t", null);
+      await plain.cancel(task.id);
+      const key = plain.keys.task(task.id);
+      let armed = true;
+      const storage = new FaultyStorage(env.storage, {
+        faultRate: 1,
+        mix: only("precondition-failed-after-commit"),
+        filter: (call) => {
+          if (!armed || call.op !== "put" || call.key !== key || !call.conditional) return false;
+          armed = false;
+          return true;
+        },
+      });
+      const queue = new Queue({ storage, prefix: env.prefix });
+      const current = (await queue.read(task.id))!;
+      const written = await queue.write(current, replayTask(current.task, queue.now()));
+      expect(written?.task.event).toBe("replayed");
+      expect(await exists(env.storage, plain.keys.full(written!.task.marker!))).toBe(true);
+    });
+
+    it("keeps the marker of a write that commits after the read-back (defect 7a)", async () => {
+      env = await target.create();
+      const plain = new Queue({ storage: env.storage, prefix: env.prefix });
+      const task = await plain.submit("t", null);
+      await plain.cancel(task.id);
+      const key = plain.keys.task(task.id);
+      let armed = true;
+      const storage = new FaultyStorage(env.storage, {
+        faultRate: 1,
+        mix: only("late-commit"),
+        filter: (call) => {
+          if (!armed || call.op !== "put" || call.key !== key || !call.conditional) return false;
+          armed = false;
+          return true;
+        },
+      });
+      const queue = new Queue({ storage, prefix: env.prefix });
+      const current = (await queue.read(task.id))!;
+      await queue.write(current, replayTask(current.task, queue.now()));
+      const stored = await plain.get(task.id);
+      expect(stored.event).toBe("replayed");
+      expect(await exists(env.storage, plain.keys.full(stored.marker!))).toBe(true);
+    });
+
+    it("a sweep puts back a marker whose task came to name it during the delete (defect 8)", async () => {
+      env = await target.create();
+      const inner = env.storage;
+      const plain = new Queue({ storage: inner, prefix: env.prefix });
+      const task = await plain.submit("t", null);
+      await plain.cancel(task.id);
+      const cancelled = (await plain.read(task.id))!;
+      // A replay paused between its two writes: its new marker is stored, the CAS is not.
+      const next = { ...replayTask(cancelled.task, plain.now()) };
+      next.marker = plain.newMarker("t", task.id, plain.now());
+      const markerKey = plain.keys.full(next.marker);
+      await inner.put(markerKey, new Uint8Array(0));
+      const land = async (keys: readonly string[]) => {
+        if (keys.includes(markerKey))
+          await inner.put(plain.keys.task(task.id), encodeTask(next), { ifMatch: cancelled.etag });
+      };
+      const sweeper = new Queue({
+        prefix: env.prefix,
+        storage: override(inner, {
+          async delete(key: string) {
+            await inner.delete(key);
+            await land([key]);
+          },
+          async deleteMany(keys: readonly string[]) {
+            await inner.deleteMany!(keys);
+            await land(keys);
+          },
+        }),
+      });
+      const stale = sweeper.keys.parseReadyMarker(markerKey)!;
+      expect(await sweeper.sweepMarkers([stale])).toEqual([markerKey]);
+      expect((await plain.get(task.id)).marker).toBe(next.marker);
+      expect(await exists(inner, markerKey)).toBe(true);
+    });
+
+    it("an idle monitor does not keep reading expired tasks (defect 6)", async () => {
+      env = await target.create();
+      const storage = countRequests(env.storage);
+      const queue = new Queue({ storage, prefix: env.prefix });
+      await queue.submitMany(
+        Array.from({ length: 5 }, (_, i) => ({
+          type: "nobody",
+          input: i,
+          options: { ttlSeconds: 0.2 },
+        })),
+      );
+      await pause(300);
+      const monitor = new Worker(queue, fast);
+      workers.push(monitor);
+      await monitor.start();
+      await until("expired", () => monitor.stats.expired === 5);
+      await pause(800);
+      storage.reset();
+      await pause(1500);
+      expect(storage.counts.GET).toBe(0);
+      expect(await readyKeys(queue)).toEqual([]);
+    });
+  });
+}
