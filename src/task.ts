@@ -210,9 +210,41 @@ export function isClaimable(task: TaskRecord, now: number): boolean {
   return task.status === "pending" && ms(task.availableAt) <= now && !isExpired(task, now);
 }
 
-/** True when a running task's lease has run out by `now`. */
+/**
+ * How long after its lease's expiry a running task may be taken from its holder, ms. Server
+ * time is known only within bounds (`ServerClock`); the holder stops before its upper bound
+ * reaches the expiry and the taker waits until its lower bound is this far past it, so an
+ * unnoticed small step of either clock cannot let both run (docs/protocol.md, "Leases and time").
+ */
+export const LEASE_TAKEOVER_MARGIN_MS = 1000;
+
+/** The server time from which a running task's lease counts as expired (see {@link isLeaseExpired}). */
+export function leaseTakeoverAt(task: TaskRecord): number {
+  return task.lease === null ? Number.NaN : ms(task.lease.expiresAt) + LEASE_TAKEOVER_MARGIN_MS;
+}
+
+/**
+ * How long before its lease's expiry a holder that could not renew stops its handler, ms: a
+ * second, or a tenth of a lease shorter than 10 s (renewal starts with a third of it left).
+ */
+export const LEASE_STOP_MARGIN_MS = 1000;
+
+/**
+ * The server time at which the holder of a lease of `leaseMs` must have stopped working on it
+ * unless it renewed: before any other worker may take it over ({@link leaseTakeoverAt}). The
+ * holder compares it with the upper bound of server time.
+ */
+export function leaseStopAt(task: TaskRecord, leaseMs: number): number {
+  if (task.lease === null) return Number.NaN;
+  return ms(task.lease.expiresAt) - Math.min(LEASE_STOP_MARGIN_MS, leaseMs / 10);
+}
+
+/**
+ * True when a running task's lease has surely run out by `now`, the lower bound of server
+ * time: its expiry plus {@link LEASE_TAKEOVER_MARGIN_MS}.
+ */
 export function isLeaseExpired(task: TaskRecord, now: number): boolean {
-  return task.status === "running" && task.lease !== null && ms(task.lease.expiresAt) <= now;
+  return task.status === "running" && task.lease !== null && leaseTakeoverAt(task) <= now;
 }
 
 /** True when `token` is the running task's current lease token. */

@@ -22,6 +22,8 @@ import {
   isExpired,
   isLeaseExpired,
   isTerminal,
+  leaseStopAt,
+  leaseTakeoverAt,
   ms,
   releaseTask,
   renewLease,
@@ -134,6 +136,16 @@ export interface WorkerOptions {
   onEvent?: (event: WorkerEvent) => void;
 }
 
+/**
+ * The lease length to write with an expiry computed from `queue.now()`, the lower bound of
+ * server time: stretched by the width of the clock's interval, so that the lease lasts at least
+ * `leaseMs` of server time and the holder, which stops by the upper bound, keeps all of it.
+ */
+function leaseToWrite(queue: Queue, leaseMs: number): number {
+  const { lower, upper } = queue.clock.bounds();
+  return leaseMs + (upper - lower);
+}
+
 /** Counters a worker keeps, for the CLI's summary line and heartbeats. */
 export interface WorkerStats {
   started: number;
@@ -176,6 +188,8 @@ interface Running {
   ended: Promise<void>;
   /** Gives up the slot (once). */
   free: () => void;
+  /** Fires when the lease must be given up unless renewed first (see `#guardLease`). */
+  leaseTimer?: ReturnType<typeof setTimeout>;
 }
 
 /**
@@ -642,7 +656,7 @@ export class Worker {
     }
     if (task.status === "running") {
       if (!isLeaseExpired(task, now)) {
-        this.#skipUntil(marker.key, ms(task.lease!.expiresAt));
+        this.#skipUntil(marker.key, leaseTakeoverAt(task));
         return false;
       }
       if (handled && task.cancel === null && canRetry(task)) return this.#claim(found);
@@ -713,7 +727,9 @@ export class Worker {
     const token = q.randomHex(32);
     let next: TaskRecord;
     try {
-      next = claimTask(found.task, { workerId: this.id, token, leaseMs, now: q.now() });
+      const now = q.now();
+      const lease = leaseToWrite(q, leaseMs);
+      next = claimTask(found.task, { workerId: this.id, token, leaseMs: lease, now });
     } catch {
       return false;
     }
@@ -802,6 +818,7 @@ export class Worker {
       free: () => {},
     };
     this.#running.set(task.id, run);
+    this.#guardLease(run);
     this.stats.started++;
     this.#emit({ kind: "started", id: task.id, type: task.type, attempt: task.attempt });
     controller.signal.addEventListener(
@@ -833,6 +850,7 @@ export class Worker {
         if (!(seconds > 0))
           throw new ValidationError(`extendLease needs seconds > 0, got ${seconds}.`);
         const ok = await this.#renew(run, seconds * 1000);
+        this.#guardLease(run);
         if (!ok)
           throw new InvalidStateError(
             `Task ${task.id}: the lease was lost or is no longer renewed (the signal fired); stop working on it.`,
@@ -877,6 +895,7 @@ export class Worker {
     run.settled = (async () => {
       const result = await outcome;
       clearInterval(watchTimer);
+      clearTimeout(run.leaseTimer);
       if (timeoutTimer !== undefined) clearTimeout(timeoutTimer);
       const interrupt = run.interrupt;
       if (interrupt?.kind === "shutdown") await this.#release(run);
@@ -927,16 +946,42 @@ export class Worker {
     });
   }
 
-  #lose(run: Running): void {
+  #lose(run: Running, why = "the lease was lost; the task may run elsewhere"): void {
     if (run.lost) return;
     run.lost = true;
     run.done = true;
+    clearTimeout(run.leaseTimer);
     this.stats.leaseLost++;
-    run.controller.abort(
-      signalReason("LeaseLost", "the lease was lost; the task may run elsewhere"),
-    );
+    run.controller.abort(signalReason("LeaseLost", why));
     this.#queue.logger.warn(`task ${run.id}: lease lost; its result will be discarded`);
     this.#emit({ kind: "lease-lost", id: run.id, type: run.type });
+  }
+
+  /**
+   * Arm the lease deadline of a running task: once the upper bound of server time reaches
+   * {@link leaseStopAt} without a renewal, the handler's signal fires (`LeaseLost`) and nothing
+   * more is written for this attempt — before the earliest moment another worker may take the
+   * task over. A timer, not a later clock reading, measures the wait, so a step of the local
+   * clock after arming cannot postpone it; it is armed from the response that granted the lease
+   * (claim or renewal). Writes already in flight stay guarded by their `If-Match`.
+   */
+  #guardLease(run: Running): void {
+    clearTimeout(run.leaseTimer);
+    const expiresAt = run.current.task.lease?.expiresAt;
+    if (run.done || expiresAt === undefined) return;
+    const wait = leaseStopAt(run.current.task, run.leaseMs) - this.#queue.clock.bounds().upper;
+    run.leaseTimer = setTimeout(
+      () => {
+        if (run.done) return;
+        // Renewed meanwhile (by a path that did not re-arm): watch the new expiry instead.
+        if (run.current.task.lease?.expiresAt !== expiresAt) return this.#guardLease(run);
+        this.#lose(
+          run,
+          "the lease is about to run out and was not renewed; the task may run elsewhere",
+        );
+      },
+      Math.max(0, wait),
+    );
   }
 
   /** Serialize a write to this task after any write already in flight. */
@@ -967,9 +1012,11 @@ export class Worker {
     if (run.done) return;
     try {
       const lease = run.current.task.lease;
-      const left = lease === null ? 0 : ms(lease.expiresAt) - q.now();
+      // By the upper bound, as the lease deadline (#guardLease) is: renew in time for it.
+      const left = lease === null ? 0 : ms(lease.expiresAt) - q.clock.bounds().upper;
       if (left < run.leaseMs / 2) {
         await this.#renew(run, run.leaseMs);
+        this.#guardLease(run);
         return;
       }
       const seen = await q.read(run.id);
@@ -1003,7 +1050,7 @@ export class Worker {
       try {
         run.current = await q.update(
           run.id,
-          (t) => renewLease(t, run.token, leaseMs, q.now()),
+          (t) => renewLease(t, run.token, leaseToWrite(q, leaseMs), q.now()),
           run.current,
         );
       } catch (error) {

@@ -455,7 +455,7 @@ function skewedView(storage: MemoryStorage, skewMs: number) {
           const seen = target.serverTime();
           return seen === undefined
             ? undefined
-            : { serverMs: seen.serverMs, localMs: seen.localMs + skewMs };
+            : { ...seen, sentMs: seen.sentMs + skewMs, localMs: seen.localMs + skewMs };
         };
       }
       const value = Reflect.get(target, prop, receiver);

@@ -11,6 +11,9 @@ import {
   failAttempt,
   finishCancelled,
   isClaimable,
+  isLeaseExpired,
+  LEASE_TAKEOVER_MARGIN_MS,
+  leaseTakeoverAt,
   parseTask,
   placeMarker,
   releaseTask,
@@ -68,7 +71,7 @@ describe("task state machine", () => {
 
   it("takes over an expired lease and records the lost attempt", () => {
     const r = claim(make());
-    const taken = claim(r, T0 + 10_000, "tok2");
+    const taken = claim(r, T0 + 10_000 + LEASE_TAKEOVER_MARGIN_MS, "tok2");
     expect(taken.attempt).toBe(2);
     expect(taken.lease?.token).toBe("tok2");
     expect(taken.lastError?.name).toBe("LeaseExpired");
@@ -153,7 +156,7 @@ describe("task state machine", () => {
   it("expires leases and TTLs only when they have run out", () => {
     const running = claim(make());
     expect(() => expireLease(running, T0 + 9_999, 0)).toThrow(InvalidStateError);
-    expect(expireLease(running, T0 + 10_000, 0)).toMatchObject({
+    expect(expireLease(running, T0 + 10_000 + LEASE_TAKEOVER_MARGIN_MS, 0)).toMatchObject({
       status: "pending",
       event: "lease-expired",
       lastError: { name: "LeaseExpired" },
@@ -165,6 +168,19 @@ describe("task state machine", () => {
       status: "expired",
       finishedAt: new Date(T0 + 100).toISOString(),
     });
+  });
+
+  it("takes a lease over only a margin after its expiry, never at the expiry itself (defect 2)", () => {
+    const running = claim(make());
+    const expiry = T0 + 10_000;
+    expect(leaseTakeoverAt(running)).toBe(expiry + LEASE_TAKEOVER_MARGIN_MS);
+    for (const now of [expiry, expiry + LEASE_TAKEOVER_MARGIN_MS - 1]) {
+      expect(isLeaseExpired(running, now)).toBe(false);
+      expect(() => expireLease(running, now, 0)).toThrow(InvalidStateError);
+      expect(() => claim(running, now, "other")).toThrow(InvalidStateError);
+    }
+    expect(isLeaseExpired(running, expiry + LEASE_TAKEOVER_MARGIN_MS)).toBe(true);
+    expect(claim(running, expiry + LEASE_TAKEOVER_MARGIN_MS, "other").attempt).toBe(2);
   });
 
   it("replays failed, expired and cancelled tasks with a fresh budget", () => {

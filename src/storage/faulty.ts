@@ -67,6 +67,7 @@ import type {
   ListVersionsResult,
   PutOptions,
   PutResult,
+  ServerTimeSample,
   Storage,
   VersioningStatus,
 } from "./storage.ts";
@@ -311,10 +312,10 @@ export class FaultyStorage implements Storage {
     return this.#call({ op: "versioning", conditional: false }, () => this.inner.versioning());
   }
 
-  serverTime(): { serverMs: number; localMs: number } | undefined {
+  serverTime(): ServerTimeSample | undefined {
     const seen = this.inner.serverTime();
     if (seen === undefined || this.#skew === 0) return seen;
-    return { serverMs: seen.serverMs, localMs: seen.localMs + this.#skew };
+    return { ...seen, sentMs: seen.sentMs + this.#skew, localMs: seen.localMs + this.#skew };
   }
 
   /** The faults that can hit a call, given its shape. */

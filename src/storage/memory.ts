@@ -22,6 +22,7 @@ import {
   type ObjectInfo,
   type PutOptions,
   type PutResult,
+  type ServerTimeSample,
   type Storage,
   sameEtag,
   toBytes,
@@ -74,7 +75,7 @@ export class MemoryStorage implements Storage {
   /** Every key that has at least one version, in byte order, for range scans. */
   readonly #keys: string[] = [];
   #seq = 0;
-  #lastResponse: { serverMs: number; localMs: number } | undefined;
+  #lastResponse: ServerTimeSample | undefined;
 
   /** Create an empty bucket. */
   constructor(options: MemoryStorageOptions = {}) {
@@ -285,13 +286,19 @@ export class MemoryStorage implements Storage {
   }
 
   /** The simulated server clock at the last call, or `undefined` before any call. */
-  serverTime(): { serverMs: number; localMs: number } | undefined {
+  serverTime(): ServerTimeSample | undefined {
     return this.#lastResponse === undefined ? undefined : { ...this.#lastResponse };
   }
 
   #respond(): void {
+    // Answered on the spot: sent and arrived at the same instant, with an exact server time.
     const localMs = this.#now();
-    this.#lastResponse = { serverMs: localMs + this.#skew, localMs };
+    this.#lastResponse = {
+      serverMs: localMs + this.#skew,
+      resolutionMs: 1,
+      sentMs: localMs,
+      localMs,
+    };
   }
 
   /** The current version unless it is missing or a delete marker. */

@@ -44,6 +44,7 @@ import {
   normalizeEtag,
   type PutOptions,
   type PutResult,
+  type ServerTimeSample,
   type Storage,
   toBytes,
   type VersioningStatus,
@@ -134,7 +135,7 @@ export class R2Storage implements Storage {
   readonly name: string;
   readonly #bucket: R2BucketLike;
   readonly #now: () => number;
-  #last: { serverMs: number; localMs: number } | undefined;
+  #last: ServerTimeSample | undefined;
 
   /** Wrap a binding. Nothing is sent until the first call. */
   constructor(options: R2StorageOptions) {
@@ -320,13 +321,13 @@ export class R2Storage implements Storage {
   }
 
   /** The Worker's clock at the last call (R2 bindings carry no server `Date`). */
-  serverTime(): { serverMs: number; localMs: number } | undefined {
+  serverTime(): ServerTimeSample | undefined {
     return this.#last === undefined ? undefined : { ...this.#last };
   }
 
   #touch(): void {
     const now = this.#now();
-    this.#last = { serverMs: now, localMs: now };
+    this.#last = { serverMs: now, resolutionMs: 1, sentMs: now, localMs: now };
   }
 
   #checkVersion(key: string, versionId: string | undefined): void {

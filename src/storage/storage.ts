@@ -185,11 +185,28 @@ export interface Storage {
   /** The bucket's versioning status. */
   versioning(): Promise<VersioningStatus>;
   /**
-   * The server's clock as last seen in a response (`Date` header), paired with the local time
-   * (`Date.now()` style milliseconds) at which that response arrived; `undefined` before any
-   * response. The queue derives its clock offset from this, so leases do not trust local time.
+   * The server's clock as last seen in a response (`Date` header), with the local times
+   * (`Date.now()` style milliseconds, from the clock the driver was given) at which that
+   * request was sent and its response arrived; `undefined` before any response. The queue
+   * bounds server time with this (`ServerClock`), so leases do not trust local time.
    */
-  serverTime(): { serverMs: number; localMs: number } | undefined;
+  serverTime(): ServerTimeSample | undefined;
+}
+
+/**
+ * One reading of the server's clock. The server stamped its time at some moment between
+ * `sentMs` and `localMs` (local clock), and that time lies in
+ * `[serverMs, serverMs + resolutionMs)`: an HTTP `Date` header is truncated to the second.
+ */
+export interface ServerTimeSample {
+  /** The server's time as stated (truncated to its resolution), epoch ms. */
+  serverMs: number;
+  /** How coarse `serverMs` is, ms: 1000 for an HTTP `Date` header, 1 for an exact clock. */
+  resolutionMs: number;
+  /** Local time at which the request that got this answer was sent. */
+  sentMs: number;
+  /** Local time at which the response arrived. */
+  localMs: number;
 }
 
 const utf8 = new TextEncoder();

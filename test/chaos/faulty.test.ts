@@ -207,7 +207,12 @@ describe("FaultyStorage", () => {
     const inner = new MemoryStorage({ now: () => 1_000_000 });
     const faulty = new FaultyStorage(inner, { clockSkewMs: -300_000, now: () => 1_000_000 });
     await faulty.head("x").catch(() => {});
-    expect(faulty.serverTime()).toEqual({ serverMs: 1_000_000, localMs: 700_000 });
+    expect(faulty.serverTime()).toEqual({
+      serverMs: 1_000_000,
+      resolutionMs: 1,
+      sentMs: 700_000,
+      localMs: 700_000,
+    });
     expect(faulty.localNow()).toBe(700_000);
   });
 });

@@ -32,6 +32,7 @@ import type {
   ListVersionsResult,
   PutOptions,
   PutResult,
+  ServerTimeSample,
   Storage,
   VersioningStatus,
 } from "../../src/storage/storage.ts";
@@ -57,7 +58,7 @@ const ERRORS: Record<string, new (message: string, details?: object) => OqError>
 class RpcStorage implements Storage {
   readonly name = "r2 (miniflare)";
   readonly mf: Miniflare;
-  #time: { serverMs: number; localMs: number } | undefined;
+  #time: ServerTimeSample | undefined;
   constructor(mf: Miniflare) {
     this.mf = mf;
   }
@@ -65,6 +66,7 @@ class RpcStorage implements Storage {
   async #call<T>(method: string, ...args: unknown[]): Promise<T> {
     // JSON turns a missing argument into null, which defeats default parameters.
     while (args.length > 0 && args[args.length - 1] === undefined) args.pop();
+    const sentMs = Date.now();
     const res = await this.mf.dispatchFetch("http://rpc/", {
       method: "POST",
       body: encode({ method, args }),
@@ -72,9 +74,10 @@ class RpcStorage implements Storage {
     const text = await res.text();
     if (!res.ok) throw new Error(`RPC ${method}: HTTP ${res.status}: ${text.slice(0, 500)}`);
     const answer = decode<RpcAnswer>(text);
-    const t = answer.serverTime as { serverMs: number; localMs: number } | null;
-    // The Worker's clock is the "server"; pair it with ours as a response arrival would be.
-    if (t !== null) this.#time = { serverMs: t.serverMs, localMs: Date.now() };
+    const t = answer.serverTime as ServerTimeSample | null;
+    // The Worker's clock is the "server"; pair it with ours as a request and response would be.
+    if (t !== null)
+      this.#time = { serverMs: t.serverMs, resolutionMs: 1, sentMs, localMs: Date.now() };
     if (answer.ok) return answer.value as T;
     const E = ERRORS[answer.error.name];
     if (E === undefined) throw new Error(`${answer.error.name}: ${answer.error.message}`);
@@ -109,7 +112,7 @@ class RpcStorage implements Storage {
   versioning(): Promise<VersioningStatus> {
     return this.#call("versioning");
   }
-  serverTime(): { serverMs: number; localMs: number } | undefined {
+  serverTime(): ServerTimeSample | undefined {
     return this.#time;
   }
 }

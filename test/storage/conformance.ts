@@ -454,6 +454,9 @@ export function describeConformance(name: string, target: ConformanceTarget): vo
       expect(t).toBeDefined();
       expect(Number.isFinite(t!.serverMs)).toBe(true);
       expect(Number.isFinite(t!.localMs)).toBe(true);
+      // The response arrived after its request was sent, and the server says how coarse it is.
+      expect(t!.sentMs).toBeLessThanOrEqual(t!.localMs);
+      expect(t!.resolutionMs).toBeGreaterThan(0);
     });
 
     const denied = target.deniedStorage;

@@ -190,7 +190,7 @@ describe("FileStorage", () => {
     t += 20_000;
     await s.put("k", "d");
     expect((await s.head("k")).lastModified.getTime()).toBe(t);
-    expect(s.serverTime()).toEqual({ serverMs: t, localMs: t });
+    expect(s.serverTime()).toEqual({ serverMs: t, resolutionMs: 1, sentMs: t, localMs: t });
   });
 
   it("recovers the listing index after a crash between commit and index update", async () => {

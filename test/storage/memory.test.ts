@@ -106,11 +106,11 @@ describe("MemoryStorage", () => {
     const s = new MemoryStorage({ now: () => t, clockSkewMs: 5_000 });
     expect(s.serverTime()).toBeUndefined();
     await s.put("k", "x");
-    expect(s.serverTime()).toEqual({ serverMs: t + 5_000, localMs: t });
+    expect(s.serverTime()).toEqual({ serverMs: t + 5_000, resolutionMs: 1, sentMs: t, localMs: t });
     t += 60_000;
     const head = await s.head("k");
     expect(head.lastModified.getTime()).toBe(t - 60_000);
-    expect(s.serverTime()).toEqual({ serverMs: t + 5_000, localMs: t });
+    expect(s.serverTime()).toEqual({ serverMs: t + 5_000, resolutionMs: 1, sentMs: t, localMs: t });
     const { versions } = await s.listVersions({ prefix: "k" });
     expect(versions[0]!.lastModified.getTime()).toBe(t - 60_000);
   });

@@ -564,7 +564,10 @@ describe("serverTime", () => {
     let local = 1000;
     const { storage } = harness(
       [
-        ok({ etag: '"e"', date: "Fri, 02 Jan 2026 03:04:00 GMT" }, "x"),
+        () => {
+          local += 250; // the request takes 250 ms on the local clock
+          return ok({ etag: '"e"', date: "Fri, 02 Jan 2026 03:04:00 GMT" }, "x");
+        },
         new Response(null, { status: 404, headers: { date: "Fri, 02 Jan 2026 03:05:00 GMT" } }),
         ok({ etag: '"e"', date: "not a date" }, "x"),
       ],
@@ -572,10 +575,21 @@ describe("serverTime", () => {
     );
     expect(storage.serverTime()).toBeUndefined();
     await storage.get("k");
-    expect(storage.serverTime()).toEqual({ serverMs: Date.UTC(2026, 0, 2, 3, 4), localMs: 1000 });
+    // Sent at 1000, arrived at 1250; an HTTP date is good to the second (defect 2).
+    expect(storage.serverTime()).toEqual({
+      serverMs: Date.UTC(2026, 0, 2, 3, 4),
+      resolutionMs: 1000,
+      sentMs: 1000,
+      localMs: 1250,
+    });
     local = 2000;
     await failure(storage.head("k"));
-    expect(storage.serverTime()).toEqual({ serverMs: Date.UTC(2026, 0, 2, 3, 5), localMs: 2000 });
+    expect(storage.serverTime()).toEqual({
+      serverMs: Date.UTC(2026, 0, 2, 3, 5),
+      resolutionMs: 1000,
+      sentMs: 2000,
+      localMs: 2000,
+    });
     local = 3000;
     await storage.get("k");
     expect(storage.serverTime()!.localMs).toBe(2000);

@@ -29,6 +29,7 @@ import {
   type ObjectInfo,
   type PutOptions,
   type PutResult,
+  type ServerTimeSample,
   type Storage,
   sameEtag,
   toBytes,
@@ -85,7 +86,7 @@ export class FileStorage implements Storage {
   readonly #now: () => number;
   readonly #locks: KeyLocks;
   #ready: Promise<void> | undefined;
-  #lastResponse: { serverMs: number; localMs: number } | undefined;
+  #lastResponse: ServerTimeSample | undefined;
 
   /** Open a directory store; the directory is created on the first write. */
   constructor(options: FileStorageOptions) {
@@ -350,13 +351,14 @@ export class FileStorage implements Storage {
   }
 
   /** The local clock at the last call (there is no server), or `undefined` before any call. */
-  serverTime(): { serverMs: number; localMs: number } | undefined {
+  serverTime(): ServerTimeSample | undefined {
     return this.#lastResponse === undefined ? undefined : { ...this.#lastResponse };
   }
 
   #respond(): void {
     const now = this.#now();
-    this.#lastResponse = { serverMs: now, localMs: now };
+    // The "server" is this machine: its clock is the local one, exactly.
+    this.#lastResponse = { serverMs: now, resolutionMs: 1, sentMs: now, localMs: now };
   }
 
   /** Run one public operation: validate the key, and turn file-system errors into typed ones. */

@@ -33,6 +33,7 @@ import {
   type ObjectInfo,
   type PutOptions,
   type PutResult,
+  type ServerTimeSample,
   type Storage,
   toBytes,
   type VersionInfo,
@@ -84,7 +85,7 @@ export class S3Storage implements Storage {
   readonly #retry: Required<RetryPolicy>;
   readonly #timeoutMs: number;
   readonly #now: () => number;
-  #serverTime: { serverMs: number; localMs: number } | undefined;
+  #serverTime: ServerTimeSample | undefined;
   /** Set once the server refused DeleteObjects: {@link S3Storage.deleteMany} then deletes one by one. */
   #batchDeleteRefused = false;
   /** Added to the local clock when signing, learned from a RequestTimeTooSkewed answer. */
@@ -137,7 +138,7 @@ export class S3Storage implements Storage {
   }
 
   /** {@inheritDoc Storage.serverTime} */
-  serverTime(): { serverMs: number; localMs: number } | undefined {
+  serverTime(): ServerTimeSample | undefined {
     return this.#serverTime === undefined ? undefined : { ...this.#serverTime };
   }
 
@@ -368,6 +369,7 @@ export class S3Storage implements Storage {
     const host = new URL(url).host;
     const where = { where: `${op.method} ${this.#where(op.key)}`, timeoutMs: this.#timeoutMs };
     let res: Response;
+    const sentMs = this.#now();
     try {
       // Not the signed Request itself: Bun mishandles Request objects with bodies (aws4fetch #70).
       res = await this.#fetch(signed.url, {
@@ -380,7 +382,7 @@ export class S3Storage implements Storage {
     } catch (cause) {
       return networkFailure(op, host, cause, false, where);
     }
-    this.#recordServerTime(res);
+    this.#recordServerTime(res, sentMs);
 
     if (res.status >= 200 && res.status < 300) {
       if (op.method === "PUT" || op.method === "DELETE" || op.method === "HEAD") {
@@ -454,12 +456,13 @@ export class S3Storage implements Storage {
     return etag;
   }
 
-  #recordServerTime(res: Response): void {
+  #recordServerTime(res: Response, sentMs: number): void {
     const date = res.headers.get("date");
     if (date === null) return;
     const serverMs = Date.parse(date);
     if (Number.isNaN(serverMs)) return;
-    this.#serverTime = { serverMs, localMs: this.#now() };
+    // An HTTP date has whole seconds: the server's time was somewhere in the next 1000 ms.
+    this.#serverTime = { serverMs, resolutionMs: 1000, sentMs, localMs: this.#now() };
   }
 
   #where(key: string | undefined): string {
