@@ -46,7 +46,7 @@ it("keeps memory flat while a long task runs beside many short ones (defect 13)"
   const heap: number[] = [];
   const worker = new Worker(queue, {
     concurrency: 8,
-    minPollMs: 0,
+    minPollMs: 10,
     maxPollMs: 20,
     heartbeatSeconds: 0,
     monitor: false,
