@@ -118,6 +118,9 @@ export interface RunOptions {
   signal?: AbortSignal;
 }
 
+/** What the round of a tick whose write landed decided for one schedule. */
+type LandedRound = { schedule: ScheduleRecord; plan: SlotPlan; fired: FiredSlot[] };
+
 /** The shortest pause of the run loop, so a failing tick cannot spin. */
 const MIN_PAUSE_MS = 100;
 
@@ -359,7 +362,7 @@ export class Scheduler {
     const key = this.queue.keys.schedule(found.value.id);
     // What the round whose write landed decided; reset by every round, so a round that finds
     // nothing left to do (another scheduler recorded the slots) reports nothing.
-    const landed: { round?: { schedule: ScheduleRecord; plan: SlotPlan; fired: FiredSlot[] } } = {};
+    const landed: { round?: LandedRound } = {};
     // A lost race (another scheduler recorded these slots, or the schedule was changed) re-reads
     // and decides again. Re-submitting a slot is harmless: its key dedupes.
     const stored = await this.#store.update(
@@ -405,10 +408,7 @@ export class Scheduler {
   }
 
   /** Report what a landed round of `#fire` fired and skipped. */
-  #report(
-    round: { schedule: ScheduleRecord; plan: SlotPlan; fired: FiredSlot[] },
-    result: TickResult,
-  ): void {
+  #report(round: LandedRound, result: TickResult): void {
     const { schedule, plan, fired } = round;
     result.fired.push(...fired);
     for (const f of fired) {
