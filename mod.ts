@@ -43,21 +43,22 @@ export {
   type TaskPage,
   type Versioned,
 } from "./src/queue.ts";
+export type {
+  CatchUpPolicy,
+  NewSchedule,
+  ScheduleInfo,
+  ScheduleRecord,
+  ScheduleTaskOptions,
+} from "./src/schedule/record.ts";
+export { type SchedulerHandle, startScheduler } from "./src/schedule/runner.ts";
 export {
-  type CatchUpPolicy,
   type FiredSlot,
-  type NewSchedule,
   type RunOptions,
-  type ScheduleInfo,
-  type ScheduleRecord,
   Scheduler,
-  type SchedulerHandle,
   type SchedulerOptions,
-  type ScheduleTaskOptions,
   type SkippedSlots,
-  startScheduler,
   type TickResult,
-} from "./src/schedule.ts";
+} from "./src/schedule/scheduler.ts";
 export { MemoryStorage, type MemoryStorageOptions } from "./src/storage/memory.ts";
 export {
   type R2BucketLike,

@@ -65,6 +65,71 @@ describe("connect", () => {
     }
   });
 
+  it("reads every S3 variable: session token sent, OQ_FORCE_PATH_STYLE=false addresses the bucket by host", async () => {
+    const calls: string[] = [];
+    const { storage } = resolveStorage({
+      env: {
+        ...creds,
+        OQ_BUCKET: "b1",
+        OQ_ENDPOINT: "http://minio.local:9000",
+        OQ_REGION: "eu-central-1",
+        AWS_SESSION_TOKEN: "session-token-1",
+        OQ_FORCE_PATH_STYLE: "false",
+      },
+      fetch: async (url, init) => {
+        calls.push(url, new Headers(init.headers).get("x-amz-security-token") ?? "");
+        return new Response(null, { status: 200, headers: { etag: '"e"' } });
+      },
+    });
+    expect((storage as S3Storage).toJSON()).toEqual({
+      name: "s3://b1",
+      endpoint: "http://minio.local:9000",
+      bucket: "b1",
+      region: "eu-central-1",
+      forcePathStyle: false,
+    });
+    await storage.put("k", "x");
+    expect(calls).toEqual(["http://b1.minio.local:9000/k", "session-token-1"]);
+  });
+
+  it("reads OQ_FORCE_PATH_STYLE and AWS_SESSION_TOKEN beside an s3:// URL too", async () => {
+    const calls: string[] = [];
+    const { storage } = resolveStorage({
+      url: "s3://b2/p?endpoint=http://minio.local:9000",
+      env: { ...creds, AWS_SESSION_TOKEN: "session-token-2", OQ_FORCE_PATH_STYLE: "false" },
+      fetch: async (url, init) => {
+        calls.push(url, new Headers(init.headers).get("x-amz-security-token") ?? "");
+        return new Response(null, { status: 200, headers: { etag: '"e"' } });
+      },
+    });
+    expect((storage as S3Storage).forcePathStyle).toBe(false);
+    await storage.put("k", "x");
+    expect(calls).toEqual(["http://b2.minio.local:9000/k", "session-token-2"]);
+  });
+
+  it("defaults the S3 variables to AWS, treats empty values as unset and falls back to AWS_REGION", () => {
+    const empty = { ...creds, OQ_ENDPOINT: "", OQ_REGION: "", AWS_SESSION_TOKEN: "" };
+    const storage = resolveStorage({ env: { ...empty, OQ_BUCKET: "b" } }).storage as S3Storage;
+    expect(storage.endpoint).toBe("https://s3.us-east-1.amazonaws.com");
+    expect(storage.forcePathStyle).toBe(false);
+    expect(storage.region).toBe("us-east-1");
+    const regional = resolveStorage({ env: { ...empty, OQ_BUCKET: "b", AWS_REGION: "eu-west-3" } });
+    expect((regional.storage as S3Storage).region).toBe("eu-west-3");
+    const pathStyle = resolveStorage({
+      env: { ...creds, OQ_BUCKET: "b", OQ_FORCE_PATH_STYLE: "1" },
+    });
+    expect((pathStyle.storage as S3Storage).forcePathStyle).toBe(true);
+  });
+
+  it.each([
+    [{ OQ_BUCKET: "b" }, "AWS_ACCESS_KEY_ID"],
+    [{ OQ_BUCKET: "b", AWS_ACCESS_KEY_ID: creds.AWS_ACCESS_KEY_ID }, "AWS_SECRET_ACCESS_KEY"],
+    [{ ...creds, OQ_BUCKET: "b", OQ_ENDPOINT: "::" }, "OQ_ENDPOINT"],
+  ])("S3 variables %j: a ConfigError naming %s", (env, name) => {
+    expect(() => resolveStorage({ env })).toThrow(ConfigError);
+    expect(() => resolveStorage({ env })).toThrow(name);
+  });
+
   it("opens a working queue on a file store by URL", async () => {
     const root = mkdtempSync(join(tmpdir(), "oq-connect-"));
     try {

@@ -11,16 +11,10 @@ import { afterEach, describe, expect, it } from "vitest";
 import { NotFoundError, ValidationError } from "../src/errors.ts";
 import { Queue } from "../src/queue.ts";
 import { FileStorage } from "../src/runtime/file/storage.ts";
-import {
-  cronFor,
-  nextSlots,
-  planSlots,
-  type ScheduleRecord,
-  Scheduler,
-  slotIdempotencyKey,
-  startScheduler,
-  type TickResult,
-} from "../src/schedule.ts";
+import type { ScheduleRecord } from "../src/schedule/record.ts";
+import { startScheduler } from "../src/schedule/runner.ts";
+import { Scheduler, type TickResult } from "../src/schedule/scheduler.ts";
+import { cronFor, nextSlots, planSlots, slotIdempotencyKey } from "../src/schedule/slots.ts";
 import { countRequests } from "../src/storage/count.ts";
 import { ERROR_FAULT_KINDS, FaultyStorage } from "../src/storage/faulty.ts";
 import { MemoryStorage } from "../src/storage/memory.ts";
@@ -694,7 +688,7 @@ describe("scheduler processes killed with SIGKILL (file storage)", () => {
       child,
       `import { FileStorage } from ${JSON.stringify(join(src, "runtime/file/storage.ts"))};
 import { Queue } from ${JSON.stringify(join(src, "queue.ts"))};
-import { Scheduler } from ${JSON.stringify(join(src, "schedule.ts"))};
+import { Scheduler } from ${JSON.stringify(join(src, "schedule/scheduler.ts"))};
 const queue = new Queue({ storage: new FileStorage({ root: process.argv[2] }) });
 process.stdout.write("ready\\n");
 await new Scheduler(queue).run({ intervalMs: 300 });

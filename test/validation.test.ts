@@ -8,7 +8,7 @@ import { connect } from "../src/connect.ts";
 import { parseDate, parseDuration } from "../src/duration.ts";
 import { ValidationError } from "../src/errors.ts";
 import { Queue } from "../src/queue.ts";
-import { Scheduler } from "../src/schedule.ts";
+import { Scheduler } from "../src/schedule/scheduler.ts";
 import { MemoryStorage } from "../src/storage/memory.ts";
 import {
   backoffMs,

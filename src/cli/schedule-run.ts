@@ -6,7 +6,7 @@
  */
 import process from "node:process";
 import { requireSafeBackend } from "../doctor.ts";
-import { Scheduler } from "../schedule.ts";
+import { Scheduler } from "../schedule/scheduler.ts";
 import { durationArg, oqCommand, skipDoctorArg } from "./args.ts";
 import { openQueue } from "./config.ts";
 import { CliError, EXIT_FAILURE, usageError } from "./errors.ts";

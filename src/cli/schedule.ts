@@ -6,8 +6,8 @@ import {
   type NewSchedule,
   type ScheduleInfo,
   type ScheduleRecord,
-  Scheduler,
-} from "../schedule.ts";
+} from "../schedule/record.ts";
+import { Scheduler } from "../schedule/scheduler.ts";
 import { intArg, jsonArg, oqCommand, secondsArg, taskInputArg, taskTypeArg } from "./args.ts";
 import { openQueue } from "./config.ts";
 import { usageError } from "./errors.ts";

@@ -8,7 +8,7 @@
  */
 import type { Logger } from "../../src/logger.ts";
 import { Queue } from "../../src/queue.ts";
-import { type SchedulerHandle, startScheduler } from "../../src/schedule.ts";
+import { type SchedulerHandle, startScheduler } from "../../src/schedule/runner.ts";
 import { countRequests, type RequestCounts } from "../../src/storage/count.ts";
 import {
   type ErrorFaultKind,

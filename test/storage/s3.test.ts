@@ -20,7 +20,6 @@ import {
   ValidationError,
 } from "../../src/errors.ts";
 import { S3Storage } from "../../src/storage/s3/driver.ts";
-import { s3StorageFromEnv } from "../../src/storage/s3/env.ts";
 import type { S3Fetch, S3StorageOptions } from "../../src/storage/s3/options.ts";
 import { encodeKey } from "../../src/storage/s3/url.ts";
 import { decodeEntities, parseXml } from "../../src/storage/s3/xml.ts";
@@ -1204,90 +1203,5 @@ describe("configuration", () => {
     [{ requestTimeoutMs: 0 }, "requestTimeoutMs"],
   ])("%j is a ConfigError naming %s", (options, name) => {
     expect(configError(options as Partial<S3StorageOptions>).message).toContain(name);
-  });
-
-  it("s3StorageFromEnv reads every variable", async () => {
-    const calls: string[] = [];
-    const storage = s3StorageFromEnv(
-      {
-        OQ_BUCKET: "b1",
-        OQ_ENDPOINT: "http://minio.local:9000",
-        OQ_REGION: "eu-central-1",
-        AWS_ACCESS_KEY_ID: ACCESS,
-        AWS_SECRET_ACCESS_KEY: SECRET,
-        AWS_SESSION_TOKEN: TOKEN,
-        OQ_FORCE_PATH_STYLE: "false",
-      },
-      {
-        fetch: async (url, init) => {
-          calls.push(url, new Headers(init.headers).get("x-amz-security-token") ?? "");
-          return ok({ etag: '"e"' });
-        },
-      },
-    );
-    expect(storage.toJSON()).toEqual({
-      name: "s3://b1",
-      endpoint: "http://minio.local:9000",
-      bucket: "b1",
-      region: "eu-central-1",
-      forcePathStyle: false,
-    });
-    await storage.put("k", "x");
-    expect(calls).toEqual(["http://b1.minio.local:9000/k", TOKEN]);
-  });
-
-  it("s3StorageFromEnv defaults to AWS and treats empty values as unset", () => {
-    const storage = s3StorageFromEnv({
-      OQ_BUCKET: "b",
-      OQ_ENDPOINT: "",
-      OQ_REGION: "",
-      AWS_ACCESS_KEY_ID: ACCESS,
-      AWS_SECRET_ACCESS_KEY: SECRET,
-      AWS_SESSION_TOKEN: "",
-    });
-    expect(storage.endpoint).toBe("https://s3.us-east-1.amazonaws.com");
-    expect(storage.forcePathStyle).toBe(false);
-    expect(storage.region).toBe("us-east-1");
-    expect(
-      s3StorageFromEnv({
-        ...{ OQ_BUCKET: "b" },
-        AWS_ACCESS_KEY_ID: ACCESS,
-        AWS_SECRET_ACCESS_KEY: SECRET,
-        OQ_FORCE_PATH_STYLE: "1",
-      }).forcePathStyle,
-    ).toBe(true);
-  });
-
-  it.each([
-    [{}, "OQ_BUCKET"],
-    [{ OQ_BUCKET: "b" }, "AWS_ACCESS_KEY_ID"],
-    [{ OQ_BUCKET: "b", AWS_ACCESS_KEY_ID: ACCESS }, "AWS_SECRET_ACCESS_KEY"],
-    [
-      {
-        OQ_BUCKET: "b",
-        AWS_ACCESS_KEY_ID: ACCESS,
-        AWS_SECRET_ACCESS_KEY: SECRET,
-        OQ_ENDPOINT: "::",
-      },
-      "OQ_ENDPOINT",
-    ],
-    [
-      {
-        OQ_BUCKET: "b",
-        AWS_ACCESS_KEY_ID: ACCESS,
-        AWS_SECRET_ACCESS_KEY: SECRET,
-        OQ_FORCE_PATH_STYLE: "maybe",
-      },
-      "OQ_FORCE_PATH_STYLE",
-    ],
-  ])("s3StorageFromEnv(%j) names %s", (env, name) => {
-    try {
-      s3StorageFromEnv(env as Record<string, string>);
-    } catch (e) {
-      expect(e).toBeInstanceOf(ConfigError);
-      expect((e as Error).message).toContain(name);
-      return;
-    }
-    throw new Error("expected a ConfigError");
   });
 });

@@ -1,0 +1,191 @@
+/**
+ * The stored schedule: its record format (`{prefix}schedules/{id}.json`), parsing and encoding,
+ * and the checks a new schedule's fields go through.
+ *
+ * @module
+ */
+import { type } from "arktype";
+import { MalformedObjectError, ValidationError } from "../errors.ts";
+import { checkOptions, scheduleTaskOptionsSchema } from "../options.ts";
+import type { SubmitOptions } from "../queue.ts";
+
+/** What a scheduler does with slots that came due while no scheduler ran. */
+export type CatchUpPolicy = "latest" | "all" | "none";
+
+/** Every {@link CatchUpPolicy}, for validation and help texts. */
+export const CATCH_UP_POLICIES: readonly CatchUpPolicy[] = ["latest", "all", "none"];
+
+/**
+ * The timezone of a schedule created without one. Never the machine's zone, so schedulers on
+ * machines with different local zones agree on every slot.
+ */
+export const DEFAULT_TIMEZONE = "UTC";
+
+/** Options of the tasks a schedule submits; `null` means the queue's default. */
+export interface ScheduleTaskOptions {
+  /** Per-attempt time limit in seconds. */
+  timeoutSeconds: number | null;
+  /** Retries after the first run. */
+  maxRetries: number | null;
+  /** The task expires if not started within this many seconds of its submission. */
+  ttlSeconds: number | null;
+}
+
+/** The stored schedule. Times are ISO 8601 strings so the object reads well in `aws s3 cp`. */
+export interface ScheduleRecord {
+  /** Record format version. */
+  oq: 1;
+  /** Schedule id (also the key name). */
+  id: string;
+  /** Type of the tasks it submits. */
+  type: string;
+  /** Input of the tasks it submits (any JSON value). */
+  input: unknown;
+  /** Cron expression in croner syntax (5, 6 or 7 fields, seconds first when 6 or 7). */
+  cron: string;
+  /** IANA timezone the expression is evaluated in. */
+  timezone: string;
+  /** What to do with slots missed while no scheduler ran. */
+  catchUp: CatchUpPolicy;
+  /** Options of the submitted tasks. */
+  task: ScheduleTaskOptions;
+  /** False while disabled: no slot fires, and slots that fall meanwhile never will. */
+  enabled: boolean;
+  /** When the schedule was created. Only slots strictly after it fire. */
+  createdAt: string;
+  /** When this version was written. */
+  updatedAt: string;
+  /**
+   * Every slot at or before this time is settled: fired, or skipped (by the catch-up policy,
+   * because it preceded creation, or because the schedule was disabled).
+   */
+  doneThrough: string;
+  /** The most recent slot fired, or null before the first. */
+  lastSlot: string | null;
+  /** The task submitted for {@link ScheduleRecord.lastSlot}. */
+  lastTaskId: string | null;
+}
+
+/** What `Scheduler.create` (src/schedule/scheduler.ts) needs. */
+export interface NewSchedule {
+  /** Schedule id: 1-128 characters from A-Z a-z 0-9 . _ : - */
+  id: string;
+  /** Type of the tasks to submit. */
+  type: string;
+  /** Input of the tasks (any JSON value; default null). */
+  input?: unknown;
+  /** Cron expression (croner syntax; `0 9 * * *`, `*\/10 * * * * *`, `@hourly`). */
+  cron: string;
+  /** IANA timezone, e.g. `Europe/Paris`. Default `UTC`. */
+  timezone?: string;
+  /** Catch-up policy. Default `latest`. */
+  catchUp?: CatchUpPolicy;
+  /** Per-attempt time limit of the tasks, in seconds. */
+  timeoutSeconds?: number;
+  /** Retries after the first run of each task. */
+  maxRetries?: number;
+  /** Each task expires if not started within this many seconds of submission. */
+  ttlSeconds?: number;
+  /** Create it disabled. Default true (enabled). */
+  enabled?: boolean;
+}
+
+/** A schedule as `Scheduler.list` returns it: the record plus its next run. */
+export interface ScheduleInfo extends ScheduleRecord {
+  /** The next slot after now (and after `doneThrough`), or null when disabled or never again. */
+  nextRunAt: string | null;
+}
+
+const isoString = type("string").narrow(
+  (s, ctx) => !Number.isNaN(Date.parse(s)) || ctx.mustBe("an ISO 8601 date"),
+);
+
+const scheduleSchema = type({
+  oq: "1",
+  id: "string",
+  type: "string",
+  input: "unknown",
+  cron: "string",
+  timezone: "string",
+  catchUp: "'latest' | 'all' | 'none'",
+  task: {
+    timeoutSeconds: "number > 0 | null",
+    maxRetries: "number.integer >= 0 | null",
+    ttlSeconds: "number > 0 | null",
+  },
+  enabled: "boolean",
+  createdAt: isoString,
+  updatedAt: isoString,
+  doneThrough: isoString,
+  lastSlot: isoString.or("null"),
+  lastTaskId: "string | null",
+});
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/**
+ * Parse a stored schedule. A malformed or foreign object raises `MalformedObjectError` saying what is
+ * wrong, so a tick can report it and go on with the other schedules.
+ */
+export function parseSchedule(body: Uint8Array | string, key: string): ScheduleRecord {
+  let value: unknown;
+  try {
+    value = JSON.parse(typeof body === "string" ? body : decoder.decode(body));
+  } catch {
+    throw new MalformedObjectError(`Object ${key} is not a schedule: its body is not JSON.`, {
+      key,
+    });
+  }
+  const result = scheduleSchema(value);
+  if (result instanceof type.errors) {
+    throw new MalformedObjectError(`Object ${key} is not a valid schedule: ${result.summary}`, {
+      key,
+    });
+  }
+  return result as ScheduleRecord;
+}
+
+/** Serialize a schedule for storage. */
+export function encodeSchedule(schedule: ScheduleRecord): Uint8Array {
+  return encoder.encode(`${JSON.stringify(schedule, null, 1)}\n`);
+}
+
+/**
+ * Check a catch-up policy given by a caller. Throws `ValidationError` naming the policies.
+ */
+export function checkPolicy(value: unknown): CatchUpPolicy {
+  if (typeof value === "string" && (CATCH_UP_POLICIES as readonly string[]).includes(value)) {
+    return value as CatchUpPolicy;
+  }
+  throw new ValidationError(
+    `Invalid catch-up policy ${JSON.stringify(value)}: use latest (run the latest missed slot once), all (every missed slot, at most 100) or none (skip missed slots).`,
+  );
+}
+
+/** Check the task options of a new schedule; unset options are stored as `null`. */
+export function checkTaskOptions(spec: NewSchedule): ScheduleTaskOptions {
+  const task = checkOptions(
+    scheduleTaskOptionsSchema,
+    {
+      maxRetries: spec.maxRetries,
+      timeoutSeconds: spec.timeoutSeconds,
+      ttlSeconds: spec.ttlSeconds,
+    },
+    "schedule task options",
+  );
+  return {
+    timeoutSeconds: task.timeoutSeconds ?? null,
+    maxRetries: task.maxRetries ?? null,
+    ttlSeconds: task.ttlSeconds ?? null,
+  };
+}
+
+/** The options a schedule's task is submitted with, under the given idempotency key. */
+export function submitOptions(schedule: ScheduleRecord, idempotencyKey: string): SubmitOptions {
+  const out: SubmitOptions = { idempotencyKey };
+  if (schedule.task.timeoutSeconds !== null) out.timeoutSeconds = schedule.task.timeoutSeconds;
+  if (schedule.task.maxRetries !== null) out.maxRetries = schedule.task.maxRetries;
+  if (schedule.task.ttlSeconds !== null) out.ttlSeconds = schedule.task.ttlSeconds;
+  return out;
+}
