@@ -16,9 +16,10 @@
  * - list-after-write: a listing shows a write, an overwrite and a delete at once.
  *
  * Each check reports what was sent and what came back, and what to do when it fails. The
- * verdict (`safe` or `unsafe`) is cached in `{prefix}_doctor/verdict.json`, so
- * {@link requireSafeBackend} (called by `oq worker`) probes a bucket once a day, not on every
- * start.
+ * verdict (`safe` or `unsafe`) is cached in `{prefix}_doctor/verdict-{hash}.json`, keyed by the
+ * path it proved (driver, endpoint, bucket, region, prefix: {@link VerdictPath}), so
+ * {@link requireSafeBackend} (called by `oq worker` and `Worker.start()`) probes a path once a
+ * day, not on every start, and never trusts a verdict proven over another path.
  *
  * @module
  */
@@ -34,7 +35,7 @@ import {
 } from "./errors.ts";
 import type { Logger } from "./logger.ts";
 import type { Queue } from "./queue.ts";
-import { type PutOptions, type PutResult, sameEtag } from "./storage/storage.ts";
+import { type PutOptions, type PutResult, type Storage, sameEtag } from "./storage/storage.ts";
 
 /** The outcome of one check. */
 export type CheckStatus = "ok" | "warn" | "failed" | "skipped";
@@ -92,7 +93,25 @@ export interface DoctorOptions {
   onCheck?: (check: DoctorCheck) => void;
 }
 
-/** The cached verdict, stored at `{prefix}_doctor/verdict.json`. */
+/**
+ * What a verdict proves: the path requests took. A client going through a gateway that drops
+ * conditional headers, another endpoint or region, or another driver to the same bucket is not
+ * covered by a verdict proven over a different path.
+ */
+export interface VerdictPath {
+  /** The storage driver (`s3`, `r2-binding`, ...). */
+  driver: string;
+  /** The bucket's root URL as requests address it (or the storage's name). */
+  endpoint: string;
+  /** The bucket. */
+  bucket: string;
+  /** The signing region, or `""`. */
+  region: string;
+  /** The queue prefix. */
+  prefix: string;
+}
+
+/** The cached verdict, stored at {@link verdictKey}. */
 export interface CachedVerdict {
   /** Record format version. */
   oq: 1;
@@ -104,6 +123,8 @@ export interface CachedVerdict {
   checkedAt: string;
   /** The storage's name when it ran. */
   storage: string;
+  /** The path it proved; a client on another path probes for itself. */
+  path: VerdictPath;
   /** The checks that failed, with what to do. */
   failed: { id: string; title: string; fix?: string }[];
 }
@@ -126,6 +147,11 @@ export interface SafeBackend {
   checkedAt: string;
   /** True when a cached verdict was used and no probe ran. */
   cached: boolean;
+  /**
+   * True when the storage evaluates conditional writes in oq itself (memory, file): nothing to
+   * prove, no probe ran and nothing was read.
+   */
+  local?: boolean;
   /** The report, when a probe ran. */
   report?: DoctorReport;
 }
@@ -136,18 +162,55 @@ export const DOCTOR_PROTOCOL = 1;
 /** Default lifetime of a cached verdict: a day. */
 export const DEFAULT_VERDICT_MAX_AGE_MS = 24 * 60 * 60 * 1000;
 
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
 /** The prefix doctor writes under, inside the queue's prefix. */
 export function doctorPrefix(queue: Queue): string {
   return `${queue.keys.prefix}_doctor/`;
 }
 
-/** The key of the cached verdict. */
-export function verdictKey(queue: Queue): string {
-  return `${doctorPrefix(queue)}verdict.json`;
+/** The path a queue's requests take, as its verdict records it. */
+export function verdictPath(queue: Queue): VerdictPath {
+  const storage: Storage = queue.storage;
+  const at = storage.location;
+  return {
+    driver: at?.driver ?? "unknown",
+    endpoint: at?.endpoint ?? storage.name,
+    bucket: at?.bucket ?? storage.name,
+    region: at?.region ?? "",
+    prefix: queue.keys.prefix,
+  };
 }
 
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
+function samePath(a: VerdictPath, b: VerdictPath): boolean {
+  return (
+    a.driver === b.driver &&
+    a.endpoint === b.endpoint &&
+    a.bucket === b.bucket &&
+    a.region === b.region &&
+    a.prefix === b.prefix
+  );
+}
+
+/** 64-bit FNV-1a as 16 hex digits: a short stable key name (the record holds the full path). */
+function pathHash(path: VerdictPath): string {
+  const text = JSON.stringify([path.driver, path.endpoint, path.bucket, path.region, path.prefix]);
+  let hash = 0xcbf29ce484222325n;
+  for (const byte of encoder.encode(text)) {
+    hash = BigInt.asUintN(64, (hash ^ BigInt(byte)) * 0x100000001b3n);
+  }
+  return hash.toString(16).padStart(16, "0");
+}
+
+/**
+ * The key of the cached verdict for the path this queue's requests take: one object per path,
+ * so clients on different paths to one bucket keep their own verdicts instead of trusting (or
+ * overwriting) each other's.
+ */
+export function verdictKey(queue: Queue): string {
+  return `${doctorPrefix(queue)}verdict-${pathHash(verdictPath(queue))}.json`;
+}
 
 /** The error behind an `error` verdict, kept out of the JSON report. */
 const causes = new WeakMap<DoctorReport, unknown>();
@@ -821,6 +884,7 @@ async function writeVerdict(queue: Queue, report: DoctorReport): Promise<void> {
     verdict: report.verdict === "unsafe" ? "unsafe" : "safe",
     checkedAt: report.checkedAt,
     storage: report.storage,
+    path: verdictPath(queue),
     failed: report.checks
       .filter((c) => c.status === "failed")
       .map((c) => ({ id: c.id, title: c.title, ...(c.fix === undefined ? {} : { fix: c.fix }) })),
@@ -837,7 +901,10 @@ async function writeVerdict(queue: Queue, report: DoctorReport): Promise<void> {
   }
 }
 
-/** The cached verdict, or `undefined` when there is none (or it is unreadable). */
+/**
+ * The cached verdict for the path this queue's requests take, or `undefined` when there is none
+ * (or it is unreadable, or it was proven over another path).
+ */
 export async function readVerdict(queue: Queue): Promise<CachedVerdict | undefined> {
   let text: string;
   try {
@@ -854,7 +921,10 @@ export async function readVerdict(queue: Queue): Promise<CachedVerdict | undefin
       (v.verdict !== "safe" && v.verdict !== "unsafe") ||
       typeof v.checkedAt !== "string" ||
       Number.isNaN(Date.parse(v.checkedAt)) ||
-      !Array.isArray(v.failed)
+      !Array.isArray(v.failed) ||
+      typeof v.path !== "object" ||
+      v.path === null ||
+      !samePath(v.path, verdictPath(queue))
     ) {
       return undefined;
     }
@@ -867,14 +937,15 @@ export async function readVerdict(queue: Queue): Promise<CachedVerdict | undefin
 function unsafeError(queue: Queue, failed: CachedVerdict["failed"], checkedAt: string): never {
   const list = failed.map((f) => f.title).join("; ");
   throw new UnsafeBackendError(
-    `${queue.storage.name} is not safe for oq (doctor, ${checkedAt}): failed ${list}. Run oq doctor for the evidence and what to do; after fixing the backend, oq doctor stores a new verdict. Only skip this check (--skip-doctor) if you know the backend is safe.`,
+    `${queue.storage.name} is not safe for oq (doctor, ${checkedAt}): failed ${list}. Run oq doctor for the evidence and what to do; after fixing the backend, oq doctor stores a new verdict. Only skip this check (oq worker --skip-doctor, or the Worker option skipDoctor) if you know the backend is safe.`,
     { key: verdictKey(queue) },
   );
 }
 
 /**
- * Make sure the backend was proven safe: use a cached verdict younger than `maxAgeMs` (default a
- * day), else run doctor (which caches its verdict). Throws `UnsafeBackendError` when the backend
+ * Make sure the backend was proven safe: use a cached verdict for this exact path
+ * ({@link verdictPath}) younger than `maxAgeMs` (default a day), else run doctor (which caches its
+ * verdict). Memory and file storages need no proof (oq evaluates their conditions itself). Throws `UnsafeBackendError` when the backend
  * failed, and the underlying typed error (`UnavailableError`, `AccessDeniedError`, ...) when it
  * could not be probed. `force` probes again even with a fresh verdict.
  */
@@ -883,6 +954,14 @@ export async function requireSafeBackend(
   options: RequireSafeOptions = {},
 ): Promise<SafeBackend> {
   const maxAgeMs = options.maxAgeMs ?? DEFAULT_VERDICT_MAX_AGE_MS;
+  if (!options.force && queue.storage.location?.local === true) {
+    return {
+      verdict: "safe",
+      checkedAt: new Date(queue.now()).toISOString(),
+      cached: false,
+      local: true,
+    };
+  }
   if (!options.force) {
     const cached = await readVerdict(queue);
     const age =

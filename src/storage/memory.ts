@@ -23,6 +23,7 @@ import {
   type PutOptions,
   type PutResult,
   type Storage,
+  type StorageLocation,
   sameEtag,
   toBytes,
   type VersionInfo,
@@ -88,6 +89,11 @@ export class MemoryStorage implements Storage {
     this.#now = options.now ?? Date.now;
     this.#skew = options.clockSkewMs ?? 0;
     this.name = options.name ?? "memory:";
+  }
+
+  /** In-process: conditional writes are evaluated here, so there is nothing for doctor to prove. */
+  get location(): StorageLocation {
+    return { driver: "memory", endpoint: "memory:", bucket: this.name, local: true };
   }
 
   /** Read the current version, or the one named by `options.versionId`. */

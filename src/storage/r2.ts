@@ -45,6 +45,7 @@ import {
   type PutOptions,
   type PutResult,
   type Storage,
+  type StorageLocation,
   toBytes,
   type VersioningStatus,
 } from "./storage.ts";
@@ -146,6 +147,11 @@ export class R2Storage implements Storage {
     this.#bucket = options.bucket;
     this.#now = options.now ?? Date.now;
     this.name = options.name ?? "r2:binding";
+  }
+
+  /** A Worker binding has no URL: the binding's name identifies the path for doctor. */
+  get location(): StorageLocation {
+    return { driver: "r2-binding", endpoint: this.name, bucket: this.name };
   }
 
   /** Read the current version (the only one R2 keeps). */

@@ -30,6 +30,7 @@ import {
   type PutOptions,
   type PutResult,
   type Storage,
+  type StorageLocation,
   sameEtag,
   toBytes,
   type VersionInfo,
@@ -81,6 +82,8 @@ export interface FileStorageOptions {
 export class FileStorage implements Storage {
   /** `file:` and the root as given. */
   readonly name: string;
+  /** On this host: oq's own locks evaluate conditional writes, so doctor has nothing to prove. */
+  readonly location: StorageLocation;
   readonly #dirs: Dirs;
   readonly #now: () => number;
   readonly #locks: KeyLocks;
@@ -96,6 +99,12 @@ export class FileStorage implements Storage {
     }
     this.name = `file:${options.root}`;
     this.#dirs = dirsOf(resolve(options.root));
+    this.location = {
+      driver: "file",
+      endpoint: `file:${resolve(options.root)}`,
+      bucket: "",
+      local: true,
+    };
     this.#now = options.now ?? Date.now;
     this.#locks = new KeyLocks({
       dir: this.#dirs.locks,
