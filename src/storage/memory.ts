@@ -67,6 +67,8 @@ const _utf8 = new TextEncoder();
 export class MemoryStorage implements Storage {
   /** The name shown in messages. */
   readonly name: string;
+  /** In-process: conditional writes are evaluated here, so there is nothing for doctor to prove. */
+  readonly location: StorageLocation;
   readonly #versioning: VersioningStatus;
   readonly #now: () => number;
   readonly #skew: number;
@@ -89,11 +91,7 @@ export class MemoryStorage implements Storage {
     this.#now = options.now ?? Date.now;
     this.#skew = options.clockSkewMs ?? 0;
     this.name = options.name ?? "memory:";
-  }
-
-  /** In-process: conditional writes are evaluated here, so there is nothing for doctor to prove. */
-  get location(): StorageLocation {
-    return { driver: "memory", endpoint: "memory:", bucket: this.name, local: true };
+    this.location = { driver: "memory", endpoint: "memory:", bucket: this.name, local: true };
   }
 
   /** Read the current version, or the one named by `options.versionId`. */
