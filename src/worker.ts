@@ -5,10 +5,12 @@
  *
  * @module
  */
-import { InvalidStateError, OqError, ValidationError } from "./errors.ts";
+import { requireSafeBackend } from "./doctor.ts";
+import { InvalidStateError, OqError, type UnsafeBackendError, ValidationError } from "./errors.ts";
 import { checkTaskType, checkWorkerId, type ReadyMarker } from "./keys.ts";
 import { checkOptions, workerOptionsSchema } from "./options.ts";
 import { MARKER_GRACE_MS, type Queue, sleep, type Versioned } from "./queue.ts";
+import { RefusedClaims } from "./refused-claims.ts";
 import {
   canRetry,
   claimTask,
@@ -85,11 +87,14 @@ export interface WorkerEvent {
     | "expired"
     | "skipped-malformed"
     | "abandoned"
-    | "result-dropped";
+    | "result-dropped"
+    | "unsafe-backend";
   /**
    * The task id, or the object key for `skipped-malformed`. `abandoned`: a handler did not settle
    * within `signalGraceMs` of its signal, so its lease is left to lapse (the attempt counts).
    * `result-dropped`: storage refused the outcome until the lease ran out (the task will run again).
+   * `unsafe-backend`: the worker stopped because the backend refuses valid conditional writes
+   * (its `error` says so; see {@link Worker.unsafeBackend}).
    */
   id: string;
   /** Task type, when known. */
@@ -132,6 +137,13 @@ export interface WorkerOptions {
   listReuseMs?: number;
   /** Called on every task outcome (the CLI logs these). */
   onEvent?: (event: WorkerEvent) => void;
+  /**
+   * Do not require a doctor verdict before claiming (like `oq worker --skip-doctor`). By default
+   * {@link Worker.start} and {@link Worker.drain} refuse a backend whose cached verdict is
+   * `unsafe`, and probe one that has no fresh verdict for this exact path first. Only set this
+   * when you know the backend honours conditional writes.
+   */
+  skipDoctor?: boolean;
 }
 
 /** Counters a worker keeps, for the CLI's summary line and heartbeats. */
@@ -271,6 +283,8 @@ export class Worker {
   readonly #probes = new Set<Promise<void>>();
   /** Aborted when the worker has stopped: ends the probes. */
   readonly #ending = new AbortController();
+  readonly #refusals = new RefusedClaims();
+  #unsafe: UnsafeBackendError | undefined;
 
   constructor(queue: Queue, given: WorkerOptions = {}) {
     this.#queue = queue;
@@ -287,6 +301,7 @@ export class Worker {
       shutdownGraceMs: options.shutdownGraceMs ?? 10_000,
       signalGraceMs: options.signalGraceMs ?? 5000,
       listReuseMs: options.listReuseMs ?? 2000,
+      skipDoctor: options.skipDoctor ?? false,
       onEvent: given.onEvent,
     };
   }
@@ -309,16 +324,28 @@ export class Worker {
     return [...this.#handlers.keys()];
   }
 
+  /**
+   * Set when the worker stopped itself because the backend refused valid conditional writes
+   * (code `UNSAFE_BACKEND`): run `oq doctor` against it.
+   */
+  get unsafeBackend(): UnsafeBackendError | undefined {
+    return this.#unsafe;
+  }
+
   /** Ids of the tasks running now. */
   get active(): string[] {
     return [...this.#running.keys()];
   }
 
-  /** Start polling. Resolves once started; the loop runs until {@link Worker.stop}. */
+  /**
+   * Start polling. Resolves once started; the loop runs until {@link Worker.stop}. Throws
+   * `UnsafeBackendError` when doctor found the backend unsafe (see `skipDoctor`).
+   */
   async start(): Promise<void> {
     if (this.#state !== "new")
       throw new InvalidStateError(`Worker ${this.id} was already started.`);
     this.#state = "running";
+    if (!(await this.#provenSafe())) return;
     this.#startedAt = this.#queue.now();
     live.add(this);
     if (this.#options.heartbeatSeconds > 0) {
@@ -392,6 +419,7 @@ export class Worker {
     const settleMs = Math.min(this.#options.signalGraceMs, budgetMs / 4);
     const signalAt = deadline - settleMs;
     const wasNew = this.#state === "new";
+    if (wasNew && !this.#options.skipDoctor) await requireSafeBackend(this.#queue);
     if (wasNew) {
       this.#state = "running";
       live.add(this);
@@ -445,6 +473,21 @@ export class Worker {
     }
     await raceTimeout(ended(), settleMs);
     for (const run of [...this.#running.values()]) this.#abandon(run);
+  }
+
+  /**
+   * Require doctor's verdict before the first claim (claims rely on conditional writes). False
+   * when the worker was stopped meanwhile; on an unsafe backend the worker ends stopped.
+   */
+  async #provenSafe(): Promise<boolean> {
+    if (this.#options.skipDoctor) return true;
+    try {
+      await requireSafeBackend(this.#queue);
+    } catch (error) {
+      this.#state = "stopped";
+      throw error;
+    }
+    return this.#state === "running";
   }
 
   // ---- the loop -----------------------------------------------------------------------------
@@ -717,14 +760,19 @@ export class Worker {
     } catch {
       return false;
     }
+    let refused = false;
     let written: Versioned | undefined;
     try {
-      written = await q.write(found, next);
+      written = await q.write(found, next, { onPreconditionFailed: () => (refused = true) });
     } catch (error) {
       this.#confirmClaim(next, token);
       throw error;
     }
-    if (written === undefined) return false;
+    if (written === undefined) {
+      if (refused) await this.#refusedClaim(found);
+      return false;
+    }
+    this.#refusals.won();
     this.#start(written, token, leaseMs, entry);
     return true;
   }
@@ -764,6 +812,21 @@ export class Worker {
     })();
     this.#probes.add(probe);
     void probe.finally(() => this.#probes.delete(probe));
+  }
+
+  /**
+   * A claim was refused with 412: re-read the task, and stop the worker when the backend keeps
+   * refusing conditions that held (see `refused-claims.ts`) instead of livelocking silently.
+   */
+  async #refusedClaim(found: Versioned): Promise<void> {
+    const q = this.#queue;
+    const now = await q.read(found.task.id);
+    const unsafe = this.#refusals.refused(q.keys.task(found.task.id), found.etag, now?.etag);
+    if (unsafe === undefined || this.#state !== "running") return;
+    q.logger.error(unsafe.message);
+    this.#emit({ kind: "unsafe-backend", id: found.task.id, error: unsafe.message });
+    this.#unsafe = unsafe;
+    void this.stop();
   }
 
   // ---- running one task -------------------------------------------------------------------
