@@ -23,6 +23,18 @@
  *
  * @module
  */
+
+import {
+  ADVICE_IF_MATCH,
+  ADVICE_IF_NONE_MATCH,
+  ADVICE_LIST,
+  ADVICE_RACE,
+  ADVICE_REJECTED,
+  type Advice,
+  type BackendProvider,
+  detectProvider,
+  fitAdvice,
+} from "./doctor-advice.ts";
 import {
   AmbiguousWriteError,
   ConflictError,
@@ -57,6 +69,8 @@ export interface DoctorCheck {
   evidence: string[];
   /** What to do about a failure or warning. */
   fix?: string;
+  /** The backends `fix` recommends moving to; never the provider that was probed. */
+  alternatives?: BackendProvider[];
   /** How long the check took, in ms. */
   durationMs: number;
 }
@@ -69,6 +83,8 @@ export interface DoctorReport {
   storage: string;
   /** The queue prefix. */
   prefix: string;
+  /** The backend probed, as recognised from its endpoint and answers (`unknown` if it could not tell). */
+  provider: BackendProvider;
   /** The scratch prefix the probes wrote under. */
   scratch: string;
   /** When the probe ran (server time, ISO 8601). */
@@ -91,6 +107,8 @@ export interface DoctorOptions {
   keepScratch?: boolean;
   /** Called as each check completes (the CLI prints a checklist as it goes). */
   onCheck?: (check: DoctorCheck) => void;
+  /** The backend probed, when known better than doctor can recognise it; fits the advice. */
+  provider?: BackendProvider;
 }
 
 /**
@@ -263,12 +281,12 @@ function inconclusive(error: unknown): boolean {
 class CheckFailed extends Error {
   /** True when the failure shows misbehaviour, false when the check could not complete. */
   readonly unsafe: boolean;
-  /** What to do. */
-  readonly fix: string;
+  /** What to do: fixed text, or advice to fit to the provider. */
+  readonly fix: string | Advice;
   /** The storage error behind an inconclusive failure. */
   readonly origin: unknown;
 
-  constructor(message: string, unsafe: boolean, fix: string, origin?: unknown) {
+  constructor(message: string, unsafe: boolean, fix: string | Advice, origin?: unknown) {
     super(message);
     this.unsafe = unsafe;
     this.fix = fix;
@@ -280,6 +298,8 @@ class CheckFailed extends Error {
 class Probe {
   readonly queue: Queue;
   readonly scratch: string;
+  /** Request ids of the errors seen: they tell some providers apart. */
+  readonly requestIds = new Set<string>();
   #n = 0;
 
   constructor(queue: Queue, scratch: string) {
@@ -289,6 +309,12 @@ class Probe {
 
   key(name: string): string {
     return `${this.scratch}${name}`;
+  }
+
+  #noteRequestId(error: unknown): void {
+    if (error instanceof OqError && error.requestId !== undefined) {
+      this.requestIds.add(error.requestId);
+    }
   }
 
   /** A body no other write of this run has, so equal ETags mean the same write. */
@@ -305,6 +331,7 @@ class Probe {
       });
       return { ok: true, value, line: `${sent} -> 200 ETag ${value.etag}` };
     } catch (error) {
+      this.#noteRequestId(error);
       return { ok: false, error, line: `${sent} -> ${describeError(error)}` };
     }
   }
@@ -319,6 +346,7 @@ class Probe {
         line: `GET ${key} -> 200 ETag ${got.etag} body ${JSON.stringify(body.trim())}`,
       };
     } catch (error) {
+      this.#noteRequestId(error);
       if (error instanceof NotFoundError) {
         return { ok: true, value: undefined, line: `GET ${key} -> 404 (absent)` };
       }
@@ -340,19 +368,10 @@ function bail(outcome: { ok: false; error: unknown }, what: string): never {
   throw new CheckFailed(
     `${what} failed unexpectedly: ${describeError(error)}`,
     true,
-    "The backend rejected a request that S3 accepts; it does not implement conditional writes as S3 does. Use AWS S3, Cloudflare R2, a recent MinIO, Ceph RGW or Tigris.",
+    ADVICE_REJECTED,
     error,
   );
 }
-
-const FIX_IF_NONE_MATCH =
-  "The backend ignores or mishandles If-None-Match: * (create-if-absent), so two submitters or workers could overwrite each other. Use a backend that supports conditional writes (AWS S3, Cloudflare R2, MinIO since 2024, Ceph RGW, Tigris); Garage and GCS's XML API do not.";
-const FIX_IF_MATCH =
-  "The backend ignores or mishandles If-Match (compare-and-swap), so two workers could claim the same task. Use a backend that supports conditional writes (AWS S3, Cloudflare R2, recent MinIO, Ceph RGW, Tigris). On an older Ceph RGW, upgrade: it compared quoted ETags wrongly.";
-const FIX_RACE =
-  "Concurrent conditional writes had more or fewer than one winner, so the backend does not serialize them: tasks could run twice. Use a strongly consistent backend with real conditional writes (AWS S3, Cloudflare R2, MinIO, Ceph RGW, Tigris).";
-const FIX_LIST =
-  "Listings lag behind writes, so workers would miss ready tasks or see finished ones. Use a strongly consistent backend (AWS S3, R2, MinIO); on Tigris, make the bucket strongly consistent (single region or the consistency header).";
 
 async function checkCreateIfAbsent(p: Probe, evidence: string[]): Promise<void> {
   const key = p.key("create-if-absent");
@@ -364,7 +383,7 @@ async function checkCreateIfAbsent(p: Probe, evidence: string[]): Promise<void> 
       throw new CheckFailed(
         "If-None-Match: * on a fresh random key was refused with 412: the condition is evaluated wrongly.",
         true,
-        FIX_IF_NONE_MATCH,
+        ADVICE_IF_NONE_MATCH,
       );
     }
     bail(a, "Creating a fresh key with If-None-Match: *");
@@ -380,7 +399,7 @@ async function checkCreateIfAbsent(p: Probe, evidence: string[]): Promise<void> 
     throw new CheckFailed(
       "A second If-None-Match: * PUT on an existing key succeeded: the backend ignores create-if-absent.",
       true,
-      FIX_IF_NONE_MATCH,
+      ADVICE_IF_NONE_MATCH,
     );
   }
   if (!(second.error instanceof PreconditionFailedError)) {
@@ -393,7 +412,7 @@ async function checkCreateIfAbsent(p: Probe, evidence: string[]): Promise<void> 
     throw new CheckFailed(
       "The second If-None-Match: * PUT answered 412 but changed the object anyway.",
       true,
-      FIX_IF_NONE_MATCH,
+      ADVICE_IF_NONE_MATCH,
     );
   }
 }
@@ -411,7 +430,7 @@ async function checkCompareAndSwap(p: Probe, evidence: string[]): Promise<void> 
       throw new CheckFailed(
         `If-Match with the current ETag ${v1.value.etag} (sent back exactly as received) was refused with 412.`,
         true,
-        FIX_IF_MATCH,
+        ADVICE_IF_MATCH,
       );
     }
     bail(v2, "If-Match with the current ETag");
@@ -422,7 +441,7 @@ async function checkCompareAndSwap(p: Probe, evidence: string[]): Promise<void> 
     throw new CheckFailed(
       "If-Match with a stale ETag succeeded: the backend ignores compare-and-swap.",
       true,
-      FIX_IF_MATCH,
+      ADVICE_IF_MATCH,
     );
   }
   if (!(stale.error instanceof PreconditionFailedError || stale.error instanceof ConflictError)) {
@@ -435,14 +454,14 @@ async function checkCompareAndSwap(p: Probe, evidence: string[]): Promise<void> 
     throw new CheckFailed(
       "After a refused stale If-Match, the object does not hold the last accepted write: the refused write landed, or the read is stale.",
       true,
-      FIX_IF_MATCH,
+      ADVICE_IF_MATCH,
     );
   }
   if (!sameEtag(read.value.etag, v2.value.etag)) {
     throw new CheckFailed(
       `GET returned ETag ${read.value.etag} but the PUT that wrote this body returned ${v2.value.etag}.`,
       true,
-      FIX_IF_MATCH,
+      ADVICE_IF_MATCH,
     );
   }
   // The ETag of a GET must work as well as the ETag of a PUT (the worker uses both).
@@ -453,7 +472,7 @@ async function checkCompareAndSwap(p: Probe, evidence: string[]): Promise<void> 
       throw new CheckFailed(
         `If-Match with the ETag a GET returned (${read.value.etag}) was refused with 412.`,
         true,
-        FIX_IF_MATCH,
+        ADVICE_IF_MATCH,
       );
     }
     bail(v4, "If-Match with the ETag from a GET");
@@ -465,7 +484,7 @@ async function checkCompareAndSwap(p: Probe, evidence: string[]): Promise<void> 
     throw new CheckFailed(
       "If-Match on a missing key created it: the backend ignores If-Match.",
       true,
-      FIX_IF_MATCH,
+      ADVICE_IF_MATCH,
     );
   }
   if (!(m.error instanceof NotFoundError || m.error instanceof PreconditionFailedError)) {
@@ -478,7 +497,7 @@ async function checkCompareAndSwap(p: Probe, evidence: string[]): Promise<void> 
     throw new CheckFailed(
       "If-Match on a missing key answered an error but created the object anyway.",
       true,
-      FIX_IF_MATCH,
+      ADVICE_IF_MATCH,
     );
   }
 }
@@ -522,21 +541,21 @@ async function race(
     throw new CheckFailed(
       `${won.length} of ${writers} concurrent conditional writers were told they won (writers ${won.join(", ")}): the backend does not enforce the condition under concurrency.`,
       true,
-      FIX_RACE,
+      ADVICE_RACE,
     );
   }
   if (won.length === 1 && stored !== won[0]) {
     throw new CheckFailed(
       `Writer ${won[0]} won, but the object holds ${stored === -1 ? "another body" : `writer ${stored}'s body`}: a write reported as lost landed.`,
       true,
-      FIX_RACE,
+      ADVICE_RACE,
     );
   }
   if (won.length === 0 && stored !== -1) {
     throw new CheckFailed(
       `Every writer was told it lost, but the object holds writer ${stored}'s body: a won write was reported as 412 (a client retrying a committed write does this).`,
       true,
-      FIX_RACE,
+      ADVICE_RACE,
     );
   }
   if (won.length === 0) {
@@ -545,7 +564,7 @@ async function race(
       throw new CheckFailed(
         `All ${writers} writers were refused with 412 although the condition held for the first of them: the backend evaluates the condition wrongly.`,
         true,
-        FIX_RACE,
+        ADVICE_RACE,
       );
     }
     return false;
@@ -623,7 +642,7 @@ async function checkListAfterWrite(p: Probe, evidence: string[]): Promise<void> 
     throw new CheckFailed(
       "An object written a moment ago is missing from the listing.",
       true,
-      FIX_LIST,
+      ADVICE_LIST,
     );
   }
   const w2 = await p.put(key, p.body("listed 2"));
@@ -634,7 +653,7 @@ async function checkListAfterWrite(p: Probe, evidence: string[]): Promise<void> 
     throw new CheckFailed(
       `After an overwrite the listing shows ${e2 === undefined ? "no object" : `the old ETag ${e2}`} instead of ${w2.value.etag}.`,
       true,
-      FIX_LIST,
+      ADVICE_LIST,
     );
   }
   try {
@@ -645,7 +664,7 @@ async function checkListAfterWrite(p: Probe, evidence: string[]): Promise<void> 
     bail({ ok: false, error }, "A DELETE");
   }
   if ((await listed()) !== undefined) {
-    throw new CheckFailed("A deleted object still shows in the listing.", true, FIX_LIST);
+    throw new CheckFailed("A deleted object still shows in the listing.", true, ADVICE_LIST);
   }
 }
 
@@ -695,6 +714,8 @@ export async function runDoctor(queue: Queue, options: DoctorOptions = {}): Prom
   const checks: DoctorCheck[] = [];
   let cause: unknown;
   let blocked = false;
+  const provider = () =>
+    options.provider ?? detectProvider(queue.storage.location, probe.requestIds);
 
   const run = async (
     id: string,
@@ -731,13 +752,15 @@ export async function runDoctor(queue: Queue, options: DoctorOptions = {}): Prom
               );
         evidence.push(failed.message);
         if (!failed.unsafe && cause === undefined) cause = failed.origin ?? error;
+        const advice =
+          typeof failed.fix === "string" ? { fix: failed.fix } : fitAdvice(failed.fix, provider());
         check = {
           id,
           title,
           status: "failed",
           unsafe: failed.unsafe,
           evidence,
-          fix: failed.fix,
+          ...advice,
           durationMs: queue.clock.localNow() - started,
         };
       }
@@ -844,6 +867,7 @@ export async function runDoctor(queue: Queue, options: DoctorOptions = {}): Prom
     verdict,
     storage: queue.storage.name,
     prefix: queue.keys.prefix,
+    provider: provider(),
     scratch,
     checkedAt: new Date(queue.now()).toISOString(),
     durationMs: queue.clock.localNow() - startLocal,

@@ -14,6 +14,7 @@ import {
   runDoctor,
   verdictKey,
 } from "../src/doctor.ts";
+import { type BackendProvider, detectProvider, PROVIDER_NAMES } from "../src/doctor-advice.ts";
 import { AccessDeniedError, UnavailableError, UnsafeBackendError } from "../src/errors.ts";
 import { Queue } from "../src/queue.ts";
 import { FileStorage } from "../src/runtime/file/storage.ts";
@@ -456,5 +457,73 @@ describe.runIf(s3Config !== undefined)("the verdict's path on MinIO", () => {
     expect(await readVerdict(viaB)).toMatchObject({ path: { endpoint: b.location?.endpoint } });
     // Another prefix of the same bucket has no verdict yet.
     expect(await readVerdict(new Queue({ storage: a, prefix: `${prefix}other/` }))).toBeUndefined();
+  });
+});
+
+// ---- advice fitted to the provider ---------------------------------------------------------------
+
+describe("doctor's advice per provider", () => {
+  /** Refuses If-Match with the current ETag, answering 412 with an RGW transaction id. */
+  class RgwQuotedEtagBug extends Wrapped {
+    override async put(key: string, body: Uint8Array | string, options: PutOptions = {}) {
+      if (options.ifMatch !== undefined) {
+        const { PreconditionFailedError } = await import("../src/errors.ts");
+        throw new PreconditionFailedError(`PUT ${key}: 412 PreconditionFailed`, {
+          status: 412,
+          requestId: "tx00000a1b2c3d4e5f6a7b8-0065f1a2b3-1e0d-default",
+        });
+      }
+      return this.inner.put(key, body, options);
+    }
+  }
+
+  it("does not recommend the backend it just found unsafe: a Ceph RGW user is not told to use Ceph RGW (defect 15)", async () => {
+    const report = await runDoctor(new Queue({ storage: new RgwQuotedEtagBug("s3://rgw") }));
+    expect(report.verdict).toBe("unsafe");
+    expect(report.provider).toBe("ceph-rgw");
+    const cas = check(report, "compare-and-swap");
+    expect(cas.status).toBe("failed");
+    expect(cas.alternatives).toEqual(["aws-s3", "cloudflare-r2", "minio", "tigris"]);
+    for (const alt of cas.alternatives ?? []) expect(cas.fix).toContain(PROVIDER_NAMES[alt]);
+  });
+
+  it("never lists the probed provider among the alternatives, whichever it is (defect 15)", async () => {
+    const providers: BackendProvider[] = [
+      "aws-s3",
+      "cloudflare-r2",
+      "minio",
+      "ceph-rgw",
+      "tigris",
+      "garage",
+      "gcs",
+      "unknown",
+    ];
+    for (const provider of providers) {
+      const queue = new Queue({ storage: new LaggingList(`broken:${provider}`) });
+      const report = await runDoctor(queue, { provider, raceWriters: 2, raceRounds: 1 });
+      expect(report.provider).toBe(provider);
+      const failed = report.checks.filter((c) => c.status === "failed" && c.unsafe);
+      expect(failed.length).toBeGreaterThan(0);
+      for (const c of failed) {
+        expect(c.alternatives, `${provider}: ${c.id}`).not.toContain(provider);
+        expect(c.alternatives?.length).toBeGreaterThan(0);
+      }
+    }
+  });
+
+  it("recognises providers from the endpoint and from request ids", () => {
+    const at = (endpoint: string, driver = "s3") => ({ driver, endpoint, bucket: "b" });
+    expect(detectProvider(at("https://b.s3.eu-west-1.amazonaws.com/"))).toBe("aws-s3");
+    expect(detectProvider(at("https://acc.r2.cloudflarestorage.com/b"))).toBe("cloudflare-r2");
+    expect(detectProvider(at("r2:binding", "r2-binding"))).toBe("cloudflare-r2");
+    expect(detectProvider(at("https://fly.storage.tigris.dev/b"))).toBe("tigris");
+    expect(detectProvider(at("https://storage.googleapis.com/b"))).toBe("gcs");
+    expect(detectProvider(at("http://10.0.0.5:7480/b"))).toBe("unknown");
+    expect(
+      detectProvider(at("http://10.0.0.5:7480/b"), [
+        "tx0000012ab34cd56ef7890-0065f1a2b3-1e0d-default",
+      ]),
+    ).toBe("ceph-rgw");
+    expect(detectProvider(undefined)).toBe("unknown");
   });
 });

@@ -129,6 +129,7 @@ export default oqCommand({
         verdict: "error",
         storage: "(not opened)",
         prefix: "",
+        provider: "unknown",
         scratch: "",
         checkedAt: new Date().toISOString(),
         durationMs: 0,
