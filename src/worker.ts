@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { requireSafeBackend } from "./doctor.ts";
+import { requireSafeBackend } from "./doctor/mod.ts";
 import { InvalidStateError, OqError, type UnsafeBackendError, ValidationError } from "./errors.ts";
 import { checkTaskType, checkWorkerId, type ReadyMarker } from "./keys.ts";
 import { checkOptions, workerOptionsSchema } from "./options.ts";

@@ -7,14 +7,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import {
+  type BackendProvider,
   type DoctorReport,
+  detectProvider,
   doctorPrefix,
+  PROVIDER_NAMES,
   readVerdict,
   requireSafeBackend,
   runDoctor,
   verdictKey,
-} from "../src/doctor.ts";
-import { type BackendProvider, detectProvider, PROVIDER_NAMES } from "../src/doctor-advice.ts";
+} from "../src/doctor/mod.ts";
 import { AccessDeniedError, UnavailableError, UnsafeBackendError } from "../src/errors.ts";
 import { Queue } from "../src/queue.ts";
 import { FileStorage } from "../src/runtime/file/storage.ts";

@@ -3,7 +3,7 @@
  * backend that refuses every valid If-Match stops the worker instead of livelocking it.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import { readVerdict, runDoctor } from "../src/doctor.ts";
+import { readVerdict, runDoctor } from "../src/doctor/mod.ts";
 import { PreconditionFailedError, UnsafeBackendError } from "../src/errors.ts";
 import { Queue } from "../src/queue.ts";
 import { MemoryStorage } from "../src/storage/memory.ts";

@@ -5,7 +5,7 @@
  * @module
  */
 import process from "node:process";
-import { requireSafeBackend } from "../doctor.ts";
+import { requireSafeBackend } from "../doctor/mod.ts";
 import { formatDuration } from "../duration.ts";
 import type { Queue } from "../queue.ts";
 import { type SchedulerHandle, startScheduler } from "../schedule.ts";

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { StorageLocation } from "./storage/storage.ts";
+import type { StorageLocation } from "../storage/storage.ts";
 
 /** The S3-compatible backends doctor knows by name; `unknown` when it cannot tell. */
 export type BackendProvider =
