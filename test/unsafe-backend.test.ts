@@ -3,6 +3,8 @@
  * backend that refuses every valid If-Match stops the worker instead of livelocking it.
  */
 import { afterEach, describe, expect, it } from "vitest";
+import { CliError } from "../src/cli/errors.ts";
+import { runUntilSignal } from "../src/cli/run-worker.ts";
 import { readVerdict, runDoctor } from "../src/doctor/mod.ts";
 import { PreconditionFailedError, UnsafeBackendError } from "../src/errors.ts";
 import { Queue } from "../src/queue.ts";
@@ -204,6 +206,15 @@ describe("a backend that refuses every valid If-Match", () => {
     expect(ran).toBe(0);
     expect(liveWorkers()).toContain(w);
     expect(w.unsafeBackend).toBeUndefined();
+  });
+
+  it("oq worker exits 1 when its worker stops on such a backend, instead of idling until a signal (defect 12)", async () => {
+    const queue = new Queue({ storage: new RefusesIfMatch(new MemoryStorage()) });
+    for (let i = 0; i < 3; i++) await queue.submit("t", i);
+    const w = worker(queue, { skipDoctor: true }).task("t", () => {});
+    const run = runUntilSignal(w, { graceMs: 0, summaryMs: 0, concurrency: 1 });
+    await expect(run).rejects.toBeInstanceOf(CliError);
+    await expect(run).rejects.toMatchObject({ exitCode: 1, message: /oq doctor/ });
   });
 
   it.runIf(s3Config !== undefined)(
