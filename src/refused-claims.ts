@@ -18,12 +18,19 @@ import { sameEtag } from "./storage/storage.ts";
 /** Refusals of a held condition in a row (on any tasks) after which the backend is unsafe. */
 export const REFUSED_CLAIMS_LIMIT = 3;
 
+/** Refused claims remembered at most (oldest forgotten first), to bound memory. */
+const REMEMBERED = 1000;
+
 /**
- * Counts claims refused with 412 while the task's ETag stayed what the claim sent. A won claim
- * or a real loss (the ETag changed: someone else wrote) resets the count.
+ * Counts claims refused with 412 while the task's ETag stayed what the claim sent. It costs no
+ * request: a refused claim's ETag is remembered, and the worker's next read of that task (it
+ * reads a task before every claim) tells whether anybody wrote in between. A won claim or a real
+ * loss (the ETag changed: someone else wrote) resets the count.
  */
 export class RefusedClaims {
   readonly #limit: number;
+  /** Task key → the ETag a refused claim sent. */
+  readonly #refused = new Map<string, string>();
   #streak = 0;
 
   constructor(limit = REFUSED_CLAIMS_LIMIT) {
@@ -35,13 +42,25 @@ export class RefusedClaims {
     this.#streak = 0;
   }
 
+  /** A claim on `key` sending `If-Match: sent` was refused with 412. */
+  refused(key: string, sent: string): void {
+    this.#refused.delete(key);
+    this.#refused.set(key, sent);
+    if (this.#refused.size > REMEMBERED) {
+      this.#refused.delete(this.#refused.keys().next().value as string);
+    }
+  }
+
   /**
-   * A claim on `key` was refused with 412 after sending `If-Match: sent`; `current` is the ETag
-   * a re-read found (`undefined`: the task is gone, which is a real change). Returns the error to
-   * stop with once the limit of refusals of a held condition in a row is reached.
+   * About to claim `key`, read with ETag `current`. When an earlier claim on it was refused with
+   * that very ETag, nobody wrote since: the backend refused a condition that held. Returns the
+   * error to stop with once that happened `limit` times in a row.
    */
-  refused(key: string, sent: string, current: string | undefined): UnsafeBackendError | undefined {
-    if (current === undefined || !sameEtag(sent, current)) {
+  claiming(key: string, current: string): UnsafeBackendError | undefined {
+    const sent = this.#refused.get(key);
+    if (sent === undefined) return undefined;
+    this.#refused.delete(key);
+    if (!sameEtag(sent, current)) {
       this.#streak = 0;
       return undefined;
     }

@@ -760,6 +760,8 @@ export class Worker {
     } catch {
       return false;
     }
+    const key = q.keys.task(found.task.id);
+    if (this.#unsafeBackend(found.task.id, this.#refusals.claiming(key, found.etag))) return false;
     let refused = false;
     let written: Versioned | undefined;
     try {
@@ -769,7 +771,7 @@ export class Worker {
       throw error;
     }
     if (written === undefined) {
-      if (refused) await this.#refusedClaim(found);
+      if (refused) this.#refusals.refused(key, found.etag);
       return false;
     }
     this.#refusals.won();
@@ -815,18 +817,17 @@ export class Worker {
   }
 
   /**
-   * A claim was refused with 412: re-read the task, and stop the worker when the backend keeps
-   * refusing conditions that held (see `refused-claims.ts`) instead of livelocking silently.
+   * Stop the worker when the backend keeps refusing conditions that held (see
+   * `refused-claims.ts`) instead of livelocking silently. True when it stopped.
    */
-  async #refusedClaim(found: Versioned): Promise<void> {
-    const q = this.#queue;
-    const now = await q.read(found.task.id);
-    const unsafe = this.#refusals.refused(q.keys.task(found.task.id), found.etag, now?.etag);
-    if (unsafe === undefined || this.#state !== "running") return;
-    q.logger.error(unsafe.message);
-    this.#emit({ kind: "unsafe-backend", id: found.task.id, error: unsafe.message });
+  #unsafeBackend(id: string, unsafe: UnsafeBackendError | undefined): boolean {
+    if (unsafe === undefined) return false;
+    if (this.#state !== "running") return true;
+    this.#queue.logger.error(unsafe.message);
+    this.#emit({ kind: "unsafe-backend", id, error: unsafe.message });
     this.#unsafe = unsafe;
     void this.stop();
+    return true;
   }
 
   // ---- running one task -------------------------------------------------------------------
