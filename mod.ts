@@ -28,7 +28,7 @@ export {
   runDoctor,
   type SafeBackend,
   type Verdict,
-} from "./src/doctor.ts";
+} from "./src/doctor/mod.ts";
 // Every error class is public: callers catch them and branch on `code`.
 export * from "./src/errors.ts";
 export { consoleLogger, type Logger } from "./src/logger.ts";

@@ -93,6 +93,7 @@ export const workerOptionsSchema = type({
   "signalGraceMs?": ms(0, 2_147_483_647, "a number of ms from 0 to 2147483647 (24.8 days)"),
   "listReuseMs?": ms(0, 3_600_000, "a number of ms from 0 to 3600000 (1 hour)"),
   "onEvent?": type("Function").describe("a function"),
+  "skipDoctor?": "boolean",
 }).narrow(
   (o, ctx) =>
     o.minPollMs === undefined ||

@@ -102,6 +102,8 @@ export interface Versioned {
 export interface WriteOptions {
   /** Delete the task's old marker in a later batch rather than now (workers finishing tasks). */
   batchMarkerDelete?: boolean;
+  /** Called when the write was refused with 412 (workers use it to spot a broken backend). */
+  onPreconditionFailed?: () => void;
 }
 
 /** Options of {@link Queue.list}. */
@@ -649,6 +651,7 @@ export class Queue {
       ) {
         throw error;
       }
+      if (error instanceof PreconditionFailedError) options.onPreconditionFailed?.();
       // A 412 or 409 on a write that moves no marker is taken at face value (a lost claim race
       // is common and must not cost a GET); only an unknown outcome or a marker at stake is
       // worth the read.

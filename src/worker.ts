@@ -5,10 +5,12 @@
  *
  * @module
  */
-import { InvalidStateError, OqError, ValidationError } from "./errors.ts";
+import { requireSafeBackend } from "./doctor/mod.ts";
+import { InvalidStateError, OqError, type UnsafeBackendError, ValidationError } from "./errors.ts";
 import { checkTaskType, checkWorkerId, type ReadyMarker } from "./keys.ts";
 import { checkOptions, workerOptionsSchema } from "./options.ts";
 import { MARKER_GRACE_MS, type Queue, sleep, type Versioned } from "./queue.ts";
+import { RefusedClaims } from "./refused-claims.ts";
 import {
   canRetry,
   claimTask,
@@ -87,11 +89,14 @@ export interface WorkerEvent {
     | "expired"
     | "skipped-malformed"
     | "abandoned"
-    | "result-dropped";
+    | "result-dropped"
+    | "unsafe-backend";
   /**
    * The task id, or the object key for `skipped-malformed`. `abandoned`: a handler did not settle
    * within `signalGraceMs` of its signal, so its lease is left to lapse (the attempt counts).
    * `result-dropped`: storage refused the outcome until the lease ran out (the task will run again).
+   * `unsafe-backend`: the worker stopped because the backend refuses valid conditional writes
+   * (its `error` says so; see {@link Worker.unsafeBackend}).
    */
   id: string;
   /** Task type, when known. */
@@ -134,6 +139,13 @@ export interface WorkerOptions {
   listReuseMs?: number;
   /** Called on every task outcome (the CLI logs these). */
   onEvent?: (event: WorkerEvent) => void;
+  /**
+   * Do not require a doctor verdict before claiming (like `oq worker --skip-doctor`). By default
+   * {@link Worker.start} and {@link Worker.drain} refuse a backend whose cached verdict is
+   * `unsafe`, and probe one that has no fresh verdict for this exact path first. Only set this
+   * when you know the backend honours conditional writes.
+   */
+  skipDoctor?: boolean;
 }
 
 /**
@@ -285,6 +297,8 @@ export class Worker {
   readonly #probes = new Set<Promise<void>>();
   /** Aborted when the worker has stopped: ends the probes. */
   readonly #ending = new AbortController();
+  readonly #refusals = new RefusedClaims();
+  #unsafe: UnsafeBackendError | undefined;
 
   constructor(queue: Queue, given: WorkerOptions = {}) {
     this.#queue = queue;
@@ -301,6 +315,7 @@ export class Worker {
       shutdownGraceMs: options.shutdownGraceMs ?? 10_000,
       signalGraceMs: options.signalGraceMs ?? 5000,
       listReuseMs: options.listReuseMs ?? 2000,
+      skipDoctor: options.skipDoctor ?? false,
       onEvent: given.onEvent,
     };
   }
@@ -323,16 +338,28 @@ export class Worker {
     return [...this.#handlers.keys()];
   }
 
+  /**
+   * Set when the worker stopped itself because the backend refused valid conditional writes
+   * (code `UNSAFE_BACKEND`): run `oq doctor` against it.
+   */
+  get unsafeBackend(): UnsafeBackendError | undefined {
+    return this.#unsafe;
+  }
+
   /** Ids of the tasks running now. */
   get active(): string[] {
     return [...this.#running.keys()];
   }
 
-  /** Start polling. Resolves once started; the loop runs until {@link Worker.stop}. */
+  /**
+   * Start polling. Resolves once started; the loop runs until {@link Worker.stop}. Throws
+   * `UnsafeBackendError` when doctor found the backend unsafe (see `skipDoctor`).
+   */
   async start(): Promise<void> {
     if (this.#state !== "new")
       throw new InvalidStateError(`Worker ${this.id} was already started.`);
     this.#state = "running";
+    if (!(await this.#provenSafe())) return;
     this.#startedAt = this.#queue.now();
     live.add(this);
     if (this.#options.heartbeatSeconds > 0) {
@@ -406,6 +433,7 @@ export class Worker {
     const settleMs = Math.min(this.#options.signalGraceMs, budgetMs / 4);
     const signalAt = deadline - settleMs;
     const wasNew = this.#state === "new";
+    if (wasNew && !this.#options.skipDoctor) await requireSafeBackend(this.#queue);
     if (wasNew) {
       this.#state = "running";
       live.add(this);
@@ -459,6 +487,21 @@ export class Worker {
     }
     await raceTimeout(ended(), settleMs);
     for (const run of [...this.#running.values()]) this.#abandon(run);
+  }
+
+  /**
+   * Require doctor's verdict before the first claim (claims rely on conditional writes). False
+   * when the worker was stopped meanwhile; on an unsafe backend the worker ends stopped.
+   */
+  async #provenSafe(): Promise<boolean> {
+    if (this.#options.skipDoctor) return true;
+    try {
+      await requireSafeBackend(this.#queue);
+    } catch (error) {
+      this.#state = "stopped";
+      throw error;
+    }
+    return this.#state === "running";
   }
 
   // ---- the loop -----------------------------------------------------------------------------
@@ -733,14 +776,21 @@ export class Worker {
     } catch {
       return false;
     }
+    const key = q.keys.task(found.task.id);
+    if (this.#unsafeBackend(found.task.id, this.#refusals.claiming(key, found.etag))) return false;
+    let refused = false;
     let written: Versioned | undefined;
     try {
-      written = await q.write(found, next);
+      written = await q.write(found, next, { onPreconditionFailed: () => (refused = true) });
     } catch (error) {
       this.#confirmClaim(next, token);
       throw error;
     }
-    if (written === undefined) return false;
+    if (written === undefined) {
+      if (refused) this.#refusals.refused(key, found.etag);
+      return false;
+    }
+    this.#refusals.won();
     this.#start(written, token, leaseMs, entry);
     return true;
   }
@@ -780,6 +830,20 @@ export class Worker {
     })();
     this.#probes.add(probe);
     void probe.finally(() => this.#probes.delete(probe));
+  }
+
+  /**
+   * Stop the worker when the backend keeps refusing conditions that held (see
+   * `refused-claims.ts`) instead of livelocking silently. True when it stopped.
+   */
+  #unsafeBackend(id: string, unsafe: UnsafeBackendError | undefined): boolean {
+    if (unsafe === undefined) return false;
+    if (this.#state !== "running") return true;
+    this.#queue.logger.error(unsafe.message);
+    this.#emit({ kind: "unsafe-backend", id, error: unsafe.message });
+    this.#unsafe = unsafe;
+    void this.stop();
+    return true;
   }
 
   // ---- running one task -------------------------------------------------------------------

@@ -7,23 +7,29 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import {
+  type BackendProvider,
   type DoctorReport,
+  detectProvider,
   doctorPrefix,
+  PROVIDER_NAMES,
   readVerdict,
   requireSafeBackend,
   runDoctor,
   verdictKey,
-} from "../src/doctor.ts";
+} from "../src/doctor/mod.ts";
 import { AccessDeniedError, UnavailableError, UnsafeBackendError } from "../src/errors.ts";
 import { Queue } from "../src/queue.ts";
 import { FileStorage } from "../src/runtime/file/storage.ts";
+import { countRequests } from "../src/storage/count.ts";
 import { MemoryStorage } from "../src/storage/memory.ts";
+import { S3Storage } from "../src/storage/s3/driver.ts";
 import type {
   ListOptions,
   ListResult,
   PutOptions,
   PutResult,
   Storage,
+  StorageLocation,
 } from "../src/storage/storage.ts";
 import { s3Config, testS3Storage } from "./helpers/targets.ts";
 
@@ -126,10 +132,15 @@ for (const backend of backends) {
       expect(left.versions).toEqual([]);
       const cached = await readVerdict(queue);
       expect(cached).toMatchObject({ verdict: "safe", checkedAt: report.checkedAt, failed: [] });
-      expect(verdictKey(queue)).toBe(`${doctorPrefix(queue)}verdict.json`);
-      // A fresh verdict means no new probe.
+      expect(verdictKey(queue)).toMatch(/_doctor\/verdict-[0-9a-f]{16}\.json$/);
+      expect(verdictKey(queue).startsWith(doctorPrefix(queue))).toBe(true);
+      // A fresh verdict means no new probe; memory and file storages need none at all.
       const again = await requireSafeBackend(queue);
-      expect(again).toMatchObject({ verdict: "safe", cached: true });
+      expect(again).toMatchObject(
+        env.storage.location?.local === true
+          ? { verdict: "safe", local: true, cached: false }
+          : { verdict: "safe", cached: true },
+      );
     });
   });
 }
@@ -138,10 +149,11 @@ for (const backend of backends) {
 
 /** A storage that forwards to MemoryStorage, with `put`/`list` overridable. */
 class Wrapped implements Storage {
-  readonly inner = new MemoryStorage();
+  readonly inner: MemoryStorage;
   readonly name: string;
-  constructor(name: string) {
+  constructor(name: string, inner = new MemoryStorage()) {
     this.name = name;
+    this.inner = inner;
   }
   get: Storage["get"] = (k, o) => this.inner.get(k, o);
   head: Storage["head"] = (k) => this.inner.head(k);
@@ -291,7 +303,7 @@ describe("requireSafeBackend", () => {
   it("probes when there is no verdict, when it is stale, and when forced", async () => {
     let now = Date.parse("2026-06-01T00:00:00Z");
     const clock = () => now;
-    const storage = new MemoryStorage({ now: clock });
+    const storage = new Wrapped("s3://clocked", new MemoryStorage({ now: clock }));
     const queue = new Queue({ storage, now: clock });
     const first = await requireSafeBackend(queue);
     expect(first).toMatchObject({ verdict: "safe", cached: false });
@@ -363,5 +375,157 @@ describe("requireSafeBackend", () => {
     const v = check(report, "versioning");
     expect(v.status).toBe("warn");
     expect(v.fix).toMatch(/put-bucket-versioning/);
+  });
+});
+
+// ---- the verdict proves one path ----------------------------------------------------------------
+
+/** Another way to the same bucket: its own endpoint, and maybe a gateway that drops If-Match. */
+class Via extends Wrapped {
+  readonly location: StorageLocation;
+  readonly #dropsIfMatch: boolean;
+  constructor(inner: MemoryStorage, endpoint: string, options: { dropsIfMatch?: boolean } = {}) {
+    super(`s3://jobs via ${endpoint}`, inner);
+    this.location = { driver: "s3", endpoint, bucket: "jobs", region: "us-east-1" };
+    this.#dropsIfMatch = options.dropsIfMatch ?? false;
+  }
+  override put(key: string, body: Uint8Array | string, options: PutOptions = {}) {
+    if (!this.#dropsIfMatch) return this.inner.put(key, body, options);
+    const { ifMatch: _dropped, ...rest } = options;
+    return this.inner.put(key, body, rest);
+  }
+}
+
+describe("the cached verdict is keyed by the path it proved", () => {
+  it("a client on another path does not trust a verdict proven over a different one (defect 10)", async () => {
+    const bucket = new MemoryStorage();
+    const direct = new Queue({ storage: new Via(bucket, "https://s3.example/jobs"), prefix: "q/" });
+    expect(await requireSafeBackend(direct)).toMatchObject({ verdict: "safe", cached: false });
+    // Same bucket and prefix, through a gateway that drops conditional headers.
+    const viaGateway = new Via(bucket, "https://gateway.example/jobs", { dropsIfMatch: true });
+    const gateway = new Queue({ storage: viaGateway, prefix: "q/" });
+    expect(await readVerdict(gateway)).toBeUndefined();
+    await expect(requireSafeBackend(gateway)).rejects.toThrow(UnsafeBackendError);
+    // Each path keeps its own verdict: neither overwrites the other.
+    expect(verdictKey(gateway)).not.toBe(verdictKey(direct));
+    expect(await requireSafeBackend(direct)).toMatchObject({ verdict: "safe", cached: true });
+    expect(await readVerdict(gateway)).toMatchObject({
+      verdict: "unsafe",
+      path: { endpoint: "https://gateway.example/jobs", prefix: "q/" },
+    });
+    // Another region or driver to the same endpoint is another path too.
+    const otherRegion = new Via(bucket, "https://s3.example/jobs");
+    otherRegion.location.region = "eu-west-1";
+    expect(await readVerdict(new Queue({ storage: otherRegion, prefix: "q/" }))).toBeUndefined();
+    const otherDriver = new Via(bucket, "https://s3.example/jobs");
+    otherDriver.location.driver = "r2-binding";
+    expect(await readVerdict(new Queue({ storage: otherDriver, prefix: "q/" }))).toBeUndefined();
+  });
+
+  it("memory and file storages need no probe: oq evaluates their conditions itself", async () => {
+    const storage = new MemoryStorage();
+    const result = await requireSafeBackend(new Queue({ storage }));
+    expect(result).toMatchObject({ verdict: "safe", local: true, cached: false });
+    expect((await storage.list({ prefix: "_doctor/" })).objects).toEqual([]);
+  });
+});
+
+describe.runIf(s3Config !== undefined)("the verdict's path on MinIO", () => {
+  it("two endpoints to one bucket keep separate verdicts; the second path probes (defect 10)", async () => {
+    const prefix = unique();
+    const a = testS3Storage();
+    // The same server under another host name: another path as far as a verdict can tell.
+    const other = new URL(s3Config!.endpoint);
+    other.hostname = other.hostname === "localhost" ? "127.0.0.1" : "localhost";
+    const b = countRequests(
+      new S3Storage({
+        endpoint: other.origin,
+        bucket: s3Config!.bucket,
+        region: s3Config!.region,
+        accessKeyId: s3Config!.accessKeyId,
+        secretAccessKey: s3Config!.secretAccessKey,
+      }),
+    );
+    cleanups.push(() => wipe(a, prefix));
+    const viaA = new Queue({ storage: a, prefix });
+    const viaB = new Queue({ storage: b, prefix });
+    expect(await requireSafeBackend(viaA)).toMatchObject({ verdict: "safe", cached: false });
+    expect(await readVerdict(viaB)).toBeUndefined();
+    b.reset();
+    expect(await requireSafeBackend(viaB)).toMatchObject({ verdict: "safe", cached: false });
+    expect(b.counts.PUT).toBeGreaterThan(10); // B ran its own probe
+    expect(await requireSafeBackend(viaA)).toMatchObject({ cached: true });
+    expect(await requireSafeBackend(viaB)).toMatchObject({ cached: true });
+    expect(await readVerdict(viaB)).toMatchObject({ path: { endpoint: b.location?.endpoint } });
+    // Another prefix of the same bucket has no verdict yet.
+    expect(await readVerdict(new Queue({ storage: a, prefix: `${prefix}other/` }))).toBeUndefined();
+  });
+});
+
+// ---- advice fitted to the provider ---------------------------------------------------------------
+
+describe("doctor's advice per provider", () => {
+  /** Refuses If-Match with the current ETag, answering 412 with an RGW transaction id. */
+  class RgwQuotedEtagBug extends Wrapped {
+    override async put(key: string, body: Uint8Array | string, options: PutOptions = {}) {
+      if (options.ifMatch !== undefined) {
+        const { PreconditionFailedError } = await import("../src/errors.ts");
+        throw new PreconditionFailedError(`PUT ${key}: 412 PreconditionFailed`, {
+          status: 412,
+          requestId: "tx00000a1b2c3d4e5f6a7b8-0065f1a2b3-1e0d-default",
+        });
+      }
+      return this.inner.put(key, body, options);
+    }
+  }
+
+  it("does not recommend the backend it just found unsafe: a Ceph RGW user is not told to use Ceph RGW (defect 15)", async () => {
+    const report = await runDoctor(new Queue({ storage: new RgwQuotedEtagBug("s3://rgw") }));
+    expect(report.verdict).toBe("unsafe");
+    expect(report.provider).toBe("ceph-rgw");
+    const cas = check(report, "compare-and-swap");
+    expect(cas.status).toBe("failed");
+    expect(cas.alternatives).toEqual(["aws-s3", "cloudflare-r2", "minio", "tigris"]);
+    for (const alt of cas.alternatives ?? []) expect(cas.fix).toContain(PROVIDER_NAMES[alt]);
+  });
+
+  it("never lists the probed provider among the alternatives, whichever it is (defect 15)", async () => {
+    const providers: BackendProvider[] = [
+      "aws-s3",
+      "cloudflare-r2",
+      "minio",
+      "ceph-rgw",
+      "tigris",
+      "garage",
+      "gcs",
+      "unknown",
+    ];
+    for (const provider of providers) {
+      const queue = new Queue({ storage: new LaggingList(`broken:${provider}`) });
+      const report = await runDoctor(queue, { provider, raceWriters: 2, raceRounds: 1 });
+      expect(report.provider).toBe(provider);
+      const failed = report.checks.filter((c) => c.status === "failed" && c.unsafe);
+      expect(failed.length).toBeGreaterThan(0);
+      for (const c of failed) {
+        expect(c.alternatives, `${provider}: ${c.id}`).not.toContain(provider);
+        expect(c.alternatives?.length).toBeGreaterThan(0);
+      }
+    }
+  });
+
+  it("recognises providers from the endpoint and from request ids", () => {
+    const at = (endpoint: string, driver = "s3") => ({ driver, endpoint, bucket: "b" });
+    expect(detectProvider(at("https://b.s3.eu-west-1.amazonaws.com/"))).toBe("aws-s3");
+    expect(detectProvider(at("https://acc.r2.cloudflarestorage.com/b"))).toBe("cloudflare-r2");
+    expect(detectProvider(at("r2:binding", "r2-binding"))).toBe("cloudflare-r2");
+    expect(detectProvider(at("https://fly.storage.tigris.dev/b"))).toBe("tigris");
+    expect(detectProvider(at("https://storage.googleapis.com/b"))).toBe("gcs");
+    expect(detectProvider(at("http://10.0.0.5:7480/b"))).toBe("unknown");
+    expect(
+      detectProvider(at("http://10.0.0.5:7480/b"), [
+        "tx0000012ab34cd56ef7890-0065f1a2b3-1e0d-default",
+      ]),
+    ).toBe("ceph-rgw");
+    expect(detectProvider(undefined)).toBe("unknown");
   });
 });

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { type DoctorCheck, type DoctorReport, runDoctor, verdictKey } from "../doctor.ts";
+import { type DoctorCheck, type DoctorReport, runDoctor, verdictKey } from "../doctor/mod.ts";
 import { isOqError } from "../errors.ts";
 import { intArg, oqCommand } from "./args.ts";
 import { openQueue } from "./config.ts";
@@ -129,6 +129,7 @@ export default oqCommand({
         verdict: "error",
         storage: "(not opened)",
         prefix: "",
+        provider: "unknown",
         scratch: "",
         checkedAt: new Date().toISOString(),
         durationMs: 0,

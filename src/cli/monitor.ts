@@ -28,6 +28,8 @@ export default oqCommand({
     const worker = new Worker(queue, {
       monitor: true,
       shutdownGraceMs: graceMs,
+      // prepare() already required doctor's verdict (or --skip-doctor skipped it).
+      skipDoctor: true,
       ...(args.id === undefined ? {} : { id: args.id }),
     });
     log().info(

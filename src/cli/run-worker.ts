@@ -5,7 +5,7 @@
  * @module
  */
 import process from "node:process";
-import { requireSafeBackend } from "../doctor.ts";
+import { requireSafeBackend } from "../doctor/mod.ts";
 import { formatDuration } from "../duration.ts";
 import type { Queue } from "../queue.ts";
 import { type SchedulerHandle, startScheduler } from "../schedule/runner.ts";
@@ -127,6 +127,7 @@ export async function runUntilSignal(
 ): Promise<void> {
   const startedAt = Date.now();
   let onSignal: ((signal: NodeJS.Signals) => void) | undefined;
+  let unsafeCheck: ReturnType<typeof setInterval> | undefined;
   const stopped = new Promise<void>((resolve, reject) => {
     let signals = 0;
     onSignal = (signal) => {
@@ -151,11 +152,21 @@ export async function runUntilSignal(
     };
     process.on("SIGINT", onSignal);
     process.on("SIGTERM", onSignal);
+    // A worker stops itself when the backend refuses valid conditional writes: exit 1 then.
+    unsafeCheck = setInterval(() => {
+      const unsafe = worker.unsafeBackend;
+      if (unsafe === undefined) return;
+      clearInterval(unsafeCheck);
+      void Promise.resolve(options.scheduler?.stop()).finally(() =>
+        reject(new CliError(unsafe.message, EXIT_FAILURE)),
+      );
+    }, 1000);
   });
   // Listen before starting, so a signal during start-up is not the default (immediate) exit.
   try {
     await worker.start();
   } catch (error) {
+    clearInterval(unsafeCheck);
     await options.scheduler?.stop();
     throw error;
   }
@@ -170,6 +181,7 @@ export async function runUntilSignal(
     await stopped;
   } finally {
     if (timer !== undefined) clearInterval(timer);
+    clearInterval(unsafeCheck);
     if (onSignal !== undefined) {
       process.off("SIGINT", onSignal);
       process.off("SIGTERM", onSignal);

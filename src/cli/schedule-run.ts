@@ -5,7 +5,7 @@
  * @module
  */
 import process from "node:process";
-import { requireSafeBackend } from "../doctor.ts";
+import { requireSafeBackend } from "../doctor/mod.ts";
 import { Scheduler } from "../schedule/scheduler.ts";
 import { durationArg, oqCommand, skipDoctorArg } from "./args.ts";
 import { openQueue } from "./config.ts";

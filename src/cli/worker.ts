@@ -66,6 +66,8 @@ export default oqCommand({
       monitor: args.monitor,
       shutdownGraceMs: graceMs,
       onEvent: (event) => logEvent(event),
+      // prepare() already required doctor's verdict (or --skip-doctor skipped it).
+      skipDoctor: true,
     };
     if (timeoutSeconds !== undefined) options.timeoutSeconds = timeoutSeconds;
     if (args.id !== undefined) options.id = args.id;

@@ -28,6 +28,9 @@ export function countRequests(inner: Storage): CountedStorage {
     get name() {
       return inner.name;
     },
+    get location() {
+      return inner.location;
+    },
     counts,
     total: () => Object.values(counts).reduce((a, b) => a + b, 0),
     reset() {

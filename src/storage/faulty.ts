@@ -69,6 +69,7 @@ import type {
   PutResult,
   ServerTimeSample,
   Storage,
+  StorageLocation,
   VersioningStatus,
 } from "./storage.ts";
 
@@ -263,6 +264,14 @@ export class FaultyStorage implements Storage {
   /** The inner storage's name, marked as faulty. */
   get name(): string {
     return `faulty(${this.inner.name})`;
+  }
+
+  /**
+   * The inner storage's location: the faults are transient (errors, latency), not a different
+   * semantics, so what doctor proved about the inner storage holds through this wrapper.
+   */
+  get location(): StorageLocation | undefined {
+    return this.inner.location;
   }
 
   /** The (skewed) local clock of the process this storage pretends to serve: the queue's `now`. */

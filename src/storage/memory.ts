@@ -24,6 +24,7 @@ import {
   type PutResult,
   type ServerTimeSample,
   type Storage,
+  type StorageLocation,
   sameEtag,
   toBytes,
   type VersionInfo,
@@ -67,6 +68,8 @@ const _utf8 = new TextEncoder();
 export class MemoryStorage implements Storage {
   /** The name shown in messages. */
   readonly name: string;
+  /** In-process: conditional writes are evaluated here, so there is nothing for doctor to prove. */
+  readonly location: StorageLocation;
   readonly #versioning: VersioningStatus;
   readonly #now: () => number;
   readonly #skew: number;
@@ -89,6 +92,7 @@ export class MemoryStorage implements Storage {
     this.#now = options.now ?? Date.now;
     this.#skew = options.clockSkewMs ?? 0;
     this.name = options.name ?? "memory:";
+    this.location = { driver: "memory", endpoint: "memory:", bucket: this.name, local: true };
   }
 
   /** Read the current version, or the one named by `options.versionId`. */

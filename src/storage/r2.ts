@@ -46,6 +46,7 @@ import {
   type PutResult,
   type ServerTimeSample,
   type Storage,
+  type StorageLocation,
   toBytes,
   type VersioningStatus,
 } from "./storage.ts";
@@ -133,6 +134,8 @@ const NULL_VERSION = "null";
 export class R2Storage implements Storage {
   /** The name shown in messages. */
   readonly name: string;
+  /** A Worker binding has no URL: the binding's name identifies the path for doctor. */
+  readonly location: StorageLocation;
   readonly #bucket: R2BucketLike;
   readonly #now: () => number;
   #last: ServerTimeSample | undefined;
@@ -147,6 +150,7 @@ export class R2Storage implements Storage {
     this.#bucket = options.bucket;
     this.#now = options.now ?? Date.now;
     this.name = options.name ?? "r2:binding";
+    this.location = { driver: "r2-binding", endpoint: this.name, bucket: this.name };
   }
 
   /** Read the current version (the only one R2 keeps). */

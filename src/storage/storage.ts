@@ -151,10 +151,33 @@ export type VersioningStatus = "Enabled" | "Suspended" | "Disabled";
 /** The request kinds counted by {@link countRequests}. */
 export type RequestKind = "GET" | "HEAD" | "PUT" | "POST" | "LIST" | "DELETE";
 
+/**
+ * Where a storage's requests go: what a doctor verdict proves. A verdict proven over one path
+ * (say, straight to the server) says nothing about another (a gateway that drops conditional
+ * headers, another region or site), so doctor keys its cached verdict by this.
+ */
+export interface StorageLocation {
+  /** The driver: `s3`, `r2-binding`, `file`, `memory`, or a wrapper's own. */
+  driver: string;
+  /** The URL of the bucket's root as requests address it (or the directory, the binding name). */
+  endpoint: string;
+  /** The bucket. */
+  bucket: string;
+  /** The signing region, when the driver has one. */
+  region?: string;
+  /**
+   * True when conditional writes are implemented by oq itself in this process or on this host
+   * (memory, file): there is no server whose behaviour needs proving.
+   */
+  local?: boolean;
+}
+
 /** The storage contract. Every method may throw the typed errors listed in the module doc. */
 export interface Storage {
   /** A short human name for messages, e.g. `s3://bucket` or `file:./.oq`. Never credentials. */
   readonly name: string;
+  /** Where requests go, for doctor's cached verdict. Absent: the storage's `name` stands in. */
+  readonly location?: StorageLocation;
   /** Read an object. Throws `NotFoundError` when absent. */
   get(key: string, options?: GetOptions): Promise<GetResult>;
   /** Read an object's metadata. Throws `NotFoundError` when absent. */

@@ -31,6 +31,7 @@ import {
   type PutResult,
   type ServerTimeSample,
   type Storage,
+  type StorageLocation,
   sameEtag,
   toBytes,
   type VersionInfo,
@@ -82,6 +83,8 @@ export interface FileStorageOptions {
 export class FileStorage implements Storage {
   /** `file:` and the root as given. */
   readonly name: string;
+  /** On this host: oq's own locks evaluate conditional writes, so doctor has nothing to prove. */
+  readonly location: StorageLocation;
   readonly #dirs: Dirs;
   readonly #now: () => number;
   readonly #locks: KeyLocks;
@@ -97,6 +100,12 @@ export class FileStorage implements Storage {
     }
     this.name = `file:${options.root}`;
     this.#dirs = dirsOf(resolve(options.root));
+    this.location = {
+      driver: "file",
+      endpoint: `file:${resolve(options.root)}`,
+      bucket: "",
+      local: true,
+    };
     this.#now = options.now ?? Date.now;
     this.#locks = new KeyLocks({
       dir: this.#dirs.locks,

@@ -35,6 +35,7 @@ import {
   type PutResult,
   type ServerTimeSample,
   type Storage,
+  type StorageLocation,
   toBytes,
   type VersionInfo,
   type VersioningStatus,
@@ -77,6 +78,8 @@ export class S3Storage implements Storage {
   readonly endpoint: string;
   /** Whether the bucket is addressed in the path rather than the host name. */
   readonly forcePathStyle: boolean;
+  /** Where requests go (the bucket's root URL, path-style or virtual-hosted), for doctor. */
+  readonly location: StorageLocation;
 
   readonly #client: AwsClient;
   readonly #redact: (text: string) => string;
@@ -105,6 +108,12 @@ export class S3Storage implements Storage {
       basePath: config.basePath,
       bucket: config.bucket,
       forcePathStyle: config.forcePathStyle,
+    };
+    this.location = {
+      driver: "s3",
+      endpoint: requestUrl(this.#address, undefined, []),
+      bucket: config.bucket,
+      region: config.region,
     };
     this.#retry = config.retry;
     this.#timeoutMs = config.timeoutMs;

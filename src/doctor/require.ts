@@ -1,0 +1,80 @@
+/**
+ * {@link requireSafeBackend}: what workers call before their first claim.
+ *
+ * @module
+ */
+import { OqError, UnavailableError, UnsafeBackendError } from "../errors.ts";
+import type { Queue } from "../queue.ts";
+import { causeOf, runDoctor } from "./run.ts";
+import {
+  type CachedVerdict,
+  DEFAULT_VERDICT_MAX_AGE_MS,
+  DOCTOR_PROTOCOL,
+  type RequireSafeOptions,
+  type SafeBackend,
+} from "./types.ts";
+import { readVerdict, verdictKey } from "./verdict.ts";
+
+function unsafeError(queue: Queue, failed: CachedVerdict["failed"], checkedAt: string): never {
+  const list = failed.map((f) => f.title).join("; ");
+  throw new UnsafeBackendError(
+    `${queue.storage.name} is not safe for oq (doctor, ${checkedAt}): failed ${list}. Run oq doctor for the evidence and what to do; after fixing the backend, oq doctor stores a new verdict. Only skip this check (oq worker --skip-doctor, or the Worker option skipDoctor) if you know the backend is safe.`,
+    { key: verdictKey(queue) },
+  );
+}
+
+/**
+ * Make sure the backend was proven safe: use a cached verdict for this exact path (`verdictPath`)
+ * younger than `maxAgeMs` (default a day), else run doctor (which caches its verdict). Memory and
+ * file storages need no proof (oq evaluates their conditions itself). Throws
+ * `UnsafeBackendError` when the backend failed, and the underlying typed error
+ * (`UnavailableError`, `AccessDeniedError`, ...) when it could not be probed. `force` probes again even with a fresh verdict.
+ */
+export async function requireSafeBackend(
+  queue: Queue,
+  options: RequireSafeOptions = {},
+): Promise<SafeBackend> {
+  const maxAgeMs = options.maxAgeMs ?? DEFAULT_VERDICT_MAX_AGE_MS;
+  if (!options.force && queue.storage.location?.local === true) {
+    return {
+      verdict: "safe",
+      checkedAt: new Date(queue.now()).toISOString(),
+      cached: false,
+      local: true,
+    };
+  }
+  if (!options.force) {
+    const cached = await readVerdict(queue);
+    const age =
+      cached === undefined ? Number.POSITIVE_INFINITY : queue.now() - Date.parse(cached.checkedAt);
+    if (
+      cached !== undefined &&
+      cached.protocol === DOCTOR_PROTOCOL &&
+      age <= maxAgeMs &&
+      age > -maxAgeMs
+    ) {
+      if (cached.verdict === "unsafe") unsafeError(queue, cached.failed, cached.checkedAt);
+      return { verdict: "safe", checkedAt: cached.checkedAt, cached: true };
+    }
+  }
+  const logger = options.logger ?? queue.logger;
+  logger.info(`checking that ${queue.storage.name} honours conditional writes (oq doctor)`);
+  const report = await runDoctor(queue, options);
+  if (report.verdict === "unsafe") {
+    unsafeError(
+      queue,
+      report.checks.filter((c) => c.status === "failed"),
+      report.checkedAt,
+    );
+  }
+  if (report.verdict === "error") {
+    const cause = causeOf(report);
+    if (cause instanceof OqError) throw cause;
+    const failed = report.checks.find((c) => c.status === "failed");
+    throw new UnavailableError(
+      `Could not check ${queue.storage.name}: ${failed?.evidence.at(-1) ?? "unknown error"}. ${failed?.fix ?? ""}`.trim(),
+      { cause },
+    );
+  }
+  return { verdict: "safe", checkedAt: report.checkedAt, cached: false, report };
+}
