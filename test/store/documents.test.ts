@@ -13,7 +13,7 @@ import {
   UnavailableError,
   ValidationError,
 } from "../../src/errors.ts";
-import { type ErrorFaultKind, FaultyStorage } from "../../src/storage/faulty.ts";
+import { ERROR_FAULT_KINDS, type ErrorFaultKind, FaultyStorage } from "../../src/storage/faulty.ts";
 import { MemoryStorage } from "../../src/storage/memory.ts";
 import {
   type GetResult,
@@ -54,19 +54,9 @@ function docStore(storage: Storage): DocumentStore<Doc> {
 /** A storage whose conditional PUTs always fail with exactly `kind`; everything else passes. */
 function alwaysOnConditionalPut(inner: Storage, kind: ErrorFaultKind): FaultyStorage {
   const mix = { [kind]: 1 } as Partial<Record<ErrorFaultKind, number>>;
-  const all: ErrorFaultKind[] = [
-    "server-error",
-    "slow-down",
-    "conflict",
-    "dropped",
-    "timeout",
-    "dropped-after-commit",
-    "timeout-after-commit",
-    "server-error-after-commit",
-  ];
   return new FaultyStorage(inner, {
     faultRate: 1,
-    mix: Object.fromEntries(all.map((k) => [k, mix[k] ?? 0])),
+    mix: Object.fromEntries(ERROR_FAULT_KINDS.map((k) => [k, mix[k] ?? 0])),
     timeoutMs: 0,
     filter: (call) => call.op === "put" && call.conditional,
     sleep: async () => {},
