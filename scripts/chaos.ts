@@ -17,7 +17,7 @@
  * in-process workers anywhere).
  */
 import { parseArgs } from "node:util";
-import { FAULT_KINDS } from "../src/storage/faulty.ts";
+import { FAULT_KINDS } from "../test/support/faulty.ts";
 import {
   type FleetMode,
   runScenario,

@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { ValidationError } from "../src/errors.ts";
 import { MARKER_GRACE_MS, Queue } from "../src/queue.ts";
 import { countRequests } from "../src/storage/count.ts";
-import { ERROR_FAULT_KINDS, type ErrorFaultKind, FaultyStorage } from "../src/storage/faulty.ts";
+import { ERROR_FAULT_KINDS, type ErrorFaultKind, FaultyStorage } from "./support/faulty.ts";
 import { MemoryStorage } from "../src/storage/memory.ts";
 import type { PutOptions, Storage } from "../src/storage/storage.ts";
 import {

@@ -22,7 +22,7 @@ import {
   type TickResult,
 } from "../src/schedule.ts";
 import { countRequests } from "../src/storage/count.ts";
-import { ERROR_FAULT_KINDS, FaultyStorage } from "../src/storage/faulty.ts";
+import { ERROR_FAULT_KINDS, FaultyStorage } from "./support/faulty.ts";
 import { MemoryStorage } from "../src/storage/memory.ts";
 import type {
   ListOptions,

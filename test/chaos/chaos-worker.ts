@@ -15,7 +15,7 @@ import {
   type FaultCounts,
   FaultyStorage,
   type LatencyOptions,
-} from "../../src/storage/faulty.ts";
+} from "../support/faulty.ts";
 import type { Storage } from "../../src/storage/storage.ts";
 import { Worker, type WorkerEvent, type WorkerStats } from "../../src/worker.ts";
 

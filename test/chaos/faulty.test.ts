@@ -14,7 +14,7 @@ import {
   type ErrorFaultKind,
   FaultyStorage,
   type FaultyStorageOptions,
-} from "../../src/storage/faulty.ts";
+} from "../support/faulty.ts";
 import { MemoryStorage } from "../../src/storage/memory.ts";
 
 /** A storage that always injects exactly `kind` (when it can hit the call), sleeping for free. */

@@ -13,7 +13,7 @@ import {
   UnavailableError,
   ValidationError,
 } from "../../src/errors.ts";
-import { type ErrorFaultKind, FaultyStorage } from "../../src/storage/faulty.ts";
+import { type ErrorFaultKind, FaultyStorage } from "../support/faulty.ts";
 import { MemoryStorage } from "../../src/storage/memory.ts";
 import {
   type GetResult,

@@ -56,7 +56,7 @@ import {
   StorageError,
   ThrottledError,
   UnavailableError,
-} from "../errors.ts";
+} from "../../src/errors.ts";
 import type {
   GetOptions,
   GetResult,
@@ -69,7 +69,7 @@ import type {
   PutResult,
   Storage,
   VersioningStatus,
-} from "./storage.ts";
+} from "../../src/storage/storage.ts";
 
 /** A fault that makes a call fail (see the table in the module doc). */
 export type ErrorFaultKind =
