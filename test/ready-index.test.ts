@@ -7,7 +7,6 @@ import { afterEach, describe, expect, it } from "vitest";
 import { ValidationError } from "../src/errors.ts";
 import { MARKER_GRACE_MS, Queue } from "../src/queue.ts";
 import { countRequests } from "../src/storage/count.ts";
-import { ERROR_FAULT_KINDS, type ErrorFaultKind, FaultyStorage } from "./support/faulty.ts";
 import { MemoryStorage } from "../src/storage/memory.ts";
 import type { PutOptions, Storage } from "../src/storage/storage.ts";
 import {
@@ -27,6 +26,7 @@ import {
 } from "../src/task.ts";
 import { Worker, type WorkerOptions } from "../src/worker.ts";
 import { type TargetInstance, targets } from "./helpers/targets.ts";
+import { ERROR_FAULT_KINDS, type ErrorFaultKind, FaultyStorage } from "./support/faulty.ts";
 
 const fast: WorkerOptions = {
   minPollMs: 20,

@@ -22,7 +22,6 @@ import {
   type TickResult,
 } from "../src/schedule.ts";
 import { countRequests } from "../src/storage/count.ts";
-import { ERROR_FAULT_KINDS, FaultyStorage } from "./support/faulty.ts";
 import { MemoryStorage } from "../src/storage/memory.ts";
 import type {
   ListOptions,
@@ -32,6 +31,7 @@ import type {
 } from "../src/storage/storage.ts";
 import type { TaskRecord } from "../src/task.ts";
 import { s3Config, testS3Storage } from "./helpers/targets.ts";
+import { ERROR_FAULT_KINDS, FaultyStorage } from "./support/faulty.ts";
 
 const iso = (ms: number) => new Date(ms).toISOString();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

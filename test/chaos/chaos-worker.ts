@@ -10,14 +10,14 @@ import type { Logger } from "../../src/logger.ts";
 import { Queue } from "../../src/queue.ts";
 import { type SchedulerHandle, startScheduler } from "../../src/schedule.ts";
 import { countRequests, type RequestCounts } from "../../src/storage/count.ts";
+import type { Storage } from "../../src/storage/storage.ts";
+import { Worker, type WorkerEvent, type WorkerStats } from "../../src/worker.ts";
 import {
   type ErrorFaultKind,
   type FaultCounts,
   FaultyStorage,
   type LatencyOptions,
 } from "../support/faulty.ts";
-import type { Storage } from "../../src/storage/storage.ts";
-import { Worker, type WorkerEvent, type WorkerStats } from "../../src/worker.ts";
 
 /** The JSON-serializable part of the fault options (it crosses a process boundary). */
 export interface FaultConfig {

@@ -10,11 +10,11 @@ import { fileURLToPath } from "node:url";
 import { UnavailableError } from "../../src/errors.ts";
 import { mapLimit, Queue, type SubmitOptions } from "../../src/queue.ts";
 import { Scheduler, slotIdempotencyKey } from "../../src/schedule.ts";
-import { addFaults, type FaultCounts, FaultyStorage, noFaults } from "../support/faulty.ts";
 import type { Storage } from "../../src/storage/storage.ts";
 import { isTerminal } from "../../src/task.ts";
 import type { WorkerEvent } from "../../src/worker.ts";
 import type { TargetInstance } from "../helpers/targets.ts";
+import { addFaults, type FaultCounts, FaultyStorage, noFaults } from "../support/faulty.ts";
 import {
   CHAOS_TYPE,
   type ChaosInput,

@@ -13,7 +13,6 @@ import {
   UnavailableError,
   ValidationError,
 } from "../../src/errors.ts";
-import { type ErrorFaultKind, FaultyStorage } from "../support/faulty.ts";
 import { MemoryStorage } from "../../src/storage/memory.ts";
 import {
   type GetResult,
@@ -28,6 +27,7 @@ import {
   type WriteResult,
 } from "../../src/store/documents.ts";
 import { type TargetInstance, targets } from "../helpers/targets.ts";
+import { type ErrorFaultKind, FaultyStorage } from "../support/faulty.ts";
 
 /** A small document: every version unique through `writer` and `version`. */
 interface Doc {
