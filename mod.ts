@@ -93,7 +93,7 @@ export type {
   TaskEvent,
   TaskRecord,
   TaskStatus,
-} from "./src/task.ts";
+} from "./src/task/record.ts";
 export { VERSION } from "./src/version.ts";
 export {
   type Handler,

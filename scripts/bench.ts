@@ -23,7 +23,7 @@ import { mapLimit, Queue } from "../src/queue.ts";
 import { type CountedStorage, countRequests } from "../src/storage/count.ts";
 import { S3Storage } from "../src/storage/s3/driver.ts";
 import type { Storage } from "../src/storage/storage.ts";
-import { encodeTask, type TaskRecord } from "../src/task.ts";
+import { encodeTask, type TaskRecord } from "../src/task/record.ts";
 import { Worker } from "../src/worker.ts";
 
 const { values: args } = parseArgs({

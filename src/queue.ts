@@ -26,19 +26,21 @@ import {
   taskDefaultsSchema,
 } from "./options.ts";
 import { type ObjectInfo, type Storage, sameEtag } from "./storage/storage.ts";
+import { DEFAULT_BACKOFF } from "./task/backoff.ts";
 import {
   type Backoff,
-  createTask,
-  DEFAULT_BACKOFF,
   encodeTask,
-  isTerminal,
   parseTask,
+  type TaskRecord,
+  type TaskStatus,
+} from "./task/record.ts";
+import {
+  createTask,
+  isTerminal,
   placeMarker,
   replayTask,
   requestCancel,
-  type TaskRecord,
-  type TaskStatus,
-} from "./task.ts";
+} from "./task/transitions.ts";
 
 /** Options of {@link Queue}. */
 export interface QueueOptions {

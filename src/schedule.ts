@@ -43,7 +43,7 @@ import { checkOptions, scheduleTaskOptionsSchema } from "./options.ts";
 import { mapLimit, type Queue, type SubmitOptions, sleep } from "./queue.ts";
 import { sameEtag } from "./storage/storage.ts";
 import { DocumentStore, MAX_CAS_ROUNDS, type VersionedDocument } from "./store/documents.ts";
-import type { TaskRecord } from "./task.ts";
+import type { TaskRecord } from "./task/record.ts";
 
 /** What a scheduler does with slots that came due while no scheduler ran. */
 export type CatchUpPolicy = "latest" | "all" | "none";

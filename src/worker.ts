@@ -9,6 +9,7 @@ import { InvalidStateError, OqError, ValidationError } from "./errors.ts";
 import { checkTaskType, checkWorkerId, type ReadyMarker } from "./keys.ts";
 import { checkOptions, workerOptionsSchema } from "./options.ts";
 import { MARKER_GRACE_MS, type Queue, sleep, type Versioned } from "./queue.ts";
+import type { TaskRecord } from "./task/record.ts";
 import {
   canRetry,
   claimTask,
@@ -25,8 +26,7 @@ import {
   ms,
   releaseTask,
   renewLease,
-  type TaskRecord,
-} from "./task.ts";
+} from "./task/transitions.ts";
 
 /** Context passed to a handler with its input. */
 export interface TaskContext {

@@ -15,7 +15,8 @@ import { Keys, shardOf } from "../src/keys.ts";
 import type { Logger } from "../src/logger.ts";
 import { MARKER_GRACE_MS, Queue } from "../src/queue.ts";
 import { MemoryStorage } from "../src/storage/memory.ts";
-import { createTask, DEFAULT_BACKOFF } from "../src/task.ts";
+import { DEFAULT_BACKOFF } from "../src/task/backoff.ts";
+import { createTask } from "../src/task/transitions.ts";
 import { Worker, type WorkerOptions } from "../src/worker.ts";
 import { type TargetInstance, targets } from "./helpers/targets.ts";
 

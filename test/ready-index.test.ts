@@ -9,12 +9,12 @@ import { MARKER_GRACE_MS, Queue } from "../src/queue.ts";
 import { countRequests } from "../src/storage/count.ts";
 import { MemoryStorage } from "../src/storage/memory.ts";
 import type { PutOptions, Storage } from "../src/storage/storage.ts";
+import { DEFAULT_BACKOFF } from "../src/task/backoff.ts";
+import { encodeTask, type TaskRecord } from "../src/task/record.ts";
 import {
   claimTask,
   completeTask,
   createTask,
-  DEFAULT_BACKOFF,
-  encodeTask,
   expireLease,
   expireTask,
   failAttempt,
@@ -22,8 +22,7 @@ import {
   releaseTask,
   replayTask,
   requestCancel,
-  type TaskRecord,
-} from "../src/task.ts";
+} from "../src/task/transitions.ts";
 import { Worker, type WorkerOptions } from "../src/worker.ts";
 import { type TargetInstance, targets } from "./helpers/targets.ts";
 import { ERROR_FAULT_KINDS, type ErrorFaultKind, FaultyStorage } from "./support/faulty.ts";

@@ -29,7 +29,7 @@ import type {
   PutOptions,
   Storage,
 } from "../src/storage/storage.ts";
-import type { TaskRecord } from "../src/task.ts";
+import type { TaskRecord } from "../src/task/record.ts";
 import { s3Config, testS3Storage } from "./helpers/targets.ts";
 import { ERROR_FAULT_KINDS, FaultyStorage } from "./support/faulty.ts";
 

@@ -10,14 +10,9 @@ import { ValidationError } from "../src/errors.ts";
 import { Queue } from "../src/queue.ts";
 import { Scheduler } from "../src/schedule.ts";
 import { MemoryStorage } from "../src/storage/memory.ts";
-import {
-  backoffMs,
-  claimTask,
-  createTask,
-  encodeTask,
-  failAttempt,
-  parseTask,
-} from "../src/task.ts";
+import { backoffMs } from "../src/task/backoff.ts";
+import { encodeTask, parseTask } from "../src/task/record.ts";
+import { claimTask, createTask, failAttempt } from "../src/task/transitions.ts";
 import { Worker } from "../src/worker.ts";
 import { type TargetInstance, targets } from "./helpers/targets.ts";
 

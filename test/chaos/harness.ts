@@ -11,7 +11,7 @@ import { UnavailableError } from "../../src/errors.ts";
 import { mapLimit, Queue, type SubmitOptions } from "../../src/queue.ts";
 import { Scheduler, slotIdempotencyKey } from "../../src/schedule.ts";
 import type { Storage } from "../../src/storage/storage.ts";
-import { isTerminal } from "../../src/task.ts";
+import { isTerminal } from "../../src/task/transitions.ts";
 import type { WorkerEvent } from "../../src/worker.ts";
 import type { TargetInstance } from "../helpers/targets.ts";
 import { addFaults, type FaultCounts, FaultyStorage, noFaults } from "../support/faulty.ts";

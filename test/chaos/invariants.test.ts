@@ -6,15 +6,9 @@ import { afterEach, describe, expect, it } from "vitest";
 import { Queue } from "../../src/queue.ts";
 import { MemoryStorage } from "../../src/storage/memory.ts";
 import type { Storage } from "../../src/storage/storage.ts";
-import {
-  claimTask,
-  completeTask,
-  createTask,
-  DEFAULT_BACKOFF,
-  encodeTask,
-  renewLease,
-  type TaskRecord,
-} from "../../src/task.ts";
+import { DEFAULT_BACKOFF } from "../../src/task/backoff.ts";
+import { encodeTask, type TaskRecord } from "../../src/task/record.ts";
+import { claimTask, completeTask, createTask, renewLease } from "../../src/task/transitions.ts";
 import { Worker } from "../../src/worker.ts";
 import { checkRun, type RunLog } from "./invariants.ts";
 

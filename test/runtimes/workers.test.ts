@@ -10,7 +10,7 @@ import { Miniflare, type MiniflareOptions } from "miniflare";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Queue } from "../../src/queue.ts";
 import { S3Storage } from "../../src/storage/s3/driver.ts";
-import type { TaskRecord } from "../../src/task.ts";
+import type { TaskRecord } from "../../src/task/record.ts";
 import { removePrefix } from "../helpers/targets.ts";
 import {
   bundleWorker,
