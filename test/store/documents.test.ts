@@ -27,7 +27,7 @@ import {
   type WriteResult,
 } from "../../src/store/documents.ts";
 import { type TargetInstance, targets } from "../helpers/targets.ts";
-import { type ErrorFaultKind, FaultyStorage } from "../support/faulty.ts";
+import { ERROR_FAULT_KINDS, type ErrorFaultKind, FaultyStorage } from "../support/faulty.ts";
 
 /** A small document: every version unique through `writer` and `version`. */
 interface Doc {
@@ -54,19 +54,10 @@ function docStore(storage: Storage): DocumentStore<Doc> {
 /** A storage whose conditional PUTs always fail with exactly `kind`; everything else passes. */
 function alwaysOnConditionalPut(inner: Storage, kind: ErrorFaultKind): FaultyStorage {
   const mix = { [kind]: 1 } as Partial<Record<ErrorFaultKind, number>>;
-  const all: ErrorFaultKind[] = [
-    "server-error",
-    "slow-down",
-    "conflict",
-    "dropped",
-    "timeout",
-    "dropped-after-commit",
-    "timeout-after-commit",
-    "server-error-after-commit",
-  ];
+  // Every kind the injector knows gets a weight: one left out would weigh 1 by default.
   return new FaultyStorage(inner, {
     faultRate: 1,
-    mix: Object.fromEntries(all.map((k) => [k, mix[k] ?? 0])),
+    mix: Object.fromEntries(ERROR_FAULT_KINDS.map((k) => [k, mix[k] ?? 0])),
     timeoutMs: 0,
     filter: (call) => call.op === "put" && call.conditional,
     sleep: async () => {},
