@@ -33,7 +33,8 @@ import {
   UnsafeBackendError,
 } from "./errors.ts";
 import type { Logger } from "./logger.ts";
-import type { Queue } from "./queue.ts";
+import { internals } from "./queue/internals.ts";
+import type { Queue } from "./queue/queue.ts";
 import { type PutOptions, type PutResult, sameEtag } from "./storage/storage.ts";
 
 /** The outcome of one check. */
@@ -230,7 +231,7 @@ class Probe {
 
   /** A body no other write of this run has, so equal ETags mean the same write. */
   body(label: string): string {
-    return `oq doctor ${label} #${++this.#n} ${this.queue.randomHex(16)}\n`;
+    return `oq doctor ${label} #${++this.#n} ${internals(this.queue).randomHex(16)}\n`;
   }
 
   async put(key: string, body: string, options: PutOptions = {}): Promise<Outcome<PutResult>> {
@@ -627,7 +628,7 @@ export async function runDoctor(queue: Queue, options: DoctorOptions = {}): Prom
   const writers = options.raceWriters ?? 16;
   const rounds = options.raceRounds ?? 3;
   const startLocal = queue.clock.localNow();
-  const scratch = `${doctorPrefix(queue)}${queue.randomHex(16)}/`;
+  const scratch = `${doctorPrefix(queue)}${internals(queue).randomHex(16)}/`;
   const probe = new Probe(queue, scratch);
   const checks: DoctorCheck[] = [];
   let cause: unknown;

@@ -40,10 +40,13 @@ import {
 import { checkScheduleId, checkTaskType } from "./keys.ts";
 import type { Logger } from "./logger.ts";
 import { checkOptions, scheduleTaskOptionsSchema } from "./options.ts";
-import { mapLimit, type Queue, type SubmitOptions, sleep } from "./queue.ts";
+import { internals } from "./queue/internals.ts";
+import type { Queue } from "./queue/queue.ts";
+import type { SubmitOptions } from "./queue/types.ts";
 import { sameEtag } from "./storage/storage.ts";
 import { DocumentStore, MAX_CAS_ROUNDS, type VersionedDocument } from "./store/documents.ts";
 import type { TaskRecord } from "./task/record.ts";
+import { mapLimit, sleep } from "./util/async.ts";
 
 /** What a scheduler does with slots that came due while no scheduler ran. */
 export type CatchUpPolicy = "latest" | "all" | "none";
@@ -478,7 +481,7 @@ export class Scheduler {
     }
     const catchUp = checkPolicy(spec.catchUp ?? "latest");
     // The queue's own check, so a schedule accepts exactly the inputs its tasks can be given.
-    const input = this.queue.checkInput(spec.type, spec.input);
+    const input = internals(this.queue).checkInput(spec.type, spec.input);
     const task = checkTaskOptions(spec);
     if (spec.enabled !== undefined && typeof spec.enabled !== "boolean") {
       throw new ValidationError("Invalid enabled: use true or false.");
@@ -601,7 +604,7 @@ export class Scheduler {
     const schedule = await this.get(id);
     // Namespaced, so a trigger key can never equal a slot's key or another schedule's.
     const key = `schedule:${schedule.id}:manual:${
-      options.idempotencyKey ?? `${iso(this.queue.now())}:${this.queue.randomHex(8)}`
+      options.idempotencyKey ?? `${iso(this.queue.now())}:${internals(this.queue).randomHex(8)}`
     }`;
     return this.queue.submit(schedule.type, schedule.input, submitOptions(schedule, key));
   }

@@ -8,7 +8,10 @@
 import { InvalidStateError, OqError, ValidationError } from "./errors.ts";
 import { checkTaskType, checkWorkerId, type ReadyMarker } from "./keys.ts";
 import { checkOptions, workerOptionsSchema } from "./options.ts";
-import { MARKER_GRACE_MS, type Queue, sleep, type Versioned } from "./queue.ts";
+import { internals } from "./queue/internals.ts";
+import type { Queue } from "./queue/queue.ts";
+import { MARKER_GRACE_MS } from "./queue/ready-index.ts";
+import type { Versioned } from "./queue/types.ts";
 import type { TaskRecord } from "./task/record.ts";
 import {
   canRetry,
@@ -27,6 +30,7 @@ import {
   releaseTask,
   renewLease,
 } from "./task/transitions.ts";
+import { sleep } from "./util/async.ts";
 
 /** Context passed to a handler with its input. */
 export interface TaskContext {
@@ -275,7 +279,7 @@ export class Worker {
   constructor(queue: Queue, given: WorkerOptions = {}) {
     this.#queue = queue;
     const options = checkOptions(workerOptionsSchema, given, "worker options");
-    this.id = checkWorkerId(options.id ?? `w-${queue.randomHex(10)}`);
+    this.id = checkWorkerId(options.id ?? `w-${internals(queue).randomHex(10)}`);
     this.#options = {
       concurrency: options.concurrency ?? 1,
       leaseSeconds: options.leaseSeconds ?? 60,
@@ -365,7 +369,7 @@ export class Worker {
     await this.#interruptAll(grace, { kind: "shutdown" }, this.#options.signalGraceMs);
     await raceTimeout(Promise.all(this.#probes), this.#options.signalGraceMs);
     this.#ending.abort();
-    await this.#queue.flush();
+    await internals(this.#queue).flush();
     if (this.#heartbeatTimer !== undefined) clearInterval(this.#heartbeatTimer);
     if (this.#peerTimer !== undefined) clearTimeout(this.#peerTimer);
     if (this.#options.heartbeatSeconds > 0) {
@@ -420,7 +424,7 @@ export class Worker {
         { kind: "budget", failure },
         settleMs,
       );
-      await this.#queue.flush();
+      await internals(this.#queue).flush();
     } finally {
       if (wasNew) {
         this.#state = "stopped";
@@ -536,7 +540,7 @@ export class Worker {
     if (this.#sweep.size > 0) {
       const swept = [...this.#sweep.values()];
       this.#sweep.clear();
-      for (const key of await this.#queue.sweepMarkers(swept)) this.#skip.delete(key);
+      for (const key of await internals(this.#queue).sweepMarkers(swept)) this.#skip.delete(key);
     }
     const now = this.#queue.now();
     const local = this.#queue.clock.localNow();
@@ -549,14 +553,17 @@ export class Worker {
     if (this.#options.monitor && local - this.#tailListedAt > TAIL_SWEEP_MS) {
       this.#tailListedAt = local;
       const tail = `${this.#queue.keys.ready}9999~`;
-      for await (const _ of this.#queue.markers({ startAfter: tail, onMalformed: malformed }));
+      for await (const _ of internals(this.#queue).markers({
+        startAfter: tail,
+        onMalformed: malformed,
+      }));
     }
     const found: Candidate[] = [];
     // A deep index (many running or unhandled tasks) is read a few pages per poll, resuming
     // where the last poll stopped, so a poll's cost stays bounded.
     const progress = { capped: false };
     let last: string | undefined;
-    for await (const marker of this.#queue.markers({
+    for await (const marker of internals(this.#queue).markers({
       dueBy: now,
       maxPages: 3,
       progress,
@@ -580,7 +587,7 @@ export class Worker {
 
   /** Look at one due marker's task and act on it. True when the task was claimed. */
   async #inspect(marker: ReadyMarker & { lastModified: Date }): Promise<boolean> {
-    const q = this.#queue;
+    const q = internals(this.#queue);
     let found: Versioned | undefined;
     try {
       found = await q.read(marker.id);
@@ -688,7 +695,7 @@ export class Worker {
     change: (t: TaskRecord) => TaskRecord,
     kind: "expired" | "recovered",
   ): Promise<void> {
-    const q = this.#queue;
+    const q = internals(this.#queue);
     let next: TaskRecord;
     try {
       next = change(found.task);
@@ -707,7 +714,7 @@ export class Worker {
   }
 
   async #claim(found: Versioned): Promise<boolean> {
-    const q = this.#queue;
+    const q = internals(this.#queue);
     const entry = this.#handlers.get(found.task.type)!;
     const leaseMs = (entry.options.leaseSeconds ?? this.#options.leaseSeconds) * 1000;
     const token = q.randomHex(32);
@@ -736,7 +743,7 @@ export class Worker {
    * back (released, attempt not counted) — its handler never ran.
    */
   #confirmClaim(claimed: TaskRecord, token: string): void {
-    const q = this.#queue;
+    const q = internals(this.#queue);
     const until = ms(claimed.lease!.expiresAt);
     const probe = (async () => {
       for (let round = 0; q.now() < until && !this.#ending.signal.aborted; round++) {
@@ -774,7 +781,7 @@ export class Worker {
     leaseMs: number,
     entry: { handler: Handler; options: HandlerOptions },
   ): void {
-    const q = this.#queue;
+    const q = internals(this.#queue);
     const task = claimed.task;
     const controller = new AbortController();
     let free = () => {};
@@ -952,7 +959,7 @@ export class Worker {
    * lease is left to lapse and the slot is given up when it has (or at once if it was lost).
    */
   async #watch(run: Running): Promise<void> {
-    const q = this.#queue;
+    const q = internals(this.#queue);
     if (
       run.signalledAt !== undefined &&
       q.clock.localNow() - run.signalledAt >= this.#options.signalGraceMs
@@ -997,7 +1004,7 @@ export class Worker {
   }
 
   async #renew(run: Running, leaseMs: number): Promise<boolean> {
-    const q = this.#queue;
+    const q = internals(this.#queue);
     return this.#serial(run, async () => {
       if (run.done || run.lapsing) return false;
       try {
@@ -1034,7 +1041,7 @@ export class Worker {
    * or ran out first (a `result-dropped` event says which task).
    */
   async #writeOutcome(run: Running, change: (t: TaskRecord) => TaskRecord): Promise<boolean> {
-    const q = this.#queue;
+    const q = internals(this.#queue);
     for (let round = 0; ; round++) {
       try {
         run.current = await q.update(run.id, change, run.current, { batchMarkerDelete: true });
@@ -1081,7 +1088,7 @@ export class Worker {
   }
 
   async #finish(run: Running, result: { output?: unknown; failure?: Failure }): Promise<void> {
-    const q = this.#queue;
+    const q = internals(this.#queue);
     const durationMs = q.clock.localNow() - run.startedLocal;
     await this.#serial(run, async () => {
       if (run.done) return;
@@ -1134,7 +1141,7 @@ export class Worker {
    * start the same attempt beside it).
    */
   async #release(run: Running): Promise<void> {
-    const q = this.#queue;
+    const q = internals(this.#queue);
     await this.#serial(run, async () => {
       if (run.done) return;
       if (!(await this.#writeOutcome(run, (t) => releaseTask(t, run.token, q.now())))) return;
@@ -1144,7 +1151,7 @@ export class Worker {
   }
 
   async #heartbeat(): Promise<void> {
-    const q = this.#queue;
+    const q = internals(this.#queue);
     const body = JSON.stringify({
       id: this.id,
       types: this.types,
@@ -1165,7 +1172,7 @@ export class Worker {
 
   /** Live workers from the heartbeat listing (one LIST per heartbeat; no reads). */
   async #refreshPeers(): Promise<void> {
-    const q = this.#queue;
+    const q = internals(this.#queue);
     const freshAfter = q.now() - 3 * this.#options.heartbeatSeconds * 1000;
     const peers = new Set([this.id]);
     let continuationToken: string | undefined;

@@ -3,9 +3,12 @@
  * only when its task provably does not name it, a write that lands after the stale-marker grace
  * heals the index, and garbage is swept in batches.
  */
+
 import { afterEach, describe, expect, it } from "vitest";
 import { ValidationError } from "../src/errors.ts";
-import { MARKER_GRACE_MS, Queue } from "../src/queue.ts";
+import { internals } from "../src/queue/internals.ts";
+import { Queue } from "../src/queue/queue.ts";
+import { MARKER_GRACE_MS } from "../src/queue/ready-index.ts";
 import { countRequests } from "../src/storage/count.ts";
 import { MemoryStorage } from "../src/storage/memory.ts";
 import type { PutOptions, Storage } from "../src/storage/storage.ts";
@@ -133,7 +136,7 @@ describe("terminal tasks leave the ready index (defect 6)", () => {
       })),
     );
     const orphan = await queue.submit("nobody", null, { maxRetries: 0 });
-    await queue.update(orphan.id, (t) =>
+    await internals(queue).update(orphan.id, (t) =>
       claimTask(t, { workerId: "gone", token: "tok", leaseMs: 100, now: queue.now() }),
     );
     await pause(300);
@@ -161,7 +164,7 @@ describe("terminal tasks written before the fix (defect 6)", () => {
     const storage = countRequests(inner);
     const queue = new Queue({ storage, now: clock.now });
     const task = await queue.submit("nobody", null, { ttlSeconds: 1 });
-    const current = (await queue.read(task.id))!;
+    const current = (await internals(queue).read(task.id))!;
     // What the old monitor wrote: expired, still naming its marker.
     const old = { ...expireTask(current.task, queue.now() + 2000), marker: task.marker };
     await inner.put(queue.keys.task(task.id), encodeTask(old), { ifMatch: current.etag });
@@ -201,10 +204,10 @@ describe("a marker is deleted only when its task provably does not name it (defe
 
   it("keeps the marker of a write whose outcome was unknown and that commits after the read-back (defect 7a)", async () => {
     const { inner, plain, queue, storage, id } = await setup("late-commit");
-    const current = (await queue.read(id))!;
+    const current = (await internals(queue).read(id))!;
     // The PUT fails with an unknown outcome; the read-back still shows the cancelled version;
     // then the PUT lands. We cannot call it ours, but must not delete the marker it names.
-    await queue.write(current, replayTask(current.task, queue.now()));
+    await internals(queue).write(current, replayTask(current.task, queue.now()));
     expect(storage.faults["late-commit"]).toBe(1);
     const stored = await plain.get(id);
     expect(stored.event).toBe("replayed");
@@ -214,8 +217,8 @@ describe("a marker is deleted only when its task provably does not name it (defe
 
   it("recognises a 412 from a layer below that re-sent our committed PUT, and keeps its marker (defect 7b)", async () => {
     const { inner, plain, queue, storage, id } = await setup("precondition-failed-after-commit");
-    const current = (await queue.read(id))!;
-    const written = await queue.write(current, replayTask(current.task, queue.now()));
+    const current = (await internals(queue).read(id))!;
+    const written = await internals(queue).write(current, replayTask(current.task, queue.now()));
     expect(storage.faults["precondition-failed-after-commit"]).toBe(1);
     expect(written?.task.event).toBe("replayed");
     const stored = await plain.get(id);
@@ -228,9 +231,11 @@ describe("a marker is deleted only when its task provably does not name it (defe
     const queue = new Queue({ storage: inner });
     const task = await queue.submit("t", null);
     await queue.cancel(task.id);
-    const stale = (await queue.read(task.id))!;
+    const stale = (await internals(queue).read(task.id))!;
     const winner = await queue.replay(task.id);
-    expect(await queue.write(stale, replayTask(stale.task, queue.now()))).toBeUndefined();
+    expect(
+      await internals(queue).write(stale, replayTask(stale.task, queue.now())),
+    ).toBeUndefined();
     expect(await readyKeys(queue)).toEqual([queue.keys.full(winner.marker!)]);
   });
 });
@@ -240,7 +245,7 @@ describe("a write that lands after the stale-marker grace heals the index (defec
     const { inner, clock } = bucket();
     const queue = new Queue({ storage: inner, now: clock.now });
     // A submit paused between its two writes: the marker is stored, the task create is not.
-    const marker = queue.newMarker("t", "late1", queue.now());
+    const marker = internals(queue).newMarker("t", "late1", queue.now());
     await inner.put(queue.keys.full(marker), new Uint8Array(0));
     const task = createTask(
       {
@@ -275,7 +280,10 @@ describe("a write that lands after the stale-marker grace heals the index (defec
     const w = new Worker(monitorQueue, fast).task("t", (x) => x);
     workers.push(w);
     await w.start();
-    await until("the late create", async () => (await queue.read("late1")) !== undefined);
+    await until(
+      "the late create",
+      async () => (await internals(queue).read("late1")) !== undefined,
+    );
     const done = await queue.wait("late1", { timeout: 5 });
     expect(done).toMatchObject({ status: "completed", output: "ok" });
   });
@@ -300,8 +308,9 @@ describe("a write that lands after the stale-marker grace heals the index (defec
   it("a submit whose task create took longer than half the grace puts its marker again (defect 8)", async () => {
     let victim: string | undefined;
     const { inner, queue } = slowWrites(() => victim);
-    const orig = queue.newMarker.bind(queue);
-    queue.newMarker = (type, id, due) => {
+    const index = internals(queue).index;
+    const orig = index.newMarker.bind(index);
+    index.newMarker = (type, id, due) => {
       const m = orig(type, id, due);
       victim = queue.keys.full(m);
       return m;
@@ -316,8 +325,9 @@ describe("a write that lands after the stale-marker grace heals the index (defec
     const { inner, queue } = slowWrites(() => (slowOn ? victim : undefined));
     const task = await queue.submit("t", null);
     await queue.cancel(task.id);
-    const orig = queue.newMarker.bind(queue);
-    queue.newMarker = (type, id, due) => {
+    const index = internals(queue).index;
+    const orig = index.newMarker.bind(index);
+    index.newMarker = (type, id, due) => {
       const m = orig(type, id, due);
       victim = queue.keys.full(m);
       return m;
@@ -366,7 +376,7 @@ describe("garbage in the ready index is swept in batches (defect 21)", () => {
     expect(storage.counts.POST).toBeLessThanOrEqual(2);
     expect(warnings.some((m) => m.includes("garbage"))).toBe(true);
     // The objects themselves are left for an operator; only the index entries are gone.
-    await expect(queue.read("cafe")).rejects.toBeInstanceOf(ValidationError);
+    await expect(internals(queue).read("cafe")).rejects.toBeInstanceOf(ValidationError);
   });
 });
 
@@ -392,8 +402,8 @@ for (const target of targets.filter((t) => t.name.startsWith("s3"))) {
         },
       });
       const queue = new Queue({ storage, prefix: env.prefix });
-      const current = (await queue.read(task.id))!;
-      const written = await queue.write(current, replayTask(current.task, queue.now()));
+      const current = (await internals(queue).read(task.id))!;
+      const written = await internals(queue).write(current, replayTask(current.task, queue.now()));
       expect(written?.task.event).toBe("replayed");
       expect(await exists(env.storage, plain.keys.full(written!.task.marker!))).toBe(true);
     });
@@ -415,8 +425,8 @@ for (const target of targets.filter((t) => t.name.startsWith("s3"))) {
         },
       });
       const queue = new Queue({ storage, prefix: env.prefix });
-      const current = (await queue.read(task.id))!;
-      await queue.write(current, replayTask(current.task, queue.now()));
+      const current = (await internals(queue).read(task.id))!;
+      await internals(queue).write(current, replayTask(current.task, queue.now()));
       const stored = await plain.get(task.id);
       expect(stored.event).toBe("replayed");
       expect(await exists(env.storage, plain.keys.full(stored.marker!))).toBe(true);
@@ -428,10 +438,10 @@ for (const target of targets.filter((t) => t.name.startsWith("s3"))) {
       const plain = new Queue({ storage: inner, prefix: env.prefix });
       const task = await plain.submit("t", null);
       await plain.cancel(task.id);
-      const cancelled = (await plain.read(task.id))!;
+      const cancelled = (await internals(plain).read(task.id))!;
       // A replay paused between its two writes: its new marker is stored, the CAS is not.
       const next = { ...replayTask(cancelled.task, plain.now()) };
-      next.marker = plain.newMarker("t", task.id, plain.now());
+      next.marker = internals(plain).newMarker("t", task.id, plain.now());
       const markerKey = plain.keys.full(next.marker);
       await inner.put(markerKey, new Uint8Array(0));
       const land = async (keys: readonly string[]) => {
@@ -452,7 +462,7 @@ for (const target of targets.filter((t) => t.name.startsWith("s3"))) {
         }),
       });
       const stale = sweeper.keys.parseReadyMarker(markerKey)!;
-      expect(await sweeper.sweepMarkers([stale])).toEqual([markerKey]);
+      expect(await internals(sweeper).sweepMarkers([stale])).toEqual([markerKey]);
       expect((await plain.get(task.id)).marker).toBe(next.marker);
       expect(await exists(inner, markerKey)).toBe(true);
     });

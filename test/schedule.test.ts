@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { NotFoundError, ValidationError } from "../src/errors.ts";
-import { Queue } from "../src/queue.ts";
+import { Queue } from "../src/queue/queue.ts";
 import { FileStorage } from "../src/runtime/file/storage.ts";
 import {
   cronFor,
@@ -693,7 +693,7 @@ describe("scheduler processes killed with SIGKILL (file storage)", () => {
     writeFileSync(
       child,
       `import { FileStorage } from ${JSON.stringify(join(src, "runtime/file/storage.ts"))};
-import { Queue } from ${JSON.stringify(join(src, "queue.ts"))};
+import { Queue } from ${JSON.stringify(join(src, "queue/queue.ts"))};
 import { Scheduler } from ${JSON.stringify(join(src, "schedule.ts"))};
 const queue = new Queue({ storage: new FileStorage({ root: process.argv[2] }) });
 process.stdout.write("ready\\n");

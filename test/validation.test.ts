@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { connect } from "../src/connect.ts";
 import { parseDate, parseDuration } from "../src/duration.ts";
 import { ValidationError } from "../src/errors.ts";
-import { Queue } from "../src/queue.ts";
+import { Queue } from "../src/queue/queue.ts";
 import { Scheduler } from "../src/schedule.ts";
 import { MemoryStorage } from "../src/storage/memory.ts";
 import { backoffMs } from "../src/task/backoff.ts";

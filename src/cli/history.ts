@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { HistoryEntry } from "../queue.ts";
+import type { HistoryEntry } from "../queue/types.ts";
 import type { TaskRecord } from "../task/record.ts";
 import { oqCommand } from "./args.ts";
 import { openQueue } from "./config.ts";

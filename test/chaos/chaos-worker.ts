@@ -7,7 +7,7 @@
  * @module
  */
 import type { Logger } from "../../src/logger.ts";
-import { Queue } from "../../src/queue.ts";
+import { Queue } from "../../src/queue/queue.ts";
 import { type SchedulerHandle, startScheduler } from "../../src/schedule.ts";
 import { countRequests, type RequestCounts } from "../../src/storage/count.ts";
 import type { Storage } from "../../src/storage/storage.ts";

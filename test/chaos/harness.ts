@@ -5,13 +5,17 @@
  *
  * @module
  */
+
 import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { UnavailableError } from "../../src/errors.ts";
-import { mapLimit, Queue, type SubmitOptions } from "../../src/queue.ts";
+import { internals } from "../../src/queue/internals.ts";
+import { Queue } from "../../src/queue/queue.ts";
+import type { SubmitOptions } from "../../src/queue/types.ts";
 import { Scheduler, slotIdempotencyKey } from "../../src/schedule.ts";
 import type { Storage } from "../../src/storage/storage.ts";
 import { isTerminal } from "../../src/task/transitions.ts";
+import { mapLimit } from "../../src/util/async.ts";
 import type { WorkerEvent } from "../../src/worker.ts";
 import type { TargetInstance } from "../helpers/targets.ts";
 import { addFaults, type FaultCounts, FaultyStorage, noFaults } from "../support/faulty.ts";
@@ -337,7 +341,11 @@ export async function waitTerminal(
     rotate = (rotate + batch) % Math.max(1, all.length);
     const others = [...all.slice(rotate), ...all.slice(0, rotate)].slice(0, batch / 2);
     const check = [...new Set([...hinted, ...others])];
-    const states = await mapLimit(check, 16, async (id) => (await queue.read(id))?.task.status);
+    const states = await mapLimit(
+      check,
+      16,
+      async (id) => (await internals(queue).read(id))?.task.status,
+    );
     check.forEach((id, i) => {
       const s = states[i];
       if (s !== undefined && isTerminal(s)) remaining.delete(id);
@@ -666,7 +674,7 @@ export async function runScenario(
         const scheduled = (
           await mapLimit(slots, 16, async (slot) => {
             const id = await idempotentId(slotIdempotencyKey(schedule.id, slot));
-            return (await verify.read(id)) === undefined ? undefined : id;
+            return (await internals(verify).read(id)) === undefined ? undefined : id;
           })
         ).filter((id): id is string => id !== undefined);
         fleet.log.submitted.push(...scheduled);

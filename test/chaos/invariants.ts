@@ -28,9 +28,11 @@
  * @module
  */
 import { NotFoundError } from "../../src/errors.ts";
-import { type HistoryEntry, mapLimit, type Queue } from "../../src/queue.ts";
+import type { Queue } from "../../src/queue/queue.ts";
+import type { HistoryEntry } from "../../src/queue/types.ts";
 import type { TaskEvent, TaskRecord, TaskStatus } from "../../src/task/record.ts";
 import { ms, TERMINAL_STATUSES, TRANSITIONS } from "../../src/task/transitions.ts";
+import { mapLimit } from "../../src/util/async.ts";
 
 /** One handler execution, as the worker that ran it recorded it. */
 export interface Execution {

@@ -6,7 +6,7 @@
  * heartbeat is removed and the process exits 0.
  */
 import { expect } from "vitest";
-import { Queue } from "../../src/queue.ts";
+import { Queue } from "../../src/queue/queue.ts";
 import type { Storage } from "../../src/storage/storage.ts";
 import type { TaskRecord } from "../../src/task/record.ts";
 import { type Started, show } from "./helpers.ts";

@@ -8,7 +8,7 @@
 import { copyFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Queue } from "../../src/queue.ts";
+import { Queue } from "../../src/queue/queue.ts";
 import { FileStorage } from "../../src/runtime/file/storage.ts";
 import { S3Storage } from "../../src/storage/s3/driver.ts";
 import { removePrefix } from "../helpers/targets.ts";
