@@ -72,7 +72,12 @@ async function cancelOne(
     }
     if (error instanceof InvalidStateError) {
       const task = (await q.read(id))?.task;
-      return { id, ok: false, result: `already-${task?.status ?? "gone"}`, ...(task ? { task } : {}) };
+      return {
+        id,
+        ok: false,
+        result: `already-${task?.status ?? "gone"}`,
+        ...(task ? { task } : {}),
+      };
     }
     throw error;
   }

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { type Now, ServerClock } from "../clock.ts";
+import { ServerClock } from "../clock.ts";
 import { ValidationError } from "../errors.ts";
 import { Keys, type ReadyMarker } from "../keys.ts";
 import { type Logger, silentLogger } from "../logger.ts";
@@ -13,10 +13,11 @@ import { checkOptions, taskDefaultsSchema } from "../options.ts";
 import type { Storage } from "../storage/storage.ts";
 import { DEFAULT_BACKOFF } from "../task/backoff.ts";
 import type { Backoff, TaskRecord } from "../task/record.ts";
+import { errorMessage } from "../util/errors.ts";
 import { randomHex } from "../util/format.ts";
+import type { Queue } from "./queue.ts";
 import type { MarkerListOptions, ReadyIndex } from "./ready-index.ts";
 import { TaskStore } from "./task-store.ts";
-import type { Queue } from "./queue.ts";
 import type { QueueOptions, Versioned, WriteOptions } from "./types.ts";
 
 const encoder = new TextEncoder();
@@ -84,7 +85,11 @@ export class QueueInternals {
   }
 
   /** See {@link TaskStore.write}. */
-  write(current: Versioned, proposed: TaskRecord, options?: WriteOptions): Promise<Versioned | undefined> {
+  write(
+    current: Versioned,
+    proposed: TaskRecord,
+    options?: WriteOptions,
+  ): Promise<Versioned | undefined> {
     return this.tasks.write(current, proposed, options);
   }
 
@@ -157,7 +162,9 @@ function jsonOf(type: string, input: unknown): string {
   try {
     return JSON.stringify(input === undefined ? null : input, (_k, v) => {
       if (typeof v === "bigint")
-        throw new ValidationError("BigInt values cannot be stored as JSON; convert them to strings.");
+        throw new ValidationError(
+          "BigInt values cannot be stored as JSON; convert them to strings.",
+        );
       if (typeof v === "function" || typeof v === "symbol")
         throw new ValidationError(`a ${typeof v} is not JSON-serializable`);
       if (typeof v === "number" && !Number.isFinite(v))
@@ -165,8 +172,9 @@ function jsonOf(type: string, input: unknown): string {
       return v;
     });
   } catch (error) {
-    const why = error instanceof Error ? error.message : String(error);
-    throw new ValidationError(`Input of ${type} task is not JSON-serializable: ${why}`);
+    throw new ValidationError(
+      `Input of ${type} task is not JSON-serializable: ${errorMessage(error)}`,
+    );
   }
 }
 

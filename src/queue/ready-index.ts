@@ -122,7 +122,9 @@ export class ReadyIndex {
     try {
       await this.#deps.storage.delete(key);
     } catch (error) {
-      this.#deps.logger.warn(`could not delete ${key} (the sweep will retry): ${errorMessage(error)}`);
+      this.#deps.logger.warn(
+        `could not delete ${key} (the sweep will retry): ${errorMessage(error)}`,
+      );
     }
   }
 

@@ -3,9 +3,10 @@
  *
  * @module
  */
+
+import type { Now } from "../clock.ts";
 import type { Logger } from "../logger.ts";
 import type { Storage } from "../storage/storage.ts";
-import type { Now } from "../clock.ts";
 import type { Backoff, TaskRecord, TaskStatus } from "../task/record.ts";
 
 /** Options of {@link Queue}. */

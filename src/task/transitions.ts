@@ -16,6 +16,7 @@
  * @module
  */
 import { InvalidStateError, ValidationError } from "../errors.ts";
+import { iso } from "../util/format.ts";
 import { backoffMs } from "./backoff.ts";
 import type {
   Backoff,
@@ -47,8 +48,6 @@ export interface NewTask {
   idempotencyKey: string | null;
   marker: string;
 }
-
-const iso = (ms: number): string => new Date(ms).toISOString();
 
 /** Epoch milliseconds of an ISO field. */
 export function ms(value: string): number {
