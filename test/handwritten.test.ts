@@ -7,7 +7,6 @@
  * only (no `Queue.submit`), and checks that a worker completes the task. The doc and the code
  * cannot drift apart without this failing.
  */
-
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";

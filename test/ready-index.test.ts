@@ -3,7 +3,6 @@
  * only when its task provably does not name it, a write that lands after the stale-marker grace
  * heals the index, and garbage is swept in batches.
  */
-
 import { afterEach, describe, expect, it } from "vitest";
 import { ValidationError } from "../src/errors.ts";
 import { internals } from "../src/queue/internals.ts";
@@ -164,7 +163,7 @@ describe("terminal tasks written before the fix (defect 6)", () => {
     const storage = countRequests(inner);
     const queue = new Queue({ storage, now: clock.now });
     const task = await queue.submit("nobody", null, { ttlSeconds: 1 });
-    const current = (await internals(queue).read(task.id))!;
+    const current = (await queue.read(task.id))!;
     // What the old monitor wrote: expired, still naming its marker.
     const old = { ...expireTask(current.task, queue.now() + 2000), marker: task.marker };
     await inner.put(queue.keys.task(task.id), encodeTask(old), { ifMatch: current.etag });
@@ -204,7 +203,7 @@ describe("a marker is deleted only when its task provably does not name it (defe
 
   it("keeps the marker of a write whose outcome was unknown and that commits after the read-back (defect 7a)", async () => {
     const { inner, plain, queue, storage, id } = await setup("late-commit");
-    const current = (await internals(queue).read(id))!;
+    const current = (await queue.read(id))!;
     // The PUT fails with an unknown outcome; the read-back still shows the cancelled version;
     // then the PUT lands. We cannot call it ours, but must not delete the marker it names.
     await internals(queue).write(current, replayTask(current.task, queue.now()));
@@ -217,7 +216,7 @@ describe("a marker is deleted only when its task provably does not name it (defe
 
   it("recognises a 412 from a layer below that re-sent our committed PUT, and keeps its marker (defect 7b)", async () => {
     const { inner, plain, queue, storage, id } = await setup("precondition-failed-after-commit");
-    const current = (await internals(queue).read(id))!;
+    const current = (await queue.read(id))!;
     const written = await internals(queue).write(current, replayTask(current.task, queue.now()));
     expect(storage.faults["precondition-failed-after-commit"]).toBe(1);
     expect(written?.task.event).toBe("replayed");
@@ -231,7 +230,7 @@ describe("a marker is deleted only when its task provably does not name it (defe
     const queue = new Queue({ storage: inner });
     const task = await queue.submit("t", null);
     await queue.cancel(task.id);
-    const stale = (await internals(queue).read(task.id))!;
+    const stale = (await queue.read(task.id))!;
     const winner = await queue.replay(task.id);
     expect(
       await internals(queue).write(stale, replayTask(stale.task, queue.now())),
@@ -280,10 +279,7 @@ describe("a write that lands after the stale-marker grace heals the index (defec
     const w = new Worker(monitorQueue, fast).task("t", (x) => x);
     workers.push(w);
     await w.start();
-    await until(
-      "the late create",
-      async () => (await internals(queue).read("late1")) !== undefined,
-    );
+    await until("the late create", async () => (await queue.read("late1")) !== undefined);
     const done = await queue.wait("late1", { timeout: 5 });
     expect(done).toMatchObject({ status: "completed", output: "ok" });
   });
@@ -376,7 +372,7 @@ describe("garbage in the ready index is swept in batches (defect 21)", () => {
     expect(storage.counts.POST).toBeLessThanOrEqual(2);
     expect(warnings.some((m) => m.includes("garbage"))).toBe(true);
     // The objects themselves are left for an operator; only the index entries are gone.
-    await expect(internals(queue).read("cafe")).rejects.toBeInstanceOf(ValidationError);
+    await expect(queue.read("cafe")).rejects.toBeInstanceOf(ValidationError);
   });
 });
 
@@ -402,7 +398,7 @@ for (const target of targets.filter((t) => t.name.startsWith("s3"))) {
         },
       });
       const queue = new Queue({ storage, prefix: env.prefix });
-      const current = (await internals(queue).read(task.id))!;
+      const current = (await queue.read(task.id))!;
       const written = await internals(queue).write(current, replayTask(current.task, queue.now()));
       expect(written?.task.event).toBe("replayed");
       expect(await exists(env.storage, plain.keys.full(written!.task.marker!))).toBe(true);
@@ -425,7 +421,7 @@ for (const target of targets.filter((t) => t.name.startsWith("s3"))) {
         },
       });
       const queue = new Queue({ storage, prefix: env.prefix });
-      const current = (await internals(queue).read(task.id))!;
+      const current = (await queue.read(task.id))!;
       await internals(queue).write(current, replayTask(current.task, queue.now()));
       const stored = await plain.get(task.id);
       expect(stored.event).toBe("replayed");
@@ -438,7 +434,7 @@ for (const target of targets.filter((t) => t.name.startsWith("s3"))) {
       const plain = new Queue({ storage: inner, prefix: env.prefix });
       const task = await plain.submit("t", null);
       await plain.cancel(task.id);
-      const cancelled = (await internals(plain).read(task.id))!;
+      const cancelled = (await plain.read(task.id))!;
       // A replay paused between its two writes: its new marker is stored, the CAS is not.
       const next = { ...replayTask(cancelled.task, plain.now()) };
       next.marker = internals(plain).newMarker("t", task.id, plain.now());

@@ -25,6 +25,7 @@ import type {
   QueueOptions,
   SubmitOptions,
   TaskPage,
+  Versioned,
 } from "./types.ts";
 
 /**
@@ -72,6 +73,11 @@ export class Queue {
   ): Promise<TaskRecord[]> {
     // Validates everything first so a bad entry fails the call before anything is written.
     return submitTasks(this.#q, tasks, options.concurrency ?? 16);
+  }
+
+  /** Read a task with the ETag of the version read; `undefined` when it does not exist. */
+  read(id: string): Promise<Versioned | undefined> {
+    return this.#q.read(id);
   }
 
   /** Read a task. Throws `NotFoundError` when it does not exist. */

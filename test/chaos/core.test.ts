@@ -2,10 +2,8 @@
  * Core bugs the chaos scenarios found, each pinned by a small deterministic test (the fix is in
  * src/; see the comments there).
  */
-
 import { afterEach, describe, expect, it } from "vitest";
 import type { Logger } from "../../src/logger.ts";
-import { internals } from "../../src/queue/internals.ts";
 import { Queue } from "../../src/queue/queue.ts";
 import { MemoryStorage } from "../../src/storage/memory.ts";
 import { Worker, type WorkerEvent, type WorkerOptions } from "../../src/worker.ts";
@@ -134,11 +132,7 @@ describe("core fixes found by the chaos runs", () => {
     await new Promise((r) => setTimeout(r, 300));
     expect(warnings.filter((m) => m.startsWith("poll failed"))).toEqual([]);
     expect(ran).toEqual([good.id]);
-    expect(
-      await internals(queue)
-        .read(other)
-        .catch(() => undefined),
-    ).toBeUndefined();
+    expect(await queue.read(other).catch(() => undefined)).toBeUndefined();
   });
 
   for (const kind of ["slow-down", "dropped", "server-error-after-commit"] as const) {

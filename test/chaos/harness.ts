@@ -5,11 +5,9 @@
  *
  * @module
  */
-
 import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { UnavailableError } from "../../src/errors.ts";
-import { internals } from "../../src/queue/internals.ts";
 import { Queue } from "../../src/queue/queue.ts";
 import type { SubmitOptions } from "../../src/queue/types.ts";
 import { Scheduler, slotIdempotencyKey } from "../../src/schedule.ts";
@@ -341,11 +339,7 @@ export async function waitTerminal(
     rotate = (rotate + batch) % Math.max(1, all.length);
     const others = [...all.slice(rotate), ...all.slice(0, rotate)].slice(0, batch / 2);
     const check = [...new Set([...hinted, ...others])];
-    const states = await mapLimit(
-      check,
-      16,
-      async (id) => (await internals(queue).read(id))?.task.status,
-    );
+    const states = await mapLimit(check, 16, async (id) => (await queue.read(id))?.task.status);
     check.forEach((id, i) => {
       const s = states[i];
       if (s !== undefined && isTerminal(s)) remaining.delete(id);
@@ -674,7 +668,7 @@ export async function runScenario(
         const scheduled = (
           await mapLimit(slots, 16, async (slot) => {
             const id = await idempotentId(slotIdempotencyKey(schedule.id, slot));
-            return (await internals(verify).read(id)) === undefined ? undefined : id;
+            return (await verify.read(id)) === undefined ? undefined : id;
           })
         ).filter((id): id is string => id !== undefined);
         fleet.log.submitted.push(...scheduled);

@@ -2,7 +2,6 @@
  * The invariant checker must catch what it claims to catch: each case writes a history that
  * breaks one invariant (or runs a deliberately broken worker) and expects the violation.
  */
-
 import { afterEach, describe, expect, it } from "vitest";
 import { internals } from "../../src/queue/internals.ts";
 import { Queue } from "../../src/queue/queue.ts";
