@@ -15,7 +15,7 @@
  */
 import process from "node:process";
 import { type ConnectOptions, connect as connectPortable } from "./src/connect.ts";
-import type { Queue } from "./src/queue.ts";
+import type { Queue } from "./src/queue/queue.ts";
 import { FileStorage } from "./src/runtime/file/storage.ts";
 
 export * from "./mod.ts";

@@ -32,17 +32,17 @@ export {
 // Every error class is public: callers catch them and branch on `code`.
 export * from "./src/errors.ts";
 export { consoleLogger, type Logger } from "./src/logger.ts";
-export {
-  type CancelOutcome,
-  type HistoryEntry,
-  type ListTasksOptions,
-  Queue,
-  type QueueOptions,
-  type SubmitOptions,
-  type TaskDefaults,
-  type TaskPage,
-  type Versioned,
-} from "./src/queue.ts";
+export { Queue } from "./src/queue/queue.ts";
+export type {
+  CancelOutcome,
+  HistoryEntry,
+  ListTasksOptions,
+  QueueOptions,
+  SubmitOptions,
+  TaskDefaults,
+  TaskPage,
+  Versioned,
+} from "./src/queue/types.ts";
 export type {
   CatchUpPolicy,
   NewSchedule,
@@ -94,7 +94,7 @@ export type {
   TaskEvent,
   TaskRecord,
   TaskStatus,
-} from "./src/task.ts";
+} from "./src/task/record.ts";
 export { VERSION } from "./src/version.ts";
 export {
   type Handler,

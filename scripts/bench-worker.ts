@@ -7,7 +7,7 @@
  *
  * and it prints `ready` once polling. SIGTERM stops it gracefully.
  */
-import { Queue } from "../src/queue.ts";
+import { Queue } from "../src/queue/queue.ts";
 import { S3Storage } from "../src/storage/s3/driver.ts";
 import { Worker } from "../src/worker.ts";
 

@@ -19,11 +19,12 @@ import { readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { mapLimit, Queue } from "../src/queue.ts";
+import { Queue } from "../src/queue/queue.ts";
 import { type CountedStorage, countRequests } from "../src/storage/count.ts";
 import { S3Storage } from "../src/storage/s3/driver.ts";
 import type { Storage } from "../src/storage/storage.ts";
-import { encodeTask, type TaskRecord } from "../src/task.ts";
+import { encodeTask, type TaskRecord } from "../src/task/record.ts";
+import { mapLimit } from "../src/util/async.ts";
 import { Worker } from "../src/worker.ts";
 
 const { values: args } = parseArgs({

@@ -17,7 +17,6 @@
  * in-process workers anywhere).
  */
 import { parseArgs } from "node:util";
-import { FAULT_KINDS } from "../src/storage/faulty.ts";
 import {
   type FleetMode,
   runScenario,
@@ -27,6 +26,7 @@ import {
 } from "../test/chaos/harness.ts";
 import { describeReport } from "../test/chaos/invariants.ts";
 import { fileTarget, memoryTarget, s3Target, type Target } from "../test/helpers/targets.ts";
+import { FAULT_KINDS } from "../test/support/faulty.ts";
 
 const { values: args } = parseArgs({
   options: {

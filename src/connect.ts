@@ -5,7 +5,8 @@
  * @module
  */
 import { ConfigError } from "./errors.ts";
-import { Queue, type QueueOptions } from "./queue.ts";
+import { Queue } from "./queue/queue.ts";
+import type { QueueOptions } from "./queue/types.ts";
 import { MemoryStorage } from "./storage/memory.ts";
 import { S3Storage } from "./storage/s3/driver.ts";
 import type { S3Fetch, S3StorageOptions } from "./storage/s3/options.ts";

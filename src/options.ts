@@ -2,7 +2,7 @@
  * The schemas of the options people pass in: one task-options schema shared by `submit`,
  * schedules and `connect({ defaults })`, and the schemas of worker and list options. Every
  * option is checked here, at the boundary, and bounded so that nothing that passes can be
- * stored in a form the record schemas (src/task.ts, src/schedule/record.ts) would reject: numbers are
+ * stored in a form the record schemas (src/task/record.ts, src/schedule/record.ts) would reject: numbers are
  * finite (JSON turns `Infinity` and `NaN` into `null`) and durations stay within
  * {@link MAX_DURATION_SECONDS}, so every time computed from them is a valid date.
  *

@@ -5,12 +5,17 @@
  *
  * @module
  */
+import type { ServerClock } from "./clock.ts";
 import { requireSafeBackend } from "./doctor/mod.ts";
 import { InvalidStateError, OqError, type UnsafeBackendError, ValidationError } from "./errors.ts";
 import { checkTaskType, checkWorkerId, type ReadyMarker } from "./keys.ts";
 import { checkOptions, workerOptionsSchema } from "./options.ts";
-import { MARKER_GRACE_MS, type Queue, sleep, type Versioned } from "./queue.ts";
+import { internals } from "./queue/internals.ts";
+import type { Queue } from "./queue/queue.ts";
+import { MARKER_GRACE_MS } from "./queue/ready-index.ts";
+import type { Versioned } from "./queue/types.ts";
 import { RefusedClaims } from "./refused-claims.ts";
+import type { TaskRecord } from "./task/record.ts";
 import {
   canRetry,
   claimTask,
@@ -29,8 +34,8 @@ import {
   ms,
   releaseTask,
   renewLease,
-  type TaskRecord,
-} from "./task.ts";
+} from "./task/transitions.ts";
+import { sleep } from "./util/async.ts";
 
 /** Context passed to a handler with its input. */
 export interface TaskContext {
@@ -153,7 +158,7 @@ export interface WorkerOptions {
  * server time: stretched by the width of the clock's interval, so that the lease lasts at least
  * `leaseMs` of server time and the holder, which stops by the upper bound, keeps all of it.
  */
-function leaseToWrite(queue: Queue, leaseMs: number): number {
+function leaseToWrite(queue: { clock: ServerClock }, leaseMs: number): number {
   const { lower, upper } = queue.clock.bounds();
   return leaseMs + (upper - lower);
 }
@@ -303,7 +308,7 @@ export class Worker {
   constructor(queue: Queue, given: WorkerOptions = {}) {
     this.#queue = queue;
     const options = checkOptions(workerOptionsSchema, given, "worker options");
-    this.id = checkWorkerId(options.id ?? `w-${queue.randomHex(10)}`);
+    this.id = checkWorkerId(options.id ?? `w-${internals(queue).randomHex(10)}`);
     this.#options = {
       concurrency: options.concurrency ?? 1,
       leaseSeconds: options.leaseSeconds ?? 60,
@@ -406,7 +411,7 @@ export class Worker {
     await this.#interruptAll(grace, { kind: "shutdown" }, this.#options.signalGraceMs);
     await raceTimeout(Promise.all(this.#probes), this.#options.signalGraceMs);
     this.#ending.abort();
-    await this.#queue.flush();
+    await internals(this.#queue).flush();
     if (this.#heartbeatTimer !== undefined) clearInterval(this.#heartbeatTimer);
     if (this.#peerTimer !== undefined) clearTimeout(this.#peerTimer);
     if (this.#options.heartbeatSeconds > 0) {
@@ -462,7 +467,7 @@ export class Worker {
         { kind: "budget", failure },
         settleMs,
       );
-      await this.#queue.flush();
+      await internals(this.#queue).flush();
     } finally {
       if (wasNew) {
         this.#state = "stopped";
@@ -593,7 +598,7 @@ export class Worker {
     if (this.#sweep.size > 0) {
       const swept = [...this.#sweep.values()];
       this.#sweep.clear();
-      for (const key of await this.#queue.sweepMarkers(swept)) this.#skip.delete(key);
+      for (const key of await internals(this.#queue).sweepMarkers(swept)) this.#skip.delete(key);
     }
     const now = this.#queue.now();
     const local = this.#queue.clock.localNow();
@@ -606,14 +611,17 @@ export class Worker {
     if (this.#options.monitor && local - this.#tailListedAt > TAIL_SWEEP_MS) {
       this.#tailListedAt = local;
       const tail = `${this.#queue.keys.ready}9999~`;
-      for await (const _ of this.#queue.markers({ startAfter: tail, onMalformed: malformed }));
+      for await (const _ of internals(this.#queue).markers({
+        startAfter: tail,
+        onMalformed: malformed,
+      }));
     }
     const found: Candidate[] = [];
     // A deep index (many running or unhandled tasks) is read a few pages per poll, resuming
     // where the last poll stopped, so a poll's cost stays bounded.
     const progress = { capped: false };
     let last: string | undefined;
-    for await (const marker of this.#queue.markers({
+    for await (const marker of internals(this.#queue).markers({
       dueBy: now,
       maxPages: 3,
       progress,
@@ -637,7 +645,7 @@ export class Worker {
 
   /** Look at one due marker's task and act on it. True when the task was claimed. */
   async #inspect(marker: ReadyMarker & { lastModified: Date }): Promise<boolean> {
-    const q = this.#queue;
+    const q = internals(this.#queue);
     let found: Versioned | undefined;
     try {
       found = await q.read(marker.id);
@@ -745,7 +753,7 @@ export class Worker {
     change: (t: TaskRecord) => TaskRecord,
     kind: "expired" | "recovered",
   ): Promise<void> {
-    const q = this.#queue;
+    const q = internals(this.#queue);
     let next: TaskRecord;
     try {
       next = change(found.task);
@@ -764,7 +772,7 @@ export class Worker {
   }
 
   async #claim(found: Versioned): Promise<boolean> {
-    const q = this.#queue;
+    const q = internals(this.#queue);
     const entry = this.#handlers.get(found.task.type)!;
     const leaseMs = (entry.options.leaseSeconds ?? this.#options.leaseSeconds) * 1000;
     const token = q.randomHex(32);
@@ -802,7 +810,7 @@ export class Worker {
    * back (released, attempt not counted) — its handler never ran.
    */
   #confirmClaim(claimed: TaskRecord, token: string): void {
-    const q = this.#queue;
+    const q = internals(this.#queue);
     const until = ms(claimed.lease!.expiresAt);
     const probe = (async () => {
       for (let round = 0; q.now() < until && !this.#ending.signal.aborted; round++) {
@@ -854,7 +862,7 @@ export class Worker {
     leaseMs: number,
     entry: { handler: Handler; options: HandlerOptions },
   ): void {
-    const q = this.#queue;
+    const q = internals(this.#queue);
     const task = claimed.task;
     const controller = new AbortController();
     let free = () => {};
@@ -1061,7 +1069,7 @@ export class Worker {
    * lease is left to lapse and the slot is given up when it has (or at once if it was lost).
    */
   async #watch(run: Running): Promise<void> {
-    const q = this.#queue;
+    const q = internals(this.#queue);
     if (
       run.signalledAt !== undefined &&
       q.clock.localNow() - run.signalledAt >= this.#options.signalGraceMs
@@ -1108,7 +1116,7 @@ export class Worker {
   }
 
   async #renew(run: Running, leaseMs: number): Promise<boolean> {
-    const q = this.#queue;
+    const q = internals(this.#queue);
     return this.#serial(run, async () => {
       if (run.done || run.lapsing) return false;
       try {
@@ -1145,7 +1153,7 @@ export class Worker {
    * or ran out first (a `result-dropped` event says which task).
    */
   async #writeOutcome(run: Running, change: (t: TaskRecord) => TaskRecord): Promise<boolean> {
-    const q = this.#queue;
+    const q = internals(this.#queue);
     for (let round = 0; ; round++) {
       try {
         run.current = await q.update(run.id, change, run.current, { batchMarkerDelete: true });
@@ -1192,7 +1200,7 @@ export class Worker {
   }
 
   async #finish(run: Running, result: { output?: unknown; failure?: Failure }): Promise<void> {
-    const q = this.#queue;
+    const q = internals(this.#queue);
     const durationMs = q.clock.localNow() - run.startedLocal;
     await this.#serial(run, async () => {
       if (run.done) return;
@@ -1245,7 +1253,7 @@ export class Worker {
    * start the same attempt beside it).
    */
   async #release(run: Running): Promise<void> {
-    const q = this.#queue;
+    const q = internals(this.#queue);
     await this.#serial(run, async () => {
       if (run.done) return;
       if (!(await this.#writeOutcome(run, (t) => releaseTask(t, run.token, q.now())))) return;
@@ -1255,7 +1263,7 @@ export class Worker {
   }
 
   async #heartbeat(): Promise<void> {
-    const q = this.#queue;
+    const q = internals(this.#queue);
     const body = JSON.stringify({
       id: this.id,
       types: this.types,
@@ -1276,7 +1284,7 @@ export class Worker {
 
   /** Live workers from the heartbeat listing (one LIST per heartbeat; no reads). */
   async #refreshPeers(): Promise<void> {
-    const q = this.#queue;
+    const q = internals(this.#queue);
     const freshAfter = q.now() - 3 * this.#options.heartbeatSeconds * 1000;
     const peers = new Set([this.id]);
     let continuationToken: string | undefined;

@@ -6,7 +6,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { connect } from "../src/connect.ts";
 import { AmbiguousWriteError, UnavailableError } from "../src/errors.ts";
-import { Queue } from "../src/queue.ts";
+import { Queue } from "../src/queue/queue.ts";
 import type { PutOptions, Storage } from "../src/storage/storage.ts";
 import { type Handler, Worker, type WorkerEvent, type WorkerOptions } from "../src/worker.ts";
 import { memoryTarget, s3Target, type TargetInstance } from "./helpers/targets.ts";

@@ -18,7 +18,7 @@ import {
   verdictKey,
 } from "../src/doctor/mod.ts";
 import { AccessDeniedError, UnavailableError, UnsafeBackendError } from "../src/errors.ts";
-import { Queue } from "../src/queue.ts";
+import { Queue } from "../src/queue/queue.ts";
 import { FileStorage } from "../src/runtime/file/storage.ts";
 import { countRequests } from "../src/storage/count.ts";
 import { MemoryStorage } from "../src/storage/memory.ts";

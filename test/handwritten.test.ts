@@ -13,9 +13,12 @@ import { resolve } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { Keys, shardOf } from "../src/keys.ts";
 import type { Logger } from "../src/logger.ts";
-import { MARKER_GRACE_MS, Queue } from "../src/queue.ts";
+import { internals } from "../src/queue/internals.ts";
+import { Queue } from "../src/queue/queue.ts";
+import { MARKER_GRACE_MS } from "../src/queue/ready-index.ts";
 import { MemoryStorage } from "../src/storage/memory.ts";
-import { createTask, DEFAULT_BACKOFF } from "../src/task.ts";
+import { DEFAULT_BACKOFF } from "../src/task/backoff.ts";
+import { createTask } from "../src/task/transitions.ts";
 import { Worker, type WorkerOptions } from "../src/worker.ts";
 import { type TargetInstance, targets } from "./helpers/targets.ts";
 
@@ -165,10 +168,10 @@ for (const target of targets) {
 
     it("finds a task stored under a wrong shard, so its marker is not swept (issue 14)", async () => {
       const queue = new Queue({ storage: env.storage, prefix: env.prefix });
-      expect(await queue.findMisplaced("Job-7")).toBeUndefined();
+      expect(await internals(queue).findMisplaced("Job-7")).toBeUndefined();
       const wrong = `${env.prefix}tasks/b/Job-7.json`;
       await env.storage.put(wrong, body);
-      expect(await queue.findMisplaced("Job-7")).toBe(wrong);
+      expect(await internals(queue).findMisplaced("Job-7")).toBe(wrong);
       // A task at its right key is not "misplaced".
       expect(queue.keys.misplacedTasks("Job-7")).not.toContain(queue.keys.task("Job-7"));
     });

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { UnavailableError } from "../src/errors.ts";
-import { Queue } from "../src/queue.ts";
+import { Queue } from "../src/queue/queue.ts";
 import { MemoryStorage } from "../src/storage/memory.ts";
 import type { ServerTimeSample, Storage } from "../src/storage/storage.ts";
 import { Worker, type WorkerOptions } from "../src/worker.ts";

@@ -7,7 +7,8 @@ import {
   TimeoutError,
   ValidationError,
 } from "../src/errors.ts";
-import { Queue } from "../src/queue.ts";
+import { internals } from "../src/queue/internals.ts";
+import { Queue } from "../src/queue/queue.ts";
 import { countRequests } from "../src/storage/count.ts";
 import { MemoryStorage } from "../src/storage/memory.ts";
 import { PermanentError, Worker, type WorkerOptions } from "../src/worker.ts";
@@ -69,7 +70,7 @@ for (const target of targets) {
       // Finished tasks leave nothing in the ready index: markers go in a batch within a second.
       const markerCount = async () => {
         let n = 0;
-        for await (const _ of queue.markers()) n++;
+        for await (const _ of internals(queue).markers()) n++;
         return n;
       };
       await until("the marker is deleted", async () => (await markerCount()) === 0, 2000);
@@ -263,7 +264,7 @@ for (const target of targets) {
       expect(new Set(racing.map((t) => t.id)).size).toBe(1);
       expect((await queue.getHistory(racing[0]!.id)).length).toBe(1);
       const markers = [];
-      for await (const m of queue.markers()) markers.push(m);
+      for await (const m of internals(queue).markers()) markers.push(m);
       // Losers may leave an orphan marker only until they delete it: none are left.
       expect(markers.length).toBe(2);
     });
@@ -506,7 +507,7 @@ describe("worker shutdown", () => {
     await queue.submit("x", null);
     await new Promise((r) => setTimeout(r, 300));
     await w.stop();
-    await queue.flush();
+    await internals(queue).flush();
     expect(timers()).toBeLessThanOrEqual(before);
   });
 });

@@ -5,17 +5,18 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { ValidationError } from "../src/errors.ts";
-import { MARKER_GRACE_MS, Queue } from "../src/queue.ts";
+import { internals } from "../src/queue/internals.ts";
+import { Queue } from "../src/queue/queue.ts";
+import { MARKER_GRACE_MS } from "../src/queue/ready-index.ts";
 import { countRequests } from "../src/storage/count.ts";
-import { ERROR_FAULT_KINDS, type ErrorFaultKind, FaultyStorage } from "../src/storage/faulty.ts";
 import { MemoryStorage } from "../src/storage/memory.ts";
 import type { PutOptions, Storage } from "../src/storage/storage.ts";
+import { DEFAULT_BACKOFF } from "../src/task/backoff.ts";
+import { encodeTask, type TaskRecord } from "../src/task/record.ts";
 import {
   claimTask,
   completeTask,
   createTask,
-  DEFAULT_BACKOFF,
-  encodeTask,
   expireLease,
   expireTask,
   failAttempt,
@@ -23,10 +24,10 @@ import {
   releaseTask,
   replayTask,
   requestCancel,
-  type TaskRecord,
-} from "../src/task.ts";
+} from "../src/task/transitions.ts";
 import { Worker, type WorkerOptions } from "../src/worker.ts";
 import { type TargetInstance, targets } from "./helpers/targets.ts";
+import { ERROR_FAULT_KINDS, type ErrorFaultKind, FaultyStorage } from "./support/faulty.ts";
 
 const fast: WorkerOptions = {
   minPollMs: 20,
@@ -134,7 +135,7 @@ describe("terminal tasks leave the ready index (defect 6)", () => {
       })),
     );
     const orphan = await queue.submit("nobody", null, { maxRetries: 0 });
-    await queue.update(orphan.id, (t) =>
+    await internals(queue).update(orphan.id, (t) =>
       claimTask(t, { workerId: "gone", token: "tok", leaseMs: 100, now: queue.now() }),
     );
     await pause(300);
@@ -205,7 +206,7 @@ describe("a marker is deleted only when its task provably does not name it (defe
     const current = (await queue.read(id))!;
     // The PUT fails with an unknown outcome; the read-back still shows the cancelled version;
     // then the PUT lands. We cannot call it ours, but must not delete the marker it names.
-    await queue.write(current, replayTask(current.task, queue.now()));
+    await internals(queue).write(current, replayTask(current.task, queue.now()));
     expect(storage.faults["late-commit"]).toBe(1);
     const stored = await plain.get(id);
     expect(stored.event).toBe("replayed");
@@ -216,7 +217,7 @@ describe("a marker is deleted only when its task provably does not name it (defe
   it("recognises a 412 from a layer below that re-sent our committed PUT, and keeps its marker (defect 7b)", async () => {
     const { inner, plain, queue, storage, id } = await setup("precondition-failed-after-commit");
     const current = (await queue.read(id))!;
-    const written = await queue.write(current, replayTask(current.task, queue.now()));
+    const written = await internals(queue).write(current, replayTask(current.task, queue.now()));
     expect(storage.faults["precondition-failed-after-commit"]).toBe(1);
     expect(written?.task.event).toBe("replayed");
     const stored = await plain.get(id);
@@ -231,7 +232,9 @@ describe("a marker is deleted only when its task provably does not name it (defe
     await queue.cancel(task.id);
     const stale = (await queue.read(task.id))!;
     const winner = await queue.replay(task.id);
-    expect(await queue.write(stale, replayTask(stale.task, queue.now()))).toBeUndefined();
+    expect(
+      await internals(queue).write(stale, replayTask(stale.task, queue.now())),
+    ).toBeUndefined();
     expect(await readyKeys(queue)).toEqual([queue.keys.full(winner.marker!)]);
   });
 });
@@ -241,7 +244,7 @@ describe("a write that lands after the stale-marker grace heals the index (defec
     const { inner, clock } = bucket();
     const queue = new Queue({ storage: inner, now: clock.now });
     // A submit paused between its two writes: the marker is stored, the task create is not.
-    const marker = queue.newMarker("t", "late1", queue.now());
+    const marker = internals(queue).newMarker("t", "late1", queue.now());
     await inner.put(queue.keys.full(marker), new Uint8Array(0));
     const task = createTask(
       {
@@ -301,8 +304,9 @@ describe("a write that lands after the stale-marker grace heals the index (defec
   it("a submit whose task create took longer than half the grace puts its marker again (defect 8)", async () => {
     let victim: string | undefined;
     const { inner, queue } = slowWrites(() => victim);
-    const orig = queue.newMarker.bind(queue);
-    queue.newMarker = (type, id, due) => {
+    const index = internals(queue).index;
+    const orig = index.newMarker.bind(index);
+    index.newMarker = (type, id, due) => {
       const m = orig(type, id, due);
       victim = queue.keys.full(m);
       return m;
@@ -317,8 +321,9 @@ describe("a write that lands after the stale-marker grace heals the index (defec
     const { inner, queue } = slowWrites(() => (slowOn ? victim : undefined));
     const task = await queue.submit("t", null);
     await queue.cancel(task.id);
-    const orig = queue.newMarker.bind(queue);
-    queue.newMarker = (type, id, due) => {
+    const index = internals(queue).index;
+    const orig = index.newMarker.bind(index);
+    index.newMarker = (type, id, due) => {
       const m = orig(type, id, due);
       victim = queue.keys.full(m);
       return m;
@@ -394,7 +399,7 @@ for (const target of targets.filter((t) => t.name.startsWith("s3"))) {
       });
       const queue = new Queue({ storage, prefix: env.prefix });
       const current = (await queue.read(task.id))!;
-      const written = await queue.write(current, replayTask(current.task, queue.now()));
+      const written = await internals(queue).write(current, replayTask(current.task, queue.now()));
       expect(written?.task.event).toBe("replayed");
       expect(await exists(env.storage, plain.keys.full(written!.task.marker!))).toBe(true);
     });
@@ -417,7 +422,7 @@ for (const target of targets.filter((t) => t.name.startsWith("s3"))) {
       });
       const queue = new Queue({ storage, prefix: env.prefix });
       const current = (await queue.read(task.id))!;
-      await queue.write(current, replayTask(current.task, queue.now()));
+      await internals(queue).write(current, replayTask(current.task, queue.now()));
       const stored = await plain.get(task.id);
       expect(stored.event).toBe("replayed");
       expect(await exists(env.storage, plain.keys.full(stored.marker!))).toBe(true);
@@ -432,7 +437,7 @@ for (const target of targets.filter((t) => t.name.startsWith("s3"))) {
       const cancelled = (await plain.read(task.id))!;
       // A replay paused between its two writes: its new marker is stored, the CAS is not.
       const next = { ...replayTask(cancelled.task, plain.now()) };
-      next.marker = plain.newMarker("t", task.id, plain.now());
+      next.marker = internals(plain).newMarker("t", task.id, plain.now());
       const markerKey = plain.keys.full(next.marker);
       await inner.put(markerKey, new Uint8Array(0));
       const land = async (keys: readonly string[]) => {
@@ -453,7 +458,7 @@ for (const target of targets.filter((t) => t.name.startsWith("s3"))) {
         }),
       });
       const stale = sweeper.keys.parseReadyMarker(markerKey)!;
-      expect(await sweeper.sweepMarkers([stale])).toEqual([markerKey]);
+      expect(await internals(sweeper).sweepMarkers([stale])).toEqual([markerKey]);
       expect((await plain.get(task.id)).marker).toBe(next.marker);
       expect(await exists(inner, markerKey)).toBe(true);
     });

@@ -9,14 +9,13 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { NotFoundError, ValidationError } from "../src/errors.ts";
-import { Queue } from "../src/queue.ts";
+import { Queue } from "../src/queue/queue.ts";
 import { FileStorage } from "../src/runtime/file/storage.ts";
 import type { ScheduleRecord } from "../src/schedule/record.ts";
 import { startScheduler } from "../src/schedule/runner.ts";
 import { Scheduler, type TickResult } from "../src/schedule/scheduler.ts";
 import { cronFor, nextSlots, planSlots, slotIdempotencyKey } from "../src/schedule/slots.ts";
 import { countRequests } from "../src/storage/count.ts";
-import { ERROR_FAULT_KINDS, FaultyStorage } from "../src/storage/faulty.ts";
 import { MemoryStorage } from "../src/storage/memory.ts";
 import type {
   ListOptions,
@@ -24,8 +23,9 @@ import type {
   PutOptions,
   Storage,
 } from "../src/storage/storage.ts";
-import type { TaskRecord } from "../src/task.ts";
+import type { TaskRecord } from "../src/task/record.ts";
 import { s3Config, testS3Storage } from "./helpers/targets.ts";
+import { ERROR_FAULT_KINDS, FaultyStorage } from "./support/faulty.ts";
 
 const iso = (ms: number) => new Date(ms).toISOString();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -687,7 +687,7 @@ describe("scheduler processes killed with SIGKILL (file storage)", () => {
     writeFileSync(
       child,
       `import { FileStorage } from ${JSON.stringify(join(src, "runtime/file/storage.ts"))};
-import { Queue } from ${JSON.stringify(join(src, "queue.ts"))};
+import { Queue } from ${JSON.stringify(join(src, "queue/queue.ts"))};
 import { Scheduler } from ${JSON.stringify(join(src, "schedule/scheduler.ts"))};
 const queue = new Queue({ storage: new FileStorage({ root: process.argv[2] }) });
 process.stdout.write("ready\\n");

@@ -1,11 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { InvalidStateError, ValidationError } from "../src/errors.ts";
+import { backoffMs, DEFAULT_BACKOFF } from "../src/task/backoff.ts";
+import { parseTask, type TaskRecord } from "../src/task/record.ts";
 import {
-  backoffMs,
   claimTask,
   completeTask,
   createTask,
-  DEFAULT_BACKOFF,
   expireLease,
   expireTask,
   failAttempt,
@@ -14,14 +14,12 @@ import {
   isLeaseExpired,
   LEASE_TAKEOVER_MARGIN_MS,
   leaseTakeoverAt,
-  parseTask,
   placeMarker,
   releaseTask,
   renewLease,
   replayTask,
   requestCancel,
-  type TaskRecord,
-} from "../src/task.ts";
+} from "../src/task/transitions.ts";
 
 const T0 = Date.UTC(2026, 10, 28, 12, 0, 0);
 const make = (over: Partial<Parameters<typeof createTask>[0]> = {}): TaskRecord =>

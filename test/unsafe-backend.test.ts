@@ -7,7 +7,7 @@ import { CliError } from "../src/cli/errors.ts";
 import { runUntilSignal } from "../src/cli/run-worker.ts";
 import { readVerdict, runDoctor } from "../src/doctor/mod.ts";
 import { PreconditionFailedError, UnsafeBackendError } from "../src/errors.ts";
-import { Queue } from "../src/queue.ts";
+import { Queue } from "../src/queue/queue.ts";
 import { MemoryStorage } from "../src/storage/memory.ts";
 import type { PutOptions, PutResult, Storage, StorageLocation } from "../src/storage/storage.ts";
 import { liveWorkers, Worker, type WorkerEvent, type WorkerOptions } from "../src/worker.ts";

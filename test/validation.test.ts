@@ -7,17 +7,12 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { connect } from "../src/connect.ts";
 import { parseDate, parseDuration } from "../src/duration.ts";
 import { ValidationError } from "../src/errors.ts";
-import { Queue } from "../src/queue.ts";
+import { Queue } from "../src/queue/queue.ts";
 import { Scheduler } from "../src/schedule/scheduler.ts";
 import { MemoryStorage } from "../src/storage/memory.ts";
-import {
-  backoffMs,
-  claimTask,
-  createTask,
-  encodeTask,
-  failAttempt,
-  parseTask,
-} from "../src/task.ts";
+import { backoffMs } from "../src/task/backoff.ts";
+import { encodeTask, parseTask } from "../src/task/record.ts";
+import { claimTask, createTask, failAttempt } from "../src/task/transitions.ts";
 import { Worker } from "../src/worker.ts";
 import { type TargetInstance, targets } from "./helpers/targets.ts";
 

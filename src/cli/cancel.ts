@@ -5,7 +5,7 @@
  * @module
  */
 import process from "node:process";
-import type { CancelOutcome } from "../queue.ts";
+import type { CancelOutcome } from "../queue/types.ts";
 import { oqCommand, taskTypeArg } from "./args.ts";
 import { openQueue } from "./config.ts";
 import { CliError, EXIT_FAILURE, usageError } from "./errors.ts";

@@ -6,7 +6,7 @@
  */
 import process from "node:process";
 import { type ConnectOptions, connect, resolveStorage } from "../connect.ts";
-import type { Queue } from "../queue.ts";
+import type { Queue } from "../queue/queue.ts";
 import { FileStorage } from "../runtime/file/storage.ts";
 import type { Storage } from "../storage/storage.ts";
 import { type ConnectionArgs, connectOptions } from "./connection.ts";

@@ -10,7 +10,7 @@
 import process from "node:process";
 import { connect } from "../connect.ts";
 import { formatDuration } from "../duration.ts";
-import type { SubmitOptions } from "../queue.ts";
+import type { SubmitOptions } from "../queue/types.ts";
 import { countRequests, type RequestCounts } from "../storage/count.ts";
 import { Worker, type WorkerEvent } from "../worker.ts";
 import { durationArg, intArg, oqCommand } from "./args.ts";

@@ -3,8 +3,8 @@
  *
  * @module
  */
-import type { HistoryEntry } from "../queue.ts";
-import type { TaskRecord } from "../task.ts";
+import type { HistoryEntry } from "../queue/types.ts";
+import type { TaskRecord } from "../task/record.ts";
 import { oqCommand } from "./args.ts";
 import { openQueue } from "./config.ts";
 import { out, outJson, paintStatus, styles, table } from "./output.ts";

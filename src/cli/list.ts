@@ -3,7 +3,8 @@
  *
  * @module
  */
-import { type TaskStatus, TERMINAL_STATUSES } from "../task.ts";
+import type { TaskStatus } from "../task/record.ts";
+import { TERMINAL_STATUSES } from "../task/transitions.ts";
 import { intArg, oqCommand, taskTypeArg } from "./args.ts";
 import { openQueue } from "./config.ts";
 import { usageError } from "./errors.ts";

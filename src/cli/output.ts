@@ -8,7 +8,7 @@ import { formatWithOptions, stripVTControlCharacters } from "node:util";
 import { type ConsolaInstance, createConsola, type InputLogObject } from "consola";
 import { formatDuration } from "../duration.ts";
 import type { Logger } from "../logger.ts";
-import type { TaskStatus } from "../task.ts";
+import type { TaskStatus } from "../task/record.ts";
 
 /** True when ANSI colours may be written to `stream`: a terminal, and no `NO_COLOR`. */
 export function colorsEnabled(stream: { isTTY?: boolean } = process.stdout): boolean {

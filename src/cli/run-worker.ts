@@ -7,7 +7,7 @@
 import process from "node:process";
 import { requireSafeBackend } from "../doctor/mod.ts";
 import { formatDuration } from "../duration.ts";
-import type { Queue } from "../queue.ts";
+import type { Queue } from "../queue/queue.ts";
 import { type SchedulerHandle, startScheduler } from "../schedule/runner.ts";
 import type { Worker, WorkerEvent } from "../worker.ts";
 import { skipDoctorArg } from "./args.ts";

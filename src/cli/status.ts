@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { TaskRecord } from "../task.ts";
+import type { TaskRecord } from "../task/record.ts";
 import { oqCommand } from "./args.ts";
 import { openQueue } from "./config.ts";
 import { out, outJson, paintStatus, relative, type Styles, styles, table } from "./output.ts";

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { SubmitOptions } from "../queue.ts";
+import type { SubmitOptions } from "../queue/types.ts";
 import {
   dateArg,
   intArg,

@@ -7,7 +7,8 @@
  */
 
 import { NotFoundError } from "../errors.ts";
-import { mapLimit, type Queue } from "../queue.ts";
+import type { Queue } from "../queue/queue.ts";
+import { mapLimit } from "../util/async.ts";
 import { oqCommand } from "./args.ts";
 import { openQueue } from "./config.ts";
 import { log, out, outJson, relative, styles, table } from "./output.ts";

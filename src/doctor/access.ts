@@ -5,7 +5,7 @@
  * @module
  */
 import { isOqError } from "../errors.ts";
-import type { Queue } from "../queue.ts";
+import type { Queue } from "../queue/queue.ts";
 import { CheckFailed, describeError } from "./probe.ts";
 import { doctorPrefix } from "./verdict.ts";
 

@@ -5,7 +5,8 @@
  * @module
  */
 import { isOqError, NotFoundError, OqError } from "../errors.ts";
-import type { Queue } from "../queue.ts";
+import { internals } from "../queue/internals.ts";
+import type { Queue } from "../queue/queue.ts";
 import type { PutOptions, PutResult } from "../storage/storage.ts";
 import { ADVICE_REJECTED, type Advice } from "./advice.ts";
 
@@ -98,7 +99,7 @@ export class Probe {
 
   /** A body no other write of this run has, so equal ETags mean the same write. */
   body(label: string): string {
-    return `oq doctor ${label} #${++this.#n} ${this.queue.randomHex(16)}\n`;
+    return `oq doctor ${label} #${++this.#n} ${internals(this.queue).randomHex(16)}\n`;
   }
 
   async put(key: string, body: string, options: PutOptions = {}): Promise<Outcome<PutResult>> {

@@ -4,7 +4,7 @@
  * @module
  */
 import { OqError, UnavailableError, UnsafeBackendError } from "../errors.ts";
-import type { Queue } from "../queue.ts";
+import type { Queue } from "../queue/queue.ts";
 import { causeOf, runDoctor } from "./run.ts";
 import {
   type CachedVerdict,

@@ -4,7 +4,8 @@
  *
  * @module
  */
-import type { Queue } from "../queue.ts";
+import { internals } from "../queue/internals.ts";
+import type { Queue } from "../queue/queue.ts";
 import { checkAccess } from "./access.ts";
 import { type BackendProvider, detectProvider, fitAdvice } from "./advice.ts";
 import { checkCasRace } from "./cas-race.ts";
@@ -127,7 +128,7 @@ export async function runDoctor(queue: Queue, options: DoctorOptions = {}): Prom
   const writers = options.raceWriters ?? 16;
   const rounds = options.raceRounds ?? 3;
   const startLocal = queue.clock.localNow();
-  const scratch = `${doctorPrefix(queue)}${queue.randomHex(16)}/`;
+  const scratch = `${doctorPrefix(queue)}${internals(queue).randomHex(16)}/`;
   const probe = new Probe(queue, scratch);
   const provider = () =>
     options.provider ?? detectProvider(queue.storage.location, probe.requestIds);

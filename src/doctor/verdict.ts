@@ -6,7 +6,7 @@
  * @module
  */
 import { NotFoundError } from "../errors.ts";
-import type { Queue } from "../queue.ts";
+import type { Queue } from "../queue/queue.ts";
 import type { Storage } from "../storage/storage.ts";
 import { describeError } from "./probe.ts";
 import {

@@ -4,7 +4,7 @@
  * @module
  */
 import { isOqError } from "../errors.ts";
-import type { Queue } from "../queue.ts";
+import type { Queue } from "../queue/queue.ts";
 import { describeError } from "./probe.ts";
 import type { CheckWarning } from "./run.ts";
 

@@ -7,7 +7,7 @@
 import { type } from "arktype";
 import { MalformedObjectError, ValidationError } from "../errors.ts";
 import { checkOptions, scheduleTaskOptionsSchema } from "../options.ts";
-import type { SubmitOptions } from "../queue.ts";
+import type { SubmitOptions } from "../queue/types.ts";
 
 /** What a scheduler does with slots that came due while no scheduler ran. */
 export type CatchUpPolicy = "latest" | "all" | "none";

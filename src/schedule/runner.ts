@@ -4,7 +4,7 @@
  * @module
  */
 import { ValidationError } from "../errors.ts";
-import type { Queue } from "../queue.ts";
+import type { Queue } from "../queue/queue.ts";
 import { errorMessage } from "../util/errors.ts";
 import { Scheduler, type SchedulerOptions } from "./scheduler.ts";
 

@@ -32,9 +32,10 @@
 import { NotFoundError, PreconditionFailedError, ValidationError } from "../errors.ts";
 import { checkScheduleId, checkTaskType } from "../keys.ts";
 import type { Logger } from "../logger.ts";
-import type { Queue } from "../queue.ts";
+import { internals } from "../queue/internals.ts";
+import type { Queue } from "../queue/queue.ts";
 import { MAX_CAS_ROUNDS } from "../store/documents.ts";
-import type { TaskRecord } from "../task.ts";
+import type { TaskRecord } from "../task/record.ts";
 import { mapLimit, sleep } from "../util/async.ts";
 import { errorMessage } from "../util/errors.ts";
 import { iso } from "../util/format.ts";
@@ -169,7 +170,7 @@ export class Scheduler {
     }
     const catchUp = checkPolicy(spec.catchUp ?? "latest");
     // The queue's own check, so a schedule accepts exactly the inputs its tasks can be given.
-    const input = this.queue.checkInput(spec.type, spec.input);
+    const input = internals(this.queue).checkInput(spec.type, spec.input);
     const task = checkTaskOptions(spec);
     if (spec.enabled !== undefined && typeof spec.enabled !== "boolean") {
       throw new ValidationError("Invalid enabled: use true or false.");
@@ -291,7 +292,7 @@ export class Scheduler {
     const schedule = await this.get(id);
     // Namespaced, so a trigger key can never equal a slot's key or another schedule's.
     const key = `schedule:${schedule.id}:manual:${
-      options.idempotencyKey ?? `${iso(this.queue.now())}:${this.queue.randomHex(8)}`
+      options.idempotencyKey ?? `${iso(this.queue.now())}:${internals(this.queue).randomHex(8)}`
     }`;
     return this.queue.submit(schedule.type, schedule.input, submitOptions(schedule, key));
   }

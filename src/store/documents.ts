@@ -149,15 +149,7 @@ export class DocumentStore<T> {
       });
       return { won: true, value, etag: put.etag };
     } catch (error) {
-      if (error instanceof AmbiguousWriteError) {
-        const seen = await retry(() => this.#get(key), this.#readBack);
-        if (seen !== undefined && bytesEqual(seen.body, body)) {
-          return { won: true, value, etag: seen.etag };
-        }
-        const readBack =
-          seen === undefined ? null : { value: this.#codec.parse(seen.body, key), etag: seen.etag };
-        return { won: false, error, readBack };
-      }
+      if (error instanceof AmbiguousWriteError) return this.confirm(key, value, error);
       if (
         error instanceof PreconditionFailedError ||
         error instanceof ConflictError ||
@@ -167,6 +159,25 @@ export class DocumentStore<T> {
       }
       throw error;
     }
+  }
+
+  /**
+   * Settle a write of `value` to `key` whose outcome `error` leaves open: read the object back
+   * (retrying transient failures) and compare bytes exactly. {@link write} does this for an
+   * ambiguous answer; a caller with more at stake than the document (the task store, when a
+   * new ready marker hangs on the write) calls it after a 412 too, which a layer below may have
+   * produced by re-sending a PUT that had committed. Throws like {@link write} when a version
+   * that is not ours cannot be parsed.
+   */
+  async confirm(key: string, value: T, error: OqError): Promise<WriteResult<T>> {
+    const body = this.#codec.encode(value);
+    const seen = await retry(() => this.#get(key), this.#readBack);
+    if (seen !== undefined && bytesEqual(seen.body, body)) {
+      return { won: true, value, etag: seen.etag };
+    }
+    const readBack =
+      seen === undefined ? null : { value: this.#codec.parse(seen.body, key), etag: seen.etag };
+    return { won: false, error, readBack };
   }
 
   /**

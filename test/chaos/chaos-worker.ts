@@ -7,17 +7,17 @@
  * @module
  */
 import type { Logger } from "../../src/logger.ts";
-import { Queue } from "../../src/queue.ts";
+import { Queue } from "../../src/queue/queue.ts";
 import { type SchedulerHandle, startScheduler } from "../../src/schedule/runner.ts";
 import { countRequests, type RequestCounts } from "../../src/storage/count.ts";
+import type { Storage } from "../../src/storage/storage.ts";
+import { Worker, type WorkerEvent, type WorkerStats } from "../../src/worker.ts";
 import {
   type ErrorFaultKind,
   type FaultCounts,
   FaultyStorage,
   type LatencyOptions,
-} from "../../src/storage/faulty.ts";
-import type { Storage } from "../../src/storage/storage.ts";
-import { Worker, type WorkerEvent, type WorkerStats } from "../../src/worker.ts";
+} from "../support/faulty.ts";
 
 /** The JSON-serializable part of the fault options (it crosses a process boundary). */
 export interface FaultConfig {

@@ -4,10 +4,10 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import type { Logger } from "../../src/logger.ts";
-import { Queue } from "../../src/queue.ts";
-import { ERROR_FAULT_KINDS, type ErrorFaultKind, FaultyStorage } from "../../src/storage/faulty.ts";
+import { Queue } from "../../src/queue/queue.ts";
 import { MemoryStorage } from "../../src/storage/memory.ts";
 import { Worker, type WorkerEvent, type WorkerOptions } from "../../src/worker.ts";
+import { ERROR_FAULT_KINDS, type ErrorFaultKind, FaultyStorage } from "../support/faulty.ts";
 
 const workers: Worker[] = [];
 afterEach(async () => {

@@ -9,13 +9,13 @@ import {
   UnavailableError,
 } from "../../src/errors.ts";
 import { countRequests } from "../../src/storage/count.ts";
+import { MemoryStorage } from "../../src/storage/memory.ts";
 import {
   ERROR_FAULT_KINDS,
   type ErrorFaultKind,
   FaultyStorage,
   type FaultyStorageOptions,
-} from "../../src/storage/faulty.ts";
-import { MemoryStorage } from "../../src/storage/memory.ts";
+} from "../support/faulty.ts";
 
 /** A storage that always injects exactly `kind` (when it can hit the call), sleeping for free. */
 function only(kind: ErrorFaultKind, extra: FaultyStorageOptions = {}) {

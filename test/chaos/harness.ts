@@ -8,14 +8,16 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { UnavailableError } from "../../src/errors.ts";
-import { mapLimit, Queue, type SubmitOptions } from "../../src/queue.ts";
+import { Queue } from "../../src/queue/queue.ts";
+import type { SubmitOptions } from "../../src/queue/types.ts";
 import { Scheduler } from "../../src/schedule/scheduler.ts";
 import { slotIdempotencyKey } from "../../src/schedule/slots.ts";
-import { addFaults, type FaultCounts, FaultyStorage, noFaults } from "../../src/storage/faulty.ts";
 import type { Storage } from "../../src/storage/storage.ts";
-import { isTerminal } from "../../src/task.ts";
+import { isTerminal } from "../../src/task/transitions.ts";
+import { mapLimit } from "../../src/util/async.ts";
 import type { WorkerEvent } from "../../src/worker.ts";
 import type { TargetInstance } from "../helpers/targets.ts";
+import { addFaults, type FaultCounts, FaultyStorage, noFaults } from "../support/faulty.ts";
 import {
   CHAOS_TYPE,
   type ChaosInput,

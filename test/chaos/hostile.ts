@@ -9,7 +9,7 @@
 import type { Keys } from "../../src/keys.ts";
 import { timeKey } from "../../src/keys.ts";
 import type { Storage } from "../../src/storage/storage.ts";
-import type { TaskRecord } from "../../src/task.ts";
+import type { TaskRecord } from "../../src/task/record.ts";
 import { CHAOS_TYPE } from "./chaos-worker.ts";
 
 /** Options of {@link startHostileWriter}. */

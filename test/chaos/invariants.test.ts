@@ -3,18 +3,13 @@
  * breaks one invariant (or runs a deliberately broken worker) and expects the violation.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import { Queue } from "../../src/queue.ts";
+import { internals } from "../../src/queue/internals.ts";
+import { Queue } from "../../src/queue/queue.ts";
 import { MemoryStorage } from "../../src/storage/memory.ts";
 import type { Storage } from "../../src/storage/storage.ts";
-import {
-  claimTask,
-  completeTask,
-  createTask,
-  DEFAULT_BACKOFF,
-  encodeTask,
-  renewLease,
-  type TaskRecord,
-} from "../../src/task.ts";
+import { DEFAULT_BACKOFF } from "../../src/task/backoff.ts";
+import { encodeTask, type TaskRecord } from "../../src/task/record.ts";
+import { claimTask, completeTask, createTask, renewLease } from "../../src/task/transitions.ts";
 import { Worker } from "../../src/worker.ts";
 import { checkRun, type RunLog } from "./invariants.ts";
 
@@ -179,7 +174,7 @@ describe("chaos invariants", () => {
     await honest.wait(leased.id, { timeout: 10 }).catch(() => {});
     await holder.stop({ graceMs: 0 });
     // Put the finished one back to running with a live lease, as if its worker were still on it.
-    const running = await honest.update(leased.id, (t) => ({
+    const running = await internals(honest).update(leased.id, (t) => ({
       ...t,
       status: "running",
       event: "lease-renewed",

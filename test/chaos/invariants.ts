@@ -12,7 +12,7 @@
  *   completion. At-least-once means a handler MAY run twice (after a lost lease), never that a
  *   task is recorded completed twice.
  * - **Valid transitions**: the history starts with `submitted` and every step is allowed by
- *   `TRANSITIONS` (src/task.ts).
+ *   `TRANSITIONS` (src/task/transitions.ts).
  * - **Only the lease holder writes a running task**: every claim starts a new attempt with a new
  *   token; every version written by a lease holder (renewal, completion, retry, failure, release)
  *   continues the attempt and the lease of the version before it. A worker whose lease was taken
@@ -28,15 +28,11 @@
  * @module
  */
 import { NotFoundError } from "../../src/errors.ts";
-import { type HistoryEntry, mapLimit, type Queue } from "../../src/queue.ts";
-import {
-  ms,
-  type TaskEvent,
-  type TaskRecord,
-  type TaskStatus,
-  TERMINAL_STATUSES,
-  TRANSITIONS,
-} from "../../src/task.ts";
+import type { Queue } from "../../src/queue/queue.ts";
+import type { HistoryEntry } from "../../src/queue/types.ts";
+import type { TaskEvent, TaskRecord, TaskStatus } from "../../src/task/record.ts";
+import { ms, TERMINAL_STATUSES, TRANSITIONS } from "../../src/task/transitions.ts";
+import { mapLimit } from "../../src/util/async.ts";
 
 /** One handler execution, as the worker that ran it recorded it. */
 export interface Execution {

@@ -19,7 +19,7 @@ import {
   UnavailableError,
   ValidationError,
 } from "../../src/errors.ts";
-import type { TaskRecord } from "../../src/task.ts";
+import type { TaskRecord } from "../../src/task/record.ts";
 
 const usage = (fn: () => unknown) => {
   try {

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
-import { Queue } from "../../src/queue.ts";
+import { Queue } from "../../src/queue/queue.ts";
 import { fileTarget, s3Target, type Target } from "../helpers/targets.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");

@@ -1,5 +1,5 @@
 import { expect } from "vitest";
-import { TRANSITIONS } from "../../src/task.ts";
+import { TRANSITIONS } from "../../src/task/transitions.ts";
 
 /** Every consecutive pair of versions must be an allowed transition. */
 export function expectValidHistory(events: string[]): void {

@@ -5,7 +5,7 @@
  */
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { Queue } from "../../src/queue.ts";
+import { Queue } from "../../src/queue/queue.ts";
 import { FileStorage } from "../../src/runtime/file/storage.ts";
 import { S3Storage } from "../../src/storage/s3/driver.ts";
 import type { Storage } from "../../src/storage/storage.ts";

@@ -6,9 +6,9 @@
  * heartbeat is removed and the process exits 0.
  */
 import { expect } from "vitest";
-import { Queue } from "../../src/queue.ts";
+import { Queue } from "../../src/queue/queue.ts";
 import type { Storage } from "../../src/storage/storage.ts";
-import type { TaskRecord } from "../../src/task.ts";
+import type { TaskRecord } from "../../src/task/record.ts";
 import { type Started, show } from "./helpers.ts";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

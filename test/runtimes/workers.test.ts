@@ -8,9 +8,9 @@
 import { join } from "node:path";
 import { Miniflare, type MiniflareOptions } from "miniflare";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Queue } from "../../src/queue.ts";
+import { Queue } from "../../src/queue/queue.ts";
 import { S3Storage } from "../../src/storage/s3/driver.ts";
-import type { TaskRecord } from "../../src/task.ts";
+import type { TaskRecord } from "../../src/task/record.ts";
 import { removePrefix } from "../helpers/targets.ts";
 import {
   bundleWorker,

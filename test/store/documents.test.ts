@@ -13,7 +13,6 @@ import {
   UnavailableError,
   ValidationError,
 } from "../../src/errors.ts";
-import { ERROR_FAULT_KINDS, type ErrorFaultKind, FaultyStorage } from "../../src/storage/faulty.ts";
 import { MemoryStorage } from "../../src/storage/memory.ts";
 import {
   type GetResult,
@@ -28,6 +27,7 @@ import {
   type WriteResult,
 } from "../../src/store/documents.ts";
 import { type TargetInstance, targets } from "../helpers/targets.ts";
+import { ERROR_FAULT_KINDS, type ErrorFaultKind, FaultyStorage } from "../support/faulty.ts";
 
 /** A small document: every version unique through `writer` and `version`. */
 interface Doc {
@@ -54,6 +54,7 @@ function docStore(storage: Storage): DocumentStore<Doc> {
 /** A storage whose conditional PUTs always fail with exactly `kind`; everything else passes. */
 function alwaysOnConditionalPut(inner: Storage, kind: ErrorFaultKind): FaultyStorage {
   const mix = { [kind]: 1 } as Partial<Record<ErrorFaultKind, number>>;
+  // Every kind the injector knows gets a weight: one left out would weigh 1 by default.
   return new FaultyStorage(inner, {
     faultRate: 1,
     mix: Object.fromEntries(ERROR_FAULT_KINDS.map((k) => [k, mix[k] ?? 0])),

@@ -56,7 +56,7 @@ import {
   StorageError,
   ThrottledError,
   UnavailableError,
-} from "../errors.ts";
+} from "../../src/errors.ts";
 import type {
   GetOptions,
   GetResult,
@@ -71,7 +71,7 @@ import type {
   Storage,
   StorageLocation,
   VersioningStatus,
-} from "./storage.ts";
+} from "../../src/storage/storage.ts";
 
 /** A fault that makes a call fail (see the table in the module doc). */
 export type ErrorFaultKind =

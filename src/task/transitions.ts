@@ -1,6 +1,6 @@
 /**
- * The task record and its state machine: pure functions from a record (and the time, a token,
- * a random number) to the next record. Nothing here touches storage, so every transition is
+ * The task state machine: pure functions from a record (and the time, a token, a random number)
+ * to the next record. The record itself (schema, types, parse, encode) is in `./record.ts`. Nothing here touches storage, so every transition is
  * unit-tested on its own; the queue and the worker only decide which transition to apply and
  * write its result with a conditional PUT.
  *
@@ -15,11 +15,17 @@
  *
  * @module
  */
-import { type } from "arktype";
-import { InvalidStateError, MalformedObjectError, ValidationError } from "./errors.ts";
-
-/** Every state a task can be in. */
-export type TaskStatus = "pending" | "running" | "completed" | "failed" | "cancelled" | "expired";
+import { InvalidStateError, ValidationError } from "../errors.ts";
+import { iso } from "../util/format.ts";
+import { backoffMs } from "./backoff.ts";
+import type {
+  Backoff,
+  CancelRequest,
+  TaskError,
+  TaskEvent,
+  TaskRecord,
+  TaskStatus,
+} from "./record.ts";
 
 /** The states a task never leaves (except by an explicit replay). */
 export const TERMINAL_STATUSES: readonly TaskStatus[] = [
@@ -28,115 +34,6 @@ export const TERMINAL_STATUSES: readonly TaskStatus[] = [
   "cancelled",
   "expired",
 ];
-
-/** The transition that produced a version of a task; history reads as a list of these. */
-export type TaskEvent =
-  | "submitted"
-  | "claimed"
-  | "lease-renewed"
-  | "completed"
-  | "retry-scheduled"
-  | "failed"
-  | "cancel-requested"
-  | "cancelled"
-  | "expired"
-  | "lease-expired"
-  | "released"
-  | "replayed";
-
-/** Exponential backoff with jitter between attempts. */
-export interface Backoff {
-  /** Delay before the first retry, in seconds. */
-  initialSeconds: number;
-  /** Upper bound of any delay, in seconds. */
-  maxSeconds: number;
-  /** Growth per attempt (2 doubles the delay each time). */
-  factor: number;
-}
-
-/** A running task's claim. */
-export interface Lease {
-  /** Random token written by the claim; a worker acts on the task only while it is current. */
-  token: string;
-  /** The worker holding the lease. */
-  workerId: string;
-  /** When the lease runs out, in server time (ISO 8601). */
-  expiresAt: string;
-}
-
-/** The last error a task's handler raised (or the reason the runtime gave up on an attempt). */
-export interface TaskError {
-  /** The error message. */
-  message: string;
-  /** The error's class name (`TypeError`, `LeaseExpired`, `Timeout`). */
-  name: string;
-  /** The attempt that failed. */
-  attempt: number;
-  /** When it failed (ISO 8601). */
-  at: string;
-  /** True when the error was permanent and retries were skipped. */
-  permanent: boolean;
-}
-
-/** A cancellation request, kept on the record so a running handler can see it. */
-export interface CancelRequest {
-  /** When it was requested (ISO 8601). */
-  requestedAt: string;
-  /** Why, as given by the caller. */
-  reason: string | null;
-}
-
-/** The stored task. Times are ISO 8601 strings so the object reads well in `aws s3 cp`. */
-export interface TaskRecord {
-  /** Record format version. */
-  oq: 1;
-  /** Task id. */
-  id: string;
-  /** Task type: selects the handler. */
-  type: string;
-  /** Current state. */
-  status: TaskStatus;
-  /** The handler's input (any JSON value). */
-  input: unknown;
-  /** The handler's result once completed, else null. */
-  output: unknown;
-  /** How many times the task has been started. */
-  attempt: number;
-  /** Retries allowed after the first run. */
-  maxRetries: number;
-  /** Delay policy between attempts. */
-  backoff: Backoff;
-  /** Per-attempt time limit in seconds, or null for the worker's default. */
-  timeoutSeconds: number | null;
-  /** When submitted. */
-  createdAt: string;
-  /** When this version was written. */
-  updatedAt: string;
-  /** Not claimable before this time. */
-  availableAt: string;
-  /** A pending task not started by then becomes expired; null: never. */
-  expiresAt: string | null;
-  /** When the current (or last) attempt started. */
-  startedAt: string | null;
-  /** When the task reached a terminal state. */
-  finishedAt: string | null;
-  /** The claim of a running task, else null. */
-  lease: Lease | null;
-  /** The most recent failure. */
-  lastError: TaskError | null;
-  /** A pending cancellation request of a running task (kept after it is honoured). */
-  cancel: CancelRequest | null;
-  /** The idempotency key it was submitted with. */
-  idempotencyKey: string | null;
-  /** The transition that wrote this version. */
-  event: TaskEvent;
-  /**
-   * The key (relative to the queue prefix) of the task's ready marker while it is not terminal,
-   * else null. Each marker key carries a random nonce and is never reused, so a marker that is
-   * not the one named here is stale and may be deleted (after a grace period).
-   */
-  marker: string | null;
-}
 
 /** What {@link createTask} needs; the queue fills defaults. */
 export interface NewTask {
@@ -151,11 +48,6 @@ export interface NewTask {
   idempotencyKey: string | null;
   marker: string;
 }
-
-/** The default backoff: 1 s doubling up to 5 minutes. */
-export const DEFAULT_BACKOFF: Backoff = { initialSeconds: 1, maxSeconds: 300, factor: 2 };
-
-const iso = (ms: number): string => new Date(ms).toISOString();
 
 /** Epoch milliseconds of an ISO field. */
 export function ms(value: string): number {
@@ -352,18 +244,6 @@ export function completeTask(
   });
 }
 
-/** The delay before the next attempt after `attempt` runs, with equal jitter (half fixed, half random). */
-export function backoffMs(backoff: Backoff, attempt: number, random: number): number {
-  // 0 × Infinity is NaN: after enough attempts the power overflows, and a zero initial delay
-  // must stay zero rather than turn the next availableAt into an invalid date.
-  const exp =
-    backoff.initialSeconds === 0
-      ? 0
-      : backoff.initialSeconds * backoff.factor ** Math.max(0, attempt - 1);
-  const capped = Math.min(backoff.maxSeconds, exp) * 1000;
-  return Math.round(capped / 2 + (capped / 2) * random);
-}
-
 /** True when the task has runs left after its current attempt. */
 export function canRetry(task: TaskRecord): boolean {
   return task.attempt <= task.maxRetries;
@@ -542,84 +422,3 @@ export const TRANSITIONS: Readonly<Record<TaskEvent, readonly TaskEvent[]>> = {
   cancelled: ["replayed"],
   expired: ["replayed"],
 };
-
-const isoString = type("string").narrow(
-  (s, ctx) => !Number.isNaN(Date.parse(s)) || ctx.mustBe("an ISO 8601 date"),
-);
-
-const taskSchema = type({
-  oq: "1",
-  id: "string",
-  type: "string",
-  status: "'pending' | 'running' | 'completed' | 'failed' | 'cancelled' | 'expired'",
-  input: "unknown",
-  output: "unknown",
-  attempt: "number.integer >= 0",
-  maxRetries: "number.integer >= 0",
-  backoff: { initialSeconds: "number >= 0", maxSeconds: "number >= 0", factor: "number >= 1" },
-  timeoutSeconds: "number > 0 | null",
-  createdAt: isoString,
-  updatedAt: isoString,
-  availableAt: isoString,
-  expiresAt: isoString.or("null"),
-  startedAt: isoString.or("null"),
-  finishedAt: isoString.or("null"),
-  lease: type({ token: "string", workerId: "string", expiresAt: isoString }).or("null"),
-  lastError: type({
-    message: "string",
-    name: "string",
-    attempt: "number",
-    at: "string",
-    permanent: "boolean",
-  }).or("null"),
-  cancel: type({ requestedAt: "string", reason: "string | null" }).or("null"),
-  idempotencyKey: "string | null",
-  event: "string",
-  marker: "string | null",
-});
-
-const decoder = new TextDecoder();
-
-/**
- * Parse a stored task object. A malformed or foreign object raises `MalformedObjectError` saying what
- * is wrong, so callers can report it and move on.
- */
-export function parseTask(body: Uint8Array | string, key: string): TaskRecord {
-  let value: unknown;
-  try {
-    value = JSON.parse(typeof body === "string" ? body : decoder.decode(body));
-  } catch {
-    throw new MalformedObjectError(`Object ${key} is not a task: its body is not JSON.`, { key });
-  }
-  const result = taskSchema(value);
-  if (result instanceof type.errors) {
-    throw new MalformedObjectError(`Object ${key} is not a valid task: ${result.summary}`, { key });
-  }
-  if (!(result.event in TRANSITIONS)) {
-    throw new MalformedObjectError(
-      `Object ${key} is not a valid task: unknown event ${result.event}`,
-      {
-        key,
-      },
-    );
-  }
-  // A running task without a lease could never be finished (only a lease holder may) nor
-  // recovered (no lease to expire), and the worker would trip over the missing lease on every
-  // pass. Reject it as malformed, so it is reported and skipped (found by the chaos tests).
-  if (result.status === "running" && result.lease === null) {
-    throw new MalformedObjectError(
-      `Object ${key} is not a valid task: it is running without a lease`,
-      {
-        key,
-      },
-    );
-  }
-  return result as TaskRecord;
-}
-
-const encoder = new TextEncoder();
-
-/** Serialize a task for storage. */
-export function encodeTask(task: TaskRecord): Uint8Array {
-  return encoder.encode(`${JSON.stringify(task, null, 1)}\n`);
-}

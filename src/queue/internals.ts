@@ -1,0 +1,193 @@
+/**
+ * What the worker, the scheduler, the doctor and the CLI need of a queue beyond its public API:
+ * the task store and ready index, randomness, input checks. Reached with {@link internals};
+ * mod.ts does not export this module, so none of it is part of oq's API.
+ *
+ * @module
+ */
+import { ServerClock } from "../clock.ts";
+import { ValidationError } from "../errors.ts";
+import { Keys, type ReadyMarker } from "../keys.ts";
+import { type Logger, silentLogger } from "../logger.ts";
+import { checkOptions, taskDefaultsSchema } from "../options.ts";
+import type { Storage } from "../storage/storage.ts";
+import { DEFAULT_BACKOFF } from "../task/backoff.ts";
+import type { Backoff, TaskRecord } from "../task/record.ts";
+import { errorMessage } from "../util/errors.ts";
+import { randomHex } from "../util/format.ts";
+import type { Queue } from "./queue.ts";
+import type { MarkerListOptions, ReadyIndex } from "./ready-index.ts";
+import { TaskStore } from "./task-store.ts";
+import type { QueueOptions, Versioned, WriteOptions } from "./types.ts";
+
+const encoder = new TextEncoder();
+
+/** Defaults for submitted tasks, with every value filled in. */
+export interface ResolvedDefaults {
+  maxRetries: number;
+  backoff: Backoff;
+  timeoutSeconds: number | null;
+}
+
+/** `length` random hex characters from web crypto. */
+function defaultRandomHex(length: number): string {
+  return randomHex(Math.ceil(length / 2)).slice(0, length);
+}
+
+/** The internals of one queue: built once by its constructor, reached with {@link internals}. */
+export class QueueInternals {
+  /** The storage the queue reads and writes. */
+  readonly storage: Storage;
+  /** The key layout under the queue's prefix. */
+  readonly keys: Keys;
+  /** Server time, from the storage's `Date` headers. */
+  readonly clock: ServerClock;
+  /** Where warnings go. */
+  readonly logger: Logger;
+  /** Random numbers in [0, 1). */
+  readonly random: () => number;
+  /** Random hex strings of the given length. */
+  readonly randomHex: (length: number) => string;
+  /** Task records and their markers. */
+  readonly tasks: TaskStore;
+  /** The ready markers. */
+  readonly index: ReadyIndex;
+  /** Defaults for submitted tasks. */
+  readonly defaults: ResolvedDefaults;
+  readonly #maxInputBytes: number;
+
+  constructor(options: QueueOptions) {
+    this.storage = options.storage;
+    this.keys = new Keys(options.prefix);
+    this.clock = new ServerClock(options.storage, options.now);
+    this.random = options.random ?? Math.random;
+    this.randomHex = options.randomHex ?? defaultRandomHex;
+    this.logger = options.logger ?? silentLogger;
+    this.#maxInputBytes = options.maxInputBytes ?? 256 * 1024;
+    const d = checkOptions(taskDefaultsSchema, options.defaults, "defaults");
+    this.defaults = {
+      maxRetries: d.maxRetries ?? 3,
+      backoff: { ...DEFAULT_BACKOFF, ...d.backoff },
+      timeoutSeconds: d.timeoutSeconds ?? null,
+    };
+    this.tasks = new TaskStore(this);
+    this.index = this.tasks.index;
+  }
+
+  /** The current server time (epoch ms). */
+  now(): number {
+    return this.clock.now();
+  }
+
+  /** See {@link TaskStore.read}. */
+  read(id: string): Promise<Versioned | undefined> {
+    return this.tasks.read(id);
+  }
+
+  /** See {@link TaskStore.write}. */
+  write(
+    current: Versioned,
+    proposed: TaskRecord,
+    options?: WriteOptions,
+  ): Promise<Versioned | undefined> {
+    return this.tasks.write(current, proposed, options);
+  }
+
+  /** See {@link TaskStore.update}. */
+  update(
+    id: string,
+    change: (current: TaskRecord) => TaskRecord | undefined,
+    known?: Versioned,
+    options?: WriteOptions,
+  ): Promise<Versioned> {
+    return this.tasks.update(id, change, known, options);
+  }
+
+  /** See {@link ReadyIndex.markers}. */
+  markers(options?: MarkerListOptions): AsyncGenerator<ReadyMarker & { lastModified: Date }> {
+    return this.index.markers(options);
+  }
+
+  /** See {@link ReadyIndex.flush}. */
+  flush(): Promise<void> {
+    return this.index.flush();
+  }
+
+  /** See {@link ReadyIndex.sweep}. */
+  sweepMarkers(
+    markers: readonly (Pick<ReadyMarker, "key"> & Partial<ReadyMarker>)[],
+  ): Promise<string[]> {
+    return this.index.sweep(markers);
+  }
+
+  /** See {@link ReadyIndex.strandedTask}. */
+  strandedTask(marker: ReadyMarker, found: Versioned | undefined): Promise<string | undefined> {
+    return this.index.strandedTask(marker, found);
+  }
+
+  /** See {@link ReadyIndex.findMisplaced}. */
+  findMisplaced(id: string): Promise<string | undefined> {
+    return this.index.findMisplaced(id);
+  }
+
+  /** See {@link ReadyIndex.warnOnce}. */
+  warnOnce(key: string, message: string): void {
+    this.index.warnOnce(key, message);
+  }
+
+  /** See {@link ReadyIndex.newMarker}. */
+  newMarker(type: string, id: string, dueMs: number): string {
+    return this.index.newMarker(type, id, dueMs);
+  }
+
+  /**
+   * Check that `input` can be stored as the input of a `type` task: JSON-serializable and within
+   * the size limit. Returns the value as it will be stored (a JSON round trip). Throws
+   * `ValidationError` saying what to fix.
+   */
+  checkInput(type: string, input: unknown): unknown {
+    const text = jsonOf(type, input);
+    const size = encoder.encode(text).length;
+    if (size > this.#maxInputBytes) {
+      throw new ValidationError(
+        `Input of ${type} task is ${size} bytes; the limit is ${this.#maxInputBytes}. Store large data in its own object and pass its key.`,
+      );
+    }
+    return JSON.parse(text);
+  }
+}
+
+/** `input` as JSON text, or a `ValidationError` saying why it cannot be stored. */
+function jsonOf(type: string, input: unknown): string {
+  try {
+    return JSON.stringify(input === undefined ? null : input, (_k, v) => {
+      if (typeof v === "bigint")
+        throw new ValidationError(
+          "BigInt values cannot be stored as JSON; convert them to strings.",
+        );
+      if (typeof v === "function" || typeof v === "symbol")
+        throw new ValidationError(`a ${typeof v} is not JSON-serializable`);
+      if (typeof v === "number" && !Number.isFinite(v))
+        throw new ValidationError(`the number ${v} is not JSON-serializable`);
+      return v;
+    });
+  } catch (error) {
+    throw new ValidationError(
+      `Input of ${type} task is not JSON-serializable: ${errorMessage(error)}`,
+    );
+  }
+}
+
+const registry = new WeakMap<Queue, QueueInternals>();
+
+/** Attach `inner` to `queue` (its constructor does). */
+export function attachInternals(queue: Queue, inner: QueueInternals): void {
+  registry.set(queue, inner);
+}
+
+/** The internals of `queue`. Throws for an object that is not a queue. */
+export function internals(queue: Queue): QueueInternals {
+  const inner = registry.get(queue);
+  if (inner === undefined) throw new TypeError("not an oq Queue");
+  return inner;
+}

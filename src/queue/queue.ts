@@ -1,0 +1,161 @@
+/**
+ * The queue: submitting, reading, cancelling and replaying tasks. The protocol is described in
+ * docs/protocol.md; the conditional writes and the ready index behind these calls are in
+ * `./task-store.ts` and `./ready-index.ts`.
+ *
+ * @module
+ */
+import type { ServerClock } from "../clock.ts";
+import { parseDuration } from "../duration.ts";
+import { NotFoundError, TimeoutError } from "../errors.ts";
+import type { Keys } from "../keys.ts";
+import type { Logger } from "../logger.ts";
+import type { Storage } from "../storage/storage.ts";
+import type { TaskRecord } from "../task/record.ts";
+import { isTerminal, replayTask } from "../task/transitions.ts";
+import { sleep } from "../util/async.ts";
+import { type BulkCancelOptions, cancelTask, cancelTasks, cancelTasksOfType } from "./cancel.ts";
+import { attachInternals, QueueInternals } from "./internals.ts";
+import { listTasks, taskHistory } from "./list.ts";
+import { submitTask, submitTasks } from "./submit.ts";
+import type {
+  CancelOutcome,
+  HistoryEntry,
+  ListTasksOptions,
+  QueueOptions,
+  SubmitOptions,
+  TaskPage,
+  Versioned,
+} from "./types.ts";
+
+/**
+ * A queue over one storage and prefix. Create it with `connect()` (which also checks bucket
+ * versioning) or directly with `new Queue({ storage })`.
+ */
+export class Queue {
+  /** The storage this queue reads and writes. */
+  readonly storage: Storage;
+  /** The key layout under this queue's prefix. */
+  readonly keys: Keys;
+  /** Server time, from the storage's `Date` headers. */
+  readonly clock: ServerClock;
+  /** Where warnings go. */
+  readonly logger: Logger;
+  readonly #q: QueueInternals;
+
+  constructor(options: QueueOptions) {
+    this.#q = new QueueInternals(options);
+    this.storage = this.#q.storage;
+    this.keys = this.#q.keys;
+    this.clock = this.#q.clock;
+    this.logger = this.#q.logger;
+    attachInternals(this, this.#q);
+  }
+
+  /** The current server time (epoch ms). */
+  now(): number {
+    return this.#q.now();
+  }
+
+  /**
+   * Submit a task. Returns the stored record (for an idempotency key seen before: the first
+   * task, unchanged). The ready marker is written before the task, so a crash in between leaves
+   * a harmless orphan marker rather than an invisible task.
+   */
+  submit(type: string, input?: unknown, options: SubmitOptions = {}): Promise<TaskRecord> {
+    return submitTask(this.#q, type, input, options);
+  }
+
+  /** Submit several tasks (bounded parallelism). Returns them in the order given. */
+  submitMany(
+    tasks: readonly { type: string; input?: unknown; options?: SubmitOptions }[],
+    options: { concurrency?: number } = {},
+  ): Promise<TaskRecord[]> {
+    // Validates everything first so a bad entry fails the call before anything is written.
+    return submitTasks(this.#q, tasks, options.concurrency ?? 16);
+  }
+
+  /** Read a task with the ETag of the version read; `undefined` when it does not exist. */
+  read(id: string): Promise<Versioned | undefined> {
+    return this.#q.read(id);
+  }
+
+  /** Read a task. Throws `NotFoundError` when it does not exist. */
+  async get(id: string): Promise<TaskRecord> {
+    const found = await this.#q.read(id);
+    if (found === undefined) throw new NotFoundError(`Task ${id} not found.`, { key: id });
+    return found.task;
+  }
+
+  /**
+   * List tasks, oldest key first, filtered by status and type. It reads each task object, so it
+   * costs one GET per stored task scanned: meant for operators, not hot paths.
+   */
+  list(options: ListTasksOptions = {}): Promise<TaskPage> {
+    return listTasks(this.#q, options);
+  }
+
+  /**
+   * Every stored version of a task, oldest first, across all pages of the version listing.
+   * Needs a versioned bucket; on an unversioned one it returns only the current version.
+   */
+  getHistory(id: string): Promise<HistoryEntry[]> {
+    return taskHistory(this.#q, id);
+  }
+
+  /**
+   * Wait until the task is terminal and return it. Polls with backoff (0.2 s up to 2 s).
+   * Throws `TimeoutError` after `timeout` (seconds or a duration string; default: wait forever).
+   */
+  async wait(
+    id: string,
+    options: { timeout?: number | string; signal?: AbortSignal } = {},
+  ): Promise<TaskRecord> {
+    const limitMs =
+      options.timeout === undefined
+        ? Number.POSITIVE_INFINITY
+        : parseDuration(options.timeout, "timeout");
+    const start = this.clock.localNow();
+    let delay = 200;
+    for (;;) {
+      const task = await this.get(id);
+      if (isTerminal(task.status)) return task;
+      const left = limitMs - (this.clock.localNow() - start);
+      if (left <= 0) {
+        throw new TimeoutError(`Task ${id} is still ${task.status} after ${options.timeout}.`, {
+          key: id,
+        });
+      }
+      await sleep(Math.min(delay, left), options.signal);
+      delay = Math.min(2000, delay * 1.5);
+    }
+  }
+
+  /**
+   * Cancel a task. A pending task is cancelled at once; a running one is marked, its handler's
+   * signal fires when its worker next checks (at most a third of a lease later), and the task
+   * ends cancelled. Throws `InvalidStateError` for a task already terminal.
+   */
+  cancel(id: string, options: { reason?: string } = {}): Promise<TaskRecord> {
+    return cancelTask(this.#q, id, options.reason ?? null);
+  }
+
+  /** Cancel several tasks; reports for each id what happened and why. */
+  cancelMany(ids: readonly string[], options: BulkCancelOptions = {}): Promise<CancelOutcome[]> {
+    return cancelTasks(this.#q, ids, options);
+  }
+
+  /**
+   * Cancel every pending or running task of a type. Finds them through the ready index (only
+   * non-terminal tasks have markers, and markers name their type), so it reads no finished task.
+   */
+  cancelByType(type: string, options: BulkCancelOptions = {}): Promise<CancelOutcome[]> {
+    return cancelTasksOfType(this.#q, type, options);
+  }
+
+  /** Put a failed, expired or cancelled task back to pending with a fresh retry budget. */
+  async replay(id: string): Promise<TaskRecord> {
+    const done = await this.#q.update(id, (task) => replayTask(task, this.now()));
+    return done.task;
+  }
+}

@@ -1,0 +1,281 @@
+/**
+ * The ready index: one empty marker object under `ready/` per non-terminal task, named by the
+ * task's `marker` field (docs/protocol.md, "The ready index"). Listing markers, putting and
+ * deleting them (batched where a late delete is harmless), sweeping stale ones and putting back
+ * those a task came to name meanwhile, and telling a stale marker from the only trace of a task
+ * written by hand with a mistake. The task store keeps markers in step with task writes.
+ *
+ * @module
+ */
+import type { ServerClock } from "../clock.ts";
+import { NotFoundError, ValidationError } from "../errors.ts";
+import { checkTaskId, type Keys, type ReadyMarker } from "../keys.ts";
+import type { Logger } from "../logger.ts";
+import type { ObjectInfo, Storage } from "../storage/storage.ts";
+import { isTerminal } from "../task/transitions.ts";
+import { mapLimit } from "../util/async.ts";
+import { errorMessage } from "../util/errors.ts";
+import type { Versioned } from "./types.ts";
+
+/** A marker not named by its task is deleted only after this long: its writer may be mid-move. */
+export const MARKER_GRACE_MS = 120_000;
+
+/** Options of {@link ReadyIndex.markers}. */
+export interface MarkerListOptions {
+  /** Stop at the first marker due after this time (epoch ms). */
+  dueBy?: number;
+  /** Start after this full key. */
+  startAfter?: string;
+  /** Read at most this many pages, then set `progress.capped`. */
+  maxPages?: number;
+  /** Set to whether the listing stopped at `maxPages`. */
+  progress?: { capped: boolean };
+  /** Called with each key under `ready/` that is not a marker (a monitor sweeps them). */
+  onMalformed?: (object: ObjectInfo) => void;
+}
+
+/** What a {@link ReadyIndex} works with. */
+export interface ReadyIndexDeps {
+  storage: Storage;
+  keys: Keys;
+  clock: ServerClock;
+  logger: Logger;
+  randomHex: (length: number) => string;
+  /** Read a task (the sweep and the stranded check look at what a task names now). */
+  read: (id: string) => Promise<Versioned | undefined>;
+}
+
+/** The `ready/` markers of one queue. */
+export class ReadyIndex {
+  readonly #deps: ReadyIndexDeps;
+  readonly #retired: string[] = [];
+  readonly #warned = new Set<string>();
+  #retireTimer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(deps: ReadyIndexDeps) {
+    this.#deps = deps;
+  }
+
+  /** A new marker key (relative) for a task becoming due at `dueMs`. */
+  newMarker(type: string, id: string, dueMs: number): string {
+    return this.#deps.keys.newReadyMarker(dueMs, type, id, this.#deps.randomHex(8));
+  }
+
+  /** Put the marker `marker` (relative key). */
+  async put(marker: string): Promise<void> {
+    await this.#deps.storage.put(this.#deps.keys.full(marker), new Uint8Array(0));
+  }
+
+  /**
+   * A write that took longer than half the stale-marker grace may have landed after a sweeper
+   * judged its new marker stale and deleted it: put the marker again (an extra marker is
+   * harmless; a missing one hides the task). `startedLocal` is the local time the write began.
+   */
+  async heal(marker: string, startedLocal: number): Promise<void> {
+    if (this.#deps.clock.localNow() - startedLocal <= MARKER_GRACE_MS / 2) return;
+    this.#deps.logger.warn(
+      `a write took over ${MARKER_GRACE_MS / 2000} s: putting ${marker} again`,
+    );
+    await this.put(marker);
+  }
+
+  /**
+   * Delete the marker `marker` (relative key) now, or, with `batch`, in a later batched delete
+   * (one `DeleteObjects` request for many keys). A marker that outlives its task briefly is
+   * harmless: readers see the task no longer names it.
+   */
+  async remove(marker: string, batch = false): Promise<void> {
+    const key = this.#deps.keys.full(marker);
+    if (!batch) return this.#deleteQuietly(key);
+    this.#retired.push(key);
+    if (this.#retired.length >= 200) void this.flush();
+    else this.#retireTimer ??= setTimeout(() => void this.flush(), 500);
+  }
+
+  /** Delete the markers queued by batched writes now. Workers call it when they stop. */
+  async flush(): Promise<void> {
+    if (this.#retireTimer !== undefined) clearTimeout(this.#retireTimer);
+    this.#retireTimer = undefined;
+    await this.#deleteAll(this.#retired.splice(0));
+  }
+
+  /** Delete keys in `DeleteObjects` batches of up to 1,000 (one by one without it). */
+  async #deleteAll(keys: readonly string[]): Promise<void> {
+    const storage = this.#deps.storage;
+    for (let i = 0; i < keys.length; i += 1000) {
+      const batch = keys.slice(i, i + 1000);
+      if (storage.deleteMany !== undefined && batch.length > 1) {
+        try {
+          await storage.deleteMany(batch);
+          continue;
+        } catch (error) {
+          this.#deps.logger.warn(
+            `batched marker delete failed, deleting one by one: ${errorMessage(error)}`,
+          );
+        }
+      }
+      await mapLimit(batch, 8, (key) => this.#deleteQuietly(key));
+    }
+  }
+
+  async #deleteQuietly(key: string): Promise<void> {
+    try {
+      await this.#deps.storage.delete(key);
+    } catch (error) {
+      this.#deps.logger.warn(
+        `could not delete ${key} (the sweep will retry): ${errorMessage(error)}`,
+      );
+    }
+  }
+
+  /**
+   * Delete markers a monitor found stale after the grace period (their task is missing,
+   * malformed, or names another marker) or malformed keys under `ready/`, in batches. Then
+   * read each one's task again and put back the markers a live task now names: a move or submit whose
+   * task write landed after the sweeper's read (a pause longer than the grace) must not lose
+   * its task. A task that cannot be read keeps its marker too. Returns the keys put back.
+   */
+  async sweep(
+    markers: readonly (Pick<ReadyMarker, "key"> & Partial<ReadyMarker>)[],
+  ): Promise<string[]> {
+    if (markers.length === 0) return [];
+    await this.#deleteAll(markers.map((m) => m.key));
+    const restored: string[] = [];
+    await mapLimit(markers, 8, async (m) => {
+      if (m.id === undefined || m.relative === undefined) return;
+      if (await this.#putBackIfNamed(m.key, m.id, m.relative)) restored.push(m.key);
+    });
+    return restored;
+  }
+
+  /** Put back the swept marker `key` when its task now names it; true when it was put back. */
+  async #putBackIfNamed(key: string, id: string, relative: string): Promise<boolean> {
+    let names: boolean;
+    try {
+      const task = (await this.#deps.read(id))?.task;
+      names = task?.marker === relative && !isTerminal(task.status);
+    } catch (error) {
+      names = !(error instanceof ValidationError);
+    }
+    if (!names) return false;
+    this.#deps.logger.warn(`${key} was swept while its task came to name it: putting it back`);
+    try {
+      await this.#deps.storage.put(key, new Uint8Array(0));
+      return true;
+    } catch (error) {
+      this.#deps.logger.error(
+        `could not put back ${key}; task ${id} is not in the index until it is: ${errorMessage(error)}`,
+      );
+      return false;
+    }
+  }
+
+  /**
+   * The key of an object for task `id` stored under a wrong shard (see {@link Keys.misplacedTasks}),
+   * or `undefined` when there is none. One HEAD per candidate key (about 18): only the monitor
+   * calls it, once per marker whose task is missing, before it deletes that marker.
+   */
+  async findMisplaced(id: string): Promise<string | undefined> {
+    const candidates = this.#deps.keys.misplacedTasks(checkTaskId(id));
+    const found = await mapLimit(candidates, 8, async (key) => {
+      try {
+        await this.#deps.storage.head(key);
+        return key;
+      } catch (error) {
+        if (error instanceof NotFoundError) return undefined;
+        throw error;
+      }
+    });
+    return found.find((key) => key !== undefined);
+  }
+
+  /**
+   * Why a stale marker (older than the grace period, not named by its task) must be kept, or
+   * `undefined` when it may be deleted. oq's own writes never need it kept; a task written by hand
+   * with a mistake can: stored under a wrong shard, or naming a marker that does not exist. Then
+   * this marker is the only trace of a task no worker would ever find, and deleting it would lose
+   * the task silently. The answer says what is wrong and how to fix it. Costs one HEAD (a task
+   * naming another marker) or {@link findMisplaced} (a missing task): only the monitor calls it,
+   * on markers it is about to delete.
+   */
+  async strandedTask(
+    marker: ReadyMarker,
+    found: Versioned | undefined,
+  ): Promise<string | undefined> {
+    const guide = `docs/protocol.md, "Writing a task by hand"`;
+    if (found === undefined) {
+      const misplaced = await this.findMisplaced(marker.id);
+      if (misplaced === undefined) return undefined;
+      return `task ${marker.id} is stored at ${misplaced}, but oq reads it from ${this.#deps.keys.task(marker.id)}: move it there (${guide}); its marker ${marker.key} is kept meanwhile`;
+    }
+    const named = found.task.marker;
+    if (isTerminal(found.task.status) || named === marker.relative) return undefined;
+    if (named !== null) {
+      try {
+        await this.#deps.storage.head(this.#deps.keys.full(named));
+        return undefined;
+      } catch (error) {
+        if (!(error instanceof NotFoundError)) throw error;
+      }
+    }
+    // A move may have replaced the named marker since the task was read: only a task that still
+    // names a missing marker is stranded.
+    const again = await this.#deps.read(marker.id);
+    if (again === undefined || again.task.marker !== named || isTerminal(again.task.status))
+      return undefined;
+    return `task ${marker.id} is ${again.task.status} but its "marker" ${JSON.stringify(named)} does not exist, so no worker can find it: set "marker" to ${JSON.stringify(marker.relative)} (the key without the prefix; ${guide}); its marker ${marker.key} is kept meanwhile`;
+  }
+
+  /**
+   * Well-formed ready markers in key order (due time first), across pages. Stops at the first
+   * marker due after `dueBy`; starts after `startAfter`; reads at most `maxPages` pages and then
+   * sets `progress.capped` (so a caller can resume from the last key next time). Malformed keys
+   * are reported once each and skipped.
+   */
+  async *markers(
+    options: MarkerListOptions = {},
+  ): AsyncGenerator<ReadyMarker & { lastModified: Date }> {
+    const { storage, keys } = this.#deps;
+    let continuationToken: string | undefined;
+    if (options.progress) options.progress.capped = false;
+    for (let pages = 1; ; pages++) {
+      const page = await storage.list({
+        prefix: keys.ready,
+        ...(continuationToken === undefined
+          ? options.startAfter === undefined
+            ? {}
+            : { startAfter: options.startAfter }
+          : { continuationToken }),
+      });
+      for (const o of page.objects) {
+        const marker = keys.parseReadyMarker(o.key);
+        if (marker === undefined) {
+          this.warnOnce(
+            o.key,
+            `skipping ${o.key}: not a ready marker (expected ready/<time>/<type>/<id>.<nonce>)`,
+          );
+          options.onMalformed?.(o);
+          continue;
+        }
+        if (options.dueBy !== undefined && marker.dueMs > options.dueBy) return;
+        yield { ...marker, lastModified: o.lastModified };
+      }
+      if (!page.isTruncated) return;
+      if (options.maxPages !== undefined && pages >= options.maxPages) {
+        if (options.progress) options.progress.capped = true;
+        return;
+      }
+      continuationToken = page.nextContinuationToken;
+    }
+  }
+
+  /**
+   * Log a warning about `key` once (per queue object, for the first 10,000 keys): a malformed
+   * object seen on every poll must not flood the log.
+   */
+  warnOnce(key: string, message: string): void {
+    if (this.#warned.has(key)) return;
+    if (this.#warned.size < 10_000) this.#warned.add(key);
+    this.#deps.logger.warn(message);
+  }
+}

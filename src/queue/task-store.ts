@@ -1,0 +1,209 @@
+/**
+ * Task records in storage, kept in step with the ready index: read, create, write and update a
+ * task over the one document store (`../store/documents.ts`, which owns compare-and-swap, the
+ * read-back of ambiguous writes and the round limit). What this adds is the marker protocol of
+ * docs/protocol.md ("Write order", "Markers we wrote"): a new marker is put before the task write
+ * that names it, the old one is deleted (or retired in a batch) after, and a marker we wrote is
+ * deleted after a lost write only when the task provably will never name it.
+ *
+ * @module
+ */
+import type { ServerClock } from "../clock.ts";
+import { MalformedObjectError, NotFoundError, PreconditionFailedError } from "../errors.ts";
+import { checkTaskId, type Keys } from "../keys.ts";
+import { sameEtag } from "../storage/storage.ts";
+import {
+  DocumentStore,
+  MAX_CAS_ROUNDS,
+  type WriteLost,
+  type WriteResult,
+} from "../store/documents.ts";
+import { encodeTask, parseTask, type TaskRecord } from "../task/record.ts";
+import { placeMarker } from "../task/transitions.ts";
+import { ReadyIndex, type ReadyIndexDeps } from "./ready-index.ts";
+import type { Versioned, WriteOptions } from "./types.ts";
+
+/** The tasks of one queue and their ready markers. */
+export class TaskStore {
+  /** The conditional documents the task records are. */
+  readonly documents: DocumentStore<TaskRecord>;
+  /** The ready markers, kept in step with the records. */
+  readonly index: ReadyIndex;
+  readonly #keys: Keys;
+  readonly #clock: ServerClock;
+
+  constructor(deps: Omit<ReadyIndexDeps, "read">) {
+    this.#keys = deps.keys;
+    this.#clock = deps.clock;
+    this.documents = new DocumentStore(deps.storage, {
+      parse: (body, key) => parseStoredTask(body, key, deps.keys),
+      encode: encodeTask,
+    });
+    this.index = new ReadyIndex({ ...deps, read: (id) => this.read(id) });
+  }
+
+  /** Read a task with its ETag; `undefined` when it does not exist. */
+  async read(id: string): Promise<Versioned | undefined> {
+    const found = await this.documents.read(this.#keys.task(checkTaskId(id)));
+    return found === undefined ? undefined : { task: found.value, etag: found.etag };
+  }
+
+  /**
+   * Store a new task. Its marker is written before the task, so a crash in between leaves a
+   * harmless orphan marker rather than an invisible task. Returns the task stored under its id
+   * afterwards: ours, or the one that already held the id (then our marker is deleted unless
+   * that task names it).
+   */
+  async create(task: TaskRecord): Promise<TaskRecord> {
+    const marker = task.marker!;
+    const key = this.#keys.task(task.id);
+    const startedLocal = this.#clock.localNow();
+    await this.index.put(marker);
+    for (let round = 0; ; round++) {
+      const result = await this.documents.write(key, null, task);
+      if (result.won) {
+        await this.index.heal(marker, startedLocal);
+        return task;
+      }
+      const current =
+        result.readBack === undefined
+          ? (await this.read(task.id))?.task
+          : (result.readBack?.value ?? undefined);
+      if (current !== undefined) {
+        // Another task holds the id, so our create can never land: our marker is unused.
+        if (current.marker !== marker) await this.index.remove(marker);
+        else await this.index.heal(marker, startedLocal);
+        return current;
+      }
+      if (round >= 5) throw result.error;
+    }
+  }
+
+  /**
+   * Write `proposed` over `current` if the task has not changed since it was read. Returns the
+   * new version, or `undefined` when another writer got there first (re-read and decide again).
+   * The record gets its marker here ({@link placeMarker}: none once terminal, a new one when it
+   * moves), so every path to a terminal state clears it. A failed or ambiguous answer is settled
+   * by reading the task back: every version carries a fresh `updatedAt` (and claims a fresh
+   * lease token), so our write is recognised exactly, even behind a 412 that a layer below
+   * produced by re-sending a PUT that had committed.
+   */
+  async write(
+    current: Versioned,
+    proposed: TaskRecord,
+    options: WriteOptions = {},
+  ): Promise<Versioned | undefined> {
+    const result = await this.#writeRound(current, proposed, options);
+    return result.won ? { task: result.value, etag: result.etag } : undefined;
+  }
+
+  /**
+   * Read-modify-write a task with compare-and-swap, re-reading after every lost race. `change`
+   * returns the next record, or `undefined` to leave the task as it is. Markers are kept in step
+   * as in {@link write}. Returns the task as stored afterwards (with its ETag); throws
+   * `NotFoundError` when it does not exist, `ConflictError` after {@link MAX_CAS_ROUNDS} lost rounds.
+   */
+  async update(
+    id: string,
+    change: (current: TaskRecord) => TaskRecord | undefined,
+    known?: Versioned,
+    options: WriteOptions = {},
+  ): Promise<Versioned> {
+    const done = await this.documents.update(
+      this.#keys.task(checkTaskId(id)),
+      (current) => change(current.value),
+      {
+        ...(known === undefined ? {} : { known: { value: known.task, etag: known.etag } }),
+        write: (current, next) =>
+          this.#writeRound({ task: current.value, etag: current.etag }, next, options),
+        conflictMessage: `Task ${id} kept changing under ${MAX_CAS_ROUNDS} attempts to update it; try again.`,
+      },
+    );
+    if (done === undefined) throw new NotFoundError(`Task ${id} not found.`, { key: id });
+    return { task: done.value, etag: done.etag };
+  }
+
+  /** One round of {@link write}: new marker, task CAS, then the old marker or the unused new one. */
+  async #writeRound(
+    current: Versioned,
+    proposed: TaskRecord,
+    options: WriteOptions,
+  ): Promise<WriteResult<TaskRecord>> {
+    const next = placeMarker(current.task, proposed, (due) =>
+      this.index.newMarker(proposed.type, proposed.id, due),
+    );
+    const newMarker =
+      next.marker !== null && next.marker !== current.task.marker ? next.marker : undefined;
+    const startedLocal = this.#clock.localNow();
+    if (newMarker !== undefined) await this.index.put(newMarker);
+    const result = await this.#compareAndSwap(current.etag, next, newMarker, options);
+    if (!result.won) {
+      // Delete the new marker only when the task provably will never name it; otherwise the
+      // stale sweep removes it after the grace period (docs/protocol.md, "Stale markers").
+      if (newMarker !== undefined && markerUnused(result, current.etag, newMarker))
+        await this.index.remove(newMarker);
+      return result;
+    }
+    if (newMarker !== undefined) await this.index.heal(newMarker, startedLocal);
+    const oldMarker = current.task.marker;
+    if (oldMarker !== null && oldMarker !== next.marker)
+      await this.index.remove(oldMarker, options.batchMarkerDelete === true);
+    return result;
+  }
+
+  /**
+   * The conditional write of `next` over the version `baseEtag`. A 412 or 409 on a write that
+   * moves no marker is taken at face value (a lost claim race is common and must not cost a
+   * GET); only an unknown outcome or a marker at stake is worth the read-back.
+   */
+  async #compareAndSwap(
+    baseEtag: string,
+    next: TaskRecord,
+    newMarker: string | undefined,
+    options: WriteOptions,
+  ): Promise<WriteResult<TaskRecord>> {
+    const key = this.#keys.task(next.id);
+    try {
+      const result = await this.documents.write(key, baseEtag, next);
+      if (!result.won && result.error instanceof PreconditionFailedError)
+        options.onPreconditionFailed?.();
+      if (result.won || newMarker === undefined || result.readBack !== undefined) return result;
+      return await this.documents.confirm(key, next, result.error);
+    } catch (error) {
+      // The read-back found a version that is neither ours nor a valid task: we lost, and what
+      // it names is unknown, so our new marker stays for the sweep.
+      if (error instanceof MalformedObjectError) return { won: false, error };
+      throw error;
+    }
+  }
+}
+
+/**
+ * May the new marker of a lost write be deleted? Only when a read showed the task gone, or a
+ * version that is neither ours nor the one we wrote over (our conditional PUT can then never
+ * land any more) and does not name it. A read that still shows the version we wrote over proves
+ * nothing: an unanswered PUT may land after it.
+ */
+function markerUnused(lost: WriteLost<TaskRecord>, baseEtag: string, marker: string): boolean {
+  const seen = lost.readBack;
+  if (seen === undefined) return false;
+  if (seen === null) return true;
+  if (sameEtag(seen.etag, baseEtag)) return false;
+  // Our write may have landed and been built on since (a claim keeps the marker).
+  return seen.value.marker !== marker;
+}
+
+/**
+ * Parse the task stored at `key`. A body copied from another task's key names that task:
+ * writing it back (If-Match on the other key) would fail on every pass or, worse, touch the
+ * other task. Malformed here (found by the chaos tests' hostile client).
+ */
+function parseStoredTask(body: Uint8Array, key: string, keys: Keys): TaskRecord {
+  const task = parseTask(body, key);
+  if (task.id !== keys.parseTaskKey(key)) {
+    throw new MalformedObjectError(`Object ${key} is not a valid task: it names task ${task.id}`, {
+      key,
+    });
+  }
+  return task;
+}

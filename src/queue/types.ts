@@ -1,0 +1,123 @@
+/**
+ * The types of the queue's API: options, pages, outcomes.
+ *
+ * @module
+ */
+
+import type { Now } from "../clock.ts";
+import type { Logger } from "../logger.ts";
+import type { Storage } from "../storage/storage.ts";
+import type { Backoff, TaskRecord, TaskStatus } from "../task/record.ts";
+
+/** Options of {@link Queue}. */
+export interface QueueOptions {
+  /** Where tasks live. */
+  storage: Storage;
+  /** Key prefix of this queue inside the bucket (`""` or ending in `/`). */
+  prefix?: string;
+  /** Local clock in epoch ms (default `Date.now`); corrected by the server's `Date` headers. */
+  now?: Now;
+  /** Random numbers in [0, 1) for jitter and shuffling (default `Math.random`). */
+  random?: () => number;
+  /** Random hex ids and tokens (default from `crypto.getRandomValues`). */
+  randomHex?: (length: number) => string;
+  /** Where warnings about malformed objects and recoveries go (default: nowhere). */
+  logger?: Logger;
+  /** Largest accepted task input, serialized, in bytes. Default 256 KiB. */
+  maxInputBytes?: number;
+  /** Defaults for submitted tasks. */
+  defaults?: TaskDefaults;
+}
+
+/** Defaults applied to tasks submitted without their own values. */
+export interface TaskDefaults {
+  /** Retries after the first run. Default 3. */
+  maxRetries?: number;
+  /** Backoff between attempts. Default 1 s doubling up to 300 s. */
+  backoff?: Partial<Backoff>;
+  /** Per-attempt time limit in seconds. Default: none (the worker's default applies). */
+  timeoutSeconds?: number;
+}
+
+/** Options of {@link Queue.submit}. */
+export interface SubmitOptions {
+  /** Do not start before this time (a Date, epoch ms or ISO 8601 with timezone). */
+  scheduleAt?: Date | number | string;
+  /** Do not start before this delay from now (seconds, or `"90s"`, `"1h30m"`). */
+  delay?: number | string;
+  /** Expire if not started within this many seconds after it becomes available... from submission. */
+  ttlSeconds?: number;
+  /** Expire if not started by this time. */
+  expiresAt?: Date | number | string;
+  /** Per-attempt time limit in seconds. */
+  timeoutSeconds?: number;
+  /** Retries after the first run. */
+  maxRetries?: number;
+  /** Backoff between attempts. */
+  backoff?: Partial<Backoff>;
+  /** A second submit with the same key returns the first task instead of creating another. */
+  idempotencyKey?: string;
+}
+
+/** A task together with the ETag of the version read. */
+export interface Versioned {
+  /** The task record. */
+  task: TaskRecord;
+  /** ETag of that version, exactly as returned. */
+  etag: string;
+}
+
+/** Options of a task store write or update (internal: the worker uses it). */
+export interface WriteOptions {
+  /** Delete the task's old marker in a later batch rather than now (workers finishing tasks). */
+  batchMarkerDelete?: boolean;
+  /** Called when the write was refused with 412 (workers use it to spot a broken backend). */
+  onPreconditionFailed?: () => void;
+}
+
+/** Options of {@link Queue.list}. */
+export interface ListTasksOptions {
+  /** Only tasks in this state (or these states). */
+  status?: TaskStatus | TaskStatus[];
+  /** Only tasks of this type. */
+  type?: string;
+  /** Page size (tasks returned at most). Default 100. */
+  limit?: number;
+  /** The `cursor` of the previous page. */
+  cursor?: string;
+}
+
+/** One page of {@link Queue.list}. */
+export interface TaskPage {
+  /** Matching tasks, in key order. */
+  tasks: TaskRecord[];
+  /** Pass to get the next page; absent on the last page. */
+  cursor?: string;
+}
+
+/** The outcome for one id of a bulk cancel. */
+export interface CancelOutcome {
+  /** The task id. */
+  id: string;
+  /** True when the task is now cancelled or will be once its handler stops. */
+  ok: boolean;
+  /**
+   * `cancelled`, `cancel-requested` (running), or why not: `not-found`, `already-<status>`,
+   * `invalid-id`, or `malformed` (the stored object is not a valid task; see `message`).
+   */
+  result: string;
+  /** Why the stored object was rejected, for a `malformed` result. */
+  message?: string;
+  /** The task after the call, when it exists. */
+  task?: TaskRecord;
+}
+
+/** One stored version of a task, as {@link Queue.getHistory} returns it. */
+export interface HistoryEntry {
+  /** The storage version id. */
+  versionId: string;
+  /** When the version was written (storage time). */
+  lastModified: Date;
+  /** The record, or null for a delete marker. */
+  task: TaskRecord | null;
+}

@@ -1,0 +1,255 @@
+/**
+ * The stored task record: its schema, its types, and how it is parsed from and encoded to a
+ * storage body. The schema decides what a valid record is; the compiler proves each exported type
+ * identical to what its schema infers (see `Same` below), so the two cannot drift apart. The
+ * state machine over these records is in `./transitions.ts`.
+ *
+ * @module
+ */
+import { type } from "arktype";
+import { MalformedObjectError } from "../errors.ts";
+
+const isoString = type("string").narrow(
+  (s, ctx) => !Number.isNaN(Date.parse(s)) || ctx.mustBe("an ISO 8601 date"),
+);
+
+const statusSchema = type.enumerated(
+  "pending",
+  "running",
+  "completed",
+  "failed",
+  "cancelled",
+  "expired",
+);
+
+const eventSchema = type.enumerated(
+  "submitted",
+  "claimed",
+  "lease-renewed",
+  "completed",
+  "retry-scheduled",
+  "failed",
+  "cancel-requested",
+  "cancelled",
+  "expired",
+  "lease-expired",
+  "released",
+  "replayed",
+);
+
+const backoffSchema = type({
+  initialSeconds: "number >= 0",
+  maxSeconds: "number >= 0",
+  factor: "number >= 1",
+});
+
+const leaseSchema = type({
+  token: "string",
+  workerId: "string",
+  expiresAt: isoString,
+});
+
+const taskErrorSchema = type({
+  message: "string",
+  name: "string",
+  attempt: "number",
+  at: "string",
+  permanent: "boolean",
+});
+
+const cancelSchema = type({
+  requestedAt: "string",
+  reason: "string | null",
+});
+
+const taskSchema = type({
+  oq: "1",
+  id: "string",
+  type: "string",
+  status: statusSchema,
+  input: "unknown",
+  output: "unknown",
+  attempt: "number.integer >= 0",
+  maxRetries: "number.integer >= 0",
+  backoff: backoffSchema,
+  timeoutSeconds: "number > 0 | null",
+  createdAt: isoString,
+  updatedAt: isoString,
+  availableAt: isoString,
+  expiresAt: isoString.or("null"),
+  startedAt: isoString.or("null"),
+  finishedAt: isoString.or("null"),
+  lease: leaseSchema.or("null"),
+  lastError: taskErrorSchema.or("null"),
+  cancel: cancelSchema.or("null"),
+  idempotencyKey: "string | null",
+  event: eventSchema,
+  marker: "string | null",
+});
+
+/** Every state a task can be in. */
+export type TaskStatus = "pending" | "running" | "completed" | "failed" | "cancelled" | "expired";
+
+/** The transition that produced a version of a task; history reads as a list of these. */
+export type TaskEvent =
+  | "submitted"
+  | "claimed"
+  | "lease-renewed"
+  | "completed"
+  | "retry-scheduled"
+  | "failed"
+  | "cancel-requested"
+  | "cancelled"
+  | "expired"
+  | "lease-expired"
+  | "released"
+  | "replayed";
+
+/** Exponential backoff with jitter between attempts. */
+export interface Backoff {
+  /** Delay before the first retry, in seconds. */
+  initialSeconds: number;
+  /** Upper bound of any delay, in seconds. */
+  maxSeconds: number;
+  /** Growth per attempt (2 doubles the delay each time). */
+  factor: number;
+}
+
+/** A running task's claim. */
+export interface Lease {
+  /** Random token written by the claim; a worker acts on the task only while it is current. */
+  token: string;
+  /** The worker holding the lease. */
+  workerId: string;
+  /** When the lease runs out, in server time (ISO 8601). */
+  expiresAt: string;
+}
+
+/** The last error a task's handler raised (or the reason the runtime gave up on an attempt). */
+export interface TaskError {
+  /** The error message. */
+  message: string;
+  /** The error's class name (`TypeError`, `LeaseExpired`, `Timeout`). */
+  name: string;
+  /** The attempt that failed. */
+  attempt: number;
+  /** When it failed (ISO 8601). */
+  at: string;
+  /** True when the error was permanent and retries were skipped. */
+  permanent: boolean;
+}
+
+/** A cancellation request, kept on the record so a running handler can see it. */
+export interface CancelRequest {
+  /** When it was requested (ISO 8601). */
+  requestedAt: string;
+  /** Why, as given by the caller. */
+  reason: string | null;
+}
+
+/** The stored task. Times are ISO 8601 strings so the object reads well in `aws s3 cp`. */
+export interface TaskRecord {
+  /** Record format version. */
+  oq: 1;
+  /** Task id. */
+  id: string;
+  /** Task type: selects the handler. */
+  type: string;
+  /** Current state. */
+  status: TaskStatus;
+  /** The handler's input (any JSON value). */
+  input: unknown;
+  /** The handler's result once completed, else null. */
+  output: unknown;
+  /** How many times the task has been started. */
+  attempt: number;
+  /** Retries allowed after the first run. */
+  maxRetries: number;
+  /** Delay policy between attempts. */
+  backoff: Backoff;
+  /** Per-attempt time limit in seconds, or null for the worker's default. */
+  timeoutSeconds: number | null;
+  /** When submitted. */
+  createdAt: string;
+  /** When this version was written. */
+  updatedAt: string;
+  /** Not claimable before this time. */
+  availableAt: string;
+  /** A pending task not started by then becomes expired; null: never. */
+  expiresAt: string | null;
+  /** When the current (or last) attempt started. */
+  startedAt: string | null;
+  /** When the task reached a terminal state. */
+  finishedAt: string | null;
+  /** The claim of a running task, else null. */
+  lease: Lease | null;
+  /** The most recent failure. */
+  lastError: TaskError | null;
+  /** A pending cancellation request of a running task (kept after it is honoured). */
+  cancel: CancelRequest | null;
+  /** The idempotency key it was submitted with. */
+  idempotencyKey: string | null;
+  /** The transition that wrote this version. */
+  event: TaskEvent;
+  /**
+   * The key (relative to the queue prefix) of the task's ready marker while it is not terminal,
+   * else null. Each marker key carries a random nonce and is never reused, so a marker that is
+   * not the one named here is stale and may be deleted (after a grace period).
+   */
+  marker: string | null;
+}
+
+/**
+ * True when `A` and `B` are the same type. The record's types are written out (with their docs)
+ * rather than inferred, so the package's declarations do not reference arktype's, which need
+ * Node's types; these checks make the compiler reject any difference between a type and its
+ * schema, so the two cannot drift.
+ */
+type Same<A, B> =
+  (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
+
+true satisfies Same<typeof statusSchema.infer, TaskStatus>;
+true satisfies Same<typeof eventSchema.infer, TaskEvent>;
+true satisfies Same<typeof backoffSchema.infer, Backoff>;
+true satisfies Same<typeof leaseSchema.infer, Lease>;
+true satisfies Same<typeof taskErrorSchema.infer, TaskError>;
+true satisfies Same<typeof cancelSchema.infer, CancelRequest>;
+true satisfies Same<typeof taskSchema.infer, TaskRecord>;
+
+const decoder = new TextDecoder();
+
+/**
+ * Parse a stored task object. A malformed or foreign object raises `MalformedObjectError` saying what
+ * is wrong, so callers can report it and move on.
+ */
+export function parseTask(body: Uint8Array | string, key: string): TaskRecord {
+  let value: unknown;
+  try {
+    value = JSON.parse(typeof body === "string" ? body : decoder.decode(body));
+  } catch {
+    throw new MalformedObjectError(`Object ${key} is not a task: its body is not JSON.`, { key });
+  }
+  const result = taskSchema(value);
+  if (result instanceof type.errors) {
+    throw new MalformedObjectError(`Object ${key} is not a valid task: ${result.summary}`, { key });
+  }
+  // A running task without a lease could never be finished (only a lease holder may) nor
+  // recovered (no lease to expire), and the worker would trip over the missing lease on every
+  // pass. Reject it as malformed, so it is reported and skipped (found by the chaos tests).
+  if (result.status === "running" && result.lease === null) {
+    throw new MalformedObjectError(
+      `Object ${key} is not a valid task: it is running without a lease`,
+      {
+        key,
+      },
+    );
+  }
+  return result;
+}
+
+const encoder = new TextEncoder();
+
+/** Serialize a task for storage. */
+export function encodeTask(task: TaskRecord): Uint8Array {
+  return encoder.encode(`${JSON.stringify(task, null, 1)}\n`);
+}
