@@ -24,7 +24,7 @@ import { type CountedStorage, countRequests } from "../src/storage/count.ts";
 import { S3Storage } from "../src/storage/s3/driver.ts";
 import type { Storage } from "../src/storage/storage.ts";
 import { encodeTask, type TaskRecord } from "../src/task.ts";
-import { Worker } from "../src/worker.ts";
+import { Worker } from "../src/worker/worker.ts";
 
 const { values: args } = parseArgs({
   options: {

@@ -16,7 +16,7 @@ import type { Logger } from "../src/logger.ts";
 import { MARKER_GRACE_MS, Queue } from "../src/queue.ts";
 import { MemoryStorage } from "../src/storage/memory.ts";
 import { createTask, DEFAULT_BACKOFF } from "../src/task.ts";
-import { Worker, type WorkerOptions } from "../src/worker.ts";
+import { Worker, type WorkerOptions } from "../src/worker/worker.ts";
 import { type TargetInstance, targets } from "./helpers/targets.ts";
 
 const fast: WorkerOptions = {

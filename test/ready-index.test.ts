@@ -25,7 +25,7 @@ import {
   requestCancel,
   type TaskRecord,
 } from "../src/task.ts";
-import { Worker, type WorkerOptions } from "../src/worker.ts";
+import { Worker, type WorkerOptions } from "../src/worker/worker.ts";
 import { type TargetInstance, targets } from "./helpers/targets.ts";
 
 const fast: WorkerOptions = {

@@ -18,7 +18,7 @@ import {
   failAttempt,
   parseTask,
 } from "../src/task.ts";
-import { Worker } from "../src/worker.ts";
+import { Worker } from "../src/worker/worker.ts";
 import { type TargetInstance, targets } from "./helpers/targets.ts";
 
 /** Run `fn` and return the ValidationError it throws (failing the test if it throws another). */

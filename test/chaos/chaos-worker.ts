@@ -17,7 +17,7 @@ import {
   type LatencyOptions,
 } from "../../src/storage/faulty.ts";
 import type { Storage } from "../../src/storage/storage.ts";
-import { Worker, type WorkerEvent, type WorkerStats } from "../../src/worker.ts";
+import { Worker, type WorkerEvent, type WorkerStats } from "../../src/worker/worker.ts";
 
 /** The JSON-serializable part of the fault options (it crosses a process boundary). */
 export interface FaultConfig {

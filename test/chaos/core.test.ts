@@ -7,7 +7,7 @@ import type { Logger } from "../../src/logger.ts";
 import { Queue } from "../../src/queue.ts";
 import { ERROR_FAULT_KINDS, type ErrorFaultKind, FaultyStorage } from "../../src/storage/faulty.ts";
 import { MemoryStorage } from "../../src/storage/memory.ts";
-import { Worker, type WorkerEvent, type WorkerOptions } from "../../src/worker.ts";
+import { Worker, type WorkerEvent, type WorkerOptions } from "../../src/worker/worker.ts";
 
 const workers: Worker[] = [];
 afterEach(async () => {

@@ -14,7 +14,7 @@ import { slotIdempotencyKey } from "../../src/schedule/slots.ts";
 import { addFaults, type FaultCounts, FaultyStorage, noFaults } from "../../src/storage/faulty.ts";
 import type { Storage } from "../../src/storage/storage.ts";
 import { isTerminal } from "../../src/task.ts";
-import type { WorkerEvent } from "../../src/worker.ts";
+import type { WorkerEvent } from "../../src/worker/worker.ts";
 import type { TargetInstance } from "../helpers/targets.ts";
 import {
   CHAOS_TYPE,

@@ -15,7 +15,7 @@ import {
   renewLease,
   type TaskRecord,
 } from "../../src/task.ts";
-import { Worker } from "../../src/worker.ts";
+import { Worker } from "../../src/worker/worker.ts";
 import { checkRun, type RunLog } from "./invariants.ts";
 
 const T0 = Date.parse("2026-01-01T00:00:00Z");
