@@ -1,26 +1,18 @@
 /**
  * One running attempt: runs the handler under a lease it renews, fires the handler's signal on
  * cancel, timeout, shutdown or a lost lease, and records the outcome (retrying while the lease
- * is ours). See "Leases and time", "Cancellation" and "Shutdown" in docs/protocol.md.
+ * is ours, through its {@link Lease}). See "Leases and time", "Cancellation" and "Shutdown" in
+ * docs/protocol.md.
  *
  * @module
  */
-import { InvalidStateError, OqError, ValidationError } from "../errors.ts";
+import { InvalidStateError, ValidationError } from "../errors.ts";
 import type { Queue, Versioned } from "../queue.ts";
-import { isTransient } from "../retry.ts";
-import {
-  type Failure,
-  holdsLease,
-  leaseStopAt,
-  ms,
-  releaseTask,
-  renewLease,
-  type TaskRecord,
-} from "../task.ts";
-import { sleep } from "../util/async.ts";
+import { type Failure, holdsLease, ms, releaseTask, type TaskRecord } from "../task.ts";
 import { errorMessage } from "../util/errors.ts";
 import type { Emit, WorkerStats } from "./events.ts";
-import { type HandlerEntry, leaseToWrite, type TaskContext } from "./options.ts";
+import { Lease } from "./lease.ts";
+import type { HandlerEntry, TaskContext } from "./options.ts";
 import { finishChange, recordOutcome, toFailure } from "./outcome.ts";
 import type { SkipList } from "./skip.ts";
 
@@ -57,21 +49,12 @@ export function signalReason(name: string, message: string): Error {
 const cancelReason = (task: TaskRecord) =>
   signalReason("Cancelled", task.cancel?.reason ?? "cancellation requested");
 
-/** True for the errors that say the lease is not ours any more (the task moved on or is gone). */
-function lostLease(error: unknown): boolean {
-  return error instanceof OqError && (error.code === "INVALID_STATE" || error.code === "NOT_FOUND");
-}
-
 /** One claimed task while this worker runs it. */
 export class Attempt {
   /** The task id. */
   readonly id: string;
   /** The task type. */
   readonly type: string;
-  /** This attempt's lease token. */
-  readonly token: string;
-  /** The lease length this attempt renews to, ms. */
-  readonly leaseMs: number;
   /** Resolves when the slot is given up. */
   readonly ended: Promise<void>;
   /** Resolves once the outcome was written (or given up) after the handler settled. */
@@ -80,12 +63,7 @@ export class Attempt {
   readonly #options: AttemptOptions;
   readonly #entry: HandlerEntry;
   readonly #controller = new AbortController();
-  #current: Versioned;
-  /** Serializes writes of this worker to this task (renewal vs. outcome). */
-  #chain: Promise<unknown> = Promise.resolve();
-  /** Set once the task must not be written by us any more. */
-  #done = false;
-  #lost = false;
+  readonly #lease: Lease;
   readonly #startedLocal: number;
   /** The task's marker (relative key) while we run it. */
   readonly #marker: string | null;
@@ -98,8 +76,6 @@ export class Attempt {
   /** Set once the slot was given up (handler settled, or lease lapsed, or worker ended). */
   #freed = false;
   #resolveEnded: () => void = () => {};
-  /** Fires when the lease must be given up unless renewed first (see `#guardLease`). */
-  #leaseTimer: ReturnType<typeof setTimeout> | undefined;
   #watchTimer: ReturnType<typeof setInterval> | undefined;
   #timeoutTimer: ReturnType<typeof setTimeout> | undefined;
 
@@ -112,11 +88,14 @@ export class Attempt {
     this.#queue = queue;
     this.#options = options;
     this.#entry = claim.entry;
-    this.#current = claimed;
     this.id = claimed.task.id;
     this.type = claimed.task.type;
-    this.token = claim.token;
-    this.leaseMs = claim.leaseMs;
+    this.#lease = new Lease(queue, claimed, claim.token, claim.leaseMs, {
+      lapsing: () => this.#lapsing,
+      lost: (why) => this.#lost(why),
+      cancelled: (task) => this.#controller.abort(cancelReason(task)),
+      dropped: (message) => this.#dropResult(message),
+    });
     this.#marker = claimed.task.marker;
     this.#startedLocal = queue.clock.localNow();
     this.ended = new Promise<void>((resolve) => {
@@ -126,17 +105,7 @@ export class Attempt {
 
   /** The task as last written by this attempt. */
   get task(): TaskRecord {
-    return this.#current.task;
-  }
-
-  /** The handler's signal. */
-  get signal(): AbortSignal {
-    return this.#controller.signal;
-  }
-
-  /** True once the slot was given up. */
-  get freed(): boolean {
-    return this.#freed;
+    return this.#lease.current.task;
   }
 
   /** True once the lease is no longer renewed (the signal grace ran out, or abandoned). */
@@ -147,8 +116,8 @@ export class Attempt {
   /** Run the handler: arm the lease guard, the timeout and the periodic check; record the outcome. */
   start(): void {
     const q = this.#queue;
-    const task = this.#current.task;
-    this.#guardLease();
+    const task = this.#lease.current.task;
+    this.#lease.guard();
     this.#options.stats.started++;
     this.#options.emit({ kind: "started", id: task.id, type: task.type, attempt: task.attempt });
     this.#controller.signal.addEventListener(
@@ -160,7 +129,7 @@ export class Attempt {
     );
     const ctx = this.#context(task);
     this.#armTimeout(task);
-    const checkEvery = Math.max(200, Math.min(this.leaseMs / 3, 10_000));
+    const checkEvery = Math.max(200, Math.min(this.#lease.leaseMs / 3, 10_000));
     this.#watchTimer = setInterval(() => void this.watch(), checkEvery);
     const outcome = Promise.resolve()
       .then(() => this.#entry.handler(task.input, ctx))
@@ -192,8 +161,8 @@ export class Attempt {
       signal: this.#controller.signal,
       isCancellationRequested: async () => {
         const now = await q.read(task.id);
-        if (now === undefined || !holdsLease(now.task, this.token)) {
-          this.#lose();
+        if (now === undefined || !holdsLease(now.task, this.#lease.token)) {
+          this.#lease.lose();
           return true;
         }
         if (now.task.cancel !== null) this.#controller.abort(cancelReason(now.task));
@@ -202,8 +171,8 @@ export class Attempt {
       extendLease: async (seconds: number) => {
         if (!(seconds > 0))
           throw new ValidationError(`extendLease needs seconds > 0, got ${seconds}.`);
-        const ok = await this.#renew(seconds * 1000);
-        this.#guardLease();
+        const ok = await this.#lease.renew(seconds * 1000);
+        this.#lease.guard();
         if (!ok)
           throw new InvalidStateError(
             `Task ${task.id}: the lease was lost or is no longer renewed (the signal fired); stop working on it.`,
@@ -227,7 +196,7 @@ export class Attempt {
 
   #clearTimers(): void {
     clearInterval(this.#watchTimer);
-    clearTimeout(this.#leaseTimer);
+    this.#lease.unguard();
     if (this.#timeoutTimer !== undefined) clearTimeout(this.#timeoutTimer);
   }
 
@@ -271,50 +240,16 @@ export class Attempt {
       kind: "abandoned",
       id: this.id,
       type: this.type,
-      attempt: this.#current.task.attempt,
+      attempt: this.task.attempt,
     });
   }
 
-  #lose(why = "the lease was lost; the task may run elsewhere"): void {
-    if (this.#lost) return;
-    this.#lost = true;
-    this.#done = true;
-    clearTimeout(this.#leaseTimer);
+  /** The lease was lost: the handler's signal fires (`LeaseLost`); its result is discarded. */
+  #lost(why: string): void {
     this.#options.stats.leaseLost++;
     this.#controller.abort(signalReason("LeaseLost", why));
     this.#queue.logger.warn(`task ${this.id}: lease lost; its result will be discarded`);
     this.#options.emit({ kind: "lease-lost", id: this.id, type: this.type });
-  }
-
-  /**
-   * Arm the lease deadline: once the upper bound of server time reaches {@link leaseStopAt}
-   * without a renewal, the handler's signal fires (`LeaseLost`) and nothing more is written for
-   * this attempt — before the earliest moment another worker may take the task over. A timer,
-   * not a later clock reading, measures the wait, so a step of the local clock after arming
-   * cannot postpone it; it is armed from the response that granted the lease (claim or
-   * renewal). Writes already in flight stay guarded by their `If-Match`.
-   */
-  #guardLease(): void {
-    clearTimeout(this.#leaseTimer);
-    const expiresAt = this.#current.task.lease?.expiresAt;
-    if (this.#done || expiresAt === undefined) return;
-    const wait = leaseStopAt(this.#current.task, this.leaseMs) - this.#queue.clock.bounds().upper;
-    this.#leaseTimer = setTimeout(
-      () => {
-        if (this.#done) return;
-        // Renewed meanwhile (by a path that did not re-arm): watch the new expiry instead.
-        if (this.#current.task.lease?.expiresAt !== expiresAt) return this.#guardLease();
-        this.#lose("the lease is about to run out and was not renewed; the task may run elsewhere");
-      },
-      Math.max(0, wait),
-    );
-  }
-
-  /** Serialize a write to this task after any write already in flight. */
-  #serial<T>(fn: () => Promise<T>): Promise<T> {
-    const next = this.#chain.then(fn, fn);
-    this.#chain = next.catch(() => {});
-    return next;
   }
 
   /**
@@ -330,99 +265,36 @@ export class Attempt {
     ) {
       this.#letLapse();
     }
+    const held = this.#lease;
     if (this.#lapsing) {
-      const lease = this.#current.task.lease;
-      if (this.#lost || lease === null || ms(lease.expiresAt) <= q.now()) this.free();
+      const lease = held.current.task.lease;
+      if (held.lost || lease === null || ms(lease.expiresAt) <= q.now()) this.free();
       return;
     }
-    if (this.#done) return;
+    if (held.done) return;
     try {
-      const lease = this.#current.task.lease;
-      // By the upper bound, as the lease deadline (#guardLease) is: renew in time for it.
+      const lease = held.current.task.lease;
+      // By the upper bound, as the lease deadline (Lease.guard) is: renew in time for it.
       const left = lease === null ? 0 : ms(lease.expiresAt) - q.clock.bounds().upper;
-      if (left < this.leaseMs / 2) {
-        await this.#renew(this.leaseMs);
-        this.#guardLease();
+      if (left < held.leaseMs / 2) {
+        await held.renew(held.leaseMs);
+        held.guard();
         return;
       }
       const seen = await q.read(this.id);
-      if (this.#done) return;
-      if (seen === undefined || !holdsLease(seen.task, this.token)) return this.#lose();
+      if (held.done) return;
+      if (seen === undefined || !holdsLease(seen.task, held.token)) return held.lose();
       if (seen.task.cancel !== null) this.#controller.abort(cancelReason(seen.task));
     } catch (error) {
       q.logger.warn(`task ${this.id}: lease check failed: ${errorMessage(error)}`);
       // Past its expiry without a renewal, the lease may already belong to someone else: the
       // handler must stop, and its result will be refused if the task moved on.
       // Its outcome is still written if the token turns out to be ours (the CAS checks it).
-      const lease = this.#current.task.lease;
+      const lease = held.current.task.lease;
       if (lease !== null && ms(lease.expiresAt) <= q.now() && !this.#controller.signal.aborted) {
         this.#controller.abort(
           signalReason("LeaseLost", "the lease expired before it could be renewed"),
         );
-      }
-    }
-  }
-
-  async #renew(leaseMs: number): Promise<boolean> {
-    const q = this.#queue;
-    return this.#serial(async () => {
-      if (this.#done || this.#lapsing) return false;
-      try {
-        this.#current = await q.update(
-          this.id,
-          (t) => renewLease(t, this.token, leaseToWrite(q, leaseMs), q.now()),
-          this.#current,
-        );
-      } catch (error) {
-        if (lostLease(error)) {
-          this.#lose();
-          return false;
-        }
-        throw error;
-      }
-      if (this.#current.task.cancel !== null) this.#controller.abort(cancelReason(this.task));
-      return true;
-    });
-  }
-
-  /**
-   * Write `change` (the attempt's outcome) with the lease token. Storage trouble must not throw
-   * a finished result away: the task would stay running until its lease ran out and then run
-   * again (an 8 s storage restart did that). So the write is retried for as long as the lease
-   * is ours, renewing it whenever storage takes writes again; `update()` re-reads after a failed
-   * CAS, so only the current lease holder can still write. Returns false when the lease was lost
-   * or ran out first (a `result-dropped` event says which task).
-   */
-  async #writeOutcome(change: (t: TaskRecord) => TaskRecord): Promise<boolean> {
-    const q = this.#queue;
-    for (let round = 0; ; round++) {
-      try {
-        this.#current = await q.update(this.id, change, this.#current, { batchMarkerDelete: true });
-        return true;
-      } catch (error) {
-        if (lostLease(error)) {
-          this.#lose();
-          return false;
-        }
-        if (!isTransient(error)) throw error;
-        const lease = this.#current.task.lease;
-        const left = lease === null ? 0 : ms(lease.expiresAt) - q.now();
-        if (left <= 0) {
-          this.#dropResult(errorMessage(error));
-          return false;
-        }
-        await sleep(Math.min(100 * 2 ** round, 2000, left));
-        if (left < this.leaseMs / 2 && !this.#lapsing) {
-          try {
-            this.#current = await q.update(
-              this.id,
-              (t) => renewLease(t, this.token, this.leaseMs, q.now()),
-              this.#current,
-            );
-          } catch {
-            // Still unreachable: the outcome write above tries again.
-          }
-        }
       }
     }
   }
@@ -435,7 +307,7 @@ export class Attempt {
       kind: "result-dropped",
       id: this.id,
       type: this.type,
-      attempt: this.#current.task.attempt,
+      attempt: this.task.attempt,
       error: message,
     });
   }
@@ -443,14 +315,15 @@ export class Attempt {
   async #finish(result: { output?: unknown; failure?: Failure }): Promise<void> {
     const q = this.#queue;
     const durationMs = q.clock.localNow() - this.#startedLocal;
-    await this.#serial(async () => {
-      if (this.#done) return;
-      if (!(await this.#writeOutcome(finishChange(q, this.token, result)))) return;
-      this.#done = true;
+    const held = this.#lease;
+    await held.serial(async () => {
+      if (held.done) return;
+      if (!(await held.write(finishChange(q, held.token, result)))) return;
+      held.markDone();
       // Until the batched delete lands, do not spend a GET on our own finished task's marker.
       if (this.#marker !== null)
         this.#options.skip.set(q.keys.full(this.#marker), q.clock.localNow() + 60_000);
-      recordOutcome(this.#current.task, durationMs, this.#options.stats, this.#options.emit);
+      recordOutcome(held.current.task, durationMs, this.#options.stats, this.#options.emit);
     });
   }
 
@@ -461,10 +334,11 @@ export class Attempt {
    */
   async #release(): Promise<void> {
     const q = this.#queue;
-    await this.#serial(async () => {
-      if (this.#done) return;
-      if (!(await this.#writeOutcome((t) => releaseTask(t, this.token, q.now())))) return;
-      this.#done = true;
+    const held = this.#lease;
+    await held.serial(async () => {
+      if (held.done) return;
+      if (!(await held.write((t) => releaseTask(t, held.token, q.now())))) return;
+      held.markDone();
       this.#options.emit({ kind: "released", id: this.id, type: this.type });
     });
   }

@@ -4,7 +4,7 @@
  * monitor by default (expired leases, TTLs, stale markers), so liveness needs no separate daemon.
  *
  * This class wires the parts: {@link Poller} (finding and claiming work), {@link Attempt} (one
- * running task), {@link Peers} (heartbeats and shares), {@link Monitor} (recovery and stale
+ * running task, with its {@link Lease}), {@link Peers} (heartbeats and shares), {@link Monitor} (recovery and stale
  * markers) and {@link ClaimProbes} (claims that may have landed unseen).
  *
  * @module
