@@ -105,4 +105,4 @@ export {
   type WorkerEvent,
   type WorkerOptions,
   type WorkerStats,
-} from "./src/worker.ts";
+} from "./src/worker/worker.ts";

@@ -9,7 +9,7 @@
  */
 import { Queue } from "../src/queue/queue.ts";
 import { S3Storage } from "../src/storage/s3/driver.ts";
-import { Worker } from "../src/worker.ts";
+import { Worker } from "../src/worker/worker.ts";
 
 const env = process.env;
 const storage = new S3Storage({

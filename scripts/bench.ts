@@ -25,7 +25,7 @@ import { S3Storage } from "../src/storage/s3/driver.ts";
 import type { Storage } from "../src/storage/storage.ts";
 import { encodeTask, type TaskRecord } from "../src/task/record.ts";
 import { mapLimit } from "../src/util/async.ts";
-import { Worker } from "../src/worker.ts";
+import { Worker } from "../src/worker/worker.ts";
 
 const { values: args } = parseArgs({
   options: {

@@ -8,7 +8,12 @@ import { connect } from "../src/connect.ts";
 import { AmbiguousWriteError, UnavailableError } from "../src/errors.ts";
 import { Queue } from "../src/queue/queue.ts";
 import type { PutOptions, Storage } from "../src/storage/storage.ts";
-import { type Handler, Worker, type WorkerEvent, type WorkerOptions } from "../src/worker.ts";
+import {
+  type Handler,
+  Worker,
+  type WorkerEvent,
+  type WorkerOptions,
+} from "../src/worker/worker.ts";
 import { memoryTarget, s3Target, type TargetInstance } from "./helpers/targets.ts";
 
 const fast: WorkerOptions = {

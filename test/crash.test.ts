@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { connect } from "../src/connect.ts";
 import type { Queue } from "../src/queue/queue.ts";
-import { Worker } from "../src/worker.ts";
+import { Worker } from "../src/worker/worker.ts";
 import { sharedTargets, type TargetInstance } from "./helpers/targets.ts";
 
 /** Start the worker fixture in its own process; resolves once it printed `ready`. */

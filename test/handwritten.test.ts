@@ -19,7 +19,7 @@ import { MARKER_GRACE_MS } from "../src/queue/ready-index.ts";
 import { MemoryStorage } from "../src/storage/memory.ts";
 import { DEFAULT_BACKOFF } from "../src/task/backoff.ts";
 import { createTask } from "../src/task/transitions.ts";
-import { Worker, type WorkerOptions } from "../src/worker.ts";
+import { Worker, type WorkerOptions } from "../src/worker/worker.ts";
 import { type TargetInstance, targets } from "./helpers/targets.ts";
 
 const fast: WorkerOptions = {

@@ -3,7 +3,7 @@ import { UnavailableError } from "../src/errors.ts";
 import { Queue } from "../src/queue/queue.ts";
 import { MemoryStorage } from "../src/storage/memory.ts";
 import type { ServerTimeSample, Storage } from "../src/storage/storage.ts";
-import { Worker, type WorkerOptions } from "../src/worker.ts";
+import { Worker, type WorkerOptions } from "../src/worker/worker.ts";
 
 const fast: WorkerOptions = {
   minPollMs: 20,

@@ -11,7 +11,7 @@ import { internals } from "../src/queue/internals.ts";
 import { Queue } from "../src/queue/queue.ts";
 import { countRequests } from "../src/storage/count.ts";
 import { MemoryStorage } from "../src/storage/memory.ts";
-import { PermanentError, Worker, type WorkerOptions } from "../src/worker.ts";
+import { PermanentError, Worker, type WorkerOptions } from "../src/worker/worker.ts";
 import { expectValidHistory } from "./helpers/history.ts";
 import { s3Config, type TargetInstance, targets, testS3Storage } from "./helpers/targets.ts";
 

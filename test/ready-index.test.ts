@@ -25,7 +25,7 @@ import {
   replayTask,
   requestCancel,
 } from "../src/task/transitions.ts";
-import { Worker, type WorkerOptions } from "../src/worker.ts";
+import { Worker, type WorkerOptions } from "../src/worker/worker.ts";
 import { type TargetInstance, targets } from "./helpers/targets.ts";
 import { ERROR_FAULT_KINDS, type ErrorFaultKind, FaultyStorage } from "./support/faulty.ts";
 

@@ -3,7 +3,7 @@
  * later tests (and CI) flaky. Stop every worker you start, even when the test fails.
  */
 import { afterEach, expect } from "vitest";
-import { liveWorkers } from "../src/worker.ts";
+import { liveWorkers } from "../src/worker/worker.ts";
 
 afterEach(async () => {
   const leaked = liveWorkers();

@@ -10,7 +10,7 @@ import { PreconditionFailedError, UnsafeBackendError } from "../src/errors.ts";
 import { Queue } from "../src/queue/queue.ts";
 import { MemoryStorage } from "../src/storage/memory.ts";
 import type { PutOptions, PutResult, Storage, StorageLocation } from "../src/storage/storage.ts";
-import { liveWorkers, Worker, type WorkerEvent, type WorkerOptions } from "../src/worker.ts";
+import { liveWorkers, Worker, type WorkerEvent, type WorkerOptions } from "../src/worker/worker.ts";
 import { removePrefix, s3Config, testS3Storage } from "./helpers/targets.ts";
 
 const fast: WorkerOptions = { minPollMs: 10, maxPollMs: 50, heartbeatSeconds: 0, listReuseMs: 20 };

@@ -13,7 +13,7 @@ import { MemoryStorage } from "../src/storage/memory.ts";
 import { backoffMs } from "../src/task/backoff.ts";
 import { encodeTask, parseTask } from "../src/task/record.ts";
 import { claimTask, createTask, failAttempt } from "../src/task/transitions.ts";
-import { Worker } from "../src/worker.ts";
+import { Worker } from "../src/worker/worker.ts";
 import { type TargetInstance, targets } from "./helpers/targets.ts";
 
 /** Run `fn` and return the ValidationError it throws (failing the test if it throws another). */

@@ -8,7 +8,7 @@ import { runInNewContext } from "node:vm";
 import { expect, it } from "vitest";
 import { Queue } from "../src/queue/queue.ts";
 import { MemoryStorage } from "../src/storage/memory.ts";
-import { Worker } from "../src/worker.ts";
+import { Worker } from "../src/worker/worker.ts";
 
 /**
  * Short tasks run beside the long one. Each is one loop turn with full slots; the issue's

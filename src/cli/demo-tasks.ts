@@ -14,7 +14,7 @@
  *
  * @module
  */
-import { PermanentError, type TaskContext } from "../worker.ts";
+import { PermanentError, type TaskContext } from "../worker/worker.ts";
 
 /** Wait, but stop early when the worker says so (shutdown, cancellation, timeout). */
 function work(ms: number, signal: AbortSignal): Promise<void> {

@@ -12,7 +12,7 @@ import { connect } from "../connect.ts";
 import { formatDuration } from "../duration.ts";
 import type { SubmitOptions } from "../queue/types.ts";
 import { countRequests, type RequestCounts } from "../storage/count.ts";
-import { Worker, type WorkerEvent } from "../worker.ts";
+import { Worker, type WorkerEvent } from "../worker/worker.ts";
 import { durationArg, intArg, oqCommand } from "./args.ts";
 import { openStorage } from "./config.ts";
 import demoTasks from "./demo-tasks.ts";

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { Worker } from "../worker.ts";
+import { Worker } from "../worker/worker.ts";
 import { durationArg, oqCommand } from "./args.ts";
 import { openQueue } from "./config.ts";
 import { log } from "./output.ts";

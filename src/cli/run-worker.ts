@@ -9,7 +9,7 @@ import { requireSafeBackend } from "../doctor/mod.ts";
 import { formatDuration } from "../duration.ts";
 import type { Queue } from "../queue/queue.ts";
 import { type SchedulerHandle, startScheduler } from "../schedule/runner.ts";
-import type { Worker, WorkerEvent } from "../worker.ts";
+import type { Worker, WorkerEvent } from "../worker/worker.ts";
 import { skipDoctorArg } from "./args.ts";
 import { CliError, EXIT_FAILURE } from "./errors.ts";
 import { log, span, timestampLogs } from "./output.ts";

@@ -9,7 +9,7 @@ import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import process from "node:process";
 import { pathToFileURL } from "node:url";
-import type { Handler, HandlerOptions } from "../worker.ts";
+import type { Handler, HandlerOptions } from "../worker/worker.ts";
 import { CliError, EXIT_FAILURE, usageError } from "./errors.ts";
 
 /** A handler with its per-type options. */

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { Worker, type WorkerOptions } from "../worker.ts";
+import { Worker, type WorkerOptions } from "../worker/worker.ts";
 import { durationArg, intArg, oqCommand, secondsArg } from "./args.ts";
 import { openQueue } from "./config.ts";
 import { log } from "./output.ts";

@@ -11,7 +11,7 @@ import { Queue } from "../../src/queue/queue.ts";
 import { type SchedulerHandle, startScheduler } from "../../src/schedule/runner.ts";
 import { countRequests, type RequestCounts } from "../../src/storage/count.ts";
 import type { Storage } from "../../src/storage/storage.ts";
-import { Worker, type WorkerEvent, type WorkerStats } from "../../src/worker.ts";
+import { Worker, type WorkerEvent, type WorkerStats } from "../../src/worker/worker.ts";
 import {
   type ErrorFaultKind,
   type FaultCounts,

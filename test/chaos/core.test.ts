@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { Logger } from "../../src/logger.ts";
 import { Queue } from "../../src/queue/queue.ts";
 import { MemoryStorage } from "../../src/storage/memory.ts";
-import { Worker, type WorkerEvent, type WorkerOptions } from "../../src/worker.ts";
+import { Worker, type WorkerEvent, type WorkerOptions } from "../../src/worker/worker.ts";
 import { ERROR_FAULT_KINDS, type ErrorFaultKind, FaultyStorage } from "../support/faulty.ts";
 
 const workers: Worker[] = [];

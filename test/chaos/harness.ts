@@ -15,7 +15,7 @@ import { slotIdempotencyKey } from "../../src/schedule/slots.ts";
 import type { Storage } from "../../src/storage/storage.ts";
 import { isTerminal } from "../../src/task/transitions.ts";
 import { mapLimit } from "../../src/util/async.ts";
-import type { WorkerEvent } from "../../src/worker.ts";
+import type { WorkerEvent } from "../../src/worker/worker.ts";
 import type { TargetInstance } from "../helpers/targets.ts";
 import { addFaults, type FaultCounts, FaultyStorage, noFaults } from "../support/faulty.ts";
 import {

@@ -10,7 +10,7 @@ import type { Storage } from "../../src/storage/storage.ts";
 import { DEFAULT_BACKOFF } from "../../src/task/backoff.ts";
 import { encodeTask, type TaskRecord } from "../../src/task/record.ts";
 import { claimTask, completeTask, createTask, renewLease } from "../../src/task/transitions.ts";
-import { Worker } from "../../src/worker.ts";
+import { Worker } from "../../src/worker/worker.ts";
 import { checkRun, type RunLog } from "./invariants.ts";
 
 const T0 = Date.parse("2026-01-01T00:00:00Z");

@@ -12,8 +12,8 @@
  *
  * @module
  */
-import { UnsafeBackendError } from "./errors.ts";
-import { sameEtag } from "./storage/storage.ts";
+import { UnsafeBackendError } from "../errors.ts";
+import { sameEtag } from "../storage/storage.ts";
 
 /** Refusals of a held condition in a row (on any tasks) after which the backend is unsafe. */
 export const REFUSED_CLAIMS_LIMIT = 3;

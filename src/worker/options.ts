@@ -1,0 +1,130 @@
+/**
+ * The worker's public option and handler types, with their defaults ({@link resolveOptions}).
+ *
+ * @module
+ */
+import type { QueueInternals } from "../queue/internals.ts";
+import type { TaskRecord } from "../task/record.ts";
+import type { WorkerEvent } from "./events.ts";
+
+/** Context passed to a handler with its input. */
+export interface TaskContext {
+  /** The task as claimed (status running, this attempt's lease). */
+  readonly task: TaskRecord;
+  /** This attempt's number (1 for the first run). */
+  readonly attempt: number;
+  /** The id of the worker running it. */
+  readonly workerId: string;
+  /**
+   * Fires when the handler should stop: cancellation was requested, the lease was lost (the
+   * task may be run elsewhere), the attempt timed out, or the worker is shutting down.
+   * `signal.reason` is an {@link OqError}-free `Error` whose `name` says which.
+   */
+  readonly signal: AbortSignal;
+  /** Reads the stored task now and tells whether cancellation was requested (one GET). */
+  isCancellationRequested(): Promise<boolean>;
+  /** Extend the lease to `seconds` from now (one PUT). Throws when the lease was lost. */
+  extendLease(seconds: number): Promise<void>;
+}
+
+/** A task handler: gets the input, returns the output (any JSON value). */
+export type Handler<Input = unknown, Output = unknown> = (
+  input: Input,
+  ctx: TaskContext,
+) => Promise<Output> | Output;
+
+/** Throw this (or a subclass) from a handler to fail the task at once, skipping retries. */
+export class PermanentError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "PermanentError";
+  }
+}
+
+/** Per-type settings, given with {@link Worker.task}. */
+export interface HandlerOptions {
+  /** Lease length for this type, in seconds. */
+  leaseSeconds?: number;
+  /** Default per-attempt time limit for this type when the task has none, in seconds. */
+  timeoutSeconds?: number;
+}
+
+/** A registered handler with its per-type settings. */
+export interface HandlerEntry {
+  handler: Handler;
+  options: HandlerOptions;
+}
+
+/** Options of {@link Worker}. */
+export interface WorkerOptions {
+  /** Worker id (default `w-` and random hex). Shown in leases and heartbeats. */
+  id?: string;
+  /** Tasks run at once. Default 1. */
+  concurrency?: number;
+  /** Lease length in seconds. Renewed while the handler runs. Default 60. */
+  leaseSeconds?: number;
+  /** Default per-attempt time limit when the task has none, in seconds. Default: none. */
+  timeoutSeconds?: number;
+  /** Shortest pause between polls, in ms (after finding work). Default 250. */
+  minPollMs?: number;
+  /** Longest pause between polls when idle, in ms. Default 6000 (10 LISTs a minute). */
+  maxPollMs?: number;
+  /** Run the monitor (lease recovery, TTL expiry, stale marker removal). Default true. */
+  monitor?: boolean;
+  /** Seconds between heartbeat writes; 0 disables heartbeats. Default 60. */
+  heartbeatSeconds?: number;
+  /** How long {@link Worker.stop} waits for running handlers before firing their signals, ms. Default 10000. */
+  shutdownGraceMs?: number;
+  /**
+   * How long a handler gets to settle once its signal fired (cancel, timeout, shutdown, lost
+   * lease), ms. The lease is renewed meanwhile; after it the worker stops renewing, and the slot
+   * frees when the lease lapses (the attempt then counts). Default 5000.
+   */
+  signalGraceMs?: number;
+  /** How long a listing is reused to find more candidates before listing again, ms. Default 2000. */
+  listReuseMs?: number;
+  /** Called on every task outcome (the CLI logs these). */
+  onEvent?: (event: WorkerEvent) => void;
+  /**
+   * Do not require a doctor verdict before claiming (like `oq worker --skip-doctor`). By default
+   * {@link Worker.start} and {@link Worker.drain} refuse a backend whose cached verdict is
+   * `unsafe`, and probe one that has no fresh verdict for this exact path first. Only set this
+   * when you know the backend honours conditional writes.
+   */
+  skipDoctor?: boolean;
+}
+
+/** {@link WorkerOptions} (checked) with every default filled in, except the id. */
+export type ResolvedOptions = Required<Omit<WorkerOptions, "id" | "onEvent" | "timeoutSeconds">> &
+  Pick<WorkerOptions, "onEvent" | "timeoutSeconds">;
+
+/** Fill in the defaults of checked worker options. */
+export function resolveOptions(
+  options: Omit<WorkerOptions, "onEvent">,
+  onEvent: WorkerOptions["onEvent"],
+): ResolvedOptions {
+  return {
+    concurrency: options.concurrency ?? 1,
+    leaseSeconds: options.leaseSeconds ?? 60,
+    timeoutSeconds: options.timeoutSeconds,
+    minPollMs: options.minPollMs ?? 250,
+    maxPollMs: options.maxPollMs ?? 6000,
+    monitor: options.monitor ?? true,
+    heartbeatSeconds: options.heartbeatSeconds ?? 60,
+    shutdownGraceMs: options.shutdownGraceMs ?? 10_000,
+    signalGraceMs: options.signalGraceMs ?? 5000,
+    listReuseMs: options.listReuseMs ?? 2000,
+    skipDoctor: options.skipDoctor ?? false,
+    onEvent,
+  };
+}
+
+/**
+ * The lease length to write with an expiry computed from `queue.now()`, the lower bound of
+ * server time: stretched by the width of the clock's interval, so that the lease lasts at least
+ * `leaseMs` of server time and the holder, which stops by the upper bound, keeps all of it.
+ */
+export function leaseToWrite(queue: QueueInternals, leaseMs: number): number {
+  const { lower, upper } = queue.clock.bounds();
+  return leaseMs + (upper - lower);
+}

@@ -1,0 +1,87 @@
+/**
+ * What a finished attempt writes and reports: the transition for its result (completed, a
+ * retry, failed, or cancelled when a cancel was requested) and the event and counter for it.
+ *
+ * @module
+ */
+import type { QueueInternals } from "../queue/internals.ts";
+import type { TaskRecord } from "../task/record.ts";
+import { completeTask, type Failure, failAttempt, finishCancelled } from "../task/transitions.ts";
+import { errorMessage } from "../util/errors.ts";
+import type { Emit, WorkerStats } from "./events.ts";
+import { PermanentError } from "./options.ts";
+
+/** A thrown value as the attempt's failure (a {@link PermanentError} skips the retries). */
+export function toFailure(error: unknown): Failure {
+  if (error instanceof Error) {
+    return { name: error.name, message: error.message, permanent: error instanceof PermanentError };
+  }
+  return { name: "Error", message: String(error) };
+}
+
+/** A failure when `output` cannot be stored as JSON. */
+export function checkOutput(output: unknown): Failure | undefined {
+  try {
+    JSON.stringify(output === undefined ? null : output);
+    return undefined;
+  } catch (error) {
+    return {
+      name: "InvalidOutput",
+      message: `handler output is not JSON-serializable: ${errorMessage(error)}`,
+      permanent: false,
+    };
+  }
+}
+
+/**
+ * The transition recording an attempt's result with lease `token`: a failure ends the task
+ * `cancelled` when a cancel was requested, else counts as a failed attempt; an output completes
+ * it (or fails the attempt when it is not JSON).
+ */
+export function finishChange(
+  q: QueueInternals,
+  token: string,
+  result: { output?: unknown; failure?: Failure },
+): (t: TaskRecord) => TaskRecord {
+  if (result.failure !== undefined) {
+    const failure = result.failure;
+    return (t) =>
+      t.cancel !== null
+        ? finishCancelled(t, token, q.now())
+        : failAttempt(t, token, failure, q.now(), q.random());
+  }
+  const output = result.output;
+  const bad = checkOutput(output);
+  return bad === undefined
+    ? (t) => completeTask(t, token, output, q.now())
+    : (t) => failAttempt(t, token, bad, q.now(), q.random());
+}
+
+/** Count and report the outcome `t` (as written) of an attempt that ran `durationMs`. */
+export function recordOutcome(
+  t: TaskRecord,
+  durationMs: number,
+  stats: WorkerStats,
+  emit: Emit,
+): void {
+  const kind =
+    t.status === "completed"
+      ? "completed"
+      : t.status === "pending"
+        ? "retry-scheduled"
+        : t.status === "cancelled"
+          ? "cancelled"
+          : "failed";
+  if (kind === "completed") stats.completed++;
+  else if (kind === "retry-scheduled") stats.retried++;
+  else if (kind === "cancelled") stats.cancelled++;
+  else stats.failed++;
+  emit({
+    kind,
+    id: t.id,
+    type: t.type,
+    attempt: t.attempt,
+    durationMs,
+    ...(kind === "completed" || t.lastError === null ? {} : { error: t.lastError.message }),
+  });
+}

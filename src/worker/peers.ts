@@ -1,0 +1,141 @@
+/**
+ * Heartbeats and the live-peer list. Every worker writes `workers/{id}.json` every
+ * `heartbeatSeconds` and, with it, lists `workers/` (no reads) to learn which workers are alive;
+ * the id space is split evenly between them ({@link Peers.mine}). Correctness never depends on
+ * this: it only saves the GETs of reading tasks another worker is claiming at the same moment.
+ *
+ * @module
+ */
+import type { QueueInternals } from "../queue/internals.ts";
+import { errorMessage } from "../util/errors.ts";
+import type { WorkerStats } from "./events.ts";
+
+/** What a heartbeat says about its worker, besides its id and the time. */
+export interface HeartbeatState {
+  types: string[];
+  concurrency: number;
+  active: string[];
+  /** Server time at which the worker started (epoch ms). */
+  startedAt: number;
+  stats: WorkerStats;
+}
+
+/** After starting, look for peers again after these pauses (ms), then at each heartbeat. */
+const EARLY_LOOKS_MS = [300, 700, 2000];
+
+/** One worker's heartbeat and its view of the live workers. */
+export class Peers {
+  readonly #queue: QueueInternals;
+  readonly #id: string;
+  readonly #heartbeatSeconds: number;
+  readonly #state: () => HeartbeatState;
+  /** Live worker ids (sorted), for splitting work; just this worker until heartbeats say more. */
+  #peers: string[] = [];
+  #heartbeatTimer: ReturnType<typeof setInterval> | undefined;
+  #peerTimer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(
+    queue: QueueInternals,
+    id: string,
+    heartbeatSeconds: number,
+    state: () => HeartbeatState,
+  ) {
+    this.#queue = queue;
+    this.#id = id;
+    this.#heartbeatSeconds = heartbeatSeconds;
+    this.#state = state;
+  }
+
+  /** The live worker ids, sorted (empty until the first listing). */
+  get live(): readonly string[] {
+    return this.#peers;
+  }
+
+  /**
+   * True when a task falls in this worker's share. Workers split the id space evenly between
+   * the live workers they see in heartbeats, so they rarely read a task another worker is
+   * claiming at the same moment (each such read is a wasted GET).
+   */
+  mine(id: string): boolean {
+    if (this.#peers.length <= 1) return true;
+    const slot = Number.parseInt(id.slice(-6), 16) % this.#peers.length;
+    return this.#peers[slot] === this.#id;
+  }
+
+  /**
+   * Write the first heartbeat, then keep writing them. Workers started together miss each other
+   * in their first listing: look again soon, and again, until the heartbeat interval takes over.
+   * `running` tells whether the worker still runs. Does nothing when heartbeats are off.
+   */
+  async start(running: () => boolean): Promise<void> {
+    if (this.#heartbeatSeconds <= 0) return;
+    await this.heartbeat();
+    const again = (delays: number[]) => {
+      const [next, ...rest] = delays;
+      if (next === undefined) return;
+      this.#peerTimer = setTimeout(() => {
+        void this.refresh()
+          .catch(() => {})
+          .finally(() => {
+            if (running()) again(rest);
+          });
+      }, next);
+    };
+    again(EARLY_LOOKS_MS);
+    this.#heartbeatTimer = setInterval(() => void this.heartbeat(), this.#heartbeatSeconds * 1000);
+  }
+
+  /** Stop writing heartbeats and delete this worker's (when heartbeats are on). */
+  async stop(): Promise<void> {
+    if (this.#heartbeatTimer !== undefined) clearInterval(this.#heartbeatTimer);
+    if (this.#peerTimer !== undefined) clearTimeout(this.#peerTimer);
+    if (this.#heartbeatSeconds > 0) {
+      await this.#queue.storage.delete(this.#queue.keys.worker(this.#id)).catch(() => {});
+    }
+  }
+
+  /** Write this worker's heartbeat and refresh the peer list; failures are logged, not thrown. */
+  async heartbeat(): Promise<void> {
+    const q = this.#queue;
+    const state = this.#state();
+    const body = JSON.stringify({
+      id: this.#id,
+      types: state.types,
+      concurrency: state.concurrency,
+      active: state.active,
+      startedAt: new Date(state.startedAt).toISOString(),
+      seenAt: new Date(q.now()).toISOString(),
+      heartbeatSeconds: this.#heartbeatSeconds,
+      stats: state.stats,
+    });
+    try {
+      await q.storage.put(q.keys.worker(this.#id), body, { contentType: "application/json" });
+      await this.refresh();
+    } catch (error) {
+      q.logger.warn(`heartbeat failed: ${errorMessage(error)}`);
+    }
+  }
+
+  /**
+   * Live workers from the heartbeat listing (one LIST per heartbeat; no reads): those whose
+   * heartbeat is younger than three intervals, and always this worker.
+   */
+  async refresh(): Promise<void> {
+    const q = this.#queue;
+    const freshAfter = q.now() - 3 * this.#heartbeatSeconds * 1000;
+    const peers = new Set([this.#id]);
+    let continuationToken: string | undefined;
+    do {
+      const page = await q.storage.list({
+        prefix: q.keys.workers,
+        ...(continuationToken ? { continuationToken } : {}),
+      });
+      for (const o of page.objects) {
+        const m = /^([^/]+)\.json$/.exec(o.key.slice(q.keys.workers.length));
+        if (m !== null && o.lastModified.getTime() >= freshAfter) peers.add(m[1]!);
+      }
+      continuationToken = page.isTruncated ? page.nextContinuationToken : undefined;
+    } while (continuationToken !== undefined);
+    this.#peers = [...peers].sort();
+  }
+}

@@ -1,0 +1,333 @@
+/**
+ * Finding work: the poll loop, the walk of the ready index (a few pages a poll, resuming where
+ * the last stopped), the order in which candidates are tried (own share, then stealing), and
+ * the claim itself. See "Finding work" in docs/protocol.md.
+ *
+ * @module
+ */
+import type { UnsafeBackendError } from "../errors.ts";
+import { OqError } from "../errors.ts";
+import type { QueueInternals } from "../queue/internals.ts";
+import type { Versioned } from "../queue/types.ts";
+import type { TaskRecord } from "../task/record.ts";
+import {
+  canRetry,
+  claimTask,
+  expireLease,
+  expireTask,
+  isExpired,
+  isLeaseExpired,
+  isTerminal,
+  leaseTakeoverAt,
+  ms,
+} from "../task/transitions.ts";
+import { sleep } from "../util/async.ts";
+import { errorMessage } from "../util/errors.ts";
+import type { ClaimProbes } from "./claim-probes.ts";
+import type { Emit, WorkerStats } from "./events.ts";
+import type { Candidate, Monitor } from "./monitor.ts";
+import { type HandlerEntry, leaseToWrite } from "./options.ts";
+import { RefusedClaims } from "./refused-claims.ts";
+import type { SkipList } from "./skip.ts";
+
+/**
+ * A pending task of a type this worker cannot run is read again after this long (or at its TTL):
+ * only its expiry concerns this worker's monitor, and re-reading it every poll would make idle
+ * cost grow with the backlog of other types.
+ */
+export const UNHANDLED_RECHECK_MS = 10 * 60_000;
+
+/** A task outside this worker's share is taken once it has been due this long. */
+export const STEAL_AFTER_MS = 3000;
+
+/** Pages of the ready index one poll reads at most. */
+const PAGES_PER_POLL = 3;
+
+/** What the poller needs from its worker. */
+export interface PollerOptions {
+  workerId: string;
+  concurrency: number;
+  /** Default lease length, seconds (a type's own wins). */
+  leaseSeconds: number;
+  minPollMs: number;
+  maxPollMs: number;
+  listReuseMs: number;
+  handlers: ReadonlyMap<string, HandlerEntry>;
+  /** The tasks running now, by id. */
+  running: { readonly size: number; has(id: string): boolean };
+  skip: SkipList;
+  monitor: Monitor;
+  /** Whether a task id falls in this worker's share (see `Peers.mine`). */
+  mine: (id: string) => boolean;
+  probes: ClaimProbes;
+  stats: WorkerStats;
+  emit: Emit;
+  /** Whether the worker still runs (claims stop once it does not). */
+  isRunning: () => boolean;
+  /** Run a task just claimed with lease `token`. */
+  start: (
+    claimed: Versioned,
+    claim: { token: string; leaseMs: number; entry: HandlerEntry },
+  ) => void;
+  /** The backend refused valid conditional writes: stop the worker. */
+  onUnsafe: (id: string, error: UnsafeBackendError) => void;
+}
+
+/** The poll loop and claims of one worker. */
+export class Poller {
+  readonly #queue: QueueInternals;
+  readonly #o: PollerOptions;
+  readonly #refusals = new RefusedClaims();
+  #candidates: Candidate[] = [];
+  /** Where the next listing continues when the last one stopped at its page limit. */
+  #resumeAfter: string | undefined;
+  #listedAt = Number.NEGATIVE_INFINITY;
+  #wake = new AbortController();
+
+  constructor(queue: QueueInternals, options: PollerOptions) {
+    this.#queue = queue;
+    this.#o = options;
+  }
+
+  /** Aborted when a slot frees or the worker stops: ends the loop's pause. */
+  get wakeSignal(): AbortSignal {
+    return this.#wake.signal;
+  }
+
+  /** End the loop's pause now (a slot freed, or the worker stops). */
+  wake(): void {
+    this.#wake.abort();
+    if (this.#o.isRunning()) this.#wake = new AbortController();
+  }
+
+  /** The due markers of the last listing not tried yet (for tests). */
+  get candidates(): readonly Candidate[] {
+    return this.#candidates;
+  }
+
+  /** Where the next listing resumes, when the last stopped at its page limit. */
+  get resumeAfter(): string | undefined {
+    return this.#resumeAfter;
+  }
+
+  /** Make the next pass list again rather than reuse the last listing. */
+  relist(): void {
+    this.#listedAt = Number.NEGATIVE_INFINITY;
+  }
+
+  /** Poll until the worker stops: pause `minPollMs` after finding work, doubling up to `maxPollMs` when idle. */
+  async run(): Promise<void> {
+    const o = this.#o;
+    let idle = o.minPollMs;
+    while (o.isRunning()) {
+      if (o.running.size >= o.concurrency) {
+        // A freed slot aborts #wake. Racing the running tasks' promises instead would attach a
+        // reaction to each of them per turn, kept until that task ends: a long task on a busy
+        // worker held gigabytes of them.
+        await sleep(60_000, this.#wake.signal);
+        continue;
+      }
+      let claimed = 0;
+      try {
+        claimed = await this.pass();
+      } catch (error) {
+        // Storage trouble (throttling, an outage) must not kill the loop: back off and retry.
+        this.#queue.logger.warn(`poll failed: ${errorMessage(error)}`);
+      }
+      if (!o.isRunning()) break;
+      if (claimed > 0) {
+        idle = o.minPollMs;
+        if (o.running.size < o.concurrency && this.#candidates.length === 0) {
+          await sleep(o.minPollMs, this.#wake.signal);
+        }
+        continue;
+      }
+      await sleep(idle, this.#wake.signal);
+      idle = Math.min(o.maxPollMs, idle * 2);
+    }
+  }
+
+  /** Try to fill free slots from the ready index. Returns how many tasks were claimed. */
+  async pass(): Promise<number> {
+    const o = this.#o;
+    const local = this.#queue.clock.localNow();
+    if (this.#candidates.length === 0 || local - this.#listedAt > o.listReuseMs) {
+      await this.list();
+    }
+    let claimed = 0;
+    // Our own share first, oldest first; then others' shares once their tasks have waited a
+    // while (their owner may be busy, dead or a pure monitor); then anything, when our share
+    // gave nothing. Stealing goes newest first, away from where the owner is working.
+    const stealBefore = this.#queue.now() - STEAL_AFTER_MS;
+    const passes: { pick: (m: Candidate) => boolean; oldestFirst: boolean }[] = [
+      { pick: (m) => o.mine(m.id), oldestFirst: true },
+      { pick: (m) => m.dueMs <= stealBefore, oldestFirst: false },
+      { pick: () => claimed === 0, oldestFirst: false },
+    ];
+    for (const { pick, oldestFirst } of passes) {
+      for (const marker of oldestFirst ? [...this.#candidates] : [...this.#candidates].reverse()) {
+        if (o.running.size >= o.concurrency || !o.isRunning()) return claimed;
+        if (!pick(marker)) continue;
+        this.#candidates.splice(this.#candidates.indexOf(marker), 1);
+        if (o.skip.skipped(marker.key, this.#queue.clock.localNow())) continue;
+        try {
+          if (await this.#inspect(marker)) claimed++;
+        } catch (error) {
+          // One task's storage trouble (a throttled or failed read or claim) must not end the
+          // pass: the other candidates are still due, and a pass that throws counts as idle and
+          // backs the worker off (the chaos tests measured 10% faults making a worker ~80x
+          // slower). The marker stays in the index, so a later listing retries it.
+          this.#queue.logger.warn(
+            `task ${marker.id}: ${errorMessage(error)} (retried at the next listing)`,
+          );
+        }
+      }
+    }
+    return claimed;
+  }
+
+  /**
+   * List the due part of the index (after the monitor's batched sweep and, now and then, its
+   * tail listing). A deep index (many running or unhandled tasks) is read a few pages per poll,
+   * resuming where the last poll stopped, so a poll's cost stays bounded.
+   */
+  async list(): Promise<void> {
+    const { monitor, skip, running, handlers } = this.#o;
+    this.#o.stats.polls++;
+    await monitor.sweep();
+    const now = this.#queue.now();
+    const local = this.#queue.clock.localNow();
+    skip.prune(local);
+    await monitor.listTail(now, local);
+    const found: Candidate[] = [];
+    const progress = { capped: false };
+    let last: string | undefined;
+    for await (const marker of this.#queue.markers({
+      dueBy: now,
+      maxPages: PAGES_PER_POLL,
+      progress,
+      ...(this.#resumeAfter === undefined ? {} : { startAfter: this.#resumeAfter }),
+      onMalformed: monitor.malformed(now),
+    })) {
+      last = marker.key;
+      if (skip.skipped(marker.key, local) || running.has(marker.id)) continue;
+      if (!monitor.enabled && !handlers.has(marker.type)) continue;
+      found.push(marker);
+    }
+    this.#resumeAfter = progress.capped ? last : undefined;
+    this.#candidates = found;
+    this.#listedAt = this.#queue.clock.localNow();
+  }
+
+  /** Look at one due marker's task and act on it. True when the task was claimed. */
+  async #inspect(marker: Candidate): Promise<boolean> {
+    const q = this.#queue;
+    let found: Versioned | undefined;
+    try {
+      found = await q.read(marker.id);
+    } catch (error) {
+      if (error instanceof OqError && error.code === "MALFORMED") {
+        q.warnOnce(marker.key, `skipping task ${marker.id}: ${error.message}`);
+        this.#o.emit({ kind: "skipped-malformed", id: q.keys.task(marker.id) });
+        // A malformed object names no marker: once the grace is over the marker is garbage.
+        this.#o.monitor.stale(marker, q.now(), true);
+        return false;
+      }
+      throw error;
+    }
+    const now = q.now();
+    // A finished task that still names its marker was written before terminal transitions
+    // cleared it: the marker is garbage all the same (a replay writes a new one).
+    if (
+      found === undefined ||
+      found.task.marker !== marker.relative ||
+      isTerminal(found.task.status)
+    ) {
+      await this.#o.monitor.unnamed(marker, found, now);
+      return false;
+    }
+    if (found.task.status === "pending") return this.#pending(marker, found, now);
+    if (found.task.status === "running") return this.#runningTask(marker, found, now);
+    return false;
+  }
+
+  /** A pending task named by its marker: expire, skip until due, skip (unhandled), or claim. */
+  async #pending(marker: Candidate, found: Versioned, now: number): Promise<boolean> {
+    const q = this.#queue;
+    const task = found.task;
+    const handled = this.#o.handlers.has(task.type);
+    if (isExpired(task, now)) {
+      if (this.#o.monitor.enabled || handled)
+        await this.#o.monitor.apply(found, (t) => expireTask(t, q.now()), "expired");
+      return false;
+    }
+    if (ms(task.availableAt) > now) {
+      this.#o.skip.untilServer(marker.key, ms(task.availableAt));
+      return false;
+    }
+    if (!handled) {
+      this.#o.skip.untilServer(
+        marker.key,
+        Math.min(
+          task.expiresAt === null ? Number.POSITIVE_INFINITY : ms(task.expiresAt),
+          now + UNHANDLED_RECHECK_MS,
+        ),
+      );
+      return false;
+    }
+    return this.#claim(found);
+  }
+
+  /** A running task: skip while its lease lives; else take it over, or recover it. */
+  async #runningTask(marker: Candidate, found: Versioned, now: number): Promise<boolean> {
+    const q = this.#queue;
+    const task = found.task;
+    const handled = this.#o.handlers.has(task.type);
+    if (!isLeaseExpired(task, now)) {
+      this.#o.skip.untilServer(marker.key, leaseTakeoverAt(task));
+      return false;
+    }
+    if (handled && task.cancel === null && canRetry(task)) return this.#claim(found);
+    if (this.#o.monitor.enabled || handled) {
+      await this.#o.monitor.apply(found, (t) => expireLease(t, q.now(), q.random()), "recovered");
+    }
+    return false;
+  }
+
+  /** Claim `found` with a conditional write and start it. True when the claim was won. */
+  async #claim(found: Versioned): Promise<boolean> {
+    const q = this.#queue;
+    const entry = this.#o.handlers.get(found.task.type)!;
+    const leaseMs = (entry.options.leaseSeconds ?? this.#o.leaseSeconds) * 1000;
+    const token = q.randomHex(32);
+    let next: TaskRecord;
+    try {
+      const now = q.now();
+      const lease = leaseToWrite(q, leaseMs);
+      next = claimTask(found.task, { workerId: this.#o.workerId, token, leaseMs: lease, now });
+    } catch {
+      return false;
+    }
+    const key = q.keys.task(found.task.id);
+    const unsafe = this.#refusals.claiming(key, found.etag);
+    if (unsafe !== undefined) {
+      this.#o.onUnsafe(found.task.id, unsafe);
+      return false;
+    }
+    let refused = false;
+    let written: Versioned | undefined;
+    try {
+      written = await q.write(found, next, { onPreconditionFailed: () => (refused = true) });
+    } catch (error) {
+      this.#o.probes.confirm(next, token);
+      throw error;
+    }
+    if (written === undefined) {
+      if (refused) this.#refusals.refused(key, found.etag);
+      return false;
+    }
+    this.#refusals.won();
+    this.#o.start(written, { token, leaseMs, entry });
+    return true;
+  }
+}

@@ -1,0 +1,326 @@
+/**
+ * The worker: polls the ready index, claims due tasks it has handlers for with a conditional
+ * write, runs them under a lease it renews, and records the outcome. Every worker also runs the
+ * monitor by default (expired leases, TTLs, stale markers), so liveness needs no separate daemon.
+ *
+ * This class wires the parts: {@link Poller} (finding and claiming work), {@link Attempt} (one
+ * running task, with its {@link Lease}), {@link Peers} (heartbeats and shares), {@link Monitor} (recovery and stale
+ * markers) and {@link ClaimProbes} (claims that may have landed unseen).
+ *
+ * @module
+ */
+import { requireSafeBackend } from "../doctor/mod.ts";
+import { InvalidStateError, type UnsafeBackendError, ValidationError } from "../errors.ts";
+import { checkTaskType, checkWorkerId } from "../keys.ts";
+import { checkOptions, workerOptionsSchema } from "../options.ts";
+import { internals, type QueueInternals } from "../queue/internals.ts";
+import type { Queue } from "../queue/queue.ts";
+import type { Versioned } from "../queue/types.ts";
+import type { Failure } from "../task/transitions.ts";
+import { sleep } from "../util/async.ts";
+import { Attempt, type Interrupt, signalReason } from "./attempt.ts";
+import { ClaimProbes } from "./claim-probes.ts";
+import { type Emit, emitter, newStats, type WorkerStats } from "./events.ts";
+import { Monitor } from "./monitor.ts";
+import {
+  type Handler,
+  type HandlerEntry,
+  type HandlerOptions,
+  type ResolvedOptions,
+  resolveOptions,
+  type WorkerOptions,
+} from "./options.ts";
+import { Peers } from "./peers.ts";
+import { Poller } from "./poller.ts";
+import { SkipList } from "./skip.ts";
+
+export type { WorkerEvent, WorkerStats } from "./events.ts";
+export {
+  type Handler,
+  type HandlerOptions,
+  PermanentError,
+  type TaskContext,
+  type WorkerOptions,
+} from "./options.ts";
+
+const live = new Set<Worker>();
+
+/** Workers started and not yet stopped in this process (tests use it to catch leaks). */
+export function liveWorkers(): readonly Worker[] {
+  return [...live];
+}
+
+/**
+ * A worker over a queue. Register handlers with {@link Worker.task}, then {@link Worker.start}.
+ * A worker never claims a type it has no handler for; with no handlers it is a pure monitor.
+ */
+export class Worker {
+  /** This worker's id. */
+  readonly id: string;
+  /** Counters since start. */
+  readonly stats: WorkerStats = newStats();
+  readonly #queue: Queue;
+  /** The queue's internals (task store, ready index), which the parts work through. */
+  readonly #q: QueueInternals;
+  readonly #handlers = new Map<string, HandlerEntry>();
+  readonly #options: ResolvedOptions;
+  readonly #emit: Emit;
+  readonly #running = new Map<string, Attempt>();
+  readonly #probes: ClaimProbes;
+  readonly #peers: Peers;
+  readonly #poller: Poller;
+  #state: "new" | "running" | "stopping" | "stopped" = "new";
+  #loop: Promise<void> | undefined;
+  #startedAt = 0;
+  #unsafe: UnsafeBackendError | undefined;
+
+  constructor(queue: Queue, given: WorkerOptions = {}) {
+    this.#queue = queue;
+    const q = internals(queue);
+    this.#q = q;
+    const options = checkOptions(workerOptionsSchema, given, "worker options");
+    this.id = checkWorkerId(options.id ?? `w-${q.randomHex(10)}`);
+    this.#options = resolveOptions(options, given.onEvent);
+    this.#emit = emitter(given.onEvent);
+    const o = this.#options;
+    const skip = new SkipList(queue.clock);
+    const monitor = new Monitor(q, {
+      enabled: o.monitor,
+      stats: this.stats,
+      emit: this.#emit,
+      skip,
+    });
+    this.#probes = new ClaimProbes(q, this.#emit);
+    this.#peers = new Peers(q, this.id, o.heartbeatSeconds, () => ({
+      types: this.types,
+      concurrency: o.concurrency,
+      active: this.active,
+      startedAt: this.#startedAt,
+      stats: this.stats,
+    }));
+    this.#poller = new Poller(q, {
+      ...o,
+      workerId: this.id,
+      handlers: this.#handlers,
+      running: this.#running,
+      skip,
+      monitor,
+      mine: (id) => this.#peers.mine(id),
+      probes: this.#probes,
+      stats: this.stats,
+      emit: this.#emit,
+      isRunning: () => this.#state === "running",
+      start: (claimed, claim) => this.#startAttempt(claimed, claim, skip),
+      onUnsafe: (id, error) => this.#onUnsafe(id, error),
+    });
+  }
+
+  /** Register the handler for a task type. Returns the worker, for chaining. */
+  task<Input = unknown, Output = unknown>(
+    type: string,
+    handler: Handler<Input, Output>,
+    options: HandlerOptions = {},
+  ): this {
+    checkTaskType(type);
+    if (typeof handler !== "function")
+      throw new ValidationError(`The handler for ${type} must be a function.`);
+    this.#handlers.set(type, { handler: handler as Handler, options });
+    return this;
+  }
+
+  /** The task types this worker handles. */
+  get types(): string[] {
+    return [...this.#handlers.keys()];
+  }
+
+  /**
+   * Set when the worker stopped itself because the backend refused valid conditional writes
+   * (code `UNSAFE_BACKEND`): run `oq doctor` against it.
+   */
+  get unsafeBackend(): UnsafeBackendError | undefined {
+    return this.#unsafe;
+  }
+
+  /** Ids of the tasks running now. */
+  get active(): string[] {
+    return [...this.#running.keys()];
+  }
+
+  /**
+   * Start polling. Resolves once started; the loop runs until {@link Worker.stop}. Throws
+   * `UnsafeBackendError` when doctor found the backend unsafe (see `skipDoctor`).
+   */
+  async start(): Promise<void> {
+    if (this.#state !== "new")
+      throw new InvalidStateError(`Worker ${this.id} was already started.`);
+    this.#state = "running";
+    if (!(await this.#provenSafe())) return;
+    this.#startedAt = this.#queue.now();
+    live.add(this);
+    await this.#peers.start(() => this.#state === "running");
+    this.#loop = this.#poller.run();
+  }
+
+  /**
+   * Stop: no new claims; running handlers get `shutdownGraceMs` to finish, then their signals
+   * fire (`Shutdown`) and they get `signalGraceMs` more to settle. A task is handed back as
+   * pending (the attempt does not count) only once its handler has settled. A handler still
+   * running after both graces keeps the task's lease, no longer renewed, until it lapses: no
+   * other worker can start the same attempt meanwhile, and the attempt counts.
+   */
+  async stop(options: { graceMs?: number } = {}): Promise<void> {
+    if (this.#state === "new") {
+      this.#state = "stopped";
+      return;
+    }
+    if (this.#state === "stopped") return;
+    this.#state = "stopping";
+    this.#poller.wake();
+    await this.#loop;
+    const grace = options.graceMs ?? this.#options.shutdownGraceMs;
+    await this.#interruptAll(grace, { kind: "shutdown" }, this.#options.signalGraceMs);
+    await raceTimeout(this.#probes.all(), this.#options.signalGraceMs);
+    this.#probes.end();
+    await this.#q.flush();
+    await this.#peers.stop();
+    this.#state = "stopped";
+    live.delete(this);
+  }
+
+  /**
+   * One pass without starting the loop: claim and run due tasks until none is left or the time
+   * budget runs out, then wait for the handlers. For runtimes that wake up briefly (a Worker's
+   * cron trigger). The budget is a deadline: handlers still running shortly before it get their
+   * signal, and their attempts count as failed (`BudgetExceeded`), so a task longer than any
+   * drain fails after its retries; handlers that do not settle by then are left to their
+   * leases. Returns how many tasks it started.
+   */
+  async drain(options: { budgetMs?: number } = {}): Promise<number> {
+    const clock = this.#queue.clock;
+    const budgetMs = options.budgetMs ?? 25_000;
+    const deadline = clock.localNow() + budgetMs;
+    // Handlers still running then get their signal early enough to settle and have their
+    // outcome written by the deadline.
+    const settleMs = Math.min(this.#options.signalGraceMs, budgetMs / 4);
+    const signalAt = deadline - settleMs;
+    const wasNew = this.#state === "new";
+    if (wasNew && !this.#options.skipDoctor) await requireSafeBackend(this.#queue);
+    if (wasNew) {
+      this.#state = "running";
+      live.add(this);
+    }
+    try {
+      const started = await this.#drainUntil(signalAt);
+      // An attempt cut short by the budget counts: a task that can never finish within one
+      // drain must reach its retry limit and fail, not be handed back forever.
+      const failure: Failure = {
+        name: "BudgetExceeded",
+        message: `the attempt did not finish within the drain budget of ${budgetMs} ms`,
+      };
+      const graceMs = Math.max(0, signalAt - clock.localNow());
+      await this.#interruptAll(graceMs, { kind: "budget", failure }, settleMs);
+      await this.#q.flush();
+      return started;
+    } finally {
+      if (wasNew) {
+        this.#state = "stopped";
+        live.delete(this);
+      }
+    }
+  }
+
+  /** Claim and start due tasks until none is left or local time `signalAt`; how many started. */
+  async #drainUntil(signalAt: number): Promise<number> {
+    const clock = this.#queue.clock;
+    let started = 0;
+    while (clock.localNow() < signalAt && this.#state === "running") {
+      if (this.#running.size >= this.#options.concurrency) {
+        await sleep(signalAt - clock.localNow(), this.#poller.wakeSignal);
+        continue;
+      }
+      this.#poller.relist();
+      const claimed = await this.#poller.pass();
+      started += claimed;
+      if (claimed === 0 && this.#running.size === 0) break;
+      if (claimed === 0) await sleep(signalAt - clock.localNow(), this.#poller.wakeSignal);
+    }
+    return started;
+  }
+
+  /**
+   * Wait up to `graceMs` for the running handlers, then fire the signals of those still running
+   * and wait up to `settleMs` for them to settle; whatever still runs is abandoned to its lease.
+   */
+  async #interruptAll(graceMs: number, interrupt: Interrupt, settleMs: number): Promise<void> {
+    const ended = () => Promise.all([...this.#running.values()].map((r) => r.ended));
+    await raceTimeout(ended(), graceMs);
+    for (const run of this.#running.values()) {
+      const name = interrupt.kind === "shutdown" ? "Shutdown" : "Timeout";
+      const message =
+        interrupt.kind === "shutdown" ? "the worker is shutting down" : interrupt.failure.message;
+      run.interrupt(interrupt, signalReason(name, message));
+    }
+    await raceTimeout(ended(), settleMs);
+    for (const run of [...this.#running.values()]) run.abandon();
+  }
+
+  /**
+   * Require doctor's verdict before the first claim (claims rely on conditional writes). False
+   * when the worker was stopped meanwhile; on an unsafe backend the worker ends stopped.
+   */
+  async #provenSafe(): Promise<boolean> {
+    if (this.#options.skipDoctor) return true;
+    try {
+      await requireSafeBackend(this.#queue);
+    } catch (error) {
+      this.#state = "stopped";
+      throw error;
+    }
+    return this.#state === "running";
+  }
+
+  /** Run a task the poller just claimed, in a slot given back when the attempt frees it. */
+  #startAttempt(
+    claimed: Versioned,
+    claim: { token: string; leaseMs: number; entry: HandlerEntry },
+    skip: SkipList,
+  ): void {
+    const attempt = new Attempt(this.#q, claimed, claim, {
+      workerId: this.id,
+      signalGraceMs: this.#options.signalGraceMs,
+      timeoutSeconds: this.#options.timeoutSeconds,
+      stats: this.stats,
+      emit: this.#emit,
+      skip,
+      onFree: (freed) => {
+        // The same task may run here again (a later attempt) once this slot is given up.
+        if (this.#running.get(freed.id) === freed) this.#running.delete(freed.id);
+        this.#poller.wake();
+      },
+    });
+    this.#running.set(attempt.id, attempt);
+    attempt.start();
+  }
+
+  /**
+   * Stop the worker when the backend keeps refusing conditions that held (see
+   * `refused-claims.ts`) instead of livelocking silently.
+   */
+  #onUnsafe(id: string, unsafe: UnsafeBackendError): void {
+    if (this.#state !== "running") return;
+    this.#queue.logger.error(unsafe.message);
+    this.#emit({ kind: "unsafe-backend", id, error: unsafe.message });
+    this.#unsafe = unsafe;
+    void this.stop();
+  }
+}
+
+/** Wait for `promise` at most `ms`, without leaving a timer behind to keep the process alive. */
+async function raceTimeout(promise: Promise<unknown>, ms: number): Promise<void> {
+  const timer = new AbortController();
+  try {
+    await Promise.race([promise, sleep(ms, timer.signal)]);
+  } finally {
+    timer.abort();
+  }
+}

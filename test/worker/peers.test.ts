@@ -1,0 +1,71 @@
+/** The peers part: heartbeats, the live-worker list, and the share of the id space it gives. */
+
+import { describe, expect, it } from "vitest";
+import { internals } from "../../src/queue/internals.ts";
+import { newStats } from "../../src/worker/events.ts";
+import { Peers } from "../../src/worker/peers.ts";
+import { memoryQueue } from "./helpers.ts";
+
+const state = () => ({ types: ["t"], concurrency: 1, active: [], startedAt: 0, stats: newStats() });
+const ids = Array.from({ length: 64 }, (_, i) => (i * 0x3f1d7).toString(16).padStart(8, "0"));
+
+describe("Peers", () => {
+  it("alone, every task id is in its share", () => {
+    const { queue } = memoryQueue();
+    const peers = new Peers(internals(queue), "a", 60, state);
+    expect(ids.every((id) => peers.mine(id))).toBe(true);
+  });
+
+  it("computes shares from heartbeats: each id falls in exactly one live worker's share", async () => {
+    const { queue } = memoryQueue();
+    const a = new Peers(internals(queue), "a", 60, state);
+    const b = new Peers(internals(queue), "b", 60, state);
+    await a.heartbeat();
+    await b.heartbeat();
+    await a.refresh();
+    expect(a.live).toEqual(["a", "b"]);
+    expect(b.live).toEqual(["a", "b"]);
+    const inA = ids.filter((id) => a.mine(id));
+    const inB = ids.filter((id) => b.mine(id));
+    expect(inA.length + inB.length).toBe(ids.length);
+    expect(inA.filter((id) => inB.includes(id))).toEqual([]);
+    expect(inA.length).toBeGreaterThan(0);
+    expect(inB.length).toBeGreaterThan(0);
+  });
+
+  it("drops a peer whose heartbeat is older than three intervals", async () => {
+    const { queue, advance } = memoryQueue();
+    const a = new Peers(internals(queue), "a", 1, state);
+    const b = new Peers(internals(queue), "b", 1, state);
+    await b.heartbeat();
+    advance(2500);
+    await a.heartbeat();
+    expect(a.live).toEqual(["a", "b"]);
+    advance(1000);
+    await a.heartbeat();
+    expect(a.live).toEqual(["a"]);
+    expect(ids.every((id) => a.mine(id))).toBe(true);
+  });
+
+  it("writes what its worker reports, and deletes its heartbeat on stop", async () => {
+    const { queue, storage } = memoryQueue();
+    const stats = { ...newStats(), completed: 7 };
+    const peers = new Peers(internals(queue), "a", 60, () => ({
+      types: ["x", "y"],
+      concurrency: 3,
+      active: ["t1"],
+      startedAt: 0,
+      stats,
+    }));
+    await peers.start(() => true);
+    const body = JSON.parse(
+      new TextDecoder().decode((await storage.get(queue.keys.worker("a"))).body),
+    );
+    expect(body).toMatchObject({ id: "a", types: ["x", "y"], concurrency: 3, active: ["t1"] });
+    expect(body.stats.completed).toBe(7);
+    expect(body.heartbeatSeconds).toBe(60);
+    await peers.stop();
+    const left = await storage.list({ prefix: queue.keys.workers });
+    expect(left.objects).toEqual([]);
+  });
+});

@@ -1,0 +1,137 @@
+/** The poller part: which markers a listing yields, the order candidates are tried in, claims. */
+
+import { describe, expect, it } from "vitest";
+import { internals } from "../../src/queue/internals.ts";
+import type { Queue } from "../../src/queue/queue.ts";
+import type { Versioned } from "../../src/queue/types.ts";
+import type { MemoryStorage } from "../../src/storage/memory.ts";
+import { ClaimProbes } from "../../src/worker/claim-probes.ts";
+import { Monitor } from "../../src/worker/monitor.ts";
+import type { HandlerEntry } from "../../src/worker/options.ts";
+import { Poller, STEAL_AFTER_MS } from "../../src/worker/poller.ts";
+import { memoryQueue, shared } from "./helpers.ts";
+
+/** A poller on `queue` that handles type `t`; claims are recorded, not run. */
+function poller(
+  queue: Queue,
+  options: { concurrency?: number; mine?: (id: string) => boolean } = {},
+) {
+  const s = shared(queue);
+  const running = new Map<string, Versioned>();
+  const handlers = new Map<string, HandlerEntry>([["t", { handler: () => null, options: {} }]]);
+  const started: string[] = [];
+  const p = new Poller(internals(queue), {
+    workerId: "w1",
+    concurrency: options.concurrency ?? 10,
+    leaseSeconds: 60,
+    minPollMs: 10,
+    maxPollMs: 100,
+    listReuseMs: 60_000,
+    handlers,
+    running,
+    skip: s.skip,
+    monitor: new Monitor(internals(queue), { enabled: true, ...s }),
+    mine: options.mine ?? (() => true),
+    probes: new ClaimProbes(internals(queue), s.emit),
+    stats: s.stats,
+    emit: s.emit,
+    isRunning: () => true,
+    start: (claimed) => {
+      running.set(claimed.task.id, claimed);
+      started.push(claimed.task.id);
+    },
+    onUnsafe: () => {},
+  });
+  return { poller: p, started, running, ...s };
+}
+
+describe("Poller", () => {
+  it("lists only due markers, and not those of tasks it runs", async () => {
+    const { queue } = memoryQueue();
+    const due = await queue.submit("t", 1);
+    const running = await queue.submit("t", 2);
+    await queue.submit("t", 3, { delay: 60 });
+    const { poller: p, running: map } = poller(queue);
+    map.set(running.id, (await queue.read(running.id))!);
+    await p.list();
+    expect(p.candidates.map((m) => m.id)).toEqual([due.id]);
+  });
+
+  it("claims every due task it has a handler for in one pass", async () => {
+    const { queue } = memoryQueue();
+    const a = await queue.submit("t", 1);
+    const b = await queue.submit("t", 2);
+    const { poller: p, started, stats } = poller(queue);
+    expect(await p.pass()).toBe(2);
+    expect(started.sort()).toEqual([a.id, b.id].sort());
+    for (const id of started) expect((await queue.read(id))!.task.status).toBe("running");
+    expect(stats.polls).toBe(1);
+  });
+
+  it("takes its own share first, then steals tasks due long enough, newest first", async () => {
+    const { queue, advance } = memoryQueue();
+    const others1 = await queue.submit("t", "other, oldest");
+    advance(1000);
+    const others2 = await queue.submit("t", "other, newer");
+    advance(1000);
+    const own = await queue.submit("t", "own, newest");
+    advance(STEAL_AFTER_MS + 1000);
+    const { poller: p, started } = poller(queue, { mine: (id) => id === own.id });
+    expect(await p.pass()).toBe(3);
+    expect(started).toEqual([own.id, others2.id, others1.id]);
+  });
+
+  it("does not steal a task due for less than 3 s while its own share gave work", async () => {
+    const { queue } = memoryQueue();
+    const own = await queue.submit("t", "own");
+    const other = await queue.submit("t", "other");
+    const { poller: p, started } = poller(queue, { mine: (id) => id === own.id });
+    expect(await p.pass()).toBe(1);
+    expect(started).toEqual([own.id]);
+    // With nothing of its own left, it takes anything.
+    expect(await p.pass()).toBe(1);
+    expect(started).toEqual([own.id, other.id]);
+  });
+
+  it("reads at most 3 pages a poll and resumes after the last key read", async () => {
+    const setup = memoryQueue((s: MemoryStorage) => {
+      const list = s.list.bind(s);
+      return Object.assign(s, {
+        list: (o: Parameters<MemoryStorage["list"]>[0]) => list({ ...o, maxKeys: 2 }),
+      });
+    });
+    const { queue } = setup;
+    const ids: string[] = [];
+    for (let i = 0; i < 7; i++) ids.push((await queue.submit("t", i)).id);
+    const { poller: p } = poller(queue);
+    await p.list();
+    const first = p.candidates.map((m) => m.key);
+    expect(first).toHaveLength(6);
+    expect(p.resumeAfter).toBe(first[5]);
+    await p.list();
+    expect(p.candidates).toHaveLength(1);
+    expect(p.resumeAfter).toBeUndefined();
+    const all = [...first, p.candidates[0]!.key];
+    expect(new Set(all).size).toBe(7);
+  });
+
+  it("reads a task of a type it cannot run once, then skips its marker", async () => {
+    const { queue } = memoryQueue();
+    const other = await queue.submit("other", 1);
+    const { poller: p, started, skip } = poller(queue);
+    expect(await p.pass()).toBe(0);
+    expect(started).toEqual([]);
+    const key = queue.keys.full(other.marker!);
+    expect(skip.skipped(key, queue.clock.localNow() + 9 * 60_000)).toBe(true);
+    await p.list();
+    expect(p.candidates).toEqual([]);
+  });
+
+  it("stops claiming at its concurrency", async () => {
+    const { queue } = memoryQueue();
+    for (let i = 0; i < 3; i++) await queue.submit("t", i);
+    const { poller: p, started } = poller(queue, { concurrency: 2 });
+    expect(await p.pass()).toBe(2);
+    expect(started).toHaveLength(2);
+  });
+});
