@@ -4,11 +4,15 @@
  * redo the documents from a saved run:
  *
  *   npx tsx scripts/bench.ts --json bench.json      # then
- *   npx tsx scripts/bench-report.ts bench.json [docs/benchmarks.md docs/benchmarks.svg chaos.json]
+ *   npx tsx scripts/bench-report.ts bench.json [--chaos chaos.json] [--previous old.json]
+ *
+ * Every table shows the previous run's figure beside the new one ("5.03 (was 5.02)"): the previous
+ * run is read from docs/benchmarks.json (or `--previous`) before this run is saved over it.
  */
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { basename } from "node:path";
 import { pathToFileURL } from "node:url";
+import { parseArgs } from "node:util";
 
 type Kinds = Record<"GET" | "HEAD" | "PUT" | "POST" | "LIST" | "DELETE", number>;
 
@@ -64,6 +68,10 @@ export interface BenchResult {
     idle: { seconds: number; peakRssMb: number; peakHeapUsedMb: number };
     busy: { tasks: number; seconds: number; peakRssMb: number; peakHeapUsedMb: number };
   };
+  /** The chaos results shown with this run, and the date of the run that produced them. */
+  chaos?: { date: string; runs: ChaosRun[] };
+  /** Set when the figures were copied from an older report instead of saved by a run. */
+  transcribedFrom?: string;
 }
 
 const KINDS = ["PUT", "GET", "LIST", "POST", "DELETE", "HEAD"] as const;
@@ -84,6 +92,13 @@ const kinds = (k: Kinds, d = 3) =>
     .map((x) => `${fmt(k[x], d)} ${x}`)
     .join(", ");
 const sum = (k: Kinds) => KINDS.reduce((n, x) => n + k[x], 0);
+const count = (ids: string[] | number) => (typeof ids === "number" ? ids : ids.length);
+/** `text`, then the previous run's figure as " (was …)" when there is one. */
+const was = (text: string, previous: string | undefined) =>
+  previous === undefined ? text : `${text} (was ${previous})`;
+/** A number formatted as `fmt` does, or undefined when the previous run lacks it. */
+const fmtOr = (n: number | null | undefined, d = 2, unit = "") =>
+  typeof n === "number" ? `${fmt(n, d)}${unit}` : undefined;
 
 /** The parts of a `scripts/chaos.ts --json` result the report shows. */
 export interface ChaosRun {
@@ -96,10 +111,11 @@ export interface ChaosRun {
   calls: number;
   elapsedMs: number;
   report: {
-    duplicated: string[];
+    // Counts instead of id lists in results transcribed from an older report.
+    duplicated: string[] | number;
     executions: number;
-    completedTwice: string[];
-    lost: string[];
+    completedTwice: string[] | number;
+    lost: string[] | number;
     takeovers: number;
     renewals?: number;
     violations: string[];
@@ -119,7 +135,7 @@ const SCENARIO_TEXT: Record<string, string> = {
   hostile: "another client writes garbage under tasks/, ready/, leases/, schedules/, workers/",
 };
 
-function renderChaos(runs: readonly ChaosRun[]): string[] {
+function renderChaos(runs: readonly ChaosRun[], fromDate: string | undefined): string[] {
   const faultText = (f: Record<string, number>) =>
     Object.entries(f)
       .filter(([, n]) => n > 0)
@@ -128,34 +144,54 @@ function renderChaos(runs: readonly ChaosRun[]): string[] {
   return [
     "## Under faults: the chaos scenarios at full size",
     "",
+    ...(fromDate === undefined
+      ? []
+      : [
+          `Not rerun with this benchmark: these are the chaos results of ${fromDate}, carried over from the previous docs/benchmarks.json.`,
+          "",
+        ]),
     `From \`npx tsx scripts/chaos.ts --scenario all --tasks ${Math.min(...runs.map((c) => c.tasks))} --json chaos.json\` on a MinIO of the same build (worker processes), rendered here with \`npm run bench -- --chaos chaos.json\`. The invariants (test/chaos/invariants.ts) are checked from every task's full history afterwards: one terminal state, one completion, valid transitions, only the current lease holder writes a running task, no early runs or premature steals by the storage's clock, no loss.`,
     "",
     "| scenario | what | tasks | faults injected | ran twice (at-least-once) | completed twice | lost | elapsed | invariants |",
     "|---|---|---:|---|---:|---:|---:|---:|---|",
     ...runs.map(
       (c) =>
-        `| ${c.scenario} | ${SCENARIO_TEXT[c.scenario] ?? ""} | ${fmt(c.tasks, 0)} | ${c.scenario === "kills" ? `${c.facts.kills} kills, ${c.facts.freezes} freezes` : c.scenario === "hostile" ? `${c.facts.garbageWritten} garbage objects` : faultText(c.faults)}${c.calls ? ` (${fmt(c.calls, 0)} calls)` : ""} | ${fmt(c.report.duplicated.length, 0)} | ${fmt(c.report.completedTwice.length, 0)} | ${fmt(c.report.lost.length, 0)} | ${fmt(c.elapsedMs / 1000, 1)} s | ${c.ok ? "all kept" : `BROKEN: ${[...c.report.violations, ...c.problems].slice(0, 2).join("; ")}`} |`,
+        `| ${c.scenario} | ${SCENARIO_TEXT[c.scenario] ?? ""} | ${fmt(c.tasks, 0)} | ${c.scenario === "kills" ? `${c.facts.kills} kills, ${c.facts.freezes} freezes` : c.scenario === "hostile" ? `${c.facts.garbageWritten} garbage objects` : faultText(c.faults)}${c.calls ? ` (${fmt(c.calls, 0)} calls)` : ""} | ${fmt(count(c.report.duplicated), 0)} | ${fmt(count(c.report.completedTwice), 0)} | ${fmt(count(c.report.lost), 0)} | ${fmt(c.elapsedMs / 1000, 1)} s | ${c.ok ? "all kept" : `BROKEN: ${[...c.report.violations, ...c.problems].slice(0, 2).join("; ")}`} |`,
     ),
   ];
 }
 
-/** The markdown report. `svgPath` is where the plot was written (linked relatively). */
+/**
+ * The markdown report. `svgPath` is where the plot was written (linked relatively); `previous`
+ * is the run before this one, whose figures appear beside the new ones as "(was …)".
+ */
 export function renderMarkdown(
   r: BenchResult,
   svgPath = "docs/benchmarks.svg",
-  chaos?: readonly ChaosRun[],
+  previous?: BenchResult,
 ): string {
+  const p = previous;
   const idle0 = r.idle.find((i) => i.storedTasks === 0) ?? r.idle[0]!;
   const idleN = r.idle.find((i) => i.storedTasks > 0) ?? idle0;
+  const previousIdle = (i: (typeof r.idle)[number]) =>
+    p?.idle.find((x) => (i.storedTasks === 0 ? x.storedTasks === 0 : x.storedTasks > 0));
   const idleDollarsPerMonth = (i: (typeof r.idle)[number]) =>
     KINDS.reduce((n, k) => n + (i.byKind[k] / i.seconds) * 60 * PRICE[k], 0) * 60 * 24 * 30;
+  /** The previous run's breakdown by kind, on a line of its own in the same cell. */
+  const wasKinds = (text: string, k: Kinds | undefined, withTotal = false) =>
+    k === undefined
+      ? text
+      : `${text}<br>(was ${kinds(k)}${withTotal ? ` (${fmt(sum(k), 3)})` : ""})`;
   const c = r.claims;
+  const pc = p?.claims;
+  const submitRate = (x: BenchResult) =>
+    Math.max(...x.throughput.map((t) => t.submitPerSecond).filter((n) => typeof n === "number"));
   const lines = [
     "# Benchmarks",
     "",
     "Generated by `npm run bench` (scripts/bench.ts, which starts a private MinIO, runs every",
-    "section and writes this file and `benchmarks.svg`; scripts/bench-report.ts renders them).",
-    "Regenerate with:",
+    "section and writes this file, `benchmarks.svg` and `benchmarks.json`; scripts/bench-report.ts",
+    "renders them). Regenerate with:",
     "",
     "```sh",
     "npm run bench",
@@ -164,25 +200,40 @@ export function renderMarkdown(
     `Run of ${r.date}: ${r.endpoint} (MinIO ${r.minio ?? "?"}, single drive), Node ${r.node}, ${r.cores} cores shared by MinIO, the workers and the benchmark itself; load average ${r.loadAverageAtStart.join(" / ")} at the start and ${r.loadAverageAtEnd.join(" / ")} at the end (1 / 5 / 15 min); ${Math.max(1, Math.round(r.seconds / 60))} min in all.`,
     "Request counts are exact and carry over to any S3 provider; times are this machine's, where",
     "MinIO competes with the workers for two cores, so absolute throughput and latency on AWS or R2",
-    "will differ (network round trips instead of CPU).",
+    "will differ (network round trips instead of CPU). Compare times between runs as ratios, and",
+    "mind the load average of each.",
+    "",
+    ...(p === undefined
+      ? []
+      : [
+          `**Previous figures**, shown as "(was …)" beside the new ones, are those of the run of ${p.date} (load average ${p.loadAverageAtStart.join(" / ")} at its start and ${p.loadAverageAtEnd.join(" / ")} at its end)${p.transcribedFrom === undefined ? ", read from benchmarks.json before this run replaced it" : `, transcribed from ${p.transcribedFrom.split(",")[0]} into benchmarks.json`}.`,
+          "",
+        ]),
+    "Workers require a doctor verdict before their first claim, and the verdict is cached per",
+    "queue prefix. The benchmark proves each prefix it uses once in its setup, outside the counts",
+    "and timings (the probe is about 160 requests, paid once a day per path, not per task); every",
+    "worker start then reads the cached verdict, one GET, which is counted like any other request.",
     "",
     "## Requests per task, and what they cost",
     "",
     "Every storage request of submitting and completing no-op tasks, counted by kind (submit: the",
-    "marker and the task; worker: the read, the claim, the completion, its share of listings,",
-    "heartbeats and the batched marker deletes). Dollars at AWS S3 Standard list prices (PUT, POST,",
-    "LIST $0.005 per 1,000; GET $0.0004 per 1,000; DELETE free).",
+    "marker and the task; worker: the verdict read at start, the read, the claim, the completion,",
+    "its share of listings, heartbeats and the batched marker deletes). Dollars at AWS S3 Standard",
+    "list prices (PUT, POST, LIST $0.005 per 1,000; GET $0.0004 per 1,000; DELETE free).",
     "",
     "| workers | tasks | submit | worker | total requests per task | $ per million tasks |",
     "|---:|---:|---|---|---:|---:|",
-    ...r.requests.map(
-      (q) =>
-        `| ${q.workers} | ${q.tasks} | ${kinds(q.submitPerTask)} | ${kinds(q.workerPerTask)} | ${fmt(q.requestsPerTask, 3)} | $${fmt(q.dollarsPerMillionTasks)} |`,
-    ),
+    ...r.requests.map((q) => {
+      const o = p?.requests.find((x) => x.workers === q.workers);
+      return `| ${q.workers} | ${q.tasks} | ${wasKinds(kinds(q.submitPerTask), o?.submitPerTask)} | ${wasKinds(kinds(q.workerPerTask), o?.workerPerTask)} | ${was(fmt(q.requestsPerTask, 3), fmtOr(o?.requestsPerTask, 3))} | ${was(`$${fmt(q.dollarsPerMillionTasks)}`, o ? `$${fmt(o.dollarsPerMillionTasks)}` : undefined)} |`;
+    }),
     "",
     "A GET beyond the one per task is a read of a task that another worker claimed (or finished)",
     "since the listing it came from: workers racing over one backlog waste more of them, and GETs",
-    "are the cheapest request (a tenth of a PUT).",
+    "are the cheapest request (a tenth of a PUT). Most are reads of tasks already finished: a",
+    "finished task's marker is deleted in a batch (after up to 500 ms, then one `DeleteObjects`),",
+    "and every listing in between still shows it, so their number grows with the worker count and",
+    "with how slow the machine is, and varies from run to run.",
     "",
     "## An idle worker",
     "",
@@ -194,36 +245,39 @@ export function renderMarkdown(
     "|---:|---:|---|---:|",
     ...[idle0, idleN]
       .filter((i, n, all) => all.indexOf(i) === n)
-      .map(
-        (i) =>
-          `| ${fmt(i.storedTasks, 0)} | ${fmt(i.perMinute, 1)} | ${kinds(i.byKind, 0)} in ${i.seconds} s | $${fmt(idleDollarsPerMonth(i), 3)} |`,
-      ),
+      .map((i) => {
+        const o = previousIdle(i);
+        return `| ${fmt(i.storedTasks, 0)} | ${was(fmt(i.perMinute, 1), fmtOr(o?.perMinute, 1))} | ${was(`${kinds(i.byKind, 0)} in ${i.seconds} s`, o ? `${kinds(o.byKind, 0)} in ${o.seconds} s` : undefined)} | ${was(`$${fmt(idleDollarsPerMonth(i), 3)}`, o ? `$${fmt(idleDollarsPerMonth(o), 3)}` : undefined)} |`;
+      }),
     "",
     "## Throughput and submit-to-start latency",
     "",
     `![Throughput and latency against worker count](${basename(svgPath)})`,
     "",
-    `Throughput: ${r.throughput[0]?.tasks ?? "?"} no-op tasks submitted first, then drained by N workers of ${r.throughput[0]?.concurrencyPerWorker ?? "?"} slots each (wall time from start to the last completion). Latency: tasks submitted one at a time at ${r.latency[0]?.arrivalsPerSecond ?? "?"} per second to N running workers, from calling \`submit()\` to the handler starting (local clock, same process). Workers back off while idle (up to 6 s between polls), so the first tasks of the stream wait longest: that is the p99; the p50 is the steady state of polling every 250 ms while there is work.`,
+    `Throughput: ${r.throughput[0]?.tasks ?? "?"} no-op tasks submitted first, then drained by N workers of ${r.throughput[0]?.concurrencyPerWorker ?? "?"} slots each (wall time from start to the last completion, the verdict read included). Latency: tasks submitted one at a time at ${r.latency[0]?.arrivalsPerSecond ?? "?"} per second to N running workers, from calling \`submit()\` to the handler starting (local clock, same process). Workers back off while idle (up to 6 s between polls), so the first tasks of the stream wait longest: that is the p99; the p50 is the steady state of polling every 250 ms while there is work.${p === undefined ? "" : " The plot's faint dotted lines are the previous run."}`,
     "",
     "| workers | tasks/s | requests per task | backlog wait p50 | latency p50 | latency p99 | latency max |",
     "|---:|---:|---:|---:|---:|---:|---:|",
     ...r.throughput.map((t) => {
       const l = r.latency.find((x) => x.workers === t.workers);
-      return `| ${t.workers} | ${fmt(t.tasksPerSecond, 1)} | ${fmt(t.requestsPerTask, 3)} | ${fmt(t.backlogWaitP50Ms / 1000, 1)} s | ${l ? `${fmt(l.p50Ms, 0)} ms` : "–"} | ${l ? `${fmt(l.p99Ms, 0)} ms` : "–"} | ${l ? `${fmt(l.maxMs, 0)} ms` : "–"} |`;
+      const ot = p?.throughput.find((x) => x.workers === t.workers);
+      const ol = p?.latency.find((x) => x.workers === t.workers);
+      const ms = (n: number | undefined) => (n === undefined ? undefined : `${fmt(n, 0)} ms`);
+      return `| ${t.workers} | ${was(fmt(t.tasksPerSecond, 1), fmtOr(ot?.tasksPerSecond, 1))} | ${was(fmt(t.requestsPerTask, 3), fmtOr(ot?.requestsPerTask, 3))} | ${was(`${fmt(t.backlogWaitP50Ms / 1000, 1)} s`, fmtOr(ot === undefined ? undefined : ot.backlogWaitP50Ms / 1000, 1, " s"))} | ${l ? was(`${fmt(l.p50Ms, 0)} ms`, ms(ol?.p50Ms)) : "–"} | ${l ? was(`${fmt(l.p99Ms, 0)} ms`, ms(ol?.p99Ms)) : "–"} | ${l ? was(`${fmt(l.maxMs, 0)} ms`, ms(ol?.maxMs)) : "–"} |`;
     }),
     "",
-    `Submitting runs at about ${fmt(Math.max(...r.throughput.map((t) => t.submitPerSecond)), 0)} tasks a second from one process (32 at a time, two PUTs each).`,
+    `Submitting runs at about ${was(fmt(submitRate(r), 0), p ? fmt(submitRate(p), 0) : undefined)} tasks a second from one process (32 at a time, two PUTs each).`,
     "",
     "## Claim throughput does not depend on stored history",
     "",
-    `One worker (${c.concurrency} slots) drains ${fmt(c.tasks, 0)} tasks in an empty queue and in one that also holds ${fmt(c.storedTasks, 0)} finished tasks (written in ${fmt(c.storeSeconds, 0)} s beforehand), in ${c.empty.trials.length} alternating trials each after an untimed warm-up; the median counts.`,
+    `One worker (${c.concurrency} slots) drains ${fmt(c.tasks, 0)} tasks in an empty queue and in one that also holds ${fmt(c.storedTasks, 0)} finished tasks (written in ${was(`${fmt(c.storeSeconds, 0)} s`, fmtOr(pc?.storeSeconds, 0, " s"))} beforehand), in ${c.empty.trials.length} alternating trials each after an untimed warm-up; the median counts. Each trial starts a new worker, which reads the cached verdict (one GET, counted).`,
     "",
     "| stored finished tasks | claims/s (median) | trials | requests per claim |",
     "|---:|---:|---|---|",
-    `| 0 | ${fmt(c.empty.tasksPerSecond, 1)} | ${c.empty.trials.map((t) => fmt(t, 1)).join(", ")} | ${kinds(c.empty.requestsPerClaim)} (${fmt(sum(c.empty.requestsPerClaim), 3)}) |`,
-    `| ${fmt(c.storedTasks, 0)} | ${fmt(c.stored.tasksPerSecond, 1)} | ${c.stored.trials.map((t) => fmt(t, 1)).join(", ")} | ${kinds(c.stored.requestsPerClaim)} (${fmt(sum(c.stored.requestsPerClaim), 3)}) |`,
+    `| 0 | ${was(fmt(c.empty.tasksPerSecond, 1), fmtOr(pc?.empty.tasksPerSecond, 1))} | ${wasList(c.empty.trials, pc?.empty.trials)} | ${wasKinds(`${kinds(c.empty.requestsPerClaim)} (${fmt(sum(c.empty.requestsPerClaim), 3)})`, pc?.empty.requestsPerClaim, true)} |`,
+    `| ${fmt(c.storedTasks, 0)} | ${was(fmt(c.stored.tasksPerSecond, 1), fmtOr(pc?.stored.tasksPerSecond, 1))} | ${wasList(c.stored.trials, pc?.stored.trials)} | ${wasKinds(`${kinds(c.stored.requestsPerClaim)} (${fmt(sum(c.stored.requestsPerClaim), 3)})`, pc?.stored.requestsPerClaim, true)} |`,
     "",
-    `Ratio ${fmt(c.ratio, 3)}: ${Math.abs(1 - c.ratio) <= 0.1 ? "within" : "OUTSIDE"} the 10% the design allows. LISTs per claim (${fmt(c.empty.requestsPerClaim.LIST, 3)} and ${fmt(c.stored.requestsPerClaim.LIST, 3)}) and GETs per claim (${fmt(c.empty.requestsPerClaim.GET, 3)} and ${fmt(c.stored.requestsPerClaim.GET, 3)}) do not grow with the stored tasks: a worker lists only the ready index (non-terminal tasks) and reads only the tasks it tries to claim.`,
+    `Ratio ${was(fmt(c.ratio, 3), fmtOr(pc?.ratio, 3))}: ${Math.abs(1 - c.ratio) <= 0.1 ? "within" : "OUTSIDE"} the 10% the design allows. LISTs per claim (${fmt(c.empty.requestsPerClaim.LIST, 3)} and ${fmt(c.stored.requestsPerClaim.LIST, 3)}) and GETs per claim (${fmt(c.empty.requestsPerClaim.GET, 3)} and ${fmt(c.stored.requestsPerClaim.GET, 3)}) do not grow with the stored tasks: a worker lists only the ready index (non-terminal tasks) and reads only the tasks it tries to claim.`,
     "",
     "## Memory of a worker process",
     "",
@@ -231,10 +285,10 @@ export function renderMarkdown(
     "",
     "| phase | peak RSS | peak heap used |",
     "|---|---:|---:|",
-    `| idle, ${r.memory.idle.seconds} s | ${fmt(r.memory.idle.peakRssMb, 1)} MB | ${fmt(r.memory.idle.peakHeapUsedMb, 1)} MB |`,
-    `| busy, ${fmt(r.memory.busy.tasks, 0)} tasks in ${fmt(r.memory.busy.seconds, 1)} s | ${fmt(r.memory.busy.peakRssMb, 1)} MB | ${fmt(r.memory.busy.peakHeapUsedMb, 1)} MB |`,
+    `| idle, ${r.memory.idle.seconds} s | ${was(`${fmt(r.memory.idle.peakRssMb, 1)} MB`, fmtOr(p?.memory.idle.peakRssMb, 1, " MB"))} | ${was(`${fmt(r.memory.idle.peakHeapUsedMb, 1)} MB`, fmtOr(p?.memory.idle.peakHeapUsedMb, 1, " MB"))} |`,
+    `| busy, ${fmt(r.memory.busy.tasks, 0)} tasks in ${was(`${fmt(r.memory.busy.seconds, 1)} s`, fmtOr(p?.memory.busy.seconds, 1, " s"))} | ${was(`${fmt(r.memory.busy.peakRssMb, 1)} MB`, fmtOr(p?.memory.busy.peakRssMb, 1, " MB"))} | ${was(`${fmt(r.memory.busy.peakHeapUsedMb, 1)} MB`, fmtOr(p?.memory.busy.peakHeapUsedMb, 1, " MB"))} |`,
     "",
-    ...(chaos === undefined || chaos.length === 0
+    ...(r.chaos === undefined || r.chaos.runs.length === 0
       ? [
           "## Under faults",
           "",
@@ -242,14 +296,23 @@ export function renderMarkdown(
           "bucket contents is proven by the chaos scenarios (`test/chaos/`, run small by `npm test`,",
           "and large by `npx tsx scripts/chaos.ts --scenario all --tasks 2000`).",
         ]
-      : renderChaos(chaos)),
+      : renderChaos(r.chaos.runs, r.chaos.date === r.date ? undefined : r.chaos.date)),
     "",
   ];
   return lines.join("\n");
 }
 
-/** A two-panel plot: throughput, and latency p50/p99, against worker count. */
-export function renderSvg(r: BenchResult): string {
+/** Trials as a list, then the previous run's on a line of its own. */
+function wasList(trials: number[], previous: number[] | undefined): string {
+  const list = (t: number[]) => t.map((x) => fmt(x, 1)).join(", ");
+  return previous === undefined ? list(trials) : `${list(trials)}<br>(was ${list(previous)})`;
+}
+
+/**
+ * A two-panel plot: throughput, and latency p50/p99, against worker count; the previous run's
+ * lines, when given, faint and dotted behind the new ones.
+ */
+export function renderSvg(r: BenchResult, previous?: BenchResult): string {
   const W = 760;
   const H = 340;
   const panel = { w: 300, h: 220, top: 60 };
@@ -274,6 +337,7 @@ export function renderSvg(r: BenchResult): string {
     unit: string,
     scale: { max: number; step: number },
     series: { name: string; color: string; values: number[]; dash?: string }[],
+    before: { color: string; values: (number | undefined)[] }[],
   ) => {
     const { w, h, top } = panel;
     const max = scale.max;
@@ -299,6 +363,18 @@ export function renderSvg(r: BenchResult): string {
         `<text x="${x(i)}" y="${top + h + 18}" text-anchor="middle" fill="#333">${n}</text>`,
       );
     });
+    for (const s of before) {
+      const at = s.values.flatMap((v, i) =>
+        v === undefined ? [] : [[x(i).toFixed(1), y(v).toFixed(1)] as const],
+      );
+      out.push(
+        `<polyline points="${at.map(([px, py]) => `${px},${py}`).join(" ")}" fill="none" stroke="${s.color}" stroke-opacity="0.4" stroke-width="2" stroke-dasharray="2 3"/>`,
+        ...at.map(
+          ([px, py]) =>
+            `<circle cx="${px}" cy="${py}" r="3" fill="${s.color}" fill-opacity="0.4"/>`,
+        ),
+      );
+    }
     series.forEach((s, si) => {
       const pts = s.values.map((v, i) => `${x(i).toFixed(1)},${y(v).toFixed(1)}`);
       out.push(
@@ -318,52 +394,109 @@ export function renderSvg(r: BenchResult): string {
     });
   };
   const tput = r.throughput.map((t) => t.tasksPerSecond);
+  const tputBefore = workers.map(
+    (n) => previous?.throughput.find((t) => t.workers === n)?.tasksPerSecond,
+  );
+  const known = (list: (number | undefined)[]) => list.filter((v) => v !== undefined);
   axis(
     lefts[0]!,
     "Throughput (no-op tasks)",
     "tasks per second",
-    niceScale(Math.max(...tput) * 1.15),
+    niceScale(Math.max(...tput, ...known(tputBefore)) * 1.15),
     [{ name: "tasks/s", color: "#2563eb", values: tput }],
+    previous === undefined ? [] : [{ color: "#2563eb", values: tputBefore }],
   );
   const byWorkers = (k: "p50Ms" | "p99Ms") =>
     workers.map((n) => r.latency.find((l) => l.workers === n)?.[k] ?? 0);
+  const beforeByWorkers = (k: "p50Ms" | "p99Ms") =>
+    workers.map((n) => previous?.latency.find((l) => l.workers === n)?.[k]);
   const p50 = byWorkers("p50Ms");
   const p99 = byWorkers("p99Ms");
+  const p50Before = beforeByWorkers("p50Ms");
+  const p99Before = beforeByWorkers("p99Ms");
   axis(
     lefts[1]!,
     "Submit-to-start latency",
     "milliseconds",
-    niceScale(Math.max(...p99, ...p50) * 1.15),
+    niceScale(Math.max(...p99, ...p50, ...known(p99Before), ...known(p50Before)) * 1.15),
     [
       { name: "p50", color: "#16a34a", values: p50 },
       { name: "p99", color: "#dc2626", values: p99, dash: "6 4" },
     ],
+    previous === undefined
+      ? []
+      : [
+          { color: "#16a34a", values: p50Before },
+          { color: "#dc2626", values: p99Before },
+        ],
   );
   out.push(
-    `<text x="${W / 2}" y="${H - 8}" text-anchor="middle" fill="#777" font-size="11">Generated by npm run bench (scripts/bench.ts) from the run in docs/benchmarks.md</text>`,
+    `<text x="${W / 2}" y="${H - 8}" text-anchor="middle" fill="#777" font-size="11">Generated by npm run bench (scripts/bench.ts) from the run in docs/benchmarks.md${previous === undefined ? "" : `; faint dotted lines: the previous run (${previous.date.slice(0, 10)})`}</text>`,
     "</svg>",
     "",
   );
   return out.join("\n");
 }
 
+/**
+ * Writes the report of `result`: docs/benchmarks.md and .svg with the previous run's figures
+ * beside the new ones, then saves `result` as the JSON the next run compares against. The
+ * previous run is `previousPath` (default: `resultsPath` as it is before this call). Chaos
+ * results given here are saved with the run; without them the previous run's are carried over
+ * with their date.
+ */
+export function writeReport(options: {
+  result: BenchResult;
+  chaos?: ChaosRun[];
+  resultsPath: string;
+  mdPath: string;
+  svgPath: string;
+  previousPath?: string;
+}): void {
+  const previousPath = options.previousPath ?? options.resultsPath;
+  const previous = existsSync(previousPath)
+    ? (JSON.parse(readFileSync(previousPath, "utf8")) as BenchResult)
+    : undefined;
+  const chaos =
+    options.chaos === undefined
+      ? (options.result.chaos ?? previous?.chaos)
+      : { date: options.result.date, runs: options.chaos };
+  const { transcribedFrom: _, ...measured } = options.result;
+  const result: BenchResult = { ...measured, ...(chaos === undefined ? {} : { chaos }) };
+  writeFileSync(options.svgPath, renderSvg(result, previous));
+  writeFileSync(options.mdPath, renderMarkdown(result, options.svgPath, previous));
+  writeFileSync(options.resultsPath, `${JSON.stringify(result, null, 2)}\n`);
+  console.error(
+    `bench: wrote ${options.mdPath}, ${options.svgPath} and ${options.resultsPath}${previous === undefined ? "" : ` (previous run: ${previous.date})`}`,
+  );
+}
+
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const file = process.argv[2];
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      chaos: { type: "string" },
+      previous: { type: "string" },
+      results: { type: "string", default: "docs/benchmarks.json" },
+      md: { type: "string", default: "docs/benchmarks.md" },
+      svg: { type: "string", default: "docs/benchmarks.svg" },
+    },
+  });
+  const file = positionals[0];
   if (file === undefined) {
     console.error(
-      "usage: tsx scripts/bench-report.ts bench.json [docs/benchmarks.md] [docs/benchmarks.svg] [chaos.json]",
+      "usage: tsx scripts/bench-report.ts bench.json [--chaos chaos.json] [--previous old.json] [--results docs/benchmarks.json] [--md docs/benchmarks.md] [--svg docs/benchmarks.svg]",
     );
     process.exit(2);
   }
-  const md = process.argv[3] ?? "docs/benchmarks.md";
-  const svg = process.argv[4] ?? "docs/benchmarks.svg";
-  const chaosFile = process.argv[5];
-  const result = JSON.parse(readFileSync(file, "utf8")) as BenchResult;
-  const chaos =
-    chaosFile === undefined
-      ? undefined
-      : (JSON.parse(readFileSync(chaosFile, "utf8")) as ChaosRun[]);
-  writeFileSync(svg, renderSvg(result));
-  writeFileSync(md, renderMarkdown(result, svg, chaos));
-  console.error(`wrote ${md} and ${svg}`);
+  writeReport({
+    result: JSON.parse(readFileSync(file, "utf8")) as BenchResult,
+    ...(values.chaos === undefined
+      ? {}
+      : { chaos: JSON.parse(readFileSync(values.chaos, "utf8")) as ChaosRun[] }),
+    resultsPath: values.results,
+    mdPath: values.md,
+    svgPath: values.svg,
+    ...(values.previous === undefined ? {} : { previousPath: values.previous }),
+  });
 }
