@@ -72,6 +72,94 @@ export function demoWorkload(
   });
 }
 
+/** Counts of the demo's own tasks by outcome, kept from worker events. */
+interface DemoTally {
+  done: number;
+  completed: number;
+  failed: number;
+  retried: number;
+  /** Resolves when every one of the demo's tasks reached a terminal state. */
+  allDone: Promise<void>;
+  /** The worker's event handler: logs every event and counts the demo's own tasks. */
+  onEvent: (event: WorkerEvent) => void;
+}
+
+/** A tally of the tasks `ours`, out of `count`, logging each event with a progress counter. */
+function tallyDemo(ours: ReadonlySet<string>, count: number): DemoTally {
+  let finish: () => void = () => {};
+  const tally: DemoTally = {
+    done: 0,
+    completed: 0,
+    failed: 0,
+    retried: 0,
+    allDone: new Promise<void>((resolve) => {
+      finish = resolve;
+    }),
+    onEvent: (event) => {
+      if (!ours.has(event.id)) return logEvent(event);
+      if (event.kind === "retry-scheduled") tally.retried++;
+      if (event.kind === "completed") tally.completed++;
+      if (event.kind === "failed") tally.failed++;
+      const terminal =
+        event.kind === "completed" || event.kind === "failed" || event.kind === "cancelled";
+      if (terminal) tally.done++;
+      logEvent(event, `[${String(tally.done).padStart(String(count).length)}/${count}] `);
+      if (tally.done === ours.size) finish();
+    },
+  };
+  return tally;
+}
+
+/** Wait for `allDone`, the timeout or a SIGINT, whichever comes first. */
+async function raceDemo(
+  allDone: Promise<void>,
+  timeoutMs: number,
+): Promise<"done" | "timeout" | "signal"> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timedOut = new Promise<"timeout">((resolve) => {
+    timer = setTimeout(() => resolve("timeout"), timeoutMs);
+  });
+  let interrupted: (() => void) | undefined;
+  const signalled = new Promise<"signal">((resolve) => {
+    interrupted = () => resolve("signal");
+    process.once("SIGINT", interrupted);
+  });
+  const outcome = await Promise.race([allDone.then(() => "done" as const), timedOut, signalled]);
+  clearTimeout(timer);
+  if (interrupted !== undefined) process.off("SIGINT", interrupted);
+  return outcome;
+}
+
+/** Print the demo's summary for people, with commands to look around a persistent store. */
+function printDemoSummary(
+  summary: DemoSummary,
+  counts: Readonly<RequestCounts>,
+  tasks: readonly { id: string; input: unknown }[],
+  args: { url?: string | undefined; bucket?: string | undefined },
+): void {
+  const r = summary.requests;
+  out(
+    `${summary.tasks} tasks in ${formatDuration(summary.elapsedMs)}: ${summary.completed} completed, ${summary.failed} failed, ${summary.retried} retried.`,
+  );
+  const byKind = Object.entries(counts)
+    .filter(([, n]) => n > 0)
+    .map(([kind, n]) => `${kind} ${n}`);
+  out(`Storage requests: ${r.total} (${byKind.join(", ")}).`);
+  if (!summary.store.startsWith("memory")) {
+    // Name the same store in the hints, so they work as typed.
+    const where = [
+      args.url === undefined ? "" : ` --url ${args.url}`,
+      args.bucket === undefined ? "" : ` --bucket ${args.bucket}`,
+      ` --prefix ${summary.prefix}`,
+    ].join("");
+    const retriedTask = tasks.find((t) => (t.input as { flaky?: boolean }).flaky === true);
+    out("");
+    out("Look around:");
+    out(`  oq list${where}`);
+    if (retriedTask !== undefined) out(`  oq history ${retriedTask.id}${where}`);
+  }
+}
+
 export default oqCommand({
   name: "demo",
   description:
@@ -129,89 +217,40 @@ export default oqCommand({
       `Submitted ${tasks.length} tasks${count > 1 && delayMs > 0 ? `; the last one is delayed by ${formatDuration(delayMs)}` : ""}.`,
     );
 
-    let done = 0;
-    let completed = 0;
-    let failed = 0;
-    let retried = 0;
-    let finish: () => void = () => {};
-    const allDone = new Promise<void>((resolve) => {
-      finish = resolve;
-    });
-    const onEvent = (event: WorkerEvent) => {
-      if (!ours.has(event.id)) return logEvent(event);
-      if (event.kind === "retry-scheduled") retried++;
-      if (event.kind === "completed") completed++;
-      if (event.kind === "failed") failed++;
-      const terminal =
-        event.kind === "completed" || event.kind === "failed" || event.kind === "cancelled";
-      if (terminal) done++;
-      logEvent(event, `[${String(done).padStart(String(count).length)}/${count}] `);
-      if (done === ours.size) finish();
-    };
+    const tally = tallyDemo(ours, count);
 
     const worker = new Worker(queue, {
       concurrency,
       // Short polls keep the demo snappy; a real worker backs off further when idle.
       minPollMs: 100,
       maxPollMs: 500,
-      onEvent,
+      onEvent: tally.onEvent,
     });
     for (const type of types) worker.task<never, unknown>(type, demoTasks[type]);
     await worker.start();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timedOut = new Promise<"timeout">((resolve) => {
-      timer = setTimeout(() => resolve("timeout"), timeoutMs);
-    });
-    let interrupted: (() => void) | undefined;
-    const signalled = new Promise<"signal">((resolve) => {
-      interrupted = () => resolve("signal");
-      process.once("SIGINT", interrupted);
-    });
-    const outcome = await Promise.race([allDone.then(() => "done" as const), timedOut, signalled]);
-    clearTimeout(timer);
-    if (interrupted !== undefined) process.off("SIGINT", interrupted);
+    const outcome = await raceDemo(tally.allDone, timeoutMs);
     await worker.stop({ graceMs: 0 });
     const elapsedMs = Date.now() - started;
     if (outcome !== "done") {
       throw new CliError(
         outcome === "timeout"
-          ? `The demo did not finish within ${formatDuration(timeoutMs)}: ${done} of ${count} tasks done.`
-          : `Interrupted: ${done} of ${count} tasks done.`,
+          ? `The demo did not finish within ${formatDuration(timeoutMs)}: ${tally.done} of ${count} tasks done.`
+          : `Interrupted: ${tally.done} of ${count} tasks done.`,
         EXIT_FAILURE,
       );
     }
 
     const summary: DemoSummary = {
       tasks: count,
-      completed,
-      failed,
-      retried,
+      completed: tally.completed,
+      failed: tally.failed,
+      retried: tally.retried,
       elapsedMs,
       requests: { ...counted.counts, total: counted.total() },
       store: storage.name,
       prefix,
     };
     if (args.json) return outJson(summary);
-    const r = summary.requests;
-    out(
-      `${count} tasks in ${formatDuration(elapsedMs)}: ${completed} completed, ${failed} failed, ${retried} retried.`,
-    );
-    const byKind = Object.entries(counted.counts)
-      .filter(([, n]) => n > 0)
-      .map(([kind, n]) => `${kind} ${n}`);
-    out(`Storage requests: ${r.total} (${byKind.join(", ")}).`);
-    if (!storage.name.startsWith("memory")) {
-      // Name the same store in the hints, so they work as typed.
-      const where = [
-        args.url === undefined ? "" : ` --url ${args.url}`,
-        args.bucket === undefined ? "" : ` --bucket ${args.bucket}`,
-        ` --prefix ${prefix}`,
-      ].join("");
-      const retriedTask = tasks.find((t) => (t.input as { flaky?: boolean }).flaky === true);
-      out("");
-      out("Look around:");
-      out(`  oq list${where}`);
-      if (retriedTask !== undefined) out(`  oq history ${retriedTask.id}${where}`);
-    }
+    printDemoSummary(summary, counted.counts, tasks, args);
   },
 });

@@ -6,7 +6,7 @@
  * @module
  */
 import { type DoctorCheck, type DoctorReport, runDoctor, verdictKey } from "../doctor/mod.ts";
-import { isOqError } from "../errors.ts";
+import { isOqError, type OqError } from "../errors.ts";
 import { intArg, oqCommand } from "./args.ts";
 import { openQueue } from "./config.ts";
 import { CliError, describeError, EXIT_FAILURE } from "./errors.ts";
@@ -57,6 +57,30 @@ export function verdictLine(report: DoctorReport, s: Styles): string {
         `Could not check ${report.storage}: fix the failed check above and run oq doctor again.`,
       );
   }
+}
+
+/** The report when the queue could not even be opened: one failed configuration check. */
+function configFailureReport(error: OqError): DoctorReport {
+  const { message } = describeError(error);
+  const check: DoctorCheck = {
+    id: "config",
+    title: "Configuration",
+    status: "failed",
+    unsafe: false,
+    evidence: [message],
+    fix: "Set OQ_URL, or OQ_BUCKET with OQ_ENDPOINT, OQ_REGION and AWS credentials (oq --help lists the flags).",
+    durationMs: 0,
+  };
+  return {
+    verdict: "error",
+    storage: "(not opened)",
+    prefix: "",
+    provider: "unknown",
+    scratch: "",
+    checkedAt: new Date().toISOString(),
+    durationMs: 0,
+    checks: [check],
+  };
 }
 
 export default oqCommand({
@@ -115,27 +139,8 @@ export default oqCommand({
     } catch (error) {
       // The queue could not even be opened: report it as the failed configuration check.
       if (!isOqError(error)) throw error;
-      const { message } = describeError(error);
-      const check: DoctorCheck = {
-        id: "config",
-        title: "Configuration",
-        status: "failed",
-        unsafe: false,
-        evidence: [message],
-        fix: "Set OQ_URL, or OQ_BUCKET with OQ_ENDPOINT, OQ_REGION and AWS credentials (oq --help lists the flags).",
-        durationMs: 0,
-      };
-      report = {
-        verdict: "error",
-        storage: "(not opened)",
-        prefix: "",
-        provider: "unknown",
-        scratch: "",
-        checkedAt: new Date().toISOString(),
-        durationMs: 0,
-        checks: [check],
-      };
-      if (!args.json) for (const l of checkLines(check, s, true)) out(l);
+      report = configFailureReport(error);
+      if (!args.json) for (const l of checkLines(report.checks[0]!, s, true)) out(l);
     }
     if (args.json) outJson(report);
     if (report.verdict !== "safe") {

@@ -111,21 +111,18 @@ export function summaryLine(worker: Worker, startedAt: number, concurrency: numb
 }
 
 /**
- * Start `worker` and run it until a signal. The first SIGTERM or SIGINT stops it: no new claims,
- * running tasks get `graceMs` to finish and are then handed back. A second signal gives up
- * waiting (exit 1); tasks still held are then recovered by a monitor once their leases expire.
+ * Stop `worker` (and its scheduler) on SIGINT/SIGTERM, or when it finds the backend unsafe.
+ * `stopped` settles when it has stopped (rejects on a second signal or an unsafe backend); the
+ * caller clears `unsafeCheck` and removes `onSignal` when done.
  */
-export async function runUntilSignal(
+function listenForStop(
   worker: Worker,
-  options: {
-    graceMs: number;
-    summaryMs: number;
-    concurrency: number;
-    /** A scheduler started with the worker, stopped with it. */
-    scheduler?: SchedulerHandle | undefined;
-  },
-): Promise<void> {
-  const startedAt = Date.now();
+  options: { graceMs: number; scheduler?: SchedulerHandle | undefined },
+): {
+  stopped: Promise<void>;
+  unsafeCheck: ReturnType<typeof setInterval> | undefined;
+  onSignal: ((signal: NodeJS.Signals) => void) | undefined;
+} {
   let onSignal: ((signal: NodeJS.Signals) => void) | undefined;
   let unsafeCheck: ReturnType<typeof setInterval> | undefined;
   const stopped = new Promise<void>((resolve, reject) => {
@@ -162,6 +159,26 @@ export async function runUntilSignal(
       );
     }, 1000);
   });
+  return { stopped, unsafeCheck, onSignal };
+}
+
+/**
+ * Start `worker` and run it until a signal. The first SIGTERM or SIGINT stops it: no new claims,
+ * running tasks get `graceMs` to finish and are then handed back. A second signal gives up
+ * waiting (exit 1); tasks still held are then recovered by a monitor once their leases expire.
+ */
+export async function runUntilSignal(
+  worker: Worker,
+  options: {
+    graceMs: number;
+    summaryMs: number;
+    concurrency: number;
+    /** A scheduler started with the worker, stopped with it. */
+    scheduler?: SchedulerHandle | undefined;
+  },
+): Promise<void> {
+  const startedAt = Date.now();
+  const { stopped, unsafeCheck, onSignal } = listenForStop(worker, options);
   // Listen before starting, so a signal during start-up is not the default (immediate) exit.
   try {
     await worker.start();

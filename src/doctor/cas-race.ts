@@ -6,7 +6,7 @@
  */
 import type { PutOptions } from "../storage/storage.ts";
 import { bail, type Probe } from "./probe.ts";
-import { noWinner, race } from "./race.ts";
+import { decidedRace } from "./race.ts";
 
 /** Run the check, pushing evidence; throws `CheckFailed` when it fails. */
 export async function checkCasRace(
@@ -21,10 +21,6 @@ export async function checkCasRace(
     if (!base.ok) bail(base, "Writing the race's base version");
     evidence.push(base.line);
     const options: PutOptions = { ifMatch: base.value.etag };
-    if (!(await race(p, key, writers, options, evidence, `swap race ${r + 1}`))) {
-      if (!(await race(p, key, writers, options, evidence, `swap race ${r + 1} (again)`))) {
-        throw noWinner();
-      }
-    }
+    await decidedRace(p, key, writers, options, evidence, `swap race ${r + 1}`);
   }
 }

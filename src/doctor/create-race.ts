@@ -6,7 +6,7 @@
  */
 import type { PutOptions } from "../storage/storage.ts";
 import type { Probe } from "./probe.ts";
-import { noWinner, race } from "./race.ts";
+import { decidedRace } from "./race.ts";
 
 /** Run the check, pushing evidence; throws `CheckFailed` when it fails. */
 export async function checkCreateRace(
@@ -18,11 +18,6 @@ export async function checkCreateRace(
   for (let r = 0; r < rounds; r++) {
     const key = p.key(`create-race-${r}`);
     const options: PutOptions = { ifNoneMatch: "*" };
-    if (!(await race(p, key, writers, options, evidence, `create race ${r + 1}`))) {
-      // Every writer got 409 and nothing was written: inconclusive, not unsafe. Once more.
-      if (!(await race(p, key, writers, options, evidence, `create race ${r + 1} (again)`))) {
-        throw noWinner();
-      }
-    }
+    await decidedRace(p, key, writers, options, evidence, `create race ${r + 1}`);
   }
 }

@@ -9,6 +9,23 @@ import type { PutOptions } from "../storage/storage.ts";
 import { ADVICE_RACE } from "./advice.ts";
 import { bail, CheckFailed, headerText, type Outcome, type Probe } from "./probe.ts";
 
+/**
+ * A race round that must be decided: {@link race}, run once more when nobody won (every writer
+ * got 409: inconclusive, not unsafe); throws {@link noWinner} when it stays undecided.
+ */
+export async function decidedRace(
+  p: Probe,
+  key: string,
+  writers: number,
+  options: PutOptions,
+  evidence: string[],
+  label: string,
+): Promise<void> {
+  if (await race(p, key, writers, options, evidence, label)) return;
+  if (await race(p, key, writers, options, evidence, `${label} (again)`)) return;
+  throw noWinner();
+}
+
 /** One race round: `writers` concurrent conditional PUTs of distinct bodies on one key. */
 export async function race(
   p: Probe,
@@ -89,7 +106,7 @@ function judge(won: number[], stored: number, results: Outcome<unknown>[]): bool
 }
 
 /** The check's failure when a race stayed undecided twice in a row. */
-export function noWinner(): CheckFailed {
+function noWinner(): CheckFailed {
   return new CheckFailed(
     "Twice in a row every concurrent writer was refused with 409 and nobody won: the race could not be decided.",
     false,

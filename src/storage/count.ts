@@ -52,6 +52,29 @@ export function countRequests(inner: Storage): CountedStorage {
       counts.DELETE++;
       return inner.delete(key);
     },
+    ...countedOptionalDeletes(inner, counts),
+    list(options) {
+      counts.LIST++;
+      return inner.list(options);
+    },
+    listVersions(options) {
+      counts.LIST++;
+      return inner.listVersions(options);
+    },
+    versioning() {
+      counts.GET++;
+      return inner.versioning();
+    },
+    serverTime: () => inner.serverTime(),
+  };
+}
+
+/** The optional delete calls of `inner`, counted, present only where `inner` has them. */
+function countedOptionalDeletes(
+  inner: Storage,
+  counts: RequestCounts,
+): Pick<Storage, "deleteVersion" | "deleteMany"> {
+  return {
     ...(inner.deleteVersion === undefined
       ? {}
       : {
@@ -68,18 +91,5 @@ export function countRequests(inner: Storage): CountedStorage {
             return inner.deleteMany!(keys);
           },
         }),
-    list(options) {
-      counts.LIST++;
-      return inner.list(options);
-    },
-    listVersions(options) {
-      counts.LIST++;
-      return inner.listVersions(options);
-    },
-    versioning() {
-      counts.GET++;
-      return inner.versioning();
-    },
-    serverTime: () => inner.serverTime(),
   };
 }

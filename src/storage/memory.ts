@@ -19,6 +19,7 @@ import {
   type ListResult,
   type ListVersionsOptions,
   type ListVersionsResult,
+  localClockSample,
   type ObjectInfo,
   type PutOptions,
   type PutResult,
@@ -296,13 +297,7 @@ export class MemoryStorage implements Storage {
 
   #respond(): void {
     // Answered on the spot: sent and arrived at the same instant, with an exact server time.
-    const localMs = this.#now();
-    this.#lastResponse = {
-      serverMs: localMs + this.#skew,
-      resolutionMs: 1,
-      sentMs: localMs,
-      localMs,
-    };
+    this.#lastResponse = localClockSample(this.#now(), this.#skew);
   }
 
   /** The current version unless it is missing or a delete marker. */

@@ -41,6 +41,7 @@ import {
   type ListResult,
   type ListVersionsOptions,
   type ListVersionsResult,
+  localClockSample,
   normalizeEtag,
   type PutOptions,
   type PutResult,
@@ -330,8 +331,7 @@ export class R2Storage implements Storage {
   }
 
   #touch(): void {
-    const now = this.#now();
-    this.#last = { serverMs: now, resolutionMs: 1, sentMs: now, localMs: now };
+    this.#last = localClockSample(this.#now());
   }
 
   #checkVersion(key: string, versionId: string | undefined): void {

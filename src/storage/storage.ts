@@ -232,6 +232,14 @@ export interface ServerTimeSample {
   localMs: number;
 }
 
+/**
+ * A sample of a "server" that is this machine's own clock, read at `localMs`: answered on the
+ * spot (sent and arrived at once) with an exact time, `skewMs` off the local clock.
+ */
+export function localClockSample(localMs: number, skewMs = 0): ServerTimeSample {
+  return { serverMs: localMs + skewMs, resolutionMs: 1, sentMs: localMs, localMs };
+}
+
 const utf8 = new TextEncoder();
 
 /** Compare two keys in UTF-8 byte order, the order S3 lists them in. */

@@ -26,6 +26,7 @@ import {
   type ListResult,
   type ListVersionsOptions,
   type ListVersionsResult,
+  localClockSample,
   type ObjectInfo,
   type PutOptions,
   type PutResult,
@@ -365,9 +366,8 @@ export class FileStorage implements Storage {
   }
 
   #respond(): void {
-    const now = this.#now();
     // The "server" is this machine: its clock is the local one, exactly.
-    this.#lastResponse = { serverMs: now, resolutionMs: 1, sentMs: now, localMs: now };
+    this.#lastResponse = localClockSample(this.#now());
   }
 
   /** Run one public operation: validate the key, and turn file-system errors into typed ones. */

@@ -30,14 +30,12 @@ import {
   type ListResult,
   type ListVersionsOptions,
   type ListVersionsResult,
-  type ObjectInfo,
   type PutOptions,
   type PutResult,
   type ServerTimeSample,
   type Storage,
   type StorageLocation,
   toBytes,
-  type VersionInfo,
   type VersioningStatus,
 } from "../storage.ts";
 import {
@@ -51,10 +49,11 @@ import {
   parseErrorBody,
   refusesBatchDelete,
 } from "./errors.ts";
+import { listResultOf, listVersionsResultOf } from "./listing.ts";
 import { resolveS3Options, type S3Fetch, type S3StorageOptions } from "./options.ts";
-import { amzDate, httpDate, isoDate, type Ok, type Op } from "./request.ts";
+import { amzDate, httpDate, type Ok, type Op } from "./request.ts";
 import { type BucketAddress, checkKey, requestUrl } from "./url.ts";
-import { child, children, escapeXml, parseXml, text, type XmlElement } from "./xml.ts";
+import { children, escapeXml, parseXml, text, type XmlElement } from "./xml.ts";
 
 /** S3's limit of keys per DeleteObjects request. */
 const MAX_BATCH_DELETE = 1000;
@@ -294,19 +293,7 @@ export class S3Storage implements Storage {
       ],
     });
     const root = this.#parseBody(res, body, "ListBucketResult", "LIST");
-    const objects: ObjectInfo[] = children(root, "Contents").map((c) => ({
-      key: text(c, "Key"),
-      etag: text(c, "ETag"),
-      size: Number(text(c, "Size") || "0"),
-      lastModified: isoDate(text(c, "LastModified")),
-    }));
-    const result: ListResult = {
-      objects,
-      isTruncated: text(root, "IsTruncated").trim() === "true",
-    };
-    const next = child(root, "NextContinuationToken");
-    if (next !== undefined && next.text !== "") result.nextContinuationToken = next.text;
-    return result;
+    return listResultOf(root);
   }
 
   /** {@inheritDoc Storage.listVersions} */
@@ -322,17 +309,7 @@ export class S3Storage implements Storage {
       ],
     });
     const root = this.#parseBody(res, body, "ListVersionsResult", "LIST versions");
-    const result: ListVersionsResult = {
-      versions: versionsOf(root),
-      isTruncated: text(root, "IsTruncated").trim() === "true",
-    };
-    const nextKey = child(root, "NextKeyMarker");
-    if (nextKey !== undefined && nextKey.text !== "") result.nextKeyMarker = nextKey.text;
-    const nextVersion = child(root, "NextVersionIdMarker");
-    if (nextVersion !== undefined && nextVersion.text !== "") {
-      result.nextVersionIdMarker = nextVersion.text;
-    }
-    return result;
+    return listVersionsResultOf(root);
   }
 
   /** {@inheritDoc Storage.versioning} */
@@ -477,26 +454,4 @@ export class S3Storage implements Storage {
   #where(key: string | undefined): string {
     return key === undefined ? this.name : `${this.name}/${key}`;
   }
-}
-
-/** The versions and delete markers of a ListVersionsResult, in history order. */
-function versionsOf(root: XmlElement): VersionInfo[] {
-  const versions: VersionInfo[] = [];
-  // Versions and delete markers interleave; document order is the history order.
-  for (const el of root.children) {
-    if (el.name !== "Version" && el.name !== "DeleteMarker") continue;
-    const marker = el.name === "DeleteMarker";
-    const info: VersionInfo = {
-      key: text(el, "Key"),
-      versionId: text(el, "VersionId"),
-      isLatest: text(el, "IsLatest").trim() === "true",
-      isDeleteMarker: marker,
-      lastModified: isoDate(text(el, "LastModified")),
-      size: marker ? 0 : Number(text(el, "Size") || "0"),
-    };
-    const etag = child(el, "ETag");
-    if (!marker && etag !== undefined) info.etag = etag.text;
-    versions.push(info);
-  }
-  return versions;
 }
