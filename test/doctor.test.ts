@@ -422,6 +422,24 @@ describe("the cached verdict is keyed by the path it proved", () => {
     expect(await readVerdict(new Queue({ storage: otherDriver, prefix: "q/" }))).toBeUndefined();
   });
 
+  it("an unreadable verdict is no verdict: the next probe replaces it with a conditional write", async () => {
+    const bucket = new MemoryStorage();
+    const storage = new Via(bucket, "https://s3.example/jobs");
+    const queue = new Queue({ storage, prefix: "q/" });
+    await bucket.put(verdictKey(queue), new TextEncoder().encode("{not json"));
+    expect(await readVerdict(queue)).toBeUndefined();
+    const puts: (PutOptions | undefined)[] = [];
+    const put = storage.put.bind(storage);
+    storage.put = (key: string, body: Uint8Array | string, options?: PutOptions) => {
+      if (key === verdictKey(queue)) puts.push(options);
+      return put(key, body, options);
+    };
+    expect(await requireSafeBackend(queue)).toMatchObject({ verdict: "safe", cached: false });
+    expect(await readVerdict(queue)).toMatchObject({ verdict: "safe" });
+    expect(puts).toHaveLength(1);
+    expect(puts[0]?.ifMatch).toBeDefined();
+  });
+
   it("memory and file storages need no probe: oq evaluates their conditions itself", async () => {
     const storage = new MemoryStorage();
     const result = await requireSafeBackend(new Queue({ storage }));

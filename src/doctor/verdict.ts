@@ -5,9 +5,9 @@
  *
  * @module
  */
-import { NotFoundError } from "../errors.ts";
 import type { Queue } from "../queue/queue.ts";
 import type { Storage } from "../storage/storage.ts";
+import { DocumentStore } from "../store/documents.ts";
 import { describeError } from "./probe.ts";
 import {
   type CachedVerdict,
@@ -66,6 +66,43 @@ export function verdictKey(queue: Queue): string {
   return `${doctorPrefix(queue)}verdict-${pathHash(verdictPath(queue))}.json`;
 }
 
+/**
+ * Verdicts as conditional documents. A stored verdict that is unreadable, of another protocol
+ * shape, or proven over another path parses as `null`: it is no verdict for this client, and
+ * the next probe replaces it.
+ */
+function verdictStore(queue: Queue): DocumentStore<CachedVerdict | null> {
+  const path = verdictPath(queue);
+  return new DocumentStore<CachedVerdict | null>(queue.storage, {
+    parse: (body) => parseVerdict(body, path),
+    encode: (verdict) => encoder.encode(`${JSON.stringify(verdict)}\n`),
+  });
+}
+
+function parseVerdict(body: Uint8Array, path: VerdictPath): CachedVerdict | null {
+  try {
+    const v = JSON.parse(decoder.decode(body)) as Partial<CachedVerdict>;
+    const valid =
+      v.oq === 1 &&
+      typeof v.protocol === "number" &&
+      (v.verdict === "safe" || v.verdict === "unsafe") &&
+      typeof v.checkedAt === "string" &&
+      !Number.isNaN(Date.parse(v.checkedAt)) &&
+      Array.isArray(v.failed) &&
+      typeof v.path === "object" &&
+      v.path !== null &&
+      samePath(v.path, path);
+    return valid ? (v as CachedVerdict) : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Store a probe's verdict for the path it proved, through the document store (a conditional
+ * write over whatever verdict is there, never a blind overwrite). A failure is only logged: the
+ * verdict is a cache, and without it the next worker start probes again.
+ */
 export async function writeVerdict(queue: Queue, report: DoctorReport): Promise<void> {
   const cached: CachedVerdict = {
     oq: 1,
@@ -79,11 +116,8 @@ export async function writeVerdict(queue: Queue, report: DoctorReport): Promise<
       .map((c) => ({ id: c.id, title: c.title, ...(c.fix === undefined ? {} : { fix: c.fix }) })),
   };
   try {
-    await queue.storage.put(verdictKey(queue), encoder.encode(`${JSON.stringify(cached)}\n`), {
-      contentType: "application/json",
-    });
+    await verdictStore(queue).put(verdictKey(queue), cached);
   } catch (error) {
-    // The verdict is a cache: without it the next worker start probes again.
     queue.logger.warn(
       `could not store the doctor verdict at ${verdictKey(queue)}: ${describeError(error)}`,
     );
@@ -95,30 +129,5 @@ export async function writeVerdict(queue: Queue, report: DoctorReport): Promise<
  * (or it is unreadable, or it was proven over another path).
  */
 export async function readVerdict(queue: Queue): Promise<CachedVerdict | undefined> {
-  let text: string;
-  try {
-    text = decoder.decode((await queue.storage.get(verdictKey(queue))).body);
-  } catch (error) {
-    if (error instanceof NotFoundError) return undefined;
-    throw error;
-  }
-  try {
-    const v = JSON.parse(text) as Partial<CachedVerdict>;
-    if (
-      v.oq !== 1 ||
-      typeof v.protocol !== "number" ||
-      (v.verdict !== "safe" && v.verdict !== "unsafe") ||
-      typeof v.checkedAt !== "string" ||
-      Number.isNaN(Date.parse(v.checkedAt)) ||
-      !Array.isArray(v.failed) ||
-      typeof v.path !== "object" ||
-      v.path === null ||
-      !samePath(v.path, verdictPath(queue))
-    ) {
-      return undefined;
-    }
-    return v as CachedVerdict;
-  } catch {
-    return undefined;
-  }
+  return (await verdictStore(queue).read(verdictKey(queue)))?.value ?? undefined;
 }

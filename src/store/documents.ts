@@ -212,6 +212,26 @@ export class DocumentStore<T> {
     );
   }
 
+  /**
+   * Store `value` whatever version is there now: a conditional write over the version just read
+   * (a create when the key is missing), re-read after a lost race. The last writer wins, but never
+   * by a blind overwrite, so an ambiguous answer is settled like any other write. For documents
+   * that are replaced whole (a cached verdict), not changed from their current value. A stored
+   * object the codec cannot parse is replaced too. Throws `ConflictError` after
+   * {@link MAX_CAS_ROUNDS} lost rounds.
+   */
+  async put(key: string, value: T): Promise<VersionedDocument<T>> {
+    for (let round = 0; round < MAX_CAS_ROUNDS; round++) {
+      const current = await this.#get(key);
+      const result = await this.write(key, current?.etag ?? null, value);
+      if (result.won) return { value: result.value, etag: result.etag };
+    }
+    throw new ConflictError(
+      `${key} kept changing under ${MAX_CAS_ROUNDS} attempts to store it; try again.`,
+      { key },
+    );
+  }
+
   async #get(key: string): Promise<{ body: Uint8Array; etag: string } | undefined> {
     try {
       return await this.storage.get(key);

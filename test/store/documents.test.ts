@@ -313,6 +313,31 @@ for (const target of targets) {
       expect(seen).toEqual([1]);
       expect(result?.value.version).toBe(2);
     });
+
+    it("put creates a missing document and replaces a stored one, never by a blind overwrite", async () => {
+      const puts: (PutOptions | undefined)[] = [];
+      const recording = new Proxy(env.storage, {
+        get(target, name) {
+          if (name === "put")
+            return (k: string, body: Uint8Array, o?: PutOptions) => {
+              puts.push(o);
+              return target.put(k, body, o);
+            };
+          const value = Reflect.get(target, name);
+          return typeof value === "function" ? value.bind(target) : value;
+        },
+      });
+      const store = docStore(recording);
+      await store.put(key, { writer: "a", version: 1 });
+      await store.put(key, { writer: "b", version: 7 });
+      // An object the codec cannot read is replaced too (a cache rewritten by hand, say).
+      await env.storage.put(`${key}.bad`, new TextEncoder().encode("{not json"));
+      await store.put(`${key}.bad`, { writer: "c", version: 1 });
+      expect((await store.read(key))?.value).toEqual({ writer: "b", version: 7 });
+      expect((await store.read(`${key}.bad`))?.value).toEqual({ writer: "c", version: 1 });
+      expect(puts).toHaveLength(3);
+      for (const o of puts) expect(o?.ifMatch ?? o?.ifNoneMatch).toBeDefined();
+    });
   });
 }
 
