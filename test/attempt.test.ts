@@ -15,21 +15,7 @@ import {
   type WorkerOptions,
 } from "../src/worker/worker.ts";
 import { memoryTarget, s3Target, type TargetInstance } from "./helpers/targets.ts";
-
-const fast: WorkerOptions = {
-  minPollMs: 20,
-  maxPollMs: 100,
-  heartbeatSeconds: 0,
-  listReuseMs: 200,
-};
-const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const until = async (what: string, check: () => Promise<boolean> | boolean, timeoutMs = 20_000) => {
-  const end = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await pause(25);
-  }
-};
+import { fast, pause, until } from "./helpers/wait.ts";
 
 /** Storage faults decided per call: return an error to throw instead of calling `inner`. */
 interface Faults {

@@ -19,23 +19,9 @@ import { MARKER_GRACE_MS } from "../src/queue/ready-index.ts";
 import { MemoryStorage } from "../src/storage/memory.ts";
 import { DEFAULT_BACKOFF } from "../src/task/backoff.ts";
 import { createTask } from "../src/task/transitions.ts";
-import { Worker, type WorkerOptions } from "../src/worker/worker.ts";
+import { Worker } from "../src/worker/worker.ts";
 import { type TargetInstance, targets } from "./helpers/targets.ts";
-
-const fast: WorkerOptions = {
-  minPollMs: 20,
-  maxPollMs: 100,
-  heartbeatSeconds: 0,
-  listReuseMs: 200,
-};
-
-const until = async (what: string, check: () => Promise<boolean> | boolean, timeoutMs = 20_000) => {
-  const end = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-};
+import { fast, until } from "./helpers/wait.ts";
 
 /** The "Writing a task by hand" section of docs/protocol.md. */
 function docSection(): string {

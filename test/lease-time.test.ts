@@ -3,23 +3,10 @@ import { UnavailableError } from "../src/errors.ts";
 import { Queue } from "../src/queue/queue.ts";
 import { MemoryStorage } from "../src/storage/memory.ts";
 import type { ServerTimeSample, Storage } from "../src/storage/storage.ts";
-import { Worker, type WorkerOptions } from "../src/worker/worker.ts";
-
-const fast: WorkerOptions = {
-  minPollMs: 20,
-  maxPollMs: 100,
-  heartbeatSeconds: 0,
-  listReuseMs: 200,
-};
+import { Worker } from "../src/worker/worker.ts";
+import { fast, until } from "./helpers/wait.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const until = async (what: string, check: () => Promise<boolean> | boolean, timeoutMs = 20_000) => {
-  const end = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-};
 
 /**
  * One process's view of a shared memory bucket, as over HTTP: it stamps each request's send and

@@ -14,20 +14,7 @@ import { MemoryStorage } from "../src/storage/memory.ts";
 import { PermanentError, Worker, type WorkerOptions } from "../src/worker/worker.ts";
 import { expectValidHistory } from "./helpers/history.ts";
 import { s3Config, type TargetInstance, targets, testS3Storage } from "./helpers/targets.ts";
-
-const fast: WorkerOptions = {
-  minPollMs: 20,
-  maxPollMs: 100,
-  heartbeatSeconds: 0,
-  listReuseMs: 200,
-};
-const until = async (what: string, check: () => Promise<boolean> | boolean, timeoutMs = 20_000) => {
-  const end = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-};
+import { fast, until } from "./helpers/wait.ts";
 
 for (const target of targets) {
   describe(`queue on ${target.name}`, () => {

@@ -25,24 +25,11 @@ import {
   replayTask,
   requestCancel,
 } from "../src/task/transitions.ts";
-import { Worker, type WorkerOptions } from "../src/worker/worker.ts";
+import { Worker } from "../src/worker/worker.ts";
 import { type TargetInstance, targets } from "./helpers/targets.ts";
+import { fast, pause, until } from "./helpers/wait.ts";
 import { ERROR_FAULT_KINDS, type ErrorFaultKind, FaultyStorage } from "./support/faulty.ts";
 
-const fast: WorkerOptions = {
-  minPollMs: 20,
-  maxPollMs: 100,
-  heartbeatSeconds: 0,
-  listReuseMs: 200,
-};
-const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const until = async (what: string, check: () => Promise<boolean> | boolean, timeoutMs = 10_000) => {
-  const end = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await pause(25);
-  }
-};
 const only = (kind: ErrorFaultKind) =>
   Object.fromEntries(ERROR_FAULT_KINDS.map((k) => [k, k === kind ? 1 : 0]));
 
