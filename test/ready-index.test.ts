@@ -33,6 +33,20 @@ import { ERROR_FAULT_KINDS, type ErrorFaultKind, FaultyStorage } from "./support
 const only = (kind: ErrorFaultKind) =>
   Object.fromEntries(ERROR_FAULT_KINDS.map((k) => [k, k === kind ? 1 : 0]));
 
+/** A storage that answers the next conditional PUT of `key` with the fault `kind`, once. */
+function faultOnce(inner: Storage, key: string, kind: ErrorFaultKind): FaultyStorage {
+  let armed = true;
+  return new FaultyStorage(inner, {
+    faultRate: 1,
+    mix: only(kind),
+    filter: (call) => {
+      if (!armed || call.op !== "put" || call.key !== key || !call.conditional) return false;
+      armed = false;
+      return true;
+    },
+  });
+}
+
 /** A memory bucket with a batched delete (as S3 has) and a clock the test can move. */
 function bucket() {
   const clock = { offset: 0, now: () => Date.now() + clock.offset };
@@ -174,16 +188,7 @@ describe("a marker is deleted only when its task provably does not name it (defe
     const task = await plain.submit("t", null);
     await plain.cancel(task.id);
     const key = plain.keys.task(task.id);
-    let armed = true;
-    const storage = new FaultyStorage(inner, {
-      faultRate: 1,
-      mix: only(kind),
-      filter: (call) => {
-        if (!armed || call.op !== "put" || call.key !== key || !call.conditional) return false;
-        armed = false;
-        return true;
-      },
-    });
+    const storage = faultOnce(inner, key, kind);
     const queue = new Queue({ storage });
     return { inner, plain, queue, storage, id: task.id };
   }
@@ -374,16 +379,7 @@ for (const target of targets.filter((t) => t.name.startsWith("s3"))) {
       const task = await plain.submit("t", null);
       await plain.cancel(task.id);
       const key = plain.keys.task(task.id);
-      let armed = true;
-      const storage = new FaultyStorage(env.storage, {
-        faultRate: 1,
-        mix: only("precondition-failed-after-commit"),
-        filter: (call) => {
-          if (!armed || call.op !== "put" || call.key !== key || !call.conditional) return false;
-          armed = false;
-          return true;
-        },
-      });
+      const storage = faultOnce(env.storage, key, "precondition-failed-after-commit");
       const queue = new Queue({ storage, prefix: env.prefix });
       const current = (await queue.read(task.id))!;
       const written = await internals(queue).write(current, replayTask(current.task, queue.now()));
@@ -397,16 +393,7 @@ for (const target of targets.filter((t) => t.name.startsWith("s3"))) {
       const task = await plain.submit("t", null);
       await plain.cancel(task.id);
       const key = plain.keys.task(task.id);
-      let armed = true;
-      const storage = new FaultyStorage(env.storage, {
-        faultRate: 1,
-        mix: only("late-commit"),
-        filter: (call) => {
-          if (!armed || call.op !== "put" || call.key !== key || !call.conditional) return false;
-          armed = false;
-          return true;
-        },
-      });
+      const storage = faultOnce(env.storage, key, "late-commit");
       const queue = new Queue({ storage, prefix: env.prefix });
       const current = (await queue.read(task.id))!;
       await internals(queue).write(current, replayTask(current.task, queue.now()));
