@@ -180,18 +180,21 @@ describe("terminal tasks written before the fix (defect 6)", () => {
   });
 });
 
+/**
+ * A cancelled task in `inner`, a plain queue over it, and a queue whose next conditional PUT of
+ * that task meets `kind`.
+ */
+async function cancelledBehindFault(kind: ErrorFaultKind, inner: Storage, prefix = "") {
+  const plain = new Queue({ storage: inner, prefix });
+  const task = await plain.submit("t", null);
+  await plain.cancel(task.id);
+  const storage = faultOnce(inner, plain.keys.task(task.id), kind);
+  const queue = new Queue({ storage, prefix });
+  return { inner, plain, queue, storage, id: task.id };
+}
+
 describe("a marker is deleted only when its task provably does not name it (defect 7)", () => {
-  /** A cancelled task, and a queue whose next conditional PUT of it meets `kind`. */
-  async function setup(kind: ErrorFaultKind) {
-    const { inner } = bucket();
-    const plain = new Queue({ storage: inner });
-    const task = await plain.submit("t", null);
-    await plain.cancel(task.id);
-    const key = plain.keys.task(task.id);
-    const storage = faultOnce(inner, key, kind);
-    const queue = new Queue({ storage });
-    return { inner, plain, queue, storage, id: task.id };
-  }
+  const setup = (kind: ErrorFaultKind) => cancelledBehindFault(kind, bucket().inner);
 
   it("keeps the marker of a write whose outcome was unknown and that commits after the read-back (defect 7a)", async () => {
     const { inner, plain, queue, storage, id } = await setup("late-commit");
@@ -375,13 +378,12 @@ for (const target of targets.filter((t) => t.name.startsWith("s3"))) {
 
     it("recognises a 412 for our own committed PUT and keeps its marker (defect 7b)", async () => {
       env = await target.create();
-      const plain = new Queue({ storage: env.storage, prefix: env.prefix });
-      const task = await plain.submit("t", null);
-      await plain.cancel(task.id);
-      const key = plain.keys.task(task.id);
-      const storage = faultOnce(env.storage, key, "precondition-failed-after-commit");
-      const queue = new Queue({ storage, prefix: env.prefix });
-      const current = (await queue.read(task.id))!;
+      const { plain, queue, id } = await cancelledBehindFault(
+        "precondition-failed-after-commit",
+        env.storage,
+        env.prefix,
+      );
+      const current = (await queue.read(id))!;
       const written = await internals(queue).write(current, replayTask(current.task, queue.now()));
       expect(written?.task.event).toBe("replayed");
       expect(await exists(env.storage, plain.keys.full(written!.task.marker!))).toBe(true);
@@ -389,15 +391,14 @@ for (const target of targets.filter((t) => t.name.startsWith("s3"))) {
 
     it("keeps the marker of a write that commits after the read-back (defect 7a)", async () => {
       env = await target.create();
-      const plain = new Queue({ storage: env.storage, prefix: env.prefix });
-      const task = await plain.submit("t", null);
-      await plain.cancel(task.id);
-      const key = plain.keys.task(task.id);
-      const storage = faultOnce(env.storage, key, "late-commit");
-      const queue = new Queue({ storage, prefix: env.prefix });
-      const current = (await queue.read(task.id))!;
+      const { plain, queue, id } = await cancelledBehindFault(
+        "late-commit",
+        env.storage,
+        env.prefix,
+      );
+      const current = (await queue.read(id))!;
       await internals(queue).write(current, replayTask(current.task, queue.now()));
-      const stored = await plain.get(task.id);
+      const stored = await plain.get(id);
       expect(stored.event).toBe("replayed");
       expect(await exists(env.storage, plain.keys.full(stored.marker!))).toBe(true);
     });
