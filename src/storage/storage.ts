@@ -88,6 +88,8 @@ export interface ListOptions {
   continuationToken?: string;
   /** Page size, 1..1000. Defaults to 1000. */
   maxKeys?: number;
+  /** Roll keys up to `prefixes` at the first occurrence of this after the prefix (S3 `delimiter`). */
+  delimiter?: string;
 }
 
 /** One page of {@link Storage.list}. Keys are in UTF-8 byte order. */
@@ -98,6 +100,8 @@ export interface ListResult {
   isTruncated: boolean;
   /** Token for the next page, when `isTruncated`. */
   nextContinuationToken?: string;
+  /** The rolled-up prefixes of this page (S3 `CommonPrefixes`), when a delimiter was given. */
+  prefixes?: string[];
 }
 
 /** Options of {@link Storage.listVersions} (ListObjectVersions). */
