@@ -134,8 +134,10 @@ export class Monitor {
     const prefixes = new Set(page.prefixes);
     for (const o of page.objects) {
       const slash = o.key.indexOf("/", q.keys.ready.length);
-      if (slash < 0) this.malformed(now)(o);
-      else prefixes.add(o.key.slice(0, slash + 1));
+      if (slash < 0) {
+        q.warnOnce(o.key, `skipping ${o.key}: not a ready marker (it is not under a type)`);
+        this.malformed(now)(o);
+      } else prefixes.add(o.key.slice(0, slash + 1));
     }
     for (const prefix of prefixes) {
       const type = prefix.slice(q.keys.ready.length, -1);
