@@ -246,7 +246,8 @@ export class Keys {
     }
     const nonce = segments.pop();
     const id = segments.join(".");
-    if (nonce === undefined || nonce === "" || !NAME.test(id) || id.includes("..")) return undefined;
+    if (nonce === undefined || nonce === "" || !NAME.test(id) || id.includes(".."))
+      return undefined;
     const marker: ReadyMarker = {
       key,
       relative: key.slice(this.prefix.length),

@@ -70,7 +70,13 @@ describe("keys", () => {
       expiresMs: 2000,
     });
     // Without a TTL, an id that ends in a time stays the id.
-    const u = k.newReadyMarker({ dueMs: 0, type: "e", part: 0, id: "a.20260101T000000Z", nonce: "ab" });
+    const u = k.newReadyMarker({
+      dueMs: 0,
+      type: "e",
+      part: 0,
+      id: "a.20260101T000000Z",
+      nonce: "ab",
+    });
     expect(k.parseReadyMarker(k.full(u))).toMatchObject({ id: "a.20260101T000000Z" });
     expect(k.parseReadyMarker(k.full(u))?.expiresMs).toBeUndefined();
     expect(k.parseReadyMarker("q1/ready/e/x/19700101T000000Z/a.b")).toBeUndefined();

@@ -11,10 +11,12 @@ import { type } from "arktype";
 import type { ServerClock } from "../clock.ts";
 import {
   ConflictError,
-  MalformedObjectError,   ProtocolMismatchError,
+  MalformedObjectError,
+  ProtocolMismatchError,
   ValidationError,
 } from "../errors.ts";
 import { checkTaskType, type Keys } from "../keys.ts";
+import { type RetryPolicy, retry } from "../retry.ts";
 import type { Storage } from "../storage/storage.ts";
 import { DocumentStore } from "../store/documents.ts";
 
@@ -23,6 +25,9 @@ import { DocumentStore } from "../store/documents.ts";
  * no manifest); 2 is `ready/{type}/{shard}/{time}/...` with this manifest.
  */
 export const PROTOCOL = 2;
+
+/** Reading the manifest retries transient failures like a read-back: it gates every write. */
+const MANIFEST_RETRY: RetryPolicy = { attempts: 6, baseDelayMs: 200, maxDelayMs: 3200 };
 
 /** Most shards one type may be split into. */
 export const MAX_SHARDS = 256;
@@ -83,7 +88,12 @@ function encodeManifest(manifest: Manifest): Uint8Array {
 
 /** Check a shard count given by a caller. */
 export function checkShards(shards: unknown): number {
-  if (typeof shards !== "number" || !Number.isInteger(shards) || shards < 1 || shards > MAX_SHARDS) {
+  if (
+    typeof shards !== "number" ||
+    !Number.isInteger(shards) ||
+    shards < 1 ||
+    shards > MAX_SHARDS
+  ) {
     throw new ValidationError(
       `Invalid shard count ${JSON.stringify(shards)}: use an integer from 1 to ${MAX_SHARDS}.`,
     );
@@ -123,10 +133,16 @@ export class ManifestStore {
       this.#clock.localNow() - cached.readAt < MANIFEST_TTL_MS
     )
       return cached.manifest;
-    this.#loading ??= this.#read().finally(() => {
+    this.#loading ??= retry(() => this.#read(), MANIFEST_RETRY).finally(() => {
       this.#loading = undefined;
     });
-    return this.#loading;
+    if (cached === undefined || options.fresh === true) return this.#loading;
+    // A refresh that fails on storage trouble must not fail the write that asked for it: the
+    // copy read before still names every shard listed then (shards only grow).
+    return this.#loading.catch((error: unknown) => {
+      if (error instanceof ProtocolMismatchError) throw error;
+      return cached.manifest;
+    });
   }
 
   /** Hash shards of `type` per the cached manifest (1 before it was read). */

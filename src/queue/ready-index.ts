@@ -70,10 +70,7 @@ export class ReadyIndex {
    * shard per the manifest (shard 0 before it was read: always listed), carrying the TTL of a
    * pending task.
    */
-  newMarker(
-    task: Pick<TaskRecord, "type" | "id" | "status" | "expiresAt">,
-    dueMs: number,
-  ): string {
+  newMarker(task: Pick<TaskRecord, "type" | "id" | "status" | "expiresAt">, dueMs: number): string {
     const { keys, manifest, randomHex } = this.#deps;
     return keys.newReadyMarker({
       type: task.type,

@@ -106,7 +106,10 @@ export class Monitor {
     if (this.#steps.length === 0) {
       if (local - this.#roundAt < MONITOR_ROUND_MS) return false;
       this.#roundAt = local;
-      this.#steps = [() => this.#queue.manifest.load({ fresh: true }).then(() => {}), () => this.#types(now)];
+      this.#steps = [
+        () => this.#queue.manifest.load({ fresh: true }).then(() => {}),
+        () => this.#types(now),
+      ];
     }
     const next = this.#steps.shift()!;
     try {

@@ -157,7 +157,9 @@ describe("Monitor", () => {
     while (await monitor.step(queue.now())) steps++;
     // The manifest, the delimiter listing, and the one video partition.
     expect(steps).toBe(3);
-    expect(reads.filter((k) => k.startsWith(queue.keys.tasks))).toEqual([queue.keys.task(short.id)]);
+    expect(reads.filter((k) => k.startsWith(queue.keys.tasks))).toEqual([
+      queue.keys.task(short.id),
+    ]);
     expect((await queue.get(short.id)).status).toBe("expired");
     for (const t of others) expect((await queue.get(t.id)).status).toBe("pending");
     expect(monitor.pendingSweep).toEqual([junk]);

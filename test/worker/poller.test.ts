@@ -151,8 +151,12 @@ describe("Poller", () => {
   it("lists every shard of a split type, starting at different shards on different workers", async () => {
     const { queue } = memoryQueue();
     await internals(queue).manifest.setShards("t", 4);
-    const tasks = await queue.submitMany(Array.from({ length: 40 }, (_, i) => ({ type: "t", input: i })));
-    const parts = new Set(tasks.map((t) => queue.keys.parseReadyMarker(queue.keys.full(t.marker!))!.part));
+    const tasks = await queue.submitMany(
+      Array.from({ length: 40 }, (_, i) => ({ type: "t", input: i })),
+    );
+    const parts = new Set(
+      tasks.map((t) => queue.keys.parseReadyMarker(queue.keys.full(t.marker!))!.part),
+    );
     expect([...parts].sort()).toEqual([0, 1, 2, 3]);
     const { poller: p, started } = poller(queue, { concurrency: 100 });
     expect(p.partitions()).toEqual([0, 1, 2, 3].map((i) => queue.keys.partition("t", i)));
