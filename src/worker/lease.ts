@@ -152,7 +152,9 @@ export class Lease {
           this.#current.task.id,
           (t) => renewLease(t, this.token, leaseToWrite(q, leaseMs), q.now()),
           this.#current,
-          { batchMarkerDelete: true },
+          // The marker a claim left is due, so every worker listing the partition would read
+          // the task until it is gone: delete it now. Later ones lie in the future: batch them.
+          { batchMarkerDelete: this.indexedAtExpiry },
         );
       } catch (error) {
         if (lostLease(error)) {
