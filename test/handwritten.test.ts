@@ -181,13 +181,13 @@ describe("a hand-written task no worker can find", () => {
     const job9 = {
       ...JSON.parse(body),
       id: "Job-9",
-      marker: "myqueue/ready/20260101T000000Z/send-email/Job-9.5eed0a11",
+      marker: "myqueue/ready/send-email/0/20260101T000000Z/Job-9.5eed0a11",
     };
-    const job9Marker = "ready/20260101T000000Z/send-email/Job-9.5eed0a11";
+    const job9Marker = "ready/send-email/0/20260101T000000Z/Job-9.5eed0a11";
     await storage.put(job9Marker, new Uint8Array(0));
     await storage.put(keys.task("Job-9"), JSON.stringify(job9), { ifNoneMatch: "*" });
     // And a marker whose task is nowhere: an interrupted submit, still swept.
-    const orphan = "ready/20260101T000000Z/send-email/Lost-1.0badf00d";
+    const orphan = "ready/send-email/0/20260101T000000Z/Lost-1.0badf00d";
     await storage.put(orphan, new Uint8Array(0));
     now += MARKER_GRACE_MS + 1000;
 

@@ -72,7 +72,8 @@ export function garbageKinds(keys: Keys, random: () => number, now: number): Gar
   const id = () => `${hex(random, 30)}ff`; // valid ids, never a submitted one (those are random)
   const past = timeKey(now - 60_000);
   const marker = (taskId: string, type = CHAOS_TYPE, time = past) =>
-    `ready/${time}/${type}/${taskId}.${hex(random, 8)}`;
+    `ready/${type}/0/${time}/${taskId}.${hex(random, 8)}`;
+  const part = keys.partition(CHAOS_TYPE, 0);
   const bytes = () => crypto.getRandomValues(new Uint8Array(1 + Math.floor(random() * 200)));
   /** A marker pointing at a task object with `body`: the worker reads it and must skip it. */
   const pointed = (kind: string, body: (taskId: string, rel: string) => string | Uint8Array) => {
@@ -91,17 +92,22 @@ export function garbageKinds(keys: Keys, random: () => number, now: number): Gar
   return [
     // ready/: keys that are not markers at all.
     { kind: "ready-junk-key", writes: [[`${keys.ready}garbage-${hex(random, 6)}`, bytes()]] },
-    { kind: "ready-short-key", writes: [[`${keys.ready}${past}/${CHAOS_TYPE}`, "x"]] },
-    { kind: "ready-no-nonce", writes: [[`${keys.ready}${past}/${CHAOS_TYPE}/${id()}`, ""]] },
-    { kind: "ready-bad-time", writes: [[`${keys.ready}notatime/${CHAOS_TYPE}/${id()}.ab`, ""]] },
-    { kind: "ready-bad-type", writes: [[`${keys.ready}${past}/bad type!/${id()}.ab`, ""]] },
+    { kind: "ready-short-key", writes: [[`${part}${past}`, "x"]] },
+    { kind: "ready-no-nonce", writes: [[`${part}${past}/${id()}`, ""]] },
+    { kind: "ready-bad-time", writes: [[`${part}notatime/${id()}.ab`, ""]] },
+    {
+      kind: "ready-bad-part",
+      writes: [[`${keys.readyType(CHAOS_TYPE)}x1/${past}/${id()}.ab`, ""]],
+    },
+    { kind: "ready-bad-type", writes: [[`${keys.ready}bad type!/0/${past}/${id()}.ab`, ""]] },
+    { kind: "ready-old-layout", writes: [[`${keys.ready}${past}/${CHAOS_TYPE}/${id()}.ab`, ""]] },
     {
       kind: "ready-unicode",
-      writes: [[`${keys.ready}${past}/${CHAOS_TYPE}/ünïcødé-${hex(random, 4)}.ab`, ""]],
+      writes: [[`${part}${past}/ünïcødé-${hex(random, 4)}.ab`, ""]],
     },
     {
       kind: "ready-deep",
-      writes: [[`${keys.ready}${past}/${CHAOS_TYPE}/${id()}.ab/more/levels`, ""]],
+      writes: [[`${part}${past}/${id()}.ab/more/levels`, ""]],
     },
     // ready/: well-formed markers with nothing (or a stranger) behind them.
     { kind: "marker-missing-task", writes: [[keys.full(marker(id())), ""]] },
