@@ -156,7 +156,7 @@ function idleHolds(i: IdleResult, previous: IdleResult | undefined): string {
       return `${count} finished tasks`;
     case "running": {
       const all = i.runningAtEnd === n ? "all" : `only ${fmt(i.runningAtEnd ?? 0, 0)}`;
-      return `${count} \`email\` tasks running on ${i.otherWorkers ?? "?"} other workers (${i.leaseSeconds ?? "?"} s leases); at the window's end ${all} still ran, the idle worker had started ${fmt(i.idleClaims ?? 0, 0)} and the others lost ${fmt(i.leasesLost ?? 0, 0)} leases`;
+      return `${count} \`email\` tasks running on ${i.otherWorkers ?? "?"} other workers (${i.leaseSeconds ?? "?"} s leases); at the window's end ${all} still ran, the idle worker had taken ${fmt(i.idleClaims ?? 0, 0)} of them and the others lost ${fmt(i.leasesLost ?? 0, 0)} leases`;
     }
     case "unhandled":
       return `${count} due \`video\` tasks, a type it has no handler for${i.lateSeconds === undefined ? "" : ` (submitting them ended ${fmt(i.lateSeconds, 1)} s after they became due: the worker saw some before the window)`}`;
