@@ -338,7 +338,10 @@ async function idleWithRunning(n: number, seconds: number) {
   const idle = idleWorker(new Queue({ storage, prefix }), hold);
   await idle.start();
   const window = await idleWindow(storage, Date.now() + IDLE_SETTLE_MS, seconds);
+  // What held through the window, before the release ends every handler.
   const runningAtEnd = running.size;
+  const idleClaims = idle.stats.started;
+  const leasesLost = workers.reduce((sum, w) => sum + w.stats.leaseLost, 0);
   // Released handlers return at once and stop() waits for them; a task whose lease lapsed under
   // load may be pending again, left for the cleanup (waiting for it to complete could hang).
   release();
@@ -351,8 +354,8 @@ async function idleWithRunning(n: number, seconds: number) {
     leaseSeconds: RUNNING_LEASE_SECONDS,
     ...window,
     runningAtEnd,
-    idleClaims: idle.stats.started,
-    leasesLost: workers.reduce((sum, w) => sum + w.stats.leaseLost, 0),
+    idleClaims,
+    leasesLost,
   };
 }
 
