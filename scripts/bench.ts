@@ -4,8 +4,11 @@
  *   npm run bench                       # private MinIO, every section, writes docs/benchmarks.*
  *   npx tsx scripts/bench.ts --tasks 2000 --stored 10000 --idle-seconds 60 --json out.json
  *   npx tsx scripts/bench.ts --only claims,memory --claim-stored 5000
+ *   npx tsx scripts/bench.ts --only idle --idle-cases running,unhandled
  *
- * Sections: requests (per task, by kind, and dollars), idle (requests per idle worker-minute),
+ * Sections: requests (per task, by kind, and dollars), idle (requests per idle worker-minute
+ * while the queue holds nothing, finished tasks, tasks running elsewhere, and tasks of a type
+ * the worker has no handler for; `--idle-cases` picks some of empty,finished,running,unhandled),
  * throughput and latency (against 1, 4 and 8 workers), claims (claim throughput with 0 and with
  * 50,000 stored finished tasks), memory (peak RSS and heap of an idle and a busy worker process).
  * `--report` (what `npm run bench` passes) writes docs/benchmarks.md and docs/benchmarks.svg
@@ -28,14 +31,25 @@ import { S3Storage } from "../src/storage/s3/driver.ts";
 import type { Storage } from "../src/storage/storage.ts";
 import { encodeTask, type TaskRecord } from "../src/task/record.ts";
 import { mapLimit } from "../src/util/async.ts";
+import type { Handler } from "../src/worker/options.ts";
 import { Worker } from "../src/worker/worker.ts";
+import {
+  IDLE_CASES,
+  IDLE_CEILING_PER_MINUTE,
+  type IdleCase,
+  type IdleResult,
+  idleSetupFailure,
+} from "./bench-report.ts";
 
 const { values: args } = parseArgs({
   options: {
     tasks: { type: "string", default: "2000" },
     "per-task-tasks": { type: "string", default: "500" },
-    stored: { type: "string", default: "10000" },
+    stored: { type: "string", default: "50000" },
     "idle-seconds": { type: "string", default: "60" },
+    "idle-cases": { type: "string", default: IDLE_CASES.join(",") },
+    "running-tasks": { type: "string", default: "300" },
+    "unhandled-tasks": { type: "string", default: "5000" },
     "latency-tasks": { type: "string", default: "200" },
     workers: { type: "string", default: "1,4,8" },
     concurrency: { type: "string", default: "8" },
@@ -213,26 +227,174 @@ async function storeFinished(storage: Storage, queue: Queue, count: number) {
   await Promise.all(Array.from({ length: 32 }, one));
 }
 
-/** Requests an idle worker makes per minute, with `stored` finished tasks in the queue. */
-async function idleCost(stored: number, seconds: number) {
-  const raw = s3();
-  const storage = countRequests(raw);
-  const queue = new Queue({ storage, prefix: await provenPrefix(`idle-${stored}`) });
-  if (stored > 0) await storeFinished(raw, queue, stored);
-  const worker = new Worker(queue, { heartbeatSeconds: 60 }).task("noop", noop);
-  await worker.start();
-  // The poll interval grows from 250 ms to its 6 s ceiling; measure the steady state after it.
-  await sleep(15_000);
+/**
+ * Prefixes holding `count` finished tasks (proven, no markers), written once per run and shared
+ * by the sections that need them (the idle worker's case and the claims trials).
+ */
+const finishedPrefixes = new Map<number, Promise<{ prefix: string; storeSeconds: number }>>();
+function finishedPrefix(count: number) {
+  let made = finishedPrefixes.get(count);
+  if (made === undefined) {
+    made = (async () => {
+      const raw = s3();
+      const prefix = await provenPrefix(`finished-${count}`);
+      const start = Date.now();
+      await storeFinished(raw, new Queue({ storage: raw, prefix }), count);
+      return { prefix, storeSeconds: (Date.now() - start) / 1000 };
+    })();
+    finishedPrefixes.set(count, made);
+  }
+  return made;
+}
+
+/** The idle worker's poll interval grows from 250 ms to its 6 s ceiling within this; measure after it. */
+const IDLE_SETTLE_MS = 15_000;
+
+/**
+ * The idle worker of every idle case: a handler for `email` (`handler`, a no-op unless given),
+ * the monitor on and one slot, as a worker starts by default.
+ */
+const idleWorker = (queue: Queue, handler: Handler = noop) =>
+  new Worker(queue, { heartbeatSeconds: 60 }).task("email", handler);
+
+/**
+ * Count what `storage` (the idle worker's own client: nobody else's requests reach it) is asked
+ * from local time `from` for `seconds`, as requests per minute and by kind.
+ */
+async function idleWindow(storage: CountedStorage, from: number, seconds: number) {
+  await sleep(from - Date.now());
   storage.reset();
   await sleep(seconds * 1000);
-  const counts = { ...storage.counts };
+  const byKind = { ...storage.counts };
+  const total = Object.values(byKind).reduce((a, b) => a + b, 0);
+  return { seconds, perMinute: round((total * 60) / seconds, 1), byKind };
+}
+
+/** Requests an idle worker makes per minute, with `stored` finished tasks in the queue. */
+async function idleCost(stored: number, seconds: number) {
+  const storage = countRequests(s3());
+  const prefix = stored > 0 ? (await finishedPrefix(stored)).prefix : await provenPrefix("idle-0");
+  const worker = idleWorker(new Queue({ storage, prefix }));
+  await worker.start();
+  const window = await idleWindow(storage, Date.now() + IDLE_SETTLE_MS, seconds);
   await worker.stop();
-  const total = Object.values(counts).reduce((a, b) => a + b, 0);
   return {
+    case: stored > 0 ? ("finished" as const) : ("empty" as const),
+    tasks: stored,
     storedTasks: stored,
-    seconds,
-    perMinute: round((total * 60) / seconds, 1),
-    byKind: counts,
+    ...window,
+  };
+}
+
+/** Slots of each of the other workers that hold the running tasks of {@link idleWithRunning}. */
+const RUNNING_SLOTS_PER_WORKER = 100;
+/** The lease of the running tasks of {@link idleWithRunning}, seconds (renewed at half of it). */
+const RUNNING_LEASE_SECONDS = 6;
+
+/**
+ * Requests an idle worker makes per minute while `n` tasks of the type it handles run on other
+ * workers (100 slots each, 6 s leases they renew, handlers that run until released). The idle
+ * worker starts once the others have claimed them all, so it has a free slot and nothing it may
+ * take: a live lease is not to be read, let alone taken over. Only the idle worker's requests are
+ * counted (its own client); the run checks that every task still runs at the window's end.
+ */
+async function idleWithRunning(n: number, seconds: number) {
+  const prefix = await provenPrefix(`idle-running-${n}`);
+  const others = new Queue({ storage: s3(), prefix });
+  // A promise, not an AbortSignal: 300 listeners on one signal draw a leak warning.
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const running = new Set<string>();
+  const hold: Handler = (_input, ctx) =>
+    new Promise((resolve) => {
+      running.add(ctx.task.id);
+      const end = () => {
+        running.delete(ctx.task.id);
+        resolve(null);
+      };
+      void released.then(end);
+      ctx.signal.addEventListener("abort", end, { once: true });
+    });
+  const workers = Array.from({ length: Math.ceil(n / RUNNING_SLOTS_PER_WORKER) }, () =>
+    new Worker(others, {
+      concurrency: RUNNING_SLOTS_PER_WORKER,
+      leaseSeconds: RUNNING_LEASE_SECONDS,
+      heartbeatSeconds: 60,
+    }).task("email", hold),
+  );
+  await others.submitMany(
+    Array.from({ length: n }, (_, i) => ({ type: "email", input: i })),
+    { concurrency: 32 },
+  );
+  await Promise.all(workers.map((w) => w.start()));
+  const claimedBy = Date.now() + 5 * 60_000;
+  while (running.size < n) {
+    if (Date.now() > claimedBy) throw new Error(`only ${running.size} of ${n} tasks started`);
+    await sleep(100);
+  }
+  const storage = countRequests(s3());
+  const idle = idleWorker(new Queue({ storage, prefix }), hold);
+  await idle.start();
+  const window = await idleWindow(storage, Date.now() + IDLE_SETTLE_MS, seconds);
+  // What held through the window, before the release ends every handler.
+  const runningAtEnd = running.size;
+  const idleClaims = idle.stats.started;
+  const leasesLost = workers.reduce((sum, w) => sum + w.stats.leaseLost, 0);
+  // Released handlers return at once and stop() waits for them; a task whose lease lapsed under
+  // load may be pending again, left for the cleanup (waiting for it to complete could hang).
+  release();
+  await Promise.all([idle, ...workers].map((w) => w.stop()));
+  return {
+    case: "running" as const,
+    tasks: n,
+    storedTasks: 0,
+    otherWorkers: workers.length,
+    leaseSeconds: RUNNING_LEASE_SECONDS,
+    ...window,
+    runningAtEnd,
+    idleClaims,
+    leasesLost,
+  };
+}
+
+/** How long after the idle worker's start the tasks of {@link idleWithUnhandled} become due, ms. */
+const UNHANDLED_DUE_AFTER_MS = 60_000;
+
+/**
+ * Requests an idle worker makes per minute while the queue holds `n` due tasks of a type it has
+ * no handler for (`video`) and nobody runs them. They are submitted as the worker starts, due
+ * {@link UNHANDLED_DUE_AFTER_MS} later: the worker's polling settles while they are still in
+ * the future, and the window opens as they become due, so it is the first minute in which they
+ * are due (the worst for a worker that reads what it cannot run).
+ */
+async function idleWithUnhandled(n: number, seconds: number) {
+  const prefix = await provenPrefix(`idle-unhandled-${n}`);
+  const storage = countRequests(s3());
+  const idle = idleWorker(new Queue({ storage, prefix }));
+  const dueAt = Math.ceil((Date.now() + UNHANDLED_DUE_AFTER_MS) / 1000) * 1000;
+  await idle.start();
+  await new Queue({ storage: s3(), prefix }).submitMany(
+    Array.from({ length: n }, (_, i) => ({
+      type: "video",
+      input: i,
+      options: { scheduleAt: dueAt },
+    })),
+    { concurrency: 32 },
+  );
+  // Submitting took longer than the lead: the worker saw the first of them before the window.
+  const lateSeconds = round(Math.max(0, Date.now() - dueAt) / 1000, 1);
+  if (lateSeconds > 0)
+    console.error(`bench: submitting ${n} tasks ended ${lateSeconds} s after they became due`);
+  const window = await idleWindow(storage, dueAt, seconds);
+  await idle.stop();
+  return {
+    case: "unhandled" as const,
+    tasks: n,
+    storedTasks: 0,
+    ...window,
+    ...(lateSeconds > 0 ? { lateSeconds } : {}),
   };
 }
 
@@ -320,12 +482,8 @@ async function latency(n: number, workerCount: number) {
  * noise; the request counts per claim show why.
  */
 async function claimThroughput(stored: number, n: number, trials: number) {
-  const raw = s3();
   const empty = await provenPrefix("claims-0");
-  const full = await provenPrefix(`claims-${stored}`);
-  const storeStart = Date.now();
-  await storeFinished(raw, new Queue({ storage: raw, prefix: full }), stored);
-  const storeSeconds = (Date.now() - storeStart) / 1000;
+  const { prefix: full, storeSeconds } = await finishedPrefix(stored);
   const runs: Record<string, { tasksPerSecond: number; counts: CountedStorage["counts"] }[]> = {
     [empty]: [],
     [full]: [],
@@ -466,6 +624,17 @@ async function cleanup() {
 
 const only = args.only?.split(",");
 const want = (name: string) => only === undefined || only.includes(name);
+const idleCases = args["idle-cases"].split(",") as IdleCase[];
+for (const which of idleCases) {
+  if (!IDLE_CASES.includes(which)) {
+    console.error(`bench: --idle-cases takes some of ${IDLE_CASES.join(",")}, not "${which}"`);
+    process.exit(2);
+  }
+}
+if (args.report && (only !== undefined || idleCases.length < IDLE_CASES.length)) {
+  console.error("bench: --report needs every section; drop --only and --idle-cases");
+  process.exit(2);
+}
 const workerCounts = args.workers.split(",").map(Number);
 const minioVersion = /MINIO_VERSION="([^"]+)"/.exec(
   readFileSync(new URL("./minio.sh", import.meta.url), "utf8"),
@@ -489,11 +658,33 @@ try {
     }
   }
   if (want("idle")) {
-    result.idle = [];
-    for (const stored of [0, Number(args.stored)]) {
-      const r = await idleCost(stored, Number(args["idle-seconds"]));
-      (result.idle as unknown[]).push(r);
+    const seconds = Number(args["idle-seconds"]);
+    const idle: (IdleResult & { case: IdleCase })[] = [];
+    result.idle = idle;
+    for (const which of idleCases) {
+      const caseStart = Date.now();
+      const r =
+        which === "empty"
+          ? await idleCost(0, seconds)
+          : which === "finished"
+            ? await idleCost(Number(args.stored), seconds)
+            : which === "running"
+              ? await idleWithRunning(Number(args["running-tasks"]), seconds)
+              : await idleWithUnhandled(Number(args["unhandled-tasks"]), seconds);
+      idle.push(r);
       console.log("idle worker", JSON.stringify(r));
+      console.error(
+        `bench: idle case ${which} took ${Math.round((Date.now() - caseStart) / 1000)} s`,
+      );
+    }
+    for (const r of idle) {
+      const failure = idleSetupFailure(r);
+      if (failure !== undefined)
+        console.error(`bench: the idle case ${r.case} was not measured as set up: ${failure}`);
+      else if (r.perMinute > IDLE_CEILING_PER_MINUTE)
+        console.error(
+          `bench: an idle worker (${r.case}) made ${r.perMinute} requests a minute, above the ceiling of ${IDLE_CEILING_PER_MINUTE}`,
+        );
     }
   }
   if (want("throughput")) {
@@ -532,10 +723,6 @@ result.loadAverageAtEnd = os.loadavg().map((l) => round(l, 2));
 if (args.json) writeFileSync(args.json, `${JSON.stringify(result, null, 2)}\n`);
 console.log(JSON.stringify(result, null, 2));
 if (args.report) {
-  if (only !== undefined) {
-    console.error("bench: --report needs every section; drop --only");
-    process.exit(2);
-  }
   const report = await import("./bench-report.ts");
   const chaos = args.chaos === undefined ? undefined : JSON.parse(readFileSync(args.chaos, "utf8"));
   report.writeReport({
