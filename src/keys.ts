@@ -105,6 +105,8 @@ export interface ReadyMarker {
   id: string;
   /** When the pending task's TTL runs out, when it has one (second resolution, rounded up). */
   expiresMs?: number;
+  /** Set on a running task's marker placed at its lease expiry (key ending in `.lease`). */
+  lease?: true;
 }
 
 /** What a new marker key is made of. */
@@ -117,6 +119,8 @@ export interface MarkerSpec {
   dueMs: number;
   /** The pending task's TTL end (epoch ms; rounded up to the second), if any. */
   expiresMs?: number;
+  /** A running task's marker at its lease expiry. */
+  lease?: boolean;
   /** Random hex making the key unique. */
   nonce: string;
 }
@@ -204,12 +208,17 @@ export class Keys {
   /**
    * A new ready marker key, relative to the prefix (as stored in the task record):
    * `ready/{type}/{part}/{time}/{id}.{nonce}`, with `.{expiry}` appended for a pending task with a
-   * TTL (so a monitor can expire tasks of types nobody runs without reading the others). The
+   * TTL and `.lease` for a running task's marker at its lease expiry (so a monitor can expire
+   * tasks and recover leases of types nobody runs without reading the others). The
    * nonce makes every marker key unique, so a stale marker can never be mistaken for a live one.
    */
   newReadyMarker(spec: MarkerSpec): string {
     const expiry =
-      spec.expiresMs === undefined ? "" : `.${timeKey(Math.ceil(spec.expiresMs / 1000) * 1000)}`;
+      spec.lease === true
+        ? ".lease"
+        : spec.expiresMs === undefined
+          ? ""
+          : `.${timeKey(Math.ceil(spec.expiresMs / 1000) * 1000)}`;
     return `ready/${spec.type}/${spec.part}/${timeKey(spec.dueMs)}/${spec.id}.${spec.nonce}${expiry}`;
   }
 
@@ -239,10 +248,14 @@ export class Keys {
       return undefined;
     const segments = last.split(".");
     let expiresMs: number | undefined;
-    // `{id}.{nonce}.{expiry}`: an expiry is a time key after at least two other segments.
+    let lease = false;
+    // `{id}.{nonce}.{expiry}` or `{id}.{nonce}.lease`: after at least two other segments.
     if (segments.length >= 3 && TIME.test(segments[segments.length - 1]!)) {
       expiresMs = parseTimeKey(segments.pop()!);
       if (expiresMs === undefined) return undefined;
+    } else if (segments.length >= 3 && segments[segments.length - 1] === "lease") {
+      segments.pop();
+      lease = true;
     }
     const nonce = segments.pop();
     const id = segments.join(".");
@@ -257,6 +270,7 @@ export class Keys {
       id,
     };
     if (expiresMs !== undefined) marker.expiresMs = expiresMs;
+    if (lease) marker.lease = true;
     return marker;
   }
 

@@ -57,10 +57,7 @@ for (const target of targets) {
       const gate = new Promise<void>((r) => {
         open_ = r;
       });
-      const busy = worker(queue, { concurrency: 20, leaseSeconds: 6 }).task(
-        "email",
-        () => gate,
-      );
+      const busy = worker(queue, { concurrency: 20, leaseSeconds: 6 }).task("email", () => gate);
       const tasks = await queue.submitMany(
         Array.from({ length: 20 }, (_, i) => ({ type: "email", input: i })),
       );

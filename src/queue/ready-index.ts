@@ -68,7 +68,7 @@ export class ReadyIndex {
   /**
    * A new marker key (relative) for `task`, to be looked at from `dueMs`: in the type's hash
    * shard per the manifest (shard 0 before it was read: always listed), carrying the TTL of a
-   * pending task.
+   * pending task, or marked as a running task's lease marker.
    */
   newMarker(task: Pick<TaskRecord, "type" | "id" | "status" | "expiresAt">, dueMs: number): string {
     const { keys, manifest, randomHex } = this.#deps;
@@ -80,6 +80,7 @@ export class ReadyIndex {
       ...(task.status === "pending" && task.expiresAt !== null
         ? { expiresMs: ms(task.expiresAt) }
         : {}),
+      ...(task.status === "running" ? { lease: true } : {}),
       nonce: randomHex(8),
     });
   }

@@ -4,8 +4,8 @@
  * next listing. Every 10 minutes a monitor also makes a round, one request per poll: it re-reads
  * the manifest, lists which types have markers (one delimiter LIST), and, for the partitions of
  * types this worker has no handler for that fall in its share, lists their due markers and
- * expires the tasks whose TTL (carried in the marker key) ran out, reading only those. See
- * "Recovery" in docs/protocol.md.
+ * expires the tasks whose TTL ran out and recovers the leases that expired (both told by the
+ * marker key), reading only those. See "Recovery" in docs/protocol.md.
  *
  * @module
  */
@@ -14,7 +14,13 @@ import type { QueueInternals } from "../queue/internals.ts";
 import { MARKER_GRACE_MS } from "../queue/ready-index.ts";
 import type { Versioned } from "../queue/types.ts";
 import type { TaskRecord } from "../task/record.ts";
-import { expireTask, isExpired, isTerminal } from "../task/transitions.ts";
+import {
+  expireLease,
+  expireTask,
+  isExpired,
+  isLeaseExpired,
+  isTerminal,
+} from "../task/transitions.ts";
 import { errorMessage } from "../util/errors.ts";
 import type { Emit, WorkerStats } from "./events.ts";
 import type { SkipList } from "./skip.ts";
@@ -163,22 +169,29 @@ export class Monitor {
   }
 
   /**
-   * List the due markers of a partition nobody here runs (one page) and expire the tasks whose
-   * TTL ran out by their key, reading only those: pending tasks of a type no live worker runs
-   * still end `expired` on time, and tasks without a TTL cost nothing.
+   * List the due markers of a partition nobody here runs (one page) and act on those whose key
+   * says there is something to do, reading only those: a TTL that ran out (expire), or a lease
+   * marker come due (the lease expired: recover the task to pending with backoff, or fail it when
+   * out of retries). Tasks of a type no live worker runs still end on time, and the others cost
+   * nothing.
    */
   async #expireIn(partition: string): Promise<void> {
     const q = this.#queue;
     const now = q.now();
     const due: ReadyMarker[] = [];
     for await (const marker of q.markers({ prefix: partition, dueBy: now, maxPages: 1 })) {
-      if (marker.expiresMs !== undefined && marker.expiresMs <= now) due.push(marker);
+      if (marker.lease === true || (marker.expiresMs !== undefined && marker.expiresMs <= now))
+        due.push(marker);
     }
     for (const marker of due) {
       const found = await q.read(marker.id).catch(() => undefined);
       if (found === undefined || found.task.marker !== marker.relative) continue;
-      if (!isExpired(found.task, q.now())) continue;
-      await this.apply(found, (t) => expireTask(t, q.now()), "expired");
+      const at = q.now();
+      if (isExpired(found.task, at)) {
+        await this.apply(found, (t) => expireTask(t, q.now()), "expired");
+      } else if (found.task.status === "running" && isLeaseExpired(found.task, at)) {
+        await this.apply(found, (t) => expireLease(t, q.now(), q.random()), "recovered");
+      }
     }
   }
 

@@ -5,7 +5,12 @@ import { internals } from "../../src/queue/internals.ts";
 import type { Queue } from "../../src/queue/queue.ts";
 import { MARKER_GRACE_MS } from "../../src/queue/ready-index.ts";
 import type { MemoryStorage } from "../../src/storage/memory.ts";
-import { expireLease, expireTask, LEASE_TAKEOVER_MARGIN_MS } from "../../src/task/transitions.ts";
+import {
+  expireLease,
+  expireTask,
+  LEASE_TAKEOVER_MARGIN_MS,
+  renewLease,
+} from "../../src/task/transitions.ts";
 import { type Candidate, Monitor } from "../../src/worker/monitor.ts";
 import { claimed, memoryQueue, pendingSpec, shared } from "./helpers.ts";
 
@@ -167,6 +172,24 @@ describe("Monitor", () => {
     expect(await monitor.step(queue.now())).toBe(false);
     advance(5 * 60_000 + 1);
     expect(await monitor.step(queue.now())).toBe(true);
+  });
+
+  it("a round recovers an expired lease of a type nobody here runs from its .lease marker", async () => {
+    const { queue, advance } = memoryQueue();
+    const s = shared(queue, ["email"]);
+    const monitor = new Monitor(internals(queue), { enabled: true, ...s });
+    const running = await claimed(queue, "video", { leaseMs: 1000 });
+    const renewed = await internals(queue).update(running.task.id, (t) =>
+      renewLease(t, "tok", 1000, queue.now()),
+    );
+    const marker = queue.keys.parseReadyMarker(queue.keys.full(renewed.task.marker!))!;
+    expect(marker.lease).toBe(true);
+    advance(1000 + LEASE_TAKEOVER_MARGIN_MS + 1000);
+    while (await monitor.step(queue.now()));
+    const after = (await queue.read(running.task.id))!.task;
+    expect(after.status).toBe("pending");
+    expect(after.lastError?.name).toBe("LeaseExpired");
+    expect(s.stats.recovered).toBe(1);
   });
 
   it("a round leaves the partitions of types this worker runs, and those outside its share, to others", async () => {
