@@ -44,6 +44,13 @@ export type {
   Versioned,
 } from "./src/queue/types.ts";
 export type {
+  RepairAction,
+  RepairCounts,
+  RepairOptions,
+  RepairProgress,
+  RepairResult,
+} from "./src/queue/repair.ts";
+export type {
   CatchUpPolicy,
   NewSchedule,
   ScheduleInfo,
@@ -96,6 +103,7 @@ export type {
   TaskStatus,
 } from "./src/task/record.ts";
 export { VERSION } from "./src/version.ts";
+export type { LogScanOptions } from "./src/worker/log-scan.ts";
 export {
   type Handler,
   type HandlerOptions,
