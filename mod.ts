@@ -34,6 +34,13 @@ export * from "./src/errors.ts";
 export { consoleLogger, type Logger } from "./src/logger.ts";
 export { Queue } from "./src/queue/queue.ts";
 export type {
+  RepairAction,
+  RepairCounts,
+  RepairOptions,
+  RepairProgress,
+  RepairResult,
+} from "./src/queue/repair.ts";
+export type {
   CancelOutcome,
   HistoryEntry,
   ListTasksOptions,
@@ -43,13 +50,6 @@ export type {
   TaskPage,
   Versioned,
 } from "./src/queue/types.ts";
-export type {
-  RepairAction,
-  RepairCounts,
-  RepairOptions,
-  RepairProgress,
-  RepairResult,
-} from "./src/queue/repair.ts";
 export type {
   CatchUpPolicy,
   NewSchedule,

@@ -259,9 +259,7 @@ class Repair {
   /** Check one page of markers and sweep the stale ones. */
   async #markerPage(batch: readonly Listed[]): Promise<void> {
     const now = this.#q.now();
-    const verdicts = await mapLimit(batch, this.#o.concurrency ?? 16, (m) =>
-      this.#marker(m, now),
-    );
+    const verdicts = await mapLimit(batch, this.#o.concurrency ?? 16, (m) => this.#marker(m, now));
     this.#budget -= batch.length;
     this.#result.markersChecked += batch.length;
     const stale = batch.filter((_m, i) => verdicts[i]);

@@ -139,8 +139,7 @@ export class TaskStore {
     const next = placeMarker(prev, wanted, (due) =>
       this.index.newMarker(proposed.type, proposed.id, due),
     );
-    const newMarker =
-      next.marker !== null && next.marker !== prev.marker ? next.marker : undefined;
+    const newMarker = next.marker !== null && next.marker !== prev.marker ? next.marker : undefined;
     const startedLocal = this.#clock.localNow();
     if (newMarker !== undefined) await this.index.put(newMarker);
     const result = await this.#compareAndSwap(current.etag, next, newMarker, options);
