@@ -58,10 +58,11 @@ for (const target of targets) {
 
     /**
      * Hold `running` tasks in a worker's handlers, submit `pending` more, delete the whole
-     * index, call `recover`, then open the gate and let `helpers` more workers run the rest.
+     * index, call `recover`, then open the gate and let more workers (one per `helpers` entry,
+     * with those options) run the rest.
      * Returns the attempts each id's handler ran, and the tasks as stored at the end.
      */
-    async function indexLost(recover: (queue: Queue) => Promise<void>, helper: WorkerOptions) {
+    async function indexLost(recover: (queue: Queue) => Promise<void>, helpers: WorkerOptions[]) {
       const queue = new Queue({ storage: env.storage, prefix: env.prefix });
       const runs = new Map<string, number[]>();
       let open!: () => void;
@@ -92,17 +93,17 @@ for (const target of targets) {
       expect(await keysUnder(queue.storage, queue.keys.ready)).toEqual([]);
 
       await recover(queue);
-      const helpers = [1, 2].map(() =>
-        new Worker(queue, { ...fast, concurrency: 16, skipDoctor: true, ...helper }).task(
+      const others = helpers.map((options) =>
+        new Worker(queue, { ...fast, concurrency: 16, skipDoctor: true, ...options }).task(
           "job",
           handler,
         ),
       );
-      workers.push(...helpers);
-      await Promise.all(helpers.map((w) => w.start()));
+      workers.push(...others);
+      await Promise.all(others.map((w) => w.start()));
       open();
       const all = [...held, ...waiting].map((t) => t.id);
-      const completed = () => [holder, ...helpers].reduce((n, w) => n + w.stats.completed, 0);
+      const completed = () => [holder, ...others].reduce((n, w) => n + w.stats.completed, 0);
       await until(`${all.length} tasks completed`, () => completed() >= all.length, 50_000);
       const stored = await queue.list({ limit: 10_000 });
       return { all, runs, stored: stored.tasks };
@@ -118,23 +119,26 @@ for (const target of targets) {
     }
 
     it(`after queue.repair() every task completes exactly once (${size}, issue 10)`, async () => {
-      const result = await indexLost(async (queue) => {
-        const repaired = await queue.repair();
-        expect(repaired).toMatchObject({
-          tasksScanned: pending + running,
-          markersRestored: pending + running,
-          tasksReindexed: 0,
-          unreadable: 0,
-        });
-        expect(await keysUnder(queue.storage, queue.keys.ready)).toHaveLength(pending + running);
-      }, {});
+      const result = await indexLost(
+        async (queue) => {
+          const repaired = await queue.repair();
+          expect(repaired).toMatchObject({
+            tasksScanned: pending + running,
+            markersRestored: pending + running,
+            tasksReindexed: 0,
+            unreadable: 0,
+          });
+          expect(await keysUnder(queue.storage, queue.keys.ready)).toHaveLength(pending + running);
+        },
+        [{}, {}],
+      );
       exactlyOnce(result);
     });
 
     it(`with the log-scan fallback (no repair) every task completes exactly once (${size}, issue 10)`, async () => {
-      const result = await indexLost(async () => {}, {
-        logScan: { pageSize: 500, intervalMs: 1000 },
-      });
+      // One worker scans (a full pass every 2 s here), the other only claims.
+      const scan = { logScan: { pageSize: 500, intervalMs: 2000 } };
+      const result = await indexLost(async () => {}, [scan, {}]);
       exactlyOnce(result);
     });
   });
