@@ -45,6 +45,7 @@ const main = defineCommand({
     workers: () => import("./src/cli/workers.ts").then((m) => m.default),
     schedule: () => import("./src/cli/schedule.ts").then((m) => m.default),
     doctor: () => import("./src/cli/doctor.ts").then((m) => m.default),
+    shards: () => import("./src/cli/shards.ts").then((m) => m.default),
     repair: () => import("./src/cli/repair.ts").then((m) => m.default),
   },
 });

@@ -22,7 +22,8 @@ export type OqErrorCode =
   | "MALFORMED"
   | "INVALID_STATE"
   | "TIMEOUT"
-  | "UNSAFE_BACKEND";
+  | "UNSAFE_BACKEND"
+  | "PROTOCOL_MISMATCH";
 
 /** Extra facts an error may carry about the storage request that failed. */
 export interface OqErrorDetails {
@@ -182,6 +183,16 @@ export class TimeoutError extends OqError {
 export class UnsafeBackendError extends OqError {
   constructor(message: string, details?: OqErrorDetails) {
     super("UNSAFE_BACKEND", message, details);
+  }
+}
+
+/**
+ * The queue's manifest (`{prefix}queue.json`) names a protocol version this oq does not speak: the
+ * queue was written by another release. Code `PROTOCOL_MISMATCH`; the message names both versions.
+ */
+export class ProtocolMismatchError extends OqError {
+  constructor(message: string, details?: OqErrorDetails) {
+    super("PROTOCOL_MISMATCH", message, details);
   }
 }
 

@@ -3,10 +3,12 @@
  * key. See docs/protocol.md for why each object exists.
  *
  * ```
- * {prefix}tasks/{shard}/{id}.json          the task: one object for its whole life (the truth)
- * {prefix}ready/{time}/{type}/{id}.{nonce} empty marker: a non-terminal task, due at {time}
- * {prefix}workers/{worker_id}.json         worker heartbeat
- * {prefix}schedules/{schedule_id}.json     cron schedule
+ * {prefix}queue.json                              the manifest: protocol version, shards per type
+ * {prefix}tasks/{shard}/{id}.json                  the task: one object for its whole life (the truth)
+ * {prefix}ready/{type}/{part}/{time}/{id}.{nonce}  empty marker: a non-terminal task, to be looked
+ *                                                  at from {time} on (due, or its lease expired)
+ * {prefix}workers/{worker_id}.json                 worker heartbeat
+ * {prefix}schedules/{schedule_id}.json             cron schedule
  * ```
  *
  * @module
@@ -93,13 +95,48 @@ export interface ReadyMarker {
   key: string;
   /** The key relative to the prefix, as task records name it. */
   relative: string;
-  /** When the task becomes due (second resolution, rounded down). */
+  /** From when the task is to be looked at (second resolution, rounded down). */
   dueMs: number;
   /** The task's type. */
   type: string;
+  /** The hash shard of the type's partition the marker is in. */
+  part: number;
   /** The task's id. */
   id: string;
+  /** When the pending task's TTL runs out, when it has one (second resolution, rounded up). */
+  expiresMs?: number;
 }
+
+/** What a new marker key is made of. */
+export interface MarkerSpec {
+  type: string;
+  id: string;
+  /** Hash shard of the type's partition. */
+  part: number;
+  /** From when the task is to be looked at (epoch ms; rounded down to the second). */
+  dueMs: number;
+  /** The pending task's TTL end (epoch ms; rounded up to the second), if any. */
+  expiresMs?: number;
+  /** Random hex making the key unique. */
+  nonce: string;
+}
+
+/**
+ * The hash shard of task `id` in a type split into `shards` parts: 32-bit FNV-1a of the id,
+ * modulo `shards`. 0 when the type has one part.
+ */
+export function partOf(id: string, shards: number): number {
+  if (shards <= 1) return 0;
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < id.length; i++) {
+    hash ^= id.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  }
+  return hash % shards;
+}
+
+const PART = /^(0|[1-9][0-9]{0,2})$/;
+const TIME = /^\d{8}T\d{6}Z$/;
 
 /** Builds and parses the keys of one queue (one prefix). */
 export class Keys {
@@ -117,6 +154,18 @@ export class Keys {
   /** Prefix of all ready markers. */
   get ready(): string {
     return `${this.prefix}ready/`;
+  }
+  /** The manifest's key. */
+  get manifest(): string {
+    return `${this.prefix}queue.json`;
+  }
+  /** Prefix of the markers of one task type (all its shards). */
+  readyType(type: string): string {
+    return `${this.prefix}ready/${type}/`;
+  }
+  /** Prefix of one partition of the ready index: a type's hash shard `part`. */
+  partition(type: string, part: number): string {
+    return `${this.prefix}ready/${type}/${part}/`;
   }
   /** Prefix of all worker heartbeats. */
   get workers(): string {
@@ -153,11 +202,15 @@ export class Keys {
   }
 
   /**
-   * A new ready marker key, relative to the prefix (as stored in the task record). The nonce
-   * makes every marker key unique, so a stale marker can never be mistaken for a live one.
+   * A new ready marker key, relative to the prefix (as stored in the task record):
+   * `ready/{type}/{part}/{time}/{id}.{nonce}`, with `.{expiry}` appended for a pending task with a
+   * TTL (so a monitor can expire tasks of types nobody runs without reading the others). The
+   * nonce makes every marker key unique, so a stale marker can never be mistaken for a live one.
    */
-  newReadyMarker(dueMs: number, type: string, id: string, nonce: string): string {
-    return `ready/${timeKey(dueMs)}/${type}/${id}.${nonce}`;
+  newReadyMarker(spec: MarkerSpec): string {
+    const expiry =
+      spec.expiresMs === undefined ? "" : `.${timeKey(Math.ceil(spec.expiresMs / 1000) * 1000)}`;
+    return `ready/${spec.type}/${spec.part}/${timeKey(spec.dueMs)}/${spec.id}.${spec.nonce}${expiry}`;
   }
 
   /** The full key of a marker stored relative to the prefix. */
@@ -179,14 +232,32 @@ export class Keys {
   parseReadyMarker(key: string): ReadyMarker | undefined {
     if (!key.startsWith(this.ready)) return undefined;
     const parts = key.slice(this.ready.length).split("/");
-    if (parts.length !== 3) return undefined;
-    const [time, type, last] = parts as [string, string, string];
-    const dot = last.lastIndexOf(".");
-    const id = last.slice(0, dot);
+    if (parts.length !== 4) return undefined;
+    const [type, part, time, last] = parts as [string, string, string, string];
     const dueMs = parseTimeKey(time);
-    if (dot < 1 || dueMs === undefined || !NAME.test(type) || !NAME.test(id)) return undefined;
-    if (type.includes("..") || id.includes("..")) return undefined;
-    return { key, relative: key.slice(this.prefix.length), dueMs, type, id };
+    if (dueMs === undefined || !PART.test(part) || !NAME.test(type) || type.includes(".."))
+      return undefined;
+    const segments = last.split(".");
+    let expiresMs: number | undefined;
+    // `{id}.{nonce}.{expiry}`: an expiry is a time key after at least two other segments.
+    if (segments.length >= 3 && TIME.test(segments[segments.length - 1]!)) {
+      expiresMs = parseTimeKey(segments.pop()!);
+      if (expiresMs === undefined) return undefined;
+    }
+    const nonce = segments.pop();
+    const id = segments.join(".");
+    if (nonce === undefined || nonce === "" || !NAME.test(id) || id.includes(".."))
+      return undefined;
+    const marker: ReadyMarker = {
+      key,
+      relative: key.slice(this.prefix.length),
+      dueMs,
+      type,
+      part: Number(part),
+      id,
+    };
+    if (expiresMs !== undefined) marker.expiresMs = expiresMs;
+    return marker;
   }
 
   /** The task id of a key under `tasks/`; `undefined` for anything foreign or malformed. */

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { formatDuration, parseDate, parseDuration } from "../src/duration.ts";
 import { ValidationError } from "../src/errors.ts";
-import { Keys, parseTimeKey, timeKey } from "../src/keys.ts";
+import { Keys, parseTimeKey, partOf, timeKey } from "../src/keys.ts";
 
 describe("durations and dates", () => {
   it("parses the accepted duration forms", () => {
@@ -45,14 +45,47 @@ describe("keys", () => {
   it("builds and parses the layout under a prefix", () => {
     const k = new Keys("q1");
     expect(k.task("a1b2")).toBe("q1/tasks/a/a1b2.json");
-    const m = k.newReadyMarker(0, "email", "a1b2", "n0nce");
-    expect(m).toBe("ready/19700101T000000Z/email/a1b2.n0nce");
-    expect(k.parseReadyMarker(k.full(m))).toMatchObject({
+    const m = k.newReadyMarker({ dueMs: 0, type: "email", part: 3, id: "a1b2", nonce: "n0nce" });
+    expect(m).toBe("ready/email/3/19700101T000000Z/a1b2.n0nce");
+    expect(k.parseReadyMarker(k.full(m))).toEqual({
+      key: k.full(m),
       id: "a1b2",
       type: "email",
+      part: 3,
       dueMs: 0,
       relative: m,
     });
+    // A pending task's TTL rides in the key, rounded up to the second; ids may hold dots.
+    const t = k.newReadyMarker({
+      dueMs: 0,
+      type: "email",
+      part: 0,
+      id: "a.20260101T000000Z",
+      nonce: "0badf00d",
+      expiresMs: 1500,
+    });
+    expect(t).toBe("ready/email/0/19700101T000000Z/a.20260101T000000Z.0badf00d.19700101T000002Z");
+    expect(k.parseReadyMarker(k.full(t))).toMatchObject({
+      id: "a.20260101T000000Z",
+      expiresMs: 2000,
+    });
+    // Without a TTL, an id that ends in a time stays the id.
+    const u = k.newReadyMarker({
+      dueMs: 0,
+      type: "e",
+      part: 0,
+      id: "a.20260101T000000Z",
+      nonce: "ab",
+    });
+    expect(k.parseReadyMarker(k.full(u))).toMatchObject({ id: "a.20260101T000000Z" });
+    expect(k.parseReadyMarker(k.full(u))?.expiresMs).toBeUndefined();
+    expect(k.parseReadyMarker("q1/ready/e/x/19700101T000000Z/a.b")).toBeUndefined();
+    expect(k.parseReadyMarker("q1/ready/e/01/19700101T000000Z/a.b")).toBeUndefined();
+    expect(k.parseReadyMarker("q1/ready/e/0/19700101T000000Z/a.b/c")).toBeUndefined();
+    expect(k.parseReadyMarker("q1/ready/e/0/19700101T000000Z/ab")).toBeUndefined();
+    expect(partOf("anything", 1)).toBe(0);
+    const parts = new Set(Array.from({ length: 200 }, (_, i) => partOf(`id-${i}`, 8)));
+    expect([...parts].sort()).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
     expect(k.parseReadyMarker("q1/ready/garbage")).toBeUndefined();
     expect(k.parseReadyMarker("q1/ready/19700101T000000Z/../a1b2.x")).toBeUndefined();
     expect(k.parseTaskKey("q1/tasks/a/a1b2.json")).toBe("a1b2");

@@ -380,10 +380,10 @@ for (const target of targets) {
         logger: { info() {}, warn: (m) => warnings.push(m), error: (m) => warnings.push(m) },
       });
       const k = q.keys;
-      await env.storage.put(`${k.ready}garbage`, "x");
-      await env.storage.put(`${k.ready}20200101T000000Z/t/deadbeef.abc`, "");
+      await env.storage.put(`${k.partition("t", 0)}garbage`, "x");
+      await env.storage.put(`${k.partition("t", 0)}20200101T000000Z/deadbeef.abc`, "");
       await env.storage.put(k.task("deadbeef"), "{not json");
-      await env.storage.put(`${k.ready}20200101T000000Z/t/cafe.abc`, "");
+      await env.storage.put(`${k.partition("t", 0)}20200101T000000Z/cafe.abc`, "");
       await env.storage.put(k.task("cafe"), JSON.stringify({ oq: 1, id: "cafe" }));
       const good = await q.submit("t", "fine");
       const w = new Worker(q, fast).task("t", (x) => x);

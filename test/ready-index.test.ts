@@ -29,6 +29,7 @@ import { Worker } from "../src/worker/worker.ts";
 import { type TargetInstance, targets } from "./helpers/targets.ts";
 import { fast, pause, until } from "./helpers/wait.ts";
 import { ERROR_FAULT_KINDS, type ErrorFaultKind, FaultyStorage } from "./support/faulty.ts";
+import { pendingSpec } from "./worker/helpers.ts";
 
 const only = (kind: ErrorFaultKind) =>
   Object.fromEntries(ERROR_FAULT_KINDS.map((k) => [k, k === kind ? 1 : 0]));
@@ -239,7 +240,7 @@ describe("a write that lands after the stale-marker grace heals the index (defec
     const { inner, clock } = bucket();
     const queue = new Queue({ storage: inner, now: clock.now });
     // A submit paused between its two writes: the marker is stored, the task create is not.
-    const marker = internals(queue).newMarker("t", "late1", queue.now());
+    const marker = internals(queue).newMarker(pendingSpec("late1"), queue.now());
     await inner.put(queue.keys.full(marker), new Uint8Array(0));
     const task = createTask(
       {
@@ -301,8 +302,8 @@ describe("a write that lands after the stale-marker grace heals the index (defec
     const { inner, queue } = slowWrites(() => victim);
     const index = internals(queue).index;
     const orig = index.newMarker.bind(index);
-    index.newMarker = (type, id, due) => {
-      const m = orig(type, id, due);
+    index.newMarker = (task, due) => {
+      const m = orig(task, due);
       victim = queue.keys.full(m);
       return m;
     };
@@ -318,8 +319,8 @@ describe("a write that lands after the stale-marker grace heals the index (defec
     await queue.cancel(task.id);
     const index = internals(queue).index;
     const orig = index.newMarker.bind(index);
-    index.newMarker = (type, id, due) => {
-      const m = orig(type, id, due);
+    index.newMarker = (task, due) => {
+      const m = orig(task, due);
       victim = queue.keys.full(m);
       return m;
     };
@@ -341,20 +342,22 @@ describe("garbage in the ready index is swept in batches (defect 21)", () => {
       logger: { info() {}, warn: (m) => warnings.push(m), error: (m) => warnings.push(m) },
     });
     const k = queue.keys;
+    const t0 = k.partition("t", 0);
     await inner.put(`${k.ready}garbage`, "x");
-    await inner.put(`${k.ready}20200101T000000Z/t/deadbeef.abc`, "");
+    await inner.put(`${t0}20200101T000000Z/deadbeef.abc`, "");
     await inner.put(k.task("deadbeef"), "{not json");
-    await inner.put(`${k.ready}20200101T000000Z/t/cafe.abc`, "");
+    await inner.put(`${t0}20200101T000000Z/cafe.abc`, "");
     await inner.put(k.task("cafe"), JSON.stringify({ oq: 1, id: "cafe" }));
-    for (let i = 0; i < 10; i++) await inner.put(`${k.ready}20200101T000000Z/t/gone${i}.abc`, "");
+    for (let i = 0; i < 10; i++) await inner.put(`${t0}20200101T000000Z/gone${i}.abc`, "");
     const live = await queue.submit("t", "fine", { delay: 3600 });
-    const w = new Worker(queue, fast);
+    // Markers in t's partition are swept by workers of t; junk at the top by any monitor's round.
+    const w = new Worker(queue, fast).task("t", () => {});
     workers.push(w);
     await w.start();
     await pause(300);
     // During the grace nothing is deleted: a writer may be between its two writes.
     expect((await readyKeys(queue)).length).toBe(14);
-    // Past the grace, and past the 10 minutes after which a monitor lists the index's tail.
+    // Past the grace, and past the 10 minutes after which a monitor starts its next round.
     clock.offset += 10 * 60_000 + 1000;
     await until("garbage swept", async () => (await readyKeys(queue)).length === 1).catch(
       async (e) => {
@@ -363,8 +366,9 @@ describe("garbage in the ready index is swept in batches (defect 21)", () => {
       },
     );
     expect(await readyKeys(queue)).toEqual([k.full(live.marker!)]);
-    expect(storage.counts.DELETE).toBe(0);
-    expect(storage.counts.POST).toBeLessThanOrEqual(2);
+    // 13 keys in at most 3 requests: the batches of t's partition, and the junk at the top
+    // (found by a monitor round, perhaps at another listing).
+    expect(storage.counts.DELETE + storage.counts.POST).toBeLessThanOrEqual(3);
     expect(warnings.some((m) => m.includes("garbage"))).toBe(true);
     // The objects themselves are left for an operator; only the index entries are gone.
     await expect(queue.read("cafe")).rejects.toBeInstanceOf(ValidationError);
@@ -412,7 +416,7 @@ for (const target of targets.filter((t) => t.name.startsWith("s3"))) {
       const cancelled = (await plain.read(task.id))!;
       // A replay paused between its two writes: its new marker is stored, the CAS is not.
       const next = { ...replayTask(cancelled.task, plain.now()) };
-      next.marker = internals(plain).newMarker("t", task.id, plain.now());
+      next.marker = internals(plain).newMarker(pendingSpec(task.id), plain.now());
       const markerKey = plain.keys.full(next.marker);
       await inner.put(markerKey, new Uint8Array(0));
       const land = async (keys: readonly string[]) => {

@@ -184,7 +184,7 @@ for (const target of targets) {
 
     it("leaves a stale marker younger than the grace and reports it", async () => {
       const task = await queue.submit("job", null);
-      const extra = internals(queue).newMarker("job", task.id, queue.now());
+      const extra = internals(queue).newMarker(task, queue.now());
       await queue.storage.put(queue.keys.full(extra), new Uint8Array(0));
       const result = await queue.repair();
       expect(counts(result)).toMatchObject({ youngMarkersLeft: 1, staleMarkersDeleted: 0 });
@@ -230,9 +230,9 @@ for (const kind of clocked) {
         { type: "job", input: 1 },
         { type: "job", input: 2 },
       ]);
-      const extra = internals(queue).newMarker("job", named!.id, queue.now());
+      const extra = internals(queue).newMarker(named!, queue.now());
       await queue.storage.put(queue.keys.full(extra), new Uint8Array(0));
-      const orphan = internals(queue).newMarker("job", "f00-gone", queue.now());
+      const orphan = internals(queue).newMarker({ ...named!, id: "f00-gone" }, queue.now());
       await queue.storage.put(queue.keys.full(orphan), new Uint8Array(0));
       // A terminal task that still names its marker (finished by an older oq).
       await handEdit(queue, finished!.id, { status: "completed" });

@@ -94,7 +94,8 @@ export async function cancelTasksOfType(
 ): Promise<CancelOutcome[]> {
   checkTaskType(type);
   const ids = new Set<string>();
-  for await (const marker of q.markers()) {
+  // The type's own partitions: no marker of another type is even listed.
+  for await (const marker of q.markers({ prefix: q.keys.readyType(type) })) {
     if (marker.type === type) ids.add(marker.id);
   }
   const outcomes = await cancelTasks(q, [...ids], options);

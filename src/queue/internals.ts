@@ -15,6 +15,7 @@ import { DEFAULT_BACKOFF } from "../task/backoff.ts";
 import type { Backoff, TaskRecord } from "../task/record.ts";
 import { errorMessage } from "../util/errors.ts";
 import { randomHex } from "../util/format.ts";
+import { ManifestStore } from "./manifest.ts";
 import type { Queue } from "./queue.ts";
 import type { MarkerListOptions, ReadyIndex } from "./ready-index.ts";
 import { TaskStore } from "./task-store.ts";
@@ -52,6 +53,8 @@ export class QueueInternals {
   readonly tasks: TaskStore;
   /** The ready markers. */
   readonly index: ReadyIndex;
+  /** The queue's manifest: protocol version, shards per type. */
+  readonly manifest: ManifestStore;
   /** Defaults for submitted tasks. */
   readonly defaults: ResolvedDefaults;
   readonly #maxInputBytes: number;
@@ -70,6 +73,7 @@ export class QueueInternals {
       backoff: { ...DEFAULT_BACKOFF, ...d.backoff },
       timeoutSeconds: d.timeoutSeconds ?? null,
     };
+    this.manifest = new ManifestStore(this.storage, this.keys, this.clock);
     this.tasks = new TaskStore(this);
     this.index = this.tasks.index;
   }
@@ -136,8 +140,8 @@ export class QueueInternals {
   }
 
   /** See {@link ReadyIndex.newMarker}. */
-  newMarker(type: string, id: string, dueMs: number): string {
-    return this.index.newMarker(type, id, dueMs);
+  newMarker(task: Pick<TaskRecord, "type" | "id" | "status" | "expiresAt">, dueMs: number): string {
+    return this.index.newMarker(task, dueMs);
   }
 
   /**

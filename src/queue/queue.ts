@@ -17,6 +17,7 @@ import { sleep } from "../util/async.ts";
 import { type BulkCancelOptions, cancelTask, cancelTasks, cancelTasksOfType } from "./cancel.ts";
 import { attachInternals, QueueInternals } from "./internals.ts";
 import { listTasks, taskHistory } from "./list.ts";
+import type { Manifest } from "./manifest.ts";
 import { type RepairOptions, type RepairResult, repairIndex } from "./repair.ts";
 import { submitTask, submitTasks } from "./submit.ts";
 import type {
@@ -152,6 +153,25 @@ export class Queue {
    */
   cancelByType(type: string, options: BulkCancelOptions = {}): Promise<CancelOutcome[]> {
     return cancelTasksOfType(this.#q, type, options);
+  }
+
+  /**
+   * The queue's manifest (`{prefix}queue.json`): its protocol version and the hash shards of each
+   * task type. Creates it when the queue has none. Throws `ProtocolMismatchError` for a queue
+   * written by an oq of another protocol.
+   */
+  manifest(): Promise<Manifest> {
+    return this.#q.manifest.load({ fresh: true });
+  }
+
+  /**
+   * Split the ready index of `type` into `shards` hash shards (1 to 256), so that a hot type's
+   * submits, deletes and listings spread over that many key ranges. Shards can only be added
+   * (`ValidationError` otherwise). Workers pick the change up within 10 minutes. Returns the
+   * manifest.
+   */
+  setShards(type: string, shards: number): Promise<Manifest> {
+    return this.#q.manifest.setShards(type, shards);
   }
 
   /**

@@ -9,12 +9,14 @@
  */
 import type { ServerClock } from "../clock.ts";
 import { NotFoundError, ValidationError } from "../errors.ts";
-import { checkTaskId, type Keys, type ReadyMarker } from "../keys.ts";
+import { checkTaskId, type Keys, partOf, type ReadyMarker } from "../keys.ts";
 import type { Logger } from "../logger.ts";
 import type { ObjectInfo, Storage } from "../storage/storage.ts";
-import { isTerminal } from "../task/transitions.ts";
+import type { TaskRecord } from "../task/record.ts";
+import { isTerminal, ms } from "../task/transitions.ts";
 import { mapLimit } from "../util/async.ts";
 import { errorMessage } from "../util/errors.ts";
+import type { ManifestStore } from "./manifest.ts";
 import type { Versioned } from "./types.ts";
 
 /** A marker not named by its task is deleted only after this long: its writer may be mid-move. */
@@ -22,7 +24,12 @@ export const MARKER_GRACE_MS = 120_000;
 
 /** Options of {@link ReadyIndex.markers}. */
 export interface MarkerListOptions {
-  /** Stop at the first marker due after this time (epoch ms). */
+  /**
+   * List under this prefix: a partition (`Keys.partition`), a type (`Keys.readyType`). Default:
+   * the whole index.
+   */
+  prefix?: string;
+  /** Stop at the first marker due after this time (epoch ms). Only within one partition. */
   dueBy?: number;
   /** Start after this full key. */
   startAfter?: string;
@@ -41,6 +48,8 @@ export interface ReadyIndexDeps {
   clock: ServerClock;
   logger: Logger;
   randomHex: (length: number) => string;
+  /** The queue's manifest (shards per type). */
+  manifest: ManifestStore;
   /** Read a task (the sweep and the stranded check look at what a task names now). */
   read: (id: string) => Promise<Versioned | undefined>;
 }
@@ -56,9 +65,23 @@ export class ReadyIndex {
     this.#deps = deps;
   }
 
-  /** A new marker key (relative) for a task becoming due at `dueMs`. */
-  newMarker(type: string, id: string, dueMs: number): string {
-    return this.#deps.keys.newReadyMarker(dueMs, type, id, this.#deps.randomHex(8));
+  /**
+   * A new marker key (relative) for `task`, to be looked at from `dueMs`: in the type's hash
+   * shard per the manifest (shard 0 before it was read: always listed), carrying the TTL of a
+   * pending task.
+   */
+  newMarker(task: Pick<TaskRecord, "type" | "id" | "status" | "expiresAt">, dueMs: number): string {
+    const { keys, manifest, randomHex } = this.#deps;
+    return keys.newReadyMarker({
+      type: task.type,
+      id: task.id,
+      part: partOf(task.id, manifest.shardsOf(task.type)),
+      dueMs,
+      ...(task.status === "pending" && task.expiresAt !== null
+        ? { expiresMs: ms(task.expiresAt) }
+        : {}),
+      nonce: randomHex(8),
+    });
   }
 
   /** Put the marker `marker` (relative key). */
@@ -240,7 +263,7 @@ export class ReadyIndex {
     if (options.progress) options.progress.capped = false;
     for (let pages = 1; ; pages++) {
       const page = await storage.list({
-        prefix: keys.ready,
+        prefix: options.prefix ?? keys.ready,
         ...(continuationToken === undefined
           ? options.startAfter === undefined
             ? {}
@@ -252,7 +275,7 @@ export class ReadyIndex {
         if (marker === undefined) {
           this.warnOnce(
             o.key,
-            `skipping ${o.key}: not a ready marker (expected ready/<time>/<type>/<id>.<nonce>)`,
+            `skipping ${o.key}: not a ready marker (expected ready/<type>/<shard>/<time>/<id>.<nonce>)`,
           );
           options.onMalformed?.(o);
           continue;

@@ -10,7 +10,7 @@ import { checkOptions, submitOptionsSchema } from "../options.ts";
 import type { Backoff, TaskRecord } from "../task/record.ts";
 import { createTask } from "../task/transitions.ts";
 import { mapLimit } from "../util/async.ts";
-import { toHex } from "../util/format.ts";
+import { iso, toHex } from "../util/format.ts";
 import type { QueueInternals } from "./internals.ts";
 import type { SubmitOptions } from "./types.ts";
 
@@ -45,6 +45,7 @@ export async function submitTask(
     const existing = await q.read(id);
     if (existing !== undefined) return existing.task;
   }
+  await q.manifest.load();
   const backoff: Backoff = { ...q.defaults.backoff, ...options.backoff };
   const task = createTask(
     {
@@ -57,7 +58,10 @@ export async function submitTask(
       availableAt,
       expiresAt,
       idempotencyKey,
-      marker: q.newMarker(type, id, availableAt),
+      marker: q.newMarker(
+        { type, id, status: "pending", expiresAt: expiresAt === null ? null : iso(expiresAt) },
+        availableAt,
+      ),
     },
     now,
   );

@@ -20,6 +20,7 @@ import {
 } from "../store/documents.ts";
 import { encodeTask, parseTask, type TaskRecord } from "../task/record.ts";
 import { placeMarker } from "../task/transitions.ts";
+import type { ManifestStore } from "./manifest.ts";
 import { ReadyIndex, type ReadyIndexDeps } from "./ready-index.ts";
 import type { Versioned, WriteOptions } from "./types.ts";
 
@@ -31,10 +32,12 @@ export class TaskStore {
   readonly index: ReadyIndex;
   readonly #keys: Keys;
   readonly #clock: ServerClock;
+  readonly #manifest: ManifestStore;
 
   constructor(deps: Omit<ReadyIndexDeps, "read">) {
     this.#keys = deps.keys;
     this.#clock = deps.clock;
+    this.#manifest = deps.manifest;
     this.documents = new DocumentStore(deps.storage, {
       parse: (body, key) => parseStoredTask(body, key, deps.keys),
       encode: encodeTask,
@@ -55,6 +58,7 @@ export class TaskStore {
    * that task names it).
    */
   async create(task: TaskRecord): Promise<TaskRecord> {
+    await this.#manifest.load();
     const marker = task.marker!;
     const key = this.#keys.task(task.id);
     const startedLocal = this.#clock.localNow();
@@ -129,6 +133,7 @@ export class TaskStore {
     proposed: TaskRecord,
     options: WriteOptions,
   ): Promise<WriteResult<TaskRecord>> {
+    await this.#manifest.load();
     // A record naming a key that is not a marker of this task (written by hand) is placed as
     // if it named none: it gets a real marker, and the key it names is neither put nor deleted
     // (it may be any object under the prefix; docs/protocol.md, "Repairing the index").
@@ -136,9 +141,7 @@ export class TaskStore {
     const prev = named === current.task.marker ? current.task : { ...current.task, marker: null };
     const wanted =
       proposed.marker === current.task.marker ? { ...proposed, marker: named } : proposed;
-    const next = placeMarker(prev, wanted, (due) =>
-      this.index.newMarker(proposed.type, proposed.id, due),
-    );
+    const next = placeMarker(prev, wanted, (due) => this.index.newMarker(proposed, due));
     const newMarker = next.marker !== null && next.marker !== prev.marker ? next.marker : undefined;
     const startedLocal = this.#clock.localNow();
     if (newMarker !== undefined) await this.index.put(newMarker);

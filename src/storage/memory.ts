@@ -23,6 +23,7 @@ import {
   type ObjectInfo,
   type PutOptions,
   type PutResult,
+  rolledUpPrefix,
   type ServerTimeSample,
   type Storage,
   type StorageLocation,
@@ -196,25 +197,45 @@ export class MemoryStorage implements Storage {
     this.#remove(key, versionId);
   }
 
-  /** One page of current keys (ListObjectsV2). */
+  /** One page of current keys (ListObjectsV2), keys under a `delimiter` rolled up. */
   async list(options: ListOptions = {}): Promise<ListResult> {
     this.#respond();
     const maxKeys = pageSize(options.maxKeys);
     const prefix = options.prefix ?? "";
+    const delimiter = options.delimiter || undefined;
     // S3 ignores start-after once a continuation token is given: the token is further along.
     const after = options.continuationToken ?? options.startAfter;
     let i = this.#lowerBound(prefix);
-    if (after !== undefined) i = Math.max(i, this.#upperBound(after));
+    if (after !== undefined) {
+      i = Math.max(i, this.#upperBound(after));
+      // Entries, not keys, come after `after`: a rolled-up prefix at or before it is done with
+      // (a token that names one must not bring it back), so skip every key under it.
+      const done = rolledUpPrefix(after, prefix, delimiter);
+      if (done !== undefined) i = Math.max(i, this.#prefixEnd(done));
+    }
     const objects: ObjectInfo[] = [];
+    const prefixes: string[] = [];
+    let last = "";
     let isTruncated = false;
-    for (; i < this.#keys.length; i++) {
+    while (i < this.#keys.length) {
       const key = this.#keys[i]!;
       if (!key.startsWith(prefix)) break;
       const v = this.#current(key);
-      if (v === undefined) continue;
-      if (objects.length === maxKeys) {
+      if (v === undefined) {
+        i++;
+        continue;
+      }
+      if (objects.length + prefixes.length === maxKeys) {
         isTruncated = true;
         break;
+      }
+      const rolled = rolledUpPrefix(key, prefix, delimiter);
+      if (rolled !== undefined) {
+        prefixes.push(rolled);
+        last = rolled;
+        // A binary search, not a walk: one rolled-up prefix may hold 100,000 keys.
+        i = this.#prefixEnd(rolled);
+        continue;
       }
       objects.push({
         key,
@@ -222,9 +243,12 @@ export class MemoryStorage implements Storage {
         size: v.body.length,
         lastModified: new Date(v.lastModified),
       });
+      last = key;
+      i++;
     }
     const result: ListResult = { objects, isTruncated };
-    if (isTruncated) result.nextContinuationToken = objects[objects.length - 1]!.key;
+    if (delimiter !== undefined) result.prefixes = prefixes;
+    if (isTruncated) result.nextContinuationToken = last;
     return result;
   }
 
@@ -368,6 +392,19 @@ export class MemoryStorage implements Storage {
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
       if (compareKeys(this.#keys[mid]!, key) < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /** Index of the first key after every key that starts with `prefix`. */
+  #prefixEnd(prefix: string): number {
+    // Keys from `prefix` on start with it up to some index and never again after it.
+    let lo = this.#lowerBound(prefix);
+    let hi = this.#keys.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.#keys[mid]!.startsWith(prefix)) lo = mid + 1;
       else hi = mid;
     }
     return lo;

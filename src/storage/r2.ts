@@ -45,6 +45,7 @@ import {
   normalizeEtag,
   type PutOptions,
   type PutResult,
+  rolledUpPrefix,
   type ServerTimeSample,
   type Storage,
   type StorageLocation,
@@ -82,6 +83,8 @@ export interface R2ObjectsLike {
   truncated: boolean;
   /** Pass back as `cursor` for the next page, when truncated. */
   cursor?: string;
+  /** The prefixes keys were rolled up into, when the call had a `delimiter`. */
+  delimitedPrefixes?: string[];
 }
 
 /** The subset of the R2 binding the driver calls. Any `R2Bucket` from a Worker's `env` fits. */
@@ -107,6 +110,7 @@ export interface R2BucketLike {
     cursor?: string;
     startAfter?: string;
     limit?: number;
+    delimiter?: string;
   }): Promise<R2ObjectsLike>;
 }
 
@@ -263,14 +267,21 @@ export class R2Storage implements Storage {
   /** One page of keys; the continuation token is R2's cursor. */
   async list(options: ListOptions = {}): Promise<ListResult> {
     const limit = pageSize(options.maxKeys);
-    const request: { prefix?: string; cursor?: string; startAfter?: string; limit: number } = {
-      limit,
-    };
-    if (options.prefix !== undefined && options.prefix !== "") request.prefix = options.prefix;
+    const request: {
+      prefix?: string;
+      cursor?: string;
+      startAfter?: string;
+      limit: number;
+      delimiter?: string;
+    } = { limit };
+    const prefix = options.prefix ?? "";
+    const delimiter = options.delimiter || undefined;
+    if (prefix !== "") request.prefix = prefix;
+    if (delimiter !== undefined) request.delimiter = delimiter;
     // As on S3, a continuation token supersedes start-after: it is further along already.
     if (options.continuationToken !== undefined) request.cursor = options.continuationToken;
     else if (options.startAfter !== undefined) request.startAfter = options.startAfter;
-    const page = await this.#call("list", options.prefix ?? "", () => this.#bucket.list(request));
+    const page = await this.#call("list", prefix, () => this.#bucket.list(request));
     const result: ListResult = {
       objects: page.objects.map((o) => ({
         key: o.key,
@@ -280,6 +291,15 @@ export class R2Storage implements Storage {
       })),
       isTruncated: page.truncated && page.cursor !== undefined,
     };
+    if (delimiter !== undefined) {
+      // R2 rolls up the keys after startAfter, so a startAfter inside a prefix brings that
+      // prefix back; S3 lists entries after it, and that prefix is not after it.
+      const done =
+        request.startAfter === undefined
+          ? undefined
+          : rolledUpPrefix(request.startAfter, prefix, delimiter);
+      result.prefixes = (page.delimitedPrefixes ?? []).filter((p) => p !== done);
+    }
     if (result.isTruncated) result.nextContinuationToken = page.cursor!;
     return result;
   }

@@ -88,12 +88,28 @@ export interface ListOptions {
   continuationToken?: string;
   /** Page size, 1..1000. Defaults to 1000. */
   maxKeys?: number;
+  /**
+   * Roll keys up, as S3's `delimiter`: a key that contains this string after `prefix` is not
+   * listed itself; it is rolled up into one entry of {@link ListResult.prefixes}, the key up to
+   * and including the first occurrence of the delimiter after `prefix`. Each rolled-up prefix
+   * appears once across all pages, and counts toward `maxKeys` like an object. Listing is by
+   * entry (object key or rolled-up prefix): only entries after `startAfter` are returned, so a
+   * `startAfter` inside a rolled-up prefix skips the rest of that prefix (as S3 treats a marker).
+   * An empty string means no delimiter.
+   */
+  delimiter?: string;
 }
 
 /** One page of {@link Storage.list}. Keys are in UTF-8 byte order. */
 export interface ListResult {
   /** The objects of this page. */
   objects: ObjectInfo[];
+  /**
+   * The rolled-up prefixes of this page (S3's `CommonPrefixes`), in key order. Set when a
+   * (non-empty) `delimiter` was given: always an array then, possibly empty. Treat a prefix as
+   * "may hold keys": MinIO on a versioned bucket still lists one whose keys are all deleted.
+   */
+  prefixes?: string[];
   /** True when more keys follow; pass `nextContinuationToken` to get them. */
   isTruncated: boolean;
   /** Token for the next page, when `isTruncated`. */
@@ -253,6 +269,21 @@ export function compareKeys(a: string, b: string): number {
     if (d !== 0) return d;
   }
   return x.length - y.length;
+}
+
+/**
+ * The prefix a listing with `delimiter` rolls `key` up into (S3's common prefix): `key` up to and
+ * including the first `delimiter` after `prefix`, or `undefined` when the key is listed itself
+ * (no delimiter, an empty one, a key outside `prefix`, or no delimiter after it).
+ */
+export function rolledUpPrefix(
+  key: string,
+  prefix: string,
+  delimiter: string | undefined,
+): string | undefined {
+  if (delimiter === undefined || delimiter === "" || !key.startsWith(prefix)) return undefined;
+  const at = key.indexOf(delimiter, prefix.length);
+  return at === -1 ? undefined : key.slice(0, at + delimiter.length);
 }
 
 /** True when two ETags name the same version, ignoring quotes and a weak `W/` prefix. */

@@ -375,22 +375,27 @@ export function replayTask(task: TaskRecord, now: number): TaskRecord {
 }
 
 /**
- * Give `next` (the result of a transition from `prev`) its marker: none when terminal, the
- * current one while the task stays where it is in the index, and a new one from `newMarker`
- * when it becomes pending at a new time (retry, release, lease recovery, replay). Idempotent:
- * a record that already has its new marker keeps it. `Queue.write` calls it on every write.
+ * Give `next` (the result of a transition from `prev`) its marker: none when terminal; a new one
+ * from `newMarker(dueMs)` when it becomes pending at a new time (retry, release, lease recovery,
+ * replay), and when a lease renewal moves a running task's marker to the moment its lease can be
+ * taken over (rounded up to the second), so that nobody lists it before then; otherwise the
+ * current one (a claim keeps the task's marker: the first renewal, about a second into the run,
+ * moves it). Idempotent: a record that already has its new marker keeps it. The task store calls
+ * it on every write.
  */
 export function placeMarker(
   prev: TaskRecord,
   next: TaskRecord,
-  newMarker: (availableAtMs: number) => string,
+  newMarker: (dueMs: number) => string,
 ): TaskRecord {
   if (isTerminal(next.status)) return next.marker === null ? next : { ...next, marker: null };
-  const moved =
-    next.status === "pending" &&
-    (prev.status !== "pending" || prev.availableAt !== next.availableAt);
-  if (!moved && prev.marker !== null) return next;
   if (next.marker !== null && next.marker !== prev.marker) return next;
+  if (next.status === "running") {
+    if (next.event !== "lease-renewed" && prev.marker !== null) return next;
+    return { ...next, marker: newMarker(Math.ceil(leaseTakeoverAt(next) / 1000) * 1000) };
+  }
+  const moved = prev.status !== "pending" || prev.availableAt !== next.availableAt;
+  if (!moved && prev.marker !== null) return next;
   return { ...next, marker: newMarker(ms(next.availableAt)) };
 }
 

@@ -27,6 +27,13 @@ import type { SkipList } from "./skip.ts";
 const FINISHED_SKIP_MS = 5000;
 
 /**
+ * When the first lease check comes after the claim, ms (or sooner for short leases): it renews the
+ * lease, which moves the task's marker to the lease's expiry (docs/protocol.md, "Leases in the
+ * index").
+ */
+export const FIRST_CHECK_MS = 1000;
+
+/**
  * Why the worker fired a handler's signal itself, which decides what the attempt records once
  * its handler settles: `shutdown` — the task is released (pending, the attempt not counted);
  * `timeout`, or `budget` (a drain ran out of time) — a failed attempt, whatever the handler
@@ -87,6 +94,7 @@ export class Attempt {
   #freed = false;
   #resolveEnded: () => void = () => {};
   #watchTimer: ReturnType<typeof setInterval> | undefined;
+  #firstCheck: ReturnType<typeof setTimeout> | undefined;
   #timeoutTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
@@ -141,6 +149,9 @@ export class Attempt {
     this.#armTimeout(task);
     const checkEvery = Math.max(200, Math.min(this.#lease.leaseMs / 3, 10_000));
     this.#watchTimer = setInterval(() => void this.watch(), checkEvery);
+    // The first check moves the task's marker to its lease expiry (a renewal does): a task
+    // still running then drops out of the due part of the index. Shorter tasks never pay for it.
+    this.#firstCheck = setTimeout(() => void this.watch(), Math.min(FIRST_CHECK_MS, checkEvery));
     const outcome = Promise.resolve()
       .then(() => this.#entry.handler(task.input, ctx))
       .then(
@@ -206,6 +217,7 @@ export class Attempt {
 
   #clearTimers(): void {
     clearInterval(this.#watchTimer);
+    clearTimeout(this.#firstCheck);
     this.#lease.unguard();
     if (this.#timeoutTimer !== undefined) clearTimeout(this.#timeoutTimer);
   }
@@ -215,6 +227,7 @@ export class Attempt {
     if (this.#freed) return;
     this.#freed = true;
     clearInterval(this.#watchTimer);
+    clearTimeout(this.#firstCheck);
     if (this.#timeoutTimer !== undefined) clearTimeout(this.#timeoutTimer);
     this.#options.onFree(this);
     this.#resolveEnded();
@@ -286,7 +299,7 @@ export class Attempt {
       const lease = held.current.task.lease;
       // By the upper bound, as the lease deadline (Lease.guard) is: renew in time for it.
       const left = lease === null ? 0 : ms(lease.expiresAt) - q.clock.bounds().upper;
-      if (left < held.leaseMs / 2) {
+      if (left < held.leaseMs / 2 || !held.indexedAtExpiry) {
         await held.renew(held.leaseMs);
         held.guard();
         return;

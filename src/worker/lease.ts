@@ -79,6 +79,19 @@ export class Lease {
     return this.#lost;
   }
 
+  /**
+   * Whether the task's marker sits at or after its lease's expiry, so nobody lists the task
+   * before the lease can have run out. A claim leaves the marker where it was (due); the first
+   * renewal moves it.
+   */
+  get indexedAtExpiry(): boolean {
+    const { task } = this.#current;
+    const keys = this.#queue.keys;
+    if (task.marker === null || task.lease === null) return true;
+    const marker = keys.parseReadyMarker(keys.full(task.marker));
+    return marker !== undefined && marker.dueMs >= ms(task.lease.expiresAt);
+  }
+
   /** The outcome was written: nothing more is. */
   markDone(): void {
     this.#done = true;
@@ -139,6 +152,7 @@ export class Lease {
           this.#current.task.id,
           (t) => renewLease(t, this.token, leaseToWrite(q, leaseMs), q.now()),
           this.#current,
+          { batchMarkerDelete: true },
         );
       } catch (error) {
         if (lostLease(error)) {
@@ -186,6 +200,7 @@ export class Lease {
               id,
               (t) => renewLease(t, this.token, this.leaseMs, q.now()),
               this.#current,
+              { batchMarkerDelete: true },
             );
           } catch {
             // Still unreachable: the outcome write above tries again.

@@ -1,28 +1,29 @@
 /**
  * The monitor's part of a worker: recovery transitions (lease recovery, TTL expiry) and stale
  * markers. A marker its task does not name is collected here and deleted in one batch at the
- * next listing; keys under `ready/` that sort after every due time are found by a listing of
- * the index's tail every 10 minutes (see "Stale markers" in docs/protocol.md).
+ * next listing. Every 10 minutes a monitor also makes a round, one request per poll: it re-reads
+ * the manifest, lists which types have markers (one delimiter LIST), and, for the partitions of
+ * types this worker has no handler for that fall in its share, lists their due markers and
+ * expires the tasks whose TTL (carried in the marker key) ran out, reading only those. See
+ * "Recovery" in docs/protocol.md.
  *
  * @module
  */
-import type { ReadyMarker } from "../keys.ts";
+import { checkTaskType, type ReadyMarker } from "../keys.ts";
 import type { QueueInternals } from "../queue/internals.ts";
 import { MARKER_GRACE_MS } from "../queue/ready-index.ts";
 import type { Versioned } from "../queue/types.ts";
 import type { TaskRecord } from "../task/record.ts";
-import { isTerminal } from "../task/transitions.ts";
+import { expireTask, isExpired, isTerminal } from "../task/transitions.ts";
+import { errorMessage } from "../util/errors.ts";
 import type { Emit, WorkerStats } from "./events.ts";
 import type { SkipList } from "./skip.ts";
 
 /** A due marker from a listing, with its storage time. */
 export type Candidate = ReadyMarker & { lastModified: Date };
 
-/**
- * How often a monitor lists the keys under `ready/` that sort after every due time (a listing
- * for work stops at the first future marker, so garbage there is never seen otherwise).
- */
-export const TAIL_SWEEP_MS = 10 * 60_000;
+/** How often a monitor starts a round (manifest, types, partitions of types nobody here runs). */
+export const MONITOR_ROUND_MS = 10 * 60_000;
 
 /** A marker kept because its task was written by hand with a mistake is read again after this. */
 const STRANDED_RECHECK_MS = 10 * 60_000;
@@ -34,6 +35,10 @@ export interface MonitorOptions {
   stats: WorkerStats;
   emit: Emit;
   skip: SkipList;
+  /** Whether this worker has a handler for a type. */
+  handles: (type: string) => boolean;
+  /** Whether a partition (its key prefix) falls in this worker's share of the live workers. */
+  owns: (partition: string) => boolean;
 }
 
 /** Recovery transitions and the stale-marker sweep of one worker. */
@@ -43,10 +48,14 @@ export class Monitor {
   readonly #stats: WorkerStats;
   readonly #emit: Emit;
   readonly #skip: SkipList;
+  readonly #handles: (type: string) => boolean;
+  readonly #owns: (partition: string) => boolean;
   /** Stale markers and malformed keys found, deleted in one batch per listing. */
   readonly #sweep = new Map<string, Pick<ReadyMarker, "key"> & Partial<ReadyMarker>>();
-  /** When the tail of `ready/` (after every possible due time) was last listed, local ms. */
-  #tailListedAt = Number.NEGATIVE_INFINITY;
+  /** When the current round started, local ms. */
+  #roundAt = Number.NEGATIVE_INFINITY;
+  /** The steps left in this round, each one request (more only when there is work). */
+  #steps: (() => Promise<void>)[] = [];
 
   constructor(queue: QueueInternals, options: MonitorOptions) {
     this.#queue = queue;
@@ -54,6 +63,8 @@ export class Monitor {
     this.#stats = options.stats;
     this.#emit = options.emit;
     this.#skip = options.skip;
+    this.#handles = options.handles;
+    this.#owns = options.owns;
   }
 
   /** Whether this worker runs the monitor. */
@@ -85,15 +96,90 @@ export class Monitor {
     };
   }
 
-  /** List the index's tail for garbage, at most every {@link TAIL_SWEEP_MS} (local `localMs`). */
-  async listTail(now: number, localMs: number): Promise<void> {
-    if (!this.#enabled || localMs - this.#tailListedAt <= TAIL_SWEEP_MS) return;
-    this.#tailListedAt = localMs;
-    const tail = `${this.#queue.keys.ready}9999~`;
-    for await (const _ of this.#queue.markers({
-      startAfter: tail,
-      onMalformed: this.malformed(now),
-    }));
+  /**
+   * Take one step of the monitor's round when one is due (server time `now`). True when it made
+   * a request, so an idle poll spends no other.
+   */
+  async step(now: number): Promise<boolean> {
+    if (!this.#enabled) return false;
+    const local = this.#queue.clock.localNow();
+    if (this.#steps.length === 0) {
+      if (local - this.#roundAt < MONITOR_ROUND_MS) return false;
+      this.#roundAt = local;
+      this.#steps = [
+        () => this.#queue.manifest.load({ fresh: true }).then(() => {}),
+        () => this.#types(now),
+      ];
+    }
+    const next = this.#steps.shift()!;
+    try {
+      await next();
+    } catch (error) {
+      this.#queue.logger.warn(`monitor round: ${errorMessage(error)}`);
+    }
+    return true;
+  }
+
+  /**
+   * One delimiter LIST of `ready/` (a page per step): the types with markers. Each shard of a type
+   * this worker has no handler for and whose partition is in its share gets a step of its own.
+   * Keys directly under `ready/` are not markers: swept after the grace.
+   */
+  async #types(now: number, continuationToken?: string): Promise<void> {
+    const q = this.#queue;
+    const page = await q.storage.list({
+      prefix: q.keys.ready,
+      delimiter: "/",
+      ...(continuationToken === undefined ? {} : { continuationToken }),
+    });
+    // A storage that ignores the delimiter returns whole keys: roll them up here, and never
+    // take a key under a type's prefix for junk at the top.
+    const prefixes = new Set(page.prefixes);
+    for (const o of page.objects) {
+      const slash = o.key.indexOf("/", q.keys.ready.length);
+      if (slash < 0) {
+        q.warnOnce(o.key, `skipping ${o.key}: not a ready marker (it is not under a type)`);
+        this.malformed(now)(o);
+      } else prefixes.add(o.key.slice(0, slash + 1));
+    }
+    for (const prefix of prefixes) {
+      const type = prefix.slice(q.keys.ready.length, -1);
+      try {
+        checkTaskType(type);
+      } catch {
+        q.warnOnce(prefix, `${prefix} holds keys that are not ready markers (not a task type)`);
+        continue;
+      }
+      if (this.#handles(type)) continue;
+      for (let part = 0; part < q.manifest.shardsOf(type); part++) {
+        const partition = q.keys.partition(type, part);
+        if (this.#owns(partition)) this.#steps.push(() => this.#expireIn(partition));
+      }
+    }
+    if (page.isTruncated && page.nextContinuationToken !== undefined) {
+      const token = page.nextContinuationToken;
+      this.#steps.unshift(() => this.#types(now, token));
+    }
+  }
+
+  /**
+   * List the due markers of a partition nobody here runs (one page) and expire the tasks whose
+   * TTL ran out by their key, reading only those: pending tasks of a type no live worker runs
+   * still end `expired` on time, and tasks without a TTL cost nothing.
+   */
+  async #expireIn(partition: string): Promise<void> {
+    const q = this.#queue;
+    const now = q.now();
+    const due: ReadyMarker[] = [];
+    for await (const marker of q.markers({ prefix: partition, dueBy: now, maxPages: 1 })) {
+      if (marker.expiresMs !== undefined && marker.expiresMs <= now) due.push(marker);
+    }
+    for (const marker of due) {
+      const found = await q.read(marker.id).catch(() => undefined);
+      if (found === undefined || found.task.marker !== marker.relative) continue;
+      if (!isExpired(found.task, q.now())) continue;
+      await this.apply(found, (t) => expireTask(t, q.now()), "expired");
+    }
   }
 
   /**

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { partOf } from "../keys.ts";
 import type { QueueInternals } from "../queue/internals.ts";
 import { errorMessage } from "../util/errors.ts";
 import type { WorkerStats } from "./events.ts";
@@ -60,6 +61,16 @@ export class Peers {
     if (this.#peers.length <= 1) return true;
     const slot = Number.parseInt(id.slice(-6), 16) % this.#peers.length;
     return this.#peers[slot] === this.#id;
+  }
+
+  /**
+   * True when a partition of the ready index (its key prefix) falls in this worker's share of
+   * the live workers: monitors split the partitions of types nobody runs this way, so each is
+   * scanned about once per round, not once per monitor.
+   */
+  owns(partition: string): boolean {
+    if (this.#peers.length <= 1) return true;
+    return this.#peers[partOf(partition, this.#peers.length)] === this.#id;
   }
 
   /**

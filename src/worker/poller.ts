@@ -31,9 +31,8 @@ import { RefusedClaims } from "./refused-claims.ts";
 import type { SkipList } from "./skip.ts";
 
 /**
- * A pending task of a type this worker cannot run is read again after this long (or at its TTL):
- * only its expiry concerns this worker's monitor, and re-reading it every poll would make idle
- * cost grow with the backlog of other types.
+ * A pending task of a type this worker cannot run (found under its own type's partition, so a
+ * task written by hand with a wrong type) is read again after this long, or at its TTL.
  */
 export const UNHANDLED_RECHECK_MS = 10 * 60_000;
 
@@ -79,14 +78,22 @@ export class Poller {
   readonly #o: PollerOptions;
   readonly #refusals = new RefusedClaims();
   #candidates: Candidate[] = [];
-  /** Where the next listing continues when the last one stopped at its page limit. */
-  #resumeAfter: string | undefined;
+  /** Per partition, where its next listing continues when the last stopped at its page limit. */
+  readonly #resumeAfter = new Map<string, string>();
+  /** The partition the next listing starts with (round-robin over {@link Poller.partitions}). */
+  #cursor: number;
+  /** Whether the last pass found nothing: the next lists one partition only (idle budget). */
+  #quiet = false;
+  /** Whether the next listing must try every partition (a drain pass). */
+  #listAll = false;
   #listedAt = Number.NEGATIVE_INFINITY;
   #wake = new AbortController();
 
   constructor(queue: QueueInternals, options: PollerOptions) {
     this.#queue = queue;
     this.#o = options;
+    // Workers start at different partitions, so a fleet spreads over a hot type's shards.
+    this.#cursor = Math.floor(queue.random() * 1024);
   }
 
   /** Aborted when a slot frees or the worker stops: ends the loop's pause. */
@@ -105,14 +112,29 @@ export class Poller {
     return this.#candidates;
   }
 
-  /** Where the next listing resumes, when the last stopped at its page limit. */
-  get resumeAfter(): string | undefined {
-    return this.#resumeAfter;
+  /** Where the next listing of `partition` resumes, when the last stopped at its page limit. */
+  resumeAfter(partition: string): string | undefined {
+    return this.#resumeAfter.get(partition);
   }
 
-  /** Make the next pass list again rather than reuse the last listing. */
+  /**
+   * The partitions of the ready index this worker lists: every hash shard of every type it has a
+   * handler for (shards per the manifest). It never lists or reads the other types.
+   */
+  partitions(): string[] {
+    const q = this.#queue;
+    const found: string[] = [];
+    for (const type of [...this.#o.handlers.keys()].sort()) {
+      const shards = q.manifest.shardsOf(type);
+      for (let part = 0; part < shards; part++) found.push(q.keys.partition(type, part));
+    }
+    return found;
+  }
+
+  /** Make the next pass list every partition again rather than reuse the last listing. */
   relist(): void {
     this.#listedAt = Number.NEGATIVE_INFINITY;
+    this.#listAll = true;
   }
 
   /** Poll until the worker stops: pause `minPollMs` after finding work, doubling up to `maxPollMs` when idle. */
@@ -134,6 +156,7 @@ export class Poller {
         // Storage trouble (throttling, an outage) must not kill the loop: back off and retry.
         this.#queue.logger.warn(`poll failed: ${errorMessage(error)}`);
       }
+      this.#quiet = claimed === 0;
       if (!o.isRunning()) break;
       if (claimed > 0) {
         idle = o.minPollMs;
@@ -187,36 +210,55 @@ export class Poller {
   }
 
   /**
-   * List the due part of the index (after the monitor's batched sweep and, now and then, its
-   * tail listing). A deep index (many running or unhandled tasks) is read a few pages per poll,
-   * resuming where the last poll stopped, so a poll's cost stays bounded.
+   * List due markers: the monitor's batched sweep and, when one is due, one step of its round;
+   * then this worker's partitions in turn, from where the last listing left off, until one has
+   * due markers. A quiet worker (its last pass found nothing) spends one request per poll: the
+   * monitor's step or one partition, so its cost stays flat however many types and shards it
+   * handles. A deep partition is read a few pages per poll, resuming where the last stopped.
    */
   async list(): Promise<void> {
-    const { monitor, skip, running, handlers } = this.#o;
+    const { monitor } = this.#o;
     this.#o.stats.polls++;
     await monitor.sweep();
-    const now = this.#queue.now();
-    const local = this.#queue.clock.localNow();
-    skip.prune(local);
-    await monitor.listTail(now, local);
+    this.#o.skip.prune(this.#queue.clock.localNow());
+    const stepped = await monitor.step(this.#queue.now());
+    const all = this.#listAll || !this.#quiet;
+    this.#listAll = false;
+    const partitions = this.partitions();
+    const budget = all ? partitions.length : stepped ? 0 : 1;
+    this.#candidates = [];
+    for (let i = 0; i < budget && this.#candidates.length === 0; i++) {
+      const partition = partitions[this.#cursor++ % partitions.length]!;
+      this.#candidates = await this.#listPartition(partition);
+    }
+    this.#listedAt = this.#queue.clock.localNow();
+  }
+
+  /** The due markers of one partition this worker may act on (a few pages at most). */
+  async #listPartition(partition: string): Promise<Candidate[]> {
+    const { monitor, running } = this.#o;
+    const q = this.#queue;
+    const now = q.now();
+    const local = q.clock.localNow();
     const found: Candidate[] = [];
     const progress = { capped: false };
+    const resume = this.#resumeAfter.get(partition);
     let last: string | undefined;
-    for await (const marker of this.#queue.markers({
+    for await (const marker of q.markers({
+      prefix: partition,
       dueBy: now,
       maxPages: PAGES_PER_POLL,
       progress,
-      ...(this.#resumeAfter === undefined ? {} : { startAfter: this.#resumeAfter }),
+      ...(resume === undefined ? {} : { startAfter: resume }),
       onMalformed: monitor.malformed(now),
     })) {
       last = marker.key;
-      if (skip.skipped(marker.key, local) || running.has(marker.id)) continue;
-      if (!monitor.enabled && !handlers.has(marker.type)) continue;
+      if (this.#o.skip.skipped(marker.key, local) || running.has(marker.id)) continue;
       found.push(marker);
     }
-    this.#resumeAfter = progress.capped ? last : undefined;
-    this.#candidates = found;
-    this.#listedAt = this.#queue.clock.localNow();
+    if (progress.capped && last !== undefined) this.#resumeAfter.set(partition, last);
+    else this.#resumeAfter.delete(partition);
+    return found;
   }
 
   /** Look at one due marker's task and act on it. True when the task was claimed. */

@@ -92,6 +92,8 @@ export class Worker {
       stats: this.stats,
       emit: this.#emit,
       skip,
+      handles: (type) => this.#handlers.has(type),
+      owns: (partition) => this.#peers.owns(partition),
     });
     this.#probes = new ClaimProbes(q, this.#emit);
     this.#peers = new Peers(q, this.id, o.heartbeatSeconds, () => ({
@@ -166,6 +168,12 @@ export class Worker {
       throw new InvalidStateError(`Worker ${this.id} was already started.`);
     this.#state = "running";
     if (!(await this.#provenSafe())) return;
+    try {
+      await this.#q.manifest.load();
+    } catch (error) {
+      this.#state = "stopped";
+      throw error;
+    }
     this.#startedAt = this.#queue.now();
     live.add(this);
     await this.#peers.start(() => this.#state === "running");
@@ -217,6 +225,7 @@ export class Worker {
     const signalAt = deadline - settleMs;
     const wasNew = this.#state === "new";
     if (wasNew && !this.#options.skipDoctor) await requireSafeBackend(this.#queue);
+    if (wasNew) await this.#q.manifest.load();
     if (wasNew) {
       this.#state = "running";
       live.add(this);

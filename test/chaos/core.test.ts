@@ -75,7 +75,13 @@ describe("core fixes found by the chaos runs", () => {
     const victim = await queue.submit("t", null, { delay: 3600 });
     // Another client rewrites it as running without a lease (a hand edit gone wrong).
     const broken = { ...victim, status: "running", event: "claimed", attempt: 1, lease: null };
-    const due = queue.keys.newReadyMarker(Date.now() - 60_000, "t", victim.id, "00000000");
+    const due = queue.keys.newReadyMarker({
+      dueMs: Date.now() - 60_000,
+      type: "t",
+      part: 0,
+      id: victim.id,
+      nonce: "00000000",
+    });
     await storage.put(queue.keys.full(due), "");
     await storage.put(queue.keys.task(victim.id), JSON.stringify({ ...broken, marker: due }));
     const good = await queue.submit("t", "fine");

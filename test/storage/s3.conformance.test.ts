@@ -141,6 +141,8 @@ if (config === undefined) {
     expectedVersioning: "Enabled",
     deniedStorage: () => make({ secretAccessKey: wrongSecret }),
     missingBucketStorage: () => make({ bucket: missingBucket }),
+    listsDeletedPrefixes: true,
+    repeatsPrefixesOfOtherDelimiters: true,
   });
 
   const unversioned = c.unversionedBucket;
@@ -148,6 +150,7 @@ if (config === undefined) {
     describeConformance("s3 (MinIO, unversioned bucket)", {
       storage: () => make({ bucket: unversioned }),
       expectedVersioning: "Disabled",
+      repeatsPrefixesOfOtherDelimiters: true,
     });
   }
 

@@ -50,21 +50,31 @@ function attempt(
 const stored = async (queue: Queue, id: string) => (await queue.read(id))!.task;
 
 describe("Attempt", () => {
-  it("renews the lease once half of it is gone, not before", async () => {
+  it("the first check moves the marker to the lease's expiry; later ones renew once half the lease is gone, not before", async () => {
     const { queue, advance } = memoryQueue();
     const task = await claimed(queue, "t", { leaseMs: LEASE_MS });
     const h = gated();
     const { attempt: a } = attempt(queue, task, h.handler);
     a.start();
-    const first = task.task.lease!.expiresAt;
+    const claimedMarker = task.task.marker!;
+    await a.watch();
+    const moved = await stored(queue, task.task.id);
+    expect(moved.event).toBe("lease-renewed");
+    const marker = queue.keys.parseReadyMarker(queue.keys.full(moved.marker!))!;
+    expect(marker.dueMs).toBeGreaterThanOrEqual(Date.parse(moved.lease!.expiresAt));
+    await internals(queue).flush();
+    expect(await queue.storage.head(queue.keys.full(claimedMarker)).catch(() => "gone")).toBe(
+      "gone",
+    );
+    const first = moved.lease!.expiresAt;
     await a.watch();
     expect((await stored(queue, task.task.id)).lease!.expiresAt).toBe(first);
-    expect((await stored(queue, task.task.id)).event).toBe("claimed");
     advance(LEASE_MS / 2 + 1000);
     await a.watch();
     const renewed = await stored(queue, task.task.id);
     expect(renewed.event).toBe("lease-renewed");
     expect(Date.parse(renewed.lease!.expiresAt)).toBeGreaterThan(Date.parse(first));
+    expect(renewed.marker).not.toBe(moved.marker);
     h.open();
     await a.settled;
     expect((await stored(queue, task.task.id)).status).toBe("completed");

@@ -26,12 +26,20 @@ export function memoryQueue(wrap: (s: MemoryStorage) => MemoryStorage = (s) => s
   return { queue, storage, clock, advance };
 }
 
-/** Stats, an event log and a skip list, as a worker hands them to its parts. */
-export function shared(queue: Queue): {
+/**
+ * Stats, an event log and a skip list, as a worker hands them to its parts, and a monitor's view
+ * of its worker: handlers for `handled`, every partition in its share.
+ */
+export function shared(
+  queue: Queue,
+  handled: readonly string[] = ["t"],
+): {
   stats: WorkerStats;
   events: WorkerEvent[];
   emit: Emit;
   skip: SkipList;
+  handles: (type: string) => boolean;
+  owns: (partition: string) => boolean;
 } {
   const events: WorkerEvent[] = [];
   return {
@@ -39,7 +47,14 @@ export function shared(queue: Queue): {
     events,
     emit: (e) => void events.push(e),
     skip: new SkipList(queue.clock),
+    handles: (type) => handled.includes(type),
+    owns: () => true,
   };
+}
+
+/** What a new marker needs to know of a pending task of type `t` without a TTL. */
+export function pendingSpec(id: string, type = "t") {
+  return { type, id, status: "pending" as const, expiresAt: null };
 }
 
 /** Submit a task of `type` and claim it as worker `w` with lease `leaseMs` and `token`. */

@@ -7,7 +7,7 @@ import { MARKER_GRACE_MS } from "../../src/queue/ready-index.ts";
 import type { MemoryStorage } from "../../src/storage/memory.ts";
 import { expireLease, expireTask, LEASE_TAKEOVER_MARGIN_MS } from "../../src/task/transitions.ts";
 import { type Candidate, Monitor } from "../../src/worker/monitor.ts";
-import { claimed, memoryQueue, shared } from "./helpers.ts";
+import { claimed, memoryQueue, pendingSpec, shared } from "./helpers.ts";
 
 /** A memory store with `deleteMany` (as S3 has), recording each batch. */
 function batching() {
@@ -96,13 +96,13 @@ describe("Monitor", () => {
     const monitor = new Monitor(internals(queue), { enabled: true, ...s });
     for (const id of ["a1", "a2", "a3"]) {
       await storage.put(
-        queue.keys.full(internals(queue).newMarker("t", id, queue.now())),
+        queue.keys.full(internals(queue).newMarker(pendingSpec(id), queue.now())),
         new Uint8Array(0),
       );
     }
     advance(MARKER_GRACE_MS + 1000);
     await storage.put(
-      queue.keys.full(internals(queue).newMarker("t", "young", queue.now())),
+      queue.keys.full(internals(queue).newMarker(pendingSpec("young"), queue.now())),
       new Uint8Array(0),
     );
     const markers = await listed(queue);
@@ -122,7 +122,7 @@ describe("Monitor", () => {
     const s = shared(queue);
     const monitor = new Monitor(internals(queue), { enabled: false, ...s });
     await storage.put(
-      queue.keys.full(internals(queue).newMarker("t", "b1", queue.now())),
+      queue.keys.full(internals(queue).newMarker(pendingSpec("b1"), queue.now())),
       new Uint8Array(0),
     );
     advance(MARKER_GRACE_MS + 1000);
@@ -135,23 +135,49 @@ describe("Monitor", () => {
     expect(batches).toEqual([]);
   });
 
-  it("lists the index's tail for garbage keys at most every 10 minutes", async () => {
+  it("a round, once per 10 minutes, expires TTL'd tasks of types nobody here runs, reading only those, and sweeps junk", async () => {
     const { queue, storage, advance } = memoryQueue();
-    const s = shared(queue);
+    const s = shared(queue, ["email"]);
     const monitor = new Monitor(internals(queue), { enabled: true, ...s });
-    const garbage = `${queue.keys.ready}zz-not-a-marker`;
-    await storage.put(garbage, new Uint8Array(0));
-    advance(MARKER_GRACE_MS + 1000);
-    await monitor.listTail(queue.now(), queue.clock.localNow());
-    expect(monitor.pendingSweep).toEqual([garbage]);
-    await monitor.sweep();
-    const late = `${queue.keys.ready}zz-late`;
-    await storage.put(late, new Uint8Array(0));
-    advance(MARKER_GRACE_MS + 1000);
-    await monitor.listTail(queue.now(), queue.clock.localNow());
-    expect(monitor.pendingSweep).toEqual([]);
-    advance(10 * 60_000);
-    await monitor.listTail(queue.now(), queue.clock.localNow());
-    expect(monitor.pendingSweep).toEqual([late]);
+    const short = await queue.submit("video", 1, { ttlSeconds: 10 });
+    const others = await queue.submitMany([
+      { type: "video", input: 2 },
+      { type: "video", input: 3, options: { ttlSeconds: 3600 } },
+    ]);
+    const junk = `${queue.keys.ready}zz-not-a-marker`;
+    await storage.put(junk, new Uint8Array(0));
+    advance(MARKER_GRACE_MS + 11_000);
+    const reads: string[] = [];
+    const get = storage.get.bind(storage);
+    storage.get = (key, options) => {
+      reads.push(key);
+      return get(key, options);
+    };
+    let steps = 0;
+    while (await monitor.step(queue.now())) steps++;
+    // The manifest, the delimiter listing, and the one video partition.
+    expect(steps).toBe(3);
+    expect(reads.filter((k) => k.startsWith(queue.keys.tasks))).toEqual([
+      queue.keys.task(short.id),
+    ]);
+    expect((await queue.get(short.id)).status).toBe("expired");
+    for (const t of others) expect((await queue.get(t.id)).status).toBe("pending");
+    expect(monitor.pendingSweep).toEqual([junk]);
+    advance(5 * 60_000);
+    expect(await monitor.step(queue.now())).toBe(false);
+    advance(5 * 60_000 + 1);
+    expect(await monitor.step(queue.now())).toBe(true);
+  });
+
+  it("a round leaves the partitions of types this worker runs, and those outside its share, to others", async () => {
+    const { queue, advance } = memoryQueue();
+    const s = { ...shared(queue, ["email"]), owns: (p: string) => !p.includes("/audio/") };
+    const monitor = new Monitor(internals(queue), { enabled: true, ...s });
+    const tasks = await queue.submitMany(
+      ["email", "audio"].map((type) => ({ type, input: 0, options: { ttlSeconds: 5 } })),
+    );
+    advance(10_000);
+    while (await monitor.step(queue.now()));
+    for (const t of tasks) expect((await queue.get(t.id)).status).toBe("pending");
   });
 });

@@ -107,24 +107,64 @@ describe("Poller", () => {
     await p.list();
     const first = p.candidates.map((m) => m.key);
     expect(first).toHaveLength(6);
-    expect(p.resumeAfter).toBe(first[5]);
+    const partition = queue.keys.partition("t", 0);
+    expect(p.resumeAfter(partition)).toBe(first[5]);
     await p.list();
     expect(p.candidates).toHaveLength(1);
-    expect(p.resumeAfter).toBeUndefined();
+    expect(p.resumeAfter(partition)).toBeUndefined();
     const all = [...first, p.candidates[0]!.key];
     expect(new Set(all).size).toBe(7);
   });
 
-  it("reads a task of a type it cannot run once, then skips its marker", async () => {
+  it("never lists or reads the partitions of types it has no handler for", async () => {
+    const lists: string[] = [];
+    const gets: string[] = [];
+    const { queue } = memoryQueue((s: MemoryStorage) => {
+      const list = s.list.bind(s);
+      const get = s.get.bind(s);
+      return Object.assign(s, {
+        list: (o: Parameters<MemoryStorage["list"]>[0]) => {
+          lists.push(o?.prefix ?? "");
+          return list(o);
+        },
+        get: (key: string, o?: Parameters<MemoryStorage["get"]>[1]) => {
+          gets.push(key);
+          return get(key, o);
+        },
+      });
+    });
+    await queue.submitMany(
+      Array.from({ length: 20 }, (_, i) => ({ type: `other${i % 4}`, input: i })),
+    );
+    const mine = await queue.submit("t", 1);
+    const { poller: p, started } = poller(queue);
+    lists.length = 0;
+    gets.length = 0;
+    expect(await p.pass()).toBe(1);
+    expect(started).toEqual([mine.id]);
+    expect(gets.filter((k) => k.startsWith(queue.keys.tasks))).toEqual([queue.keys.task(mine.id)]);
+    expect(lists.filter((prefix) => prefix.startsWith(queue.keys.ready))).toEqual([
+      queue.keys.partition("t", 0),
+    ]);
+  });
+
+  it("lists every shard of a split type, starting at different shards on different workers", async () => {
     const { queue } = memoryQueue();
-    const other = await queue.submit("other", 1);
-    const { poller: p, started, skip } = poller(queue);
-    expect(await p.pass()).toBe(0);
-    expect(started).toEqual([]);
-    const key = queue.keys.full(other.marker!);
-    expect(skip.skipped(key, queue.clock.localNow() + 9 * 60_000)).toBe(true);
-    await p.list();
-    expect(p.candidates).toEqual([]);
+    await internals(queue).manifest.setShards("t", 4);
+    const tasks = await queue.submitMany(
+      Array.from({ length: 40 }, (_, i) => ({ type: "t", input: i })),
+    );
+    const parts = new Set(
+      tasks.map((t) => queue.keys.parseReadyMarker(queue.keys.full(t.marker!))!.part),
+    );
+    expect([...parts].sort()).toEqual([0, 1, 2, 3]);
+    const { poller: p, started } = poller(queue, { concurrency: 100 });
+    expect(p.partitions()).toEqual([0, 1, 2, 3].map((i) => queue.keys.partition("t", i)));
+    p.relist();
+    let claimed = 0;
+    for (let i = 0; i < 4; i++) claimed += await p.pass();
+    expect(claimed).toBe(40);
+    expect(new Set(started).size).toBe(40);
   });
 
   it("stops claiming at its concurrency", async () => {

@@ -30,6 +30,7 @@ import {
   type ObjectInfo,
   type PutOptions,
   type PutResult,
+  rolledUpPrefix,
   type ServerTimeSample,
   type Storage,
   type StorageLocation,
@@ -63,7 +64,7 @@ import {
 } from "./layout.ts";
 import { KeyLocks, lockName } from "./lock.ts";
 import { decodeSegment, encodeSegment, type VersionEntry } from "./names.ts";
-import { byteOrder, walk } from "./walk.ts";
+import { byteOrder, type WalkSkip, walk } from "./walk.ts";
 
 /** Options of {@link FileStorage}. */
 export interface FileStorageOptions {
@@ -275,17 +276,36 @@ export class FileStorage implements Storage {
     );
   }
 
-  /** One page of current keys in UTF-8 byte order (ListObjectsV2), from directory reads only. */
+  /**
+   * One page of current keys in UTF-8 byte order (ListObjectsV2), keys under a `delimiter` rolled
+   * up, from directory reads only.
+   */
   list(options: ListOptions = {}): Promise<ListResult> {
     return this.#op("list", undefined, async () => {
       const maxKeys = pageSize(options.maxKeys);
+      const prefix = options.prefix ?? "";
+      const delimiter = options.delimiter || undefined;
       const after = options.continuationToken ?? options.startAfter;
+      // Entries, not keys, come after `after`: a rolled-up prefix at or before it is done with
+      // (a token that names one must not bring it back), so its keys are skipped.
+      const skip: WalkSkip = {};
+      const done = after === undefined ? undefined : rolledUpPrefix(after, prefix, delimiter);
+      if (done !== undefined) skip.prefix = done;
       const objects: ObjectInfo[] = [];
+      const prefixes: string[] = [];
+      let last = "";
       let isTruncated = false;
-      for await (const leaf of walk(this.#dirs.live, options.prefix ?? "", after, false, "live")) {
-        if (objects.length === maxKeys) {
+      for await (const leaf of walk(this.#dirs.live, prefix, after, false, "live", skip)) {
+        if (objects.length + prefixes.length === maxKeys) {
           isTruncated = true;
           break;
+        }
+        const rolled = rolledUpPrefix(leaf.key, prefix, delimiter);
+        if (rolled !== undefined) {
+          prefixes.push(rolled);
+          last = rolled;
+          skip.prefix = rolled;
+          continue;
         }
         const v = leaf.current!;
         objects.push({
@@ -294,9 +314,11 @@ export class FileStorage implements Storage {
           size: v.size,
           lastModified: timeOf(v.versionId),
         });
+        last = leaf.key;
       }
       const result: ListResult = { objects, isTruncated };
-      if (isTruncated) result.nextContinuationToken = objects[objects.length - 1]!.key;
+      if (delimiter !== undefined) result.prefixes = prefixes;
+      if (isTruncated) result.nextContinuationToken = last;
       return result;
     });
   }

@@ -19,8 +19,18 @@ export interface Leaf {
 }
 
 /**
+ * Keys a walk leaves out from here on: every key that starts with `prefix`. The caller may set it
+ * between two leaves (a listing that rolled a leaf up into a prefix is done with that prefix),
+ * and the walk then neither yields those keys nor reads the directories that hold only them.
+ */
+export interface WalkSkip {
+  prefix?: string;
+}
+
+/**
  * Yield the leaves of a tree under `prefix` in UTF-8 byte order of their keys, starting after
- * `after` (or at it, with `inclusive`). Only directories that can hold matching keys are read.
+ * `after` (or at it, with `inclusive`) and leaving out what `skip` names when it is reached.
+ * Only directories that can hold matching keys are read.
  */
 export async function* walk(
   base: string,
@@ -28,6 +38,7 @@ export async function* walk(
   after: string | undefined,
   inclusive: boolean,
   tree: "live" | "history",
+  skip: WalkSkip = {},
 ): AsyncGenerator<Leaf, void, undefined> {
   const slash = prefix.lastIndexOf("/");
   const dirPart = prefix.slice(0, slash + 1);
@@ -42,7 +53,7 @@ export async function* walk(
       throw error;
     }
   }
-  yield* walkDir(start, dirPart, partial, after, inclusive, tree);
+  yield* walkDir(start, dirPart, partial, after, inclusive, tree, skip);
 }
 
 async function* walkDir(
@@ -52,6 +63,7 @@ async function* walkDir(
   after: string | undefined,
   inclusive: boolean,
   tree: "live" | "history",
+  skip: WalkSkip,
 ): AsyncGenerator<Leaf, void, undefined> {
   let names: string[];
   try {
@@ -93,6 +105,8 @@ async function* walkDir(
   for (const e of entries) {
     if (e.sortKey === previous) continue;
     previous = e.sortKey;
+    // A directory's sort key `k/` starts every key below it, so one test covers its subtree.
+    if (skip.prefix !== undefined && e.sortKey.startsWith(skip.prefix)) continue;
     const path = join(dir, e.name);
     if (e.leaf) {
       const leaf: Leaf = { key: e.sortKey, path };
@@ -100,7 +114,7 @@ async function* walkDir(
       yield leaf;
     } else {
       const inner = after?.startsWith(e.sortKey) ? after : undefined;
-      yield* walkDir(path, e.sortKey, "", inner, inclusive, tree);
+      yield* walkDir(path, e.sortKey, "", inner, inclusive, tree, skip);
     }
   }
 }

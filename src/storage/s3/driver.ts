@@ -282,6 +282,7 @@ export class S3Storage implements Storage {
 
   /** {@inheritDoc Storage.list} */
   async list(options: ListOptions = {}): Promise<ListResult> {
+    const delimiter = options.delimiter === "" ? undefined : options.delimiter;
     const { res, body } = await this.#send({
       method: "GET",
       query: [
@@ -290,10 +291,11 @@ export class S3Storage implements Storage {
         ["start-after", options.startAfter],
         ["continuation-token", options.continuationToken],
         ["max-keys", options.maxKeys === undefined ? undefined : String(options.maxKeys)],
+        ["delimiter", delimiter],
       ],
     });
     const root = this.#parseBody(res, body, "ListBucketResult", "LIST");
-    return listResultOf(root);
+    return listResultOf(root, delimiter !== undefined);
   }
 
   /** {@inheritDoc Storage.listVersions} */

@@ -7,8 +7,11 @@ import type { ListResult, ListVersionsResult, ObjectInfo, VersionInfo } from "..
 import { isoDate } from "./request.ts";
 import { child, children, text, type XmlElement } from "./xml.ts";
 
-/** The objects and continuation token of a ListBucketResult (ListObjectsV2). */
-export function listResultOf(root: XmlElement): ListResult {
+/**
+ * The objects, common prefixes and continuation token of a ListBucketResult (ListObjectsV2).
+ * `delimited`: the request had a delimiter, so the result carries `prefixes` (maybe empty).
+ */
+export function listResultOf(root: XmlElement, delimited = false): ListResult {
   const objects: ObjectInfo[] = children(root, "Contents").map((c) => ({
     key: text(c, "Key"),
     etag: text(c, "ETag"),
@@ -19,6 +22,9 @@ export function listResultOf(root: XmlElement): ListResult {
     objects,
     isTruncated: text(root, "IsTruncated").trim() === "true",
   };
+  if (delimited) {
+    result.prefixes = children(root, "CommonPrefixes").map((c) => text(c, "Prefix"));
+  }
   const next = child(root, "NextContinuationToken");
   if (next !== undefined && next.text !== "") result.nextContinuationToken = next.text;
   return result;
