@@ -225,7 +225,7 @@ for (const kind of clocked) {
     });
     afterEach(() => made.done());
 
-    it("deletes markers no task names only once older than the grace", async () => {
+    it("deletes markers no task names, and keys under ready/ that are not markers, only once older than the grace", async () => {
       const [named, finished] = await queue.submitMany([
         { type: "job", input: 1 },
         { type: "job", input: 2 },
@@ -236,14 +236,17 @@ for (const kind of clocked) {
       await queue.storage.put(queue.keys.full(orphan), new Uint8Array(0));
       // A terminal task that still names its marker (finished by an older oq).
       await handEdit(queue, finished!.id, { status: "completed" });
+      // Keys under ready/ that are not markers: one directly under it, one inside a partition.
+      const junk = [`${queue.keys.ready}notes.txt`, `${queue.keys.ready}job/0/x/y/z`];
+      for (const key of junk) await queue.storage.put(key, "junk");
 
       clock.offset = MARKER_GRACE_MS - 5000;
       const early = await queue.repair();
-      expect(counts(early)).toMatchObject({ youngMarkersLeft: 3, staleMarkersDeleted: 0 });
+      expect(counts(early)).toMatchObject({ youngMarkersLeft: 5, staleMarkersDeleted: 0 });
 
       clock.offset = MARKER_GRACE_MS + 1000;
       const late = await queue.repair();
-      expect(counts(late)).toMatchObject({ youngMarkersLeft: 0, staleMarkersDeleted: 3 });
+      expect(counts(late)).toMatchObject({ youngMarkersLeft: 0, staleMarkersDeleted: 5 });
       expect(await readyKeys(queue)).toEqual([queue.keys.full(named!.marker!)]);
     });
 

@@ -34,8 +34,8 @@ function report(r: RepairResult, startAfter: string | undefined): void {
     [`markers put back${would}`, r.markersRestored],
     [`tasks given a new marker${would}`, r.tasksReindexed],
     ["markers checked", r.markersChecked],
-    [`stale markers deleted${would}`, r.staleMarkersDeleted],
-    ["stale markers younger than the grace, left", r.youngMarkersLeft],
+    [`stale markers (and junk keys) deleted${would}`, r.staleMarkersDeleted],
+    ["stale markers (and junk keys) younger than the grace, left", r.youngMarkersLeft],
     ["markers kept for a task written by hand with a mistake", r.strandedMarkersKept],
     ["unreadable objects (left untouched)", r.unreadable],
   ];

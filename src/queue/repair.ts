@@ -10,6 +10,7 @@
 import { MalformedObjectError, NotFoundError, ValidationError } from "../errors.ts";
 import type { ReadyMarker } from "../keys.ts";
 import { checkOptions, repairOptionsSchema } from "../options.ts";
+import type { ObjectInfo } from "../storage/storage.ts";
 import { isTerminal } from "../task/transitions.ts";
 import { mapLimit } from "../util/async.ts";
 import type { QueueInternals } from "./internals.ts";
@@ -49,9 +50,12 @@ export interface RepairCounts {
   tasksReindexed: number;
   /** Markers under `ready/` looked at. */
   markersChecked: number;
-  /** Markers no task names (missing, terminal, naming another) deleted past the grace. */
+  /**
+   * Markers no task names (missing, terminal, naming another), and keys under `ready/` that are
+   * not markers at all, deleted past the grace.
+   */
   staleMarkersDeleted: number;
-  /** Markers no task names yet left alone: younger than the grace, their writer may be mid-write. */
+  /** The same, left alone: younger than the grace, their writer may be mid-write. */
   youngMarkersLeft: number;
   /** Stale markers kept because they are the only trace of a task written by hand with a mistake. */
   strandedMarkersKept: number;
@@ -239,37 +243,50 @@ class Repair {
   async #markers(startAfter: string | undefined): Promise<string | undefined> {
     const q = this.#q;
     let batch: Listed[] = [];
-    const notMarker = (o: { key: string }) =>
-      this.#unreadable(o.key, "not a ready marker (the monitor sweeps it after the grace)");
+    const junk: { key: string }[] = [];
     for await (const marker of q.markers({
       ...(startAfter === undefined ? {} : { startAfter }),
-      onMalformed: notMarker,
+      onMalformed: (o) => this.#junk(o, junk),
     })) {
       batch.push(marker);
       if (batch.length >= Math.min(this.#pageSize, this.#budget)) {
-        await this.#markerPage(batch);
+        await this.#markerPage(batch, junk.splice(0));
         if (this.#budget <= 0) return batch.at(-1)!.key;
         batch = [];
       }
     }
-    if (batch.length > 0) await this.#markerPage(batch);
+    if (batch.length + junk.length > 0) await this.#markerPage(batch, junk.splice(0));
     return undefined;
   }
 
-  /** Check one page of markers and sweep the stale ones. */
-  async #markerPage(batch: readonly Listed[]): Promise<void> {
+  /**
+   * A key under `ready/` that is not a marker: nothing can name it, but whatever wrote it gets
+   * the grace, as from the monitor. Past it, it goes into `junk`, swept with the next page.
+   */
+  #junk(o: ObjectInfo, junk: { key: string }[]): void {
+    if (o.lastModified.getTime() + MARKER_GRACE_MS <= this.#q.now()) {
+      junk.push({ key: o.key });
+      return;
+    }
+    this.#result.youngMarkersLeft++;
+    this.#act({ action: "young-marker-left", key: o.key, message: "not a ready marker" });
+  }
+
+  /** Check one page of markers and sweep the stale ones, with the junk keys found meanwhile. */
+  async #markerPage(batch: readonly Listed[], junk: readonly { key: string }[]): Promise<void> {
     const now = this.#q.now();
     const verdicts = await mapLimit(batch, this.#o.concurrency ?? 16, (m) => this.#marker(m, now));
     this.#budget -= batch.length;
     this.#result.markersChecked += batch.length;
-    const stale = batch.filter((_m, i) => verdicts[i]);
+    const stale = [...batch.filter((_m, i) => verdicts[i]), ...junk];
     const restored = new Set(this.#dryRun ? [] : await this.#q.sweepMarkers(stale));
     for (const m of stale) {
       if (restored.has(m.key)) continue;
       this.#result.staleMarkersDeleted++;
-      this.#act({ action: "stale-marker-deleted", key: m.key });
+      const why = "id" in m ? {} : { message: "not a ready marker" };
+      this.#act({ action: "stale-marker-deleted", key: m.key, ...why });
     }
-    this.#progress("markers", batch.at(-1)!.key);
+    this.#progress("markers", batch.at(-1)?.key ?? junk.at(-1)!.key);
   }
 
   /** Whether marker `m` is stale and may be swept now (server time `now`); reports the others. */
