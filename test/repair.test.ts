@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { ValidationError } from "../src/errors.ts";
+import { ProtocolMismatchError, ValidationError } from "../src/errors.ts";
 import { internals } from "../src/queue/internals.ts";
 import { Queue } from "../src/queue/queue.ts";
 import { MARKER_GRACE_MS } from "../src/queue/ready-index.ts";
@@ -189,6 +189,21 @@ for (const target of targets) {
       const result = await queue.repair();
       expect(counts(result)).toMatchObject({ youngMarkersLeft: 1, staleMarkersDeleted: 0 });
       expect(await exists(queue.storage, queue.keys.full(extra))).toBe(true);
+    });
+
+    it("refuses a queue of another protocol before touching anything, dry run or not", async () => {
+      const task = await queue.submit("job", null);
+      await queue.storage.delete(queue.keys.full(task.marker!));
+      const manifest = JSON.parse(
+        new TextDecoder().decode((await queue.storage.get(queue.keys.manifest)).body),
+      );
+      await queue.storage.put(queue.keys.manifest, JSON.stringify({ ...manifest, protocol: 3 }));
+      const before = await snapshot(queue.storage, queue.keys.prefix);
+      // A fresh client: the one above has the manifest cached.
+      const other = new Queue({ storage: env.storage, prefix: env.prefix });
+      for (const dryRun of [true, false])
+        await expect(other.repair({ dryRun })).rejects.toThrow(ProtocolMismatchError);
+      expect(await snapshot(queue.storage, queue.keys.prefix)).toEqual(before);
     });
 
     it("rejects a cursor that is not one", async () => {

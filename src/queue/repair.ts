@@ -148,6 +148,9 @@ class Repair {
         `Invalid repair options: startAfter must be the cursor of an earlier repair (a key under ${tasks} or ${ready}), was ${JSON.stringify(start)}.`,
       );
     }
+    // A queue of another protocol is refused (ProtocolMismatchError) before anything is
+    // touched: its markers would all look like junk here. A dry run creates no manifest.
+    if (!this.#dryRun || (await this.#exists(this.#q.keys.manifest))) await this.#q.manifest.load();
     let cursor = start?.startsWith(ready) ? start : await this.#tasks(start);
     if (cursor?.startsWith(tasks)) return { ...this.#result, cursor };
     if (this.#o.checkMarkers === false) return this.#result;
