@@ -75,8 +75,11 @@ for (const target of targets) {
         return null;
       };
       const job = (hold: boolean) => ({ type: "job", input: { hold } });
+      // A long lease: the holder's renewals move a running task's marker, once about a second
+      // into the run and then every half lease, which must not fall inside the test.
       const holder = new Worker(queue, {
         ...fast,
+        leaseSeconds: 300,
         concurrency: running,
         monitor: false,
         skipDoctor: true,
@@ -85,6 +88,11 @@ for (const target of targets) {
       const held = await queue.submitMany(Array.from({ length: running }, () => job(true)));
       await holder.start();
       await until(`${running} tasks running`, () => holder.active.length === running, 30_000);
+      const renewed = async () =>
+        (await Promise.all(held.map((t) => queue.get(t.id)))).every(
+          (t) => t.event === "lease-renewed",
+        );
+      await until("their first renewals, which move their markers", renewed, 30_000);
       const waiting = await queue.submitMany(
         Array.from({ length: pending }, () => job(false)),
         { concurrency: 32 },
