@@ -50,11 +50,6 @@ export default oqCommand({
       negativeDescription: "Only run handlers; leave recovery to other workers or oq monitor",
       default: true,
     },
-    "log-scan": {
-      type: "boolean",
-      description:
-        "Also read tasks/ in the background and put back missing markers (for a bucket whose index was deleted)",
-    },
     ...runArgs,
   },
   async run(args) {

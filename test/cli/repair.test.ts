@@ -1,9 +1,10 @@
 /**
  * `oq repair` as a real subprocess on the file store: a deleted index is rebuilt, `--limit` stops
  * with a cursor that `--start-after` continues from, `--dry-run` writes nothing, progress goes to
- * stderr, and an unreadable task object makes it exit 1 after reporting it.
+ * stderr, and an unreadable task object makes it exit 1 after reporting it. And `oq monitor
+ * --log-scan` (the flag `oq worker` shares) puts a deleted index back in the background.
  */
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -11,6 +12,7 @@ import { pathToFileURL } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { Queue } from "../../src/queue/queue.ts";
 import { fileTarget, type TargetInstance } from "../helpers/targets.ts";
+import { until } from "../helpers/wait.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const CLI = join(ROOT, "cli.ts");
@@ -91,5 +93,27 @@ describe("oq repair", () => {
     expect(result.code).toBe(1);
     expect(result.stdout).toContain(`unreadable ${bad}`);
     expect(new TextDecoder().decode((await queue.storage.get(bad)).body)).toBe("not json");
+  });
+
+  it("oq monitor --log-scan puts the markers of a deleted index back in the background", async () => {
+    const tasks = await queue.submitMany([1, 2, 3].map((i) => ({ type: "job", input: i })));
+    for (const key of await readyKeys(queue)) await queue.storage.delete(key);
+    const child = spawn(
+      process.execPath,
+      ["--import", TSX, CLI, "monitor", "--log-scan", "--skip-doctor", "--url", store.url!],
+      { cwd: tmpdir(), env: cleanEnv(), stdio: "ignore" },
+    );
+    const exited = new Promise((done) => child.on("exit", done));
+    try {
+      await until(
+        "the markers are back",
+        async () => (await readyKeys(queue)).length === 3,
+        30_000,
+      );
+    } finally {
+      child.kill("SIGTERM");
+      await exited;
+    }
+    expect(new Set(await readyKeys(queue))).toEqual(new Set(tasks.map((t) => t.marker)));
   });
 });
