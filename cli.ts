@@ -46,6 +46,7 @@ const main = defineCommand({
     schedule: () => import("./src/cli/schedule.ts").then((m) => m.default),
     doctor: () => import("./src/cli/doctor.ts").then((m) => m.default),
     shards: () => import("./src/cli/shards.ts").then((m) => m.default),
+    repair: () => import("./src/cli/repair.ts").then((m) => m.default),
   },
 });
 

@@ -35,6 +35,13 @@ export { consoleLogger, type Logger } from "./src/logger.ts";
 export { type Manifest, PROTOCOL } from "./src/queue/manifest.ts";
 export { Queue } from "./src/queue/queue.ts";
 export type {
+  RepairAction,
+  RepairCounts,
+  RepairOptions,
+  RepairProgress,
+  RepairResult,
+} from "./src/queue/repair.ts";
+export type {
   CancelOutcome,
   HistoryEntry,
   ListTasksOptions,
@@ -97,6 +104,7 @@ export type {
   TaskStatus,
 } from "./src/task/record.ts";
 export { VERSION } from "./src/version.ts";
+export type { LogScanOptions } from "./src/worker/log-scan.ts";
 export {
   type Handler,
   type HandlerOptions,

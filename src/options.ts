@@ -94,6 +94,10 @@ export const workerOptionsSchema = type({
   "listReuseMs?": ms(0, 3_600_000, "a number of ms from 0 to 3600000 (1 hour)"),
   "onEvent?": type("Function").describe("a function"),
   "skipDoctor?": "boolean",
+  "logScan?": type("boolean").or({
+    "pageSize?": type("1 <= number.integer <= 1000").describe("a whole number from 1 to 1000"),
+    "intervalMs?": ms(10, 3_600_000, "a number of ms from 10 to 3600000 (1 hour)"),
+  }),
 }).narrow(
   (o, ctx) =>
     o.minPollMs === undefined ||
@@ -117,6 +121,17 @@ export const listOptionsSchema = type({
   "type?": "string",
   "limit?": type("1 <= number.integer <= 10000").describe("a whole number from 1 to 10000"),
   "cursor?": "string",
+});
+
+/** Options of `Queue.repair` (`onProgress` is passed through as given). */
+export const repairOptionsSchema = type({
+  "startAfter?": "string",
+  "limit?": type("number.integer >= 1").describe("a whole number >= 1"),
+  "dryRun?": "boolean",
+  "concurrency?": type("1 <= number.integer <= 100").describe("a whole number from 1 to 100"),
+  "pageSize?": type("1 <= number.integer <= 1000").describe("a whole number from 1 to 1000"),
+  "checkMarkers?": "boolean",
+  "onProgress?": type("Function").describe("a function"),
 });
 
 /** A copy of `value` without the keys set to `undefined` (which mean "not given"), recursively. */

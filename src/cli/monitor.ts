@@ -18,6 +18,7 @@ export default oqCommand({
     "oq monitor",
     "oq monitor --summary-interval 5m --id monitor-1",
     "oq monitor --scheduler   # also submit the tasks of cron schedules",
+    "oq monitor --log-scan    # the index was deleted: rebuild it in the background",
   ],
   args: { ...runArgs },
   async run(args) {
@@ -30,10 +31,11 @@ export default oqCommand({
       shutdownGraceMs: graceMs,
       // prepare() already required doctor's verdict (or --skip-doctor skipped it).
       skipDoctor: true,
+      logScan: args["log-scan"] === true,
       ...(args.id === undefined ? {} : { id: args.id }),
     });
     log().info(
-      `Monitor ${worker.id} on ${queue.storage.name}${queue.keys.prefix === "" ? "" : ` (prefix ${queue.keys.prefix})`}.`,
+      `Monitor ${worker.id} on ${queue.storage.name}${queue.keys.prefix === "" ? "" : ` (prefix ${queue.keys.prefix})`}${args["log-scan"] ? "; log scan on" : ""}.`,
     );
     await runUntilSignal(worker, { graceMs, summaryMs, concurrency: 1, scheduler });
   },

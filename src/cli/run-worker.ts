@@ -33,6 +33,11 @@ export const runArgs = {
     type: "boolean",
     description: "Also run the scheduler: submit the due slots of cron schedules (oq schedule)",
   },
+  "log-scan": {
+    type: "boolean",
+    description:
+      "Also read tasks/ in the background and put back missing markers (for a bucket whose index was deleted)",
+  },
   ...skipDoctorArg,
 } as const;
 

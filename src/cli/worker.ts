@@ -18,6 +18,7 @@ export default oqCommand({
     "oq worker ./tasks.ts --concurrency 8 --lease 2m --timeout 10m --grace 30s",
     "oq worker ./tasks.ts --no-monitor --id worker-1",
     "oq worker ./tasks.ts --scheduler   # also submit the tasks of cron schedules",
+    "oq worker ./tasks.ts --log-scan    # the index was deleted: rebuild it in the background",
   ],
   args: {
     module: {
@@ -68,13 +69,14 @@ export default oqCommand({
       onEvent: (event) => logEvent(event),
       // prepare() already required doctor's verdict (or --skip-doctor skipped it).
       skipDoctor: true,
+      logScan: args["log-scan"] === true,
     };
     if (timeoutSeconds !== undefined) options.timeoutSeconds = timeoutSeconds;
     if (args.id !== undefined) options.id = args.id;
     const worker = new Worker(queue, options);
     for (const [type, entry] of handlers) worker.task(type, entry.handler, entry.options);
     log().info(
-      `Worker ${worker.id} on ${queue.storage.name}${queue.keys.prefix === "" ? "" : ` (prefix ${queue.keys.prefix})`}: ${worker.types.join(", ")}; concurrency ${concurrency}${args.monitor ? "" : "; monitor off"}.`,
+      `Worker ${worker.id} on ${queue.storage.name}${queue.keys.prefix === "" ? "" : ` (prefix ${queue.keys.prefix})`}: ${worker.types.join(", ")}; concurrency ${concurrency}${args.monitor ? "" : "; monitor off"}${args["log-scan"] ? "; log scan on" : ""}.`,
     );
     await runUntilSignal(worker, { graceMs, summaryMs, concurrency, scheduler });
   },

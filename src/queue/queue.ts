@@ -18,6 +18,7 @@ import { type BulkCancelOptions, cancelTask, cancelTasks, cancelTasksOfType } fr
 import { attachInternals, QueueInternals } from "./internals.ts";
 import { listTasks, taskHistory } from "./list.ts";
 import type { Manifest } from "./manifest.ts";
+import { type RepairOptions, type RepairResult, repairIndex } from "./repair.ts";
 import { submitTask, submitTasks } from "./submit.ts";
 import type {
   CancelOutcome,
@@ -171,6 +172,25 @@ export class Queue {
    */
   setShards(type: string, shards: number): Promise<Manifest> {
     return this.#q.manifest.setShards(type, shards);
+  }
+
+  /**
+   * Rebuild the ready index from the task objects (docs/protocol.md, "Repairing the index"):
+   * for every object under `tasks/`, a non-terminal task whose marker is missing gets that exact
+   * marker put back, and one that names no marker (or a key that is not one) gets a new marker
+   * through the normal write path; then every marker under `ready/` that no task names is
+   * deleted once older than the stale-marker grace (120 s). Terminal tasks need nothing;
+   * malformed objects are reported, never touched. Page by page in bounded memory; with `limit`
+   * it stops early and returns a `cursor` to continue from (`startAfter`).
+   *
+   * Cost: 1 LIST per 1,000 task objects and 1 GET each, 1 HEAD per non-terminal task, 1 PUT
+   * per marker put back and 2 PUT (marker, task) per task re-indexed; then 1 LIST per 1,000
+   * markers and 1 GET each, and per stale marker a share of one `DeleteObjects`, 1 GET (the
+   * sweep's re-read) and, unless its task is terminal, 1 HEAD (about 18 when its task is
+   * missing: the misplaced-task check). On AWS a million task objects cost about $0.40 of GETs.
+   */
+  repair(options: RepairOptions = {}): Promise<RepairResult> {
+    return repairIndex(this.#q, options);
   }
 
   /** Put a failed, expired or cancelled task back to pending with a fresh retry budget. */

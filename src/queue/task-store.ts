@@ -134,9 +134,15 @@ export class TaskStore {
     options: WriteOptions,
   ): Promise<WriteResult<TaskRecord>> {
     await this.#manifest.load();
-    const next = placeMarker(current.task, proposed, (due) => this.index.newMarker(proposed, due));
-    const newMarker =
-      next.marker !== null && next.marker !== current.task.marker ? next.marker : undefined;
+    // A record naming a key that is not a marker of this task (written by hand) is placed as
+    // if it named none: it gets a real marker, and the key it names is neither put nor deleted
+    // (it may be any object under the prefix; docs/protocol.md, "Repairing the index").
+    const named = this.ownMarker(current.task);
+    const prev = named === current.task.marker ? current.task : { ...current.task, marker: null };
+    const wanted =
+      proposed.marker === current.task.marker ? { ...proposed, marker: named } : proposed;
+    const next = placeMarker(prev, wanted, (due) => this.index.newMarker(proposed, due));
+    const newMarker = next.marker !== null && next.marker !== prev.marker ? next.marker : undefined;
     const startedLocal = this.#clock.localNow();
     if (newMarker !== undefined) await this.index.put(newMarker);
     const result = await this.#compareAndSwap(current.etag, next, newMarker, options);
@@ -148,10 +154,20 @@ export class TaskStore {
       return result;
     }
     if (newMarker !== undefined) await this.index.heal(newMarker, startedLocal);
-    const oldMarker = current.task.marker;
+    const oldMarker = prev.marker;
     if (oldMarker !== null && oldMarker !== next.marker)
       await this.index.remove(oldMarker, options.batchMarkerDelete === true);
     return result;
+  }
+
+  /**
+   * The marker `task` names when it is a ready marker of this very task (its id and type), else
+   * `null`. Only such a key is ever deleted as the task's old marker.
+   */
+  ownMarker(task: TaskRecord): string | null {
+    if (task.marker === null) return null;
+    const parsed = this.#keys.parseReadyMarker(this.#keys.full(task.marker));
+    return parsed?.id === task.id && parsed.type === task.type ? task.marker : null;
   }
 
   /**

@@ -6,6 +6,7 @@
 import type { QueueInternals } from "../queue/internals.ts";
 import type { TaskRecord } from "../task/record.ts";
 import type { WorkerEvent } from "./events.ts";
+import type { LogScanOptions } from "./log-scan.ts";
 
 /** Context passed to a handler with its input. */
 export interface TaskContext {
@@ -92,6 +93,16 @@ export interface WorkerOptions {
    * when you know the backend honours conditional writes.
    */
   skipDoctor?: boolean;
+  /**
+   * The log-scan fallback, for a bucket whose index (`ready/`) was deleted by hand or by a
+   * lifecycle rule: the worker also reads `tasks/` in the background, one page per step
+   * (`pageSize`, default 100 objects, every `intervalMs`, default `maxPollMs`), wrapping around
+   * at the end, and puts back the markers of non-terminal tasks that are missing, so the
+   * poller finds and runs them. It never claims. Cost with the defaults: per minute at most 10
+   * LISTs, 1,000 GETs and 1,000 HEADs (one GET per task object, one HEAD per non-terminal
+   * task), plus a PUT per marker put back. `true` uses the defaults. Default `false` (off).
+   */
+  logScan?: boolean | LogScanOptions;
 }
 
 /** {@link WorkerOptions} (checked) with every default filled in, except the id. */
@@ -115,6 +126,7 @@ export function resolveOptions(
     signalGraceMs: options.signalGraceMs ?? 5000,
     listReuseMs: options.listReuseMs ?? 2000,
     skipDoctor: options.skipDoctor ?? false,
+    logScan: options.logScan ?? false,
     onEvent,
   };
 }

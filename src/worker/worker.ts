@@ -21,6 +21,7 @@ import { sleep } from "../util/async.ts";
 import { Attempt, type Interrupt, signalReason } from "./attempt.ts";
 import { ClaimProbes } from "./claim-probes.ts";
 import { type Emit, emitter, newStats, type WorkerStats } from "./events.ts";
+import { LogScan } from "./log-scan.ts";
 import { Monitor } from "./monitor.ts";
 import {
   type Handler,
@@ -69,6 +70,8 @@ export class Worker {
   readonly #probes: ClaimProbes;
   readonly #peers: Peers;
   readonly #poller: Poller;
+  /** The background scan of `tasks/` (`logScan` option), when on. */
+  readonly #logScan: LogScan | undefined;
   #state: "new" | "running" | "stopping" | "stopped" = "new";
   #loop: Promise<void> | undefined;
   #startedAt = 0;
@@ -115,6 +118,14 @@ export class Worker {
       start: (claimed, claim) => this.#startAttempt(claimed, claim, skip),
       onUnsafe: (id, error) => this.#onUnsafe(id, error),
     });
+    const scan = o.logScan === true ? {} : o.logScan;
+    this.#logScan =
+      scan === false
+        ? undefined
+        : new LogScan(q, {
+            pageSize: scan.pageSize ?? 100,
+            intervalMs: scan.intervalMs ?? o.maxPollMs,
+          });
   }
 
   /** Register the handler for a task type. Returns the worker, for chaining. */
@@ -167,6 +178,7 @@ export class Worker {
     live.add(this);
     await this.#peers.start(() => this.#state === "running");
     this.#loop = this.#poller.run();
+    this.#logScan?.start();
   }
 
   /**
@@ -184,7 +196,7 @@ export class Worker {
     if (this.#state === "stopped") return;
     this.#state = "stopping";
     this.#poller.wake();
-    await this.#loop;
+    await Promise.all([this.#loop, this.#logScan?.stop()]);
     const grace = options.graceMs ?? this.#options.shutdownGraceMs;
     await this.#interruptAll(grace, { kind: "shutdown" }, this.#options.signalGraceMs);
     await raceTimeout(this.#probes.all(), this.#options.signalGraceMs);
