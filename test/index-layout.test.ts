@@ -45,6 +45,15 @@ for (const target of targets) {
       env ??= await target.create();
       return new Queue({ storage: wrap(env.storage), prefix: env.prefix });
     };
+    /** A queue whose requests are recorded, and the record. */
+    const openRecorded = async () => {
+      let seen: ReturnType<typeof recording> | undefined;
+      const queue = await open((s) => {
+        seen = recording(s);
+        return seen.storage;
+      });
+      return { queue, seen: seen! };
+    };
     const worker = (queue: Queue, options = {}) => {
       const w = new Worker(queue, { ...fast, skipDoctor: true, ...options });
       workers.push(w);
@@ -73,8 +82,9 @@ for (const target of targets) {
         return true;
       });
       await pause(200); // the claim-time markers' deletes, which follow the task writes
-      let seen!: ReturnType<typeof recording>;
-      const idle = worker(await open((s) => (seen = recording(s)).storage));
+      const recorded = await openRecorded();
+      const seen = recorded.seen;
+      const idle = worker(recorded.queue);
       idle.task("email", () => {});
       await idle.start();
       await pause(1500);
@@ -91,11 +101,9 @@ for (const target of targets) {
         Array.from({ length: 60 }, (_, i) => ({ type: `video${i % 3}`, input: i })),
       );
       const mine = await queue.submit("email", 1);
-      let seen!: ReturnType<typeof recording>;
-      const w = worker(await open((s) => (seen = recording(s)).storage)).task(
-        "email",
-        () => "sent",
-      );
+      const recorded = await openRecorded();
+      const seen = recorded.seen;
+      const w = worker(recorded.queue).task("email", () => "sent");
       await w.start();
       expect((await queue.wait(mine.id, { timeout: 20 })).output).toBe("sent");
       await pause(500);
@@ -113,8 +121,9 @@ for (const target of targets) {
       const doomed = await queue.submit("video", 1, { ttlSeconds: 1 });
       const kept = await queue.submit("video", 2);
       await pause(2100);
-      let seen!: ReturnType<typeof recording>;
-      const w = worker(await open((s) => (seen = recording(s)).storage)).task("email", () => {});
+      const recorded = await openRecorded();
+      const seen = recorded.seen;
+      const w = worker(recorded.queue).task("email", () => {});
       await w.start();
       await until("expired", async () => (await queue.get(doomed.id)).status === "expired");
       expect((await queue.get(kept.id)).status).toBe("pending");

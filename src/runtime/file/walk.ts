@@ -94,13 +94,7 @@ async function* walkDir(
       entries.push({ sortKey, name, leaf: false });
     }
   }
-  // A leaf `k` and a directory `k/` never share a sort key, so this orders the full keys. Two
-  // live entries of one key only exist after a crash; the newer one sorts first and wins.
-  entries.sort(
-    (a, b) =>
-      byteOrder(a.sortKey, b.sortKey) ||
-      ((b.current?.versionId ?? "") > (a.current?.versionId ?? "") ? 1 : -1),
-  );
+  sortEntries(entries);
   let previous: string | undefined;
   for (const e of entries) {
     if (e.sortKey === previous) continue;
@@ -117,6 +111,19 @@ async function* walkDir(
       yield* walkDir(path, e.sortKey, "", inner, inclusive, tree, skip);
     }
   }
+}
+
+/**
+ * Order a directory's entries by full key. A leaf `k` and a directory `k/` never share a sort
+ * key; two live entries of one key only exist after a crash, and the newer one sorts first and
+ * wins.
+ */
+function sortEntries(entries: { sortKey: string; current?: VersionEntry }[]): void {
+  entries.sort(
+    (a, b) =>
+      byteOrder(a.sortKey, b.sortKey) ||
+      ((b.current?.versionId ?? "") > (a.current?.versionId ?? "") ? 1 : -1),
+  );
 }
 
 /**
