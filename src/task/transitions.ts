@@ -16,6 +16,7 @@
  * @module
  */
 import { InvalidStateError, ValidationError } from "../errors.ts";
+import { parseTimeKey } from "../keys.ts";
 import { iso } from "../util/format.ts";
 import { backoffMs } from "./backoff.ts";
 import type {
@@ -377,8 +378,9 @@ export function replayTask(task: TaskRecord, now: number): TaskRecord {
 /**
  * Give `next` (the result of a transition from `prev`) its marker: none when terminal; a new one
  * from `newMarker(dueMs)` when it becomes pending at a new time (retry, release, lease recovery,
- * replay), and when a lease renewal moves a running task's marker to the moment its lease can be
- * taken over (rounded up to the second), so that nobody lists it before then; otherwise the
+ * replay), and when a lease renewal finds a running task's marker before the moment its lease
+ * can be taken over: it moves to one lease length after that moment (rounded up to the second),
+ * so that nobody lists a live lease and only every second renewal moves it; otherwise the
  * current one (a claim keeps the task's marker: the first renewal, about a second into the run,
  * moves it). Idempotent: a record that already has its new marker keeps it. The task store calls
  * it on every write.
@@ -392,11 +394,26 @@ export function placeMarker(
   if (next.marker !== null && next.marker !== prev.marker) return next;
   if (next.status === "running") {
     if (next.event !== "lease-renewed" && prev.marker !== null) return next;
-    return { ...next, marker: newMarker(Math.ceil(leaseTakeoverAt(next) / 1000) * 1000) };
+    const takeover = leaseTakeoverAt(next);
+    const at = prev.marker === null ? undefined : markerTime(prev.marker);
+    if (at !== undefined && at >= takeover) return next;
+    // One lease length past the takeover: the next renewal finds the marker still beyond its
+    // lease and leaves it, so only every second renewal pays for a move.
+    const length = Math.max(0, ms(next.lease!.expiresAt) - ms(next.updatedAt));
+    return { ...next, marker: newMarker(Math.ceil((takeover + length) / 1000) * 1000) };
   }
   const moved = prev.status !== "pending" || prev.availableAt !== next.availableAt;
   if (!moved && prev.marker !== null) return next;
   return { ...next, marker: newMarker(ms(next.availableAt)) };
+}
+
+/**
+ * The time segment of a marker key relative to the prefix (`ready/{type}/{part}/{time}/...`), in
+ * epoch ms; `undefined` when the key is not one.
+ */
+function markerTime(relative: string): number | undefined {
+  const time = relative.split("/")[3];
+  return time === undefined ? undefined : parseTimeKey(time);
 }
 
 /** What may follow a version written while the task runs (a claim or a renewal). */
