@@ -245,11 +245,11 @@ describe("help and usage errors", () => {
     });
   });
 
-  it("an unknown command exits 2 with a did-you-mean (`oq repair --help` printed the main help and exited 0)", async () => {
+  it("an unknown command exits 2 with a did-you-mean (`oq frobnicate --help` printed the main help and exited 0)", async () => {
     const cwd = tempDir();
     const run = (...args: string[]) => oq(args, { cwd });
     const cases: [Promise<Result>, string, string][] = [
-      [run("repair", "--help"), "Unknown command 'repair'.", "oq"],
+      [run("frobnicate", "--help"), "Unknown command 'frobnicate'.", "oq"],
       [run("lsit"), "Unknown command 'lsit'. Did you mean 'list'?", "oq"],
       [run("--url", "memory:", "sumbit", "-t", "a"), "Did you mean 'submit'?", "oq"],
       [
