@@ -52,8 +52,12 @@ export interface Conflicts {
 export interface PartitionLoad {
   partition: string;
   peakRead: number;
+  /** Second of the period (from its start) of the read peak. */
+  peakReadAt: number;
   meanRead: number;
   peakWrite: number;
+  /** Second of the period (from its start) of the write peak. */
+  peakWriteAt: number;
   meanWrite: number;
   /** Units refused with SlowDown over the period. */
   slowDown: number;
@@ -74,6 +78,9 @@ export interface MeterSummary {
   conflicts: Conflicts;
 }
 
+/** Task reads remembered per client for crediting a won write (more than a worker's slots). */
+const RECENT_READS = 16;
+
 const zeroKinds = (): Record<RequestKind, number> => ({
   GET: 0,
   HEAD: 0,
@@ -88,8 +95,12 @@ export class Meter {
   readonly #originMs: number;
   readonly #seconds = new Map<number, Second>();
   readonly #conflicts = new Map<number, Conflicts>();
-  /** Last ETag each client read of each task object, until a write of it wins. */
-  readonly #lastRead = new Map<string, string>();
+  /**
+   * The last few task objects each client read, with the ETag read: a claim writes over what
+   * its worker just read, so a short memory per client suffices (and stays small when most
+   * reads win nothing).
+   */
+  readonly #lastReads = new Map<string, { key: string; etag: string }[]>();
 
   constructor(originMs: number) {
     this.#originMs = originMs;
@@ -131,14 +142,22 @@ export class Meter {
   /** A task object was read by `client` (its ETag, for crediting a later won write). */
   taskRead(nowMs: number, client: string, key: string, etag: string | undefined): void {
     this.#conflict(nowMs).taskGets++;
-    if (etag !== undefined) this.#lastRead.set(`${client}\n${key}`, etag);
+    if (etag === undefined) return;
+    let reads = this.#lastReads.get(client);
+    if (reads === undefined) {
+      reads = [];
+      this.#lastReads.set(client, reads);
+    }
+    reads.push({ key, etag });
+    if (reads.length > RECENT_READS) reads.shift();
   }
 
   /** `client` won an `If-Match: etag` write of task object `key`. */
   taskWriteWon(nowMs: number, client: string, key: string, etag: string): void {
-    const k = `${client}\n${key}`;
-    if (this.#lastRead.get(k) !== etag) return;
-    this.#lastRead.delete(k);
+    const reads = this.#lastReads.get(client);
+    const at = reads?.findIndex((r) => r.key === key && r.etag === etag) ?? -1;
+    if (at === -1) return;
+    reads!.splice(at, 1);
     this.#conflict(nowMs).taskGetsThatWon++;
   }
 
@@ -186,8 +205,10 @@ export class Meter {
           l = {
             partition,
             peakRead: 0,
+            peakReadAt: 0,
             meanRead: 0,
             peakWrite: 0,
+            peakWriteAt: 0,
             meanWrite: 0,
             slowDown: 0,
             sumRead: 0,
@@ -195,8 +216,14 @@ export class Meter {
           };
           loads.set(partition, l);
         }
-        l.peakRead = Math.max(l.peakRead, p.read);
-        l.peakWrite = Math.max(l.peakWrite, p.write);
+        if (p.read > l.peakRead) {
+          l.peakRead = p.read;
+          l.peakReadAt = t - from;
+        }
+        if (p.write > l.peakWrite) {
+          l.peakWrite = p.write;
+          l.peakWriteAt = t - from;
+        }
         l.sumRead += p.read;
         l.sumWrite += p.write;
         l.slowDown += p.refusedRead + p.refusedWrite;

@@ -98,6 +98,8 @@ export interface SimView extends Storage {
   readonly killed: boolean;
   /** The process dies: no request of this view answers from now on, in flight or new. */
   kill(): void;
+  /** S3 DeleteObjects: always there, as on AWS. */
+  deleteMany(keys: readonly string[]): Promise<void>;
 }
 
 /** Where requests of the model go, as doctor's verdict sees it: AWS, not a local store. */
