@@ -2,7 +2,8 @@
  * The scale model of issue 10: a thousand workers against a simulated AWS S3 (docs/scale.md).
  *
  *   npx tsx scripts/simulate.ts [--workers 1000] [--minutes 3] [--backlog 100000] [--rate 116]
- *     [--kill 0.1] [--idle-minutes 2] [--concurrency 1] [--seed 1] [--label text] [--out file.json]
+ *     [--kill 0.1] [--idle-minutes 2] [--concurrency 1] [--seed 1] [--delete-units key|request]
+ *     [--max-minutes 30] [--label text] [--out file.json]
  *
  * Every worker is a real `Worker` on its own `connect()`ed queue, each over its own view of one
  * simulated bucket (scripts/sim/s3-sim.ts), all on one virtual clock (scripts/sim/virtual-time.ts):
@@ -38,6 +39,7 @@ const { values: flags } = parseArgs({
     label: { type: "string", default: "" },
     out: { type: "string" },
     "max-minutes": { type: "string", default: "30" },
+    "delete-units": { type: "string", default: "key" },
   },
 });
 
@@ -56,6 +58,7 @@ const config = {
   concurrency: Math.max(1, Math.round(num("concurrency"))),
   seed: Math.round(num("seed")),
   maxMinutes: num("max-minutes"),
+  deleteUnits: flags["delete-units"] === "request" ? ("request" as const) : ("key" as const),
 };
 
 const PREFIX = "q/";
@@ -82,6 +85,7 @@ const sim = new SimS3({
   // listing of the in-memory store walks past, which made long runs quadratic. No request
   // oq makes depends on versioning (connect's one check aside), so the counts are the same.
   versioning: "Disabled",
+  deleteUnits: config.deleteUnits,
 });
 const taskRandom = seededRandom(config.seed * 7919 + 2);
 const warnings = new Map<string, number>();
@@ -262,7 +266,10 @@ vt.uninstall();
 
 const result = buildResult({
   label: flags.label ?? "",
-  command: `npx tsx scripts/simulate.ts ${process.argv.slice(2).join(" ")}`.trim(),
+  command: `npx tsx scripts/simulate.ts ${process.argv
+    .slice(2)
+    .map((a) => (/^[\w.,:/=-]+$/.test(a) ? a : `'${a.replace(/'/g, "'\\''")}'`))
+    .join(" ")}`.trim(),
   config,
   sim,
   ledger,

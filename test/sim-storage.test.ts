@@ -142,6 +142,17 @@ describe("simulated S3", () => {
     expect(write("q/tasks/3/")).toBe(1);
   });
 
+  it("counts a DeleteObjects once per partition it touches with deleteUnits: request", async () => {
+    const { sim } = bucket({ latency: noLatency, deleteUnits: "request" });
+    const s = sim.view("w1");
+    await s.list({ prefix: "q/ready/" });
+    await s.deleteMany(["q/ready/a/1", "q/ready/a/2", "q/tasks/3/x.json"]);
+    const summary = sim.meter.summary(0, 1);
+    const write = (p: string) => summary.partitions.find((x) => x.partition === p)?.peakWrite;
+    expect(write("q/ready/")).toBe(1);
+    expect(write("q/tasks/3/")).toBe(1);
+  });
+
   it("counts task GETs that won nothing and 412 answers as claim conflicts", async () => {
     const isTaskKey = (key: string) => key.startsWith("q/tasks/");
     const { sim } = bucket({ latency: noLatency, isTaskKey });

@@ -37,6 +37,8 @@ export interface SimResult {
     idleMinutes: number;
     concurrency: number;
     seed: number;
+    /** How a DeleteObjects counts against the write limit (absent in older results: "key"). */
+    deleteUnits?: "key" | "request";
   };
   limits: { read: number; write: number };
   wallSeconds: number;

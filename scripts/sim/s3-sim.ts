@@ -7,7 +7,8 @@
  *   ({@link DEFAULT_LATENCY}). The request reaches the server after half of it (where it is
  *   applied, limited and counted) and the answer arrives after the other half.
  * - **Limits**: per partition and per second of (virtual) time, 3,500 write units
- *   (PUT/COPY/POST/DELETE; a DeleteObjects counts one per key) and 5,500 read units (GET/HEAD,
+ *   (PUT/COPY/POST/DELETE; a DeleteObjects counts one per key unless `deleteUnits: "request"`)
+ *   and 5,500 read units (GET/HEAD,
  *   and LIST: a listing is served by the partition it reads). A request beyond either is refused
  *   with 503 SlowDown, raised as the S3 driver raises it (`ThrottledError`, status 503, S3 code
  *   `SlowDown`) after the driver's own retries: the view retries SlowDown with the driver's
@@ -86,6 +87,11 @@ export interface SimS3Options {
   limits?: Partial<Record<RequestClass, number>>;
   /** Which keys are task objects (for claim-conflict counting). Default: none. */
   isTaskKey?: (key: string) => boolean;
+  /**
+   * How a DeleteObjects counts against the write limit: one unit per key (`"key"`, the default:
+   * the dearer reading) or one per request in each partition it touches (`"request"`).
+   */
+  deleteUnits?: "key" | "request";
   /** Bucket versioning of the store behind. Default `"Enabled"`. */
   versioning?: VersioningStatus;
 }
@@ -320,7 +326,7 @@ class View implements SimView {
     return this.#send("DELETE", [key], key, () => this.#sim.store.deleteVersion(key, versionId));
   }
 
-  /** S3 DeleteObjects: one POST, one write unit per key in each key's partition. */
+  /** S3 DeleteObjects: one POST, one write unit per key in each key's partition (see `deleteUnits`). */
   deleteMany(keys: readonly string[]): Promise<void> {
     return this.#send("POST", keys, undefined, async () => {
       for (const key of keys) await this.#sim.store.delete(key);
@@ -375,10 +381,11 @@ class View implements SimView {
     const latency = sim.latency(kind);
     if (latency > 0) await sleep(latency / 2);
     if (this.#killed) return hang();
+    const perRequest = kind === "POST" && sim.options.deleteUnits === "request";
     const units = new Map<string, number>();
     for (const k of keys) {
       const p = sim.partitionOf(k);
-      units.set(p, (units.get(p) ?? 0) + 1);
+      units.set(p, perRequest ? 1 : (units.get(p) ?? 0) + 1);
     }
     const servedMs = now();
     let outcome: { ok: true; value: T } | { ok: false; error: unknown };

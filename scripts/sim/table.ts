@@ -62,6 +62,7 @@ const ROWS: [string, (r: SimResult) => string][] = [
     (r) => `${int(r.busy.conflicts.preconditionFailed)} (${r.busy.preconditionFailedPerTask})`,
   ],
   ["idle: requests per worker-minute", (r) => String(r.idle.requestsPerWorkerMinute)],
+  ["idle: dollars per worker-month", (r) => usd(r.idle.dollarsPerWorkerMonth)],
   [
     "idle fleet: dollars a month",
     (r) => `${usd(r.idle.dollarsPerFleetMonth)} (${int(r.idle.workers)} workers)`,
