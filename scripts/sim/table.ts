@@ -72,6 +72,9 @@ const ROWS: [string, (r: SimResult) => string][] = [
   ["wall time of the run", (r) => `${int(r.wallSeconds)} s`],
 ];
 
+/** When a peak happened (seconds into the busy phase), where the result says. */
+const at = (second: number | undefined) => (second === undefined ? "" : ` at ${second} s`);
+
 function partitions(r: SimResult): string[] {
   const out = [
     "| partition | peak reads/s | mean | peak writes/s | mean | SlowDown |",
@@ -79,7 +82,7 @@ function partitions(r: SimResult): string[] {
   ];
   for (const p of r.busy.partitions.slice(0, 6)) {
     out.push(
-      `| \`${p.partition}\` | ${int(p.peakRead)} (${pct(p.peakReadShare)}) | ${p.meanRead} | ${int(p.peakWrite)} (${pct(p.peakWriteShare)}) | ${p.meanWrite} | ${int(p.slowDown)} |`,
+      `| \`${p.partition}\` | ${int(p.peakRead)} (${pct(p.peakReadShare)})${at(p.peakReadAt)} | ${p.meanRead} | ${int(p.peakWrite)} (${pct(p.peakWriteShare)})${at(p.peakWriteAt)} | ${p.meanWrite} | ${int(p.slowDown)} |`,
     );
   }
   if (r.busy.partitions.length > 6) {
