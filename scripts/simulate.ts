@@ -3,7 +3,7 @@
  *
  *   npx tsx scripts/simulate.ts [--workers 1000] [--minutes 3] [--backlog 100000] [--rate 116]
  *     [--kill 0.1] [--idle-minutes 2] [--concurrency 1] [--seed 1] [--delete-units key|request]
- *     [--max-minutes 30] [--label text] [--out file.json]
+ *     [--read-limit 5500] [--write-limit 3500] [--max-minutes 30] [--label text] [--out file.json]
  *
  * Every worker is a real `Worker` on its own `connect()`ed queue, each over its own view of one
  * simulated bucket (scripts/sim/s3-sim.ts), all on one virtual clock (scripts/sim/virtual-time.ts):
@@ -40,6 +40,8 @@ const { values: flags } = parseArgs({
     out: { type: "string" },
     "max-minutes": { type: "string", default: "30" },
     "delete-units": { type: "string", default: "key" },
+    "read-limit": { type: "string", default: "5500" },
+    "write-limit": { type: "string", default: "3500" },
   },
 });
 
@@ -59,6 +61,8 @@ const config = {
   seed: Math.round(num("seed")),
   maxMinutes: num("max-minutes"),
   deleteUnits: flags["delete-units"] === "request" ? ("request" as const) : ("key" as const),
+  readLimit: num("read-limit"),
+  writeLimit: num("write-limit"),
 };
 
 const PREFIX = "q/";
@@ -86,6 +90,7 @@ const sim = new SimS3({
   // oq makes depends on versioning (connect's one check aside), so the counts are the same.
   versioning: "Disabled",
   deleteUnits: config.deleteUnits,
+  limits: { read: config.readLimit, write: config.writeLimit },
 });
 const taskRandom = seededRandom(config.seed * 7919 + 2);
 const warnings = new Map<string, number>();

@@ -83,7 +83,7 @@ export interface SimResult {
 export interface RunFacts {
   label: string;
   command: string;
-  config: SimResult["config"] & { maxMinutes?: number };
+  config: SimResult["config"] & { maxMinutes?: number; readLimit?: number; writeLimit?: number };
   sim: SimS3;
   ledger: Ledger;
   verification: Verification;
@@ -130,7 +130,8 @@ export function buildResult(f: RunFacts): SimResult {
     KINDS.map((k) => [k, r2(idle.requests[k] / workerMinutes)]),
   ) as Record<RequestKind, number>;
   const idleDollarsPerWorkerMinute = dollars(idle.requests) / workerMinutes;
-  const { maxMinutes: _, ...config } = f.config;
+  // The limits are reported under `limits`.
+  const { maxMinutes: _, readLimit: _r, writeLimit: _w, ...config } = f.config;
   return {
     format: "oq-scale-model/1",
     label: f.label,
