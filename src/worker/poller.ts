@@ -39,6 +39,12 @@ export const UNHANDLED_RECHECK_MS = 10 * 60_000;
 /** A task outside this worker's share is taken once it has been due this long. */
 export const STEAL_AFTER_MS = 3000;
 
+/**
+ * For this long after a read that won nothing (a task running elsewhere or just finished, a lost
+ * claim), a worker that sees no peers yet takes its candidates from a random point on.
+ */
+const CONTENDED_MS = 10_000;
+
 /** Pages of the ready index one poll reads at most. */
 const PAGES_PER_POLL = 3;
 
@@ -58,6 +64,8 @@ export interface PollerOptions {
   monitor: Monitor;
   /** Whether a task id falls in this worker's share (see `Peers.mine`). */
   mine: (id: string) => boolean;
+  /** Whether this worker sees no live peers (so every task is in its share). */
+  alone: () => boolean;
   probes: ClaimProbes;
   stats: WorkerStats;
   emit: Emit;
@@ -87,6 +95,8 @@ export class Poller {
   /** Whether the next listing must try every partition (a drain pass). */
   #listAll = false;
   #listedAt = Number.NEGATIVE_INFINITY;
+  /** When a read last won nothing because another worker got there (local ms). */
+  #contendedAt = Number.NEGATIVE_INFINITY;
   #wake = new AbortController();
 
   constructor(queue: QueueInternals, options: PollerOptions) {
@@ -188,7 +198,7 @@ export class Poller {
       { pick: () => claimed === 0, oldestFirst: false },
     ];
     for (const { pick, oldestFirst } of passes) {
-      for (const marker of oldestFirst ? [...this.#candidates] : [...this.#candidates].reverse()) {
+      for (const marker of oldestFirst ? this.#ownOrder() : [...this.#candidates].reverse()) {
         if (o.running.size >= o.concurrency || !o.isRunning()) return claimed;
         if (!pick(marker)) continue;
         this.#candidates.splice(this.#candidates.indexOf(marker), 1);
@@ -207,6 +217,26 @@ export class Poller {
       }
     }
     return claimed;
+  }
+
+  /**
+   * The candidates in the order this worker takes its own share: oldest first. But workers
+   * started together see no peers for their first few hundred milliseconds, so each takes the
+   * whole index for its share and all of them read the same oldest tasks (most of the GETs that
+   * won nothing in a short 8-worker drain). Once a read showed another worker at work and none
+   * is known yet, start from a random candidate instead.
+   */
+  #ownOrder(): Candidate[] {
+    const all = [...this.#candidates];
+    const local = this.#queue.clock.localNow();
+    if (!this.#o.alone() || local - this.#contendedAt > CONTENDED_MS || all.length < 2) return all;
+    const from = Math.floor(this.#queue.random() * all.length);
+    return [...all.slice(from), ...all.slice(0, from)];
+  }
+
+  /** A read won nothing because another worker got there first. */
+  #contended(): void {
+    this.#contendedAt = this.#queue.clock.localNow();
   }
 
   /**
@@ -285,6 +315,7 @@ export class Poller {
       found.task.marker !== marker.relative ||
       isTerminal(found.task.status)
     ) {
+      if (found !== undefined && isTerminal(found.task.status)) this.#contended();
       await this.#o.monitor.unnamed(marker, found, now);
       return false;
     }
@@ -326,6 +357,7 @@ export class Poller {
     const task = found.task;
     const handled = this.#o.handlers.has(task.type);
     if (!isLeaseExpired(task, now)) {
+      this.#contended();
       this.#o.skip.untilServer(marker.key, leaseTakeoverAt(task));
       return false;
     }
@@ -365,6 +397,7 @@ export class Poller {
       throw error;
     }
     if (written === undefined) {
+      this.#contended();
       if (refused) this.#refusals.refused(key, found.etag);
       return false;
     }

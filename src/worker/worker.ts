@@ -111,6 +111,7 @@ export class Worker {
       skip,
       monitor,
       mine: (id) => this.#peers.mine(id),
+      alone: () => this.#peers.live.length <= 1,
       probes: this.#probes,
       stats: this.stats,
       emit: this.#emit,

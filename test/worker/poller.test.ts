@@ -5,6 +5,7 @@ import { internals } from "../../src/queue/internals.ts";
 import type { Queue } from "../../src/queue/queue.ts";
 import type { Versioned } from "../../src/queue/types.ts";
 import type { MemoryStorage } from "../../src/storage/memory.ts";
+import { claimTask } from "../../src/task/transitions.ts";
 import { ClaimProbes } from "../../src/worker/claim-probes.ts";
 import { Monitor } from "../../src/worker/monitor.ts";
 import type { HandlerEntry } from "../../src/worker/options.ts";
@@ -14,7 +15,7 @@ import { memoryQueue, shared } from "./helpers.ts";
 /** A poller on `queue` that handles type `t`; claims are recorded, not run. */
 function poller(
   queue: Queue,
-  options: { concurrency?: number; mine?: (id: string) => boolean } = {},
+  options: { concurrency?: number; mine?: (id: string) => boolean; alone?: () => boolean } = {},
 ) {
   const s = shared(queue);
   const running = new Map<string, Versioned>();
@@ -32,6 +33,7 @@ function poller(
     skip: s.skip,
     monitor: new Monitor(internals(queue), { enabled: true, ...s }),
     mine: options.mine ?? (() => true),
+    alone: options.alone ?? (() => true),
     probes: new ClaimProbes(internals(queue), s.emit),
     stats: s.stats,
     emit: s.emit,
@@ -165,6 +167,35 @@ describe("Poller", () => {
     for (let i = 0; i < 4; i++) claimed += await p.pass();
     expect(claimed).toBe(40);
     expect(new Set(started).size).toBe(40);
+  });
+
+  it("takes oldest first until another worker shows up at its tasks, then, seeing no peers yet, from a random point", async () => {
+    const { queue } = memoryQueue();
+    const tasks: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      const scheduleAt = new Date(queue.now() - (10 - i) * 1000);
+      tasks.push((await queue.submit("t", i, { scheduleAt })).id);
+    }
+    // Another worker claimed the oldest; this one does not know it exists.
+    const taken = (await queue.read(tasks[0]!))!;
+    await internals(queue).write(
+      taken,
+      claimTask(taken.task, { workerId: "other", token: "x", leaseMs: 60_000, now: queue.now() }),
+    );
+    Object.defineProperty(internals(queue), "random", { value: () => 0.5 });
+    const { poller: p, started, running } = poller(queue, { concurrency: 1 });
+    expect(await p.pass()).toBe(1);
+    expect(started).toEqual([tasks[1]]);
+    running.clear();
+    expect(await p.pass()).toBe(1);
+    // Candidates left: tasks 2..9 (8); from the middle on.
+    expect(started[1]).toBe(tasks[6]);
+    const { poller: known, started: knownStarted } = poller(queue, {
+      concurrency: 1,
+      alone: () => false,
+    });
+    await known.pass();
+    expect(knownStarted).toEqual([tasks[2]]);
   });
 
   it("stops claiming at its concurrency", async () => {
