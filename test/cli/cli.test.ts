@@ -162,7 +162,7 @@ describe("help and usage errors", () => {
     const cwd = tempDir();
     const run = (...args: string[]) => oq(args, { cwd });
     const cases: [Promise<Result>, string, string][] = [
-      [run("repair", "--help"), "Unknown command 'repair'.", "oq"],
+      [run("frobnicate", "--help"), "Unknown command 'frobnicate'.", "oq"],
       [run("lsit"), "Unknown command 'lsit'. Did you mean 'list'?", "oq"],
       [run("--url", "memory:", "sumbit", "-t", "a"), "Did you mean 'submit'?", "oq"],
       [
