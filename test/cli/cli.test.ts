@@ -14,6 +14,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import {
   cleanEnv,
+  MANY_ROUNDS_TIMEOUT_MS,
   runOq as oq,
   type OqResult as Result,
   startOq as start,
@@ -216,7 +217,9 @@ describe("help and usage errors", () => {
 
 for (const backend of backends) {
   describe(`queue commands on the ${backend.name}`, () => {
-    it("submits, shows, lists, cancels, replays and reports unknown ids", async () => {
+    it("submits, shows, lists, cancels, replays and reports unknown ids", {
+      timeout: MANY_ROUNDS_TIMEOUT_MS,
+    }, async () => {
       const { cwd, env } = backend.fresh();
       const run = (...args: string[]) => oq(args, { cwd, env });
 

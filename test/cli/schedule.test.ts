@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { cleanEnv, type OqResult, runOq, startOq } from "../helpers/cli.ts";
+import { cleanEnv, MANY_ROUNDS_TIMEOUT_MS, type OqResult, runOq, startOq } from "../helpers/cli.ts";
 
 const dirs: string[] = [];
 afterAll(() => {
@@ -24,7 +24,9 @@ function oq(dir: string, args: string[]): Promise<OqResult> {
 }
 
 describe("oq schedule", () => {
-  it("creates, lists, shows, disables, triggers and deletes schedules", async () => {
+  it("creates, lists, shows, disables, triggers and deletes schedules", {
+    timeout: MANY_ROUNDS_TIMEOUT_MS,
+  }, async () => {
     const dir = mkdtempSync(join(tmpdir(), "oq-cli-schedule-"));
     dirs.push(dir);
     const created = await oq(dir, [

@@ -8,14 +8,16 @@ import { tmpdir } from "node:os";
 import { describe, expect, it } from "vitest";
 import type { Manifest } from "../../src/queue/manifest.ts";
 import { Queue } from "../../src/queue/queue.ts";
-import { cleanEnv, runOq } from "../helpers/cli.ts";
+import { cleanEnv, MANY_ROUNDS_TIMEOUT_MS, runOq } from "../helpers/cli.ts";
 import { fileTarget, s3Target, type Target } from "../helpers/targets.ts";
 
 const targets: Target[] = [fileTarget, ...(s3Target === undefined ? [] : [s3Target])];
 
 for (const target of targets) {
   describe(`oq shards on ${target.name}`, () => {
-    it("lists shards per type, raises a type's shards, refuses fewer with exit 2, --json prints the manifest", async () => {
+    it("lists shards per type, raises a type's shards, refuses fewer with exit 2, --json prints the manifest", {
+      timeout: MANY_ROUNDS_TIMEOUT_MS,
+    }, async () => {
       const instance = await target.create();
       try {
         const env = cleanEnv({ ...instance.env, NO_COLOR: "1" });

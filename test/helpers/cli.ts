@@ -48,6 +48,12 @@ export const MAX_OQ_PROCESSES = 3;
 let running = 0;
 const waiting: (() => void)[] = [];
 
+/**
+ * Timeout of a test that runs several rounds of `oq` one after another. Each round takes a second
+ * or two alone but far longer on a loaded machine, where such tests passed the default 60 s.
+ */
+export const MANY_ROUNDS_TIMEOUT_MS = 180_000;
+
 /** Options of {@link runOq}. */
 export interface RunOqOptions {
   /** Working directory of the subprocess. */
