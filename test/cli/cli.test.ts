@@ -131,7 +131,9 @@ describe("help and usage errors", () => {
     expect(none.stderr).toContain("USAGE");
   });
 
-  it("rejects bad input with exit 2 and says what is accepted", async () => {
+  it("rejects bad input with exit 2 and says what is accepted", {
+    timeout: MANY_ROUNDS_TIMEOUT_MS,
+  }, async () => {
     const cwd = tempDir();
     const run = (...args: string[]) => oq(args, { cwd });
     const cases: [Promise<Result>, RegExp][] = [
