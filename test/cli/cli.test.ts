@@ -8,24 +8,19 @@
  * Every subprocess costs about a second of start-up, so each test groups several assertions
  * and runs independent commands in parallel.
  */
-import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { pathToFileURL } from "node:url";
+import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import {
+  cleanEnv,
+  MANY_ROUNDS_TIMEOUT_MS,
+  runOq as oq,
+  type OqResult as Result,
+  startOq as start,
+} from "../helpers/cli.ts";
 
-const ROOT = resolve(import.meta.dirname, "../..");
-const CLI = join(ROOT, "cli.ts");
-const TSX = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
 const ANSI = new RegExp(`${String.fromCharCode(27)}\\[`);
-
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 const dirs: string[] = [];
 afterAll(() => {
@@ -36,87 +31,6 @@ function tempDir(): string {
   const dir = mkdtempSync(join(tmpdir(), "oq-cli-"));
   dirs.push(dir);
   return dir;
-}
-
-/** The environment without anything that would point the CLI at a real queue or force colour. */
-function cleanEnv(extra: Record<string, string> = {}): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    if (v === undefined || /^(OQ_|AWS_)/.test(k) || k === "FORCE_COLOR" || k === "NO_COLOR")
-      continue;
-    env[k] = v;
-  }
-  return { ...env, ...extra };
-}
-
-/** Run `oq args...` to completion. */
-function oq(
-  args: string[],
-  options: { cwd: string; env?: Record<string, string> },
-): Promise<Result> {
-  return new Promise((done) => {
-    execFile(
-      process.execPath,
-      ["--import", TSX, CLI, ...args],
-      { cwd: options.cwd, env: options.env ?? cleanEnv(), timeout: 60_000 },
-      (error, stdout, stderr) => {
-        const code = error === null ? 0 : typeof error.code === "number" ? error.code : null;
-        done({ code, stdout, stderr });
-      },
-    );
-  });
-}
-
-/** A long-running `oq` (a worker) whose stderr can be awaited line by line. */
-function start(args: string[], options: { cwd: string; env: Record<string, string> }) {
-  const child: ChildProcess = spawn(process.execPath, ["--import", TSX, CLI, ...args], {
-    cwd: options.cwd,
-    env: options.env,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stderr = "";
-  let stdout = "";
-  const waiters: { re: RegExp; resolve: () => void }[] = [];
-  child.stdout!.on("data", (d: Buffer) => {
-    stdout += d.toString();
-  });
-  child.stderr!.on("data", (d: Buffer) => {
-    stderr += d.toString();
-    for (const w of [...waiters]) {
-      if (w.re.test(stderr)) {
-        waiters.splice(waiters.indexOf(w), 1);
-        w.resolve();
-      }
-    }
-  });
-  const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
-  return {
-    child,
-    exited,
-    get stderr() {
-      return stderr;
-    },
-    get stdout() {
-      return stdout;
-    },
-    /** Resolves once stderr matches `re` (fails the test after `ms`). */
-    waitFor(re: RegExp, ms = 30_000): Promise<void> {
-      if (re.test(stderr)) return Promise.resolve();
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(
-          () => reject(new Error(`timed out waiting for ${re} in worker stderr:\n${stderr}`)),
-          ms,
-        );
-        waiters.push({
-          re,
-          resolve: () => {
-            clearTimeout(timer);
-            resolve();
-          },
-        });
-      });
-    },
-  };
 }
 
 const TASKS_MODULE = `
@@ -217,7 +131,9 @@ describe("help and usage errors", () => {
     expect(none.stderr).toContain("USAGE");
   });
 
-  it("rejects bad input with exit 2 and says what is accepted", async () => {
+  it("rejects bad input with exit 2 and says what is accepted", {
+    timeout: MANY_ROUNDS_TIMEOUT_MS,
+  }, async () => {
     const cwd = tempDir();
     const run = (...args: string[]) => oq(args, { cwd });
     const cases: [Promise<Result>, RegExp][] = [
@@ -303,7 +219,9 @@ describe("help and usage errors", () => {
 
 for (const backend of backends) {
   describe(`queue commands on the ${backend.name}`, () => {
-    it("submits, shows, lists, cancels, replays and reports unknown ids", async () => {
+    it("submits, shows, lists, cancels, replays and reports unknown ids", {
+      timeout: MANY_ROUNDS_TIMEOUT_MS,
+    }, async () => {
       const { cwd, env } = backend.fresh();
       const run = (...args: string[]) => oq(args, { cwd, env });
 

@@ -4,41 +4,15 @@
  * stderr, and an unreadable task object makes it exit 1 after reporting it. And `oq monitor
  * --log-scan` (the flag `oq worker` shares) puts a deleted index back in the background.
  */
-import { execFile, spawn } from "node:child_process";
-import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { pathToFileURL } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { Queue } from "../../src/queue/queue.ts";
+import { cleanEnv, type OqResult, runOq, startOq } from "../helpers/cli.ts";
 import { fileTarget, type TargetInstance } from "../helpers/targets.ts";
 import { until } from "../helpers/wait.ts";
 
-const ROOT = resolve(import.meta.dirname, "../..");
-const CLI = join(ROOT, "cli.ts");
-const TSX = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
-
-/** The environment without anything that would point the CLI at another queue. */
-function cleanEnv(): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    if (v !== undefined && !/^(OQ_|AWS_)/.test(k) && k !== "FORCE_COLOR") env[k] = v;
-  }
-  return { ...env, NO_COLOR: "1" };
-}
-
-function oq(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((done) => {
-    execFile(
-      process.execPath,
-      ["--import", TSX, CLI, ...args],
-      { cwd: tmpdir(), env: cleanEnv(), timeout: 60_000 },
-      (error, stdout, stderr) => {
-        const code = error === null ? 0 : typeof error.code === "number" ? error.code : null;
-        done({ code, stdout, stderr });
-      },
-    );
-  });
+function oq(...args: string[]): Promise<OqResult> {
+  return runOq(args, { cwd: tmpdir(), env: cleanEnv({ NO_COLOR: "1" }) });
 }
 
 async function readyKeys(queue: Queue): Promise<string[]> {
@@ -98,12 +72,10 @@ describe("oq repair", () => {
   it("oq monitor --log-scan puts the markers of a deleted index back in the background", async () => {
     const tasks = await queue.submitMany([1, 2, 3].map((i) => ({ type: "job", input: i })));
     for (const key of await readyKeys(queue)) await queue.storage.delete(key);
-    const child = spawn(
-      process.execPath,
-      ["--import", TSX, CLI, "monitor", "--log-scan", "--skip-doctor", "--url", store.url!],
-      { cwd: tmpdir(), env: cleanEnv(), stdio: "ignore" },
-    );
-    const exited = new Promise((done) => child.on("exit", done));
+    const monitor = startOq(["monitor", "--log-scan", "--skip-doctor", "--url", store.url!], {
+      cwd: tmpdir(),
+      env: cleanEnv({ NO_COLOR: "1" }),
+    });
     try {
       await until(
         "the markers are back",
@@ -111,8 +83,8 @@ describe("oq repair", () => {
         30_000,
       );
     } finally {
-      child.kill("SIGTERM");
-      await exited;
+      monitor.child.kill("SIGTERM");
+      await monitor.exited;
     }
     expect(new Set(await readyKeys(queue))).toEqual(new Set(tasks.map((t) => t.marker)));
   });

@@ -3,70 +3,30 @@
  * shapes, exit codes, and the scheduler daemon stopped by SIGTERM. Each subprocess costs about a
  * second of start-up, so independent commands run in parallel.
  */
-import { execFile, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { pathToFileURL } from "node:url";
+import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-
-const ROOT = resolve(import.meta.dirname, "../..");
-const CLI = join(ROOT, "cli.ts");
-const TSX = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
+import { cleanEnv, MANY_ROUNDS_TIMEOUT_MS, type OqResult, runOq, startOq } from "../helpers/cli.ts";
 
 const dirs: string[] = [];
 afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
+/** The environment of a test whose queue is the file store in `dir`. */
 function env(dir: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    if (v === undefined || /^(OQ_|AWS_)/.test(k) || k === "FORCE_COLOR") continue;
-    out[k] = v;
-  }
-  return { ...out, NO_COLOR: "1", OQ_URL: `file:${join(dir, "store")}` };
+  return cleanEnv({ NO_COLOR: "1", OQ_URL: `file:${join(dir, "store")}` });
 }
 
-/** At most this many `oq` subprocesses at once: the machine has two cores, shared. */
-const MAX_PROCS = 3;
-let running = 0;
-const queued: (() => void)[] = [];
-
-async function oq(
-  dir: string,
-  args: string[],
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  if (running >= MAX_PROCS) await new Promise<void>((go) => queued.push(go));
-  running++;
-  try {
-    return await oqNow(dir, args);
-  } finally {
-    running--;
-    queued.shift()?.();
-  }
-}
-
-function oqNow(
-  dir: string,
-  args: string[],
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((done) => {
-    execFile(
-      process.execPath,
-      ["--import", TSX, CLI, ...args],
-      { cwd: dir, env: env(dir), timeout: 60_000 },
-      (error, stdout, stderr) => {
-        const code = error === null ? 0 : typeof error.code === "number" ? error.code : null;
-        done({ code, stdout, stderr });
-      },
-    );
-  });
+function oq(dir: string, args: string[]): Promise<OqResult> {
+  return runOq(args, { cwd: dir, env: env(dir) });
 }
 
 describe("oq schedule", () => {
-  it("creates, lists, shows, disables, triggers and deletes schedules", async () => {
+  it("creates, lists, shows, disables, triggers and deletes schedules", {
+    timeout: MANY_ROUNDS_TIMEOUT_MS,
+  }, async () => {
     const dir = mkdtempSync(join(tmpdir(), "oq-cli-schedule-"));
     dirs.push(dir);
     const created = await oq(dir, [
@@ -163,25 +123,14 @@ describe("oq schedule", () => {
       "all",
     ]);
     expect(created.code).toBe(0);
-    const child = spawn(
-      process.execPath,
-      ["--import", TSX, CLI, "schedule", "run", "--interval", "2s"],
-      {
-        cwd: dir,
-        env: env(dir),
-        stdio: ["ignore", "pipe", "pipe"],
-      },
-    );
-    let stderr = "";
-    const fired = new Promise<void>((done) => {
-      child.stderr.on("data", (d: Buffer) => {
-        stderr += d.toString();
-        if ((stderr.match(/slot \S+ -> task/g) ?? []).length >= 2) done();
-      });
+    const scheduler = startOq(["schedule", "run", "--interval", "2s"], {
+      cwd: dir,
+      env: env(dir),
     });
-    await fired;
-    child.kill("SIGTERM");
-    const code = await new Promise<number | null>((done) => child.once("exit", done));
+    await scheduler.waitFor(/slot \S+ -> task[\s\S]*slot \S+ -> task/, 60_000);
+    scheduler.child.kill("SIGTERM");
+    const code = await scheduler.exited;
+    const stderr = scheduler.stderr;
     expect(code).toBe(0);
     expect(stderr).not.toMatch(/honours conditional writes/); // a file store needs no probe
     expect(stderr).toMatch(/Scheduler on file:/);

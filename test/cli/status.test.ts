@@ -3,20 +3,13 @@
  * (exit 1, like an unreachable bucket), not a usage error (exit 2, the command line was wrong).
  * Runs the real CLI as a subprocess on the file store.
  */
-import { execFile } from "node:child_process";
-import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { describeError, EXIT_FAILURE, EXIT_USAGE } from "../../src/cli/errors.ts";
 import { MalformedObjectError, ValidationError } from "../../src/errors.ts";
 import { Keys } from "../../src/keys.ts";
+import { cleanEnv, type OqResult, runOq } from "../helpers/cli.ts";
 import { fileTarget, type TargetInstance } from "../helpers/targets.ts";
-
-const ROOT = resolve(import.meta.dirname, "../..");
-const CLI = join(ROOT, "cli.ts");
-const TSX = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
 
 let store: TargetInstance;
 beforeAll(async () => {
@@ -24,27 +17,8 @@ beforeAll(async () => {
 });
 afterAll(() => store.cleanup());
 
-/** The environment without anything that would point the CLI at another queue. */
-function cleanEnv(): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    if (v !== undefined && !/^(OQ_|AWS_)/.test(k) && k !== "FORCE_COLOR") env[k] = v;
-  }
-  return { ...env, NO_COLOR: "1" };
-}
-
-function oq(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((done) => {
-    execFile(
-      process.execPath,
-      ["--import", TSX, CLI, ...args],
-      { cwd: tmpdir(), env: cleanEnv(), timeout: 60_000 },
-      (error, stdout, stderr) => {
-        const code = error === null ? 0 : typeof error.code === "number" ? error.code : null;
-        done({ code, stdout, stderr });
-      },
-    );
-  });
+function oq(...args: string[]): Promise<OqResult> {
+  return runOq(args, { cwd: tmpdir(), env: cleanEnv({ NO_COLOR: "1" }) });
 }
 
 describe("oq status exit codes", () => {

@@ -3,56 +3,24 @@
  * task object in a bulk cancel (reported per task, the rest done, exit 1), run as a real
  * subprocess on the file store and, when `OQ_TEST_S3_*` is set, on MinIO.
  */
-import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { pathToFileURL } from "node:url";
+import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { Queue } from "../../src/queue/queue.ts";
+import { cleanEnv, type OqResult, runOq } from "../helpers/cli.ts";
 import { fileTarget, s3Target, type Target } from "../helpers/targets.ts";
-
-const ROOT = resolve(import.meta.dirname, "../..");
-const CLI = join(ROOT, "cli.ts");
-const TSX = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
-
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 const dirs: string[] = [];
 afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
-/** The environment without anything that would point the CLI at a real queue. */
-function cleanEnv(extra: Record<string, string> = {}): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    if (v === undefined || /^(OQ_|AWS_)/.test(k) || k === "FORCE_COLOR" || k === "NO_COLOR")
-      continue;
-    env[k] = v;
-  }
-  return { ...env, ...extra };
-}
-
-function oq(args: string[], env: Record<string, string>): Promise<Result> {
+/** Run `oq args...` in a fresh empty directory. */
+function oq(args: string[], env: Record<string, string>): Promise<OqResult> {
   const cwd = mkdtempSync(join(tmpdir(), "oq-cli-validation-"));
   dirs.push(cwd);
-  return new Promise((done) => {
-    execFile(
-      process.execPath,
-      ["--import", TSX, CLI, ...args],
-      { cwd, env, timeout: 60_000 },
-      (error, stdout, stderr) => {
-        const code = error === null ? 0 : typeof error.code === "number" ? error.code : null;
-        done({ code, stdout, stderr });
-      },
-    );
-  });
+  return runOq(args, { cwd, env });
 }
 
 describe("oq rejects bad values with exit 2", () => {
