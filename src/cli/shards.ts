@@ -29,6 +29,11 @@ export default oqCommand({
         `Give the number of shards for ${args.type}: oq shards ${args.type} 8`,
       );
     }
+    if (args.count !== undefined && !/^\d+$/.test(args.count)) {
+      throw new ValidationError(
+        `Invalid shard count ${JSON.stringify(args.count)}: use an integer from 1 to 256.`,
+      );
+    }
     const manifest =
       args.type === undefined
         ? await queue.manifest()
