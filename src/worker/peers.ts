@@ -21,6 +21,9 @@ export interface HeartbeatState {
   stats: WorkerStats;
 }
 
+/** A worker that lost a task to another looks for peers again at most this often, ms. */
+const CONTENDED_LOOK_MS = 3000;
+
 /** After starting, look for peers again after these pauses (ms), then at each heartbeat. */
 const EARLY_LOOKS_MS = [300, 700, 2000];
 
@@ -33,6 +36,8 @@ export class Peers {
   /** Live worker ids (sorted), for splitting work; just this worker until heartbeats say more. */
   #peers: string[] = [];
   #heartbeatTimer: ReturnType<typeof setInterval> | undefined;
+  /** When the live workers were last listed because of contention (local ms). */
+  #lookedAt = Number.NEGATIVE_INFINITY;
   #peerTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
@@ -125,6 +130,18 @@ export class Peers {
     } catch (error) {
       q.logger.warn(`heartbeat failed: ${errorMessage(error)}`);
     }
+  }
+
+  /**
+   * Another worker got to a task first: list the live workers again, at most every
+   * {@link CONTENDED_LOOK_MS}, so a worker that started after this one's last look gets its share
+   * within seconds rather than at the next heartbeat. Costs one LIST, only while contended.
+   */
+  contended(): void {
+    const local = this.#queue.clock.localNow();
+    if (this.#heartbeatSeconds <= 0 || local - this.#lookedAt < CONTENDED_LOOK_MS) return;
+    this.#lookedAt = local;
+    void this.refresh().catch(() => {});
   }
 
   /**

@@ -66,6 +66,8 @@ export interface PollerOptions {
   mine: (id: string) => boolean;
   /** Whether this worker sees no live peers (so every task is in its share). */
   alone: () => boolean;
+  /** A read won nothing because another worker got there first (a hint to look for peers). */
+  onContended?: () => void;
   probes: ClaimProbes;
   stats: WorkerStats;
   emit: Emit;
@@ -198,7 +200,7 @@ export class Poller {
       { pick: () => claimed === 0, oldestFirst: false },
     ];
     for (const { pick, oldestFirst } of passes) {
-      for (const marker of oldestFirst ? this.#ownOrder() : [...this.#candidates].reverse()) {
+      for (const marker of oldestFirst ? this.#ownOrder() : this.#stealOrder()) {
         if (o.running.size >= o.concurrency || !o.isRunning()) return claimed;
         if (!pick(marker)) continue;
         this.#candidates.splice(this.#candidates.indexOf(marker), 1);
@@ -234,9 +236,21 @@ export class Poller {
     return [...all.slice(from), ...all.slice(0, from)];
   }
 
+  /**
+   * The candidates in the order this worker steals them: newest first, away from where their
+   * owners work, from a random point on, so that workers whose own shares ran dry together do
+   * not all read the same newest task.
+   */
+  #stealOrder(): Candidate[] {
+    const all = [...this.#candidates].reverse();
+    const from = Math.floor(this.#queue.random() * all.length);
+    return [...all.slice(from), ...all.slice(0, from)];
+  }
+
   /** A read won nothing because another worker got there first. */
   #contended(): void {
     this.#contendedAt = this.#queue.clock.localNow();
+    this.#o.onContended?.();
   }
 
   /**

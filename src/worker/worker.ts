@@ -112,6 +112,7 @@ export class Worker {
       monitor,
       mine: (id) => this.#peers.mine(id),
       alone: () => this.#peers.live.length <= 1,
+      onContended: () => this.#peers.contended(),
       probes: this.#probes,
       stats: this.stats,
       emit: this.#emit,
