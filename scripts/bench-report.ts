@@ -13,6 +13,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { basename } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
+import { PRICE_PER_REQUEST } from "./sim/pricing.ts";
 
 type Kinds = Record<"GET" | "HEAD" | "PUT" | "POST" | "LIST" | "DELETE", number>;
 
@@ -105,15 +106,6 @@ export interface BenchResult {
 }
 
 const KINDS = ["PUT", "GET", "LIST", "POST", "DELETE", "HEAD"] as const;
-/** AWS S3 Standard list prices per request (us-east-1), as in scripts/bench.ts. */
-const PRICE: Record<(typeof KINDS)[number], number> = {
-  PUT: 0.005 / 1000,
-  POST: 0.005 / 1000,
-  LIST: 0.005 / 1000,
-  GET: 0.0004 / 1000,
-  HEAD: 0.0004 / 1000,
-  DELETE: 0,
-};
 
 const fmt = (n: number, d = 2) =>
   Number.isFinite(n) ? n.toLocaleString("en-US", { maximumFractionDigits: d }) : "–";
@@ -259,7 +251,10 @@ export function renderMarkdown(
     (i) => i.perMinute > IDLE_CEILING_PER_MINUTE && !idleFailed.includes(i),
   );
   const idleDollarsPerMonth = (i: IdleResult) =>
-    KINDS.reduce((n, k) => n + (i.byKind[k] / i.seconds) * 60 * PRICE[k], 0) * 60 * 24 * 30;
+    KINDS.reduce((n, k) => n + (i.byKind[k] / i.seconds) * 60 * PRICE_PER_REQUEST[k], 0) *
+    60 *
+    24 *
+    30;
   /** The previous run's breakdown by kind, on a line of its own in the same cell. */
   const wasKinds = (text: string, k: Kinds | undefined, withTotal = false) =>
     k === undefined

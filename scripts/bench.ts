@@ -40,6 +40,7 @@ import {
   type IdleResult,
   idleSetupFailure,
 } from "./bench-report.ts";
+import { PRICE_PER_REQUEST } from "./sim/pricing.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -82,16 +83,6 @@ for (const name of [
     process.exit(2);
   }
 }
-
-/** AWS S3 Standard list prices per request (us-east-1). */
-export const PRICE = {
-  PUT: 0.005 / 1000,
-  POST: 0.005 / 1000,
-  LIST: 0.005 / 1000,
-  GET: 0.0004 / 1000,
-  HEAD: 0.0004 / 1000,
-  DELETE: 0,
-};
 
 const s3 = () =>
   new S3Storage({
@@ -146,7 +137,7 @@ function perTask(counts: CountedStorage["counts"], n: number) {
 function dollarsPerMillion(counts: CountedStorage["counts"], n: number) {
   let total = 0;
   for (const [k, v] of Object.entries(counts))
-    total += (v / n) * PRICE[k as keyof typeof PRICE] * 1_000_000;
+    total += (v / n) * PRICE_PER_REQUEST[k as keyof typeof PRICE_PER_REQUEST] * 1_000_000;
   return round(total, 2);
 }
 
