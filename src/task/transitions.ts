@@ -397,15 +397,23 @@ export function placeMarker(
     const takeover = leaseTakeoverAt(next);
     const at = prev.marker === null ? undefined : markerTime(prev.marker);
     if (at !== undefined && at >= takeover) return next;
-    // One lease length past the takeover: the next renewal finds the marker still beyond its
-    // lease and leaves it, so only every second renewal pays for a move.
+    // One lease length (at most a minute) past the takeover: the next renewal finds the marker
+    // still beyond its lease and leaves it, so only every second renewal of a short lease pays
+    // for a move; a long lease renews rarely, and its recovery waits at most a minute more.
     const length = Math.max(0, ms(next.lease!.expiresAt) - ms(next.updatedAt));
-    return { ...next, marker: newMarker(Math.ceil((takeover + length) / 1000) * 1000) };
+    const slack = Math.min(length, LEASE_MARKER_SLACK_MS);
+    return { ...next, marker: newMarker(Math.ceil((takeover + slack) / 1000) * 1000) };
   }
   const moved = prev.status !== "pending" || prev.availableAt !== next.availableAt;
   if (!moved && prev.marker !== null) return next;
   return { ...next, marker: newMarker(ms(next.availableAt)) };
 }
+
+/**
+ * How far past its lease's takeover time a running task's marker lies at most, ms: one lease
+ * length, capped at a minute (docs/protocol.md, "Leases in the index").
+ */
+export const LEASE_MARKER_SLACK_MS = 60_000;
 
 /**
  * The time segment of a marker key relative to the prefix (`ready/{type}/{part}/{time}/...`), in

@@ -78,9 +78,26 @@ describe("Poller", () => {
     advance(1000);
     const own = await queue.submit("t", "own, newest");
     advance(STEAL_AFTER_MS + 1000);
+    // Stealing starts at a random point of the newest-first order: here its start.
+    Object.defineProperty(internals(queue), "random", { value: () => 0 });
     const { poller: p, started } = poller(queue, { mine: (id) => id === own.id });
     expect(await p.pass()).toBe(3);
     expect(started).toEqual([own.id, others2.id, others1.id]);
+  });
+
+  it("steals from a random point, so workers whose shares ran dry do not all read the newest task", async () => {
+    const { queue, advance } = memoryQueue();
+    const others: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      others.push((await queue.submit("t", i)).id);
+      advance(1000);
+    }
+    advance(STEAL_AFTER_MS);
+    Object.defineProperty(internals(queue), "random", { value: () => 0.5 });
+    const { poller: p, started } = poller(queue, { mine: () => false, concurrency: 4 });
+    expect(await p.pass()).toBe(4);
+    // Newest first is 3, 2, 1, 0; from the middle on: 1, 0, then 3, 2.
+    expect(started).toEqual([others[1], others[0], others[3], others[2]]);
   });
 
   it("does not steal a task due for less than 3 s while its own share gave work", async () => {
