@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { InvalidStateError, ValidationError } from "../src/errors.ts";
+import { parseTimeKey, timeKey } from "../src/keys.ts";
 import { backoffMs, DEFAULT_BACKOFF } from "../src/task/backoff.ts";
 import { parseTask, type TaskRecord } from "../src/task/record.ts";
 import {
@@ -12,6 +13,7 @@ import {
   finishCancelled,
   isClaimable,
   isLeaseExpired,
+  LEASE_MARKER_SLACK_MS,
   LEASE_TAKEOVER_MARGIN_MS,
   leaseTakeoverAt,
   placeMarker,
@@ -207,6 +209,21 @@ describe("task state machine", () => {
     const retried = failAttempt(claim(t), "tok", { name: "E", message: "x" }, T0, 0);
     expect(placeMarker(claim(t), retried, next).marker).toBe(`ready/new-${T0 + 500}`);
     expect(placeMarker(claim(t), completeTask(claim(t), "tok", 1, T0), next).marker).toBeNull();
+  });
+
+  it("a renewal moves a running task's marker past its takeover time, by a lease length of at most a minute, and not while it lies beyond", () => {
+    const t = claim(make());
+    const at = (relative: string | null) => parseTimeKey(relative!.split("/")[3]!)!;
+    const next = (ms: number) => `ready/t/0/${timeKey(ms)}/x.n.lease`;
+    const short = renewLease(t, "tok", 6000, T0 + 1000);
+    const moved = placeMarker(t, short, next);
+    expect(at(moved.marker)).toBeGreaterThanOrEqual(leaseTakeoverAt(short) + 6000);
+    const again = renewLease(moved, "tok", 6000, T0 + 4000);
+    expect(placeMarker(moved, again, next).marker).toBe(moved.marker);
+    const long = renewLease(t, "tok", 3_600_000, T0 + 1000);
+    const far = at(placeMarker(t, long, next).marker);
+    expect(far).toBeGreaterThanOrEqual(leaseTakeoverAt(long));
+    expect(far).toBeLessThanOrEqual(leaseTakeoverAt(long) + LEASE_MARKER_SLACK_MS + 1000);
   });
 
   it("parses stored tasks and names what is wrong with foreign objects", () => {
