@@ -4,7 +4,7 @@
  * heals the index, and garbage is swept in batches.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import { ValidationError } from "../src/errors.ts";
+import { ThrottledError, ValidationError } from "../src/errors.ts";
 import { internals } from "../src/queue/internals.ts";
 import { Queue } from "../src/queue/queue.ts";
 import { MARKER_GRACE_MS } from "../src/queue/ready-index.ts";
@@ -328,6 +328,43 @@ describe("a write that lands after the stale-marker grace heals the index (defec
     const replayed = await queue.replay(task.id);
     expect(victim).toBe(queue.keys.full(replayed.marker!));
     expect(await exists(inner, queue.keys.full(replayed.marker!))).toBe(true);
+  });
+});
+
+describe("a throttled batch delete is not split into one request per key", () => {
+  it("leaves the batch's markers for a later sweep instead of sending N DELETEs to the partition that refused one", async () => {
+    const { inner } = bucket();
+    let refuse = true;
+    const deletes: string[] = [];
+    const storage = override(inner, {
+      async deleteMany(keys: readonly string[]) {
+        if (refuse) throw new ThrottledError("SlowDown", { status: 503, s3Code: "SlowDown" });
+        for (const key of keys) await inner.delete(key);
+      },
+      async delete(key: string) {
+        deletes.push(key);
+        await inner.delete(key);
+      },
+    });
+    const queue = new Queue({ storage });
+    const tasks = await queue.submitMany(
+      Array.from({ length: 5 }, (_, i) => ({ type: "t", input: i })),
+    );
+    for (const t of tasks) await queue.cancel(t.id);
+    // Cancels delete at once, one by one; a finish batches: use the index directly.
+    const index = internals(queue).index;
+    const extra = tasks.map((t) => internals(queue).newMarker(pendingSpec(t.id), queue.now()));
+    for (const m of extra) await index.put(m);
+    deletes.length = 0;
+    for (const m of extra) await index.remove(m, true);
+    await index.flush();
+    expect(deletes).toEqual([]);
+    const stored = (await inner.list({ prefix: queue.keys.ready })).objects.map((o) => o.key);
+    expect(stored.sort()).toEqual(extra.map((m) => queue.keys.full(m)).sort());
+    refuse = false;
+    for (const m of extra) await index.remove(m, true);
+    await index.flush();
+    expect((await inner.list({ prefix: queue.keys.ready })).objects).toEqual([]);
   });
 });
 

@@ -8,7 +8,7 @@
  * @module
  */
 import type { ServerClock } from "../clock.ts";
-import { NotFoundError, ValidationError } from "../errors.ts";
+import { NotFoundError, ThrottledError, ValidationError } from "../errors.ts";
 import { checkTaskId, type Keys, partOf, type ReadyMarker } from "../keys.ts";
 import type { Logger } from "../logger.ts";
 import type { ObjectInfo, Storage } from "../storage/storage.ts";
@@ -123,9 +123,16 @@ export class ReadyIndex {
     await this.#deleteAll(this.#retired.splice(0));
   }
 
-  /** Delete keys in `DeleteObjects` batches of up to 1,000 (one by one without it). */
-  async #deleteAll(keys: readonly string[]): Promise<void> {
+  /**
+   * Delete keys in `DeleteObjects` batches of up to 1,000 (one by one without it). A batch the
+   * storage refuses as throttled is not split into one request per key, which would send N
+   * requests to the very partition that asked for fewer (the scale model saw a refused batch
+   * storm grow that way): its keys are left in the index, where a later listing finds them stale
+   * again. Returns the keys left so.
+   */
+  async #deleteAll(keys: readonly string[]): Promise<string[]> {
     const storage = this.#deps.storage;
+    const left: string[] = [];
     for (let i = 0; i < keys.length; i += 1000) {
       const batch = keys.slice(i, i + 1000);
       if (storage.deleteMany !== undefined && batch.length > 1) {
@@ -133,6 +140,13 @@ export class ReadyIndex {
           await storage.deleteMany(batch);
           continue;
         } catch (error) {
+          if (error instanceof ThrottledError) {
+            this.#deps.logger.warn(
+              `batched marker delete throttled; ${batch.length} markers stay until a later sweep: ${errorMessage(error)}`,
+            );
+            left.push(...batch);
+            continue;
+          }
           this.#deps.logger.warn(
             `batched marker delete failed, deleting one by one: ${errorMessage(error)}`,
           );
@@ -140,6 +154,7 @@ export class ReadyIndex {
       }
       await mapLimit(batch, 8, (key) => this.#deleteQuietly(key));
     }
+    return left;
   }
 
   async #deleteQuietly(key: string): Promise<void> {
@@ -163,9 +178,10 @@ export class ReadyIndex {
     markers: readonly (Pick<ReadyMarker, "key"> & Partial<ReadyMarker>)[],
   ): Promise<string[]> {
     if (markers.length === 0) return [];
-    await this.#deleteAll(markers.map((m) => m.key));
+    const left = new Set(await this.#deleteAll(markers.map((m) => m.key)));
     const restored: string[] = [];
     await mapLimit(markers, 8, async (m) => {
+      if (left.has(m.key)) return;
       if (m.id === undefined || m.relative === undefined) return;
       if (await this.#putBackIfNamed(m.key, m.id, m.relative)) restored.push(m.key);
     });
