@@ -45,6 +45,8 @@ export interface MonitorOptions {
   handles: (type: string) => boolean;
   /** Whether a partition (its key prefix) falls in this worker's share of the live workers. */
   owns: (partition: string) => boolean;
+  /** Whether a task id falls in this worker's share (see `Peers.mine`). Default: all do. */
+  mine?: (id: string) => boolean;
 }
 
 /** Recovery transitions and the stale-marker sweep of one worker. */
@@ -56,6 +58,7 @@ export class Monitor {
   readonly #skip: SkipList;
   readonly #handles: (type: string) => boolean;
   readonly #owns: (partition: string) => boolean;
+  readonly #mine: (id: string) => boolean;
   /** Stale markers and malformed keys found, deleted in one batch per listing. */
   readonly #sweep = new Map<string, Pick<ReadyMarker, "key"> & Partial<ReadyMarker>>();
   /** When the current round started, local ms. */
@@ -71,6 +74,7 @@ export class Monitor {
     this.#skip = options.skip;
     this.#handles = options.handles;
     this.#owns = options.owns;
+    this.#mine = options.mine ?? (() => true);
   }
 
   /** Whether this worker runs the monitor. */
@@ -221,8 +225,17 @@ export class Monitor {
    */
   stale(marker: Candidate, now: number, malformed: boolean): void {
     const staleAt = marker.lastModified.getTime() + MARKER_GRACE_MS;
-    if (staleAt <= now && this.#enabled) {
+    // Every worker of the type lists the same stale markers: the one whose share holds the id
+    // sweeps it, the others only a grace later (its owner may be gone). Otherwise each of N
+    // workers deletes each key, N write units per key on one partition (the scale model met
+    // the write limit that way at 250 workers).
+    const sweepAt = this.#mine(marker.id) ? staleAt : staleAt + MARKER_GRACE_MS;
+    if (sweepAt <= now && this.#enabled) {
       this.#sweep.set(marker.key, marker);
+      return;
+    }
+    if (staleAt <= now && this.#enabled) {
+      this.#skip.untilServer(marker.key, sweepAt);
       return;
     }
     // A young marker is most likely a submit or move between its two writes: its task may

@@ -94,6 +94,7 @@ export class Worker {
       skip,
       handles: (type) => this.#handlers.has(type),
       owns: (partition) => this.#peers.owns(partition),
+      mine: (id) => this.#peers.mine(id),
     });
     this.#probes = new ClaimProbes(q, this.#emit);
     this.#peers = new Peers(q, this.id, o.heartbeatSeconds, () => ({

@@ -122,6 +122,33 @@ describe("Monitor", () => {
     expect(monitor.pendingSweep).toEqual([]);
   });
 
+  it("a stale marker outside this worker's share is swept only a grace later: one sweeper per key, not one per worker", async () => {
+    const setup = batching();
+    const { queue, storage, advance } = setup;
+    const s = shared(queue);
+    const mineOnly = new Monitor(internals(queue), {
+      enabled: true,
+      ...s,
+      mine: (id) => id === "a1",
+    });
+    for (const id of ["a1", "a2"]) {
+      await storage.put(
+        queue.keys.full(internals(queue).newMarker(pendingSpec(id), queue.now())),
+        new Uint8Array(0),
+      );
+    }
+    advance(MARKER_GRACE_MS + 1000);
+    const markers = await listed(queue);
+    for (const m of markers) mineOnly.stale(m, queue.now(), false);
+    const a1 = markers.find((m) => m.id === "a1")!;
+    const a2 = markers.find((m) => m.id === "a2")!;
+    expect(mineOnly.pendingSweep).toEqual([a1.key]);
+    expect(s.skip.skipped(a2.key, queue.clock.localNow())).toBe(true);
+    advance(MARKER_GRACE_MS);
+    mineOnly.stale(a2, queue.now(), false);
+    expect(mineOnly.pendingSweep.sort()).toEqual([a1.key, a2.key].sort());
+  });
+
   it("without the monitor, a stale marker is skipped, never swept", async () => {
     const { queue, storage, advance, batches } = batching();
     const s = shared(queue);
