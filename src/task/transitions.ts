@@ -16,7 +16,7 @@
  * @module
  */
 import { InvalidStateError, ValidationError } from "../errors.ts";
-import { parseTimeKey } from "../keys.ts";
+import { Keys } from "../keys.ts";
 import { iso } from "../util/format.ts";
 import { backoffMs } from "./backoff.ts";
 import type {
@@ -415,13 +415,12 @@ export function placeMarker(
  */
 export const LEASE_MARKER_SLACK_MS = 60_000;
 
-/**
- * The time segment of a marker key relative to the prefix (`ready/{type}/{part}/{time}/...`), in
- * epoch ms; `undefined` when the key is not one.
- */
+/** Parses marker keys relative to the prefix, as records name them. */
+const RELATIVE = new Keys();
+
+/** The time of a marker named relative to the prefix; `undefined` when it is not a marker. */
 function markerTime(relative: string): number | undefined {
-  const time = relative.split("/")[3];
-  return time === undefined ? undefined : parseTimeKey(time);
+  return RELATIVE.parseReadyMarker(relative)?.dueMs;
 }
 
 /** What may follow a version written while the task runs (a claim or a renewal). */

@@ -231,9 +231,8 @@ export class Poller {
   #ownOrder(): Candidate[] {
     const all = [...this.#candidates];
     const local = this.#queue.clock.localNow();
-    if (!this.#o.alone() || local - this.#contendedAt > CONTENDED_MS || all.length < 2) return all;
-    const from = Math.floor(this.#queue.random() * all.length);
-    return [...all.slice(from), ...all.slice(0, from)];
+    if (!this.#o.alone() || local - this.#contendedAt > CONTENDED_MS) return all;
+    return this.#fromRandomPoint(all);
   }
 
   /**
@@ -242,9 +241,13 @@ export class Poller {
    * not all read the same newest task.
    */
   #stealOrder(): Candidate[] {
-    const all = [...this.#candidates].reverse();
-    const from = Math.floor(this.#queue.random() * all.length);
-    return [...all.slice(from), ...all.slice(0, from)];
+    return this.#fromRandomPoint([...this.#candidates].reverse());
+  }
+
+  /** `list` rotated to start at a random element, its order otherwise kept. */
+  #fromRandomPoint(list: Candidate[]): Candidate[] {
+    const from = Math.floor(this.#queue.random() * list.length);
+    return [...list.slice(from), ...list.slice(0, from)];
   }
 
   /** A read won nothing because another worker got there first. */
