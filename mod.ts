@@ -31,8 +31,10 @@ export {
 } from "./src/doctor/mod.ts";
 // Every error class is public: callers catch them and branch on `code`.
 export * from "./src/errors.ts";
+export type { FinishedStatus } from "./src/keys.ts";
 export { consoleLogger, type Logger } from "./src/logger.ts";
 export { type Manifest, PROTOCOL } from "./src/queue/manifest.ts";
+export type { PruneOptions, PruneProgress, PruneResult } from "./src/queue/prune.ts";
 export { Queue } from "./src/queue/queue.ts";
 export type {
   RepairAction,
@@ -41,6 +43,12 @@ export type {
   RepairProgress,
   RepairResult,
 } from "./src/queue/repair.ts";
+export {
+  DEFAULT_RETENTION,
+  type RetentionInput,
+  type RetentionSettings,
+  type StoredRetention,
+} from "./src/queue/retention.ts";
 export type {
   CancelOutcome,
   HistoryEntry,

@@ -89,6 +89,7 @@ export class Worker {
     const skip = new SkipList(queue.clock);
     const monitor = new Monitor(q, {
       enabled: o.monitor,
+      roundMs: o.monitorRoundSeconds * 1000,
       stats: this.stats,
       emit: this.#emit,
       skip,
