@@ -1,6 +1,6 @@
 /**
  * `oq lifecycle`: show, and with `--apply` set, the bucket lifecycle rule that expires the
- * queue's non-current versions and delete markers (docs/protocol.md, "Retention"). The rule is
+ * queue's non-current versions and delete markers (docs/protocol.md, "Lifecycle rules"). The rule is
  * merged into the bucket's other rules: only the rule with oq's ID for this prefix is replaced.
  *
  * @module

@@ -1,7 +1,7 @@
 /**
  * Bucket lifecycle rules that keep a versioned queue bucket from growing without bound: the rule
  * oq sets for a queue's prefix, merging it into a bucket's other rules, and telling whether a
- * bucket's rules already cover a queue (docs/protocol.md, "Retention").
+ * bucket's rules already cover a queue (docs/protocol.md, "Lifecycle rules").
  *
  * On a versioned bucket every task write leaves the previous version behind and every delete
  * leaves a delete marker; nothing removes either but a lifecycle rule. oq's rule, filtered on the
