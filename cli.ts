@@ -49,6 +49,8 @@ const main = defineCommand({
     repair: () => import("./src/cli/repair.ts").then((m) => m.default),
     retention: () => import("./src/cli/retention.ts").then((m) => m.default),
     prune: () => import("./src/cli/prune.ts").then((m) => m.default),
+
+    lifecycle: () => import("./src/cli/lifecycle.ts").then((m) => m.default),
   },
 });
 

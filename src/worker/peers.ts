@@ -10,6 +10,7 @@ import { partOf } from "../keys.ts";
 import type { QueueInternals } from "../queue/internals.ts";
 import { errorMessage } from "../util/errors.ts";
 import type { WorkerStats } from "./events.ts";
+import { GoneHeartbeats } from "./gone-workers.ts";
 
 /** What a heartbeat says about its worker, besides its id and the time. */
 export interface HeartbeatState {
@@ -146,12 +147,14 @@ export class Peers {
 
   /**
    * Live workers from the heartbeat listing (one LIST per heartbeat; no reads): those whose
-   * heartbeat is younger than three intervals, and always this worker.
+   * heartbeat is younger than three intervals, and always this worker. The first of them also
+   * deletes heartbeats of workers gone a day ({@link GoneHeartbeats}).
    */
   async refresh(): Promise<void> {
     const q = this.#queue;
     const freshAfter = q.now() - 3 * this.#heartbeatSeconds * 1000;
     const peers = new Set([this.#id]);
+    const gone = new GoneHeartbeats(q.keys.workers, q.now(), q.keys.worker(this.#id));
     let continuationToken: string | undefined;
     do {
       const page = await q.storage.list({
@@ -159,11 +162,14 @@ export class Peers {
         ...(continuationToken ? { continuationToken } : {}),
       });
       for (const o of page.objects) {
+        gone.see(o);
         const m = /^([^/]+)\.json$/.exec(o.key.slice(q.keys.workers.length));
         if (m !== null && o.lastModified.getTime() >= freshAfter) peers.add(m[1]!);
       }
       continuationToken = page.isTruncated ? page.nextContinuationToken : undefined;
     } while (continuationToken !== undefined);
     this.#peers = [...peers].sort();
+    // The first live worker deletes heartbeats of workers gone a day (gone-workers.ts).
+    if (this.#peers[0] === this.#id) await gone.delete(q.storage, q.logger);
   }
 }
