@@ -13,22 +13,8 @@ import { MemoryStorage } from "../src/storage/memory.ts";
 import type { Storage } from "../src/storage/storage.ts";
 import { PermanentError } from "../src/worker/options.ts";
 import { Worker } from "../src/worker/worker.ts";
-import { type TargetInstance, targets } from "./helpers/targets.ts";
+import { keysUnder, type TargetInstance, targets } from "./helpers/targets.ts";
 import { fast as fastPolls, pause, until } from "./helpers/wait.ts";
-
-async function keysUnder(storage: Storage, prefix: string): Promise<string[]> {
-  const keys: string[] = [];
-  let token: string | undefined;
-  do {
-    const page = await storage.list({
-      prefix,
-      ...(token === undefined ? {} : { continuationToken: token }),
-    });
-    keys.push(...page.objects.map((o) => o.key));
-    token = page.isTruncated ? page.nextContinuationToken : undefined;
-  } while (token !== undefined);
-  return keys;
-}
 
 const fast = { ...fastPolls, skipDoctor: true };
 
