@@ -147,7 +147,7 @@ describe("Cloudflare Workers example (workerd via miniflare)", () => {
           const queue = new Queue({ storage: storage(), prefix });
           for (const id of [...ids, flaky]) expect((await queue.get(id)).status).toBe("completed");
           // History is kept on a versioned bucket: submitted, claimed, completed at least.
-          expect((await queue.getHistory(ids[0]!)).length).toBeGreaterThanOrEqual(3);
+          expect((await queue.getVersions(ids[0]!)).length).toBeGreaterThanOrEqual(3);
           const cancelled = await queue.cancel(later);
           expect(cancelled.status).toBe("cancelled");
           expect((await w.task(later)).status).toBe("cancelled");
