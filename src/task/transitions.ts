@@ -123,10 +123,10 @@ export function eventLog(task: TaskRecord): TaskHistoryEntry[] {
 /**
  * `next` (the result of a transition from `prev`) with that transition appended to its event log,
  * trimmed to the last {@link TASK_HISTORY_LIMIT}. Every transition returns through it. A renewal
- * right after a renewal replaces that entry instead of adding one: a long task renews every
- * third of a lease, and twenty renewals would push its claim and every earlier attempt out of
- * the log; the claim before them says when the run started, the kept renewal when its worker
- * was last heard from.
+ * right after a renewal replaces that entry instead of adding one: a task renews each time half
+ * its lease has gone, and twenty renewals of a long run would push its claim and every earlier
+ * attempt out of the log; the claim before them says when the run started, the kept renewal
+ * when its worker was last heard from.
  */
 function logged(prev: TaskRecord, next: TaskRecord): TaskRecord {
   const entry = historyEntry(prev, next);
