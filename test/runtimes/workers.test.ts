@@ -105,6 +105,15 @@ async function submitAndDrain(w: Awaited<ReturnType<typeof startExample>>) {
   expect(done.status).toBe("completed");
   expect(done.attempt).toBe(2);
   expect(done.output).toEqual({ input: { n: 1 }, attempt: 2 });
+  // The event log in the record tells the story on R2 too, which keeps no versions.
+  expect(done.history.map((e) => [e.event, e.attempt])).toEqual([
+    ["submitted", 0],
+    ["claimed", 1],
+    ["retry-scheduled", 1],
+    ["claimed", 2],
+    ["completed", 2],
+  ]);
+  expect(done.history[2]!.error).toContain("upstream busy");
   expect((await w.task(later)).status).toBe("pending");
   return { ids, flaky, later };
 }
