@@ -51,12 +51,12 @@ export {
 } from "./src/queue/retention.ts";
 export type {
   CancelOutcome,
-  HistoryEntry,
   ListTasksOptions,
   QueueOptions,
   SubmitOptions,
   TaskDefaults,
   TaskPage,
+  TaskVersion,
   Versioned,
 } from "./src/queue/types.ts";
 export type {
@@ -108,9 +108,11 @@ export type {
   Lease,
   TaskError,
   TaskEvent,
+  TaskHistoryEntry,
   TaskRecord,
   TaskStatus,
 } from "./src/task/record.ts";
+export { TASK_HISTORY_ERROR_CHARS, TASK_HISTORY_LIMIT } from "./src/task/transitions.ts";
 export { VERSION } from "./src/version.ts";
 export type { LogScanOptions } from "./src/worker/log-scan.ts";
 export {

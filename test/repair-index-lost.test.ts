@@ -7,7 +7,6 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { Queue } from "../src/queue/queue.ts";
-import type { Storage } from "../src/storage/storage.ts";
 import { type TaskContext, Worker, type WorkerOptions } from "../src/worker/worker.ts";
 import { keysUnder, type Target, type TargetInstance, targets } from "./helpers/targets.ts";
 import { fast, until } from "./helpers/wait.ts";

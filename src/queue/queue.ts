@@ -11,12 +11,12 @@ import { InvalidStateError, NotFoundError, TimeoutError } from "../errors.ts";
 import type { Keys } from "../keys.ts";
 import type { Logger } from "../logger.ts";
 import type { Storage } from "../storage/storage.ts";
-import type { TaskRecord } from "../task/record.ts";
+import type { TaskHistoryEntry, TaskRecord } from "../task/record.ts";
 import { isTerminal, replayTask } from "../task/transitions.ts";
 import { sleep } from "../util/async.ts";
 import { type BulkCancelOptions, cancelTask, cancelTasks, cancelTasksOfType } from "./cancel.ts";
 import { attachInternals, QueueInternals } from "./internals.ts";
-import { listTasks, taskHistory } from "./list.ts";
+import { listTasks, taskHistory, taskVersions } from "./list.ts";
 import type { Manifest } from "./manifest.ts";
 import { type PruneOptions, type PruneResult, pruneTasks, replayMarginMs } from "./prune.ts";
 import { type RepairOptions, type RepairResult, repairIndex } from "./repair.ts";
@@ -24,11 +24,11 @@ import { type RetentionInput, retentionMs } from "./retention.ts";
 import { submitTask, submitTasks } from "./submit.ts";
 import type {
   CancelOutcome,
-  HistoryEntry,
   ListTasksOptions,
   QueueOptions,
   SubmitOptions,
   TaskPage,
+  TaskVersion,
   Versioned,
 } from "./types.ts";
 
@@ -100,11 +100,23 @@ export class Queue {
   }
 
   /**
-   * Every stored version of a task, oldest first, across all pages of the version listing.
-   * Needs a versioned bucket; on an unversioned one it returns only the current version.
+   * The task's event log, oldest first: its last `TASK_HISTORY_LIMIT` (20) transitions with time,
+   * worker, attempt and error, kept inside the record (consecutive lease renewals as one entry).
+   * One GET, on every backend (R2 included), and unaffected by lifecycle rules that expire old
+   * versions. Throws `NotFoundError` when the task does not exist.
    */
-  getHistory(id: string): Promise<HistoryEntry[]> {
+  getHistory(id: string): Promise<TaskHistoryEntry[]> {
     return taskHistory(this.#q, id);
+  }
+
+  /**
+   * Every stored version of a task, oldest first, across all pages of the version listing: the
+   * full record after each write, renewals included. Costs a LIST per 1,000 versions and a GET
+   * per version. Needs a versioned bucket and lasts only as long as it keeps the versions; on an
+   * unversioned one (R2) it returns only the current version.
+   */
+  getVersions(id: string): Promise<TaskVersion[]> {
+    return taskVersions(this.#q, id);
   }
 
   /**
