@@ -48,6 +48,12 @@ const CONTENDED_MS = 10_000;
 /** Pages of the ready index one poll reads at most. */
 const PAGES_PER_POLL = 3;
 
+/**
+ * Reads in a row that found a task another worker took since the listing, after which a worker
+ * lists again (at most once per pass, and not within `minPollMs` of the last listing).
+ */
+export const WASTED_READS_BEFORE_RELIST = 1;
+
 /** What the poller needs from its worker. */
 export interface PollerOptions {
   workerId: string;
@@ -99,6 +105,8 @@ export class Poller {
   #listedAt = Number.NEGATIVE_INFINITY;
   /** When a read last won nothing because another worker got there (local ms). */
   #contendedAt = Number.NEGATIVE_INFINITY;
+  /** Reads in a row that found a task another worker took since our listing. */
+  #wastedInRow = 0;
   #wake = new AbortController();
 
   constructor(queue: QueueInternals, options: PollerOptions) {
@@ -190,9 +198,29 @@ export class Poller {
       await this.list();
     }
     let claimed = 0;
-    // Our own share first, oldest first; then others' shares once their tasks have waited a
-    // while (their owner may be busy, dead or a pure monitor); then anything, when our share
-    // gave nothing. Stealing goes newest first, away from where the owner is working.
+    for (let relisted = false; ; relisted = true) {
+      const taken = await this.#take(claimed, !relisted);
+      claimed = taken.claimed;
+      if (!taken.relist) return claimed;
+      await this.list();
+    }
+  }
+
+  /**
+   * Claim from the current candidates. Our own share first, oldest first; then others' shares
+   * once their tasks have waited a while (their owner may be busy, dead or a pure monitor); then
+   * anything, when our share gave nothing. Stealing goes newest first, away from where the owner
+   * is working. When `mayRelist` and reads keep finding tasks other workers took since the
+   * listing ({@link WASTED_READS_BEFORE_RELIST} in a row), it stops and asks for a fresh listing:
+   * one LIST instead of more GETs of a stale page (most of the extra GETs of 8 workers draining
+   * one backlog were such reads).
+   */
+  async #take(
+    claimedBefore: number,
+    mayRelist: boolean,
+  ): Promise<{ claimed: number; relist: boolean }> {
+    const o = this.#o;
+    let claimed = claimedBefore;
     const stealBefore = this.#queue.now() - STEAL_AFTER_MS;
     const passes: { pick: (m: Candidate) => boolean; oldestFirst: boolean }[] = [
       { pick: (m) => o.mine(m.id), oldestFirst: true },
@@ -201,7 +229,7 @@ export class Poller {
     ];
     for (const { pick, oldestFirst } of passes) {
       for (const marker of oldestFirst ? this.#ownOrder() : this.#stealOrder()) {
-        if (o.running.size >= o.concurrency || !o.isRunning()) return claimed;
+        if (o.running.size >= o.concurrency || !o.isRunning()) return { claimed, relist: false };
         if (!pick(marker)) continue;
         this.#candidates.splice(this.#candidates.indexOf(marker), 1);
         if (o.skip.skipped(marker.key, this.#queue.clock.localNow())) continue;
@@ -216,9 +244,16 @@ export class Poller {
             `task ${marker.id}: ${errorMessage(error)} (retried at the next listing)`,
           );
         }
+        if (
+          mayRelist &&
+          this.#wastedInRow >= WASTED_READS_BEFORE_RELIST &&
+          this.#candidates.length > 0 &&
+          this.#queue.clock.localNow() - this.#listedAt >= o.minPollMs
+        )
+          return { claimed, relist: true };
       }
     }
-    return claimed;
+    return { claimed, relist: false };
   }
 
   /**
@@ -252,6 +287,7 @@ export class Poller {
 
   /** A read won nothing because another worker got there first. */
   #contended(): void {
+    this.#wastedInRow++;
     this.#contendedAt = this.#queue.clock.localNow();
     this.#o.onContended?.();
   }
@@ -266,6 +302,7 @@ export class Poller {
   async list(): Promise<void> {
     const { monitor } = this.#o;
     this.#o.stats.polls++;
+    this.#wastedInRow = 0;
     await monitor.sweep();
     this.#o.skip.prune(this.#queue.clock.localNow());
     const stepped = await monitor.step(this.#queue.now());
@@ -419,6 +456,7 @@ export class Poller {
       return false;
     }
     this.#refusals.won();
+    this.#wastedInRow = 0;
     this.#o.start(written, { token, leaseMs, entry });
     return true;
   }

@@ -187,8 +187,9 @@ describe("Monitor", () => {
     };
     let steps = 0;
     while (await monitor.step(queue.now())) steps++;
-    // The manifest, the delimiter listing, and the one video partition.
-    expect(steps).toBe(3);
+    // The manifest, the delimiter listing, the finished journal's types (none: no pruning
+    // steps), and the one video partition.
+    expect(steps).toBe(4);
     expect(reads.filter((k) => k.startsWith(queue.keys.tasks))).toEqual([
       queue.keys.task(short.id),
     ]);

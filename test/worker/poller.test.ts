@@ -10,6 +10,7 @@ import { ClaimProbes } from "../../src/worker/claim-probes.ts";
 import { Monitor } from "../../src/worker/monitor.ts";
 import type { HandlerEntry } from "../../src/worker/options.ts";
 import { Poller, STEAL_AFTER_MS } from "../../src/worker/poller.ts";
+import { pause } from "../helpers/wait.ts";
 import { memoryQueue, shared } from "./helpers.ts";
 
 /** A poller on `queue` that handles type `t`; claims are recorded, not run. */
@@ -48,6 +49,28 @@ function poller(
 }
 
 describe("Poller", () => {
+  it("lists again after a read finds a task taken since its listing, instead of reading the rest of the stale page (8-worker GETs)", async () => {
+    const { queue, storage } = memoryQueue();
+    await queue.submitMany([1, 2, 3, 4].map((input) => ({ type: "t", input })));
+    const { poller: p, started } = poller(queue);
+    await p.list();
+    const order = p.candidates.map((m) => m.id);
+    // Another worker finishes the two oldest after our listing.
+    await queue.cancel(order[0]!);
+    await queue.cancel(order[1]!);
+    const read: string[] = [];
+    const get = storage.get.bind(storage);
+    storage.get = (key, options) => {
+      read.push(key);
+      return get(key, options);
+    };
+    await pause(20); // older than minPollMs: a new listing is allowed
+    await p.pass();
+    expect(read).toContain(queue.keys.task(order[0]!));
+    expect(read).not.toContain(queue.keys.task(order[1]!));
+    expect(started.sort()).toEqual([order[2]!, order[3]!].sort());
+  });
+
   it("lists only due markers, and not those of tasks it runs", async () => {
     const { queue } = memoryQueue();
     const due = await queue.submit("t", 1);
