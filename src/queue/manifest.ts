@@ -24,7 +24,7 @@ import {
   checkRetention,
   type RetentionInput,
   type RetentionSettings,
-  retentionSchema,
+  type StoredRetention,
 } from "./retention.ts";
 
 /**
@@ -55,6 +55,27 @@ export interface Manifest {
   /** How long finished tasks are kept (`./retention.ts`); absent: the defaults. */
   retention?: RetentionSettings;
 }
+
+// Schemas stay unexported so the package's declarations never reference arktype's types
+// (they need Node's); `Same` below keeps them equal to the written-out types.
+const storedRetentionSchema = type({
+  "completed?": "number >= 0 | null",
+  "failed?": "number >= 0 | null",
+  "cancelled?": "number >= 0 | null",
+  "expired?": "number >= 0 | null",
+  "+": "reject",
+});
+
+const retentionSchema = type({
+  "default?": storedRetentionSchema,
+  "types?": { "[string]": storedRetentionSchema },
+  "+": "reject",
+});
+
+type Same<A, B> =
+  (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
+true satisfies Same<typeof storedRetentionSchema.infer, StoredRetention>;
+true satisfies Same<typeof retentionSchema.infer, RetentionSettings>;
 
 const manifestSchema = type({
   oq: "'queue'",

@@ -6,7 +6,6 @@
  *
  * @module
  */
-import { type } from "arktype";
 import { parseDuration } from "../duration.ts";
 import { ValidationError } from "../errors.ts";
 import type { FinishedStatus } from "../keys.ts";
@@ -49,21 +48,6 @@ export const DEFAULT_RETENTION: Readonly<Record<FinishedStatus, number>> = {
  * the same task, so a replayed task is never deleted by a prune that read it as finished.
  */
 export const REPLAY_MARGIN_MS = 60 * 60_000;
-
-const stored = type({
-  "completed?": "number >= 0 | null",
-  "failed?": "number >= 0 | null",
-  "cancelled?": "number >= 0 | null",
-  "expired?": "number >= 0 | null",
-  "+": "reject",
-});
-
-/** Schema of the manifest's `retention` field. */
-export const retentionSchema = type({
-  "default?": stored,
-  "types?": { "[string]": stored },
-  "+": "reject",
-});
 
 /**
  * Retention as given by a caller: per status, a duration (seconds, or a string such as `"7d"`,
