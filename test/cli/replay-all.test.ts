@@ -87,6 +87,18 @@ for (const target of targets) {
         expect(again.code, again.stderr).toBe(0);
         expect(JSON.parse(again.stdout)).toMatchObject({ replayed: 0, skipped: 0 });
 
+        // Several ids: each reported, exit 1 when one could not be replayed.
+        const cancelled = await queue.cancel(
+          (await queue.submit("email", "later", { delay: 3600 })).id,
+        );
+        const several = await oq("replay", cancelled.id, sms!.id, "--json");
+        expect(several.code).toBe(1);
+        expect(JSON.parse(several.stdout)).toMatchObject([
+          { id: cancelled.id, ok: true, result: "replayed" },
+          { id: sms!.id, ok: false, result: "invalid_state" },
+        ]);
+        expect((await queue.get(cancelled.id)).status).toBe("pending");
+
         const [both, neither, typeAlone] = await Promise.all([
           oq("replay", e1!.id, "--all-failed"),
           oq("replay"),
