@@ -114,7 +114,7 @@ const status = type(
   "'pending' | 'running' | 'completed' | 'failed' | 'cancelled' | 'expired'",
 ).describe("one of pending, running, completed, failed, cancelled, expired");
 
-/** Options of `Queue.list` (the type is checked by `checkTaskType`). */
+/** Options of `Queue.list` (the type is checked by `checkTaskType`, dates by `parseDate`). */
 export const listOptionsSchema = type({
   "status?": status
     .or(status.array())
@@ -124,6 +124,8 @@ export const listOptionsSchema = type({
   "type?": "string",
   "limit?": type("1 <= number.integer <= 10000").describe("a whole number from 1 to 10000"),
   "cursor?": "string",
+  "since?": when,
+  "until?": when,
 });
 
 /** Options of `Queue.repair` (`onProgress` is passed through as given). */

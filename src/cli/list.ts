@@ -1,8 +1,12 @@
 /**
- * `oq list`: tasks as an aligned table, filtered by status and type.
+ * `oq list`: tasks as an aligned table, filtered by status and type, read through the indexes
+ * (`queue.list()`). A listing that includes completed tasks is bounded to those finished in the
+ * last 24 hours unless `--since` says otherwise, so it pages through recent finished tasks only.
  *
  * @module
  */
+import { parseDate, parseDuration } from "../duration.ts";
+import { ValidationError } from "../errors.ts";
 import type { TaskStatus } from "../task/record.ts";
 import { TERMINAL_STATUSES } from "../task/transitions.ts";
 import { intArg, oqCommand, taskTypeArg } from "./args.ts";
@@ -23,13 +27,46 @@ function parseStatuses(value: string | undefined): TaskStatus[] | undefined {
   return wanted as TaskStatus[];
 }
 
+/** How far back a listing that includes completed tasks looks by default. */
+export const DEFAULT_COMPLETED_SINCE = "24h";
+
+/**
+ * The `since` of a listing, as a function of the server time: `--since` as a duration ago (`24h`,
+ * `7d`), a date, or `all` for no bound; without it, the last {@link DEFAULT_COMPLETED_SINCE} when
+ * completed tasks are listed. Checked before connecting.
+ */
+function sinceOf(
+  value: string | undefined,
+  statuses: readonly TaskStatus[] | undefined,
+): (now: number) => number | undefined {
+  const includesCompleted = statuses === undefined || statuses.includes("completed");
+  const given = value ?? (includesCompleted ? DEFAULT_COMPLETED_SINCE : undefined);
+  if (given === undefined || given === "all") return () => undefined;
+  try {
+    const ago = parseDuration(given, "--since");
+    return (now) => now - ago;
+  } catch (error) {
+    if (!(error instanceof ValidationError)) throw error;
+  }
+  try {
+    const at = parseDate(given, "--since");
+    return () => at;
+  } catch {
+    throw usageError(
+      `Invalid --since "${given}": give a duration ago (24h, 7d), an ISO 8601 date-time with a timezone, or "all".`,
+    );
+  }
+}
+
 export default oqCommand({
   name: "list",
-  description: "List tasks (id, type, status, attempt, age); reads every task it scans.",
+  description:
+    "List tasks (id, type, status, attempt, age), oldest first, through the indexes; completed ones of the last 24 h unless --since says otherwise.",
   examples: [
     "oq list",
     "oq list --status failed --type email",
     "oq list --status pending,running --limit 20 --json",
+    "oq list --status completed --since 7d",
   ],
   args: {
     status: {
@@ -50,6 +87,12 @@ export default oqCommand({
       description: "Continue after the previous page (printed when there are more)",
       valueHint: "cursor",
     },
+    since: {
+      type: "string",
+      description:
+        'Only finished tasks finished since: a duration ago (7d) or a date; "all" for every one (default 24h when completed tasks are listed)',
+      valueHint: "when",
+    },
     json: {
       type: "boolean",
       description: "Print { tasks: [...records], cursor } as JSON",
@@ -58,9 +101,12 @@ export default oqCommand({
   async run(args) {
     const status = parseStatuses(args.status);
     const limit = intArg(args.limit, "limit", 1, 10_000) ?? 100;
+    const sinceAt = sinceOf(args.since, status);
     const queue = await openQueue(args);
+    const since = sinceAt(queue.now());
     const page = await queue.list({
       limit,
+      ...(since === undefined ? {} : { since }),
       ...(status === undefined ? {} : { status }),
       ...(args.type === undefined ? {} : { type: args.type }),
       ...(args.cursor === undefined ? {} : { cursor: args.cursor }),

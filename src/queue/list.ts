@@ -1,61 +1,39 @@
 /**
- * Reading many tasks: the filtered listing and a task's version history, which read every object
- * they return and so are meant for operators, not hot paths; and a task's own event log, which
- * costs one GET.
+ * Reading many tasks: the filtered listing (through the indexes, `./listing.ts`) and a task's
+ * version history, which read every object they return and so are meant for operators, not hot
+ * paths; and a task's own event log, which costs one GET.
  *
  * @module
  */
-import { MalformedObjectError, NotFoundError } from "../errors.ts";
-import { checkTaskId, checkTaskType } from "../keys.ts";
-import { checkOptions, listOptionsSchema } from "../options.ts";
+import { NotFoundError } from "../errors.ts";
+import { checkTaskId } from "../keys.ts";
 import { parseTask, type TaskHistoryEntry, type TaskRecord } from "../task/record.ts";
 import { eventLog } from "../task/transitions.ts";
 import { mapLimit } from "../util/async.ts";
 import type { QueueInternals } from "./internals.ts";
+import { TaskListing } from "./listing.ts";
 import type { ListTasksOptions, TaskPage, TaskVersion } from "./types.ts";
 
-/** One page of tasks, oldest key first, filtered by status and type. */
+/**
+ * One page of tasks through the indexes, oldest first, filtered by status and type (see
+ * `./listing.ts`): never a LIST of `tasks/`, one GET per task read.
+ */
 export async function listTasks(q: QueueInternals, given: ListTasksOptions): Promise<TaskPage> {
-  const options = checkOptions(listOptionsSchema, given, "list options");
-  if (options.type !== undefined) checkTaskType(options.type);
-  const statuses = options.status === undefined ? undefined : [options.status].flat();
-  const limit = options.limit ?? 100;
-  let token = options.cursor;
-  const tasks: TaskRecord[] = [];
-  for (;;) {
-    const page = await q.storage.list({
-      prefix: q.keys.tasks,
-      ...(token === undefined ? {} : { startAfter: token }),
-      maxKeys: Math.min(1000, Math.max(limit, 100)),
-    });
-    const read = await mapLimit(page.objects, 16, (o) => readListed(q, o.key));
-    for (const [i, task] of read.entries()) {
-      token = page.objects[i]!.key;
-      if (task === undefined) continue;
-      if (statuses !== undefined && !statuses.includes(task.status)) continue;
-      if (options.type !== undefined && task.type !== options.type) continue;
-      tasks.push(task);
-      if (tasks.length === limit) {
-        const more = i < read.length - 1 || page.isTruncated;
-        return more ? { tasks, cursor: token } : { tasks };
-      }
-    }
-    if (!page.isTruncated) return { tasks };
-  }
+  const listing = await TaskListing.open(q, given);
+  const tasks = await listing.next(given.limit ?? 100);
+  const cursor = listing.cursor();
+  return cursor === undefined ? { tasks } : { tasks, cursor };
 }
 
-/** The task stored at a listed `key`; `undefined` for other keys and malformed objects (logged). */
-async function readListed(q: QueueInternals, key: string): Promise<TaskRecord | undefined> {
-  const id = q.keys.parseTaskKey(key);
-  if (id === undefined) return undefined;
-  try {
-    return (await q.read(id))?.task;
-  } catch (error) {
-    if (error instanceof MalformedObjectError) {
-      q.logger.warn(`skipping ${key}: ${error.message}`);
-      return undefined;
-    }
-    throw error;
+/** Every task the filters match, oldest first, read a page (of 100) at a time. */
+export async function* iterateTasks(
+  q: QueueInternals,
+  given: Omit<ListTasksOptions, "limit">,
+): AsyncGenerator<TaskRecord> {
+  const listing = await TaskListing.open(q, given);
+  for (;;) {
+    yield* await listing.next(100);
+    if (listing.exhausted) return;
   }
 }
 

@@ -16,7 +16,7 @@ import { isTerminal, replayTask } from "../task/transitions.ts";
 import { sleep } from "../util/async.ts";
 import { type BulkCancelOptions, cancelTask, cancelTasks, cancelTasksOfType } from "./cancel.ts";
 import { attachInternals, QueueInternals } from "./internals.ts";
-import { listTasks, taskHistory, taskVersions } from "./list.ts";
+import { iterateTasks, listTasks, taskHistory, taskVersions } from "./list.ts";
 import type { Manifest } from "./manifest.ts";
 import { type PruneOptions, type PruneResult, pruneTasks, replayMarginMs } from "./prune.ts";
 import { type RepairOptions, type RepairResult, repairIndex } from "./repair.ts";
@@ -92,11 +92,23 @@ export class Queue {
   }
 
   /**
-   * List tasks, oldest key first, filtered by status and type. It reads each task object, so it
-   * costs one GET per stored task scanned: meant for operators, not hot paths.
+   * List tasks, oldest first, filtered by status and type, a page at a time. It never reads every
+   * stored task: pending and running tasks are found through the ready index, finished ones
+   * through the finished journal (bounded by `since`), and each task listed costs one GET. With
+   * `status: "failed"` and a `type` this is the dead-letter list. A task finished by another
+   * process within the last few seconds may not be listed yet (its journal is written at most 5 s
+   * later). Cost: docs/protocol.md, "Listing tasks".
    */
   list(options: ListTasksOptions = {}): Promise<TaskPage> {
     return listTasks(this.#q, options);
+  }
+
+  /**
+   * Every task {@link list} would return over all its pages, oldest first, read a page at a time
+   * (bounded memory): e.g. `listAll({ status: "failed", type })` walks a type's dead letters.
+   */
+  listAll(options: Omit<ListTasksOptions, "limit" | "cursor"> = {}): AsyncGenerator<TaskRecord> {
+    return iterateTasks(this.#q, options);
   }
 
   /**

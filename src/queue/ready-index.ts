@@ -11,7 +11,7 @@ import type { ServerClock } from "../clock.ts";
 import { NotFoundError, ThrottledError, ValidationError } from "../errors.ts";
 import { checkTaskId, type Keys, partOf, type ReadyMarker } from "../keys.ts";
 import type { Logger } from "../logger.ts";
-import type { ObjectInfo, Storage } from "../storage/storage.ts";
+import type { ListResult, ObjectInfo, Storage } from "../storage/storage.ts";
 import type { TaskRecord } from "../task/record.ts";
 import { isTerminal, ms } from "../task/transitions.ts";
 import { mapLimit } from "../util/async.ts";
@@ -52,6 +52,26 @@ export interface ReadyIndexDeps {
   manifest: ManifestStore;
   /** Read a task (the sweep and the stranded check look at what a task names now). */
   read: (id: string) => Promise<Versioned | undefined>;
+}
+
+/**
+ * The names one level below `parent` in a delimiter LIST page (`ready/` gives the types,
+ * `ready/{type}/` the parts), rolled up from whole keys for a storage that ignores the delimiter.
+ * Keys directly under `parent` are no child: they go to `onLoose`.
+ */
+export function childNames(
+  parent: string,
+  page: Pick<ListResult, "objects" | "prefixes">,
+  onLoose?: (object: ObjectInfo) => void,
+): string[] {
+  const names = new Set<string>();
+  for (const prefix of page.prefixes ?? []) names.add(prefix.slice(parent.length, -1));
+  for (const o of page.objects) {
+    const slash = o.key.indexOf("/", parent.length);
+    if (slash < 0) onLoose?.(o);
+    else names.add(o.key.slice(parent.length, slash));
+  }
+  return [...names];
 }
 
 /** The `ready/` markers of one queue. */
@@ -264,6 +284,26 @@ export class ReadyIndex {
     if (again === undefined || again.task.marker !== named || isTerminal(again.task.status))
       return undefined;
     return `task ${marker.id} is ${again.task.status} but its "marker" ${JSON.stringify(named)} does not exist, so no worker can find it: set "marker" to ${JSON.stringify(marker.relative)} (the key without the prefix; ${guide}); its marker ${marker.key} is kept meanwhile`;
+  }
+
+  /**
+   * The names one level below `parent` (a prefix under `ready/`), across pages of a delimiter
+   * LIST: one LIST per 1,000 names.
+   */
+  async children(parent: string): Promise<string[]> {
+    const storage = this.#deps.storage;
+    const names = new Set<string>();
+    let continuationToken: string | undefined;
+    do {
+      const page = await storage.list({
+        prefix: parent,
+        delimiter: "/",
+        ...(continuationToken === undefined ? {} : { continuationToken }),
+      });
+      for (const name of childNames(parent, page)) names.add(name);
+      continuationToken = page.isTruncated ? page.nextContinuationToken : undefined;
+    } while (continuationToken !== undefined);
+    return [...names].sort();
   }
 
   /**

@@ -75,23 +75,40 @@ export interface WriteOptions {
   onPreconditionFailed?: () => void;
 }
 
-/** Options of {@link Queue.list}. */
+/**
+ * Options of {@link Queue.list}: filters, page size and where to continue. Pending and running
+ * tasks come from the ready index, finished ones from the finished journal; no option makes a
+ * listing read every stored task.
+ */
 export interface ListTasksOptions {
-  /** Only tasks in this state (or these states). */
+  /** Only tasks in this state (or these states). Default: all. */
   status?: TaskStatus | TaskStatus[];
-  /** Only tasks of this type. */
+  /** Only tasks of this type. Default: every type with markers or journals. */
   type?: string;
   /** Page size (tasks returned at most). Default 100. */
   limit?: number;
-  /** The `cursor` of the previous page. */
+  /**
+   * The `cursor` of the previous page. It carries the `since` and `until` of the listing that
+   * made it, which then take the place of those given.
+   */
   cursor?: string;
+  /**
+   * Only finished tasks that finished at or after this time (a Date, epoch ms or ISO 8601): the
+   * journals of earlier ones are not even read. Pending and running tasks are not bounded by it.
+   */
+  since?: Date | number | string;
+  /** Only finished tasks that finished at or before this time. */
+  until?: Date | number | string;
 }
 
 /** One page of {@link Queue.list}. */
 export interface TaskPage {
-  /** Matching tasks, in key order. */
+  /**
+   * Matching tasks, oldest first: by the second in their index key (a pending task's due time, a
+   * running task's lease expiry, a finished task's journal time), then by finish time.
+   */
   tasks: TaskRecord[];
-  /** Pass to get the next page; absent on the last page. */
+  /** Pass to get the next page; absent on the last page (which may be empty). */
   cursor?: string;
 }
 

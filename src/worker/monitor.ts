@@ -11,7 +11,7 @@
  */
 import { checkTaskType, type ReadyMarker } from "../keys.ts";
 import type { QueueInternals } from "../queue/internals.ts";
-import { MARKER_GRACE_MS } from "../queue/ready-index.ts";
+import { childNames, MARKER_GRACE_MS } from "../queue/ready-index.ts";
 import type { Versioned } from "../queue/types.ts";
 import type { TaskRecord } from "../task/record.ts";
 import {
@@ -153,18 +153,14 @@ export class Monitor {
       delimiter: "/",
       ...(continuationToken === undefined ? {} : { continuationToken }),
     });
-    // A storage that ignores the delimiter returns whole keys: roll them up here, and never
-    // take a key under a type's prefix for junk at the top.
-    const prefixes = new Set(page.prefixes);
-    for (const o of page.objects) {
-      const slash = o.key.indexOf("/", q.keys.ready.length);
-      if (slash < 0) {
-        q.warnOnce(o.key, `skipping ${o.key}: not a ready marker (it is not under a type)`);
-        this.malformed(now)(o);
-      } else prefixes.add(o.key.slice(0, slash + 1));
-    }
-    for (const prefix of prefixes) {
-      const type = prefix.slice(q.keys.ready.length, -1);
+    // A storage that ignores the delimiter returns whole keys: childNames rolls them up, and
+    // never takes a key under a type's prefix for junk at the top.
+    const types = childNames(q.keys.ready, page, (o) => {
+      q.warnOnce(o.key, `skipping ${o.key}: not a ready marker (it is not under a type)`);
+      this.malformed(now)(o);
+    });
+    for (const type of types) {
+      const prefix = q.keys.readyType(type);
       try {
         checkTaskType(type);
       } catch {
