@@ -32,6 +32,7 @@ export {
 // Every error class is public: callers catch them and branch on `code`.
 export * from "./src/errors.ts";
 export { consoleLogger, type Logger } from "./src/logger.ts";
+export type { FinishedTally } from "./src/queue/finished-counts.ts";
 export { type Manifest, PROTOCOL } from "./src/queue/manifest.ts";
 export { Queue } from "./src/queue/queue.ts";
 export type {
@@ -41,6 +42,7 @@ export type {
   RepairProgress,
   RepairResult,
 } from "./src/queue/repair.ts";
+export type { QueueStats, StatsOptions, TypeStats } from "./src/queue/stats.ts";
 export type {
   CancelOutcome,
   HistoryEntry,

@@ -9,7 +9,8 @@
  *
  * @module
  */
-import { checkTaskType, type ReadyMarker } from "../keys.ts";
+import type { ReadyMarker } from "../keys.ts";
+import type { FinishedCounter } from "../queue/finished-counts.ts";
 import type { QueueInternals } from "../queue/internals.ts";
 import { MARKER_GRACE_MS } from "../queue/ready-index.ts";
 import type { Versioned } from "../queue/types.ts";
@@ -39,6 +40,8 @@ export interface MonitorOptions {
   /** Whether this worker runs the monitor (else it only acts on tasks of its own types). */
   enabled: boolean;
   stats: WorkerStats;
+  /** The worker's finished counts (its heartbeat reports them). */
+  finished: FinishedCounter;
   emit: Emit;
   skip: SkipList;
   /** Whether this worker has a handler for a type. */
@@ -54,6 +57,7 @@ export class Monitor {
   readonly #queue: QueueInternals;
   readonly #enabled: boolean;
   readonly #stats: WorkerStats;
+  readonly #finished: FinishedCounter;
   readonly #emit: Emit;
   readonly #skip: SkipList;
   readonly #handles: (type: string) => boolean;
@@ -70,6 +74,7 @@ export class Monitor {
     this.#queue = queue;
     this.#enabled = options.enabled;
     this.#stats = options.stats;
+    this.#finished = options.finished;
     this.#emit = options.emit;
     this.#skip = options.skip;
     this.#handles = options.handles;
@@ -137,39 +142,16 @@ export class Monitor {
    */
   async #types(now: number, continuationToken?: string): Promise<void> {
     const q = this.#queue;
-    const page = await q.storage.list({
-      prefix: q.keys.ready,
-      delimiter: "/",
-      ...(continuationToken === undefined ? {} : { continuationToken }),
-    });
-    // A storage that ignores the delimiter returns whole keys: roll them up here, and never
-    // take a key under a type's prefix for junk at the top.
-    const prefixes = new Set(page.prefixes);
-    for (const o of page.objects) {
-      const slash = o.key.indexOf("/", q.keys.ready.length);
-      if (slash < 0) {
-        q.warnOnce(o.key, `skipping ${o.key}: not a ready marker (it is not under a type)`);
-        this.malformed(now)(o);
-      } else prefixes.add(o.key.slice(0, slash + 1));
-    }
-    for (const prefix of prefixes) {
-      const type = prefix.slice(q.keys.ready.length, -1);
-      try {
-        checkTaskType(type);
-      } catch {
-        q.warnOnce(prefix, `${prefix} holds keys that are not ready markers (not a task type)`);
-        continue;
-      }
+    const { types, strays, next } = await q.index.typesPage(continuationToken);
+    for (const o of strays) this.malformed(now)(o);
+    for (const type of types) {
       if (this.#handles(type)) continue;
       for (let part = 0; part < q.manifest.shardsOf(type); part++) {
         const partition = q.keys.partition(type, part);
         if (this.#owns(partition)) this.#steps.push(() => this.#expireIn(partition));
       }
     }
-    if (page.isTruncated && page.nextContinuationToken !== undefined) {
-      const token = page.nextContinuationToken;
-      this.#steps.unshift(() => this.#types(now, token));
-    }
+    if (next !== undefined) this.#steps.unshift(() => this.#types(now, next));
   }
 
   /**
@@ -273,6 +255,8 @@ export class Monitor {
     const written = await q.write(found, next, { batchMarkerDelete: true });
     if (written === undefined) return;
     next = written.task;
+    // Lease recovery ends the task failed (out of retries) or cancelled (a cancel was requested).
+    this.#finished.record(next);
     if (kind === "expired") this.#stats.expired++;
     else this.#stats.recovered++;
     q.logger.warn(`${kind} task ${next.id} (${next.type}): now ${next.status}`);
