@@ -28,6 +28,12 @@ const MINUTE_MS = 60_000;
 const HOUR_MS = 3_600_000;
 
 /**
+ * A heartbeat or stopped worker's file older than this holds no bucket of the last day: stats
+ * skip it, and monitors delete stopped workers' files once they are older.
+ */
+export const FINISHED_KEEP_MS = HOUR_BUCKETS * HOUR_MS;
+
+/**
  * The `finished` field of a heartbeat: bucket start (ISO 8601, server time) → task type → the
  * non-zero counts of the terminal states written in that minute or hour.
  */

@@ -13,9 +13,9 @@ import { mapLimit } from "../util/async.ts";
 import {
   addWindows,
   emptyTally,
+  FINISHED_KEEP_MS,
   type FinishedTally,
   type FinishedWindows,
-  HOUR_BUCKETS,
   parseSnapshot,
 } from "./finished-counts.ts";
 import type { QueueInternals } from "./internals.ts";
@@ -73,9 +73,6 @@ export interface QueueStats {
   /** The requests this call made (LIST and GET; nothing else). */
   requests: { LIST: number; GET: number };
 }
-
-/** Heartbeats and stopped workers' files older than this hold no bucket of the last day. */
-const FINISHED_MAX_AGE_MS = HOUR_BUCKETS * 3_600_000;
 
 const decoder = new TextDecoder();
 
@@ -200,7 +197,7 @@ async function finishedCounts(
   throughputMinutes: number,
   requests: { LIST: number; GET: number },
 ): Promise<Map<string, FinishedWindows>> {
-  const since = now - FINISHED_MAX_AGE_MS;
+  const since = now - FINISHED_KEEP_MS;
   const keys: string[] = [];
   const collect = async (prefix: string, extra: { delimiter?: string; startAfter?: string }) => {
     let continuationToken: string | undefined;

@@ -5,12 +5,13 @@
  * the manifest, lists which types have markers (one delimiter LIST), and, for the partitions of
  * types this worker has no handler for that fall in its share, lists their due markers and
  * expires the tasks whose TTL ran out and recovers the leases that expired (both told by the
- * marker key), reading only those. See "Recovery" in docs/protocol.md.
+ * marker key), reading only those; the monitor whose share holds `workers/stopped/` also deletes
+ * the stopped workers' files older than 25 hours. See "Recovery" in docs/protocol.md.
  *
  * @module
  */
-import type { ReadyMarker } from "../keys.ts";
-import type { FinishedCounter } from "../queue/finished-counts.ts";
+import { type ReadyMarker, timeKey } from "../keys.ts";
+import { FINISHED_KEEP_MS, type FinishedCounter } from "../queue/finished-counts.ts";
 import type { QueueInternals } from "../queue/internals.ts";
 import { MARKER_GRACE_MS } from "../queue/ready-index.ts";
 import type { Versioned } from "../queue/types.ts";
@@ -22,6 +23,7 @@ import {
   isLeaseExpired,
   isTerminal,
 } from "../task/transitions.ts";
+import { mapLimit } from "../util/async.ts";
 import { errorMessage } from "../util/errors.ts";
 import type { Emit, WorkerStats } from "./events.ts";
 import type { SkipList } from "./skip.ts";
@@ -125,6 +127,7 @@ export class Monitor {
         () => this.#queue.manifest.load({ fresh: true }).then(() => {}),
         () => this.#types(now),
       ];
+      if (this.#owns(this.#queue.keys.stoppedWorkers)) this.#steps.push(() => this.#pruneStopped());
     }
     const next = this.#steps.shift()!;
     try {
@@ -152,6 +155,22 @@ export class Monitor {
       }
     }
     if (next !== undefined) this.#steps.unshift(() => this.#types(now, next));
+  }
+
+  /**
+   * Delete the stopped workers' files older than {@link FINISHED_KEEP_MS} (stats no longer read
+   * them): one LIST of the oldest 1,000 (keys sort by the time a worker stopped) and, when any
+   * are that old, one `DeleteObjects`. Only the monitor whose share holds `workers/stopped/`
+   * does it, once a round, so `workers/stopped/` holds about a day of stops.
+   */
+  async #pruneStopped(): Promise<void> {
+    const q = this.#queue;
+    const before = `${q.keys.stoppedWorkers}${timeKey(q.now() - FINISHED_KEEP_MS)}`;
+    const page = await q.storage.list({ prefix: q.keys.stoppedWorkers });
+    const old = page.objects.map((o) => o.key).filter((key) => key < before);
+    if (old.length === 0) return;
+    if (q.storage.deleteMany !== undefined && old.length > 1) await q.storage.deleteMany(old);
+    else await mapLimit(old, 8, (key) => q.storage.delete(key));
   }
 
   /**
