@@ -31,9 +31,11 @@ export {
 } from "./src/doctor/mod.ts";
 // Every error class is public: callers catch them and branch on `code`.
 export * from "./src/errors.ts";
+export type { FinishedStatus } from "./src/keys.ts";
 export { consoleLogger, type Logger } from "./src/logger.ts";
 export type { FinishedTally } from "./src/queue/finished-counts.ts";
 export { type Manifest, PROTOCOL } from "./src/queue/manifest.ts";
+export type { PruneOptions, PruneProgress, PruneResult } from "./src/queue/prune.ts";
 export { Queue } from "./src/queue/queue.ts";
 export type {
   RepairAction,
@@ -42,15 +44,21 @@ export type {
   RepairProgress,
   RepairResult,
 } from "./src/queue/repair.ts";
+export {
+  DEFAULT_RETENTION,
+  type RetentionInput,
+  type RetentionSettings,
+  type StoredRetention,
+} from "./src/queue/retention.ts";
 export type { QueueStats, StatsOptions, TypeStats } from "./src/queue/stats.ts";
 export type {
   CancelOutcome,
-  HistoryEntry,
   ListTasksOptions,
   QueueOptions,
   SubmitOptions,
   TaskDefaults,
   TaskPage,
+  TaskVersion,
   Versioned,
 } from "./src/queue/types.ts";
 export type {
@@ -102,9 +110,11 @@ export type {
   Lease,
   TaskError,
   TaskEvent,
+  TaskHistoryEntry,
   TaskRecord,
   TaskStatus,
 } from "./src/task/record.ts";
+export { TASK_HISTORY_ERROR_CHARS, TASK_HISTORY_LIMIT } from "./src/task/transitions.ts";
 export { VERSION } from "./src/version.ts";
 export type { LogScanOptions } from "./src/worker/log-scan.ts";
 export {

@@ -215,6 +215,7 @@ async function storeFinished(storage: Storage, queue: Queue, count: number) {
         idempotencyKey: null,
         event: "completed",
         marker: null,
+        history: [],
       };
       await storage.put(queue.keys.task(id), encodeTask(task), { contentType: "application/json" });
     }

@@ -43,7 +43,10 @@ export interface ConnectOptions extends Omit<QueueOptions, "storage"> {
    * itself; pass the environment object of Node, Bun or Deno, or a Worker's `env`.
    */
   env?: Record<string, string | undefined>;
-  /** Run on a bucket without versioning (env `OQ_ALLOW_NO_VERSIONING=1`); history is then unavailable. */
+  /**
+   * Run on a bucket without versioning (env `OQ_ALLOW_NO_VERSIONING=1`); `getVersions` then shows
+   * only the current version (`getHistory`, the event log kept in each task, is unaffected).
+   */
   allowNoVersioning?: boolean;
   /** Skip the versioning check entirely (one GET saved; for short-lived submitters). */
   skipVersioningCheck?: boolean;
@@ -150,9 +153,9 @@ function s3Options(
 }
 
 /**
- * Open a queue. Checks that bucket versioning is Enabled (history depends on it) and refuses
- * otherwise, unless `allowNoVersioning` / `OQ_ALLOW_NO_VERSIONING=1` is set, which logs that
- * history is unavailable.
+ * Open a queue. Checks that bucket versioning is Enabled (version history depends on it) and
+ * refuses otherwise, unless `allowNoVersioning` / `OQ_ALLOW_NO_VERSIONING=1` is set, which logs
+ * that version history is unavailable (each task's event log, `getHistory`, works regardless).
  */
 export async function connect(options: ConnectOptions | string = {}): Promise<Queue> {
   const opts: ConnectOptions = typeof options === "string" ? { url: options } : options;
@@ -164,11 +167,11 @@ export async function connect(options: ConnectOptions | string = {}): Promise<Qu
     const allowed = opts.allowNoVersioning ?? truthy(opts.env?.OQ_ALLOW_NO_VERSIONING);
     if (!allowed) {
       throw new ConfigError(
-        `Bucket versioning is ${status} on ${storage.name}; oq keeps task history in object versions. Enable it (aws s3api put-bucket-versioning --bucket <bucket> --versioning-configuration Status=Enabled) or set OQ_ALLOW_NO_VERSIONING=1 to run without history.`,
+        `Bucket versioning is ${status} on ${storage.name}; oq keeps every version of a task as its full history. Enable it (aws s3api put-bucket-versioning --bucket <bucket> --versioning-configuration Status=Enabled) or set OQ_ALLOW_NO_VERSIONING=1 to run without version history (each task's own event log, \`oq history\`, still works).`,
       );
     }
     queue.logger.warn(
-      `bucket versioning is ${status} on ${storage.name}: task history is unavailable`,
+      `bucket versioning is ${status} on ${storage.name}: version history is unavailable (getVersions, oq history --versions); each task's event log is kept`,
     );
   }
   return queue;

@@ -7,6 +7,8 @@
  * {prefix}tasks/{shard}/{id}.json                  the task: one object for its whole life (the truth)
  * {prefix}ready/{type}/{part}/{time}/{id}.{nonce}  empty marker: a non-terminal task, to be looked
  *                                                  at from {time} on (due, or its lease expired)
+ * {prefix}done/{type}/{status}/{time}/{nonce}.json   finished journal: ids of tasks that reached
+ *                                                  `status` by {time} (retention, dead letters)
  * {prefix}workers/{worker_id}.json                 worker heartbeat
  * {prefix}workers/stopped/{time}/{worker_id}.json  a stopped worker's last counts
  * {prefix}schedules/{schedule_id}.json             cron schedule
@@ -110,6 +112,23 @@ export interface ReadyMarker {
   lease?: true;
 }
 
+/** A parsed finished-journal key (`done/{type}/{status}/{time}/{nonce}.json`). */
+export interface JournalKey {
+  /** The full key. */
+  key: string;
+  /** The tasks' type. */
+  type: string;
+  /** The terminal status the journal's tasks reached. */
+  status: FinishedStatus;
+  /** No entry of the journal finished after this time (epoch ms, second resolution). */
+  timeMs: number;
+}
+
+/** The terminal statuses, as journal keys name them. */
+export type FinishedStatus = "completed" | "failed" | "cancelled" | "expired";
+
+const FINISHED: readonly string[] = ["completed", "failed", "cancelled", "expired"];
+
 /** What a new marker key is made of. */
 export interface MarkerSpec {
   type: string;
@@ -171,6 +190,39 @@ export class Keys {
   /** Prefix of one partition of the ready index: a type's hash shard `part`. */
   partition(type: string, part: number): string {
     return `${this.prefix}ready/${type}/${part}/`;
+  }
+  /** Prefix of the finished journal. */
+  get done(): string {
+    return `${this.prefix}done/`;
+  }
+  /** Prefix of the journals of one type's tasks that reached `status`. */
+  journals(type: string, status: FinishedStatus): string {
+    return `${this.prefix}done/${type}/${status}/`;
+  }
+  /**
+   * A new journal key: `done/{type}/{status}/{time}/{nonce}.json`, where `time` is the latest
+   * finish time of its entries rounded up to the second, so a journal whose key time is past a
+   * retention holds only tasks past it.
+   */
+  newJournal(type: string, status: FinishedStatus, latestMs: number, nonce: string): string {
+    return `${this.journals(type, status)}${timeKey(Math.ceil(latestMs / 1000) * 1000)}/${nonce}.json`;
+  }
+  /** Parse a key under `done/`; `undefined` for anything foreign or malformed. */
+  parseJournal(key: string): JournalKey | undefined {
+    if (!key.startsWith(this.done)) return undefined;
+    const parts = key.slice(this.done.length).split("/");
+    if (parts.length !== 4) return undefined;
+    const [type, status, time, name] = parts as [string, string, string, string];
+    const timeMs = parseTimeKey(time);
+    if (
+      timeMs === undefined ||
+      !FINISHED.includes(status) ||
+      !NAME.test(type) ||
+      type.includes("..") ||
+      !/^[0-9a-f]{1,64}\.json$/.test(name)
+    )
+      return undefined;
+    return { key, type, status: status as FinishedStatus, timeMs };
   }
   /** Prefix of all worker heartbeats. */
   get workers(): string {

@@ -85,6 +85,9 @@ export const workerOptionsSchema = type({
   "minPollMs?": ms(10, 3_600_000, "a number of ms from 10 to 3600000 (1 hour)"),
   "maxPollMs?": ms(10, 3_600_000, "a number of ms from 10 to 3600000 (1 hour)"),
   "monitor?": "boolean",
+  "monitorRoundSeconds?": type("1 <= number <= 86400").describe(
+    "a number of seconds from 1 to 86400 (1 day)",
+  ),
   "heartbeatSeconds?": type("0 | 1 <= number <= 86400").describe(
     "0 (no heartbeats) or a number of seconds from 1 to 86400 (1 day)",
   ),

@@ -106,7 +106,7 @@ for (const target of targets) {
       const done = await queue.wait(t.id, { timeout: 20 });
       expect(mostActive).toBe(1);
       expect(done).toMatchObject({ status: "completed", output: "charged", attempt: 1 });
-      const events = (await queue.getHistory(t.id)).map((h) => h.task?.event);
+      const events = (await queue.getVersions(t.id)).map((h) => h.task?.event);
       expect(events).toContain("released");
     });
 
@@ -126,7 +126,7 @@ for (const target of targets) {
       await first.stop({ graceMs: 0 });
       const done = await queue.wait(t.id, { timeout: 20 });
       // Never handed back while it ran: the lease lapsed, and the lost attempt counts.
-      const events = (await queue.getHistory(t.id)).map((h) => h.task?.event);
+      const events = (await queue.getVersions(t.id)).map((h) => h.task?.event);
       expect(events).not.toContain("released");
       expect(done).toMatchObject({ status: "completed", output: 2, attempt: 2 });
       expect(done.lastError?.name).toBe("LeaseExpired");

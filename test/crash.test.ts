@@ -90,7 +90,7 @@ for (const target of sharedTargets) {
         expect(done.lastError).toMatchObject({ name: "LeaseExpired" });
         for (const t of others)
           expect((await queue.wait(t.id, { timeout: 30 })).status).toBe("completed");
-        const events = (await queue.getHistory(hung.id)).map((h) => h.task?.event);
+        const events = (await queue.getVersions(hung.id)).map((h) => h.task?.event);
         expect(events).toEqual(["submitted", "claimed", "claimed", "completed"]);
       } finally {
         await rescuer.stop();

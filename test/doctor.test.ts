@@ -111,6 +111,8 @@ for (const backend of backends) {
         "config",
         "access",
         "versioning",
+        // Only storages with bucket lifecycle rules (S3) have the lifecycle check.
+        ...(env.storage.getLifecycle === undefined ? [] : ["lifecycle"]),
         "create-if-absent",
         "compare-and-swap",
         "create-race",

@@ -52,7 +52,7 @@ for (const target of targets) {
       expect(done.attempt).toBe(1);
       expect(done.marker).toBeNull();
       expect(seen).toEqual([1]);
-      const history = await queue.getHistory(submitted.id);
+      const history = await queue.getVersions(submitted.id);
       expect(history.map((h) => h.task?.event)).toEqual(["submitted", "claimed", "completed"]);
       // Finished tasks leave nothing in the ready index: markers go in a batch within a second.
       const markerCount = async () => {
@@ -113,7 +113,7 @@ for (const target of targets) {
       const done = await queue.wait(t.id, { timeout: 20 });
       expect(done.status).toBe("completed");
       expect(done.output).toBe("ok");
-      const events = (await queue.getHistory(t.id)).map((h) => h.task!.event);
+      const events = (await queue.getVersions(t.id)).map((h) => h.task!.event);
       expect(events).toEqual([
         "submitted",
         "claimed",
@@ -235,7 +235,7 @@ for (const target of targets) {
       const done = await queue.wait(running.id, { timeout: 20 });
       expect(done.status).toBe("cancelled");
       expect(sawSignal).toBe(true);
-      expectValidHistory((await queue.getHistory(running.id)).map((h) => h.task!.event));
+      expectValidHistory((await queue.getVersions(running.id)).map((h) => h.task!.event));
     });
 
     it("returns the first task for a repeated idempotency key", async () => {
@@ -249,7 +249,7 @@ for (const target of targets) {
         ),
       );
       expect(new Set(racing.map((t) => t.id)).size).toBe(1);
-      expect((await queue.getHistory(racing[0]!.id)).length).toBe(1);
+      expect((await queue.getVersions(racing[0]!.id)).length).toBe(1);
       const markers = [];
       for await (const m of internals(queue).markers()) markers.push(m);
       // Losers may leave an orphan marker only until they delete it: none are left.
@@ -423,7 +423,7 @@ describe("versioning check", () => {
       await expect(connect({ storage })).rejects.toThrow(/versioning is (Disabled|Suspended)/);
       const q = await connect({ storage, allowNoVersioning: true, prefix: `unv-${Date.now()}` });
       const t = await q.submit("x", 1);
-      expect((await q.getHistory(t.id)).length).toBe(1);
+      expect((await q.getVersions(t.id)).length).toBe(1);
       await storage.delete(q.keys.task(t.id));
       await storage.delete(q.keys.full(t.marker!));
     });

@@ -7,25 +7,9 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { Queue } from "../src/queue/queue.ts";
-import type { Storage } from "../src/storage/storage.ts";
 import { type TaskContext, Worker, type WorkerOptions } from "../src/worker/worker.ts";
-import { type Target, type TargetInstance, targets } from "./helpers/targets.ts";
+import { keysUnder, type Target, type TargetInstance, targets } from "./helpers/targets.ts";
 import { fast, until } from "./helpers/wait.ts";
-
-/** Every key under `prefix`, page by page. */
-async function keysUnder(storage: Storage, prefix: string): Promise<string[]> {
-  const keys: string[] = [];
-  let token: string | undefined;
-  do {
-    const page = await storage.list({
-      prefix,
-      ...(token === undefined ? {} : { continuationToken: token }),
-    });
-    keys.push(...page.objects.map((o) => o.key));
-    token = page.isTruncated ? page.nextContinuationToken : undefined;
-  } while (token !== undefined);
-  return keys;
-}
 
 /** Delete every key under `ready/`: the whole index. */
 async function deleteIndex(queue: Queue): Promise<void> {

@@ -3,7 +3,8 @@
  * it claims and runs due tasks until none is left or its time budget runs out, then returns.
  * Unfinished tasks are handed back, so the next cron tick (or any other worker) continues.
  *
- * Storage: the R2 binding `QUEUE_R2` when present (no credentials; R2 keeps no task history),
+ * Storage: the R2 binding `QUEUE_R2` when present (no credentials; R2 keeps no object versions,
+ * so only each task's own event log, `queue.getHistory()`, records its past),
  * otherwise the S3 bucket described by the `OQ_*` / `AWS_*` variables of the Worker's `env`,
  * reached over signed `fetch` (aws4fetch on Web Crypto: no Node APIs, no `nodejs_compat`).
  *
@@ -74,7 +75,7 @@ async function open(env: Env): Promise<Queue> {
       ? await connect({
           ...common,
           storage: new R2Storage({ bucket: env.QUEUE_R2, name: "r2:QUEUE_R2" }),
-          // R2 bindings keep no history; say so explicitly.
+          // R2 bindings keep no object versions; say so explicitly.
           allowNoVersioning: true,
         })
       : await connect({ ...common, env: variables(env) });

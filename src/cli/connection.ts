@@ -34,7 +34,7 @@ export const commonArgs = {
   "allow-no-versioning": {
     type: "boolean",
     description:
-      "Run on a bucket without versioning; history is then unavailable (env OQ_ALLOW_NO_VERSIONING=1)",
+      "Run on a bucket without versioning; version history (history --versions) is then unavailable (env OQ_ALLOW_NO_VERSIONING=1)",
   },
 } as const satisfies ArgsDef;
 

@@ -86,7 +86,7 @@ function configFailureReport(error: OqError): DoctorReport {
 export default oqCommand({
   name: "doctor",
   description:
-    "Check config, connectivity, credentials and versioning, and prove the backend honours conditional writes.",
+    "Check config, connectivity, credentials, versioning and lifecycle rules, and prove the backend honours conditional writes.",
   examples: [
     "oq doctor",
     "oq doctor --url 's3://jobs?endpoint=http://localhost:9000' --verbose",

@@ -1,15 +1,16 @@
 /**
- * `oq history`: every stored version of a task, oldest first, read from bucket versioning.
+ * `oq history`: a task's event log, kept in its record (one GET, any backend); with `--versions`,
+ * every stored version of it, oldest first, read from bucket versioning.
  *
  * @module
  */
-import type { HistoryEntry } from "../queue/types.ts";
+import type { TaskVersion } from "../queue/types.ts";
 import type { TaskRecord } from "../task/record.ts";
 import { oqCommand } from "./args.ts";
 import { openQueue } from "./config.ts";
 import { out, outJson, paintStatus, styles, table } from "./output.ts";
 
-/** One line of a task's history, as `oq history --json` prints it. */
+/** One version of a task, as `oq history --versions --json` prints it. */
 export interface HistoryLine {
   /** Storage version id. */
   versionId: string;
@@ -33,7 +34,7 @@ export interface HistoryLine {
  * Flatten versions into lines. An outcome clears the lease, so its worker is taken from the
  * version before; an error is shown only on the version that recorded it, not on every later one.
  */
-export function historyLines(entries: readonly HistoryEntry[]): HistoryLine[] {
+export function historyLines(entries: readonly TaskVersion[]): HistoryLine[] {
   let previous: TaskRecord | null = null;
   return entries.map((entry) => {
     const task = entry.task;
@@ -71,17 +72,44 @@ export function historyLines(entries: readonly HistoryEntry[]): HistoryLine[] {
 
 export default oqCommand({
   name: "history",
-  description: "Show every version of a task: time, event, status, attempt, worker, error.",
-  examples: ["oq history 3f2a9c0d4e5b6a7c8d9e0f1a2b3c4d5e", "oq history $ID --json"],
+  description:
+    "Show a task's recent transitions (time, event, attempt, worker, error), or with --versions every stored version of it.",
+  examples: [
+    "oq history 3f2a9c0d4e5b6a7c8d9e0f1a2b3c4d5e",
+    "oq history $ID --versions",
+    "oq history $ID --json",
+  ],
   args: {
     id: { type: "positional", description: "Task id", required: true },
-    json: { type: "boolean", description: "Print the versions as a JSON array" },
+    versions: {
+      type: "boolean",
+      description:
+        "Read every stored version from bucket versioning (with status) instead of the log kept in the task",
+    },
+    json: { type: "boolean", description: "Print the entries (or versions) as a JSON array" },
   },
   async run(args) {
     const queue = await openQueue(args);
-    const lines = historyLines(await queue.getHistory(args.id));
-    if (args.json) return outJson(lines);
     const s = styles();
+    if (!args.versions) {
+      const entries = await queue.getHistory(args.id);
+      if (args.json) return outJson(entries);
+      const rows = entries.map((e) => [
+        e.at,
+        e.event,
+        String(e.attempt),
+        e.worker ?? s.dim("-"),
+        e.error === null ? "" : s.red(e.error),
+      ]);
+      for (const line of table([
+        ["TIME", "EVENT", "ATTEMPT", "WORKER", "ERROR"].map((h) => s.bold(h)),
+        ...rows,
+      ]))
+        out(line);
+      return;
+    }
+    const lines = historyLines(await queue.getVersions(args.id));
+    if (args.json) return outJson(lines);
     const rows = lines.map((l) => [
       l.at,
       l.event,

@@ -59,7 +59,8 @@ export async function requireSafeBackend(
   }
   const logger = options.logger ?? queue.logger;
   logger.info(`checking that ${queue.storage.name} honours conditional writes (oq doctor)`);
-  const report = await runDoctor(queue, options);
+  // The lifecycle check is the operator's business; a worker starting needs only the proof.
+  const report = await runDoctor(queue, { ...options, lifecycle: false });
   if (report.verdict === "unsafe") {
     unsafeError(
       queue,

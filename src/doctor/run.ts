@@ -13,6 +13,7 @@ import { checkCleanup } from "./cleanup.ts";
 import { checkCompareAndSwap } from "./compare-and-swap.ts";
 import { checkCreateIfAbsent } from "./create-if-absent.ts";
 import { checkCreateRace } from "./create-race.ts";
+import { checkLifecycle } from "./lifecycle.ts";
 import { checkListAfterWrite } from "./list-after-write.ts";
 import { CheckFailed, describeError, Probe } from "./probe.ts";
 import type { DoctorCheck, DoctorOptions, DoctorReport, Verdict } from "./types.ts";
@@ -147,6 +148,12 @@ export async function runDoctor(queue: Queue, options: DoctorOptions = {}): Prom
   await runner.run("versioning", "Bucket versioning (task history)", (e) =>
     checkVersioning(queue, e),
   );
+  // Advice for the operator, not proof of safety: requireSafeBackend turns it off for workers.
+  if (options.lifecycle !== false && queue.storage.getLifecycle !== undefined) {
+    await runner.run("lifecycle", "Lifecycle rules expire old versions and delete markers", (e) =>
+      checkLifecycle(queue, e),
+    );
+  }
   await runner.run("create-if-absent", "Create-if-absent (If-None-Match: *)", (e) =>
     checkCreateIfAbsent(probe, e).then(() => undefined),
   );

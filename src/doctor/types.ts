@@ -15,7 +15,7 @@ export type Verdict = "safe" | "unsafe" | "error";
 
 /** One check of the report. */
 export interface DoctorCheck {
-  /** Stable id: `config`, `access`, `versioning`, `create-if-absent`, `compare-and-swap`, `create-race`, `cas-race`, `list-after-write`, `cleanup`. */
+  /** Stable id: `config`, `access`, `versioning`, `lifecycle` (storages with lifecycle rules only), `create-if-absent`, `compare-and-swap`, `create-race`, `cas-race`, `list-after-write`, `cleanup`. */
   id: string;
   /** What it checks, for people. */
   title: string;
@@ -67,6 +67,12 @@ export interface DoctorOptions {
   onCheck?: (check: DoctorCheck) => void;
   /** The backend probed, when known better than doctor can recognise it; fits the advice. */
   provider?: BackendProvider;
+  /**
+   * Check that the bucket's lifecycle rules expire the queue's old versions and delete markers
+   * (a warning when they do not; storages with lifecycle rules only). Default true;
+   * `requireSafeBackend` turns it off: it is advice for the operator, not proof of safety.
+   */
+  lifecycle?: boolean;
 }
 
 /**

@@ -1,5 +1,5 @@
 /**
- * Check: bucket versioning, which task history relies on. Off is a warning, not a failure.
+ * Check: bucket versioning, which version history (`getVersions`) relies on. Off is a warning, not a failure.
  *
  * @module
  */
@@ -19,7 +19,7 @@ export async function checkVersioning(
     if (status !== "Enabled") {
       return {
         status: "warn",
-        fix: `Versioning is ${status}: task history is unavailable and connect() refuses the bucket unless OQ_ALLOW_NO_VERSIONING=1. Enable it: aws s3api put-bucket-versioning --bucket <bucket> --versioning-configuration Status=Enabled`,
+        fix: `Versioning is ${status}: version history (oq history --versions) is unavailable and connect() refuses the bucket unless OQ_ALLOW_NO_VERSIONING=1. Enable it: aws s3api put-bucket-versioning --bucket <bucket> --versioning-configuration Status=Enabled`,
       };
     }
     return undefined;
@@ -28,7 +28,7 @@ export async function checkVersioning(
     if (isOqError(error, "ACCESS_DENIED")) {
       return {
         status: "warn",
-        fix: "The credentials may not read the bucket's versioning (s3:GetBucketVersioning); grant it so oq can check that history is kept.",
+        fix: "The credentials may not read the bucket's versioning (s3:GetBucketVersioning); grant it so oq can check that version history is kept.",
       };
     }
     throw error;

@@ -17,8 +17,19 @@ export interface BulkCancelOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
-/** Cancel a task (see `Queue.cancel`). */
+/** Cancel a task (see `Queue.cancel`); a task cancelled at once is in the journal on return. */
 export async function cancelTask(
+  q: QueueInternals,
+  id: string,
+  reason: string | null,
+): Promise<TaskRecord> {
+  const task = await requestCancellation(q, id, reason);
+  await q.journal.flush();
+  return task;
+}
+
+/** Cancel a task, leaving its journal entry buffered (a bulk cancel writes them together). */
+async function requestCancellation(
   q: QueueInternals,
   id: string,
   reason: string | null,
@@ -37,11 +48,15 @@ export async function cancelTasks(
   options: BulkCancelOptions,
 ): Promise<CancelOutcome[]> {
   let done = 0;
-  return mapLimit(ids, 8, async (id): Promise<CancelOutcome> => {
-    const outcome = await cancelOne(q, id, options.reason);
-    options.onProgress?.(++done, ids.length);
-    return outcome;
-  });
+  try {
+    return await mapLimit(ids, 8, async (id): Promise<CancelOutcome> => {
+      const outcome = await cancelOne(q, id, options.reason);
+      options.onProgress?.(++done, ids.length);
+      return outcome;
+    });
+  } finally {
+    await q.journal.flush();
+  }
 }
 
 async function cancelOne(
@@ -55,7 +70,7 @@ async function cancelOne(
     return { id, ok: false, result: "invalid-id" };
   }
   try {
-    const task = await cancelTask(q, id, reason ?? null);
+    const task = await requestCancellation(q, id, reason ?? null);
     return {
       id,
       ok: true,

@@ -7,17 +7,15 @@
  *
  * @module
  */
+import type { FinishedStatus } from "../keys.ts";
 import type { TaskRecord } from "../task/record.ts";
-import { ms } from "../task/transitions.ts";
+import { ms, TERMINAL_STATUSES } from "../task/transitions.ts";
 
-/** The terminal states counted. */
-export const FINISHED_STATES = ["completed", "failed", "cancelled", "expired"] as const;
-
-/** A terminal state. */
-export type FinishedState = (typeof FINISHED_STATES)[number];
+/** The terminal states counted, in the order a tally lists them. */
+const FINISHED_STATES = TERMINAL_STATUSES as readonly FinishedStatus[];
 
 /** How many tasks reached each terminal state. */
-export type FinishedTally = Record<FinishedState, number>;
+export type FinishedTally = Record<FinishedStatus, number>;
 
 /** Minute buckets kept: the current minute and the 60 before it (the last hour, whole). */
 export const MINUTE_BUCKETS = 61;
@@ -60,7 +58,7 @@ class Buckets {
     this.#keep = keep;
   }
 
-  add(type: string, state: FinishedState, at: number): void {
+  add(type: string, state: FinishedStatus, at: number): void {
     const start = Math.floor(at / this.#width) * this.#width;
     let types = this.#buckets.get(start);
     if (types === undefined) {
@@ -178,7 +176,7 @@ export function addWindows(
   };
   const each = (
     buckets: FinishedSnapshot["minutes"],
-    visit: (start: number, type: string, state: FinishedState, n: number) => void,
+    visit: (start: number, type: string, state: FinishedStatus, n: number) => void,
   ) => {
     for (const [at, types] of Object.entries(buckets)) {
       const start = Date.parse(at);

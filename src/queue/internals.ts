@@ -15,6 +15,7 @@ import { DEFAULT_BACKOFF } from "../task/backoff.ts";
 import type { Backoff, TaskRecord } from "../task/record.ts";
 import { errorMessage } from "../util/errors.ts";
 import { randomHex } from "../util/format.ts";
+import { FinishedJournal } from "./journal.ts";
 import { ManifestStore } from "./manifest.ts";
 import type { Queue } from "./queue.ts";
 import type { MarkerListOptions, ReadyIndex } from "./ready-index.ts";
@@ -53,8 +54,10 @@ export class QueueInternals {
   readonly tasks: TaskStore;
   /** The ready markers. */
   readonly index: ReadyIndex;
-  /** The queue's manifest: protocol version, shards per type. */
+  /** The queue's manifest: protocol version, shards per type, retention. */
   readonly manifest: ManifestStore;
+  /** The finished journal: which tasks reached a terminal state, per type and status. */
+  readonly journal: FinishedJournal;
   /** Defaults for submitted tasks. */
   readonly defaults: ResolvedDefaults;
   readonly #maxInputBytes: number;
@@ -74,6 +77,7 @@ export class QueueInternals {
       timeoutSeconds: d.timeoutSeconds ?? null,
     };
     this.manifest = new ManifestStore(this.storage, this.keys, this.clock);
+    this.journal = new FinishedJournal(this);
     this.tasks = new TaskStore(this);
     this.index = this.tasks.index;
   }
@@ -112,9 +116,9 @@ export class QueueInternals {
     return this.index.markers(options);
   }
 
-  /** See {@link ReadyIndex.flush}. */
-  flush(): Promise<void> {
-    return this.index.flush();
+  /** Write what is buffered: batched marker deletes ({@link ReadyIndex.flush}) and the journal. */
+  async flush(): Promise<void> {
+    await Promise.all([this.index.flush(), this.journal.flush()]);
   }
 
   /** See {@link ReadyIndex.sweep}. */

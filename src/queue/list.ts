@@ -1,16 +1,18 @@
 /**
- * Reading many tasks: the filtered listing and a task's version history. Both read every object
- * they return, so they are meant for operators, not hot paths.
+ * Reading many tasks: the filtered listing and a task's version history, which read every object
+ * they return and so are meant for operators, not hot paths; and a task's own event log, which
+ * costs one GET.
  *
  * @module
  */
 import { MalformedObjectError, NotFoundError } from "../errors.ts";
 import { checkTaskId, checkTaskType } from "../keys.ts";
 import { checkOptions, listOptionsSchema } from "../options.ts";
-import { parseTask, type TaskRecord } from "../task/record.ts";
+import { parseTask, type TaskHistoryEntry, type TaskRecord } from "../task/record.ts";
+import { eventLog } from "../task/transitions.ts";
 import { mapLimit } from "../util/async.ts";
 import type { QueueInternals } from "./internals.ts";
-import type { HistoryEntry, ListTasksOptions, TaskPage } from "./types.ts";
+import type { ListTasksOptions, TaskPage, TaskVersion } from "./types.ts";
 
 /** One page of tasks, oldest key first, filtered by status and type. */
 export async function listTasks(q: QueueInternals, given: ListTasksOptions): Promise<TaskPage> {
@@ -57,8 +59,15 @@ async function readListed(q: QueueInternals, key: string): Promise<TaskRecord | 
   }
 }
 
+/** A task's event log, oldest first, from one GET of its record (see {@link eventLog}). */
+export async function taskHistory(q: QueueInternals, id: string): Promise<TaskHistoryEntry[]> {
+  const found = await q.read(id);
+  if (found === undefined) throw new NotFoundError(`Task ${id} not found.`, { key: id });
+  return eventLog(found.task);
+}
+
 /** Every stored version of a task, oldest first, across all pages of the version listing. */
-export async function taskHistory(q: QueueInternals, id: string): Promise<HistoryEntry[]> {
+export async function taskVersions(q: QueueInternals, id: string): Promise<TaskVersion[]> {
   const key = q.keys.task(checkTaskId(id));
   const versions = await listVersionsOf(q, key);
   if (versions.length === 0) throw new NotFoundError(`Task ${id} not found.`, { key: id });

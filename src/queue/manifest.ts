@@ -19,6 +19,13 @@ import { checkTaskType, type Keys } from "../keys.ts";
 import { type RetryPolicy, retry } from "../retry.ts";
 import type { Storage } from "../storage/storage.ts";
 import { DocumentStore } from "../store/documents.ts";
+import {
+  applyRetention,
+  checkRetention,
+  type RetentionInput,
+  type RetentionSettings,
+  retentionSchema,
+} from "./retention.ts";
 
 /**
  * The protocol this oq speaks. 1 was the layout before per-type partitions (`ready/{time}/...`,
@@ -45,6 +52,8 @@ export interface Manifest {
   createdAt: string;
   /** Hash shards per task type; a type not named has 1. Only ever raised. */
   shards: Record<string, number>;
+  /** How long finished tasks are kept (`./retention.ts`); absent: the defaults. */
+  retention?: RetentionSettings;
 }
 
 const manifestSchema = type({
@@ -52,6 +61,7 @@ const manifestSchema = type({
   protocol: "number.integer >= 1",
   createdAt: "string",
   shards: { "[string]": `1 <= number.integer <= ${MAX_SHARDS}` },
+  "retention?": retentionSchema,
 });
 
 const encoder = new TextEncoder();
@@ -167,6 +177,23 @@ export class ManifestStore {
       }
       if (shards === now) return undefined;
       return { ...value, shards: { ...value.shards, [type]: shards } };
+    });
+    if (done === undefined) return this.load({ fresh: true });
+    this.#cached = { manifest: done.value, readAt: this.#clock.localNow() };
+    return done.value;
+  }
+
+  /**
+   * Set how long finished tasks are kept, for the whole queue or for `type` (see
+   * `RetentionInput`). Returns the manifest.
+   */
+  async setRetention(given: RetentionInput, forType?: string): Promise<Manifest> {
+    if (forType !== undefined) checkTaskType(forType);
+    const change = checkRetention(given);
+    await this.load();
+    const done = await this.#documents.update(this.#keys.manifest, ({ value }) => {
+      const retention = applyRetention(value.retention, change, given, forType);
+      return retention === undefined ? undefined : { ...value, retention };
     });
     if (done === undefined) return this.load({ fresh: true });
     this.#cached = { manifest: done.value, readAt: this.#clock.localNow() };

@@ -7,27 +7,29 @@
  */
 import type { ServerClock } from "../clock.ts";
 import { parseDuration } from "../duration.ts";
-import { NotFoundError, TimeoutError } from "../errors.ts";
+import { InvalidStateError, NotFoundError, TimeoutError } from "../errors.ts";
 import type { Keys } from "../keys.ts";
 import type { Logger } from "../logger.ts";
 import type { Storage } from "../storage/storage.ts";
-import type { TaskRecord } from "../task/record.ts";
+import type { TaskHistoryEntry, TaskRecord } from "../task/record.ts";
 import { isTerminal, replayTask } from "../task/transitions.ts";
 import { sleep } from "../util/async.ts";
 import { type BulkCancelOptions, cancelTask, cancelTasks, cancelTasksOfType } from "./cancel.ts";
 import { attachInternals, QueueInternals } from "./internals.ts";
-import { listTasks, taskHistory } from "./list.ts";
+import { listTasks, taskHistory, taskVersions } from "./list.ts";
 import type { Manifest } from "./manifest.ts";
+import { type PruneOptions, type PruneResult, pruneTasks, replayMarginMs } from "./prune.ts";
 import { type RepairOptions, type RepairResult, repairIndex } from "./repair.ts";
+import { type RetentionInput, retentionMs } from "./retention.ts";
 import { type QueueStats, queueStats, type StatsOptions } from "./stats.ts";
 import { submitTask, submitTasks } from "./submit.ts";
 import type {
   CancelOutcome,
-  HistoryEntry,
   ListTasksOptions,
   QueueOptions,
   SubmitOptions,
   TaskPage,
+  TaskVersion,
   Versioned,
 } from "./types.ts";
 
@@ -99,11 +101,23 @@ export class Queue {
   }
 
   /**
-   * Every stored version of a task, oldest first, across all pages of the version listing.
-   * Needs a versioned bucket; on an unversioned one it returns only the current version.
+   * The task's event log, oldest first: its last `TASK_HISTORY_LIMIT` (20) transitions with time,
+   * worker, attempt and error, kept inside the record (consecutive lease renewals as one entry).
+   * One GET, on every backend (R2 included), and unaffected by lifecycle rules that expire old
+   * versions. Throws `NotFoundError` when the task does not exist.
    */
-  getHistory(id: string): Promise<HistoryEntry[]> {
+  getHistory(id: string): Promise<TaskHistoryEntry[]> {
     return taskHistory(this.#q, id);
+  }
+
+  /**
+   * Every stored version of a task, oldest first, across all pages of the version listing: the
+   * full record after each write, renewals included. Costs a LIST per 1,000 versions and a GET
+   * per version. Needs a versioned bucket and lasts only as long as it keeps the versions; on an
+   * unversioned one (R2) it returns only the current version.
+   */
+  getVersions(id: string): Promise<TaskVersion[]> {
+    return taskVersions(this.#q, id);
   }
 
   /**
@@ -211,9 +225,48 @@ export class Queue {
     return queueStats(this.#q, options);
   }
 
-  /** Put a failed, expired or cancelled task back to pending with a fresh retry budget. */
+  /**
+   * Put a failed, expired or cancelled task back to pending with a fresh retry budget. Throws
+   * `InvalidStateError` for a task in another state, and for one whose retention ends within
+   * the hour (or half its retention, when shorter): a prune may be deleting it (raise the
+   * retention with `setRetention` first).
+   */
   async replay(id: string): Promise<TaskRecord> {
-    const done = await this.#q.update(id, (task) => replayTask(task, this.now()));
+    const { retention } = await this.#q.manifest.load({ fresh: true });
+    const done = await this.#q.update(id, (task) => {
+      const next = replayTask(task, this.now());
+      const keep = retentionMs(retention, task.type, task.status as "failed");
+      const endsAt = Date.parse(task.finishedAt ?? task.updatedAt) + keep;
+      if (endsAt - replayMarginMs(keep) <= this.now())
+        throw new InvalidStateError(
+          `Cannot replay task ${id}: it is ${task.status} and its retention ends ${keep === 0 ? "at once" : `at ${new Date(endsAt).toISOString()}`}, so a prune may be deleting it. Raise the ${task.status} retention of ${task.type} (oq retention) and replay it again.`,
+          { key: id },
+        );
+      return next;
+    });
     return done.task;
+  }
+
+  /**
+   * Delete finished tasks whose retention has passed (see `setRetention`; defaults: completed
+   * 7 days, failed, cancelled and expired 30 days), through the finished journal: it reads no
+   * live task and, for completed tasks, not even those it deletes. Workers with the monitor on
+   * do this on their own, in small batches; this is for operators and for queues without one.
+   * Cost: a LIST per 1,000 journals, per journal past retention 1 GET and 1 DELETE, per 1,000
+   * tasks one `DeleteObjects`, and per failed, cancelled or expired task 1 GET (a replayed task
+   * is left alone). With `scan`, also the walk of `tasks/` described at {@link PruneOptions.scan}.
+   */
+  prune(options: PruneOptions = {}): Promise<PruneResult> {
+    return pruneTasks(this.#q, options);
+  }
+
+  /**
+   * Set how long finished tasks are kept, for the whole queue or (with `type`) one task type: per
+   * status a duration (`"7d"`, or seconds), `0` to keep nothing, `Infinity` to keep everything,
+   * `null` to fall back (to the queue's setting, then the default). Stored in the manifest, so
+   * every worker and `oq prune` use it (workers within 10 minutes). Returns the manifest.
+   */
+  setRetention(retention: RetentionInput, options: { type?: string } = {}): Promise<Manifest> {
+    return this.#q.manifest.setRetention(retention, options.type);
   }
 }

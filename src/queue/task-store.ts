@@ -19,7 +19,8 @@ import {
   type WriteResult,
 } from "../store/documents.ts";
 import { encodeTask, parseTask, type TaskRecord } from "../task/record.ts";
-import { placeMarker } from "../task/transitions.ts";
+import { isTerminal, placeMarker } from "../task/transitions.ts";
+import type { FinishedJournal } from "./journal.ts";
 import type { ManifestStore } from "./manifest.ts";
 import { ReadyIndex, type ReadyIndexDeps } from "./ready-index.ts";
 import type { Versioned, WriteOptions } from "./types.ts";
@@ -33,9 +34,11 @@ export class TaskStore {
   readonly #keys: Keys;
   readonly #clock: ServerClock;
   readonly #manifest: ManifestStore;
+  readonly #journal: FinishedJournal | undefined;
 
-  constructor(deps: Omit<ReadyIndexDeps, "read">) {
+  constructor(deps: Omit<ReadyIndexDeps, "read"> & { journal?: FinishedJournal }) {
     this.#keys = deps.keys;
+    this.#journal = deps.journal;
     this.#clock = deps.clock;
     this.#manifest = deps.manifest;
     this.documents = new DocumentStore(deps.storage, {
@@ -154,6 +157,9 @@ export class TaskStore {
       return result;
     }
     if (newMarker !== undefined) await this.index.heal(newMarker, startedLocal);
+    // A task that just finished goes into the finished journal (retention, dead letters).
+    if (isTerminal(result.value.status) && !isTerminal(current.task.status))
+      this.#journal?.record(result.value);
     const oldMarker = prev.marker;
     if (oldMarker !== null && oldMarker !== next.marker)
       await this.index.remove(oldMarker, options.batchMarkerDelete === true);

@@ -112,8 +112,8 @@ export interface CancelOutcome {
   task?: TaskRecord;
 }
 
-/** One stored version of a task, as {@link Queue.getHistory} returns it. */
-export interface HistoryEntry {
+/** One stored version of a task, as {@link Queue.getVersions} returns it. */
+export interface TaskVersion {
   /** The storage version id. */
   versionId: string;
   /** When the version was written (storage time). */

@@ -3,10 +3,11 @@
  * instead of the S3 API, so a Worker needs no credentials and no request signing.
  *
  * Differences from S3 that callers see:
- * - No history. R2 keeps one version per key (its bucket versioning is not exposed to bindings),
- *   so {@link R2Storage.versioning} reports `"Disabled"`, `listVersions` returns only current
- *   versions (id `"null"`), and `connect()` needs `allowNoVersioning: true`. `oq history` and
- *   `Queue.getHistory()` then show the current version only.
+ * - No version history. R2 keeps one version per key (its bucket versioning is not exposed to
+ *   bindings), so {@link R2Storage.versioning} reports `"Disabled"`, `listVersions` returns only
+ *   current versions (id `"null"`), and `connect()` needs `allowNoVersioning: true`.
+ *   `oq history --versions` and `Queue.getVersions()` then show the current version only; the
+ *   event log in each task (`Queue.getHistory()`, `oq history`) works as on S3.
  * - Conditional writes use R2's `onlyIf` (`etagMatches` for `ifMatch`, `etagDoesNotMatch: "*"`
  *   for `ifNoneMatch: "*"`). A failed condition makes R2 return `null` rather than throw; the
  *   driver turns that into {@link PreconditionFailedError}, or {@link NotFoundError} when the key

@@ -217,6 +217,19 @@ export interface Storage {
    * 1,000 keys). Missing keys succeed. Optional: callers fall back to {@link Storage.delete}.
    */
   deleteMany?(keys: readonly string[]): Promise<void>;
+  /**
+   * The bucket's lifecycle configuration as S3 sends it (GetBucketLifecycleConfiguration, the
+   * XML document `<LifecycleConfiguration>`), or `undefined` when the bucket has none.
+   * Optional: only S3 buckets have lifecycle rules (memory, file and the R2 binding do not).
+   * Read and merge rules with `./lifecycle.ts`.
+   */
+  getLifecycle?(): Promise<string | undefined>;
+  /**
+   * Replace the bucket's whole lifecycle configuration with this XML document
+   * (PutBucketLifecycleConfiguration). Optional, like {@link Storage.getLifecycle}. Build the
+   * document with `./lifecycle.ts`, which keeps the bucket's other rules.
+   */
+  putLifecycle?(xml: string): Promise<void>;
   /** One page of keys. */
   list(options?: ListOptions): Promise<ListResult>;
   /** One page of versions. */

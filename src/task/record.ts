@@ -62,6 +62,14 @@ const cancelSchema = type({
   reason: "string | null",
 });
 
+const historyEntrySchema = type({
+  event: eventSchema,
+  at: isoString,
+  worker: "string | null",
+  attempt: "number.integer >= 0",
+  error: "string | null",
+});
+
 const taskSchema = type({
   oq: "1",
   id: "string",
@@ -85,6 +93,9 @@ const taskSchema = type({
   idempotencyKey: "string | null",
   event: eventSchema,
   marker: "string | null",
+  // Records written before the log existed have no `history`; they read as an empty log, and
+  // their next transition starts it.
+  history: historyEntrySchema.array().default(() => []),
 });
 
 /** Every state a task can be in. */
@@ -147,6 +158,29 @@ export interface CancelRequest {
   reason: string | null;
 }
 
+/**
+ * One transition in a task's own event log ({@link TaskRecord.history}), kept inside the record
+ * so that `queue.getHistory()` needs one GET and no bucket versioning.
+ */
+export interface TaskHistoryEntry {
+  /** The transition. */
+  event: TaskEvent;
+  /** When it happened: the record's `updatedAt` after it (ISO 8601). */
+  at: string;
+  /**
+   * The worker involved: the lease holder, or for the end of an attempt (outcome, release,
+   * expired lease) the worker that ran it; null when no worker was involved.
+   */
+  worker: string | null;
+  /** The task's attempt count after the transition. */
+  attempt: number;
+  /**
+   * The error this transition recorded (`Name: message`, cut to `TASK_HISTORY_ERROR_CHARS`
+   * characters), or null when it recorded none. The full last error is in `lastError`.
+   */
+  error: string | null;
+}
+
 /** The stored task. Times are ISO 8601 strings so the object reads well in `aws s3 cp`. */
 export interface TaskRecord {
   /** Record format version. */
@@ -197,6 +231,12 @@ export interface TaskRecord {
    * not the one named here is stale and may be deleted (after a grace period).
    */
   marker: string | null;
+  /**
+   * The last `TASK_HISTORY_LIMIT` transitions, oldest first; consecutive lease renewals share
+   * one entry (the latest). Empty for a record written before the log existed, until its next
+   * transition.
+   */
+  history: TaskHistoryEntry[];
 }
 
 /**
@@ -214,6 +254,7 @@ true satisfies Same<typeof backoffSchema.infer, Backoff>;
 true satisfies Same<typeof leaseSchema.infer, Lease>;
 true satisfies Same<typeof taskErrorSchema.infer, TaskError>;
 true satisfies Same<typeof cancelSchema.infer, CancelRequest>;
+true satisfies Same<typeof historyEntrySchema.infer, TaskHistoryEntry>;
 true satisfies Same<typeof taskSchema.infer, TaskRecord>;
 
 const decoder = new TextDecoder();

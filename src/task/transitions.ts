@@ -24,6 +24,7 @@ import type {
   CancelRequest,
   TaskError,
   TaskEvent,
+  TaskHistoryEntry,
   TaskRecord,
   TaskStatus,
 } from "./record.ts";
@@ -67,7 +68,7 @@ export function createTask(spec: NewTask, now: number): TaskRecord {
       `Task expires (${iso(spec.expiresAt)}) before it becomes available (${iso(spec.availableAt)}): give a later TTL/expiry or an earlier schedule.`,
     );
   }
-  return {
+  const task: TaskRecord = {
     oq: 1,
     id: spec.id,
     type: spec.type,
@@ -90,7 +91,73 @@ export function createTask(spec: NewTask, now: number): TaskRecord {
     idempotencyKey: spec.idempotencyKey,
     event: "submitted",
     marker: spec.marker,
+    history: [],
   };
+  return { ...task, history: [historyEntry(task, task)] };
+}
+
+/**
+ * How many transitions a task's own event log (`TaskRecord.history`) keeps: the last 20. Enough
+ * for a task's story through several retries (claim, renewal, outcome per attempt) while the
+ * record stays small; older entries remain in the bucket's versions where it keeps them.
+ */
+export const TASK_HISTORY_LIMIT = 20;
+
+/**
+ * The longest error text an event log entry keeps, in characters; a longer one is cut and ends
+ * in "…". With {@link TASK_HISTORY_LIMIT} this bounds what the log adds to a record (about 7 KB
+ * at most), whatever handlers throw.
+ */
+export const TASK_HISTORY_ERROR_CHARS = 200;
+
+/**
+ * A task's event log, oldest first. A record written before the log existed has none; its own
+ * last transition (its `event`, at its `updatedAt`) stands in for it, so such a task's history
+ * starts with what it last did rather than empty.
+ */
+export function eventLog(task: TaskRecord): TaskHistoryEntry[] {
+  if (task.history.length > 0) return task.history;
+  return [historyEntry(task, task)];
+}
+
+/**
+ * `next` (the result of a transition from `prev`) with that transition appended to its event log,
+ * trimmed to the last {@link TASK_HISTORY_LIMIT}. Every transition returns through it. A renewal
+ * right after a renewal replaces that entry instead of adding one: a task renews each time half
+ * its lease has gone, and twenty renewals of a long run would push its claim and every earlier
+ * attempt out of the log; the claim before them says when the run started, the kept renewal
+ * when its worker was last heard from.
+ */
+function logged(prev: TaskRecord, next: TaskRecord): TaskRecord {
+  const entry = historyEntry(prev, next);
+  const before = eventLog(prev);
+  const kept =
+    entry.event === "lease-renewed" && before.at(-1)?.event === "lease-renewed"
+      ? before.slice(0, -1)
+      : before;
+  return { ...next, history: [...kept, entry].slice(-TASK_HISTORY_LIMIT) };
+}
+
+/**
+ * The log entry of the transition from `prev` to `next`. The end of an attempt clears the lease,
+ * so its worker is the one that held `prev`'s; an error is logged by the transition that
+ * recorded it (a new `lastError`), not by every later one.
+ */
+function historyEntry(prev: TaskRecord, next: TaskRecord): TaskHistoryEntry {
+  const error = next.lastError !== prev.lastError ? next.lastError : null;
+  return {
+    event: next.event,
+    at: next.updatedAt,
+    worker: next.lease?.workerId ?? prev.lease?.workerId ?? null,
+    attempt: next.attempt,
+    error: error === null ? null : clip(`${error.name}: ${error.message}`),
+  };
+}
+
+function clip(text: string): string {
+  return text.length <= TASK_HISTORY_ERROR_CHARS
+    ? text
+    : `${text.slice(0, TASK_HISTORY_ERROR_CHARS - 1)}…`;
 }
 
 /** True when a pending task's TTL has run out. */
@@ -200,7 +267,7 @@ export function claimTask(task: TaskRecord, spec: ClaimSpec): TaskRecord {
   const takeover = isLeaseExpired(task, spec.now);
   if (!takeover && !isClaimable(task, spec.now)) invalid(task, "claim");
   if (task.cancel !== null) invalid(task, "claim a cancel-requested");
-  return {
+  return logged(task, {
     ...task,
     status: "running",
     attempt: task.attempt + 1,
@@ -209,7 +276,7 @@ export function claimTask(task: TaskRecord, spec: ClaimSpec): TaskRecord {
     lease: { token: spec.token, workerId: spec.workerId, expiresAt: iso(spec.now + spec.leaseMs) },
     lastError: takeover ? leaseExpiredError(task, spec.now) : task.lastError,
     event: "claimed",
-  };
+  });
 }
 
 /** Extend the lease held with `token` to `now + leaseMs`. */
@@ -220,12 +287,12 @@ export function renewLease(
   now: number,
 ): TaskRecord {
   requireLease(task, token, "renew the lease of");
-  return {
+  return logged(task, {
     ...task,
     updatedAt: iso(now),
     lease: { ...task.lease!, expiresAt: iso(now + leaseMs) },
     event: "lease-renewed",
-  };
+  });
 }
 
 /**
@@ -240,9 +307,12 @@ export function completeTask(
 ): TaskRecord {
   requireLease(task, token, "complete");
   const cancelled = task.cancel !== null;
-  return finish(task, cancelled ? "cancelled" : "completed", now, {
-    output: output === undefined ? null : output,
-  });
+  return logged(
+    task,
+    finish(task, cancelled ? "cancelled" : "completed", now, {
+      output: output === undefined ? null : output,
+    }),
+  );
 }
 
 /** True when the task has runs left after its current attempt. */
@@ -286,7 +356,7 @@ export function failAttempt(
     at: iso(now),
     permanent: failure.permanent === true,
   };
-  return afterFailure(task, error, now, random);
+  return logged(task, afterFailure(task, error, now, random));
 }
 
 function leaseExpiredError(task: TaskRecord, now: number): TaskError {
@@ -306,7 +376,7 @@ function leaseExpiredError(task: TaskRecord, now: number): TaskError {
 export function expireLease(task: TaskRecord, now: number, random: number): TaskRecord {
   if (!isLeaseExpired(task, now)) invalid(task, "expire the live lease of");
   const next = afterFailure(task, leaseExpiredError(task, now), now, random);
-  return next.status === "pending" ? { ...next, event: "lease-expired" } : next;
+  return logged(task, next.status === "pending" ? { ...next, event: "lease-expired" } : next);
 }
 
 /**
@@ -315,8 +385,8 @@ export function expireLease(task: TaskRecord, now: number, random: number): Task
  */
 export function releaseTask(task: TaskRecord, token: string, now: number): TaskRecord {
   requireLease(task, token, "release");
-  if (task.cancel !== null) return finish(task, "cancelled", now);
-  return {
+  if (task.cancel !== null) return logged(task, finish(task, "cancelled", now));
+  return logged(task, {
     ...task,
     status: "pending",
     attempt: task.attempt - 1,
@@ -324,7 +394,7 @@ export function releaseTask(task: TaskRecord, token: string, now: number): TaskR
     updatedAt: iso(now),
     lease: null,
     event: "released",
-  };
+  });
 }
 
 /**
@@ -335,21 +405,21 @@ export function releaseTask(task: TaskRecord, token: string, now: number): TaskR
 export function requestCancel(task: TaskRecord, reason: string | null, now: number): TaskRecord {
   if (isTerminal(task.status)) invalid(task, "cancel");
   const cancel: CancelRequest = { requestedAt: iso(now), reason };
-  if (task.status === "pending") return finish(task, "cancelled", now, { cancel });
+  if (task.status === "pending") return logged(task, finish(task, "cancelled", now, { cancel }));
   if (task.cancel !== null) return task;
-  return { ...task, cancel, updatedAt: iso(now), event: "cancel-requested" };
+  return logged(task, { ...task, cancel, updatedAt: iso(now), event: "cancel-requested" });
 }
 
 /** End a cancel-requested running task as cancelled (its handler stopped without a result). */
 export function finishCancelled(task: TaskRecord, token: string, now: number): TaskRecord {
   requireLease(task, token, "cancel");
-  return finish(task, "cancelled", now);
+  return logged(task, finish(task, "cancelled", now));
 }
 
 /** A pending task whose TTL ran out before it started → expired. */
 export function expireTask(task: TaskRecord, now: number): TaskRecord {
   if (!isExpired(task, now)) invalid(task, "expire");
-  return finish(task, "expired", now);
+  return logged(task, finish(task, "expired", now));
 }
 
 /**
@@ -360,7 +430,7 @@ export function replayTask(task: TaskRecord, now: number): TaskRecord {
   if (task.status !== "failed" && task.status !== "expired" && task.status !== "cancelled") {
     invalid(task, "replay");
   }
-  return {
+  return logged(task, {
     ...task,
     status: "pending",
     attempt: 0,
@@ -372,7 +442,7 @@ export function replayTask(task: TaskRecord, now: number): TaskRecord {
     lease: null,
     cancel: null,
     event: "replayed",
-  };
+  });
 }
 
 /**

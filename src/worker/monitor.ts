@@ -26,12 +26,16 @@ import {
 import { mapLimit } from "../util/async.ts";
 import { errorMessage } from "../util/errors.ts";
 import type { Emit, WorkerStats } from "./events.ts";
+import { Pruner } from "./pruner.ts";
 import type { SkipList } from "./skip.ts";
 
 /** A due marker from a listing, with its storage time. */
 export type Candidate = ReadyMarker & { lastModified: Date };
 
-/** How often a monitor starts a round (manifest, types, partitions of types nobody here runs). */
+/**
+ * How often a monitor starts a round (manifest, types, partitions of types nobody here runs,
+ * pruning), by default.
+ */
 export const MONITOR_ROUND_MS = 10 * 60_000;
 
 /** A marker kept because its task was written by hand with a mistake is read again after this. */
@@ -41,6 +45,8 @@ const STRANDED_RECHECK_MS = 10 * 60_000;
 export interface MonitorOptions {
   /** Whether this worker runs the monitor (else it only acts on tasks of its own types). */
   enabled: boolean;
+  /** Time between the starts of rounds, ms. Default {@link MONITOR_ROUND_MS}. */
+  roundMs?: number;
   stats: WorkerStats;
   /** The worker's finished counts (its heartbeat reports them). */
   finished: FinishedCounter;
@@ -65,6 +71,8 @@ export class Monitor {
   readonly #handles: (type: string) => boolean;
   readonly #owns: (partition: string) => boolean;
   readonly #mine: (id: string) => boolean;
+  readonly #roundMs: number;
+  readonly #pruner: Pruner;
   /** Stale markers and malformed keys found, deleted in one batch per listing. */
   readonly #sweep = new Map<string, Pick<ReadyMarker, "key"> & Partial<ReadyMarker>>();
   /** When the current round started, local ms. */
@@ -82,6 +90,8 @@ export class Monitor {
     this.#handles = options.handles;
     this.#owns = options.owns;
     this.#mine = options.mine ?? (() => true);
+    this.#roundMs = options.roundMs ?? MONITOR_ROUND_MS;
+    this.#pruner = new Pruner(queue, options.owns);
   }
 
   /** Whether this worker runs the monitor. */
@@ -121,11 +131,12 @@ export class Monitor {
     if (!this.#enabled) return false;
     const local = this.#queue.clock.localNow();
     if (this.#steps.length === 0) {
-      if (local - this.#roundAt < MONITOR_ROUND_MS) return false;
+      if (local - this.#roundAt < this.#roundMs) return false;
       this.#roundAt = local;
       this.#steps = [
         () => this.#queue.manifest.load({ fresh: true }).then(() => {}),
         () => this.#types(now),
+        this.#pruner.start((step) => this.#steps.push(step)),
       ];
       if (this.#owns(this.#queue.keys.stoppedWorkers)) this.#steps.push(() => this.#pruneStopped());
     }

@@ -70,8 +70,17 @@ export interface WorkerOptions {
   minPollMs?: number;
   /** Longest pause between polls when idle, in ms. Default 6000 (10 LISTs a minute). */
   maxPollMs?: number;
-  /** Run the monitor (lease recovery, TTL expiry, stale marker removal). Default true. */
+  /**
+   * Run the monitor (lease recovery, TTL expiry, stale marker removal, pruning finished tasks
+   * past their retention). Default true.
+   */
   monitor?: boolean;
+  /**
+   * Seconds between the starts of the monitor's rounds (manifest refresh, types nobody here
+   * runs, pruning). Each round spends one request per poll, in place of a poll's listing.
+   * Default 600 (10 minutes).
+   */
+  monitorRoundSeconds?: number;
   /** Seconds between heartbeat writes; 0 disables heartbeats. Default 60. */
   heartbeatSeconds?: number;
   /** How long {@link Worker.stop} waits for running handlers before firing their signals, ms. Default 10000. */
@@ -121,6 +130,7 @@ export function resolveOptions(
     minPollMs: options.minPollMs ?? 250,
     maxPollMs: options.maxPollMs ?? 6000,
     monitor: options.monitor ?? true,
+    monitorRoundSeconds: options.monitorRoundSeconds ?? 600,
     heartbeatSeconds: options.heartbeatSeconds ?? 60,
     shutdownGraceMs: options.shutdownGraceMs ?? 10_000,
     signalGraceMs: options.signalGraceMs ?? 5000,

@@ -14,6 +14,7 @@ import type { FinishedCounter } from "../queue/finished-counts.ts";
 import type { QueueInternals } from "../queue/internals.ts";
 import { errorMessage } from "../util/errors.ts";
 import type { WorkerStats } from "./events.ts";
+import { GoneHeartbeats } from "./gone-workers.ts";
 
 /** What a heartbeat says about its worker, besides its id and the time. */
 export interface HeartbeatState {
@@ -176,13 +177,15 @@ export class Peers {
 
   /**
    * Live workers from the heartbeat listing (one LIST per heartbeat; no reads): those whose
-   * heartbeat is younger than three intervals, and always this worker. The delimiter rolls
+   * heartbeat is younger than three intervals, and always this worker. The first of them also
+   * deletes heartbeats of workers gone a day ({@link GoneHeartbeats}). The delimiter rolls
    * `workers/stopped/` up into one entry, so stopped workers' counts are never paged through.
    */
   async refresh(): Promise<void> {
     const q = this.#queue;
     const freshAfter = q.now() - 3 * this.#heartbeatSeconds * 1000;
     const peers = new Set([this.#id]);
+    const gone = new GoneHeartbeats(q.keys.workers, q.now(), q.keys.worker(this.#id));
     let continuationToken: string | undefined;
     do {
       const page = await q.storage.list({
@@ -191,11 +194,14 @@ export class Peers {
         ...(continuationToken ? { continuationToken } : {}),
       });
       for (const o of page.objects) {
+        gone.see(o);
         const m = /^([^/]+)\.json$/.exec(o.key.slice(q.keys.workers.length));
         if (m !== null && o.lastModified.getTime() >= freshAfter) peers.add(m[1]!);
       }
       continuationToken = page.isTruncated ? page.nextContinuationToken : undefined;
     } while (continuationToken !== undefined);
     this.#peers = [...peers].sort();
+    // The first live worker deletes heartbeats of workers gone a day (gone-workers.ts).
+    if (this.#peers[0] === this.#id) await gone.delete(q.storage, q.logger);
   }
 }

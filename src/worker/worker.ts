@@ -93,6 +93,7 @@ export class Worker {
     const skip = new SkipList(queue.clock);
     const monitor = new Monitor(q, {
       enabled: o.monitor,
+      roundMs: o.monitorRoundSeconds * 1000,
       stats: this.stats,
       finished: this.#finished,
       emit: this.#emit,

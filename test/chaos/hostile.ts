@@ -61,6 +61,7 @@ function baseTask(id: string, marker: string, now: number): TaskRecord {
     idempotencyKey: null,
     event: "submitted",
     marker,
+    history: [],
   };
 }
 

@@ -85,6 +85,27 @@ describe("chaos invariants", () => {
     expect(report).toMatchObject({ ok: true, takeovers: 1, duplicated: [ID], lost: [] });
   });
 
+  it("catch an event log that disagrees with the versions (an entry lost or appended twice)", async () => {
+    const b = bucket();
+    const s = submitted();
+    await b.write(s);
+    b.at(100);
+    const a = claim(s, "A", "ta", 100);
+    await b.write(a);
+    b.at(200);
+    const done = completeTask(a, "ta", 1, T0 + 200);
+    // The log lost the claim and logged the completion twice.
+    const last = done.history.at(-1)!;
+    await b.write({ ...done, history: [done.history[0]!, last, last] });
+    const report = await checkRun(
+      b.queue,
+      log({ completions: [{ id: ID, workerId: "A", attempt: 1 }] }),
+    );
+    expect(report.violations).toEqual([
+      `${ID}: its event log reads submitted,completed,completed, its versions submitted,claimed,completed`,
+    ]);
+  });
+
   it("catch a worker whose lease was taken over writing afterwards", async () => {
     const b = bucket();
     const s = submitted();

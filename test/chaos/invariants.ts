@@ -13,6 +13,8 @@
  *   task is recorded completed twice.
  * - **Valid transitions**: the history starts with `submitted` and every step is allowed by
  *   `TRANSITIONS` (src/task/transitions.ts).
+ * - **The event log agrees**: the current record's own log (`history`) lists the versions'
+ *   events, consecutive renewals as one, the last `TASK_HISTORY_LIMIT` of them.
  * - **Only the lease holder writes a running task**: every claim starts a new attempt with a new
  *   token; every version written by a lease holder (renewal, completion, retry, failure, release)
  *   continues the attempt and the lease of the version before it. A worker whose lease was taken
@@ -29,9 +31,14 @@
  */
 import { NotFoundError } from "../../src/errors.ts";
 import type { Queue } from "../../src/queue/queue.ts";
-import type { HistoryEntry } from "../../src/queue/types.ts";
+import type { TaskVersion } from "../../src/queue/types.ts";
 import type { TaskEvent, TaskRecord, TaskStatus } from "../../src/task/record.ts";
-import { ms, TERMINAL_STATUSES, TRANSITIONS } from "../../src/task/transitions.ts";
+import {
+  ms,
+  TASK_HISTORY_LIMIT,
+  TERMINAL_STATUSES,
+  TRANSITIONS,
+} from "../../src/task/transitions.ts";
 import { mapLimit } from "../../src/util/async.ts";
 
 /** One handler execution, as the worker that ran it recorded it. */
@@ -149,7 +156,7 @@ export async function checkRun(
 
   const histories = await mapLimit([...submitted], options.concurrency ?? 8, async (id) => {
     try {
-      return { id, history: await queue.getHistory(id) };
+      return { id, history: await queue.getVersions(id) };
     } catch (error) {
       if (error instanceof NotFoundError) return { id, history: undefined };
       throw error;
@@ -165,7 +172,7 @@ export async function checkRun(
       continue;
     }
     versions += history.length;
-    const entries = history.filter((h): h is HistoryEntry & { task: TaskRecord } => {
+    const entries = history.filter((h): h is TaskVersion & { task: TaskRecord } => {
       if (h.task === null) bad(`version ${h.versionId} is a delete marker`);
       return h.task !== null;
     });
@@ -186,6 +193,18 @@ export async function checkRun(
     if (completed.length > 1 || reports.length > 1) {
       completedTwice.add(id);
       bad(`completed ${completed.length} times, reported by ${reports.length} workers`);
+    }
+
+    // The event log in the record tells the versions' story: one entry per version (consecutive
+    // renewals as one), the last TASK_HISTORY_LIMIT of them; no write appended twice or skipped.
+    if (last !== undefined && entries[0]!.task.history.length > 0) {
+      const told = events(entries)
+        .split(",")
+        .filter((e, i, all) => !(e === "lease-renewed" && all[i + 1] === "lease-renewed"))
+        .slice(-TASK_HISTORY_LIMIT)
+        .join(",");
+      const logged = last.task.history.map((e) => e.event).join(",");
+      if (logged !== told) bad(`its event log reads ${logged}, its versions ${told}`);
     }
 
     // Transitions, and who wrote each version.

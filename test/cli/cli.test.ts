@@ -267,15 +267,18 @@ for (const backend of backends) {
       const keyedId = keyed.stdout.trim();
       expect(delayed.stderr).toMatch(/due in (59m|1h)/);
 
-      const [again, status, statusJson, list, listJson, filtered, history] = await Promise.all([
-        run("submit", "-t", "report", "--idempotency-key", "order-42"),
-        run("status", delayedId),
-        run("status", delayedId, "--json"),
-        run("list"),
-        run("list", "--json"),
-        run("list", "--type", "email", "--status", "pending,running", "--json", "--limit", "1"),
-        run("history", id, "--json"),
-      ]);
+      const [again, status, statusJson, list, listJson, filtered, history, log] = await Promise.all(
+        [
+          run("submit", "-t", "report", "--idempotency-key", "order-42"),
+          run("status", delayedId),
+          run("status", delayedId, "--json"),
+          run("list"),
+          run("list", "--json"),
+          run("list", "--type", "email", "--status", "pending,running", "--json", "--limit", "1"),
+          run("history", id, "--versions", "--json"),
+          run("history", id, "--json"),
+        ],
+      );
       expect(again.stdout.trim()).toBe(keyedId);
 
       expect(status.code).toBe(0);
@@ -324,6 +327,10 @@ for (const backend of backends) {
       expect(Object.keys(versions[0]).sort()).toEqual(
         ["at", "attempt", "error", "event", "status", "task", "versionId", "worker"].sort(),
       );
+      // Without --versions: the event log kept in the record.
+      expect(JSON.parse(log.stdout)).toEqual([
+        { event: "submitted", at: versions[0].at, worker: null, attempt: 0, error: null },
+      ]);
 
       const [cancel, cancelUnknown, statusUnknown, historyUnknown, replayPending] =
         await Promise.all([
@@ -366,9 +373,10 @@ for (const backend of backends) {
       );
       expect(byTypeResult.every((o: { result: string }) => o.result === "cancelled")).toBe(true);
 
-      const [after, replayedHistory] = await Promise.all([
+      const [after, replayedHistory, replayedVersions] = await Promise.all([
         run("list", "--status", "cancelled", "--json"),
         run("history", id),
+        run("history", id, "--versions"),
       ]);
       expect(
         JSON.parse(after.stdout)
@@ -376,8 +384,15 @@ for (const backend of backends) {
           .sort(),
       ).toEqual([record.id, delayedId, keyedId].sort());
       const historyLines = replayedHistory.stdout.trimEnd().split("\n");
-      expect(historyLines[0]).toMatch(/^TIME\s+EVENT\s+STATUS\s+ATTEMPT\s+WORKER\s+ERROR$/);
+      expect(historyLines[0]).toMatch(/^TIME\s+EVENT\s+ATTEMPT\s+WORKER\s+ERROR$/);
       expect(historyLines.slice(1).map((l) => l.split(/\s+/)[1])).toEqual([
+        "submitted",
+        "cancelled",
+        "replayed",
+      ]);
+      const versionLines = replayedVersions.stdout.trimEnd().split("\n");
+      expect(versionLines[0]).toMatch(/^TIME\s+EVENT\s+STATUS\s+ATTEMPT\s+WORKER\s+ERROR$/);
+      expect(versionLines.slice(1).map((l) => l.split(/\s+/)[1])).toEqual([
         "submitted",
         "cancelled",
         "replayed",

@@ -64,6 +64,21 @@ export function testS3Storage(bucket?: string): S3Storage {
   });
 }
 
+/** Every key under `prefix`, page by page. */
+export async function keysUnder(storage: Storage, prefix: string): Promise<string[]> {
+  const keys: string[] = [];
+  let token: string | undefined;
+  do {
+    const page = await storage.list({
+      prefix,
+      ...(token === undefined ? {} : { continuationToken: token }),
+    });
+    keys.push(...page.objects.map((o) => o.key));
+    token = page.isTruncated ? page.nextContinuationToken : undefined;
+  } while (token !== undefined);
+  return keys;
+}
+
 /** Delete every version of every key under `prefix`. */
 export async function removePrefix(storage: Storage, prefix: string): Promise<void> {
   let keyMarker: string | undefined;

@@ -188,8 +188,9 @@ describe("Monitor", () => {
     };
     let steps = 0;
     while (await monitor.step(queue.now())) steps++;
-    // The manifest, the delimiter listing, the one video partition, the stopped workers' files.
-    expect(steps).toBe(4);
+    // The manifest, the delimiter listing, the journal types (pruning), the stopped workers'
+    // files, and the one video partition.
+    expect(steps).toBe(5);
     expect(reads.filter((k) => k.startsWith(queue.keys.tasks))).toEqual([
       queue.keys.task(short.id),
     ]);

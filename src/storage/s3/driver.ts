@@ -16,6 +16,7 @@ import { AwsClient } from "aws4fetch";
 import {
   AccessDeniedError,
   AmbiguousWriteError,
+  isOqError,
   type OqErrorDetails,
   StorageError,
   ValidationError,
@@ -54,6 +55,14 @@ import { resolveS3Options, type S3Fetch, type S3StorageOptions } from "./options
 import { amzDate, httpDate, type Ok, type Op } from "./request.ts";
 import { type BucketAddress, checkKey, requestUrl } from "./url.ts";
 import { children, escapeXml, parseXml, text, type XmlElement } from "./xml.ts";
+
+/** The base64 SHA-256 of a request body, for `x-amz-checksum-sha256`. */
+async function sha256Base64(body: Uint8Array): Promise<string> {
+  const digest = new Uint8Array(
+    await crypto.subtle.digest("SHA-256", body as Uint8Array<ArrayBuffer>),
+  );
+  return btoa(String.fromCharCode(...digest));
+}
 
 /** S3's limit of keys per DeleteObjects request. */
 const MAX_BATCH_DELETE = 1000;
@@ -254,13 +263,12 @@ export class S3Storage implements Storage {
     const body = new TextEncoder().encode(xml);
     // DeleteObjects demands a body digest. Content-MD5 would need an MD5 that web crypto lacks;
     // AWS and MinIO accept a SHA-256 checksum instead.
-    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", body));
     const { res, body: answer } = await this.#send({
       method: "POST",
       query: [["delete", ""]],
       headers: {
         "content-type": "application/xml",
-        "x-amz-checksum-sha256": btoa(String.fromCharCode(...digest)),
+        "x-amz-checksum-sha256": await sha256Base64(body),
       },
       body,
     });
@@ -278,6 +286,40 @@ export class S3Storage implements Storage {
     throw code === "AccessDenied"
       ? new AccessDeniedError(`${message}; ${CREDENTIALS_HINT}`, details)
       : new StorageError(message, details);
+  }
+
+  /** {@inheritDoc Storage.getLifecycle} */
+  async getLifecycle(): Promise<string | undefined> {
+    try {
+      const { res, body } = await this.#send({ method: "GET", query: [["lifecycle", ""]] });
+      this.#parseBody(res, body, "LifecycleConfiguration", "GET lifecycle");
+      return new TextDecoder().decode(body);
+    } catch (error) {
+      if (isOqError(error, "NOT_FOUND") && error.s3Code === "NoSuchLifecycleConfiguration") {
+        return undefined;
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * {@inheritDoc Storage.putLifecycle}
+   *
+   * PutBucketLifecycleConfiguration demands a body digest. Web crypto has no MD5 for
+   * Content-MD5; AWS and MinIO accept a SHA-256 checksum instead (as for DeleteObjects).
+   */
+  async putLifecycle(xml: string): Promise<void> {
+    const body = new TextEncoder().encode(xml);
+    await this.#send({
+      method: "PUT",
+      query: [["lifecycle", ""]],
+      headers: {
+        "content-type": "application/xml",
+        "x-amz-sdk-checksum-algorithm": "SHA256",
+        "x-amz-checksum-sha256": await sha256Base64(body),
+      },
+      body,
+    });
   }
 
   /** {@inheritDoc Storage.list} */

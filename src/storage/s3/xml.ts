@@ -217,3 +217,21 @@ export function children(el: XmlElement, name: string): XmlElement[] {
 export function text(el: XmlElement, name: string): string {
   return child(el, name)?.text ?? "";
 }
+
+/**
+ * Writes an element back as XML: a leaf as its text, anything else as its children (S3's
+ * configuration documents have no mixed content and no attributes but the root's namespace,
+ * which the caller adds). Parsing and writing a rule keeps every element and value of it.
+ */
+export function writeXml(el: XmlElement): string {
+  const inner =
+    el.children.length === 0 ? escapeXml(el.text) : el.children.map((c) => writeXml(c)).join("");
+  return `<${el.name}>${inner}</${el.name}>`;
+}
+
+/** An element built in code: a leaf with `text`, or a container of `children`. */
+export function element(name: string, content: string | XmlElement[]): XmlElement {
+  return typeof content === "string"
+    ? { name, children: [], text: content }
+    : { name, children: content, text: "" };
+}

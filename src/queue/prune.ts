@@ -1,0 +1,335 @@
+/**
+ * Pruning: deleting finished tasks once their retention has passed (docs/protocol.md,
+ * "Retention"). Driven by the finished journal, so it reads only journals past their retention
+ * and, for the statuses a replay can leave (failed, cancelled, expired), the tasks themselves;
+ * completed tasks never change again and are deleted unread. A scan of `tasks/` is the backstop
+ * for tasks the journal does not name (a writer killed before its flush; tasks finished before
+ * the journal existed).
+ *
+ * @module
+ */
+import { NotFoundError, ThrottledError, ValidationError } from "../errors.ts";
+import { checkTaskType, type FinishedStatus, type JournalKey } from "../keys.ts";
+import type { TaskRecord } from "../task/record.ts";
+import { isTerminal } from "../task/transitions.ts";
+import { mapLimit } from "../util/async.ts";
+import { errorMessage } from "../util/errors.ts";
+import type { QueueInternals } from "./internals.ts";
+import type { JournalEntry } from "./journal.ts";
+import type { Manifest } from "./manifest.ts";
+import {
+  checkRetention,
+  FINISHED_STATUSES,
+  REPLAY_MARGIN_MS,
+  type RetentionInput,
+  type RetentionSettings,
+  retentionMs,
+} from "./retention.ts";
+
+/** Options of `Queue.prune`. */
+export interface PruneOptions {
+  /** Only tasks of this type. Default: every type. */
+  type?: string;
+  /** Only tasks that ended in these statuses. Default: all four terminal statuses. */
+  status?: FinishedStatus | readonly FinishedStatus[];
+  /**
+   * Retention for this run instead of the queue's settings (nothing is stored): per status a
+   * duration (`"7d"`, seconds), `0` (delete every finished task), or `Infinity` (keep). Statuses
+   * left out use the queue's settings. Default: the queue's settings (`Queue.setRetention`).
+   */
+  retention?: RetentionInput;
+  /** Stop once this many tasks were deleted; the result then says `more`. Default: no limit. */
+  limit?: number;
+  /** Count what would be deleted and delete nothing. Default: false. */
+  dryRun?: boolean;
+  /**
+   * Also walk every object under `tasks/` (one LIST per 1,000 objects, a GET per object older
+   * than the shortest retention that applies), for finished tasks the journal does not name: a
+   * worker killed within seconds of finishing them, or tasks finished by an oq without the
+   * journal. Default: false (the journal alone).
+   */
+  scan?: boolean;
+  /** Called after every journal and every page of the scan, with the counts so far. */
+  onProgress?: (progress: PruneProgress) => void;
+}
+
+/** What a prune did so far. */
+export interface PruneProgress {
+  /** Task objects deleted (or, in a dry run, that would be). */
+  deleted: number;
+  /** Journals handled and deleted. */
+  journals: number;
+  /** Journal entries whose task had changed since (replayed) or was gone: left alone. */
+  skipped: number;
+  /** Task objects looked at by the scan. */
+  scanned: number;
+}
+
+/** What `Queue.prune` did. */
+export interface PruneResult extends PruneProgress {
+  /** True when it stopped at `limit` (or storage throttled it) with more to delete. */
+  more: boolean;
+}
+
+/** How many tasks are read at once when their state must be checked. */
+const READ_CONCURRENCY = 16;
+
+/**
+ * How long before a task's retention ends a replay is refused, ms: a replay must land within it
+ * of its decision, or a prune that read the task as finished may delete it after the replay.
+ */
+export function replayMarginMs(retention: number): number {
+  return Math.min(REPLAY_MARGIN_MS, retention / 2);
+}
+
+/** Prune the whole queue (or a type, some statuses) as `Queue.prune` describes. */
+export async function pruneTasks(
+  q: QueueInternals,
+  options: PruneOptions = {},
+): Promise<PruneResult> {
+  if (options.type !== undefined) checkTaskType(options.type);
+  const statuses = checkStatuses(options.status);
+  const limit = options.limit ?? Number.POSITIVE_INFINITY;
+  if (!(limit >= 1))
+    throw new ValidationError(`Invalid limit ${options.limit}: give a positive number of tasks.`);
+  const manifest = await q.manifest.load({ fresh: true });
+  const settings = withOverride(manifest, options.retention);
+  const run = new PruneRun(q, settings, options.dryRun === true, limit, options.onProgress);
+  const types = options.type !== undefined ? [options.type] : await q.journal.types();
+  for (const taskType of types) {
+    for (const status of statuses) {
+      if (run.stopped) break;
+      await run.partition(taskType, status, Number.POSITIVE_INFINITY);
+    }
+  }
+  if (options.scan === true && !run.stopped) await run.scan(options.type, statuses);
+  return run.result();
+}
+
+/** Retention settings with a run's override over the stored ones. */
+function withOverride(manifest: Manifest, given: RetentionInput | undefined): RetentionSettings {
+  const stored = manifest.retention ?? {};
+  if (given === undefined) return stored;
+  const change = checkRetention(given);
+  const override: Partial<Record<FinishedStatus, number | null>> = {};
+  for (const status of FINISHED_STATUSES) {
+    if (!(status in given)) continue;
+    override[status] = change[status] ?? null;
+  }
+  // The override wins over per-type settings too: it is what the caller asked for now.
+  const types: Record<string, Partial<Record<FinishedStatus, number | null>>> = {};
+  for (const [name, value] of Object.entries(stored.types ?? {}))
+    types[name] = { ...value, ...override };
+  return { default: { ...stored.default, ...override }, types };
+}
+
+function checkStatuses(given: PruneOptions["status"]): readonly FinishedStatus[] {
+  if (given === undefined) return FINISHED_STATUSES;
+  const list = [given].flat();
+  for (const status of list) {
+    if (!FINISHED_STATUSES.includes(status))
+      throw new ValidationError(
+        `Invalid status ${JSON.stringify(status)} to prune: use ${FINISHED_STATUSES.join(", ")}.`,
+      );
+  }
+  return list;
+}
+
+/** One prune: its settings, counts and limit. The monitor runs one partition at a time. */
+export class PruneRun {
+  readonly #q: QueueInternals;
+  readonly #settings: RetentionSettings;
+  readonly #dryRun: boolean;
+  readonly #limit: number;
+  readonly #onProgress: ((progress: PruneProgress) => void) | undefined;
+  readonly #counts: PruneProgress = { deleted: 0, journals: 0, skipped: 0, scanned: 0 };
+  #more = false;
+
+  constructor(
+    q: QueueInternals,
+    settings: RetentionSettings,
+    dryRun: boolean,
+    limit: number,
+    onProgress?: (progress: PruneProgress) => void,
+  ) {
+    this.#q = q;
+    this.#settings = settings;
+    this.#dryRun = dryRun;
+    this.#limit = limit;
+    this.#onProgress = onProgress;
+  }
+
+  /** Whether it stopped early (limit, throttling) with more to do. */
+  get stopped(): boolean {
+    return this.#more;
+  }
+
+  /** The counts and whether more is left. */
+  result(): PruneResult {
+    return { ...this.#counts, more: this.#more };
+  }
+
+  /**
+   * Prune the journals of `type` tasks that reached `status` whose retention has passed, oldest
+   * first, at most `maxJournals` of them. Says whether journals past retention are left, and
+   * the time of the oldest journal left (server ms; the time of this look when there is none:
+   * anything written later is younger), so a caller can tell when the partition can next hold
+   * one past retention.
+   */
+  async partition(
+    taskType: string,
+    status: FinishedStatus,
+    maxJournals: number,
+  ): Promise<{ more: boolean; oldestMs: number }> {
+    const keep = retentionMs(this.#settings, taskType, status);
+    const now = this.#q.now();
+    if (keep === Number.POSITIVE_INFINITY) return { more: false, oldestMs: now };
+    const cutoff = now - keep;
+    const beyond: { timeMs?: number } = {};
+    let handled = 0;
+    for await (const journal of this.#q.journal.list(taskType, status, {
+      untilMs: cutoff,
+      beyond,
+    })) {
+      if (this.#more || handled >= maxJournals) return { more: true, oldestMs: journal.timeMs };
+      handled++;
+      await this.#journal(journal, cutoff);
+    }
+    return { more: this.#more, oldestMs: this.#more ? cutoff : (beyond.timeMs ?? now) };
+  }
+
+  /** Delete the tasks one journal names (those still as it says), then the journal. */
+  async #journal(journal: JournalKey, cutoff: number): Promise<void> {
+    const q = this.#q;
+    let entries: JournalEntry[];
+    try {
+      entries = (await q.journal.read(journal.key)).entries;
+    } catch (error) {
+      if (error instanceof NotFoundError) return; // another pruner got there first
+      if (error instanceof ValidationError) {
+        q.warnOnce(journal.key, `${errorMessage(error)}; left for an operator`);
+        return;
+      }
+      throw error;
+    }
+    // A journal written by hand may name tasks that finished later than its key says.
+    const due = entries.filter((e) => Date.parse(e.at) <= cutoff);
+    const keys = await this.#deletable(journal.status, due);
+    if (!(await this.#delete(keys))) return;
+    if (due.length < entries.length) return;
+    if (!this.#dryRun) await q.storage.delete(journal.key);
+    this.#counts.journals++;
+    this.#onProgress?.({ ...this.#counts });
+  }
+
+  /**
+   * The task keys of `entries` that may be deleted. A completed task never changes again, so it
+   * is deleted unread. A failed, cancelled or expired one may have been replayed since: it is
+   * read, and deleted only while it is still as the journal says. A replay that could land
+   * after that read is refused: it would have to decide before the retention's end minus
+   * {@link replayMarginMs} and land after it, and replays refuse from there on.
+   */
+  async #deletable(status: FinishedStatus, entries: readonly JournalEntry[]): Promise<string[]> {
+    const q = this.#q;
+    const room = this.#limit - this.#counts.deleted;
+    if (entries.length > room) {
+      this.#more = true;
+      entries = entries.slice(0, Math.max(0, room));
+    }
+    if (status === "completed") return entries.map((e) => q.keys.task(e.id));
+    const still = await mapLimit(entries, READ_CONCURRENCY, async (e) => {
+      const found = await q.read(e.id).catch((error: unknown) => {
+        if (error instanceof ValidationError) return undefined;
+        throw error;
+      });
+      return found?.task.status === status && found.task.finishedAt === e.at;
+    });
+    const keys: string[] = [];
+    for (const [i, e] of entries.entries()) {
+      if (still[i] === true) keys.push(q.keys.task(e.id));
+      else this.#counts.skipped++;
+    }
+    return keys;
+  }
+
+  /** Delete task `keys` (batched); false when storage throttled it (try again later). */
+  async #delete(keys: readonly string[]): Promise<boolean> {
+    if (keys.length === 0) return !this.#more;
+    if (!this.#dryRun) {
+      const storage = this.#q.storage;
+      try {
+        for (let i = 0; i < keys.length; i += 1000) {
+          const batch = keys.slice(i, i + 1000);
+          if (storage.deleteMany !== undefined && batch.length > 1) await storage.deleteMany(batch);
+          else await mapLimit(batch, 8, (key) => storage.delete(key));
+          this.#counts.deleted += batch.length;
+        }
+      } catch (error) {
+        if (!(error instanceof ThrottledError)) throw error;
+        this.#q.logger.warn(`prune throttled by storage; continuing later: ${errorMessage(error)}`);
+        this.#more = true;
+        return false;
+      }
+    } else this.#counts.deleted += keys.length;
+    return !this.#more;
+  }
+
+  /**
+   * The backstop: walk `tasks/` and delete the finished tasks past their retention, reading only
+   * objects older than the shortest retention that applies (a LIST says when each was written).
+   */
+  async scan(onlyType: string | undefined, statuses: readonly FinishedStatus[]): Promise<void> {
+    const q = this.#q;
+    const shortest = Math.min(
+      ...statuses.map((s) => this.#shortest(s, onlyType)),
+      Number.POSITIVE_INFINITY,
+    );
+    if (shortest === Number.POSITIVE_INFINITY) return;
+    let continuationToken: string | undefined;
+    do {
+      const page = await q.storage.list({
+        prefix: q.keys.tasks,
+        ...(continuationToken === undefined ? {} : { continuationToken }),
+      });
+      const now = q.now();
+      const old = page.objects.filter(
+        (o) =>
+          q.keys.parseTaskKey(o.key) !== undefined && o.lastModified.getTime() <= now - shortest,
+      );
+      this.#counts.scanned += page.objects.length;
+      const found = await mapLimit(old, READ_CONCURRENCY, (o) =>
+        q.read(q.keys.parseTaskKey(o.key)!).catch(() => undefined),
+      );
+      const keys: string[] = [];
+      for (const entry of found) {
+        const task = entry?.task;
+        if (task === undefined || !this.#pastRetention(task, onlyType, statuses, now)) continue;
+        keys.push(q.keys.task(task.id));
+      }
+      const room = this.#limit - this.#counts.deleted;
+      if (keys.length > room) this.#more = true;
+      if (!(await this.#delete(keys.slice(0, Math.max(0, room))))) return;
+      this.#onProgress?.({ ...this.#counts });
+      continuationToken = page.isTruncated ? page.nextContinuationToken : undefined;
+    } while (continuationToken !== undefined);
+  }
+
+  #shortest(status: FinishedStatus, onlyType: string | undefined): number {
+    const types =
+      onlyType !== undefined ? [onlyType] : ["", ...Object.keys(this.#settings.types ?? {})];
+    return Math.min(...types.map((t) => retentionMs(this.#settings, t, status)));
+  }
+
+  #pastRetention(
+    task: TaskRecord,
+    onlyType: string | undefined,
+    statuses: readonly FinishedStatus[],
+    now: number,
+  ): boolean {
+    if (!isTerminal(task.status) || task.finishedAt === null) return false;
+    if (onlyType !== undefined && task.type !== onlyType) return false;
+    const status = task.status as FinishedStatus;
+    if (!statuses.includes(status)) return false;
+    return Date.parse(task.finishedAt) + retentionMs(this.#settings, task.type, status) <= now;
+  }
+}

@@ -1,0 +1,244 @@
+/**
+ * Retention and pruning: the finished journal written as tasks end, `queue.prune()` deleting
+ * finished tasks past their retention (and nothing else), replayed tasks left alone, replays
+ * refused near the end of retention, the scan backstop, retention settings in the manifest, and
+ * the monitor pruning on its own.
+ */
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { InvalidStateError, ValidationError } from "../src/errors.ts";
+import { internals } from "../src/queue/internals.ts";
+import { Queue } from "../src/queue/queue.ts";
+import { DEFAULT_RETENTION } from "../src/queue/retention.ts";
+import { MemoryStorage } from "../src/storage/memory.ts";
+import type { Storage } from "../src/storage/storage.ts";
+import { PermanentError } from "../src/worker/options.ts";
+import { Worker } from "../src/worker/worker.ts";
+import { keysUnder, type TargetInstance, targets } from "./helpers/targets.ts";
+import { fast as fastPolls, pause, until } from "./helpers/wait.ts";
+
+const fast = { ...fastPolls, skipDoctor: true };
+
+/**
+ * Run every `job` task to an end (`fail` ones fail permanently, the others complete), then wait
+ * a second: finish times have second resolution in journal keys, so a retention of 0 covers a
+ * task from the next second on.
+ */
+async function runAll(queue: Queue, fail: ReadonlySet<string> = new Set()): Promise<void> {
+  const worker = new Worker(queue, fast).task("job", (input: unknown, ctx) => {
+    if (fail.has(ctx.task.id)) throw new PermanentError(`bad ${String(input)}`);
+    return input;
+  });
+  worker.start();
+  try {
+    await until("every job finished", async () => {
+      for await (const _ of internals(queue).markers({ prefix: queue.keys.readyType("job") }))
+        return false;
+      return true;
+    });
+  } finally {
+    await worker.stop();
+  }
+  await pause(1100);
+}
+
+for (const target of targets) {
+  describe(`retention and prune on ${target.name}`, () => {
+    let env: TargetInstance;
+    let queue: Queue;
+    beforeEach(async () => {
+      env = await target.create();
+      queue = new Queue({ storage: env.storage, prefix: env.prefix });
+    });
+    afterEach(() => env.cleanup());
+
+    it("journals finished tasks and prunes only those past retention, leaving live ones", async () => {
+      const tasks = await queue.submitMany(
+        Array.from({ length: 6 }, (_, i) => ({ type: "job", input: i })),
+      );
+      const failing = new Set([tasks[0]!.id]);
+      await runAll(queue, failing);
+      const live = await queue.submit("job", "later", { delay: 3600 });
+      const cancelled = await queue.submit("other", null);
+      await queue.cancel(cancelled.id);
+      await pause(1100);
+
+      const journals = await keysUnder(env.storage, queue.keys.done);
+      expect(journals.map((k) => queue.keys.parseJournal(k)?.status).sort()).toEqual([
+        "cancelled",
+        "completed",
+        "failed",
+      ]);
+      // Nothing is past the default retention yet.
+      expect(await queue.prune()).toMatchObject({ deleted: 0, journals: 0, more: false });
+
+      const dry = await queue.prune({ retention: { completed: 0 }, dryRun: true });
+      expect(dry).toMatchObject({ deleted: 5, journals: 1 });
+      expect(await keysUnder(env.storage, queue.keys.tasks)).toHaveLength(8);
+
+      const pruned = await queue.prune({ retention: { completed: 0 } });
+      expect(pruned).toMatchObject({ deleted: 5, journals: 1, skipped: 0, more: false });
+      const left = await keysUnder(env.storage, queue.keys.tasks);
+      expect(left.sort()).toEqual(
+        [tasks[0]!.id, live.id, cancelled.id].map((id) => queue.keys.task(id)).sort(),
+      );
+      expect((await queue.get(live.id)).status).toBe("pending");
+      expect(await keysUnder(env.storage, queue.keys.journals("job", "completed"))).toEqual([]);
+
+      // Every status at 0: the failed and cancelled ones go too, the pending one stays.
+      expect(
+        await queue.prune({ retention: { failed: 0, cancelled: 0, completed: 0 } }),
+      ).toMatchObject({
+        deleted: 2,
+        journals: 2,
+      });
+      expect(await keysUnder(env.storage, queue.keys.tasks)).toEqual([queue.keys.task(live.id)]);
+      expect(await keysUnder(env.storage, queue.keys.done)).toEqual([]);
+    });
+
+    it("leaves a failed task that was replayed since its journal entry", async () => {
+      const task = await queue.submit("job", "x");
+      await runAll(queue, new Set([task.id]));
+      expect((await queue.get(task.id)).status).toBe("failed");
+      await queue.replay(task.id);
+      const result = await queue.prune({ retention: { failed: 0 } });
+      expect(result).toMatchObject({ deleted: 0, skipped: 1, journals: 1 });
+      expect((await queue.get(task.id)).status).toBe("pending");
+      // It completes this time and is journaled as completed.
+      await runAll(queue);
+      expect(await queue.prune({ retention: { completed: 0 } })).toMatchObject({ deleted: 1 });
+      expect(await queue.read(task.id)).toBeUndefined();
+    });
+
+    it("refuses to replay a task whose retention is about to end, and says what to do", async () => {
+      const task = await queue.submit("job", "x");
+      await runAll(queue, new Set([task.id]));
+      await queue.setRetention({ failed: 0 });
+      const error = await queue.replay(task.id).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(InvalidStateError);
+      expect((error as Error).message).toMatch(/retention/);
+      await queue.setRetention({ failed: "30d" });
+      expect((await queue.replay(task.id)).status).toBe("pending");
+    });
+
+    it("limit stops early with more, and a second run finishes", async () => {
+      await queue.submitMany(Array.from({ length: 5 }, (_, i) => ({ type: "job", input: i })));
+      await runAll(queue);
+      const first = await queue.prune({ retention: { completed: 0 }, limit: 3 });
+      expect(first).toMatchObject({ deleted: 3, more: true, journals: 0 });
+      const second = await queue.prune({ retention: { completed: 0 } });
+      expect(second.more).toBe(false);
+      expect(await keysUnder(env.storage, queue.keys.tasks)).toEqual([]);
+      expect(await keysUnder(env.storage, queue.keys.done)).toEqual([]);
+    });
+
+    it("the scan finds finished tasks the journal does not name", async () => {
+      await queue.submitMany(Array.from({ length: 3 }, (_, i) => ({ type: "job", input: i })));
+      await runAll(queue);
+      const live = await queue.submit("job", "live");
+      // As if the worker was killed before its journal flush.
+      for (const key of await keysUnder(env.storage, queue.keys.done))
+        await env.storage.delete(key);
+      expect(await queue.prune({ retention: { completed: 0 } })).toMatchObject({ deleted: 0 });
+      const scanned = await queue.prune({ retention: { completed: 0 }, scan: true });
+      expect(scanned).toMatchObject({ deleted: 3, scanned: 4 });
+      expect(await keysUnder(env.storage, queue.keys.tasks)).toEqual([queue.keys.task(live.id)]);
+    });
+
+    it("workers prune on their own in the monitor's rounds", async () => {
+      await queue.setRetention({ completed: 0 });
+      await queue.submitMany(Array.from({ length: 4 }, (_, i) => ({ type: "job", input: i })));
+      const worker = new Worker(queue, { ...fast, monitorRoundSeconds: 1 }).task("job", (x) => x);
+      worker.start();
+      try {
+        await until(
+          "the completed tasks pruned",
+          async () => (await keysUnder(env.storage, queue.keys.tasks)).length === 0,
+        );
+        await until(
+          "their journals pruned",
+          async () => (await keysUnder(env.storage, queue.keys.done)).length === 0,
+        );
+      } finally {
+        await worker.stop();
+      }
+    });
+
+    it("stores retention in the manifest, per type over the queue's, and checks it", async () => {
+      await queue.setRetention({ completed: "1d", failed: Number.POSITIVE_INFINITY });
+      const manifest = await queue.setRetention({ completed: "2h" }, { type: "video" });
+      expect(manifest.retention).toEqual({
+        default: { completed: 86_400, failed: null },
+        types: { video: { completed: 7200 } },
+      });
+      const dropped = await queue.setRetention({ completed: null }, { type: "video" });
+      expect(dropped.retention?.types?.video).toEqual({});
+      for (const bad of [
+        { completed: -1 },
+        { completed: "soon" },
+        { finished: "1d" },
+        { failed: Number.NaN },
+      ]) {
+        await expect(queue.setRetention(bad as never)).rejects.toBeInstanceOf(ValidationError);
+      }
+      await expect(queue.prune({ status: "running" as never })).rejects.toBeInstanceOf(
+        ValidationError,
+      );
+    });
+  });
+}
+
+describe("the finished journal", () => {
+  it("keeps entries whose journal could not be written and writes them at the next flush", async () => {
+    const storage = new MemoryStorage();
+    let failing = true;
+    const flaky = new Proxy(storage, {
+      get(target, prop, receiver) {
+        if (prop === "put")
+          return (key: string, ...rest: unknown[]) => {
+            if (failing && key.startsWith("done/")) return Promise.reject(new Error("boom"));
+            return (target.put as (...a: unknown[]) => Promise<unknown>).call(target, key, ...rest);
+          };
+        const value = Reflect.get(target, prop, receiver);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    }) as Storage;
+    const queue = new Queue({ storage: flaky });
+    const task = await queue.submit("job", null);
+    await queue.cancel(task.id);
+    expect(internals(queue).journal.buffered).toBe(1);
+    failing = false;
+    await internals(queue).flush();
+    expect(internals(queue).journal.buffered).toBe(0);
+    const keys = await keysUnder(storage, "done/");
+    expect(keys).toHaveLength(1);
+    expect((await internals(queue).journal.read(keys[0]!)).entries).toEqual([
+      { id: task.id, at: (await queue.get(task.id)).finishedAt },
+    ]);
+  });
+
+  it("defaults: completed 7 days, the others 30", () => {
+    expect(DEFAULT_RETENTION).toEqual({
+      completed: 604_800,
+      failed: 2_592_000,
+      cancelled: 2_592_000,
+      expired: 2_592_000,
+    });
+  });
+
+  it("prunes by server time: a task finished 7 days ago goes, one finished 6 days ago stays", async () => {
+    let now = Date.parse("2026-11-01T00:00:00Z");
+    const storage = new MemoryStorage({ now: () => now });
+    const queue = new Queue({ storage, now: () => now });
+    const [old, recent] = await queue.submitMany([
+      { type: "job", input: 1 },
+      { type: "job", input: 2 },
+    ]);
+    await queue.cancel(old!.id);
+    now += 86_400_000;
+    await queue.cancel(recent!.id);
+    now += 29 * 86_400_000 + 1000;
+    expect(await queue.prune()).toMatchObject({ deleted: 1, journals: 1 });
+    expect(await queue.read(old!.id)).toBeUndefined();
+    expect((await queue.get(recent!.id)).status).toBe("cancelled");
+  });
+});
