@@ -9,8 +9,10 @@
  *
  * @module
  */
+
+import { NotFoundError } from "../errors.ts";
 import { partOf } from "../keys.ts";
-import type { FinishedCounter } from "../queue/finished-counts.ts";
+import { type FinishedCounter, parseSnapshot } from "../queue/finished-counts.ts";
 import type { QueueInternals } from "../queue/internals.ts";
 import { errorMessage } from "../util/errors.ts";
 import type { WorkerStats } from "./events.ts";
@@ -92,6 +94,7 @@ export class Peers {
    */
   async start(running: () => boolean): Promise<void> {
     if (this.#heartbeatSeconds <= 0) return;
+    await this.#keepPreviousCounts();
     await this.heartbeat();
     const again = (delays: number[]) => {
       const [next, ...rest] = delays;
@@ -106,6 +109,28 @@ export class Peers {
     };
     again(EARLY_LOOKS_MS);
     this.#heartbeatTimer = setInterval(() => void this.heartbeat(), this.#heartbeatSeconds * 1000);
+  }
+
+  /**
+   * A worker id that runs again (a fixed `--id`) after its process was killed, without stopping,
+   * would overwrite the heartbeat holding that run's finished counts: copy it to
+   * `workers/stopped/` first, when it holds any. One GET per start (a 404 as a rule).
+   */
+  async #keepPreviousCounts(): Promise<void> {
+    const q = this.#queue;
+    try {
+      const text = new TextDecoder().decode((await q.storage.get(q.keys.worker(this.#id))).body);
+      const finished = parseSnapshot((JSON.parse(text) as { finished?: unknown }).finished);
+      if (finished === undefined) return;
+      if (Object.keys(finished.hours).length === 0 && Object.keys(finished.minutes).length === 0)
+        return;
+      await q.storage.put(q.keys.stoppedWorker(this.#id, q.now()), text, {
+        contentType: "application/json",
+      });
+    } catch (error) {
+      if (error instanceof NotFoundError || error instanceof SyntaxError) return;
+      q.logger.warn(`could not keep the previous run's finished counts: ${errorMessage(error)}`);
+    }
   }
 
   /**

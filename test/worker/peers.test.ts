@@ -138,4 +138,25 @@ describe("Peers", () => {
     await peers.refresh();
     expect(counted.counts.LIST).toBe(1);
   });
+
+  it("a worker id that runs again after being killed keeps the killed run's counts", async () => {
+    const { queue, storage, advance } = memoryQueue();
+    const killed = new FinishedCounter(() => queue.now());
+    const first = new Peers(internals(queue), "a", 60, () => ({ ...state(), finished: killed }));
+    killed.record({ type: "t", status: "failed", finishedAt: new Date(queue.now()).toISOString() });
+    await first.heartbeat(); // ...and the process dies: no stop().
+    advance(5000);
+    const again = new Peers(internals(queue), "a", 60, () => ({
+      ...state(),
+      finished: new FinishedCounter(() => queue.now()),
+    }));
+    await again.start(() => true);
+    try {
+      const t = (await queue.stats()).types.find((x) => x.type === "t")!;
+      expect(t.finished.lastHour.failed).toBe(1);
+      expect((await storage.list({ prefix: queue.keys.stoppedWorkers })).objects).toHaveLength(1);
+    } finally {
+      await again.stop();
+    }
+  });
 });
