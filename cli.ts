@@ -47,6 +47,7 @@ const main = defineCommand({
     doctor: () => import("./src/cli/doctor.ts").then((m) => m.default),
     shards: () => import("./src/cli/shards.ts").then((m) => m.default),
     repair: () => import("./src/cli/repair.ts").then((m) => m.default),
+    stats: () => import("./src/cli/stats.ts").then((m) => m.default),
     retention: () => import("./src/cli/retention.ts").then((m) => m.default),
     prune: () => import("./src/cli/prune.ts").then((m) => m.default),
 

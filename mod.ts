@@ -33,6 +33,7 @@ export {
 export * from "./src/errors.ts";
 export type { FinishedStatus } from "./src/keys.ts";
 export { consoleLogger, type Logger } from "./src/logger.ts";
+export type { FinishedTally } from "./src/queue/finished-counts.ts";
 export { type Manifest, PROTOCOL } from "./src/queue/manifest.ts";
 export type { PruneOptions, PruneProgress, PruneResult } from "./src/queue/prune.ts";
 export { Queue } from "./src/queue/queue.ts";
@@ -49,6 +50,7 @@ export {
   type RetentionSettings,
   type StoredRetention,
 } from "./src/queue/retention.ts";
+export type { QueueStats, StatsOptions, TypeStats } from "./src/queue/stats.ts";
 export type {
   CancelOutcome,
   ListTasksOptions,

@@ -94,6 +94,15 @@ export interface BenchResult {
     stored: { tasksPerSecond: number; trials: number[]; requestsPerClaim: Kinds };
     ratio: number;
   };
+  /** One `queue.stats()` call with 0 and with many stored finished tasks (absent before it existed). */
+  stats?: {
+    storedTasks: number;
+    requests: number;
+    byKind: Kinds;
+    reported: { LIST: number; GET: number };
+    ms: number;
+    completedLastHour: number;
+  }[];
   memory: {
     concurrency: number;
     idle: { seconds: number; peakRssMb: number; peakHeapUsedMb: number };
@@ -367,6 +376,7 @@ export function renderMarkdown(
     "",
     `Ratio ${was(fmt(c.ratio, 3), fmtOr(pc?.ratio, 3))}: ${Math.abs(1 - c.ratio) <= 0.1 ? "within" : "OUTSIDE"} the 10% the design allows. LISTs per claim (${fmt(c.empty.requestsPerClaim.LIST, 3)} and ${fmt(c.stored.requestsPerClaim.LIST, 3)}) and GETs per claim (${fmt(c.empty.requestsPerClaim.GET, 3)} and ${fmt(c.stored.requestsPerClaim.GET, 3)}) do not grow with the stored tasks: a worker lists only the ready index (non-terminal tasks) and reads only the tasks it tries to claim.`,
     "",
+    ...renderStats(r.stats, p?.stats),
     "## Memory of a worker process",
     "",
     `A worker (${r.memory.concurrency} slots) in its own process on the S3 driver, \`process.memoryUsage()\` sampled every 100 ms.`,
@@ -388,6 +398,30 @@ export function renderMarkdown(
     "",
   ];
   return lines.join("\n");
+}
+
+/** The section on the cost of `queue.stats()`, when the run measured it. */
+function renderStats(runs: BenchResult["stats"], previous: BenchResult["stats"]): string[] {
+  if (runs === undefined || runs.length === 0) return [];
+  const same = runs.every((x) => x.requests === runs[0]!.requests);
+  return [
+    "## `queue.stats()` does not depend on finished tasks",
+    "",
+    "One `queue.stats()` call in a queue with two task types (10 due and 10 delayed tasks of one),",
+    "a stopped worker's counts and a live worker's heartbeat (20 tasks completed each), with and",
+    "without stored finished tasks. Requests as counted by the storage client; time the median of",
+    "three calls.",
+    "",
+    "| stored finished tasks | requests | by kind | time |",
+    "|---:|---:|---|---:|",
+    ...runs.map((x) => {
+      const o = previous?.find((y) => y.storedTasks === x.storedTasks);
+      return `| ${fmt(x.storedTasks, 0)} | ${was(String(x.requests), o === undefined ? undefined : String(o.requests))} | ${kinds(x.byKind, 0)} | ${was(`${fmt(x.ms, 1)} ms`, fmtOr(o?.ms, 1, " ms"))} |`;
+    }),
+    "",
+    `${same ? "The same requests" : "DIFFERENT requests"} with and without them: the live counts come from the ready index (non-terminal tasks only) and the finished counts from the workers' heartbeats, never from \`tasks/\`.`,
+    "",
+  ];
 }
 
 /** Trials as a list, then the previous run's on a line of its own. */

@@ -5,12 +5,15 @@
  *   npx tsx scripts/bench.ts --tasks 2000 --stored 10000 --idle-seconds 60 --json out.json
  *   npx tsx scripts/bench.ts --only claims,memory --claim-stored 5000
  *   npx tsx scripts/bench.ts --only idle --idle-cases running,unhandled
+ *   npx tsx scripts/bench.ts --only stats --stats-finished 5000
  *
  * Sections: requests (per task, by kind, and dollars), idle (requests per idle worker-minute
  * while the queue holds nothing, finished tasks, tasks running elsewhere, and tasks of a type
  * the worker has no handler for; `--idle-cases` picks some of empty,finished,running,unhandled),
  * throughput and latency (against 1, 4 and 8 workers), claims (claim throughput with 0 and with
- * 50,000 stored finished tasks), memory (peak RSS and heap of an idle and a busy worker process).
+ * 50,000 stored finished tasks), stats (the requests and time of one `queue.stats()` with 0 and
+ * with `--stats-finished` stored finished tasks), memory (peak RSS and heap of an idle and a busy
+ * worker process).
  * `--report` (what `npm run bench` passes) writes docs/benchmarks.md and docs/benchmarks.svg
  * from a complete run, with the previous run's figures (read from docs/benchmarks.json, `--results`)
  * beside the new ones, then saves this run there; `--chaos chaos.json` adds the results of
@@ -57,6 +60,7 @@ const { values: args } = parseArgs({
     "claim-stored": { type: "string", default: "50000" },
     "claim-tasks": { type: "string", default: "1500" },
     "claim-trials": { type: "string", default: "5" },
+    "stats-finished": { type: "string", default: "50000" },
     "memory-tasks": { type: "string", default: "3000" },
     "memory-idle-seconds": { type: "string", default: "20" },
     json: { type: "string" },
@@ -275,6 +279,52 @@ async function idleCost(stored: number, seconds: number) {
     tasks: stored,
     storedTasks: stored,
     ...window,
+  };
+}
+
+/**
+ * One `queue.stats()` call in a queue that also holds `stored` finished tasks (0: none): its
+ * requests (counted by the storage client and as the call reports them) and time (median of 3).
+ * Both queues get the same live part: 20 tasks completed by a worker that then stopped (its
+ * stopped file), 20 by one still running (its heartbeat), 10 due and 10 delayed tasks of a type
+ * nobody runs. The finished tasks are stored objects only, so the difference is theirs alone.
+ */
+async function statsCost(stored: number) {
+  const prefix = stored > 0 ? (await finishedPrefix(stored)).prefix : await provenPrefix("stats-0");
+  const queue = new Queue({ storage: s3(), prefix });
+  const first = new Worker(queue, { heartbeatSeconds: 60 }).task("email", noop);
+  // Heartbeats every second, so its counts are in its heartbeat when stats() reads it.
+  const second = new Worker(queue, { heartbeatSeconds: 1 }).task("email", noop);
+  for (const worker of [first, second]) {
+    await queue.submitMany(Array.from({ length: 20 }, (_, i) => ({ type: "email", input: i })));
+    await worker.start();
+    await untilDone([worker], 20);
+    if (worker === first) await first.stop();
+  }
+  await queue.submitMany([
+    ...Array.from({ length: 10 }, () => ({ type: "report" })),
+    ...Array.from({ length: 10 }, () => ({ type: "report", options: { delay: 3600 } })),
+  ]);
+  await sleep(1500);
+  const storage = countRequests(s3());
+  const counted = new Queue({ storage, prefix });
+  const times: number[] = [];
+  let stats: Awaited<ReturnType<Queue["stats"]>> | undefined;
+  for (let i = 0; i < 3; i++) {
+    storage.reset();
+    const start = performance.now();
+    stats = await counted.stats();
+    times.push(performance.now() - start);
+  }
+  await second.stop();
+  const email = stats!.types.find((t) => t.type === "email");
+  return {
+    storedTasks: stored,
+    requests: storage.total(),
+    byKind: { ...storage.counts },
+    reported: stats!.requests,
+    ms: round(times.sort((a, b) => a - b)[1]!, 1),
+    completedLastHour: email?.finished.lastHour.completed ?? 0,
   };
 }
 
@@ -677,6 +727,15 @@ try {
         console.error(
           `bench: an idle worker (${r.case}) made ${r.perMinute} requests a minute, above the ceiling of ${IDLE_CEILING_PER_MINUTE}`,
         );
+    }
+  }
+  if (want("stats")) {
+    // Before the claims section, whose trials add stopped workers' files to the shared prefix.
+    result.stats = [];
+    for (const stored of [0, Number(args["stats-finished"])]) {
+      const r = await statsCost(stored);
+      (result.stats as unknown[]).push(r);
+      console.log("stats", JSON.stringify(r));
     }
   }
   if (want("throughput")) {

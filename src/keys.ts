@@ -10,6 +10,7 @@
  * {prefix}done/{type}/{status}/{time}/{nonce}.json   finished journal: ids of tasks that reached
  *                                                  `status` by {time} (retention, dead letters)
  * {prefix}workers/{worker_id}.json                 worker heartbeat
+ * {prefix}workers/stopped/{time}/{worker_id}.json  a stopped worker's last counts
  * {prefix}schedules/{schedule_id}.json             cron schedule
  * ```
  *
@@ -227,6 +228,10 @@ export class Keys {
   get workers(): string {
     return `${this.prefix}workers/`;
   }
+  /** Prefix of the last heartbeats of stopped workers, by the time they stopped. */
+  get stoppedWorkers(): string {
+    return `${this.prefix}workers/stopped/`;
+  }
   /** Prefix of all schedules. */
   get schedules(): string {
     return `${this.prefix}schedules/`;
@@ -282,6 +287,15 @@ export class Keys {
   /** The key of a worker heartbeat. */
   worker(id: string): string {
     return `${this.prefix}workers/${id}.json`;
+  }
+
+  /**
+   * The key of the last heartbeat of worker `id`, which stopped at `stoppedMs`: under the second
+   * it stopped, so a listing can start after a time, and a worker id that runs again writes a
+   * new key instead of overwriting its earlier run's counts.
+   */
+  stoppedWorker(id: string, stoppedMs: number): string {
+    return `${this.stoppedWorkers}${timeKey(stoppedMs)}/${id}.json`;
   }
 
   /** The key of a schedule. */

@@ -72,9 +72,12 @@ export async function readWorkers(queue: Queue): Promise<WorkerInfo[]> {
   do {
     const page = await queue.storage.list({
       prefix: queue.keys.workers,
+      // Stopped workers' files (`workers/stopped/`) roll up into one prefix, not listed.
+      delimiter: "/",
       ...(continuationToken === undefined ? {} : { continuationToken }),
     });
-    for (const o of page.objects) if (o.key.endsWith(".json")) keys.push(o.key);
+    for (const o of page.objects)
+      if (/^[^/]+\.json$/.test(o.key.slice(queue.keys.workers.length))) keys.push(o.key);
     continuationToken = page.isTruncated ? page.nextContinuationToken : undefined;
   } while (continuationToken !== undefined);
   const decoder = new TextDecoder();

@@ -9,7 +9,7 @@
  */
 import type { ServerClock } from "../clock.ts";
 import { NotFoundError, ThrottledError, ValidationError } from "../errors.ts";
-import { checkTaskId, type Keys, partOf, type ReadyMarker } from "../keys.ts";
+import { checkTaskId, checkTaskType, type Keys, partOf, type ReadyMarker } from "../keys.ts";
 import type { Logger } from "../logger.ts";
 import type { ListResult, ObjectInfo, Storage } from "../storage/storage.ts";
 import type { TaskRecord } from "../task/record.ts";
@@ -35,8 +35,8 @@ export interface MarkerListOptions {
   startAfter?: string;
   /** Read at most this many pages, then set `progress.capped`. */
   maxPages?: number;
-  /** Set to whether the listing stopped at `maxPages`. */
-  progress?: { capped: boolean };
+  /** Set to whether the listing stopped at `maxPages`, and to how many pages it read (LISTs). */
+  progress?: { capped: boolean; pages?: number };
   /** Called with each key under `ready/` that is not a marker (a monitor sweeps them). */
   onMalformed?: (object: ObjectInfo) => void;
 }
@@ -319,6 +319,7 @@ export class ReadyIndex {
     let continuationToken: string | undefined;
     if (options.progress) options.progress.capped = false;
     for (let pages = 1; ; pages++) {
+      if (options.progress) options.progress.pages = pages;
       const page = await storage.list({
         prefix: options.prefix ?? keys.ready,
         ...(continuationToken === undefined
@@ -347,6 +348,42 @@ export class ReadyIndex {
       }
       continuationToken = page.nextContinuationToken;
     }
+  }
+
+  /**
+   * One page of the types that have markers: a LIST of `ready/` with delimiter `/` (1,000 types
+   * a page). A storage that ignores the delimiter returns whole keys: they are rolled up here,
+   * and a key under a type's prefix is never taken for junk at the top. Keys directly under
+   * `ready/` are not markers: returned as `strays` (a monitor sweeps them after the grace).
+   * Prefixes that are not task types are skipped with a warning. `next` continues the listing.
+   */
+  async typesPage(
+    continuationToken?: string,
+  ): Promise<{ types: string[]; strays: ObjectInfo[]; next: string | undefined }> {
+    const { storage, keys } = this.#deps;
+    const page = await storage.list({
+      prefix: keys.ready,
+      delimiter: "/",
+      ...(continuationToken === undefined ? {} : { continuationToken }),
+    });
+    const strays: ObjectInfo[] = [];
+    // A storage that ignores the delimiter returns whole keys: childNames rolls them up, and
+    // never takes a key under a type's prefix for junk at the top.
+    const names = childNames(keys.ready, page, (o) => {
+      this.warnOnce(o.key, `skipping ${o.key}: not a ready marker (it is not under a type)`);
+      strays.push(o);
+    });
+    const types: string[] = [];
+    for (const type of names) {
+      try {
+        types.push(checkTaskType(type));
+      } catch {
+        const prefix = keys.readyType(type);
+        this.warnOnce(prefix, `${prefix} holds keys that are not ready markers (not a task type)`);
+      }
+    }
+    const next = page.isTruncated ? page.nextContinuationToken : undefined;
+    return { types, strays, next };
   }
 
   /**

@@ -7,6 +7,7 @@
  * @module
  */
 import { InvalidStateError, ValidationError } from "../errors.ts";
+import type { FinishedCounter } from "../queue/finished-counts.ts";
 import type { QueueInternals } from "../queue/internals.ts";
 import type { Versioned } from "../queue/types.ts";
 import type { TaskRecord } from "../task/record.ts";
@@ -49,6 +50,8 @@ export interface AttemptOptions {
   /** The worker's default per-attempt time limit, seconds. */
   timeoutSeconds: number | undefined;
   stats: WorkerStats;
+  /** The worker's finished counts (its heartbeat reports them). */
+  finished: FinishedCounter;
   emit: Emit;
   /** Where a finished attempt's marker is skipped until its batched delete lands. */
   skip: SkipList;
@@ -347,6 +350,7 @@ export class Attempt {
       if (this.#marker !== null)
         this.#options.skip.set(q.keys.full(this.#marker), q.clock.localNow() + FINISHED_SKIP_MS);
       recordOutcome(held.current.task, durationMs, this.#options.stats, this.#options.emit);
+      this.#options.finished.record(held.current.task);
     });
   }
 
@@ -362,6 +366,8 @@ export class Attempt {
       if (held.done) return;
       if (!(await held.write((t) => releaseTask(t, held.token, q.now())))) return;
       held.markDone();
+      // A task whose cancel was requested ends cancelled instead of going back.
+      this.#options.finished.record(held.current.task);
       this.#options.emit({ kind: "released", id: this.id, type: this.type });
     });
   }

@@ -7,6 +7,7 @@
  * @module
  */
 import { OqError } from "../errors.ts";
+import type { FinishedCounter } from "../queue/finished-counts.ts";
 import type { QueueInternals } from "../queue/internals.ts";
 import type { TaskRecord } from "../task/record.ts";
 import { holdsLease, ms, releaseTask } from "../task/transitions.ts";
@@ -17,13 +18,16 @@ import type { Emit } from "./events.ts";
 export class ClaimProbes {
   readonly #queue: QueueInternals;
   readonly #emit: Emit;
+  readonly #finished: FinishedCounter | undefined;
   readonly #probes = new Set<Promise<void>>();
   /** Aborted when the worker has stopped: ends the probes. */
   readonly #ending = new AbortController();
 
-  constructor(queue: QueueInternals, emit: Emit) {
+  /** `finished`: the worker's finished counts (a release of a cancel-requested task ends it). */
+  constructor(queue: QueueInternals, emit: Emit, finished?: FinishedCounter) {
     this.#queue = queue;
     this.#emit = emit;
+    this.#finished = finished;
   }
 
   /** Probes still running. */
@@ -57,6 +61,7 @@ export class ClaimProbes {
           if (seen === undefined || !holdsLease(seen.task, token)) return;
           const back = await q.update(claimed.id, (t) => releaseTask(t, token, q.now()), seen);
           q.logger.warn(`task ${claimed.id}: its claim landed unseen; handed it back`);
+          this.#finished?.record(back.task);
           this.#emit({
             kind: "released",
             id: claimed.id,

@@ -5,13 +5,15 @@
  * the manifest, lists which types have markers (one delimiter LIST), and, for the partitions of
  * types this worker has no handler for that fall in its share, lists their due markers and
  * expires the tasks whose TTL ran out and recovers the leases that expired (both told by the
- * marker key), reading only those. See "Recovery" in docs/protocol.md.
+ * marker key), reading only those; the monitor whose share holds `workers/stopped/` also deletes
+ * the stopped workers' files older than 25 hours. See "Recovery" in docs/protocol.md.
  *
  * @module
  */
-import { checkTaskType, type ReadyMarker } from "../keys.ts";
+import { type ReadyMarker, timeKey } from "../keys.ts";
+import { FINISHED_KEEP_MS, type FinishedCounter } from "../queue/finished-counts.ts";
 import type { QueueInternals } from "../queue/internals.ts";
-import { childNames, MARKER_GRACE_MS } from "../queue/ready-index.ts";
+import { MARKER_GRACE_MS } from "../queue/ready-index.ts";
 import type { Versioned } from "../queue/types.ts";
 import type { TaskRecord } from "../task/record.ts";
 import {
@@ -21,6 +23,7 @@ import {
   isLeaseExpired,
   isTerminal,
 } from "../task/transitions.ts";
+import { mapLimit } from "../util/async.ts";
 import { errorMessage } from "../util/errors.ts";
 import type { Emit, WorkerStats } from "./events.ts";
 import { Pruner } from "./pruner.ts";
@@ -45,6 +48,8 @@ export interface MonitorOptions {
   /** Time between the starts of rounds, ms. Default {@link MONITOR_ROUND_MS}. */
   roundMs?: number;
   stats: WorkerStats;
+  /** The worker's finished counts (its heartbeat reports them). */
+  finished: FinishedCounter;
   emit: Emit;
   skip: SkipList;
   /** Whether this worker has a handler for a type. */
@@ -60,6 +65,7 @@ export class Monitor {
   readonly #queue: QueueInternals;
   readonly #enabled: boolean;
   readonly #stats: WorkerStats;
+  readonly #finished: FinishedCounter;
   readonly #emit: Emit;
   readonly #skip: SkipList;
   readonly #handles: (type: string) => boolean;
@@ -78,6 +84,7 @@ export class Monitor {
     this.#queue = queue;
     this.#enabled = options.enabled;
     this.#stats = options.stats;
+    this.#finished = options.finished;
     this.#emit = options.emit;
     this.#skip = options.skip;
     this.#handles = options.handles;
@@ -131,6 +138,7 @@ export class Monitor {
         () => this.#types(now),
         this.#pruner.start((step) => this.#steps.push(step)),
       ];
+      if (this.#owns(this.#queue.keys.stoppedWorkers)) this.#steps.push(() => this.#pruneStopped());
     }
     const next = this.#steps.shift()!;
     try {
@@ -148,35 +156,32 @@ export class Monitor {
    */
   async #types(now: number, continuationToken?: string): Promise<void> {
     const q = this.#queue;
-    const page = await q.storage.list({
-      prefix: q.keys.ready,
-      delimiter: "/",
-      ...(continuationToken === undefined ? {} : { continuationToken }),
-    });
-    // A storage that ignores the delimiter returns whole keys: childNames rolls them up, and
-    // never takes a key under a type's prefix for junk at the top.
-    const types = childNames(q.keys.ready, page, (o) => {
-      q.warnOnce(o.key, `skipping ${o.key}: not a ready marker (it is not under a type)`);
-      this.malformed(now)(o);
-    });
+    const { types, strays, next } = await q.index.typesPage(continuationToken);
+    for (const o of strays) this.malformed(now)(o);
     for (const type of types) {
-      const prefix = q.keys.readyType(type);
-      try {
-        checkTaskType(type);
-      } catch {
-        q.warnOnce(prefix, `${prefix} holds keys that are not ready markers (not a task type)`);
-        continue;
-      }
       if (this.#handles(type)) continue;
       for (let part = 0; part < q.manifest.shardsOf(type); part++) {
         const partition = q.keys.partition(type, part);
         if (this.#owns(partition)) this.#steps.push(() => this.#expireIn(partition));
       }
     }
-    if (page.isTruncated && page.nextContinuationToken !== undefined) {
-      const token = page.nextContinuationToken;
-      this.#steps.unshift(() => this.#types(now, token));
-    }
+    if (next !== undefined) this.#steps.unshift(() => this.#types(now, next));
+  }
+
+  /**
+   * Delete the stopped workers' files older than {@link FINISHED_KEEP_MS} (stats no longer read
+   * them): one LIST of the oldest 1,000 (keys sort by the time a worker stopped) and, when any
+   * are that old, one `DeleteObjects`. Only the monitor whose share holds `workers/stopped/`
+   * does it, once a round, so `workers/stopped/` holds about a day of stops.
+   */
+  async #pruneStopped(): Promise<void> {
+    const q = this.#queue;
+    const before = `${q.keys.stoppedWorkers}${timeKey(q.now() - FINISHED_KEEP_MS)}`;
+    const page = await q.storage.list({ prefix: q.keys.stoppedWorkers });
+    const old = page.objects.map((o) => o.key).filter((key) => key < before);
+    if (old.length === 0) return;
+    if (q.storage.deleteMany !== undefined && old.length > 1) await q.storage.deleteMany(old);
+    else await mapLimit(old, 8, (key) => q.storage.delete(key));
   }
 
   /**
@@ -280,6 +285,8 @@ export class Monitor {
     const written = await q.write(found, next, { batchMarkerDelete: true });
     if (written === undefined) return;
     next = written.task;
+    // Lease recovery ends the task failed (out of retries) or cancelled (a cancel was requested).
+    this.#finished.record(next);
     if (kind === "expired") this.#stats.expired++;
     else this.#stats.recovered++;
     q.logger.warn(`${kind} task ${next.id} (${next.type}): now ${next.status}`);

@@ -3,10 +3,16 @@
  * `heartbeatSeconds` and, with it, lists `workers/` (no reads) to learn which workers are alive;
  * the id space is split evenly between them ({@link Peers.mine}). Correctness never depends on
  * this: it only saves the GETs of reading tasks another worker is claiming at the same moment.
+ * A heartbeat also carries the worker's finished counts, which `queue.stats()` sums; a stopping
+ * worker writes its last counts to `workers/stopped/{time}/{id}.json` before it deletes its
+ * heartbeat, so they outlive it.
  *
  * @module
  */
+
+import { NotFoundError } from "../errors.ts";
 import { partOf } from "../keys.ts";
+import { type FinishedCounter, parseSnapshot } from "../queue/finished-counts.ts";
 import type { QueueInternals } from "../queue/internals.ts";
 import { errorMessage } from "../util/errors.ts";
 import type { WorkerStats } from "./events.ts";
@@ -20,6 +26,8 @@ export interface HeartbeatState {
   /** Server time at which the worker started (epoch ms). */
   startedAt: number;
   stats: WorkerStats;
+  /** The terminal states the worker wrote, by type and minute/hour. Default: none reported. */
+  finished?: FinishedCounter;
 }
 
 /** A worker that lost a task to another looks for peers again at most this often, ms. */
@@ -86,6 +94,7 @@ export class Peers {
    */
   async start(running: () => boolean): Promise<void> {
     if (this.#heartbeatSeconds <= 0) return;
+    await this.#keepPreviousCounts();
     await this.heartbeat();
     const again = (delays: number[]) => {
       const [next, ...rest] = delays;
@@ -102,29 +111,75 @@ export class Peers {
     this.#heartbeatTimer = setInterval(() => void this.heartbeat(), this.#heartbeatSeconds * 1000);
   }
 
-  /** Stop writing heartbeats and delete this worker's (when heartbeats are on). */
-  async stop(): Promise<void> {
-    if (this.#heartbeatTimer !== undefined) clearInterval(this.#heartbeatTimer);
-    if (this.#peerTimer !== undefined) clearTimeout(this.#peerTimer);
-    if (this.#heartbeatSeconds > 0) {
-      await this.#queue.storage.delete(this.#queue.keys.worker(this.#id)).catch(() => {});
+  /**
+   * A worker id that runs again (a fixed `--id`) after its process was killed, without stopping,
+   * would overwrite the heartbeat holding that run's finished counts: copy it to
+   * `workers/stopped/` first, when it holds any. One GET per start (a 404 as a rule).
+   */
+  async #keepPreviousCounts(): Promise<void> {
+    const q = this.#queue;
+    try {
+      const text = new TextDecoder().decode((await q.storage.get(q.keys.worker(this.#id))).body);
+      const finished = parseSnapshot((JSON.parse(text) as { finished?: unknown }).finished);
+      if (finished === undefined) return;
+      if (Object.keys(finished.hours).length === 0 && Object.keys(finished.minutes).length === 0)
+        return;
+      await q.storage.put(q.keys.stoppedWorker(this.#id, q.now()), text, {
+        contentType: "application/json",
+      });
+    } catch (error) {
+      if (error instanceof NotFoundError || error instanceof SyntaxError) return;
+      q.logger.warn(`could not keep the previous run's finished counts: ${errorMessage(error)}`);
     }
   }
 
-  /** Write this worker's heartbeat and refresh the peer list; failures are logged, not thrown. */
-  async heartbeat(): Promise<void> {
+  /**
+   * Stop writing heartbeats; when heartbeats are on, write the last one to
+   * `workers/stopped/{time}/{id}.json` when it counts any finished task (so `queue.stats()` keeps
+   * counting them), then delete this worker's heartbeat.
+   */
+  async stop(): Promise<void> {
+    if (this.#heartbeatTimer !== undefined) clearInterval(this.#heartbeatTimer);
+    if (this.#peerTimer !== undefined) clearTimeout(this.#peerTimer);
+    if (this.#heartbeatSeconds <= 0) return;
     const q = this.#queue;
+    const now = q.now();
+    const last = this.#body(now);
+    const finished = last.finished;
+    if (
+      finished !== undefined &&
+      (Object.keys(finished.hours).length > 0 || Object.keys(finished.minutes).length > 0)
+    ) {
+      const body = JSON.stringify({ ...last, stoppedAt: new Date(now).toISOString() });
+      await q.storage
+        .put(q.keys.stoppedWorker(this.#id, now), body, { contentType: "application/json" })
+        .catch((error) =>
+          q.logger.warn(`could not keep this worker's finished counts: ${errorMessage(error)}`),
+        );
+    }
+    await q.storage.delete(q.keys.worker(this.#id)).catch(() => {});
+  }
+
+  /** What a heartbeat written at server time `now` says. */
+  #body(now: number) {
     const state = this.#state();
-    const body = JSON.stringify({
+    return {
       id: this.#id,
       types: state.types,
       concurrency: state.concurrency,
       active: state.active,
       startedAt: new Date(state.startedAt).toISOString(),
-      seenAt: new Date(q.now()).toISOString(),
+      seenAt: new Date(now).toISOString(),
       heartbeatSeconds: this.#heartbeatSeconds,
       stats: state.stats,
-    });
+      ...(state.finished === undefined ? {} : { finished: state.finished.snapshot(now) }),
+    };
+  }
+
+  /** Write this worker's heartbeat and refresh the peer list; failures are logged, not thrown. */
+  async heartbeat(): Promise<void> {
+    const q = this.#queue;
+    const body = JSON.stringify(this.#body(q.now()));
     try {
       await q.storage.put(q.keys.worker(this.#id), body, { contentType: "application/json" });
       await this.refresh();
@@ -148,7 +203,8 @@ export class Peers {
   /**
    * Live workers from the heartbeat listing (one LIST per heartbeat; no reads): those whose
    * heartbeat is younger than three intervals, and always this worker. The first of them also
-   * deletes heartbeats of workers gone a day ({@link GoneHeartbeats}).
+   * deletes heartbeats of workers gone a day ({@link GoneHeartbeats}). The delimiter rolls
+   * `workers/stopped/` up into one entry, so stopped workers' counts are never paged through.
    */
   async refresh(): Promise<void> {
     const q = this.#queue;
@@ -159,6 +215,7 @@ export class Peers {
     do {
       const page = await q.storage.list({
         prefix: q.keys.workers,
+        delimiter: "/",
         ...(continuationToken ? { continuationToken } : {}),
       });
       for (const o of page.objects) {

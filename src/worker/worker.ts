@@ -13,6 +13,7 @@ import { requireSafeBackend } from "../doctor/mod.ts";
 import { InvalidStateError, type UnsafeBackendError, ValidationError } from "../errors.ts";
 import { checkTaskType, checkWorkerId } from "../keys.ts";
 import { checkOptions, workerOptionsSchema } from "../options.ts";
+import { FinishedCounter } from "../queue/finished-counts.ts";
 import { internals, type QueueInternals } from "../queue/internals.ts";
 import type { Queue } from "../queue/queue.ts";
 import type { Versioned } from "../queue/types.ts";
@@ -60,6 +61,8 @@ export class Worker {
   readonly id: string;
   /** Counters since start. */
   readonly stats: WorkerStats = newStats();
+  /** The terminal states this worker wrote, by type and minute/hour: its heartbeat reports them. */
+  readonly #finished: FinishedCounter;
   readonly #queue: Queue;
   /** The queue's internals (task store, ready index), which the parts work through. */
   readonly #q: QueueInternals;
@@ -81,6 +84,7 @@ export class Worker {
     this.#queue = queue;
     const q = internals(queue);
     this.#q = q;
+    this.#finished = new FinishedCounter(() => q.now());
     const options = checkOptions(workerOptionsSchema, given, "worker options");
     this.id = checkWorkerId(options.id ?? `w-${q.randomHex(10)}`);
     this.#options = resolveOptions(options, given.onEvent);
@@ -91,19 +95,21 @@ export class Worker {
       enabled: o.monitor,
       roundMs: o.monitorRoundSeconds * 1000,
       stats: this.stats,
+      finished: this.#finished,
       emit: this.#emit,
       skip,
       handles: (type) => this.#handlers.has(type),
       owns: (partition) => this.#peers.owns(partition),
       mine: (id) => this.#peers.mine(id),
     });
-    this.#probes = new ClaimProbes(q, this.#emit);
+    this.#probes = new ClaimProbes(q, this.#emit, this.#finished);
     this.#peers = new Peers(q, this.id, o.heartbeatSeconds, () => ({
       types: this.types,
       concurrency: o.concurrency,
       active: this.active,
       startedAt: this.#startedAt,
       stats: this.stats,
+      finished: this.#finished,
     }));
     this.#poller = new Poller(q, {
       ...o,
@@ -315,6 +321,7 @@ export class Worker {
       signalGraceMs: this.#options.signalGraceMs,
       timeoutSeconds: this.#options.timeoutSeconds,
       stats: this.stats,
+      finished: this.#finished,
       emit: this.#emit,
       skip,
       onFree: (freed) => {

@@ -78,7 +78,8 @@ export async function checkEmbeddedServer(
     expect(handedBack.status).toBe("pending");
     expect(handedBack.attempt).toBe(0);
     expect(handedBack.lease).toBeNull();
-    const heartbeats = await target.storage.list({ prefix: queue.keys.workers });
+    // Its heartbeat is deleted; its finished counts stay under workers/stopped/ (rolled up).
+    const heartbeats = await target.storage.list({ prefix: queue.keys.workers, delimiter: "/" });
     expect(heartbeats.objects).toEqual([]);
   } finally {
     server.child.kill("SIGKILL");

@@ -2,6 +2,7 @@
  * A queue on the memory store with one clock the test moves (server and local time are the
  * same), and the per-worker state the parts of src/worker/ share, for their unit tests.
  */
+import { FinishedCounter } from "../../src/queue/finished-counts.ts";
 import { internals } from "../../src/queue/internals.ts";
 import { Queue } from "../../src/queue/queue.ts";
 import type { Versioned } from "../../src/queue/types.ts";
@@ -35,6 +36,7 @@ export function shared(
   handled: readonly string[] = ["t"],
 ): {
   stats: WorkerStats;
+  finished: FinishedCounter;
   events: WorkerEvent[];
   emit: Emit;
   skip: SkipList;
@@ -44,6 +46,7 @@ export function shared(
   const events: WorkerEvent[] = [];
   return {
     stats: newStats(),
+    finished: new FinishedCounter(() => queue.now()),
     events,
     emit: (e) => void events.push(e),
     skip: new SkipList(queue.clock),

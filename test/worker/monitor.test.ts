@@ -6,6 +6,7 @@ import type { Queue } from "../../src/queue/queue.ts";
 import { MARKER_GRACE_MS } from "../../src/queue/ready-index.ts";
 import type { MemoryStorage } from "../../src/storage/memory.ts";
 import {
+  claimTask,
   expireLease,
   expireTask,
   LEASE_TAKEOVER_MARGIN_MS,
@@ -187,9 +188,9 @@ describe("Monitor", () => {
     };
     let steps = 0;
     while (await monitor.step(queue.now())) steps++;
-    // The manifest, the delimiter listing, the finished journal's types (none: no pruning
-    // steps), and the one video partition.
-    expect(steps).toBe(4);
+    // The manifest, the delimiter listing, the journal types (pruning), the stopped workers'
+    // files, and the one video partition.
+    expect(steps).toBe(5);
     expect(reads.filter((k) => k.startsWith(queue.keys.tasks))).toEqual([
       queue.keys.task(short.id),
     ]);
@@ -231,5 +232,43 @@ describe("Monitor", () => {
     advance(10_000);
     while (await monitor.step(queue.now()));
     for (const t of tasks) expect((await queue.get(t.id)).status).toBe("pending");
+  });
+
+  it("a round deletes stopped workers' files older than 25 hours, and keeps younger ones", async () => {
+    const { queue, storage, advance } = memoryQueue();
+    const s = shared(queue, ["email"]);
+    const old = queue.keys.stoppedWorker("old", queue.now());
+    await storage.put(old, "{}");
+    advance(24 * 3_600_000);
+    const young = queue.keys.stoppedWorker("young", queue.now());
+    await storage.put(young, "{}");
+    advance(1 * 3_600_000 + 1000);
+    const monitor = new Monitor(internals(queue), { enabled: true, ...s });
+    while (await monitor.step(queue.now()));
+    const left = await storage.list({ prefix: queue.keys.stoppedWorkers });
+    expect(left.objects.map((o) => o.key)).toEqual([young]);
+  });
+
+  it("counts a lease recovered to failed and an expiry in its finished counts", async () => {
+    const { queue, advance } = memoryQueue();
+    const s = shared(queue, ["email"]);
+    const monitor = new Monitor(internals(queue), { enabled: true, ...s });
+    const task = await queue.submit("video", 1, { maxRetries: 0 });
+    const found = (await queue.read(task.id))!;
+    const running = (await internals(queue).write(
+      found,
+      claimTask(found.task, { workerId: "w", token: "tok", leaseMs: 1000, now: queue.now() }),
+    ))!;
+    const expiring = await queue.submit("video", 2, { ttlSeconds: 1 });
+    advance(1000 + LEASE_TAKEOVER_MARGIN_MS + 1000);
+    await monitor.apply(running, (t) => expireLease(t, queue.now(), 0.5), "recovered");
+    await monitor.apply(
+      (await queue.read(expiring.id))!,
+      (t) => expireTask(t, queue.now()),
+      "expired",
+    );
+    expect((await queue.get(task.id)).status).toBe("failed");
+    const snapshot = s.finished.snapshot(queue.now());
+    expect(Object.values(snapshot.hours)).toEqual([{ video: { failed: 1, expired: 1 } }]);
   });
 });

@@ -1,7 +1,11 @@
 /** The peers part: heartbeats, the live-worker list, and the share of the id space it gives. */
 
 import { describe, expect, it } from "vitest";
+import { FinishedCounter } from "../../src/queue/finished-counts.ts";
 import { internals } from "../../src/queue/internals.ts";
+import { Queue } from "../../src/queue/queue.ts";
+import { countRequests } from "../../src/storage/count.ts";
+import { MemoryStorage } from "../../src/storage/memory.ts";
 import { newStats } from "../../src/worker/events.ts";
 import { Peers } from "../../src/worker/peers.ts";
 import { memoryQueue } from "./helpers.ts";
@@ -67,5 +71,92 @@ describe("Peers", () => {
     await peers.stop();
     const left = await storage.list({ prefix: queue.keys.workers });
     expect(left.objects).toEqual([]);
+  });
+
+  it("on stop keeps its finished counts in workers/stopped/, then deletes its heartbeat", async () => {
+    const { queue, storage } = memoryQueue();
+    const finished = new FinishedCounter(() => queue.now());
+    const peers = new Peers(internals(queue), "a", 60, () => ({ ...state(), finished }));
+    await peers.start(() => true);
+    const at = new Date(queue.now()).toISOString();
+    finished.record({ type: "t", status: "completed", finishedAt: at });
+    await peers.stop();
+    expect((await storage.list({ prefix: queue.keys.workers, delimiter: "/" })).objects).toEqual(
+      [],
+    );
+    const kept = await storage.list({ prefix: queue.keys.stoppedWorkers });
+    expect(kept.objects.map((o) => o.key)).toEqual([queue.keys.stoppedWorker("a", queue.now())]);
+    const body = JSON.parse(
+      new TextDecoder().decode((await storage.get(kept.objects[0]!.key)).body),
+    );
+    expect(body.finished.hours).toEqual({
+      [new Date(Math.floor(queue.now() / 3_600_000) * 3_600_000).toISOString()]: {
+        t: { completed: 1 },
+      },
+    });
+    expect(body.stoppedAt).toBeTypeOf("string");
+  });
+
+  it("writes no stopped file when it finished nothing", async () => {
+    const { queue, storage } = memoryQueue();
+    const finished = new FinishedCounter(() => queue.now());
+    const peers = new Peers(internals(queue), "a", 60, () => ({ ...state(), finished }));
+    await peers.start(() => true);
+    await peers.stop();
+    expect((await storage.list({ prefix: queue.keys.workers })).objects).toEqual([]);
+  });
+
+  it("a worker id that runs twice keeps both runs' counts", async () => {
+    const { queue, storage, advance } = memoryQueue();
+    for (const run of [1, 2]) {
+      const finished = new FinishedCounter(() => queue.now());
+      const peers = new Peers(internals(queue), "a", 60, () => ({ ...state(), finished }));
+      await peers.start(() => true);
+      finished.record({
+        type: "t",
+        status: "completed",
+        finishedAt: new Date(queue.now()).toISOString(),
+      });
+      await peers.stop();
+      advance(5000 * run);
+    }
+    expect((await storage.list({ prefix: queue.keys.stoppedWorkers })).objects).toHaveLength(2);
+    const email = (await queue.stats()).types.find((t) => t.type === "t")!;
+    expect(email.finished.lastHour.completed).toBe(2);
+  });
+
+  it("lists live workers in one request however many stopped workers' files there are", async () => {
+    const counted = countRequests(new MemoryStorage());
+    const queue = new Queue({ storage: counted });
+    await Promise.all(
+      Array.from({ length: 1500 }, (_, i) =>
+        counted.put(queue.keys.stoppedWorker(`old-${i}`, queue.now()), "{}"),
+      ),
+    );
+    const peers = new Peers(internals(queue), "a", 60, state);
+    counted.reset();
+    await peers.refresh();
+    expect(counted.counts.LIST).toBe(1);
+  });
+
+  it("a worker id that runs again after being killed keeps the killed run's counts", async () => {
+    const { queue, storage, advance } = memoryQueue();
+    const killed = new FinishedCounter(() => queue.now());
+    const first = new Peers(internals(queue), "a", 60, () => ({ ...state(), finished: killed }));
+    killed.record({ type: "t", status: "failed", finishedAt: new Date(queue.now()).toISOString() });
+    await first.heartbeat(); // ...and the process dies: no stop().
+    advance(5000);
+    const again = new Peers(internals(queue), "a", 60, () => ({
+      ...state(),
+      finished: new FinishedCounter(() => queue.now()),
+    }));
+    await again.start(() => true);
+    try {
+      const t = (await queue.stats()).types.find((x) => x.type === "t")!;
+      expect(t.finished.lastHour.failed).toBe(1);
+      expect((await storage.list({ prefix: queue.keys.stoppedWorkers })).objects).toHaveLength(1);
+    } finally {
+      await again.stop();
+    }
   });
 });
