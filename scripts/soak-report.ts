@@ -22,7 +22,10 @@ export interface SoakSample {
   elapsedS: number;
   /** Current objects under the prefix, by family, and `total`. */
   objects: Record<string, number>;
-  /** Versions and delete markers under the prefix; `null` on an unversioned bucket. */
+  /**
+   * Versions and delete markers under the prefix; `null` on an unversioned bucket and in the
+   * samples between two counts (`--versions-every`).
+   */
   versions: number | null;
   /** Tasks submitted so far. */
   submitted: number;
@@ -44,6 +47,8 @@ export interface SoakResult {
     rate: number;
     retentionSeconds: number;
     monitorRoundSeconds: number;
+    /** The workers' `maxPollMs` (see the defect note in docs/soak.md). */
+    maxPollMs: number;
     sampleSeconds: number;
     bucket: "versioned" | "unversioned";
   };
@@ -100,10 +105,12 @@ export function renderSoakSvg(r: SoakResult): string {
   const panelOf = (
     left: number,
     title: string,
-    series: { name: string; color: string; values: number[]; dash?: string }[],
+    series: { name: string; color: string; values: (number | null)[]; dash?: string }[],
   ) => {
     const { w, h, top } = panel;
-    const scale = niceScale(Math.max(1, ...series.flatMap((s) => s.values)) * 1.1);
+    const scale = niceScale(
+      Math.max(1, ...series.flatMap((s) => s.values.filter((v) => v !== null))) * 1.1,
+    );
     const x = (t: number) => left + (w * t) / endS;
     const y = (v: number) => top + h - (h * v) / scale.max;
     out.push(
@@ -125,8 +132,8 @@ export function renderSoakSvg(r: SoakResult): string {
       `<text x="${left + w / 2}" y="${top + h + 34}" text-anchor="middle" fill="#333">minutes</text>`,
     );
     series.forEach((s, si) => {
-      const pts = s.values.map(
-        (v, i) => `${x(r.samples[i]!.elapsedS).toFixed(1)},${y(v).toFixed(1)}`,
+      const pts = s.values.flatMap((v, i) =>
+        v === null ? [] : [`${x(r.samples[i]!.elapsedS).toFixed(1)},${y(v).toFixed(1)}`],
       );
       out.push(
         `<polyline points="${pts.join(" ")}" fill="none" stroke="${s.color}" stroke-width="2"${s.dash ? ` stroke-dasharray="${s.dash}"` : ""}/>`,
@@ -152,7 +159,7 @@ export function renderSoakSvg(r: SoakResult): string {
   ]);
   if (withVersions)
     panelOf(lefts[1]!, "Versions and delete markers (versioned bucket)", [
-      { name: "versions", color: COLORS.versions!, values: r.samples.map((s) => s.versions ?? 0) },
+      { name: "versions", color: COLORS.versions!, values: r.samples.map((s) => s.versions) },
       { name: "objects", color: COLORS.total!, values: pick("total") },
       {
         name: "submitted",
@@ -179,7 +186,7 @@ export function renderSoakMarkdown(r: SoakResult, svgPath: string): string {
   const lines = [
     "## Soak: pruning keeps the bucket bounded",
     "",
-    `Run on ${r.date.slice(0, 10)} with \`npm run soak\` (scripts/soak.ts) against MinIO, ${o.bucket} bucket: ${o.workers} workers (in one process, ${o.concurrencyPerWorker} slots each) process a steady stream of ${o.rate} tasks/s for ${o.minutes} minutes, with every terminal status's retention set to ${o.retentionSeconds} s (\`queue.setRetention\`) and the workers' \`monitorRoundSeconds\` set to ${o.monitorRoundSeconds} (the default, 600, prunes every 10 minutes). Of every 20 tasks, 17 complete, 1 fails permanently, 1 is cancelled by the submitter while pending and 1 expires before it becomes available. The objects under the prefix are counted every ${o.sampleSeconds} s.`,
+    `Run on ${r.date.slice(0, 10)} with \`npm run soak\` (scripts/soak.ts) against MinIO, ${o.bucket} bucket: ${o.workers} workers (in one process, ${o.concurrencyPerWorker} slots each) process a steady stream of ${o.rate} tasks/s for ${o.minutes} minutes, with every terminal status's retention set to ${o.retentionSeconds} s (\`queue.setRetention\`) and the workers' \`monitorRoundSeconds\` set to ${o.monitorRoundSeconds} (the default, 600, prunes every 10 minutes) and their \`maxPollMs\` to ${o.maxPollMs} (default 6000; see below). Of every 20 tasks, 17 complete, 1 fails permanently, 1 is cancelled by the submitter while pending (submitted with a 30 s delay, cancelled 2 s later) and 1 is of a type no worker runs, with a 2 s TTL, so a monitor expires it. The objects under the prefix are counted every ${o.sampleSeconds} s.`,
     "",
     `![Objects under the prefix over time](${svgPath})`,
     "",
@@ -199,6 +206,7 @@ export function renderSoakMarkdown(r: SoakResult, svgPath: string): string {
     "- **Levelled off** means the highest count over the last half of the run is at most the highest over its second quarter plus 10% (or plus 50 objects, whichever is more): a count that grows without bound sets new highs every quarter; one that levelled off within the first quarter stays within its jitter. The steady state is about rate × (retention + a monitor round + the journal's 5 s flush) task objects, plus their journals.",
     `- **Nothing live deleted**: every queue and worker wrote through a witness that noted each task write that landed (status, \`finishedAt\`) and when oq sent each delete of a task object. The check: no task object was deleted before it reached a terminal state, nor earlier than \`finishedAt\` + retention (1 s tolerance: journal times and the server clock are whole seconds); every task not deleted by oq is still stored; no attempt's handler ran twice. ${r.violationCount === 0 ? "No violation." : `${r.violationCount} violations, first: ${r.violations[0]}`}`,
     "- **Versions** (versioned bucket): every write of a task, every ready marker and every delete leaves a version or a delete marker, so their count grows with the number of tasks processed, not with the number stored. They are removed by the bucket's lifecycle rule (`oq lifecycle --apply`), whose shortest setting is 1 day (S3 lifecycle counts whole days, and MinIO's scanner runs it in the background), so within a 10-minute run they only grow. That is expected; what bounds them is the lifecycle rule, and `oq doctor` warns when it is missing.",
+    "- **Why `maxPollMs` is lowered** (a defect found by this soak, not fixed here): a worker whose last pass claimed nothing spends each poll either on one step of its monitor's round or on listing one partition of the ready index, never both (`Poller.list`, `budget = stepped ? 0 : 1`). While its monitor has steps queued it lists nothing, so it claims nothing and stays in that state. A round queues 3 steps plus the pruning steps (one per partition past retention, and one more per 4 journals); when those take longer to drain at one per poll (polls up to `maxPollMs` = 6 s apart when idle) than a round lasts, the queue of steps never empties and the worker never claims again. With 5-s rounds and 6-s polls, a 30-s run at 10 tasks/s started 44 tasks in its first 5 s and none after, while polls went on and 90 due markers sat in `ready/`. With the default round (600 s, about 100 polls) it takes more than ~100 queued steps (400 journals past retention, e.g. right after retention was shortened on a busy queue) for new work to wait until pruning is done.",
     "",
   ];
   return lines.join("\n");
