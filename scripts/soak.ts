@@ -11,10 +11,9 @@
  * submitted with a 30 s delay and cancelled by the submitter about 2 s later, and 1 is of a type
  * no worker runs (`soak-expiring`) with a 2 s TTL, so a monitor expires it. Workers run in this
  * process (4 slots each) with `monitorRoundSeconds` set to `--round` (default 15; the default
- * of 600 would prune every 10 minutes) and `maxPollMs` to `--max-poll-ms` (default 1000, not
- * the workers' 6000: a worker whose last poll found nothing spends each poll on one monitor step
- * instead of listing while its monitor has steps queued, so with rounds this short and polls 6 s
- * apart the queue of steps never empties and the workers stop claiming; see docs/soak.md). Every queue and worker writes through a witness
+ * of 600 would prune every 10 minutes) and `maxPollMs` to `--max-poll-ms` (default 6000, the
+ * workers' own; the first soak runs found quiet workers stalled behind long monitor rounds, and
+ * lowered it to 1000 until that was fixed: see docs/soak.md). Every queue and worker writes through a witness
  * (scripts/soak-observe.ts) that notes each task write that landed and when oq sent each delete
  * of a task object; at the end the checks compare those with the retention.
  *
@@ -49,7 +48,7 @@ const { values: args } = parseArgs({
     rate: { type: "string", default: "10" },
     retention: { type: "string", default: "60" },
     round: { type: "string", default: "15" },
-    "max-poll-ms": { type: "string", default: "1000" },
+    "max-poll-ms": { type: "string", default: "6000" },
     sample: { type: "string", default: "15" },
     "versions-every": { type: "string", default: "60" },
     bucket: { type: "string", default: "versioned" },
@@ -63,7 +62,7 @@ const { values: args } = parseArgs({
 
 if (args.help) {
   console.log(
-    "usage: tsx scripts/soak.ts [--minutes 10] [--workers 4] [--rate 10] [--retention 60] [--round 15] [--max-poll-ms 1000] [--sample 15] [--versions-every 60] [--bucket versioned|unversioned] [--json FILE] [--svg docs/soak.svg --md docs/soak.md] [--keep]",
+    "usage: tsx scripts/soak.ts [--minutes 10] [--workers 4] [--rate 10] [--retention 60] [--round 15] [--max-poll-ms 6000] [--sample 15] [--versions-every 60] [--bucket versioned|unversioned] [--json FILE] [--svg docs/soak.svg --md docs/soak.md] [--keep]",
   );
   process.exit(0);
 }

@@ -100,6 +100,8 @@ export class Poller {
   #cursor: number;
   /** Whether the last pass found nothing: the next lists one partition only (idle budget). */
   #quiet = false;
+  /** Whether the last listing took a step of the monitor's round (a quiet worker alternates). */
+  #steppedLast = false;
   /** Whether the next listing must try every partition (a drain pass). */
   #listAll = false;
   #listedAt = Number.NEGATIVE_INFINITY;
@@ -176,7 +178,6 @@ export class Poller {
         // Storage trouble (throttling, an outage) must not kill the loop: back off and retry.
         this.#queue.logger.warn(`poll failed: ${errorMessage(error)}`);
       }
-      this.#quiet = claimed === 0;
       if (!o.isRunning()) break;
       if (claimed > 0) {
         idle = o.minPollMs;
@@ -201,9 +202,11 @@ export class Poller {
     for (let relisted = false; ; relisted = true) {
       const taken = await this.#take(claimed, !relisted);
       claimed = taken.claimed;
-      if (!taken.relist) return claimed;
+      if (!taken.relist) break;
       await this.list();
     }
+    this.#quiet = claimed === 0;
+    return claimed;
   }
 
   /**
@@ -305,7 +308,13 @@ export class Poller {
     this.#wastedInRow = 0;
     await monitor.sweep();
     this.#o.skip.prune(this.#queue.clock.localNow());
-    const stepped = await monitor.step(this.#queue.now());
+    // A quiet worker alternates a poll with a step of the monitor's round and one with a listing
+    // of its own partitions: a long round (many partitions of types nobody here runs, many
+    // journals to prune) must not keep it from new work of its own (the soak run found quiet
+    // workers claiming nothing for whole rounds).
+    const mayStep = !this.#quiet || !this.#steppedLast;
+    const stepped = mayStep && (await monitor.step(this.#queue.now()));
+    this.#steppedLast = stepped;
     const all = this.#listAll || !this.#quiet;
     this.#listAll = false;
     const partitions = this.partitions();

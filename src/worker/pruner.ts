@@ -14,7 +14,7 @@ import { PruneRun } from "../queue/prune.ts";
 import { FINISHED_STATUSES, retentionMs } from "../queue/retention.ts";
 
 /** Journals one monitor step prunes at most (each up to 1,000 tasks). */
-export const PRUNE_JOURNALS_PER_STEP = 4;
+export const PRUNE_JOURNALS_PER_STEP = 16;
 
 /** A step of the monitor's round: one request or a small bounded batch. */
 export type Step = () => Promise<void>;

@@ -49,6 +49,17 @@ function poller(
 }
 
 describe("Poller", () => {
+  it("a quiet worker still lists its own partitions every other poll while its monitor's round has many steps (soak stall)", async () => {
+    const { queue } = memoryQueue();
+    // Ten types nobody here runs: the round gets a step for each of their partitions.
+    await queue.submitMany(Array.from({ length: 10 }, (_, i) => ({ type: `other${i}`, input: i })));
+    const { poller: p, started } = poller(queue);
+    expect(await p.pass()).toBe(0); // nothing of ours: the worker is quiet now
+    const mine = await queue.submit("t", 1);
+    for (let i = 0; i < 2 && started.length === 0; i++) await p.pass();
+    expect(started).toEqual([mine.id]);
+  });
+
   it("lists again after a read finds a task taken since its listing, instead of reading the rest of the stale page (8-worker GETs)", async () => {
     const { queue, storage } = memoryQueue();
     await queue.submitMany([1, 2, 3, 4].map((input) => ({ type: "t", input })));
