@@ -12,33 +12,9 @@ import type { ListTasksOptions } from "../src/queue/types.ts";
 import { type CountedStorage, countRequests } from "../src/storage/count.ts";
 import type { TaskRecord } from "../src/task/record.ts";
 import { claimTask, renewLease } from "../src/task/transitions.ts";
-import { PermanentError } from "../src/worker/options.ts";
-import { Worker } from "../src/worker/worker.ts";
+import { runAll } from "./helpers/run.ts";
 import { keysUnder, type TargetInstance, targets } from "./helpers/targets.ts";
-import { fast, pause, until } from "./helpers/wait.ts";
-
-const quiet = { ...fast, skipDoctor: true, monitor: false };
-
-/** Run every task of `types` to its end, one at a time: those with input `"fail"` fail. */
-async function runAll(queue: Queue, types: string[]): Promise<void> {
-  const worker = new Worker(queue, quiet);
-  for (const type of types)
-    worker.task(type, (input: unknown) => {
-      if (input === "fail") throw new PermanentError("bad input");
-      return input;
-    });
-  worker.start();
-  try {
-    await until("every task finished", async () => {
-      for (const type of types)
-        for await (const _ of internals(queue).markers({ prefix: queue.keys.readyType(type) }))
-          return false;
-      return true;
-    });
-  } finally {
-    await worker.stop();
-  }
-}
+import { pause } from "./helpers/wait.ts";
 
 const ids = (tasks: readonly TaskRecord[]) => tasks.map((t) => t.id);
 /** Ids by finish time; ties (the same millisecond) as the listing breaks them. */

@@ -11,8 +11,8 @@ import { Queue } from "../src/queue/queue.ts";
 import { DEFAULT_RETENTION } from "../src/queue/retention.ts";
 import { MemoryStorage } from "../src/storage/memory.ts";
 import type { Storage } from "../src/storage/storage.ts";
-import { PermanentError } from "../src/worker/options.ts";
 import { Worker } from "../src/worker/worker.ts";
+import { runAll } from "./helpers/run.ts";
 import { keysUnder, type TargetInstance, targets } from "./helpers/targets.ts";
 import { fast as fastPolls, pause, until } from "./helpers/wait.ts";
 
@@ -23,21 +23,8 @@ const fast = { ...fastPolls, skipDoctor: true };
  * a second: finish times have second resolution in journal keys, so a retention of 0 covers a
  * task from the next second on.
  */
-async function runAll(queue: Queue, fail: ReadonlySet<string> = new Set()): Promise<void> {
-  const worker = new Worker(queue, fast).task("job", (input: unknown, ctx) => {
-    if (fail.has(ctx.task.id)) throw new PermanentError(`bad ${String(input)}`);
-    return input;
-  });
-  worker.start();
-  try {
-    await until("every job finished", async () => {
-      for await (const _ of internals(queue).markers({ prefix: queue.keys.readyType("job") }))
-        return false;
-      return true;
-    });
-  } finally {
-    await worker.stop();
-  }
+async function runJobs(queue: Queue, fail: ReadonlySet<string> = new Set()): Promise<void> {
+  await runAll(queue, ["job"], (_input, ctx) => fail.has(ctx.task.id));
   await pause(1100);
 }
 
@@ -56,7 +43,7 @@ for (const target of targets) {
         Array.from({ length: 6 }, (_, i) => ({ type: "job", input: i })),
       );
       const failing = new Set([tasks[0]!.id]);
-      await runAll(queue, failing);
+      await runJobs(queue, failing);
       const live = await queue.submit("job", "later", { delay: 3600 });
       const cancelled = await queue.submit("other", null);
       await queue.cancel(cancelled.id);
@@ -97,21 +84,21 @@ for (const target of targets) {
 
     it("leaves a failed task that was replayed since its journal entry", async () => {
       const task = await queue.submit("job", "x");
-      await runAll(queue, new Set([task.id]));
+      await runJobs(queue, new Set([task.id]));
       expect((await queue.get(task.id)).status).toBe("failed");
       await queue.replay(task.id);
       const result = await queue.prune({ retention: { failed: 0 } });
       expect(result).toMatchObject({ deleted: 0, skipped: 1, journals: 1 });
       expect((await queue.get(task.id)).status).toBe("pending");
       // It completes this time and is journaled as completed.
-      await runAll(queue);
+      await runJobs(queue);
       expect(await queue.prune({ retention: { completed: 0 } })).toMatchObject({ deleted: 1 });
       expect(await queue.read(task.id)).toBeUndefined();
     });
 
     it("refuses to replay a task whose retention is about to end, and says what to do", async () => {
       const task = await queue.submit("job", "x");
-      await runAll(queue, new Set([task.id]));
+      await runJobs(queue, new Set([task.id]));
       await queue.setRetention({ failed: 0 });
       const error = await queue.replay(task.id).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(InvalidStateError);
@@ -122,7 +109,7 @@ for (const target of targets) {
 
     it("limit stops early with more, and a second run finishes", async () => {
       await queue.submitMany(Array.from({ length: 5 }, (_, i) => ({ type: "job", input: i })));
-      await runAll(queue);
+      await runJobs(queue);
       const first = await queue.prune({ retention: { completed: 0 }, limit: 3 });
       expect(first).toMatchObject({ deleted: 3, more: true, journals: 0 });
       const second = await queue.prune({ retention: { completed: 0 } });
@@ -133,7 +120,7 @@ for (const target of targets) {
 
     it("the scan finds finished tasks the journal does not name", async () => {
       await queue.submitMany(Array.from({ length: 3 }, (_, i) => ({ type: "job", input: i })));
-      await runAll(queue);
+      await runJobs(queue);
       const live = await queue.submit("job", "live");
       // As if the worker was killed before its journal flush.
       for (const key of await keysUnder(env.storage, queue.keys.done))

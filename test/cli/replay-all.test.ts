@@ -8,37 +8,13 @@
  */
 import { tmpdir } from "node:os";
 import { describe, expect, it } from "vitest";
-import { internals } from "../../src/queue/internals.ts";
 import { Queue } from "../../src/queue/queue.ts";
 import type { TaskRecord } from "../../src/task/record.ts";
-import { PermanentError } from "../../src/worker/options.ts";
-import { Worker } from "../../src/worker/worker.ts";
 import { cleanEnv, MANY_ROUNDS_TIMEOUT_MS, runOq } from "../helpers/cli.ts";
+import { runAll } from "../helpers/run.ts";
 import { fileTarget, s3Target, type Target } from "../helpers/targets.ts";
-import { fast, until } from "../helpers/wait.ts";
 
 const targets: Target[] = [fileTarget, ...(s3Target === undefined ? [] : [s3Target])];
-
-/** Run every task of `types` to its end: those with input `"fail"` fail. */
-async function runAll(queue: Queue, types: string[]): Promise<void> {
-  const worker = new Worker(queue, { ...fast, skipDoctor: true, monitor: false });
-  for (const type of types)
-    worker.task(type, (input: unknown) => {
-      if (input === "fail") throw new PermanentError("bad input");
-      return input;
-    });
-  worker.start();
-  try {
-    await until("every task finished", async () => {
-      for (const type of types)
-        for await (const _ of internals(queue).markers({ prefix: queue.keys.readyType(type) }))
-          return false;
-      return true;
-    });
-  } finally {
-    await worker.stop();
-  }
-}
 
 for (const target of targets) {
   describe(`oq replay --all-failed and oq list on ${target.name}`, () => {
