@@ -10,10 +10,11 @@
  * run is read from docs/benchmarks.json (or `--previous`) before this run is saved over it.
  */
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { basename } from "node:path";
+import { basename, dirname, join, relative } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { PRICE_PER_REQUEST } from "./sim/pricing.ts";
+import { renderSoakMarkdown, type SoakResult } from "./soak-report.ts";
 
 type Kinds = Record<"GET" | "HEAD" | "PUT" | "POST" | "LIST" | "DELETE", number>;
 
@@ -574,6 +575,8 @@ export function writeReport(options: {
   mdPath: string;
   svgPath: string;
   previousPath?: string;
+  /** The soak result to include (`npm run soak --json`); default `soak.json` beside `mdPath`. */
+  soakPath?: string;
 }): void {
   const previousPath = options.previousPath ?? options.resultsPath;
   const previous = existsSync(previousPath)
@@ -586,7 +589,12 @@ export function writeReport(options: {
   const { transcribedFrom: _, ...measured } = options.result;
   const result: BenchResult = { ...measured, ...(chaos === undefined ? {} : { chaos }) };
   writeFileSync(options.svgPath, renderSvg(result, previous));
-  writeFileSync(options.mdPath, renderMarkdown(result, options.svgPath, previous));
+  // The soak runs on its own (`npm run soak`, 10 minutes); its latest result goes in as it is.
+  const soakPath = options.soakPath ?? join(dirname(options.mdPath), "soak.json");
+  const soak = existsSync(soakPath)
+    ? `\n${renderSoakMarkdown(JSON.parse(readFileSync(soakPath, "utf8")) as SoakResult, relative(dirname(options.mdPath), join(dirname(soakPath), "soak.svg")))}`
+    : "";
+  writeFileSync(options.mdPath, renderMarkdown(result, options.svgPath, previous) + soak);
   writeFileSync(options.resultsPath, `${JSON.stringify(result, null, 2)}\n`);
   console.error(
     `bench: wrote ${options.mdPath}, ${options.svgPath} and ${options.resultsPath}${previous === undefined ? "" : ` (previous run: ${previous.date})`}`,
