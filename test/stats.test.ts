@@ -79,6 +79,24 @@ describe.each(targets)("queue.stats() on $name", (target) => {
     expect(only.requests).toEqual({ LIST: 3, GET: 0 });
   });
 
+  it("counts what each drain() finished (a cron-triggered worker writes no heartbeats)", async () => {
+    const queue = new Queue({ storage: env.storage, prefix: env.prefix });
+    // Each cron tick drains with a new worker object, as examples/cloudflare does.
+    const tick = () =>
+      new Worker(queue, { ...fast, heartbeatSeconds: 60, skipDoctor: true }).task(
+        "email",
+        async () => {},
+      );
+    await queue.submitMany([{}, {}, {}].map((input) => ({ type: "email", input })));
+    expect(await tick().drain({ budgetMs: 20_000 })).toBe(3);
+    const after = (await queue.stats()).types.find((t) => t.type === "email");
+    expect(after?.finished.lastHour.completed).toBe(3);
+    await queue.submitMany([{}, {}].map((input) => ({ type: "email", input })));
+    expect(await tick().drain({ budgetMs: 20_000 })).toBe(2);
+    const again = (await queue.stats()).types.find((t) => t.type === "email");
+    expect(again?.finished.lastHour.completed).toBe(5);
+  });
+
   it("sums finished counts over live workers' heartbeats and a stopped worker's file", async () => {
     const queue = new Queue({ storage: env.storage, prefix: env.prefix });
     const options = { ...fast, heartbeatSeconds: 1, skipDoctor: true };

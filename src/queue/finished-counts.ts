@@ -58,6 +58,11 @@ class Buckets {
     this.#keep = keep;
   }
 
+  /** Forget every count. */
+  clear(): void {
+    this.#buckets.clear();
+  }
+
   add(type: string, state: FinishedStatus, at: number): void {
     const start = Math.floor(at / this.#width) * this.#width;
     let types = this.#buckets.get(start);
@@ -121,6 +126,12 @@ export class FinishedCounter {
     this.#hours.add(task.type, state, at);
     // A worker without heartbeats never snapshots: prune now and then so memory stays bounded.
     if (++this.#sinceSnapshot >= 10_000) this.snapshot(this.#now());
+  }
+
+  /** Forget every count (once they were written where they are kept). */
+  clear(): void {
+    this.#minutes.clear();
+    this.#hours.clear();
   }
 
   /** The buckets still in the kept window at server time `now`, as a heartbeat writes them. */

@@ -142,22 +142,36 @@ export class Peers {
     if (this.#heartbeatTimer !== undefined) clearInterval(this.#heartbeatTimer);
     if (this.#peerTimer !== undefined) clearTimeout(this.#peerTimer);
     if (this.#heartbeatSeconds <= 0) return;
+    await this.keepCounts();
+    await this.#queue.storage.delete(this.#queue.keys.worker(this.#id)).catch(() => {});
+  }
+
+  /**
+   * Write this worker's finished counts to `workers/stopped/` (when it counted any), where
+   * `stats()` finds them after the worker is gone; with `clear`, forget them then, so that a
+   * worker that only drains (a cron-triggered runtime, no heartbeats between) adds each drain's
+   * counts once. Does nothing when heartbeats are off.
+   */
+  async keepCounts(options: { clear?: boolean } = {}): Promise<void> {
+    if (this.#heartbeatSeconds <= 0) return;
     const q = this.#queue;
     const now = q.now();
     const last = this.#body(now);
     const finished = last.finished;
     if (
-      finished !== undefined &&
-      (Object.keys(finished.hours).length > 0 || Object.keys(finished.minutes).length > 0)
-    ) {
-      const body = JSON.stringify({ ...last, stoppedAt: new Date(now).toISOString() });
-      await q.storage
-        .put(q.keys.stoppedWorker(this.#id, now), body, { contentType: "application/json" })
-        .catch((error) =>
-          q.logger.warn(`could not keep this worker's finished counts: ${errorMessage(error)}`),
-        );
+      finished === undefined ||
+      (Object.keys(finished.hours).length === 0 && Object.keys(finished.minutes).length === 0)
+    )
+      return;
+    const body = JSON.stringify({ ...last, stoppedAt: new Date(now).toISOString() });
+    try {
+      await q.storage.put(q.keys.stoppedWorker(this.#id, now), body, {
+        contentType: "application/json",
+      });
+      if (options.clear === true) this.#state().finished?.clear();
+    } catch (error) {
+      q.logger.warn(`could not keep this worker's finished counts: ${errorMessage(error)}`);
     }
-    await q.storage.delete(q.keys.worker(this.#id)).catch(() => {});
   }
 
   /** What a heartbeat written at server time `now` says. */

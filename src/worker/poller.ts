@@ -107,6 +107,7 @@ export class Poller {
   #listedAt = Number.NEGATIVE_INFINITY;
   /** When a read last won nothing because another worker got there (local ms). */
   #contendedAt = Number.NEGATIVE_INFINITY;
+  #notDueUntil: number | undefined;
   /** Reads in a row that found a task another worker took since our listing. */
   #wastedInRow = 0;
   #wake = new AbortController();
@@ -191,9 +192,20 @@ export class Poller {
     }
   }
 
+  /**
+   * The earliest `availableAt` (server ms) of a task the last pass read and left because it was
+   * not due yet (markers have second resolution, and server time is known as an interval whose
+   * lower bound can trail the submitter's), or `undefined`. `drain()` waits for it when it is
+   * close, instead of ending with such tasks left.
+   */
+  get notDueUntil(): number | undefined {
+    return this.#notDueUntil;
+  }
+
   /** Try to fill free slots from the ready index. Returns how many tasks were claimed. */
   async pass(): Promise<number> {
     const o = this.#o;
+    this.#notDueUntil = undefined;
     const local = this.#queue.clock.localNow();
     if (this.#candidates.length === 0 || local - this.#listedAt > o.listReuseMs) {
       await this.list();
@@ -399,6 +411,10 @@ export class Poller {
     }
     if (ms(task.availableAt) > now) {
       this.#o.skip.untilServer(marker.key, ms(task.availableAt));
+      this.#notDueUntil = Math.min(
+        this.#notDueUntil ?? Number.POSITIVE_INFINITY,
+        ms(task.availableAt),
+      );
       return false;
     }
     if (!handled) {

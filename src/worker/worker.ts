@@ -251,6 +251,8 @@ export class Worker {
       const graceMs = Math.max(0, signalAt - clock.localNow());
       await this.#interruptAll(graceMs, { kind: "budget", failure }, settleMs);
       await this.#q.flush();
+      // A drain writes no heartbeats: keep what it finished where `stats()` counts it.
+      if (wasNew || this.#state === "stopped") await this.#peers.keepCounts({ clear: true });
       return started;
     } finally {
       if (wasNew) {
@@ -272,7 +274,16 @@ export class Worker {
       this.#poller.relist();
       const claimed = await this.#poller.pass();
       started += claimed;
-      if (claimed === 0 && this.#running.size === 0) break;
+      if (claimed === 0 && this.#running.size === 0) {
+        // A task read just before it was due (a submit a moment ago: markers have second
+        // resolution, and this clock's lower bound may trail the submitter's) is waited for
+        // when that fits the budget, instead of being left to the next drain.
+        const dueAt = this.#poller.notDueUntil;
+        const waitMs = dueAt === undefined ? Number.POSITIVE_INFINITY : dueAt - this.#queue.now();
+        if (waitMs > signalAt - clock.localNow()) break;
+        await sleep(Math.max(10, waitMs + 10));
+        continue;
+      }
       if (claimed === 0) await sleep(signalAt - clock.localNow(), this.#poller.wakeSignal);
     }
     return started;
