@@ -3,7 +3,8 @@
  *
  *   npx tsx scripts/simulate.ts [--workers 1000] [--minutes 3] [--backlog 100000] [--rate 116]
  *     [--kill 0.1] [--idle-minutes 2] [--concurrency 1] [--seed 1] [--delete-units key|request]
- *     [--read-limit 5500] [--write-limit 3500] [--max-minutes 30] [--label text] [--out file.json]
+ *     [--read-limit 5500] [--write-limit 3500] [--shards thumbnail=4,email=2] [--max-minutes 30]
+ *     [--label text] [--out file.json]
  *
  * Every worker is a real `Worker` on its own `connect()`ed queue, each over its own view of one
  * simulated bucket (scripts/sim/s3-sim.ts), all on one virtual clock (scripts/sim/virtual-time.ts):
@@ -42,8 +43,23 @@ const { values: flags } = parseArgs({
     "delete-units": { type: "string", default: "key" },
     "read-limit": { type: "string", default: "5500" },
     "write-limit": { type: "string", default: "3500" },
+    shards: { type: "string", default: "" },
   },
 });
+
+/** `--shards thumbnail=4,email=2`: hash shards per type, set as an operator would before the run. */
+function parseShards(text: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const item of text.split(",").filter((x) => x.trim() !== "")) {
+    const [type, n] = item.split("=");
+    const count = Number(n);
+    if (type === undefined || type.trim() === "" || !Number.isInteger(count) || count < 1) {
+      throw new Error(`--shards: expected type=count[,type=count…], got ${JSON.stringify(item)}`);
+    }
+    out[type.trim()] = count;
+  }
+  return out;
+}
 
 const num = (name: keyof typeof flags): number => {
   const v = Number(flags[name]);
@@ -63,6 +79,7 @@ const config = {
   deleteUnits: flags["delete-units"] === "request" ? ("request" as const) : ("key" as const),
   readLimit: num("read-limit"),
   writeLimit: num("write-limit"),
+  shards: parseShards(flags.shards ?? ""),
 };
 
 const PREFIX = "q/";
@@ -85,6 +102,11 @@ const sim = new SimS3({
   random: seededRandom(config.seed * 7919 + 1),
   sleep: (ms) => vt.sleep(ms),
   isTaskKey: (key) => keysOf?.keys.parseTaskKey(key) !== undefined,
+  keyClass: (key) => {
+    const marker = keysOf?.keys.parseReadyMarker(key);
+    if (marker !== undefined) return marker.lease ? "lease marker" : "marker";
+    return keysOf?.keys.parseTaskKey(key) !== undefined ? "task" : undefined;
+  },
   // Unversioned: a versioned store keeps every deleted marker as a delete marker that each
   // listing of the in-memory store walks past, which made long runs quadratic. No request
   // oq makes depends on versioning (connect's one check aside), so the counts are the same.
@@ -150,6 +172,8 @@ const submittedIds = new Set<string>();
 const setup = await drive(openQueue(sim.backstage(), config.seed, "setup"));
 keysOf = setup;
 await drive(runDoctor(setup));
+// Shards, as an operator sets them (`oq shards TYPE N`) before the fleet starts.
+for (const [type, n] of Object.entries(config.shards)) await drive(setup.setShards(type, n));
 for (let left = config.backlog; left > 0; left -= 5000) {
   const batch = newTasks(Math.min(5000, left), taskRandom);
   const records = await drive(setup.submitMany(batch, { concurrency: 64 }));

@@ -153,6 +153,34 @@ describe("simulated S3", () => {
     expect(write("q/tasks/3/")).toBe(1);
   });
 
+  it("breaks a partition's second down by kind, key class and keys already gone", async () => {
+    const keyClass = (key: string) => (key.endsWith(".lease") ? "lease marker" : undefined);
+    const { sim } = bucket({ latency: noLatency, keyClass });
+    const a = sim.view("a");
+    const b = sim.view("b");
+    await a.list({ prefix: "q/ready/" });
+    await a.put("q/ready/m1", "");
+    await a.put("q/ready/m2.lease", "");
+    await a.deleteMany(["q/ready/m1", "q/ready/m2.lease"]);
+    // A second client deletes the same keys again: write units that delete nothing.
+    await b.deleteMany(["q/ready/m1", "q/ready/m2.lease"]);
+    await b.delete("q/ready/m1");
+    const k = sim.meter.breakdown("q/ready/", 0, "write", 0);
+    expect(k.units).toBe(7);
+    expect(k.writers).toBe(2);
+    expect(k.distinctKeysWritten).toBe(2);
+    expect(Object.fromEntries(k.byWhat.map((w) => [w.what, w.units]))).toEqual({
+      LIST: 1,
+      PUT: 1,
+      "PUT lease marker": 1,
+      "DeleteObjects key": 1,
+      "DeleteObjects key lease marker": 1,
+      "DeleteObjects key (already gone)": 1,
+      "DeleteObjects key lease marker (already gone)": 1,
+      "DELETE (already gone)": 1,
+    });
+  });
+
   it("counts task GETs that won nothing and 412 answers as claim conflicts", async () => {
     const isTaskKey = (key: string) => key.startsWith("q/tasks/");
     const { sim } = bucket({ latency: noLatency, isTaskKey });

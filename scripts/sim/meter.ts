@@ -26,6 +26,12 @@ interface PartitionSecond {
   /** Units refused with SlowDown. */
   refusedRead: number;
   refusedWrite: number;
+  /** Units by what they were ({@link Meter.detail}), admitted and refused alike. */
+  detail: Map<string, number>;
+  /** Clients that sent write units here this second. */
+  writers: Set<string>;
+  /** Distinct keys written here this second (a key deleted by three clients counts once). */
+  keysWritten: Set<string>;
 }
 
 interface Second {
@@ -61,6 +67,32 @@ export interface PartitionLoad {
   meanWrite: number;
   /** Units refused with SlowDown over the period. */
   slowDown: number;
+}
+
+/**
+ * What one partition's units were in one second: the breakdown that says what a peak was made
+ * of ({@link Meter.breakdown}).
+ */
+export interface PeakBreakdown {
+  partition: string;
+  /** Second of the period (from its start). */
+  at: number;
+  /** The class whose peak this is. */
+  cls: RequestClass;
+  /** Units admitted of that class in that second. */
+  units: number;
+  /** Units refused with SlowDown in that second (both classes). */
+  refused: number;
+  /**
+   * Units by what they were, most first: request kind (`DeleteObjects key` for one key of a
+   * batched delete), the key's class where the run names one (`marker`, `lease marker`), and
+   * `already gone` for a delete of a key that no longer existed; `refused` when SlowDown'd.
+   */
+  byWhat: { what: string; units: number }[];
+  /** Clients that sent write units. */
+  writers: number;
+  /** Distinct keys written. */
+  distinctKeysWritten: number;
 }
 
 /** What a period of a run cost and how hard it pressed each partition. */
@@ -130,13 +162,53 @@ export class Meter {
     for (const [partition, n] of units) {
       let p = s.parts.get(partition);
       if (p === undefined) {
-        p = { read: 0, write: 0, refusedRead: 0, refusedWrite: 0 };
+        p = newPartitionSecond();
         s.parts.set(partition, p);
       }
       if (!slowDown) p[cls] += n;
       else if (cls === "read") p.refusedRead += n;
       else p.refusedWrite += n;
     }
+  }
+
+  /**
+   * What one unit of a request on `key` in `partition` was (`what`: its kind and key class),
+   * written by `client` (for write units): the breakdown behind a peak.
+   */
+  detail(
+    nowMs: number,
+    partition: string,
+    what: string,
+    write: { client: string; key: string } | undefined,
+  ): void {
+    const s = this.#second(nowMs);
+    let p = s.parts.get(partition);
+    if (p === undefined) {
+      p = newPartitionSecond();
+      s.parts.set(partition, p);
+    }
+    p.detail.set(what, (p.detail.get(what) ?? 0) + 1);
+    if (write !== undefined) {
+      p.writers.add(write.client);
+      p.keysWritten.add(write.key);
+    }
+  }
+
+  /** What `partition`'s units were in second `second` (of the run) of class `cls`, period from `from`. */
+  breakdown(partition: string, second: number, cls: RequestClass, from: number): PeakBreakdown {
+    const p = this.#seconds.get(second)?.parts.get(partition) ?? newPartitionSecond();
+    return {
+      partition,
+      at: second - from,
+      cls,
+      units: p[cls],
+      refused: p.refusedRead + p.refusedWrite,
+      byWhat: [...p.detail.entries()]
+        .sort((a, b) => b[1] - a[1])
+        .map(([what, units]) => ({ what, units })),
+      writers: p.writers.size,
+      distinctKeysWritten: p.keysWritten.size,
+    };
   }
 
   /** A task object was read by `client` (its ETag, for crediting a later won write). */
@@ -270,6 +342,18 @@ export class Meter {
     }
     return c;
   }
+}
+
+function newPartitionSecond(): PartitionSecond {
+  return {
+    read: 0,
+    write: 0,
+    refusedRead: 0,
+    refusedWrite: 0,
+    detail: new Map(),
+    writers: new Set(),
+    keysWritten: new Set(),
+  };
 }
 
 function round(x: number): number {

@@ -5,7 +5,7 @@
  * @module
  */
 import type { RequestKind } from "../../src/storage/storage.ts";
-import { KINDS, type MeterSummary, type PartitionLoad } from "./meter.ts";
+import { KINDS, type MeterSummary, type PartitionLoad, type PeakBreakdown } from "./meter.ts";
 import { dollars } from "./pricing.ts";
 import type { SimS3 } from "./s3-sim.ts";
 import type { Ledger, Verification } from "./workload.ts";
@@ -39,6 +39,8 @@ export interface SimResult {
     seed: number;
     /** How a DeleteObjects counts against the write limit (absent in older results: "key"). */
     deleteUnits?: "key" | "request";
+    /** Hash shards set per type before the run (absent in older results: every type 1). */
+    shards?: Record<string, number>;
   };
   limits: { read: number; write: number };
   wallSeconds: number;
@@ -61,6 +63,12 @@ export interface SimResult {
     conflicts: MeterSummary["conflicts"];
     wastedTaskGetsPerTask: number;
     preconditionFailedPerTask: number;
+    /**
+     * What the busiest partitions' peaks were made of: for each of the three busiest, its peak
+     * second of the class nearer its limit, and the two seconds either side (absent in older
+     * results).
+     */
+    peaks?: PeakBreakdown[];
   };
   idle: {
     seconds: number;
@@ -119,6 +127,22 @@ function rows(sim: SimS3, partitions: PartitionLoad[]): PartitionRow[] {
     );
 }
 
+/**
+ * The breakdown of the busiest partitions' peaks: the peak second of the class nearer its limit
+ * and the two seconds either side, for the three busiest partitions.
+ */
+function peaks(sim: SimS3, busiest: PartitionRow[], from: number, to: number): PeakBreakdown[] {
+  const out: PeakBreakdown[] = [];
+  for (const p of busiest.slice(0, 3)) {
+    const cls = p.peakWriteShare >= p.peakReadShare ? "write" : "read";
+    const at = from + (cls === "write" ? p.peakWriteAt : p.peakReadAt);
+    for (let t = Math.max(from, at - 2); t <= Math.min(to - 1, at + 2); t++) {
+      out.push(sim.meter.breakdown(p.partition, t, cls, from));
+    }
+  }
+  return out;
+}
+
 /** The JSON document of a run. */
 export function buildResult(f: RunFacts): SimResult {
   const busy = f.sim.meter.summary(...f.phases.busy);
@@ -132,6 +156,7 @@ export function buildResult(f: RunFacts): SimResult {
   const idleDollarsPerWorkerMinute = dollars(idle.requests) / workerMinutes;
   // The limits are reported under `limits`.
   const { maxMinutes: _, readLimit: _r, writeLimit: _w, ...config } = f.config;
+  const busyRows = rows(f.sim, busy.partitions);
   return {
     format: "oq-scale-model/1",
     label: f.label,
@@ -153,10 +178,11 @@ export function buildResult(f: RunFacts): SimResult {
       dollarsPerMillionTasks: r2((busyDollars / tasks) * 1e6),
       dollarsPerDayAt10MTasks: r2((busyDollars / tasks) * TASKS_PER_DAY),
       slowDown: busy.slowDown,
-      partitions: rows(f.sim, busy.partitions),
+      partitions: busyRows,
       conflicts: busy.conflicts,
       wastedTaskGetsPerTask: r2(busy.conflicts.wastedTaskGets / tasks),
       preconditionFailedPerTask: r4(busy.conflicts.preconditionFailed / tasks),
+      peaks: peaks(f.sim, busyRows, ...f.phases.busy),
     },
     idle: {
       seconds: idle.seconds,
@@ -192,6 +218,10 @@ export function printResult(r: SimResult): void {
   out.push(
     `  ${int(c.workers)} workers (concurrency ${c.concurrency}), backlog ${int(c.backlog)}, stream ${c.rate}/s for ${c.minutes} min, ${r.kills} killed and replaced, seed ${c.seed}`,
   );
+  const shards = Object.entries(c.shards ?? {});
+  if (shards.length > 0) {
+    out.push(`  shards: ${shards.map(([t, n]) => `${t} ${n}`).join(", ")} (other types 1)`);
+  }
   out.push(`  wall ${r.wallSeconds} s, ${int(r.timersFired)} simulated events`);
   out.push("");
   out.push(
@@ -208,6 +238,17 @@ export function printResult(r: SimResult): void {
     `  claim conflicts: ${int(b.conflicts.taskGets)} task GETs, ${int(b.conflicts.wastedTaskGets)} won nothing (${b.wastedTaskGetsPerTask} per task); ${int(b.conflicts.preconditionFailed)} answers 412, ${int(b.conflicts.ifMatchNotFound)} If-Match 404`,
   );
   out.push(...partitionTable(b.partitions, r.limits));
+  if (b.peaks !== undefined && b.peaks.length > 0) {
+    out.push("  what the busiest partitions' peaks were (units by kind and key; ± 2 s):");
+    for (const k of b.peaks) {
+      out.push(
+        `    ${k.partition} at ${k.at} s: ${int(k.units)} ${k.cls} units, ${int(k.refused)} refused, ${k.writers} writers, ${int(k.distinctKeysWritten)} distinct keys written: ${k.byWhat
+          .slice(0, 6)
+          .map((w) => `${w.what} ${int(w.units)}`)
+          .join(", ")}`,
+      );
+    }
+  }
   out.push("");
   const i = r.idle;
   out.push(`Idle phase: ${i.seconds} s, ${int(i.workers)} workers, no work`);

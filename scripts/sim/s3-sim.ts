@@ -92,6 +92,11 @@ export interface SimS3Options {
    * the dearer reading) or one per request in each partition it touches (`"request"`).
    */
   deleteUnits?: "key" | "request";
+  /**
+   * A name for the class of a key (`marker`, `lease marker`), for the breakdown of a peak
+   * ({@link Meter.breakdown}); `undefined` for none.
+   */
+  keyClass?: (key: string) => string | undefined;
   /** Bucket versioning of the store behind. Default `"Enabled"`. */
   versioning?: VersioningStatus;
 }
@@ -389,7 +394,9 @@ class View implements SimView {
     }
     const servedMs = now();
     let outcome: { ok: true; value: T } | { ok: false; error: unknown };
-    if (sim.admit(servedMs, kind, units)) {
+    const admitted = sim.admit(servedMs, kind, units);
+    await this.#detail(servedMs, kind, keys, admitted);
+    if (admitted) {
       try {
         outcome = { ok: true, value: await apply() };
       } catch (error) {
@@ -409,6 +416,36 @@ class View implements SimView {
     };
     if (!outcome.ok) throw outcome.error;
     return outcome.value;
+  }
+
+  /** What each key of a request was, for the breakdown of a peak (before it is applied). */
+  async #detail(
+    servedMs: number,
+    kind: RequestKind,
+    keys: readonly string[],
+    admitted: boolean,
+  ): Promise<void> {
+    const sim = this.#sim;
+    const write = classOf(kind) === "write";
+    for (const k of keys) {
+      const keyClass = sim.options.keyClass?.(k);
+      let what = kind === "POST" ? "DeleteObjects key" : kind;
+      if (keyClass !== undefined) what += ` ${keyClass}`;
+      if (!admitted) what += " (refused)";
+      else if (kind === "POST" || kind === "DELETE") {
+        try {
+          await sim.store.head(k);
+        } catch {
+          what += " (already gone)";
+        }
+      }
+      sim.meter.detail(
+        servedMs,
+        sim.partitionOf(k),
+        what,
+        write ? { client: this.client, key: k } : undefined,
+      );
+    }
   }
 }
 

@@ -12,6 +12,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import type { PartitionRow, SimResult } from "./report.ts";
+import { AWS_LIMITS } from "./s3-sim.ts";
 
 const START = "<!-- scale-table -->";
 const END = "<!-- /scale-table -->";
@@ -20,14 +21,41 @@ const int = (n: number) => Math.round(n).toLocaleString("en-US");
 const pct = (share: number) => `${(share * 100).toFixed(1)}%`;
 const usd = (n: number) => `$${n.toLocaleString("en-US", { maximumFractionDigits: 2 })}`;
 
-function busiest(rows: PartitionRow[], by: "read" | "write"): string {
+function busiest(rows: PartitionRow[], by: "read" | "write", limit: number): string {
   const top = [...rows].sort((a, b) =>
     by === "read" ? b.peakRead - a.peakRead : b.peakWrite - a.peakWrite,
   )[0];
   if (top === undefined) return "–";
-  return by === "read"
-    ? `${int(top.peakRead)} (${pct(top.peakReadShare)}) \`${top.partition}\``
-    : `${int(top.peakWrite)} (${pct(top.peakWriteShare)}) \`${top.partition}\``;
+  const peak = by === "read" ? top.peakRead : top.peakWrite;
+  return `${int(peak)} of ${int(limit)} (${pct(peak / limit)}) \`${top.partition}\``;
+}
+
+/** The full size of issue 10: a model run of N workers is the full size divided by 1,000 / N. */
+const FULL_WORKERS = 1000;
+
+/**
+ * The busiest partition's peak as a share of AWS's own limit at the full size: the model divides
+ * every size by one factor, so a fleet-wide partition's rate scales back up by it (valid while
+ * the run was not throttled into a different shape: see its SlowDown count).
+ */
+function atFullSize(r: SimResult): string {
+  const factor = FULL_WORKERS / r.config.workers;
+  const share = (p: PartitionRow) =>
+    Math.max((p.peakRead * factor) / AWS_LIMITS.read, (p.peakWrite * factor) / AWS_LIMITS.write);
+  const top = [...r.busy.partitions].sort((a, b) => share(b) - share(a))[0];
+  if (top === undefined) return "–";
+  const read =
+    (top.peakRead * factor) / AWS_LIMITS.read >= (top.peakWrite * factor) / AWS_LIMITS.write;
+  const peak = (read ? top.peakRead : top.peakWrite) * factor;
+  return `${pct(share(top))}: ${int(peak)} ${read ? "reads" : "writes"}/s of ${int(read ? AWS_LIMITS.read : AWS_LIMITS.write)} \`${top.partition}\` (× ${factor})`;
+}
+
+/** Shards set for the run, or "1 per type". */
+function shardsOf(r: SimResult): string {
+  const set = Object.entries(r.config.shards ?? {});
+  return set.length === 0
+    ? "1 shard per type"
+    : `${set.map(([t, n]) => `${t} ${n}`).join(", ")} shards, others 1`;
 }
 
 /** The rows of the side-by-side table: a label and how to read it from a result. */
@@ -35,15 +63,20 @@ const ROWS: [string, (r: SimResult) => string][] = [
   [
     "run",
     (r) =>
-      `${int(r.config.workers)} workers, backlog ${int(r.config.backlog)}, ${r.config.rate}/s for ${r.config.minutes} min, ${r.kills} killed`,
+      `${int(r.config.workers)} workers, backlog ${int(r.config.backlog)}, ${r.config.rate}/s for ${r.config.minutes} min, ${r.kills} killed; ${shardsOf(r)}`,
+  ],
+  [
+    "limits per partition in the run (reads, writes /s)",
+    (r) => `${int(r.limits.read)}, ${int(r.limits.write)}`,
   ],
   [
     "all tasks done after",
     (r) =>
       `${int(r.busy.drainedSeconds)} s: ${int(r.busy.tasksDone)} tasks, ${r.busy.tasksPerSecond}/s`,
   ],
-  ["busiest partition, peak reads/s (of 5,500)", (r) => busiest(r.busy.partitions, "read")],
-  ["busiest partition, peak writes/s (of 3,500)", (r) => busiest(r.busy.partitions, "write")],
+  ["busiest partition, peak reads/s", (r) => busiest(r.busy.partitions, "read", r.limits.read)],
+  ["busiest partition, peak writes/s", (r) => busiest(r.busy.partitions, "write", r.limits.write)],
+  ["busiest partition at full size, share of AWS's limit", atFullSize],
   [
     "partitions refused (SlowDown) / answers",
     (r) =>

@@ -29,6 +29,21 @@ import type { Emit, WorkerStats } from "./events.ts";
 import { Pruner } from "./pruner.ts";
 import type { SkipList } from "./skip.ts";
 
+/**
+ * When a marker not named by its task became stale (server ms), for the grace: the later of the
+ * marker's `LastModified` and the task's last write (not after `now`). A task that moved off an
+ * old marker, or finished, a moment ago has a writer that deletes the marker itself right after
+ * that write; judged by the marker's age alone, every worker listing the partition swept it too
+ * (the scale model's end-of-backlog burst: a few dozen keys of backlog markers deleted by dozens
+ * of workers in one second, over the partition's write limit).
+ */
+function staleSince(marker: Candidate, found: Versioned | undefined, now: number): number {
+  const written = marker.lastModified.getTime();
+  if (found === undefined) return written;
+  const updated = Date.parse(found.task.updatedAt);
+  return Number.isFinite(updated) ? Math.max(written, Math.min(updated, now)) : written;
+}
+
 /** A due marker from a listing, with its storage time. */
 export type Candidate = ReadyMarker & { lastModified: Date };
 
@@ -218,7 +233,8 @@ export class Monitor {
    */
   async unnamed(marker: Candidate, found: Versioned | undefined, now: number): Promise<void> {
     const q = this.#queue;
-    const pastGrace = marker.lastModified.getTime() + MARKER_GRACE_MS <= now;
+    const since = staleSince(marker, found, now);
+    const pastGrace = since + MARKER_GRACE_MS <= now;
     if (pastGrace && this.#enabled && !(found && isTerminal(found.task.status))) {
       const stranded = await q.strandedTask(marker, found);
       if (stranded !== undefined) {
@@ -227,16 +243,22 @@ export class Monitor {
         return;
       }
     }
-    this.stale(marker, now, false);
+    this.stale(marker, now, false, since);
   }
 
   /**
    * A marker its task does not name (an interrupted submit or move, a finished task whose
    * marker was not deleted, or a malformed task object). Its writer may still be mid-way, so it
-   * is swept (in a batch, at the next listing) only after the grace period.
+   * is swept (in a batch, at the next listing) only after the grace period, counted from
+   * `since` (server ms; default the marker's `LastModified`, see {@link staleSince}).
    */
-  stale(marker: Candidate, now: number, malformed: boolean): void {
-    const staleAt = marker.lastModified.getTime() + MARKER_GRACE_MS;
+  stale(
+    marker: Candidate,
+    now: number,
+    malformed: boolean,
+    since = marker.lastModified.getTime(),
+  ): void {
+    const staleAt = since + MARKER_GRACE_MS;
     // Every worker of the type lists the same stale markers: the one whose share holds the id
     // sweeps it, the others only a grace later (its owner may be gone). Otherwise each of N
     // workers deletes each key, N write units per key on one partition (the scale model met

@@ -390,7 +390,10 @@ export class Poller {
       found.task.marker !== marker.relative ||
       isTerminal(found.task.status)
     ) {
-      if (found !== undefined && isTerminal(found.task.status)) this.#contended();
+      // Finished, or moved on to another marker (a claim's lease marker a second after it):
+      // taken since our listing, which is stale. Walking on read the rest of it, task by task;
+      // at the end of a backlog the idle fleet did so together (the scale model's read peak).
+      if (found !== undefined) this.#contended();
       await this.#o.monitor.unnamed(marker, found, now);
       return false;
     }

@@ -150,6 +150,54 @@ describe("Monitor", () => {
     expect(mineOnly.pendingSweep.sort()).toEqual([a1.key, a2.key].sort());
   });
 
+  it("an old marker its task left a moment ago (moved or finished) is left to that task's writer, not swept by every lister (end-of-backlog burst)", async () => {
+    const setup = batching();
+    const { queue, storage, advance } = setup;
+    const heads: string[] = [];
+    const head = storage.head.bind(storage);
+    storage.head = (key) => {
+      heads.push(key);
+      return head(key);
+    };
+    const s = shared(queue);
+    // Every worker listing the partition sees the marker; this one is not the id's owner.
+    const monitor = new Monitor(internals(queue), { enabled: true, ...s, mine: () => false });
+    const moving = await queue.submit("t", null);
+    const finishing = await queue.submit("t", null);
+    // Backlog tasks: their markers were written long before a worker gets to them.
+    advance(3 * MARKER_GRACE_MS);
+    const markers = await listed(queue);
+    // Meanwhile the first task is claimed and its marker moved to its lease's expiry (its
+    // writer deletes the old marker right after), and the second finishes.
+    const found = (await queue.read(moving.id))!;
+    const claim = claimTask(found.task, {
+      workerId: "w",
+      token: "tok",
+      leaseMs: 60_000,
+      now: queue.now(),
+    });
+    await internals(queue).write(found, claim);
+    const moved = await internals(queue).update(moving.id, (t) =>
+      renewLease(t, "tok", 60_000, queue.now()),
+    );
+    expect(moved.task.marker).not.toBe(found.task.marker);
+    await queue.cancel(finishing.id);
+    const finished = (await queue.read(finishing.id))!;
+    // A worker reads the tasks of its listing a moment later: neither names its marker now.
+    for (const m of markers) {
+      await monitor.unnamed(m, m.id === moving.id ? moved : finished, queue.now());
+    }
+    expect(monitor.pendingSweep).toEqual([]);
+    expect(heads).toEqual([]);
+    for (const m of markers) expect(s.skip.skipped(m.key, queue.clock.localNow())).toBe(true);
+    // Had their writers died before deleting them, they are swept in the end.
+    advance(2 * MARKER_GRACE_MS + 1000);
+    for (const m of markers) {
+      await monitor.unnamed(m, m.id === moving.id ? moved : finished, queue.now());
+    }
+    expect(monitor.pendingSweep.sort()).toEqual(markers.map((m) => m.key).sort());
+  });
+
   it("without the monitor, a stale marker is skipped, never swept", async () => {
     const { queue, storage, advance, batches } = batching();
     const s = shared(queue);

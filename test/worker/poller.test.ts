@@ -5,7 +5,7 @@ import { internals } from "../../src/queue/internals.ts";
 import type { Queue } from "../../src/queue/queue.ts";
 import type { Versioned } from "../../src/queue/types.ts";
 import type { MemoryStorage } from "../../src/storage/memory.ts";
-import { claimTask } from "../../src/task/transitions.ts";
+import { claimTask, renewLease } from "../../src/task/transitions.ts";
 import { ClaimProbes } from "../../src/worker/claim-probes.ts";
 import { Monitor } from "../../src/worker/monitor.ts";
 import type { HandlerEntry } from "../../src/worker/options.ts";
@@ -69,6 +69,38 @@ describe("Poller", () => {
     // Another worker finishes the two oldest after our listing.
     await queue.cancel(order[0]!);
     await queue.cancel(order[1]!);
+    const read: string[] = [];
+    const get = storage.get.bind(storage);
+    storage.get = (key, options) => {
+      read.push(key);
+      return get(key, options);
+    };
+    await pause(20); // older than minPollMs: a new listing is allowed
+    await p.pass();
+    expect(read).toContain(queue.keys.task(order[0]!));
+    expect(read).not.toContain(queue.keys.task(order[1]!));
+    expect(started.sort()).toEqual([order[2]!, order[3]!].sort());
+  });
+
+  it("lists again after a read finds a task moved to another worker's lease marker since its listing (end-of-backlog GETs)", async () => {
+    const { queue, storage } = memoryQueue();
+    await queue.submitMany([1, 2, 3, 4].map((input) => ({ type: "t", input })));
+    const { poller: p, started } = poller(queue);
+    await p.list();
+    const order = p.candidates.map((m) => m.id);
+    // Another worker claims the two oldest after our listing, and a second later their markers
+    // move to its leases' expiry: the tasks no longer name the markers we listed.
+    for (const id of order.slice(0, 2)) {
+      const found = (await queue.read(id))!;
+      const claim = claimTask(found.task, {
+        workerId: "w2",
+        token: "tok",
+        leaseMs: 60_000,
+        now: queue.now(),
+      });
+      await internals(queue).write(found, claim);
+      await internals(queue).update(id, (t) => renewLease(t, "tok", 60_000, queue.now()));
+    }
     const read: string[] = [];
     const get = storage.get.bind(storage);
     storage.get = (key, options) => {
