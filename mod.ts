@@ -104,6 +104,7 @@ export type {
   VersionInfo,
   VersioningStatus,
 } from "./src/storage/storage.ts";
+export { TASK_HISTORY_ERROR_CHARS, TASK_HISTORY_LIMIT } from "./src/task/event-log.ts";
 export type {
   Backoff,
   CancelRequest,
@@ -114,7 +115,6 @@ export type {
   TaskRecord,
   TaskStatus,
 } from "./src/task/record.ts";
-export { TASK_HISTORY_ERROR_CHARS, TASK_HISTORY_LIMIT } from "./src/task/transitions.ts";
 export { VERSION } from "./src/version.ts";
 export type { LogScanOptions } from "./src/worker/log-scan.ts";
 export {

@@ -5,12 +5,12 @@
  */
 import { describe, expect, it } from "vitest";
 import { DEFAULT_BACKOFF } from "../src/task/backoff.ts";
+import { eventLog, TASK_HISTORY_ERROR_CHARS, TASK_HISTORY_LIMIT } from "../src/task/event-log.ts";
 import { encodeTask, parseTask, type TaskRecord } from "../src/task/record.ts";
 import {
   claimTask,
   completeTask,
   createTask,
-  eventLog,
   expireLease,
   expireTask,
   failAttempt,
@@ -20,8 +20,6 @@ import {
   renewLease,
   replayTask,
   requestCancel,
-  TASK_HISTORY_ERROR_CHARS,
-  TASK_HISTORY_LIMIT,
 } from "../src/task/transitions.ts";
 
 const T0 = Date.UTC(2026, 10, 28, 12, 0, 0);

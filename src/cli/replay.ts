@@ -83,14 +83,14 @@ function progress(dryRun: boolean): (t: Tally, final: boolean) => void {
  */
 async function replayAll(
   queue: Queue,
-  statuses: TaskStatus[],
+  statuses: readonly TaskStatus[],
   type: string | undefined,
   dryRun: boolean,
 ): Promise<Tally> {
   const tally: Tally = { replayed: 0, skipped: 0, refused: [] };
   const report = progress(dryRun);
   const tasks = queue.listAll({
-    status: statuses,
+    status: [...statuses],
     until: queue.now(),
     ...(type === undefined ? {} : { type }),
   });
@@ -116,6 +116,34 @@ async function replayAll(
   await apply(batch);
   report(tally, true);
   return tally;
+}
+
+/** `--all-*`: replay every task in `statuses`, print the summary, exit 1 when some were refused. */
+async function replayAllAndReport(
+  queue: Queue,
+  statuses: readonly ("failed" | "cancelled" | "expired")[],
+  type: string | undefined,
+  dryRun: boolean,
+  json: boolean | undefined,
+): Promise<void> {
+  const tally = await replayAll(queue, statuses, type, dryRun);
+  const refused = tally.refused.map((o) => ({ id: o.id, type: o.type, message: o.message }));
+  if (json) outJson({ dryRun, replayed: tally.replayed, skipped: tally.skipped, refused });
+  else {
+    const would = dryRun ? " (dry run: would be)" : "";
+    for (const line of table([
+      [String(tally.replayed), `replayed${would}`],
+      [String(tally.skipped), "skipped: no longer in that state"],
+      [String(refused.length), "refused: retention ends soon (raise it with oq retention)"],
+    ]))
+      out(line);
+    for (const r of refused) out(`refused ${r.id}: ${r.message}`);
+  }
+  if (refused.length > 0)
+    throw new CliError(
+      `${refused.length} task${refused.length === 1 ? " was" : "s were"} not replayed.`,
+      EXIT_FAILURE,
+    );
 }
 
 export default oqCommand({
@@ -159,28 +187,8 @@ export default oqCommand({
         "--type and --dry-run go with --all-failed, --all-cancelled or --all-expired.",
       );
     const queue = await openQueue(args);
-    if (statuses.length > 0) {
-      const dryRun = args["dry-run"] === true;
-      const tally = await replayAll(queue, statuses, args.type, dryRun);
-      const refused = tally.refused.map((o) => ({ id: o.id, type: o.type, message: o.message }));
-      if (args.json) outJson({ dryRun, replayed: tally.replayed, skipped: tally.skipped, refused });
-      else {
-        const would = dryRun ? " (dry run: would be)" : "";
-        for (const line of table([
-          [String(tally.replayed), `replayed${would}`],
-          [String(tally.skipped), "skipped: no longer in that state"],
-          [String(refused.length), "refused: retention ends soon (raise it with oq retention)"],
-        ]))
-          out(line);
-        for (const r of refused) out(`refused ${r.id}: ${r.message}`);
-      }
-      if (refused.length > 0)
-        throw new CliError(
-          `${refused.length} task${refused.length === 1 ? " was" : "s were"} not replayed.`,
-          EXIT_FAILURE,
-        );
-      return;
-    }
+    if (statuses.length > 0)
+      return replayAllAndReport(queue, statuses, args.type, args["dry-run"] === true, args.json);
     if (ids.length === 1) {
       const task = await queue.replay(ids[0]!);
       if (args.json) outJson(task);

@@ -7,8 +7,8 @@
  */
 import { NotFoundError } from "../errors.ts";
 import { checkTaskId } from "../keys.ts";
+import { eventLog } from "../task/event-log.ts";
 import { parseTask, type TaskHistoryEntry, type TaskRecord } from "../task/record.ts";
-import { eventLog } from "../task/transitions.ts";
 import { mapLimit } from "../util/async.ts";
 import type { QueueInternals } from "./internals.ts";
 import { TaskListing } from "./listing.ts";

@@ -287,21 +287,7 @@ export class TaskListing {
     const options = checkOptions(listOptionsSchema, given, "list options");
     if (options.type !== undefined) checkTaskType(options.type);
     const state = options.cursor === undefined ? undefined : decodeCursor(options.cursor);
-    const bounds: { sinceMs?: number; untilMs?: number } = {};
-    const sinceMs =
-      state !== undefined
-        ? state.since
-        : options.since === undefined
-          ? undefined
-          : parseDate(options.since, "since");
-    const untilMs =
-      state !== undefined
-        ? state.until
-        : options.until === undefined
-          ? undefined
-          : parseDate(options.until, "until");
-    if (sinceMs !== undefined) bounds.sinceMs = sinceMs;
-    if (untilMs !== undefined) bounds.untilMs = untilMs;
+    const bounds = timeBounds(options, state);
     const wanted = new Set<TaskStatus>(
       options.status === undefined ? [...LIVE, ...TERMINAL_STATUSES] : [options.status].flat(),
     );
@@ -449,4 +435,27 @@ function markerFilter(
   if (live.has("pending") && live.has("running")) return () => true;
   if (live.has("pending")) return (m) => m.lease !== true;
   return (m) => m.lease === true || m.dueMs <= now + CLOCK_SLACK_MS;
+}
+
+/** The `since` and `until` bounds of a listing: from its cursor when it continues one. */
+function timeBounds(
+  options: Pick<ListTasksOptions, "since" | "until">,
+  state: { since?: number; until?: number } | undefined,
+): { sinceMs?: number; untilMs?: number } {
+  const bounds: { sinceMs?: number; untilMs?: number } = {};
+  const sinceMs =
+    state !== undefined
+      ? state.since
+      : options.since === undefined
+        ? undefined
+        : parseDate(options.since, "since");
+  const untilMs =
+    state !== undefined
+      ? state.until
+      : options.until === undefined
+        ? undefined
+        : parseDate(options.until, "until");
+  if (sinceMs !== undefined) bounds.sinceMs = sinceMs;
+  if (untilMs !== undefined) bounds.untilMs = untilMs;
+  return bounds;
 }

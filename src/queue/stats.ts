@@ -99,19 +99,7 @@ export async function queueStats(
   const requests = { LIST: 0, GET: 0 };
   const now = q.now();
 
-  let types = only;
-  if (types === undefined) {
-    const found: string[] = [];
-    let next: string | undefined;
-    do {
-      requests.LIST++;
-      const page = await q.index.typesPage(next);
-      found.push(...page.types);
-      next = page.next;
-    } while (next !== undefined);
-    types = found;
-  }
-
+  const types = only ?? (await allTypes(q, requests));
   const live = await mapLimit(types, 8, (type) => liveCounts(q, type, now, maxPages, requests));
   const finished = await finishedCounts(q, now, minutes, requests);
 
@@ -150,6 +138,19 @@ export async function queueStats(
     capped: sorted.some((s) => s.capped),
     requests,
   };
+}
+
+/** Every type with markers in the ready index (a delimiter LIST per 1,000 types). */
+async function allTypes(q: QueueInternals, requests: { LIST: number }): Promise<string[]> {
+  const found: string[] = [];
+  let next: string | undefined;
+  do {
+    requests.LIST++;
+    const page = await q.index.typesPage(next);
+    found.push(...page.types);
+    next = page.next;
+  } while (next !== undefined);
+  return found;
 }
 
 /** The counts of one type from its markers, at most `maxPages` pages. */

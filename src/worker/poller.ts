@@ -27,6 +27,7 @@ import type { ClaimProbes } from "./claim-probes.ts";
 import type { Emit, WorkerStats } from "./events.ts";
 import type { Candidate, Monitor } from "./monitor.ts";
 import { type HandlerEntry, leaseToWrite } from "./options.ts";
+import { nextIdlePause } from "./poll-pause.ts";
 import { RefusedClaims } from "./refused-claims.ts";
 import type { SkipList } from "./skip.ts";
 
@@ -53,18 +54,6 @@ const PAGES_PER_POLL = 3;
  * lists again (at most once per pass, and not within `minPollMs` of the last listing).
  */
 export const WASTED_READS_BEFORE_RELIST = 1;
-
-/**
- * The pause after an idle poll that paused `idle` ms: doubled up to `maxPollMs`, unless the poll
- * was spent on a step of the monitor's round. Such a poll looked at none of the worker's
- * partitions, so it is no sign that there is no work: doubling then let a round's steps, falling
- * on the polls of a worker that had just gone quiet, leave new work waiting up to `maxPollMs`
- * (the latency benchmark's p99 went from 1.9 s to 5.8 s when quiet workers began to alternate
- * steps and listings; with this rule it is 0.6 s).
- */
-export function nextIdlePause(idle: number, steppedOnly: boolean, maxPollMs: number): number {
-  return steppedOnly ? idle : Math.min(maxPollMs, idle * 2);
-}
 
 /** What the poller needs from its worker. */
 export interface PollerOptions {

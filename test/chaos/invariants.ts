@@ -32,13 +32,9 @@
 import { NotFoundError } from "../../src/errors.ts";
 import type { Queue } from "../../src/queue/queue.ts";
 import type { TaskVersion } from "../../src/queue/types.ts";
+import { TASK_HISTORY_LIMIT } from "../../src/task/event-log.ts";
 import type { TaskEvent, TaskRecord, TaskStatus } from "../../src/task/record.ts";
-import {
-  ms,
-  TASK_HISTORY_LIMIT,
-  TERMINAL_STATUSES,
-  TRANSITIONS,
-} from "../../src/task/transitions.ts";
+import { ms, TERMINAL_STATUSES, TRANSITIONS } from "../../src/task/transitions.ts";
 import { mapLimit } from "../../src/util/async.ts";
 
 /** One handler execution, as the worker that ran it recorded it. */

@@ -9,7 +9,8 @@ import { claimTask, renewLease } from "../../src/task/transitions.ts";
 import { ClaimProbes } from "../../src/worker/claim-probes.ts";
 import { Monitor } from "../../src/worker/monitor.ts";
 import type { HandlerEntry } from "../../src/worker/options.ts";
-import { nextIdlePause, Poller, STEAL_AFTER_MS } from "../../src/worker/poller.ts";
+import { nextIdlePause } from "../../src/worker/poll-pause.ts";
+import { Poller, STEAL_AFTER_MS } from "../../src/worker/poller.ts";
 import { pause } from "../helpers/wait.ts";
 import { memoryQueue, shared } from "./helpers.ts";
 

@@ -295,9 +295,8 @@ export class S3Storage implements Storage {
       this.#parseBody(res, body, "LifecycleConfiguration", "GET lifecycle");
       return new TextDecoder().decode(body);
     } catch (error) {
-      if (isOqError(error, "NOT_FOUND") && error.s3Code === "NoSuchLifecycleConfiguration") {
+      if (isOqError(error, "NOT_FOUND") && error.s3Code === "NoSuchLifecycleConfiguration")
         return undefined;
-      }
       throw error;
     }
   }
