@@ -4,13 +4,12 @@
  * short, and records written before it existed still read. Pure: no storage.
  */
 import { describe, expect, it } from "vitest";
-import { DEFAULT_BACKOFF } from "../src/task/backoff.ts";
 import { eventLog, TASK_HISTORY_ERROR_CHARS, TASK_HISTORY_LIMIT } from "../src/task/event-log.ts";
 import { encodeTask, parseTask, type TaskRecord } from "../src/task/record.ts";
 import {
   claimTask,
   completeTask,
-  createTask,
+  type createTask,
   expireLease,
   expireTask,
   failAttempt,
@@ -21,26 +20,11 @@ import {
   replayTask,
   requestCancel,
 } from "../src/task/transitions.ts";
+import { makeTask, T0 } from "./helpers/task.ts";
 
-const T0 = Date.UTC(2026, 10, 28, 12, 0, 0);
 const at = (ms: number) => new Date(ms).toISOString();
 const make = (over: Partial<Parameters<typeof createTask>[0]> = {}): TaskRecord =>
-  createTask(
-    {
-      id: "abc",
-      type: "t",
-      input: null,
-      maxRetries: 2,
-      backoff: DEFAULT_BACKOFF,
-      timeoutSeconds: null,
-      availableAt: T0,
-      expiresAt: null,
-      idempotencyKey: null,
-      marker: "ready/m.1",
-      ...over,
-    },
-    T0,
-  );
+  makeTask(over, null);
 const claim = (t: TaskRecord, now: number, worker = "w1", token = "tok") =>
   claimTask(t, { workerId: worker, token, leaseMs: 10_000, now });
 const boom = { message: "boom", name: "Error" };

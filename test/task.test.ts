@@ -6,7 +6,7 @@ import { parseTask, type TaskRecord } from "../src/task/record.ts";
 import {
   claimTask,
   completeTask,
-  createTask,
+  type createTask,
   expireLease,
   expireTask,
   failAttempt,
@@ -22,25 +22,10 @@ import {
   replayTask,
   requestCancel,
 } from "../src/task/transitions.ts";
+import { makeTask, T0 } from "./helpers/task.ts";
 
-const T0 = Date.UTC(2026, 10, 28, 12, 0, 0);
 const make = (over: Partial<Parameters<typeof createTask>[0]> = {}): TaskRecord =>
-  createTask(
-    {
-      id: "abc",
-      type: "t",
-      input: { x: 1 },
-      maxRetries: 2,
-      backoff: DEFAULT_BACKOFF,
-      timeoutSeconds: null,
-      availableAt: T0,
-      expiresAt: null,
-      idempotencyKey: null,
-      marker: "ready/m.1",
-      ...over,
-    },
-    T0,
-  );
+  makeTask(over, { x: 1 });
 const claim = (t: TaskRecord, now = T0, token = "tok") =>
   claimTask(t, { workerId: "w1", token, leaseMs: 10_000, now });
 

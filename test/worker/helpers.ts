@@ -82,3 +82,14 @@ export async function claimed(
   });
   return (await internals(queue).write(found, next))!;
 }
+
+/** Record the key of every GET on `storage` from now on; returns the list it fills. */
+export function recordReads(storage: MemoryStorage): string[] {
+  const reads: string[] = [];
+  const get = storage.get.bind(storage);
+  storage.get = (key, options) => {
+    reads.push(key);
+    return get(key, options);
+  };
+  return reads;
+}

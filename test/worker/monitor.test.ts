@@ -13,7 +13,7 @@ import {
   renewLease,
 } from "../../src/task/transitions.ts";
 import { type Candidate, Monitor } from "../../src/worker/monitor.ts";
-import { claimed, memoryQueue, pendingSpec, shared } from "./helpers.ts";
+import { claimed, memoryQueue, pendingSpec, recordReads, shared } from "./helpers.ts";
 
 /** A memory store with `deleteMany` (as S3 has), recording each batch. */
 function batching() {
@@ -228,12 +228,7 @@ describe("Monitor", () => {
     const junk = `${queue.keys.ready}zz-not-a-marker`;
     await storage.put(junk, new Uint8Array(0));
     advance(MARKER_GRACE_MS + 11_000);
-    const reads: string[] = [];
-    const get = storage.get.bind(storage);
-    storage.get = (key, options) => {
-      reads.push(key);
-      return get(key, options);
-    };
+    const reads = recordReads(storage);
     let steps = 0;
     while (await monitor.step(queue.now())) steps++;
     // The manifest, the delimiter listing, the journal types (pruning), the stopped workers'

@@ -12,7 +12,7 @@ import type { HandlerEntry } from "../../src/worker/options.ts";
 import { nextIdlePause } from "../../src/worker/poll-pause.ts";
 import { Poller, STEAL_AFTER_MS } from "../../src/worker/poller.ts";
 import { pause } from "../helpers/wait.ts";
-import { memoryQueue, shared } from "./helpers.ts";
+import { memoryQueue, recordReads, shared } from "./helpers.ts";
 
 /** A poller on `queue` that handles type `t`; claims are recorded, not run. */
 function poller(
@@ -76,12 +76,7 @@ describe("Poller", () => {
     // Another worker finishes the two oldest after our listing.
     await queue.cancel(order[0]!);
     await queue.cancel(order[1]!);
-    const read: string[] = [];
-    const get = storage.get.bind(storage);
-    storage.get = (key, options) => {
-      read.push(key);
-      return get(key, options);
-    };
+    const read = recordReads(storage);
     await pause(20); // older than minPollMs: a new listing is allowed
     await p.pass();
     expect(read).toContain(queue.keys.task(order[0]!));
@@ -108,12 +103,7 @@ describe("Poller", () => {
       await internals(queue).write(found, claim);
       await internals(queue).update(id, (t) => renewLease(t, "tok", 60_000, queue.now()));
     }
-    const read: string[] = [];
-    const get = storage.get.bind(storage);
-    storage.get = (key, options) => {
-      read.push(key);
-      return get(key, options);
-    };
+    const read = recordReads(storage);
     await pause(20); // older than minPollMs: a new listing is allowed
     await p.pass();
     expect(read).toContain(queue.keys.task(order[0]!));
