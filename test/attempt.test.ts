@@ -169,6 +169,34 @@ for (const target of targets) {
       expect(Date.now() - began).toBeLessThan(2500);
     });
 
+    it("drain() runs what a fresh queue submitted a moment ago, every time", async () => {
+      // A queue that has had no response yet stamps tasks with its local time, which can be
+      // ahead of the worker's lower bound of server time (HTTP dates have second resolution):
+      // such tasks may be due, and a drain waits the moment it takes to be sure.
+      for (let round = 0; round < 5; round++) {
+        const fresh = new Queue({ storage: env.storage, prefix: env.prefix });
+        await fresh.submitMany([1, 2, 3].map((n) => ({ type: "quick", input: n })));
+        const w = worker({ skipDoctor: true }, fresh).task("quick", async () => {});
+        expect(await w.drain({ budgetMs: 10_000 })).toBe(3);
+      }
+    });
+
+    it("drain() leaves a retry that is due after its backoff to the next drain", async () => {
+      const t = await queue.submit("flaky", null, {
+        maxRetries: 1,
+        backoff: { initialSeconds: 4, maxSeconds: 4, factor: 1 },
+      });
+      const w = worker({ skipDoctor: true }).task("flaky", async (_input, ctx) => {
+        if (ctx.attempt === 1) throw new Error("upstream busy");
+      });
+      const began = Date.now();
+      // Due in 2-4 s, beyond the clock's uncertainty (about a second): "until none is left"
+      // means none that may be due now, so the drain returns instead of sleeping it out.
+      expect(await w.drain({ budgetMs: 10_000 })).toBe(1);
+      expect(Date.now() - began).toBeLessThan(1900);
+      expect(await queue.get(t.id)).toMatchObject({ status: "pending", attempt: 1 });
+    });
+
     it("a task longer than every drain's budget fails after its retries (defect 5)", async () => {
       const t = await queue.submit("long", null, {
         maxRetries: 1,

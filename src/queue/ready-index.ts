@@ -35,8 +35,11 @@ export interface MarkerListOptions {
   startAfter?: string;
   /** Read at most this many pages, then set `progress.capped`. */
   maxPages?: number;
-  /** Set to whether the listing stopped at `maxPages`, and to how many pages it read (LISTs). */
-  progress?: { capped: boolean; pages?: number };
+  /**
+   * Set to whether the listing stopped at `maxPages`, to how many pages it read (LISTs), and to
+   * the due time of the marker it stopped at past `dueBy` (undefined when there was none).
+   */
+  progress?: { capped: boolean; pages?: number; nextDueMs?: number };
   /** Called with each key under `ready/` that is not a marker (a monitor sweeps them). */
   onMalformed?: (object: ObjectInfo) => void;
 }
@@ -317,7 +320,10 @@ export class ReadyIndex {
   ): AsyncGenerator<ReadyMarker & { lastModified: Date }> {
     const { storage, keys } = this.#deps;
     let continuationToken: string | undefined;
-    if (options.progress) options.progress.capped = false;
+    if (options.progress) {
+      options.progress.capped = false;
+      options.progress.nextDueMs = undefined;
+    }
     for (let pages = 1; ; pages++) {
       if (options.progress) options.progress.pages = pages;
       const page = await storage.list({
@@ -338,7 +344,10 @@ export class ReadyIndex {
           options.onMalformed?.(o);
           continue;
         }
-        if (options.dueBy !== undefined && marker.dueMs > options.dueBy) return;
+        if (options.dueBy !== undefined && marker.dueMs > options.dueBy) {
+          if (options.progress) options.progress.nextDueMs = marker.dueMs;
+          return;
+        }
         yield { ...marker, lastModified: o.lastModified };
       }
       if (!page.isTruncated) return;

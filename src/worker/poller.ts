@@ -194,13 +194,18 @@ export class Poller {
   }
 
   /**
-   * The earliest `availableAt` (server ms) of a task the last pass read and left because it was
-   * not due yet (markers have second resolution, and server time is known as an interval whose
-   * lower bound can trail the submitter's), or `undefined`. `drain()` waits for it when it is
-   * close, instead of ending with such tasks left.
+   * The local time by which a task the last pass saw, maybe due by the server's clock but not
+   * by our lower bound of it, surely is due and worth reading (a marker listed past the lower
+   * bound but within the upper, or a task read before its `availableAt`), or `undefined`.
+   * `drain()` waits for it within its budget; a retry's backoff or a delay is not waited for.
    */
   get notDueUntil(): number | undefined {
     return this.#notDueUntil;
+  }
+
+  /** Note a task that may be due now by the server's clock: it surely is at local `localMs`. */
+  #notDue(localMs: number): void {
+    this.#notDueUntil = Math.min(this.#notDueUntil ?? Number.POSITIVE_INFINITY, localMs);
   }
 
   /** Try to fill free slots from the ready index. Returns how many tasks were claimed. */
@@ -347,7 +352,7 @@ export class Poller {
     const now = q.now();
     const local = q.clock.localNow();
     const found: Candidate[] = [];
-    const progress = { capped: false };
+    const progress: { capped: boolean; nextDueMs?: number } = { capped: false };
     const resume = this.#resumeAfter.get(partition);
     let last: string | undefined;
     for await (const marker of q.markers({
@@ -362,6 +367,10 @@ export class Poller {
       if (this.#o.skip.skipped(marker.key, local) || running.has(marker.id)) continue;
       found.push(marker);
     }
+    // A marker past our lower bound of server time that may be due all the same (a submit a
+    // moment ago, stamped by a clock ahead of this one's lower bound).
+    if (progress.nextDueMs !== undefined && progress.nextDueMs <= q.clock.bounds().upper)
+      this.#notDue(progress.nextDueMs - q.clock.offsetMs());
     if (progress.capped && last !== undefined) this.#resumeAfter.set(partition, last);
     else this.#resumeAfter.delete(partition);
     return found;
@@ -414,11 +423,8 @@ export class Poller {
       return false;
     }
     if (ms(task.availableAt) > now) {
-      this.#o.skip.untilServer(marker.key, ms(task.availableAt));
-      this.#notDueUntil = Math.min(
-        this.#notDueUntil ?? Number.POSITIVE_INFINITY,
-        ms(task.availableAt),
-      );
+      const skipUntil = this.#o.skip.untilServer(marker.key, ms(task.availableAt));
+      if (ms(task.availableAt) <= q.clock.bounds().upper) this.#notDue(skipUntil);
       return false;
     }
     if (!handled) {

@@ -21,10 +21,11 @@ export class SkipList {
     this.#until.set(key, localMs);
   }
 
-  /** Skip `key` until server time `serverMs` (at least 200 ms from now). */
-  untilServer(key: string, serverMs: number): void {
-    const local = serverMs - this.#clock.offsetMs();
-    this.#until.set(key, Math.max(local, this.#clock.localNow() + 200));
+  /** Skip `key` until server time `serverMs` (at least 200 ms from now); returns that local time. */
+  untilServer(key: string, serverMs: number): number {
+    const local = Math.max(serverMs - this.#clock.offsetMs(), this.#clock.localNow() + 200);
+    this.#until.set(key, local);
+    return local;
   }
 
   /** True while `key` is skipped at local time `localMs`. */

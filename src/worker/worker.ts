@@ -275,11 +275,11 @@ export class Worker {
       const claimed = await this.#poller.pass();
       started += claimed;
       if (claimed === 0 && this.#running.size === 0) {
-        // A task read just before it was due (a submit a moment ago: markers have second
-        // resolution, and this clock's lower bound may trail the submitter's) is waited for
-        // when that fits the budget, instead of being left to the next drain.
+        // A task that may be due by the server's clock but not yet by our lower bound of it (a
+        // submit a moment ago) is waited for when that fits the budget, instead of being left
+        // to the next drain.
         const dueAt = this.#poller.notDueUntil;
-        const waitMs = dueAt === undefined ? Number.POSITIVE_INFINITY : dueAt - this.#queue.now();
+        const waitMs = dueAt === undefined ? Number.POSITIVE_INFINITY : dueAt - clock.localNow();
         if (waitMs > signalAt - clock.localNow()) break;
         await sleep(Math.max(10, waitMs + 10));
         continue;

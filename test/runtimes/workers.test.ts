@@ -71,7 +71,10 @@ async function startExample(bindings: Partial<MiniflareOptions>) {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Submit a few tasks, drain twice (the flaky task's retry is due after a backoff of 0.5-1 s). */
+/**
+ * Submit a few tasks, drain twice. The flaky task's retry is due after a backoff of 1.5-3 s,
+ * beyond the clock's uncertainty (about a second), so the first drain leaves it to the next.
+ */
 async function submitAndDrain(w: Awaited<ReturnType<typeof startExample>>) {
   const ids = await Promise.all(
     ["a.png", "b.jpg", "c.webp"].map((image, i) =>
@@ -81,7 +84,7 @@ async function submitAndDrain(w: Awaited<ReturnType<typeof startExample>>) {
   const flaky = await w.submit(
     "flaky",
     { n: 1 },
-    { maxRetries: 2, backoff: { initialSeconds: 1, maxSeconds: 1, factor: 1 } },
+    { maxRetries: 2, backoff: { initialSeconds: 3, maxSeconds: 3, factor: 1 } },
   );
   const later = await w.submit("thumbnail", { image: "later.png" }, { delay: "1h" });
   expect((await w.task(ids[0]!)).status).toBe("pending");
