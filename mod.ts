@@ -32,7 +32,7 @@ export {
 // Every error class is public: callers catch them and branch on `code`.
 export * from "./src/errors.ts";
 export type { FinishedStatus } from "./src/keys.ts";
-export { consoleLogger, type Logger } from "./src/logger.ts";
+export { consoleLogger, type LogFields, type Logger } from "./src/logger.ts";
 export type { FinishedTally } from "./src/queue/finished-counts.ts";
 export { type Manifest, PROTOCOL } from "./src/queue/manifest.ts";
 export type { PruneOptions, PruneProgress, PruneResult } from "./src/queue/prune.ts";

@@ -21,6 +21,8 @@
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { connect, type Queue, runDoctor, type TaskRecord, Worker } from "../mod.ts";
+import type { LogFields } from "../src/logger.ts";
+import { isTaskOutcome } from "../src/worker/task-log.ts";
 import { seededHex, seededRandom } from "./sim/random.ts";
 import { buildResult, printResult } from "./sim/report.ts";
 import { SimS3, type SimView } from "./sim/s3-sim.ts";
@@ -120,8 +122,8 @@ const ledger = new Ledger();
 /** Warnings of all processes, counted by shape; a killed process says nothing more. */
 const loggerOf = (client: string) => ({
   info() {},
-  warn(message: string) {
-    if (ledger.killed.has(client)) return;
+  warn(message: string, fields?: LogFields) {
+    if (ledger.killed.has(client) || isTaskOutcome(fields)) return;
     if (message.startsWith("bucket versioning is Disabled")) return;
     // Group by the message's shape: ids, keys and numbers vary.
     const shape = message
@@ -130,8 +132,8 @@ const loggerOf = (client: string) => ({
       .slice(0, 90);
     warnings.set(shape, (warnings.get(shape) ?? 0) + 1);
   },
-  error(message: string) {
-    loggerOf(client).warn(`error: ${message}`);
+  error(message: string, fields?: LogFields) {
+    loggerOf(client).warn(`error: ${message}`, fields);
   },
 });
 

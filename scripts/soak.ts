@@ -30,11 +30,13 @@ import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { requireSafeBackend } from "../src/doctor/mod.ts";
 import type { FinishedStatus } from "../src/keys.ts";
+import type { LogFields } from "../src/logger.ts";
 import { Queue } from "../src/queue/queue.ts";
 import { FINISHED_STATUSES } from "../src/queue/retention.ts";
 import type { Storage } from "../src/storage/storage.ts";
 import { mapLimit } from "../src/util/async.ts";
 import { PermanentError } from "../src/worker/options.ts";
+import { isTaskOutcome } from "../src/worker/task-log.ts";
 import { Worker } from "../src/worker/worker.ts";
 import { removePrefix, s3Config, testS3Storage } from "../test/helpers/targets.ts";
 import { checkFates, checkPlateau, type Point } from "./soak-checks.ts";
@@ -207,7 +209,8 @@ const events: Record<string, number> = {};
 const USUAL = new Set(["started", "completed", "failed", "cancelled", "expired"]);
 /** Worker warnings and errors: counted, the first few printed (every expiry warns). */
 let logged = 0;
-const log = (level: string) => (message: string) => {
+const log = (level: string) => (message: string, fields?: LogFields) => {
+  if (isTaskOutcome(fields)) return;
   if (++logged <= 10) console.error(`soak: worker ${level}: ${message}`);
 };
 const logger = { info: () => {}, warn: log("warning"), error: log("error") };

@@ -10,7 +10,7 @@ import type { Queue } from "../queue/queue.ts";
 import { FileStorage } from "../runtime/file/storage.ts";
 import type { Storage } from "../storage/storage.ts";
 import { type ConnectionArgs, connectOptions } from "./connection.ts";
-import { queueLogger } from "./output.ts";
+import { queueLogger } from "./logs.ts";
 
 /** `connect()` options for a command's flags, with the process environment and the file store. */
 function cliConnectOptions(args: ConnectionArgs): ConnectOptions {

@@ -10,6 +10,7 @@
 import process from "node:process";
 import { connect } from "../connect.ts";
 import { formatDuration } from "../duration.ts";
+import { type Logger, silentLogger } from "../logger.ts";
 import type { SubmitOptions } from "../queue/types.ts";
 import { countRequests, type RequestCounts } from "../storage/count.ts";
 import { Worker, type WorkerEvent } from "../worker/worker.ts";
@@ -18,7 +19,6 @@ import { openStorage } from "./config.ts";
 import demoTasks from "./demo-tasks.ts";
 import { CliError, EXIT_FAILURE } from "./errors.ts";
 import { log, out, outJson } from "./output.ts";
-import { logEvent } from "./run-worker.ts";
 
 /** What `oq demo --json` prints. */
 export interface DemoSummary {
@@ -80,12 +80,12 @@ interface DemoTally {
   retried: number;
   /** Resolves when every one of the demo's tasks reached a terminal state. */
   allDone: Promise<void>;
-  /** The worker's event handler: logs every event and counts the demo's own tasks. */
+  /** The worker's event handler: counts the demo's own tasks. */
   onEvent: (event: WorkerEvent) => void;
 }
 
-/** A tally of the tasks `ours`, out of `count`, logging each event with a progress counter. */
-function tallyDemo(ours: ReadonlySet<string>, count: number): DemoTally {
+/** A tally of the tasks `ours` from the worker's events. */
+function tallyDemo(ours: ReadonlySet<string>): DemoTally {
   let finish: () => void = () => {};
   const tally: DemoTally = {
     done: 0,
@@ -96,18 +96,40 @@ function tallyDemo(ours: ReadonlySet<string>, count: number): DemoTally {
       finish = resolve;
     }),
     onEvent: (event) => {
-      if (!ours.has(event.id)) return logEvent(event);
+      if (!ours.has(event.id)) return;
       if (event.kind === "retry-scheduled") tally.retried++;
       if (event.kind === "completed") tally.completed++;
       if (event.kind === "failed") tally.failed++;
       const terminal =
         event.kind === "completed" || event.kind === "failed" || event.kind === "cancelled";
       if (terminal) tally.done++;
-      logEvent(event, `[${String(tally.done).padStart(String(count).length)}/${count}] `);
       if (tally.done === ours.size) finish();
     },
   };
   return tally;
+}
+
+/**
+ * `base` with a progress counter (`[3/20] `) before the worker's lines about the demo's own
+ * tasks (`ours`, out of `count`, as `tally` counts them). The worker reports
+ * an event before it logs it, so a task's last line already counts it.
+ */
+function progressLogger(
+  base: Logger,
+  ours: ReadonlySet<string>,
+  count: number,
+  tally: DemoTally,
+): Logger {
+  const width = String(count).length;
+  const progress = (taskId: unknown): string => {
+    if (typeof taskId !== "string" || !ours.has(taskId)) return "";
+    return `[${String(tally.done).padStart(width)}/${count}] `;
+  };
+  const level =
+    (name: "info" | "warn" | "error"): Logger["info"] =>
+    (message, fields) =>
+      base[name](`${progress(fields?.taskId)}${message}`, fields);
+  return { info: level("info"), warn: level("warn"), error: level("error") };
 }
 
 /** Wait for `allDone`, the timeout or a SIGINT, whichever comes first. */
@@ -203,7 +225,10 @@ export default oqCommand({
     const { options, storage, prefix: basePrefix } = openStorage(args);
     const counted = countRequests(storage);
     const prefix = `${basePrefix === undefined || basePrefix === "" ? "" : basePrefix.replace(/\/?$/, "/")}oq-demo/`;
-    const queue = await connect({ ...options, storage: counted, prefix });
+    const ours = new Set<string>();
+    const tally = tallyDemo(ours);
+    const logger = progressLogger(options.logger ?? silentLogger, ours, count, tally);
+    const queue = await connect({ ...options, storage: counted, prefix, logger });
 
     const workload = demoWorkload(count, delayMs / 1000);
     const types = [...new Set(workload.map((t) => t.type))];
@@ -212,12 +237,10 @@ export default oqCommand({
     );
     const started = Date.now();
     const tasks = await queue.submitMany(workload);
-    const ours = new Set(tasks.map((t) => t.id));
+    for (const t of tasks) ours.add(t.id);
     log().success(
       `Submitted ${tasks.length} tasks${count > 1 && delayMs > 0 ? `; the last one is delayed by ${formatDuration(delayMs)}` : ""}.`,
     );
-
-    const tally = tallyDemo(ours, count);
 
     const worker = new Worker(queue, {
       concurrency,

@@ -8,6 +8,7 @@
 import { Worker } from "../worker/worker.ts";
 import { durationArg, oqCommand } from "./args.ts";
 import { openQueue } from "./config.ts";
+import { useLogFormat } from "./logs.ts";
 import { log } from "./output.ts";
 import { prepare, runArgs, runUntilSignal } from "./run-worker.ts";
 
@@ -22,6 +23,7 @@ export default oqCommand({
   ],
   args: { ...runArgs },
   async run(args) {
+    useLogFormat(args["log-format"]);
     const graceMs = durationArg(args.grace, "grace")!;
     const summaryMs = durationArg(args["summary-interval"], "summary-interval")!;
     const queue = await openQueue(args);

@@ -4,10 +4,9 @@
  *
  * @module
  */
-import { formatWithOptions, stripVTControlCharacters } from "node:util";
+import { stripVTControlCharacters } from "node:util";
 import { type ConsolaInstance, createConsola, type InputLogObject } from "consola";
 import { formatDuration } from "../duration.ts";
-import type { Logger } from "../logger.ts";
 import type { TaskStatus } from "../task/record.ts";
 
 /** True when ANSI colours may be written to `stream`: a terminal, and no `NO_COLOR`. */
@@ -68,43 +67,6 @@ export function log(): ConsolaInstance {
     });
   }
   return consolaInstance;
-}
-
-/**
- * A log record as text: `[type] message`, and with `date` its ISO time before every line, so a
- * worker's log read later (or interleaved with others) says when each thing happened.
- */
-export function textLogLines(type: string, message: string, date?: Date): string {
-  const lines = `[${type}] ${message}`.split("\n");
-  if (date === undefined) return lines.join("\n");
-  const at = date.toISOString();
-  return lines.map((line) => `${at} ${line}`).join("\n");
-}
-
-/**
- * Start every log line with its ISO time from now on, for the long-running commands (worker,
- * monitor, scheduler). Only the text format: on a terminal consola's own display is kept.
- */
-export function timestampLogs(): void {
-  const logger = log();
-  if (colorsEnabled(process.stderr)) return;
-  logger.setReporters([
-    {
-      log: (record) => {
-        const message = formatWithOptions({ colors: false }, ...record.args);
-        process.stderr.write(`${textLogLines(record.type, message, record.date)}\n`);
-      },
-    },
-  ]);
-}
-
-/** The core's {@link Logger} seam, backed by the CLI's consola. */
-export function queueLogger(): Logger {
-  return {
-    info: (m) => log().info(m),
-    warn: (m) => log().warn(m),
-    error: (m) => log().error(m),
-  };
 }
 
 /** Write one line of data to stdout. */

@@ -1,6 +1,7 @@
 /**
  * Running a worker in the foreground until SIGTERM or SIGINT, shared by `oq worker` and
- * `oq monitor`: task start and finish lines, a periodic summary, and a graceful stop.
+ * `oq monitor`: their shared flags, a periodic summary, and a graceful stop. (The worker logs
+ * each task's start and outcome itself, through the queue's logger.)
  *
  * @module
  */
@@ -9,10 +10,11 @@ import { requireSafeBackend } from "../doctor/mod.ts";
 import { formatDuration } from "../duration.ts";
 import type { Queue } from "../queue/queue.ts";
 import { type SchedulerHandle, startScheduler } from "../schedule/runner.ts";
-import type { Worker, WorkerEvent } from "../worker/worker.ts";
+import type { Worker } from "../worker/worker.ts";
 import { skipDoctorArg } from "./args.ts";
 import { CliError, EXIT_FAILURE } from "./errors.ts";
-import { log, span, timestampLogs } from "./output.ts";
+import { logFormatArg } from "./logs.ts";
+import { log, span } from "./output.ts";
 
 /** Flags `oq worker` and `oq monitor` share. */
 export const runArgs = {
@@ -39,62 +41,23 @@ export const runArgs = {
       "Also read tasks/ in the background and put back missing markers (for a bucket whose index was deleted)",
   },
   ...skipDoctorArg,
+  ...logFormatArg,
 } as const;
 
 /**
- * What a worker process does before it claims anything: switch its log lines to timestamped
- * ones (it runs for days; its log is read later), prove (or recall the cached proof) that
- * the backend honours conditional writes, since claims rely on them, and start the scheduler
- * when asked. Returns the scheduler's handle, to stop with the worker.
+ * What a worker process does before it claims anything (its log lines were switched to
+ * `--log-format` first thing, `useLogFormat`): prove (or recall the cached proof) that the
+ * backend honours conditional writes, since claims rely on them, and start the scheduler when
+ * asked. Returns the scheduler's handle, to stop with the worker.
  */
 export async function prepare(
   queue: Queue,
   args: { scheduler?: boolean | undefined; "skip-doctor"?: boolean | undefined },
 ): Promise<SchedulerHandle | undefined> {
-  timestampLogs();
   if (args["skip-doctor"] !== true) await requireSafeBackend(queue);
   if (args.scheduler !== true) return undefined;
   log().info("Running the scheduler in this process too.");
   return startScheduler(queue);
-}
-
-/**
- * A line for each task start and outcome. Recoveries, expiries, lost leases and malformed objects
- * are already reported through the queue's logger, so they are not repeated here.
- */
-export function logEvent(event: WorkerEvent, prefix = ""): void {
-  const what = `${prefix}${event.type ?? "task"} ${event.id}`;
-  const took = event.durationMs === undefined ? "" : ` in ${formatDuration(event.durationMs)}`;
-  switch (event.kind) {
-    case "started":
-      log().start(`${what} started (attempt ${event.attempt})`);
-      break;
-    case "completed":
-      log().success(`${what} completed${took}`);
-      break;
-    case "retry-scheduled":
-      log().warn(`${what} attempt ${event.attempt} failed${took}, will retry: ${event.error}`);
-      break;
-    case "failed":
-      log().error(`${what} failed${took} after attempt ${event.attempt}: ${event.error}`);
-      break;
-    case "cancelled":
-      log().warn(`${what} cancelled${took}`);
-      break;
-    case "released":
-      log().info(`${what} handed back unfinished (pending again)`);
-      break;
-    case "abandoned":
-      log().warn(`${what} ignored its signal; its lease is left to lapse (the attempt counts)`);
-      break;
-    case "result-dropped":
-      log().error(
-        `${what} finished but its result could not be stored (${event.error}); it will run again`,
-      );
-      break;
-    default:
-      break;
-  }
 }
 
 /** The summary line: counters since start and what runs now. */

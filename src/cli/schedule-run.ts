@@ -10,7 +10,8 @@ import { Scheduler } from "../schedule/scheduler.ts";
 import { durationArg, oqCommand, skipDoctorArg } from "./args.ts";
 import { openQueue } from "./config.ts";
 import { CliError, EXIT_FAILURE, usageError } from "./errors.ts";
-import { log, timestampLogs } from "./output.ts";
+import { logFormatArg, useLogFormat } from "./logs.ts";
+import { log } from "./output.ts";
 
 export default oqCommand({
   name: "run",
@@ -30,12 +31,13 @@ export default oqCommand({
       valueHint: "duration",
     },
     ...skipDoctorArg,
+    ...logFormatArg,
   },
   async run(args) {
+    useLogFormat(args["log-format"]);
     const intervalMs = durationArg(args.interval, "interval")!;
     if (intervalMs < 100)
       throw usageError(`Invalid --interval "${args.interval}": use at least 100ms.`);
-    timestampLogs();
     const queue = await openQueue(args);
     if (!args["skip-doctor"]) await requireSafeBackend(queue);
     const scheduler = new Scheduler(queue);

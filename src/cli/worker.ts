@@ -6,8 +6,9 @@
 import { Worker, type WorkerOptions } from "../worker/worker.ts";
 import { durationArg, intArg, oqCommand, secondsArg } from "./args.ts";
 import { openQueue } from "./config.ts";
+import { useLogFormat } from "./logs.ts";
 import { log } from "./output.ts";
-import { logEvent, prepare, runArgs, runUntilSignal } from "./run-worker.ts";
+import { prepare, runArgs, runUntilSignal } from "./run-worker.ts";
 import { loadTasksModule } from "./tasks-module.ts";
 
 export default oqCommand({
@@ -53,6 +54,7 @@ export default oqCommand({
     ...runArgs,
   },
   async run(args) {
+    useLogFormat(args["log-format"]);
     const concurrency = intArg(args.concurrency, "concurrency", 1, 1000)!;
     const leaseSeconds = secondsArg(args.lease, "lease")!;
     const timeoutSeconds = secondsArg(args.timeout, "timeout");
@@ -66,7 +68,6 @@ export default oqCommand({
       leaseSeconds,
       monitor: args.monitor,
       shutdownGraceMs: graceMs,
-      onEvent: (event) => logEvent(event),
       // prepare() already required doctor's verdict (or --skip-doctor skipped it).
       skipDoctor: true,
       logScan: args["log-scan"] === true,

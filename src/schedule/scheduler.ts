@@ -313,6 +313,7 @@ export class Scheduler {
       } catch (error) {
         this.#logger.error(
           `schedule ${found.value.id}: ${errorMessage(error)} (its due slots are retried next tick)`,
+          { schedule: found.value.id, error },
         );
         result.errors.push({ scheduleId: found.value.id, error });
       }
@@ -347,6 +348,7 @@ export class Scheduler {
         failed = true;
         this.#logger.error(
           `scheduler tick failed: ${errorMessage(error)} (retrying in ${intervalMs} ms)`,
+          { error },
         );
       }
       if (signal?.aborted) break;
@@ -413,7 +415,11 @@ export class Scheduler {
     const { schedule, plan, fired } = round;
     result.fired.push(...fired);
     for (const f of fired) {
-      this.#logger.info(`schedule ${f.scheduleId}: slot ${f.slot} -> task ${f.taskId}`);
+      this.#logger.info(`schedule ${f.scheduleId}: slot ${f.slot} -> task ${f.taskId}`, {
+        schedule: f.scheduleId,
+        slot: f.slot,
+        taskId: f.taskId,
+      });
     }
     if (plan.skipped > 0 && plan.skippedThrough !== undefined) {
       const reason = skipReason(schedule.catchUp);

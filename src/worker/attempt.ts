@@ -7,6 +7,7 @@
  * @module
  */
 import { InvalidStateError, ValidationError } from "../errors.ts";
+import type { LogFields } from "../logger.ts";
 import type { FinishedCounter } from "../queue/finished-counts.ts";
 import type { QueueInternals } from "../queue/internals.ts";
 import type { Versioned } from "../queue/types.ts";
@@ -18,6 +19,7 @@ import { Lease } from "./lease.ts";
 import type { HandlerEntry, TaskContext } from "./options.ts";
 import { finishChange, recordOutcome, toFailure } from "./outcome.ts";
 import type { SkipList } from "./skip.ts";
+import { logTaskEvent, taskFields } from "./task-log.ts";
 
 /**
  * How long a finished task's own marker is not read again. The batched delete lands within about
@@ -140,7 +142,14 @@ export class Attempt {
     const task = this.#lease.current.task;
     this.#lease.guard();
     this.#options.stats.started++;
-    this.#options.emit({ kind: "started", id: task.id, type: task.type, attempt: task.attempt });
+    const started = {
+      kind: "started",
+      id: task.id,
+      type: task.type,
+      attempt: task.attempt,
+    } as const;
+    this.#options.emit(started);
+    logTaskEvent(q.logger, this.#options.workerId, started);
     this.#controller.signal.addEventListener(
       "abort",
       () => {
@@ -171,7 +180,10 @@ export class Attempt {
       else await this.#finish({ failure: toFailure(result.error) });
     })()
       .catch((error) => {
-        q.logger.error(`task ${task.id}: could not record its outcome: ${errorMessage(error)}`);
+        q.logger.error(
+          `task ${task.id}: could not record its outcome: ${errorMessage(error)}`,
+          taskFields(task, this.#options.workerId, { error }),
+        );
       })
       .finally(() => this.free());
   }
@@ -261,6 +273,7 @@ export class Attempt {
     this.#lapsing = true;
     this.#queue.logger.warn(
       `task ${this.id}: its handler did not settle after its signal; its lease is left to lapse (the attempt counts)`,
+      this.#fields({ event: "abandoned" }),
     );
     this.#options.emit({
       kind: "abandoned",
@@ -274,7 +287,10 @@ export class Attempt {
   #lost(why: string): void {
     this.#options.stats.leaseLost++;
     this.#controller.abort(signalReason("LeaseLost", why));
-    this.#queue.logger.warn(`task ${this.id}: lease lost; its result will be discarded`);
+    this.#queue.logger.warn(
+      `task ${this.id}: lease lost; its result will be discarded`,
+      this.#fields({ event: "lease-lost" }),
+    );
     this.#options.emit({ kind: "lease-lost", id: this.id, type: this.type });
   }
 
@@ -312,7 +328,10 @@ export class Attempt {
       if (seen === undefined || !holdsLease(seen.task, held.token)) return held.lose();
       if (seen.task.cancel !== null) this.#controller.abort(cancelReason(seen.task));
     } catch (error) {
-      q.logger.warn(`task ${this.id}: lease check failed: ${errorMessage(error)}`);
+      q.logger.warn(
+        `task ${this.id}: lease check failed: ${errorMessage(error)}`,
+        this.#fields({ error }),
+      );
       // Past its expiry without a renewal, the lease may already belong to someone else: the
       // handler must stop, and its result will be refused if the task moved on.
       // Its outcome is still written if the token turns out to be ours (the CAS checks it).
@@ -328,6 +347,7 @@ export class Attempt {
   #dropResult(message: string): void {
     this.#queue.logger.error(
       `task ${this.id}: gave up recording its outcome, the lease ran out (${message}); it will run again`,
+      this.#fields({ event: "result-dropped", error: message }),
     );
     this.#options.emit({
       kind: "result-dropped",
@@ -349,7 +369,9 @@ export class Attempt {
       // Until the batched delete lands, do not spend a GET on our own finished task's marker.
       if (this.#marker !== null)
         this.#options.skip.set(q.keys.full(this.#marker), q.clock.localNow() + FINISHED_SKIP_MS);
-      recordOutcome(held.current.task, durationMs, this.#options.stats, this.#options.emit);
+      const t = held.current.task;
+      const event = recordOutcome(t, durationMs, this.#options.stats, this.#options.emit);
+      logTaskEvent(q.logger, this.#options.workerId, event, t.lastError);
       this.#options.finished.record(held.current.task);
     });
   }
@@ -368,7 +390,14 @@ export class Attempt {
       held.markDone();
       // A task whose cancel was requested ends cancelled instead of going back.
       this.#options.finished.record(held.current.task);
-      this.#options.emit({ kind: "released", id: this.id, type: this.type });
+      const released = { kind: "released", id: this.id, type: this.type } as const;
+      this.#options.emit(released);
+      logTaskEvent(q.logger, this.#options.workerId, released);
     });
+  }
+
+  /** The log fields of an entry about this attempt, plus `extra`. */
+  #fields(extra: LogFields): LogFields {
+    return taskFields(this.task, this.#options.workerId, extra);
   }
 }

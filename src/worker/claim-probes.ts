@@ -13,6 +13,7 @@ import type { TaskRecord } from "../task/record.ts";
 import { holdsLease, ms, releaseTask } from "../task/transitions.ts";
 import { sleep } from "../util/async.ts";
 import type { Emit } from "./events.ts";
+import { taskFields } from "./task-log.ts";
 
 /** The background checks of one worker's claims whose write had an unknown outcome. */
 export class ClaimProbes {
@@ -60,7 +61,10 @@ export class ClaimProbes {
           const seen = await q.read(claimed.id);
           if (seen === undefined || !holdsLease(seen.task, token)) return;
           const back = await q.update(claimed.id, (t) => releaseTask(t, token, q.now()), seen);
-          q.logger.warn(`task ${claimed.id}: its claim landed unseen; handed it back`);
+          q.logger.warn(
+            `task ${claimed.id}: its claim landed unseen; handed it back`,
+            taskFields(back.task, claimed.lease!.workerId, { event: "released" }),
+          );
           this.#finished?.record(back.task);
           this.#emit({
             kind: "released",

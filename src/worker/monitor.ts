@@ -11,6 +11,7 @@
  * @module
  */
 import { type ReadyMarker, timeKey } from "../keys.ts";
+import type { LogFields } from "../logger.ts";
 import { FINISHED_KEEP_MS, type FinishedCounter } from "../queue/finished-counts.ts";
 import type { QueueInternals } from "../queue/internals.ts";
 import { MARKER_GRACE_MS } from "../queue/ready-index.ts";
@@ -73,6 +74,8 @@ export interface MonitorOptions {
   owns: (partition: string) => boolean;
   /** Whether a task id falls in this worker's share (see `Peers.mine`). Default: all do. */
   mine?: (id: string) => boolean;
+  /** This worker's id, for its log entries. */
+  workerId?: string;
 }
 
 /** Recovery transitions and the stale-marker sweep of one worker. */
@@ -87,6 +90,8 @@ export class Monitor {
   readonly #owns: (partition: string) => boolean;
   readonly #mine: (id: string) => boolean;
   readonly #roundMs: number;
+  /** What every log entry of this monitor carries: its worker's id. */
+  readonly #logFields: LogFields;
   readonly #pruner: Pruner;
   /** Stale markers and malformed keys found, deleted in one batch per listing. */
   readonly #sweep = new Map<string, Pick<ReadyMarker, "key"> & Partial<ReadyMarker>>();
@@ -106,6 +111,7 @@ export class Monitor {
     this.#owns = options.owns;
     this.#mine = options.mine ?? (() => true);
     this.#roundMs = options.roundMs ?? MONITOR_ROUND_MS;
+    this.#logFields = options.workerId === undefined ? {} : { worker: options.workerId };
     this.#pruner = new Pruner(queue, options.owns);
   }
 
@@ -159,7 +165,10 @@ export class Monitor {
     try {
       await next();
     } catch (error) {
-      this.#queue.logger.warn(`monitor round: ${errorMessage(error)}`);
+      this.#queue.logger.warn(`monitor round: ${errorMessage(error)}`, {
+        ...this.#logFields,
+        error,
+      });
     }
     return true;
   }
@@ -311,7 +320,16 @@ export class Monitor {
     this.#finished.record(next);
     if (kind === "expired") this.#stats.expired++;
     else this.#stats.recovered++;
-    q.logger.warn(`${kind} task ${next.id} (${next.type}): now ${next.status}`);
+    const holder = found.task.lease?.workerId;
+    q.logger.warn(`${kind} task ${next.id} (${next.type}): now ${next.status}`, {
+      taskId: next.id,
+      type: next.type,
+      attempt: next.attempt,
+      ...this.#logFields,
+      event: kind,
+      status: next.status,
+      ...(kind === "recovered" && holder !== undefined ? { leaseWorker: holder } : {}),
+    });
     this.#emit({ kind, id: next.id, type: next.type, attempt: next.attempt });
   }
 }

@@ -8,7 +8,7 @@ import type { QueueInternals } from "../queue/internals.ts";
 import type { TaskRecord } from "../task/record.ts";
 import { completeTask, type Failure, failAttempt, finishCancelled } from "../task/transitions.ts";
 import { errorMessage } from "../util/errors.ts";
-import type { Emit, WorkerStats } from "./events.ts";
+import type { Emit, WorkerEvent, WorkerStats } from "./events.ts";
 import { PermanentError } from "./options.ts";
 
 /** A thrown value as the attempt's failure (a {@link PermanentError} skips the retries). */
@@ -57,13 +57,16 @@ export function finishChange(
     : (t) => failAttempt(t, token, bad, q.now(), q.random());
 }
 
-/** Count and report the outcome `t` (as written) of an attempt that ran `durationMs`. */
+/**
+ * Count and report the outcome `t` (as written) of an attempt that ran `durationMs`; returns the
+ * event reported, for the log line.
+ */
 export function recordOutcome(
   t: TaskRecord,
   durationMs: number,
   stats: WorkerStats,
   emit: Emit,
-): void {
+): WorkerEvent {
   const kind =
     t.status === "completed"
       ? "completed"
@@ -76,12 +79,14 @@ export function recordOutcome(
   else if (kind === "retry-scheduled") stats.retried++;
   else if (kind === "cancelled") stats.cancelled++;
   else stats.failed++;
-  emit({
+  const event: WorkerEvent = {
     kind,
     id: t.id,
     type: t.type,
     attempt: t.attempt,
     durationMs,
     ...(kind === "completed" || t.lastError === null ? {} : { error: t.lastError.message }),
-  });
+  };
+  emit(event);
+  return event;
 }

@@ -129,7 +129,10 @@ export class Peers {
       });
     } catch (error) {
       if (error instanceof NotFoundError || error instanceof SyntaxError) return;
-      q.logger.warn(`could not keep the previous run's finished counts: ${errorMessage(error)}`);
+      q.logger.warn(`could not keep the previous run's finished counts: ${errorMessage(error)}`, {
+        worker: this.#id,
+        error,
+      });
     }
   }
 
@@ -170,7 +173,10 @@ export class Peers {
       });
       if (options.clear === true) this.#state().finished?.clear();
     } catch (error) {
-      q.logger.warn(`could not keep this worker's finished counts: ${errorMessage(error)}`);
+      q.logger.warn(`could not keep this worker's finished counts: ${errorMessage(error)}`, {
+        worker: this.#id,
+        error,
+      });
     }
   }
 
@@ -198,7 +204,7 @@ export class Peers {
       await q.storage.put(q.keys.worker(this.#id), body, { contentType: "application/json" });
       await this.refresh();
     } catch (error) {
-      q.logger.warn(`heartbeat failed: ${errorMessage(error)}`);
+      q.logger.warn(`heartbeat failed: ${errorMessage(error)}`, { worker: this.#id, error });
     }
   }
 

@@ -178,7 +178,7 @@ export class Poller {
         claimed = await this.pass();
       } catch (error) {
         // Storage trouble (throttling, an outage) must not kill the loop: back off and retry.
-        this.#queue.logger.warn(`poll failed: ${errorMessage(error)}`);
+        this.#queue.logger.warn(`poll failed: ${errorMessage(error)}`, { error });
       }
       if (!o.isRunning()) break;
       if (claimed > 0) {
@@ -263,6 +263,7 @@ export class Poller {
           // slower). The marker stays in the index, so a later listing retries it.
           this.#queue.logger.warn(
             `task ${marker.id}: ${errorMessage(error)} (retried at the next listing)`,
+            { taskId: marker.id, type: marker.type, worker: o.workerId, error },
           );
         }
         if (

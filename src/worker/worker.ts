@@ -101,6 +101,7 @@ export class Worker {
       handles: (type) => this.#handlers.has(type),
       owns: (partition) => this.#peers.owns(partition),
       mine: (id) => this.#peers.mine(id),
+      workerId: this.id,
     });
     this.#probes = new ClaimProbes(q, this.#emit, this.#finished);
     this.#peers = new Peers(q, this.id, o.heartbeatSeconds, () => ({
@@ -351,7 +352,12 @@ export class Worker {
    */
   #onUnsafe(id: string, unsafe: UnsafeBackendError): void {
     if (this.#state !== "running") return;
-    this.#queue.logger.error(unsafe.message);
+    this.#queue.logger.error(unsafe.message, {
+      worker: this.id,
+      taskId: id,
+      event: "unsafe-backend",
+      error: unsafe,
+    });
     this.#emit({ kind: "unsafe-backend", id, error: unsafe.message });
     this.#unsafe = unsafe;
     void this.stop();

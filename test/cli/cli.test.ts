@@ -592,7 +592,9 @@ describe("the demo and the worker's signals", () => {
       for (const line of lines) {
         expect(line).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \[\w+\] /);
       }
-      expect(worker.stderr).toMatch(/Z \[success\] echo [0-9a-f]{32} completed in /);
+      expect(worker.stderr).toMatch(
+        /Z \[info\] echo [0-9a-f]{32} completed in \S+ taskId=[0-9a-f]{32} type=echo attempt=1 durationMs=\d+ worker=w-/,
+      );
       // One-shot commands keep their plain lines.
       expect(submitted.stderr).toMatch(/^\[success\] Submitted echo task/);
     } finally {

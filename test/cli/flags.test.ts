@@ -8,7 +8,6 @@ import { afterEach, describe, expect, it } from "vitest";
 import { checkArgs, taskTypeArg } from "../../src/cli/args.ts";
 import { commonArgs, connectOptions, setRootFlags } from "../../src/cli/connection.ts";
 import { describeError } from "../../src/cli/errors.ts";
-import { textLogLines } from "../../src/cli/output.ts";
 import { closest, editDistance } from "../../src/cli/suggest.ts";
 
 const usageMessage = (fn: () => unknown): string => {
@@ -119,18 +118,5 @@ describe("did you mean", () => {
     );
     expect(usageMessage(check("--frobnicate"))).toBe("Unknown option --frobnicate.");
     expect(usageMessage(check("-q"))).toBe("Unknown option -q.");
-  });
-});
-
-describe("text log lines", () => {
-  it("start with the ISO time on every line when timestamped, and are unchanged otherwise", () => {
-    const at = new Date(Date.UTC(2026, 10, 30, 9, 15, 0, 123));
-    expect(textLogLines("info", "Worker w-1 on file:./.oq", at)).toBe(
-      "2026-11-30T09:15:00.123Z [info] Worker w-1 on file:./.oq",
-    );
-    expect(textLogLines("error", "first\nsecond", at)).toBe(
-      "2026-11-30T09:15:00.123Z [error] first\n2026-11-30T09:15:00.123Z second",
-    );
-    expect(textLogLines("success", "done")).toBe("[success] done");
   });
 });

@@ -7,6 +7,7 @@
 import { ConfigError } from "../../errors.ts";
 import type { RetryPolicy } from "../../retry.ts";
 import { sleep } from "../../util/async.ts";
+import { redactor } from "../../util/redact.ts";
 import { type Endpoint, parseEndpoint } from "./url.ts";
 
 /** The subset of `fetch` the driver calls: always a URL string and a plain init object. */
@@ -115,15 +116,6 @@ export function resolveS3Options(options: S3StorageOptions): S3Config {
     timeoutMs,
     fetch: options.fetch ?? ((url, init) => fetch(url, init)),
     now: options.now ?? Date.now,
-  };
-}
-
-function redactor(credentials: string[]): (text: string) => string {
-  const secrets = credentials.filter((s) => s !== "");
-  return (text) => {
-    let out = text;
-    for (const secret of secrets) out = out.split(secret).join("[redacted]");
-    return out;
   };
 }
 
