@@ -2,6 +2,7 @@
  * The Prometheus text exposition format (0.0.4) rendered from the in-process registry: names,
  * escaping, cumulative histogram buckets; and the pure mapping from task writes to metrics.
  */
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { METRICS, type MetricDefinition } from "../../src/metrics/definitions.ts";
 import {
@@ -18,6 +19,7 @@ import {
   failAttempt,
   releaseTask,
 } from "../../src/task/transitions.ts";
+import { ROOT } from "../helpers/cli.ts";
 import { makeTask, T0 } from "../helpers/task.ts";
 
 const histogram: MetricDefinition = {
@@ -108,6 +110,20 @@ describe("Prometheus text", () => {
       '# TYPE oq_queue_depth gauge\noq_queue_depth{oq_task_type="a",oq_task_state="due"} 2\n',
     );
     expect(renderPrometheus(registry.families())).not.toContain('"b"');
+  });
+});
+
+describe("docs/metrics.md", () => {
+  it("lists every metric with its OpenTelemetry and Prometheus names, unit and attributes", () => {
+    const doc = readFileSync(`${ROOT}/docs/metrics.md`, "utf8");
+    for (const d of Object.values(METRICS) as MetricDefinition[]) {
+      const row = doc.split("\n").find((line) => line.startsWith(`| \`${d.name}\``));
+      expect(row, d.name).toBeDefined();
+      expect(row).toContain(`\`${prometheusName(d)}\``);
+      expect(row).toContain(` ${d.kind} `);
+      expect(row).toContain(`\`${d.unit}\``);
+      for (const a of d.attributes) expect(row).toContain(`\`${a}\``);
+    }
   });
 });
 
