@@ -6,6 +6,9 @@
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { demoWorkload } from "../../src/cli/demo.ts";
+import { CliError } from "../../src/cli/errors.ts";
+import { serveMetrics } from "../../src/cli/metrics-server.ts";
+import { Metrics } from "../../src/metrics/metrics.ts";
 import { Queue } from "../../src/queue/queue.ts";
 import { cleanEnv, ROOT, type RunningOq, startOq } from "../helpers/cli.ts";
 import { fileTarget, type TargetInstance } from "../helpers/targets.ts";
@@ -87,4 +90,28 @@ describe("oq worker --metrics-port", () => {
     worker.child.kill("SIGTERM");
     expect(await worker.exited).toBe(0);
   }, 120_000);
+});
+
+describe("the metrics server", () => {
+  it("answers GET /metrics only, and says which port is taken", async () => {
+    const metrics = new Metrics();
+    const server = await serveMetrics(metrics, { host: "127.0.0.1", port: 0 });
+    try {
+      const ok = await fetch(server.url);
+      expect(ok.status).toBe(200);
+      await ok.text();
+      const root = await fetch(server.url.replace(/metrics$/, ""));
+      expect(root.status).toBe(404);
+      await root.text();
+      const post = await fetch(server.url, { method: "POST" });
+      expect(post.status).toBe(405);
+      await post.text();
+      const port = Number(new URL(server.url).port);
+      const taken = serveMetrics(metrics, { host: "127.0.0.1", port });
+      await expect(taken).rejects.toBeInstanceOf(CliError);
+      await expect(taken).rejects.toThrow(`Cannot serve metrics on 127.0.0.1:${port}`);
+    } finally {
+      await server.close();
+    }
+  });
 });
