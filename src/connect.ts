@@ -162,7 +162,8 @@ export async function connect(options: ConnectOptions | string = {}): Promise<Qu
   const { storage, prefix } = resolveStorage(opts);
   const queue = new Queue({ ...opts, storage, ...(prefix === undefined ? {} : { prefix }) });
   if (opts.skipVersioningCheck) return queue;
-  const status = await storage.versioning();
+  // Through the queue's storage, so that a queue with metrics counts this GET too.
+  const status = await queue.storage.versioning();
   if (status !== "Enabled") {
     const allowed = opts.allowNoVersioning ?? truthy(opts.env?.OQ_ALLOW_NO_VERSIONING);
     if (!allowed) {

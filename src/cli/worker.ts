@@ -3,10 +3,13 @@
  *
  * @module
  */
+import { Metrics } from "../metrics/metrics.ts";
+import type { Queue } from "../queue/queue.ts";
 import { Worker, type WorkerOptions } from "../worker/worker.ts";
 import { durationArg, intArg, oqCommand, secondsArg } from "./args.ts";
 import { openQueue } from "./config.ts";
 import { useLogFormat } from "./logs.ts";
+import { type MetricsServer, serveMetrics } from "./metrics-server.ts";
 import { log } from "./output.ts";
 import { prepare, runArgs, runUntilSignal } from "./run-worker.ts";
 import { loadTasksModule } from "./tasks-module.ts";
@@ -20,6 +23,7 @@ export default oqCommand({
     "oq worker ./tasks.ts --no-monitor --id worker-1",
     "oq worker ./tasks.ts --scheduler   # also submit the tasks of cron schedules",
     "oq worker ./tasks.ts --log-scan    # the index was deleted: rebuild it in the background",
+    "oq worker ./tasks.ts --metrics-port 9464   # Prometheus metrics at http://127.0.0.1:9464/metrics",
   ],
   args: {
     module: {
@@ -51,6 +55,18 @@ export default oqCommand({
       negativeDescription: "Only run handlers; leave recovery to other workers or oq monitor",
       default: true,
     },
+    "metrics-port": {
+      type: "string",
+      description:
+        "Serve Prometheus metrics at http://HOST:PORT/metrics (0: any free port; docs/metrics.md)",
+      valueHint: "port",
+    },
+    "metrics-host": {
+      type: "string",
+      description: "Address the metrics server binds to",
+      default: "127.0.0.1",
+      valueHint: "host",
+    },
     ...runArgs,
   },
   async run(args) {
@@ -60,25 +76,67 @@ export default oqCommand({
     const timeoutSeconds = secondsArg(args.timeout, "timeout");
     const graceMs = durationArg(args.grace, "grace")!;
     const summaryMs = durationArg(args["summary-interval"], "summary-interval")!;
+    const metricsPort = intArg(args["metrics-port"], "metrics-port", 0, 65_535);
     const handlers = await loadTasksModule(args.module);
-    const queue = await openQueue(args);
-    const scheduler = await prepare(queue, args);
-    const options: WorkerOptions = {
-      concurrency,
-      leaseSeconds,
-      monitor: args.monitor,
-      shutdownGraceMs: graceMs,
-      // prepare() already required doctor's verdict (or --skip-doctor skipped it).
-      skipDoctor: true,
-      logScan: args["log-scan"] === true,
-    };
-    if (timeoutSeconds !== undefined) options.timeoutSeconds = timeoutSeconds;
-    if (args.id !== undefined) options.id = args.id;
-    const worker = new Worker(queue, options);
-    for (const [type, entry] of handlers) worker.task(type, entry.handler, entry.options);
-    log().info(
-      `Worker ${worker.id} on ${queue.storage.name}${queue.keys.prefix === "" ? "" : ` (prefix ${queue.keys.prefix})`}: ${worker.types.join(", ")}; concurrency ${concurrency}${args.monitor ? "" : "; monitor off"}${args["log-scan"] ? "; log scan on" : ""}.`,
-    );
-    await runUntilSignal(worker, { graceMs, summaryMs, concurrency, scheduler });
+    const metrics = metricsPort === undefined ? undefined : new Metrics();
+    const queue = await openQueue(args, metrics === undefined ? {} : { metrics });
+    const server =
+      metrics === undefined
+        ? undefined
+        : await serveMetrics(metrics, { host: args["metrics-host"], port: metricsPort! });
+    try {
+      await runWorker(queue, handlers, args, {
+        concurrency,
+        leaseSeconds,
+        timeoutSeconds,
+        graceMs,
+        summaryMs,
+        server,
+      });
+    } finally {
+      await server?.close();
+    }
   },
 });
+
+/** Prepare and run the worker until a signal (the body of `oq worker`, once the queue is open). */
+async function runWorker(
+  queue: Queue,
+  handlers: Awaited<ReturnType<typeof loadTasksModule>>,
+  args: {
+    monitor: boolean;
+    "log-scan"?: boolean | undefined;
+    id?: string | undefined;
+    scheduler?: boolean | undefined;
+    "skip-doctor"?: boolean | undefined;
+  },
+  o: {
+    concurrency: number;
+    leaseSeconds: number;
+    timeoutSeconds: number | undefined;
+    graceMs: number;
+    summaryMs: number;
+    server: MetricsServer | undefined;
+  },
+): Promise<void> {
+  const { concurrency, leaseSeconds, timeoutSeconds, graceMs, summaryMs } = o;
+  const scheduler = await prepare(queue, args);
+  const options: WorkerOptions = {
+    concurrency,
+    leaseSeconds,
+    monitor: args.monitor,
+    shutdownGraceMs: graceMs,
+    // prepare() already required doctor's verdict (or --skip-doctor skipped it).
+    skipDoctor: true,
+    logScan: args["log-scan"] === true,
+  };
+  if (timeoutSeconds !== undefined) options.timeoutSeconds = timeoutSeconds;
+  if (args.id !== undefined) options.id = args.id;
+  const worker = new Worker(queue, options);
+  for (const [type, entry] of handlers) worker.task(type, entry.handler, entry.options);
+  log().info(
+    `Worker ${worker.id} on ${queue.storage.name}${queue.keys.prefix === "" ? "" : ` (prefix ${queue.keys.prefix})`}: ${worker.types.join(", ")}; concurrency ${concurrency}${args.monitor ? "" : "; monitor off"}${args["log-scan"] ? "; log scan on" : ""}.`,
+  );
+  if (o.server !== undefined) log().info(`Metrics at ${o.server.url}`);
+  await runUntilSignal(worker, { graceMs, summaryMs, concurrency, scheduler });
+}

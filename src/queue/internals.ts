@@ -9,6 +9,8 @@ import { ServerClock } from "../clock.ts";
 import { ValidationError } from "../errors.ts";
 import { Keys, type ReadyMarker } from "../keys.ts";
 import { type Logger, silentLogger } from "../logger.ts";
+import { recorderOf } from "../metrics/metrics.ts";
+import type { MetricsRecorder } from "../metrics/recorder.ts";
 import { checkOptions, taskDefaultsSchema } from "../options.ts";
 import type { Storage } from "../storage/storage.ts";
 import { DEFAULT_BACKOFF } from "../task/backoff.ts";
@@ -19,6 +21,7 @@ import { FinishedJournal } from "./journal.ts";
 import { ManifestStore } from "./manifest.ts";
 import type { Queue } from "./queue.ts";
 import type { MarkerListOptions, ReadyIndex } from "./ready-index.ts";
+import { queueStats } from "./stats.ts";
 import { TaskStore } from "./task-store.ts";
 import type { QueueOptions, Versioned, WriteOptions } from "./types.ts";
 
@@ -60,10 +63,14 @@ export class QueueInternals {
   readonly journal: FinishedJournal;
   /** Defaults for submitted tasks. */
   readonly defaults: ResolvedDefaults;
+  /** Where the task store reports the writes it won, when the queue records metrics. */
+  readonly metrics: MetricsRecorder | undefined;
   readonly #maxInputBytes: number;
 
   constructor(options: QueueOptions) {
-    this.storage = options.storage;
+    this.metrics = options.metrics === undefined ? undefined : recorderOf(options.metrics);
+    // With metrics, every request anything on this queue makes is counted (the bill).
+    this.storage = this.metrics?.observeStorage(options.storage) ?? options.storage;
     this.keys = new Keys(options.prefix);
     this.clock = new ServerClock(options.storage, options.now);
     this.random = options.random ?? Math.random;
@@ -80,6 +87,11 @@ export class QueueInternals {
     this.journal = new FinishedJournal(this);
     this.tasks = new TaskStore(this);
     this.index = this.tasks.index;
+    this.metrics?.bind({
+      stats: () => queueStats(this),
+      localNow: () => this.clock.localNow(),
+      logger: this.logger,
+    });
   }
 
   /** The current server time (epoch ms). */

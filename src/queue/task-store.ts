@@ -25,6 +25,12 @@ import type { ManifestStore } from "./manifest.ts";
 import { ReadyIndex, type ReadyIndexDeps } from "./ready-index.ts";
 import type { Versioned, WriteOptions } from "./types.ts";
 
+/** Hears of every task write the store won (the metrics recorder); must not throw. */
+export interface TaskWriteObserver {
+  /** `after` was written over `before` (`null`: created). */
+  onTaskWrite(before: TaskRecord | null, after: TaskRecord): void;
+}
+
 /** The tasks of one queue and their ready markers. */
 export class TaskStore {
   /** The conditional documents the task records are. */
@@ -35,10 +41,17 @@ export class TaskStore {
   readonly #clock: ServerClock;
   readonly #manifest: ManifestStore;
   readonly #journal: FinishedJournal | undefined;
+  readonly #metrics: TaskWriteObserver | undefined;
 
-  constructor(deps: Omit<ReadyIndexDeps, "read"> & { journal?: FinishedJournal }) {
+  constructor(
+    deps: Omit<ReadyIndexDeps, "read"> & {
+      journal?: FinishedJournal;
+      metrics?: TaskWriteObserver | undefined;
+    },
+  ) {
     this.#keys = deps.keys;
     this.#journal = deps.journal;
+    this.#metrics = deps.metrics;
     this.#clock = deps.clock;
     this.#manifest = deps.manifest;
     this.documents = new DocumentStore(deps.storage, {
@@ -69,6 +82,7 @@ export class TaskStore {
     for (let round = 0; ; round++) {
       const result = await this.documents.write(key, null, task);
       if (result.won) {
+        this.#metrics?.onTaskWrite(null, task);
         await this.index.heal(marker, startedLocal);
         return task;
       }
@@ -79,7 +93,11 @@ export class TaskStore {
       if (current !== undefined) {
         // Another task holds the id, so our create can never land: our marker is unused.
         if (current.marker !== marker) await this.index.remove(marker);
-        else await this.index.heal(marker, startedLocal);
+        else {
+          // Only our task names our new marker: our create landed, its answer was lost.
+          this.#metrics?.onTaskWrite(null, current);
+          await this.index.heal(marker, startedLocal);
+        }
         return current;
       }
       if (round >= 5) throw result.error;
@@ -156,6 +174,7 @@ export class TaskStore {
         await this.index.remove(newMarker);
       return result;
     }
+    this.#metrics?.onTaskWrite(current.task, result.value);
     if (newMarker !== undefined) await this.index.heal(newMarker, startedLocal);
     // A task that just finished goes into the finished journal (retention, dead letters).
     if (isTerminal(result.value.status) && !isTerminal(current.task.status))

@@ -6,6 +6,7 @@
 
 import type { Now } from "../clock.ts";
 import type { Logger } from "../logger.ts";
+import type { Metrics } from "../metrics/metrics.ts";
 import type { Storage } from "../storage/storage.ts";
 import type { Backoff, TaskRecord, TaskStatus } from "../task/record.ts";
 
@@ -27,6 +28,11 @@ export interface QueueOptions {
   maxInputBytes?: number;
   /** Defaults for submitted tasks. */
   defaults?: TaskDefaults;
+  /**
+   * Record this queue's metrics (and its workers') into this {@link Metrics}: OpenTelemetry
+   * instruments and the Prometheus text of `metricsHandler`. Default: none, at no cost.
+   */
+  metrics?: Metrics;
 }
 
 /** Defaults applied to tasks submitted without their own values. */

@@ -1,5 +1,7 @@
 /**
- * Request accounting: a wrapper that counts every storage call by kind, for tests and benchmarks.
+ * Request accounting: a wrapper that reports every storage call by kind. {@link countRequests}
+ * keeps the counts (tests, benchmarks, `oq demo`); the metrics recorder (`../metrics/`) feeds
+ * them to its `oq.storage.requests` counter.
  *
  * @module
  */
@@ -24,6 +26,24 @@ export interface CountedStorage extends Storage {
  */
 export function countRequests(inner: Storage): CountedStorage {
   const counts: RequestCounts = { GET: 0, HEAD: 0, PUT: 0, POST: 0, LIST: 0, DELETE: 0 };
+  // Object.assign keeps the wrapper's `name` and `location` getters live.
+  return Object.assign(
+    observeRequests(inner, (kind) => counts[kind]++),
+    {
+      counts,
+      total: () => Object.values(counts).reduce((a, b) => a + b, 0),
+      reset() {
+        for (const k of Object.keys(counts) as RequestKind[]) counts[k] = 0;
+      },
+    },
+  );
+}
+
+/**
+ * Wrap a storage so that `onRequest` hears of every call, by request kind, as it is made (the
+ * kinds as in {@link countRequests}). `onRequest` must not throw.
+ */
+export function observeRequests(inner: Storage, onRequest: (kind: RequestKind) => void): Storage {
   return {
     get name() {
       return inner.name;
@@ -31,55 +51,53 @@ export function countRequests(inner: Storage): CountedStorage {
     get location() {
       return inner.location;
     },
-    counts,
-    total: () => Object.values(counts).reduce((a, b) => a + b, 0),
-    reset() {
-      for (const k of Object.keys(counts) as RequestKind[]) counts[k] = 0;
-    },
     get(key, options) {
-      counts.GET++;
+      onRequest("GET");
       return inner.get(key, options);
     },
     head(key) {
-      counts.HEAD++;
+      onRequest("HEAD");
       return inner.head(key);
     },
     put(key, body, options) {
-      counts.PUT++;
+      onRequest("PUT");
       return inner.put(key, body, options);
     },
     delete(key) {
-      counts.DELETE++;
+      onRequest("DELETE");
       return inner.delete(key);
     },
-    ...countedOptionalDeletes(inner, counts),
+    ...observedOptionalCalls(inner, onRequest),
     list(options) {
-      counts.LIST++;
+      onRequest("LIST");
       return inner.list(options);
     },
     listVersions(options) {
-      counts.LIST++;
+      onRequest("LIST");
       return inner.listVersions(options);
     },
     versioning() {
-      counts.GET++;
+      onRequest("GET");
       return inner.versioning();
     },
     serverTime: () => inner.serverTime(),
   };
 }
 
-/** The optional delete calls of `inner`, counted, present only where `inner` has them. */
-function countedOptionalDeletes(
+/**
+ * The optional calls of `inner`, observed, present only where `inner` has them (a wrapper must
+ * not take a capability away: `oq lifecycle` on a counted S3 storage still works).
+ */
+function observedOptionalCalls(
   inner: Storage,
-  counts: RequestCounts,
-): Pick<Storage, "deleteVersion" | "deleteMany"> {
+  onRequest: (kind: RequestKind) => void,
+): Pick<Storage, "deleteVersion" | "deleteMany" | "getLifecycle" | "putLifecycle"> {
   return {
     ...(inner.deleteVersion === undefined
       ? {}
       : {
           deleteVersion(key: string, versionId: string) {
-            counts.DELETE++;
+            onRequest("DELETE");
             return inner.deleteVersion!(key, versionId);
           },
         }),
@@ -87,8 +105,24 @@ function countedOptionalDeletes(
       ? {}
       : {
           deleteMany(keys: readonly string[]) {
-            counts.POST++;
+            onRequest("POST");
             return inner.deleteMany!(keys);
+          },
+        }),
+    ...(inner.getLifecycle === undefined
+      ? {}
+      : {
+          getLifecycle() {
+            onRequest("GET");
+            return inner.getLifecycle!();
+          },
+        }),
+    ...(inner.putLifecycle === undefined
+      ? {}
+      : {
+          putLifecycle(xml: string) {
+            onRequest("PUT");
+            return inner.putLifecycle!(xml);
           },
         }),
   };
