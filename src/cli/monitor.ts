@@ -5,12 +5,14 @@
  *
  * @module
  */
+
+import type { Queue } from "../queue/queue.ts";
 import { Worker } from "../worker/worker.ts";
 import { durationArg, oqCommand } from "./args.ts";
-import { openQueue } from "./config.ts";
 import { useLogFormat } from "./logs.ts";
+import type { MetricsServer } from "./metrics-server.ts";
 import { log } from "./output.ts";
-import { prepare, runArgs, runUntilSignal } from "./run-worker.ts";
+import { openWithMetrics, prepare, runArgs, runUntilSignal } from "./run-worker.ts";
 
 export default oqCommand({
   name: "monitor",
@@ -20,25 +22,44 @@ export default oqCommand({
     "oq monitor --summary-interval 5m --id monitor-1",
     "oq monitor --scheduler   # also submit the tasks of cron schedules",
     "oq monitor --log-scan    # the index was deleted: rebuild it in the background",
+    "oq monitor --metrics-port 9464   # recoveries and expiries at http://127.0.0.1:9464/metrics",
   ],
   args: { ...runArgs },
   async run(args) {
     useLogFormat(args["log-format"]);
     const graceMs = durationArg(args.grace, "grace")!;
     const summaryMs = durationArg(args["summary-interval"], "summary-interval")!;
-    const queue = await openQueue(args);
-    const scheduler = await prepare(queue, args);
-    const worker = new Worker(queue, {
-      monitor: true,
-      shutdownGraceMs: graceMs,
-      // prepare() already required doctor's verdict (or --skip-doctor skipped it).
-      skipDoctor: true,
-      logScan: args["log-scan"] === true,
-      ...(args.id === undefined ? {} : { id: args.id }),
-    });
-    log().info(
-      `Monitor ${worker.id} on ${queue.storage.name}${queue.keys.prefix === "" ? "" : ` (prefix ${queue.keys.prefix})`}${args["log-scan"] ? "; log scan on" : ""}.`,
-    );
-    await runUntilSignal(worker, { graceMs, summaryMs, concurrency: 1, scheduler });
+    const { queue, server } = await openWithMetrics(args);
+    try {
+      await runMonitor(queue, args, { graceMs, summaryMs, server });
+    } finally {
+      await server?.close();
+    }
   },
 });
+
+/** Prepare and run the monitor until a signal (the body of `oq monitor`, once the queue is open). */
+async function runMonitor(
+  queue: Queue,
+  args: Parameters<typeof prepare>[1] & {
+    "log-scan"?: boolean | undefined;
+    id?: string | undefined;
+  },
+  o: { graceMs: number; summaryMs: number; server: MetricsServer | undefined },
+): Promise<void> {
+  const { graceMs, summaryMs } = o;
+  const scheduler = await prepare(queue, args);
+  const worker = new Worker(queue, {
+    monitor: true,
+    shutdownGraceMs: graceMs,
+    // prepare() already required doctor's verdict (or --skip-doctor skipped it).
+    skipDoctor: true,
+    logScan: args["log-scan"] === true,
+    ...(args.id === undefined ? {} : { id: args.id }),
+  });
+  log().info(
+    `Monitor ${worker.id} on ${queue.storage.name}${queue.keys.prefix === "" ? "" : ` (prefix ${queue.keys.prefix})`}${args["log-scan"] ? "; log scan on" : ""}.`,
+  );
+  if (o.server !== undefined) log().info(`Metrics at ${o.server.url}`);
+  await runUntilSignal(worker, { graceMs, summaryMs, concurrency: 1, scheduler });
+}

@@ -8,12 +8,16 @@
 import process from "node:process";
 import { requireSafeBackend } from "../doctor/mod.ts";
 import { formatDuration } from "../duration.ts";
+import { Metrics } from "../metrics/metrics.ts";
 import type { Queue } from "../queue/queue.ts";
 import { type SchedulerHandle, startScheduler } from "../schedule/runner.ts";
 import type { Worker } from "../worker/worker.ts";
-import { skipDoctorArg } from "./args.ts";
+import { intArg, skipDoctorArg } from "./args.ts";
+import { openQueue } from "./config.ts";
+import type { ConnectionArgs } from "./connection.ts";
 import { CliError, EXIT_FAILURE } from "./errors.ts";
 import { logFormatArg } from "./logs.ts";
+import { type MetricsServer, serveMetrics } from "./metrics-server.ts";
 import { log, span } from "./output.ts";
 
 /** Flags `oq worker` and `oq monitor` share. */
@@ -40,9 +44,35 @@ export const runArgs = {
     description:
       "Also read tasks/ in the background and put back missing markers (for a bucket whose index was deleted)",
   },
+  "metrics-port": {
+    type: "string",
+    description:
+      "Serve Prometheus metrics at http://HOST:PORT/metrics (0: any free port; docs/metrics.md)",
+    valueHint: "port",
+  },
+  "metrics-host": {
+    type: "string",
+    description: "Address the metrics server binds to",
+    default: "127.0.0.1",
+    valueHint: "host",
+  },
   ...skipDoctorArg,
   ...logFormatArg,
 } as const;
+
+/**
+ * Open the queue, with metrics recorded and served at `--metrics-host`:`--metrics-port` when a
+ * port is given. The caller closes the server when the worker has stopped.
+ */
+export async function openWithMetrics(
+  args: ConnectionArgs & { "metrics-port"?: string | undefined; "metrics-host": string },
+): Promise<{ queue: Queue; server: MetricsServer | undefined }> {
+  const port = intArg(args["metrics-port"], "metrics-port", 0, 65_535);
+  if (port === undefined) return { queue: await openQueue(args), server: undefined };
+  const metrics = new Metrics();
+  const queue = await openQueue(args, { metrics });
+  return { queue, server: await serveMetrics(metrics, { host: args["metrics-host"], port }) };
+}
 
 /**
  * What a worker process does before it claims anything (its log lines were switched to

@@ -3,15 +3,13 @@
  *
  * @module
  */
-import { Metrics } from "../metrics/metrics.ts";
 import type { Queue } from "../queue/queue.ts";
 import { Worker, type WorkerOptions } from "../worker/worker.ts";
 import { durationArg, intArg, oqCommand, secondsArg } from "./args.ts";
-import { openQueue } from "./config.ts";
 import { useLogFormat } from "./logs.ts";
-import { type MetricsServer, serveMetrics } from "./metrics-server.ts";
+import type { MetricsServer } from "./metrics-server.ts";
 import { log } from "./output.ts";
-import { prepare, runArgs, runUntilSignal } from "./run-worker.ts";
+import { openWithMetrics, prepare, runArgs, runUntilSignal } from "./run-worker.ts";
 import { loadTasksModule } from "./tasks-module.ts";
 
 export default oqCommand({
@@ -55,18 +53,6 @@ export default oqCommand({
       negativeDescription: "Only run handlers; leave recovery to other workers or oq monitor",
       default: true,
     },
-    "metrics-port": {
-      type: "string",
-      description:
-        "Serve Prometheus metrics at http://HOST:PORT/metrics (0: any free port; docs/metrics.md)",
-      valueHint: "port",
-    },
-    "metrics-host": {
-      type: "string",
-      description: "Address the metrics server binds to",
-      default: "127.0.0.1",
-      valueHint: "host",
-    },
     ...runArgs,
   },
   async run(args) {
@@ -76,14 +62,8 @@ export default oqCommand({
     const timeoutSeconds = secondsArg(args.timeout, "timeout");
     const graceMs = durationArg(args.grace, "grace")!;
     const summaryMs = durationArg(args["summary-interval"], "summary-interval")!;
-    const metricsPort = intArg(args["metrics-port"], "metrics-port", 0, 65_535);
     const handlers = await loadTasksModule(args.module);
-    const metrics = metricsPort === undefined ? undefined : new Metrics();
-    const queue = await openQueue(args, metrics === undefined ? {} : { metrics });
-    const server =
-      metrics === undefined
-        ? undefined
-        : await serveMetrics(metrics, { host: args["metrics-host"], port: metricsPort! });
+    const { queue, server } = await openWithMetrics(args);
     try {
       await runWorker(queue, handlers, args, {
         concurrency,

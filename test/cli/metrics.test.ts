@@ -92,6 +92,34 @@ describe("oq worker --metrics-port", () => {
   }, 120_000);
 });
 
+describe("oq monitor --metrics-port", () => {
+  it("counts the expiries the monitor writes", async () => {
+    const store = await fileTarget.create();
+    const queue = new Queue({ storage: store.storage });
+    const monitor = startOq(
+      ["monitor", "--url", store.url!, "--metrics-port", "0", "--skip-doctor"],
+      { cwd: ROOT, env: cleanEnv({ NO_COLOR: "1" }) },
+    );
+    try {
+      await monitor.waitFor(/Metrics at http:\/\/127\.0\.0\.1:\d+\/metrics/, 45_000);
+      const url = /Metrics at (http:\/\/\S+)/.exec(monitor.stderr)![1]!;
+      const expired = async () => total(await (await fetch(url)).text(), "oq_tasks_expired_total");
+      expect(await expired()).toBe(0);
+      const task = await queue.submit("nobody-handles-this", null, { ttlSeconds: 1 });
+      expect((await queue.wait(task.id, { timeout: 60 })).status).toBe("expired");
+      await until("the expiry counted", async () => (await expired()) === 1);
+      monitor.child.kill("SIGTERM");
+      expect(await monitor.exited).toBe(0);
+    } finally {
+      if (monitor.child.exitCode === null) {
+        monitor.child.kill("SIGTERM");
+        await monitor.exited;
+      }
+      await store.cleanup();
+    }
+  }, 120_000);
+});
+
 describe("the metrics server", () => {
   it("answers GET /metrics only, and says which port is taken", async () => {
     const metrics = new Metrics();
