@@ -105,8 +105,7 @@ export function createDashboard(
   return async (request) => {
     const url = new URL(request.url);
     const inside = url.pathname === base || url.pathname.startsWith(`${base}/`);
-    if (!inside || (base === "" && url.pathname === ""))
-      return new Response("Not found", { status: 404, headers: securityHeaders() });
+    if (!inside) return new Response("Not found", { status: 404, headers: securityHeaders() });
     if (resolved.token !== undefined) {
       const auth = await checkToken(request, url, resolved.token, base);
       if ("redirect" in auth) return redirect(auth.redirect, auth.setCookie);
