@@ -7,6 +7,7 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { createDashboard } from "../../src/dashboard/handler.ts";
 import { ValidationError } from "../../src/errors.ts";
 import { Queue } from "../../src/queue/queue.ts";
+import { Scheduler } from "../../src/schedule/scheduler.ts";
 import { MemoryStorage } from "../../src/storage/memory.ts";
 import { csrfOf, get, type Handler, ORIGIN, post } from "./helpers.ts";
 
@@ -59,8 +60,15 @@ describe("dashboard security", () => {
     const page = await get(handler, `/tasks/${task.id}`);
     expect(page.text).not.toContain('<form class="inline" method="post"');
     expect(page.text).toContain("read-only");
-    const overview = await get(handler, "/");
-    expect(overview.text).not.toContain('method="post"');
+    await new Scheduler(queue).create({ id: "nightly", type: "email", cron: "0 3 * * *" });
+    for (const path of ["/", "/schedules", "/tasks?status=pending&type=email"]) {
+      const shown = await get(handler, path);
+      expect(shown.status, path).toBe(200);
+      expect(shown.text, path).not.toContain('method="post"');
+    }
+    expect((await get(handler, "/schedules")).text).toContain("<td>nightly</td>");
+    expect((await post(handler, "/schedules/nightly/pause", {})).status).toBe(403);
+    expect((await new Scheduler(queue).get("nightly")).enabled).toBe(true);
     const csrf = csrfOf((await get(createDashboard(queue), `/tasks/${task.id}`)).text);
     const refused = await post(handler, `/tasks/${task.id}/cancel`, { csrf });
     expect(refused.status).toBe(403);
