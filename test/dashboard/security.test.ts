@@ -48,6 +48,10 @@ describe("dashboard security", () => {
     // A second handler with the same token accepts the cookie (it holds a digest, not a session).
     const again = createDashboard(queue, { token: TOKEN, basePath: "/oq" });
     expect((await get(again, "/oq/", { Cookie: cookie })).status).toBe(200);
+    const slashes = await createDashboard(queue, { token: TOKEN })(
+      new Request(`${ORIGIN}//evil.test/x?token=${TOKEN}`),
+    );
+    expect(slashes.headers.get("location")).toBe("/evil.test/x");
     const https = await createDashboard(queue, { token: TOKEN })(
       new Request(`https://dash.test/?token=${TOKEN}`),
     );
