@@ -44,6 +44,9 @@ describe("dashboard security", () => {
     const cookie = setCookie.split(";")[0]!;
     const next = await get(handler, "/oq/tasks?status=pending", { Cookie: cookie });
     expect(next.status).toBe(200);
+    // A proxy's Basic auth in front does not hide the cookie.
+    const basic = { Cookie: cookie, Authorization: "Basic dXNlcjpwYXNz" };
+    expect((await get(handler, "/oq/tasks", basic)).status).toBe(200);
     expect((await get(handler, "/oq/tasks", { Cookie: "oq_dashboard=0000" })).status).toBe(401);
     // A second handler with the same token accepts the cookie (it holds a digest, not a session).
     const again = createDashboard(queue, { token: TOKEN, basePath: "/oq" });
