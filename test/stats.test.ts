@@ -196,6 +196,29 @@ describe("queue.stats() windows", () => {
     expect(stats.requests.GET).toBe(0);
   });
 
+  it("lists the workers whose heartbeats it reads, without a request more; stale ones marked", async () => {
+    const { clock, queue } = clocked();
+    const peers = (id: string) =>
+      new Peers(internals(queue), id, 60, () => ({
+        types: ["email"],
+        concurrency: 2,
+        active: [],
+        startedAt: 0,
+        stats: newStats(),
+        finished: new FinishedCounter(() => clock.now),
+      }));
+    await peers("w-old").heartbeat();
+    clock.now += 5 * 60_000;
+    await peers("w-new").heartbeat();
+    const stats = await queue.stats();
+    expect(stats.workers.map((w) => [w.id, w.stale, w.concurrency])).toEqual([
+      ["w-new", false, 2],
+      ["w-old", true, 2],
+    ]);
+    // 1 LIST for the types, 2 for the heartbeats, 1 GET per heartbeat: as before.
+    expect(stats.requests).toEqual({ LIST: 3, GET: 2 });
+  });
+
   it("averages throughput over whole minutes before the current one", () => {
     const now = Date.UTC(2026, 10, 30, 12, 10, 30);
     const counter = new FinishedCounter(() => now);
@@ -215,6 +238,27 @@ describe("queue.stats() windows", () => {
     addWindows(into, counter.snapshot(now), now, 10);
     expect(into.get("t")!.recent).toBe(20);
     expect(into.get("t")!.lastHour.completed + into.get("t")!.lastHour.failed).toBe(32);
+  });
+
+  it("reports finished counts minute by minute and hour by hour, the current one last", () => {
+    const now = Date.UTC(2026, 10, 30, 12, 10, 30);
+    const counter = new FinishedCounter(() => now);
+    const record = (msAgo: number, status: "completed" | "failed") =>
+      counter.record({ type: "t", status, finishedAt: new Date(now - msAgo).toISOString() });
+    record(1000, "completed");
+    record(5 * 60_000, "failed");
+    record(5 * 60_000, "failed");
+    record(3 * HOUR, "completed");
+    const into = new Map<string, FinishedWindows>();
+    addWindows(into, counter.snapshot(now), now, 10);
+    const t = into.get("t")!;
+    expect(t.minutes).toHaveLength(60);
+    expect(t.minutes[59]).toEqual({ completed: 1, failed: 0, cancelled: 0, expired: 0 });
+    expect(t.minutes[54]!.failed).toBe(2);
+    expect(t.minutes.reduce((n, m) => n + m.completed + m.failed, 0)).toBe(3);
+    expect(t.hours).toHaveLength(24);
+    expect(t.hours[23]).toEqual({ completed: 1, failed: 2, cancelled: 0, expired: 0 });
+    expect(t.hours[20]!.completed).toBe(1);
   });
 
   it("keeps a bounded number of buckets", () => {
