@@ -18,6 +18,7 @@
  * @module
  */
 export { type ConnectOptions, connect } from "./src/connect.ts";
+export { createDashboard, type DashboardOptions } from "./src/dashboard/handler.ts";
 export {
   type CheckStatus,
   type DoctorCheck,
@@ -61,6 +62,7 @@ export type {
   TaskVersion,
   Versioned,
 } from "./src/queue/types.ts";
+export type { WorkerInfo } from "./src/queue/workers.ts";
 export type {
   CatchUpPolicy,
   NewSchedule,

@@ -9,60 +9,14 @@
 import process from "node:process";
 import { InvalidStateError, NotFoundError } from "../errors.ts";
 import type { Queue } from "../queue/queue.ts";
-import type { TaskRecord, TaskStatus } from "../task/record.ts";
-import { mapLimit } from "../util/async.ts";
+import { type ReplayTally, replayAll } from "../queue/replay-all.ts";
 import { oqCommand, taskTypeArg } from "./args.ts";
 import { openQueue } from "./config.ts";
 import { CliError, EXIT_FAILURE, usageError } from "./errors.ts";
 import { log, out, outJson, table } from "./output.ts";
 
-/** Replays in flight at once during `--all-*`. */
-const CONCURRENCY = 8;
-
-/** What became of one task. */
-type Result = "replayed" | "would-replay" | "skipped" | "refused";
-
-interface Outcome {
-  id: string;
-  type: string;
-  result: Result;
-  /** Why it was refused (the error's message), or what it is now when skipped. */
-  message?: string;
-  task?: TaskRecord;
-}
-
-/**
- * Replay `id`, listed as `status`. A task no longer in that state (replayed or deleted meanwhile)
- * is skipped; one still in it that the queue refuses (its retention ends soon) is refused, with
- * the queue's reason. Errors of the storage stop the run.
- */
-async function replayOne(
-  queue: Queue,
-  id: string,
-  type: string,
-  status: TaskStatus | undefined,
-): Promise<Outcome> {
-  try {
-    return { id, type, result: "replayed", task: await queue.replay(id) };
-  } catch (error) {
-    if (error instanceof NotFoundError) return { id, type, result: "skipped", message: "gone" };
-    if (!(error instanceof InvalidStateError)) throw error;
-    const now = (await queue.read(id))?.task;
-    if (now === undefined) return { id, type, result: "skipped", message: "gone" };
-    if (status !== undefined && now.status !== status)
-      return { id, type, result: "skipped", message: `now ${now.status}` };
-    return { id, type, result: "refused", message: error.message };
-  }
-}
-
-interface Tally {
-  replayed: number;
-  skipped: number;
-  refused: Outcome[];
-}
-
 /** Progress on stderr: one updating line on a terminal, a line per 100 tasks otherwise. */
-function progress(dryRun: boolean): (t: Tally, final: boolean) => void {
+function progress(dryRun: boolean): (t: ReplayTally, final: boolean) => void {
   const tty = process.stderr.isTTY === true;
   let logged = 0;
   return (t, final) => {
@@ -77,47 +31,6 @@ function progress(dryRun: boolean): (t: Tally, final: boolean) => void {
   };
 }
 
-/**
- * Replay every task in `statuses` (of `type`, when given) that finished before the run began,
- * oldest first: a task that fails again while the run goes on is not replayed twice.
- */
-async function replayAll(
-  queue: Queue,
-  statuses: readonly TaskStatus[],
-  type: string | undefined,
-  dryRun: boolean,
-): Promise<Tally> {
-  const tally: Tally = { replayed: 0, skipped: 0, refused: [] };
-  const report = progress(dryRun);
-  const tasks = queue.listAll({
-    status: [...statuses],
-    until: queue.now(),
-    ...(type === undefined ? {} : { type }),
-  });
-  const apply = async (batch: TaskRecord[]) => {
-    const outcomes = dryRun
-      ? batch.map((t): Outcome => ({ id: t.id, type: t.type, result: "would-replay" }))
-      : await mapLimit(batch, CONCURRENCY, (t) => replayOne(queue, t.id, t.type, t.status));
-    for (const o of outcomes) {
-      if (o.result === "refused") tally.refused.push(o);
-      else if (o.result === "skipped") tally.skipped++;
-      else tally.replayed++;
-    }
-    report(tally, false);
-  };
-  let batch: TaskRecord[] = [];
-  for await (const task of tasks) {
-    batch.push(task);
-    if (batch.length === CONCURRENCY * 2) {
-      await apply(batch);
-      batch = [];
-    }
-  }
-  await apply(batch);
-  report(tally, true);
-  return tally;
-}
-
 /** `--all-*`: replay every task in `statuses`, print the summary, exit 1 when some were refused. */
 async function replayAllAndReport(
   queue: Queue,
@@ -126,7 +39,14 @@ async function replayAllAndReport(
   dryRun: boolean,
   json: boolean | undefined,
 ): Promise<void> {
-  const tally = await replayAll(queue, statuses, type, dryRun);
+  const report = progress(dryRun);
+  const tally = await replayAll(queue, {
+    statuses,
+    dryRun,
+    ...(type === undefined ? {} : { type }),
+    onProgress: (t) => report(t, false),
+  });
+  report(tally, true);
   const refused = tally.refused.map((o) => ({ id: o.id, type: o.type, message: o.message }));
   if (json) outJson({ dryRun, replayed: tally.replayed, skipped: tally.skipped, refused });
   else {

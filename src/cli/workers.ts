@@ -6,97 +6,10 @@
  * @module
  */
 
-import { NotFoundError } from "../errors.ts";
-import type { Queue } from "../queue/queue.ts";
-import { mapLimit } from "../util/async.ts";
+import { readWorkers } from "../queue/workers.ts";
 import { oqCommand } from "./args.ts";
 import { openQueue } from "./config.ts";
 import { log, out, outJson, relative, styles, table } from "./output.ts";
-
-/** One worker, as `oq workers --json` prints it. */
-export interface WorkerInfo {
-  /** Worker id. */
-  id: string;
-  /** Task types it handles (empty: a monitor). */
-  types: string[];
-  /** Tasks it runs at once at most. */
-  concurrency: number | null;
-  /** Ids of the tasks it was running at its last heartbeat. */
-  active: string[];
-  /** When it started (ISO 8601). */
-  startedAt: string | null;
-  /** Its last heartbeat (ISO 8601, server time). */
-  seenAt: string;
-  /** Seconds between its heartbeats. */
-  heartbeatSeconds: number;
-  /** True when no heartbeat came for 3 intervals. */
-  stale: boolean;
-  /** Its counters at the last heartbeat, as it wrote them. */
-  stats: Record<string, number> | null;
-}
-
-function parseHeartbeat(text: string, now: number): WorkerInfo | undefined {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-  if (typeof raw !== "object" || raw === null) return undefined;
-  const r = raw as Record<string, unknown>;
-  if (typeof r.id !== "string" || typeof r.seenAt !== "string") return undefined;
-  const seen = Date.parse(r.seenAt);
-  if (Number.isNaN(seen)) return undefined;
-  const heartbeatSeconds =
-    typeof r.heartbeatSeconds === "number" && r.heartbeatSeconds > 0 ? r.heartbeatSeconds : 60;
-  const strings = (v: unknown) =>
-    Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : [];
-  return {
-    id: r.id,
-    types: strings(r.types),
-    concurrency: typeof r.concurrency === "number" ? r.concurrency : null,
-    active: strings(r.active),
-    startedAt: typeof r.startedAt === "string" ? r.startedAt : null,
-    seenAt: r.seenAt,
-    heartbeatSeconds,
-    stale: now - seen > 3 * heartbeatSeconds * 1000,
-    stats:
-      typeof r.stats === "object" && r.stats !== null ? (r.stats as Record<string, number>) : null,
-  };
-}
-
-/** Every worker heartbeat of the queue, sorted by id. Malformed ones are skipped with a warning. */
-export async function readWorkers(queue: Queue): Promise<WorkerInfo[]> {
-  const keys: string[] = [];
-  let continuationToken: string | undefined;
-  do {
-    const page = await queue.storage.list({
-      prefix: queue.keys.workers,
-      // Stopped workers' files (`workers/stopped/`) roll up into one prefix, not listed.
-      delimiter: "/",
-      ...(continuationToken === undefined ? {} : { continuationToken }),
-    });
-    for (const o of page.objects)
-      if (/^[^/]+\.json$/.test(o.key.slice(queue.keys.workers.length))) keys.push(o.key);
-    continuationToken = page.isTruncated ? page.nextContinuationToken : undefined;
-  } while (continuationToken !== undefined);
-  const decoder = new TextDecoder();
-  const found = await mapLimit(keys, 16, async (key) => {
-    try {
-      const got = await queue.storage.get(key);
-      const info = parseHeartbeat(decoder.decode(got.body), queue.now());
-      if (info === undefined) log().warn(`Skipping ${key}: not a worker heartbeat.`);
-      return info;
-    } catch (error) {
-      // The worker stopped and deleted its heartbeat between the listing and the read.
-      if (error instanceof NotFoundError) return undefined;
-      throw error;
-    }
-  });
-  return found
-    .filter((w): w is WorkerInfo => w !== undefined)
-    .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-}
 
 export default oqCommand({
   name: "workers",

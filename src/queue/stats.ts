@@ -19,6 +19,7 @@ import {
   parseSnapshot,
 } from "./finished-counts.ts";
 import type { QueueInternals } from "./internals.ts";
+import { byWorkerId, parseHeartbeat, type WorkerInfo } from "./workers.ts";
 
 /** Options of `queue.stats()`. */
 export interface StatsOptions {
@@ -70,6 +71,11 @@ export interface QueueStats {
   types: TypeStats[];
   /** True when any type is `capped`. */
   capped: boolean;
+  /**
+   * The workers whose heartbeat (`workers/{id}.json`) was written in the last 25 hours, by id,
+   * read in the same GETs as their finished counts; `stale` ones stopped writing it.
+   */
+  workers: WorkerInfo[];
   /** The requests this call made (LIST and GET; nothing else). */
   requests: { LIST: number; GET: number };
 }
@@ -101,7 +107,7 @@ export async function queueStats(
 
   const types = only ?? (await allTypes(q, requests));
   const live = await mapLimit(types, 8, (type) => liveCounts(q, type, now, maxPages, requests));
-  const finished = await finishedCounts(q, now, minutes, requests);
+  const { windows: finished, workers } = await finishedCounts(q, now, minutes, requests);
 
   const byType = new Map<string, TypeStats>();
   const entry = (type: string): TypeStats => {
@@ -136,6 +142,7 @@ export async function queueStats(
     at: new Date(now).toISOString(),
     types: sorted,
     capped: sorted.some((s) => s.capped),
+    workers,
     requests,
   };
 }
@@ -189,17 +196,19 @@ async function liveCounts(
 /**
  * The finished counts of the last day, summed over the heartbeats (`workers/{id}.json`, listed
  * with a delimiter so `workers/stopped/` is one entry) and the stopped workers' files of the
- * last 25 hours (`workers/stopped/{time}/{id}.json`, listed from that time on). A file deleted
- * between the listing and the read (its worker stopped) is skipped.
+ * last 25 hours (`workers/stopped/{time}/{id}.json`, listed from that time on), and the live
+ * heartbeats as workers. A file deleted between the listing and the read (its worker stopped) is
+ * skipped.
  */
 async function finishedCounts(
   q: QueueInternals,
   now: number,
   throughputMinutes: number,
   requests: { LIST: number; GET: number },
-): Promise<Map<string, FinishedWindows>> {
+): Promise<{ windows: Map<string, FinishedWindows>; workers: WorkerInfo[] }> {
   const since = now - FINISHED_KEEP_MS;
   const keys: string[] = [];
+  const heartbeats = new Set<string>();
   const collect = async (prefix: string, extra: { delimiter?: string; startAfter?: string }) => {
     let continuationToken: string | undefined;
     do {
@@ -211,7 +220,9 @@ async function finishedCounts(
       for (const o of page.objects) {
         const rest = o.key.slice(prefix.length);
         const shape = extra.delimiter === undefined ? /^[^/]+\/[^/]+\.json$/ : /^[^/]+\.json$/;
-        if (shape.test(rest) && o.lastModified.getTime() >= since) keys.push(o.key);
+        if (!shape.test(rest) || o.lastModified.getTime() < since) continue;
+        keys.push(o.key);
+        if (extra.delimiter !== undefined) heartbeats.add(o.key);
       }
       continuationToken = page.isTruncated ? page.nextContinuationToken : undefined;
     } while (continuationToken !== undefined);
@@ -221,6 +232,7 @@ async function finishedCounts(
     startAfter: `${q.keys.stoppedWorkers}${timeKey(since)}`,
   });
   const windows = new Map<string, FinishedWindows>();
+  const workers: WorkerInfo[] = [];
   await mapLimit(keys, 16, async (key) => {
     requests.GET++;
     let text: string;
@@ -230,6 +242,8 @@ async function finishedCounts(
       if (error instanceof NotFoundError) return;
       throw error;
     }
+    const worker = heartbeats.has(key) ? parseHeartbeat(text, now) : undefined;
+    if (worker !== undefined) workers.push(worker);
     let snapshot: ReturnType<typeof parseSnapshot>;
     try {
       snapshot = parseSnapshot((JSON.parse(text) as { finished?: unknown }).finished);
@@ -239,5 +253,5 @@ async function finishedCounts(
     if (snapshot === undefined) return;
     addWindows(windows, snapshot, now, throughputMinutes);
   });
-  return windows;
+  return { windows, workers: workers.sort(byWorkerId) };
 }

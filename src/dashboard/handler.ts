@@ -1,0 +1,126 @@
+/**
+ * The web dashboard as a web-standard handler, `(request) => Promise<Response>`: it mounts in
+ * `Bun.serve`, `Deno.serve`, a Cloudflare Worker, or Node through an adapter. Server-rendered
+ * HTML, no script. See docs/dashboard.md for the security model.
+ *
+ * Storage requests per page view, whatever the number of finished tasks:
+ * - overview `/`: one `queue.stats()`: 1 LIST of the types, 1 LIST per type (per 1,000 markers),
+ *   2 LISTs of the heartbeats and 1 GET per heartbeat or stopped worker's file of the last 25 h
+ *   (about 7 for a queue of 3 types and 1 worker);
+ * - tasks `/tasks`: one `queue.list()` page: the LISTs that find types and open a stream per
+ *   partition and per finished status, 1 GET per journal read and 1 GET per task shown (at most
+ *   `pageSize`, default 50);
+ * - task `/tasks/{id}`: 1 GET;
+ * - workers `/workers`: 1 LIST and 1 GET per heartbeat;
+ * - schedules `/schedules`: 1 LIST and 1 GET per schedule;
+ * - actions: what the call costs (a cancel or replay: a few GETs and PUTs; replaying every
+ *   failed task of a type: a listing of them plus a replay each).
+ *
+ * @module
+ */
+import { isOqError } from "../errors.ts";
+import type { Queue } from "../queue/queue.ts";
+import { findAction, runAction } from "./actions.ts";
+import { checkToken } from "./auth.ts";
+import { csrfToken } from "./csrf.ts";
+import { problemPage, redirect, securityHeaders, unauthorized } from "./layout.ts";
+import {
+  type DashboardOptions,
+  linker,
+  type PageContext,
+  type ResolvedOptions,
+  resolveOptions,
+} from "./options.ts";
+import { overviewPage } from "./overview.ts";
+import { schedulesPage } from "./schedules.ts";
+import { taskPage } from "./task.ts";
+import { tasksPage } from "./tasks.ts";
+import { workersPage } from "./workers.ts";
+
+/** The pages answered to GET and HEAD. */
+function route(ctx: PageContext, path: string): Promise<Response> | Response {
+  if (path === "/") return overviewPage(ctx);
+  if (path === "/tasks") return tasksPage(ctx);
+  if (path === "/workers") return workersPage(ctx);
+  if (path === "/schedules") return schedulesPage(ctx);
+  if (path === "/metrics" && ctx.options.metrics !== undefined)
+    return ctx.options.metrics(ctx.request);
+  const task = /^\/tasks\/([^/]+)$/.exec(path);
+  if (task !== null) {
+    let id: string;
+    try {
+      id = decodeURIComponent(task[1]!);
+    } catch {
+      return problemPage(ctx, 404, "Not found", "That is not a task id.");
+    }
+    return taskPage(ctx, id);
+  }
+  return problemPage(ctx, 404, "Not found", `There is no page at ${ctx.url.pathname}.`);
+}
+
+/** Answer a request inside the base path whose token (if any) checked out. */
+async function answer(ctx: PageContext, path: string): Promise<Response> {
+  const method = ctx.request.method;
+  if (method === "POST") {
+    const action = findAction(path);
+    if (action !== undefined) return runAction(ctx, action);
+    return problemPage(ctx, 404, "Not found", `There is no action at ${ctx.url.pathname}.`);
+  }
+  if (method !== "GET" && method !== "HEAD") {
+    const response = problemPage(ctx, 405, "Method not allowed", `${method} is not used here.`);
+    response.headers.set("Allow", "GET, HEAD, POST");
+    return response;
+  }
+  const response = await route(ctx, path);
+  return method === "HEAD"
+    ? new Response(null, { status: response.status, headers: response.headers })
+    : response;
+}
+
+/** A 500 page for an unexpected failure: the error's code and message, never a stack. */
+function failure(ctx: PageContext, error: unknown): Response {
+  ctx.queue.logger.error(
+    `dashboard: ${ctx.request.method} ${ctx.url.pathname} failed: ${error instanceof Error ? error.message : String(error)}`,
+  );
+  const detail = isOqError(error)
+    ? `${error.code}: ${error.message}`
+    : "An unexpected error; the queue's logger has the details.";
+  return problemPage(ctx, 500, "Something went wrong", detail);
+}
+
+/**
+ * Create the dashboard of `queue` as a web-standard request handler (see {@link DashboardOptions}
+ * for the token, read-only mode, base path and metrics). Each page view costs a bounded number of
+ * storage requests, whatever the number of finished tasks (docs/dashboard.md). Throws
+ * `ValidationError` for invalid options.
+ */
+export function createDashboard(
+  queue: Queue,
+  options: DashboardOptions = {},
+): (request: Request) => Promise<Response> {
+  const resolved: ResolvedOptions = resolveOptions(queue, options);
+  const csrf = csrfToken(resolved.secret);
+  const link = linker(resolved.basePath);
+  const base = resolved.basePath;
+  return async (request) => {
+    const url = new URL(request.url);
+    const inside = url.pathname === base || url.pathname.startsWith(`${base}/`);
+    if (!inside || (base === "" && url.pathname === ""))
+      return new Response("Not found", { status: 404, headers: securityHeaders() });
+    if (resolved.token !== undefined) {
+      const auth = await checkToken(request, url, resolved.token, base);
+      if ("redirect" in auth) return redirect(auth.redirect, auth.setCookie);
+      if (!auth.ok) return unauthorized(auth.reason);
+    }
+    if (url.pathname === base) return redirect(`${base}/${url.search}`);
+    const ctx: PageContext = { queue, request, url, options: resolved, csrf: await csrf, link };
+    try {
+      const response = await answer(ctx, url.pathname.slice(base.length));
+      return response;
+    } catch (error) {
+      return failure(ctx, error);
+    }
+  };
+}
+
+export type { DashboardOptions } from "./options.ts";
