@@ -217,6 +217,27 @@ describe("queue.stats() windows", () => {
     expect(into.get("t")!.lastHour.completed + into.get("t")!.lastHour.failed).toBe(32);
   });
 
+  it("reports finished counts minute by minute and hour by hour, the current one last", () => {
+    const now = Date.UTC(2026, 10, 30, 12, 10, 30);
+    const counter = new FinishedCounter(() => now);
+    const record = (msAgo: number, status: "completed" | "failed") =>
+      counter.record({ type: "t", status, finishedAt: new Date(now - msAgo).toISOString() });
+    record(1000, "completed");
+    record(5 * 60_000, "failed");
+    record(5 * 60_000, "failed");
+    record(3 * HOUR, "completed");
+    const into = new Map<string, FinishedWindows>();
+    addWindows(into, counter.snapshot(now), now, 10);
+    const t = into.get("t")!;
+    expect(t.minutes).toHaveLength(60);
+    expect(t.minutes[59]).toEqual({ completed: 1, failed: 0, cancelled: 0, expired: 0 });
+    expect(t.minutes[54]!.failed).toBe(2);
+    expect(t.minutes.reduce((n, m) => n + m.completed + m.failed, 0)).toBe(3);
+    expect(t.hours).toHaveLength(24);
+    expect(t.hours[23]).toEqual({ completed: 1, failed: 2, cancelled: 0, expired: 0 });
+    expect(t.hours[20]!.completed).toBe(1);
+  });
+
   it("keeps a bounded number of buckets", () => {
     let now = Date.UTC(2026, 10, 30);
     const counter = new FinishedCounter(() => now);

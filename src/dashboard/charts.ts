@@ -1,6 +1,6 @@
 /**
- * Small inline SVG bars, drawn on the server: one bar per time window, split by terminal state,
- * scaled to the largest total shown so types compare at a glance. No script, no image request.
+ * Small inline SVG charts, drawn on the server: finished tasks over time, a bar per minute or hour
+ * split by terminal state. No script, no image request.
  *
  * @module
  */
@@ -15,29 +15,36 @@ const COLOURS: Record<FinishedStatus, string> = {
   expired: "#c9a227",
 };
 
-const WIDTH = 160;
-const HEIGHT = 10;
-
 /** The total of a tally. */
 export function total(tally: FinishedTally): number {
   return tally.completed + tally.failed + tally.cancelled + tally.expired;
 }
 
+const BAR = 3;
+const GAP = 1;
+const CHART_HEIGHT = 24;
+
 /**
- * One horizontal bar of `tally` (completed, failed, cancelled, expired left to right), its length
- * `total / max` of the full width, labelled for screen readers and on hover.
+ * Vertical bars over time, one per tally (oldest first), each a stack of its terminal states
+ * (completed at the bottom, then failed, cancelled, expired), scaled to the largest total in
+ * `tallies`; labelled with `label` and the totals.
  */
-export function tallyBar(label: string, tally: FinishedTally, max: number): Html {
-  const summary = `${label}: ${tally.completed} completed, ${tally.failed} failed, ${tally.cancelled} cancelled, ${tally.expired} expired`;
-  let x = 0;
+export function seriesChart(label: string, tallies: readonly FinishedTally[]): Html {
+  const max = Math.max(0, ...tallies.map(total));
+  const sum = (state: FinishedStatus) => tallies.reduce((n, t) => n + t[state], 0);
+  const summary = `${label}: ${sum("completed")} completed, ${sum("failed")} failed, ${sum("cancelled")} cancelled, ${sum("expired")} expired`;
   const rects: Html[] = [];
-  for (const state of Object.keys(COLOURS) as FinishedStatus[]) {
-    const w = max <= 0 ? 0 : (tally[state] / max) * WIDTH;
-    if (w <= 0) continue;
-    rects.push(
-      html`<rect x="${x.toFixed(1)}" y="0" width="${Math.max(w, 1).toFixed(1)}" height="${HEIGHT}" fill="${COLOURS[state]}"/>`,
-    );
-    x += w;
-  }
-  return html`<svg class="bar" width="${WIDTH}" height="${HEIGHT}" viewBox="0 0 ${WIDTH} ${HEIGHT}" role="img" aria-label="${summary}"><title>${summary}</title><rect x="0" y="0" width="${WIDTH}" height="${HEIGHT}" fill="#eee"/>${rects}</svg>`;
+  tallies.forEach((tally, i) => {
+    let y = CHART_HEIGHT;
+    for (const state of Object.keys(COLOURS) as FinishedStatus[]) {
+      const h = max <= 0 ? 0 : (tally[state] / max) * CHART_HEIGHT;
+      if (h <= 0) continue;
+      y -= h;
+      rects.push(
+        html`<rect x="${i * (BAR + GAP)}" y="${y.toFixed(1)}" width="${BAR}" height="${Math.max(h, 0.5).toFixed(1)}" fill="${COLOURS[state]}"/>`,
+      );
+    }
+  });
+  const width = tallies.length * (BAR + GAP);
+  return html`<svg class="series" width="${width}" height="${CHART_HEIGHT}" viewBox="0 0 ${width} ${CHART_HEIGHT}" role="img" aria-label="${summary}"><title>${summary}</title><rect x="0" y="${CHART_HEIGHT - 1}" width="${width}" height="1" fill="#ccc"/>${rects}</svg>`;
 }

@@ -149,6 +149,10 @@ export interface FinishedWindows {
   lastDay: FinishedTally;
   /** Completed plus failed in the `throughputMinutes` whole minutes before the current one. */
   recent: number;
+  /** The tally of each minute of `lastHour`, oldest first: 60, the current minute last. */
+  minutes: FinishedTally[];
+  /** The tally of each hour of `lastDay`, oldest first: 24, the current hour last. */
+  hours: FinishedTally[];
 }
 
 /** A heartbeat's `finished` field as read: `undefined` when it is missing or not that shape. */
@@ -180,7 +184,13 @@ export function addWindows(
   const windows = (type: string) => {
     let w = into.get(type);
     if (w === undefined) {
-      w = { lastHour: emptyTally(), lastDay: emptyTally(), recent: 0 };
+      w = {
+        lastHour: emptyTally(),
+        lastDay: emptyTally(),
+        recent: 0,
+        minutes: Array.from({ length: 60 }, emptyTally),
+        hours: Array.from({ length: 24 }, emptyTally),
+      };
       into.set(type, w);
     }
     return w;
@@ -203,7 +213,11 @@ export function addWindows(
   };
   each(snapshot.minutes, (start, type, state, n) => {
     if (start > minute) return;
-    if (start > minute - 60 * MINUTE_MS) windows(type).lastHour[state] += n;
+    if (start > minute - 60 * MINUTE_MS) {
+      const w = windows(type);
+      w.lastHour[state] += n;
+      w.minutes[59 - Math.floor((minute - start) / MINUTE_MS)]![state] += n;
+    }
     if (
       start < minute &&
       start >= minute - throughputMinutes * MINUTE_MS &&
@@ -212,6 +226,10 @@ export function addWindows(
       windows(type).recent += n;
   });
   each(snapshot.hours, (start, type, state, n) => {
-    if (start <= hour && start > hour - 24 * HOUR_MS) windows(type).lastDay[state] += n;
+    if (start <= hour && start > hour - 24 * HOUR_MS) {
+      const w = windows(type);
+      w.lastDay[state] += n;
+      w.hours[23 - Math.floor((hour - start) / HOUR_MS)]![state] += n;
+    }
   });
 }

@@ -39,6 +39,11 @@ export interface StatsOptions {
    * current minute. Default: 10.
    */
   throughputMinutes?: number;
+  /**
+   * Also report each type's finished counts minute by minute and hour by hour
+   * ({@link TypeStats.series}), e.g. to chart them. Costs no request more. Default false.
+   */
+  series?: boolean;
 }
 
 /** One task type's counts, as `queue.stats()` reports them. */
@@ -61,6 +66,11 @@ export interface TypeStats {
   throughputPerMinute: number;
   /** True when the type had more markers than `maxPagesPerType` pages: counts are lower bounds. */
   capped: boolean;
+  /**
+   * With `series: true`: the finished counts of each minute of the last hour (60, oldest first,
+   * the current minute last) and of each hour of the last day (24, the current hour last).
+   */
+  series?: { minutes: FinishedTally[]; hours: FinishedTally[] };
 }
 
 /** What `queue.stats()` returns. */
@@ -122,6 +132,7 @@ export async function queueStats(
         throughputPerMinute: 0,
         capped: false,
       };
+      if (options.series === true) s.series = emptySeries();
       byType.set(type, s);
     }
     return s;
@@ -136,6 +147,7 @@ export async function queueStats(
     const s = entry(type);
     s.finished = { lastHour: w.lastHour, lastDay: w.lastDay };
     s.throughputPerMinute = w.recent / minutes;
+    if (options.series === true) s.series = { minutes: w.minutes, hours: w.hours };
   }
   const sorted = [...byType.values()].sort((a, b) => (a.type < b.type ? -1 : 1));
   return {
@@ -144,6 +156,14 @@ export async function queueStats(
     capped: sorted.some((s) => s.capped),
     workers,
     requests,
+  };
+}
+
+/** A series of nothing finished: 60 minutes and 24 hours of zeros. */
+function emptySeries(): NonNullable<TypeStats["series"]> {
+  return {
+    minutes: Array.from({ length: 60 }, emptyTally),
+    hours: Array.from({ length: 24 }, emptyTally),
   };
 }
 

@@ -40,7 +40,8 @@ describe.each(targets)("dashboard pages on $name", (target) => {
     const cells = [...email!.matchAll(/<td class="n">(?:<a [^>]*>)?([^<]*)/g)].map((m) => m[1]);
     expect(cells.slice(0, 3)).toEqual(["3", "2", "0"]);
     expect(page.text).toContain('<a href="/tasks?type=report&amp;status=failed">2</a> / 2');
-    expect(page.text).toContain("last day: 3 completed, 2 failed");
+    expect(page.text).toContain("last day, per hour: 3 completed, 2 failed");
+    expect(page.text).toContain("last hour, per minute: 3 completed, 2 failed");
     expect(page.text).toContain("1 live worker<");
     expect(page.text).toContain("<svg");
     expect(page.text).not.toContain('http-equiv="refresh"');
