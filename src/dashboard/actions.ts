@@ -120,7 +120,7 @@ export async function runAction(
 ): Promise<Response> {
   if (ctx.options.readOnly)
     return problemPage(ctx, 403, "Read-only", "This dashboard is read-only: it takes no actions.");
-  if (!isSameOrigin(ctx.request, ctx.url))
+  if (!isSameOrigin(ctx.request, ctx.origin))
     return problemPage(
       ctx,
       403,

@@ -45,13 +45,14 @@ export type AuthOutcome =
 /**
  * Check `request` against `token`: a matching `Authorization: Bearer` header or session cookie
  * lets it through; a matching `?token=` on a GET is answered with a redirect to the same URL
- * without it, setting the cookie (scoped to `basePath`, `Secure` over https).
+ * without it, setting the cookie (scoped to `basePath`, `Secure` when `origin` is https).
  */
 export async function checkToken(
   request: Request,
   url: URL,
   token: string,
   basePath: string,
+  origin: string,
 ): Promise<AuthOutcome> {
   const header = request.headers.get("authorization");
   if (header !== null) {
@@ -67,7 +68,7 @@ export async function checkToken(
       return { ok: false, reason: "wrong" };
     const clean = new URL(url);
     clean.searchParams.delete("token");
-    const secure = url.protocol === "https:" ? "; Secure" : "";
+    const secure = origin.startsWith("https:") ? "; Secure" : "";
     return {
       ok: false,
       redirect: `${clean.pathname}${clean.search}`,

@@ -30,10 +30,10 @@ export async function csrfToken(secret: string | undefined): Promise<string> {
   return toHex(new Uint8Array(mac));
 }
 
-/** True when the request says it comes from the dashboard's own origin. */
-export function isSameOrigin(request: Request, url: URL): boolean {
-  const origin = request.headers.get("origin");
-  if (origin !== null) return origin === url.origin;
+/** True when the request says it comes from the dashboard's own origin, `origin`. */
+export function isSameOrigin(request: Request, origin: string): boolean {
+  const given = request.headers.get("origin");
+  if (given !== null) return given === origin;
   return request.headers.get("sec-fetch-site") === "same-origin";
 }
 

@@ -104,16 +104,24 @@ export function createDashboard(
   const base = resolved.basePath;
   return async (request) => {
     const url = new URL(request.url);
+    const origin = resolved.origin ?? url.origin;
     const inside = url.pathname === base || url.pathname.startsWith(`${base}/`);
-    if (!inside || (base === "" && url.pathname === ""))
-      return new Response("Not found", { status: 404, headers: securityHeaders() });
+    if (!inside) return new Response("Not found", { status: 404, headers: securityHeaders() });
     if (resolved.token !== undefined) {
-      const auth = await checkToken(request, url, resolved.token, base);
+      const auth = await checkToken(request, url, resolved.token, base, origin);
       if ("redirect" in auth) return redirect(auth.redirect, auth.setCookie);
       if (!auth.ok) return unauthorized(auth.reason);
     }
     if (url.pathname === base) return redirect(`${base}/${url.search}`);
-    const ctx: PageContext = { queue, request, url, options: resolved, csrf: await csrf, link };
+    const ctx: PageContext = {
+      queue,
+      request,
+      url,
+      origin,
+      options: resolved,
+      csrf: await csrf,
+      link,
+    };
     try {
       const response = await answer(ctx, url.pathname.slice(base.length));
       return response;

@@ -35,7 +35,8 @@ pre{background:#fff;border:1px solid #ddd;padding:.5em;overflow:auto;max-height:
 .s-failed{color:#c62828}.s-cancelled,.s-expired{color:#666}
 form.inline{display:inline}button{cursor:pointer}
 dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}dt{font-weight:600}
-ol.timeline{border-left:2px solid #bbb;margin:0;padding-left:1em}ol.timeline li{margin:.3em 0}
+ol.timeline{border-left:2px solid #bbb;margin:0;padding-left:1em;list-style:none}
+.actions{margin:.5em 0}ol.timeline li{margin:.3em 0}
 .muted{color:#777}.filters label{margin-right:.8em}
 `;
 

@@ -32,6 +32,13 @@ export interface DashboardOptions {
    * when several serve one dashboard behind a load balancer.
    */
   secret?: string;
+  /**
+   * The origin browsers reach the dashboard at (`https://ops.example.com`), when it differs from
+   * the request URL's: behind a proxy that terminates TLS or rewrites the host. Action POSTs must
+   * come from it, and the session cookie is `Secure` when it is https. Default: the origin of
+   * each request's URL.
+   */
+  origin?: string;
   /** Tasks per page of the task list, 1 to 500. Default 50. */
   pageSize?: number;
   /** Seconds between reloads of the overview when its auto-refresh is on. Default 5. */
@@ -47,6 +54,7 @@ export interface ResolvedOptions {
   basePath: string;
   metrics: ((request: Request) => Promise<Response>) | undefined;
   secret: string | undefined;
+  origin: string | undefined;
   pageSize: number;
   refreshSeconds: number;
   now: () => number;
@@ -57,6 +65,26 @@ function wholeNumber(name: string, value: number | undefined, fallback: number, 
   if (!Number.isInteger(value) || value < 1 || value > max)
     throw new ValidationError(`Invalid ${name} ${value}: use a whole number from 1 to ${max}.`);
   return value;
+}
+
+/** An origin option as `scheme://host[:port]`, or `undefined`; throws `ValidationError`. */
+function checkOrigin(origin: string | undefined): string | undefined {
+  if (origin === undefined) return undefined;
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(origin);
+  } catch {
+    parsed = undefined;
+  }
+  if (
+    parsed === undefined ||
+    parsed.origin === "null" ||
+    parsed.origin !== origin.replace(/\/$/, "")
+  )
+    throw new ValidationError(
+      `Invalid origin "${origin}": use scheme, host and port only, like "https://ops.example.com".`,
+    );
+  return parsed.origin;
 }
 
 /** Check the options; throws `ValidationError` saying what to fix. */
@@ -76,6 +104,7 @@ export function resolveOptions(queue: Queue, options: DashboardOptions): Resolve
     basePath,
     metrics: options.metrics,
     secret: options.secret,
+    origin: checkOrigin(options.origin),
     pageSize: wholeNumber("pageSize", options.pageSize, 50, 500),
     refreshSeconds: wholeNumber("refreshSeconds", options.refreshSeconds, 5, 3600),
     now: options.now ?? (() => queue.now()),
@@ -90,6 +119,8 @@ export interface PageContext {
   request: Request;
   /** Its URL. */
   url: URL;
+  /** The origin browsers reach the dashboard at: the `origin` option, else the URL's. */
+  origin: string;
   /** The resolved options. */
   options: ResolvedOptions;
   /** The CSRF token to put in action forms. */

@@ -22,11 +22,11 @@ function timeline(task: TaskRecord, now: number): Html {
   return html`<ol class="timeline">${items}</ol>`;
 }
 
-function facts(task: TaskRecord, now: number): Html {
+function facts(task: TaskRecord, now: number, link: PageContext["link"]): Html {
   const lease = task.lease;
   return html`<dl>
 <dt>Status</dt><dd>${status(task.status)}${task.cancel === null ? "" : html` (cancel requested ${when(task.cancel.requestedAt, now)}${task.cancel.reason === null ? "" : html`: ${task.cancel.reason}`})`}</dd>
-<dt>Type</dt><dd>${task.type}</dd>
+<dt>Type</dt><dd><a href="${link("/tasks", { type: task.type })}">${task.type}</a></dd>
 <dt>Attempts</dt><dd>${task.attempt} of ${task.maxRetries + 1}</dd>
 <dt>Created</dt><dd>${when(task.createdAt, now)}</dd>
 <dt>Available</dt><dd>${when(task.availableAt, now)}</dd>
@@ -71,8 +71,8 @@ export async function taskPage(ctx: PageContext, id: string): Promise<Response> 
     );
   const now = ctx.options.now();
   const e = task.lastError;
-  const body = html`<p>${task.id} ${actions(ctx, task)}</p>
-${facts(task, now)}
+  const body = html`<div class="actions">${actions(ctx, task)}</div>
+${facts(task, now, ctx.link)}
 <h2>Input</h2>${json(task.input)}
 <h2>Output</h2>${json(task.output)}
 <h2>Last error</h2>${e === null ? html`<p class="muted">none</p>` : html`<p><strong>${e.name}</strong> in attempt ${e.attempt}, ${when(e.at, now)}${e.permanent ? " (permanent)" : ""}</p><pre>${e.message}</pre>`}

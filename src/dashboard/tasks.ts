@@ -54,7 +54,7 @@ export async function tasksPage(ctx: PageContext): Promise<Response> {
       : html`<p><a rel="next" href="${ctx.link("/tasks", { ...f, cursor: result.cursor })}">Next page →</a></p>`;
   const bulk =
     f.status === "failed" && f.type !== ""
-      ? html`<p>${actionButton(ctx, "/actions/replay-failed", `Replay every failed ${f.type} task`, { type: f.type })}</p>`
+      ? html`<div class="actions">${actionButton(ctx, "/actions/replay-failed", `Replay every failed ${f.type} task`, { type: f.type })}</div>`
       : "";
   const rows = result.tasks.map((t) => taskRow(ctx, t, now));
   const body = html`${filterForm(ctx, f)}${bulk}

@@ -5,8 +5,10 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createDashboard } from "../../src/dashboard/handler.ts";
+import { UnavailableError } from "../../src/errors.ts";
 import { Queue } from "../../src/queue/queue.ts";
 import { Scheduler } from "../../src/schedule/scheduler.ts";
+import { MemoryStorage } from "../../src/storage/memory.ts";
 import { runAll } from "../helpers/run.ts";
 import { type TargetInstance, targets } from "../helpers/targets.ts";
 import { get, heartbeat } from "./helpers.ts";
@@ -97,6 +99,11 @@ describe.each(targets)("dashboard pages on $name", (target) => {
     const events = [...page.text.matchAll(/<li><strong>([a-z-]+)<\/strong>/g)].map((m) => m[1]);
     expect(events).toEqual(["submitted", "claimed", "failed"]);
     expect(page.text).toContain(`/tasks/${failing!.id}/replay`);
+    expect(page.text).toContain('<a href="/tasks?type=report">report</a>');
+    const dead = await get(createDashboard(queue), "/tasks?status=failed&type=report");
+    expect(dead.text).toContain(failing!.id);
+    expect(dead.text).toContain('action="/actions/replay-failed"');
+    expect(dead.text).toContain("Replay every failed report task");
     const missing = await get(createDashboard(queue), "/tasks/0123456789abcdef");
     expect(missing.status).toBe(404);
     expect(missing.text).toContain("There is no task 0123456789abcdef");
@@ -151,5 +158,19 @@ describe.each(targets)("dashboard pages on $name", (target) => {
     );
     expect(page.text).toMatch(/<td>off<\/td>[\s\S]*?paused[\s\S]*?\/schedules\/off\/resume/);
     expect(page.text).toContain("/schedules/nightly/trigger");
+  });
+});
+
+describe("dashboard failures", () => {
+  it("a storage failure is a 500 page with the error's code, not a stack trace", async () => {
+    const storage = new MemoryStorage();
+    const queue = new Queue({ storage });
+    storage.list = async () => {
+      throw new UnavailableError("connection refused (test)");
+    };
+    const page = await get(createDashboard(queue), "/");
+    expect(page.status).toBe(500);
+    expect(page.text).toContain("UNAVAILABLE: connection refused (test)");
+    expect(page.text).not.toContain("    at ");
   });
 });

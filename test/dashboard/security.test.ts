@@ -8,7 +8,7 @@ import { createDashboard } from "../../src/dashboard/handler.ts";
 import { ValidationError } from "../../src/errors.ts";
 import { Queue } from "../../src/queue/queue.ts";
 import { MemoryStorage } from "../../src/storage/memory.ts";
-import { csrfOf, get, ORIGIN, post } from "./helpers.ts";
+import { csrfOf, get, type Handler, ORIGIN, post } from "./helpers.ts";
 
 const TOKEN = "s3cret-token-for-tests";
 
@@ -88,6 +88,45 @@ describe("dashboard security", () => {
     const ok = await post(handler, path, { csrf }, { "Sec-Fetch-Site": "same-origin" });
     expect(ok.status).toBe(303);
     expect((await queue.get(task.id)).status).toBe("cancelled");
+  });
+
+  it("behind a proxy, the origin option names the origin actions must come from", async () => {
+    const task = await queue.submit("email", {});
+    const proxied = (handler: Handler, fields: Record<string, string>) =>
+      handler(
+        new Request(`http://127.0.0.1:4000/tasks/${task.id}/cancel`, {
+          method: "POST",
+          headers: {
+            Origin: "https://ops.example.com",
+            "Content-Type": "application/x-www-form-urlencoded",
+          },
+          body: new URLSearchParams(fields).toString(),
+        }),
+      );
+    const plain = createDashboard(queue);
+    const plainCsrf = csrfOf((await get(plain, `/tasks/${task.id}`)).text);
+    expect((await proxied(plain, { csrf: plainCsrf })).status).toBe(403);
+    const behind = createDashboard(queue, { origin: "https://ops.example.com", token: TOKEN });
+    const login = await behind(new Request(`http://127.0.0.1:4000/?token=${TOKEN}`));
+    expect(login.headers.get("set-cookie")).toContain("; Secure");
+    const cookie = login.headers.get("set-cookie")!.split(";")[0]!;
+    const csrf = csrfOf((await get(behind, `/tasks/${task.id}`, { Cookie: cookie })).text);
+    const done = await behind(
+      new Request(`http://127.0.0.1:4000/tasks/${task.id}/cancel`, {
+        method: "POST",
+        headers: {
+          Origin: "https://ops.example.com",
+          Cookie: cookie,
+          "Content-Type": "application/x-www-form-urlencoded",
+        },
+        body: new URLSearchParams({ csrf }).toString(),
+      }),
+    );
+    expect(done.status).toBe(303);
+    expect((await queue.get(task.id)).status).toBe("cancelled");
+    expect(() => createDashboard(queue, { origin: "https://ops.example.com/oq" })).toThrow(
+      ValidationError,
+    );
   });
 
   it("a shared secret gives every instance the same CSRF token", async () => {
