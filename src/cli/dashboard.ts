@@ -76,6 +76,7 @@ export default oqCommand({
     "oq dashboard                                  # http://127.0.0.1:4000/, the queue in ./.oq",
     "oq demo && oq dashboard --prefix oq-demo/     # look at the demo's tasks",
     "oq dashboard --read-only --port 8080",
+    "oq dashboard --base-path /oq --origin https://ops.example.com   # behind a TLS proxy",
     "OQ_DASHBOARD_TOKEN=$(openssl rand -hex 16) oq dashboard --host 0.0.0.0",
   ],
   args: {
@@ -102,6 +103,17 @@ export default oqCommand({
       type: "boolean",
       description: "Show tasks, workers and schedules, but offer no cancel, replay or pause",
     },
+    "base-path": {
+      type: "string",
+      description: "Serve under this path, e.g. /oq (behind a proxy that forwards it)",
+      valueHint: "path",
+    },
+    origin: {
+      type: "string",
+      description:
+        "The origin browsers use, e.g. https://ops.example.com, behind a proxy that terminates TLS or rewrites the host",
+      valueHint: "url",
+    },
   },
   async run(args) {
     const port = intArg(args.port, "port", 0, 65_535)!;
@@ -115,12 +127,16 @@ export default oqCommand({
     const queue = await openQueue(args);
     const options: DashboardOptions = { readOnly: args["read-only"] === true };
     if (token !== undefined) options.token = token;
+    if (args["base-path"] !== undefined) options.basePath = args["base-path"];
+    if (args.origin !== undefined) options.origin = args.origin;
     const server = await listen(createDashboard(queue, options), host, port);
     const where = `${queue.storage.name}${queue.keys.prefix === "" ? "" : ` (prefix ${queue.keys.prefix})`}`;
     const mode = [options.readOnly ? "read-only" : "", token === undefined ? "" : "token required"]
       .filter((s) => s !== "")
       .join(", ");
-    log().success(`Dashboard on ${server.url} for ${where}${mode === "" ? "" : `; ${mode}`}.`);
+    const base = options.basePath;
+    const url = base === undefined ? server.url : `${server.url}${base.slice(1)}/`;
+    log().success(`Dashboard on ${url} for ${where}${mode === "" ? "" : `; ${mode}`}.`);
     const signal = await untilSignal();
     log().info(`${signal}: stopping the dashboard.`);
     await server.close();

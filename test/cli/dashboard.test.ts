@@ -91,6 +91,43 @@ describe("oq dashboard", () => {
     expect(oq.stderr).toContain("SIGTERM: stopping the dashboard");
   });
 
+  it("--base-path serves under it and prints it; --origin is the origin actions must come from; bad values exit 2", async () => {
+    const proxy = "https://ops.example.com";
+    const queue = new Queue({ storage: store.storage });
+    const id = (await queue.submit("email", null)).id;
+    const { oq, base } = await startDashboard(["--base-path", "/oq", "--origin", proxy]);
+    try {
+      expect(oq.stderr).toMatch(/Dashboard on http:\/\/127\.0\.0\.1:\d+\/oq\/ /);
+      expect((await fetch(`${base}/`)).status).toBe(404);
+      const page = await fetch(`${base}/oq/tasks/${id}`);
+      expect(page.status).toBe(200);
+      const csrf = /name="csrf" value="([0-9a-f]+)"/.exec(await page.text())![1]!;
+      const cancel = (origin: string) =>
+        fetch(`${base}/oq/tasks/${id}/cancel`, {
+          method: "POST",
+          headers: { origin, "content-type": "application/x-www-form-urlencoded" },
+          body: new URLSearchParams({ csrf }).toString(),
+          redirect: "manual",
+        });
+      // The address it listens on is not the origin browsers use behind the proxy.
+      expect((await cancel(base)).status).toBe(403);
+      expect((await queue.get(id)).status).toBe("pending");
+      expect((await cancel(proxy)).status).toBe(303);
+      expect((await queue.get(id)).status).toBe("cancelled");
+    } finally {
+      expect(await stop(oq)).toBe(0);
+    }
+    const bad = await runOq(
+      ["dashboard", "--port", "0", "--base-path", "oq/", "--url", store.url!],
+      {
+        cwd: tmpdir(),
+        env: cleanEnv({ NO_COLOR: "1" }),
+      },
+    );
+    expect(bad.code, bad.stderr).toBe(2);
+    expect(bad.stderr).toContain('Invalid basePath "oq/"');
+  });
+
   it("--read-only shows tasks but no action buttons, and refuses an action POST", async () => {
     const { oq, base } = await startDashboard(["--read-only", "--token", TOKEN]);
     try {
