@@ -449,7 +449,7 @@ function renderDashboard(
   return [
     "## Dashboard pages with many finished tasks",
     "",
-    `Each page of the dashboard loaded ${run.repetitions} times through its handler (\`createDashboard\`, no HTTP server), in a queue holding ${fmt(run.storedTasks, 0)} completed tasks noted in the finished journal, 20 pending tasks of another type and no workers. Time the median and maximum of the loads; requests as counted by the storage client on the last load.`,
+    `Each page of the dashboard loaded ${run.repetitions} times through its handler (\`createDashboard\`, no HTTP server), in a queue holding ${fmt(run.storedTasks, 0)} completed tasks noted in the finished journal, 20 pending tasks of another type and one live worker. Time the median and maximum of the loads; requests as counted by the storage client on the last load.`,
     "",
     "| page | median | max | requests | by kind |",
     "|---|---:|---:|---:|---|",
