@@ -196,6 +196,29 @@ describe("queue.stats() windows", () => {
     expect(stats.requests.GET).toBe(0);
   });
 
+  it("lists the workers whose heartbeats it reads, without a request more; stale ones marked", async () => {
+    const { clock, queue } = clocked();
+    const peers = (id: string) =>
+      new Peers(internals(queue), id, 60, () => ({
+        types: ["email"],
+        concurrency: 2,
+        active: [],
+        startedAt: 0,
+        stats: newStats(),
+        finished: new FinishedCounter(() => clock.now),
+      }));
+    await peers("w-old").heartbeat();
+    clock.now += 5 * 60_000;
+    await peers("w-new").heartbeat();
+    const stats = await queue.stats();
+    expect(stats.workers.map((w) => [w.id, w.stale, w.concurrency])).toEqual([
+      ["w-new", false, 2],
+      ["w-old", true, 2],
+    ]);
+    // 1 LIST for the types, 2 for the heartbeats, 1 GET per heartbeat: as before.
+    expect(stats.requests).toEqual({ LIST: 3, GET: 2 });
+  });
+
   it("averages throughput over whole minutes before the current one", () => {
     const now = Date.UTC(2026, 10, 30, 12, 10, 30);
     const counter = new FinishedCounter(() => now);

@@ -5,8 +5,8 @@
  *
  * @module
  */
-import { parseDate, parseDuration } from "../duration.ts";
 import { ValidationError } from "../errors.ts";
+import { listingSince } from "../queue/since.ts";
 import type { TaskStatus } from "../task/record.ts";
 import { TERMINAL_STATUSES } from "../task/transitions.ts";
 import { intArg, oqCommand, taskTypeArg } from "./args.ts";
@@ -27,35 +27,22 @@ function parseStatuses(value: string | undefined): TaskStatus[] | undefined {
   return wanted as TaskStatus[];
 }
 
-/** How far back a listing that includes completed tasks looks by default. */
-export const DEFAULT_COMPLETED_SINCE = "24h";
-
 /**
- * The `since` of a listing, as a function of the server time: `--since` as a duration ago (`24h`,
- * `7d`), a date, or `all` for no bound; without it, the last {@link DEFAULT_COMPLETED_SINCE} when
- * completed tasks are listed. Checked before connecting.
+ * The `since` of a listing, as a function of the server time (`listingSince`): checked before
+ * connecting, so a bad value is a usage error (exit 2).
  */
 function sinceOf(
   value: string | undefined,
   statuses: readonly TaskStatus[] | undefined,
 ): (now: number) => number | undefined {
-  const includesCompleted = statuses === undefined || statuses.includes("completed");
-  const given = value ?? (includesCompleted ? DEFAULT_COMPLETED_SINCE : undefined);
-  if (given === undefined || given === "all") return () => undefined;
+  const at = (now: number) => listingSince(value, statuses, "--since", now);
   try {
-    const ago = parseDuration(given, "--since");
-    return (now) => now - ago;
+    at(Date.now());
   } catch (error) {
-    if (!(error instanceof ValidationError)) throw error;
+    if (error instanceof ValidationError) throw usageError(error.message);
+    throw error;
   }
-  try {
-    const at = parseDate(given, "--since");
-    return () => at;
-  } catch {
-    throw usageError(
-      `Invalid --since "${given}": give a duration ago (24h, 7d), an ISO 8601 date-time with a timezone, or "all".`,
-    );
-  }
+  return at;
 }
 
 export default oqCommand({

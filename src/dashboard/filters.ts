@@ -4,9 +4,9 @@
  *
  * @module
  */
-import { parseDate, parseDuration } from "../duration.ts";
 import { ValidationError } from "../errors.ts";
 import { checkTaskType } from "../keys.ts";
+import { DEFAULT_COMPLETED_SINCE, listingSince, timeAgoOrDate } from "../queue/since.ts";
 import type { ListTasksOptions } from "../queue/types.ts";
 import type { TaskStatus } from "../task/record.ts";
 import { TERMINAL_STATUSES } from "../task/transitions.ts";
@@ -15,7 +15,7 @@ import { TERMINAL_STATUSES } from "../task/transitions.ts";
 export const STATUSES: readonly TaskStatus[] = ["pending", "running", ...TERMINAL_STATUSES];
 
 /** How far back the list looks for completed tasks when no `since` is given, as `oq list` does. */
-export const DEFAULT_SINCE = "24h";
+export const DEFAULT_SINCE = DEFAULT_COMPLETED_SINCE;
 
 /** A filter value that cannot be used; `field` names the query parameter. */
 export class FilterError extends ValidationError {
@@ -48,20 +48,13 @@ export function readFilters(url: URL): Filters {
   };
 }
 
-/** A time filter: a duration ago (`24h`, `7d`) or an ISO 8601 date-time with a timezone. */
-function timeOf(field: string, value: string, now: number): number {
+/** The value `read` returns, its `ValidationError` as a {@link FilterError} of `name`. */
+function field<T>(name: string, read: () => T): T {
   try {
-    return now - parseDuration(value, field);
+    return read();
   } catch (error) {
     if (!(error instanceof ValidationError)) throw error;
-  }
-  try {
-    return parseDate(value, field);
-  } catch {
-    throw new FilterError(
-      field,
-      `Invalid ${field} "${value}": give a duration ago (24h, 7d), an ISO 8601 date-time with a timezone (2026-11-30T12:00:00Z)${field === "since" ? ', or "all"' : ""}.`,
-    );
+    throw new FilterError(name, error.message);
   }
 }
 
@@ -80,18 +73,13 @@ export function listOptions(f: Filters, now: number, limit: number): ListTasksOp
       );
     options.status = f.status as TaskStatus;
   }
-  if (f.type !== "") {
-    try {
-      options.type = checkTaskType(f.type);
-    } catch (error) {
-      if (!(error instanceof ValidationError)) throw error;
-      throw new FilterError("type", error.message);
-    }
-  }
-  const since =
-    f.since === "" && (f.status === "" || f.status === "completed") ? DEFAULT_SINCE : f.since;
-  if (since !== "" && since !== "all") options.since = timeOf("since", since, now);
-  if (f.until !== "") options.until = timeOf("until", f.until, now);
+  if (f.type !== "") options.type = field("type", () => checkTaskType(f.type));
+  const statuses = options.status === undefined ? undefined : [options.status as TaskStatus];
+  const since = field("since", () =>
+    listingSince(f.since === "" ? undefined : f.since, statuses, "since", now),
+  );
+  if (since !== undefined) options.since = since;
+  if (f.until !== "") options.until = field("until", () => timeAgoOrDate(f.until, "until", now));
   if (options.since !== undefined && options.until !== undefined && options.since > options.until)
     throw new FilterError("since", "since is after until: swap them, or clear one.");
   if (f.cursor !== "") options.cursor = f.cursor;

@@ -123,8 +123,7 @@ export function createDashboard(
       link,
     };
     try {
-      const response = await answer(ctx, url.pathname.slice(base.length));
-      return response;
+      return await answer(ctx, url.pathname.slice(base.length));
     } catch (error) {
       return failure(ctx, error);
     }

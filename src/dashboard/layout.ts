@@ -111,9 +111,14 @@ export function unauthorized(reason: "missing" | "wrong"): Response {
   );
 }
 
-/** A 303 redirect to `location`, with the security headers (and `Set-Cookie` when given). */
+/**
+ * A 303 redirect to `location` (a path on this origin), with the security headers (and
+ * `Set-Cookie` when given). Leading slashes are collapsed to one: a path such as `//evil.test/`
+ * (which a request URL or a form's `back` can hold) would otherwise lead to another host.
+ */
 export function redirect(location: string, setCookie?: string): Response {
-  const headers = securityHeaders(new Headers({ Location: location }));
+  const path = location.replace(/^[/\\]+/, "/");
+  const headers = securityHeaders(new Headers({ Location: path }));
   if (setCookie !== undefined) headers.set("Set-Cookie", setCookie);
   return new Response(null, { status: 303, headers });
 }

@@ -93,11 +93,18 @@ describe.each(targets)("dashboard actions on $name", (target) => {
 
   it("goes back only to a page of this dashboard", async () => {
     const task = await queue.submit("email", {});
-    for (const back of ["https://evil.test/", "//evil.test/x", "/elsewhere"]) {
+    for (const back of ["https://evil.test/", "//evil.test/x", "/\\evil.test/x", "/elsewhere"]) {
       const h = createDashboard(queue, { basePath: "/oq" });
       const token = csrfOf((await get(h, `/oq/tasks/${task.id}`)).text);
       const done = await post(h, `/oq/tasks/${task.id}/cancel`, { csrf: token, back });
       expect(done.location?.startsWith(`/oq/tasks/${task.id}?`)).toBe(true);
     }
+    // At the root, a path that resolves to `//host` stays on this host.
+    const token = csrfOf((await get(handler, `/tasks/${task.id}`)).text);
+    const dotted = await post(handler, `/tasks/${task.id}/cancel`, {
+      csrf: token,
+      back: "/.//evil.test/x",
+    });
+    expect(dotted.location).toMatch(/^\/evil\.test\/x\?/);
   });
 });

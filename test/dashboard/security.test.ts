@@ -7,6 +7,7 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { createDashboard } from "../../src/dashboard/handler.ts";
 import { ValidationError } from "../../src/errors.ts";
 import { Queue } from "../../src/queue/queue.ts";
+import { Scheduler } from "../../src/schedule/scheduler.ts";
 import { MemoryStorage } from "../../src/storage/memory.ts";
 import { csrfOf, get, type Handler, ORIGIN, post } from "./helpers.ts";
 
@@ -43,10 +44,17 @@ describe("dashboard security", () => {
     const cookie = setCookie.split(";")[0]!;
     const next = await get(handler, "/oq/tasks?status=pending", { Cookie: cookie });
     expect(next.status).toBe(200);
+    // A proxy's Basic auth in front does not hide the cookie.
+    const basic = { Cookie: cookie, Authorization: "Basic dXNlcjpwYXNz" };
+    expect((await get(handler, "/oq/tasks", basic)).status).toBe(200);
     expect((await get(handler, "/oq/tasks", { Cookie: "oq_dashboard=0000" })).status).toBe(401);
     // A second handler with the same token accepts the cookie (it holds a digest, not a session).
     const again = createDashboard(queue, { token: TOKEN, basePath: "/oq" });
     expect((await get(again, "/oq/", { Cookie: cookie })).status).toBe(200);
+    const slashes = await createDashboard(queue, { token: TOKEN })(
+      new Request(`${ORIGIN}//evil.test/x?token=${TOKEN}`),
+    );
+    expect(slashes.headers.get("location")).toBe("/evil.test/x");
     const https = await createDashboard(queue, { token: TOKEN })(
       new Request(`https://dash.test/?token=${TOKEN}`),
     );
@@ -59,8 +67,15 @@ describe("dashboard security", () => {
     const page = await get(handler, `/tasks/${task.id}`);
     expect(page.text).not.toContain('<form class="inline" method="post"');
     expect(page.text).toContain("read-only");
-    const overview = await get(handler, "/");
-    expect(overview.text).not.toContain('method="post"');
+    await new Scheduler(queue).create({ id: "nightly", type: "email", cron: "0 3 * * *" });
+    for (const path of ["/", "/schedules", "/tasks?status=pending&type=email"]) {
+      const shown = await get(handler, path);
+      expect(shown.status, path).toBe(200);
+      expect(shown.text, path).not.toContain('method="post"');
+    }
+    expect((await get(handler, "/schedules")).text).toContain("<td>nightly</td>");
+    expect((await post(handler, "/schedules/nightly/pause", {})).status).toBe(403);
+    expect((await new Scheduler(queue).get("nightly")).enabled).toBe(true);
     const csrf = csrfOf((await get(createDashboard(queue), `/tasks/${task.id}`)).text);
     const refused = await post(handler, `/tasks/${task.id}/cancel`, { csrf });
     expect(refused.status).toBe(403);
