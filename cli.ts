@@ -48,6 +48,7 @@ const main = defineCommand({
     shards: () => import("./src/cli/shards.ts").then((m) => m.default),
     repair: () => import("./src/cli/repair.ts").then((m) => m.default),
     stats: () => import("./src/cli/stats.ts").then((m) => m.default),
+    dashboard: () => import("./src/cli/dashboard.ts").then((m) => m.default),
     retention: () => import("./src/cli/retention.ts").then((m) => m.default),
     prune: () => import("./src/cli/prune.ts").then((m) => m.default),
 

@@ -104,6 +104,20 @@ export interface BenchResult {
     ms: number;
     completedLastHour: number;
   }[];
+  /** Loading dashboard pages through its handler with many finished tasks (absent before it existed). */
+  dashboard?: {
+    storedTasks: number;
+    storeSeconds: number;
+    repetitions: number;
+    pages: {
+      page: string;
+      path: string;
+      medianMs: number;
+      maxMs: number;
+      requests: number;
+      byKind: Kinds;
+    }[];
+  };
   memory: {
     concurrency: number;
     idle: { seconds: number; peakRssMb: number; peakHeapUsedMb: number };
@@ -378,6 +392,7 @@ export function renderMarkdown(
     `Ratio ${was(fmt(c.ratio, 3), fmtOr(pc?.ratio, 3))}: ${Math.abs(1 - c.ratio) <= 0.1 ? "within" : "OUTSIDE"} the 10% the design allows. LISTs per claim (${fmt(c.empty.requestsPerClaim.LIST, 3)} and ${fmt(c.stored.requestsPerClaim.LIST, 3)}) and GETs per claim (${fmt(c.empty.requestsPerClaim.GET, 3)} and ${fmt(c.stored.requestsPerClaim.GET, 3)}) do not grow with the stored tasks: a worker lists only the ready index (non-terminal tasks) and reads only the tasks it tries to claim.`,
     "",
     ...renderStats(r.stats, p?.stats),
+    ...renderDashboard(r.dashboard, p?.dashboard),
     "## Memory of a worker process",
     "",
     `A worker (${r.memory.concurrency} slots) in its own process on the S3 driver, \`process.memoryUsage()\` sampled every 100 ms.`,
@@ -421,6 +436,29 @@ function renderStats(runs: BenchResult["stats"], previous: BenchResult["stats"])
     }),
     "",
     `${same ? "The same requests" : "DIFFERENT requests"} with and without them: the live counts come from the ready index (non-terminal tasks only) and the finished counts from the workers' heartbeats, never from \`tasks/\`.`,
+    "",
+  ];
+}
+
+/** The section on loading dashboard pages, when the run measured it. */
+function renderDashboard(
+  run: BenchResult["dashboard"],
+  previous: BenchResult["dashboard"],
+): string[] {
+  if (run === undefined) return [];
+  return [
+    "## Dashboard pages with many finished tasks",
+    "",
+    `Each page of the dashboard loaded ${run.repetitions} times through its handler (\`createDashboard\`, no HTTP server), in a queue holding ${fmt(run.storedTasks, 0)} completed tasks noted in the finished journal, 20 pending tasks of another type and one live worker. Time the median and maximum of the loads; requests as counted by the storage client on the last load.`,
+    "",
+    "| page | median | max | requests | by kind |",
+    "|---|---:|---:|---:|---|",
+    ...run.pages.map((x) => {
+      const o = previous?.pages.find((y) => y.path === x.path);
+      return `| ${x.page} (\`${x.path}\`) | ${was(`${fmt(x.medianMs, 1)} ms`, fmtOr(o?.medianMs, 1, " ms"))} | ${was(`${fmt(x.maxMs, 1)} ms`, fmtOr(o?.maxMs, 1, " ms"))} | ${was(String(x.requests), o === undefined ? undefined : String(o.requests))} | ${kinds(x.byKind, 0)} |`;
+    }),
+    "",
+    "The overview reads the ready index and the workers' heartbeats (`queue.stats()`), never `tasks/`; the task list reads one journal of recent finished tasks and one GET per task shown.",
     "",
   ];
 }

@@ -6,13 +6,16 @@
  *   npx tsx scripts/bench.ts --only claims,memory --claim-stored 5000
  *   npx tsx scripts/bench.ts --only idle --idle-cases running,unhandled
  *   npx tsx scripts/bench.ts --only stats --stats-finished 5000
+ *   npx tsx scripts/bench.ts --only dashboard --dashboard-finished 5000
  *
  * Sections: requests (per task, by kind, and dollars), idle (requests per idle worker-minute
  * while the queue holds nothing, finished tasks, tasks running elsewhere, and tasks of a type
  * the worker has no handler for; `--idle-cases` picks some of empty,finished,running,unhandled),
  * throughput and latency (against 1, 4 and 8 workers), claims (claim throughput with 0 and with
  * 50,000 stored finished tasks), stats (the requests and time of one `queue.stats()` with 0 and
- * with `--stats-finished` stored finished tasks), memory (peak RSS and heap of an idle and a busy
+ * with `--stats-finished` stored finished tasks), dashboard (the time and requests of loading the
+ * dashboard's overview and task list through its handler, with `--dashboard-finished` finished
+ * tasks in the journal), memory (peak RSS and heap of an idle and a busy
  * worker process).
  * `--report` (what `npm run bench` passes) writes docs/benchmarks.md and docs/benchmarks.svg
  * from a complete run, with the previous run's figures (read from docs/benchmarks.json, `--results`)
@@ -27,13 +30,16 @@ import { readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { createDashboard } from "../src/dashboard/handler.ts";
 import { requireSafeBackend } from "../src/doctor/mod.ts";
+import { FinishedJournal } from "../src/queue/journal.ts";
 import { Queue } from "../src/queue/queue.ts";
 import { type CountedStorage, countRequests } from "../src/storage/count.ts";
 import { S3Storage } from "../src/storage/s3/driver.ts";
 import type { Storage } from "../src/storage/storage.ts";
 import { encodeTask, type TaskRecord } from "../src/task/record.ts";
 import { mapLimit } from "../src/util/async.ts";
+import { randomHex } from "../src/util/format.ts";
 import type { Handler } from "../src/worker/options.ts";
 import { Worker } from "../src/worker/worker.ts";
 import {
@@ -61,6 +67,8 @@ const { values: args } = parseArgs({
     "claim-tasks": { type: "string", default: "1500" },
     "claim-trials": { type: "string", default: "5" },
     "stats-finished": { type: "string", default: "50000" },
+    "dashboard-finished": { type: "string", default: "50000" },
+    "dashboard-repetitions": { type: "string", default: "7" },
     "memory-tasks": { type: "string", default: "3000" },
     "memory-idle-seconds": { type: "string", default: "20" },
     json: { type: "string" },
@@ -180,8 +188,17 @@ async function requestsPerTask(n: number, workerCount: number) {
   };
 }
 
-/** Write `count` finished task objects directly (no markers), as a long-lived queue accumulates. */
-async function storeFinished(storage: Storage, queue: Queue, count: number) {
+/**
+ * Write `count` finished task objects directly (no markers), as a long-lived queue accumulates;
+ * with `journal`, also note each in that finished journal (flushed per 1,000), as the workers
+ * that finished them would have, so listings can find them.
+ */
+async function storeFinished(
+  storage: Storage,
+  queue: Queue,
+  count: number,
+  journal?: FinishedJournal,
+) {
   const now = Date.now();
   let next = 0;
   const one = async () => {
@@ -218,9 +235,11 @@ async function storeFinished(storage: Storage, queue: Queue, count: number) {
         history: [],
       };
       await storage.put(queue.keys.task(id), encodeTask(task), { contentType: "application/json" });
+      journal?.record(task);
     }
   };
   await Promise.all(Array.from({ length: 32 }, one));
+  await journal?.flush();
 }
 
 /**
@@ -326,6 +345,71 @@ async function statsCost(stored: number) {
     ms: round(times.sort((a, b) => a - b)[1]!, 1),
     completedLastHour: email?.finished.lastHour.completed ?? 0,
   };
+}
+
+/** Median and maximum of `times`, ms, rounded to 0.1. */
+function medianMax(times: number[]) {
+  const sorted = [...times].sort((a, b) => a - b);
+  return {
+    medianMs: round(sorted[Math.floor((sorted.length - 1) / 2)]!, 1),
+    maxMs: round(sorted.at(-1)!, 1),
+  };
+}
+
+/**
+ * Loading dashboard pages through its handler (no HTTP server: the handler's own cost) in a
+ * queue holding `stored` finished tasks, noted in the finished journal as workers note theirs,
+ * plus 20 pending tasks of another type and a live worker. Each page `reps` times; time median and maximum, and
+ * the storage requests of the last load.
+ */
+async function dashboardCost(stored: number, reps: number) {
+  const raw = s3();
+  const prefix = await provenPrefix(`dashboard-${stored}`);
+  const setup = new Queue({ storage: raw, prefix });
+  const journal = new FinishedJournal({
+    storage: raw,
+    keys: setup.keys,
+    logger: setup.logger,
+    randomHex: (n) => randomHex(Math.ceil(n / 2)).slice(0, n),
+  });
+  const storeStart = Date.now();
+  await storeFinished(raw, setup, stored, journal);
+  const storeSeconds = round((Date.now() - storeStart) / 1000, 0);
+  await setup.submitMany(Array.from({ length: 20 }, (_, i) => ({ type: "email", input: i })));
+  // A live worker (of a type with no tasks), so the overview reads a heartbeat as it would.
+  const live = new Worker(setup, { heartbeatSeconds: 60 }).task("video", noop);
+  await live.start();
+  const storage = countRequests(s3());
+  const handler = createDashboard(new Queue({ storage, prefix }));
+  const pages: Record<string, unknown>[] = [];
+  for (const [page, path] of [
+    ["overview", "/"],
+    ["task list", "/tasks"],
+  ] as const) {
+    const times: number[] = [];
+    let status = 0;
+    for (let i = 0; i < reps; i++) {
+      storage.reset();
+      const start = performance.now();
+      const response = await handler(new Request(`http://bench.local${path}`));
+      await response.text();
+      times.push(performance.now() - start);
+      status = response.status;
+    }
+    if (status !== 200) {
+      await live.stop();
+      throw new Error(`dashboard ${path} answered ${status}`);
+    }
+    pages.push({
+      page,
+      path,
+      ...medianMax(times),
+      requests: storage.total(),
+      byKind: { ...storage.counts },
+    });
+  }
+  await live.stop();
+  return { storedTasks: stored, storeSeconds, repetitions: reps, pages };
 }
 
 /** Slots of each of the other workers that hold the running tasks of {@link idleWithRunning}. */
@@ -737,6 +821,13 @@ try {
       (result.stats as unknown[]).push(r);
       console.log("stats", JSON.stringify(r));
     }
+  }
+  if (want("dashboard")) {
+    result.dashboard = await dashboardCost(
+      Number(args["dashboard-finished"]),
+      Number(args["dashboard-repetitions"]),
+    );
+    console.log("dashboard", JSON.stringify(result.dashboard));
   }
   if (want("throughput")) {
     result.throughput = [];
