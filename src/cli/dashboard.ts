@@ -10,6 +10,7 @@
  */
 import process from "node:process";
 import { createDashboard, type DashboardOptions } from "../dashboard/handler.ts";
+import { Metrics, metricsHandler } from "../metrics/metrics.ts";
 import { type FetchHandler, serveNodeHttp } from "../runtime/node-http.ts";
 import { intArg, oqCommand } from "./args.ts";
 import { openQueue } from "./config.ts";
@@ -124,8 +125,13 @@ export default oqCommand({
         `Refusing to serve the dashboard on ${host} without a token: anyone who can reach that address could cancel and replay tasks. Set OQ_DASHBOARD_TOKEN (or --token), or listen on 127.0.0.1 (the default) and reach it through an SSH tunnel or a proxy that authenticates.`,
       );
     }
-    const queue = await openQueue(args);
-    const options: DashboardOptions = { readOnly: args["read-only"] === true };
+    // Its /metrics: queue depth from stats() (the whole fleet's) and this process's requests.
+    const metrics = new Metrics();
+    const queue = await openQueue(args, { metrics });
+    const options: DashboardOptions = {
+      readOnly: args["read-only"] === true,
+      metrics: metricsHandler(metrics),
+    };
     if (token !== undefined) options.token = token;
     if (args["base-path"] !== undefined) options.basePath = args["base-path"];
     if (args.origin !== undefined) options.origin = args.origin;

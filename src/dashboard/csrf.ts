@@ -33,7 +33,10 @@ export async function csrfToken(secret: string | undefined): Promise<string> {
 /** True when the request says it comes from the dashboard's own origin, `origin`. */
 export function isSameOrigin(request: Request, origin: string): boolean {
   const given = request.headers.get("origin");
-  if (given !== null) return given === origin;
+  // A browser sends `Origin: null` for its own form posts under some referrer policies (ours
+  // was no-referrer, and a proxy may set another); its `Sec-Fetch-Site`, which no page can
+  // forge, still says whether the form was the dashboard's own.
+  if (given !== null && given !== "null") return given === origin;
   return request.headers.get("sec-fetch-site") === "same-origin";
 }
 

@@ -83,6 +83,15 @@ describe("oq dashboard", () => {
       const page = await withToken.text();
       expect(page).toContain(pendingId);
       expect(page).toMatch(/<button[^>]*>Cancel<\/button>/);
+      // Its /metrics is behind the token too, and shows the queue's depth.
+      expect((await fetch(`${base}/metrics`)).status).toBe(401);
+      const metrics = await fetch(`${base}/metrics`, {
+        headers: { authorization: `Bearer ${TOKEN}` },
+      });
+      expect(metrics.status).toBe(200);
+      expect(await metrics.text()).toMatch(
+        /oq_queue_depth\{oq_task_type="email",oq_task_state="due"\} 1/,
+      );
     } finally {
       expect(await stop(oq)).toBe(0);
     }
