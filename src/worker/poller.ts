@@ -24,6 +24,7 @@ import {
 import { sleep } from "../util/async.ts";
 import { errorMessage } from "../util/errors.ts";
 import type { ClaimProbes } from "./claim-probes.ts";
+import { DueSoon } from "./due-soon.ts";
 import type { Emit, WorkerStats } from "./events.ts";
 import type { Candidate, Monitor } from "./monitor.ts";
 import { type HandlerEntry, leaseToWrite } from "./options.ts";
@@ -108,7 +109,7 @@ export class Poller {
   #listedAt = Number.NEGATIVE_INFINITY;
   /** When a read last won nothing because another worker got there (local ms). */
   #contendedAt = Number.NEGATIVE_INFINITY;
-  #notDueUntil: number | undefined;
+  readonly #dueSoon = new DueSoon();
   /** Reads in a row that found a task another worker took since our listing. */
   #wastedInRow = 0;
   #wake = new AbortController();
@@ -200,19 +201,14 @@ export class Poller {
    * `drain()` waits for it within its budget; a retry's backoff or a delay is not waited for.
    */
   get notDueUntil(): number | undefined {
-    return this.#notDueUntil;
-  }
-
-  /** Note a task that may be due now by the server's clock: it surely is at local `localMs`. */
-  #notDue(localMs: number): void {
-    this.#notDueUntil = Math.min(this.#notDueUntil ?? Number.POSITIVE_INFINITY, localMs);
+    return this.#dueSoon.until;
   }
 
   /** Try to fill free slots from the ready index. Returns how many tasks were claimed. */
   async pass(): Promise<number> {
     const o = this.#o;
-    this.#notDueUntil = undefined;
     const local = this.#queue.clock.localNow();
+    this.#dueSoon.startPass(local);
     if (this.#candidates.length === 0 || local - this.#listedAt > o.listReuseMs) {
       await this.list();
     }
@@ -371,7 +367,7 @@ export class Poller {
     // A marker past our lower bound of server time that may be due all the same (a submit a
     // moment ago, stamped by a clock ahead of this one's lower bound).
     if (progress.nextDueMs !== undefined && progress.nextDueMs <= q.clock.bounds().upper)
-      this.#notDue(progress.nextDueMs - q.clock.offsetMs());
+      this.#dueSoon.listedPast(progress.nextDueMs - q.clock.offsetMs());
     if (progress.capped && last !== undefined) this.#resumeAfter.set(partition, last);
     else this.#resumeAfter.delete(partition);
     return found;
@@ -425,7 +421,7 @@ export class Poller {
     }
     if (ms(task.availableAt) > now) {
       const skipUntil = this.#o.skip.untilServer(marker.key, ms(task.availableAt));
-      if (ms(task.availableAt) <= q.clock.bounds().upper) this.#notDue(skipUntil);
+      if (ms(task.availableAt) <= q.clock.bounds().upper) this.#dueSoon.read(marker.key, skipUntil);
       return false;
     }
     if (!handled) {

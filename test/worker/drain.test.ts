@@ -42,4 +42,24 @@ describe("drain() with server time known to the second", () => {
     const worker = new Worker(queue, { ...fast, skipDoctor: true }).task("quick", async () => {});
     expect(await worker.drain({ budgetMs: 5000 })).toBe(3);
   });
+
+  it("remembers a task read before it was due after a pass that claimed another", async () => {
+    // As above, with one task the worker's own queue stamped (due by its lower bound): the
+    // first pass claims it and reads the other too early. Before the fix the next pass, with
+    // that marker in the skip list, forgot it and the drain returned 1.
+    const real = Date.now();
+    const offset = Math.ceil(real / 1000) * 1000 + 100 - real;
+    const now = () => Date.now() + offset;
+    const memory = new MemoryStorage({ now });
+    const submitter = new Queue({ storage: memory, now });
+    const queue = new Queue({ storage: secondResolution(memory), now });
+    await submitter.submit("quick", "stamped by the exact clock");
+    await queue.submit("quick", "stamped by the worker's lower bound");
+    // Two slots: the first pass reads both tasks whichever it takes first.
+    const worker = new Worker(queue, { ...fast, concurrency: 2, skipDoctor: true }).task(
+      "quick",
+      async () => {},
+    );
+    expect(await worker.drain({ budgetMs: 5000 })).toBe(2);
+  });
 });
