@@ -615,6 +615,11 @@ export function writeReport(options: {
   previousPath?: string;
   /** The soak result to include (`npm run soak --json`); default `soak.json` beside `mdPath`. */
   soakPath?: string;
+  /**
+   * The drive-loss run's section to include as it is (`scripts/chaos.ts --scenario drives`);
+   * default `chaos-drives.md` beside `mdPath`.
+   */
+  drivesPath?: string;
 }): void {
   const previousPath = options.previousPath ?? options.resultsPath;
   const previous = existsSync(previousPath)
@@ -632,7 +637,10 @@ export function writeReport(options: {
   const soak = existsSync(soakPath)
     ? `\n${renderSoakMarkdown(JSON.parse(readFileSync(soakPath, "utf8")) as SoakResult, relative(dirname(options.mdPath), join(dirname(soakPath), "soak.svg")))}`
     : "";
-  writeFileSync(options.mdPath, renderMarkdown(result, options.svgPath, previous) + soak);
+  // So does the drive-loss scenario's (it needs an erasure-coded MinIO of its own).
+  const drivesPath = options.drivesPath ?? join(dirname(options.mdPath), "chaos-drives.md");
+  const drives = existsSync(drivesPath) ? `\n${readFileSync(drivesPath, "utf8")}` : "";
+  writeFileSync(options.mdPath, renderMarkdown(result, options.svgPath, previous) + soak + drives);
   writeFileSync(options.resultsPath, `${JSON.stringify(result, null, 2)}\n`);
   console.error(
     `bench: wrote ${options.mdPath}, ${options.svgPath} and ${options.resultsPath}${previous === undefined ? "" : ` (previous run: ${previous.date})`}`,

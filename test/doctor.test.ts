@@ -17,7 +17,13 @@ import {
   runDoctor,
   verdictKey,
 } from "../src/doctor/mod.ts";
-import { AccessDeniedError, UnavailableError, UnsafeBackendError } from "../src/errors.ts";
+import {
+  AccessDeniedError,
+  AmbiguousWriteError,
+  StorageError,
+  UnavailableError,
+  UnsafeBackendError,
+} from "../src/errors.ts";
 import { Queue } from "../src/queue/queue.ts";
 import { FileStorage } from "../src/runtime/file/storage.ts";
 import { countRequests } from "../src/storage/count.ts";
@@ -349,6 +355,31 @@ describe("requireSafeBackend", () => {
     expect(check(report, "create-if-absent").status).toBe("skipped");
     await expect(requireSafeBackend(queue)).rejects.toThrow(UnavailableError);
     expect(await storage.inner.list({ prefix: "_doctor/" })).toMatchObject({ objects: [] });
+  });
+
+  it("a store below write quorum (every write 503 SlowDownWrite) is an error, never cached as unsafe (issue 16)", async () => {
+    // MinIO with 2 of 4 drives lost: unconditional writes fail after the driver's retries, and
+    // a conditional write's 503 reaches oq as an ambiguous write that did not land.
+    class BelowWriteQuorum extends Wrapped {
+      override async put(
+        key: string,
+        _body: Uint8Array | string,
+        options: PutOptions = {},
+      ): Promise<PutResult> {
+        const details = { status: 503, s3Code: "SlowDownWrite", key };
+        if (options.ifMatch !== undefined || options.ifNoneMatch !== undefined)
+          throw new AmbiguousWriteError(`PUT ${key}: 503 SlowDownWrite`, details);
+        throw new StorageError(`PUT ${key}: server error (503 SlowDownWrite)`, details);
+      }
+    }
+    const storage = new BelowWriteQuorum("s3://quorum-lost");
+    const queue = new Queue({ storage });
+    const report = await runDoctor(queue);
+    expect(report.checks.filter((c) => c.unsafe).map((c) => c.id)).toEqual([]);
+    expect(report.verdict).toBe("error");
+    expect(check(report, "create-race").evidence.join("\n")).not.toMatch(/refused with 412/);
+    await expect(requireSafeBackend(queue)).rejects.toThrow(AmbiguousWriteError);
+    expect(await readVerdict(queue)).toBeUndefined();
   });
 
   it("says what to do about refused credentials", async () => {

@@ -53,6 +53,9 @@ function inconclusive(error: unknown): boolean {
     isOqError(error, "ACCESS_DENIED") ||
     isOqError(error, "CONFIG") ||
     isOqError(error, "TIMEOUT") ||
+    // A write whose answer was lost (a 5xx, e.g. MinIO's 503 SlowDownWrite below write quorum)
+    // proves nothing either way: the check could not be completed.
+    isOqError(error, "AMBIGUOUS_WRITE") ||
     (isOqError(error, "STORAGE") && ((error as OqError).status ?? 0) >= 500)
   );
 }

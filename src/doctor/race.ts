@@ -11,7 +11,8 @@ import { bail, CheckFailed, headerText, type Outcome, type Probe } from "./probe
 
 /**
  * A race round that must be decided: {@link race}, run once more when nobody won (every writer
- * got 409: inconclusive, not unsafe); throws {@link noWinner} when it stays undecided.
+ * got 409 or no answer, and nothing was stored: inconclusive, not unsafe); throws
+ * {@link noWinner} when it stays undecided.
  */
 export async function decidedRace(
   p: Probe,
@@ -66,7 +67,7 @@ export async function race(
 
 /**
  * The round's verdict: true with exactly one winner whose body is stored, false when nobody won
- * because every writer got 409 (undecided); throws `CheckFailed` for anything else.
+ * and a writer got 409 or no answer (undecided); throws `CheckFailed` for anything else.
  */
 function judge(won: number[], stored: number, results: Outcome<unknown>[]): boolean {
   const writers = results.length;
@@ -92,8 +93,13 @@ function judge(won: number[], stored: number, results: Outcome<unknown>[]): bool
     );
   }
   if (won.length === 0) {
-    const conflicts = results.some((r) => !r.ok && r.error instanceof ConflictError);
-    if (!conflicts) {
+    // Nobody won and nothing is stored. 409s, or answers lost with nothing landing (MinIO below
+    // write quorum answers every writer 503 SlowDownWrite), leave the round undecided: no writer
+    // was refused wrongly, none was told it won. Only a round of 412s alone is a wrong refusal.
+    const undecided = results.some(
+      (r) => !r.ok && (r.error instanceof ConflictError || r.error instanceof AmbiguousWriteError),
+    );
+    if (!undecided) {
       throw new CheckFailed(
         `All ${writers} writers were refused with 412 although the condition held for the first of them: the backend evaluates the condition wrongly.`,
         true,
@@ -108,7 +114,7 @@ function judge(won: number[], stored: number, results: Outcome<unknown>[]): bool
 /** The check's failure when a race stayed undecided twice in a row. */
 function noWinner(): CheckFailed {
   return new CheckFailed(
-    "Twice in a row every concurrent writer was refused with 409 and nobody won: the race could not be decided.",
+    "Twice in a row nobody won: every concurrent writer was refused with 409 or got no answer (a 5xx such as 503 SlowDownWrite) and nothing was stored, so the race could not be decided.",
     false,
     "Run oq doctor again; if it keeps happening, the backend cannot settle concurrent conditional writes and is unfit for oq.",
   );

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { OqError } from "../../src/errors.ts";
 import type { LogFields, Logger } from "../../src/logger.ts";
 import { Queue } from "../../src/queue/queue.ts";
 import { type SchedulerHandle, startScheduler } from "../../src/schedule/runner.ts";
@@ -90,6 +91,11 @@ export interface ChaosStatus {
   hottestKey: { key: string; reads: number };
   /** The worker's own counters. */
   stats: WorkerStats;
+  /**
+   * Errors the storage itself threw (not injected faults), by kind: code, HTTP status and S3
+   * code, e.g. `AMBIGUOUS_WRITE 503 SlowDownWrite` or `PRECONDITION_FAILED 412` (a lost race).
+   */
+  storageErrors: Record<string, number>;
   /** Warnings logged. */
   warnings: number;
   /**
@@ -120,7 +126,8 @@ export async function startChaosWorker(
   config: ChaosWorkerConfig,
   sink: ChaosSink,
 ): Promise<ChaosWorker> {
-  const counted = countRequests(storage);
+  const storageErrors: Record<string, number> = {};
+  const counted = countRequests(countErrors(storage, storageErrors));
   const faulty = new FaultyStorage(counted, config.faults ?? {});
   // A layer that injects nothing and sees every call of the worker (not of its scheduler),
   // to keep each key's recent reads: a worker spinning on an object shows as its hottest key.
@@ -193,6 +200,7 @@ export async function startChaosWorker(
       schedulerRequests: { ...schedulerStorage.counts },
       hottestKey: hottestKey(),
       stats: { ...worker.stats },
+      storageErrors: { ...storageErrors },
       warnings,
       passErrors,
     }),
@@ -201,4 +209,30 @@ export async function startChaosWorker(
       await worker.stop(graceMs === undefined ? {} : { graceMs });
     },
   };
+}
+
+/** The kind of a storage error, for counting: its code, HTTP status and S3 code when known. */
+export function errorKind(error: unknown): string {
+  if (!(error instanceof OqError)) return error instanceof Error ? error.name : "unknown";
+  return [error.code, error.status, error.s3Code].filter((p) => p !== undefined).join(" ");
+}
+
+/** `storage`, counting every error its calls throw into `counts` by {@link errorKind}. */
+function countErrors(storage: Storage, counts: Record<string, number>): Storage {
+  return new Proxy(storage, {
+    get(target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver);
+      if (typeof value !== "function") return value;
+      if (prop === "serverTime") return value.bind(target);
+      return (...args: unknown[]) => {
+        const result = value.apply(target, args);
+        if (!(result instanceof Promise)) return result;
+        return result.catch((error: unknown) => {
+          const kind = errorKind(error);
+          counts[kind] = (counts[kind] ?? 0) + 1;
+          throw error;
+        });
+      };
+    },
+  });
 }

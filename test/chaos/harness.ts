@@ -132,6 +132,15 @@ export class Fleet {
     return this.workers.reduce((n, w) => n + (w.status?.passErrors ?? 0), 0);
   }
 
+  /** Errors the storage threw at all workers, by kind (see `ChaosStatus.storageErrors`). */
+  storageErrors(): Record<string, number> {
+    const total: Record<string, number> = {};
+    for (const w of this.workers)
+      for (const [kind, n] of Object.entries(w.status?.storageErrors ?? {}))
+        total[kind] = (total[kind] ?? 0) + n;
+    return total;
+  }
+
   /** Storage calls all workers made (that faults could hit). */
   calls(): number {
     return this.workers.reduce((n, w) => n + (w.status?.calls ?? 0), 0);
@@ -323,7 +332,7 @@ export async function submitTasks(
 /**
  * Wait until every task in `ids` is terminal, reading them through `queue` (fault-free) a few at
  * a time, those a worker reported finished first. Returns the ids still not terminal when
- * `timeoutMs` ran out (empty on success).
+ * `timeoutMs` ran out (empty on success). A failed read counts as not terminal yet.
  */
 export async function waitTerminal(
   queue: Queue,
@@ -340,7 +349,12 @@ export async function waitTerminal(
     rotate = (rotate + batch) % Math.max(1, all.length);
     const others = [...all.slice(rotate), ...all.slice(0, rotate)].slice(0, batch / 2);
     const check = [...new Set([...hinted, ...others])];
-    const states = await mapLimit(check, 16, async (id) => (await queue.read(id))?.task.status);
+    // A read that fails (a store restarting under the run) leaves the task to the next round.
+    const states = await mapLimit(
+      check,
+      16,
+      async (id) => (await queue.read(id).catch(() => undefined))?.task.status,
+    );
     check.forEach((id, i) => {
       const s = states[i];
       if (s !== undefined && isTerminal(s)) remaining.delete(id);

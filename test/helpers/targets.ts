@@ -29,8 +29,8 @@ export interface Target {
   create(): Promise<TargetInstance>;
 }
 
-const s3Env = () => {
-  const e = process.env;
+/** MinIO settings from `OQ_TEST_S3_*` variables (the environment, or an env file parsed). */
+export const s3ConfigFrom = (e: Record<string, string | undefined> = process.env) => {
   if (
     !e.OQ_TEST_S3_ENDPOINT ||
     !e.OQ_TEST_S3_BUCKET ||
@@ -49,12 +49,19 @@ const s3Env = () => {
   };
 };
 
+/** How to reach a test MinIO (the `OQ_TEST_S3_*` variables that `scripts/minio.sh` writes). */
+export type S3Config = NonNullable<ReturnType<typeof s3ConfigFrom>>;
+
 /** MinIO settings from the environment, when the S3 suite is enabled. */
-export const s3Config = s3Env();
+export const s3Config = s3ConfigFrom();
 
 /** A new S3 storage on the test bucket (or another bucket of the same server). */
 export function testS3Storage(bucket?: string): S3Storage {
-  const c = s3Config!;
+  return s3StorageOf(s3Config!, bucket);
+}
+
+/** A new S3 storage on `c`'s test bucket (or another bucket of the same server). */
+export function s3StorageOf(c: S3Config, bucket?: string): S3Storage {
   return new S3Storage({
     endpoint: c.endpoint,
     bucket: bucket ?? c.bucket,
@@ -125,32 +132,34 @@ export const fileTarget: Target = {
   },
 };
 
-export const s3Target: Target | undefined =
-  s3Config === undefined
-    ? undefined
-    : {
-        name: "s3 (MinIO)",
-        shared: true,
-        async create() {
-          const storage = testS3Storage();
-          const prefix = `${unique()}/`;
-          const c = s3Config;
-          return {
-            storage,
-            prefix,
-            url: `s3://${c.bucket}/${prefix}?endpoint=${encodeURIComponent(c.endpoint)}&region=${c.region}`,
-            env: {
-              OQ_BUCKET: c.bucket,
-              OQ_ENDPOINT: c.endpoint,
-              OQ_REGION: c.region,
-              OQ_PREFIX: prefix,
-              AWS_ACCESS_KEY_ID: c.accessKeyId,
-              AWS_SECRET_ACCESS_KEY: c.secretAccessKey,
-            },
-            cleanup: () => removePrefix(storage, prefix),
-          };
+/** The target of the MinIO `c` (each instance a fresh prefix of its test bucket). */
+export function s3TargetOf(c: S3Config, name = "s3 (MinIO)"): Target {
+  return {
+    name,
+    shared: true,
+    async create() {
+      const storage = s3StorageOf(c);
+      const prefix = `${unique()}/`;
+      return {
+        storage,
+        prefix,
+        url: `s3://${c.bucket}/${prefix}?endpoint=${encodeURIComponent(c.endpoint)}&region=${c.region}`,
+        env: {
+          OQ_BUCKET: c.bucket,
+          OQ_ENDPOINT: c.endpoint,
+          OQ_REGION: c.region,
+          OQ_PREFIX: prefix,
+          AWS_ACCESS_KEY_ID: c.accessKeyId,
+          AWS_SECRET_ACCESS_KEY: c.secretAccessKey,
         },
+        cleanup: () => removePrefix(storage, prefix),
       };
+    },
+  };
+}
+
+export const s3Target: Target | undefined =
+  s3Config === undefined ? undefined : s3TargetOf(s3Config);
 
 /** All targets available in this run. */
 export const targets: Target[] = [memoryTarget, fileTarget, ...(s3Target ? [s3Target] : [])];
