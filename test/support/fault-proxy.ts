@@ -70,6 +70,8 @@ export interface FaultProxy {
   readonly forwarded: number;
   /** Writes the server carried out (2xx) whose answer the client never got in full. */
   readonly committedWritesLost: number;
+  /** Requests answered 503 SlowDown, by what they were (`GET tasks`, `LIST ready`, ...). */
+  readonly slowdownsByRequest: Readonly<Record<string, number>>;
   /** Storms so far. */
   readonly storms: readonly StormRecord[];
   /** Replace the fault plan (faults already under way go on). */
@@ -102,6 +104,20 @@ export function slowDownBody(resource: string, requestId: string): string {
   return `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message><Resource>${escaped}</Resource><RequestId>${requestId}</RequestId></Error>`;
 }
 
+/** What an oq request is, roughly: `GET tasks`, `LIST ready`, `PUT workers`, `POST delete`. */
+export function describeRequest(method: string, url: string): string {
+  const [path = "", query = ""] = url.split("?");
+  const area = /\/(tasks|ready|done|workers|schedules|_doctor)\//.exec(path)?.[1];
+  const what = area ?? (path.endsWith("/queue.json") ? "manifest" : "bucket");
+  if (method === "GET" && /(^|&)list-type=|(^|&)versions(=|&|$)/.test(query)) {
+    const listed = /(?:^|&)prefix=([^&]*)/.exec(query)?.[1] ?? "";
+    const under = /(tasks|ready|done|workers|schedules)(%2F|\/)/.exec(decodeURIComponent(listed));
+    return `LIST ${under?.[1] ?? "bucket"}`;
+  }
+  if (method === "POST" && /(^|&)delete(=|&|$)/.test(query)) return "POST delete";
+  return `${method} ${what}`;
+}
+
 interface Answer {
   status: number;
   statusMessage: string;
@@ -125,6 +141,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   const arrivals: number[] = [];
   const storms: StormRecord[] = [];
   const sockets = new Set<Socket>();
+  const slowdownsByRequest: Record<string, number> = {};
   let forwarded = 0;
   let committedWritesLost = 0;
   let requestIds = 0;
@@ -201,6 +218,8 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     const body = Buffer.concat(chunks);
     if (storming(at) && random() < (plan.stormRate ?? 1)) {
       faults.slowdown++;
+      const what = describeRequest(req.method ?? "", req.url ?? "");
+      slowdownsByRequest[what] = (slowdownsByRequest[what] ?? 0) + 1;
       const xml = slowDownBody(req.url ?? "/", `oqproxy${(++requestIds).toString(16)}`);
       res.writeHead(503, "Slow Down", {
         "Content-Type": "application/xml",
@@ -285,6 +304,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     get committedWritesLost() {
       return committedWritesLost;
     },
+    slowdownsByRequest,
     storms,
     setPlan(next) {
       plan = { ...next };
