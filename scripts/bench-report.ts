@@ -632,7 +632,10 @@ export function writeReport(options: {
   const soak = existsSync(soakPath)
     ? `\n${renderSoakMarkdown(JSON.parse(readFileSync(soakPath, "utf8")) as SoakResult, relative(dirname(options.mdPath), join(dirname(soakPath), "soak.svg")))}`
     : "";
-  writeFileSync(options.mdPath, renderMarkdown(result, options.svgPath, previous) + soak);
+  // The network chaos scenario's page (scripts/chaos.ts --scenario network) goes in as written.
+  const networkPath = join(dirname(options.mdPath), "chaos-network.md");
+  const network = existsSync(networkPath) ? `\n${readFileSync(networkPath, "utf8")}` : "";
+  writeFileSync(options.mdPath, renderMarkdown(result, options.svgPath, previous) + soak + network);
   writeFileSync(options.resultsPath, `${JSON.stringify(result, null, 2)}\n`);
   console.error(
     `bench: wrote ${options.mdPath}, ${options.svgPath} and ${options.resultsPath}${previous === undefined ? "" : ` (previous run: ${previous.date})`}`,

@@ -128,6 +128,11 @@ function print(r: ScenarioResult): void {
   console.log(
     `faults injected  ${injected} errors in ${r.calls} calls (${r.calls ? ((100 * injected) / r.calls).toFixed(1) : 0}%)${faults ? `: ${faults}` : ""}`,
   );
+  const net = r.facts as { proxyFaults?: Record<string, number>; perSecondDuringStorm?: number };
+  if (net.proxyFaults !== undefined)
+    console.log(
+      `network faults   ${JSON.stringify(net.proxyFaults)}; requests/s before the storm ${r.facts.perSecondBeforeStorm}, during it ${net.perSecondDuringStorm}`,
+    );
   console.log(
     `duplicates       ${r.report.duplicated.length} tasks ran more than once (${r.report.executions - r.tasks} extra runs); ${r.report.completedTwice.length} completed twice`,
   );
