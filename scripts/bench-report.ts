@@ -637,10 +637,15 @@ export function writeReport(options: {
   const soak = existsSync(soakPath)
     ? `\n${renderSoakMarkdown(JSON.parse(readFileSync(soakPath, "utf8")) as SoakResult, relative(dirname(options.mdPath), join(dirname(soakPath), "soak.svg")))}`
     : "";
-  // So does the drive-loss scenario's (it needs an erasure-coded MinIO of its own).
+  // So do the drive-loss and network scenarios' pages (scripts/chaos.ts), as written.
   const drivesPath = options.drivesPath ?? join(dirname(options.mdPath), "chaos-drives.md");
   const drives = existsSync(drivesPath) ? `\n${readFileSync(drivesPath, "utf8")}` : "";
-  writeFileSync(options.mdPath, renderMarkdown(result, options.svgPath, previous) + soak + drives);
+  const networkPath = join(dirname(options.mdPath), "chaos-network.md");
+  const network = existsSync(networkPath) ? `\n${readFileSync(networkPath, "utf8")}` : "";
+  writeFileSync(
+    options.mdPath,
+    renderMarkdown(result, options.svgPath, previous) + soak + drives + network,
+  );
   writeFileSync(options.resultsPath, `${JSON.stringify(result, null, 2)}\n`);
   console.error(
     `bench: wrote ${options.mdPath}, ${options.svgPath} and ${options.resultsPath}${previous === undefined ? "" : ` (previous run: ${previous.date})`}`,

@@ -12,7 +12,9 @@
  * three rounds), latency (p99 of 2 s), skew (worker clocks 5 minutes off both ways), hostile
  * (another client writes garbage under every prefix), drives (an erasure-coded MinIO of 4 drives
  * started for the run loses one drive, then a second for `--below-quorum-seconds`, gets them back
- * and is killed and restarted; not part of `all`: it needs the MinIO binary, not a target).
+ * and is killed and restarted; not part of `all`: it needs the MinIO binary, not a target),
+ * network (S3 only: through a fault proxy that resets, loses answers of committed writes, delays,
+ * holds connections and answers a 503 storm).
  *
  * Targets: `--target s3` (the default when OQ_TEST_S3_* is set: `bash scripts/minio.sh start &&
  * source .minio/env`), `--target file` (a temporary directory), `--target memory` (workers in
@@ -61,7 +63,7 @@ const { values: args } = parseArgs({
 
 if (args.help) {
   console.log(
-    "usage: tsx scripts/chaos.ts --scenario faults|kills|latency|skew|hostile|drives|all [--tasks N] [--workers N] [--concurrency N] [--target s3|file|memory] [--mode process|inline] [--fault-rate R] [--rounds N] [--lease-seconds S] [--handler-ms MIN,MAX] [--timeout-seconds S] [--below-quorum-seconds S] [--json FILE]",
+    "usage: tsx scripts/chaos.ts --scenario faults|kills|latency|skew|hostile|drives|network|all [--tasks N] [--workers N] [--concurrency N] [--target s3|file|memory] [--mode process|inline] [--fault-rate R] [--rounds N] [--lease-seconds S] [--handler-ms MIN,MAX] [--timeout-seconds S] [--below-quorum-seconds S] [--json FILE]",
   );
   process.exit(0);
 }
@@ -74,9 +76,10 @@ if (args.scenario === "drives") {
   process.exit(result.ok ? 0 : 1);
 }
 
+const targetName = args.target ?? (s3Target ? "s3" : "file");
 const scenarios: ScenarioName[] =
   args.scenario === "all"
-    ? [...SCENARIOS]
+    ? SCENARIOS.filter((s) => s !== "network" || targetName === "s3")
     : args.scenario.split(",").map((s) => {
         if (!(SCENARIOS as readonly string[]).includes(s)) {
           console.error(`chaos: unknown scenario ${s}; use one of ${SCENARIOS.join(", ")} or all`);
@@ -85,7 +88,6 @@ const scenarios: ScenarioName[] =
         return s as ScenarioName;
       });
 
-const targetName = args.target ?? (s3Target ? "s3" : "file");
 const targets: Record<string, Target | undefined> = {
   s3: s3Target,
   file: fileTarget,
@@ -148,6 +150,11 @@ function print(r: ScenarioResult): void {
   console.log(
     `faults injected  ${injected} errors in ${r.calls} calls (${r.calls ? ((100 * injected) / r.calls).toFixed(1) : 0}%)${faults ? `: ${faults}` : ""}`,
   );
+  const net = r.facts as { proxyFaults?: Record<string, number>; perSecondDuringStorm?: number };
+  if (net.proxyFaults !== undefined)
+    console.log(
+      `network faults   ${JSON.stringify(net.proxyFaults)}; requests/s before the storm ${r.facts.perSecondBeforeStorm}, during it ${net.perSecondDuringStorm}`,
+    );
   console.log(
     `duplicates       ${r.report.duplicated.length} tasks ran more than once (${r.report.executions - r.tasks} extra runs); ${r.report.completedTwice.length} completed twice`,
   );

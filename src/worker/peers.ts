@@ -108,7 +108,16 @@ export class Peers {
       }, next);
     };
     again(EARLY_LOOKS_MS);
-    this.#heartbeatTimer = setInterval(() => void this.heartbeat(), this.#heartbeatSeconds * 1000);
+    // One heartbeat at a time: while storage is slow or throttling (a 503 storm), a new one each
+    // interval piled up behind the last, and the pile hit the storage all at once.
+    let beating = false;
+    this.#heartbeatTimer = setInterval(() => {
+      if (beating) return;
+      beating = true;
+      void this.heartbeat().finally(() => {
+        beating = false;
+      });
+    }, this.#heartbeatSeconds * 1000);
   }
 
   /**

@@ -30,6 +30,7 @@ import {
 } from "./chaos-worker.ts";
 import { startHostileWriter } from "./hostile.ts";
 import { type CheckOptions, checkRun, type InvariantReport, type RunLog } from "./invariants.ts";
+import { type ProxiedTarget, proxyTarget, runNetwork } from "./network.ts";
 
 /** Where workers run: each in its own process (file, S3), or all in this one (any storage). */
 export type FleetMode = "process" | "inline";
@@ -382,7 +383,7 @@ const rid = () => Math.random().toString(36).slice(2, 8);
 // ---- scenarios ------------------------------------------------------------------------------
 
 /** The scenarios, by name (`scripts/chaos.ts --scenario NAME`). */
-export const SCENARIOS = ["faults", "kills", "latency", "skew", "hostile"] as const;
+export const SCENARIOS = ["faults", "kills", "latency", "skew", "hostile", "network"] as const;
 /** A scenario name. */
 export type ScenarioName = (typeof SCENARIOS)[number];
 
@@ -469,7 +470,12 @@ export async function runScenario(
   options: ScenarioOptions,
 ): Promise<ScenarioResult> {
   const mode = options.mode ?? (options.target.env === undefined ? "inline" : "process");
-  const fleet = new Fleet(options.target, mode);
+  // The network scenario's workers and submitter reach the bucket through a fault proxy; the
+  // checks below always read it directly.
+  const net: ProxiedTarget | undefined =
+    name === "network" ? await proxyTarget(options.target) : undefined;
+  const work = net?.target ?? options.target;
+  const fleet = new Fleet(work, mode);
   const verify = new Queue({ storage: options.target.storage, prefix: options.target.prefix });
   const runId = `${name}-${rid()}`;
   const say = options.progress ?? (() => {});
@@ -487,7 +493,7 @@ export async function runScenario(
     input: (i: number) => ChaosInput,
     submitOptions?: (i: number) => SubmitOptions,
   ) => {
-    const faulty = new FaultyStorage(options.target.storage, faults ?? {});
+    const faulty = new FaultyStorage(work.storage, faults ?? {});
     const submitter = new Queue({ storage: faulty, prefix: options.target.prefix });
     const { ids, retries } = await submitTasks(submitter, options.tasks, {
       runId,
@@ -738,10 +744,25 @@ export async function runScenario(
           );
         break;
       }
+      case "network": {
+        Object.assign(
+          facts,
+          await runNetwork({
+            fleet,
+            options,
+            proxy: net!.proxy,
+            config: (id, lease) => baseConfig(id, options, lease),
+            submitAndWait: (input) => submitAndWait(undefined, input, () => ({ maxRetries: 50 })),
+            say,
+          }),
+        );
+        break;
+      }
     }
     await fleet.stopAll();
   } finally {
     await fleet.killAll();
+    await net?.target.cleanup();
   }
 
   for (const c of fleet.crashes) problems.push(`crash: ${c}`);

@@ -1,6 +1,6 @@
 /** The peers part: heartbeats, the live-worker list, and the share of the id space it gives. */
 
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { FinishedCounter } from "../../src/queue/finished-counts.ts";
 import { internals } from "../../src/queue/internals.ts";
 import { Queue } from "../../src/queue/queue.ts";
@@ -49,6 +49,41 @@ describe("Peers", () => {
     await a.heartbeat();
     expect(a.live).toEqual(["a"]);
     expect(ids.every((id) => a.mine(id))).toBe(true);
+  });
+
+  it("skips a heartbeat while the last one is still in flight (in a 503 storm they piled up: 2 PUTs/s per worker)", async () => {
+    vi.useFakeTimers();
+    try {
+      const memory = new MemoryStorage();
+      const held: (() => void)[] = [];
+      let hold = false;
+      let puts = 0;
+      const storage = new Proxy(memory, {
+        get(target, prop, receiver) {
+          const value = Reflect.get(target, prop, receiver);
+          if (typeof value !== "function") return value;
+          if (prop !== "put") return value.bind(target);
+          return async (...args: Parameters<MemoryStorage["put"]>) => {
+            puts++;
+            if (hold) await new Promise<void>((resolve) => held.push(resolve));
+            return memory.put(...args);
+          };
+        },
+      });
+      const peers = new Peers(internals(new Queue({ storage, prefix: "" })), "a", 1, state);
+      await peers.start(() => true);
+      const before = puts;
+      hold = true;
+      await vi.advanceTimersByTimeAsync(10_000);
+      expect(puts - before).toBe(1);
+      hold = false;
+      for (const release of held) release();
+      await vi.advanceTimersByTimeAsync(1000);
+      expect(puts - before).toBe(2);
+      await peers.stop();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it("writes what its worker reports, and deletes its heartbeat on stop", async () => {

@@ -52,17 +52,10 @@ import {
 } from "./errors.ts";
 import { listResultOf, listVersionsResultOf } from "./listing.ts";
 import { resolveS3Options, type S3Fetch, type S3StorageOptions } from "./options.ts";
-import { amzDate, httpDate, type Ok, type Op } from "./request.ts";
+import { amzDate, httpDate, type Ok, type Op, sha256Base64 } from "./request.ts";
+import { SlowDown } from "./slow-down.ts";
 import { type BucketAddress, checkKey, requestUrl } from "./url.ts";
 import { children, escapeXml, parseXml, text, type XmlElement } from "./xml.ts";
-
-/** The base64 SHA-256 of a request body, for `x-amz-checksum-sha256`. */
-async function sha256Base64(body: Uint8Array): Promise<string> {
-  const digest = new Uint8Array(
-    await crypto.subtle.digest("SHA-256", body as Uint8Array<ArrayBuffer>),
-  );
-  return btoa(String.fromCharCode(...digest));
-}
 
 /** S3's limit of keys per DeleteObjects request. */
 const MAX_BATCH_DELETE = 1000;
@@ -96,6 +89,8 @@ export class S3Storage implements Storage {
   readonly #retry: Required<RetryPolicy>;
   readonly #timeoutMs: number;
   readonly #now: () => number;
+  /** The pause every request of this client keeps while the server throttles it. */
+  readonly #slowDown: SlowDown;
   #serverTime: ServerTimeSample | undefined;
   /** Set once the server refused DeleteObjects: {@link S3Storage.deleteMany} then deletes one by one. */
   #batchDeleteRefused = false;
@@ -127,6 +122,7 @@ export class S3Storage implements Storage {
     this.#timeoutMs = config.timeoutMs;
     this.#fetch = config.fetch;
     this.#now = config.now;
+    this.#slowDown = new SlowDown(config.retry, config.now);
     this.#client = new AwsClient({
       accessKeyId: config.accessKeyId,
       secretAccessKey: config.secretAccessKey,
@@ -371,9 +367,10 @@ export class S3Storage implements Storage {
     // The verdict of the last try: only this driver knows whether a failed request may have
     // committed, so it, not the error type, decides about another try.
     let last: Failure | undefined;
+    await this.#slowDown.wait();
     return retry(
       async () => {
-        const outcome = await this.#try(op, url);
+        const outcome = this.#slowDown.observe(await this.#try(op, url));
         if (!("error" in outcome)) return outcome;
         last = outcome;
         throw outcome.error;
@@ -381,7 +378,8 @@ export class S3Storage implements Storage {
       {
         ...this.#retry,
         retryable: (error) => last !== undefined && last.error === error && last.retry,
-        retryAfterMs: (error) => (last?.error === error ? last?.retryAfterMs : undefined),
+        retryAfterMs: (error) =>
+          this.#slowDown.retryAfterMs(last?.error === error ? last : undefined),
       },
     );
   }

@@ -43,3 +43,11 @@ export function httpDate(value: string | null): Date {
 export function isoDate(value: string): Date {
   return new Date(Date.parse(value.trim()));
 }
+
+/** The base64 SHA-256 of a request body, for `x-amz-checksum-sha256`. */
+export async function sha256Base64(body: Uint8Array): Promise<string> {
+  const digest = new Uint8Array(
+    await crypto.subtle.digest("SHA-256", body as Uint8Array<ArrayBuffer>),
+  );
+  return btoa(String.fromCharCode(...digest));
+}
