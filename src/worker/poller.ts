@@ -73,7 +73,7 @@ export interface PollerOptions {
   mine: (id: string) => boolean;
   /** Whether this worker sees no live peers (so every task is in its share). */
   alone: () => boolean;
-  /** A read won nothing because another worker got there first (a hint to look for peers). */
+  /** A read of a task in its share won nothing: another worker got there (look for peers). */
   onContended?: () => void;
   probes: ClaimProbes;
   stats: WorkerStats;
@@ -234,7 +234,7 @@ export class Poller {
    * is working. When `mayRelist` and reads keep finding tasks other workers took since the
    * listing ({@link WASTED_READS_BEFORE_RELIST} in a row), it stops and asks for a fresh listing:
    * one LIST instead of more GETs of a stale page (most of the extra GETs of 8 workers draining
-   * one backlog were such reads).
+   * one backlog were such reads); when it may not, it leaves the other shares to the next listing.
    */
   async #take(
     claimedBefore: number,
@@ -243,13 +243,13 @@ export class Poller {
     const o = this.#o;
     let claimed = claimedBefore;
     const stealBefore = this.#queue.now() - STEAL_AFTER_MS;
-    const passes: { pick: (m: Candidate) => boolean; oldestFirst: boolean }[] = [
-      { pick: (m) => o.mine(m.id), oldestFirst: true },
-      { pick: (m) => m.dueMs <= stealBefore, oldestFirst: false },
-      { pick: () => claimed === 0, oldestFirst: false },
+    const passes: { pick: (m: Candidate) => boolean; own: boolean }[] = [
+      { pick: (m) => o.mine(m.id), own: true },
+      { pick: (m) => m.dueMs <= stealBefore, own: false },
+      { pick: () => claimed === 0, own: false },
     ];
-    for (const { pick, oldestFirst } of passes) {
-      for (const marker of oldestFirst ? this.#ownOrder() : this.#stealOrder()) {
+    for (const { pick, own } of passes) {
+      for (const marker of own ? this.#ownOrder() : this.#stealOrder()) {
         if (o.running.size >= o.concurrency || !o.isRunning()) return { claimed, relist: false };
         if (!pick(marker)) continue;
         this.#candidates.splice(this.#candidates.indexOf(marker), 1);
@@ -265,13 +265,16 @@ export class Poller {
             `task ${marker.id}: ${errorMessage(error)} (retried at the next listing)`,
           );
         }
-        if (
-          mayRelist &&
-          this.#wastedInRow >= WASTED_READS_BEFORE_RELIST &&
-          this.#candidates.length > 0 &&
-          this.#queue.clock.localNow() - this.#listedAt >= o.minPollMs
-        )
-          return { claimed, relist: true };
+        if (this.#wastedInRow >= WASTED_READS_BEFORE_RELIST && this.#candidates.length > 0) {
+          if (mayRelist && this.#queue.clock.localNow() - this.#listedAt >= o.minPollMs)
+            return { claimed, relist: true };
+          // Stealing from a listing shown stale, no new one to be had: leave the other shares to
+          // the next (at the end of an 8-worker backlog, reading them was most wasted GETs).
+          if (!own) {
+            this.#candidates = this.#candidates.filter((m) => o.mine(m.id));
+            return { claimed, relist: false };
+          }
+        }
       }
     }
     return { claimed, relist: false };
@@ -306,11 +309,11 @@ export class Poller {
     return [...list.slice(from), ...list.slice(0, from)];
   }
 
-  /** A read won nothing because another worker got there first. */
-  #contended(): void {
+  /** A read of `id` won nothing: another worker got there (a lost steal says naught of peers). */
+  #contended(id: string): void {
     this.#wastedInRow++;
     this.#contendedAt = this.#queue.clock.localNow();
-    this.#o.onContended?.();
+    if (this.#o.mine(id)) this.#o.onContended?.();
   }
 
   /**
@@ -400,10 +403,9 @@ export class Poller {
       found.task.marker !== marker.relative ||
       isTerminal(found.task.status)
     ) {
-      // Finished, or moved on to another marker (a claim's lease marker a second after it):
-      // taken since our listing, which is stale. Walking on read the rest of it, task by task;
-      // at the end of a backlog the idle fleet did so together (the scale model's read peak).
-      if (found !== undefined) this.#contended();
+      // Finished, or moved on to another marker (a claim's lease marker a second after it): taken
+      // since our listing, which is stale (`#take` lists again, or leaves others' shares of it).
+      if (found !== undefined) this.#contended(marker.id);
       await this.#o.monitor.unnamed(marker, found, now);
       return false;
     }
@@ -446,7 +448,7 @@ export class Poller {
     const task = found.task;
     const handled = this.#o.handlers.has(task.type);
     if (!isLeaseExpired(task, now)) {
-      this.#contended();
+      this.#contended(marker.id);
       this.#o.skip.untilServer(marker.key, leaseTakeoverAt(task));
       return false;
     }
@@ -486,7 +488,7 @@ export class Poller {
       throw error;
     }
     if (written === undefined) {
-      this.#contended();
+      this.#contended(found.task.id);
       if (refused) this.#refusals.refused(key, found.etag);
       return false;
     }

@@ -1,6 +1,6 @@
 /** The peers part: heartbeats, the live-worker list, and the share of the id space it gives. */
 
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { FinishedCounter } from "../../src/queue/finished-counts.ts";
 import { internals } from "../../src/queue/internals.ts";
 import { Queue } from "../../src/queue/queue.ts";
@@ -35,6 +35,33 @@ describe("Peers", () => {
     expect(inA.filter((id) => inB.includes(id))).toEqual([]);
     expect(inA.length).toBeGreaterThan(0);
     expect(inB.length).toBeGreaterThan(0);
+  });
+
+  it("ends its early looks for peers once a look finds no worker the one before did not (8-worker workers/ LISTs)", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval"] });
+    try {
+      const { queue, storage } = memoryQueue();
+      let lists = 0;
+      const list = storage.list.bind(storage);
+      storage.list = (options) => {
+        if (options?.prefix === queue.keys.workers) lists++;
+        return list(options);
+      };
+      await new Peers(internals(queue), "b", 60, state).heartbeat();
+      const a = new Peers(internals(queue), "a", 60, state);
+      await a.start(() => true);
+      expect(a.live).toEqual(["a", "b"]);
+      // A worker started just after: the first look finds it, the next finds no one new.
+      await new Peers(internals(queue), "c", 60, state).heartbeat();
+      lists = 0;
+      await vi.advanceTimersByTimeAsync(300);
+      expect(a.live).toEqual(["a", "b", "c"]);
+      await vi.advanceTimersByTimeAsync(10_000);
+      expect(lists).toBe(2);
+      await a.stop();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it("drops a peer whose heartbeat is older than three intervals", async () => {
