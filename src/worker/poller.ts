@@ -49,10 +49,7 @@ const CONTENDED_MS = 10_000;
 /** Pages of the ready index one poll reads at most. */
 const PAGES_PER_POLL = 3;
 
-/**
- * Reads in a row that found a task another worker took since the listing, after which a worker
- * lists again (at most once per pass, and not within `minPollMs` of the last listing).
- */
+/** Reads in a row that found a task taken since the listing, after which a worker lists again. */
 export const WASTED_READS_BEFORE_RELIST = 1;
 
 /** What the poller needs from its worker. */
@@ -111,6 +108,8 @@ export class Poller {
   #notDueUntil: number | undefined;
   /** Reads in a row that found a task another worker took since our listing. */
   #wastedInRow = 0;
+  /** Whether a pass left steals to the next listing: the loop lists again soon, not idly. */
+  #staleSteals = false;
   #wake = new AbortController();
 
   constructor(queue: QueueInternals, options: PollerOptions) {
@@ -181,11 +180,10 @@ export class Poller {
         this.#queue.logger.warn(`poll failed: ${errorMessage(error)}`);
       }
       if (!o.isRunning()) break;
-      if (claimed > 0) {
+      if (claimed > 0 || this.#staleSteals) {
         idle = o.minPollMs;
-        if (o.running.size < o.concurrency && this.#candidates.length === 0) {
+        if (o.running.size < o.concurrency && (this.#candidates.length === 0 || this.#staleSteals))
           await sleep(o.minPollMs, this.#wake.signal);
-        }
         continue;
       }
       await sleep(idle, this.#wake.signal);
@@ -213,9 +211,8 @@ export class Poller {
     const o = this.#o;
     this.#notDueUntil = undefined;
     const local = this.#queue.clock.localNow();
-    if (this.#candidates.length === 0 || local - this.#listedAt > o.listReuseMs) {
-      await this.list();
-    }
+    const stale = this.#staleSteals || local - this.#listedAt > o.listReuseMs;
+    if (this.#candidates.length === 0 || stale) await this.list();
     let claimed = 0;
     for (let relisted = false; ; relisted = true) {
       const taken = await this.#take(claimed, !relisted);
@@ -234,7 +231,9 @@ export class Poller {
    * is working. When `mayRelist` and reads keep finding tasks other workers took since the
    * listing ({@link WASTED_READS_BEFORE_RELIST} in a row), it stops and asks for a fresh listing:
    * one LIST instead of more GETs of a stale page (most of the extra GETs of 8 workers draining
-   * one backlog were such reads); when it may not, it leaves the other shares to the next listing.
+   * one backlog were such reads), at most once per pass and not within `minPollMs` of the last.
+   * When it may not and was stealing, it leaves the other shares to the next listing (at the end
+   * of an 8-worker backlog, all reading on through the same stale ones was most wasted GETs).
    */
   async #take(
     claimedBefore: number,
@@ -268,10 +267,9 @@ export class Poller {
         if (this.#wastedInRow >= WASTED_READS_BEFORE_RELIST && this.#candidates.length > 0) {
           if (mayRelist && this.#queue.clock.localNow() - this.#listedAt >= o.minPollMs)
             return { claimed, relist: true };
-          // Stealing from a listing shown stale, no new one to be had: leave the other shares to
-          // the next (at the end of an 8-worker backlog, reading them was most wasted GETs).
           if (!own) {
             this.#candidates = this.#candidates.filter((m) => o.mine(m.id));
+            this.#staleSteals = true;
             return { claimed, relist: false };
           }
         }
@@ -327,6 +325,7 @@ export class Poller {
     const { monitor } = this.#o;
     this.#o.stats.polls++;
     this.#wastedInRow = 0;
+    this.#staleSteals = false;
     await monitor.sweep();
     this.#o.skip.prune(this.#queue.clock.localNow());
     // A quiet worker alternates a poll with a step of the monitor's round and one with a listing
