@@ -108,7 +108,8 @@ export class Poller {
   #notDueUntil: number | undefined;
   /** Reads in a row that found a task another worker took since our listing. */
   #wastedInRow = 0;
-  /** Whether a pass left steals to the next listing: the loop lists again soon, not idly. */
+  /** A read showed the listing stale; a pass left steals to the next (listed soon, not idly). */
+  #shownStale = false;
   #staleSteals = false;
   #wake = new AbortController();
 
@@ -232,8 +233,8 @@ export class Poller {
    * listing ({@link WASTED_READS_BEFORE_RELIST} in a row), it stops and asks for a fresh listing:
    * one LIST instead of more GETs of a stale page (most of the extra GETs of 8 workers draining
    * one backlog were such reads), at most once per pass and not within `minPollMs` of the last.
-   * When it may not and was stealing, it leaves the other shares to the next listing (at the end
-   * of an 8-worker backlog, all reading on through the same stale ones was most wasted GETs).
+   * When it may not, a thief leaves the other shares of a listing shown stale to the next (at the
+   * end of an 8-worker backlog, all reading on through the same stale ones was most wasted GETs).
    */
   async #take(
     claimedBefore: number,
@@ -267,7 +268,7 @@ export class Poller {
         if (this.#wastedInRow >= WASTED_READS_BEFORE_RELIST && this.#candidates.length > 0) {
           if (mayRelist && this.#queue.clock.localNow() - this.#listedAt >= o.minPollMs)
             return { claimed, relist: true };
-          if (!own) {
+          if (!own && this.#shownStale) {
             this.#candidates = this.#candidates.filter((m) => o.mine(m.id));
             this.#staleSteals = true;
             return { claimed, relist: false };
@@ -325,7 +326,7 @@ export class Poller {
     const { monitor } = this.#o;
     this.#o.stats.polls++;
     this.#wastedInRow = 0;
-    this.#staleSteals = false;
+    this.#staleSteals = this.#shownStale = false;
     await monitor.sweep();
     this.#o.skip.prune(this.#queue.clock.localNow());
     // A quiet worker alternates a poll with a step of the monitor's round and one with a listing
@@ -402,9 +403,9 @@ export class Poller {
       found.task.marker !== marker.relative ||
       isTerminal(found.task.status)
     ) {
-      // Finished, or moved on to another marker (a claim's lease marker a second after it): taken
-      // since our listing, which is stale (`#take` lists again, or leaves others' shares of it).
+      // Finished or moved on (to a claim's lease marker a second after it): our listing is stale.
       if (found !== undefined) this.#contended(marker.id);
+      if (found !== undefined) this.#shownStale = true;
       await this.#o.monitor.unnamed(marker, found, now);
       return false;
     }
