@@ -89,7 +89,8 @@ export class Peers {
 
   /**
    * Write the first heartbeat, then keep writing them. Workers started together miss each other
-   * in their first listing: look again soon, and again, until the heartbeat interval takes over.
+   * in their first listing: look again soon, and again while a look finds workers the one before
+   * did not, until the heartbeat interval takes over.
    * `running` tells whether the worker still runs. Does nothing when heartbeats are off.
    */
   async start(running: () => boolean): Promise<void> {
@@ -100,10 +101,18 @@ export class Peers {
       const [next, ...rest] = delays;
       if (next === undefined) return;
       this.#peerTimer = setTimeout(() => {
+        const before = this.#peers.join();
         void this.refresh()
-          .catch(() => {})
-          .finally(() => {
-            if (running()) again(rest);
+          // A look that found the same workers as the last ends the early looks (workers started
+          // together have found each other); a worker started later is found by the next
+          // heartbeat's listing, or sooner once it takes tasks of this one's share (`contended`).
+          // A failed look says nothing: look again.
+          .then(
+            () => this.#peers.join() !== before,
+            () => true,
+          )
+          .then((lookAgain) => {
+            if (running() && lookAgain) again(rest);
           });
       }, next);
     };
@@ -218,7 +227,7 @@ export class Peers {
   }
 
   /**
-   * Another worker got to a task first: list the live workers again, at most every
+   * Another worker got to a task of this one's share first: list the live workers again, at most every
    * {@link CONTENDED_LOOK_MS}, so a worker that started after this one's last look gets its share
    * within seconds rather than at the next heartbeat. Costs one LIST, only while contended.
    */

@@ -50,10 +50,7 @@ const CONTENDED_MS = 10_000;
 /** Pages of the ready index one poll reads at most. */
 const PAGES_PER_POLL = 3;
 
-/**
- * Reads in a row that found a task another worker took since the listing, after which a worker
- * lists again (at most once per pass, and not within `minPollMs` of the last listing).
- */
+/** Reads in a row that found a task taken since the listing, after which a worker lists again. */
 export const WASTED_READS_BEFORE_RELIST = 1;
 
 /** What the poller needs from its worker. */
@@ -74,7 +71,7 @@ export interface PollerOptions {
   mine: (id: string) => boolean;
   /** Whether this worker sees no live peers (so every task is in its share). */
   alone: () => boolean;
-  /** A read won nothing because another worker got there first (a hint to look for peers). */
+  /** A read of a task in its share won nothing: another worker got there (look for peers). */
   onContended?: () => void;
   probes: ClaimProbes;
   stats: WorkerStats;
@@ -112,6 +109,9 @@ export class Poller {
   readonly #dueSoon = new DueSoon();
   /** Reads in a row that found a task another worker took since our listing. */
   #wastedInRow = 0;
+  /** A read showed the listing stale; a pass left steals to the next (listed soon, not idly). */
+  #shownStale = false;
+  #staleSteals = false;
   #wake = new AbortController();
 
   constructor(queue: QueueInternals, options: PollerOptions) {
@@ -182,11 +182,10 @@ export class Poller {
         this.#queue.logger.warn(`poll failed: ${errorMessage(error)}`, { error });
       }
       if (!o.isRunning()) break;
-      if (claimed > 0) {
+      if (claimed > 0 || this.#staleSteals) {
         idle = o.minPollMs;
-        if (o.running.size < o.concurrency && this.#candidates.length === 0) {
+        if (o.running.size < o.concurrency && (this.#candidates.length === 0 || this.#staleSteals))
           await sleep(o.minPollMs, this.#wake.signal);
-        }
         continue;
       }
       await sleep(idle, this.#wake.signal);
@@ -209,9 +208,8 @@ export class Poller {
     const o = this.#o;
     const local = this.#queue.clock.localNow();
     this.#dueSoon.startPass(local);
-    if (this.#candidates.length === 0 || local - this.#listedAt > o.listReuseMs) {
-      await this.list();
-    }
+    const stale = this.#staleSteals || local - this.#listedAt > o.listReuseMs;
+    if (this.#candidates.length === 0 || stale) await this.list();
     let claimed = 0;
     for (let relisted = false; ; relisted = true) {
       const taken = await this.#take(claimed, !relisted);
@@ -230,7 +228,9 @@ export class Poller {
    * is working. When `mayRelist` and reads keep finding tasks other workers took since the
    * listing ({@link WASTED_READS_BEFORE_RELIST} in a row), it stops and asks for a fresh listing:
    * one LIST instead of more GETs of a stale page (most of the extra GETs of 8 workers draining
-   * one backlog were such reads).
+   * one backlog were such reads), at most once per pass and not within `minPollMs` of the last.
+   * When it may not, a thief leaves the other shares of a listing shown stale to the next (at the
+   * end of an 8-worker backlog, all reading on through the same stale ones was most wasted GETs).
    */
   async #take(
     claimedBefore: number,
@@ -239,13 +239,13 @@ export class Poller {
     const o = this.#o;
     let claimed = claimedBefore;
     const stealBefore = this.#queue.now() - STEAL_AFTER_MS;
-    const passes: { pick: (m: Candidate) => boolean; oldestFirst: boolean }[] = [
-      { pick: (m) => o.mine(m.id), oldestFirst: true },
-      { pick: (m) => m.dueMs <= stealBefore, oldestFirst: false },
-      { pick: () => claimed === 0, oldestFirst: false },
+    const passes: { pick: (m: Candidate) => boolean; own: boolean }[] = [
+      { pick: (m) => o.mine(m.id), own: true },
+      { pick: (m) => m.dueMs <= stealBefore, own: false },
+      { pick: () => claimed === 0, own: false },
     ];
-    for (const { pick, oldestFirst } of passes) {
-      for (const marker of oldestFirst ? this.#ownOrder() : this.#stealOrder()) {
+    for (const { pick, own } of passes) {
+      for (const marker of own ? this.#ownOrder() : this.#stealOrder()) {
         if (o.running.size >= o.concurrency || !o.isRunning()) return { claimed, relist: false };
         if (!pick(marker)) continue;
         this.#candidates.splice(this.#candidates.indexOf(marker), 1);
@@ -262,13 +262,15 @@ export class Poller {
             { taskId: marker.id, type: marker.type, worker: o.workerId, error },
           );
         }
-        if (
-          mayRelist &&
-          this.#wastedInRow >= WASTED_READS_BEFORE_RELIST &&
-          this.#candidates.length > 0 &&
-          this.#queue.clock.localNow() - this.#listedAt >= o.minPollMs
-        )
-          return { claimed, relist: true };
+        if (this.#wastedInRow >= WASTED_READS_BEFORE_RELIST && this.#candidates.length > 0) {
+          if (mayRelist && this.#queue.clock.localNow() - this.#listedAt >= o.minPollMs)
+            return { claimed, relist: true };
+          if (!own && this.#shownStale) {
+            this.#candidates = this.#candidates.filter((m) => o.mine(m.id));
+            this.#staleSteals = true;
+            return { claimed, relist: false };
+          }
+        }
       }
     }
     return { claimed, relist: false };
@@ -303,11 +305,11 @@ export class Poller {
     return [...list.slice(from), ...list.slice(0, from)];
   }
 
-  /** A read won nothing because another worker got there first. */
-  #contended(): void {
+  /** A read of `id` won nothing: another worker got there (a lost steal says naught of peers). */
+  #contended(id: string): void {
     this.#wastedInRow++;
     this.#contendedAt = this.#queue.clock.localNow();
-    this.#o.onContended?.();
+    if (this.#o.mine(id)) this.#o.onContended?.();
   }
 
   /**
@@ -321,6 +323,7 @@ export class Poller {
     const { monitor } = this.#o;
     this.#o.stats.polls++;
     this.#wastedInRow = 0;
+    this.#staleSteals = this.#shownStale = false;
     await monitor.sweep();
     this.#o.skip.prune(this.#queue.clock.localNow());
     // A quiet worker alternates a poll with a step of the monitor's round and one with a listing
@@ -397,10 +400,9 @@ export class Poller {
       found.task.marker !== marker.relative ||
       isTerminal(found.task.status)
     ) {
-      // Finished, or moved on to another marker (a claim's lease marker a second after it):
-      // taken since our listing, which is stale. Walking on read the rest of it, task by task;
-      // at the end of a backlog the idle fleet did so together (the scale model's read peak).
-      if (found !== undefined) this.#contended();
+      // Finished or moved on (to a claim's lease marker a second after it): our listing is stale.
+      if (found !== undefined) this.#contended(marker.id);
+      if (found !== undefined) this.#shownStale = true;
       await this.#o.monitor.unnamed(marker, found, now);
       return false;
     }
@@ -443,7 +445,7 @@ export class Poller {
     const task = found.task;
     const handled = this.#o.handlers.has(task.type);
     if (!isLeaseExpired(task, now)) {
-      this.#contended();
+      this.#contended(marker.id);
       this.#o.skip.untilServer(marker.key, leaseTakeoverAt(task));
       return false;
     }
@@ -483,7 +485,7 @@ export class Poller {
       throw error;
     }
     if (written === undefined) {
-      this.#contended();
+      this.#contended(found.task.id);
       if (refused) this.#refusals.refused(key, found.etag);
       return false;
     }

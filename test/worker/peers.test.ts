@@ -37,6 +37,33 @@ describe("Peers", () => {
     expect(inB.length).toBeGreaterThan(0);
   });
 
+  it("ends its early looks for peers once a look finds no worker the one before did not (8-worker workers/ LISTs)", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval"] });
+    try {
+      const { queue, storage } = memoryQueue();
+      let lists = 0;
+      const list = storage.list.bind(storage);
+      storage.list = (options) => {
+        if (options?.prefix === queue.keys.workers) lists++;
+        return list(options);
+      };
+      await new Peers(internals(queue), "b", 60, state).heartbeat();
+      const a = new Peers(internals(queue), "a", 60, state);
+      await a.start(() => true);
+      expect(a.live).toEqual(["a", "b"]);
+      // A worker started just after: the first look finds it, the next finds no one new.
+      await new Peers(internals(queue), "c", 60, state).heartbeat();
+      lists = 0;
+      await vi.advanceTimersByTimeAsync(300);
+      expect(a.live).toEqual(["a", "b", "c"]);
+      await vi.advanceTimersByTimeAsync(10_000);
+      expect(lists).toBe(2);
+      await a.stop();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it("drops a peer whose heartbeat is older than three intervals", async () => {
     const { queue, advance } = memoryQueue();
     const a = new Peers(internals(queue), "a", 1, state);

@@ -17,7 +17,13 @@ import { memoryQueue, recordReads, shared } from "./helpers.ts";
 /** A poller on `queue` that handles type `t`; claims are recorded, not run. */
 function poller(
   queue: Queue,
-  options: { concurrency?: number; mine?: (id: string) => boolean; alone?: () => boolean } = {},
+  options: {
+    concurrency?: number;
+    mine?: (id: string) => boolean;
+    alone?: () => boolean;
+    minPollMs?: number;
+    onContended?: () => void;
+  } = {},
 ) {
   const s = shared(queue);
   const running = new Map<string, Versioned>();
@@ -27,7 +33,7 @@ function poller(
     workerId: "w1",
     concurrency: options.concurrency ?? 10,
     leaseSeconds: 60,
-    minPollMs: 10,
+    minPollMs: options.minPollMs ?? 10,
     maxPollMs: 100,
     listReuseMs: 60_000,
     handlers,
@@ -36,6 +42,7 @@ function poller(
     monitor: new Monitor(internals(queue), { enabled: true, ...s }),
     mine: options.mine ?? (() => true),
     alone: options.alone ?? (() => true),
+    ...(options.onContended === undefined ? {} : { onContended: options.onContended }),
     probes: new ClaimProbes(internals(queue), s.emit),
     stats: s.stats,
     emit: s.emit,
@@ -109,6 +116,54 @@ describe("Poller", () => {
     expect(read).toContain(queue.keys.task(order[0]!));
     expect(read).not.toContain(queue.keys.task(order[1]!));
     expect(started.sort()).toEqual([order[2]!, order[3]!].sort());
+  });
+
+  it("a thief whose steal finds a task taken since its listing, and may not list again, leaves the other shares of that listing to the next (8-worker end-of-backlog GETs)", async () => {
+    const { queue, storage, advance } = memoryQueue();
+    const own = await queue.submit("t", "own");
+    const others = await queue.submitMany([1, 2, 3, 4].map((input) => ({ type: "t", input })));
+    advance(STEAL_AFTER_MS + 1000);
+    // minPollMs far off: no new listing within this pass.
+    const { poller: p, started } = poller(queue, {
+      mine: (id) => id === own.id,
+      minPollMs: 60_000,
+    });
+    await p.list();
+    expect(p.candidates).toHaveLength(5);
+    // Their owners finish the other shares' tasks after our listing.
+    for (const task of others) await queue.cancel(task.id);
+    const read = recordReads(storage);
+    expect(await p.pass()).toBe(1);
+    expect(started).toEqual([own.id]);
+    // Its own task, then one stale steal: not the other three.
+    expect(read.filter((key) => key.startsWith(queue.keys.tasks))).toHaveLength(2);
+    expect(p.candidates).toEqual([]);
+  });
+
+  it("looks for peers when another worker took a task of its own share, not when a steal lost (8-worker workers/ LISTs)", async () => {
+    const { queue, advance } = memoryQueue();
+    const [own, other] = await queue.submitMany([1, 2].map((input) => ({ type: "t", input })));
+    advance(STEAL_AFTER_MS + 1000);
+    let looks = 0;
+    const { poller: p } = poller(queue, {
+      mine: (id) => id === own!.id,
+      minPollMs: 60_000,
+      onContended: () => looks++,
+    });
+    await p.list();
+    // Another worker claims both after our listing.
+    for (const task of [other!, own!]) {
+      const found = (await queue.read(task.id))!;
+      const claim = claimTask(found.task, {
+        workerId: "w2",
+        token: "tok",
+        leaseMs: 60_000,
+        now: queue.now(),
+      });
+      await internals(queue).write(found, claim);
+    }
+    expect(await p.pass()).toBe(0);
+    expect(looks).toBe(1);
   });
 
   it("lists only due markers, and not those of tasks it runs", async () => {
