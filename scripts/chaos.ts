@@ -77,6 +77,16 @@ if (args.scenario === "drives") {
 }
 
 const targetName = args.target ?? (s3Target ? "s3" : "file");
+/** The workers' lease and handler durations, when given (shared by every scenario). */
+function workerTiming(): { leaseSeconds?: number; handlerMs?: [number, number] } {
+  return {
+    ...(args["lease-seconds"] === undefined ? {} : { leaseSeconds: Number(args["lease-seconds"]) }),
+    ...(args["handler-ms"] === undefined
+      ? {}
+      : { handlerMs: args["handler-ms"].split(",").map(Number) as [number, number] }),
+  };
+}
+
 const scenarios: ScenarioName[] =
   args.scenario === "all"
     ? SCENARIOS.filter((s) => s !== "network" || targetName === "s3")
@@ -123,12 +133,7 @@ for (const scenario of scenarios) {
       concurrency: Number(args.concurrency),
       faultRate: Number(args["fault-rate"]),
       rounds: Number(args.rounds),
-      ...(args["lease-seconds"] === undefined
-        ? {}
-        : { leaseSeconds: Number(args["lease-seconds"]) }),
-      ...(args["handler-ms"] === undefined
-        ? {}
-        : { handlerMs: args["handler-ms"].split(",").map(Number) as [number, number] }),
+      ...workerTiming(),
       timeoutMs: Number(args["timeout-seconds"]) * 1000,
       ...(args.mode === undefined ? {} : { mode: args.mode as FleetMode }),
       progress: log,
@@ -190,12 +195,7 @@ async function runDrives(): Promise<DrivesResult> {
       tasks: Number(args.tasks),
       workers: Number(args.workers ?? 4),
       concurrency: Number(args.concurrency),
-      ...(args["lease-seconds"] === undefined
-        ? {}
-        : { leaseSeconds: Number(args["lease-seconds"]) }),
-      ...(args["handler-ms"] === undefined
-        ? {}
-        : { handlerMs: args["handler-ms"].split(",").map(Number) as [number, number] }),
+      ...workerTiming(),
       belowQuorumMs: Number(args["below-quorum-seconds"]) * 1000,
       timeoutMs: Number(args["timeout-seconds"]) * 1000,
       progress: (line) =>

@@ -1,6 +1,7 @@
 /**
  * The web dashboard as a web-standard handler, `(request) => Promise<Response>`: it mounts in
- * `Bun.serve`, `Deno.serve`, a Cloudflare Worker, or Node through an adapter. Server-rendered
+ * any server that takes one (Bun's or Deno's `serve`, a Cloudflare Worker), or on Node through an
+ * adapter. Server-rendered
  * HTML, no script. See docs/dashboard.md for the security model.
  *
  * Storage requests per page view, whatever the number of finished tasks:

@@ -73,8 +73,8 @@ export function recorderOf(metrics: Metrics): MetricsRecorder {
  * A web-standard handler, `(request) => Promise<Response>`, answering GET (and HEAD) with
  * {@link Metrics.prometheus} as `text/plain; version=0.0.4`, for Prometheus to scrape. It serves
  * whatever path it is mounted at (`oq dashboard` and `oq worker --metrics-port` mount it at
- * `/metrics`); other methods get 405. Mount it in `Bun.serve`, `Deno.serve`, a Worker's `fetch`,
- * or Node through an adapter. It has no authentication: serve it on a private address.
+ * `/metrics`); other methods get 405. Mount it in any server that takes a web-standard
+ * handler (Bun's or Deno's `serve`, a Worker's `fetch`), or on Node through an adapter. It has no authentication: serve it on a private address.
  */
 export function metricsHandler(metrics: Metrics): (request: Request) => Promise<Response> {
   recorderOf(metrics);
