@@ -443,18 +443,13 @@ function timeBounds(
   state: { since?: number; until?: number } | undefined,
 ): { sinceMs?: number; untilMs?: number } {
   const bounds: { sinceMs?: number; untilMs?: number } = {};
-  const sinceMs =
-    state !== undefined
-      ? state.since
-      : options.since === undefined
-        ? undefined
-        : parseDate(options.since, "since");
-  const untilMs =
-    state !== undefined
-      ? state.until
-      : options.until === undefined
-        ? undefined
-        : parseDate(options.until, "until");
+  const read = (name: "since" | "until"): number | undefined => {
+    if (state !== undefined) return state[name];
+    const given = options[name];
+    return given === undefined ? undefined : parseDate(given, name);
+  };
+  const sinceMs = read("since");
+  const untilMs = read("until");
   if (sinceMs !== undefined) bounds.sinceMs = sinceMs;
   if (untilMs !== undefined) bounds.untilMs = untilMs;
   return bounds;
