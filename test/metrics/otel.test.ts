@@ -218,7 +218,8 @@ describe("metrics cost", () => {
   it("reads queue.stats() at most once per depthIntervalSeconds, and only when collected", async () => {
     const provider = new RecordingMeterProvider();
     let now = Date.parse("2026-11-30T12:00:00Z");
-    const storage = countRequests(new MemoryStorage());
+    // The storage shares the test's clock: the queue corrects its own clock by the server's.
+    const storage = countRequests(new MemoryStorage({ now: () => now }));
     const queue = new Queue({
       storage,
       now: () => now,
