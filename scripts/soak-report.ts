@@ -13,8 +13,9 @@ import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import type { PlateauVerdict } from "./soak-checks.ts";
 
-/** The families of objects counted under the prefix (anything else counts as `other`). */
-export const FAMILIES = ["tasks", "ready", "done", "workers", "other"] as const;
+import { FAMILIES } from "./soak-observe.ts";
+
+export { FAMILIES };
 
 /** One sample of the soak run. */
 export interface SoakSample {
@@ -77,7 +78,7 @@ const COLORS: Record<string, string> = {
 };
 
 /** An axis maximum and tick step with round numbers, at most 5 ticks. */
-function niceScale(v: number): { max: number; step: number } {
+export function niceScale(v: number): { max: number; step: number } {
   const raw = Math.max(v, 1e-9) / 4;
   const p = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 2.5, 5, 10].map((m) => m * p).find((s) => s >= raw) ?? 10 * p;
