@@ -58,6 +58,39 @@ export function ledgerNotes(ledger: Ledger, now: () => number = Date.now): TaskN
   };
 }
 
+/**
+ * Notes that print one line each through `say`, for a worker process to hand its witness's
+ * notes to the parent: `w <id> <status> <finishedAt or ->` and `d <id>`. The parent applies
+ * them with {@link applyNoteLine}.
+ */
+export function printedNotes(say: (line: string) => void): TaskNotes {
+  return {
+    write: (id, status, finishedAt) => say(`w ${id} ${status} ${finishedAt ?? "-"}`),
+    delete: (id) => say(`d ${id}`),
+  };
+}
+
+/**
+ * Apply one line a worker process printed, split at its first space into `tag` and `rest`: a
+ * note of {@link printedNotes} goes to `notes`, `run <id> <attempt>` counts a handler run in
+ * `ledger`. False when the line is neither.
+ */
+export function applyNoteLine(
+  tag: string,
+  rest: string,
+  notes: TaskNotes,
+  ledger: Ledger,
+): boolean {
+  const [id = "", a = "", b = ""] = rest.split(" ");
+  if (tag === "w") notes.write(id, a, b === "-" ? null : b);
+  else if (tag === "d") notes.delete(id);
+  else if (tag === "run") {
+    const fate = ledger.get(id);
+    if (fate !== undefined) fate.executions[Number(a)] = (fate.executions[Number(a)] ?? 0) + 1;
+  } else return false;
+  return true;
+}
+
 /** Wrap `inner` so writes and deletes of task objects under `tasksPrefix` go to `notes`. */
 export function observeTasks(inner: Storage, tasksPrefix: string, notes: TaskNotes): Storage {
   const idOf = (key: string) =>

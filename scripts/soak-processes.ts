@@ -27,6 +27,7 @@ import { FINISHED_STATUSES } from "../src/queue/retention.ts";
 import { removePrefix, s3Config, testS3Storage } from "../test/helpers/targets.ts";
 import { checkFates, checkPlateau } from "./soak-checks.ts";
 import {
+  applyNoteLine,
   countObjects,
   FAMILIES,
   type Ledger,
@@ -114,17 +115,13 @@ const events: Record<string, number> = {};
 let warnings = 0;
 /** Apply one line a worker printed (scripts/soak-worker.ts). */
 function onLine(lifetime: Lifetime, tag: string, rest: string): void {
-  const [id = "", a = "", b = ""] = rest.split(" ");
-  if (tag === "w") notes.write(id, a, b === "-" ? null : b);
-  else if (tag === "d") notes.delete(id);
-  else if (tag === "run") {
-    const fate = ledger.get(id);
-    if (fate !== undefined) fate.executions[Number(a)] = (fate.executions[Number(a)] ?? 0) + 1;
-  } else if (tag === "event") {
-    events[id] = (events[id] ?? 0) + 1;
-    console.error(`soak: worker ${lifetime.slot} (pid ${lifetime.pid}) event ${rest}`);
-  } else if (tag === "warn" && ++warnings <= 20)
-    console.error(`soak: worker ${lifetime.slot} (pid ${lifetime.pid}) warning: ${rest}`);
+  if (applyNoteLine(tag, rest, notes, ledger)) return;
+  const who = `worker ${lifetime.slot} (pid ${lifetime.pid})`;
+  if (tag === "event") {
+    const kind = rest.split(" ")[0] ?? "";
+    events[kind] = (events[kind] ?? 0) + 1;
+    console.error(`soak: ${who} event ${rest}`);
+  } else if (tag === "warn" && ++warnings <= 20) console.error(`soak: ${who} warning: ${rest}`);
 }
 
 await requireSafeBackend(queue);

@@ -21,7 +21,7 @@ import { Queue } from "../src/queue/queue.ts";
 import { isTaskOutcome } from "../src/worker/task-log.ts";
 import { Worker } from "../src/worker/worker.ts";
 import { testS3Storage } from "../test/helpers/targets.ts";
-import { observeTasks } from "./soak-observe.ts";
+import { observeTasks, printedNotes } from "./soak-observe.ts";
 import { soakHandler } from "./soak-stream.ts";
 
 const config = JSON.parse(process.env.SOAK_WORKER ?? "{}") as {
@@ -31,10 +31,11 @@ const config = JSON.parse(process.env.SOAK_WORKER ?? "{}") as {
   maxPollMs: number;
 };
 const say = (line: string) => process.stdout.write(`${line}\n`);
-const storage = observeTasks(testS3Storage(config.bucket), `${config.prefix}tasks/`, {
-  write: (id, status, finishedAt) => say(`w ${id} ${status} ${finishedAt ?? "-"}`),
-  delete: (id) => say(`d ${id}`),
-});
+const storage = observeTasks(
+  testS3Storage(config.bucket),
+  `${config.prefix}tasks/`,
+  printedNotes(say),
+);
 let logged = 0;
 const log = (message: string, fields?: LogFields) => {
   if (!isTaskOutcome(fields) && ++logged <= 10) say(`warn ${message.replace(/\s+/g, " ")}`);
