@@ -213,6 +213,12 @@ export function renderProcessSoakMarkdown(r: ProcessSoakResult, svgPath: string)
   const totals = r.samples.map((s) => s.objects.total ?? 0);
   const total = r.plateaus.total;
   const judged = r.processes.filter((p) => p.rss.judged);
+  const endS = r.samples.at(-1)?.elapsedS ?? 0;
+  const late = r.samples
+    .filter((s) => s.elapsedS >= endS / 2)
+    .map((s) => s.objects.total ?? 0)
+    .sort((a, b) => a - b);
+  const lateMedian = late[late.length >> 1] ?? 0;
   return [
     "## Soak with worker processes: memory, sockets and objects stay flat through kills",
     "",
@@ -239,6 +245,7 @@ export function renderProcessSoakMarkdown(r: ProcessSoakResult, svgPath: string)
     "- **Sockets flat**: over the same window, the most sockets open in the last third is at most the most in the first third plus 8 (a burst of requests in flight opens a few more connections for a moment; a leak adds one or more per task).",
     `- **No task lost**: each worker process writes through the soak's witness and prints every task write that landed and every delete (scripts/soak-worker.ts); every submitted task must have reached the status it was meant to (whether pruned since or not), or be stored and submitted less than ${o.liveBoundS} s before the end. The workers get up to ${o.drainS} s after the stream to finish (a task whose worker was killed waits for its lease to expire). The deletes are checked as in docs/soak.md: nothing deleted before it finished or before its retention passed, no attempt run twice.`,
     `- **Objects bounded**: as in docs/soak.md, the highest count over the last half of the run is at most the highest over the second quarter plus 10% (or plus 50). \`workers/\` grows by one per kill (${r.samples.at(-1)?.objects.workers ?? 0} at the end): a killed worker cannot delete its heartbeat, and the live workers delete a heartbeat only once it is a day old (src/worker/gone-workers.ts), so it is bounded by the kills of a day, not by the tasks.`,
+    `- **Bumps after a kill**: over the last half of the run the object count's median was ${int(lateMedian)} and its high ${int(total?.lastHalfMax ?? 0)}. The bumps follow some of the kills: each worker prunes the finished-journal partitions in its share, and the share of a SIGKILLed worker waits until the others see its heartbeat go stale (older than 3 × \`heartbeatSeconds\`, 3 minutes by default: src/worker/peers.ts) and split the shares again; meanwhile finished tasks of that share wait past their retention, then go within a round or two. A worker stopped gracefully deletes its heartbeat, so its share moves at once.`,
     "",
   ].join("\n");
 }
