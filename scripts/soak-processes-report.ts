@@ -220,7 +220,7 @@ export function renderProcessSoakMarkdown(r: ProcessSoakResult, svgPath: string)
     .sort((a, b) => a - b);
   const lateMedian = late[late.length >> 1] ?? 0;
   return [
-    "## Soak with worker processes: memory, sockets and objects stay flat through kills",
+    "## Soak with worker processes: memory, sockets, objects and tasks through SIGKILLs",
     "",
     `Run on ${r.date.slice(0, 10)} with \`npm run soak:processes -- --minutes ${o.minutes}\` (scripts/soak-processes.ts) against MinIO (versioned bucket): ${o.workers} worker processes (${o.concurrencyPerWorker} slots each) run a steady stream of ${o.rate} tasks/s submitted from the parent for ${o.minutes} minutes (the task mix of docs/soak.md: 17 of 20 complete, 1 fails, 1 is cancelled, 1 expires), retention ${o.retentionS} s for every terminal status, monitor round ${o.roundS} s. Every ${o.killEveryS} s one worker process, picked at random, gets SIGKILL and a new process takes its place. Every ${o.sampleS} s the parent reads each worker process's RSS (\`VmRSS\` of /proc/PID/status) and open sockets (/proc/PID/fd entries that are \`socket:[...]\`), and counts the objects under the prefix.`,
     "",
