@@ -642,9 +642,12 @@ export function writeReport(options: {
   const drives = existsSync(drivesPath) ? `\n${readFileSync(drivesPath, "utf8")}` : "";
   const networkPath = join(dirname(options.mdPath), "chaos-network.md");
   const network = existsSync(networkPath) ? `\n${readFileSync(networkPath, "utf8")}` : "";
+  // And the hour-long process soak's (scripts/soak-processes.ts), as written.
+  const processesPath = join(dirname(options.mdPath), "soak-processes.md");
+  const processes = existsSync(processesPath) ? `\n${readFileSync(processesPath, "utf8")}` : "";
   writeFileSync(
     options.mdPath,
-    renderMarkdown(result, options.svgPath, previous) + soak + drives + network,
+    renderMarkdown(result, options.svgPath, previous) + soak + processes + drives + network,
   );
   writeFileSync(options.resultsPath, `${JSON.stringify(result, null, 2)}\n`);
   console.error(

@@ -2,7 +2,9 @@
  * The soak run's witness: a storage wrapper that every queue and worker of the run writes
  * through, noting for each task object under the prefix the status of every write that landed
  * (and `finishedAt` when it ended the task) and the moment oq first sent a delete of it. What it
- * notes feeds `checkFates` (scripts/soak-checks.ts).
+ * notes feeds `checkFates` (scripts/soak-checks.ts). A worker process of the process soak
+ * (scripts/soak-worker.ts) prints the same notes on its stdout; the parent applies them to its
+ * ledger with {@link ledgerNotes}.
  *
  * @module
  */
@@ -11,7 +13,7 @@ import type { Storage } from "../src/storage/storage.ts";
 import { TERMINAL_STATUSES } from "../src/task/transitions.ts";
 import type { TaskFate } from "./soak-checks.ts";
 
-/** The fates of the run's tasks, by id, filled in by {@link observeTasks}. */
+/** The fates of the run's tasks, by id, filled in by {@link ledgerNotes}. */
 export type Ledger = Map<string, TaskFate>;
 
 /** A new, empty fate for a task the run submits. */
@@ -22,19 +24,16 @@ export function newFate(id: string): TaskFate {
 const TERMINAL: ReadonlySet<string> = new Set(TERMINAL_STATUSES);
 
 /**
- * Wrap `inner` so writes and deletes of task objects under `tasksPrefix` are noted in `ledger`.
- * `now` is the local clock deletes are stamped with.
+ * Where {@link observeTasks} reports what it sees: a task write that landed (its status and
+ * `finishedAt`), and a delete of a task object that oq is about to send.
  */
-export function observeTasks(
-  inner: Storage,
-  tasksPrefix: string,
-  ledger: Ledger,
-  now: () => number = Date.now,
-): Storage {
-  const idOf = (key: string) =>
-    key.startsWith(tasksPrefix) && key.endsWith(".json")
-      ? key.slice(key.lastIndexOf("/") + 1, -".json".length)
-      : undefined;
+export interface TaskNotes {
+  write(id: string, status: string, finishedAt: string | null): void;
+  delete(id: string): void;
+}
+
+/** Notes that fill in `ledger`; `now` is the local clock deletes are stamped with. */
+export function ledgerNotes(ledger: Ledger, now: () => number = Date.now): TaskNotes {
   const fateOf = (id: string) => {
     let fate = ledger.get(id);
     if (fate === undefined) {
@@ -43,13 +42,64 @@ export function observeTasks(
     }
     return fate;
   };
+  return {
+    write(id, status, finishedAt) {
+      const fate = fateOf(id);
+      fate.lastStatus = status;
+      if (TERMINAL.has(status) && finishedAt !== null)
+        fate.finished = { status: status as FinishedStatus, atMs: Date.parse(finishedAt) };
+    },
+    delete(id) {
+      const fate = fateOf(id);
+      if (fate.deletedMs !== undefined) return;
+      fate.deletedMs = now();
+      fate.statusAtDelete = fate.lastStatus;
+    },
+  };
+}
+
+/**
+ * Notes that print one line each through `say`, for a worker process to hand its witness's
+ * notes to the parent: `w <id> <status> <finishedAt or ->` and `d <id>`. The parent applies
+ * them with {@link applyNoteLine}.
+ */
+export function printedNotes(say: (line: string) => void): TaskNotes {
+  return {
+    write: (id, status, finishedAt) => say(`w ${id} ${status} ${finishedAt ?? "-"}`),
+    delete: (id) => say(`d ${id}`),
+  };
+}
+
+/**
+ * Apply one line a worker process printed, split at its first space into `tag` and `rest`: a
+ * note of {@link printedNotes} goes to `notes`, `run <id> <attempt>` counts a handler run in
+ * `ledger`. False when the line is neither.
+ */
+export function applyNoteLine(
+  tag: string,
+  rest: string,
+  notes: TaskNotes,
+  ledger: Ledger,
+): boolean {
+  const [id = "", a = "", b = ""] = rest.split(" ");
+  if (tag === "w") notes.write(id, a, b === "-" ? null : b);
+  else if (tag === "d") notes.delete(id);
+  else if (tag === "run") {
+    const fate = ledger.get(id);
+    if (fate !== undefined) fate.executions[Number(a)] = (fate.executions[Number(a)] ?? 0) + 1;
+  } else return false;
+  return true;
+}
+
+/** Wrap `inner` so writes and deletes of task objects under `tasksPrefix` go to `notes`. */
+export function observeTasks(inner: Storage, tasksPrefix: string, notes: TaskNotes): Storage {
+  const idOf = (key: string) =>
+    key.startsWith(tasksPrefix) && key.endsWith(".json")
+      ? key.slice(key.lastIndexOf("/") + 1, -".json".length)
+      : undefined;
   const noteDelete = (key: string) => {
     const id = idOf(key);
-    if (id === undefined) return;
-    const fate = fateOf(id);
-    if (fate.deletedMs !== undefined) return;
-    fate.deletedMs = now();
-    fate.statusAtDelete = fate.lastStatus;
+    if (id !== undefined) notes.delete(id);
   };
   const decoder = new TextDecoder();
   return {
@@ -69,13 +119,7 @@ export function observeTasks(
           status: string;
           finishedAt: string | null;
         };
-        const fate = fateOf(id);
-        fate.lastStatus = record.status;
-        if (TERMINAL.has(record.status) && record.finishedAt !== null)
-          fate.finished = {
-            status: record.status as FinishedStatus,
-            atMs: Date.parse(record.finishedAt),
-          };
+        notes.write(id, record.status, record.finishedAt);
       }
       return result;
     },
@@ -96,4 +140,39 @@ export function observeTasks(
     versioning: () => inner.versioning(),
     serverTime: () => inner.serverTime(),
   };
+}
+
+/** The families of objects counted under the prefix (anything else counts as `other`). */
+export const FAMILIES = ["tasks", "ready", "done", "workers", "other"] as const;
+
+/** Every current object under `prefix`, counted by family, and `total`. */
+export async function countObjects(s: Storage, prefix: string): Promise<Record<string, number>> {
+  const objects: Record<string, number> = Object.fromEntries(FAMILIES.map((f) => [f, 0]));
+  let token: string | undefined;
+  do {
+    const page = await s.list({ prefix, ...(token ? { continuationToken: token } : {}) });
+    for (const o of page.objects) {
+      const family = o.key.slice(prefix.length).split("/")[0] ?? "";
+      const name = (FAMILIES as readonly string[]).includes(family) ? family : "other";
+      objects[name] = (objects[name] ?? 0) + 1;
+    }
+    token = page.isTruncated ? page.nextContinuationToken : undefined;
+  } while (token !== undefined);
+  const total = Object.values(objects).reduce((a, b) => a + b, 0);
+  return { ...objects, total };
+}
+
+/** The ids of the task objects stored under `prefix` now. */
+export async function storedTaskIds(s: Storage, prefix: string): Promise<Set<string>> {
+  const ids = new Set<string>();
+  let token: string | undefined;
+  do {
+    const page = await s.list({
+      prefix: `${prefix}tasks/`,
+      ...(token ? { continuationToken: token } : {}),
+    });
+    for (const o of page.objects) ids.add(o.key.slice(o.key.lastIndexOf("/") + 1, -".json".length));
+    token = page.isTruncated ? page.nextContinuationToken : undefined;
+  } while (token !== undefined);
+  return ids;
 }

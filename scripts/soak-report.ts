@@ -13,8 +13,9 @@ import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import type { PlateauVerdict } from "./soak-checks.ts";
 
-/** The families of objects counted under the prefix (anything else counts as `other`). */
-export const FAMILIES = ["tasks", "ready", "done", "workers", "other"] as const;
+import { FAMILIES } from "./soak-observe.ts";
+
+export { FAMILIES };
 
 /** One sample of the soak run. */
 export interface SoakSample {
@@ -77,7 +78,7 @@ const COLORS: Record<string, string> = {
 };
 
 /** An axis maximum and tick step with round numbers, at most 5 ticks. */
-function niceScale(v: number): { max: number; step: number } {
+export function niceScale(v: number): { max: number; step: number } {
   const raw = Math.max(v, 1e-9) / 4;
   const p = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 2.5, 5, 10].map((m) => m * p).find((s) => s >= raw) ?? 10 * p;
@@ -207,6 +208,7 @@ export function renderSoakMarkdown(r: SoakResult, svgPath: string): string {
     `- **Nothing live deleted**: every queue and worker wrote through a witness that noted each task write that landed (status, \`finishedAt\`) and when oq sent each delete of a task object. The check: no task object was deleted before it reached a terminal state, nor earlier than \`finishedAt\` + retention (1 s tolerance: journal times and the server clock are whole seconds); every task not deleted by oq is still stored; no attempt's handler ran twice. ${r.violationCount === 0 ? "No violation." : `${r.violationCount} violations, first: ${r.violations[0]}`}`,
     "- **Versions** (versioned bucket): every write of a task, every ready marker and every delete leaves a version or a delete marker, so their count grows with the number of tasks processed, not with the number stored. They are removed by the bucket's lifecycle rule (`oq lifecycle --apply`), whose shortest setting is 1 day (S3 lifecycle counts whole days, and MinIO's scanner runs it in the background), so within a 10-minute run they only grow. That is expected; what bounds them is the lifecycle rule, and `oq doctor` warns when it is missing.",
     "- **A defect this soak found, and fixed.** The first runs found quiet workers claiming nothing while their monitor's round had steps queued: a worker whose last pass claimed nothing spent each poll either on one step of its round or on listing one partition, never both, so a round with more steps than polls kept it from new work (with 5-s rounds and 6-s polls a 35-s run at 10 tasks/s started 44 tasks in its first 5 s and none after, with 277 due markers in `ready/`). Those runs lowered `maxPollMs` to 1000 to get through. A quiet worker now takes steps and listings in turn (`Poller.list`; test: `a quiet worker still lists its own partitions every other poll ...` in test/worker/poller.test.ts), and the soak runs with the default 6000.",
+    "- **With worker processes, for an hour**: `npm run soak:processes -- --minutes 60 --json docs/soak-processes.json --svg docs/soak-processes.svg --md docs/soak-processes.md` (scripts/soak-processes.ts) runs the same stream through 4 worker processes, SIGKILLs one every 3 minutes and starts a new one, and checks that each process's RSS and open sockets stay flat, that the objects level off and that no task is lost; its section follows this one in docs/benchmarks.md (docs/soak-processes.md).",
     "",
   ];
   return lines.join("\n");

@@ -34,14 +34,19 @@ import type { LogFields } from "../src/logger.ts";
 import { Queue } from "../src/queue/queue.ts";
 import { FINISHED_STATUSES } from "../src/queue/retention.ts";
 import type { Storage } from "../src/storage/storage.ts";
-import { mapLimit } from "../src/util/async.ts";
-import { PermanentError } from "../src/worker/options.ts";
 import { isTaskOutcome } from "../src/worker/task-log.ts";
 import { Worker } from "../src/worker/worker.ts";
 import { removePrefix, s3Config, testS3Storage } from "../test/helpers/targets.ts";
 import { checkFates, checkPlateau, type Point } from "./soak-checks.ts";
-import { type Ledger, observeTasks } from "./soak-observe.ts";
+import {
+  countObjects,
+  type Ledger,
+  ledgerNotes,
+  observeTasks,
+  storedTaskIds,
+} from "./soak-observe.ts";
 import { FAMILIES, type SoakResult, type SoakSample, writeSoakReport } from "./soak-report.ts";
+import { SoakStream, soakHandler } from "./soak-stream.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -105,7 +110,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const prefix = `soak-${Date.now().toString(36)}/`;
 const raw = testS3Storage(bucket);
 const ledger: Ledger = new Map();
-const storage = observeTasks(raw, `${prefix}tasks/`, ledger);
+const storage = observeTasks(raw, `${prefix}tasks/`, ledgerNotes(ledger));
 const queue = new Queue({ storage, prefix });
 
 /** Every key and, when `versions`, every version under the prefix, counted by family. */
@@ -117,18 +122,8 @@ async function census(s: Storage, versions: boolean): Promise<Omit<SoakSample, "
     if (f.finished !== undefined) finished++;
     if (f.deletedMs !== undefined) pruned++;
   }
-  const counted = { submitted, finished, pruned };
-  const objects: Record<string, number> = Object.fromEntries(FAMILIES.map((f) => [f, 0]));
-  let token: string | undefined;
-  do {
-    const page = await s.list({ prefix, ...(token ? { continuationToken: token } : {}) });
-    for (const o of page.objects) {
-      const family = o.key.slice(prefix.length).split("/")[0] ?? "";
-      const name = (FAMILIES as readonly string[]).includes(family) ? family : "other";
-      objects[name] = (objects[name] ?? 0) + 1;
-    }
-    token = page.isTruncated ? page.nextContinuationToken : undefined;
-  } while (token !== undefined);
+  const counted = { submitted: stream.submitted, finished, pruned };
+  const objects = await countObjects(s, prefix);
   let versionCount: number | null = null;
   if (versions) {
     versionCount = 0;
@@ -146,55 +141,10 @@ async function census(s: Storage, versions: boolean): Promise<Omit<SoakSample, "
       versionIdMarker = page.nextVersionIdMarker;
     }
   }
-  const total = Object.values(objects).reduce((a, b) => a + b, 0);
-  return { objects: { ...objects, total }, versions: versionCount, ...counted };
+  return { objects, versions: versionCount, ...counted };
 }
 
-/** The ids of the task objects under `tasks/` now. */
-async function storedTaskIds(): Promise<Set<string>> {
-  const ids = new Set<string>();
-  let token: string | undefined;
-  do {
-    const page = await raw.list({
-      prefix: `${prefix}tasks/`,
-      ...(token ? { continuationToken: token } : {}),
-    });
-    for (const o of page.objects) ids.add(o.key.slice(o.key.lastIndexOf("/") + 1, -".json".length));
-    token = page.isTruncated ? page.nextContinuationToken : undefined;
-  } while (token !== undefined);
-  return ids;
-}
-
-let submitted = 0;
-let submitErrors = 0;
-const toCancel: { id: string; atMs: number }[] = [];
-
-/** Submit the `n` tasks of one second of the stream, the outcome mix by position. */
-async function submitSecond(n: number): Promise<void> {
-  await mapLimit(
-    Array.from({ length: n }, () => submitted++),
-    8,
-    async (i) => {
-      try {
-        const slot = i % 20;
-        if (slot === 1) await queue.submit("soak", { fail: true });
-        else if (slot === 2) {
-          const task = await queue.submit("soak", {}, { delay: 30 });
-          toCancel.push({ id: task.id, atMs: Date.now() + 2000 });
-        } else if (slot === 3) await queue.submit("soak-expiring", {}, { ttlSeconds: 2 });
-        else await queue.submit("soak", {});
-      } catch (error) {
-        submitErrors++;
-        console.error(`soak: submit failed: ${error instanceof Error ? error.message : error}`);
-      }
-    },
-  );
-  const due = toCancel.filter((c) => c.atMs <= Date.now());
-  if (due.length > 0) {
-    toCancel.splice(0, due.length);
-    await queue.cancelMany(due.map((c) => c.id));
-  }
-}
+const stream = new SoakStream(queue);
 
 const versioned = (await raw.versioning()) === "Enabled";
 await requireSafeBackend(queue);
@@ -226,13 +176,13 @@ const workers = Array.from({ length: workerCount }, () =>
           `soak: worker event ${event.kind} ${event.id}${event.error ? `: ${event.error}` : ""}`,
         );
     },
-  }).task("soak", async (input: { fail?: boolean }, ctx) => {
-    const fate = ledger.get(ctx.task.id);
-    if (fate !== undefined) fate.executions[ctx.attempt] = (fate.executions[ctx.attempt] ?? 0) + 1;
-    await sleep(20 + Math.random() * 80);
-    if (input.fail === true) throw new PermanentError("soak: failing on purpose");
-    return null;
-  }),
+  }).task(
+    "soak",
+    soakHandler((id, attempt) => {
+      const fate = ledger.get(id);
+      if (fate !== undefined) fate.executions[attempt] = (fate.executions[attempt] ?? 0) + 1;
+    }),
+  ),
 );
 await Promise.all(workers.map((w) => w.start()));
 console.error(
@@ -263,12 +213,13 @@ const sampler = (async () => {
 })();
 for (let second = startMs; second < endMs; second += 1000) {
   await sleep(Math.max(0, second - Date.now()));
-  await submitSecond(Math.round(rate));
+  await stream.submitSecond(Math.round(rate));
 }
 await sampler;
 await Promise.all(workers.map((w) => w.stop()));
+const { submitted, submitErrors } = stream;
 
-const present = await storedTaskIds();
+const present = await storedTaskIds(raw, prefix);
 for (const fate of ledger.values()) fate.presentAtEnd = present.has(fate.id);
 const retentionMs = Object.fromEntries(
   FINISHED_STATUSES.map((s) => [s, retentionS * 1000]),
