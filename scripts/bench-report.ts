@@ -13,6 +13,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, relative } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
+import { type BundleResult, renderBundle } from "./bench-bundle.ts";
 import { PRICE_PER_REQUEST } from "./sim/pricing.ts";
 import { renderSoakMarkdown, type SoakResult } from "./soak-report.ts";
 
@@ -118,6 +119,8 @@ export interface BenchResult {
       byKind: Kinds;
     }[];
   };
+  /** The portable bundle's size (absent before it was measured). */
+  bundle?: BundleResult;
   memory: {
     concurrency: number;
     idle: { seconds: number; peakRssMb: number; peakHeapUsedMb: number };
@@ -393,6 +396,7 @@ export function renderMarkdown(
     "",
     ...renderStats(r.stats, p?.stats),
     ...renderDashboard(r.dashboard, p?.dashboard),
+    ...renderBundle(r.bundle, p?.bundle),
     "## Memory of a worker process",
     "",
     `A worker (${r.memory.concurrency} slots) in its own process on the S3 driver, \`process.memoryUsage()\` sampled every 100 ms.`,

@@ -16,7 +16,8 @@
  * with `--stats-finished` stored finished tasks), dashboard (the time and requests of loading the
  * dashboard's overview and task list through its handler, with `--dashboard-finished` finished
  * tasks in the journal), memory (peak RSS and heap of an idle and a busy
- * worker process).
+ * worker process), bundle (the portable bundle a Cloudflare Worker ships: minified and gzipped
+ * size, its biggest inputs; needs no MinIO).
  * `--report` (what `npm run bench` passes) writes docs/benchmarks.md and docs/benchmarks.svg
  * from a complete run, with the previous run's figures (read from docs/benchmarks.json, `--results`)
  * beside the new ones, then saves this run there; `--chaos chaos.json` adds the results of
@@ -42,6 +43,7 @@ import { mapLimit } from "../src/util/async.ts";
 import { randomHex } from "../src/util/format.ts";
 import type { Handler } from "../src/worker/options.ts";
 import { Worker } from "../src/worker/worker.ts";
+import { bundleSizes } from "./bench-bundle.ts";
 import {
   IDLE_CASES,
   IDLE_CEILING_PER_MINUTE,
@@ -82,13 +84,15 @@ const { values: args } = parseArgs({
 });
 
 const env = process.env;
+// The bundle section alone needs no storage.
+const needsS3 = args.only?.split(",").some((name) => name !== "bundle") ?? true;
 for (const name of [
   "OQ_TEST_S3_ENDPOINT",
   "OQ_TEST_S3_BUCKET",
   "OQ_TEST_S3_ACCESS_KEY_ID",
   "OQ_TEST_S3_SECRET_ACCESS_KEY",
 ]) {
-  if (!env[name]) {
+  if (needsS3 && !env[name]) {
     console.error(
       `bench: ${name} is not set. Start MinIO first: bash scripts/minio.sh start && source .minio/env`,
     );
@@ -853,12 +857,16 @@ try {
     );
     console.log("claims", JSON.stringify(result.claims));
   }
+  if (want("bundle")) {
+    result.bundle = await bundleSizes(fileURLToPath(new URL("..", import.meta.url)));
+    console.log("bundle", JSON.stringify(result.bundle));
+  }
   if (want("memory")) {
     result.memory = await memory(Number(args["memory-tasks"]), Number(args["memory-idle-seconds"]));
     console.log("memory", JSON.stringify(result.memory));
   }
 } finally {
-  await cleanup();
+  if (needsS3) await cleanup();
 }
 result.seconds = Math.round((Date.now() - started) / 1000);
 result.loadAverageAtEnd = os.loadavg().map((l) => round(l, 2));

@@ -12,6 +12,7 @@ import { removePrefix } from "../helpers/targets.ts";
 import { checkEmbeddedServer, type EmbedTarget } from "./embed.ts";
 import {
   DENO,
+  devDependency,
   expectScenario,
   FIXTURES,
   minio,
@@ -28,8 +29,10 @@ import {
 const deno = (args: string[]) => ["run", "--no-prompt", ...args];
 
 describe("Deno", () => {
-  it("is Deno 2", async () => {
-    expect(await ok(DENO, ["--version"])).toMatch(/^deno 2\.\d+\.\d+/);
+  it("is the pinned Deno 2 (the `deno` devDependency, as the README's runtime table says)", async () => {
+    expect(await ok(DENO, ["--version"])).toMatch(
+      new RegExp(`^deno ${devDependency("deno").replaceAll(".", "\\.")} `),
+    );
   });
 
   it("runs submit, claim, complete, retry and cancel on the file store (read/write of its directory only)", async () => {

@@ -4,11 +4,12 @@
  * Worker script the way wrangler does (esbuild) for miniflare.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { expect } from "vitest";
+import { WORKER_BUILD_OPTIONS } from "../../scripts/bench-bundle.ts";
 
 /** The repository root. */
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -20,6 +21,14 @@ const bin = (name: string) => join(ROOT, "node_modules/.bin", name);
 export const BUN = bin("bun");
 /** The Deno binary from the `deno` devDependency. */
 export const DENO = bin("deno");
+
+/** The version a devDependency of package.json pins (bun, deno, miniflare). */
+export function devDependency(name: string): string {
+  const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as {
+    devDependencies: Record<string, string>;
+  };
+  return pkg.devDependencies[name]!;
+}
 
 /** MinIO settings (from `scripts/minio.sh start`), or undefined when the S3 suite is off. */
 export const minio = (() => {
@@ -222,13 +231,8 @@ export function haveBinary(path: string): boolean {
 export async function bundleWorker(entry: string, tsconfig?: string): Promise<string> {
   const esbuild = await import("esbuild");
   const result = await esbuild.build({
+    ...WORKER_BUILD_OPTIONS,
     entryPoints: [entry],
-    bundle: true,
-    format: "esm",
-    platform: "neutral",
-    conditions: ["workerd", "worker", "browser", "import"],
-    mainFields: ["module", "main"],
-    target: "es2022",
     write: false,
     logLevel: "silent",
     ...(tsconfig === undefined ? {} : { tsconfig }),
@@ -236,7 +240,7 @@ export async function bundleWorker(entry: string, tsconfig?: string): Promise<st
   return result.outputFiles[0]!.text;
 }
 
-/** The compatibility date the Workers tests run with (within what miniflare 3's workerd knows). */
+/** The compatibility date the Workers tests run with (the example's wrangler.toml's). */
 export const COMPATIBILITY_DATE = "2025-07-01";
 
 /** What fixtures/scenario.mjs prints. */

@@ -118,6 +118,14 @@ describe("the npm package", () => {
     if (faultInjectorMoved) expect(dist.filter((p) => /faulty/i.test(p))).toEqual([]);
   });
 
+  it("runs on the Node under test: the `node` that npm, npx and the oq bin start is this one", async () => {
+    // CI runs this file on each Node of .ci/node-versions with that Node first on PATH; a PATH
+    // left pointing elsewhere would test the package on another Node than the one reported.
+    const r = await run("node", ["--version"], { cwd: project.dir });
+    expect(r.stdout.trim(), show(r)).toBe(process.version);
+    console.log(`the npm package on Node ${process.version}`);
+  });
+
   it("npx oq --help", async () => {
     const r = await run(npx, ["--no-install", "oq", "--help"], { cwd: project.dir });
     expect(r.code, show(r)).toBe(0);

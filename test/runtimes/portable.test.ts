@@ -10,6 +10,7 @@ import { builtinModules } from "node:module";
 import { dirname, join, relative, resolve } from "node:path";
 import ts from "typescript";
 import { describe, expect, it } from "vitest";
+import { PORTABLE_PACKAGES, WORKER_BUILD_OPTIONS } from "../../scripts/bench-bundle.ts";
 import { ROOT } from "./helpers.ts";
 
 /** Globals that exist only on some runtimes. */
@@ -182,7 +183,7 @@ describe("the portable entry point", () => {
     // A new dependency of the core must be checked first (the bundle test below helps): it may
     // not need Node built-ins or read runtime globals unguarded. Then add it here.
     // @opentelemetry/api: no Node built-in, globals reached through guarded `typeof` checks.
-    const portable = new Set(["@opentelemetry/api", "arktype", "aws4fetch", "croner"]);
+    const portable = new Set(PORTABLE_PACKAGES);
     expect([...graph.packages].filter((p) => !portable.has(p))).toEqual([]);
     expect(graph.packages.has("aws4fetch")).toBe(true);
   });
@@ -200,13 +201,8 @@ describe("the portable entry point", () => {
   it("bundles for a platform without Node built-ins (esbuild, like wrangler)", async () => {
     const esbuild = await import("esbuild");
     const result = await esbuild.build({
+      ...WORKER_BUILD_OPTIONS,
       entryPoints: [join(ROOT, "mod.ts")],
-      bundle: true,
-      format: "esm",
-      platform: "neutral",
-      conditions: ["workerd", "worker", "browser", "import"],
-      mainFields: ["module", "main"],
-      target: "es2022",
       write: false,
       metafile: true,
       logLevel: "silent",

@@ -1,5 +1,5 @@
 /**
- * The R2 driver inside workerd (miniflare 3), against miniflare's R2 simulation: the shared
+ * The R2 driver inside workerd (miniflare 4), against miniflare's R2 simulation: the shared
  * storage conformance suite, run through a Worker that exposes the driver as a tiny RPC
  * (fixtures/r2-rpc-worker.ts). Each suite call is one `dispatchFetch` into the Worker, so the
  * driver code, the binding and R2's conditional-write semantics are all the real workerd ones;

@@ -1,6 +1,6 @@
 /**
  * Cloudflare Workers: the example Worker (examples/cloudflare/worker.ts), bundled like wrangler
- * bundles it and run in workerd by miniflare 3. `fetch` submits tasks; the cron trigger
+ * bundles it and run in workerd by miniflare 4. `fetch` submits tasks; the cron trigger
  * (`scheduled`) drains them with `Worker.drain`. Once against an R2 binding (miniflare's R2), and,
  * when `OQ_TEST_S3_*` is set, against MinIO over signed fetch, where Node then reads the same
  * tasks back with its own S3 driver.
