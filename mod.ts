@@ -107,6 +107,19 @@ export type {
   VersionInfo,
   VersioningStatus,
 } from "./src/storage/storage.ts";
+export {
+  type AnyTaskDefinition,
+  defineTask,
+  type HandlerInput,
+  type HandlerResult,
+  type TaskDefinition,
+  type TaskDefinitionDefaults,
+  type TaskDefinitionOptions,
+  type TaskInput,
+  type TaskOutput,
+  type TaskRecordOf,
+  type TypedTaskRecord,
+} from "./src/task/definition.ts";
 export { TASK_HISTORY_ERROR_CHARS, TASK_HISTORY_LIMIT } from "./src/task/event-log.ts";
 export type {
   Backoff,
@@ -118,6 +131,14 @@ export type {
   TaskRecord,
   TaskStatus,
 } from "./src/task/record.ts";
+export type {
+  StandardSchemaV1,
+  StandardSchemaV1Input,
+  StandardSchemaV1Issue,
+  StandardSchemaV1Output,
+  StandardSchemaV1Props,
+  StandardSchemaV1Result,
+} from "./src/task/standard-schema.ts";
 export { VERSION } from "./src/version.ts";
 export type { LogScanOptions } from "./src/worker/log-scan.ts";
 export {

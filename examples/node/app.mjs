@@ -3,23 +3,20 @@
  * SIGTERM or Ctrl-C, when it stops claiming, lets running tasks finish (or hands them back) and
  * exits.
  *
- *   npm install oq
+ *   npm install /path/to/oq-0.1.0.tgz              # `npm pack` in a checkout (not on npm yet)
  *   node app.mjs                                   # file store in ./.oq
  *   OQ_BUCKET=jobs OQ_ENDPOINT=http://127.0.0.1:9000 AWS_ACCESS_KEY_ID=... \
  *     AWS_SECRET_ACCESS_KEY=... node app.mjs      # any S3-compatible bucket
  *
- * From this checkout: `npm run build` first (the example imports the built package by name).
- * Submit more from another shell with `npx oq submit -t send-email -i '{"to":"x@example.com"}'`.
+ * It is an ES module (`.mjs`): top-level `await` needs one. From this checkout: `npm run build`
+ * first (it imports the built package by name). Submit more from another shell with
+ * `npx oq submit -t send-email -i '{"to":"x@example.com"}'`.
  */
 import process from "node:process";
-import { connect, PermanentError, Worker } from "oq";
-import { FileStorage } from "oq/file";
+import { connect, PermanentError, Worker } from "oq/file";
 
-const queue = await connect({
-  env: process.env,
-  // Without OQ_URL or OQ_BUCKET the queue lives in ./.oq (or OQ_URL=file:./dir).
-  openFile: (root) => new FileStorage({ root }),
-});
+// The OQ_* variables of the process; without OQ_URL or OQ_BUCKET the queue lives in ./.oq.
+const queue = await connect();
 
 const worker = new Worker(queue, {
   concurrency: 4,

@@ -11,6 +11,12 @@ import { InvalidStateError, NotFoundError, TimeoutError } from "../errors.ts";
 import type { Keys } from "../keys.ts";
 import type { Logger } from "../logger.ts";
 import type { Storage } from "../storage/storage.ts";
+import type {
+  AnyTaskDefinition,
+  TaskInput,
+  TaskRecordOf,
+  TypedTaskRecord,
+} from "../task/definition.ts";
 import type { TaskHistoryEntry, TaskRecord } from "../task/record.ts";
 import { isTerminal, replayTask } from "../task/transitions.ts";
 import { sleep } from "../util/async.ts";
@@ -22,7 +28,7 @@ import { type PruneOptions, type PruneResult, pruneTasks, replayMarginMs } from 
 import { type RepairOptions, type RepairResult, repairIndex } from "./repair.ts";
 import { type RetentionInput, retentionMs } from "./retention.ts";
 import { type QueueStats, queueStats, type StatsOptions } from "./stats.ts";
-import { submitTask, submitTasks } from "./submit.ts";
+import { type SubmitEntry, submitTask, submitTasks } from "./submit.ts";
 import type {
   CancelOutcome,
   ListTasksOptions,
@@ -32,6 +38,19 @@ import type {
   TaskVersion,
   Versioned,
 } from "./types.ts";
+
+/** Options of {@link Queue.wait}. */
+type WaitOptions = { timeout?: number | string; signal?: AbortSignal };
+
+/**
+ * The entries of `submitMany` as checked: an entry whose type is a definition must have that
+ * definition's input.
+ */
+type CheckedEntries<T extends readonly SubmitEntry[]> = {
+  [K in keyof T]: T[K] extends { type: infer D extends AnyTaskDefinition }
+    ? { type: D; input: TaskInput<D>; options?: SubmitOptions }
+    : T[K];
+};
 
 /**
  * A queue over one storage and prefix. Create it with `connect()` (which also checks bucket
@@ -63,17 +82,36 @@ export class Queue {
   }
 
   /**
-   * Submit a task. Returns the stored record (for an idempotency key seen before: the first
-   * task, unchanged). The ready marker is written before the task, so a crash in between leaves
+   * Submit a task of a definition ({@link defineTask}): the input is typed by its schema and
+   * validated before anything is written (`ValidationError` naming each bad path; the stored
+   * input is the schema's result), and the definition's defaults fill in options not given.
+   * Returns the stored record (for an idempotency key seen before: the first task, unchanged). The ready marker is written before the task, so a crash in between leaves
    * a harmless orphan marker rather than an invisible task.
    */
-  submit(type: string, input?: unknown, options: SubmitOptions = {}): Promise<TaskRecord> {
+  submit<D extends AnyTaskDefinition>(
+    definition: D,
+    input: TaskInput<D>,
+    options?: SubmitOptions,
+  ): Promise<TaskRecordOf<D>>;
+  /**
+   * Submit a task of a type given by name, its input unchecked beyond JSON and size (prefer a
+   * definition: a misspelt type name is accepted and waits for a handler that never comes).
+   */
+  submit(type: string, input?: unknown, options?: SubmitOptions): Promise<TaskRecord>;
+  submit(
+    type: string | AnyTaskDefinition,
+    input?: unknown,
+    options: SubmitOptions = {},
+  ): Promise<TaskRecord> {
     return submitTask(this.#q, type, input, options);
   }
 
-  /** Submit several tasks (bounded parallelism). Returns them in the order given. */
-  submitMany(
-    tasks: readonly { type: string; input?: unknown; options?: SubmitOptions }[],
+  /**
+   * Submit several tasks (bounded parallelism). Returns them in the order given. An entry's
+   * `type` may be a definition ({@link defineTask}): its input is then typed and validated.
+   */
+  submitMany<const T extends readonly SubmitEntry[]>(
+    tasks: T & CheckedEntries<T>,
     options: { concurrency?: number } = {},
   ): Promise<TaskRecord[]> {
     // Validates everything first so a bad entry fails the call before anything is written.
@@ -135,11 +173,17 @@ export class Queue {
   /**
    * Wait until the task is terminal and return it. Polls with backoff (0.2 s up to 2 s).
    * Throws `TimeoutError` after `timeout` (seconds or a duration string; default: wait forever).
+   * Given the record `submit` returned (typed for a definition's task), it returns the same type:
+   * `(await queue.wait(await queue.submit(email, input))).output`.
    */
-  async wait(
-    id: string,
-    options: { timeout?: number | string; signal?: AbortSignal } = {},
-  ): Promise<TaskRecord> {
+  wait<R extends TaskRecord | TypedTaskRecord<unknown, unknown>>(
+    task: R,
+    options?: WaitOptions,
+  ): Promise<R>;
+  /** Wait until task `id` is terminal and return it (see above). */
+  wait(id: string, options?: WaitOptions): Promise<TaskRecord>;
+  async wait(task: string | { id: string }, options: WaitOptions = {}): Promise<TaskRecord> {
+    const id = typeof task === "string" ? task : task.id;
     const limitMs =
       options.timeout === undefined
         ? Number.POSITIVE_INFINITY

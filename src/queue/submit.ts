@@ -7,12 +7,26 @@ import { parseDate, parseDuration } from "../duration.ts";
 import { ValidationError } from "../errors.ts";
 import { checkTaskType } from "../keys.ts";
 import { checkOptions, submitOptionsSchema } from "../options.ts";
+import {
+  type AnyTaskDefinition,
+  checkStoredInput,
+  isTaskDefinition,
+  validateSubmitted,
+  withDefaults,
+} from "../task/definition.ts";
 import type { Backoff, TaskRecord } from "../task/record.ts";
 import { createTask } from "../task/transitions.ts";
 import { mapLimit } from "../util/async.ts";
 import { iso, toHex } from "../util/format.ts";
 import type { QueueInternals } from "./internals.ts";
 import type { SubmitOptions } from "./types.ts";
+
+/** One task of `submitMany`: its type (or definition), input and options. */
+export interface SubmitEntry {
+  type: string | AnyTaskDefinition;
+  input?: unknown;
+  options?: SubmitOptions;
+}
 
 const encoder = new TextEncoder();
 
@@ -26,13 +40,19 @@ async function sha256Hex(text: string): Promise<string> {
  */
 export async function submitTask(
   q: QueueInternals,
-  type: string,
+  typeOrDefinition: string | AnyTaskDefinition,
   input: unknown,
   given: SubmitOptions,
 ): Promise<TaskRecord> {
+  const definition = isTaskDefinition(typeOrDefinition) ? typeOrDefinition : undefined;
+  const type = definition?.type ?? (typeOrDefinition as string);
   checkTaskType(type);
-  const options = checkOptions(submitOptionsSchema, given, "submit options");
-  const inputValue = q.checkInput(type, input);
+  const options = checkOptions(
+    submitOptionsSchema,
+    definition === undefined ? given : withDefaults(definition, given),
+    "submit options",
+  );
+  const inputValue = await storedInput(q, type, definition, input);
   const now = q.now();
   const availableAt = availableAtOf(options, now);
   const expiresAt = expiresAtOf(options, now, availableAt);
@@ -71,14 +91,17 @@ export async function submitTask(
 /** Submit several tasks (bounded parallelism), all validated before anything is written. */
 export async function submitTasks(
   q: QueueInternals,
-  tasks: readonly { type: string; input?: unknown; options?: SubmitOptions }[],
+  tasks: readonly SubmitEntry[],
   concurrency: number,
 ): Promise<TaskRecord[]> {
   for (const [i, t] of tasks.entries()) {
     try {
-      checkTaskType(t.type);
-      q.checkInput(t.type, t.input);
-      checkOptions(submitOptionsSchema, t.options, "submit options");
+      const definition = isTaskDefinition(t.type) ? t.type : undefined;
+      const type = definition?.type ?? (t.type as string);
+      checkTaskType(type);
+      await storedInput(q, type, definition, t.input);
+      const given = definition === undefined ? t.options : withDefaults(definition, t.options);
+      checkOptions(submitOptionsSchema, given, "submit options");
     } catch (error) {
       if (error instanceof ValidationError)
         throw new ValidationError(`Task #${i}: ${error.message}`);
@@ -86,6 +109,22 @@ export async function submitTasks(
     }
   }
   return mapLimit(tasks, concurrency, (t) => submitTask(q, t.type, t.input, t.options ?? {}));
+}
+
+/**
+ * The input as it will be stored: validated by the definition's schema when there is one (its
+ * result, with defaults and transforms), then checked for JSON and size (`ValidationError`).
+ */
+async function storedInput(
+  q: QueueInternals,
+  type: string,
+  definition: AnyTaskDefinition | undefined,
+  input: unknown,
+): Promise<unknown> {
+  if (definition === undefined) return q.checkInput(type, input);
+  const stored = q.checkInput(type, await validateSubmitted(definition, input));
+  await checkStoredInput(definition, stored);
+  return stored;
 }
 
 function availableAtOf(options: SubmitOptions, now: number): number {

@@ -17,6 +17,12 @@ import { FinishedCounter } from "../queue/finished-counts.ts";
 import { internals, type QueueInternals } from "../queue/internals.ts";
 import type { Queue } from "../queue/queue.ts";
 import type { Versioned } from "../queue/types.ts";
+import {
+  type AnyTaskDefinition,
+  type HandlerInput,
+  type HandlerResult,
+  isTaskDefinition,
+} from "../task/definition.ts";
 import type { Failure } from "../task/transitions.ts";
 import { sleep } from "../util/async.ts";
 import { Attempt, type Interrupt, signalReason } from "./attempt.ts";
@@ -35,6 +41,7 @@ import {
 import { Peers } from "./peers.ts";
 import { Poller } from "./poller.ts";
 import { SkipList } from "./skip.ts";
+import { validatingHandler } from "./typed-handler.ts";
 
 export type { WorkerEvent, WorkerStats } from "./events.ts";
 export {
@@ -139,16 +146,35 @@ export class Worker {
           });
   }
 
+  /**
+   * Register the handler for a task definition ({@link defineTask}): the handler's input and
+   * return types come from its schemas; the stored input is validated before the handler is
+   * called and the return value after (either failing fails the task at once, without retries).
+   * Returns the worker, for chaining.
+   */
+  task<D extends AnyTaskDefinition>(
+    definition: D,
+    handler: Handler<HandlerInput<D>, HandlerResult<D>>,
+    options?: HandlerOptions,
+  ): this;
   /** Register the handler for a task type. Returns the worker, for chaining. */
   task<Input = unknown, Output = unknown>(
     type: string,
     handler: Handler<Input, Output>,
+    options?: HandlerOptions,
+  ): this;
+  task(
+    typeOrDefinition: string | AnyTaskDefinition,
+    handler: Handler,
     options: HandlerOptions = {},
   ): this {
+    const definition = isTaskDefinition(typeOrDefinition) ? typeOrDefinition : undefined;
+    const type = definition?.type ?? (typeOrDefinition as string);
     checkTaskType(type);
     if (typeof handler !== "function")
       throw new ValidationError(`The handler for ${type} must be a function.`);
-    this.#handlers.set(type, { handler: handler as Handler, options });
+    const run = definition === undefined ? handler : validatingHandler(definition, handler);
+    this.#handlers.set(type, { handler: run, options });
     return this;
   }
 
