@@ -17,6 +17,7 @@
  * @module
  */
 import { ValidationError } from "./errors.ts";
+import { PRIORITY_MAX, PRIORITY_MIN } from "./task/priority.ts";
 
 /** Names that become key segments: a safe alphabet, no `/`, no `..`, at most 128 characters. */
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
@@ -365,7 +366,11 @@ export class Keys {
       type,
       part: Number(part),
       id,
-      priority: Number(PRIORITY_NONCE.exec(nonce)?.[2] ?? 0) || 0,
+      // Clamped: a key written by hand with `-p999` is ordered as the highest, not above it.
+      priority: Math.min(
+        PRIORITY_MAX,
+        Math.max(PRIORITY_MIN, Number(PRIORITY_NONCE.exec(nonce)?.[2] ?? 0) || 0),
+      ),
     };
     if (expiresMs !== undefined) marker.expiresMs = expiresMs;
     if (lease) marker.lease = true;

@@ -7,6 +7,8 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { Keys } from "../src/keys.ts";
 import { Queue } from "../src/queue/queue.ts";
+import { checkTaskOptions, submitOptions } from "../src/schedule/record.ts";
+import { Scheduler } from "../src/schedule/scheduler.ts";
 import { countRequests, type RequestCounts } from "../src/storage/count.ts";
 import { MemoryStorage } from "../src/storage/memory.ts";
 import type { Storage } from "../src/storage/storage.ts";
@@ -41,6 +43,9 @@ describe("priority in marker keys", () => {
     // A key written before priorities existed (and by hand, per the docs).
     const old = keys.parseReadyMarker("q/ready/email/0/20261130T120000Z/Job-7.5eed0a11");
     expect(old).toMatchObject({ id: "Job-7", priority: 0 });
+    // A hand-written key beyond the range is ordered at its end.
+    const wild = keys.parseReadyMarker("q/ready/email/0/20261130T120000Z/Job-7.5eed0a11-p999");
+    expect(wild).toMatchObject({ id: "Job-7", priority: 10 });
   });
 
   it("keeps the id where a reader without priorities looks for it (before the last dot)", () => {
@@ -63,6 +68,33 @@ describe("priority in marker keys", () => {
       "old-low",
       "too-late-high",
     ]);
+  });
+});
+
+describe("priority options", () => {
+  it("submit checks the range, the queue's defaults apply, and a schedule's tasks carry it", async () => {
+    const queue = new Queue({ storage: new MemoryStorage(), defaults: { priority: 2 } });
+    expect((await queue.submit("job", 1)).priority).toBe(2);
+    expect((await queue.submit("job", 1, { priority: 0 })).priority).toBeUndefined();
+    for (const priority of [11, -11, 1.5, Number.NaN]) {
+      await expect(queue.submit("job", 1, { priority })).rejects.toThrow(
+        /priority must be a whole number from -10 to 10/,
+      );
+    }
+    expect(() => new Queue({ storage: new MemoryStorage(), defaults: { priority: 20 } })).toThrow(
+      /priority/,
+    );
+    const options = checkTaskOptions({ id: "s", type: "job", cron: "* * * * *", priority: -4 });
+    expect(options.priority).toBe(-4);
+    const scheduler = new Scheduler(queue);
+    const schedule = await scheduler.create({
+      id: "s",
+      type: "job",
+      cron: "* * * * *",
+      priority: -4,
+    });
+    expect(schedule.task.priority).toBe(-4);
+    expect(submitOptions(schedule, "k")).toMatchObject({ priority: -4, idempotencyKey: "k" });
   });
 });
 
