@@ -121,6 +121,7 @@ export {
   type TypedTaskRecord,
 } from "./src/task/definition.ts";
 export { TASK_HISTORY_ERROR_CHARS, TASK_HISTORY_LIMIT } from "./src/task/event-log.ts";
+export { PRIORITY_AGING_SECONDS, PRIORITY_MAX, PRIORITY_MIN } from "./src/task/priority.ts";
 export type {
   Backoff,
   CancelRequest,

@@ -17,6 +17,7 @@
  * @module
  */
 import { ValidationError } from "./errors.ts";
+import { PRIORITY_MAX, PRIORITY_MIN } from "./task/priority.ts";
 
 /** Names that become key segments: a safe alphabet, no `/`, no `..`, at most 128 characters. */
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
@@ -110,6 +111,8 @@ export interface ReadyMarker {
   expiresMs?: number;
   /** Set on a running task's marker placed at its lease expiry (key ending in `.lease`). */
   lease?: true;
+  /** The task's priority, from the key (`{nonce}-p{n}`); 0 for a key without one. */
+  priority: number;
 }
 
 /** A parsed finished-journal key (`done/{type}/{status}/{time}/{nonce}.json`). */
@@ -143,6 +146,8 @@ export interface MarkerSpec {
   lease?: boolean;
   /** Random hex making the key unique. */
   nonce: string;
+  /** The task's priority (0 or absent: none in the key). */
+  priority?: number;
 }
 
 /**
@@ -160,6 +165,15 @@ export function partOf(id: string, shards: number): number {
 }
 
 const PART = /^(0|[1-9][0-9]{0,2})$/;
+/** A nonce segment that carries a priority: `{hex}-p{n}`, `n` a whole number, maybe negative. */
+const PRIORITY_NONCE = /^(.+)-p(-?(?:0|[1-9][0-9]{0,2}))$/;
+
+/**
+ * The last segment of a partition's pause marker, `ready/{type}/{part}/!paused`. `!` sorts
+ * before the digits every marker's time starts with, so the marker is the first key of every
+ * listing of the partition from its start (docs/protocol.md, "Pause").
+ */
+export const PAUSE_MARKER = "!paused";
 const TIME = /^\d{8}T\d{6}Z$/;
 
 /** Builds and parses the keys of one queue (one prefix). */
@@ -276,7 +290,25 @@ export class Keys {
         : spec.expiresMs === undefined
           ? ""
           : `.${timeKey(Math.ceil(spec.expiresMs / 1000) * 1000)}`;
-    return `ready/${spec.type}/${spec.part}/${timeKey(spec.dueMs)}/${spec.id}.${spec.nonce}${expiry}`;
+    // The priority rides in the nonce segment: a reader that predates it takes the segment for
+    // the nonce, still finds the right id, and so never mistakes the marker for a stale one.
+    const nonce =
+      spec.priority === undefined || spec.priority === 0
+        ? spec.nonce
+        : `${spec.nonce}-p${spec.priority}`;
+    return `ready/${spec.type}/${spec.part}/${timeKey(spec.dueMs)}/${spec.id}.${nonce}${expiry}`;
+  }
+
+  /** The pause marker of one partition: `ready/{type}/{part}/!paused` (full key). */
+  pauseMarker(type: string, part: number): string {
+    return `${this.partition(type, part)}${PAUSE_MARKER}`;
+  }
+
+  /** Whether `key` is a partition's pause marker ({@link Keys.pauseMarker}). */
+  isPauseMarker(key: string): boolean {
+    if (!key.startsWith(this.ready) || !key.endsWith(`/${PAUSE_MARKER}`)) return false;
+    const parts = key.slice(this.ready.length).split("/");
+    return parts.length === 3 && NAME.test(parts[0]!) && PART.test(parts[1]!);
   }
 
   /** The full key of a marker stored relative to the prefix. */
@@ -334,6 +366,11 @@ export class Keys {
       type,
       part: Number(part),
       id,
+      // Clamped: a key written by hand with `-p999` is ordered as the highest, not above it.
+      priority: Math.min(
+        PRIORITY_MAX,
+        Math.max(PRIORITY_MIN, Number(PRIORITY_NONCE.exec(nonce)?.[2] ?? 0) || 0),
+      ),
     };
     if (expiresMs !== undefined) marker.expiresMs = expiresMs;
     if (lease) marker.lease = true;

@@ -11,6 +11,7 @@
 import { type Type, type } from "arktype";
 import { MAX_DURATION_SECONDS } from "./duration.ts";
 import { ValidationError } from "./errors.ts";
+import { PRIORITY_MAX, PRIORITY_MIN } from "./task/priority.ts";
 
 const seconds = type(`0 <= number <= ${MAX_DURATION_SECONDS}`).describe(
   "a number of seconds from 0 to 100 years",
@@ -39,6 +40,10 @@ export const taskOptionsSchema = type({
   "ttlSeconds?": positiveSeconds,
   /** Backoff between attempts. */
   "backoff?": backoffOptionsSchema,
+  /** Higher runs first among due tasks (docs/protocol.md, "Priorities"). */
+  "priority?": type(`${PRIORITY_MIN} <= number.integer <= ${PRIORITY_MAX}`).describe(
+    `a whole number from ${PRIORITY_MIN} to ${PRIORITY_MAX}`,
+  ),
 });
 
 /** Defaults a queue applies to tasks submitted without their own values. */
@@ -49,6 +54,7 @@ export const scheduleTaskOptionsSchema = taskOptionsSchema.pick(
   "maxRetries",
   "timeoutSeconds",
   "ttlSeconds",
+  "priority",
 );
 
 const when = type("Date | number | string").describe(

@@ -14,7 +14,8 @@ import { log, out, outJson, span, styles, table } from "./output.ts";
 function heading(t: TypeStats): string {
   const oldest = t.oldestDueAgeMs === null ? "" : ` (oldest due ${span(t.oldestDueAgeMs)} ago)`;
   const atLeast = t.capped ? "at least " : "";
-  return `${atLeast}${t.pending.due} due${oldest}, ${atLeast}${t.pending.delayed} delayed, ${atLeast}${t.running} running, ${t.throughputPerMinute.toFixed(1)}/min`;
+  const paused = t.paused ? "PAUSED, " : "";
+  return `${paused}${atLeast}${t.pending.due} due${oldest}, ${atLeast}${t.pending.delayed} delayed, ${atLeast}${t.running} running, ${t.throughputPerMinute.toFixed(1)}/min`;
 }
 
 export default oqCommand({

@@ -58,6 +58,11 @@ export default oqCommand({
       description: "Retries after the first run (default 3)",
       valueHint: "n",
     },
+    priority: {
+      type: "string",
+      description: "From -10 to 10, higher runs first (default 0; negative: --priority=-5)",
+      valueHint: "n",
+    },
     "idempotency-key": {
       type: "string",
       description: "Submitting the same key again returns the first task",
@@ -84,6 +89,13 @@ export default oqCommand({
     if (timeout !== undefined) options.timeoutSeconds = timeout;
     const maxRetries = intArg(args["max-retries"], "max-retries", 0);
     if (maxRetries !== undefined) options.maxRetries = maxRetries;
+    if (args.priority !== undefined) {
+      if (!/^-?\d{1,2}$/.test(args.priority.trim()))
+        throw usageError(
+          `Invalid --priority "${args.priority}": expected a whole number from -10 to 10.`,
+        );
+      options.priority = Number(args.priority.trim());
+    }
     if (args["idempotency-key"] !== undefined) options.idempotencyKey = args["idempotency-key"];
 
     const queue = await openQueue(args);

@@ -32,6 +32,7 @@ export interface ResolvedDefaults {
   maxRetries: number;
   backoff: Backoff;
   timeoutSeconds: number | null;
+  priority: number;
 }
 
 /** `length` random hex characters from web crypto. */
@@ -82,6 +83,7 @@ export class QueueInternals {
       maxRetries: d.maxRetries ?? 3,
       backoff: { ...DEFAULT_BACKOFF, ...d.backoff },
       timeoutSeconds: d.timeoutSeconds ?? null,
+      priority: d.priority ?? 0,
     };
     this.manifest = new ManifestStore(this.storage, this.keys, this.clock);
     this.journal = new FinishedJournal(this);
@@ -156,7 +158,10 @@ export class QueueInternals {
   }
 
   /** See {@link ReadyIndex.newMarker}. */
-  newMarker(task: Pick<TaskRecord, "type" | "id" | "status" | "expiresAt">, dueMs: number): string {
+  newMarker(
+    task: Pick<TaskRecord, "type" | "id" | "status" | "expiresAt" | "priority">,
+    dueMs: number,
+  ): string {
     return this.index.newMarker(task, dueMs);
   }
 

@@ -24,6 +24,7 @@ import { type BulkCancelOptions, cancelTask, cancelTasks, cancelTasksOfType } fr
 import { attachInternals, QueueInternals } from "./internals.ts";
 import { iterateTasks, listTasks, taskHistory, taskVersions } from "./list.ts";
 import type { Manifest } from "./manifest.ts";
+import { isTypePaused, keepPaused, pauseType, resumeType } from "./pause.ts";
 import { type PruneOptions, type PruneResult, pruneTasks, replayMarginMs } from "./prune.ts";
 import { type RepairOptions, type RepairResult, repairIndex } from "./repair.ts";
 import { type RetentionInput, retentionMs } from "./retention.ts";
@@ -241,8 +242,30 @@ export class Queue {
    * (`ValidationError` otherwise). Workers pick the change up within 10 minutes. Returns the
    * manifest.
    */
-  setShards(type: string, shards: number): Promise<Manifest> {
-    return this.#q.manifest.setShards(type, shards);
+  async setShards(type: string, shards: number): Promise<Manifest> {
+    const manifest = await this.#q.manifest.setShards(type, shards);
+    await keepPaused(this.#q, type);
+    return manifest;
+  }
+
+  /**
+   * Pause `type` (docs/protocol.md, "Pause"): workers stop claiming its tasks within one poll
+   * (at most `listReuseMs`, 2 s, for a busy worker, or its idle pause); running tasks finish;
+   * submits still work and their tasks wait until {@link Queue.resume}. One PUT per shard of the
+   * type; costs the workers nothing.
+   */
+  pause(type: string): Promise<void> {
+    return pauseType(this.#q, type);
+  }
+
+  /** Resume a type paused with {@link Queue.pause}: its waiting tasks run again. */
+  resume(type: string): Promise<void> {
+    return resumeType(this.#q, type);
+  }
+
+  /** Whether `type` is paused (one HEAD). */
+  isPaused(type: string): Promise<boolean> {
+    return isTypePaused(this.#q, type);
   }
 
   /**

@@ -39,7 +39,13 @@ export interface MarkerListOptions {
    * Set to whether the listing stopped at `maxPages`, to how many pages it read (LISTs), and to
    * the due time of the marker it stopped at past `dueBy` (undefined when there was none).
    */
-  progress?: { capped: boolean; pages?: number; nextDueMs?: number };
+  progress?: { capped: boolean; pages?: number; nextDueMs?: number; paused?: boolean };
+  /**
+   * Yield nothing from a paused partition (docs/protocol.md, "Pause"): stop at its pause marker,
+   * the first key of the partition. A listing resumed with `startAfter` would not see it, so it
+   * first lists the partition's first key (one more LIST, only on such a resumed listing).
+   */
+  stopAtPause?: boolean;
   /** Called with each key under `ready/` that is not a marker (a monitor sweeps them). */
   onMalformed?: (object: ObjectInfo) => void;
 }
@@ -93,7 +99,10 @@ export class ReadyIndex {
    * shard per the manifest (shard 0 before it was read: always listed), carrying the TTL of a
    * pending task, or marked as a running task's lease marker.
    */
-  newMarker(task: Pick<TaskRecord, "type" | "id" | "status" | "expiresAt">, dueMs: number): string {
+  newMarker(
+    task: Pick<TaskRecord, "type" | "id" | "status" | "expiresAt" | "priority">,
+    dueMs: number,
+  ): string {
     const { keys, manifest, randomHex } = this.#deps;
     return keys.newReadyMarker({
       type: task.type,
@@ -105,6 +114,7 @@ export class ReadyIndex {
         : {}),
       ...(task.status === "running" ? { lease: true } : {}),
       nonce: randomHex(8),
+      ...(task.priority === undefined ? {} : { priority: task.priority }),
     });
   }
 
@@ -323,8 +333,17 @@ export class ReadyIndex {
     if (options.progress) {
       options.progress.capped = false;
       options.progress.nextDueMs = undefined;
+      options.progress.paused = false;
     }
-    for (let pages = 1; ; pages++) {
+    let extra = 0;
+    if (options.stopAtPause === true && options.startAfter !== undefined) {
+      extra = 1;
+      if (await this.#pausedAtStart(options.prefix ?? keys.ready)) {
+        if (options.progress) Object.assign(options.progress, { pages: 1, paused: true });
+        return;
+      }
+    }
+    for (let pages = 1 + extra; ; pages++) {
       if (options.progress) options.progress.pages = pages;
       const page = await storage.list({
         prefix: options.prefix ?? keys.ready,
@@ -335,6 +354,11 @@ export class ReadyIndex {
           : { continuationToken }),
       });
       for (const o of page.objects) {
+        if (keys.isPauseMarker(o.key)) {
+          if (options.progress) options.progress.paused = true;
+          if (options.stopAtPause === true) return;
+          continue;
+        }
         const marker = keys.parseReadyMarker(o.key);
         if (marker === undefined) {
           this.warnOnce(
@@ -351,12 +375,18 @@ export class ReadyIndex {
         yield { ...marker, lastModified: o.lastModified };
       }
       if (!page.isTruncated) return;
-      if (options.maxPages !== undefined && pages >= options.maxPages) {
+      if (options.maxPages !== undefined && pages - extra >= options.maxPages) {
         if (options.progress) options.progress.capped = true;
         return;
       }
       continuationToken = page.nextContinuationToken;
     }
+  }
+
+  /** Whether the first key under `partition` is its pause marker: one LIST of one key. */
+  async #pausedAtStart(partition: string): Promise<boolean> {
+    const page = await this.#deps.storage.list({ prefix: partition, maxKeys: 1 });
+    return page.objects.some((o) => this.#deps.keys.isPauseMarker(o.key));
   }
 
   /**

@@ -66,6 +66,8 @@ export interface TypeStats {
   throughputPerMinute: number;
   /** True when the type had more markers than `maxPagesPerType` pages: counts are lower bounds. */
   capped: boolean;
+  /** True when the type is paused (`queue.pause`): workers claim none of its tasks. */
+  paused: boolean;
   /**
    * With `series: true`: the finished counts of each minute of the last hour (60, oldest first,
    * the current minute last) and of each hour of the last day (24, the current hour last).
@@ -131,6 +133,7 @@ export async function queueStats(
         finished: { lastHour: emptyTally(), lastDay: emptyTally() },
         throughputPerMinute: 0,
         capped: false,
+        paused: false,
       };
       if (options.series === true) s.series = emptySeries();
       byType.set(type, s);
@@ -140,7 +143,7 @@ export async function queueStats(
   // A type listed with no marker left (MinIO lists the prefix of deleted keys in a versioned
   // bucket) and nothing finished is not reported.
   for (const l of live)
-    if (l.pending.due + l.pending.delayed + l.running > 0 || only?.includes(l.type))
+    if (l.pending.due + l.pending.delayed + l.running > 0 || l.paused || only?.includes(l.type))
       Object.assign(entry(l.type), l);
   for (const [type, w] of finished) {
     if (only !== undefined && !only.includes(type)) continue;
@@ -187,8 +190,10 @@ async function liveCounts(
   now: number,
   maxPages: number,
   requests: { LIST: number },
-): Promise<Pick<TypeStats, "type" | "pending" | "running" | "oldestDueAgeMs" | "capped">> {
-  const progress = { capped: false, pages: 0 };
+): Promise<
+  Pick<TypeStats, "type" | "pending" | "running" | "oldestDueAgeMs" | "capped" | "paused">
+> {
+  const progress = { capped: false, pages: 0, paused: false };
   const pending = { due: 0, delayed: 0 };
   let running = 0;
   let oldestDue = Number.POSITIVE_INFINITY;
@@ -210,6 +215,7 @@ async function liveCounts(
     running,
     oldestDueAgeMs: oldestDue === Number.POSITIVE_INFINITY ? null : Math.max(0, now - oldestDue),
     capped: progress.capped,
+    paused: progress.paused,
   };
 }
 

@@ -67,6 +67,7 @@ export async function submitTask(
   }
   await q.manifest.load();
   const backoff: Backoff = { ...q.defaults.backoff, ...options.backoff };
+  const priority = options.priority ?? q.defaults.priority;
   const task = createTask(
     {
       id,
@@ -78,8 +79,15 @@ export async function submitTask(
       availableAt,
       expiresAt,
       idempotencyKey,
+      priority,
       marker: q.newMarker(
-        { type, id, status: "pending", expiresAt: expiresAt === null ? null : iso(expiresAt) },
+        {
+          type,
+          id,
+          status: "pending",
+          expiresAt: expiresAt === null ? null : iso(expiresAt),
+          priority,
+        },
         availableAt,
       ),
     },

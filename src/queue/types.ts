@@ -43,6 +43,8 @@ export interface TaskDefaults {
   backoff?: Partial<Backoff>;
   /** Per-attempt time limit in seconds. Default: none (the worker's default applies). */
   timeoutSeconds?: number;
+  /** Priority, -10 to 10 (higher runs first). Default 0. */
+  priority?: number;
 }
 
 /** Options of {@link Queue.submit}. */
@@ -61,6 +63,12 @@ export interface SubmitOptions {
   maxRetries?: number;
   /** Backoff between attempts. */
   backoff?: Partial<Backoff>;
+  /**
+   * Higher runs first among due tasks, -10 to 10; default 0 (the queue's default). A task never
+   * waits behind work that became due more than 60 s per level of difference after it
+   * (docs/protocol.md, "Priorities").
+   */
+  priority?: number;
   /** A second submit with the same key returns the first task instead of creating another. */
   idempotencyKey?: string;
 }

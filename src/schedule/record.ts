@@ -29,6 +29,8 @@ export interface ScheduleTaskOptions {
   maxRetries: number | null;
   /** The task expires if not started within this many seconds of its submission. */
   ttlSeconds: number | null;
+  /** The tasks' priority; absent in schedules written before priorities (the queue's default). */
+  priority?: number;
 }
 
 /** The stored schedule. Times are ISO 8601 strings so the object reads well in `aws s3 cp`. */
@@ -86,6 +88,8 @@ export interface NewSchedule {
   maxRetries?: number;
   /** Each task expires if not started within this many seconds of submission. */
   ttlSeconds?: number;
+  /** Priority of each task, -10 to 10 (higher runs first). Default: the queue's default. */
+  priority?: number;
   /** Create it disabled. Default true (enabled). */
   enabled?: boolean;
 }
@@ -112,6 +116,7 @@ const scheduleSchema = type({
     timeoutSeconds: "number > 0 | null",
     maxRetries: "number.integer >= 0 | null",
     ttlSeconds: "number > 0 | null",
+    "priority?": "number.integer",
   },
   enabled: "boolean",
   createdAt: isoString,
@@ -171,6 +176,7 @@ export function checkTaskOptions(spec: NewSchedule): ScheduleTaskOptions {
       maxRetries: spec.maxRetries,
       timeoutSeconds: spec.timeoutSeconds,
       ttlSeconds: spec.ttlSeconds,
+      priority: spec.priority,
     },
     "schedule task options",
   );
@@ -178,6 +184,7 @@ export function checkTaskOptions(spec: NewSchedule): ScheduleTaskOptions {
     timeoutSeconds: task.timeoutSeconds ?? null,
     maxRetries: task.maxRetries ?? null,
     ttlSeconds: task.ttlSeconds ?? null,
+    ...(task.priority === undefined ? {} : { priority: task.priority }),
   };
 }
 
@@ -187,5 +194,6 @@ export function submitOptions(schedule: ScheduleRecord, idempotencyKey: string):
   if (schedule.task.timeoutSeconds !== null) out.timeoutSeconds = schedule.task.timeoutSeconds;
   if (schedule.task.maxRetries !== null) out.maxRetries = schedule.task.maxRetries;
   if (schedule.task.ttlSeconds !== null) out.ttlSeconds = schedule.task.ttlSeconds;
+  if (schedule.task.priority !== undefined) out.priority = schedule.task.priority;
   return out;
 }

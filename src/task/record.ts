@@ -81,6 +81,8 @@ const taskSchema = type({
   maxRetries: "number.integer >= 0",
   backoff: backoffSchema,
   timeoutSeconds: "number > 0 | null",
+  // Absent in records written before priorities, and in those of priority 0: both read as 0.
+  "priority?": "number.integer",
   createdAt: isoString,
   updatedAt: isoString,
   availableAt: isoString,
@@ -203,6 +205,11 @@ export interface TaskRecord {
   backoff: Backoff;
   /** Per-attempt time limit in seconds, or null for the worker's default. */
   timeoutSeconds: number | null;
+  /**
+   * Higher runs first among due tasks (`PRIORITY_MIN` to `PRIORITY_MAX`); absent means 0. Also
+   * in the marker key, so workers order what they list without reading tasks.
+   */
+  priority?: number;
   /** When submitted. */
   createdAt: string;
   /** When this version was written. */

@@ -49,6 +49,8 @@ export interface NewTask {
   expiresAt: number | null;
   idempotencyKey: string | null;
   marker: string;
+  /** Higher runs first; 0 (the default) is not stored. */
+  priority?: number;
 }
 
 /** Epoch milliseconds of an ISO field. */
@@ -79,6 +81,7 @@ export function createTask(spec: NewTask, now: number): TaskRecord {
     maxRetries: spec.maxRetries,
     backoff: spec.backoff,
     timeoutSeconds: spec.timeoutSeconds,
+    ...(spec.priority === undefined || spec.priority === 0 ? {} : { priority: spec.priority }),
     createdAt: iso(now),
     updatedAt: iso(now),
     availableAt: iso(spec.availableAt),

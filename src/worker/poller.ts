@@ -29,6 +29,7 @@ import type { Emit, WorkerStats } from "./events.ts";
 import type { Candidate, Monitor } from "./monitor.ts";
 import { type HandlerEntry, leaseToWrite } from "./options.ts";
 import { nextIdlePause } from "./poll-pause.ts";
+import { byEffectivePriority, byPriorityFirst, mixedPriorities } from "./priority-order.ts";
 import { RefusedClaims } from "./refused-claims.ts";
 import type { SkipList } from "./skip.ts";
 
@@ -286,7 +287,8 @@ export class Poller {
   #ownOrder(): Candidate[] {
     const all = [...this.#candidates];
     const local = this.#queue.clock.localNow();
-    if (!this.#o.alone() || local - this.#contendedAt > CONTENDED_MS) return all;
+    if (!this.#o.alone() || local - this.#contendedAt > CONTENDED_MS || mixedPriorities(all))
+      return all;
     return this.#fromRandomPoint(all);
   }
 
@@ -296,7 +298,7 @@ export class Poller {
    * not all read the same newest task.
    */
   #stealOrder(): Candidate[] {
-    return this.#fromRandomPoint([...this.#candidates].reverse());
+    return byPriorityFirst(this.#fromRandomPoint([...this.#candidates].reverse()));
   }
 
   /** `list` rotated to start at a random element, its order otherwise kept. */
@@ -360,6 +362,7 @@ export class Poller {
       dueBy: now,
       maxPages: PAGES_PER_POLL,
       progress,
+      stopAtPause: true,
       ...(resume === undefined ? {} : { startAfter: resume }),
       onMalformed: monitor.malformed(now),
     })) {
@@ -373,7 +376,7 @@ export class Poller {
       this.#dueSoon.listedPast(progress.nextDueMs - q.clock.offsetMs());
     if (progress.capped && last !== undefined) this.#resumeAfter.set(partition, last);
     else this.#resumeAfter.delete(partition);
-    return found;
+    return byEffectivePriority(found);
   }
 
   /** Look at one due marker's task and act on it. True when the task was claimed. */
