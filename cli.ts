@@ -46,6 +46,7 @@ const main = defineCommand({
     schedule: () => import("./src/cli/schedule.ts").then((m) => m.default),
     doctor: () => import("./src/cli/doctor.ts").then((m) => m.default),
     shards: () => import("./src/cli/shards.ts").then((m) => m.default),
+    limit: () => import("./src/cli/limit.ts").then((m) => m.default),
     repair: () => import("./src/cli/repair.ts").then((m) => m.default),
     stats: () => import("./src/cli/stats.ts").then((m) => m.default),
     dashboard: () => import("./src/cli/dashboard.ts").then((m) => m.default),

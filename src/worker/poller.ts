@@ -26,6 +26,7 @@ import { errorMessage } from "../util/errors.ts";
 import type { ClaimProbes } from "./claim-probes.ts";
 import { DueSoon } from "./due-soon.ts";
 import type { Emit, WorkerStats } from "./events.ts";
+import type { ClaimLimits, StartedClaim } from "./limits.ts";
 import type { Candidate, Monitor } from "./monitor.ts";
 import { type HandlerEntry, leaseToWrite } from "./options.ts";
 import { nextIdlePause } from "./poll-pause.ts";
@@ -74,15 +75,13 @@ export interface PollerOptions {
   /** A read of a task in its share won nothing: another worker got there (look for peers). */
   onContended?: () => void;
   probes: ClaimProbes;
+  limits: ClaimLimits;
   stats: WorkerStats;
   emit: Emit;
   /** Whether the worker still runs (claims stop once it does not). */
   isRunning: () => boolean;
   /** Run a task just claimed with lease `token`. */
-  start: (
-    claimed: Versioned,
-    claim: { token: string; leaseMs: number; entry: HandlerEntry },
-  ) => void;
+  start: (claimed: Versioned, claim: StartedClaim) => void;
   /** The backend refused valid conditional writes: stop the worker. */
   onUnsafe: (id: string, error: UnsafeBackendError) => void;
 }
@@ -144,13 +143,13 @@ export class Poller {
 
   /**
    * The partitions of the ready index this worker lists: every hash shard of every type it has a
-   * handler for (shards per the manifest). It never lists or reads the other types.
+   * handler for (shards per the manifest) and not at its limit. It never reads the other types.
    */
   partitions(): string[] {
     const q = this.#queue;
     const found: string[] = [];
     for (const type of [...this.#o.handlers.keys()].sort()) {
-      const shards = q.manifest.shardsOf(type);
+      const shards = this.#o.limits.open(type) ? q.manifest.shardsOf(type) : 0;
       for (let part = 0; part < shards; part++) found.push(q.keys.partition(type, part));
     }
     return found;
@@ -188,7 +187,7 @@ export class Poller {
           await sleep(o.minPollMs, this.#wake.signal);
         continue;
       }
-      await sleep(idle, this.#wake.signal);
+      await sleep(o.limits.pause(idle), this.#wake.signal);
       idle = nextIdlePause(idle, this.#steppedLast, o.maxPollMs);
     }
   }
@@ -247,7 +246,7 @@ export class Poller {
     for (const { pick, own } of passes) {
       for (const marker of own ? this.#ownOrder() : this.#stealOrder()) {
         if (o.running.size >= o.concurrency || !o.isRunning()) return { claimed, relist: false };
-        if (!pick(marker)) continue;
+        if (!pick(marker) || !o.limits.open(marker.type)) continue;
         this.#candidates.splice(this.#candidates.indexOf(marker), 1);
         if (o.skip.skipped(marker.key, this.#queue.clock.localNow())) continue;
         try {
@@ -336,7 +335,7 @@ export class Poller {
     const all = this.#listAll || !this.#quiet;
     this.#listAll = false;
     const partitions = this.partitions();
-    const budget = all ? partitions.length : stepped ? 0 : 1;
+    const budget = all || partitions.length === 0 ? partitions.length : stepped ? 0 : 1;
     this.#candidates = [];
     for (let i = 0; i < budget && this.#candidates.length === 0; i++) {
       const partition = partitions[this.#cursor++ % partitions.length]!;
@@ -470,6 +469,9 @@ export class Poller {
     } catch {
       return false;
     }
+    const limited = await this.#o.limits.acquire(found.task, { token, leaseMs, next });
+    if (limited === undefined) return false;
+    next = limited.next;
     const key = q.keys.task(found.task.id);
     const unsafe = this.#refusals.claiming(key, found.etag);
     if (unsafe !== undefined) {
@@ -481,17 +483,18 @@ export class Poller {
     try {
       written = await q.write(found, next, { onPreconditionFailed: () => (refused = true) });
     } catch (error) {
-      this.#o.probes.confirm(next, token);
+      this.#o.probes.confirm(next, token); // a slot it holds expires with its lease
       throw error;
     }
     if (written === undefined) {
+      this.#o.limits.release(limited.grant);
       this.#contended(found.task.id);
       if (refused) this.#refusals.refused(key, found.etag);
       return false;
     }
     this.#refusals.won();
     this.#wastedInRow = 0;
-    this.#o.start(written, { token, leaseMs, entry });
+    this.#o.start(written, { token, leaseMs, entry, grant: limited.grant });
     return true;
   }
 }

@@ -22,6 +22,7 @@ import { sleep } from "../util/async.ts";
 import { Attempt, type Interrupt, signalReason } from "./attempt.ts";
 import { ClaimProbes } from "./claim-probes.ts";
 import { type Emit, emitter, newStats, type WorkerStats } from "./events.ts";
+import { ClaimLimits, type StartedClaim } from "./limits.ts";
 import { LogScan } from "./log-scan.ts";
 import { Monitor } from "./monitor.ts";
 import {
@@ -73,6 +74,8 @@ export class Worker {
   readonly #probes: ClaimProbes;
   readonly #peers: Peers;
   readonly #poller: Poller;
+  /** Per-type limits of claims: this worker's own, and the fleet's. */
+  readonly #limits: ClaimLimits;
   /** The background scan of `tasks/` (`logScan` option), when on. */
   readonly #logScan: LogScan | undefined;
   #state: "new" | "running" | "stopping" | "stopped" = "new";
@@ -104,6 +107,7 @@ export class Worker {
       workerId: this.id,
     });
     this.#probes = new ClaimProbes(q, this.#emit, this.#finished);
+    this.#limits = this.#claimLimits();
     this.#peers = new Peers(q, this.id, o.heartbeatSeconds, () => ({
       types: this.types,
       concurrency: o.concurrency,
@@ -123,6 +127,7 @@ export class Worker {
       alone: () => this.#peers.live.length <= 1,
       onContended: () => this.#peers.contended(),
       probes: this.#probes,
+      limits: this.#limits,
       stats: this.stats,
       emit: this.#emit,
       isRunning: () => this.#state === "running",
@@ -139,6 +144,16 @@ export class Worker {
           });
   }
 
+  /** The limits of this worker's claims: per type its own, and the fleet's (`./limits.ts`). */
+  #claimLimits(): ClaimLimits {
+    return new ClaimLimits(this.#q, {
+      ...this.#options,
+      workerId: this.id,
+      handlers: this.#handlers,
+      runningOf: (type) => [...this.#running.values()].filter((r) => r.type === type).length,
+    });
+  }
+
   /** Register the handler for a task type. Returns the worker, for chaining. */
   task<Input = unknown, Output = unknown>(
     type: string,
@@ -148,6 +163,11 @@ export class Worker {
     checkTaskType(type);
     if (typeof handler !== "function")
       throw new ValidationError(`The handler for ${type} must be a function.`);
+    const own = options.concurrency;
+    if (own !== undefined && !(Number.isInteger(own) && own >= 1 && own <= 1000))
+      throw new ValidationError(
+        `Invalid concurrency ${JSON.stringify(own)} for ${type}: use an integer from 1 to 1000.`,
+      );
     this.#handlers.set(type, { handler: handler as Handler, options });
     return this;
   }
@@ -210,7 +230,10 @@ export class Worker {
     await Promise.all([this.#loop, this.#logScan?.stop()]);
     const grace = options.graceMs ?? this.#options.shutdownGraceMs;
     await this.#interruptAll(grace, { kind: "shutdown" }, this.#options.signalGraceMs);
-    await raceTimeout(this.#probes.all(), this.#options.signalGraceMs);
+    await raceTimeout(
+      Promise.all([this.#probes.all(), this.#limits.released()]),
+      this.#options.signalGraceMs,
+    );
     this.#probes.end();
     await this.#q.flush();
     await this.#peers.stop();
@@ -251,6 +274,7 @@ export class Worker {
       };
       const graceMs = Math.max(0, signalAt - clock.localNow());
       await this.#interruptAll(graceMs, { kind: "budget", failure }, settleMs);
+      await this.#limits.released();
       await this.#q.flush();
       // A drain writes no heartbeats: keep what it finished where `stats()` counts it.
       if (wasNew || this.#state === "stopped") await this.#peers.keepCounts({ clear: true });
@@ -323,11 +347,7 @@ export class Worker {
   }
 
   /** Run a task the poller just claimed, in a slot given back when the attempt frees it. */
-  #startAttempt(
-    claimed: Versioned,
-    claim: { token: string; leaseMs: number; entry: HandlerEntry },
-    skip: SkipList,
-  ): void {
+  #startAttempt(claimed: Versioned, claim: StartedClaim, skip: SkipList): void {
     const attempt = new Attempt(this.#q, claimed, claim, {
       workerId: this.id,
       signalGraceMs: this.#options.signalGraceMs,
@@ -336,6 +356,7 @@ export class Worker {
       finished: this.#finished,
       emit: this.#emit,
       skip,
+      limits: this.#limits,
       onFree: (freed) => {
         // The same task may run here again (a later attempt) once this slot is given up.
         if (this.#running.get(freed.id) === freed) this.#running.delete(freed.id);
