@@ -12,6 +12,7 @@ import { countRequests } from "../src/storage/count.ts";
 import { MemoryStorage } from "../src/storage/memory.ts";
 import type { RequestKind, Storage } from "../src/storage/storage.ts";
 import { Worker, type WorkerOptions } from "../src/worker/worker.ts";
+import { maxOverlap, mostInWindow } from "./helpers/overlap.ts";
 import { type TargetInstance, targets } from "./helpers/targets.ts";
 import { fast, pause, until } from "./helpers/wait.ts";
 
@@ -38,31 +39,6 @@ const spec = (token: string, now = T0) => ({
   until: now + 60_000,
   now,
 });
-
-/** The most intervals `[start, end)` that overlap at any moment. */
-export function maxOverlap(runs: readonly { start: number; end: number }[]): number {
-  const edges = runs.flatMap((r) => [
-    { at: r.start, d: 1 },
-    { at: r.end, d: -1 },
-  ]);
-  // An end at the same moment as a start comes first: the slot was free by then.
-  edges.sort((a, b) => a.at - b.at || a.d - b.d);
-  let now = 0;
-  let most = 0;
-  for (const e of edges) most = Math.max(most, (now += e.d));
-  return most;
-}
-
-/** The most of `times` within any window of `windowMs`. */
-export function mostInWindow(times: readonly number[], windowMs: number): number {
-  const sorted = [...times].sort((a, b) => a - b);
-  let most = 0;
-  for (let i = 0, j = 0; i < sorted.length; i++) {
-    while (sorted[i]! - sorted[j]! >= windowMs) j++;
-    most = Math.max(most, i - j + 1);
-  }
-  return most;
-}
 
 describe("admit (the decision on a limit object)", () => {
   it("refuses a start when the concurrency limit is full, until the first holder's lease ends", () => {
@@ -222,6 +198,50 @@ for (const target of targets) {
       expect(JSON.parse(new TextDecoder().decode(stored.body)).holders).toEqual({});
     });
 
+    it("a task running past its lease keeps its slot: renewals extend its holder first", {
+      timeout: 60_000,
+    }, async () => {
+      await queue.setLimits("long", { concurrency: 1 });
+      const runs: { start: number; end: number }[] = [];
+      for (let i = 0; i < 2; i++)
+        worker({ leaseSeconds: 1 }).task("long", async () => {
+          const start = Date.now();
+          await pause(3000);
+          runs.push({ start, end: Date.now() });
+        });
+      await queue.submitMany([0, 1].map(() => ({ type: "long", input: null })));
+      await Promise.all(workers.map((w) => w.start()));
+      await until("both tasks ran", () => runs.length === 2, 40_000);
+      // Without the holder's extension its slot would free a second after the first lease.
+      expect(maxOverlap(runs)).toBe(1);
+    });
+
+    it("a slot taken by a claimer that died before its claim frees when the lease would have run out", {
+      timeout: 60_000,
+    }, async () => {
+      await queue.setLimits("video", { concurrency: 1 });
+      const task = await queue.submit("video", null);
+      const q = internals(queue);
+      await q.manifest.load();
+      // A claimer added its holder and died before it wrote the claim.
+      const diedAt = q.now();
+      const answer = await q.limits.acquire(
+        "video",
+        { taskId: task.id, worker: "dead", token: "f".repeat(32) },
+        () => ({ now: diedAt, until: diedAt + 1500 }),
+      );
+      expect("grant" in answer).toBe(true);
+      let startedAt = 0;
+      await worker()
+        .task("video", () => {
+          startedAt = q.now();
+        })
+        .start();
+      expect((await queue.wait(task.id, { timeout: 20 })).status).toBe("completed");
+      // Free once the dead claimer's lease would have run out (plus the takeover margin).
+      expect(startedAt).toBeGreaterThanOrEqual(diedAt + 1500 + 1000);
+    });
+
     it("three workers start at most R tasks of a rate-limited type per second", {
       timeout: 60_000,
     }, async () => {
@@ -275,7 +295,7 @@ async function drainCost(
   const recorded = byKey(storage);
   const queue = new Queue({ storage: recorded.storage });
   await setup(queue);
-  for (let i = 0; i < n; i++) await queue.submit(type, i, { id: `t${i}` });
+  for (let i = 0; i < n; i++) await queue.submit(type, i);
   const worker = new Worker(queue, { ...fast, monitor: false, skipDoctor: true });
   worker.task(type, () => null);
   await internals(queue).manifest.load();

@@ -287,21 +287,25 @@ export class LimitStore {
   }
 
   /**
-   * Ask for a start of `spec.taskId`: adds its holder and start time with a conditional write
-   * (one GET and one PUT, more on a lost race). Resolves the grant, or when the limits refuse,
+   * Ask for a start of `who.taskId`: adds its holder and start time with a conditional write
+   * (one GET and one PUT, more on a lost race), stamped with `time()` of the round that wrote. Resolves the grant, or when the limits refuse,
    * the server time from which asking again may succeed. A type whose object has no limits (or
    * none at all) is granted without a write.
    */
   async acquire(
     forType: string,
-    spec: AdmitSpec,
+    who: Pick<AdmitSpec, "taskId" | "worker" | "token">,
+    time: () => Pick<AdmitSpec, "now" | "until">,
   ): Promise<{ grant: LimitGrant } | { retryAt: number; reason: "concurrency" | "rate" }> {
     let refused: { retryAt: number; reason: "concurrency" | "rate" } | undefined;
     let holder = false;
+    let spec: AdmitSpec = { ...who, ...time() };
     const stored = await this.#documents.update(this.#key(forType), ({ value }) => {
       refused = undefined;
       holder = false;
       if (value.concurrency === null && value.ratePerSecond === null) return undefined;
+      // Each round stamps the time anew: a start stamped before lost rounds would lie behind.
+      spec = { ...who, ...time() };
       const admission = admit(value, spec);
       if (!admission.admitted) {
         refused = { retryAt: admission.retryAt, reason: admission.reason };

@@ -88,10 +88,11 @@ export class ClaimLimits {
     const q = this.#queue;
     const { type } = task;
     if (!q.manifest.isLimited(type)) return { next: claim.next };
-    const now = q.now();
-    const until = now + leaseToWrite(q, claim.leaseMs);
-    const spec = { taskId: task.id, worker: this.#o.workerId, token: claim.token, until, now };
-    const answer = await q.limits.acquire(type, spec);
+    const who = { taskId: task.id, worker: this.#o.workerId, token: claim.token };
+    const answer = await q.limits.acquire(type, who, () => {
+      const now = q.now();
+      return { now, until: now + leaseToWrite(q, claim.leaseMs) };
+    });
     if (!("grant" in answer)) {
       this.#refused(type, answer);
       return undefined;
