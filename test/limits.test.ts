@@ -185,7 +185,7 @@ for (const target of targets) {
       for (let i = 0; i < 3; i++)
         worker({ concurrency: 3 }).task("video", async () => {
           const start = Date.now();
-          await pause(150);
+          await pause(400);
           runs.push({ start, end: Date.now() });
         });
       await queue.submitMany(Array.from({ length: 10 }, () => ({ type: "video", input: null })));
