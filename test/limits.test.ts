@@ -209,9 +209,29 @@ for (const target of targets) {
           await pause(3000);
           runs.push({ start, end: Date.now() });
         });
-      await queue.submitMany([0, 1].map(() => ({ type: "long", input: null })));
+      const tasks = await queue.submitMany([0, 1].map(() => ({ type: "long", input: null })));
       await Promise.all(workers.map((w) => w.start()));
-      await until("both tasks ran", () => runs.length === 2, 40_000);
+      // The task first, then its slot (the slot is extended before the lease): no running
+      // task's lease may outlast its holder.
+      let checked = 0;
+      await until(
+        "both tasks ran",
+        async () => {
+          for (const { id } of tasks) {
+            const task = await queue.get(id);
+            if (task.status !== "running" || task.lease === null) continue;
+            const stored = await env.storage.get(`${env.prefix}limits/long.json`);
+            const holders = JSON.parse(new TextDecoder().decode(stored.body)).holders;
+            const holder = holders[task.lease.token];
+            expect(holder, `the holder of ${id}'s attempt ${task.attempt}`).toBeDefined();
+            expect(Date.parse(task.lease.expiresAt)).toBeLessThanOrEqual(Date.parse(holder.until));
+            checked++;
+          }
+          return runs.length === 2;
+        },
+        40_000,
+      );
+      expect(checked).toBeGreaterThan(5);
       // Without the holder's extension its slot would free a second after the first lease.
       expect(maxOverlap(runs)).toBe(1);
     });

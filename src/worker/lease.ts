@@ -35,11 +35,20 @@ export interface LeaseHooks {
 }
 
 /**
- * The lease length a renewal writes: `leaseMs` stretched by the clock's width, or, under a fleet
- * concurrency limit, up to the slot's `until` exactly, so the lease never outlasts the slot.
+ * The change that renews the lease held with `token`: to `length()` from now, or under a fleet
+ * concurrency limit to the slot's `until` exactly (same `now` for both), so the lease never
+ * outlasts the slot.
  */
-function renewFor(queue: QueueInternals, leaseMs: number, until: number | undefined): number {
-  return until === undefined ? leaseToWrite(queue, leaseMs) : until - queue.now();
+function renewal(
+  queue: QueueInternals,
+  token: string,
+  length: () => number,
+  until: number | undefined,
+): (t: TaskRecord) => TaskRecord {
+  return (t) => {
+    const now = queue.now();
+    return renewLease(t, token, until === undefined ? length() : until - now, now);
+  };
 }
 
 /** True for the errors that say the lease is not ours any more (the task moved on or is gone). */
@@ -169,7 +178,7 @@ export class Lease {
       try {
         this.#current = await q.update(
           this.#current.task.id,
-          (t) => renewLease(t, this.token, renewFor(q, leaseMs, until), q.now()),
+          renewal(q, this.token, () => leaseToWrite(q, leaseMs), until),
           this.#current,
           // The marker a claim left is due, so every worker listing the partition would read
           // the task until it is gone: delete it now. Later ones lie in the future: batch them.
@@ -221,13 +230,7 @@ export class Lease {
             if (until === false) continue;
             this.#current = await q.update(
               id,
-              (t) =>
-                renewLease(
-                  t,
-                  this.token,
-                  until === undefined ? this.leaseMs : until - q.now(),
-                  q.now(),
-                ),
+              renewal(q, this.token, () => this.leaseMs, until),
               this.#current,
               { batchMarkerDelete: true },
             );
