@@ -163,11 +163,8 @@ export class Worker {
     checkTaskType(type);
     if (typeof handler !== "function")
       throw new ValidationError(`The handler for ${type} must be a function.`);
-    const own = options.concurrency;
-    if (own !== undefined && !(Number.isInteger(own) && own >= 1 && own <= 1000))
-      throw new ValidationError(
-        `Invalid concurrency ${JSON.stringify(own)} for ${type}: use an integer from 1 to 1000.`,
-      );
+    // A type's own concurrency follows the worker's rule (one schema for both).
+    checkOptions(workerOptionsSchema, { concurrency: options.concurrency }, `options of ${type}`);
     this.#handlers.set(type, { handler: handler as Handler, options });
     return this;
   }
