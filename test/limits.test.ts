@@ -11,6 +11,7 @@ import { Queue } from "../src/queue/queue.ts";
 import { countRequests } from "../src/storage/count.ts";
 import { MemoryStorage } from "../src/storage/memory.ts";
 import type { RequestKind, Storage } from "../src/storage/storage.ts";
+import { sleep } from "../src/util/async.ts";
 import { Worker, type WorkerOptions } from "../src/worker/worker.ts";
 import { maxOverlap, mostInWindow } from "./helpers/overlap.ts";
 import { type TargetInstance, targets } from "./helpers/targets.ts";
@@ -203,31 +204,42 @@ for (const target of targets) {
     }, async () => {
       await queue.setLimits("long", { concurrency: 1 });
       const runs: { start: number; end: number }[] = [];
+      /** Lease tokens of the handlers running now. */
+      const active = new Set<string>();
       for (let i = 0; i < 2; i++)
-        worker({ leaseSeconds: 1 }).task("long", async () => {
+        worker({ leaseSeconds: 2 }).task("long", async (_input, ctx) => {
           const start = Date.now();
-          await pause(3000);
+          active.add(ctx.task.lease!.token);
+          // Runs two leases long, but stops at its signal (a lease lost on a slow machine).
+          await sleep(4000, ctx.signal);
+          active.delete(ctx.task.lease!.token);
           runs.push({ start, end: Date.now() });
         });
       const tasks = await queue.submitMany([0, 1].map(() => ({ type: "long", input: null })));
       await Promise.all(workers.map((w) => w.start()));
-      // The task first, then its slot (the slot is extended before the lease): no running
-      // task's lease may outlast its holder.
+      // A handler running before and after a read of its slot holds it then, and its lease (read
+      // before: the slot is extended before the lease) ends no later than its slot.
       let checked = 0;
       await until(
-        "both tasks ran",
+        "both tasks completed",
         async () => {
-          for (const { id } of tasks) {
-            const task = await queue.get(id);
-            if (task.status !== "running" || task.lease === null) continue;
-            const stored = await env.storage.get(`${env.prefix}limits/long.json`);
-            const holders = JSON.parse(new TextDecoder().decode(stored.body)).holders;
-            const holder = holders[task.lease.token];
-            expect(holder, `the holder of ${id}'s attempt ${task.attempt}`).toBeDefined();
-            expect(Date.parse(task.lease.expiresAt)).toBeLessThanOrEqual(Date.parse(holder.until));
+          const before = new Set(active);
+          const read = await Promise.all(tasks.map((t) => queue.get(t.id)));
+          const stored = await env.storage.get(`${env.prefix}limits/long.json`);
+          const holders = JSON.parse(new TextDecoder().decode(stored.body)).holders;
+          for (const task of read) {
+            const token = task.lease?.token;
+            if (token === undefined || !before.has(token) || !active.has(token)) continue;
+            expect(
+              holders[token],
+              `the holder of ${task.id}'s attempt ${task.attempt}`,
+            ).toBeDefined();
+            expect(Date.parse(task.lease!.expiresAt)).toBeLessThanOrEqual(
+              Date.parse(holders[token].until),
+            );
             checked++;
           }
-          return runs.length === 2;
+          return read.every((t) => t.status === "completed");
         },
         40_000,
       );
