@@ -79,6 +79,15 @@ describe("admit (the decision on a limit object)", () => {
     expect(admit(d, spec("c", T0 + 1000)).admitted).toBe(true);
   });
 
+  it("stamps a start by the upper bound of server time, so an uncertain clock cannot admit more", () => {
+    // Server time is known to lie in [T0, T0 + 900]: the start may have been at T0 + 900.
+    const a = admit(doc({ ratePerSecond: 1 }), { ...spec("a"), startAt: T0 + 900 });
+    if (!a.admitted) throw new Error("refused");
+    expect(a.next.starts).toEqual([iso(T0 + 900)]);
+    // A claimer whose lower bound is T0 + 1400 may be at T0 + 1400 exactly: within a second.
+    expect(admit(a.next, spec("b", T0 + 1400))).toMatchObject({ admitted: false, reason: "rate" });
+  });
+
   it("a rate below 1 per second allows one start per 1/R seconds", () => {
     const a = admit(doc({ ratePerSecond: 0.25 }), spec("a"));
     if (!a.admitted) throw new Error("refused");

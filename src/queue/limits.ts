@@ -177,6 +177,12 @@ export interface AdmitSpec {
   until: number;
   /** Server time (lower bound). */
   now: number;
+  /**
+   * The start's stamp: the upper bound of server time now (default `now`). Stamping by the upper
+   * bound and judging the window by the lower one counts every two starts less than a window
+   * apart in true server time, however uncertain the claimers' clocks are.
+   */
+  startAt?: number;
 }
 
 /** The outcome of {@link admit}. */
@@ -211,7 +217,7 @@ export function admit(doc: LimitDocument, spec: AdmitSpec): Admission {
       };
     }
     // Kept for two windows, so a claimer whose clock lags ours by less than one still sees them.
-    starts = [...doc.starts.filter((t) => ms(t) > now - 2 * windowMs), iso(now)];
+    starts = [...doc.starts.filter((t) => ms(t) > now - 2 * windowMs), iso(spec.startAt ?? now)];
   } else {
     starts = [];
   }
@@ -295,7 +301,7 @@ export class LimitStore {
   async acquire(
     forType: string,
     who: Pick<AdmitSpec, "taskId" | "worker" | "token">,
-    time: () => Pick<AdmitSpec, "now" | "until">,
+    time: () => Pick<AdmitSpec, "now" | "until" | "startAt">,
   ): Promise<{ grant: LimitGrant } | { retryAt: number; reason: "concurrency" | "rate" }> {
     let refused: { retryAt: number; reason: "concurrency" | "rate" } | undefined;
     let holder = false;

@@ -90,8 +90,8 @@ export class ClaimLimits {
     if (!q.manifest.isLimited(type)) return { next: claim.next };
     const who = { taskId: task.id, worker: this.#o.workerId, token: claim.token };
     const answer = await q.limits.acquire(type, who, () => {
-      const now = q.now();
-      return { now, until: now + leaseToWrite(q, claim.leaseMs) };
+      const { lower, upper } = q.clock.bounds();
+      return { now: lower, until: lower + leaseToWrite(q, claim.leaseMs), startAt: upper };
     });
     if (!("grant" in answer)) {
       this.#refused(type, answer);
