@@ -48,6 +48,7 @@ const main = defineCommand({
     shards: () => import("./src/cli/shards.ts").then((m) => m.default),
     pause: () => import("./src/cli/pause.ts").then((m) => m.default),
     resume: () => import("./src/cli/resume.ts").then((m) => m.default),
+    limit: () => import("./src/cli/limit.ts").then((m) => m.default),
     repair: () => import("./src/cli/repair.ts").then((m) => m.default),
     stats: () => import("./src/cli/stats.ts").then((m) => m.default),
     dashboard: () => import("./src/cli/dashboard.ts").then((m) => m.default),

@@ -36,6 +36,7 @@ export type { FinishedStatus } from "./src/keys.ts";
 export { consoleLogger, type LogFields, type Logger } from "./src/logger.ts";
 export { Metrics, type MetricsOptions, metricsHandler } from "./src/metrics/metrics.ts";
 export type { FinishedTally } from "./src/queue/finished-counts.ts";
+export type { LimitsInput, TypeLimits } from "./src/queue/limits.ts";
 export { type Manifest, PROTOCOL } from "./src/queue/manifest.ts";
 export type { PruneOptions, PruneProgress, PruneResult } from "./src/queue/prune.ts";
 export { Queue } from "./src/queue/queue.ts";

@@ -8,6 +8,7 @@
 import type { TypeStats } from "../queue/stats.ts";
 import { oqCommand, taskTypeArg } from "./args.ts";
 import { openQueue } from "./config.ts";
+import { formatLimits } from "./limit.ts";
 import { log, out, outJson, span, styles, table } from "./output.ts";
 
 /** The heading line of one type's table. */
@@ -53,6 +54,12 @@ export default oqCommand({
       ]))
         out(`  ${line}`);
     }
+    // Fleet-wide limits (oq limit): 1 GET for the manifest, 1 per limited type.
+    const limits = (await queue.limits()).filter(
+      (l) => args.type === undefined || l.type === args.type,
+    );
+    if (limits.length > 0) out(`\n${s.bold("limits")}`);
+    for (const l of limits) out(`  ${formatLimits(l)}`);
     if (stats.capped)
       log().warn("Some types have more markers than were read: their counts are lower bounds.");
     log().info(`${stats.requests.LIST} LIST and ${stats.requests.GET} GET requests.`);

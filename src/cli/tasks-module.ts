@@ -1,7 +1,8 @@
 /**
  * Loading the handlers `oq worker <module>` runs. A tasks module either default-exports an
  * object `{ [type]: handler }` or exports handlers under their task types' names; a value may
- * also be `{ handler, leaseSeconds?, timeoutSeconds? }` to set per-type options.
+ * also be `{ handler, leaseSeconds?, timeoutSeconds?, concurrency? }` to set per-type options
+ * (`concurrency`: at most that many tasks of the type at once in this worker).
  *
  * @module
  */
@@ -26,6 +27,7 @@ function entryOf(value: unknown): HandlerEntry | undefined {
   const options: HandlerOptions = {};
   if (typeof v.leaseSeconds === "number") options.leaseSeconds = v.leaseSeconds;
   if (typeof v.timeoutSeconds === "number") options.timeoutSeconds = v.timeoutSeconds;
+  if (typeof v.concurrency === "number") options.concurrency = v.concurrency;
   return { handler: v.handler as Handler, options };
 }
 

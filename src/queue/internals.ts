@@ -18,6 +18,7 @@ import type { Backoff, TaskRecord } from "../task/record.ts";
 import { errorMessage } from "../util/errors.ts";
 import { randomHex } from "../util/format.ts";
 import { FinishedJournal } from "./journal.ts";
+import { LimitStore } from "./limits.ts";
 import { ManifestStore } from "./manifest.ts";
 import type { Queue } from "./queue.ts";
 import type { MarkerListOptions, ReadyIndex } from "./ready-index.ts";
@@ -60,6 +61,8 @@ export class QueueInternals {
   readonly index: ReadyIndex;
   /** The queue's manifest: protocol version, shards per type, retention. */
   readonly manifest: ManifestStore;
+  /** The limit objects of task types with fleet-wide limits (`limits/{type}.json`). */
+  readonly limits: LimitStore;
   /** The finished journal: which tasks reached a terminal state, per type and status. */
   readonly journal: FinishedJournal;
   /** Defaults for submitted tasks. */
@@ -86,6 +89,7 @@ export class QueueInternals {
       priority: d.priority ?? 0,
     };
     this.manifest = new ManifestStore(this.storage, this.keys, this.clock);
+    this.limits = new LimitStore(this.storage, (type) => this.keys.full(`limits/${type}.json`));
     this.journal = new FinishedJournal(this);
     this.tasks = new TaskStore(this);
     this.index = this.tasks.index;

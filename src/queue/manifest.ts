@@ -54,6 +54,11 @@ export interface Manifest {
   shards: Record<string, number>;
   /** How long finished tasks are kept (`./retention.ts`); absent: the defaults. */
   retention?: RetentionSettings;
+  /**
+   * Task types with a fleet-wide limit object (`limits/{type}.json`, `./limits.ts`); absent: none.
+   * Only these types cost a request per claim for their limits.
+   */
+  limited?: string[];
 }
 
 // Schemas stay unexported so the package's declarations never reference arktype's types
@@ -83,6 +88,7 @@ const manifestSchema = type({
   createdAt: "string",
   shards: { "[string]": `1 <= number.integer <= ${MAX_SHARDS}` },
   "retention?": retentionSchema,
+  "limited?": "string[]",
 });
 
 const encoder = new TextEncoder();
@@ -215,6 +221,27 @@ export class ManifestStore {
     const done = await this.#documents.update(this.#keys.manifest, ({ value }) => {
       const retention = applyRetention(value.retention, change, given, forType);
       return retention === undefined ? undefined : { ...value, retention };
+    });
+    if (done === undefined) return this.load({ fresh: true });
+    this.#cached = { manifest: done.value, readAt: this.#clock.localNow() };
+    return done.value;
+  }
+
+  /** Whether `type` has fleet-wide limits per the cached manifest (no request). */
+  isLimited(type: string): boolean {
+    return this.#cached?.manifest.limited?.includes(type) ?? false;
+  }
+
+  /** Add `type` to (or, `limited` false, remove it from) the manifest's limited types. */
+  async setLimited(type: string, limited: boolean): Promise<Manifest> {
+    checkTaskType(type);
+    await this.load();
+    const done = await this.#documents.update(this.#keys.manifest, ({ value }) => {
+      const now = value.limited ?? [];
+      if (now.includes(type) === limited) return undefined;
+      const next = limited ? [...now, type].sort() : now.filter((t) => t !== type);
+      const { limited: _, ...rest } = value;
+      return next.length === 0 ? rest : { ...rest, limited: next };
     });
     if (done === undefined) return this.load({ fresh: true });
     this.#cached = { manifest: done.value, readAt: this.#clock.localNow() };

@@ -22,6 +22,8 @@ import { isTerminal, replayTask } from "../task/transitions.ts";
 import { sleep } from "../util/async.ts";
 import { type BulkCancelOptions, cancelTask, cancelTasks, cancelTasksOfType } from "./cancel.ts";
 import { attachInternals, QueueInternals } from "./internals.ts";
+import { setTypeLimits, typeLimits } from "./limit-settings.ts";
+import type { LimitsInput, TypeLimits } from "./limits.ts";
 import { iterateTasks, listTasks, taskHistory, taskVersions } from "./list.ts";
 import type { Manifest } from "./manifest.ts";
 import { isTypePaused, keepPaused, pauseType, resumeType } from "./pause.ts";
@@ -347,5 +349,23 @@ export class Queue {
    */
   setRetention(retention: RetentionInput, options: { type?: string } = {}): Promise<Manifest> {
     return this.#q.manifest.setRetention(retention, options.type);
+  }
+
+  /**
+   * Limit `type` across every worker of the queue: at most `concurrency` tasks running at once,
+   * at most `ratePerSecond` starts per second (`null` removes a limit, absent keeps it). Enforced
+   * with conditional writes to the type's limit object; a claim of a limited type costs 1 GET
+   * and 1 PUT more, and with a concurrency limit 1 GET and 1 PUT more to free the slot and per
+   * lease renewal (docs/protocol.md, "Concurrency and rate limits"). A change applies at the next
+   * claim; a type limited for the first time, within 10 minutes (workers' manifest refresh).
+   * Returns the type's limits and their use now.
+   */
+  setLimits(type: string, limits: LimitsInput): Promise<TypeLimits> {
+    return setTypeLimits(this.#q, type, limits);
+  }
+
+  /** The fleet-wide limits of `type`, or of every limited type, with their use now. */
+  limits(type?: string): Promise<TypeLimits[]> {
+    return typeLimits(this.#q, type);
   }
 }

@@ -10,12 +10,14 @@ import { InvalidStateError, ValidationError } from "../errors.ts";
 import type { LogFields } from "../logger.ts";
 import type { FinishedCounter } from "../queue/finished-counts.ts";
 import type { QueueInternals } from "../queue/internals.ts";
+import type { LimitGrant } from "../queue/limits.ts";
 import type { Versioned } from "../queue/types.ts";
 import type { TaskRecord } from "../task/record.ts";
 import { type Failure, holdsLease, ms, releaseTask } from "../task/transitions.ts";
 import { errorMessage } from "../util/errors.ts";
 import type { Emit, WorkerStats } from "./events.ts";
 import { Lease } from "./lease.ts";
+import type { ClaimLimits, StartedClaim } from "./limits.ts";
 import type { HandlerEntry, TaskContext } from "./options.ts";
 import { finishChange, recordOutcome, toFailure } from "./outcome.ts";
 import type { SkipList } from "./skip.ts";
@@ -59,6 +61,8 @@ export interface AttemptOptions {
   skip: SkipList;
   /** Called once when the slot is given up (handler settled, lease lapsed, or abandoned). */
   onFree: (attempt: Attempt) => void;
+  /** The worker's type limits: a fleet slot is extended with the lease and freed at the end. */
+  limits?: ClaimLimits;
 }
 
 /** An `Error` for a handler's `signal.reason`, named after why the signal fired. */
@@ -84,6 +88,8 @@ export class Attempt {
   readonly #queue: QueueInternals;
   readonly #options: AttemptOptions;
   readonly #entry: HandlerEntry;
+  /** The slot or start a fleet limit of the type granted this attempt, if any. */
+  readonly #grant: LimitGrant | undefined;
   readonly #controller = new AbortController();
   readonly #lease: Lease;
   readonly #startedLocal: number;
@@ -105,9 +111,11 @@ export class Attempt {
   constructor(
     queue: QueueInternals,
     claimed: Versioned,
-    claim: { token: string; leaseMs: number; entry: HandlerEntry },
+    claim: StartedClaim,
     options: AttemptOptions,
   ) {
+    const { grant } = claim;
+    this.#grant = grant;
     this.#queue = queue;
     this.#options = options;
     this.#entry = claim.entry;
@@ -118,6 +126,9 @@ export class Attempt {
       lost: (why) => this.#lost(why),
       cancelled: (task) => this.#controller.abort(cancelReason(task)),
       dropped: (message) => this.#dropResult(message),
+      ...(grant?.holder === true && options.limits !== undefined
+        ? { extendSlot: (leaseMs: number) => options.limits!.extend(grant, leaseMs) }
+        : {}),
     });
     this.#marker = claimed.task.marker;
     this.#startedLocal = queue.clock.localNow();
@@ -185,7 +196,11 @@ export class Attempt {
           taskFields(task, this.#options.workerId, { error }),
         );
       })
-      .finally(() => this.free());
+      .finally(() => {
+        // The handler has settled: its fleet slot may go to another task.
+        this.#options.limits?.release(this.#grant);
+        this.free();
+      });
   }
 
   #context(task: TaskRecord): TaskContext {

@@ -26,6 +26,29 @@ export interface LeaseHooks {
   cancelled(task: TaskRecord): void;
   /** The outcome could not be written before the lease ran out (`message`: the last error). */
   dropped(message: string): void;
+  /**
+   * A type with a fleet-wide concurrency limit: extend the attempt's slot before a renewal of
+   * `leaseMs`, resolving the server time the lease may run to, or `false` when the slot is lost
+   * (then the lease is not renewed). See `./limits.ts`.
+   */
+  extendSlot?(leaseMs: number): Promise<number | false>;
+}
+
+/**
+ * The change that renews the lease held with `token`: to `length()` from now, or under a fleet
+ * concurrency limit to the slot's `until` exactly (same `now` for both), so the lease never
+ * outlasts the slot.
+ */
+function renewal(
+  queue: QueueInternals,
+  token: string,
+  length: () => number,
+  until: number | undefined,
+): (t: TaskRecord) => TaskRecord {
+  return (t) => {
+    const now = queue.now();
+    return renewLease(t, token, until === undefined ? length() : until - now, now);
+  };
 }
 
 /** True for the errors that say the lease is not ours any more (the task moved on or is gone). */
@@ -147,10 +170,15 @@ export class Lease {
     const q = this.#queue;
     return this.serial(async () => {
       if (this.#done || this.#hooks.lapsing()) return false;
+      const until = await this.#hooks.extendSlot?.(leaseMs);
+      if (until === false) {
+        this.lose("its slot under the type's fleet concurrency limit was taken; the lease lapses");
+        return false;
+      }
       try {
         this.#current = await q.update(
           this.#current.task.id,
-          (t) => renewLease(t, this.token, leaseToWrite(q, leaseMs), q.now()),
+          renewal(q, this.token, () => leaseToWrite(q, leaseMs), until),
           this.#current,
           // The marker a claim left is due, so every worker listing the partition would read
           // the task until it is gone: delete it now. Later ones lie in the future: batch them.
@@ -198,9 +226,11 @@ export class Lease {
         await sleep(Math.min(100 * 2 ** round, 2000, left));
         if (left < this.leaseMs / 2 && !this.#hooks.lapsing()) {
           try {
+            const until = await this.#hooks.extendSlot?.(this.leaseMs);
+            if (until === false) continue;
             this.#current = await q.update(
               id,
-              (t) => renewLease(t, this.token, this.leaseMs, q.now()),
+              renewal(q, this.token, () => this.leaseMs, until),
               this.#current,
               { batchMarkerDelete: true },
             );

@@ -48,6 +48,12 @@ export interface HandlerOptions {
   leaseSeconds?: number;
   /** Default per-attempt time limit for this type when the task has none, in seconds. */
   timeoutSeconds?: number;
+  /**
+   * At most this many tasks of this type at once in this worker (1 to 1000); the worker's own
+   * `concurrency` still caps all types together. Default: no limit of its own. For a limit
+   * across all workers see `queue.setLimits`.
+   */
+  concurrency?: number;
 }
 
 /** A registered handler with its per-type settings. */

@@ -1,11 +1,3 @@
-/**
- * Finding work: the poll loop, the walk of the ready index (a few pages a poll, resuming where
- * the last stopped), the order in which candidates are tried (own share, then stealing), and
- * the claim itself. See "Finding work" in docs/protocol.md.
- *
- * @module
- */
-import type { UnsafeBackendError } from "../errors.ts";
 import { OqError } from "../errors.ts";
 import type { QueueInternals } from "../queue/internals.ts";
 import type { Versioned } from "../queue/types.ts";
@@ -23,15 +15,13 @@ import {
 } from "../task/transitions.ts";
 import { sleep } from "../util/async.ts";
 import { errorMessage } from "../util/errors.ts";
-import type { ClaimProbes } from "./claim-probes.ts";
 import { DueSoon } from "./due-soon.ts";
-import type { Emit, WorkerStats } from "./events.ts";
-import type { Candidate, Monitor } from "./monitor.ts";
-import { type HandlerEntry, leaseToWrite } from "./options.ts";
+import type { Candidate } from "./monitor.ts";
+import { leaseToWrite } from "./options.ts";
 import { nextIdlePause } from "./poll-pause.ts";
+import type { PollerOptions } from "./poller-options.ts";
 import { byEffectivePriority, byPriorityFirst, mixedPriorities } from "./priority-order.ts";
 import { RefusedClaims } from "./refused-claims.ts";
-import type { SkipList } from "./skip.ts";
 
 /**
  * A pending task of a type this worker cannot run (found under its own type's partition, so a
@@ -53,40 +43,6 @@ const PAGES_PER_POLL = 3;
 
 /** Reads in a row that found a task taken since the listing, after which a worker lists again. */
 export const WASTED_READS_BEFORE_RELIST = 1;
-
-/** What the poller needs from its worker. */
-export interface PollerOptions {
-  workerId: string;
-  concurrency: number;
-  /** Default lease length, seconds (a type's own wins). */
-  leaseSeconds: number;
-  minPollMs: number;
-  maxPollMs: number;
-  listReuseMs: number;
-  handlers: ReadonlyMap<string, HandlerEntry>;
-  /** The tasks running now, by id. */
-  running: { readonly size: number; has(id: string): boolean };
-  skip: SkipList;
-  monitor: Monitor;
-  /** Whether a task id falls in this worker's share (see `Peers.mine`). */
-  mine: (id: string) => boolean;
-  /** Whether this worker sees no live peers (so every task is in its share). */
-  alone: () => boolean;
-  /** A read of a task in its share won nothing: another worker got there (look for peers). */
-  onContended?: () => void;
-  probes: ClaimProbes;
-  stats: WorkerStats;
-  emit: Emit;
-  /** Whether the worker still runs (claims stop once it does not). */
-  isRunning: () => boolean;
-  /** Run a task just claimed with lease `token`. */
-  start: (
-    claimed: Versioned,
-    claim: { token: string; leaseMs: number; entry: HandlerEntry },
-  ) => void;
-  /** The backend refused valid conditional writes: stop the worker. */
-  onUnsafe: (id: string, error: UnsafeBackendError) => void;
-}
 
 /** The poll loop and claims of one worker. */
 export class Poller {
@@ -145,13 +101,13 @@ export class Poller {
 
   /**
    * The partitions of the ready index this worker lists: every hash shard of every type it has a
-   * handler for (shards per the manifest). It never lists or reads the other types.
+   * handler for (shards per the manifest) and not at its limit. It never reads the other types.
    */
   partitions(): string[] {
     const q = this.#queue;
     const found: string[] = [];
     for (const type of [...this.#o.handlers.keys()].sort()) {
-      const shards = q.manifest.shardsOf(type);
+      const shards = this.#o.limits.open(type) ? q.manifest.shardsOf(type) : 0;
       for (let part = 0; part < shards; part++) found.push(q.keys.partition(type, part));
     }
     return found;
@@ -189,7 +145,7 @@ export class Poller {
           await sleep(o.minPollMs, this.#wake.signal);
         continue;
       }
-      await sleep(idle, this.#wake.signal);
+      await sleep(o.limits.pause(idle), this.#wake.signal);
       idle = nextIdlePause(idle, this.#steppedLast, o.maxPollMs);
     }
   }
@@ -248,7 +204,7 @@ export class Poller {
     for (const { pick, own } of passes) {
       for (const marker of own ? this.#ownOrder() : this.#stealOrder()) {
         if (o.running.size >= o.concurrency || !o.isRunning()) return { claimed, relist: false };
-        if (!pick(marker)) continue;
+        if (!pick(marker) || !o.limits.open(marker.type)) continue;
         this.#candidates.splice(this.#candidates.indexOf(marker), 1);
         if (o.skip.skipped(marker.key, this.#queue.clock.localNow())) continue;
         try {
@@ -338,7 +294,7 @@ export class Poller {
     const all = this.#listAll || !this.#quiet;
     this.#listAll = false;
     const partitions = this.partitions();
-    const budget = all ? partitions.length : stepped ? 0 : 1;
+    const budget = all || partitions.length === 0 ? partitions.length : stepped ? 0 : 1;
     this.#candidates = [];
     for (let i = 0; i < budget && this.#candidates.length === 0; i++) {
       const partition = partitions[this.#cursor++ % partitions.length]!;
@@ -473,6 +429,9 @@ export class Poller {
     } catch {
       return false;
     }
+    const limited = await this.#o.limits.acquire(found.task, { token, leaseMs, next });
+    if (limited === undefined) return false;
+    next = limited.next;
     const key = q.keys.task(found.task.id);
     const unsafe = this.#refusals.claiming(key, found.etag);
     if (unsafe !== undefined) {
@@ -484,17 +443,18 @@ export class Poller {
     try {
       written = await q.write(found, next, { onPreconditionFailed: () => (refused = true) });
     } catch (error) {
-      this.#o.probes.confirm(next, token);
+      this.#o.probes.confirm(next, token); // a slot it holds expires with its lease
       throw error;
     }
     if (written === undefined) {
+      this.#o.limits.release(limited.grant);
       this.#contended(found.task.id);
       if (refused) this.#refusals.refused(key, found.etag);
       return false;
     }
     this.#refusals.won();
     this.#wastedInRow = 0;
-    this.#o.start(written, { token, leaseMs, entry });
+    this.#o.start(written, { token, leaseMs, entry, grant: limited.grant });
     return true;
   }
 }

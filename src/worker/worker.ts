@@ -28,6 +28,7 @@ import { sleep } from "../util/async.ts";
 import { Attempt, type Interrupt, signalReason } from "./attempt.ts";
 import { ClaimProbes } from "./claim-probes.ts";
 import { type Emit, emitter, newStats, type WorkerStats } from "./events.ts";
+import { ClaimLimits, type StartedClaim } from "./limits.ts";
 import { LogScan } from "./log-scan.ts";
 import { Monitor } from "./monitor.ts";
 import {
@@ -80,6 +81,8 @@ export class Worker {
   readonly #probes: ClaimProbes;
   readonly #peers: Peers;
   readonly #poller: Poller;
+  /** Per-type limits of claims: this worker's own, and the fleet's. */
+  readonly #limits: ClaimLimits;
   /** The background scan of `tasks/` (`logScan` option), when on. */
   readonly #logScan: LogScan | undefined;
   #state: "new" | "running" | "stopping" | "stopped" = "new";
@@ -111,6 +114,7 @@ export class Worker {
       workerId: this.id,
     });
     this.#probes = new ClaimProbes(q, this.#emit, this.#finished);
+    this.#limits = this.#claimLimits();
     this.#peers = new Peers(q, this.id, o.heartbeatSeconds, () => ({
       types: this.types,
       concurrency: o.concurrency,
@@ -130,6 +134,7 @@ export class Worker {
       alone: () => this.#peers.live.length <= 1,
       onContended: () => this.#peers.contended(),
       probes: this.#probes,
+      limits: this.#limits,
       stats: this.stats,
       emit: this.#emit,
       isRunning: () => this.#state === "running",
@@ -144,6 +149,16 @@ export class Worker {
             pageSize: scan.pageSize ?? 100,
             intervalMs: scan.intervalMs ?? o.maxPollMs,
           });
+  }
+
+  /** The limits of this worker's claims: per type its own, and the fleet's (`./limits.ts`). */
+  #claimLimits(): ClaimLimits {
+    return new ClaimLimits(this.#q, {
+      ...this.#options,
+      workerId: this.id,
+      handlers: this.#handlers,
+      runningOf: (type) => [...this.#running.values()].filter((r) => r.type === type).length,
+    });
   }
 
   /**
@@ -173,6 +188,8 @@ export class Worker {
     checkTaskType(type);
     if (typeof handler !== "function")
       throw new ValidationError(`The handler for ${type} must be a function.`);
+    // A type's own concurrency follows the worker's rule (one schema for both).
+    checkOptions(workerOptionsSchema, { concurrency: options.concurrency }, `options of ${type}`);
     const run = definition === undefined ? handler : validatingHandler(definition, handler);
     this.#handlers.set(type, { handler: run, options });
     return this;
@@ -236,7 +253,10 @@ export class Worker {
     await Promise.all([this.#loop, this.#logScan?.stop()]);
     const grace = options.graceMs ?? this.#options.shutdownGraceMs;
     await this.#interruptAll(grace, { kind: "shutdown" }, this.#options.signalGraceMs);
-    await raceTimeout(this.#probes.all(), this.#options.signalGraceMs);
+    await raceTimeout(
+      Promise.all([this.#probes.all(), this.#limits.released()]),
+      this.#options.signalGraceMs,
+    );
     this.#probes.end();
     await this.#q.flush();
     await this.#peers.stop();
@@ -277,6 +297,7 @@ export class Worker {
       };
       const graceMs = Math.max(0, signalAt - clock.localNow());
       await this.#interruptAll(graceMs, { kind: "budget", failure }, settleMs);
+      await this.#limits.released();
       await this.#q.flush();
       // A drain writes no heartbeats: keep what it finished where `stats()` counts it.
       if (wasNew || this.#state === "stopped") await this.#peers.keepCounts({ clear: true });
@@ -349,11 +370,7 @@ export class Worker {
   }
 
   /** Run a task the poller just claimed, in a slot given back when the attempt frees it. */
-  #startAttempt(
-    claimed: Versioned,
-    claim: { token: string; leaseMs: number; entry: HandlerEntry },
-    skip: SkipList,
-  ): void {
+  #startAttempt(claimed: Versioned, claim: StartedClaim, skip: SkipList): void {
     const attempt = new Attempt(this.#q, claimed, claim, {
       workerId: this.id,
       signalGraceMs: this.#options.signalGraceMs,
@@ -362,6 +379,7 @@ export class Worker {
       finished: this.#finished,
       emit: this.#emit,
       skip,
+      limits: this.#limits,
       onFree: (freed) => {
         // The same task may run here again (a later attempt) once this slot is given up.
         if (this.#running.get(freed.id) === freed) this.#running.delete(freed.id);

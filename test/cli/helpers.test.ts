@@ -209,6 +209,11 @@ describe("tasks modules", () => {
     expect(handlers.get("report")!.options).toEqual({ leaseSeconds: 120 });
   });
 
+  it("takes a per-type concurrency from a handler entry (oq worker's way to set it)", () => {
+    const handlers = handlersOf({ default: { video: { handler: fn, concurrency: 2 } } }, "t.ts");
+    expect(handlers.get("video")!.options).toEqual({ concurrency: 2 });
+  });
+
   it("rejects a default export that is not a map of handlers, and duplicates", () => {
     expect(() => handlersOf({ default: fn }, "t.ts")).toThrow(/default export is a function/);
     expect(() => handlersOf({ default: { a: 1 } }, "t.ts")).toThrow(/entry "a" is not a handler/);

@@ -7,6 +7,7 @@ import type { Versioned } from "../../src/queue/types.ts";
 import type { MemoryStorage } from "../../src/storage/memory.ts";
 import { claimTask, renewLease } from "../../src/task/transitions.ts";
 import { ClaimProbes } from "../../src/worker/claim-probes.ts";
+import { ClaimLimits } from "../../src/worker/limits.ts";
 import { Monitor } from "../../src/worker/monitor.ts";
 import type { HandlerEntry } from "../../src/worker/options.ts";
 import { nextIdlePause } from "../../src/worker/poll-pause.ts";
@@ -44,6 +45,13 @@ function poller(
     alone: options.alone ?? (() => true),
     ...(options.onContended === undefined ? {} : { onContended: options.onContended }),
     probes: new ClaimProbes(internals(queue), s.emit),
+    limits: new ClaimLimits(internals(queue), {
+      workerId: "w1",
+      handlers,
+      runningOf: () => 0,
+      minPollMs: 10,
+      maxPollMs: 100,
+    }),
     stats: s.stats,
     emit: s.emit,
     isRunning: () => true,

@@ -1,0 +1,379 @@
+/**
+ * Fleet-wide limits of a task type: at most `concurrency` tasks of the type running across all
+ * workers, at most `ratePerSecond` starts of it. Each limited type has one small object,
+ * `{prefix}limits/{type}.json`, holding the limits (read on every claim of the type, so a change
+ * applies at the next claim), the current slot holders and the recent start times. Every change
+ * is a compare-and-swap through the one {@link DocumentStore}. The manifest lists the limited
+ * types (`limited`), so a worker learns without a request that a type has none. See
+ * "Concurrency and rate limits" in docs/protocol.md.
+ *
+ * Portable (web-standard globals only).
+ *
+ * @module
+ */
+import { type } from "arktype";
+import { MalformedObjectError, ValidationError } from "../errors.ts";
+import { checkTaskType } from "../keys.ts";
+import type { Storage } from "../storage/storage.ts";
+import { DocumentStore, type VersionedDocument } from "../store/documents.ts";
+import { LEASE_TAKEOVER_MARGIN_MS } from "../task/transitions.ts";
+
+/** Most tasks of one type a fleet-wide concurrency limit may allow. */
+export const MAX_FLEET_CONCURRENCY = 10_000;
+
+/** Most starts per second a rate limit may allow. */
+export const MAX_RATE_PER_SECOND = 1000;
+
+/** Fleet-wide limits of a task type, as given to `queue.setLimits`. */
+export interface LimitsInput {
+  /**
+   * At most this many tasks of the type running at once across all workers (an integer from 1
+   * to 10,000); `null` removes the limit, absent leaves it as it is.
+   */
+  concurrency?: number | null;
+  /**
+   * At most this many starts of the type per second across all workers: an integer from 1 to
+   * 1,000 (at most that many in any 1-second window), or a number below 1 (one start per
+   * `1 / ratePerSecond` seconds, e.g. `0.1`: one every 10 s); `null` removes the limit, absent
+   * leaves it as it is.
+   */
+  ratePerSecond?: number | null;
+}
+
+/** A slot of a fleet-wide concurrency limit, held by one attempt (keyed by its lease token). */
+export interface LimitHolder {
+  /** The task the attempt runs. */
+  task: string;
+  /** The worker running the attempt. */
+  worker: string;
+  /** The slot is free from this time on (plus the takeover margin): the attempt's lease expiry. */
+  until: string;
+}
+
+/** The stored limit object of one type (`{prefix}limits/{type}.json`). */
+export interface LimitDocument {
+  /** Always `"limit"`: what this object is. */
+  oq: "limit";
+  /** The task type limited. */
+  type: string;
+  /** Most tasks running at once across the fleet, or `null` for no limit. */
+  concurrency: number | null;
+  /** Most starts per second across the fleet, or `null` for no limit. */
+  ratePerSecond: number | null;
+  /** When this version was written (server time); keeps every version unique. */
+  updatedAt: string;
+  /**
+   * Slot holders by the attempt's lease token (two claimers racing for one task each hold their
+   * own entry, so the loser's release never frees the winner's slot).
+   */
+  holders: Record<string, LimitHolder>;
+  /** Start times of the recent window (server time, ISO 8601), for the rate limit. */
+  starts: string[];
+}
+
+/** The limits of a type and their state now, as `queue.limits()` reports them. */
+export interface TypeLimits {
+  /** The task type. */
+  type: string;
+  /** Most tasks running at once across the fleet, or `null`. */
+  concurrency: number | null;
+  /** Most starts per second across the fleet, or `null`. */
+  ratePerSecond: number | null;
+  /** Slots held now (tasks of the type running under the concurrency limit). */
+  running: number;
+  /** Starts in the last rate window (1 s, or `1 / ratePerSecond` s below 1 per second). */
+  recentStarts: number;
+}
+
+const holderSchema = type({ task: "string", worker: "string", until: "string" });
+const limitSchema = type({
+  oq: "'limit'",
+  type: "string",
+  concurrency: "number.integer >= 1 | null",
+  ratePerSecond: "number > 0 | null",
+  updatedAt: "string",
+  holders: { "[string]": holderSchema },
+  starts: "string[]",
+});
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+function parseLimit(body: Uint8Array, key: string): LimitDocument {
+  let value: unknown;
+  try {
+    value = JSON.parse(decoder.decode(body));
+  } catch {
+    throw new MalformedObjectError(`Object ${key} is not a limit object: not JSON.`, { key });
+  }
+  const result = limitSchema(value);
+  if (result instanceof type.errors) {
+    throw new MalformedObjectError(
+      `Object ${key} is not a valid limit object: ${result.summary}. Set the limits again (oq limit) to replace it.`,
+      { key },
+    );
+  }
+  return result as LimitDocument;
+}
+
+function encodeLimit(doc: LimitDocument): Uint8Array {
+  return encoder.encode(`${JSON.stringify(doc)}\n`);
+}
+
+const ms = (iso: string) => Date.parse(iso);
+const iso = (time: number) => new Date(time).toISOString();
+
+/** Check limits given by a caller; throws `ValidationError` saying what to fix. */
+export function checkLimits(given: LimitsInput): LimitsInput {
+  if (typeof given !== "object" || given === null)
+    throw new ValidationError("Limits must be an object { concurrency?, ratePerSecond? }.");
+  for (const key of Object.keys(given)) {
+    if (key !== "concurrency" && key !== "ratePerSecond")
+      throw new ValidationError(`Unknown limit ${key}: use concurrency or ratePerSecond.`);
+  }
+  const { concurrency, ratePerSecond } = given;
+  if (
+    concurrency !== undefined &&
+    concurrency !== null &&
+    !(Number.isInteger(concurrency) && concurrency >= 1 && concurrency <= MAX_FLEET_CONCURRENCY)
+  ) {
+    throw new ValidationError(
+      `Invalid concurrency limit ${JSON.stringify(concurrency)}: use an integer from 1 to ${MAX_FLEET_CONCURRENCY}, or null to remove it.`,
+    );
+  }
+  if (
+    ratePerSecond !== undefined &&
+    ratePerSecond !== null &&
+    !(
+      typeof ratePerSecond === "number" &&
+      ratePerSecond > 0 &&
+      (ratePerSecond < 1 || Number.isInteger(ratePerSecond)) &&
+      ratePerSecond <= MAX_RATE_PER_SECOND
+    )
+  ) {
+    throw new ValidationError(
+      `Invalid rate limit ${JSON.stringify(ratePerSecond)}: use an integer from 1 to ${MAX_RATE_PER_SECOND} starts per second, a number below 1 (0.1: one start every 10 s), or null to remove it.`,
+    );
+  }
+  return given;
+}
+
+/** The rate window of `rate` starts per second, ms, and how many starts it allows. */
+export function rateWindow(rate: number): { windowMs: number; starts: number } {
+  return rate >= 1 ? { windowMs: 1000, starts: rate } : { windowMs: 1000 / rate, starts: 1 };
+}
+
+/** Whether `holder` still holds its slot at server time `now` (the lower bound of it). */
+export function holds(holder: LimitHolder, now: number): boolean {
+  return ms(holder.until) + LEASE_TAKEOVER_MARGIN_MS > now;
+}
+
+/** What a claim asks of a type's limits. */
+export interface AdmitSpec {
+  taskId: string;
+  worker: string;
+  token: string;
+  /** The slot and the task's lease last until this server time. */
+  until: number;
+  /** Server time (lower bound). */
+  now: number;
+  /**
+   * The start's stamp: the upper bound of server time now (default `now`). Stamping by the upper
+   * bound and judging the window by the lower one counts every two starts less than a window
+   * apart in true server time, however uncertain the claimers' clocks are.
+   */
+  startAt?: number;
+}
+
+/** The outcome of {@link admit}. */
+export type Admission =
+  | { admitted: true; next: LimitDocument; holder: boolean }
+  | { admitted: false; retryAt: number; reason: "concurrency" | "rate" };
+
+/**
+ * Decide a start of a task under `doc`'s limits at server time `now`: refuse it (with the
+ * earliest time a slot or a start may free) or return the next version of the object, with a
+ * holder for the task (when a concurrency limit is set) and its start time (when a rate limit
+ * is). Expired holders and starts older than twice the rate window are dropped on the way.
+ */
+export function admit(doc: LimitDocument, spec: AdmitSpec): Admission {
+  const { now } = spec;
+  const holders = liveHolders(doc, now);
+  if (doc.concurrency !== null && Object.keys(holders).length >= doc.concurrency) {
+    const frees = Object.values(holders).map((h) => ms(h.until) + LEASE_TAKEOVER_MARGIN_MS);
+    return { admitted: false, retryAt: Math.min(...frees), reason: "concurrency" };
+  }
+  let starts = doc.starts;
+  if (doc.ratePerSecond !== null) {
+    const { windowMs, starts: allowed } = rateWindow(doc.ratePerSecond);
+    // Starts stamped by a clock ahead of ours count too (they are "in the future" here).
+    const recent = doc.starts.map(ms).filter((t) => t > now - windowMs);
+    if (recent.length >= allowed) {
+      const sorted = recent.sort((a, b) => a - b);
+      return {
+        admitted: false,
+        retryAt: sorted[recent.length - allowed]! + windowMs,
+        reason: "rate",
+      };
+    }
+    // Kept for two windows, so a claimer whose clock lags ours by less than one still sees them.
+    starts = [...doc.starts.filter((t) => ms(t) > now - 2 * windowMs), iso(spec.startAt ?? now)];
+  } else {
+    starts = [];
+  }
+  const holder = doc.concurrency !== null;
+  if (holder)
+    holders[spec.token] = { task: spec.taskId, worker: spec.worker, until: iso(spec.until) };
+  return { admitted: true, holder, next: { ...doc, updatedAt: iso(now), holders, starts } };
+}
+
+/** The holders of `doc` still holding their slots at `now`. */
+function liveHolders(doc: LimitDocument, now: number): Record<string, LimitHolder> {
+  const live: Record<string, LimitHolder> = {};
+  for (const [token, h] of Object.entries(doc.holders)) if (holds(h, now)) live[token] = h;
+  return live;
+}
+
+/** A slot or start granted to one claim. */
+export interface LimitGrant {
+  type: string;
+  taskId: string;
+  worker: string;
+  /** The lease token of the attempt, which keys its holder entry. */
+  token: string;
+  /** Whether a holder entry was written (a concurrency limit is set): it must be freed. */
+  holder: boolean;
+  /** Until when the task's lease may run (server ms): the holder entry's `until`. */
+  until: number;
+}
+
+/** The limit objects of one queue. */
+export class LimitStore {
+  readonly #documents: DocumentStore<LimitDocument>;
+  readonly #key: (type: string) => string;
+
+  /** `key`: the full key of a type's limit object. */
+  constructor(storage: Storage, key: (type: string) => string) {
+    this.#documents = new DocumentStore(storage, { parse: parseLimit, encode: encodeLimit });
+    this.#key = key;
+  }
+
+  /** A type's limit object (one GET), or `undefined` when it has none. */
+  read(type: string): Promise<VersionedDocument<LimitDocument> | undefined> {
+    return this.#documents.read(this.#key(type));
+  }
+
+  /** Set a type's limits (`undefined` keeps one, `null` removes it); returns the stored object. */
+  async set(forType: string, given: LimitsInput, now: number): Promise<LimitDocument> {
+    checkTaskType(forType);
+    checkLimits(given);
+    const key = this.#key(forType);
+    const change = (base: LimitDocument): LimitDocument => ({
+      ...base,
+      updatedAt: iso(Math.max(now, ms(base.updatedAt) + 1)),
+      ...(given.concurrency === undefined ? {} : { concurrency: given.concurrency }),
+      ...(given.ratePerSecond === undefined ? {} : { ratePerSecond: given.ratePerSecond }),
+    });
+    const updated = await this.#documents.update(key, ({ value }) => change(value));
+    if (updated !== undefined) return updated.value;
+    const fresh: LimitDocument = {
+      oq: "limit",
+      type: forType,
+      concurrency: null,
+      ratePerSecond: null,
+      updatedAt: iso(now),
+      holders: {},
+      starts: [],
+    };
+    const created = await this.#documents.write(key, null, change(fresh));
+    if (created.won) return created.value;
+    // Another writer created it first: change theirs.
+    const again = await this.#documents.update(key, ({ value }) => change(value));
+    return again?.value ?? created.readBack?.value ?? change(fresh);
+  }
+
+  /**
+   * Ask for a start of `who.taskId`: adds its holder and start time with a conditional write
+   * (one GET and one PUT, more on a lost race), stamped with `time()` of the round that wrote. Resolves the grant, or when the limits refuse,
+   * the server time from which asking again may succeed. A type whose object has no limits (or
+   * none at all) is granted without a write.
+   */
+  async acquire(
+    forType: string,
+    who: Pick<AdmitSpec, "taskId" | "worker" | "token">,
+    time: () => Pick<AdmitSpec, "now" | "until" | "startAt">,
+  ): Promise<{ grant: LimitGrant } | { retryAt: number; reason: "concurrency" | "rate" }> {
+    let refused: { retryAt: number; reason: "concurrency" | "rate" } | undefined;
+    let holder = false;
+    let spec: AdmitSpec = { ...who, ...time() };
+    const stored = await this.#documents.update(this.#key(forType), ({ value }) => {
+      refused = undefined;
+      holder = false;
+      if (value.concurrency === null && value.ratePerSecond === null) return undefined;
+      // Each round stamps the time anew: a start stamped before lost rounds would lie behind.
+      spec = { ...who, ...time() };
+      const admission = admit(value, spec);
+      if (!admission.admitted) {
+        refused = { retryAt: admission.retryAt, reason: admission.reason };
+        return undefined;
+      }
+      holder = admission.holder;
+      return admission.next;
+    });
+    if (refused !== undefined) return refused;
+    const { taskId, worker, token, until } = spec;
+    return { grant: { type: forType, taskId, worker, token, until, holder: holder && !!stored } };
+  }
+
+  /**
+   * Extend the slot of `grant` to server time `until` before its lease is renewed to it. Re-adds
+   * the holder when it was dropped but a slot is free. False when the slot is lost (the limit is
+   * full without it): the lease must not be renewed.
+   */
+  async extend(grant: LimitGrant, until: number, now: number): Promise<boolean> {
+    let kept = true;
+    await this.#documents.update(this.#key(grant.type), ({ value }) => {
+      kept = true;
+      const mine = value.holders[grant.token];
+      if (mine !== undefined && holds(mine, now)) {
+        if (ms(mine.until) >= until) return undefined;
+        const holders = { ...value.holders, [grant.token]: { ...mine, until: iso(until) } };
+        return { ...value, updatedAt: iso(now), holders };
+      }
+      if (value.concurrency === null) return undefined;
+      const holders = liveHolders(value, now);
+      if (Object.keys(holders).length >= value.concurrency) {
+        kept = false;
+        return undefined;
+      }
+      holders[grant.token] = { task: grant.taskId, worker: grant.worker, until: iso(until) };
+      return { ...value, updatedAt: iso(now), holders };
+    });
+    return kept;
+  }
+
+  /** Free the slot of `grant` (its handler settled); expired holders go with it. */
+  async release(grant: LimitGrant, now: number): Promise<void> {
+    if (!grant.holder) return;
+    await this.#documents.update(this.#key(grant.type), ({ value }) => {
+      if (value.holders[grant.token] === undefined) return undefined;
+      const holders = liveHolders(value, now);
+      delete holders[grant.token];
+      return { ...value, updatedAt: iso(now), holders };
+    });
+  }
+
+  /** What a type's limits are and how much of them is in use at `now`. */
+  static view(doc: LimitDocument, now: number): TypeLimits {
+    const running = Object.values(doc.holders).filter((h) => holds(h, now)).length;
+    const windowMs = doc.ratePerSecond === null ? 1000 : rateWindow(doc.ratePerSecond).windowMs;
+    const recentStarts = doc.starts.filter((t) => ms(t) > now - windowMs).length;
+    return {
+      type: doc.type,
+      concurrency: doc.concurrency,
+      ratePerSecond: doc.ratePerSecond,
+      running,
+      recentStarts,
+    };
+  }
+}
