@@ -58,6 +58,7 @@ export type {
   ListTasksOptions,
   QueueOptions,
   SubmitOptions,
+  SubmitResult,
   TaskDefaults,
   TaskPage,
   TaskVersion,

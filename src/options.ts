@@ -66,6 +66,9 @@ export const submitOptionsSchema = taskOptionsSchema.and({
   "idempotencyKey?": type("0 < string <= 512").describe(
     "a non-empty string of at most 512 characters",
   ),
+  "idempotencyWindow?": type("number | string").describe(
+    "a number of seconds or a duration like 24h",
+  ),
 });
 
 const ms = (min: number, max: number, what: string) =>

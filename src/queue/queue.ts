@@ -7,7 +7,7 @@
  */
 import type { ServerClock } from "../clock.ts";
 import { parseDuration } from "../duration.ts";
-import { InvalidStateError, NotFoundError, TimeoutError } from "../errors.ts";
+import { InvalidStateError, NotFoundError, TimeoutError, ValidationError } from "../errors.ts";
 import type { Keys } from "../keys.ts";
 import type { Logger } from "../logger.ts";
 import type { Storage } from "../storage/storage.ts";
@@ -22,12 +22,13 @@ import { type PruneOptions, type PruneResult, pruneTasks, replayMarginMs } from 
 import { type RepairOptions, type RepairResult, repairIndex } from "./repair.ts";
 import { type RetentionInput, retentionMs } from "./retention.ts";
 import { type QueueStats, queueStats, type StatsOptions } from "./stats.ts";
-import { submitTask, submitTasks } from "./submit.ts";
+import { submitTask, submitTaskResult, submitTasks } from "./submit.ts";
 import type {
   CancelOutcome,
   ListTasksOptions,
   QueueOptions,
   SubmitOptions,
+  SubmitResult,
   TaskPage,
   TaskVersion,
   Versioned,
@@ -69,6 +70,27 @@ export class Queue {
    */
   submit(type: string, input?: unknown, options: SubmitOptions = {}): Promise<TaskRecord> {
     return submitTask(this.#q, type, input, options);
+  }
+
+  /**
+   * Submit a task under an idempotency key and say whether this call created it:
+   * `{ task, created: true }` for a new task, `{ task, created: false }` when the key already
+   * names one (then `task` is that one, unchanged). Of concurrent submits with the same key
+   * exactly one gets `created: true`. A task of another type or input under the key throws
+   * `IdempotencyConflictError`; with `idempotencyWindow`, the key expires that long after its
+   * task's creation (see {@link SubmitOptions.idempotencyWindow}). `submit` behaves the same
+   * and returns only the task.
+   */
+  async submitUnique(
+    type: string,
+    input: unknown,
+    options: SubmitOptions & { idempotencyKey: string },
+  ): Promise<SubmitResult> {
+    if (typeof options?.idempotencyKey !== "string")
+      throw new ValidationError(
+        "submitUnique needs options.idempotencyKey: the key that makes the task unique.",
+      );
+    return submitTaskResult(this.#q, type, input, options);
   }
 
   /** Submit several tasks (bounded parallelism). Returns them in the order given. */

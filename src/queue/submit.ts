@@ -10,15 +10,10 @@ import { checkOptions, submitOptionsSchema } from "../options.ts";
 import type { Backoff, TaskRecord } from "../task/record.ts";
 import { createTask } from "../task/transitions.ts";
 import { mapLimit } from "../util/async.ts";
-import { iso, toHex } from "../util/format.ts";
+import { iso } from "../util/format.ts";
+import { idempotentId, submitIdempotent } from "./idempotency.ts";
 import type { QueueInternals } from "./internals.ts";
-import type { SubmitOptions } from "./types.ts";
-
-const encoder = new TextEncoder();
-
-async function sha256Hex(text: string): Promise<string> {
-  return toHex(new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(text))));
-}
+import type { SubmitOptions, SubmitResult } from "./types.ts";
 
 /**
  * Submit a task. Returns the stored record (for an idempotency key seen before: the first
@@ -30,6 +25,19 @@ export async function submitTask(
   input: unknown,
   given: SubmitOptions,
 ): Promise<TaskRecord> {
+  return (await submitTaskResult(q, type, input, given)).task;
+}
+
+/**
+ * Submit a task and say whether this call created it or found the one its idempotency key
+ * names (`src/queue/idempotency.ts`).
+ */
+export async function submitTaskResult(
+  q: QueueInternals,
+  type: string,
+  input: unknown,
+  given: SubmitOptions,
+): Promise<SubmitResult> {
   checkTaskType(type);
   const options = checkOptions(submitOptionsSchema, given, "submit options");
   const inputValue = q.checkInput(type, input);
@@ -37,35 +45,32 @@ export async function submitTask(
   const availableAt = availableAtOf(options, now);
   const expiresAt = expiresAtOf(options, now, availableAt);
   const idempotencyKey = options.idempotencyKey ?? null;
-  const id =
-    idempotencyKey === null
-      ? q.randomHex(32)
-      : (await sha256Hex(`oq-idempotency:${idempotencyKey}`)).slice(0, 32);
-  if (idempotencyKey !== null) {
-    const existing = await q.read(id);
-    if (existing !== undefined) return existing.task;
-  }
-  await q.manifest.load();
+  const windowMs = windowMsOf(options);
+  const id = idempotencyKey === null ? q.randomHex(32) : await idempotentId(idempotencyKey);
   const backoff: Backoff = { ...q.defaults.backoff, ...options.backoff };
-  const task = createTask(
-    {
-      id,
-      type,
-      input: inputValue,
-      maxRetries: options.maxRetries ?? q.defaults.maxRetries,
-      backoff,
-      timeoutSeconds: options.timeoutSeconds ?? q.defaults.timeoutSeconds,
-      availableAt,
-      expiresAt,
-      idempotencyKey,
-      marker: q.newMarker(
-        { type, id, status: "pending", expiresAt: expiresAt === null ? null : iso(expiresAt) },
+  const build = async () => {
+    await q.manifest.load();
+    return createTask(
+      {
+        id,
+        type,
+        input: inputValue,
+        maxRetries: options.maxRetries ?? q.defaults.maxRetries,
+        backoff,
+        timeoutSeconds: options.timeoutSeconds ?? q.defaults.timeoutSeconds,
         availableAt,
-      ),
-    },
-    now,
-  );
-  return q.tasks.create(task);
+        expiresAt,
+        idempotencyKey,
+        marker: q.newMarker(
+          { type, id, status: "pending", expiresAt: expiresAt === null ? null : iso(expiresAt) },
+          availableAt,
+        ),
+      },
+      now,
+    );
+  };
+  if (idempotencyKey === null) return { task: await q.tasks.create(await build()), created: true };
+  return submitIdempotent(q, { key: idempotencyKey, windowMs, type, input: inputValue }, build);
 }
 
 /** Submit several tasks (bounded parallelism), all validated before anything is written. */
@@ -86,6 +91,15 @@ export async function submitTasks(
     }
   }
   return mapLimit(tasks, concurrency, (t) => submitTask(q, t.type, t.input, t.options ?? {}));
+}
+
+function windowMsOf(options: SubmitOptions): number | undefined {
+  if (options.idempotencyWindow === undefined) return undefined;
+  if (options.idempotencyKey === undefined)
+    throw new ValidationError(
+      "idempotencyWindow needs an idempotencyKey: give the key the window applies to.",
+    );
+  return parseDuration(options.idempotencyWindow, "idempotencyWindow");
 }
 
 function availableAtOf(options: SubmitOptions, now: number): number {
