@@ -91,6 +91,7 @@ export const workerOptionsSchema = type({
   "monitorRoundSeconds?": type("1 <= number <= 86400").describe(
     "a number of seconds from 1 to 86400 (1 day)",
   ),
+  "progressSeconds?": type("1 <= number <= 86400").describe("a number of seconds from 1 to 86400"),
   "heartbeatSeconds?": type("0 | 1 <= number <= 86400").describe(
     "0 (no heartbeats) or a number of seconds from 1 to 86400 (1 day)",
   ),

@@ -18,6 +18,7 @@ import type { Emit, WorkerStats } from "./events.ts";
 import { Lease } from "./lease.ts";
 import type { HandlerEntry, TaskContext } from "./options.ts";
 import { finishChange, recordOutcome, toFailure } from "./outcome.ts";
+import { ProgressReporter } from "./progress.ts";
 import type { SkipList } from "./skip.ts";
 import { logTaskEvent, taskFields } from "./task-log.ts";
 
@@ -51,6 +52,8 @@ export interface AttemptOptions {
   signalGraceMs: number;
   /** The worker's default per-attempt time limit, seconds. */
   timeoutSeconds: number | undefined;
+  /** At most one write of its own per this many seconds for a handler's progress. */
+  progressSeconds: number;
   stats: WorkerStats;
   /** The worker's finished counts (its heartbeat reports them). */
   finished: FinishedCounter;
@@ -86,6 +89,7 @@ export class Attempt {
   readonly #entry: HandlerEntry;
   readonly #controller = new AbortController();
   readonly #lease: Lease;
+  readonly #progress: ProgressReporter;
   readonly #startedLocal: number;
   /** The task's marker (relative key) while we run it. */
   readonly #marker: string | null;
@@ -119,6 +123,12 @@ export class Attempt {
       cancelled: (task) => this.#controller.abort(cancelReason(task)),
       dropped: (message) => this.#dropResult(message),
     });
+    this.#progress = new ProgressReporter(
+      this.#lease,
+      options.progressSeconds * 1000,
+      queue.clock,
+      queue.logger,
+    );
     this.#marker = claimed.task.marker;
     this.#startedLocal = queue.clock.localNow();
     this.ended = new Promise<void>((resolve) => {
@@ -195,6 +205,7 @@ export class Attempt {
       attempt: task.attempt,
       workerId: this.#options.workerId,
       signal: this.#controller.signal,
+      progress: (value: unknown) => this.#progress.report(value),
       isCancellationRequested: async () => {
         const now = await q.read(task.id);
         if (now === undefined || !holdsLease(now.task, this.#lease.token)) {
@@ -231,6 +242,7 @@ export class Attempt {
   }
 
   #clearTimers(): void {
+    this.#progress.stop();
     clearInterval(this.#watchTimer);
     clearTimeout(this.#firstCheck);
     this.#lease.unguard();
@@ -241,6 +253,7 @@ export class Attempt {
   free(): void {
     if (this.#freed) return;
     this.#freed = true;
+    this.#progress.stop();
     clearInterval(this.#watchTimer);
     clearTimeout(this.#firstCheck);
     if (this.#timeoutTimer !== undefined) clearTimeout(this.#timeoutTimer);
