@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { connect } from "../src/connect.ts";
 import { IdempotencyConflictError, ValidationError } from "../src/errors.ts";
+import { observeTaskWrite } from "../src/metrics/task-events.ts";
 import { canonicalJson } from "../src/queue/idempotency.ts";
 import { internals } from "../src/queue/internals.ts";
 import type { Queue } from "../src/queue/queue.ts";
@@ -117,6 +118,13 @@ for (const target of targets) {
       expect(next.task).toMatchObject({ status: "pending", attempt: 0, input: { n: 2 } });
       expect(next.task.history.map((e) => e.event)).toEqual(["submitted"]);
       expect(next.task.createdAt > first.task.createdAt).toBe(true);
+      // Metrics count the replacement as a submitted task.
+      const cancelled = {
+        ...first.task,
+        status: "cancelled" as const,
+        event: "cancelled" as const,
+      };
+      expect(observeTaskWrite(cancelled, next.task).counters).toEqual(["submitted"]);
       // The new task is in the ready index: a worker runs it.
       const worker = new Worker(queue, { ...fast }).task("report", (input) => input);
       try {
