@@ -59,6 +59,7 @@ export type {
   ListTasksOptions,
   QueueOptions,
   SubmitOptions,
+  SubmitResult,
   TaskDefaults,
   TaskPage,
   TaskVersion,

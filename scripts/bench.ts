@@ -237,6 +237,7 @@ async function storeFinished(
         event: "completed",
         marker: null,
         history: [],
+        progress: null,
       };
       await storage.put(queue.keys.task(id), encodeTask(task), { contentType: "application/json" });
       journal?.record(task);

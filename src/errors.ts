@@ -23,7 +23,8 @@ export type OqErrorCode =
   | "INVALID_STATE"
   | "TIMEOUT"
   | "UNSAFE_BACKEND"
-  | "PROTOCOL_MISMATCH";
+  | "PROTOCOL_MISMATCH"
+  | "IDEMPOTENCY_CONFLICT";
 
 /** Extra facts an error may carry about the storage request that failed. */
 export interface OqErrorDetails {
@@ -193,6 +194,17 @@ export class UnsafeBackendError extends OqError {
 export class ProtocolMismatchError extends OqError {
   constructor(message: string, details?: OqErrorDetails) {
     super("PROTOCOL_MISMATCH", message, details);
+  }
+}
+
+/**
+ * A submit reused an idempotency key for a different task: its type or input (compared as
+ * canonical JSON) differs from the task the key already names. Code `IDEMPOTENCY_CONFLICT`;
+ * `key` is the id of the existing task. Use another key, or submit the same input.
+ */
+export class IdempotencyConflictError extends OqError {
+  constructor(message: string, details?: OqErrorDetails) {
+    super("IDEMPOTENCY_CONFLICT", message, details);
   }
 }
 

@@ -72,6 +72,9 @@ export const submitOptionsSchema = taskOptionsSchema.and({
   "idempotencyKey?": type("0 < string <= 512").describe(
     "a non-empty string of at most 512 characters",
   ),
+  "idempotencyWindow?": type("number | string").describe(
+    "a number of seconds or a duration like 24h",
+  ),
 });
 
 const ms = (min: number, max: number, what: string) =>
@@ -94,6 +97,7 @@ export const workerOptionsSchema = type({
   "monitorRoundSeconds?": type("1 <= number <= 86400").describe(
     "a number of seconds from 1 to 86400 (1 day)",
   ),
+  "progressSeconds?": type("1 <= number <= 86400").describe("a number of seconds from 1 to 86400"),
   "heartbeatSeconds?": type("0 | 1 <= number <= 86400").describe(
     "0 (no heartbeats) or a number of seconds from 1 to 86400 (1 day)",
   ),

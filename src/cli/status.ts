@@ -41,6 +41,7 @@ export function describeTask(task: TaskRecord, now: number, s: Styles): string[]
       `${s.red(`${e.name}: ${e.message}`)} ${s.dim(`(attempt ${e.attempt}${e.permanent ? ", permanent" : ""}, ${relative(Date.parse(e.at), now)})`)}`,
     ]);
   }
+  if (task.progress !== null) rows.push(["progress", JSON.stringify(task.progress)]);
   if (task.idempotencyKey !== null) rows.push(["idempotency", task.idempotencyKey]);
   rows.push(["input", JSON.stringify(task.input)]);
   if (task.status === "completed" || task.output !== null)

@@ -68,6 +68,12 @@ export default oqCommand({
       description: "Submitting the same key again returns the first task",
       valueHint: "key",
     },
+    "idempotency-window": {
+      type: "string",
+      description:
+        "The key holds this long after its task's creation; then a finished task is replaced (24h)",
+      valueHint: "duration",
+    },
     json: { type: "boolean", description: "Print the stored task record as JSON" },
   },
   async run(args) {
@@ -97,13 +103,25 @@ export default oqCommand({
       options.priority = Number(args.priority.trim());
     }
     if (args["idempotency-key"] !== undefined) options.idempotencyKey = args["idempotency-key"];
+    const window = secondsArg(args["idempotency-window"], "idempotency-window");
+    if (window !== undefined) options.idempotencyWindow = window;
 
     const queue = await openQueue(args);
-    const task = await queue.submit(args.type, input, options);
+    const key = options.idempotencyKey;
+    const { task, created } =
+      key === undefined
+        ? { task: await queue.submit(args.type, input, options), created: true }
+        : await queue.submitUnique(args.type, input, { ...options, idempotencyKey: key });
     if (args.json) outJson(task);
     else out(task.id);
     const due = Date.parse(task.availableAt);
     const now = queue.now();
+    if (!created) {
+      log().info(
+        `Found existing ${task.type} task ${task.id} (${task.status}) under idempotency key ${JSON.stringify(key)}; nothing new was submitted.`,
+      );
+      return;
+    }
     log().success(
       `Submitted ${task.type} task ${task.id}${due > now + 1000 ? `, due ${relative(due, now)} (${task.availableAt})` : ""}.`,
     );

@@ -36,6 +36,8 @@ export function observeTaskWrite(before: TaskRecord | null, after: TaskRecord): 
   if (last === undefined || last.event !== after.event || last.at !== after.updatedAt)
     return { counters: [] };
   if (sameEntry(last, eventLog(before).at(-1))) return { counters: [] };
+  // A finished task replaced under its idempotency key after the key's window: a new task.
+  if (after.event === "submitted") return { counters: ["submitted"] };
   const seen: TaskObservation = { counters: [] };
   if (after.event === "claimed") {
     seen.counters.push("claimed");

@@ -29,6 +29,12 @@ export interface JournalEntry {
   id: string;
   /** When it finished: its `finishedAt` as written (ISO 8601). */
   at: string;
+  /**
+   * True when the task had an idempotency key: a later submit may replace it under the same id
+   * once its key's window has passed, so a prune reads it before deleting it even when it
+   * completed. Absent (false) otherwise.
+   */
+  keyed?: boolean;
 }
 
 /** The stored journal object. */
@@ -47,7 +53,7 @@ const journalSchema = type({
   oq: "'journal'",
   type: "string",
   status: "'completed' | 'failed' | 'cancelled' | 'expired'",
-  entries: type({ id: "string", at: "string" }).array(),
+  entries: type({ id: "string", at: "string", "keyed?": "boolean" }).array(),
 });
 
 const encoder = new TextEncoder();
@@ -90,7 +96,11 @@ export class FinishedJournal {
   record(task: TaskRecord): void {
     if (!isTerminal(task.status)) return;
     this.#add(task.type, task.status as FinishedStatus, [
-      { id: task.id, at: task.finishedAt ?? task.updatedAt },
+      {
+        id: task.id,
+        at: task.finishedAt ?? task.updatedAt,
+        ...(task.idempotencyKey === null ? {} : { keyed: true }),
+      },
     ]);
   }
 

@@ -2,7 +2,7 @@
  * Pruning: deleting finished tasks once their retention has passed (docs/protocol.md,
  * "Retention"). Driven by the finished journal, so it reads only journals past their retention
  * and, for the statuses a replay can leave (failed, cancelled, expired), the tasks themselves;
- * completed tasks never change again and are deleted unread. A scan of `tasks/` is the backstop
+ * completed tasks without an idempotency key never change again and are deleted unread. A scan of `tasks/` is the backstop
  * for tasks the journal does not name (a writer killed before its flush; tasks finished before
  * the journal existed).
  *
@@ -224,10 +224,11 @@ export class PruneRun {
 
   /**
    * The task keys of `entries` that may be deleted. A completed task never changes again, so it
-   * is deleted unread. A failed, cancelled or expired one may have been replayed since: it is
-   * read, and deleted only while it is still as the journal says. A replay that could land
+   * is deleted unread, unless it had an idempotency key (a submit may have replaced it). A
+   * failed, cancelled or expired one may have been replayed since: it is read, and deleted only
+   * while it is still as the journal says. A replay (or a replacing submit) that could land
    * after that read is refused: it would have to decide before the retention's end minus
-   * {@link replayMarginMs} and land after it, and replays refuse from there on.
+   * {@link replayMarginMs} and land after it, and both refuse from there on.
    */
   async #deletable(status: FinishedStatus, entries: readonly JournalEntry[]): Promise<string[]> {
     const q = this.#q;
@@ -236,7 +237,10 @@ export class PruneRun {
       this.#more = true;
       entries = entries.slice(0, Math.max(0, room));
     }
-    if (status === "completed") return entries.map((e) => q.keys.task(e.id));
+    // A completed task with an idempotency key may have been replaced by a new task under its
+    // id (docs/protocol.md, "Idempotency keys"): it is read like the others.
+    const unread = status === "completed" ? entries.filter((e) => e.keyed !== true) : [];
+    if (unread.length > 0) entries = entries.filter((e) => e.keyed === true);
     const still = await mapLimit(entries, READ_CONCURRENCY, async (e) => {
       const found = await q.read(e.id).catch((error: unknown) => {
         if (error instanceof ValidationError) return undefined;
@@ -244,7 +248,7 @@ export class PruneRun {
       });
       return found?.task.status === status && found.task.finishedAt === e.at;
     });
-    const keys: string[] = [];
+    const keys = unread.map((e) => q.keys.task(e.id));
     for (const [i, e] of entries.entries()) {
       if (still[i] === true) keys.push(q.keys.task(e.id));
       else this.#counts.skipped++;

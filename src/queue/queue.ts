@@ -7,7 +7,7 @@
  */
 import type { ServerClock } from "../clock.ts";
 import { parseDuration } from "../duration.ts";
-import { InvalidStateError, NotFoundError, TimeoutError } from "../errors.ts";
+import { InvalidStateError, NotFoundError, TimeoutError, ValidationError } from "../errors.ts";
 import type { Keys } from "../keys.ts";
 import type { Logger } from "../logger.ts";
 import type { Storage } from "../storage/storage.ts";
@@ -31,12 +31,13 @@ import { type PruneOptions, type PruneResult, pruneTasks, replayMarginMs } from 
 import { type RepairOptions, type RepairResult, repairIndex } from "./repair.ts";
 import { type RetentionInput, retentionMs } from "./retention.ts";
 import { type QueueStats, queueStats, type StatsOptions } from "./stats.ts";
-import { type SubmitEntry, submitTask, submitTasks } from "./submit.ts";
+import { type SubmitEntry, submitTask, submitTaskResult, submitTasks } from "./submit.ts";
 import type {
   CancelOutcome,
   ListTasksOptions,
   QueueOptions,
   SubmitOptions,
+  SubmitResult,
   TaskPage,
   TaskVersion,
   Versioned,
@@ -107,6 +108,38 @@ export class Queue {
     options: SubmitOptions = {},
   ): Promise<TaskRecord> {
     return submitTask(this.#q, type, input, options);
+  }
+
+  /**
+   * Submit a task under an idempotency key and say whether this call created it:
+   * `{ task, created: true }` for a new task, `{ task, created: false }` when the key already
+   * names one (then `task` is that one, unchanged). Of concurrent submits with the same key
+   * exactly one gets `created: true`. A task of another type or input under the key throws
+   * `IdempotencyConflictError`; with `idempotencyWindow`, the key expires that long after its
+   * task's creation (see {@link SubmitOptions.idempotencyWindow}). `submit` behaves the same
+   * and returns only the task. A definition ({@link defineTask}) types and validates the input.
+   */
+  submitUnique<D extends AnyTaskDefinition>(
+    definition: D,
+    input: TaskInput<D>,
+    options: SubmitOptions & { idempotencyKey: string },
+  ): Promise<SubmitResult<TaskRecordOf<D>>>;
+  /** Submit a task of a type given by name under an idempotency key (see above). */
+  submitUnique(
+    type: string,
+    input: unknown,
+    options: SubmitOptions & { idempotencyKey: string },
+  ): Promise<SubmitResult>;
+  async submitUnique(
+    type: string | AnyTaskDefinition,
+    input: unknown,
+    options: SubmitOptions & { idempotencyKey: string },
+  ): Promise<SubmitResult> {
+    if (typeof options?.idempotencyKey !== "string")
+      throw new ValidationError(
+        "submitUnique needs options.idempotencyKey: the key that makes the task unique.",
+      );
+    return submitTaskResult(this.#q, type, input, options);
   }
 
   /**

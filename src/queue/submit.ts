@@ -17,21 +17,16 @@ import {
 import type { Backoff, TaskRecord } from "../task/record.ts";
 import { createTask } from "../task/transitions.ts";
 import { mapLimit } from "../util/async.ts";
-import { iso, toHex } from "../util/format.ts";
+import { iso } from "../util/format.ts";
+import { idempotentId, submitIdempotent } from "./idempotency.ts";
 import type { QueueInternals } from "./internals.ts";
-import type { SubmitOptions } from "./types.ts";
+import type { SubmitOptions, SubmitResult } from "./types.ts";
 
 /** One task of `submitMany`: its type (or definition), input and options. */
 export interface SubmitEntry {
   type: string | AnyTaskDefinition;
   input?: unknown;
   options?: SubmitOptions;
-}
-
-const encoder = new TextEncoder();
-
-async function sha256Hex(text: string): Promise<string> {
-  return toHex(new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(text))));
 }
 
 /**
@@ -44,6 +39,19 @@ export async function submitTask(
   input: unknown,
   given: SubmitOptions,
 ): Promise<TaskRecord> {
+  return (await submitTaskResult(q, typeOrDefinition, input, given)).task;
+}
+
+/**
+ * Submit a task and say whether this call created it or found the one its idempotency key
+ * names (`src/queue/idempotency.ts`).
+ */
+export async function submitTaskResult(
+  q: QueueInternals,
+  typeOrDefinition: string | AnyTaskDefinition,
+  input: unknown,
+  given: SubmitOptions,
+): Promise<SubmitResult> {
   const definition = isTaskDefinition(typeOrDefinition) ? typeOrDefinition : undefined;
   const type = definition?.type ?? (typeOrDefinition as string);
   checkTaskType(type);
@@ -57,43 +65,40 @@ export async function submitTask(
   const availableAt = availableAtOf(options, now);
   const expiresAt = expiresAtOf(options, now, availableAt);
   const idempotencyKey = options.idempotencyKey ?? null;
-  const id =
-    idempotencyKey === null
-      ? q.randomHex(32)
-      : (await sha256Hex(`oq-idempotency:${idempotencyKey}`)).slice(0, 32);
-  if (idempotencyKey !== null) {
-    const existing = await q.read(id);
-    if (existing !== undefined) return existing.task;
-  }
-  await q.manifest.load();
+  const windowMs = windowMsOf(options);
+  const id = idempotencyKey === null ? q.randomHex(32) : await idempotentId(idempotencyKey);
   const backoff: Backoff = { ...q.defaults.backoff, ...options.backoff };
   const priority = options.priority ?? q.defaults.priority;
-  const task = createTask(
-    {
-      id,
-      type,
-      input: inputValue,
-      maxRetries: options.maxRetries ?? q.defaults.maxRetries,
-      backoff,
-      timeoutSeconds: options.timeoutSeconds ?? q.defaults.timeoutSeconds,
-      availableAt,
-      expiresAt,
-      idempotencyKey,
-      priority,
-      marker: q.newMarker(
-        {
-          type,
-          id,
-          status: "pending",
-          expiresAt: expiresAt === null ? null : iso(expiresAt),
-          priority,
-        },
+  const build = async () => {
+    await q.manifest.load();
+    return createTask(
+      {
+        id,
+        type,
+        input: inputValue,
+        maxRetries: options.maxRetries ?? q.defaults.maxRetries,
+        backoff,
+        timeoutSeconds: options.timeoutSeconds ?? q.defaults.timeoutSeconds,
         availableAt,
-      ),
-    },
-    now,
-  );
-  return q.tasks.create(task);
+        expiresAt,
+        idempotencyKey,
+        priority,
+        marker: q.newMarker(
+          {
+            type,
+            id,
+            status: "pending",
+            expiresAt: expiresAt === null ? null : iso(expiresAt),
+            priority,
+          },
+          availableAt,
+        ),
+      },
+      now,
+    );
+  };
+  if (idempotencyKey === null) return { task: await q.tasks.create(await build()), created: true };
+  return submitIdempotent(q, { key: idempotencyKey, windowMs, type, input: inputValue }, build);
 }
 
 /** Submit several tasks (bounded parallelism), all validated before anything is written. */
@@ -133,6 +138,15 @@ async function storedInput(
   const stored = q.checkInput(type, await validateSubmitted(definition, input));
   await checkStoredInput(definition, stored);
   return stored;
+}
+
+function windowMsOf(options: SubmitOptions): number | undefined {
+  if (options.idempotencyWindow === undefined) return undefined;
+  if (options.idempotencyKey === undefined)
+    throw new ValidationError(
+      "idempotencyWindow needs an idempotencyKey: give the key the window applies to.",
+    );
+  return parseDuration(options.idempotencyWindow, "idempotencyWindow");
 }
 
 function availableAtOf(options: SubmitOptions, now: number): number {

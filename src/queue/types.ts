@@ -71,6 +71,24 @@ export interface SubmitOptions {
   priority?: number;
   /** A second submit with the same key returns the first task instead of creating another. */
   idempotencyKey?: string;
+  /**
+   * How long an idempotency key holds, in seconds or as a duration (`"24h"`), counted from the
+   * creation of the task it names. After it, a submit with the same key creates a new task once
+   * the old one is finished (it replaces the finished task under the same id); a task still
+   * pending or running is returned as before. Needs `idempotencyKey`. Default: forever.
+   */
+  idempotencyWindow?: number | string;
+}
+
+/**
+ * What {@link Queue.submitUnique} returns: the task the key names, and whether this call created
+ * it. `Task` is the record's type (typed by a definition's schemas when submitted with one).
+ */
+export interface SubmitResult<Task extends TaskRecord = TaskRecord> {
+  /** The task: the one this call created, or the one the idempotency key already named. */
+  task: Task;
+  /** True when this call created the task; false when it returned an existing one. */
+  created: boolean;
 }
 
 /** A task together with the ETag of the version read. */

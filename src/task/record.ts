@@ -98,6 +98,8 @@ const taskSchema = type({
   // Records written before the log existed have no `history`; they read as an empty log, and
   // their next transition starts it.
   history: historyEntrySchema.array().default(() => []),
+  // Records written before progress existed have none.
+  progress: type("unknown").default(null),
 });
 
 /** Every state a task can be in. */
@@ -244,6 +246,12 @@ export interface TaskRecord {
    * transition.
    */
   history: TaskHistoryEntry[];
+  /**
+   * The last value the handler reported with `ctx.progress()` in the current (or last) attempt
+   * (any JSON value of at most 4 KiB), or null. A claim clears it; the outcome write keeps the
+   * final one. Absent in records written before it existed (read as null).
+   */
+  progress: unknown;
 }
 
 /**

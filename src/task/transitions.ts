@@ -95,6 +95,7 @@ export function createTask(spec: NewTask, now: number): TaskRecord {
     event: "submitted",
     marker: spec.marker,
     history: [],
+    progress: null,
   };
   return { ...task, history: eventLog(task) };
 }
@@ -214,6 +215,7 @@ export function claimTask(task: TaskRecord, spec: ClaimSpec): TaskRecord {
     updatedAt: iso(spec.now),
     lease: { token: spec.token, workerId: spec.workerId, expiresAt: iso(spec.now + spec.leaseMs) },
     lastError: takeover ? leaseExpiredError(task, spec.now) : task.lastError,
+    progress: null,
     event: "claimed",
   });
 }

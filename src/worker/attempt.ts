@@ -20,6 +20,7 @@ import { Lease } from "./lease.ts";
 import type { ClaimLimits, StartedClaim } from "./limits.ts";
 import type { HandlerEntry, TaskContext } from "./options.ts";
 import { finishChange, recordOutcome, toFailure } from "./outcome.ts";
+import { ProgressReporter } from "./progress.ts";
 import type { SkipList } from "./skip.ts";
 import { logTaskEvent, taskFields } from "./task-log.ts";
 
@@ -53,6 +54,8 @@ export interface AttemptOptions {
   signalGraceMs: number;
   /** The worker's default per-attempt time limit, seconds. */
   timeoutSeconds: number | undefined;
+  /** At most one write of its own per this many seconds for a handler's progress. */
+  progressSeconds: number;
   stats: WorkerStats;
   /** The worker's finished counts (its heartbeat reports them). */
   finished: FinishedCounter;
@@ -92,6 +95,7 @@ export class Attempt {
   readonly #grant: LimitGrant | undefined;
   readonly #controller = new AbortController();
   readonly #lease: Lease;
+  readonly #progress: ProgressReporter;
   readonly #startedLocal: number;
   /** The task's marker (relative key) while we run it. */
   readonly #marker: string | null;
@@ -130,6 +134,12 @@ export class Attempt {
         ? { extendSlot: (leaseMs: number) => options.limits!.extend(grant, leaseMs) }
         : {}),
     });
+    this.#progress = new ProgressReporter(
+      this.#lease,
+      options.progressSeconds * 1000,
+      queue.clock,
+      queue.logger,
+    );
     this.#marker = claimed.task.marker;
     this.#startedLocal = queue.clock.localNow();
     this.ended = new Promise<void>((resolve) => {
@@ -210,6 +220,7 @@ export class Attempt {
       attempt: task.attempt,
       workerId: this.#options.workerId,
       signal: this.#controller.signal,
+      progress: (value: unknown) => this.#progress.report(value),
       isCancellationRequested: async () => {
         const now = await q.read(task.id);
         if (now === undefined || !holdsLease(now.task, this.#lease.token)) {
@@ -246,6 +257,7 @@ export class Attempt {
   }
 
   #clearTimers(): void {
+    this.#progress.stop();
     clearInterval(this.#watchTimer);
     clearTimeout(this.#firstCheck);
     this.#lease.unguard();
@@ -256,6 +268,7 @@ export class Attempt {
   free(): void {
     if (this.#freed) return;
     this.#freed = true;
+    this.#progress.stop();
     clearInterval(this.#watchTimer);
     clearTimeout(this.#firstCheck);
     if (this.#timeoutTimer !== undefined) clearTimeout(this.#timeoutTimer);

@@ -72,6 +72,10 @@ export class Lease {
   #lost = false;
   /** Fires when the lease must be given up unless renewed first (see {@link Lease.guard}). */
   #timer: ReturnType<typeof setTimeout> | undefined;
+  /** The handler's latest progress not yet written; every write of the task carries it. */
+  #progress: { value: unknown } | undefined;
+  /** Local time of our last write of the task (the claim, then each renewal or outcome). */
+  #writtenLocal: number;
 
   constructor(
     queue: QueueInternals,
@@ -85,6 +89,40 @@ export class Lease {
     this.token = token;
     this.leaseMs = leaseMs;
     this.#hooks = hooks;
+    this.#writtenLocal = queue.clock.localNow();
+  }
+
+  /** Local time of our last write of the task, ms (see `src/worker/progress.ts`). */
+  get writtenLocal(): number {
+    return this.#writtenLocal;
+  }
+
+  /** True while a progress value waits for a write. */
+  get progressPending(): boolean {
+    return this.#progress !== undefined;
+  }
+
+  /** Keep `value` (checked) as the progress the next write of the task carries. */
+  setProgress(value: unknown): void {
+    this.#progress = { value };
+  }
+
+  /**
+   * `change` followed by the pending progress, and what to do once it was written: forget the
+   * pending value unless a newer one came meanwhile.
+   */
+  #carryProgress(change: (t: TaskRecord) => TaskRecord) {
+    const pending = this.#progress;
+    return {
+      change:
+        pending === undefined
+          ? change
+          : (t: TaskRecord): TaskRecord => ({ ...change(t), progress: pending.value }),
+      written: () => {
+        this.#writtenLocal = this.#queue.clock.localNow();
+        if (this.#progress === pending) this.#progress = undefined;
+      },
+    };
   }
 
   /** The task as we last wrote it. */
@@ -175,15 +213,19 @@ export class Lease {
         this.lose("its slot under the type's fleet concurrency limit was taken; the lease lapses");
         return false;
       }
+      const renewed = this.#carryProgress(
+        renewal(q, this.token, () => leaseToWrite(q, leaseMs), until),
+      );
       try {
         this.#current = await q.update(
           this.#current.task.id,
-          renewal(q, this.token, () => leaseToWrite(q, leaseMs), until),
+          renewed.change,
           this.#current,
           // The marker a claim left is due, so every worker listing the partition would read
           // the task until it is gone: delete it now. Later ones lie in the future: batch them.
           { batchMarkerDelete: this.indexedAtExpiry },
         );
+        renewed.written();
       } catch (error) {
         if (lostLease(error)) {
           this.lose();
@@ -208,8 +250,13 @@ export class Lease {
     const q = this.#queue;
     const id = this.#current.task.id;
     for (let round = 0; ; round++) {
+      // The outcome carries the final progress, so it lands with the completion.
+      const outcome = this.#carryProgress(change);
       try {
-        this.#current = await q.update(id, change, this.#current, { batchMarkerDelete: true });
+        this.#current = await q.update(id, outcome.change, this.#current, {
+          batchMarkerDelete: true,
+        });
+        outcome.written();
         return true;
       } catch (error) {
         if (lostLease(error)) {

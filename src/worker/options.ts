@@ -26,6 +26,15 @@ export interface TaskContext {
   isCancellationRequested(): Promise<boolean>;
   /** Extend the lease to `seconds` from now (one PUT). Throws when the lease was lost. */
   extendLease(seconds: number): Promise<void>;
+  /**
+   * Report progress: any JSON value of at most 4 KiB (a percentage, `{ done, total }`), shown by
+   * `queue.get()`, `oq status` and the dashboard. Call it as often as you like: the worker keeps
+   * the latest value and writes it with the lease renewals it makes anyway, with the outcome,
+   * and otherwise at most once per `progressSeconds` (default 10). Returns at once; throws
+   * `ValidationError` for a value that is not JSON or too large, and does nothing once the
+   * lease was lost (the signal fires then).
+   */
+  progress(value: unknown): void;
 }
 
 /** A task handler: gets the input, returns the output (any JSON value). */
@@ -99,6 +108,13 @@ export interface WorkerOptions {
   signalGraceMs?: number;
   /** How long a listing is reused to find more candidates before listing again, ms. Default 2000. */
   listReuseMs?: number;
+  /**
+   * The longest a handler's progress report (`ctx.progress()`) waits to be written, in seconds:
+   * a task is written for its progress at most once per this interval (each write is a PUT,
+   * billed). Lease renewals and the outcome carry the latest value anyway. 1 to 86400.
+   * Default 10.
+   */
+  progressSeconds?: number;
   /** Called on every task outcome (the CLI logs these). */
   onEvent?: (event: WorkerEvent) => void;
   /**
@@ -141,6 +157,7 @@ export function resolveOptions(
     shutdownGraceMs: options.shutdownGraceMs ?? 10_000,
     signalGraceMs: options.signalGraceMs ?? 5000,
     listReuseMs: options.listReuseMs ?? 2000,
+    progressSeconds: options.progressSeconds ?? 10,
     skipDoctor: options.skipDoctor ?? false,
     logScan: options.logScan ?? false,
     onEvent,

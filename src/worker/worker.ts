@@ -374,6 +374,7 @@ export class Worker {
     const attempt = new Attempt(this.#q, claimed, claim, {
       workerId: this.id,
       signalGraceMs: this.#options.signalGraceMs,
+      progressSeconds: this.#options.progressSeconds,
       timeoutSeconds: this.#options.timeoutSeconds,
       stats: this.stats,
       finished: this.#finished,

@@ -62,6 +62,7 @@ function baseTask(id: string, marker: string, now: number): TaskRecord {
     event: "submitted",
     marker,
     history: [],
+    progress: null,
   };
 }
 

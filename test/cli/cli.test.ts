@@ -280,6 +280,19 @@ for (const backend of backends) {
         ],
       );
       expect(again.stdout.trim()).toBe(keyedId);
+      expect(again.stderr).toContain(`Found existing report task ${keyedId} (pending)`);
+      expect(again.stderr).not.toContain("Submitted");
+      const conflict = await run(
+        "submit",
+        "-t",
+        "report",
+        "-i",
+        "1",
+        "--idempotency-key",
+        "order-42",
+      );
+      expect(conflict.code).toBe(1);
+      expect(conflict.stderr).toContain("IDEMPOTENCY_CONFLICT");
 
       expect(status.code).toBe(0);
       expect(status.stdout).toMatch(/^id\s+[0-9a-f]{32}$/m);

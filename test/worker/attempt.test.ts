@@ -40,6 +40,7 @@ function attempt(
       workerId: "w",
       signalGraceMs: options.signalGraceMs ?? 5000,
       timeoutSeconds: undefined,
+      progressSeconds: 10,
       ...s,
       onFree: (x) => void freed.push(x),
     },
