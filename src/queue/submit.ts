@@ -32,7 +32,7 @@ export async function submitTask(
 ): Promise<TaskRecord> {
   checkTaskType(type);
   const options = checkOptions(submitOptionsSchema, given, "submit options");
-  const inputValue = q.checkInput(type, input);
+  const encoded = q.encodeInput(type, input);
   const now = q.now();
   const availableAt = availableAtOf(options, now);
   const expiresAt = expiresAtOf(options, now, availableAt);
@@ -46,12 +46,18 @@ export async function submitTask(
     if (existing !== undefined) return existing.task;
   }
   await q.manifest.load();
+  // A large input is stored once, before the task that names it: a task never names a
+  // missing payload (docs/protocol.md, "Large inputs and outputs").
+  const inputRef = q.payloads.storedApart(encoded.bytes.length)
+    ? await q.payloads.put(id, "input", encoded.bytes)
+    : undefined;
   const backoff: Backoff = { ...q.defaults.backoff, ...options.backoff };
   const task = createTask(
     {
       id,
       type,
-      input: inputValue,
+      input: inputRef === undefined ? encoded.value : null,
+      ...(inputRef === undefined ? {} : { inputRef }),
       maxRetries: options.maxRetries ?? q.defaults.maxRetries,
       backoff,
       timeoutSeconds: options.timeoutSeconds ?? q.defaults.timeoutSeconds,
@@ -65,7 +71,11 @@ export async function submitTask(
     },
     now,
   );
-  return q.tasks.create(task);
+  const stored = await q.tasks.create(task);
+  // Another submit created the id first (the same idempotency key): ours is named by nothing.
+  if (inputRef !== undefined && stored.inputRef?.key !== inputRef.key)
+    await q.payloads.remove(inputRef.key);
+  return stored;
 }
 
 /** Submit several tasks (bounded parallelism), all validated before anything is written. */
