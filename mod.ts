@@ -37,6 +37,10 @@ export { consoleLogger, type LogFields, type Logger } from "./src/logger.ts";
 export { Metrics, type MetricsOptions, metricsHandler } from "./src/metrics/metrics.ts";
 export type { FinishedTally } from "./src/queue/finished-counts.ts";
 export { type Manifest, PROTOCOL } from "./src/queue/manifest.ts";
+export {
+  DEFAULT_MAX_PAYLOAD_BYTES,
+  DEFAULT_PAYLOAD_THRESHOLD_BYTES,
+} from "./src/queue/payloads.ts";
 export type { PruneOptions, PruneProgress, PruneResult } from "./src/queue/prune.ts";
 export { Queue } from "./src/queue/queue.ts";
 export type {
@@ -112,6 +116,7 @@ export type {
   Backoff,
   CancelRequest,
   Lease,
+  PayloadRef,
   TaskError,
   TaskEvent,
   TaskHistoryEntry,

@@ -166,8 +166,12 @@ export class Attempt {
     // still running then drops out of the due part of the index. Shorter tasks never pay for it.
     this.#firstCheck = setTimeout(() => void this.watch(), Math.min(FIRST_CHECK_MS, checkEvery));
     const outcome = Promise.resolve()
-      .then(() => readInput(q, task))
-      .then((input) => this.#entry.handler(input, ctx))
+      // A large input is read first (one GET); a small one reaches the handler as it always did.
+      .then(() =>
+        task.inputRef === undefined
+          ? this.#entry.handler(task.input, ctx)
+          : readInput(q, task).then((input) => this.#entry.handler(input, ctx)),
+      )
       .then(
         // A large output is stored while the lease is still renewed (it may take a while).
         async (output) => ({ ok: true as const, stored: await storeOutput(q, task, output) }),
