@@ -124,6 +124,32 @@ for (const target of targets) {
       expect(await payloadKeys()).toHaveLength(1);
     });
 
+    it("a submit that loses its idempotency key to another deletes its unused input object", async () => {
+      const first = await queue.submit("big", "a".repeat(300 * 1024), { idempotencyKey: "k1" });
+      // The second submit's first read misses the task (as when both submit at once).
+      let hide = true;
+      const racing = new Proxy(env.storage, {
+        get(target, prop) {
+          if (prop === "get")
+            return (key: string, options?: object) => {
+              if (hide && key === queue.keys.task(first.id)) {
+                hide = false;
+                return Promise.reject(new NotFoundError("hidden", { key }));
+              }
+              return target.get(key, options);
+            };
+          const value = Reflect.get(target, prop, target);
+          return typeof value === "function" ? value.bind(target) : value;
+        },
+      });
+      const other = new Queue({ storage: racing, prefix: env.prefix });
+      const second = await other.submit("big", "b".repeat(300 * 1024), { idempotencyKey: "k1" });
+      expect(hide).toBe(false);
+      expect(second.inputRef).toEqual(first.inputRef);
+      expect(await payloadKeys()).toEqual([queue.keys.full(first.inputRef!.key)]);
+      expect((await queue.get(first.id)).input).toBe("a".repeat(300 * 1024));
+    });
+
     it("the worker reads a large input with one GET per run", async () => {
       const task = await queue.submit("big", "z".repeat(400 * 1024));
       await runAll(queue, ["big"], () => false);
