@@ -253,6 +253,20 @@ for (const target of targets) {
   });
 }
 
+describe("payload options", () => {
+  it("refuses byte limits that are not whole numbers, saying which option", () => {
+    const storage = new MemoryStorage();
+    expect(() => new Queue({ storage, maxInputBytes: -1 })).toThrow(
+      /Invalid maxInputBytes -1: give a whole number of bytes, at least 1/,
+    );
+    expect(() => new Queue({ storage, maxOutputBytes: 1.5 })).toThrow(/maxOutputBytes/);
+    expect(() => new Queue({ storage, payloadThresholdBytes: Number.NaN })).toThrow(
+      ValidationError,
+    );
+    expect(() => new Queue({ storage, payloadThresholdBytes: 0 })).not.toThrow();
+  });
+});
+
 describe("orphaned payloads", () => {
   it("prune --scan deletes payloads no task names once a day old, and keeps the others", async () => {
     let now = Date.parse("2026-11-30T12:00:00Z");

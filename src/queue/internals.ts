@@ -20,6 +20,7 @@ import { randomHex } from "../util/format.ts";
 import { FinishedJournal } from "./journal.ts";
 import { ManifestStore } from "./manifest.ts";
 import {
+  byteOption,
   DEFAULT_MAX_PAYLOAD_BYTES,
   DEFAULT_PAYLOAD_THRESHOLD_BYTES,
   PayloadStore,
@@ -85,11 +86,17 @@ export class QueueInternals {
     this.random = options.random ?? Math.random;
     this.randomHex = options.randomHex ?? defaultRandomHex;
     this.logger = options.logger ?? silentLogger;
-    this.#maxInputBytes = options.maxInputBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
-    this.maxOutputBytes = options.maxOutputBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
+    const max = DEFAULT_MAX_PAYLOAD_BYTES;
+    this.#maxInputBytes = byteOption("maxInputBytes", options.maxInputBytes, max, 1);
+    this.maxOutputBytes = byteOption("maxOutputBytes", options.maxOutputBytes, max, 1);
     this.payloads = new PayloadStore(
       this,
-      options.payloadThresholdBytes ?? DEFAULT_PAYLOAD_THRESHOLD_BYTES,
+      byteOption(
+        "payloadThresholdBytes",
+        options.payloadThresholdBytes,
+        DEFAULT_PAYLOAD_THRESHOLD_BYTES,
+        0,
+      ),
     );
     const d = checkOptions(taskDefaultsSchema, options.defaults, "defaults");
     this.defaults = {

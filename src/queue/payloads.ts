@@ -6,7 +6,12 @@
  *
  * @module
  */
-import { MalformedObjectError, NotFoundError, PreconditionFailedError } from "../errors.ts";
+import {
+  MalformedObjectError,
+  NotFoundError,
+  PreconditionFailedError,
+  ValidationError,
+} from "../errors.ts";
 import type { Keys } from "../keys.ts";
 import { retry } from "../retry.ts";
 import type { Storage } from "../storage/storage.ts";
@@ -23,6 +28,24 @@ export const DEFAULT_PAYLOAD_THRESHOLD_BYTES = 256 * 1024;
  * 128 MB in all).
  */
 export const DEFAULT_MAX_PAYLOAD_BYTES = 32 * 1024 * 1024;
+
+/**
+ * A byte-size queue option (`maxInputBytes`, `maxOutputBytes`, `payloadThresholdBytes`), or its
+ * default. Throws `ValidationError` for anything but a whole number of at least `min`.
+ */
+export function byteOption(
+  name: string,
+  value: number | undefined,
+  fallback: number,
+  min: number,
+): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value < min)
+    throw new ValidationError(
+      `Invalid ${name} ${JSON.stringify(value)}: give a whole number of bytes, at least ${min}.`,
+    );
+  return value;
+}
 
 /** What a {@link PayloadStore} works with. */
 export interface PayloadDeps {
