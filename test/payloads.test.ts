@@ -217,6 +217,23 @@ for (const target of targets) {
       expect(b.lastError!.message).toMatch(/sha256/);
     });
 
+    it("a reference to another object is never read or deleted: the task fails, prune spares it", async () => {
+      const task = await queue.submit("big", "h".repeat(300 * 1024));
+      const key = queue.keys.task(task.id);
+      const record = JSON.parse(new TextDecoder().decode((await env.storage.get(key)).body));
+      record.inputRef.key = "queue.json"; // written by hand, or by a hostile client
+      await env.storage.put(key, JSON.stringify(record));
+      await runAll(queue, ["big"], () => false);
+      const failed = (await queue.read(task.id))!.task;
+      expect(failed.status).toBe("failed");
+      expect(failed.lastError).toMatchObject({ name: "PayloadCorrupt", permanent: true });
+      expect(failed.lastError!.message).toMatch(/not one of its own payloads/);
+      await pause(1100);
+      await queue.prune({ retention: { failed: 0 } });
+      await expect(queue.read(task.id)).resolves.toBeUndefined();
+      await expect(env.storage.head(queue.keys.manifest)).resolves.toBeDefined();
+    });
+
     it("prune deletes a task's payloads with it", async () => {
       const done = await queue.submit("big", "c".repeat(300 * 1024));
       const failed = await queue.submit("big", "fail".padEnd(300 * 1024, "!"));

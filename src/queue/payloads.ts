@@ -12,7 +12,7 @@ import {
   PreconditionFailedError,
   ValidationError,
 } from "../errors.ts";
-import type { Keys } from "../keys.ts";
+import { type Keys, shardOf } from "../keys.ts";
 import { retry } from "../retry.ts";
 import type { Storage } from "../storage/storage.ts";
 import { READ_BACK_RETRY } from "../store/documents.ts";
@@ -110,6 +110,11 @@ export class PayloadStore {
   async read(id: string, what: "input" | "output", ref: PayloadRef): Promise<unknown> {
     const { storage, keys } = this.#deps;
     const key = keys.full(ref.key);
+    if (!isOwnPayload(id, ref.key))
+      throw new MalformedObjectError(
+        `Task ${id} names ${JSON.stringify(ref.key)} as its ${what}, which is not one of its own payloads (payloads/${shardOf(id)}/${id}/…).`,
+        { key: keys.task(id) },
+      );
     let body: Uint8Array;
     try {
       body = (await storage.get(key)).body;
@@ -160,10 +165,21 @@ export class PayloadStore {
   }
 }
 
-/** The keys (relative to the prefix) of the payload objects `task` names. */
-export function payloadKeys(task: Pick<TaskRecord, "inputRef" | "outputRef">): string[] {
+/**
+ * True when `key` (relative to the prefix) is a payload of task `id`: directly under its own
+ * `payloads/{shard}/{id}/`. A record or journal written by hand could name any key; oq reads and
+ * deletes only these, so a bad reference can never make a prune delete another object.
+ */
+export function isOwnPayload(id: string, key: string): boolean {
+  const own = `payloads/${shardOf(id)}/${id}/`;
+  const name = key.slice(own.length);
+  return key.startsWith(own) && /^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name) && !name.includes("..");
+}
+
+/** The keys (relative to the prefix) of the payload objects `task` names (its own only). */
+export function payloadKeys(task: Pick<TaskRecord, "id" | "inputRef" | "outputRef">): string[] {
   const keys: string[] = [];
   if (task.inputRef !== undefined) keys.push(task.inputRef.key);
   if (task.outputRef !== undefined) keys.push(task.outputRef.key);
-  return keys;
+  return keys.filter((key) => isOwnPayload(task.id, key));
 }

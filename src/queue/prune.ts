@@ -18,7 +18,7 @@ import type { QueueInternals } from "./internals.ts";
 import type { JournalEntry } from "./journal.ts";
 import type { Manifest } from "./manifest.ts";
 import { sweepPayloads } from "./payload-sweep.ts";
-import { payloadKeys } from "./payloads.ts";
+import { isOwnPayload, payloadKeys } from "./payloads.ts";
 import {
   checkRetention,
   FINISHED_STATUSES,
@@ -255,7 +255,9 @@ export class PruneRun {
     if (status === "completed")
       return {
         keys: entries.map((e) => q.keys.task(e.id)),
-        payloads: entries.flatMap((e) => (e.payloads ?? []).map((k) => q.keys.full(k))),
+        payloads: entries.flatMap((e) =>
+          (e.payloads ?? []).filter((k) => isOwnPayload(e.id, k)).map((k) => q.keys.full(k)),
+        ),
       };
     const still = await mapLimit(entries, READ_CONCURRENCY, async (e) => {
       const found = await q.read(e.id).catch((error: unknown) => {
