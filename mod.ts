@@ -38,6 +38,10 @@ export { Metrics, type MetricsOptions, metricsHandler } from "./src/metrics/metr
 export type { FinishedTally } from "./src/queue/finished-counts.ts";
 export type { LimitsInput, TypeLimits } from "./src/queue/limits.ts";
 export { type Manifest, PROTOCOL } from "./src/queue/manifest.ts";
+export {
+  DEFAULT_MAX_PAYLOAD_BYTES,
+  DEFAULT_PAYLOAD_THRESHOLD_BYTES,
+} from "./src/queue/payloads.ts";
 export type { PruneOptions, PruneProgress, PruneResult } from "./src/queue/prune.ts";
 export { Queue } from "./src/queue/queue.ts";
 export type {
@@ -128,6 +132,7 @@ export type {
   Backoff,
   CancelRequest,
   Lease,
+  PayloadRef,
   TaskError,
   TaskEvent,
   TaskHistoryEntry,

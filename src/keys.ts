@@ -12,6 +12,7 @@
  * {prefix}workers/{worker_id}.json                 worker heartbeat
  * {prefix}workers/stopped/{time}/{worker_id}.json  a stopped worker's last counts
  * {prefix}schedules/{schedule_id}.json             cron schedule
+ * {prefix}payloads/{shard}/{id}/{name}.json        a large input or output, stored once
  * ```
  *
  * @module
@@ -249,6 +250,29 @@ export class Keys {
   /** Prefix of all schedules. */
   get schedules(): string {
     return `${this.prefix}schedules/`;
+  }
+
+  /** Prefix of all payload objects (large inputs and outputs). */
+  get payloads(): string {
+    return `${this.prefix}payloads/`;
+  }
+
+  /**
+   * A payload key relative to the prefix, as task records name it:
+   * `payloads/{shard}/{id}/{name}`, beside nothing else of the task, so one prefix holds them all.
+   */
+  payload(id: string, name: string): string {
+    return `payloads/${shardOf(id)}/${id}/${name}`;
+  }
+
+  /** The task id of a full payload key; `undefined` for anything else. */
+  parsePayloadKey(key: string): string | undefined {
+    if (!key.startsWith(this.payloads)) return undefined;
+    const parts = key.slice(this.payloads.length).split("/");
+    if (parts.length !== 3) return undefined;
+    const [shard, id] = parts as [string, string, string];
+    if (!NAME.test(id) || id.includes("..") || shardOf(id) !== shard) return undefined;
+    return id;
   }
 
   /** The key of a task object. */

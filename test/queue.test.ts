@@ -353,7 +353,9 @@ for (const target of targets) {
       const cyclic: Record<string, unknown> = {};
       cyclic.self = cyclic;
       await expect(queue.submit("ok", cyclic)).rejects.toThrow(/not JSON-serializable/);
-      await expect(queue.submit("ok", "x".repeat(300 * 1024))).rejects.toThrow(/limit is 262144/);
+      await expect(queue.submit("ok", "x".repeat(32 * 1024 * 1024))).rejects.toThrow(
+        /limit is 33554432 \(maxInputBytes\)/,
+      );
       await expect(queue.submit("ok", null, { delay: "1x" })).rejects.toThrow(
         /expected a number of seconds/,
       );

@@ -43,7 +43,8 @@ export default oqCommand({
     limit: { type: "string", description: "Stop after deleting this many tasks", valueHint: "n" },
     scan: {
       type: "boolean",
-      description: "Also walk tasks/ for finished tasks missing from the journal (reads old tasks)",
+      description:
+        "Also walk tasks/ for finished tasks missing from the journal (reads old tasks) and, without --type, payloads/ for large inputs and outputs no task names",
     },
     json: { type: "boolean", description: "Print { deleted, journals, skipped, scanned, more }" },
   },
@@ -79,6 +80,8 @@ export default oqCommand({
       [result.skipped, "journal entries left: their task was replayed since, or is gone"],
     ];
     if (args.scan === true) rows.push([result.scanned, "task objects scanned"]);
+    if (result.orphanedPayloads !== undefined)
+      rows.push([result.orphanedPayloads, `payloads no task names deleted${would}`]);
     for (const line of table(rows.map(([n, what]) => [String(n), what]))) out(line);
     if (result.more) out("Stopped early (limit or throttling): run it again to continue.");
   },

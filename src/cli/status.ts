@@ -3,7 +3,8 @@
  *
  * @module
  */
-import type { TaskRecord } from "../task/record.ts";
+import { NotFoundError } from "../errors.ts";
+import type { PayloadRef, TaskRecord } from "../task/record.ts";
 import { oqCommand } from "./args.ts";
 import { openQueue } from "./config.ts";
 import { out, outJson, paintStatus, relative, type Styles, styles, table } from "./output.ts";
@@ -43,10 +44,22 @@ export function describeTask(task: TaskRecord, now: number, s: Styles): string[]
   }
   if (task.progress !== null) rows.push(["progress", JSON.stringify(task.progress)]);
   if (task.idempotencyKey !== null) rows.push(["idempotency", task.idempotencyKey]);
-  rows.push(["input", JSON.stringify(task.input)]);
-  if (task.status === "completed" || task.output !== null)
+  rows.push(["input", task.inputRef ? storedApart(task.inputRef, s) : JSON.stringify(task.input)]);
+  if (task.outputRef) rows.push(["output", storedApart(task.outputRef, s)]);
+  else if (task.status === "completed" || task.output !== null)
     rows.push(["output", JSON.stringify(task.output)]);
   return table(rows.map(([k, v]) => [s.bold(k), v]));
+}
+
+/** A large input or output stored as its own object: its size and where (not its content). */
+function storedApart(ref: PayloadRef, s: Styles): string {
+  return `${formatBytes(ref.bytes)} ${s.dim(`stored apart: ${ref.key}, sha256 ${ref.sha256.slice(0, 16)}… (oq status --json shows it)`)}`;
+}
+
+/** `bytes` as KiB or MiB. */
+function formatBytes(bytes: number): string {
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 }
 
 export default oqCommand({
@@ -55,12 +68,18 @@ export default oqCommand({
   examples: ["oq status 3f2a9c0d4e5b6a7c8d9e0f1a2b3c4d5e", "oq status $ID --json | jq .output"],
   args: {
     id: { type: "positional", description: "Task id", required: true },
-    json: { type: "boolean", description: "Print the stored task record as JSON" },
+    json: {
+      type: "boolean",
+      description:
+        "Print the task record as JSON, with a large input or output read from its object",
+    },
   },
   async run(args) {
     const queue = await openQueue(args);
-    const task = await queue.get(args.id);
-    if (args.json) return outJson(task);
+    if (args.json) return outJson(await queue.get(args.id));
+    // The summary shows a large input or output by size and key: it does not download it.
+    const task = (await queue.read(args.id))?.task;
+    if (task === undefined) throw new NotFoundError(`Task ${args.id} not found.`, { key: args.id });
     for (const line of describeTask(task, queue.now(), styles())) out(line);
   },
 });

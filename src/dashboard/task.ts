@@ -74,8 +74,8 @@ export async function taskPage(ctx: PageContext, id: string): Promise<Response> 
   const body = html`<div class="actions">${actions(ctx, task)}</div>
 ${facts(task, now, ctx.link)}
 ${task.progress === null ? "" : html`<h2>Progress</h2>${json(task.progress)}`}
-<h2>Input</h2>${json(task.input)}
-<h2>Output</h2>${json(task.output)}
+<h2>Input</h2>${json(task.inputRef ?? task.input)}
+<h2>Output</h2>${json(task.outputRef ?? task.output)}
 <h2>Last error</h2>${e === null ? html`<p class="muted">none</p>` : html`<p><strong>${e.name}</strong> in attempt ${e.attempt}, ${when(e.at, now)}${e.permanent ? " (permanent)" : ""}</p><pre>${e.message}</pre>`}
 <h2>History</h2>${timeline(task, now)}`;
   return page(ctx, { title: `Task ${task.id}`, nav: "tasks", body });

@@ -11,6 +11,7 @@ import type { TaskRecord } from "../task/record.ts";
 import { isTerminal, ms } from "../task/transitions.ts";
 import { toHex } from "../util/format.ts";
 import type { QueueInternals } from "./internals.ts";
+import { payloadKeys } from "./payloads.ts";
 import { replayMarginMs } from "./prune.ts";
 import { retentionMs } from "./retention.ts";
 import type { SubmitResult } from "./types.ts";
@@ -49,6 +50,8 @@ export interface IdempotentSubmit {
   type: string;
   /** The input, as it will be stored (after the JSON round trip). */
   input: unknown;
+  /** The input's JSON bytes (to compare with an input stored apart by its SHA-256). */
+  bytes: Uint8Array;
 }
 
 /**
@@ -71,11 +74,17 @@ export async function submitIdempotent(
       const stored = await q.tasks.create(task);
       // Only our create names our marker (every marker key is new).
       if (stored.marker === task.marker) return { task: stored, created: true };
-      return found(stored, spec);
+      await removePayloads(q, task); // another submit created the id first: ours names nothing
+      return found(q, stored, spec);
     }
-    if (!(await replaceable(q, existing.task, spec.windowMs))) return found(existing.task, spec);
-    const written = await q.write(existing, await build());
-    if (written !== undefined) return { task: written.task, created: true };
+    if (!(await replaceable(q, existing.task, spec.windowMs))) return found(q, existing.task, spec);
+    const next = await build();
+    const written = await q.write(existing, next);
+    if (written !== undefined) {
+      await removePayloads(q, existing.task); // the replaced task's, named by nothing now
+      return { task: written.task, created: true };
+    }
+    await removePayloads(q, next);
     // Another writer changed the task first (another submit replaced it): decide again.
   }
   throw new ConflictError(
@@ -84,12 +93,38 @@ export async function submitIdempotent(
   );
 }
 
+/**
+ * Delete the payload objects `task` names, best effort: a record that no longer exists names
+ * them (`oq prune --scan` sweeps what is left).
+ */
+async function removePayloads(q: QueueInternals, task: TaskRecord): Promise<void> {
+  for (const key of payloadKeys(task)) await q.payloads.remove(key).catch(() => {});
+}
+
+/**
+ * Whether `task` holds the input `spec` asks for, compared as JSON with sorted keys. An input
+ * stored apart is compared by its SHA-256 first, and read only when that differs.
+ */
+async function sameInput(q: QueueInternals, task: TaskRecord, spec: IdempotentSubmit) {
+  const ref = task.inputRef;
+  if (ref !== undefined && ref.bytes === spec.bytes.length) {
+    const digest = await crypto.subtle.digest("SHA-256", spec.bytes as Uint8Array<ArrayBuffer>);
+    if (toHex(new Uint8Array(digest)) === ref.sha256) return true;
+  }
+  const stored = await q.payloads.input(task);
+  return canonicalJson(stored) === canonicalJson(spec.input);
+}
+
 /** The existing task the key names, after checking that it is the task asked for. */
-function found(task: TaskRecord, spec: IdempotentSubmit): SubmitResult {
+async function found(
+  q: QueueInternals,
+  task: TaskRecord,
+  spec: IdempotentSubmit,
+): Promise<SubmitResult> {
   const what =
     task.type !== spec.type
       ? `type ${JSON.stringify(task.type)}, not ${JSON.stringify(spec.type)}`
-      : canonicalJson(task.input) !== canonicalJson(spec.input)
+      : !(await sameInput(q, task, spec))
         ? "a different input"
         : undefined;
   if (what !== undefined)

@@ -20,6 +20,12 @@ import { randomHex } from "../util/format.ts";
 import { FinishedJournal } from "./journal.ts";
 import { LimitStore } from "./limits.ts";
 import { ManifestStore } from "./manifest.ts";
+import {
+  byteOption,
+  DEFAULT_MAX_PAYLOAD_BYTES,
+  DEFAULT_PAYLOAD_THRESHOLD_BYTES,
+  PayloadStore,
+} from "./payloads.ts";
 import type { Queue } from "./queue.ts";
 import type { MarkerListOptions, ReadyIndex } from "./ready-index.ts";
 import { queueStats } from "./stats.ts";
@@ -69,6 +75,10 @@ export class QueueInternals {
   readonly defaults: ResolvedDefaults;
   /** Where the task store reports the writes it won, when the queue records metrics. */
   readonly metrics: MetricsRecorder | undefined;
+  /** Large inputs and outputs, stored as objects of their own. */
+  readonly payloads: PayloadStore;
+  /** Largest output a handler may return, as JSON, in bytes. */
+  readonly maxOutputBytes: number;
   readonly #maxInputBytes: number;
 
   constructor(options: QueueOptions) {
@@ -80,7 +90,18 @@ export class QueueInternals {
     this.random = options.random ?? Math.random;
     this.randomHex = options.randomHex ?? defaultRandomHex;
     this.logger = options.logger ?? silentLogger;
-    this.#maxInputBytes = options.maxInputBytes ?? 256 * 1024;
+    const max = DEFAULT_MAX_PAYLOAD_BYTES;
+    this.#maxInputBytes = byteOption("maxInputBytes", options.maxInputBytes, max, 1);
+    this.maxOutputBytes = byteOption("maxOutputBytes", options.maxOutputBytes, max, 1);
+    this.payloads = new PayloadStore(
+      this,
+      byteOption(
+        "payloadThresholdBytes",
+        options.payloadThresholdBytes,
+        DEFAULT_PAYLOAD_THRESHOLD_BYTES,
+        0,
+      ),
+    );
     const d = checkOptions(taskDefaultsSchema, options.defaults, "defaults");
     this.defaults = {
       maxRetries: d.maxRetries ?? 3,
@@ -175,14 +196,22 @@ export class QueueInternals {
    * `ValidationError` saying what to fix.
    */
   checkInput(type: string, input: unknown): unknown {
+    return this.encodeInput(type, input).value;
+  }
+
+  /**
+   * {@link checkInput}, also returning the JSON bytes (to store apart when large). Throws
+   * `ValidationError` saying what to fix.
+   */
+  encodeInput(type: string, input: unknown): { value: unknown; bytes: Uint8Array } {
     const text = jsonOf(type, input);
-    const size = encoder.encode(text).length;
-    if (size > this.#maxInputBytes) {
+    const bytes = encoder.encode(text);
+    if (bytes.length > this.#maxInputBytes) {
       throw new ValidationError(
-        `Input of ${type} task is ${size} bytes; the limit is ${this.#maxInputBytes}. Store large data in its own object and pass its key.`,
+        `Input of ${type} task is ${bytes.length} bytes of JSON; the limit is ${this.#maxInputBytes} (maxInputBytes). Store large data in its own object and pass its key, or raise maxInputBytes.`,
       );
     }
-    return JSON.parse(text);
+    return { value: JSON.parse(text), bytes };
   }
 }
 

@@ -16,6 +16,7 @@ import type { Storage } from "../storage/storage.ts";
 import type { TaskRecord } from "../task/record.ts";
 import { isTerminal } from "../task/transitions.ts";
 import { errorMessage } from "../util/errors.ts";
+import { payloadKeys } from "./payloads.ts";
 
 /** A writer flushes its buffered entries at most this long after the first, ms. */
 export const JOURNAL_FLUSH_MS = 5000;
@@ -35,6 +36,11 @@ export interface JournalEntry {
    * completed. Absent (false) otherwise.
    */
   keyed?: boolean;
+  /**
+   * The payload objects (large input, output) the task named, relative to the prefix, so that
+   * pruning deletes them with a completed task it does not read. Absent when there are none.
+   */
+  payloads?: string[];
 }
 
 /** The stored journal object. */
@@ -53,7 +59,12 @@ const journalSchema = type({
   oq: "'journal'",
   type: "string",
   status: "'completed' | 'failed' | 'cancelled' | 'expired'",
-  entries: type({ id: "string", at: "string", "keyed?": "boolean" }).array(),
+  entries: type({
+    id: "string",
+    at: "string",
+    "keyed?": "boolean",
+    "payloads?": "string[]",
+  }).array(),
 });
 
 const encoder = new TextEncoder();
@@ -95,11 +106,13 @@ export class FinishedJournal {
   /** Note that `task` (as just written) reached a terminal state. */
   record(task: TaskRecord): void {
     if (!isTerminal(task.status)) return;
+    const payloads = payloadKeys(task);
     this.#add(task.type, task.status as FinishedStatus, [
       {
         id: task.id,
         at: task.finishedAt ?? task.updatedAt,
         ...(task.idempotencyKey === null ? {} : { keyed: true }),
+        ...(payloads.length === 0 ? {} : { payloads }),
       },
     ]);
   }

@@ -17,6 +17,8 @@ import { errorMessage } from "../util/errors.ts";
 import type { QueueInternals } from "./internals.ts";
 import type { JournalEntry } from "./journal.ts";
 import type { Manifest } from "./manifest.ts";
+import { sweepPayloads } from "./payload-sweep.ts";
+import { isOwnPayload, payloadKeys } from "./payloads.ts";
 import {
   checkRetention,
   FINISHED_STATUSES,
@@ -46,7 +48,9 @@ export interface PruneOptions {
    * Also walk every object under `tasks/` (one LIST per 1,000 objects, a GET per object older
    * than the shortest retention that applies), for finished tasks the journal does not name: a
    * worker killed within seconds of finishing them, or tasks finished by an oq without the
-   * journal. Default: false (the journal alone).
+   * journal. Without `type`, it also walks `payloads/` (one LIST per 1,000 objects, a GET per
+   * task with payloads older than a day) and deletes the payloads no task names. Default: false
+   * (the journal alone).
    */
   scan?: boolean;
   /** Called after every journal and every page of the scan, with the counts so far. */
@@ -69,6 +73,11 @@ export interface PruneProgress {
 export interface PruneResult extends PruneProgress {
   /** True when it stopped at `limit` (or storage throttled it) with more to delete. */
   more: boolean;
+  /**
+   * With `scan` and no `type`: payload objects (large inputs and outputs) older than a day that
+   * no task names, deleted (or, in a dry run, that would be).
+   */
+  orphanedPayloads?: number;
 }
 
 /** How many tasks are read at once when their state must be checked. */
@@ -103,6 +112,9 @@ export async function pruneTasks(
     }
   }
   if (options.scan === true && !run.stopped) await run.scan(options.type, statuses);
+  // Payloads no task names: only a walk of the whole queue (no type) looks for them.
+  if (options.scan === true && !run.stopped && options.type === undefined)
+    return { ...run.result(), orphanedPayloads: await sweepPayloads(q, options.dryRun === true) };
   return run.result();
 }
 
@@ -214,8 +226,8 @@ export class PruneRun {
     }
     // A journal written by hand may name tasks that finished later than its key says.
     const due = entries.filter((e) => Date.parse(e.at) <= cutoff);
-    const keys = await this.#deletable(journal.status, due);
-    if (!(await this.#delete(keys))) return;
+    const { keys, payloads } = await this.#deletable(journal.status, due);
+    if (!(await this.#delete(keys, payloads))) return;
     if (due.length < entries.length) return;
     if (!this.#dryRun) await q.storage.delete(journal.key);
     this.#counts.journals++;
@@ -230,43 +242,61 @@ export class PruneRun {
    * after that read is refused: it would have to decide before the retention's end minus
    * {@link replayMarginMs} and land after it, and both refuse from there on.
    */
-  async #deletable(status: FinishedStatus, entries: readonly JournalEntry[]): Promise<string[]> {
+  async #deletable(
+    status: FinishedStatus,
+    entries: readonly JournalEntry[],
+  ): Promise<{ keys: string[]; payloads: string[] }> {
     const q = this.#q;
     const room = this.#limit - this.#counts.deleted;
     if (entries.length > room) {
       this.#more = true;
       entries = entries.slice(0, Math.max(0, room));
     }
-    // A completed task with an idempotency key may have been replaced by a new task under its
-    // id (docs/protocol.md, "Idempotency keys"): it is read like the others.
+    // A completed task never changes again: deleted unread, its payloads named in its journal
+    // entry. But one with an idempotency key may have been replaced by a new task under its id
+    // (docs/protocol.md, "Idempotency keys"): it is read like the others.
     const unread = status === "completed" ? entries.filter((e) => e.keyed !== true) : [];
-    if (unread.length > 0) entries = entries.filter((e) => e.keyed === true);
+    if (status === "completed") entries = entries.filter((e) => e.keyed === true);
     const still = await mapLimit(entries, READ_CONCURRENCY, async (e) => {
       const found = await q.read(e.id).catch((error: unknown) => {
         if (error instanceof ValidationError) return undefined;
         throw error;
       });
-      return found?.task.status === status && found.task.finishedAt === e.at;
+      return found?.task.status === status && found.task.finishedAt === e.at
+        ? found.task
+        : undefined;
     });
     const keys = unread.map((e) => q.keys.task(e.id));
+    const payloads = unread.flatMap((e) =>
+      (e.payloads ?? []).filter((k) => isOwnPayload(e.id, k)).map((k) => q.keys.full(k)),
+    );
     for (const [i, e] of entries.entries()) {
-      if (still[i] === true) keys.push(q.keys.task(e.id));
-      else this.#counts.skipped++;
+      const task = still[i];
+      if (task === undefined) {
+        this.#counts.skipped++;
+        continue;
+      }
+      keys.push(q.keys.task(e.id));
+      payloads.push(...payloadKeys(task).map((k) => q.keys.full(k)));
     }
-    return keys;
+    return { keys, payloads };
   }
 
-  /** Delete task `keys` (batched); false when storage throttled it (try again later). */
-  async #delete(keys: readonly string[]): Promise<boolean> {
+  /**
+   * Delete task `keys` and the payload objects of those tasks (batched together; only tasks are
+   * counted); false when storage throttled it (try again later).
+   */
+  async #delete(keys: readonly string[], payloads: readonly string[] = []): Promise<boolean> {
     if (keys.length === 0) return !this.#more;
     if (!this.#dryRun) {
       const storage = this.#q.storage;
+      const all = [...keys, ...payloads];
       try {
-        for (let i = 0; i < keys.length; i += 1000) {
-          const batch = keys.slice(i, i + 1000);
+        for (let i = 0; i < all.length; i += 1000) {
+          const batch = all.slice(i, i + 1000);
           if (storage.deleteMany !== undefined && batch.length > 1) await storage.deleteMany(batch);
           else await mapLimit(batch, 8, (key) => storage.delete(key));
-          this.#counts.deleted += batch.length;
+          this.#counts.deleted += Math.max(0, Math.min(keys.length - i, batch.length));
         }
       } catch (error) {
         if (!(error instanceof ThrottledError)) throw error;
@@ -304,15 +334,23 @@ export class PruneRun {
       const found = await mapLimit(old, READ_CONCURRENCY, (o) =>
         q.read(q.keys.parseTaskKey(o.key)!).catch(() => undefined),
       );
-      const keys: string[] = [];
+      const tasks: TaskRecord[] = [];
       for (const entry of found) {
         const task = entry?.task;
         if (task === undefined || !this.#pastRetention(task, onlyType, statuses, now)) continue;
-        keys.push(q.keys.task(task.id));
+        tasks.push(task);
       }
       const room = this.#limit - this.#counts.deleted;
-      if (keys.length > room) this.#more = true;
-      if (!(await this.#delete(keys.slice(0, Math.max(0, room))))) return;
+      if (tasks.length > room) this.#more = true;
+      const taken = tasks.slice(0, Math.max(0, room));
+      const payloads = taken.flatMap((t) => payloadKeys(t).map((k) => q.keys.full(k)));
+      if (
+        !(await this.#delete(
+          taken.map((t) => q.keys.task(t.id)),
+          payloads,
+        ))
+      )
+        return;
       this.#onProgress?.({ ...this.#counts });
       continuationToken = page.isTruncated ? page.nextContinuationToken : undefined;
     } while (continuationToken !== undefined);

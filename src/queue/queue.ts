@@ -159,8 +159,18 @@ export class Queue {
     return this.#q.read(id);
   }
 
-  /** Read a task. Throws `NotFoundError` when it does not exist. */
+  /**
+   * Read a task, with its input and output as submitted and returned: a large one stored apart
+   * (`inputRef`, `outputRef`) is read from its object (one more GET each). Throws
+   * `NotFoundError` when the task does not exist or names a payload that does not, and
+   * `MalformedObjectError` when a payload is not what the task recorded. `read` and `list`
+   * return records as stored (a large value as `null` beside its reference).
+   */
   async get(id: string): Promise<TaskRecord> {
+    return this.#q.payloads.resolve(await this.#stored(id));
+  }
+
+  async #stored(id: string): Promise<TaskRecord> {
     const found = await this.#q.read(id);
     if (found === undefined) throw new NotFoundError(`Task ${id} not found.`, { key: id });
     return found.task;
@@ -227,8 +237,8 @@ export class Queue {
     const start = this.clock.localNow();
     let delay = 200;
     for (;;) {
-      const task = await this.get(id);
-      if (isTerminal(task.status)) return task;
+      const task = await this.#stored(id);
+      if (isTerminal(task.status)) return this.#q.payloads.resolve(task);
       const left = limitMs - (this.clock.localNow() - start);
       if (left <= 0) {
         throw new TimeoutError(`Task ${id} is still ${task.status} after ${options.timeout}.`, {
@@ -347,8 +357,10 @@ export class Queue {
    */
   async replay(id: string): Promise<TaskRecord> {
     const { retention } = await this.#q.manifest.load({ fresh: true });
+    let old: TaskRecord | undefined;
     const done = await this.#q.update(id, (task) => {
       const next = replayTask(task, this.now());
+      old = task;
       const keep = retentionMs(retention, task.type, task.status as "failed");
       const endsAt = Date.parse(task.finishedAt ?? task.updatedAt) + keep;
       if (endsAt - replayMarginMs(keep) <= this.now())
@@ -358,6 +370,8 @@ export class Queue {
         );
       return next;
     });
+    // The earlier run's output object is named by nothing now, and no later run writes its key.
+    if (old?.outputRef !== undefined) await this.#q.payloads.remove(old.outputRef.key);
     return done.task;
   }
 

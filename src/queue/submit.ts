@@ -60,7 +60,7 @@ export async function submitTaskResult(
     definition === undefined ? given : withDefaults(definition, given),
     "submit options",
   );
-  const inputValue = await storedInput(q, type, definition, input);
+  const encoded = await storedInput(q, type, definition, input);
   const now = q.now();
   const availableAt = availableAtOf(options, now);
   const expiresAt = expiresAtOf(options, now, availableAt);
@@ -71,11 +71,17 @@ export async function submitTaskResult(
   const priority = options.priority ?? q.defaults.priority;
   const build = async () => {
     await q.manifest.load();
+    // A large input is stored once, before the task that names it: a task never names a
+    // missing payload (docs/protocol.md, "Large inputs and outputs").
+    const inputRef = q.payloads.storedApart(encoded.bytes.length)
+      ? await q.payloads.put(id, "input", encoded.bytes)
+      : undefined;
     return createTask(
       {
         id,
         type,
-        input: inputValue,
+        input: inputRef === undefined ? encoded.value : null,
+        ...(inputRef === undefined ? {} : { inputRef }),
         maxRetries: options.maxRetries ?? q.defaults.maxRetries,
         backoff,
         timeoutSeconds: options.timeoutSeconds ?? q.defaults.timeoutSeconds,
@@ -98,7 +104,11 @@ export async function submitTaskResult(
     );
   };
   if (idempotencyKey === null) return { task: await q.tasks.create(await build()), created: true };
-  return submitIdempotent(q, { key: idempotencyKey, windowMs, type, input: inputValue }, build);
+  return submitIdempotent(
+    q,
+    { key: idempotencyKey, windowMs, type, input: encoded.value, bytes: encoded.bytes },
+    build,
+  );
 }
 
 /** Submit several tasks (bounded parallelism), all validated before anything is written. */
@@ -125,18 +135,19 @@ export async function submitTasks(
 }
 
 /**
- * The input as it will be stored: validated by the definition's schema when there is one (its
- * result, with defaults and transforms), then checked for JSON and size (`ValidationError`).
+ * The input as it will be stored, and its JSON bytes: validated by the definition's schema when
+ * there is one (its result, with defaults and transforms), then checked for JSON and size
+ * (`ValidationError`).
  */
 async function storedInput(
   q: QueueInternals,
   type: string,
   definition: AnyTaskDefinition | undefined,
   input: unknown,
-): Promise<unknown> {
-  if (definition === undefined) return q.checkInput(type, input);
-  const stored = q.checkInput(type, await validateSubmitted(definition, input));
-  await checkStoredInput(definition, stored);
+): Promise<{ value: unknown; bytes: Uint8Array }> {
+  if (definition === undefined) return q.encodeInput(type, input);
+  const stored = q.encodeInput(type, await validateSubmitted(definition, input));
+  await checkStoredInput(definition, stored.value);
   return stored;
 }
 

@@ -24,8 +24,23 @@ export interface QueueOptions {
   randomHex?: (length: number) => string;
   /** Where warnings about malformed objects and recoveries go (default: nowhere). */
   logger?: Logger;
-  /** Largest accepted task input, serialized, in bytes. Default 256 KiB. */
+  /**
+   * Largest accepted task input, as JSON, in bytes; a larger one is refused with a
+   * `ValidationError`. Default 32 MiB (`DEFAULT_MAX_PAYLOAD_BYTES`).
+   */
   maxInputBytes?: number;
+  /**
+   * Largest output a handler may return, as JSON, in bytes; a larger one fails the task
+   * permanently with a `ValidationError`. Default 32 MiB (`DEFAULT_MAX_PAYLOAD_BYTES`).
+   */
+  maxOutputBytes?: number;
+  /**
+   * Inputs and outputs larger than this (as JSON, in bytes) are stored once, as objects of their
+   * own that the task names, instead of inside every version of the task object. Default 256 KiB
+   * (`DEFAULT_PAYLOAD_THRESHOLD_BYTES`). Such a task costs one more PUT at submit and one more
+   * GET per run (docs/protocol.md, "Large inputs and outputs").
+   */
+  payloadThresholdBytes?: number;
   /** Defaults for submitted tasks. */
   defaults?: TaskDefaults;
   /**

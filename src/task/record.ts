@@ -70,6 +70,12 @@ const historyEntrySchema = type({
   error: "string | null",
 });
 
+const payloadRefSchema = type({
+  key: "string",
+  bytes: "number.integer >= 0",
+  sha256: "string",
+});
+
 const taskSchema = type({
   oq: "1",
   id: "string",
@@ -77,6 +83,10 @@ const taskSchema = type({
   status: statusSchema,
   input: "unknown",
   output: "unknown",
+  // Only on a task whose input or output is stored as its own object (docs/protocol.md,
+  // "Large inputs and outputs"); absent otherwise, so small tasks and older records are unchanged.
+  "inputRef?": payloadRefSchema,
+  "outputRef?": payloadRefSchema,
   attempt: "number.integer >= 0",
   maxRetries: "number.integer >= 0",
   backoff: backoffSchema,
@@ -185,6 +195,19 @@ export interface TaskHistoryEntry {
   error: string | null;
 }
 
+/**
+ * Where a task's input or output is stored when it is too large to keep in the record: an
+ * immutable object of its own (docs/protocol.md, "Large inputs and outputs").
+ */
+export interface PayloadRef {
+  /** The object's key, relative to the queue prefix (`payloads/{shard}/{id}/…`). */
+  key: string;
+  /** Size of the stored JSON text, in bytes. */
+  bytes: number;
+  /** SHA-256 of the stored bytes, lower-case hex; checked on every read. */
+  sha256: string;
+}
+
 /** The stored task. Times are ISO 8601 strings so the object reads well in `aws s3 cp`. */
 export interface TaskRecord {
   /** Record format version. */
@@ -199,6 +222,14 @@ export interface TaskRecord {
   input: unknown;
   /** The handler's result once completed, else null. */
   output: unknown;
+  /**
+   * Set when the input is stored as its own object (it was larger than the queue's
+   * `payloadThresholdBytes`); `input` is then null in the stored record. `queue.get()` and the
+   * worker read it from there.
+   */
+  inputRef?: PayloadRef;
+  /** Set when the output is stored as its own object; `output` is then null in the record. */
+  outputRef?: PayloadRef;
   /** How many times the task has been started. */
   attempt: number;
   /** Retries allowed after the first run. */
@@ -270,6 +301,7 @@ true satisfies Same<typeof leaseSchema.infer, Lease>;
 true satisfies Same<typeof taskErrorSchema.infer, TaskError>;
 true satisfies Same<typeof cancelSchema.infer, CancelRequest>;
 true satisfies Same<typeof historyEntrySchema.infer, TaskHistoryEntry>;
+true satisfies Same<typeof payloadRefSchema.infer, PayloadRef>;
 true satisfies Same<typeof taskSchema.infer, TaskRecord>;
 
 const decoder = new TextDecoder();

@@ -23,6 +23,7 @@ import { eventLog, logged } from "./event-log.ts";
 import type {
   Backoff,
   CancelRequest,
+  PayloadRef,
   TaskError,
   TaskEvent,
   TaskRecord,
@@ -51,6 +52,8 @@ export interface NewTask {
   marker: string;
   /** Higher runs first; 0 (the default) is not stored. */
   priority?: number;
+  /** Where the input is stored when it is too large for the record (`input` is then null). */
+  inputRef?: PayloadRef;
 }
 
 /** Epoch milliseconds of an ISO field. */
@@ -77,6 +80,7 @@ export function createTask(spec: NewTask, now: number): TaskRecord {
     status: "pending",
     input: spec.input,
     output: null,
+    ...(spec.inputRef === undefined ? {} : { inputRef: spec.inputRef }),
     attempt: 0,
     maxRetries: spec.maxRetries,
     backoff: spec.backoff,
@@ -245,13 +249,16 @@ export function completeTask(
   token: string,
   output: unknown,
   now: number,
+  outputRef?: PayloadRef,
 ): TaskRecord {
   requireLease(task, token, "complete");
   const cancelled = task.cancel !== null;
   return logged(
     task,
     finish(task, cancelled ? "cancelled" : "completed", now, {
-      output: output === undefined ? null : output,
+      // A large output is stored as its own object, written before this; the record names it.
+      output: outputRef !== undefined || output === undefined ? null : output,
+      ...(outputRef === undefined ? {} : { outputRef }),
     }),
   );
 }
@@ -371,8 +378,10 @@ export function replayTask(task: TaskRecord, now: number): TaskRecord {
   if (task.status !== "failed" && task.status !== "expired" && task.status !== "cancelled") {
     invalid(task, "replay");
   }
+  // The earlier run's output goes, stored apart or not (`replay` deletes its object).
+  const { outputRef: _, ...rest } = task;
   return logged(task, {
-    ...task,
+    ...rest,
     status: "pending",
     attempt: 0,
     output: null,

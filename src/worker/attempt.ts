@@ -12,7 +12,7 @@ import type { FinishedCounter } from "../queue/finished-counts.ts";
 import type { QueueInternals } from "../queue/internals.ts";
 import type { LimitGrant } from "../queue/limits.ts";
 import type { Versioned } from "../queue/types.ts";
-import type { TaskRecord } from "../task/record.ts";
+import type { PayloadRef, TaskRecord } from "../task/record.ts";
 import { type Failure, holdsLease, ms, releaseTask } from "../task/transitions.ts";
 import { errorMessage } from "../util/errors.ts";
 import type { Emit, WorkerStats } from "./events.ts";
@@ -20,6 +20,7 @@ import { Lease } from "./lease.ts";
 import type { ClaimLimits, StartedClaim } from "./limits.ts";
 import type { HandlerEntry, TaskContext } from "./options.ts";
 import { finishChange, recordOutcome, toFailure } from "./outcome.ts";
+import { readInput, storeOutput } from "./payloads.ts";
 import { ProgressReporter } from "./progress.ts";
 import type { SkipList } from "./skip.ts";
 import { logTaskEvent, taskFields } from "./task-log.ts";
@@ -186,9 +187,15 @@ export class Attempt {
     // still running then drops out of the due part of the index. Shorter tasks never pay for it.
     this.#firstCheck = setTimeout(() => void this.watch(), Math.min(FIRST_CHECK_MS, checkEvery));
     const outcome = Promise.resolve()
-      .then(() => this.#entry.handler(task.input, ctx))
+      // A large input is read first (one GET); a small one reaches the handler as it always did.
+      .then(() =>
+        task.inputRef === undefined
+          ? this.#entry.handler(task.input, ctx)
+          : readInput(q, task).then((input) => this.#entry.handler(input, ctx)),
+      )
       .then(
-        (output) => ({ ok: true as const, output }),
+        // A large output is stored while the lease is still renewed (it may take a while).
+        async (output) => ({ ok: true as const, stored: await storeOutput(q, task, output) }),
         (error: unknown) => ({ ok: false as const, error }),
       );
     this.settled = (async () => {
@@ -197,7 +204,7 @@ export class Attempt {
       const interrupt = this.#interrupt;
       if (interrupt?.kind === "shutdown") await this.#release();
       else if (interrupt !== undefined) await this.#finish({ failure: interrupt.failure });
-      else if (result.ok) await this.#finish({ output: result.output });
+      else if (result.ok) await this.#finish(result.stored);
       else await this.#finish({ failure: toFailure(result.error) });
     })()
       .catch((error) => {
@@ -386,7 +393,11 @@ export class Attempt {
     });
   }
 
-  async #finish(result: { output?: unknown; failure?: Failure }): Promise<void> {
+  async #finish(result: {
+    output?: unknown;
+    outputRef?: PayloadRef;
+    failure?: Failure;
+  }): Promise<void> {
     const q = this.#queue;
     const durationMs = q.clock.localNow() - this.#startedLocal;
     const held = this.#lease;

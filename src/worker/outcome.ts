@@ -5,7 +5,7 @@
  * @module
  */
 import type { QueueInternals } from "../queue/internals.ts";
-import type { TaskRecord } from "../task/record.ts";
+import type { PayloadRef, TaskRecord } from "../task/record.ts";
 import { completeTask, type Failure, failAttempt, finishCancelled } from "../task/transitions.ts";
 import { errorMessage } from "../util/errors.ts";
 import type { Emit, WorkerEvent, WorkerStats } from "./events.ts";
@@ -41,7 +41,7 @@ export function checkOutput(output: unknown): Failure | undefined {
 export function finishChange(
   q: QueueInternals,
   token: string,
-  result: { output?: unknown; failure?: Failure },
+  result: { output?: unknown; outputRef?: PayloadRef; failure?: Failure },
 ): (t: TaskRecord) => TaskRecord {
   if (result.failure !== undefined) {
     const failure = result.failure;
@@ -53,7 +53,7 @@ export function finishChange(
   const output = result.output;
   const bad = checkOutput(output);
   return bad === undefined
-    ? (t) => completeTask(t, token, output, q.now())
+    ? (t) => completeTask(t, token, output, q.now(), result.outputRef)
     : (t) => failAttempt(t, token, bad, q.now(), q.random());
 }
 
