@@ -68,6 +68,9 @@ export async function submitTask(
   return q.tasks.create(task);
 }
 
+/** Submit options once checked: the durations as numbers of seconds. */
+type CheckedSubmitOptions = typeof submitOptionsSchema.infer;
+
 /** Submit several tasks (bounded parallelism), all validated before anything is written. */
 export async function submitTasks(
   q: QueueInternals,
@@ -88,7 +91,7 @@ export async function submitTasks(
   return mapLimit(tasks, concurrency, (t) => submitTask(q, t.type, t.input, t.options ?? {}));
 }
 
-function availableAtOf(options: SubmitOptions, now: number): number {
+function availableAtOf(options: CheckedSubmitOptions, now: number): number {
   if (options.scheduleAt !== undefined && options.delay !== undefined) {
     throw new ValidationError("Give either scheduleAt or delay, not both.");
   }
@@ -97,7 +100,11 @@ function availableAtOf(options: SubmitOptions, now: number): number {
   return now;
 }
 
-function expiresAtOf(options: SubmitOptions, now: number, availableAt: number): number | null {
+function expiresAtOf(
+  options: CheckedSubmitOptions,
+  now: number,
+  availableAt: number,
+): number | null {
   if (options.ttlSeconds !== undefined && options.expiresAt !== undefined) {
     throw new ValidationError("Give either ttlSeconds or expiresAt, not both.");
   }

@@ -12,7 +12,7 @@
 import { requireSafeBackend } from "../doctor/mod.ts";
 import { InvalidStateError, type UnsafeBackendError, ValidationError } from "../errors.ts";
 import { checkTaskType, checkWorkerId } from "../keys.ts";
-import { checkOptions, workerOptionsSchema } from "../options.ts";
+import { checkOptions, handlerOptionsSchema, workerOptionsSchema } from "../options.ts";
 import { FinishedCounter } from "../queue/finished-counts.ts";
 import { internals, type QueueInternals } from "../queue/internals.ts";
 import type { Queue } from "../queue/queue.ts";
@@ -25,6 +25,7 @@ import { type Emit, emitter, newStats, type WorkerStats } from "./events.ts";
 import { LogScan } from "./log-scan.ts";
 import { Monitor } from "./monitor.ts";
 import {
+  type CheckedHandlerOptions,
   type Handler,
   type HandlerEntry,
   type HandlerOptions,
@@ -148,7 +149,10 @@ export class Worker {
     checkTaskType(type);
     if (typeof handler !== "function")
       throw new ValidationError(`The handler for ${type} must be a function.`);
-    this.#handlers.set(type, { handler: handler as Handler, options });
+    // Other keys of the options pass through as given; the durations become seconds.
+    const checked = checkOptions(handlerOptionsSchema, options, `handler options of ${type}`);
+    const resolved = { ...options, ...checked } as CheckedHandlerOptions;
+    this.#handlers.set(type, { handler: handler as Handler, options: resolved });
     return this;
   }
 
