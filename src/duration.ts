@@ -48,10 +48,20 @@ export function parseDuration(value: string | number, what = "duration"): number
     }
     return checkDurationMs(Math.round(value * 1000), value, what);
   }
-  const text = value.trim();
-  if (/^\d+(\.\d+)?$/.test(text)) {
-    return checkDurationMs(Math.round(Number(text) * 1000), value, what);
+  const ms = durationTextMs(value);
+  if (ms === undefined) {
+    throw new ValidationError(`Invalid ${what} "${value}": expected ${DURATION_FORMS}.`);
   }
+  return checkDurationMs(ms, value, what);
+}
+
+/**
+ * The milliseconds a duration text stands for (`"90"` is seconds; `"1h30m"`, `"1.5s"`), or
+ * `undefined` when it is not a duration. Not bounded: callers check the range they accept.
+ */
+export function durationTextMs(value: string): number | undefined {
+  const text = value.trim();
+  if (/^\d+(\.\d+)?$/.test(text)) return Math.round(Number(text) * 1000);
   const part = /(\d+(?:\.\d+)?)(ms|s|m|h|d|w)/y;
   let total = 0;
   let index = 0;
@@ -62,10 +72,8 @@ export function parseDuration(value: string | number, what = "duration"): number
     total += Number(match[1]) * UNIT_MS[match[2]!]!;
     index = part.lastIndex;
   }
-  if (text.length === 0 || index !== text.length) {
-    throw new ValidationError(`Invalid ${what} "${value}": expected ${DURATION_FORMS}.`);
-  }
-  return checkDurationMs(Math.round(total), value, what);
+  if (text.length === 0 || index !== text.length) return undefined;
+  return Math.round(total);
 }
 
 const DATE_FORMS =

@@ -10,15 +10,20 @@
  */
 import { type Type, type } from "arktype";
 import { MAX_DURATION_SECONDS } from "./duration.ts";
+import { secondsOption } from "./duration-option.ts";
 import { ValidationError } from "./errors.ts";
 import { PRIORITY_MAX, PRIORITY_MIN } from "./task/priority.ts";
 
-const seconds = type(`0 <= number <= ${MAX_DURATION_SECONDS}`).describe(
-  "a number of seconds from 0 to 100 years",
+// Durations: a number of seconds or a duration string ("30m"), normalized to seconds here.
+const seconds = secondsOption(
+  type(`0 <= number <= ${MAX_DURATION_SECONDS}`),
+  "from 0 to 100 years",
 );
-const positiveSeconds = type(`0 < number <= ${MAX_DURATION_SECONDS}`).describe(
-  "a number of seconds > 0, at most 100 years",
+const positiveSeconds = secondsOption(
+  type(`0 < number <= ${MAX_DURATION_SECONDS}`),
+  "> 0, at most 100 years",
 );
+const leaseSeconds = secondsOption(type("1 <= number <= 604800"), "from 1 to 604800 (7 days)");
 const retries = type(`0 <= number.integer <= ${Number.MAX_SAFE_INTEGER}`).describe(
   "a whole number >= 0",
 );
@@ -80,26 +85,28 @@ export const submitOptionsSchema = taskOptionsSchema.and({
 const ms = (min: number, max: number, what: string) =>
   type(`${min} <= number <= ${max}`).describe(what);
 
+/** Tasks a worker runs at once (all types, or one type's own limit). */
+const workerConcurrency = type("1 <= number.integer <= 1000").describe(
+  "a whole number from 1 to 1000",
+);
+
 /**
  * Options of `Worker`. Poll intervals have a floor: a worker polling with no pause would LIST
  * hundreds of times a second while idle, which bills per request.
  */
 export const workerOptionsSchema = type({
   "id?": "string",
-  "concurrency?": type("1 <= number.integer <= 1000").describe("a whole number from 1 to 1000"),
-  "leaseSeconds?": type("1 <= number <= 604800").describe(
-    "a number of seconds from 1 to 604800 (7 days)",
-  ),
+  "concurrency?": workerConcurrency,
+  "leaseSeconds?": leaseSeconds,
   "timeoutSeconds?": positiveSeconds,
   "minPollMs?": ms(10, 3_600_000, "a number of ms from 10 to 3600000 (1 hour)"),
   "maxPollMs?": ms(10, 3_600_000, "a number of ms from 10 to 3600000 (1 hour)"),
   "monitor?": "boolean",
-  "monitorRoundSeconds?": type("1 <= number <= 86400").describe(
-    "a number of seconds from 1 to 86400 (1 day)",
-  ),
-  "progressSeconds?": type("1 <= number <= 86400").describe("a number of seconds from 1 to 86400"),
-  "heartbeatSeconds?": type("0 | 1 <= number <= 86400").describe(
-    "0 (no heartbeats) or a number of seconds from 1 to 86400 (1 day)",
+  "monitorRoundSeconds?": secondsOption(type("1 <= number <= 86400"), "from 1 to 86400 (1 day)"),
+  "progressSeconds?": secondsOption(type("1 <= number <= 86400"), "from 1 to 86400 (1 day)"),
+  "heartbeatSeconds?": secondsOption(
+    type("0 | 1 <= number <= 86400"),
+    "from 1 to 86400 (1 day) or 0 (no heartbeats)",
   ),
   // Timers longer than 2^31 - 1 ms fire at once.
   "shutdownGraceMs?": ms(0, 2_147_483_647, "a number of ms from 0 to 2147483647 (24.8 days)"),
@@ -118,6 +125,14 @@ export const workerOptionsSchema = type({
     o.minPollMs <= o.maxPollMs ||
     ctx.reject({ path: ["maxPollMs"], expected: "at least minPollMs", actual: `${o.maxPollMs}` }),
 );
+
+/** Per-type options of `Worker.task` (other keys pass through unchecked). */
+export const handlerOptionsSchema = type({
+  "leaseSeconds?": leaseSeconds,
+  "timeoutSeconds?": positiveSeconds,
+  // A type's own concurrency follows the worker's rule.
+  "concurrency?": workerConcurrency,
+});
 
 /** The states a task can be in, as `list` filters take them. */
 const status = type(
@@ -165,7 +180,11 @@ function withoutUndefined(value: unknown): unknown {
  * `ValidationError` naming each bad option and what to use, e.g. `Invalid submit options:
  * backoff.maxSeconds must be a number of seconds from 0 to 100 years (was Infinity)`.
  */
-export function checkOptions<T>(schema: Type<T>, value: unknown, what: string): T {
+export function checkOptions<S extends Type<unknown>>(
+  schema: S,
+  value: unknown,
+  what: string,
+): S["infer"] {
   if (value !== undefined && (typeof value !== "object" || value === null)) {
     throw new ValidationError(`Invalid ${what}: expected an object, got ${String(value)}.`);
   }
@@ -173,5 +192,5 @@ export function checkOptions<T>(schema: Type<T>, value: unknown, what: string): 
   if (result instanceof type.errors) {
     throw new ValidationError(`Invalid ${what}: ${result.summary.replaceAll("\n", "; ")}.`);
   }
-  return result as T;
+  return result as S["infer"];
 }

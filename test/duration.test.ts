@@ -1,7 +1,13 @@
-import { describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { formatDuration, parseDate, parseDuration } from "../src/duration.ts";
 import { ValidationError } from "../src/errors.ts";
 import { Keys, parseTimeKey, partOf, timeKey } from "../src/keys.ts";
+import { Queue } from "../src/queue/queue.ts";
+import { Scheduler } from "../src/schedule/scheduler.ts";
+import type { TaskRecord } from "../src/task/record.ts";
+import { Worker } from "../src/worker/worker.ts";
+import { type TargetInstance, targets } from "./helpers/targets.ts";
+import { fast, until } from "./helpers/wait.ts";
 
 describe("durations and dates", () => {
   it("parses the accepted duration forms", () => {
@@ -93,3 +99,131 @@ describe("keys", () => {
     expect(() => new Keys("../x")).toThrow(ValidationError);
   });
 });
+
+/** The lease length a claimed task was given, in seconds (its lease expiry minus its claim). */
+function leaseLength(task: TaskRecord): number {
+  return Math.round((Date.parse(task.lease!.expiresAt) - Date.parse(task.updatedAt)) / 1000);
+}
+
+/** The message of the error `fn` throws (or of the promise it returns). */
+async function errorOf(fn: () => unknown): Promise<string> {
+  try {
+    await fn();
+  } catch (error) {
+    expect(error).toBeInstanceOf(ValidationError);
+    return (error as Error).message;
+  }
+  throw new Error("expected a ValidationError");
+}
+
+for (const target of targets) {
+  describe(`durations as options on ${target.name} (issue 13 item 7)`, () => {
+    let env: TargetInstance;
+    beforeEach(async () => {
+      env = await target.create();
+    });
+    afterEach(async () => {
+      await env.cleanup();
+    });
+    const queueOf = (defaults?: ConstructorParameters<typeof Queue>[0]["defaults"]) =>
+      new Queue({ storage: env.storage, prefix: env.prefix, ...(defaults ? { defaults } : {}) });
+
+    it('submit, connect defaults and schedules take "30m" where they took seconds, and store seconds', async () => {
+      const queue = queueOf({ timeoutSeconds: "2m", backoff: { maxSeconds: "10m" } });
+      const t = await queue.submit("report", null, {
+        delay: "1h",
+        ttlSeconds: "30m",
+        backoff: { initialSeconds: "2s" },
+      });
+      const stored = await queue.get(t.id);
+      expect(stored.timeoutSeconds).toBe(120);
+      expect(stored.backoff).toEqual({ initialSeconds: 2, maxSeconds: 600, factor: 2 });
+      expect(Date.parse(stored.expiresAt!) - Date.parse(stored.availableAt)).toBe(30 * 60_000);
+      const own = await queue.submit("report", null, { timeoutSeconds: "1m30s", ttlSeconds: 90 });
+      expect((await queue.get(own.id)).timeoutSeconds).toBe(90);
+
+      const schedule = await new Scheduler(queue).create({
+        id: "nightly",
+        type: "report",
+        cron: "0 9 * * *",
+        timeoutSeconds: "5m",
+        ttlSeconds: "1h",
+      });
+      expect(schedule.task).toEqual({ timeoutSeconds: 300, maxRetries: null, ttlSeconds: 3600 });
+    });
+
+    it("a worker's and a handler's leaseSeconds and timeoutSeconds take duration strings", async () => {
+      const queue = queueOf();
+      const seen: Record<string, number> = {};
+      const worker = new Worker(queue, { ...fast, leaseSeconds: "2m", heartbeatSeconds: "0s" })
+        .task("plain", (_input, ctx) => {
+          seen.plain = leaseLength(ctx.task);
+        })
+        .task(
+          "long",
+          (_input, ctx) => {
+            seen.long = leaseLength(ctx.task);
+          },
+          { leaseSeconds: "3m" },
+        )
+        .task(
+          "slow",
+          (_input, ctx) =>
+            new Promise((_resolve, reject) => {
+              ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason));
+            }),
+          { timeoutSeconds: "200ms" },
+        );
+      const [plain, long, slow] = await Promise.all(
+        ["plain", "long", "slow"].map((type) => queue.submit(type, null, { maxRetries: 0 })),
+      );
+      await worker.start();
+      try {
+        await until("all three finished", async () => {
+          for (const t of [plain!, long!, slow!]) {
+            const { status } = await queue.get(t.id);
+            if (status !== "completed" && status !== "failed") return false;
+          }
+          return true;
+        });
+      } finally {
+        await worker.stop({ graceMs: 0 });
+      }
+      // Within 2 s: on S3 the server clock corrects the times, at one-second resolution.
+      expect(Math.abs(seen.plain! - 120)).toBeLessThanOrEqual(2);
+      expect(Math.abs(seen.long! - 180)).toBeLessThanOrEqual(2);
+      const timedOut = await queue.get(slow!.id);
+      expect(timedOut.status).toBe("failed");
+      expect(timedOut.lastError?.name).toBe("Timeout");
+    });
+
+    it("a bad duration is a ValidationError that says what to fix", async () => {
+      const queue = queueOf();
+      expect(await errorOf(() => queue.submit("t", null, { ttlSeconds: "10x" }))).toBe(
+        'Invalid submit options: ttlSeconds: "10x" is not a duration; use seconds or e.g. "30m".',
+      );
+      expect(await errorOf(() => queue.submit("t", null, { timeoutSeconds: "0s" }))).toBe(
+        'Invalid submit options: timeoutSeconds must be a number of seconds > 0, at most 100 years, or a duration like "30m" (was "0s").',
+      );
+      expect(
+        await errorOf(() => queue.submit("t", null, { backoff: { maxSeconds: "200000w" } })),
+      ).toMatch(/backoff\.maxSeconds must be a number of seconds from 0 to 100 years/);
+      expect(await errorOf(() => queueOf({ timeoutSeconds: "soon" }))).toMatch(
+        /defaults: timeoutSeconds: "soon" is not a duration/,
+      );
+      expect(await errorOf(() => new Worker(queue, { leaseSeconds: "500ms" }))).toMatch(
+        /leaseSeconds must be a number of seconds from 1 to 604800 \(7 days\), or a duration like "30m" \(was "500ms"\)/,
+      );
+      expect(
+        await errorOf(() => new Worker(queue).task("t", () => null, { timeoutSeconds: "1 h" })),
+      ).toBe(
+        'Invalid handler options of t: timeoutSeconds: "1 h" is not a duration; use seconds or e.g. "30m".',
+      );
+      expect(
+        await errorOf(() =>
+          new Scheduler(queue).create({ id: "s", type: "t", cron: "* * * * *", ttlSeconds: "-1m" }),
+        ),
+      ).toMatch(/ttlSeconds: "-1m" is not a duration/);
+    });
+  });
+}

@@ -19,6 +19,11 @@ import { closest } from "./suggest.ts";
 /**
  * The task-type flag, spelled the same in every command: `--type`, `-t`. `--task-type` (what
  * `oq cancel` used to call it) is accepted everywhere too, so no command line that worked breaks.
+ *
+ * Convention for every command: a flag that takes a task type is this one (spread
+ * `...taskTypeArg("...")` into the command's args, never a hand-written `type` flag), and `-t`
+ * means nothing else. Other shared short flags: `-i` input, `-c` concurrency, `-n` count or
+ * limit, `-s` status. test/cli/flags.test.ts walks every command and holds them to it.
  */
 export function taskTypeArg<const R extends boolean = false>(description: string, required?: R) {
   return {
@@ -109,6 +114,24 @@ export function checkArgs(
   def: ArgsDef,
   variadic = false,
 ): void {
+  rejectUnknownFlags(parsed, def);
+  const positionals = Object.values(def).filter((d) => d.type === "positional").length;
+  if (!variadic && parsed._.length > positionals) {
+    throw usageError(`Unexpected argument "${parsed._[positionals]}".`);
+  }
+  for (const [name, d] of Object.entries(def)) {
+    if ((d.type === "string" || d.type === "enum") && parsed[name] === "") {
+      throw usageError(`Option --${name} needs a value.`);
+    }
+  }
+}
+
+/**
+ * Reject a flag `def` does not define, with a did-you-mean: `Unknown option --tpye. Did you
+ * mean --type?`. Run before anything else looks at the flags, so a mistyped required flag is
+ * named as the typo rather than as missing.
+ */
+export function rejectUnknownFlags(parsed: Record<string, unknown>, def: ArgsDef): void {
   const known = new Set(["_"]);
   for (const [name, d] of Object.entries(def)) {
     for (const n of [name, ...aliases(d)]) {
@@ -124,15 +147,6 @@ export function checkArgs(
     throw usageError(
       `Unknown option ${flagName(key)}.${match === undefined ? "" : ` Did you mean --${match}?`}`,
     );
-  }
-  const positionals = Object.values(def).filter((d) => d.type === "positional").length;
-  if (!variadic && parsed._.length > positionals) {
-    throw usageError(`Unexpected argument "${parsed._[positionals]}".`);
-  }
-  for (const [name, d] of Object.entries(def)) {
-    if ((d.type === "string" || d.type === "enum") && parsed[name] === "") {
-      throw usageError(`Option --${name} needs a value.`);
-    }
   }
 }
 

@@ -18,6 +18,7 @@ import { durationArg, intArg, oqCommand } from "./args.ts";
 import { openStorage } from "./config.ts";
 import demoTasks from "./demo-tasks.ts";
 import { CliError, EXIT_FAILURE } from "./errors.ts";
+import { cliCommand } from "./invocation.ts";
 import { log, out, outJson } from "./output.ts";
 
 /** What `oq demo --json` prints. */
@@ -175,10 +176,13 @@ function printDemoSummary(
       ` --prefix ${summary.prefix}`,
     ].join("");
     const retriedTask = tasks.find((t) => (t.input as { flaky?: boolean }).flaky === true);
+    // Spelled the way this CLI was started: from a checkout there is no `oq` on the PATH.
+    const oq = cliCommand();
     out("");
     out("Look around:");
-    out(`  oq list${where}`);
-    if (retriedTask !== undefined) out(`  oq history ${retriedTask.id}${where}`);
+    out(`  ${oq} list${where}`);
+    if (retriedTask !== undefined) out(`  ${oq} history ${retriedTask.id}${where}`);
+    out(`  ${oq} stats${where}`);
   }
 }
 

@@ -8,7 +8,7 @@
 import process from "node:process";
 import type { FinishedStatus } from "../keys.ts";
 import type { PruneProgress } from "../queue/prune.ts";
-import { intArg, oqCommand } from "./args.ts";
+import { intArg, oqCommand, taskTypeArg } from "./args.ts";
 import { openQueue } from "./config.ts";
 import { log, out, outJson, table } from "./output.ts";
 import { retentionFlags, retentionFromFlags } from "./retention-flags.ts";
@@ -32,7 +32,7 @@ export default oqCommand({
     "oq prune --scan   # also find finished tasks the journal does not name",
   ],
   args: {
-    type: { type: "string", description: "Only tasks of this type", valueHint: "type" },
+    ...taskTypeArg("Only tasks of this type"),
     status: {
       type: "string",
       description: "Only these terminal statuses (comma-separated)",

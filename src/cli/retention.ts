@@ -7,7 +7,7 @@
 import { formatDuration } from "../duration.ts";
 import type { Manifest } from "../queue/manifest.ts";
 import { FINISHED_STATUSES, retentionMs } from "../queue/retention.ts";
-import { oqCommand } from "./args.ts";
+import { oqCommand, taskTypeArg } from "./args.ts";
 import { openQueue } from "./config.ts";
 import { log, out, outJson, table } from "./output.ts";
 import { retentionFlags, retentionFromFlags } from "./retention-flags.ts";
@@ -39,7 +39,7 @@ export default oqCommand({
     "oq retention --type video --completed default   # back to the queue's setting",
   ],
   args: {
-    type: { type: "string", description: "Set it for this task type only", valueHint: "type" },
+    ...taskTypeArg("Set it for this task type only"),
     ...retentionFlags,
     json: { type: "boolean", description: "Print the manifest's retention settings as JSON" },
   },

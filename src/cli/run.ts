@@ -11,7 +11,7 @@ import process from "node:process";
 import { stripVTControlCharacters } from "node:util";
 import { type ArgsDef, type CommandDef, parseArgs, renderUsage, runCommand } from "citty";
 import { VERSION } from "../version.ts";
-import { checkArgs, commandExamples, subCommandIndex } from "./args.ts";
+import { checkArgs, commandExamples, rejectUnknownFlags, subCommandIndex } from "./args.ts";
 import { CliError, describeError, EXIT_OK, EXIT_USAGE, usageError } from "./errors.ts";
 import { colorsEnabled, log, out } from "./output.ts";
 import { closest } from "./suggest.ts";
@@ -29,6 +29,8 @@ export interface ResolvedCommand {
   cmd: AnyCommand;
   /** Its full name (`oq schedule run`). */
   name: string;
+  /** The arguments after its name (its own flags and positionals). */
+  rest: readonly string[];
   /** A word given where a sub-command of `cmd` was expected that names none, and the names. */
   unknown?: { word: string; known: string[] };
 }
@@ -52,10 +54,32 @@ export async function resolveCommand(
     if (word !== undefined) {
       // `oq --endpiont http://x list` reads as command "http://x": the flag is the mistake.
       checkArgs(parseArgs(rawArgs.slice(0, index), args), args);
-      return { cmd, name: here.join(" "), unknown: { word, known: Object.keys(subs) } };
+      return {
+        cmd,
+        name: here.join(" "),
+        rest: rawArgs,
+        unknown: { word, known: Object.keys(subs) },
+      };
     }
   }
-  return { cmd, name: here.join(" ") };
+  return { cmd, name: here.join(" "), rest: rawArgs };
+}
+
+/**
+ * Reject flags the command does not define before citty parses them: citty reports a missing
+ * required flag first, so `oq submit --tpye email` said "Missing required argument: --type"
+ * instead of naming the typo. Required flags are left to citty, which checks them next.
+ */
+async function precheckFlags({ cmd, rest }: ResolvedCommand): Promise<void> {
+  const args = await resolve(cmd.args ?? {});
+  const optional: ArgsDef = {};
+  for (const [name, def] of Object.entries(args)) optional[name] = { ...def, required: false };
+  rejectUnknownFlags(parseArgs([...rest], optional), args);
+}
+
+/** `oq help [command...]` reads as `oq [command...] --help`. */
+function helpCommand(rawArgs: string[]): string[] {
+  return rawArgs[0] === "help" ? [...rawArgs.slice(1), "--help"] : rawArgs;
 }
 
 /** The usage error for a word that names no command: `Unknown command 'x'. Did you mean 'y'?` */
@@ -120,6 +144,7 @@ export async function runCli<T extends ArgsDef>(
   rawArgs: string[],
 ): Promise<number> {
   const main = command as unknown as AnyCommand;
+  rawArgs = helpCommand(rawArgs);
   const beforeDashes = rawArgs.includes("--") ? rawArgs.slice(0, rawArgs.indexOf("--")) : rawArgs;
   try {
     const target = await resolveCommand(main, rawArgs);
@@ -132,6 +157,7 @@ export async function runCli<T extends ArgsDef>(
       out(VERSION);
       return EXIT_OK;
     }
+    await precheckFlags(target);
     if (rawArgs.length === 0) {
       process.stderr.write(`${await helpText(main, "oq", process.stderr)}\n`);
       return EXIT_USAGE;

@@ -25,8 +25,10 @@ function entryOf(value: unknown): HandlerEntry | undefined {
   const v = value as Record<string, unknown>;
   if (typeof v.handler !== "function") return undefined;
   const options: HandlerOptions = {};
-  if (typeof v.leaseSeconds === "number") options.leaseSeconds = v.leaseSeconds;
-  if (typeof v.timeoutSeconds === "number") options.timeoutSeconds = v.timeoutSeconds;
+  // Passed on as given (seconds or a duration string like "2m"): Worker.task checks them and
+  // says what to fix, where a value of the wrong kind was once dropped without a word.
+  if (v.leaseSeconds !== undefined) options.leaseSeconds = v.leaseSeconds as number | string;
+  if (v.timeoutSeconds !== undefined) options.timeoutSeconds = v.timeoutSeconds as number | string;
   if (typeof v.concurrency === "number") options.concurrency = v.concurrency;
   return { handler: v.handler as Handler, options };
 }

@@ -67,47 +67,63 @@ export async function submitTaskResult(
   const idempotencyKey = options.idempotencyKey ?? null;
   const windowMs = windowMsOf(options);
   const id = idempotencyKey === null ? q.randomHex(32) : await idempotentId(idempotencyKey);
-  const backoff: Backoff = { ...q.defaults.backoff, ...options.backoff };
-  const priority = options.priority ?? q.defaults.priority;
-  const build = async () => {
-    await q.manifest.load();
-    // A large input is stored once, before the task that names it: a task never names a
-    // missing payload (docs/protocol.md, "Large inputs and outputs").
-    const inputRef = q.payloads.storedApart(encoded.bytes.length)
-      ? await q.payloads.put(id, "input", encoded.bytes)
-      : undefined;
-    return createTask(
-      {
-        id,
-        type,
-        input: inputRef === undefined ? encoded.value : null,
-        ...(inputRef === undefined ? {} : { inputRef }),
-        maxRetries: options.maxRetries ?? q.defaults.maxRetries,
-        backoff,
-        timeoutSeconds: options.timeoutSeconds ?? q.defaults.timeoutSeconds,
-        availableAt,
-        expiresAt,
-        idempotencyKey,
-        priority,
-        marker: q.newMarker(
-          {
-            type,
-            id,
-            status: "pending",
-            expiresAt: expiresAt === null ? null : iso(expiresAt),
-            priority,
-          },
-          availableAt,
-        ),
-      },
-      now,
-    );
-  };
+  const build = () =>
+    newTask(q, { id, type, encoded, options, availableAt, expiresAt, idempotencyKey, now });
   if (idempotencyKey === null) return { task: await q.tasks.create(await build()), created: true };
   return submitIdempotent(
     q,
     { key: idempotencyKey, windowMs, type, input: encoded.value, bytes: encoded.bytes },
     build,
+  );
+}
+
+/** Submit options once checked: the durations as numbers of seconds. */
+type CheckedSubmitOptions = typeof submitOptionsSchema.infer;
+
+/** What {@link newTask} builds a pending record from: the submit, decided. */
+interface NewTask {
+  id: string;
+  type: string;
+  encoded: { value: unknown; bytes: Uint8Array };
+  options: CheckedSubmitOptions;
+  availableAt: number;
+  expiresAt: number | null;
+  idempotencyKey: string | null;
+  now: number;
+}
+
+/**
+ * A new pending record (with a fresh marker), its large input stored first: a task never names
+ * a missing payload (docs/protocol.md, "Large inputs and outputs").
+ */
+async function newTask(q: QueueInternals, t: NewTask): Promise<TaskRecord> {
+  const { id, type, encoded, options, availableAt, expiresAt } = t;
+  await q.manifest.load();
+  const inputRef = q.payloads.storedApart(encoded.bytes.length)
+    ? await q.payloads.put(id, "input", encoded.bytes)
+    : undefined;
+  const backoff: Backoff = { ...q.defaults.backoff, ...options.backoff };
+  const priority = options.priority ?? q.defaults.priority;
+  const expires = expiresAt === null ? null : iso(expiresAt);
+  return createTask(
+    {
+      id,
+      type,
+      input: inputRef === undefined ? encoded.value : null,
+      ...(inputRef === undefined ? {} : { inputRef }),
+      maxRetries: options.maxRetries ?? q.defaults.maxRetries,
+      backoff,
+      timeoutSeconds: options.timeoutSeconds ?? q.defaults.timeoutSeconds,
+      availableAt,
+      expiresAt,
+      idempotencyKey: t.idempotencyKey,
+      priority,
+      marker: q.newMarker(
+        { type, id, status: "pending", expiresAt: expires, priority },
+        availableAt,
+      ),
+    },
+    t.now,
   );
 }
 
@@ -160,7 +176,7 @@ function windowMsOf(options: SubmitOptions): number | undefined {
   return parseDuration(options.idempotencyWindow, "idempotencyWindow");
 }
 
-function availableAtOf(options: SubmitOptions, now: number): number {
+function availableAtOf(options: CheckedSubmitOptions, now: number): number {
   if (options.scheduleAt !== undefined && options.delay !== undefined) {
     throw new ValidationError("Give either scheduleAt or delay, not both.");
   }
@@ -169,7 +185,11 @@ function availableAtOf(options: SubmitOptions, now: number): number {
   return now;
 }
 
-function expiresAtOf(options: SubmitOptions, now: number, availableAt: number): number | null {
+function expiresAtOf(
+  options: CheckedSubmitOptions,
+  now: number,
+  availableAt: number,
+): number | null {
   if (options.ttlSeconds !== undefined && options.expiresAt !== undefined) {
     throw new ValidationError("Give either ttlSeconds or expiresAt, not both.");
   }

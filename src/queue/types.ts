@@ -8,7 +8,7 @@ import type { Now } from "../clock.ts";
 import type { Logger } from "../logger.ts";
 import type { Metrics } from "../metrics/metrics.ts";
 import type { Storage } from "../storage/storage.ts";
-import type { Backoff, TaskRecord, TaskStatus } from "../task/record.ts";
+import type { TaskRecord, TaskStatus } from "../task/record.ts";
 
 /** Options of {@link Queue}. */
 export interface QueueOptions {
@@ -54,12 +54,28 @@ export interface QueueOptions {
 export interface TaskDefaults {
   /** Retries after the first run. Default 3. */
   maxRetries?: number;
-  /** Backoff between attempts. Default 1 s doubling up to 300 s. */
-  backoff?: Partial<Backoff>;
-  /** Per-attempt time limit in seconds. Default: none (the worker's default applies). */
-  timeoutSeconds?: number;
+  /** Backoff between attempts (seconds, or duration strings). Default 1 s doubling up to 300 s. */
+  backoff?: BackoffOptions;
+  /**
+   * Per-attempt time limit: seconds or a duration string like `"30m"`. Default: none (the
+   * worker's default applies).
+   */
+  timeoutSeconds?: number | string;
   /** Priority, -10 to 10 (higher runs first). Default 0. */
   priority?: number;
+}
+
+/**
+ * Backoff between attempts as options take it: each part may be left out to keep the default;
+ * the times are seconds or duration strings like `"30s"` (stored as seconds).
+ */
+export interface BackoffOptions {
+  /** Pause before the first retry. */
+  initialSeconds?: number | string;
+  /** Longest pause. */
+  maxSeconds?: number | string;
+  /** Growth of the pause per retry (1 to 100). */
+  factor?: number;
 }
 
 /** Options of {@link Queue.submit}. */
@@ -68,16 +84,19 @@ export interface SubmitOptions {
   scheduleAt?: Date | number | string;
   /** Do not start before this delay from now (seconds, or `"90s"`, `"1h30m"`). */
   delay?: number | string;
-  /** Expire if not started within this many seconds after it becomes available... from submission. */
-  ttlSeconds?: number;
+  /**
+   * Expire if not started within this long after it becomes available: seconds or a duration
+   * string like `"30m"`.
+   */
+  ttlSeconds?: number | string;
   /** Expire if not started by this time. */
   expiresAt?: Date | number | string;
-  /** Per-attempt time limit in seconds. */
-  timeoutSeconds?: number;
+  /** Per-attempt time limit: seconds or a duration string like `"30m"`. */
+  timeoutSeconds?: number | string;
   /** Retries after the first run. */
   maxRetries?: number;
-  /** Backoff between attempts. */
-  backoff?: Partial<Backoff>;
+  /** Backoff between attempts (seconds, or duration strings like `"30s"`). */
+  backoff?: BackoffOptions;
   /**
    * Higher runs first among due tasks, -10 to 10; default 0 (the queue's default). A task never
    * waits behind work that became due more than 60 s per level of difference after it

@@ -82,12 +82,15 @@ export interface NewSchedule {
   timezone?: string;
   /** Catch-up policy. Default `latest`. */
   catchUp?: CatchUpPolicy;
-  /** Per-attempt time limit of the tasks, in seconds. */
-  timeoutSeconds?: number;
+  /** Per-attempt time limit of the tasks: seconds or a duration string like `"30m"`. */
+  timeoutSeconds?: number | string;
   /** Retries after the first run of each task. */
   maxRetries?: number;
-  /** Each task expires if not started within this many seconds of submission. */
-  ttlSeconds?: number;
+  /**
+   * Each task expires if not started within this long of submission: seconds or a duration
+   * string like `"30m"`.
+   */
+  ttlSeconds?: number | string;
   /** Priority of each task, -10 to 10 (higher runs first). Default: the queue's default. */
   priority?: number;
   /** Create it disabled. Default true (enabled). */

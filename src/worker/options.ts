@@ -53,10 +53,13 @@ export class PermanentError extends Error {
 
 /** Per-type settings, given with {@link Worker.task}. */
 export interface HandlerOptions {
-  /** Lease length for this type, in seconds. */
-  leaseSeconds?: number;
-  /** Default per-attempt time limit for this type when the task has none, in seconds. */
-  timeoutSeconds?: number;
+  /** Lease length for this type: seconds or a duration string like `"2m"`. */
+  leaseSeconds?: number | string;
+  /**
+   * Default per-attempt time limit for this type when the task has none: seconds or a duration
+   * string like `"30m"`.
+   */
+  timeoutSeconds?: number | string;
   /**
    * At most this many tasks of this type at once in this worker (1 to 1000); the worker's own
    * `concurrency` still caps all types together. Default: no limit of its own. For a limit
@@ -65,10 +68,16 @@ export interface HandlerOptions {
   concurrency?: number;
 }
 
+/** {@link HandlerOptions} once checked: the durations as numbers of seconds. */
+export type CheckedHandlerOptions = Omit<HandlerOptions, "leaseSeconds" | "timeoutSeconds"> & {
+  leaseSeconds?: number;
+  timeoutSeconds?: number;
+};
+
 /** A registered handler with its per-type settings. */
 export interface HandlerEntry {
   handler: Handler;
-  options: HandlerOptions;
+  options: CheckedHandlerOptions;
 }
 
 /** Options of {@link Worker}. */
@@ -77,10 +86,16 @@ export interface WorkerOptions {
   id?: string;
   /** Tasks run at once. Default 1. */
   concurrency?: number;
-  /** Lease length in seconds. Renewed while the handler runs. Default 60. */
-  leaseSeconds?: number;
-  /** Default per-attempt time limit when the task has none, in seconds. Default: none. */
-  timeoutSeconds?: number;
+  /**
+   * Lease length: seconds or a duration string like `"2m"`. Renewed while the handler runs.
+   * Default 60.
+   */
+  leaseSeconds?: number | string;
+  /**
+   * Default per-attempt time limit when the task has none: seconds or a duration string like
+   * `"30m"`. Default: none.
+   */
+  timeoutSeconds?: number | string;
   /** Shortest pause between polls, in ms (after finding work). Default 250. */
   minPollMs?: number;
   /** Longest pause between polls when idle, in ms. Default 6000 (10 LISTs a minute). */
@@ -91,13 +106,16 @@ export interface WorkerOptions {
    */
   monitor?: boolean;
   /**
-   * Seconds between the starts of the monitor's rounds (manifest refresh, types nobody here
-   * runs, pruning). Each round spends one request per poll, in place of a poll's listing.
-   * Default 600 (10 minutes).
+   * Time between the starts of the monitor's rounds (manifest refresh, types nobody here
+   * runs, pruning): seconds or a duration string like `"10m"`. Each round spends one request
+   * per poll, in place of a poll's listing. Default 600 (10 minutes).
    */
-  monitorRoundSeconds?: number;
-  /** Seconds between heartbeat writes; 0 disables heartbeats. Default 60. */
-  heartbeatSeconds?: number;
+  monitorRoundSeconds?: number | string;
+  /**
+   * Time between heartbeat writes: seconds or a duration string like `"1m"`; 0 disables
+   * heartbeats. Default 60.
+   */
+  heartbeatSeconds?: number | string;
   /** How long {@link Worker.stop} waits for running handlers before firing their signals, ms. Default 10000. */
   shutdownGraceMs?: number;
   /**
@@ -136,13 +154,27 @@ export interface WorkerOptions {
   logScan?: boolean | LogScanOptions;
 }
 
+/** The options of {@link WorkerOptions} given as durations. */
+type DurationOption =
+  | "leaseSeconds"
+  | "timeoutSeconds"
+  | "monitorRoundSeconds"
+  | "heartbeatSeconds";
+
+/** {@link WorkerOptions} once checked: the durations as numbers of seconds. */
+export type CheckedWorkerOptions = Omit<WorkerOptions, DurationOption> & {
+  [K in DurationOption]?: number;
+};
+
 /** {@link WorkerOptions} (checked) with every default filled in, except the id. */
-export type ResolvedOptions = Required<Omit<WorkerOptions, "id" | "onEvent" | "timeoutSeconds">> &
-  Pick<WorkerOptions, "onEvent" | "timeoutSeconds">;
+export type ResolvedOptions = Required<
+  Omit<CheckedWorkerOptions, "id" | "onEvent" | "timeoutSeconds">
+> &
+  Pick<CheckedWorkerOptions, "onEvent" | "timeoutSeconds">;
 
 /** Fill in the defaults of checked worker options. */
 export function resolveOptions(
-  options: Omit<WorkerOptions, "onEvent">,
+  options: Omit<CheckedWorkerOptions, "onEvent">,
   onEvent: WorkerOptions["onEvent"],
 ): ResolvedOptions {
   return {

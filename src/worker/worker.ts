@@ -12,7 +12,7 @@
 import { requireSafeBackend } from "../doctor/mod.ts";
 import { InvalidStateError, type UnsafeBackendError, ValidationError } from "../errors.ts";
 import { checkTaskType, checkWorkerId } from "../keys.ts";
-import { checkOptions, workerOptionsSchema } from "../options.ts";
+import { checkOptions, handlerOptionsSchema, workerOptionsSchema } from "../options.ts";
 import { FinishedCounter } from "../queue/finished-counts.ts";
 import { internals, type QueueInternals } from "../queue/internals.ts";
 import type { Queue } from "../queue/queue.ts";
@@ -32,6 +32,7 @@ import { ClaimLimits, type StartedClaim } from "./limits.ts";
 import { LogScan } from "./log-scan.ts";
 import { Monitor } from "./monitor.ts";
 import {
+  type CheckedHandlerOptions,
   type Handler,
   type HandlerEntry,
   type HandlerOptions,
@@ -188,10 +189,11 @@ export class Worker {
     checkTaskType(type);
     if (typeof handler !== "function")
       throw new ValidationError(`The handler for ${type} must be a function.`);
-    // A type's own concurrency follows the worker's rule (one schema for both).
-    checkOptions(workerOptionsSchema, { concurrency: options.concurrency }, `options of ${type}`);
+    // Other keys of the options pass through as given; the durations become seconds.
+    const checked = checkOptions(handlerOptionsSchema, options, `handler options of ${type}`);
+    const resolved = { ...options, ...checked } as CheckedHandlerOptions;
     const run = definition === undefined ? handler : validatingHandler(definition, handler);
-    this.#handlers.set(type, { handler: run, options });
+    this.#handlers.set(type, { handler: run, options: resolved });
     return this;
   }
 

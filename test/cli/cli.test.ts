@@ -191,6 +191,49 @@ describe("help and usage errors", () => {
     });
   });
 
+  it("`oq repair --help` and `oq help repair` print repair's help, exit 0 (the issue said the main help)", async () => {
+    const cwd = tempDir();
+    const lines = [
+      ["repair", "--help"],
+      ["help", "repair"],
+      ["--url", "memory:", "repair", "--dry-run", "-h"],
+      ["help", "schedule", "run"],
+    ];
+    const results = await Promise.all(lines.map((line) => oq(line, { cwd })));
+    results.forEach((r, i) => {
+      const line = lines[i]!;
+      const name = line[1] === "schedule" ? "schedule run" : "repair";
+      expect({ line, code: r.code, stderr: r.stderr }).toEqual({ line, code: 0, stderr: "" });
+      expect(r.stdout).toContain(`(oq ${name})\n\nUSAGE oq ${name}`);
+    });
+  });
+
+  it("an unknown flag is named before a missing required one (`oq submit --tpye x` said --type was missing)", async () => {
+    const cwd = tempDir();
+    const run = (...args: string[]) => oq(args, { cwd });
+    const cases: [Promise<Result>, string, string][] = [
+      [
+        run("submit", "--tpye", "email"),
+        "Unknown option --tpye. Did you mean --type?",
+        "oq submit",
+      ],
+      [run("status", "--jsn"), "Unknown option --jsn. Did you mean --json?", "oq status"],
+      [
+        run("schedule", "create", "nightly", "--tpye", "r", "--cron", "@daily"),
+        "Unknown option --tpye. Did you mean --type?",
+        "oq schedule create",
+      ],
+      [run("help", "lsit"), "Unknown command 'lsit'. Did you mean 'list'?", "oq"],
+    ];
+    const results = await Promise.all(cases.map(([p]) => p));
+    results.forEach((r, i) => {
+      const [, message, command] = cases[i]!;
+      expect({ i, code: r.code, stdout: r.stdout }).toEqual({ i, code: 2, stdout: "" });
+      expect(r.stderr).toContain(message);
+      expect(r.stderr).toContain(`Run "${command} --help" for usage.`);
+    });
+  });
+
   it("reports configuration problems with exit 1 and never prints credentials", async () => {
     const cwd = tempDir();
     const secret = "sUpErSeCrEt/Key+Value=xyz";
@@ -565,6 +608,14 @@ describe("the task-type flag", () => {
       "cancelled",
     ]);
     expect(JSON.parse(cancelB.stdout)).toHaveLength(1);
+    // prune and retention took only --type.
+    const [retention, prune] = await Promise.all([
+      run("retention", "-t", "a", "--completed", "0", "--json"),
+      run("prune", "-t", "a", "--dry-run", "--json"),
+    ]);
+    expect(retention.code, retention.stderr).toBe(0);
+    expect(JSON.parse(retention.stdout).types).toEqual({ a: { completed: 0 } });
+    expect(prune.code, prune.stderr).toBe(0);
   });
 });
 
@@ -577,7 +628,7 @@ describe("the demo and the worker's signals", () => {
       /^5 tasks in [\d.]+m?s: 4 completed, 1 failed, [1-9]\d* retried\.$/m,
     );
     expect(result.stdout).toMatch(/^Storage requests: \d+ \(GET \d+, .*PUT \d+.*LIST \d+/m);
-    expect(result.stdout).toContain("oq list --prefix oq-demo/");
+    expect(result.stdout).toContain("cli.ts list --prefix oq-demo/");
     expect(result.stderr).toContain("Demo on file:./.oq (prefix oq-demo/)");
     const list = await oq(["list", "--prefix", "oq-demo/", "--status", "failed", "--json"], {
       cwd,

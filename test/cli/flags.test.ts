@@ -9,6 +9,7 @@ import { checkArgs, taskTypeArg } from "../../src/cli/args.ts";
 import { commonArgs, connectOptions, setRootFlags } from "../../src/cli/connection.ts";
 import { describeError } from "../../src/cli/errors.ts";
 import { closest, editDistance } from "../../src/cli/suggest.ts";
+import { allCommands } from "../helpers/commands.ts";
 
 const usageMessage = (fn: () => unknown): string => {
   try {
@@ -118,5 +119,29 @@ describe("did you mean", () => {
     );
     expect(usageMessage(check("--frobnicate"))).toBe("Unknown option --frobnicate.");
     expect(usageMessage(check("-q"))).toBe("Unknown option -q.");
+  });
+});
+
+describe("one spelling of each shared flag across every command (issue 13 item 8)", () => {
+  it("every flag that takes a task type is taskTypeArg (-t, --type), and -t means nothing else", async () => {
+    const commands = await allCommands();
+    expect(commands.map((c) => c.words.join(" "))).toEqual(
+      expect.arrayContaining(["submit", "list", "cancel", "stats", "replay", "prune", "retention"]),
+    );
+    const { type: typeFlag } = taskTypeArg("");
+    const wrong: string[] = [];
+    for (const { words, cmd } of commands) {
+      const args = (typeof cmd.args === "function" ? await cmd.args() : await cmd.args) ?? {};
+      for (const [name, def] of Object.entries(args)) {
+        if (def.type === "positional") continue; // `oq shards email 8` names it in place
+        const alias = "alias" in def && def.alias !== undefined ? [def.alias].flat() : [];
+        const takesType = name === "type" || def.valueHint === "type" || alias.includes("t");
+        if (takesType && (name !== "type" || String(alias) !== String(typeFlag.alias))) {
+          wrong.push(`oq ${words.join(" ")} --${name} (alias ${alias.join(",") || "none"})`);
+        }
+      }
+    }
+    // prune and retention took --type without -t.
+    expect(wrong).toEqual([]);
   });
 });

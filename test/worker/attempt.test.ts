@@ -5,7 +5,7 @@ import { internals } from "../../src/queue/internals.ts";
 import type { Queue } from "../../src/queue/queue.ts";
 import type { Versioned } from "../../src/queue/types.ts";
 import { Attempt } from "../../src/worker/attempt.ts";
-import type { Handler, HandlerOptions } from "../../src/worker/options.ts";
+import type { CheckedHandlerOptions, Handler } from "../../src/worker/options.ts";
 import { claimed, memoryQueue, shared } from "./helpers.ts";
 
 const LEASE_MS = 60_000;
@@ -28,7 +28,7 @@ function attempt(
   queue: Queue,
   task: Versioned,
   handler: Handler,
-  options: { signalGraceMs?: number; handlerOptions?: HandlerOptions } = {},
+  options: { signalGraceMs?: number; handlerOptions?: CheckedHandlerOptions } = {},
 ) {
   const s = shared(queue);
   const freed: Attempt[] = [];
