@@ -51,6 +51,7 @@ import {
   type IdleResult,
   idleSetupFailure,
 } from "./bench-report.ts";
+import { startBench } from "./bench-start.ts";
 import { PRICE_PER_REQUEST } from "./sim/pricing.ts";
 
 const { values: args } = parseArgs({
@@ -71,6 +72,8 @@ const { values: args } = parseArgs({
     "stats-finished": { type: "string", default: "50000" },
     "dashboard-finished": { type: "string", default: "50000" },
     "dashboard-repetitions": { type: "string", default: "7" },
+    "start-runs": { type: "string", default: "10" },
+    "start-together": { type: "string", default: "4" },
     "memory-tasks": { type: "string", default: "3000" },
     "memory-idle-seconds": { type: "string", default: "20" },
     json: { type: "string" },
@@ -861,6 +864,13 @@ try {
   if (want("bundle")) {
     result.bundle = await bundleSizes(fileURLToPath(new URL("..", import.meta.url)));
     console.log("bundle", JSON.stringify(result.bundle));
+  }
+  if (want("start")) {
+    result.start = await startBench(
+      { root: fileURLToPath(new URL("..", import.meta.url)), s3, provenPrefix, env },
+      { starts: Number(args["start-runs"]), together: Number(args["start-together"]) },
+    );
+    console.log("start", JSON.stringify(result.start));
   }
   if (want("memory")) {
     result.memory = await memory(Number(args["memory-tasks"]), Number(args["memory-idle-seconds"]));
