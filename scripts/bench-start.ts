@@ -74,6 +74,8 @@ function spread(list: number[]): Spread {
 const TASKS_MODULE = `export default {
   start() {
     process.stdout.write("oq-bench-handler " + (performance.timeOrigin + performance.now()) + "\\n");
+    // Held until the worker stops: one worker must not run the backlog before its peers start.
+    return new Promise(() => {});
   },
 };
 `;
