@@ -53,12 +53,13 @@ for (const target of targets) {
     });
 
     /** Submit a task; a worker on a kill switch claims it and dies at `point`. */
-    async function killedAt(point: KillPoint, handlerReturns: boolean) {
+    async function killedAt(point: KillPoint, handlerReturns: boolean, extra: WorkerOptions = {}) {
       const queue = new Queue({ storage: env.storage, prefix: env.prefix });
       const task = await queue.submit("t", { n: 1 });
       doomed = killSwitch(env.storage, (call, before) => point(call, before, env.prefix));
       const victim = new Worker(new Queue({ storage: doomed.storage, prefix: env.prefix }), {
         ...options,
+        ...extra,
         id: "victim",
       }).task("t", (_input, ctx) => {
         runs.push(`${ctx.task.id}#${ctx.attempt}`);
@@ -99,6 +100,29 @@ for (const target of targets) {
         expect(new Set(runs).size).toBe(runs.length);
       });
     }
+
+    it("killed when its claim landed, its heartbeat still live (its share unowned): another worker steals the task", async () => {
+      // The hour soak's tasks were stolen from a killed worker's share and their thief was killed
+      // in turn: with heartbeats on, the dead worker counts as live for 3 intervals, and its
+      // share is taken only by stealing (due for 3 s, newest first).
+      const beats = { heartbeatSeconds: 1 };
+      const { queue, task } = await killedAt(whileRunning[0]![1], false, beats);
+      for (const id of ["rescuer-1", "rescuer-2"]) {
+        const worker = new Worker(queue, { ...options, ...beats, id }).task("t", (_input, ctx) => {
+          runs.push(`${ctx.task.id}#${ctx.attempt}`);
+          return id;
+        });
+        workers.push(worker);
+        worker.start();
+      }
+      await until(
+        "the task completed",
+        async () => (await queue.get(task.id))?.status === "completed",
+        15_000,
+      );
+      expect((await queue.get(task.id))!.attempt).toBe(2);
+      expect(new Set(runs).size).toBe(runs.length);
+    });
 
     it("killed when its outcome landed: the task stays completed and never runs again", async () => {
       const { queue, task } = await killedAt(
