@@ -24,7 +24,11 @@ export interface WakeListener {
 /** The workers of one queue object that local submits may wake, woken one per submit. */
 export class LocalWake {
   readonly #listeners: WakeListener[] = [];
-  /** Where the next submit starts looking, so wakes spread over the idle workers. */
+  /**
+   * Where the next submit starts looking: at the worker woken last, so a steady stream keeps
+   * waking the same one (the others stay backed off, polling little) and moves on only while
+   * that one is busy.
+   */
   #next = 0;
 
   /** Wake `listener` on later submits, until {@link LocalWake.remove}. */
@@ -40,14 +44,15 @@ export class LocalWake {
 
   /**
    * A task of `partition`, due now, was submitted: wake one idle listener that runs it. One is
-   * enough for one task; waking all of them would cost a LIST each for a task only one can take.
+   * enough for one task; waking all of them would cost a LIST each for a task only one can take,
+   * and leave them all polling at their fast cadence.
    */
   submitted(partition: string): void {
     const n = this.#listeners.length;
     for (let i = 0; i < n; i++) {
       const listener = this.#listeners[(this.#next + i) % n]!;
       if (listener.submitted(partition)) {
-        this.#next = (this.#next + i + 1) % n;
+        this.#next = (this.#next + i) % n;
         return;
       }
     }
