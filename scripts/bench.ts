@@ -11,7 +11,8 @@
  * Sections: requests (per task, by kind, and dollars), idle (requests per idle worker-minute
  * while the queue holds nothing, finished tasks, tasks running elsewhere, and tasks of a type
  * the worker has no handler for; `--idle-cases` picks some of empty,finished,running,unhandled),
- * throughput and latency (against 1, 4 and 8 workers), claims (claim throughput with 0 and with
+ * throughput and latency (against 1, 4 and 8 workers; and at 5 tasks/s after idle spells, from the
+ * workers' own queue object and another, scripts/bench-latency.ts), claims (claim throughput with 0 and with
  * 50,000 stored finished tasks), stats (the requests and time of one `queue.stats()` with 0 and
  * with `--stats-finished` stored finished tasks), dashboard (the time and requests of loading the
  * dashboard's overview and task list through its handler, with `--dashboard-finished` finished
@@ -44,6 +45,7 @@ import { randomHex } from "../src/util/format.ts";
 import type { Handler } from "../src/worker/options.ts";
 import { Worker } from "../src/worker/worker.ts";
 import { bundleSizes } from "./bench-bundle.ts";
+import { latencyAfterIdle } from "./bench-latency.ts";
 import {
   IDLE_CASES,
   IDLE_CEILING_PER_MINUTE,
@@ -63,6 +65,10 @@ const { values: args } = parseArgs({
     "running-tasks": { type: "string", default: "300" },
     "unhandled-tasks": { type: "string", default: "5000" },
     "latency-tasks": { type: "string", default: "200" },
+    "latency-idle-workers": { type: "string", default: "1,4" },
+    "latency-idle-rounds": { type: "string", default: "4" },
+    "latency-idle-seconds": { type: "string", default: "20" },
+    "latency-idle-tasks": { type: "string", default: "60" },
     workers: { type: "string", default: "1,4,8" },
     concurrency: { type: "string", default: "8" },
     "claim-stored": { type: "string", default: "50000" },
@@ -849,6 +855,15 @@ try {
       (result.latency as unknown[]).push(r);
       console.log("latency", JSON.stringify(r));
     }
+    result.latencyIdle = await latencyAfterIdle({
+      s3,
+      prefix: provenPrefix,
+      workerCounts: args["latency-idle-workers"].split(",").map(Number),
+      concurrency: Number(args.concurrency),
+      rounds: Number(args["latency-idle-rounds"]),
+      idleSeconds: Number(args["latency-idle-seconds"]),
+      tasksPerRound: Number(args["latency-idle-tasks"]),
+    });
   }
   if (want("claims")) {
     result.claims = await claimThroughput(

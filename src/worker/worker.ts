@@ -234,6 +234,7 @@ export class Worker {
     live.add(this);
     await this.#peers.start(() => this.#state === "running");
     this.#loop = this.#poller.run();
+    this.#q.wake.add(this.#poller);
     this.#logScan?.start();
   }
 
@@ -251,6 +252,7 @@ export class Worker {
     }
     if (this.#state === "stopped") return;
     this.#state = "stopping";
+    this.#q.wake.remove(this.#poller);
     this.#poller.wake();
     await Promise.all([this.#loop, this.#logScan?.stop()]);
     const grace = options.graceMs ?? this.#options.shutdownGraceMs;
