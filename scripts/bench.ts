@@ -17,7 +17,9 @@
  * dashboard's overview and task list through its handler, with `--dashboard-finished` finished
  * tasks in the journal), memory (peak RSS and heap of an idle and a busy
  * worker process), bundle (the portable bundle a Cloudflare Worker ships: minified and gzipped
- * size, its biggest inputs; needs no MinIO).
+ * size, its biggest inputs; needs no MinIO), limit (raw conditional PUT and GET rates from one
+ * process, 32 in flight, and the tasks/s ceiling they set; scripts/bench-limit.ts), submit
+ * (`submitMany` of `--submit-tasks` tasks at its default concurrency, as a fraction of the limit).
  * `--report` (what `npm run bench` passes) writes docs/benchmarks.md and docs/benchmarks.svg
  * from a complete run, with the previous run's figures (read from docs/benchmarks.json, `--results`)
  * beside the new ones, then saves this run there; `--chaos chaos.json` adds the results of
@@ -44,6 +46,7 @@ import { randomHex } from "../src/util/format.ts";
 import type { Handler } from "../src/worker/options.ts";
 import { Worker } from "../src/worker/worker.ts";
 import { bundleSizes } from "./bench-bundle.ts";
+import { type LimitResult, storageLimit, submitThroughput, taskModel } from "./bench-limit.ts";
 import {
   IDLE_CASES,
   IDLE_CEILING_PER_MINUTE,
@@ -63,6 +66,9 @@ const { values: args } = parseArgs({
     "running-tasks": { type: "string", default: "300" },
     "unhandled-tasks": { type: "string", default: "5000" },
     "latency-tasks": { type: "string", default: "200" },
+    "limit-seconds": { type: "string", default: "3" },
+    "submit-tasks": { type: "string", default: "2000" },
+    "submit-concurrency": { type: "string" },
     workers: { type: "string", default: "1,4,8" },
     concurrency: { type: "string", default: "8" },
     "claim-stored": { type: "string", default: "50000" },
@@ -833,6 +839,23 @@ try {
       Number(args["dashboard-repetitions"]),
     );
     console.log("dashboard", JSON.stringify(result.dashboard));
+  }
+  if (want("limit")) {
+    const model = taskModel(result.requests as Parameters<typeof taskModel>[0]);
+    const seconds = Number(args["limit-seconds"]);
+    result.limit = await storageLimit(s3(), newPrefix("limit"), model, { seconds });
+    console.log("limit", JSON.stringify(result.limit));
+  }
+  if (want("submit")) {
+    const concurrency = args["submit-concurrency"];
+    result.submit = await submitThroughput(
+      s3(),
+      newPrefix("submit"),
+      Number(args["submit-tasks"]),
+      result.limit as LimitResult | undefined,
+      concurrency === undefined ? undefined : Number(concurrency),
+    );
+    console.log("submit", JSON.stringify(result.submit));
   }
   if (want("throughput")) {
     result.throughput = [];
