@@ -50,17 +50,30 @@ export interface LimitResult {
   drainTasksPerSecond: number;
 }
 
+/** One trial of the `submit` section: a raw create rate, then `submitMany` right after it. */
+export interface SubmitTrial {
+  createPerSecond: number;
+  tasksPerSecond: number;
+  /** tasksPerSecond ÷ (createPerSecond ÷ PUTs per submitted task). */
+  fraction: number;
+}
+
 /** The result of the `submit` section. */
 export interface SubmitResult {
   tasks: number;
   /** `submitMany`'s concurrency: its default unless `--submit-concurrency` set one. */
   concurrency: number | "default";
+  /** Medians of the trials. */
   seconds: number;
   tasksPerSecond: number;
+  createPerSecond: number;
   putsPerTask: number;
   requestsPerTask: number;
-  /** tasksPerSecond ÷ the limit's submitTasksPerSecond (when the limit ran). */
-  fractionOfLimit?: number;
+  /** Median of the trials' fractions of their own limit (the goal is at least 0.85). */
+  fractionOfLimit: number;
+  /** tasksPerSecond ÷ the `limit` section's submitTasksPerSecond (when it ran). */
+  fractionOfLimitSection?: number;
+  trials: SubmitTrial[];
 }
 
 const round = (n: number, d = 2) => Math.round(n * 10 ** d) / 10 ** d;
@@ -139,7 +152,11 @@ export async function storageLimit(
  */
 export function taskModel(
   requests:
-    | { workers: number; submitPerTask: { PUT: number }; workerPerTask: { PUT: number; GET: number } }[]
+    | {
+        workers: number;
+        submitPerTask: { PUT: number };
+        workerPerTask: { PUT: number; GET: number };
+      }[]
     | undefined,
 ): TaskModel {
   const one = requests?.find((r) => r.workers === 1);
@@ -152,33 +169,66 @@ export function taskModel(
   };
 }
 
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
+
 /**
  * `queue.submitMany` of `n` small tasks from this process, as a user calls it (its default
- * concurrency unless `concurrency` is given), timed and counted.
+ * concurrency unless `concurrency` is given), timed and counted, in `trials` trials. Each trial
+ * first measures the raw create rate for `limitSeconds` (as the `limit` section does), so the
+ * fraction compares two figures taken seconds apart: the machine's load drifts less in between.
  */
 export async function submitThroughput(
   storage: Storage,
   prefix: string,
-  n: number,
-  limit: LimitResult | undefined,
-  concurrency?: number,
+  options: {
+    tasks: number;
+    trials?: number;
+    limitSeconds?: number;
+    concurrency?: number | undefined;
+    limit?: LimitResult | undefined;
+  },
 ): Promise<SubmitResult> {
+  const n = options.tasks;
   const counted = countRequests(storage);
-  const queue = new Queue({ storage: counted, prefix });
-  const tasks = Array.from({ length: n }, (_, i) => ({ type: "noop", input: { i } }));
-  const start = performance.now();
-  await queue.submitMany(tasks, concurrency === undefined ? {} : { concurrency });
-  const seconds = (performance.now() - start) / 1000;
-  const tasksPerSecond = n / seconds;
+  const trials: SubmitTrial[] = [];
+  const times: number[] = [];
+  for (let trial = 0; trial < (options.trials ?? 3); trial++) {
+    const create = await rate(LIMIT_IN_FLIGHT, options.limitSeconds ?? 2, (l, i) =>
+      storage.put(`${prefix}raw-${trial}/${l}/${i}.json`, JSON.stringify({ i }), {
+        contentType: "application/json",
+        ifNoneMatch: "*",
+      }),
+    );
+    const queue = new Queue({ storage: counted, prefix: `${prefix}queue-${trial}/` });
+    const tasks = Array.from({ length: n }, (_, i) => ({ type: "noop", input: { i } }));
+    const start = performance.now();
+    await queue.submitMany(
+      tasks,
+      options.concurrency === undefined ? {} : { concurrency: options.concurrency },
+    );
+    const seconds = (performance.now() - start) / 1000;
+    times.push(seconds);
+    const putsPerTask = counted.counts.PUT / (n * (trial + 1));
+    trials.push({
+      createPerSecond: round(create, 0),
+      tasksPerSecond: round(n / seconds, 1),
+      fraction: round(n / seconds / (create / putsPerTask), 3),
+    });
+  }
+  const tasksPerSecond = median(trials.map((t) => t.tasksPerSecond));
+  const all = n * trials.length;
   return {
     tasks: n,
-    concurrency: concurrency ?? "default",
-    seconds: round(seconds),
-    tasksPerSecond: round(tasksPerSecond, 1),
-    putsPerTask: round(counted.counts.PUT / n, 3),
-    requestsPerTask: round(counted.total() / n, 3),
-    ...(limit === undefined
+    concurrency: options.concurrency ?? "default",
+    seconds: round(median(times)),
+    tasksPerSecond,
+    createPerSecond: median(trials.map((t) => t.createPerSecond)),
+    putsPerTask: round(counted.counts.PUT / all, 3),
+    requestsPerTask: round(counted.total() / all, 3),
+    fractionOfLimit: median(trials.map((t) => t.fraction)),
+    ...(options.limit === undefined
       ? {}
-      : { fractionOfLimit: round(tasksPerSecond / limit.submitTasksPerSecond, 3) }),
+      : { fractionOfLimitSection: round(tasksPerSecond / options.limit.submitTasksPerSecond, 3) }),
+    trials,
   };
 }

@@ -848,13 +848,11 @@ try {
   }
   if (want("submit")) {
     const concurrency = args["submit-concurrency"];
-    result.submit = await submitThroughput(
-      s3(),
-      newPrefix("submit"),
-      Number(args["submit-tasks"]),
-      result.limit as LimitResult | undefined,
-      concurrency === undefined ? undefined : Number(concurrency),
-    );
+    result.submit = await submitThroughput(s3(), newPrefix("submit"), {
+      tasks: Number(args["submit-tasks"]),
+      concurrency: concurrency === undefined ? undefined : Number(concurrency),
+      limit: result.limit as LimitResult | undefined,
+    });
     console.log("submit", JSON.stringify(result.submit));
   }
   if (want("throughput")) {
