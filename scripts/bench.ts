@@ -18,7 +18,9 @@
  * dashboard's overview and task list through its handler, with `--dashboard-finished` finished
  * tasks in the journal), memory (peak RSS and heap of an idle and a busy
  * worker process), bundle (the portable bundle a Cloudflare Worker ships: minified and gzipped
- * size, its biggest inputs; needs no MinIO).
+ * size, its biggest inputs; needs no MinIO), limit (raw conditional PUT and GET rates from one
+ * process, 32 in flight, and the tasks/s ceiling they set; scripts/bench-limit.ts), submit
+ * (`submitMany` of `--submit-tasks` tasks at its default concurrency, as a fraction of the limit).
  * `--report` (what `npm run bench` passes) writes docs/benchmarks.md and docs/benchmarks.svg
  * from a complete run, with the previous run's figures (read from docs/benchmarks.json, `--results`)
  * beside the new ones, then saves this run there; `--chaos chaos.json` adds the results of
@@ -46,6 +48,7 @@ import type { Handler } from "../src/worker/options.ts";
 import { Worker } from "../src/worker/worker.ts";
 import { bundleSizes } from "./bench-bundle.ts";
 import { latencyAfterIdle } from "./bench-latency.ts";
+import { type LimitResult, storageLimit, submitThroughput, taskModel } from "./bench-limit.ts";
 import {
   IDLE_CASES,
   IDLE_CEILING_PER_MINUTE,
@@ -69,6 +72,9 @@ const { values: args } = parseArgs({
     "latency-idle-rounds": { type: "string", default: "4" },
     "latency-idle-seconds": { type: "string", default: "20" },
     "latency-idle-tasks": { type: "string", default: "60" },
+    "limit-seconds": { type: "string", default: "3" },
+    "submit-tasks": { type: "string", default: "2000" },
+    "submit-concurrency": { type: "string" },
     workers: { type: "string", default: "1,4,8" },
     concurrency: { type: "string", default: "8" },
     "claim-stored": { type: "string", default: "50000" },
@@ -839,6 +845,21 @@ try {
       Number(args["dashboard-repetitions"]),
     );
     console.log("dashboard", JSON.stringify(result.dashboard));
+  }
+  if (want("limit")) {
+    const model = taskModel(result.requests as Parameters<typeof taskModel>[0]);
+    const seconds = Number(args["limit-seconds"]);
+    result.limit = await storageLimit(s3(), newPrefix("limit"), model, { seconds });
+    console.log("limit", JSON.stringify(result.limit));
+  }
+  if (want("submit")) {
+    const concurrency = args["submit-concurrency"];
+    result.submit = await submitThroughput(s3(), newPrefix("submit"), {
+      tasks: Number(args["submit-tasks"]),
+      concurrency: concurrency === undefined ? undefined : Number(concurrency),
+      limit: result.limit as LimitResult | undefined,
+    });
+    console.log("submit", JSON.stringify(result.submit));
   }
   if (want("throughput")) {
     result.throughput = [];

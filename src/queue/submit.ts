@@ -139,6 +139,13 @@ async function newTask(q: QueueInternals, t: NewTask): Promise<TaskRecord> {
   );
 }
 
+/**
+ * Tasks `submitMany` writes at once by default: each writes its marker, then its record, so this
+ * many requests are in flight; 32 is where one process reaches the storage's own rate of
+ * conditional PUTs on MinIO (docs/benchmarks.md, "Submitting"), at 16 it waited on round trips.
+ */
+export const SUBMIT_CONCURRENCY = 32;
+
 /** Submit several tasks (bounded parallelism), all validated before anything is written. */
 export async function submitTasks(
   q: QueueInternals,
