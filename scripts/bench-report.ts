@@ -14,6 +14,7 @@ import { basename, dirname, join, relative } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { type BundleResult, renderBundle } from "./bench-bundle.ts";
+import { type LatencyIdleResult, renderLatencyIdle } from "./bench-latency.ts";
 import { PRICE_PER_REQUEST } from "./sim/pricing.ts";
 import { renderSoakMarkdown, type SoakResult } from "./soak-report.ts";
 
@@ -87,6 +88,8 @@ export interface BenchResult {
     p99Ms: number;
     maxMs: number;
   }[];
+  /** Latency at 5 tasks/s including the first tasks after idle (absent before it was measured). */
+  latencyIdle?: LatencyIdleResult;
   claims: {
     storedTasks: number;
     storeSeconds: number;
@@ -383,6 +386,7 @@ export function renderMarkdown(
     "",
     `Submitting runs at about ${was(fmt(submitRate(r), 0), p ? fmt(submitRate(p), 0) : undefined)} tasks a second from one process (32 at a time, two PUTs each).`,
     "",
+    ...renderLatencyIdle(r.latencyIdle, p?.latencyIdle, was),
     "## Claim throughput does not depend on stored history",
     "",
     `One worker (${c.concurrency} slots) drains ${fmt(c.tasks, 0)} tasks in an empty queue and in one that also holds ${fmt(c.storedTasks, 0)} finished tasks (written in ${was(`${fmt(c.storeSeconds, 0)} s`, fmtOr(pc?.storeSeconds, 0, " s"))} beforehand), in ${c.empty.trials.length} alternating trials each after an untimed warm-up; the median counts. Each trial starts a new worker, which reads the cached verdict (one GET, counted).`,

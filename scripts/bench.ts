@@ -11,13 +11,16 @@
  * Sections: requests (per task, by kind, and dollars), idle (requests per idle worker-minute
  * while the queue holds nothing, finished tasks, tasks running elsewhere, and tasks of a type
  * the worker has no handler for; `--idle-cases` picks some of empty,finished,running,unhandled),
- * throughput and latency (against 1, 4 and 8 workers), claims (claim throughput with 0 and with
+ * throughput and latency (against 1, 4 and 8 workers; and at 5 tasks/s after idle spells, from the
+ * workers' own queue object and another, scripts/bench-latency.ts), claims (claim throughput with 0 and with
  * 50,000 stored finished tasks), stats (the requests and time of one `queue.stats()` with 0 and
  * with `--stats-finished` stored finished tasks), dashboard (the time and requests of loading the
  * dashboard's overview and task list through its handler, with `--dashboard-finished` finished
  * tasks in the journal), memory (peak RSS and heap of an idle and a busy
  * worker process), bundle (the portable bundle a Cloudflare Worker ships: minified and gzipped
- * size, its biggest inputs; needs no MinIO).
+ * size, its biggest inputs; needs no MinIO), limit (raw conditional PUT and GET rates from one
+ * process, 32 in flight, and the tasks/s ceiling they set; scripts/bench-limit.ts), submit
+ * (`submitMany` of `--submit-tasks` tasks at its default concurrency, as a fraction of the limit).
  * `--report` (what `npm run bench` passes) writes docs/benchmarks.md and docs/benchmarks.svg
  * from a complete run, with the previous run's figures (read from docs/benchmarks.json, `--results`)
  * beside the new ones, then saves this run there; `--chaos chaos.json` adds the results of
@@ -44,6 +47,8 @@ import { randomHex } from "../src/util/format.ts";
 import type { Handler } from "../src/worker/options.ts";
 import { Worker } from "../src/worker/worker.ts";
 import { bundleSizes } from "./bench-bundle.ts";
+import { latencyAfterIdle } from "./bench-latency.ts";
+import { type LimitResult, storageLimit, submitThroughput, taskModel } from "./bench-limit.ts";
 import {
   IDLE_CASES,
   IDLE_CEILING_PER_MINUTE,
@@ -64,6 +69,13 @@ const { values: args } = parseArgs({
     "running-tasks": { type: "string", default: "300" },
     "unhandled-tasks": { type: "string", default: "5000" },
     "latency-tasks": { type: "string", default: "200" },
+    "latency-idle-workers": { type: "string", default: "1,4" },
+    "latency-idle-rounds": { type: "string", default: "4" },
+    "latency-idle-seconds": { type: "string", default: "20" },
+    "latency-idle-tasks": { type: "string", default: "60" },
+    "limit-seconds": { type: "string", default: "3" },
+    "submit-tasks": { type: "string", default: "2000" },
+    "submit-concurrency": { type: "string" },
     workers: { type: "string", default: "1,4,8" },
     concurrency: { type: "string", default: "8" },
     "claim-stored": { type: "string", default: "50000" },
@@ -837,6 +849,21 @@ try {
     );
     console.log("dashboard", JSON.stringify(result.dashboard));
   }
+  if (want("limit")) {
+    const model = taskModel(result.requests as Parameters<typeof taskModel>[0]);
+    const seconds = Number(args["limit-seconds"]);
+    result.limit = await storageLimit(s3(), newPrefix("limit"), model, { seconds });
+    console.log("limit", JSON.stringify(result.limit));
+  }
+  if (want("submit")) {
+    const concurrency = args["submit-concurrency"];
+    result.submit = await submitThroughput(s3(), newPrefix("submit"), {
+      tasks: Number(args["submit-tasks"]),
+      concurrency: concurrency === undefined ? undefined : Number(concurrency),
+      limit: result.limit as LimitResult | undefined,
+    });
+    console.log("submit", JSON.stringify(result.submit));
+  }
   if (want("throughput")) {
     result.throughput = [];
     for (const w of workerCounts) {
@@ -852,6 +879,15 @@ try {
       (result.latency as unknown[]).push(r);
       console.log("latency", JSON.stringify(r));
     }
+    result.latencyIdle = await latencyAfterIdle({
+      s3,
+      prefix: provenPrefix,
+      workerCounts: args["latency-idle-workers"].split(",").map(Number),
+      concurrency: Number(args.concurrency),
+      rounds: Number(args["latency-idle-rounds"]),
+      idleSeconds: Number(args["latency-idle-seconds"]),
+      tasksPerRound: Number(args["latency-idle-tasks"]),
+    });
   }
   if (want("claims")) {
     result.claims = await claimThroughput(

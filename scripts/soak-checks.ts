@@ -29,6 +29,28 @@ export interface TaskFate {
   executions: Record<number, number>;
   /** Whether its object was listed under `tasks/` at the end of the run. */
   presentAtEnd: boolean;
+  /**
+   * The object as read at the end, for a task the witness did not see finish (see
+   * {@link StoredAtEnd}); absent when it was not read.
+   */
+  stored?: StoredAtEnd;
+}
+
+/**
+ * A task object read at the end of a run. The witness notes a write only once its writer read
+ * the answer, so a write that landed just before its worker was SIGKILLed is never noted: the
+ * ledger then says `running` for a task that storage holds as completed. Reading the object
+ * tells such a task from one really stuck, and says where a stuck one is indexed.
+ */
+export interface StoredAtEnd {
+  status: string;
+  finishedAt: string | null;
+  attempt: number;
+  /** Its lease's expiry, when running. */
+  leaseExpiresAt: string | null;
+  /** The marker it names, and whether that object exists. */
+  marker: string | null;
+  markerExists: boolean;
 }
 
 /** Options of {@link checkFates}. */

@@ -11,7 +11,7 @@
 import type { FinishedStatus } from "../src/keys.ts";
 import type { Storage } from "../src/storage/storage.ts";
 import { TERMINAL_STATUSES } from "../src/task/transitions.ts";
-import type { TaskFate } from "./soak-checks.ts";
+import type { StoredAtEnd, TaskFate } from "./soak-checks.ts";
 
 /** The fates of the run's tasks, by id, filled in by {@link ledgerNotes}. */
 export type Ledger = Map<string, TaskFate>;
@@ -175,4 +175,47 @@ export async function storedTaskIds(s: Storage, prefix: string): Promise<Set<str
     token = page.isTruncated ? page.nextContinuationToken : undefined;
   } while (token !== undefined);
   return ids;
+}
+
+/**
+ * Read the object of every task in `fates` that is still stored but that the witness did not see
+ * finish, and note it as the fate's `stored` (a few GETs and HEADs: one per such task). `prefix`
+ * is the queue's; `taskKey` gives a task's full key.
+ */
+export async function readUnfinished(
+  s: Storage,
+  prefix: string,
+  fates: Iterable<TaskFate>,
+  taskKey: (id: string) => string,
+): Promise<void> {
+  for (const fate of fates) {
+    if (fate.finished !== undefined || !fate.presentAtEnd) continue;
+    const record = await s.get(taskKey(fate.id)).then(
+      (o) =>
+        JSON.parse(new TextDecoder().decode(o.body)) as {
+          status: string;
+          finishedAt: string | null;
+          attempt: number;
+          lease: { expiresAt: string } | null;
+          marker: string | null;
+        },
+      () => undefined,
+    );
+    if (record === undefined) continue;
+    const markerExists =
+      record.marker !== null &&
+      (await s.head(`${prefix}${record.marker}`).then(
+        () => true,
+        () => false,
+      ));
+    const stored: StoredAtEnd = {
+      status: record.status,
+      finishedAt: record.finishedAt,
+      attempt: record.attempt,
+      leaseExpiresAt: record.lease?.expiresAt ?? null,
+      marker: record.marker,
+      markerExists,
+    };
+    fate.stored = stored;
+  }
 }

@@ -5,14 +5,18 @@
  * - {@link checkRssFlat}: a worker process's resident memory levels off.
  * - {@link checkSocketsFlat}: its open sockets do not pile up.
  * - {@link checkTasksEnded}: every task the stream submitted reached the terminal state it was
- *   meant to reach, or is still live and young.
+ *   meant to reach (as the witness saw, or as its object says at the end), or is still live and
+ *   young.
  *
  * A process killed and restarted is a new process: each lifetime is judged on its own.
  *
  * @module
  */
 import type { FinishedStatus } from "../src/keys.ts";
+import { TERMINAL_STATUSES } from "../src/task/transitions.ts";
 import type { TaskFate } from "./soak-checks.ts";
+
+const TERMINAL: ReadonlySet<string> = new Set(TERMINAL_STATUSES);
 
 /** One reading of one worker process. */
 export interface ProcessSample {
@@ -179,28 +183,41 @@ export interface TaskEndings {
   live: number;
   /** Every task lost, stuck or ended wrongly, one line each. */
   violations: string[];
+  /**
+   * Tasks that ended as meant by a write the witness never saw (its worker was killed before it
+   * read the answer): found by reading the object at the end, one line each.
+   */
+  endedUnseen: string[];
 }
 
 /**
  * Whether no task was lost: every task in `tasks` reached its `expected` terminal state (seen
- * by the witness, whether or not it was pruned since), or is not finished yet but is still
- * stored and was submitted less than `liveBoundMs` before `endMs`.
+ * by the witness, whether or not it was pruned since, or stored so at the end: a fate's `stored`,
+ * for an ending written by a worker killed before it read the answer, which the witness never
+ * sees), or is not finished yet but is still stored and was submitted less than `liveBoundMs`
+ * before `endMs`. A task stuck past the bound is reported with what its object says.
  */
 export function checkTasksEnded(
   tasks: Iterable<ExpectedTask>,
   fates: ReadonlyMap<string, TaskFate>,
   options: { endMs: number; liveBoundMs: number },
 ): TaskEndings {
-  const result: TaskEndings = { ended: 0, live: 0, violations: [] };
+  const result: TaskEndings = { ended: 0, live: 0, violations: [], endedUnseen: [] };
   for (const t of tasks) {
     const fate = fates.get(t.id);
+    const stored = fate?.stored;
+    const storedEnd =
+      stored !== undefined && TERMINAL.has(stored.status) ? stored.status : undefined;
     if (fate === undefined)
       result.violations.push(`${t.id}: submitted, but no write of it was seen`);
-    else if (fate.finished !== undefined) {
-      if (fate.finished.status === t.expected) result.ended++;
-      else
-        result.violations.push(
-          `${t.id}: ended ${fate.finished.status}, meant to end ${t.expected}`,
+    else if (fate.finished !== undefined || storedEnd !== undefined) {
+      const status = fate.finished?.status ?? storedEnd;
+      if (status !== t.expected)
+        result.violations.push(`${t.id}: ended ${status}, meant to end ${t.expected}`);
+      else result.ended++;
+      if (fate.finished === undefined && status === t.expected)
+        result.endedUnseen.push(
+          `${t.id}: ${stored!.status} at ${stored!.finishedAt} (attempt ${stored!.attempt}) by a write its worker never saw answered (killed); the witness last saw ${fate.lastStatus}`,
         );
     } else if (!fate.presentAtEnd)
       result.violations.push(
@@ -208,7 +225,7 @@ export function checkTasksEnded(
       );
     else if (options.endMs - t.submittedMs > options.liveBoundMs)
       result.violations.push(
-        `${t.id}: still ${fate.lastStatus} ${Math.round((options.endMs - t.submittedMs) / 1000)} s after its submit (stuck; bound ${options.liveBoundMs / 1000} s)`,
+        `${t.id}: still ${fate.lastStatus} ${Math.round((options.endMs - t.submittedMs) / 1000)} s after its submit (stuck; bound ${options.liveBoundMs / 1000} s)${stored === undefined ? "" : `; stored ${stored.status}, attempt ${stored.attempt}, lease until ${stored.leaseExpiresAt ?? "-"}, marker ${stored.marker ?? "none"}${stored.markerExists ? "" : " (missing)"}`}`,
       );
     else result.live++;
   }

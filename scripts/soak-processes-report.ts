@@ -40,6 +40,12 @@ export interface ProcessSoakResult {
   submitErrors: number;
   /** Tasks that reached the terminal status they were meant to. */
   ended: number;
+  /**
+   * Tasks that ended as meant by a write whose worker was killed before it read the answer
+   * (the witness never saw it; the object read at the end says so), one line each. Optional:
+   * reports written before it existed have none.
+   */
+  endedUnseen?: string[];
   /** Tasks not finished at the end but stored and young (see `checkTasksEnded`). */
   live: number;
   /** Unusual worker events by kind (lease lost, ...). */
@@ -226,7 +232,7 @@ export function renderProcessSoakMarkdown(r: ProcessSoakResult, svgPath: string)
     "",
     `![RSS and sockets per worker process, objects under the prefix](${svgPath})`,
     "",
-    `**Verdict: ${r.violationCount === 0 ? "passed" : `FAILED (${r.violationCount} checks)`}.** ${int(r.submitted)} tasks submitted (${r.submitErrors} submit errors), ${int(r.ended)} reached the terminal status they were meant to, ${r.live} still live at the end, **${r.submitted - r.submitErrors - r.ended - r.live} lost, stuck or ended otherwise**; ${r.kills.length} SIGKILLs, ${r.rerun} tasks run again after their worker was killed (a new attempt once its lease expired); ${r.processes.length} worker processes in all, ${judged.length} lived long enough to judge. Objects under the prefix: at most ${int(Math.max(0, ...totals))}, ${int(totals.at(-1) ?? 0)} at the end (second quarter's high ${int(total?.referenceMax ?? 0)}, last half's high ${int(total?.lastHalfMax ?? 0)}: ${total?.ok ? "levelled off" : "NOT levelled off"}). Unusual worker events: ${
+    `**Verdict: ${r.violationCount === 0 ? "passed" : `FAILED (${r.violationCount} checks)`}.** ${int(r.submitted)} tasks submitted (${r.submitErrors} submit errors), ${int(r.ended)} reached the terminal status they were meant to, ${r.live} still live at the end, **${r.submitted - r.submitErrors - r.ended - r.live} lost, stuck or ended otherwise**${r.endedUnseen?.length ? ` (${r.endedUnseen.length} of those that ended as meant did so by a write whose worker was killed before it read the answer: the witness never saw it; their objects say so at the end)` : ""}; ${r.kills.length} SIGKILLs, ${r.rerun} tasks run again after their worker was killed (a new attempt once its lease expired); ${r.processes.length} worker processes in all, ${judged.length} lived long enough to judge. Objects under the prefix: at most ${int(Math.max(0, ...totals))}, ${int(totals.at(-1) ?? 0)} at the end (second quarter's high ${int(total?.referenceMax ?? 0)}, last half's high ${int(total?.lastHalfMax ?? 0)}: ${total?.ok ? "levelled off" : "NOT levelled off"}). Unusual worker events: ${
       Object.keys(r.events).length === 0
         ? "none"
         : Object.entries(r.events)

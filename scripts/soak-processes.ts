@@ -33,6 +33,7 @@ import {
   type Ledger,
   ledgerNotes,
   observeTasks,
+  readUnfinished,
   storedTaskIds,
 } from "./soak-observe.ts";
 import {
@@ -207,6 +208,7 @@ const doneMs = Date.now();
 
 const present = await storedTaskIds(raw, prefix);
 for (const fate of ledger.values()) fate.presentAtEnd = present.has(fate.id);
+await readUnfinished(raw, prefix, ledger.values(), (id) => queue.keys.task(id));
 const retentionMs = Object.fromEntries(
   FINISHED_STATUSES.map((s) => [s, o.retentionS * 1000]),
 ) as Record<FinishedStatus, number>;
@@ -244,6 +246,7 @@ const result: ProcessSoakResult = {
   submitted: stream.submitted,
   submitErrors: stream.submitErrors,
   ended: endings.ended,
+  endedUnseen: endings.endedUnseen,
   live: endings.live,
   events,
   rerun: [...ledger.values()].filter((f) => Object.keys(f.executions).length > 1).length,
@@ -274,6 +277,7 @@ for (const [family, v] of Object.entries(plateaus))
   console.log(
     `soak: objects ${family}: ${v.ok ? "levelled off" : "NOT levelled off"} (second quarter's high ${v.referenceMax}, last half's high ${v.lastHalfMax}, limit ${Math.round(v.limit)})`,
   );
+for (const line of endings.endedUnseen) console.log(`soak: ended unseen ${line}`);
 for (const line of violations.slice(0, 30)) console.log(`soak: FAILED ${line}`);
 const ok = violations.length === 0;
 console.log(`soak: ${ok ? "OK" : "FAILED"}`);

@@ -59,6 +59,7 @@ describe("keys", () => {
       type: "email",
       part: 3,
       dueMs: 0,
+      priority: 0,
       relative: m,
     });
     // A pending task's TTL rides in the key, rounded up to the second; ids may hold dots.

@@ -143,11 +143,36 @@ for (const target of targets) {
         },
       });
       const other = new Queue({ storage: racing, prefix: env.prefix });
-      const second = await other.submit("big", "b".repeat(300 * 1024), { idempotencyKey: "k1" });
+      // The same input: the key's task is returned (its input compared by SHA-256, unread).
+      const second = await other.submit("big", "a".repeat(300 * 1024), { idempotencyKey: "k1" });
       expect(hide).toBe(false);
       expect(second.inputRef).toEqual(first.inputRef);
       expect(await payloadKeys()).toEqual([queue.keys.full(first.inputRef!.key)]);
       expect((await queue.get(first.id)).input).toBe("a".repeat(300 * 1024));
+      // Another input under the key: a conflict, and its unused input object is gone too.
+      hide = true;
+      await expect(
+        other.submit("big", "b".repeat(300 * 1024), { idempotencyKey: "k1" }),
+      ).rejects.toMatchObject({ code: "IDEMPOTENCY_CONFLICT" });
+      expect(hide).toBe(false);
+      expect(await payloadKeys()).toEqual([queue.keys.full(first.inputRef!.key)]);
+    });
+
+    it("an idempotent submit compares a large input stored apart with the one given", async () => {
+      const big = { rows: "r".repeat(300 * 1024), n: 1 };
+      const first = await queue.submit("big", big, { idempotencyKey: "k2" });
+      expect(first.inputRef).toBeDefined();
+      // Equal as JSON with other key order: the SHA-256 differs, the stored input is read.
+      const again = await queue.submitUnique(
+        "big",
+        { n: 1, rows: big.rows },
+        { idempotencyKey: "k2" },
+      );
+      expect(again).toMatchObject({ created: false, task: { id: first.id } });
+      await expect(
+        queue.submit("big", { ...big, n: 2 }, { idempotencyKey: "k2" }),
+      ).rejects.toMatchObject({ code: "IDEMPOTENCY_CONFLICT" });
+      expect(await payloadKeys()).toEqual([queue.keys.full(first.inputRef!.key)]);
     });
 
     it("the worker reads a large input with one GET per run", async () => {

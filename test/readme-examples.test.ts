@@ -11,6 +11,20 @@ import ts from "typescript";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ROOT, show, start, tempDir } from "./runtimes/helpers.ts";
 
+/**
+ * What a README block without imports may use, on one line so that line numbers stay those of
+ * the block: oq's exports, a `queue`, and stand-ins for the reader's own functions.
+ */
+const FRAGMENT_PRELUDE = `${[
+  'import { connect, defineTask, Queue, Worker } from "oq";',
+  "declare const queue: Queue;",
+  ...["encode", "render", "makeThumbnail", "sendEmail"].map(
+    (name) => `declare function ${name}(...args: unknown[]): Promise<unknown>;`,
+  ),
+  "declare const base64Of5MB: string;",
+  "export {};",
+].join(" ")} `;
+
 /** A fenced ```ts block of a Markdown file: its text and the line its fence is on. */
 interface Snippet {
   line: number;
@@ -72,7 +86,9 @@ describe("the README's TypeScript blocks", () => {
   it("type-check as written under strict, in an ES module project", () => {
     const files = snippets.map((s) => {
       const file = join(project.dir, `readme-line-${s.line}.ts`);
-      writeFileSync(file, s.code);
+      // A block without imports continues the README's story: it gets the names the story set
+      // up (`queue`) and the reader's own functions, as placeholders, on its first line.
+      writeFileSync(file, /^import /m.test(s.code) ? s.code : `${FRAGMENT_PRELUDE}${s.code}`);
       return file;
     });
     const parsed = ts.getParsedCommandLineOfConfigFile(

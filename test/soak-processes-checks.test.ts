@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { TaskFate } from "../scripts/soak-checks.ts";
+import type { StoredAtEnd, TaskFate } from "../scripts/soak-checks.ts";
 import {
   checkRssFlat,
   checkSocketsFlat,
@@ -103,7 +103,7 @@ describe("process soak: no task lost", () => {
         fate("c", { lastStatus: "running" }),
       ],
     );
-    expect(result).toEqual({ ended: 2, live: 1, violations: [] });
+    expect(result).toEqual({ ended: 2, live: 1, violations: [], endedUnseen: [] });
   });
 
   it("flags a task gone without finishing, one stuck past the bound, one ended wrongly, one never seen", () => {
@@ -122,6 +122,39 @@ describe("process soak: no task lost", () => {
       "stuck: still running 3600 s after its submit (stuck; bound 300 s)",
       "wrong: ended failed, meant to end completed",
       "unseen: submitted, but no write of it was seen",
+    ]);
+  });
+
+  it("a task whose ending its SIGKILLed worker never saw answered is not stuck: its object says how it ended (issue 16)", () => {
+    // The witness notes a write once its worker read the answer: the soak of 2026-11-30 took two
+    // tasks completed by such writes for tasks stuck `running`.
+    const stored = (status: string, over: Partial<StoredAtEnd> = {}): Partial<TaskFate> => ({
+      lastStatus: "running",
+      stored: {
+        status,
+        finishedAt: status === "running" ? null : "2026-11-30T20:39:17.000Z",
+        attempt: 1,
+        leaseExpiresAt: status === "running" ? "2026-11-30T20:40:17.000Z" : null,
+        marker: status === "running" ? "ready/soak/0/20261130T203917Z/s.0a1b2c3d" : null,
+        markerExists: false,
+        ...over,
+      },
+    });
+    const result = check(
+      [task("done"), task("wrong"), task("stuck")],
+      [
+        fate("done", stored("completed")),
+        fate("wrong", stored("failed")),
+        fate("stuck", stored("running", { markerExists: true })),
+      ],
+    );
+    expect(result.ended).toBe(1);
+    expect(result.endedUnseen).toEqual([
+      "done: completed at 2026-11-30T20:39:17.000Z (attempt 1) by a write its worker never saw answered (killed); the witness last saw running",
+    ]);
+    expect(result.violations).toEqual([
+      "wrong: ended failed, meant to end completed",
+      "stuck: still running 3600 s after its submit (stuck; bound 300 s); stored running, attempt 1, lease until 2026-11-30T20:40:17.000Z, marker ready/soak/0/20261130T203917Z/s.0a1b2c3d",
     ]);
   });
 });

@@ -19,6 +19,7 @@ import { errorMessage } from "../util/errors.ts";
 import { randomHex } from "../util/format.ts";
 import { FinishedJournal } from "./journal.ts";
 import { LimitStore } from "./limits.ts";
+import { LocalWake } from "./local-wake.ts";
 import { ManifestStore } from "./manifest.ts";
 import {
   byteOption,
@@ -79,6 +80,8 @@ export class QueueInternals {
   readonly payloads: PayloadStore;
   /** Largest output a handler may return, as JSON, in bytes. */
   readonly maxOutputBytes: number;
+  /** The idle workers on this queue object that its submits wake (`./local-wake.ts`). */
+  readonly wake = new LocalWake();
   readonly #maxInputBytes: number;
 
   constructor(options: QueueOptions) {

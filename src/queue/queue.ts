@@ -31,7 +31,13 @@ import { type PruneOptions, type PruneResult, pruneTasks, replayMarginMs } from 
 import { type RepairOptions, type RepairResult, repairIndex } from "./repair.ts";
 import { type RetentionInput, retentionMs } from "./retention.ts";
 import { type QueueStats, queueStats, type StatsOptions } from "./stats.ts";
-import { type SubmitEntry, submitTask, submitTaskResult, submitTasks } from "./submit.ts";
+import {
+  SUBMIT_CONCURRENCY,
+  type SubmitEntry,
+  submitTask,
+  submitTaskResult,
+  submitTasks,
+} from "./submit.ts";
 import type {
   CancelOutcome,
   ListTasksOptions,
@@ -143,15 +149,16 @@ export class Queue {
   }
 
   /**
-   * Submit several tasks (bounded parallelism). Returns them in the order given. An entry's
-   * `type` may be a definition ({@link defineTask}): its input is then typed and validated.
+   * Submit several tasks (bounded parallelism: `concurrency` at once, default 32). Returns them
+   * in the order given. An entry's `type` may be a definition ({@link defineTask}): its input is
+   * then typed and validated.
    */
   submitMany<const T extends readonly SubmitEntry[]>(
     tasks: T & CheckedEntries<T>,
     options: { concurrency?: number } = {},
   ): Promise<TaskRecord[]> {
     // Validates everything first so a bad entry fails the call before anything is written.
-    return submitTasks(this.#q, tasks, options.concurrency ?? 16);
+    return submitTasks(this.#q, tasks, options.concurrency ?? SUBMIT_CONCURRENCY);
   }
 
   /** Read a task with the ETag of the version read; `undefined` when it does not exist. */

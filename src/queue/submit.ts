@@ -69,12 +69,24 @@ export async function submitTaskResult(
   const id = idempotencyKey === null ? q.randomHex(32) : await idempotentId(idempotencyKey);
   const build = () =>
     newTask(q, { id, type, encoded, options, availableAt, expiresAt, idempotencyKey, now });
-  if (idempotencyKey === null) return { task: await q.tasks.create(await build()), created: true };
-  return submitIdempotent(
-    q,
-    { key: idempotencyKey, windowMs, type, input: encoded.value, bytes: encoded.bytes },
-    build,
-  );
+  const result =
+    idempotencyKey === null
+      ? { task: await q.tasks.create(await build()), created: true }
+      : await submitIdempotent(
+          q,
+          { key: idempotencyKey, windowMs, type, input: encoded.value, bytes: encoded.bytes },
+          build,
+        );
+  if (result.created) wakeLocal(q, result.task, now);
+  return result;
+}
+
+/** Wake an idle worker on this queue object for a task due now (`./local-wake.ts`). */
+function wakeLocal(q: QueueInternals, task: TaskRecord, now: number): void {
+  const marker =
+    task.marker === null ? undefined : q.keys.parseReadyMarker(q.keys.full(task.marker));
+  if (marker === undefined || Date.parse(task.availableAt) > now) return;
+  q.wake.submitted(q.keys.partition(marker.type, marker.part));
 }
 
 /** Submit options once checked: the durations as numbers of seconds. */
@@ -126,6 +138,13 @@ async function newTask(q: QueueInternals, t: NewTask): Promise<TaskRecord> {
     t.now,
   );
 }
+
+/**
+ * Tasks `submitMany` writes at once by default: each writes its marker, then its record, so this
+ * many requests are in flight; 32 is where one process reaches the storage's own rate of
+ * conditional PUTs on MinIO (docs/benchmarks.md, "Submitting"), at 16 it waited on round trips.
+ */
+export const SUBMIT_CONCURRENCY = 32;
 
 /** Submit several tasks (bounded parallelism), all validated before anything is written. */
 export async function submitTasks(

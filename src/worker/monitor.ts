@@ -218,14 +218,28 @@ export class Monitor {
   async #expireIn(partition: string): Promise<void> {
     const q = this.#queue;
     const now = q.now();
-    const due: ReadyMarker[] = [];
+    const due: Candidate[] = [];
     for await (const marker of q.markers({ prefix: partition, dueBy: now, maxPages: 1 })) {
       if (marker.lease === true || (marker.expiresMs !== undefined && marker.expiresMs <= now))
         due.push(marker);
     }
     for (const marker of due) {
-      const found = await q.read(marker.id).catch(() => undefined);
-      if (found === undefined || found.task.marker !== marker.relative) continue;
+      let found: Versioned | undefined;
+      try {
+        found = await q.read(marker.id);
+      } catch {
+        continue; // unreadable now (or malformed): the next round looks again
+      }
+      // No worker lists this type: a marker its task does not name, or names though finished
+      // (written by an older version), is this monitor's to sweep once the grace is over.
+      if (
+        found === undefined ||
+        found.task.marker !== marker.relative ||
+        isTerminal(found.task.status)
+      ) {
+        await this.unnamed(marker, found, q.now());
+        continue;
+      }
       const at = q.now();
       if (isExpired(found.task, at)) {
         await this.apply(found, (t) => expireTask(t, q.now()), "expired");

@@ -1,5 +1,6 @@
 import { OqError } from "../errors.ts";
 import type { QueueInternals } from "../queue/internals.ts";
+import type { WakeListener } from "../queue/local-wake.ts";
 import type { Versioned } from "../queue/types.ts";
 import type { TaskRecord } from "../task/record.ts";
 import {
@@ -45,7 +46,7 @@ const PAGES_PER_POLL = 3;
 export const WASTED_READS_BEFORE_RELIST = 1;
 
 /** The poll loop and claims of one worker. */
-export class Poller {
+export class Poller implements WakeListener {
   readonly #queue: QueueInternals;
   readonly #o: PollerOptions;
   readonly #refusals = new RefusedClaims();
@@ -70,6 +71,10 @@ export class Poller {
   #shownStale = false;
   #staleSteals = false;
   #wake = new AbortController();
+  /** Whether the loop is in an idle pause (its last pass found nothing): a local submit may end it. */
+  #idleSleep = false;
+  /** The partition a local submit woke this worker for: its next listing starts there, unstepped. */
+  #wokenFor: string | undefined;
 
   constructor(queue: QueueInternals, options: PollerOptions) {
     this.#queue = queue;
@@ -87,6 +92,20 @@ export class Poller {
   wake(): void {
     this.#wake.abort();
     if (this.#o.isRunning()) this.#wake = new AbortController();
+  }
+
+  /**
+   * A task of `partition`, due now, was submitted through this worker's queue object
+   * (`../queue/local-wake.ts`). When the loop is in an idle pause and lists that partition, end
+   * the pause: the next pass lists that partition first (no monitor step before it), no sooner
+   * than `minPollMs` after the last listing, so wakes never poll faster than a busy worker does.
+   */
+  submitted(partition: string): boolean {
+    if (!this.#idleSleep || this.#wokenFor !== undefined) return false;
+    if (!this.partitions().includes(partition)) return false;
+    this.#wokenFor = partition;
+    this.wake();
+    return true;
   }
 
   /** The due markers of the last listing not tried yet (for tests). */
@@ -145,9 +164,18 @@ export class Poller {
           await sleep(o.minPollMs, this.#wake.signal);
         continue;
       }
+      this.#idleSleep = true;
       await sleep(o.limits.pause(idle), this.#wake.signal);
+      this.#idleSleep = false;
       idle = nextIdlePause(idle, this.#steppedLast, o.maxPollMs);
+      if (this.#wokenFor !== undefined) await this.#paceWake();
     }
+  }
+
+  /** After a local submit's wake: wait until `minPollMs` has passed since the last listing. */
+  async #paceWake(): Promise<void> {
+    const early = this.#listedAt + this.#o.minPollMs - this.#queue.clock.localNow();
+    if (early > 0 && this.#o.isRunning()) await sleep(early, this.#wake.signal);
   }
 
   /**
@@ -165,7 +193,8 @@ export class Poller {
     const o = this.#o;
     const local = this.#queue.clock.localNow();
     this.#dueSoon.startPass(local);
-    const stale = this.#staleSteals || local - this.#listedAt > o.listReuseMs;
+    const stale =
+      this.#staleSteals || this.#wokenFor !== undefined || local - this.#listedAt > o.listReuseMs;
     if (this.#candidates.length === 0 || stale) await this.list();
     let claimed = 0;
     for (let relisted = false; ; relisted = true) {
@@ -288,12 +317,16 @@ export class Poller {
     // of its own partitions: a long round (many partitions of types nobody here runs, many
     // journals to prune) must not keep it from new work of its own (the soak run found quiet
     // workers claiming nothing for whole rounds).
-    const mayStep = !this.#quiet || !this.#steppedLast;
+    // A local submit's wake lists the submitted task's partition first, with no step before it.
+    const woken = this.#wokenFor;
+    this.#wokenFor = undefined;
+    const mayStep = woken === undefined && (!this.#quiet || !this.#steppedLast);
     const stepped = mayStep && (await monitor.step(this.#queue.now()));
     this.#steppedLast = stepped;
     const all = this.#listAll || !this.#quiet;
     this.#listAll = false;
     const partitions = this.partitions();
+    if (woken !== undefined && partitions.includes(woken)) this.#cursor = partitions.indexOf(woken);
     const budget = all || partitions.length === 0 ? partitions.length : stepped ? 0 : 1;
     this.#candidates = [];
     for (let i = 0; i < budget && this.#candidates.length === 0; i++) {

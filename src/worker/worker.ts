@@ -245,6 +245,7 @@ export class Worker {
       .start(() => this.#state === "running")
       .catch((error) => this.#queue.logger.warn(`heartbeat failed: ${errorMessage(error)}`));
     this.#loop = this.#poller.run();
+    this.#q.wake.add(this.#poller);
     this.#logScan?.start();
   }
 
@@ -262,6 +263,7 @@ export class Worker {
     }
     if (this.#state === "stopped") return;
     this.#state = "stopping";
+    this.#q.wake.remove(this.#poller);
     this.#poller.wake();
     await Promise.all([this.#loop, this.#logScan?.stop()]);
     const grace = options.graceMs ?? this.#options.shutdownGraceMs;

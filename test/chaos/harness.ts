@@ -57,16 +57,30 @@ export interface FleetWorker {
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const CHILD = fileURLToPath(new URL("./worker-process.ts", import.meta.url));
 
-/** A storage whose link can be cut, like a process that died: every call fails from then on. */
-function cuttable(storage: Storage): { storage: Storage; cut(): void; restore(): void } {
+/**
+ * A storage whose link can be cut, like a process that died (`kill`: for good) or froze (`cut`,
+ * then `restore`): every call fails meanwhile. A killed process also never reads the answers to
+ * calls it sent before it died (their writes still land), so those fail too.
+ */
+function cuttable(storage: Storage): {
+  storage: Storage;
+  cut(): void;
+  restore(): void;
+  kill(): void;
+} {
   let cut = false;
+  let dead = false;
   const view = new Proxy(storage, {
     get(target, prop, receiver) {
       const value = Reflect.get(target, prop, receiver);
       if (typeof value !== "function") return value;
       if (prop === "serverTime") return value.bind(target);
-      return (...args: unknown[]) =>
-        cut ? Promise.reject(new UnavailableError("link cut")) : value.apply(target, args);
+      return async (...args: unknown[]) => {
+        if (cut || dead) throw new UnavailableError("link cut");
+        const answer = await value.apply(target, args);
+        if (dead) throw new UnavailableError("the process was killed");
+        return answer;
+      };
     },
   });
   return {
@@ -76,6 +90,9 @@ function cuttable(storage: Storage): { storage: Storage; cut(): void; restore():
     },
     restore: () => {
       cut = false;
+    },
+    kill: () => {
+      dead = true;
     },
   };
 }
@@ -197,7 +214,7 @@ export class Fleet {
       async kill() {
         if (!alive) return;
         alive = false;
-        link.cut();
+        link.kill();
         await chaos?.stop(0).catch(() => {});
       },
       async stop() {

@@ -1,0 +1,234 @@
+/**
+ * Bench sections `limit` and `submit` (issue 15, items 2 and 3): the raw rate of the requests a
+ * queue is made of, from one process with a fixed number in flight, the ceiling for any S3
+ * queue that follows from it, and how close `queue.submitMany` gets to its share of it.
+ *
+ * The ceiling of a queue on this storage is what one process could do if it did nothing but a
+ * task's requests back to back: a task that needs `p` conditional creates, `o` conditional
+ * overwrites and `g` GETs takes at least `p/create + o/overwrite + g/get` seconds of the
+ * storage's attention. The per-task counts come from the `requests` section when it ran (its
+ * 1-worker row), else from the protocol's model: submit 2 PUT (marker, task), worker 1 GET and
+ * 2 PUT (claim, completion); listings, heartbeats and batched deletes add a few hundredths.
+ *
+ * @module
+ */
+import { Queue } from "../src/queue/queue.ts";
+import { countRequests } from "../src/storage/count.ts";
+import type { Storage } from "../src/storage/storage.ts";
+
+/** Requests in flight for the raw rates (the issue's figures were measured so). */
+export const LIMIT_IN_FLIGHT = 32;
+
+/** Per-task requests the ceiling is computed for. */
+export interface TaskModel {
+  /** PUTs of submitting (the marker, then the task with If-None-Match). */
+  submitPuts: number;
+  /** PUTs of the worker (the claim and the completion, both If-Match). */
+  workerPuts: number;
+  /** GETs (the read before the claim, and reads of tasks others took). */
+  gets: number;
+  /** Where the counts come from. */
+  source: "requests section" | "model";
+}
+
+/** The result of the `limit` section. */
+export interface LimitResult {
+  inFlight: number;
+  secondsEach: number;
+  /** Raw rates, requests per second. */
+  createPerSecond: number;
+  overwritePerSecond: number;
+  getPerSecond: number;
+  /** Unconditional PUTs of empty objects (what a marker is), for comparison. */
+  plainPutPerSecond: number;
+  model: TaskModel;
+  /** Tasks per second of the whole life of a task (submit and drain) at the raw rates. */
+  tasksPerSecond: number;
+  /** Tasks per second of submitting alone: the create rate ÷ PUTs per submitted task. */
+  submitTasksPerSecond: number;
+  /** Tasks per second of draining alone (the worker's PUTs and GETs). */
+  drainTasksPerSecond: number;
+}
+
+/** One trial of the `submit` section: a raw create rate, then `submitMany` right after it. */
+export interface SubmitTrial {
+  createPerSecond: number;
+  tasksPerSecond: number;
+  /** tasksPerSecond ÷ (createPerSecond ÷ PUTs per submitted task). */
+  fraction: number;
+}
+
+/** The result of the `submit` section. */
+export interface SubmitResult {
+  tasks: number;
+  /** `submitMany`'s concurrency: its default unless `--submit-concurrency` set one. */
+  concurrency: number | "default";
+  /** Medians of the trials. */
+  seconds: number;
+  tasksPerSecond: number;
+  createPerSecond: number;
+  putsPerTask: number;
+  requestsPerTask: number;
+  /** Median of the trials' fractions of their own limit (the goal is at least 0.85). */
+  fractionOfLimit: number;
+  /** tasksPerSecond ÷ the `limit` section's submitTasksPerSecond (when it ran). */
+  fractionOfLimitSection?: number;
+  trials: SubmitTrial[];
+}
+
+const round = (n: number, d = 2) => Math.round(n * 10 ** d) / 10 ** d;
+
+/** Run `op(lane, i)` with `inFlight` lanes for `seconds`; returns completed ops per second. */
+async function rate(
+  inFlight: number,
+  seconds: number,
+  op: (lane: number, i: number) => Promise<unknown>,
+): Promise<number> {
+  const end = performance.now() + seconds * 1000;
+  const start = performance.now();
+  let done = 0;
+  const lane = async (l: number) => {
+    for (let i = 0; performance.now() < end; i++) {
+      await op(l, i);
+      done++;
+    }
+  };
+  await Promise.all(Array.from({ length: inFlight }, (_, l) => lane(l)));
+  return done / ((performance.now() - start) / 1000);
+}
+
+/**
+ * Raw rates of conditional creates (If-None-Match: * of new small JSON objects), conditional
+ * overwrites (If-Match, each lane on its own object, so no lane loses a race), GETs of those
+ * objects, and plain PUTs of empty objects, `inFlight` at a time for `seconds` each.
+ */
+export async function storageLimit(
+  storage: Storage,
+  prefix: string,
+  model: TaskModel,
+  options: { inFlight?: number; seconds?: number } = {},
+): Promise<LimitResult> {
+  const inFlight = options.inFlight ?? LIMIT_IN_FLIGHT;
+  const seconds = options.seconds ?? 3;
+  const body = (lane: number, i: number) =>
+    JSON.stringify({ oq: 1, id: `${lane}-${i}`, type: "noop", status: "pending", input: i });
+  const json = { contentType: "application/json" };
+  const createPerSecond = await rate(inFlight, seconds, (l, i) =>
+    storage.put(`${prefix}new/${l}/${i}.json`, body(l, i), { ...json, ifNoneMatch: "*" }),
+  );
+  const etags = await Promise.all(
+    Array.from({ length: inFlight }, async (_, l) => {
+      return (await storage.put(`${prefix}own/${l}.json`, body(l, 0), json)).etag;
+    }),
+  );
+  const overwritePerSecond = await rate(inFlight, seconds, async (l, i) => {
+    etags[l] = (
+      await storage.put(`${prefix}own/${l}.json`, body(l, i), { ...json, ifMatch: etags[l]! })
+    ).etag;
+  });
+  const getPerSecond = await rate(inFlight, seconds, (l) => storage.get(`${prefix}own/${l}.json`));
+  const plainPutPerSecond = await rate(inFlight, seconds, (l, i) =>
+    storage.put(`${prefix}plain/${l}/${i}`, new Uint8Array(0)),
+  );
+  const submitSeconds = model.submitPuts / createPerSecond;
+  const drainSeconds = model.workerPuts / overwritePerSecond + model.gets / getPerSecond;
+  return {
+    inFlight,
+    secondsEach: seconds,
+    createPerSecond: round(createPerSecond, 0),
+    overwritePerSecond: round(overwritePerSecond, 0),
+    getPerSecond: round(getPerSecond, 0),
+    plainPutPerSecond: round(plainPutPerSecond, 0),
+    model,
+    tasksPerSecond: round(1 / (submitSeconds + drainSeconds), 1),
+    submitTasksPerSecond: round(1 / submitSeconds, 1),
+    drainTasksPerSecond: round(1 / drainSeconds, 1),
+  };
+}
+
+/**
+ * The per-task counts of the `requests` section's 1-worker row (the least racing), else the
+ * protocol's model.
+ */
+export function taskModel(
+  requests:
+    | {
+        workers: number;
+        submitPerTask: { PUT: number };
+        workerPerTask: { PUT: number; GET: number };
+      }[]
+    | undefined,
+): TaskModel {
+  const one = requests?.find((r) => r.workers === 1);
+  if (one === undefined) return { submitPuts: 2, workerPuts: 2, gets: 1, source: "model" };
+  return {
+    submitPuts: one.submitPerTask.PUT,
+    workerPuts: one.workerPerTask.PUT,
+    gets: one.workerPerTask.GET,
+    source: "requests section",
+  };
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
+
+/**
+ * `queue.submitMany` of `n` small tasks from this process, as a user calls it (its default
+ * concurrency unless `concurrency` is given), timed and counted, in `trials` trials. Each trial
+ * first measures the raw create rate for `limitSeconds` (as the `limit` section does), so the
+ * fraction compares two figures taken seconds apart: the machine's load drifts less in between.
+ */
+export async function submitThroughput(
+  storage: Storage,
+  prefix: string,
+  options: {
+    tasks: number;
+    trials?: number;
+    limitSeconds?: number;
+    concurrency?: number | undefined;
+    limit?: LimitResult | undefined;
+  },
+): Promise<SubmitResult> {
+  const n = options.tasks;
+  const counted = countRequests(storage);
+  const trials: SubmitTrial[] = [];
+  const times: number[] = [];
+  for (let trial = 0; trial < (options.trials ?? 3); trial++) {
+    const create = await rate(LIMIT_IN_FLIGHT, options.limitSeconds ?? 2, (l, i) =>
+      storage.put(`${prefix}raw-${trial}/${l}/${i}.json`, JSON.stringify({ i }), {
+        contentType: "application/json",
+        ifNoneMatch: "*",
+      }),
+    );
+    const queue = new Queue({ storage: counted, prefix: `${prefix}queue-${trial}/` });
+    const tasks = Array.from({ length: n }, (_, i) => ({ type: "noop", input: { i } }));
+    const start = performance.now();
+    await queue.submitMany(
+      tasks,
+      options.concurrency === undefined ? {} : { concurrency: options.concurrency },
+    );
+    const seconds = (performance.now() - start) / 1000;
+    times.push(seconds);
+    const putsPerTask = counted.counts.PUT / (n * (trial + 1));
+    trials.push({
+      createPerSecond: round(create, 0),
+      tasksPerSecond: round(n / seconds, 1),
+      fraction: round(n / seconds / (create / putsPerTask), 3),
+    });
+  }
+  const tasksPerSecond = median(trials.map((t) => t.tasksPerSecond));
+  const all = n * trials.length;
+  return {
+    tasks: n,
+    concurrency: options.concurrency ?? "default",
+    seconds: round(median(times)),
+    tasksPerSecond,
+    createPerSecond: median(trials.map((t) => t.createPerSecond)),
+    putsPerTask: round(counted.counts.PUT / all, 3),
+    requestsPerTask: round(counted.total() / all, 3),
+    fractionOfLimit: median(trials.map((t) => t.fraction)),
+    ...(options.limit === undefined
+      ? {}
+      : { fractionOfLimitSection: round(tasksPerSecond / options.limit.submitTasksPerSecond, 3) }),
+    trials,
+  };
+}

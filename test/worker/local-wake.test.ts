@@ -1,0 +1,114 @@
+/**
+ * A submit through a worker's own queue object wakes it from an idle pause (issue 15, item 4).
+ * Fake timers: time moves only when the test says, so "started at once" is exact, not timed.
+ */
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { Queue } from "../../src/queue/queue.ts";
+import { type CountedStorage, countRequests } from "../../src/storage/count.ts";
+import { MemoryStorage } from "../../src/storage/memory.ts";
+import { Worker } from "../../src/worker/worker.ts";
+
+/** An idle worker backs off up to an hour here, so only a wake can start a task soon. */
+const HOUR = 3_600_000;
+
+/** Handlers run until this is released, so a finished task's freed slot wakes no poll. */
+let release: () => void = () => {};
+let held = new Promise<void>((r) => (release = r));
+
+/** A worker on `queue` for type `t` that records the tasks it starts. */
+function idleWorker(queue: Queue, started: string[]): Worker {
+  return new Worker(queue, {
+    skipDoctor: true,
+    heartbeatSeconds: 0,
+    minPollMs: 250,
+    maxPollMs: HOUR,
+  }).task("t", async (_input, ctx) => {
+    started.push(ctx.task.id);
+    await held;
+    return null;
+  });
+}
+
+/** Let the handlers finish and stop `workers`. */
+async function stopAll(workers: Worker[]): Promise<void> {
+  release();
+  await Promise.all(workers.map((w) => w.stop()));
+  held = new Promise<void>((r) => (release = r));
+}
+
+describe("local wake", () => {
+  let storage: CountedStorage;
+  let queue: Queue;
+  beforeEach(() => {
+    vi.useFakeTimers();
+    storage = countRequests(new MemoryStorage());
+    queue = new Queue({ storage });
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  /** Start `workers` and let them idle for two hours: each is then in an hour-long pause. */
+  async function idleFor(workers: Worker[]): Promise<void> {
+    for (const w of workers) await w.start();
+    await vi.advanceTimersByTimeAsync(2 * HOUR);
+  }
+
+  it("a submit through the worker's queue starts the task at once after an idle spell (first tasks after idle waited for the backed-off poll)", async () => {
+    const started: string[] = [];
+    const worker = idleWorker(queue, started);
+    await idleFor([worker]);
+    storage.reset();
+    const task = await queue.submit("t", 1);
+    // No time passes: only the wake can have run it (the next poll is many minutes away).
+    await vi.advanceTimersByTimeAsync(0);
+    expect(started).toEqual([task.id]);
+    // The wake cost one listing of the task's partition, as the next poll would have.
+    expect(storage.counts.LIST).toBe(1);
+    await stopAll([worker]);
+  });
+
+  it("wakes one idle worker per submitted task, not every worker of the queue", async () => {
+    const started: string[] = [];
+    const workers = [idleWorker(queue, started), idleWorker(queue, started)];
+    await idleFor(workers);
+    storage.reset();
+    await queue.submit("t", 1);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(started).toHaveLength(1);
+    expect(storage.counts.LIST).toBe(1);
+    // A burst wakes the other idle one too (the first runs its task, on its fast cadence).
+    await queue.submitMany([{ type: "t", input: 2 }]);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(started).toHaveLength(2);
+    await stopAll(workers);
+  });
+
+  it("a woken worker lists no sooner than minPollMs after its last listing", async () => {
+    const started: string[] = [];
+    const worker = idleWorker(queue, started);
+    await worker.start();
+    // Its first listing found nothing; it pauses 250 ms, then 500 ms.
+    await vi.advanceTimersByTimeAsync(260);
+    await queue.submit("t", 1);
+    await vi.advanceTimersByTimeAsync(0);
+    await vi.advanceTimersByTimeAsync(200);
+    expect(started).toEqual([]);
+    await vi.advanceTimersByTimeAsync(60);
+    expect(started).toHaveLength(1);
+    await stopAll([worker]);
+  });
+
+  it("does not wake for a delayed task, nor for a submit through another queue object", async () => {
+    const started: string[] = [];
+    const worker = idleWorker(queue, started);
+    await idleFor([worker]);
+    storage.reset();
+    await queue.submit("t", 1, { delay: "1m" });
+    await new Queue({ storage }).submit("t", 2);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(started).toEqual([]);
+    expect(storage.counts.LIST).toBe(0);
+    await stopAll([worker]);
+  });
+});
