@@ -50,6 +50,8 @@ export interface StartResult {
   node: string;
   buildSeconds: number;
   process: Spread;
+  /** Bare Node (`node -e`) from spawn to its first line, the same way: the floor on this machine. */
+  bareNode?: Spread;
   together: { workers: number; firstHandlerMs: number[]; maxMs: number };
   library: { start: Spread; drain: Spread };
 }
@@ -80,6 +82,42 @@ const TASKS_MODULE = `export default {
 };
 `;
 
+/** The compiled CLI (`dist/cli.js`) under the repository root `root`. */
+export function cliPath(root: string): string {
+  return join(root, "dist", "cli.js");
+}
+
+const built = new Map<string, number>();
+
+/**
+ * Compile the CLI (`npm run build`) once per benchmark run, for every section that spawns it;
+ * the seconds the build took (0 when an earlier section built it).
+ */
+export function buildCli(root: string): number {
+  if (built.has(root)) return 0;
+  const from = now();
+  execFileSync("npm", ["run", "build"], { cwd: root, stdio: ["ignore", "ignore", "inherit"] });
+  const seconds = round1((now() - from) / 1000);
+  built.set(root, seconds);
+  return seconds;
+}
+
+/** The environment of a spawned `oq worker` on the bench server's `prefix`. */
+export function cliWorkerEnv(
+  bench: Record<string, string | undefined>,
+  prefix: string,
+): Record<string, string | undefined> {
+  return {
+    ...process.env,
+    OQ_ENDPOINT: bench.OQ_TEST_S3_ENDPOINT,
+    OQ_BUCKET: bench.OQ_TEST_S3_BUCKET,
+    OQ_REGION: bench.OQ_TEST_S3_REGION ?? "us-east-1",
+    AWS_ACCESS_KEY_ID: bench.OQ_TEST_S3_ACCESS_KEY_ID,
+    AWS_SECRET_ACCESS_KEY: bench.OQ_TEST_S3_SECRET_ACCESS_KEY,
+    OQ_PREFIX: prefix,
+  };
+}
+
 /** Submit `n` tasks of type `start` and wait until they are surely due (off the clock). */
 async function submitDue(storage: Storage, prefix: string, n: number): Promise<void> {
   const queue = new Queue({ storage, prefix });
@@ -97,16 +135,8 @@ async function spawnWorkers(
   prefix: string,
   count: number,
 ): Promise<number[]> {
-  const env = {
-    ...process.env,
-    OQ_ENDPOINT: ctx.env.OQ_TEST_S3_ENDPOINT,
-    OQ_BUCKET: ctx.env.OQ_TEST_S3_BUCKET,
-    OQ_REGION: ctx.env.OQ_TEST_S3_REGION ?? "us-east-1",
-    AWS_ACCESS_KEY_ID: ctx.env.OQ_TEST_S3_ACCESS_KEY_ID,
-    AWS_SECRET_ACCESS_KEY: ctx.env.OQ_TEST_S3_SECRET_ACCESS_KEY,
-    OQ_PREFIX: prefix,
-  };
-  const cli = join(ctx.root, "dist", "cli.js");
+  const env = cliWorkerEnv(ctx.env, prefix);
+  const cli = cliPath(ctx.root);
   const children = Array.from({ length: count }, () => {
     const spawnedAt = now();
     const child = spawn(
@@ -143,6 +173,22 @@ async function spawnWorkers(
   }
 }
 
+/** Spawn to the first line of a bare `node -e` that prints the time: what any Node start costs here. */
+async function bareNodeStart(): Promise<number> {
+  const spawnedAt = now();
+  const child = spawn(
+    process.execPath,
+    ["-e", 'process.stdout.write(String(performance.timeOrigin + performance.now()) + "\\n")'],
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
+  let out = "";
+  child.stdout!.on("data", (d: Buffer) => {
+    out += d.toString();
+  });
+  await new Promise((resolve) => child.once("close", resolve));
+  return Number(out.trim()) - spawnedAt;
+}
+
 /** `worker.start()` (or `drain()`) to the first `started` event, in this process. */
 async function libraryStart(
   ctx: StartBenchContext,
@@ -175,18 +221,18 @@ export async function startBench(
   ctx: StartBenchContext,
   options: { starts: number; together: number },
 ): Promise<StartResult> {
-  const buildFrom = now();
-  execFileSync("npm", ["run", "build"], { cwd: ctx.root, stdio: ["ignore", "ignore", "inherit"] });
-  const buildSeconds = round1((now() - buildFrom) / 1000);
+  const buildSeconds = buildCli(ctx.root);
   const dir = mkdtempSync(join(os.tmpdir(), "oq-bench-start-"));
   try {
     writeFileSync(join(dir, "tasks.mjs"), TASKS_MODULE);
     const prefix = await ctx.provenPrefix("start");
     const storage = ctx.s3();
     const single: number[] = [];
+    const bare: number[] = [];
     for (let i = 0; i < options.starts; i++) {
       await submitDue(storage, prefix, 1);
       single.push(...(await spawnWorkers(ctx, dir, prefix, 1)));
+      bare.push(await bareNodeStart());
     }
     const fleetPrefix = await ctx.provenPrefix("start-together");
     await submitDue(storage, fleetPrefix, options.together * 4);
@@ -202,6 +248,7 @@ export async function startBench(
       node: process.version,
       buildSeconds,
       process: spread(single),
+      bareNode: spread(bare),
       together: {
         workers: options.together,
         firstHandlerMs: together.map(round1),
@@ -212,4 +259,62 @@ export async function startBench(
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** Issue 15's goals for a start, ms (medians). */
+export const START_GOALS = { processMs: 150, libraryMs: 50 } as const;
+
+/** Whether a median of `ms` is within `goal`, in words for the table. */
+const goalText = (ms: number, goal: number) =>
+  ms <= goal ? `≤ ${goal} ms: met` : `≤ ${goal} ms: **missed**`;
+
+/**
+ * The section "How soon a worker takes its first task", with the previous run's figures as
+ * "(was …)" and issue 15's goal beside each.
+ */
+export function renderStart(
+  run: StartResult | undefined,
+  previous: StartResult | undefined,
+  was: (text: string, previous: string | undefined) => string,
+): string[] {
+  if (run === undefined) return [];
+  const ms = (n: number | undefined) => (n === undefined ? undefined : `${n} ms`);
+  const range = (s: Spread) => `${s.minMs}–${s.maxMs} ms`;
+  const row = (what: string, s: Spread, o: Spread | undefined, goal: number) =>
+    `| ${what} | ${was(ms(s.medianMs)!, ms(o?.medianMs))} | ${was(range(s), o === undefined ? undefined : range(o))} | ${goalText(s.medianMs, goal)} |`;
+  const t = run.together;
+  const list = (xs: number[]) => xs.map((x) => `${x}`).join(", ");
+  return [
+    "## How soon a worker takes its first task",
+    "",
+    `The compiled CLI (\`node dist/cli.js worker\`, Node ${run.node}, built by the benchmark) on S3, the doctor verdict cached and one due task waiting, spawned ${run.process.runs.length} times one after another: from spawn to its handler's first call (one wall clock in parent and child). Then ${t.workers} such processes spawned at once over a backlog (each handler holds its task, so none can run the backlog before its peers start). In this process, \`worker.start()\` and \`worker.drain()\` on S3 to the first claim (the \`started\` event), ${run.library.start.runs.length} times each. The goals are issue 15's.`,
+    "",
+    "| what | median | min–max | goal |",
+    "|---|---:|---:|---|",
+    row(
+      "`oq worker`: spawn to first handler",
+      run.process,
+      previous?.process,
+      START_GOALS.processMs,
+    ),
+    ...(run.bareNode === undefined
+      ? []
+      : [
+          `| for reference, bare \`node -e\`: spawn to its first line | ${was(ms(run.bareNode.medianMs)!, ms(previous?.bareNode?.medianMs))} | ${range(run.bareNode)} | – |`,
+        ]),
+    `| ${t.workers} \`oq worker\`s spawned together: spawn to each one's first handler | ${was(`${list(t.firstHandlerMs)} ms`, previous === undefined ? undefined : `${list(previous.together.firstHandlerMs)} ms`)} | max ${was(ms(t.maxMs)!, ms(previous?.together.maxMs))} | each begins at once, waiting for no peer |`,
+    row(
+      "`worker.start()` to first claim",
+      run.library.start,
+      previous?.library.start,
+      START_GOALS.libraryMs,
+    ),
+    row(
+      "`worker.drain()` to first claim",
+      run.library.drain,
+      previous?.library.drain,
+      START_GOALS.libraryMs,
+    ),
+    "",
+  ];
 }
