@@ -300,7 +300,7 @@ export function renderStart(
     ...(run.bareNode === undefined
       ? []
       : [
-          `| for reference, bare \`node -e\`: spawn to its first line | ${was(ms(run.bareNode.medianMs)!, ms(previous?.bareNode?.medianMs))} | ${range(run.bareNode)} | – |`,
+          `| for reference, bare \`node -e\`: spawn to its first line | ${was(ms(run.bareNode.medianMs)!, ms(previous?.bareNode?.medianMs))} | ${was(range(run.bareNode), previous?.bareNode === undefined ? undefined : range(previous.bareNode))} | – |`,
         ]),
     `| ${t.workers} \`oq worker\`s spawned together: spawn to each one's first handler | ${was(`${list(t.firstHandlerMs)} ms`, previous === undefined ? undefined : `${list(previous.together.firstHandlerMs)} ms`)} | max ${was(ms(t.maxMs)!, ms(previous?.together.maxMs))} | each begins at once, waiting for no peer |`,
     row(
