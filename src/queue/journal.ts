@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { type } from "arktype";
+import * as v from "valibot";
 import { MalformedObjectError } from "../errors.ts";
 import type { FinishedStatus, JournalKey, Keys } from "../keys.ts";
 import type { Logger } from "../logger.ts";
@@ -16,6 +16,7 @@ import type { Storage } from "../storage/storage.ts";
 import type { TaskRecord } from "../task/record.ts";
 import { isTerminal } from "../task/transitions.ts";
 import { errorMessage } from "../util/errors.ts";
+import { validate } from "../util/schema.ts";
 import { payloadKeys } from "./payloads.ts";
 
 /** A writer flushes its buffered entries at most this long after the first, ms. */
@@ -55,16 +56,18 @@ export interface Journal {
   entries: JournalEntry[];
 }
 
-const journalSchema = type({
-  oq: "'journal'",
-  type: "string",
-  status: "'completed' | 'failed' | 'cancelled' | 'expired'",
-  entries: type({
-    id: "string",
-    at: "string",
-    "keyed?": "boolean",
-    "payloads?": "string[]",
-  }).array(),
+const journalSchema = v.looseObject({
+  oq: v.literal("journal"),
+  type: v.string(),
+  status: v.picklist(["completed", "failed", "cancelled", "expired"]),
+  entries: v.array(
+    v.looseObject({
+      id: v.string(),
+      at: v.string(),
+      keyed: v.exactOptional(v.boolean()),
+      payloads: v.exactOptional(v.array(v.string())),
+    }),
+  ),
 });
 
 const encoder = new TextEncoder();
@@ -217,13 +220,13 @@ export class FinishedJournal {
     } catch {
       throw new MalformedObjectError(`Object ${key} is not a finished journal: not JSON.`, { key });
     }
-    const result = journalSchema(value);
-    if (result instanceof type.errors)
+    const result = validate(journalSchema, value);
+    if (!result.ok)
       throw new MalformedObjectError(
         `Object ${key} is not a valid finished journal: ${result.summary}`,
         { key },
       );
-    return result as Journal;
+    return result.value as Journal;
   }
 
   /**
