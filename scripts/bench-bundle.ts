@@ -20,17 +20,13 @@ export const WORKER_BUILD_OPTIONS = {
 
 /**
  * The npm packages the portable core may reach, each checked to need no Node built-in and to
- * read runtime globals only behind `typeof` guards (arktype with its own @ark/schema, @ark/util
- * and arkregex). A new one is checked first, then added here.
+ * read runtime globals only behind `typeof` guards. A new one is checked first, then added here.
  */
 export const PORTABLE_PACKAGES: readonly string[] = [
   "@opentelemetry/api",
-  "arktype",
-  "@ark/schema",
-  "@ark/util",
-  "arkregex",
   "aws4fetch",
   "croner",
+  "valibot",
 ];
 
 /** The entries measured: the whole portable API, and what the example Worker really ships. */

@@ -5,6 +5,7 @@
  * - {@link checkFates}: nothing live is ever deleted. Every task the run submitted is still
  *   stored, or its object was deleted by oq after it reached a terminal state and after that
  *   state's retention had passed; no attempt's handler ran twice.
+ * - {@link checkPruned}: no finished task stays stored long after its retention.
  * - {@link checkPlateau}: the number of objects under the prefix stops growing.
  *
  * @module
@@ -92,6 +93,41 @@ export function checkFates(fates: Iterable<TaskFate>, options: FateCheckOptions)
     if (f.deletedMs < due - options.toleranceMs)
       violations.push(
         `${f.id}: ${f.finished.status} at ${new Date(f.finished.atMs).toISOString()}, deleted ${((due - f.deletedMs) / 1000).toFixed(1)} s before its retention passed`,
+      );
+  }
+  return violations;
+}
+
+/** Options of {@link checkPruned}. */
+export interface PruneCheckOptions {
+  /** When the workers stopped (local epoch ms): nothing prunes after it. */
+  endMs: number;
+  /** Retention per terminal status, ms. */
+  retentionMs: Record<FinishedStatus, number>;
+  /**
+   * How long after its retention a finished task may still be stored, ms: its journal is
+   * written within seconds, or, when its worker died first, by a monitor once the stale-marker
+   * grace is over; then a monitor round prunes it.
+   */
+  lateMs: number;
+}
+
+/**
+ * Every finished task still stored long after its retention passed: one that escaped pruning
+ * (issue 16: a worker killed before writing its finished journal left its tasks in no journal).
+ */
+export function checkPruned(fates: Iterable<TaskFate>, options: PruneCheckOptions): string[] {
+  const violations: string[] = [];
+  for (const f of fates) {
+    if (!f.presentAtEnd) continue;
+    const stored = f.stored?.finishedAt == null ? undefined : Date.parse(f.stored.finishedAt);
+    const status = f.finished?.status ?? (f.stored?.status as FinishedStatus | undefined);
+    const atMs = f.finished?.atMs ?? stored;
+    if (atMs === undefined || status === undefined || !TERMINAL.has(status)) continue;
+    const late = options.endMs - (atMs + options.retentionMs[status]);
+    if (late > options.lateMs)
+      violations.push(
+        `${f.id}: ${status} at ${new Date(atMs).toISOString()}, still stored ${(late / 1000).toFixed(0)} s after its retention passed (never pruned)`,
       );
   }
   return violations;

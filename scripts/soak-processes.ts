@@ -23,9 +23,10 @@ import { parseArgs } from "node:util";
 import { requireSafeBackend } from "../src/doctor/mod.ts";
 import type { FinishedStatus } from "../src/keys.ts";
 import { Queue } from "../src/queue/queue.ts";
+import { MARKER_GRACE_MS } from "../src/queue/ready-index.ts";
 import { FINISHED_STATUSES } from "../src/queue/retention.ts";
 import { removePrefix, s3Config, testS3Storage } from "../test/helpers/targets.ts";
-import { checkFates, checkPlateau } from "./soak-checks.ts";
+import { checkFates, checkPlateau, checkPruned } from "./soak-checks.ts";
 import {
   applyNoteLine,
   countObjects,
@@ -218,6 +219,13 @@ const endings = checkTasksEnded(expected, ledger, {
   liveBoundMs: o.liveBoundS * 1000,
 });
 violations.push(...endings.violations);
+violations.push(
+  ...checkPruned(ledger.values(), {
+    endMs: doneMs,
+    retentionMs,
+    lateMs: 2 * MARKER_GRACE_MS + 4 * o.roundS * 1000 + 60_000,
+  }),
+);
 const flat = { warmupS: o.warmupS };
 const processes = fleet.lifetimes.map((l) => ({
   ...l,

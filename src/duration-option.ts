@@ -7,37 +7,39 @@
  *
  * @module
  */
-import { type Out, type Type, type } from "arktype";
+import * as v from "valibot";
 import { durationTextMs } from "./duration.ts";
+
+/** The schema {@link secondsOption} returns: a number or a duration string in, seconds out. */
+export type SecondsOption = v.GenericSchema<number | string, number>;
 
 /**
  * An option in seconds: a number, or a duration string (`"90"`, `"45s"`, `"1h30m"`), normalized to
  * seconds. `bounds` is the number schema of the accepted range and `range` says it in words
  * (`"> 0, at most 100 years"`), for the message of a value out of range.
  */
-export function secondsOption(
-  bounds: Type<number>,
-  range: string,
-): Type<(In: number | string) => Out<number>> {
+export function secondsOption(bounds: v.GenericSchema<number>, range: string): SecondsOption {
   const expected = `a number of seconds ${range}, or a duration like "30m"`;
-  return type("number | string")
-    .describe(expected)
-    .pipe((value, ctx) => {
+  return v.pipe(
+    v.union([v.number(), v.string()], expected),
+    v.rawTransform(({ dataset, addIssue, NEVER }) => {
+      const value = dataset.value;
       const seconds = typeof value === "number" ? value : toSeconds(value);
       if (seconds === undefined) {
-        // A string that is no duration: say so, rather than that it is out of range.
-        return ctx.error({
-          message: `${ctx.propString}: ${JSON.stringify(value)} is not a duration; use seconds or e.g. "30m"`,
-        } as never);
-      }
-      if (!bounds.allows(seconds)) {
-        return ctx.error({
-          expected,
-          actual: typeof value === "string" ? JSON.stringify(value) : String(value),
+        // A string that is no duration: say so, rather than that it is out of range. An issue
+        // without `expected` is a statement (src/util/schema.ts).
+        addIssue({
+          message: `${JSON.stringify(value)} is not a duration; use seconds or e.g. "30m"`,
         });
+        return NEVER;
+      }
+      if (!v.is(bounds, seconds)) {
+        addIssue({ message: expected, expected });
+        return NEVER;
       }
       return seconds;
-    }) as Type<(In: number | string) => Out<number>>;
+    }),
+  );
 }
 
 function toSeconds(text: string): number | undefined {

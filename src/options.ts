@@ -8,160 +8,212 @@
  *
  * @module
  */
-import { type Type, type } from "arktype";
+import * as v from "valibot";
 import { MAX_DURATION_SECONDS } from "./duration.ts";
 import { secondsOption } from "./duration-option.ts";
 import { ValidationError } from "./errors.ts";
 import { PRIORITY_MAX, PRIORITY_MIN } from "./task/priority.ts";
+import { validate } from "./util/schema.ts";
+
+// Every object schema here is loose: keys it does not name pass through, as they always have.
+
+/** A number from `min` to `max` (whole if `whole`); `what` says so in every message about it. */
+function numberIn(min: number, max: number, what: string, whole = false) {
+  return v.pipe(
+    v.number(what),
+    v.check((n) => n >= min && n <= max && (!whole || Number.isInteger(n)), what),
+  );
+}
+
+/** The range of a number, for {@link secondsOption}'s check (its messages are its own). */
+const within = (min: number, max: number) =>
+  v.pipe(
+    v.number(),
+    v.check((n) => n >= min && n <= max),
+  );
 
 // Durations: a number of seconds or a duration string ("30m"), normalized to seconds here.
-const seconds = secondsOption(
-  type(`0 <= number <= ${MAX_DURATION_SECONDS}`),
-  "from 0 to 100 years",
-);
+const seconds = secondsOption(within(0, MAX_DURATION_SECONDS), "from 0 to 100 years");
 const positiveSeconds = secondsOption(
-  type(`0 < number <= ${MAX_DURATION_SECONDS}`),
+  v.pipe(
+    v.number(),
+    v.check((n) => n > 0 && n <= MAX_DURATION_SECONDS),
+  ),
   "> 0, at most 100 years",
 );
-const leaseSeconds = secondsOption(type("1 <= number <= 604800"), "from 1 to 604800 (7 days)");
-const retries = type(`0 <= number.integer <= ${Number.MAX_SAFE_INTEGER}`).describe(
-  "a whole number >= 0",
-);
+const leaseSeconds = secondsOption(within(1, 604800), "from 1 to 604800 (7 days)");
+const retries = numberIn(0, Number.MAX_SAFE_INTEGER, "a whole number >= 0", true);
 
 /** Backoff options; each part may be left out to keep the default. */
-export const backoffOptionsSchema = type({
-  "initialSeconds?": seconds,
-  "maxSeconds?": seconds,
-  "factor?": type("1 <= number <= 100").describe("a number from 1 to 100"),
+export const backoffOptionsSchema = v.looseObject({
+  initialSeconds: v.optional(seconds),
+  maxSeconds: v.optional(seconds),
+  factor: v.optional(numberIn(1, 100, "a number from 1 to 100")),
 });
 
 /** Options of one task: shared by `submit`, schedules and `connect({ defaults })`. */
-export const taskOptionsSchema = type({
+export const taskOptionsSchema = v.looseObject({
   /** Retries after the first run. */
-  "maxRetries?": retries,
+  maxRetries: v.optional(retries),
   /** Per-attempt time limit in seconds. */
-  "timeoutSeconds?": positiveSeconds,
+  timeoutSeconds: v.optional(positiveSeconds),
   /** Expire if not started within this many seconds after it becomes available. */
-  "ttlSeconds?": positiveSeconds,
+  ttlSeconds: v.optional(positiveSeconds),
   /** Backoff between attempts. */
-  "backoff?": backoffOptionsSchema,
+  backoff: v.optional(backoffOptionsSchema),
   /** Higher runs first among due tasks (docs/protocol.md, "Priorities"). */
-  "priority?": type(`${PRIORITY_MIN} <= number.integer <= ${PRIORITY_MAX}`).describe(
-    `a whole number from ${PRIORITY_MIN} to ${PRIORITY_MAX}`,
+  priority: v.optional(
+    numberIn(
+      PRIORITY_MIN,
+      PRIORITY_MAX,
+      `a whole number from ${PRIORITY_MIN} to ${PRIORITY_MAX}`,
+      true,
+    ),
   ),
 });
 
 /** Defaults a queue applies to tasks submitted without their own values. */
-export const taskDefaultsSchema = taskOptionsSchema.omit("ttlSeconds");
+export const taskDefaultsSchema = v.omit(taskOptionsSchema, ["ttlSeconds"]);
 
 /** The task options a schedule stores for the tasks it submits. */
-export const scheduleTaskOptionsSchema = taskOptionsSchema.pick(
+export const scheduleTaskOptionsSchema = v.pick(taskOptionsSchema, [
   "maxRetries",
   "timeoutSeconds",
   "ttlSeconds",
   "priority",
-);
+]);
 
-const when = type("Date | number | string").describe(
+const when = v.union(
+  [v.date(), v.number(), v.string()],
   "a Date, epoch milliseconds or an ISO 8601 date-time with a timezone",
 );
+
+const idempotencyKey = "a non-empty string of at most 512 characters";
 
 /**
  * Options of `Queue.submit`: the task options plus when it runs and its idempotency key. Dates
  * and durations are checked further by `parseDate` and `parseDuration`.
  */
-export const submitOptionsSchema = taskOptionsSchema.and({
-  "scheduleAt?": when,
-  "delay?": type("number | string").describe("a number of seconds or a duration like 1h30m"),
-  "expiresAt?": when,
-  "idempotencyKey?": type("0 < string <= 512").describe(
-    "a non-empty string of at most 512 characters",
+export const submitOptionsSchema = v.looseObject({
+  ...taskOptionsSchema.entries,
+  scheduleAt: v.optional(when),
+  delay: v.optional(
+    v.union([v.number(), v.string()], "a number of seconds or a duration like 1h30m"),
   ),
-  "idempotencyWindow?": type("number | string").describe(
-    "a number of seconds or a duration like 24h",
+  expiresAt: v.optional(when),
+  idempotencyKey: v.optional(
+    v.pipe(
+      v.string(idempotencyKey),
+      v.minLength(1, idempotencyKey),
+      v.maxLength(512, idempotencyKey),
+    ),
+  ),
+  idempotencyWindow: v.optional(
+    v.union([v.number(), v.string()], "a number of seconds or a duration like 24h"),
   ),
 });
 
-const ms = (min: number, max: number, what: string) =>
-  type(`${min} <= number <= ${max}`).describe(what);
+const ms = (min: number, max: number, what: string) => v.optional(numberIn(min, max, what));
 
 /** Tasks a worker runs at once (all types, or one type's own limit). */
-const workerConcurrency = type("1 <= number.integer <= 1000").describe(
-  "a whole number from 1 to 1000",
-);
+const workerConcurrency = numberIn(1, 1000, "a whole number from 1 to 1000", true);
+
+const pollMs = () => ms(10, 3_600_000, "a number of ms from 10 to 3600000 (1 hour)");
+const graceMs = () => ms(0, 2_147_483_647, "a number of ms from 0 to 2147483647 (24.8 days)");
+const aFunction = v.function("a function");
 
 /**
  * Options of `Worker`. Poll intervals have a floor: a worker polling with no pause would LIST
  * hundreds of times a second while idle, which bills per request.
  */
-export const workerOptionsSchema = type({
-  "id?": "string",
-  "concurrency?": workerConcurrency,
-  "leaseSeconds?": leaseSeconds,
-  "timeoutSeconds?": positiveSeconds,
-  "minPollMs?": ms(10, 3_600_000, "a number of ms from 10 to 3600000 (1 hour)"),
-  "maxPollMs?": ms(10, 3_600_000, "a number of ms from 10 to 3600000 (1 hour)"),
-  "monitor?": "boolean",
-  "monitorRoundSeconds?": secondsOption(type("1 <= number <= 86400"), "from 1 to 86400 (1 day)"),
-  "progressSeconds?": secondsOption(type("1 <= number <= 86400"), "from 1 to 86400 (1 day)"),
-  "heartbeatSeconds?": secondsOption(
-    type("0 | 1 <= number <= 86400"),
-    "from 1 to 86400 (1 day) or 0 (no heartbeats)",
-  ),
-  // Timers longer than 2^31 - 1 ms fire at once.
-  "shutdownGraceMs?": ms(0, 2_147_483_647, "a number of ms from 0 to 2147483647 (24.8 days)"),
-  "signalGraceMs?": ms(0, 2_147_483_647, "a number of ms from 0 to 2147483647 (24.8 days)"),
-  "listReuseMs?": ms(0, 3_600_000, "a number of ms from 0 to 3600000 (1 hour)"),
-  "onEvent?": type("Function").describe("a function"),
-  "skipDoctor?": "boolean",
-  "logScan?": type("boolean").or({
-    "pageSize?": type("1 <= number.integer <= 1000").describe("a whole number from 1 to 1000"),
-    "intervalMs?": ms(10, 3_600_000, "a number of ms from 10 to 3600000 (1 hour)"),
+export const workerOptionsSchema = v.pipe(
+  v.looseObject({
+    id: v.optional(v.string()),
+    concurrency: v.optional(workerConcurrency),
+    leaseSeconds: v.optional(leaseSeconds),
+    timeoutSeconds: v.optional(positiveSeconds),
+    minPollMs: pollMs(),
+    maxPollMs: pollMs(),
+    monitor: v.optional(v.boolean()),
+    monitorRoundSeconds: v.optional(secondsOption(within(1, 86400), "from 1 to 86400 (1 day)")),
+    progressSeconds: v.optional(secondsOption(within(1, 86400), "from 1 to 86400 (1 day)")),
+    heartbeatSeconds: v.optional(
+      secondsOption(
+        v.pipe(
+          v.number(),
+          v.check((n) => n === 0 || (n >= 1 && n <= 86400)),
+        ),
+        "from 1 to 86400 (1 day) or 0 (no heartbeats)",
+      ),
+    ),
+    // Timers longer than 2^31 - 1 ms fire at once.
+    shutdownGraceMs: graceMs(),
+    signalGraceMs: graceMs(),
+    listReuseMs: ms(0, 3_600_000, "a number of ms from 0 to 3600000 (1 hour)"),
+    onEvent: v.optional(aFunction),
+    skipDoctor: v.optional(v.boolean()),
+    logScan: v.optional(
+      v.union([
+        v.boolean(),
+        v.looseObject({
+          pageSize: v.optional(numberIn(1, 1000, "a whole number from 1 to 1000", true)),
+          intervalMs: pollMs(),
+        }),
+      ]),
+    ),
   }),
-}).narrow(
-  (o, ctx) =>
-    o.minPollMs === undefined ||
-    o.maxPollMs === undefined ||
-    o.minPollMs <= o.maxPollMs ||
-    ctx.reject({ path: ["maxPollMs"], expected: "at least minPollMs", actual: `${o.maxPollMs}` }),
+  // Runs only once every option above passed (the pipe stops at the first failing step).
+  v.rawCheck(({ dataset, addIssue }) => {
+    if (!dataset.typed) return;
+    const o = dataset.value;
+    if (o.minPollMs === undefined || o.maxPollMs === undefined || o.minPollMs <= o.maxPollMs)
+      return;
+    addIssue({
+      message: "at least minPollMs",
+      input: o.maxPollMs,
+      path: [{ type: "object", origin: "value", input: o, key: "maxPollMs", value: o.maxPollMs }],
+    });
+  }),
 );
 
 /** Per-type options of `Worker.task` (other keys pass through unchecked). */
-export const handlerOptionsSchema = type({
-  "leaseSeconds?": leaseSeconds,
-  "timeoutSeconds?": positiveSeconds,
+export const handlerOptionsSchema = v.looseObject({
+  leaseSeconds: v.optional(leaseSeconds),
+  timeoutSeconds: v.optional(positiveSeconds),
   // A type's own concurrency follows the worker's rule.
-  "concurrency?": workerConcurrency,
+  concurrency: v.optional(workerConcurrency),
 });
 
 /** The states a task can be in, as `list` filters take them. */
-const status = type(
-  "'pending' | 'running' | 'completed' | 'failed' | 'cancelled' | 'expired'",
-).describe("one of pending, running, completed, failed, cancelled, expired");
+const status = v.picklist(
+  ["pending", "running", "completed", "failed", "cancelled", "expired"],
+  "one of pending, running, completed, failed, cancelled, expired",
+);
 
 /** Options of `Queue.list` (the type is checked by `checkTaskType`, dates by `parseDate`). */
-export const listOptionsSchema = type({
-  "status?": status
-    .or(status.array())
-    .describe(
+export const listOptionsSchema = v.looseObject({
+  status: v.optional(
+    v.union(
+      [status, v.array(status)],
       "one of pending, running, completed, failed, cancelled, expired (or an array of them)",
     ),
-  "type?": "string",
-  "limit?": type("1 <= number.integer <= 10000").describe("a whole number from 1 to 10000"),
-  "cursor?": "string",
-  "since?": when,
-  "until?": when,
+  ),
+  type: v.optional(v.string()),
+  limit: v.optional(numberIn(1, 10000, "a whole number from 1 to 10000", true)),
+  cursor: v.optional(v.string()),
+  since: v.optional(when),
+  until: v.optional(when),
 });
 
 /** Options of `Queue.repair` (`onProgress` is passed through as given). */
-export const repairOptionsSchema = type({
-  "startAfter?": "string",
-  "limit?": type("number.integer >= 1").describe("a whole number >= 1"),
-  "dryRun?": "boolean",
-  "concurrency?": type("1 <= number.integer <= 100").describe("a whole number from 1 to 100"),
-  "pageSize?": type("1 <= number.integer <= 1000").describe("a whole number from 1 to 1000"),
-  "checkMarkers?": "boolean",
-  "onProgress?": type("Function").describe("a function"),
+export const repairOptionsSchema = v.looseObject({
+  startAfter: v.optional(v.string()),
+  limit: v.optional(numberIn(1, Number.POSITIVE_INFINITY, "a whole number >= 1", true)),
+  dryRun: v.optional(v.boolean()),
+  concurrency: v.optional(numberIn(1, 100, "a whole number from 1 to 100", true)),
+  pageSize: v.optional(numberIn(1, 1000, "a whole number from 1 to 1000", true)),
+  checkMarkers: v.optional(v.boolean()),
+  onProgress: v.optional(aFunction),
 });
 
 /** A copy of `value` without the keys set to `undefined` (which mean "not given"), recursively. */
@@ -180,17 +232,15 @@ function withoutUndefined(value: unknown): unknown {
  * `ValidationError` naming each bad option and what to use, e.g. `Invalid submit options:
  * backoff.maxSeconds must be a number of seconds from 0 to 100 years (was Infinity)`.
  */
-export function checkOptions<S extends Type<unknown>>(
+export function checkOptions<S extends v.GenericSchema>(
   schema: S,
   value: unknown,
   what: string,
-): S["infer"] {
+): v.InferOutput<S> {
   if (value !== undefined && (typeof value !== "object" || value === null)) {
     throw new ValidationError(`Invalid ${what}: expected an object, got ${String(value)}.`);
   }
-  const result = schema(withoutUndefined(value ?? {}));
-  if (result instanceof type.errors) {
-    throw new ValidationError(`Invalid ${what}: ${result.summary.replaceAll("\n", "; ")}.`);
-  }
-  return result as S["infer"];
+  const result = validate(schema, withoutUndefined(value ?? {}));
+  if (!result.ok) throw new ValidationError(`Invalid ${what}: ${result.summary}.`);
+  return result.value;
 }

@@ -151,7 +151,8 @@ describe("terminal tasks leave the ready index (defect 6)", () => {
     await until("all handled", () => monitor.stats.expired === 20 && monitor.stats.recovered === 1);
     expect((await queue.get(orphan.id)).status).toBe("failed");
     expect((await queue.get(expiring[0]!.id)).status).toBe("expired");
-    await until("markers deleted", async () => (await readyKeys(queue)).length === 0, 3000).catch(
+    // Their markers go once their journal is written (within 5 s).
+    await until("markers deleted", async () => (await readyKeys(queue)).length === 0, 8000).catch(
       () => {},
     );
     await pause(200);
@@ -507,7 +508,8 @@ for (const target of targets.filter((t) => t.name.startsWith("s3"))) {
       workers.push(monitor);
       await monitor.start();
       await until("expired", () => monitor.stats.expired === 5);
-      await pause(800);
+      // Their markers go once their journal is written (within 5 s).
+      await until("markers deleted", async () => (await readyKeys(queue)).length === 0, 8000);
       storage.reset();
       await pause(1500);
       expect(storage.counts.GET).toBe(0);

@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { checkFates, checkPlateau, type Point, type TaskFate } from "../scripts/soak-checks.ts";
+import {
+  checkFates,
+  checkPlateau,
+  checkPruned,
+  type Point,
+  type TaskFate,
+} from "../scripts/soak-checks.ts";
 
 const MINUTE = 60_000;
 const retentionMs = { completed: MINUTE, failed: MINUTE, cancelled: MINUTE, expired: MINUTE };
@@ -52,6 +58,32 @@ describe("soak checks", () => {
       "l: gone at the end, but oq never deleted it (lost)",
       "t: attempt 1 ran 2 times",
     ]);
+  });
+
+  it("catch a finished task still stored long after its retention (never pruned), not one within the allowance", () => {
+    const check = { endMs: 20 * MINUTE, retentionMs, lateMs: 5 * MINUTE };
+    expect(
+      checkPruned([fate("recent", 14 * MINUTE), fate("pruned", 0, MINUTE + 5)], check),
+    ).toEqual([]);
+    expect(checkPruned([fate("old", 13 * MINUTE)], check)).toEqual([
+      "old: completed at 1970-01-01T00:13:00.000Z, still stored 360 s after its retention passed (never pruned)",
+    ]);
+    // Judged by what storage holds when the witness missed the ending write.
+    const unseen: TaskFate = {
+      id: "u",
+      lastStatus: "running",
+      executions: { 1: 1 },
+      presentAtEnd: true,
+      stored: {
+        status: "completed",
+        finishedAt: new Date(0).toISOString(),
+        attempt: 1,
+        leaseExpiresAt: null,
+        marker: null,
+        markerExists: false,
+      },
+    };
+    expect(checkPruned([unseen], check)).toHaveLength(1);
   });
 
   it("see a count that levels off after the first minutes as levelled off", () => {

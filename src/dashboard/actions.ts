@@ -1,6 +1,6 @@
 /**
- * The actions: POST forms that cancel or replay a task, replay every failed task of a type, and
- * pause, resume or trigger a schedule. Each is refused with 403 in read-only mode, from another
+ * The actions: POST forms that cancel or replay a task, replay every failed task of a type, pause
+ * or resume a type, and pause, resume or trigger a schedule. Each is refused with 403 in read-only mode, from another
  * origin, or without the form's CSRF token; after it, a 303 redirect goes back to the page the
  * form was on with a flash message in the query string.
  *
@@ -55,6 +55,22 @@ const ACTIONS: readonly Action[] = [
       const tally = await replayAll(ctx.queue, { statuses: ["failed"], type });
       const refused = tally.refused.length;
       return `Replayed ${tally.replayed} failed ${type} task${tally.replayed === 1 ? "" : "s"}${tally.skipped > 0 ? `, skipped ${tally.skipped} no longer failed` : ""}${refused > 0 ? `, refused ${refused} whose retention ends soon (raise it with oq retention)` : ""}.`;
+    },
+  },
+  {
+    pattern: /^\/types\/([^/]+)\/pause$/,
+    back: (ctx) => ctx.link("/"),
+    async run(ctx, type) {
+      await ctx.queue.pause(type);
+      return `Paused ${type}: workers claim none of its tasks from their next poll; running ones finish.`;
+    },
+  },
+  {
+    pattern: /^\/types\/([^/]+)\/resume$/,
+    back: (ctx) => ctx.link("/"),
+    async run(ctx, type) {
+      await ctx.queue.resume(type);
+      return `Resumed ${type}.`;
     },
   },
   {

@@ -17,7 +17,7 @@ function typeRow(ctx: PageContext, s: TypeStats): Html {
   const hour = s.finished.lastHour;
   const day = s.finished.lastDay;
   return html`<tr>
-<td><a href="${tasks()}">${s.type}</a>${s.capped ? html` <span class="muted" title="more markers than counted: lower bounds">(capped)</span>` : ""}</td>
+<td><a href="${tasks()}">${s.type}</a>${s.paused ? html` <strong title="workers claim none of its tasks">PAUSED</strong>` : ""}${s.capped ? html` <span class="muted" title="more markers than counted: lower bounds">(capped)</span>` : ""}</td>
 <td class="n"><a href="${tasks("pending")}">${s.pending.due + s.pending.delayed}</a></td>
 <td class="n">${s.pending.due}</td>
 <td class="n"><a href="${tasks("running")}">${s.running}</a></td>
@@ -27,8 +27,16 @@ function typeRow(ctx: PageContext, s: TypeStats): Html {
 <td class="n">${s.throughputPerMinute.toFixed(1)}</td>
 <td>${seriesChart("last hour, per minute", s.series?.minutes ?? [])}</td>
 <td>${seriesChart("last day, per hour", s.series?.hours ?? [])}</td>
-<td>${actionButton(ctx, "/actions/replay-failed", "Replay failed", { type: s.type }, `Replay every failed ${s.type} task`)}</td>
+<td>${actionButton(ctx, "/actions/replay-failed", "Replay failed", { type: s.type }, `Replay every failed ${s.type} task`)} ${pauseButton(ctx, s)}</td>
 </tr>`;
+}
+
+/** Pause a type, or resume a paused one. */
+function pauseButton(ctx: PageContext, s: TypeStats): Html {
+  const path = `/types/${encodeURIComponent(s.type)}/${s.paused ? "resume" : "pause"}`;
+  return s.paused
+    ? actionButton(ctx, path, "Resume", {}, `Let workers claim ${s.type} tasks again`)
+    : actionButton(ctx, path, "Pause", {}, `Stop workers claiming ${s.type} tasks`);
 }
 
 /** `GET /`: one `queue.stats()` call (about 7 requests; see docs/dashboard.md). */

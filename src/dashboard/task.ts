@@ -28,6 +28,7 @@ function facts(task: TaskRecord, now: number, link: PageContext["link"]): Html {
 <dt>Status</dt><dd>${status(task.status)}${task.cancel === null ? "" : html` (cancel requested ${when(task.cancel.requestedAt, now)}${task.cancel.reason === null ? "" : html`: ${task.cancel.reason}`})`}</dd>
 <dt>Type</dt><dd><a href="${link("/tasks", { type: task.type })}">${task.type}</a></dd>
 <dt>Attempts</dt><dd>${task.attempt} of ${task.maxRetries + 1}</dd>
+<dt>Priority</dt><dd>${task.priority ?? 0}</dd>
 <dt>Created</dt><dd>${when(task.createdAt, now)}</dd>
 <dt>Available</dt><dd>${when(task.availableAt, now)}</dd>
 <dt>Expires</dt><dd>${when(task.expiresAt, now)}</dd>

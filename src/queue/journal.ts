@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { type } from "arktype";
+import * as v from "valibot";
 import { MalformedObjectError } from "../errors.ts";
 import type { FinishedStatus, JournalKey, Keys } from "../keys.ts";
 import type { Logger } from "../logger.ts";
@@ -16,6 +16,7 @@ import type { Storage } from "../storage/storage.ts";
 import type { TaskRecord } from "../task/record.ts";
 import { isTerminal } from "../task/transitions.ts";
 import { errorMessage } from "../util/errors.ts";
+import { validate } from "../util/schema.ts";
 import { payloadKeys } from "./payloads.ts";
 
 /** A writer flushes its buffered entries at most this long after the first, ms. */
@@ -55,16 +56,18 @@ export interface Journal {
   entries: JournalEntry[];
 }
 
-const journalSchema = type({
-  oq: "'journal'",
-  type: "string",
-  status: "'completed' | 'failed' | 'cancelled' | 'expired'",
-  entries: type({
-    id: "string",
-    at: "string",
-    "keyed?": "boolean",
-    "payloads?": "string[]",
-  }).array(),
+const journalSchema = v.looseObject({
+  oq: v.literal("journal"),
+  type: v.string(),
+  status: v.picklist(["completed", "failed", "cancelled", "expired"]),
+  entries: v.array(
+    v.looseObject({
+      id: v.string(),
+      at: v.string(),
+      keyed: v.exactOptional(v.boolean()),
+      payloads: v.exactOptional(v.array(v.string())),
+    }),
+  ),
 });
 
 const encoder = new TextEncoder();
@@ -76,12 +79,19 @@ export interface JournalDeps {
   keys: Keys;
   logger: Logger;
   randomHex: (length: number) => string;
+  /**
+   * Delete these markers (relative keys) of finished tasks: called once the journal naming
+   * their tasks has landed, never before.
+   */
+  retireMarkers: (markers: readonly string[]) => void;
 }
 
 interface Group {
   type: string;
   status: FinishedStatus;
   entries: JournalEntry[];
+  /** The markers of these tasks, deleted once their journal is written. */
+  markers: string[];
   latestMs: number;
 }
 
@@ -89,6 +99,8 @@ interface Group {
 export class FinishedJournal {
   readonly #deps: JournalDeps;
   readonly #groups = new Map<string, Group>();
+  /** The markers of buffered tasks (relative keys), deleted once their journal is written. */
+  readonly #markers = new Set<string>();
   #timer: ReturnType<typeof setTimeout> | undefined;
   #flushing: Promise<void> = Promise.resolve();
 
@@ -103,18 +115,33 @@ export class FinishedJournal {
     return n;
   }
 
-  /** Note that `task` (as just written) reached a terminal state. */
-  record(task: TaskRecord): void {
+  /**
+   * Note that `task` (as just written) reached a terminal state. `marker` (relative key), the
+   * marker the task named before, is deleted only once the journal naming the task is written:
+   * the marker is what leads a monitor to a finished task whose writer died before its journal
+   * did (docs/protocol.md, "The finished journal").
+   */
+  record(task: TaskRecord, marker?: string): void {
     if (!isTerminal(task.status)) return;
+    if (marker !== undefined && this.#markers.has(marker)) return; // already buffered
     const payloads = payloadKeys(task);
-    this.#add(task.type, task.status as FinishedStatus, [
-      {
-        id: task.id,
-        at: task.finishedAt ?? task.updatedAt,
-        ...(task.idempotencyKey === null ? {} : { keyed: true }),
-        ...(payloads.length === 0 ? {} : { payloads }),
-      },
-    ]);
+    const entry: JournalEntry = {
+      id: task.id,
+      at: task.finishedAt ?? task.updatedAt,
+      ...(task.idempotencyKey === null ? {} : { keyed: true }),
+      ...(payloads.length === 0 ? {} : { payloads }),
+    };
+    this.#add(
+      task.type,
+      task.status as FinishedStatus,
+      [entry],
+      marker === undefined ? [] : [marker],
+    );
+  }
+
+  /** Whether the marker `marker` (relative key) waits for a journal to be written. */
+  holds(marker: string): boolean {
+    return this.#markers.has(marker);
   }
 
   /** Buffer `entries`; a retry after a failed write waits for the timer, never flushes at once. */
@@ -122,17 +149,22 @@ export class FinishedJournal {
     taskType: string,
     status: FinishedStatus,
     entries: readonly JournalEntry[],
+    markers: readonly string[],
     retrying = false,
   ): void {
     const name = `${taskType}/${status}`;
     let group = this.#groups.get(name);
     if (group === undefined) {
-      group = { type: taskType, status, entries: [], latestMs: 0 };
+      group = { type: taskType, status, entries: [], markers: [], latestMs: 0 };
       this.#groups.set(name, group);
     }
     for (const entry of entries) {
       group.entries.push(entry);
       group.latestMs = Math.max(group.latestMs, Date.parse(entry.at));
+    }
+    for (const marker of markers) {
+      group.markers.push(marker);
+      this.#markers.add(marker);
     }
     if (group.entries.length >= JOURNAL_MAX_ENTRIES && !retrying) void this.flush();
     else this.#timer ??= setTimeout(() => void this.flush(), JOURNAL_FLUSH_MS);
@@ -171,8 +203,11 @@ export class FinishedJournal {
         logger.warn(
           `could not write the finished journal of ${group.entries.length} ${group.type} tasks (${group.status}); kept for the next flush: ${errorMessage(error)}`,
         );
-        this.#add(group.type, group.status, group.entries, true);
+        this.#add(group.type, group.status, group.entries, group.markers, true);
+        continue;
       }
+      for (const marker of group.markers) this.#markers.delete(marker);
+      if (group.markers.length > 0) this.#deps.retireMarkers(group.markers);
     }
   }
 
@@ -185,13 +220,13 @@ export class FinishedJournal {
     } catch {
       throw new MalformedObjectError(`Object ${key} is not a finished journal: not JSON.`, { key });
     }
-    const result = journalSchema(value);
-    if (result instanceof type.errors)
+    const result = validate(journalSchema, value);
+    if (!result.ok)
       throw new MalformedObjectError(
         `Object ${key} is not a valid finished journal: ${result.summary}`,
         { key },
       );
-    return result as Journal;
+    return result.value as Journal;
   }
 
   /**

@@ -11,12 +11,13 @@
  *
  * @module
  */
-import { type } from "arktype";
+import * as v from "valibot";
 import { MalformedObjectError, ValidationError } from "../errors.ts";
 import { checkTaskType } from "../keys.ts";
 import type { Storage } from "../storage/storage.ts";
 import { DocumentStore, type VersionedDocument } from "../store/documents.ts";
 import { LEASE_TAKEOVER_MARGIN_MS } from "../task/transitions.ts";
+import { validate } from "../util/schema.ts";
 
 /** Most tasks of one type a fleet-wide concurrency limit may allow. */
 export const MAX_FLEET_CONCURRENCY = 10_000;
@@ -85,15 +86,15 @@ export interface TypeLimits {
   recentStarts: number;
 }
 
-const holderSchema = type({ task: "string", worker: "string", until: "string" });
-const limitSchema = type({
-  oq: "'limit'",
-  type: "string",
-  concurrency: "number.integer >= 1 | null",
-  ratePerSecond: "number > 0 | null",
-  updatedAt: "string",
-  holders: { "[string]": holderSchema },
-  starts: "string[]",
+const holderSchema = v.looseObject({ task: v.string(), worker: v.string(), until: v.string() });
+const limitSchema = v.looseObject({
+  oq: v.literal("limit"),
+  type: v.string(),
+  concurrency: v.nullable(v.pipe(v.number(), v.integer(), v.minValue(1))),
+  ratePerSecond: v.nullable(v.pipe(v.number(), v.gtValue(0))),
+  updatedAt: v.string(),
+  holders: v.record(v.string(), holderSchema),
+  starts: v.array(v.string()),
 });
 
 const encoder = new TextEncoder();
@@ -106,14 +107,14 @@ function parseLimit(body: Uint8Array, key: string): LimitDocument {
   } catch {
     throw new MalformedObjectError(`Object ${key} is not a limit object: not JSON.`, { key });
   }
-  const result = limitSchema(value);
-  if (result instanceof type.errors) {
+  const result = validate(limitSchema, value);
+  if (!result.ok) {
     throw new MalformedObjectError(
       `Object ${key} is not a valid limit object: ${result.summary}. Set the limits again (oq limit) to replace it.`,
       { key },
     );
   }
-  return result as LimitDocument;
+  return result.value as LimitDocument;
 }
 
 function encodeLimit(doc: LimitDocument): Uint8Array {

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { type } from "arktype";
+import * as v from "valibot";
 import type { ServerClock } from "../clock.ts";
 import {
   ConflictError,
@@ -19,6 +19,7 @@ import { checkTaskType, type Keys } from "../keys.ts";
 import { type RetryPolicy, retry } from "../retry.ts";
 import type { Storage } from "../storage/storage.ts";
 import { DocumentStore } from "../store/documents.ts";
+import { validate } from "../util/schema.ts";
 import {
   applyRetention,
   checkRetention,
@@ -61,34 +62,37 @@ export interface Manifest {
   limited?: string[];
 }
 
-// Schemas stay unexported so the package's declarations never reference arktype's types
-// (they need Node's); `Same` below keeps them equal to the written-out types.
-const storedRetentionSchema = type({
-  "completed?": "number >= 0 | null",
-  "failed?": "number >= 0 | null",
-  "cancelled?": "number >= 0 | null",
-  "expired?": "number >= 0 | null",
-  "+": "reject",
+// Schemas stay unexported so the package's declarations never reference valibot's types;
+// `Same` below keeps them equal to the written-out types. Retention settings reject unknown keys
+// (a misspelt status would silently keep nothing); the manifest itself keeps them.
+const retentionDays = v.exactOptional(v.nullable(v.pipe(v.number(), v.minValue(0))));
+const storedRetentionSchema = v.strictObject({
+  completed: retentionDays,
+  failed: retentionDays,
+  cancelled: retentionDays,
+  expired: retentionDays,
 });
 
-const retentionSchema = type({
-  "default?": storedRetentionSchema,
-  "types?": { "[string]": storedRetentionSchema },
-  "+": "reject",
+const retentionSchema = v.strictObject({
+  default: v.exactOptional(storedRetentionSchema),
+  types: v.exactOptional(v.record(v.string(), storedRetentionSchema)),
 });
 
 type Same<A, B> =
   (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
-true satisfies Same<typeof storedRetentionSchema.infer, StoredRetention>;
-true satisfies Same<typeof retentionSchema.infer, RetentionSettings>;
+true satisfies Same<v.InferOutput<typeof storedRetentionSchema>, StoredRetention>;
+true satisfies Same<v.InferOutput<typeof retentionSchema>, RetentionSettings>;
 
-const manifestSchema = type({
-  oq: "'queue'",
-  protocol: "number.integer >= 1",
-  createdAt: "string",
-  shards: { "[string]": `1 <= number.integer <= ${MAX_SHARDS}` },
-  "retention?": retentionSchema,
-  "limited?": "string[]",
+const manifestSchema = v.looseObject({
+  oq: v.literal("queue"),
+  protocol: v.pipe(v.number(), v.integer(), v.minValue(1)),
+  createdAt: v.string(),
+  shards: v.record(
+    v.string(),
+    v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(MAX_SHARDS)),
+  ),
+  retention: v.exactOptional(retentionSchema),
+  limited: v.exactOptional(v.array(v.string())),
 });
 
 const encoder = new TextEncoder();
@@ -109,14 +113,14 @@ function parseManifest(body: Uint8Array, key: string): Manifest {
       { key },
     );
   }
-  const result = manifestSchema(value);
-  if (result instanceof type.errors) {
+  const result = validate(manifestSchema, value);
+  if (!result.ok) {
     throw new MalformedObjectError(
       `Object ${key} is not a valid queue manifest: ${result.summary}. Fix or delete it (oq creates a new one).`,
       { key },
     );
   }
-  return result as Manifest;
+  return result.value as Manifest;
 }
 
 function encodeManifest(manifest: Manifest): Uint8Array {

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import type { InferOutput } from "valibot";
 import { parseDate, parseDuration } from "../duration.ts";
 import { ValidationError } from "../errors.ts";
 import { checkTaskType } from "../keys.ts";
@@ -90,7 +91,7 @@ function wakeLocal(q: QueueInternals, task: TaskRecord, now: number): void {
 }
 
 /** Submit options once checked: the durations as numbers of seconds. */
-type CheckedSubmitOptions = typeof submitOptionsSchema.infer;
+type CheckedSubmitOptions = InferOutput<typeof submitOptionsSchema>;
 
 /** What {@link newTask} builds a pending record from: the submit, decided. */
 interface NewTask {

@@ -4,10 +4,11 @@
  *
  * @module
  */
-import { type } from "arktype";
+import * as v from "valibot";
 import { MalformedObjectError, ValidationError } from "../errors.ts";
 import { checkOptions, scheduleTaskOptionsSchema } from "../options.ts";
 import type { SubmitOptions } from "../queue/types.ts";
+import { validate } from "../util/schema.ts";
 
 /** What a scheduler does with slots that came due while no scheduler ran. */
 export type CatchUpPolicy = "latest" | "all" | "none";
@@ -103,30 +104,33 @@ export interface ScheduleInfo extends ScheduleRecord {
   nextRunAt: string | null;
 }
 
-const isoString = type("string").narrow(
-  (s, ctx) => !Number.isNaN(Date.parse(s)) || ctx.mustBe("an ISO 8601 date"),
+const isoString = v.pipe(
+  v.string(),
+  v.check((s) => !Number.isNaN(Date.parse(s)), "an ISO 8601 date"),
 );
+const positive = v.nullable(v.pipe(v.number(), v.gtValue(0)));
 
-const scheduleSchema = type({
-  oq: "1",
-  id: "string",
-  type: "string",
-  input: "unknown",
-  cron: "string",
-  timezone: "string",
-  catchUp: "'latest' | 'all' | 'none'",
-  task: {
-    timeoutSeconds: "number > 0 | null",
-    maxRetries: "number.integer >= 0 | null",
-    ttlSeconds: "number > 0 | null",
-    "priority?": "number.integer",
-  },
-  enabled: "boolean",
+// Loose objects: keys written by a newer oq are kept when this one writes the schedule back.
+const scheduleSchema = v.looseObject({
+  oq: v.literal(1),
+  id: v.string(),
+  type: v.string(),
+  input: v.unknown(),
+  cron: v.string(),
+  timezone: v.string(),
+  catchUp: v.picklist(["latest", "all", "none"]),
+  task: v.looseObject({
+    timeoutSeconds: positive,
+    maxRetries: v.nullable(v.pipe(v.number(), v.integer(), v.minValue(0))),
+    ttlSeconds: positive,
+    priority: v.exactOptional(v.pipe(v.number(), v.integer())),
+  }),
+  enabled: v.boolean(),
   createdAt: isoString,
   updatedAt: isoString,
   doneThrough: isoString,
-  lastSlot: isoString.or("null"),
-  lastTaskId: "string | null",
+  lastSlot: v.nullable(isoString),
+  lastTaskId: v.nullable(v.string()),
 });
 
 const encoder = new TextEncoder();
@@ -145,13 +149,13 @@ export function parseSchedule(body: Uint8Array | string, key: string): ScheduleR
       key,
     });
   }
-  const result = scheduleSchema(value);
-  if (result instanceof type.errors) {
+  const result = validate(scheduleSchema, value);
+  if (!result.ok) {
     throw new MalformedObjectError(`Object ${key} is not a valid schedule: ${result.summary}`, {
       key,
     });
   }
-  return result as ScheduleRecord;
+  return result.value as ScheduleRecord;
 }
 
 /** Serialize a schedule for storage. */

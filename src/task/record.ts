@@ -6,23 +6,28 @@
  *
  * @module
  */
-import { type } from "arktype";
+import * as v from "valibot";
 import { MalformedObjectError } from "../errors.ts";
+import { type Declared, validate } from "../util/schema.ts";
 
-const isoString = type("string").narrow(
-  (s, ctx) => !Number.isNaN(Date.parse(s)) || ctx.mustBe("an ISO 8601 date"),
+// Objects are loose: keys this version does not know (written by a newer one) are kept, so a
+// record read and written back by this version keeps them.
+const isoString = v.pipe(
+  v.string(),
+  v.check((s) => !Number.isNaN(Date.parse(s)), "an ISO 8601 date"),
 );
+const wholeNumber = v.pipe(v.number(), v.integer(), v.minValue(0));
 
-const statusSchema = type.enumerated(
+const statusSchema = v.picklist([
   "pending",
   "running",
   "completed",
   "failed",
   "cancelled",
   "expired",
-);
+]);
 
-const eventSchema = type.enumerated(
+const eventSchema = v.picklist([
   "submitted",
   "claimed",
   "lease-renewed",
@@ -35,81 +40,81 @@ const eventSchema = type.enumerated(
   "lease-expired",
   "released",
   "replayed",
-);
+]);
 
-const backoffSchema = type({
-  initialSeconds: "number >= 0",
-  maxSeconds: "number >= 0",
-  factor: "number >= 1",
+const backoffSchema = v.looseObject({
+  initialSeconds: v.pipe(v.number(), v.minValue(0)),
+  maxSeconds: v.pipe(v.number(), v.minValue(0)),
+  factor: v.pipe(v.number(), v.minValue(1)),
 });
 
-const leaseSchema = type({
-  token: "string",
-  workerId: "string",
+const leaseSchema = v.looseObject({
+  token: v.string(),
+  workerId: v.string(),
   expiresAt: isoString,
 });
 
-const taskErrorSchema = type({
-  message: "string",
-  name: "string",
-  attempt: "number",
-  at: "string",
-  permanent: "boolean",
+const taskErrorSchema = v.looseObject({
+  message: v.string(),
+  name: v.string(),
+  attempt: v.number(),
+  at: v.string(),
+  permanent: v.boolean(),
 });
 
-const cancelSchema = type({
-  requestedAt: "string",
-  reason: "string | null",
+const cancelSchema = v.looseObject({
+  requestedAt: v.string(),
+  reason: v.nullable(v.string()),
 });
 
-const historyEntrySchema = type({
+const historyEntrySchema = v.looseObject({
   event: eventSchema,
   at: isoString,
-  worker: "string | null",
-  attempt: "number.integer >= 0",
-  error: "string | null",
+  worker: v.nullable(v.string()),
+  attempt: wholeNumber,
+  error: v.nullable(v.string()),
 });
 
-const payloadRefSchema = type({
-  key: "string",
-  bytes: "number.integer >= 0",
-  sha256: "string",
+const payloadRefSchema = v.looseObject({
+  key: v.string(),
+  bytes: wholeNumber,
+  sha256: v.string(),
 });
 
-const taskSchema = type({
-  oq: "1",
-  id: "string",
-  type: "string",
+const taskSchema = v.looseObject({
+  oq: v.literal(1),
+  id: v.string(),
+  type: v.string(),
   status: statusSchema,
-  input: "unknown",
-  output: "unknown",
+  input: v.unknown(),
+  output: v.unknown(),
   // Only on a task whose input or output is stored as its own object (docs/protocol.md,
   // "Large inputs and outputs"); absent otherwise, so small tasks and older records are unchanged.
-  "inputRef?": payloadRefSchema,
-  "outputRef?": payloadRefSchema,
-  attempt: "number.integer >= 0",
-  maxRetries: "number.integer >= 0",
+  inputRef: v.exactOptional(payloadRefSchema),
+  outputRef: v.exactOptional(payloadRefSchema),
+  attempt: wholeNumber,
+  maxRetries: wholeNumber,
   backoff: backoffSchema,
-  timeoutSeconds: "number > 0 | null",
+  timeoutSeconds: v.nullable(v.pipe(v.number(), v.gtValue(0))),
   // Absent in records written before priorities, and in those of priority 0: both read as 0.
-  "priority?": "number.integer",
+  priority: v.exactOptional(v.pipe(v.number(), v.integer())),
   createdAt: isoString,
   updatedAt: isoString,
   availableAt: isoString,
-  expiresAt: isoString.or("null"),
-  startedAt: isoString.or("null"),
-  finishedAt: isoString.or("null"),
-  lease: leaseSchema.or("null"),
-  lastError: taskErrorSchema.or("null"),
-  cancel: cancelSchema.or("null"),
-  idempotencyKey: "string | null",
+  expiresAt: v.nullable(isoString),
+  startedAt: v.nullable(isoString),
+  finishedAt: v.nullable(isoString),
+  lease: v.nullable(leaseSchema),
+  lastError: v.nullable(taskErrorSchema),
+  cancel: v.nullable(cancelSchema),
+  idempotencyKey: v.nullable(v.string()),
   event: eventSchema,
-  marker: "string | null",
+  marker: v.nullable(v.string()),
   // Records written before the log existed have no `history`; they read as an empty log, and
   // their next transition starts it.
-  history: historyEntrySchema.array().default(() => []),
+  history: v.optional(v.array(historyEntrySchema), () => []),
   // Records written before progress existed have none.
-  progress: type("unknown").default(null),
+  progress: v.optional(v.unknown(), null),
 });
 
 /** Every state a task can be in. */
@@ -286,23 +291,23 @@ export interface TaskRecord {
 }
 
 /**
- * True when `A` and `B` are the same type. The record's types are written out (with their docs)
- * rather than inferred, so the package's declarations do not reference arktype's, which need
- * Node's types; these checks make the compiler reject any difference between a type and its
- * schema, so the two cannot drift.
+ * True when `A` and `B` are the same type. The record's types are written out (with their docs
+ * on every field) rather than inferred, so the package's declarations stay readable and do not
+ * reference valibot's; these checks make the compiler reject any difference between a type and
+ * its schema's output, so the two cannot drift.
  */
 type Same<A, B> =
   (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
 
-true satisfies Same<typeof statusSchema.infer, TaskStatus>;
-true satisfies Same<typeof eventSchema.infer, TaskEvent>;
-true satisfies Same<typeof backoffSchema.infer, Backoff>;
-true satisfies Same<typeof leaseSchema.infer, Lease>;
-true satisfies Same<typeof taskErrorSchema.infer, TaskError>;
-true satisfies Same<typeof cancelSchema.infer, CancelRequest>;
-true satisfies Same<typeof historyEntrySchema.infer, TaskHistoryEntry>;
-true satisfies Same<typeof payloadRefSchema.infer, PayloadRef>;
-true satisfies Same<typeof taskSchema.infer, TaskRecord>;
+true satisfies Same<Declared<v.InferOutput<typeof statusSchema>>, TaskStatus>;
+true satisfies Same<Declared<v.InferOutput<typeof eventSchema>>, TaskEvent>;
+true satisfies Same<Declared<v.InferOutput<typeof backoffSchema>>, Backoff>;
+true satisfies Same<Declared<v.InferOutput<typeof leaseSchema>>, Lease>;
+true satisfies Same<Declared<v.InferOutput<typeof taskErrorSchema>>, TaskError>;
+true satisfies Same<Declared<v.InferOutput<typeof cancelSchema>>, CancelRequest>;
+true satisfies Same<Declared<v.InferOutput<typeof historyEntrySchema>>, TaskHistoryEntry>;
+true satisfies Same<Declared<v.InferOutput<typeof payloadRefSchema>>, PayloadRef>;
+true satisfies Same<Declared<v.InferOutput<typeof taskSchema>>, TaskRecord>;
 
 const decoder = new TextDecoder();
 
@@ -317,10 +322,13 @@ export function parseTask(body: Uint8Array | string, key: string): TaskRecord {
   } catch {
     throw new MalformedObjectError(`Object ${key} is not a task: its body is not JSON.`, { key });
   }
-  const result = taskSchema(value);
-  if (result instanceof type.errors) {
-    throw new MalformedObjectError(`Object ${key} is not a valid task: ${result.summary}`, { key });
+  const checked = validate(taskSchema, value);
+  if (!checked.ok) {
+    throw new MalformedObjectError(`Object ${key} is not a valid task: ${checked.summary}`, {
+      key,
+    });
   }
+  const result = checked.value as TaskRecord;
   // A running task without a lease could never be finished (only a lease holder may) nor
   // recovered (no lease to expire), and the worker would trip over the missing lease on every
   // pass. Reject it as malformed, so it is reported and skipped (found by the chaos tests).

@@ -1,26 +1,13 @@
-/**
- * `oq limit` as a real subprocess: it sets a type's fleet-wide limits, shows them (one type, or
- * every limited type, and in `oq stats`), removes them with `none`, and refuses bad values with
- * exit 2 saying what to use. On the file store and, when `OQ_TEST_S3_*` is set, on MinIO.
- */
-import { tmpdir } from "node:os";
 import { describe, expect, it } from "vitest";
-import { Queue } from "../../src/queue/queue.ts";
-import { cleanEnv, MANY_ROUNDS_TIMEOUT_MS, runOq } from "../helpers/cli.ts";
-import { fileTarget, s3Target, type Target } from "../helpers/targets.ts";
+import { MANY_ROUNDS_TIMEOUT_MS } from "../helpers/cli.ts";
+import { cliTargets, withCliQueue } from "../helpers/cli-queue.ts";
 
-const targets: Target[] = [fileTarget, ...(s3Target === undefined ? [] : [s3Target])];
-
-for (const target of targets) {
+for (const target of cliTargets) {
   describe(`oq limit on ${target.name}`, () => {
     it("sets, shows and removes a type's limits; refuses bad values with exit 2", {
       timeout: MANY_ROUNDS_TIMEOUT_MS,
     }, async () => {
-      const instance = await target.create();
-      try {
-        const env = cleanEnv({ ...instance.env, NO_COLOR: "1" });
-        const oq = (...args: string[]) => runOq(args, { cwd: tmpdir(), env });
-
+      await withCliQueue(target, async ({ oq, queue }) => {
         expect(await oq("limit")).toMatchObject({ code: 0, stdout: "no type has limits\n" });
         const set = await oq("limit", "video", "--concurrency", "3", "--rate", "0.5");
         expect(set.code, set.stderr).toBe(0);
@@ -28,7 +15,6 @@ for (const target of targets) {
           "video\tconcurrency 3 (0 running)\trate 0.5/s (0 started in the last 2 s)\n",
         );
         expect(set.stderr).toMatch(/within 10 minutes/);
-        const queue = new Queue({ storage: instance.storage, prefix: instance.prefix });
         expect(await queue.limits("video")).toMatchObject([{ concurrency: 3, ratePerSecond: 0.5 }]);
 
         const [one, all, json] = await Promise.all([
@@ -64,9 +50,7 @@ for (const target of targets) {
         expect(fraction.stderr).toMatch(/Invalid rate limit 2.5/);
         expect(word.stderr).toMatch(/Invalid --rate "fast": give a number, or "none"/);
         expect(noType.stderr).toMatch(/Name the task type to limit/);
-      } finally {
-        await instance.cleanup();
-      }
+      });
     });
   });
 }

@@ -1,28 +1,14 @@
-/**
- * `oq pause` and `oq resume` as real subprocesses (the type positional or `-t/--type`), `oq stats`
- * showing a paused type, and `oq submit --priority`. On the file store and, when
- * `OQ_TEST_S3_*` is set, on MinIO.
- */
-import { tmpdir } from "node:os";
 import { describe, expect, it } from "vitest";
-import { Queue } from "../../src/queue/queue.ts";
 import type { TaskRecord } from "../../src/task/record.ts";
-import { cleanEnv, MANY_ROUNDS_TIMEOUT_MS, runOq } from "../helpers/cli.ts";
-import { fileTarget, s3Target, type Target } from "../helpers/targets.ts";
+import { MANY_ROUNDS_TIMEOUT_MS } from "../helpers/cli.ts";
+import { cliTargets, withCliQueue } from "../helpers/cli-queue.ts";
 
-const targets: Target[] = [fileTarget, ...(s3Target === undefined ? [] : [s3Target])];
-
-for (const target of targets) {
+for (const target of cliTargets) {
   describe(`oq pause and resume on ${target.name}`, () => {
     it("pauses and resumes a type, shows it in stats, refuses a missing type with exit 2; submit takes --priority", {
       timeout: MANY_ROUNDS_TIMEOUT_MS,
     }, async () => {
-      const instance = await target.create();
-      try {
-        const env = cleanEnv({ ...instance.env, NO_COLOR: "1" });
-        const oq = (...args: string[]) => runOq(args, { cwd: tmpdir(), env });
-        const queue = new Queue({ storage: instance.storage, prefix: instance.prefix });
-
+      await withCliQueue(target, async ({ oq, queue }) => {
         const paused = await oq("pause", "email");
         expect(paused.code, paused.stderr).toBe(0);
         expect(paused.stderr).toMatch(/email is paused/);
@@ -47,9 +33,7 @@ for (const target of targets) {
         expect(both).toMatchObject({ code: 2 });
         expect(badPriority).toMatchObject({ code: 2 });
         expect(badPriority.stderr).toMatch(/priority/);
-      } finally {
-        await instance.cleanup();
-      }
+      });
     });
   });
 }

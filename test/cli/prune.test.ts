@@ -1,29 +1,14 @@
-/**
- * `oq retention` and `oq prune` as real subprocesses: retention shown and set per queue and per
- * type, bad values refused with exit 2 saying what to use, a dry run that deletes nothing, a
- * prune that deletes only finished tasks past retention, and `--json`. On the file store and,
- * when `OQ_TEST_S3_*` is set, on MinIO.
- */
-import { tmpdir } from "node:os";
 import { describe, expect, it } from "vitest";
-import { Queue } from "../../src/queue/queue.ts";
-import { cleanEnv, MANY_ROUNDS_TIMEOUT_MS, runOq } from "../helpers/cli.ts";
-import { fileTarget, s3Target, type Target } from "../helpers/targets.ts";
+import { MANY_ROUNDS_TIMEOUT_MS } from "../helpers/cli.ts";
+import { cliTargets, withCliQueue } from "../helpers/cli-queue.ts";
 import { pause } from "../helpers/wait.ts";
 
-const targets: Target[] = [fileTarget, ...(s3Target === undefined ? [] : [s3Target])];
-
-for (const target of targets) {
+for (const target of cliTargets) {
   describe(`oq retention and oq prune on ${target.name}`, () => {
     it("shows and sets retention, refuses bad values, and prunes only what is past it", {
       timeout: MANY_ROUNDS_TIMEOUT_MS,
     }, async () => {
-      const instance = await target.create();
-      try {
-        const env = cleanEnv({ ...instance.env, NO_COLOR: "1" });
-        const oq = (...args: string[]) => runOq(args, { cwd: tmpdir(), env });
-        const queue = new Queue({ storage: instance.storage, prefix: instance.prefix });
-
+      await withCliQueue(target, async ({ oq, queue }) => {
         const shown = await oq("retention");
         expect(shown.code, shown.stderr).toBe(0);
         expect(shown.stdout).toMatch(/\(every type\)\s+7d\s+30d\s+30d\s+30d/);
@@ -72,9 +57,7 @@ for (const target of targets) {
         expect(await queue.read(gone!.id)).toBeUndefined();
         expect((await queue.get(kept!.id)).status).toBe("cancelled");
         expect((await queue.get(live!.id)).status).toBe("pending");
-      } finally {
-        await instance.cleanup();
-      }
+      });
     });
   });
 }

@@ -1,31 +1,15 @@
-/**
- * `oq replay --all-failed` and `oq list` through the indexes, as real subprocesses: a dry run
- * that changes nothing, a replay of every dead letter (oldest first) with progress on stderr and a
- * summary, a task refused near the end of its retention reported with the reason (exit 1), a
- * second run that finds nothing left, and `oq list --status completed` showing only the last
- * 24 hours unless `--since` says otherwise. On the file store and, when `OQ_TEST_S3_*` is set, on
- * MinIO.
- */
-import { tmpdir } from "node:os";
 import { describe, expect, it } from "vitest";
-import { Queue } from "../../src/queue/queue.ts";
 import type { TaskRecord } from "../../src/task/record.ts";
-import { cleanEnv, MANY_ROUNDS_TIMEOUT_MS, runOq } from "../helpers/cli.ts";
+import { MANY_ROUNDS_TIMEOUT_MS } from "../helpers/cli.ts";
+import { cliTargets, withCliQueue } from "../helpers/cli-queue.ts";
 import { runAll } from "../helpers/run.ts";
-import { fileTarget, s3Target, type Target } from "../helpers/targets.ts";
 
-const targets: Target[] = [fileTarget, ...(s3Target === undefined ? [] : [s3Target])];
-
-for (const target of targets) {
+for (const target of cliTargets) {
   describe(`oq replay --all-failed and oq list on ${target.name}`, () => {
     it("replays every failed task with progress, reports the refused ones, and finds none left", {
       timeout: MANY_ROUNDS_TIMEOUT_MS,
     }, async () => {
-      const instance = await target.create();
-      try {
-        const env = cleanEnv({ ...instance.env, NO_COLOR: "1" });
-        const oq = (...args: string[]) => runOq(args, { cwd: tmpdir(), env });
-        const queue = new Queue({ storage: instance.storage, prefix: instance.prefix });
+      await withCliQueue(target, async ({ oq, queue }) => {
         // sms keeps failed tasks for no time at all: a replay of one is refused.
         await queue.setRetention({ failed: 0 }, { type: "sms" });
         const [e1, e2, e3, done, sms] = await queue.submitMany([
@@ -81,19 +65,13 @@ for (const target of targets) {
           oq("replay", e1!.id, "--type", "email"),
         ]);
         for (const r of [both, neither, typeAlone]) expect(r.code).toBe(2);
-      } finally {
-        await instance.cleanup();
-      }
+      });
     });
 
     it("lists completed tasks of the last 24 hours by default, older ones with --since", {
       timeout: MANY_ROUNDS_TIMEOUT_MS,
     }, async () => {
-      const instance = await target.create();
-      try {
-        const env = cleanEnv({ ...instance.env, NO_COLOR: "1" });
-        const oq = (...args: string[]) => runOq(args, { cwd: tmpdir(), env });
-        const queue = new Queue({ storage: instance.storage, prefix: instance.prefix });
+      await withCliQueue(target, async ({ instance, oq, queue }) => {
         const recent = await queue.submit("email", "ok");
         await runAll(queue, ["email"]);
         // A task that completed two days ago, with its journal, written as oq would have.
@@ -134,9 +112,7 @@ for (const target of targets) {
         const bad = await oq("list", "--since", "yesterday");
         expect(bad.code).toBe(2);
         expect(bad.stderr).toMatch(/Invalid --since "yesterday"/);
-      } finally {
-        await instance.cleanup();
-      }
+      });
     });
   });
 }

@@ -1,28 +1,14 @@
-/**
- * `oq shards` as a real subprocess: it prints each type's hash shards, raises a type's count,
- * refuses to lower it or to guess a missing count (exit 2, saying what to use), and `--json`
- * prints the manifest the library reads. On the file store and, when `OQ_TEST_S3_*` is set,
- * on MinIO.
- */
-import { tmpdir } from "node:os";
 import { describe, expect, it } from "vitest";
 import type { Manifest } from "../../src/queue/manifest.ts";
-import { Queue } from "../../src/queue/queue.ts";
-import { cleanEnv, MANY_ROUNDS_TIMEOUT_MS, runOq } from "../helpers/cli.ts";
-import { fileTarget, s3Target, type Target } from "../helpers/targets.ts";
+import { MANY_ROUNDS_TIMEOUT_MS } from "../helpers/cli.ts";
+import { cliTargets, withCliQueue } from "../helpers/cli-queue.ts";
 
-const targets: Target[] = [fileTarget, ...(s3Target === undefined ? [] : [s3Target])];
-
-for (const target of targets) {
+for (const target of cliTargets) {
   describe(`oq shards on ${target.name}`, () => {
     it("lists shards per type, raises a type's shards, refuses fewer with exit 2, --json prints the manifest", {
       timeout: MANY_ROUNDS_TIMEOUT_MS,
     }, async () => {
-      const instance = await target.create();
-      try {
-        const env = cleanEnv({ ...instance.env, NO_COLOR: "1" });
-        const oq = (...args: string[]) => runOq(args, { cwd: tmpdir(), env });
-
+      await withCliQueue(target, async ({ oq, queue }) => {
         const [empty, emptyJson] = await Promise.all([oq("shards"), oq("shards", "--json")]);
         expect(empty).toMatchObject({ code: 0, stdout: "every type has 1 shard\n" });
         expect(emptyJson.code, emptyJson.stderr).toBe(0);
@@ -67,11 +53,8 @@ for (const target of targets) {
         const manifest = JSON.parse(json.stdout) as Manifest;
         expect(manifest.shards).toEqual({ video: 4 });
         // The CLI wrote the manifest the library reads.
-        const queue = new Queue({ storage: instance.storage, prefix: instance.prefix });
         expect(await queue.manifest()).toEqual(manifest);
-      } finally {
-        await instance.cleanup();
-      }
+      });
     });
   });
 }

@@ -1,6 +1,6 @@
 /**
  * The dashboard's actions change storage: cancel, replay, replay every failed task of a type,
- * and pause, resume and trigger a schedule; each redirects back (303) with a flash message.
+ * pause and resume a type, and pause, resume and trigger a schedule; each redirects back (303) with a flash message.
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createDashboard } from "../../src/dashboard/handler.ts";
@@ -69,6 +69,26 @@ describe.each(targets)("dashboard actions on $name", (target) => {
     expect((await queue.get(other!.id)).status).toBe("failed");
     const missingType = await post(handler, "/actions/replay-failed", { csrf });
     expect(flashOf(missingType.location, "error")).toContain("type");
+  });
+
+  it("types: the overview shows a paused type and its priority-carrying tasks, and pauses and resumes it", async () => {
+    const task = await queue.submit("email", {}, { priority: 4 });
+    expect((await get(handler, `/tasks/${task.id}`)).text).toContain("<dt>Priority</dt><dd>4</dd>");
+    const paused = await post(handler, "/types/email/pause", { csrf, back: "/" });
+    expect(paused.status).toBe(303);
+    expect(flashOf(paused.location)).toMatch(/^Paused email/);
+    expect(await queue.isPaused("email")).toBe(true);
+    const overview = (await get(handler, "/")).text;
+    expect(overview).toContain("PAUSED");
+    expect(overview).toContain('action="/types/email/resume"');
+    await post(handler, "/types/email/resume", { csrf, back: "/" });
+    expect(await queue.isPaused("email")).toBe(false);
+    const after = (await get(handler, "/")).text;
+    expect(after).not.toContain("PAUSED");
+    expect(after).toContain('action="/types/email/pause"');
+    const bad = await post(handler, "/types/no%20such%2Ftype/pause", { csrf, back: "/" });
+    expect(bad.status).toBe(303);
+    expect(flashOf(bad.location, "error")).toBeTruthy();
   });
 
   it("schedules: pause and resume flip enabled, trigger submits its task now", async () => {

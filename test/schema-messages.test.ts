@@ -1,0 +1,134 @@
+/**
+ * oq's own schemas (valibot, src/util/schema.ts): what a stored object or an option is rejected
+ * with, and what a record written by a newer oq keeps. These pin behaviour that a change of the
+ * validation library could alter without any other test noticing.
+ */
+import * as v from "valibot";
+import { afterEach, describe, expect, it } from "vitest";
+import { MalformedObjectError, ValidationError } from "../src/errors.ts";
+import { checkOptions, listOptionsSchema, workerOptionsSchema } from "../src/options.ts";
+import { encodeSchedule, parseSchedule, type ScheduleRecord } from "../src/schedule/record.ts";
+import { encodeTask, parseTask } from "../src/task/record.ts";
+import { claimTask } from "../src/task/transitions.ts";
+import { makeTask, T0 } from "./helpers/task.ts";
+
+const malformed = (body: unknown): MalformedObjectError => {
+  try {
+    parseTask(JSON.stringify(body), "tasks/k.json");
+  } catch (error) {
+    expect(error).toBeInstanceOf(MalformedObjectError);
+    return error as MalformedObjectError;
+  }
+  throw new Error("parsed");
+};
+
+const optionsError = (schema: v.GenericSchema, value: unknown): string => {
+  try {
+    checkOptions(schema, value, "options");
+  } catch (error) {
+    expect(error).toBeInstanceOf(ValidationError);
+    return (error as ValidationError).message;
+  }
+  throw new Error("accepted");
+};
+
+describe("oq's schemas", () => {
+  afterEach(() => {
+    v.deleteGlobalMessage();
+    v.deleteSchemaMessage();
+    v.deleteSpecificMessage(v.number);
+  });
+
+  it("a task record with a wrong-typed nested field is MALFORMED, naming the field, what it must be and what it was", () => {
+    const running = claimTask(makeTask(), {
+      workerId: "w1",
+      token: "tok",
+      leaseMs: 10_000,
+      now: T0,
+    });
+    const bad = malformed({ ...running, lease: { ...running.lease, expiresAt: 5 } });
+    expect(bad.code).toBe("MALFORMED");
+    expect(bad.message).toBe(
+      "Object tasks/k.json is not a valid task: lease.expiresAt must be a string (was a number)",
+    );
+    const history = [...running.history, { ...running.history[0], attempt: -1, at: "later" }];
+    const last = `history[${history.length - 1}]`;
+    expect(malformed({ ...running, history }).message).toBe(
+      `Object tasks/k.json is not a valid task: ${last}.at must be an ISO 8601 date (was "later"); ${last}.attempt must be at least 0 (was -1)`,
+    );
+    const { oq: _, ...foreign } = running;
+    expect(malformed({ ...foreign, lease: 7 }).message).toBe(
+      "Object tasks/k.json is not a valid task: oq must be 1 (was missing); lease must be an object or null (was a number)",
+    );
+    expect(malformed(null).message).toMatch(/not a valid task: must be an object \(was null\)$/);
+  });
+
+  it("keys written by a newer oq survive a read, a transition and a write (records are loose)", () => {
+    const newer = {
+      ...makeTask(),
+      tags: ["a"],
+      backoff: { ...makeTask().backoff, jitter: 0.2 },
+    };
+    const read = parseTask(JSON.stringify(newer), "k");
+    const claimed = claimTask(read, { workerId: "w1", token: "tok", leaseMs: 10_000, now: T0 });
+    const written = JSON.parse(new TextDecoder().decode(encodeTask(claimed)));
+    expect(written.tags).toEqual(["a"]);
+    expect(written.backoff.jitter).toBe(0.2);
+    expect(written.status).toBe("running");
+
+    const schedule: ScheduleRecord & { note: string } = {
+      oq: 1,
+      id: "s",
+      type: "t",
+      input: null,
+      cron: "@hourly",
+      timezone: "UTC",
+      catchUp: "latest",
+      task: { timeoutSeconds: null, maxRetries: null, ttlSeconds: null },
+      enabled: true,
+      createdAt: "2026-01-01T00:00:00.000Z",
+      updatedAt: "2026-01-01T00:00:00.000Z",
+      doneThrough: "2026-01-01T00:00:00.000Z",
+      lastSlot: null,
+      lastTaskId: null,
+      note: "from a newer oq",
+    };
+    const again = parseSchedule(encodeSchedule(parseSchedule(JSON.stringify(schedule), "k")), "k");
+    expect(again).toEqual(schedule);
+  });
+
+  it("a user's valibot global, schema or specific messages do not change oq's messages", () => {
+    v.setGlobalMessage(() => "custom message of the application");
+    v.setSchemaMessage(() => "custom schema message of the application");
+    v.setSpecificMessage(v.number, () => "custom number message of the application");
+    const running = claimTask(makeTask(), {
+      workerId: "w1",
+      token: "tok",
+      leaseMs: 10_000,
+      now: T0,
+    });
+    expect(malformed({ ...running, attempt: "1" }).message).toBe(
+      "Object tasks/k.json is not a valid task: attempt must be a number (was a string)",
+    );
+    expect(optionsError(listOptionsSchema, { limit: 0 })).toBe(
+      "Invalid options: limit must be a whole number from 1 to 10000 (was 0).",
+    );
+  });
+
+  it("options errors name each bad option, what to use and what was given", () => {
+    expect(optionsError(listOptionsSchema, { status: "bogus", limit: 1.5 })).toBe(
+      'Invalid options: status must be one of pending, running, completed, failed, cancelled, expired (or an array of them) (was "bogus"); limit must be a whole number from 1 to 10000 (was 1.5).',
+    );
+    expect(optionsError(workerOptionsSchema, { minPollMs: 500, maxPollMs: 100 })).toBe(
+      "Invalid options: maxPollMs must be at least minPollMs (was 100).",
+    );
+    expect(optionsError(workerOptionsSchema, { logScan: { pageSize: 0 }, onEvent: 1 })).toBe(
+      "Invalid options: onEvent must be a function (was a number); logScan.pageSize must be a whole number from 1 to 1000 (was 0).",
+    );
+    // Options not in the schema pass through, as they always have.
+    expect(checkOptions(workerOptionsSchema, { leaseSeconds: "2m", extra: 1 }, "options")).toEqual({
+      leaseSeconds: 120,
+      extra: 1,
+    });
+  });
+});
