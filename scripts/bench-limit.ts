@@ -232,3 +232,91 @@ export async function submitThroughput(
     trials,
   };
 }
+
+/** Issue 15's goals: submitMany's and draining's fractions of their ceilings. */
+export const LIMIT_GOALS = { submitFraction: 0.85, drainFraction: 0.8, drainWorkers: 4 } as const;
+
+/** The parts of a bench run the limit and submit section reads. */
+export interface LimitSectionRun {
+  limit?: LimitResult;
+  submit?: SubmitResult;
+  throughput?: { workers: number; concurrencyPerWorker: number; tasksPerSecond: number }[];
+}
+
+const percent = (x: number | undefined) =>
+  x === undefined ? undefined : `${Math.round(x * 1000) / 10}%`;
+const num = (x: number | undefined, unit = "") =>
+  x === undefined ? undefined : `${x.toLocaleString("en-US")}${unit}`;
+const goalText = (x: number, goal: number) =>
+  x >= goal ? `≥ ${percent(goal)}: met` : `≥ ${percent(goal)}: **missed**`;
+
+/** The `throughput` rows as fractions of the drain ceiling. */
+const drainFractions = (r: LimitSectionRun) =>
+  r.limit === undefined
+    ? []
+    : (r.throughput ?? []).map((t) => ({
+        ...t,
+        fraction: t.tasksPerSecond / r.limit!.drainTasksPerSecond,
+      }));
+
+/**
+ * The section "The storage's limit, and how close submitting and draining get to it" (the
+ * `limit` and `submit` sections, and the `throughput` rows against the drain ceiling), with the
+ * previous run's figures as "(was …)" and issue 15's goal beside each.
+ */
+export function renderLimit(
+  run: LimitSectionRun,
+  previous: LimitSectionRun | undefined,
+  was: (text: string, previous: string | undefined) => string,
+): string[] {
+  const { limit: l, submit: s } = run;
+  if (l === undefined && s === undefined) return [];
+  const pl = previous?.limit;
+  const ps = previous?.submit;
+  const lines = ["## The storage's limit, and how close submitting and draining get to it", ""];
+  if (l !== undefined) {
+    const m = l.model;
+    lines.push(
+      `Raw request rates this MinIO accepts from one process, ${l.inFlight} requests in flight, ${l.secondsEach} s each (scripts/bench-limit.ts): the ceiling for any S3 queue here. A task needs ${m.submitPuts} PUTs to submit (marker, then the task with If-None-Match) and ${m.workerPuts} conditional PUTs and ${m.gets} GET to drain (${m.source === "model" ? "the protocol's model" : "counted by the requests section, 1 worker"}), so at these rates submitting alone reaches ${was(num(l.submitTasksPerSecond, " tasks/s")!, num(pl?.submitTasksPerSecond, " tasks/s"))}, draining alone ${was(num(l.drainTasksPerSecond, " tasks/s")!, num(pl?.drainTasksPerSecond, " tasks/s"))}, and a task's whole life ${was(num(l.tasksPerSecond, " tasks/s")!, num(pl?.tasksPerSecond, " tasks/s"))}.`,
+      "",
+      "| request | per second |",
+      "|---|---:|",
+      `| conditional create (If-None-Match: *) | ${was(num(l.createPerSecond)!, num(pl?.createPerSecond))} |`,
+      `| conditional overwrite (If-Match) | ${was(num(l.overwritePerSecond)!, num(pl?.overwritePerSecond))} |`,
+      `| GET | ${was(num(l.getPerSecond)!, num(pl?.getPerSecond))} |`,
+      `| plain PUT of an empty object (a marker) | ${was(num(l.plainPutPerSecond)!, num(pl?.plainPutPerSecond))} |`,
+      "",
+    );
+  }
+  if (s !== undefined) {
+    const trials = (x: SubmitResult) => x.trials.map((t) => percent(t.fraction)).join(", ");
+    lines.push(
+      `\`submitMany\` of ${s.tasks.toLocaleString("en-US")} tasks from one process (${s.concurrency === "default" ? "its default concurrency" : `concurrency ${s.concurrency}`}), in ${s.trials.length} trials, each right after measuring the raw create rate for itself; its limit is that rate ÷ the PUTs a submitted task needs (${s.putsPerTask}). The median counts.`,
+      "",
+      "| tasks/s | seconds | fraction of its limit (trials) | of the limit section's | goal |",
+      "|---:|---:|---|---:|---|",
+      `| ${was(num(s.tasksPerSecond)!, num(ps?.tasksPerSecond))} | ${was(num(s.seconds, " s")!, num(ps?.seconds, " s"))} | ${was(`${percent(s.fractionOfLimit)} (${trials(s)})`, ps === undefined ? undefined : `${percent(ps.fractionOfLimit)} (${trials(ps)})`)} | ${s.fractionOfLimitSection === undefined ? "–" : was(percent(s.fractionOfLimitSection)!, percent(ps?.fractionOfLimitSection))} | ${goalText(s.fractionOfLimit, LIMIT_GOALS.submitFraction)} |`,
+      "",
+    );
+  }
+  const drains = drainFractions(run);
+  if (drains.length > 0) {
+    const before = previous === undefined ? [] : drainFractions(previous);
+    lines.push(
+      `Draining (the throughput section's rows) as a fraction of the drain ceiling above. The goal is at least ${percent(LIMIT_GOALS.drainFraction)} with ${LIMIT_GOALS.drainWorkers} workers at the default concurrency; these rows run ${drains[0]!.concurrencyPerWorker} slots per worker.`,
+      "",
+      "| workers | slots each | tasks/s | fraction of the drain ceiling | goal |",
+      "|---:|---:|---:|---:|---|",
+      ...drains.map((d) => {
+        const o = before.find((x) => x.workers === d.workers);
+        const goal =
+          d.workers === LIMIT_GOALS.drainWorkers
+            ? goalText(d.fraction, LIMIT_GOALS.drainFraction)
+            : "–";
+        return `| ${d.workers} | ${d.concurrencyPerWorker} | ${was(num(d.tasksPerSecond)!, num(o?.tasksPerSecond))} | ${was(percent(d.fraction)!, percent(o?.fraction))} | ${goal} |`;
+      }),
+      "",
+    );
+  }
+  return lines;
+}

@@ -15,6 +15,9 @@ import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { type BundleResult, renderBundle } from "./bench-bundle.ts";
 import { type LatencyIdleResult, renderLatencyIdle } from "./bench-latency.ts";
+import { type LimitResult, renderLimit, type SubmitResult } from "./bench-limit.ts";
+import { type MemoryResult, renderMemory, type TsxMemoryResult } from "./bench-memory.ts";
+import { renderStart, type StartResult } from "./bench-start.ts";
 import { PRICE_PER_REQUEST } from "./sim/pricing.ts";
 import { renderSoakMarkdown, type SoakResult } from "./soak-report.ts";
 
@@ -124,11 +127,14 @@ export interface BenchResult {
   };
   /** The portable bundle's size (absent before it was measured). */
   bundle?: BundleResult;
-  memory: {
-    concurrency: number;
-    idle: { seconds: number; peakRssMb: number; peakHeapUsedMb: number };
-    busy: { tasks: number; seconds: number; peakRssMb: number; peakHeapUsedMb: number };
-  };
+  /** The compiled `oq worker`'s RSS (older runs: a tsx-run `Worker`'s). */
+  memory: MemoryResult | TsxMemoryResult;
+  /** Raw storage rates and the ceiling they set (absent before they were measured). */
+  limit?: LimitResult;
+  /** `submitMany` against its limit (absent before it was measured). */
+  submit?: SubmitResult;
+  /** Spawn to first task, and the library's start to first claim (absent before it was measured). */
+  start?: StartResult;
   /** The chaos results shown with this run, and the date of the run that produced them. */
   chaos?: { date: string; runs: ChaosRun[] };
   /** Set when the figures were copied from an older report instead of saved by a run. */
@@ -386,6 +392,7 @@ export function renderMarkdown(
     "",
     `Submitting runs at about ${was(fmt(submitRate(r), 0), p ? fmt(submitRate(p), 0) : undefined)} tasks a second from one process (32 at a time, two PUTs each).`,
     "",
+    ...renderLimit(r, p, was),
     ...renderLatencyIdle(r.latencyIdle, p?.latencyIdle, was),
     "## Claim throughput does not depend on stored history",
     "",
@@ -401,15 +408,8 @@ export function renderMarkdown(
     ...renderStats(r.stats, p?.stats),
     ...renderDashboard(r.dashboard, p?.dashboard),
     ...renderBundle(r.bundle, p?.bundle),
-    "## Memory of a worker process",
-    "",
-    `A worker (${r.memory.concurrency} slots) in its own process on the S3 driver, \`process.memoryUsage()\` sampled every 100 ms.`,
-    "",
-    "| phase | peak RSS | peak heap used |",
-    "|---|---:|---:|",
-    `| idle, ${r.memory.idle.seconds} s | ${was(`${fmt(r.memory.idle.peakRssMb, 1)} MB`, fmtOr(p?.memory.idle.peakRssMb, 1, " MB"))} | ${was(`${fmt(r.memory.idle.peakHeapUsedMb, 1)} MB`, fmtOr(p?.memory.idle.peakHeapUsedMb, 1, " MB"))} |`,
-    `| busy, ${fmt(r.memory.busy.tasks, 0)} tasks in ${was(`${fmt(r.memory.busy.seconds, 1)} s`, fmtOr(p?.memory.busy.seconds, 1, " s"))} | ${was(`${fmt(r.memory.busy.peakRssMb, 1)} MB`, fmtOr(p?.memory.busy.peakRssMb, 1, " MB"))} | ${was(`${fmt(r.memory.busy.peakHeapUsedMb, 1)} MB`, fmtOr(p?.memory.busy.peakHeapUsedMb, 1, " MB"))} |`,
-    "",
+    ...renderStart(r.start, p?.start ?? undefined, was),
+    ...renderMemory(r.memory, p?.memory, was),
     ...(r.chaos === undefined || r.chaos.runs.length === 0
       ? [
           "## Under faults",

@@ -16,8 +16,9 @@
  * 50,000 stored finished tasks), stats (the requests and time of one `queue.stats()` with 0 and
  * with `--stats-finished` stored finished tasks), dashboard (the time and requests of loading the
  * dashboard's overview and task list through its handler, with `--dashboard-finished` finished
- * tasks in the journal), memory (peak RSS and heap of an idle and a busy
- * worker process), bundle (the portable bundle a Cloudflare Worker ships: minified and gzipped
+ * tasks in the journal), memory (RSS of the compiled `oq worker` at start, idle and busy;
+ * scripts/bench-memory.ts), start (spawn to first task of the compiled `oq worker`, and the
+ * library's start() and drain() to first claim; scripts/bench-start.ts), bundle (the portable bundle a Cloudflare Worker ships: minified and gzipped
  * size, its biggest inputs; needs no MinIO), limit (raw conditional PUT and GET rates from one
  * process, 32 in flight, and the tasks/s ceiling they set; scripts/bench-limit.ts), submit
  * (`submitMany` of `--submit-tasks` tasks at its default concurrency, as a fraction of the limit).
@@ -29,7 +30,6 @@
  * Needs OQ_TEST_S3_ENDPOINT, OQ_TEST_S3_BUCKET, OQ_TEST_S3_ACCESS_KEY_ID and
  * OQ_TEST_S3_SECRET_ACCESS_KEY (scripts/minio.sh start writes them to .minio/env).
  */
-import { spawn } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { fileURLToPath } from "node:url";
@@ -49,6 +49,7 @@ import { Worker } from "../src/worker/worker.ts";
 import { bundleSizes } from "./bench-bundle.ts";
 import { latencyAfterIdle } from "./bench-latency.ts";
 import { type LimitResult, storageLimit, submitThroughput, taskModel } from "./bench-limit.ts";
+import { memoryBench } from "./bench-memory.ts";
 import {
   IDLE_CASES,
   IDLE_CEILING_PER_MINUTE,
@@ -56,6 +57,7 @@ import {
   type IdleResult,
   idleSetupFailure,
 } from "./bench-report.ts";
+import { startBench } from "./bench-start.ts";
 import { PRICE_PER_REQUEST } from "./sim/pricing.ts";
 
 const { values: args } = parseArgs({
@@ -83,6 +85,8 @@ const { values: args } = parseArgs({
     "stats-finished": { type: "string", default: "50000" },
     "dashboard-finished": { type: "string", default: "50000" },
     "dashboard-repetitions": { type: "string", default: "7" },
+    "start-runs": { type: "string", default: "10" },
+    "start-together": { type: "string", default: "4" },
     "memory-tasks": { type: "string", default: "3000" },
     "memory-idle-seconds": { type: "string", default: "20" },
     json: { type: "string" },
@@ -682,78 +686,6 @@ async function claimThroughput(stored: number, n: number, trials: number) {
   };
 }
 
-/**
- * Peak memory of a worker process (`scripts/bench-worker.ts`), sampled every 100 ms: idle for
- * `idleSeconds`, then busy draining `n` no-op tasks submitted all at once.
- */
-async function memory(n: number, idleSeconds: number) {
-  const prefix = await provenPrefix("memory");
-  const child = spawn(
-    process.execPath,
-    ["--import", "tsx", fileURLToPath(new URL("./bench-worker.ts", import.meta.url))],
-    {
-      env: { ...process.env, BENCH_PREFIX: prefix, BENCH_CONCURRENCY: args.concurrency },
-      stdio: ["ignore", "pipe", "inherit"],
-    },
-  );
-  type Sample = { rss: number; heapUsed: number; heapTotal: number; completed: number };
-  const samples: Sample[] = [];
-  let ready!: () => void;
-  const isReady = new Promise<void>((resolve) => {
-    ready = resolve;
-  });
-  let buffer = "";
-  child.stdout!.on("data", (d: Buffer) => {
-    buffer += d.toString();
-    let nl = buffer.indexOf("\n");
-    while (nl >= 0) {
-      const line = buffer.slice(0, nl);
-      buffer = buffer.slice(nl + 1);
-      nl = buffer.indexOf("\n");
-      if (line === "ready") ready();
-      const m = /^mem (\d+) (\d+) (\d+) (\d+)$/.exec(line);
-      if (m) samples.push({ rss: +m[1]!, heapUsed: +m[2]!, heapTotal: +m[3]!, completed: +m[4]! });
-    }
-  });
-  const exited = new Promise((resolve) => child.once("exit", resolve));
-  try {
-    await isReady;
-    const idleFrom = samples.length;
-    await sleep(idleSeconds * 1000);
-    const idle = samples.slice(idleFrom);
-    const queue = new Queue({ storage: s3(), prefix });
-    const busyFrom = samples.length;
-    const start = Date.now();
-    await queue.submitMany(
-      Array.from({ length: n }, (_, i) => ({ type: "noop", input: { i, pad: "x".repeat(100) } })),
-      { concurrency: 32 },
-    );
-    const end = start + 30 * 60_000;
-    while ((samples.at(-1)?.completed ?? 0) < n && Date.now() < end) await sleep(100);
-    const seconds = (Date.now() - start) / 1000;
-    const busy = samples.slice(busyFrom);
-    const mb = (b: number) => round(b / 2 ** 20, 1);
-    const peak = (list: Sample[], k: keyof Sample) => mb(Math.max(...list.map((x) => x[k])));
-    return {
-      concurrency: Number(args.concurrency),
-      idle: {
-        seconds: idleSeconds,
-        peakRssMb: peak(idle, "rss"),
-        peakHeapUsedMb: peak(idle, "heapUsed"),
-      },
-      busy: {
-        tasks: n,
-        seconds: round(seconds, 1),
-        peakRssMb: peak(busy, "rss"),
-        peakHeapUsedMb: peak(busy, "heapUsed"),
-      },
-    };
-  } finally {
-    child.kill("SIGTERM");
-    await exited;
-  }
-}
-
 async function cleanup() {
   const storage = s3();
   for (const prefix of prefixes) {
@@ -899,8 +831,22 @@ try {
     result.bundle = await bundleSizes(fileURLToPath(new URL("..", import.meta.url)));
     console.log("bundle", JSON.stringify(result.bundle));
   }
+  if (want("start")) {
+    result.start = await startBench(
+      { root: fileURLToPath(new URL("..", import.meta.url)), s3, provenPrefix, env },
+      { starts: Number(args["start-runs"]), together: Number(args["start-together"]) },
+    );
+    console.log("start", JSON.stringify(result.start));
+  }
   if (want("memory")) {
-    result.memory = await memory(Number(args["memory-tasks"]), Number(args["memory-idle-seconds"]));
+    result.memory = await memoryBench(
+      { root: fileURLToPath(new URL("..", import.meta.url)), s3, provenPrefix, env },
+      {
+        tasks: Number(args["memory-tasks"]),
+        idleSeconds: Number(args["memory-idle-seconds"]),
+        concurrency: Number(args.concurrency),
+      },
+    );
     console.log("memory", JSON.stringify(result.memory));
   }
 } finally {

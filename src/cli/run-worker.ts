@@ -6,18 +6,17 @@
  * @module
  */
 import process from "node:process";
-import { requireSafeBackend } from "../doctor/mod.ts";
+import { requireSafeBackend } from "../doctor/require.ts";
 import { formatDuration } from "../duration.ts";
-import { Metrics } from "../metrics/metrics.ts";
 import type { Queue } from "../queue/queue.ts";
-import { type SchedulerHandle, startScheduler } from "../schedule/runner.ts";
+import type { SchedulerHandle } from "../schedule/runner.ts";
 import type { Worker } from "../worker/worker.ts";
 import { intArg, skipDoctorArg } from "./args.ts";
 import { openQueue } from "./config.ts";
 import type { ConnectionArgs } from "./connection.ts";
 import { CliError, EXIT_FAILURE } from "./errors.ts";
 import { logFormatArg } from "./logs.ts";
-import { type MetricsServer, serveMetrics } from "./metrics-server.ts";
+import type { MetricsServer } from "./metrics-server.ts";
 import { log, span } from "./output.ts";
 
 /** Flags `oq worker` and `oq monitor` share. */
@@ -69,6 +68,11 @@ export async function openWithMetrics(
 ): Promise<{ queue: Queue; server: MetricsServer | undefined }> {
   const port = intArg(args["metrics-port"], "metrics-port", 0, 65_535);
   if (port === undefined) return { queue: await openQueue(args), server: undefined };
+  // Loaded only when asked for: a worker starts sooner without OpenTelemetry and node:http.
+  const [{ Metrics }, { serveMetrics }] = await Promise.all([
+    import("../metrics/metrics.ts"),
+    import("./metrics-server.ts"),
+  ]);
   const metrics = new Metrics();
   const queue = await openQueue(args, { metrics });
   return { queue, server: await serveMetrics(metrics, { host: args["metrics-host"], port }) };
@@ -87,6 +91,8 @@ export async function prepare(
   if (args["skip-doctor"] !== true) await requireSafeBackend(queue);
   if (args.scheduler !== true) return undefined;
   log().info("Running the scheduler in this process too.");
+  // Loaded only with --scheduler: cron parsing is not on a plain worker's way to its first task.
+  const { startScheduler } = await import("../schedule/runner.ts");
   return startScheduler(queue);
 }
 

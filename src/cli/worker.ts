@@ -62,8 +62,18 @@ export default oqCommand({
     const timeoutSeconds = secondsArg(args.timeout, "timeout");
     const graceMs = durationArg(args.grace, "grace")!;
     const summaryMs = durationArg(args["summary-interval"], "summary-interval")!;
-    const handlers = await loadTasksModule(args.module);
-    const { queue, server } = await openWithMetrics(args);
+    // The tasks module loads while the queue opens (the bucket's versioning check).
+    const [loaded, opened] = await Promise.allSettled([
+      loadTasksModule(args.module),
+      openWithMetrics(args),
+    ]);
+    if (loaded.status === "rejected") {
+      if (opened.status === "fulfilled") await opened.value.server?.close();
+      throw loaded.reason;
+    }
+    if (opened.status === "rejected") throw opened.reason;
+    const handlers = loaded.value;
+    const { queue, server } = opened.value;
     try {
       await runWorker(queue, handlers, args, {
         concurrency,
@@ -100,14 +110,16 @@ async function runWorker(
   },
 ): Promise<void> {
   const { concurrency, leaseSeconds, timeoutSeconds, graceMs, summaryMs } = o;
-  const scheduler = await prepare(queue, args);
+  // The scheduler starts only once doctor's verdict is in (prepare); without it the worker
+  // requires the verdict itself before its first claim, read along with the manifest.
+  const withScheduler = args.scheduler === true;
+  const scheduler = withScheduler ? await prepare(queue, args) : undefined;
   const options: WorkerOptions = {
     concurrency,
     leaseSeconds,
     monitor: args.monitor,
     shutdownGraceMs: graceMs,
-    // prepare() already required doctor's verdict (or --skip-doctor skipped it).
-    skipDoctor: true,
+    skipDoctor: withScheduler || args["skip-doctor"] === true,
     logScan: args["log-scan"] === true,
   };
   if (timeoutSeconds !== undefined) options.timeoutSeconds = timeoutSeconds;

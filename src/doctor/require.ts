@@ -5,7 +5,6 @@
  */
 import { OqError, UnavailableError, UnsafeBackendError } from "../errors.ts";
 import type { Queue } from "../queue/queue.ts";
-import { causeOf, runDoctor } from "./run.ts";
 import {
   type CachedVerdict,
   DEFAULT_VERDICT_MAX_AGE_MS,
@@ -59,6 +58,8 @@ export async function requireSafeBackend(
   }
   const logger = options.logger ?? queue.logger;
   logger.info(`checking that ${queue.storage.name} honours conditional writes (oq doctor)`);
+  // The probes load only when there is no fresh verdict: a worker's start usually finds one.
+  const { causeOf, runDoctor } = await import("./run.ts");
   // The lifecycle check is the operator's business; a worker starting needs only the proof.
   const report = await runDoctor(queue, { ...options, lifecycle: false });
   if (report.verdict === "unsafe") {

@@ -8,6 +8,7 @@ import { type MeterProvider, metrics as otelMetrics } from "@opentelemetry/api";
 import { ValidationError } from "../errors.ts";
 import { PROMETHEUS_CONTENT_TYPE, renderPrometheus } from "./prometheus.ts";
 import { MetricsRecorder } from "./recorder.ts";
+import { recorderOf, setRecorder } from "./recorders.ts";
 
 /** Options of {@link Metrics}. */
 export interface MetricsOptions {
@@ -26,8 +27,6 @@ export interface MetricsOptions {
    */
   depthIntervalSeconds?: number;
 }
-
-const recorders = new WeakMap<Metrics, MetricsRecorder>();
 
 /**
  * The metrics of one queue: counters of tasks submitted, claimed, completed, failed, retried,
@@ -48,7 +47,7 @@ export class Metrics {
         `depthIntervalSeconds must be a number of seconds, 0 or more, not ${String(seconds)}.`,
       );
     const provider = options.meterProvider ?? otelMetrics.getMeterProvider();
-    recorders.set(this, new MetricsRecorder(provider, seconds * 1000));
+    setRecorder(this, new MetricsRecorder(provider, seconds * 1000));
   }
 
   /**
@@ -60,13 +59,6 @@ export class Metrics {
     await recorder.refreshDepth();
     return renderPrometheus(recorder.registry.families());
   }
-}
-
-/** The recorder behind `metrics` (for the queue that records into it). */
-export function recorderOf(metrics: Metrics): MetricsRecorder {
-  const recorder = recorders.get(metrics);
-  if (recorder === undefined) throw new ValidationError("metrics: not an oq Metrics object.");
-  return recorder;
 }
 
 /**

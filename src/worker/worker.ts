@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { requireSafeBackend } from "../doctor/mod.ts";
+import { requireSafeBackend } from "../doctor/require.ts";
 import { InvalidStateError, type UnsafeBackendError, ValidationError } from "../errors.ts";
 import { checkTaskType, checkWorkerId } from "../keys.ts";
 import { checkOptions, handlerOptionsSchema, workerOptionsSchema } from "../options.ts";
@@ -25,6 +25,7 @@ import {
 } from "../task/definition.ts";
 import type { Failure } from "../task/transitions.ts";
 import { sleep } from "../util/async.ts";
+import { errorMessage } from "../util/errors.ts";
 import { Attempt, type Interrupt, signalReason } from "./attempt.ts";
 import { ClaimProbes } from "./claim-probes.ts";
 import { type Emit, emitter, newStats, type WorkerStats } from "./events.ts";
@@ -88,6 +89,8 @@ export class Worker {
   readonly #logScan: LogScan | undefined;
   #state: "new" | "running" | "stopping" | "stopped" = "new";
   #loop: Promise<void> | undefined;
+  /** The first heartbeat (and the look for peers), written while the first claims run. */
+  #peersStarted: Promise<void> | undefined;
   #startedAt = 0;
   #unsafe: UnsafeBackendError | undefined;
 
@@ -223,16 +226,24 @@ export class Worker {
     if (this.#state !== "new")
       throw new InvalidStateError(`Worker ${this.id} was already started.`);
     this.#state = "running";
+    // The verdict and the manifest are read at once (a start waits for one round trip, not
+    // two); nothing is claimed before both are in, so never before a verdict says safe.
+    const manifest = this.#q.manifest.load();
+    manifest.catch(() => {});
     if (!(await this.#provenSafe())) return;
     try {
-      await this.#q.manifest.load();
+      await manifest;
     } catch (error) {
       this.#state = "stopped";
       throw error;
     }
     this.#startedAt = this.#queue.now();
     live.add(this);
-    await this.#peers.start(() => this.#state === "running");
+    // The first heartbeat is written while the first claims run: peers only divide the work, and
+    // until they are known this worker takes the whole index, as it would with no peers.
+    this.#peersStarted = this.#peers
+      .start(() => this.#state === "running")
+      .catch((error) => this.#queue.logger.warn(`heartbeat failed: ${errorMessage(error)}`));
     this.#loop = this.#poller.run();
     this.#q.wake.add(this.#poller);
     this.#logScan?.start();
@@ -263,6 +274,8 @@ export class Worker {
     );
     this.#probes.end();
     await this.#q.flush();
+    // Its first heartbeat written before it is deleted, not after.
+    await this.#peersStarted;
     await this.#peers.stop();
     this.#state = "stopped";
     live.delete(this);
@@ -285,8 +298,12 @@ export class Worker {
     const settleMs = Math.min(this.#options.signalGraceMs, budgetMs / 4);
     const signalAt = deadline - settleMs;
     const wasNew = this.#state === "new";
-    if (wasNew && !this.#options.skipDoctor) await requireSafeBackend(this.#queue);
-    if (wasNew) await this.#q.manifest.load();
+    // The verdict and the manifest at once, as in start(); no claim before both are in.
+    if (wasNew)
+      await Promise.all([
+        this.#options.skipDoctor ? undefined : requireSafeBackend(this.#queue),
+        this.#q.manifest.load(),
+      ]);
     if (wasNew) {
       this.#state = "running";
       live.add(this);

@@ -1,0 +1,320 @@
+/**
+ * The `start` section of the benchmark (`scripts/bench.ts --only start`): how soon a worker takes
+ * its first task.
+ *
+ * - **process**: the compiled CLI (`node dist/cli.js worker`, built first with `npm run build`)
+ *   on S3, with one due task waiting and the doctor verdict cached, spawned `starts` times one
+ *   after another: spawn to the first handler call (the handler prints the time it was called).
+ * - **together**: `together` such processes spawned at once over a backlog: spawn to each one's
+ *   first handler call (none may wait for its peers).
+ * - **library**: in this process, `worker.start()` and `worker.drain()` to the first claim (the
+ *   `started` event), `starts` times each.
+ *
+ * Times are taken on one clock (`performance.timeOrigin + performance.now()`, the same wall
+ * clock in parent and child), so the child's stamp minus the parent's spawn stamp is the time
+ * from spawn to handler.
+ *
+ * @module
+ */
+import { execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import { join } from "node:path";
+import { Queue } from "../src/queue/queue.ts";
+import type { Storage } from "../src/storage/storage.ts";
+import { sleep } from "../src/util/async.ts";
+import { Worker } from "../src/worker/worker.ts";
+
+/** What the section needs from the benchmark runner. */
+export interface StartBenchContext {
+  /** The repository root (holds package.json and dist/ after the build). */
+  root: string;
+  /** A fresh S3 storage client on the bench server. */
+  s3: () => Storage;
+  /** A fresh prefix whose doctor verdict is cached. */
+  provenPrefix: (name: string) => Promise<string>;
+  /** Connection settings of the bench server, for the child's environment. */
+  env: Record<string, string | undefined>;
+}
+
+/** Median, min and max of some times (ms). */
+export interface Spread {
+  medianMs: number;
+  minMs: number;
+  maxMs: number;
+  runs: number[];
+}
+
+/** The section's result. */
+export interface StartResult {
+  node: string;
+  buildSeconds: number;
+  process: Spread;
+  /** Bare Node (`node -e`) from spawn to its first line, the same way: the floor on this machine. */
+  bareNode?: Spread;
+  together: { workers: number; firstHandlerMs: number[]; maxMs: number };
+  library: { start: Spread; drain: Spread };
+}
+
+const now = () => performance.timeOrigin + performance.now();
+const round1 = (x: number) => Math.round(x * 10) / 10;
+
+function spread(list: number[]): Spread {
+  const sorted = [...list].sort((a, b) => a - b);
+  const mid = sorted.length / 2;
+  const median =
+    sorted.length % 2 === 1 ? sorted[Math.floor(mid)]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  return {
+    medianMs: round1(median),
+    minMs: round1(sorted[0]!),
+    maxMs: round1(sorted.at(-1)!),
+    runs: list.map(round1),
+  };
+}
+
+/** The tasks module the spawned workers load: one type whose handler prints when it ran. */
+const TASKS_MODULE = `export default {
+  start() {
+    process.stdout.write("oq-bench-handler " + (performance.timeOrigin + performance.now()) + "\\n");
+    // Held until the worker stops: one worker must not run the backlog before its peers start.
+    return new Promise(() => {});
+  },
+};
+`;
+
+/** The compiled CLI (`dist/cli.js`) under the repository root `root`. */
+export function cliPath(root: string): string {
+  return join(root, "dist", "cli.js");
+}
+
+const built = new Map<string, number>();
+
+/**
+ * Compile the CLI (`npm run build`) once per benchmark run, for every section that spawns it;
+ * the seconds the build took (0 when an earlier section built it).
+ */
+export function buildCli(root: string): number {
+  if (built.has(root)) return 0;
+  const from = now();
+  execFileSync("npm", ["run", "build"], { cwd: root, stdio: ["ignore", "ignore", "inherit"] });
+  const seconds = round1((now() - from) / 1000);
+  built.set(root, seconds);
+  return seconds;
+}
+
+/** The environment of a spawned `oq worker` on the bench server's `prefix`. */
+export function cliWorkerEnv(
+  bench: Record<string, string | undefined>,
+  prefix: string,
+): Record<string, string | undefined> {
+  return {
+    ...process.env,
+    OQ_ENDPOINT: bench.OQ_TEST_S3_ENDPOINT,
+    OQ_BUCKET: bench.OQ_TEST_S3_BUCKET,
+    OQ_REGION: bench.OQ_TEST_S3_REGION ?? "us-east-1",
+    AWS_ACCESS_KEY_ID: bench.OQ_TEST_S3_ACCESS_KEY_ID,
+    AWS_SECRET_ACCESS_KEY: bench.OQ_TEST_S3_SECRET_ACCESS_KEY,
+    OQ_PREFIX: prefix,
+  };
+}
+
+/** Submit `n` tasks of type `start` and wait until they are surely due (off the clock). */
+async function submitDue(storage: Storage, prefix: string, n: number): Promise<void> {
+  const queue = new Queue({ storage, prefix });
+  await queue.submitMany(Array.from({ length: n }, (_, i) => ({ type: "start", input: { i } })));
+  await sleep(1200);
+}
+
+/**
+ * Spawn `count` CLI workers at once on `prefix`; resolve with each one's spawn-to-first-handler
+ * time (ms), then stop them all (SIGTERM) and wait for them to exit.
+ */
+async function spawnWorkers(
+  ctx: StartBenchContext,
+  dir: string,
+  prefix: string,
+  count: number,
+): Promise<number[]> {
+  const env = cliWorkerEnv(ctx.env, prefix);
+  const cli = cliPath(ctx.root);
+  const children = Array.from({ length: count }, () => {
+    const spawnedAt = now();
+    const child = spawn(
+      process.execPath,
+      [cli, "worker", join(dir, "tasks.mjs"), "--summary-interval", "0", "--grace", "1s"],
+      { cwd: dir, env, stdio: ["ignore", "pipe", "pipe"] },
+    );
+    const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+    let stderr = "";
+    child.stderr!.on("data", (d: Buffer) => {
+      stderr += d.toString();
+    });
+    const handled = new Promise<number>((resolve, reject) => {
+      let buffer = "";
+      child.stdout!.on("data", (d: Buffer) => {
+        buffer += d.toString();
+        const m = /oq-bench-handler ([\d.]+)\n/.exec(buffer);
+        if (m) resolve(Number(m[1]) - spawnedAt);
+      });
+      child.once("exit", (code) =>
+        reject(new Error(`oq worker exited (${code}) before its handler ran: ${stderr.trim()}`)),
+      );
+    });
+    return { child, exited, handled };
+  });
+  try {
+    const deadline = sleep(30_000).then(() => {
+      throw new Error("no handler call within 30 s");
+    });
+    return await Promise.race([Promise.all(children.map((c) => c.handled)), deadline]);
+  } finally {
+    for (const c of children) c.child.kill("SIGTERM");
+    await Promise.all(children.map((c) => c.exited));
+  }
+}
+
+/** Spawn to the first line of a bare `node -e` that prints the time: what any Node start costs here. */
+async function bareNodeStart(): Promise<number> {
+  const spawnedAt = now();
+  const child = spawn(
+    process.execPath,
+    ["-e", 'process.stdout.write(String(performance.timeOrigin + performance.now()) + "\\n")'],
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
+  let out = "";
+  child.stdout!.on("data", (d: Buffer) => {
+    out += d.toString();
+  });
+  await new Promise((resolve) => child.once("close", resolve));
+  return Number(out.trim()) - spawnedAt;
+}
+
+/** `worker.start()` (or `drain()`) to the first `started` event, in this process. */
+async function libraryStart(
+  ctx: StartBenchContext,
+  prefix: string,
+  how: "start" | "drain",
+): Promise<number> {
+  const storage = ctx.s3();
+  await submitDue(storage, prefix, 1);
+  let claimedAt: number | undefined;
+  const queue = new Queue({ storage: ctx.s3(), prefix });
+  const worker = new Worker(queue, {
+    concurrency: 1,
+    onEvent: (event) => {
+      if (event.kind === "started") claimedAt ??= now();
+    },
+  }).task("start", () => null);
+  const startedAt = now();
+  if (how === "drain") await worker.drain({ budgetMs: 5000 });
+  else {
+    await worker.start();
+    while (claimedAt === undefined && now() - startedAt < 30_000) await sleep(2);
+    await worker.stop();
+  }
+  if (claimedAt === undefined) throw new Error(`worker.${how}() claimed nothing within 30 s`);
+  return claimedAt - startedAt;
+}
+
+/** Run the section: build, `starts` process starts, `together` at once, library starts. */
+export async function startBench(
+  ctx: StartBenchContext,
+  options: { starts: number; together: number },
+): Promise<StartResult> {
+  const buildSeconds = buildCli(ctx.root);
+  const dir = mkdtempSync(join(os.tmpdir(), "oq-bench-start-"));
+  try {
+    writeFileSync(join(dir, "tasks.mjs"), TASKS_MODULE);
+    const prefix = await ctx.provenPrefix("start");
+    const storage = ctx.s3();
+    const single: number[] = [];
+    const bare: number[] = [];
+    for (let i = 0; i < options.starts; i++) {
+      await submitDue(storage, prefix, 1);
+      single.push(...(await spawnWorkers(ctx, dir, prefix, 1)));
+      bare.push(await bareNodeStart());
+    }
+    const fleetPrefix = await ctx.provenPrefix("start-together");
+    await submitDue(storage, fleetPrefix, options.together * 4);
+    const together = await spawnWorkers(ctx, dir, fleetPrefix, options.together);
+    const libraryPrefix = await ctx.provenPrefix("start-library");
+    const start: number[] = [];
+    const drain: number[] = [];
+    for (let i = 0; i < options.starts; i++) {
+      start.push(await libraryStart(ctx, libraryPrefix, "start"));
+      drain.push(await libraryStart(ctx, libraryPrefix, "drain"));
+    }
+    return {
+      node: process.version,
+      buildSeconds,
+      process: spread(single),
+      bareNode: spread(bare),
+      together: {
+        workers: options.together,
+        firstHandlerMs: together.map(round1),
+        maxMs: round1(Math.max(...together)),
+      },
+      library: { start: spread(start), drain: spread(drain) },
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Issue 15's goals for a start, ms (medians). */
+export const START_GOALS = { processMs: 150, libraryMs: 50 } as const;
+
+/** Whether a median of `ms` is within `goal`, in words for the table. */
+const goalText = (ms: number, goal: number) =>
+  ms <= goal ? `≤ ${goal} ms: met` : `≤ ${goal} ms: **missed**`;
+
+/**
+ * The section "How soon a worker takes its first task", with the previous run's figures as
+ * "(was …)" and issue 15's goal beside each.
+ */
+export function renderStart(
+  run: StartResult | undefined,
+  previous: StartResult | undefined,
+  was: (text: string, previous: string | undefined) => string,
+): string[] {
+  if (run === undefined) return [];
+  const ms = (n: number | undefined) => (n === undefined ? undefined : `${n} ms`);
+  const range = (s: Spread) => `${s.minMs}–${s.maxMs} ms`;
+  const row = (what: string, s: Spread, o: Spread | undefined, goal: number) =>
+    `| ${what} | ${was(ms(s.medianMs)!, ms(o?.medianMs))} | ${was(range(s), o === undefined ? undefined : range(o))} | ${goalText(s.medianMs, goal)} |`;
+  const t = run.together;
+  const list = (xs: number[]) => xs.map((x) => `${x}`).join(", ");
+  return [
+    "## How soon a worker takes its first task",
+    "",
+    `The compiled CLI (\`node dist/cli.js worker\`, Node ${run.node}, built by the benchmark) on S3, the doctor verdict cached and one due task waiting, spawned ${run.process.runs.length} times one after another: from spawn to its handler's first call (one wall clock in parent and child). Then ${t.workers} such processes spawned at once over a backlog (each handler holds its task, so none can run the backlog before its peers start). In this process, \`worker.start()\` and \`worker.drain()\` on S3 to the first claim (the \`started\` event), ${run.library.start.runs.length} times each. The goals are issue 15's.`,
+    "",
+    "| what | median | min–max | goal |",
+    "|---|---:|---:|---|",
+    row(
+      "`oq worker`: spawn to first handler",
+      run.process,
+      previous?.process,
+      START_GOALS.processMs,
+    ),
+    ...(run.bareNode === undefined
+      ? []
+      : [
+          `| for reference, bare \`node -e\`: spawn to its first line | ${was(ms(run.bareNode.medianMs)!, ms(previous?.bareNode?.medianMs))} | ${was(range(run.bareNode), previous?.bareNode === undefined ? undefined : range(previous.bareNode))} | – |`,
+        ]),
+    `| ${t.workers} \`oq worker\`s spawned together: spawn to each one's first handler | ${was(`${list(t.firstHandlerMs)} ms`, previous === undefined ? undefined : `${list(previous.together.firstHandlerMs)} ms`)} | max ${was(ms(t.maxMs)!, ms(previous?.together.maxMs))} | each begins at once, waiting for no peer |`,
+    row(
+      "`worker.start()` to first claim",
+      run.library.start,
+      previous?.library.start,
+      START_GOALS.libraryMs,
+    ),
+    row(
+      "`worker.drain()` to first claim",
+      run.library.drain,
+      previous?.library.drain,
+      START_GOALS.libraryMs,
+    ),
+    "",
+  ];
+}

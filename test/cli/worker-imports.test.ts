@@ -1,0 +1,66 @@
+/**
+ * What `oq worker` loads before its first task: the CLI entry and the worker command, with every
+ * module they import statically. Metrics (OpenTelemetry), the scheduler (croner) and doctor's
+ * probes load only when a run needs them (`--metrics-port`, `--scheduler`, no cached verdict):
+ * each would add start time and resident memory to every worker that does not use it.
+ */
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+
+const ROOT = join(import.meta.dirname, "..", "..");
+
+/** Source files and packages reachable from each entry through static imports only. */
+async function staticClosure(
+  entries: string[],
+): Promise<{ files: Set<string>; packages: Set<string> }> {
+  const esbuild = await import("esbuild");
+  const result = await esbuild.build({
+    absWorkingDir: ROOT,
+    entryPoints: entries,
+    bundle: true,
+    splitting: true,
+    format: "esm",
+    platform: "node",
+    packages: "external",
+    outdir: "out",
+    write: false,
+    metafile: true,
+    logLevel: "silent",
+  });
+  const outputs = result.metafile.outputs;
+  const files = new Set<string>();
+  const packages = new Set<string>();
+  const seen = new Set<string>();
+  // Chunks a dynamic import loads have an entryPoint too: start from the given entries only.
+  const pending = Object.keys(outputs).filter((o) =>
+    entries.includes(outputs[o]!.entryPoint ?? ""),
+  );
+  while (pending.length > 0) {
+    const out = pending.pop()!;
+    if (seen.has(out)) continue;
+    seen.add(out);
+    for (const input of Object.keys(outputs[out]!.inputs)) files.add(input);
+    for (const i of outputs[out]!.imports) {
+      if (i.kind !== "import-statement") continue;
+      if (i.external) packages.add(i.path);
+      else pending.push(i.path);
+    }
+  }
+  return { files, packages };
+}
+
+describe("oq worker's start", () => {
+  it("loads neither OpenTelemetry (a queue without metrics loaded it), the scheduler nor doctor's probes unless the run needs them", async () => {
+    const { files, packages } = await staticClosure(["cli.ts", "src/cli/worker.ts"]);
+    expect(files).toContain("src/worker/worker.ts");
+    expect(files).toContain("src/queue/queue.ts");
+    expect([...packages].filter((p) => p.startsWith("@opentelemetry/") || p === "croner")).toEqual(
+      [],
+    );
+    expect(
+      [...files].filter((f) =>
+        ["src/metrics/metrics.ts", "src/schedule/runner.ts", "src/doctor/run.ts"].includes(f),
+      ),
+    ).toEqual([]);
+  });
+});
