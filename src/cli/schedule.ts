@@ -262,6 +262,12 @@ const trigger = oqCommand({
   },
 });
 
+/** `oq schedule run`, loaded only when it runs (it brings the scheduler). */
+async function runCommand() {
+  const { default: run } = await import("./schedule-run.ts");
+  return run;
+}
+
 export default defineCommand({
   meta: {
     name: "schedule",
@@ -276,6 +282,6 @@ export default defineCommand({
     disable,
     delete: remove,
     trigger,
-    run: () => import("./schedule-run.ts").then((m) => m.default),
+    run: runCommand,
   },
 });

@@ -118,6 +118,18 @@ describe("the npm package", () => {
     if (faultInjectorMoved) expect(dist.filter((p) => /faulty/i.test(p))).toEqual([]);
   });
 
+  it("every compiled import names a .js file: none still names a .ts source (oq schedule run failed so)", () => {
+    const installed = join(project.dir, "node_modules/oq");
+    const broken: string[] = [];
+    for (const path of packed.files.map((f) => f.path).filter((p) => p.endsWith(".js"))) {
+      const code = readFileSync(join(installed, path), "utf8");
+      // Static and dynamic relative imports alike: `from "./x.ts"`, `import("./x.ts")`.
+      for (const m of code.matchAll(/(?:from\s*|import\s*\(\s*)["'](\.{1,2}\/[^"']+)["']/g))
+        if (!m[1]!.endsWith(".js")) broken.push(`${path}: ${m[1]}`);
+    }
+    expect(broken).toEqual([]);
+  });
+
   it("runs on the Node under test: the `node` that npm, npx and the oq bin start is this one", async () => {
     // CI runs this file on each Node of .ci/node-versions with that Node first on PATH; a PATH
     // left pointing elsewhere would test the package on another Node than the one reported.
