@@ -20,6 +20,7 @@ import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { Queue } from "../src/queue/queue.ts";
 import type { Storage } from "../src/storage/storage.ts";
 import { sleep } from "../src/util/async.ts";
@@ -73,7 +74,15 @@ function spread(list: number[]): Spread {
 }
 
 /** The tasks module the spawned workers load: one type whose handler prints when it ran. */
-const TASKS_MODULE = `export default {
+/**
+ * The tasks module the spawned workers load. It imports oq's built entry as a real one imports
+ * `oq` (for `defineTask`, `PermanentError`), so the start pays for that too.
+ */
+const tasksModule = (
+  root: string,
+) => `import { VERSION } from ${JSON.stringify(pathToFileURL(join(root, "dist", "mod.js")).href)};
+export const oqVersion = VERSION;
+export default {
   start() {
     process.stdout.write("oq-bench-handler " + (performance.timeOrigin + performance.now()) + "\\n");
     // Held until the worker stops: one worker must not run the backlog before its peers start.
@@ -224,7 +233,7 @@ export async function startBench(
   const buildSeconds = buildCli(ctx.root);
   const dir = mkdtempSync(join(os.tmpdir(), "oq-bench-start-"));
   try {
-    writeFileSync(join(dir, "tasks.mjs"), TASKS_MODULE);
+    writeFileSync(join(dir, "tasks.mjs"), tasksModule(ctx.root));
     const prefix = await ctx.provenPrefix("start");
     const storage = ctx.s3();
     const single: number[] = [];
