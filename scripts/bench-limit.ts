@@ -240,7 +240,18 @@ export const LIMIT_GOALS = { submitFraction: 0.85, drainFraction: 0.8, drainWork
 export interface LimitSectionRun {
   limit?: LimitResult;
   submit?: SubmitResult;
-  throughput?: { workers: number; concurrencyPerWorker: number; tasksPerSecond: number }[];
+  throughput?: DrainRow[];
+  /** The drain by 4 workers at the `Worker`'s default concurrency (the goal's case). */
+  drainDefault?: DrainRow;
+}
+
+/** One drain of the throughput section. */
+interface DrainRow {
+  workers: number;
+  concurrencyPerWorker: number;
+  /** True for the run at the `Worker`'s default concurrency. */
+  defaultConcurrency?: boolean;
+  tasksPerSecond: number;
 }
 
 const percent = (x: number | undefined) =>
@@ -254,10 +265,9 @@ const goalText = (x: number, goal: number) =>
 const drainFractions = (r: LimitSectionRun) =>
   r.limit === undefined
     ? []
-    : (r.throughput ?? []).map((t) => ({
-        ...t,
-        fraction: t.tasksPerSecond / r.limit!.drainTasksPerSecond,
-      }));
+    : [...(r.throughput ?? []), ...(r.drainDefault === undefined ? [] : [r.drainDefault])].map(
+        (t) => ({ ...t, fraction: t.tasksPerSecond / r.limit!.drainTasksPerSecond }),
+      );
 
 /**
  * The section "The storage's limit, and how close submitting and draining get to it" (the
@@ -303,17 +313,20 @@ export function renderLimit(
   if (drains.length > 0) {
     const before = previous === undefined ? [] : drainFractions(previous);
     lines.push(
-      `Draining (the throughput section's rows) as a fraction of the drain ceiling above. The goal is at least ${percent(LIMIT_GOALS.drainFraction)} with ${LIMIT_GOALS.drainWorkers} workers at the default concurrency; these rows run ${drains[0]!.concurrencyPerWorker} slots per worker.`,
+      `Draining (the throughput section's rows, and ${LIMIT_GOALS.drainWorkers} workers at the \`Worker\`'s default concurrency) as a fraction of the drain ceiling above, all workers in one process. The goal is at least ${percent(LIMIT_GOALS.drainFraction)} with ${LIMIT_GOALS.drainWorkers} workers at the default concurrency.`,
       "",
       "| workers | slots each | tasks/s | fraction of the drain ceiling | goal |",
       "|---:|---:|---:|---:|---|",
       ...drains.map((d) => {
-        const o = before.find((x) => x.workers === d.workers);
+        const o = before.find(
+          (x) => x.workers === d.workers && x.defaultConcurrency === d.defaultConcurrency,
+        );
         const goal =
-          d.workers === LIMIT_GOALS.drainWorkers
+          d.workers === LIMIT_GOALS.drainWorkers && d.defaultConcurrency === true
             ? goalText(d.fraction, LIMIT_GOALS.drainFraction)
             : "–";
-        return `| ${d.workers} | ${d.concurrencyPerWorker} | ${was(num(d.tasksPerSecond)!, num(o?.tasksPerSecond))} | ${was(percent(d.fraction)!, percent(o?.fraction))} | ${goal} |`;
+        const slots = `${d.concurrencyPerWorker}${d.defaultConcurrency === true ? " (default)" : ""}`;
+        return `| ${d.workers} | ${slots} | ${was(num(d.tasksPerSecond)!, num(o?.tasksPerSecond))} | ${was(percent(d.fraction)!, percent(o?.fraction))} | ${goal} |`;
       }),
       "",
     );

@@ -83,6 +83,8 @@ export interface BenchResult {
     requestsPerTask: number;
     backlogWaitP50Ms: number;
   }[];
+  /** The drain by 4 workers at the `Worker`'s default concurrency (absent before it was measured). */
+  drainDefault?: BenchResult["throughput"][number] & { defaultConcurrency?: boolean };
   latency: {
     workers: number;
     tasks: number;

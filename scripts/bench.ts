@@ -45,6 +45,7 @@ import { encodeTask, type TaskRecord } from "../src/task/record.ts";
 import { mapLimit } from "../src/util/async.ts";
 import { randomHex } from "../src/util/format.ts";
 import type { Handler } from "../src/worker/options.ts";
+import { DEFAULT_CONCURRENCY } from "../src/worker/options.ts";
 import { Worker } from "../src/worker/worker.ts";
 import { bundleSizes } from "./bench-bundle.ts";
 import { latencyAfterIdle } from "./bench-latency.ts";
@@ -546,8 +547,15 @@ async function idleWithUnhandled(n: number, seconds: number) {
   };
 }
 
-/** Time to drain `n` pre-submitted no-op tasks with `workerCount` workers. */
-async function throughput(n: number, workerCount: number) {
+/**
+ * Time to drain `n` pre-submitted no-op tasks with `workerCount` workers of `concurrency` slots
+ * each (`"default"`: the `Worker`'s own default, as a worker given no option runs).
+ */
+async function throughput(
+  n: number,
+  workerCount: number,
+  concurrency: number | "default" = Number(args.concurrency),
+) {
   const storage = countRequests(s3());
   const queue = new Queue({ storage, prefix: await provenPrefix(`throughput-${workerCount}`) });
   const submitStart = Date.now();
@@ -557,10 +565,10 @@ async function throughput(n: number, workerCount: number) {
   );
   const submitSeconds = (Date.now() - submitStart) / 1000;
   const workers = Array.from({ length: workerCount }, () =>
-    new Worker(queue, { concurrency: Number(args.concurrency), heartbeatSeconds: 60 }).task(
-      "noop",
-      noop,
-    ),
+    new Worker(queue, {
+      ...(concurrency === "default" ? {} : { concurrency }),
+      heartbeatSeconds: 60,
+    }).task("noop", noop),
   );
   storage.reset();
   const start = Date.now();
@@ -574,7 +582,8 @@ async function throughput(n: number, workerCount: number) {
     .sort((a, b) => a - b);
   return {
     workers: workerCount,
-    concurrencyPerWorker: Number(args.concurrency),
+    concurrencyPerWorker: concurrency === "default" ? DEFAULT_CONCURRENCY : concurrency,
+    ...(concurrency === "default" ? { defaultConcurrency: true } : {}),
     tasks: n,
     seconds: round(seconds),
     tasksPerSecond: round(n / seconds, 1),
@@ -801,6 +810,9 @@ try {
       (result.throughput as unknown[]).push(r);
       console.log("throughput", JSON.stringify(r));
     }
+    // Issue 15's drain goal is for 4 workers as they come, at the default concurrency.
+    result.drainDefault = await throughput(Number(args.tasks), 4, "default");
+    console.log("throughput", JSON.stringify(result.drainDefault));
   }
   if (want("latency")) {
     result.latency = [];

@@ -172,13 +172,16 @@ export type ResolvedOptions = Required<
 > &
   Pick<CheckedWorkerOptions, "onEvent" | "timeoutSeconds">;
 
+/** Tasks a worker runs at once when its options say nothing (`WorkerOptions.concurrency`). */
+export const DEFAULT_CONCURRENCY = 1;
+
 /** Fill in the defaults of checked worker options. */
 export function resolveOptions(
   options: Omit<CheckedWorkerOptions, "onEvent">,
   onEvent: WorkerOptions["onEvent"],
 ): ResolvedOptions {
   return {
-    concurrency: options.concurrency ?? 1,
+    concurrency: options.concurrency ?? DEFAULT_CONCURRENCY,
     leaseSeconds: options.leaseSeconds ?? 60,
     timeoutSeconds: options.timeoutSeconds,
     minPollMs: options.minPollMs ?? 250,
