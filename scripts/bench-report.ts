@@ -14,6 +14,7 @@ import { basename, dirname, join, relative } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { type BundleResult, renderBundle } from "./bench-bundle.ts";
+import { renderGoals } from "./bench-goals.ts";
 import { type LatencyIdleResult, renderLatencyIdle } from "./bench-latency.ts";
 import { type LimitResult, renderLimit, type SubmitResult } from "./bench-limit.ts";
 import { type MemoryResult, renderMemory, type TsxMemoryResult } from "./bench-memory.ts";
@@ -330,6 +331,7 @@ export function renderMarkdown(
     "and timings (the probe is about 160 requests, paid once a day per path, not per task); every",
     "worker start then reads the cached verdict, one GET, which is counted like any other request.",
     "",
+    ...renderGoals(r, p),
     "## Requests per task, and what they cost",
     "",
     "Every storage request of submitting and completing no-op tasks, counted by kind (submit: the",

@@ -73,7 +73,6 @@ function spread(list: number[]): Spread {
   };
 }
 
-/** The tasks module the spawned workers load: one type whose handler prints when it ran. */
 /**
  * The tasks module the spawned workers load. It imports oq's built entry as a real one imports
  * `oq` (for `defineTask`, `PermanentError`), so the start pays for that too.
