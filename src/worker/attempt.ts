@@ -65,6 +65,12 @@ export interface AttemptOptions {
   skip: SkipList;
   /** Called once when the slot is given up (handler settled, lease lapsed, or abandoned). */
   onFree: (attempt: Attempt) => void;
+  /**
+   * Called once when the handler returned or threw on its own (no interrupt) and only the
+   * outcome write is left, for a type without fleet limits: the worker may hand the slot to the
+   * next claim while the write goes on (the attempt stays running until {@link onFree}).
+   */
+  onHandled?: (attempt: Attempt) => void;
   /** The worker's type limits: a fleet slot is extended with the lease and freed at the end. */
   limits?: ClaimLimits;
 }
@@ -200,7 +206,7 @@ export class Attempt {
       );
     this.settled = (async () => {
       const result = await outcome;
-      this.#clearTimers();
+      this.#handlerSettled();
       const interrupt = this.#interrupt;
       if (interrupt?.kind === "shutdown") await this.#release();
       else if (interrupt !== undefined) await this.#finish({ failure: interrupt.failure });
@@ -261,6 +267,15 @@ export class Attempt {
         signalReason("Timeout", `timed out after ${timeoutSeconds}s`),
       );
     }, timeoutSeconds * 1000);
+  }
+
+  /**
+   * The handler settled: stop its timers. Uninterrupted and without a fleet grant, only the
+   * outcome write is left, so the worker may give its handler slot to the next claim.
+   */
+  #handlerSettled(): void {
+    this.#clearTimers();
+    if (this.#interrupt === undefined && this.#grant === undefined) this.#options.onHandled?.(this);
   }
 
   #clearTimers(): void {

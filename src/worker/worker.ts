@@ -80,6 +80,19 @@ export class Worker {
   readonly #options: ResolvedOptions;
   readonly #emit: Emit;
   readonly #running = new Map<string, Attempt>();
+  /**
+   * Running attempts whose handler has returned and whose outcome is still being written (at
+   * most `concurrency`): they keep their task out of claims but not a handler slot, so the next
+   * claim overlaps the write (issue 15).
+   */
+  readonly #completing = new Set<Attempt>();
+  /** What the poller counts against `concurrency`: handlers, not outcome writes. */
+  readonly #slots = ((running: Map<string, Attempt>, completing: Set<Attempt>) => ({
+    get size(): number {
+      return running.size - completing.size;
+    },
+    has: (id: string): boolean => running.has(id),
+  }))(this.#running, this.#completing);
   readonly #probes: ClaimProbes;
   readonly #peers: Peers;
   readonly #poller: Poller;
@@ -131,7 +144,7 @@ export class Worker {
       ...o,
       workerId: this.id,
       handlers: this.#handlers,
-      running: this.#running,
+      running: this.#slots,
       skip,
       monitor,
       mine: (id) => this.#peers.mine(id),
@@ -161,7 +174,9 @@ export class Worker {
       ...this.#options,
       workerId: this.id,
       handlers: this.#handlers,
-      runningOf: (type) => [...this.#running.values()].filter((r) => r.type === type).length,
+      runningOf: (type) =>
+        [...this.#running.values()].filter((r) => r.type === type && !this.#completing.has(r))
+          .length,
     });
   }
 
@@ -336,7 +351,7 @@ export class Worker {
     const clock = this.#queue.clock;
     let started = 0;
     while (clock.localNow() < signalAt && this.#state === "running") {
-      if (this.#running.size >= this.#options.concurrency) {
+      if (this.#slots.size >= this.#options.concurrency) {
         await sleep(signalAt - clock.localNow(), this.#poller.wakeSignal);
         continue;
       }
@@ -405,6 +420,12 @@ export class Worker {
       onFree: (freed) => {
         // The same task may run here again (a later attempt) once this slot is given up.
         if (this.#running.get(freed.id) === freed) this.#running.delete(freed.id);
+        this.#completing.delete(freed);
+        this.#poller.wake();
+      },
+      onHandled: (handled) => {
+        if (this.#completing.size >= this.#options.concurrency) return;
+        this.#completing.add(handled);
         this.#poller.wake();
       },
     });

@@ -1,18 +1,17 @@
 /**
  * The S3 driver: any S3-compatible object store (AWS S3, MinIO, R2, Ceph RGW, ...) over plain
- * `fetch`, signed with aws4fetch.
+ * `fetch`, signed by `./signer.ts` (SigV4, aws4fetch's canonical request).
  *
- * Retries live here rather than in aws4fetch: its built-in retry loop re-sends conditional writes
+ * Retries live here rather than in aws4fetch's client: its built-in retry loop re-sends conditional writes
  * after a 5xx, which turns a write we actually won into a 412. We retry only what is safe to
  * repeat (see `./errors.ts`) and report the rest as {@link AmbiguousWriteError}, so the caller
  * re-reads and decides. The backoff itself is oq's one retry rule (`../../retry.ts`).
  *
- * Only web-standard globals are used (fetch, URL, crypto.subtle via aws4fetch, AbortSignal,
+ * Only web-standard globals are used (fetch, URL, crypto.subtle for batch-delete checksums, AbortSignal,
  * timers), so the driver runs unchanged on Node, Deno, Bun and workers.
  *
  * @module
  */
-import { AwsClient } from "aws4fetch";
 import {
   AccessDeniedError,
   AmbiguousWriteError,
@@ -53,6 +52,7 @@ import {
 import { listResultOf, listVersionsResultOf } from "./listing.ts";
 import { resolveS3Options, type S3Fetch, type S3StorageOptions } from "./options.ts";
 import { amzDate, httpDate, type Ok, type Op, sha256Base64 } from "./request.ts";
+import { S3Signer } from "./signer.ts";
 import { SlowDown } from "./slow-down.ts";
 import { type BucketAddress, checkKey, requestUrl } from "./url.ts";
 import { children, escapeXml, parseXml, text, type XmlElement } from "./xml.ts";
@@ -82,7 +82,7 @@ export class S3Storage implements Storage {
   /** Where requests go (the bucket's root URL, path-style or virtual-hosted), for doctor. */
   readonly location: StorageLocation;
 
-  readonly #client: AwsClient;
+  readonly #signer: S3Signer;
   readonly #redact: (text: string) => string;
   readonly #fetch: S3Fetch;
   readonly #address: BucketAddress;
@@ -123,14 +123,11 @@ export class S3Storage implements Storage {
     this.#fetch = config.fetch;
     this.#now = config.now;
     this.#slowDown = new SlowDown(config.retry, config.now);
-    this.#client = new AwsClient({
+    this.#signer = new S3Signer({
       accessKeyId: config.accessKeyId,
       secretAccessKey: config.secretAccessKey,
       ...(config.sessionToken === undefined ? {} : { sessionToken: config.sessionToken }),
-      service: "s3",
       region: config.region,
-      // Our own loop retries; aws4fetch's would re-send conditional writes (see module doc).
-      retries: 0,
     });
   }
 
@@ -386,19 +383,18 @@ export class S3Storage implements Storage {
 
   /** One try: sign, fetch, read the body; classify any failure. */
   async #try(op: Op, url: string): Promise<Ok | Failure> {
-    const headers = { ...op.headers };
-    const signed = await this.#client.sign(url, {
+    const signed = this.#signer.sign({
       method: op.method,
-      headers,
-      ...(op.body === undefined ? {} : { body: op.body as Uint8Array<ArrayBuffer> }),
-      aws: { datetime: amzDate(this.#now() + this.#signingOffsetMs) },
+      url,
+      headers: { ...op.headers },
+      datetime: amzDate(this.#now() + this.#signingOffsetMs),
     });
     const host = new URL(url).host;
     const where = { where: `${op.method} ${this.#where(op.key)}`, timeoutMs: this.#timeoutMs };
     let res: Response;
     const sentMs = this.#now();
     try {
-      // Not the signed Request itself: Bun mishandles Request objects with bodies (aws4fetch #70).
+      // URL and headers, not a Request: Bun mishandles Request objects with bodies (aws4fetch #70).
       res = await this.#fetch(signed.url, {
         method: op.method,
         headers: signed.headers,

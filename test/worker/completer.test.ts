@@ -1,0 +1,116 @@
+/**
+ * The completer (issue 15): a worker's handler slot frees when the handler returns, while the
+ * outcome write goes on; the attempt stays running (its task is not claimed again) until the
+ * write ends, at most `concurrency` writes are pending, and `stop()` waits for them.
+ */
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { Queue } from "../../src/queue/queue.ts";
+import type { Storage } from "../../src/storage/storage.ts";
+import { Worker } from "../../src/worker/worker.ts";
+import { type TargetInstance, targets } from "../helpers/targets.ts";
+import { fast, pause, until } from "../helpers/wait.ts";
+
+const decoder = new TextDecoder();
+
+/** `inner`, except that writes of a completed task record wait until `release()`. */
+function holdingOutcomes(inner: Storage) {
+  let release = () => {};
+  const gate = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const held = { count: 0, release };
+  const storage = new Proxy(inner, {
+    get(target, property) {
+      if (property === "put") {
+        return async (key: string, body: Uint8Array | string, options?: unknown) => {
+          const text = typeof body === "string" ? body : decoder.decode(body);
+          if (key.includes("tasks/") && /"status":\s*"completed"/.test(text)) {
+            held.count++;
+            await gate;
+          }
+          return target.put(key, body, options as never);
+        };
+      }
+      const value = Reflect.get(target, property);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  return { storage, held };
+}
+
+for (const target of targets) {
+  describe(`the completer on ${target.name}`, () => {
+    let env: TargetInstance;
+    const workers: Worker[] = [];
+
+    beforeEach(async () => {
+      env = await target.create();
+    });
+    afterEach(async () => {
+      await Promise.all(workers.splice(0).map((w) => w.stop({ graceMs: 0 })));
+      await env.cleanup();
+    });
+
+    it("a 1-slot worker starts the next task while the last outcome is written, one write at most (issue 15)", {
+      timeout: 30_000,
+    }, async () => {
+      const { storage, held } = holdingOutcomes(env.storage);
+      const queue = new Queue({ storage, prefix: env.prefix });
+      const started: string[] = [];
+      const worker = new Worker(queue, { ...fast, skipDoctor: true, concurrency: 1 }).task(
+        "t",
+        (_input, ctx) => {
+          started.push(ctx.task.id);
+          return null;
+        },
+      );
+      workers.push(worker);
+      const tasks = await queue.submitMany([0, 1, 2].map((input) => ({ type: "t", input })));
+      await worker.start();
+      await until(
+        "a second handler started during the first outcome write",
+        () => started.length >= 2,
+        10_000,
+      );
+      await pause(300);
+      // The second outcome write waits for a free write place: the third task waits for its slot.
+      expect(started.length).toBe(2);
+      expect(held.count).toBe(2);
+      expect(new Set(started).size).toBe(2);
+      held.release();
+      await until("every task completed", () => worker.stats.completed === 3, 10_000);
+      await worker.stop();
+      const stored = await Promise.all(tasks.map((t) => queue.get(t.id)));
+      expect(stored.map((t) => [t.status, t.attempt])).toEqual([
+        ["completed", 1],
+        ["completed", 1],
+        ["completed", 1],
+      ]);
+    });
+
+    it("stop() waits for an outcome write still pending after its handler returned", {
+      timeout: 30_000,
+    }, async () => {
+      const { storage, held } = holdingOutcomes(env.storage);
+      const queue = new Queue({ storage, prefix: env.prefix });
+      const worker = new Worker(queue, { ...fast, skipDoctor: true, concurrency: 1 }).task(
+        "t",
+        () => null,
+      );
+      workers.push(worker);
+      const task = await queue.submit("t", null);
+      await worker.start();
+      await until("the outcome write is pending", () => held.count === 1, 10_000);
+      let stopped = false;
+      const stopping = worker.stop().then(() => {
+        stopped = true;
+      });
+      await pause(300);
+      expect(stopped).toBe(false);
+      expect(worker.active).toEqual([task.id]);
+      held.release();
+      await stopping;
+      expect((await queue.get(task.id)).status).toBe("completed");
+    });
+  });
+}
