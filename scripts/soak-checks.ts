@@ -52,6 +52,11 @@ export interface StoredAtEnd {
   /** The marker it names, and whether that object exists. */
   marker: string | null;
   markerExists: boolean;
+  /**
+   * True when the object was gone at the end and this is its last version before the delete
+   * (from the versioned bucket's history): what the deleter deleted.
+   */
+  beforeDelete?: boolean;
 }
 
 /** Options of {@link checkFates}. */
@@ -79,20 +84,32 @@ export function checkFates(fates: Iterable<TaskFate>, options: FateCheckOptions)
         violations.push(`${f.id}: gone at the end, but oq never deleted it (lost)`);
       continue;
     }
-    if (f.statusAtDelete === undefined || !TERMINAL.has(f.statusAtDelete)) {
+    // An ending whose writer was killed before it read the answer is not seen by the witness;
+    // the version the delete removed says what was deleted.
+    const deleted = f.stored?.beforeDelete === true ? f.stored : undefined;
+    const storedEnd =
+      deleted !== undefined && TERMINAL.has(deleted.status) && deleted.finishedAt !== null
+        ? { status: deleted.status as FinishedStatus, atMs: Date.parse(deleted.finishedAt) }
+        : undefined;
+    const statusAtDelete =
+      f.statusAtDelete !== undefined && TERMINAL.has(f.statusAtDelete)
+        ? f.statusAtDelete
+        : storedEnd?.status;
+    if (statusAtDelete === undefined) {
       violations.push(
-        `${f.id}: deleted while ${f.statusAtDelete ?? "in an unknown state"} (live task deleted)`,
+        `${f.id}: deleted while ${deleted?.status ?? f.statusAtDelete ?? "in an unknown state"} (live task deleted)`,
       );
       continue;
     }
-    if (f.finished === undefined) {
+    const finished = f.finished ?? storedEnd;
+    if (finished === undefined) {
       violations.push(`${f.id}: deleted, but no write that finished it was seen`);
       continue;
     }
-    const due = f.finished.atMs + options.retentionMs[f.finished.status];
+    const due = finished.atMs + options.retentionMs[finished.status];
     if (f.deletedMs < due - options.toleranceMs)
       violations.push(
-        `${f.id}: ${f.finished.status} at ${new Date(f.finished.atMs).toISOString()}, deleted ${((due - f.deletedMs) / 1000).toFixed(1)} s before its retention passed`,
+        `${f.id}: ${finished.status} at ${new Date(finished.atMs).toISOString()}, deleted ${((due - f.deletedMs) / 1000).toFixed(1)} s before its retention passed`,
       );
   }
   return violations;

@@ -189,8 +189,11 @@ export async function readUnfinished(
   taskKey: (id: string) => string,
 ): Promise<void> {
   for (const fate of fates) {
-    if (fate.finished !== undefined || !fate.presentAtEnd) continue;
-    const record = await s.get(taskKey(fate.id)).then(
+    if (fate.finished !== undefined) continue;
+    // A task pruned since: its last version before the delete (the soak's bucket is versioned).
+    const versionId = fate.presentAtEnd ? undefined : await lastVersion(s, taskKey(fate.id));
+    if (!fate.presentAtEnd && versionId === undefined) continue;
+    const record = await s.get(taskKey(fate.id), versionId === undefined ? {} : { versionId }).then(
       (o) =>
         JSON.parse(new TextDecoder().decode(o.body)) as {
           status: string;
@@ -215,7 +218,14 @@ export async function readUnfinished(
       leaseExpiresAt: record.lease?.expiresAt ?? null,
       marker: record.marker,
       markerExists,
+      ...(versionId === undefined ? {} : { beforeDelete: true }),
     };
     fate.stored = stored;
   }
+}
+
+/** The newest version of `key` that is not a delete marker, if any. */
+async function lastVersion(s: Storage, key: string): Promise<string | undefined> {
+  const page = await s.listVersions({ prefix: key });
+  return page.versions.find((v) => v.key === key && !v.isDeleteMarker)?.versionId;
 }

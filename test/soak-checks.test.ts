@@ -51,6 +51,34 @@ describe("soak checks", () => {
     expect(checkFates([live], options)).toEqual(["r: deleted while running (live task deleted)"]);
   });
 
+  it("judge a task deleted while the witness saw it running by the version the delete removed (its ending's answer was lost to a kill)", () => {
+    const stored = (status: string) => ({
+      status,
+      finishedAt: status === "running" ? null : new Date(0).toISOString(),
+      attempt: 1,
+      leaseExpiresAt: null,
+      marker: null,
+      markerExists: false,
+      beforeDelete: true,
+    });
+    const unseen = (status: string, deletedMs: number): TaskFate => ({
+      id: status,
+      lastStatus: "running",
+      executions: { 1: 1 },
+      presentAtEnd: false,
+      deletedMs,
+      statusAtDelete: "running",
+      stored: stored(status),
+    });
+    expect(checkFates([unseen("completed", MINUTE + 5)], options)).toEqual([]);
+    expect(checkFates([unseen("completed", 5000)], options)).toEqual([
+      "completed: completed at 1970-01-01T00:00:00.000Z, deleted 55.0 s before its retention passed",
+    ]);
+    expect(checkFates([unseen("running", MINUTE + 5)], options)).toEqual([
+      "running: deleted while running (live task deleted)",
+    ]);
+  });
+
   it("catch a task gone without a delete by oq, and an attempt run twice", () => {
     const lost = { ...fate("l", 0), presentAtEnd: false };
     const twice = { ...fate("t", 0), executions: { 1: 2 } };
