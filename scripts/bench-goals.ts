@@ -135,14 +135,14 @@ export function renderGoals(r: BenchResult, p: BenchResult | undefined): string[
       BUQUET.idle,
     ),
     row(
-      "compiled `oq worker` idle, peak RSS",
-      ["≤ 60 MB", memory(r)?.idle.peakRssMb, memory(p)?.idle.peakRssMb, " MB"],
+      `compiled \`oq worker\` idle, median RSS (peak ${fmt(memory(r)?.idle.peakRssMb, " MB")})`,
+      ["≤ 60 MB", memory(r)?.idle.medianRssMb, memory(p)?.idle.medianRssMb, " MB"],
       60,
       undefined,
     ),
     row(
-      "compiled `oq worker` busy (8 slots, no-op tasks), peak RSS",
-      ["≤ 120 MB", memory(r)?.busy.peakRssMb, memory(p)?.busy.peakRssMb, " MB"],
+      `compiled \`oq worker\` busy (8 slots, no-op tasks), median RSS (peak ${fmt(memory(r)?.busy.peakRssMb, " MB")})`,
+      ["≤ 120 MB", memory(r)?.busy.medianRssMb, memory(p)?.busy.medianRssMb, " MB"],
       120,
       undefined,
     ),
