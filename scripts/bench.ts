@@ -393,7 +393,6 @@ async function dashboardCost(stored: number, reps: number) {
     keys: setup.keys,
     logger: setup.logger,
     randomHex: (n) => randomHex(Math.ceil(n / 2)).slice(0, n),
-    retireMarkers: () => {},
   });
   const storeStart = Date.now();
   await storeFinished(raw, setup, stored, journal);

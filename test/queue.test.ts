@@ -54,14 +54,13 @@ for (const target of targets) {
       expect(seen).toEqual([1]);
       const history = await queue.getVersions(submitted.id);
       expect(history.map((h) => h.task?.event)).toEqual(["submitted", "claimed", "completed"]);
-      // Finished tasks leave nothing in the ready index: markers go in a batch right after the
-      // task's journal is written (within 5 s).
+      // Finished tasks leave nothing in the ready index: markers go in a batch within a second.
       const markerCount = async () => {
         let n = 0;
         for await (const _ of internals(queue).markers()) n++;
         return n;
       };
-      await until("the marker is deleted", async () => (await markerCount()) === 0, 8000);
+      await until("the marker is deleted", async () => (await markerCount()) === 0, 2000);
     });
 
     it("8 workers on 500 tasks run each task exactly once", async () => {

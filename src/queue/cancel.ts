@@ -24,7 +24,7 @@ export async function cancelTask(
   reason: string | null,
 ): Promise<TaskRecord> {
   const task = await requestCancellation(q, id, reason);
-  await q.flush(); // its journal, then its marker
+  await q.journal.flush();
   return task;
 }
 
@@ -55,7 +55,7 @@ export async function cancelTasks(
       return outcome;
     });
   } finally {
-    await q.flush(); // their journals, then their markers
+    await q.journal.flush();
   }
 }
 

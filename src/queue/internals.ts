@@ -158,26 +158,9 @@ export class QueueInternals {
     return this.index.markers(options);
   }
 
-  /**
-   * Write what is buffered: the journal, then the batched marker deletes
-   * ({@link ReadyIndex.flush}), among them the markers of the tasks that journal names.
-   */
+  /** Write what is buffered: batched marker deletes ({@link ReadyIndex.flush}) and the journal. */
   async flush(): Promise<void> {
-    await this.journal.flush();
-    await this.index.flush();
-  }
-
-  /** Delete finished tasks' markers (relative keys) in the next batch: their journal landed. */
-  retireMarkers(markers: readonly string[]): void {
-    for (const marker of markers) void this.index.remove(marker, true);
-  }
-
-  /**
-   * Whether this process already knows the marker (a listing's) needs no look: its task
-   * finished here and the marker waits for its journal or for the batched delete.
-   */
-  retiring(marker: Pick<ReadyMarker, "key" | "relative">): boolean {
-    return this.journal.holds(marker.relative) || this.index.retiring(marker.key);
+    await Promise.all([this.index.flush(), this.journal.flush()]);
   }
 
   /** See {@link ReadyIndex.sweep}. */

@@ -79,19 +79,12 @@ export interface JournalDeps {
   keys: Keys;
   logger: Logger;
   randomHex: (length: number) => string;
-  /**
-   * Delete these markers (relative keys) of finished tasks: called once the journal naming
-   * their tasks has landed, never before.
-   */
-  retireMarkers: (markers: readonly string[]) => void;
 }
 
 interface Group {
   type: string;
   status: FinishedStatus;
   entries: JournalEntry[];
-  /** The markers of these tasks, deleted once their journal is written. */
-  markers: string[];
   latestMs: number;
 }
 
@@ -99,8 +92,6 @@ interface Group {
 export class FinishedJournal {
   readonly #deps: JournalDeps;
   readonly #groups = new Map<string, Group>();
-  /** The markers of buffered tasks (relative keys), deleted once their journal is written. */
-  readonly #markers = new Set<string>();
   #timer: ReturnType<typeof setTimeout> | undefined;
   #flushing: Promise<void> = Promise.resolve();
 
@@ -115,33 +106,18 @@ export class FinishedJournal {
     return n;
   }
 
-  /**
-   * Note that `task` (as just written) reached a terminal state. `marker` (relative key), the
-   * marker the task named before, is deleted only once the journal naming the task is written:
-   * the marker is what leads a monitor to a finished task whose writer died before its journal
-   * did (docs/protocol.md, "The finished journal").
-   */
-  record(task: TaskRecord, marker?: string): void {
+  /** Note that `task` (as just written) reached a terminal state. */
+  record(task: TaskRecord): void {
     if (!isTerminal(task.status)) return;
-    if (marker !== undefined && this.#markers.has(marker)) return; // already buffered
     const payloads = payloadKeys(task);
-    const entry: JournalEntry = {
-      id: task.id,
-      at: task.finishedAt ?? task.updatedAt,
-      ...(task.idempotencyKey === null ? {} : { keyed: true }),
-      ...(payloads.length === 0 ? {} : { payloads }),
-    };
-    this.#add(
-      task.type,
-      task.status as FinishedStatus,
-      [entry],
-      marker === undefined ? [] : [marker],
-    );
-  }
-
-  /** Whether the marker `marker` (relative key) waits for a journal to be written. */
-  holds(marker: string): boolean {
-    return this.#markers.has(marker);
+    this.#add(task.type, task.status as FinishedStatus, [
+      {
+        id: task.id,
+        at: task.finishedAt ?? task.updatedAt,
+        ...(task.idempotencyKey === null ? {} : { keyed: true }),
+        ...(payloads.length === 0 ? {} : { payloads }),
+      },
+    ]);
   }
 
   /** Buffer `entries`; a retry after a failed write waits for the timer, never flushes at once. */
@@ -149,22 +125,17 @@ export class FinishedJournal {
     taskType: string,
     status: FinishedStatus,
     entries: readonly JournalEntry[],
-    markers: readonly string[],
     retrying = false,
   ): void {
     const name = `${taskType}/${status}`;
     let group = this.#groups.get(name);
     if (group === undefined) {
-      group = { type: taskType, status, entries: [], markers: [], latestMs: 0 };
+      group = { type: taskType, status, entries: [], latestMs: 0 };
       this.#groups.set(name, group);
     }
     for (const entry of entries) {
       group.entries.push(entry);
       group.latestMs = Math.max(group.latestMs, Date.parse(entry.at));
-    }
-    for (const marker of markers) {
-      group.markers.push(marker);
-      this.#markers.add(marker);
     }
     if (group.entries.length >= JOURNAL_MAX_ENTRIES && !retrying) void this.flush();
     else this.#timer ??= setTimeout(() => void this.flush(), JOURNAL_FLUSH_MS);
@@ -203,11 +174,8 @@ export class FinishedJournal {
         logger.warn(
           `could not write the finished journal of ${group.entries.length} ${group.type} tasks (${group.status}); kept for the next flush: ${errorMessage(error)}`,
         );
-        this.#add(group.type, group.status, group.entries, group.markers, true);
-        continue;
+        this.#add(group.type, group.status, group.entries, true);
       }
-      for (const marker of group.markers) this.#markers.delete(marker);
-      if (group.markers.length > 0) this.#deps.retireMarkers(group.markers);
     }
   }
 

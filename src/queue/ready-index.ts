@@ -86,10 +86,7 @@ export function childNames(
 /** The `ready/` markers of one queue. */
 export class ReadyIndex {
   readonly #deps: ReadyIndexDeps;
-  /** Markers (full keys) waiting for the next batched delete. */
-  readonly #retired = new Set<string>();
-  /** Batched deletes under way. */
-  readonly #deleting = new Set<Promise<string[]>>();
+  readonly #retired: string[] = [];
   readonly #warned = new Set<string>();
   #retireTimer: ReturnType<typeof setTimeout> | undefined;
 
@@ -147,8 +144,8 @@ export class ReadyIndex {
   async remove(marker: string, batch = false): Promise<void> {
     const key = this.#deps.keys.full(marker);
     if (!batch) return this.#deleteQuietly(key);
-    this.#retired.add(key);
-    if (this.#retired.size >= 200) void this.flush();
+    this.#retired.push(key);
+    if (this.#retired.length >= 200) void this.flush();
     else this.#retireTimer ??= setTimeout(() => void this.flush(), 500);
   }
 
@@ -156,21 +153,7 @@ export class ReadyIndex {
   async flush(): Promise<void> {
     if (this.#retireTimer !== undefined) clearTimeout(this.#retireTimer);
     this.#retireTimer = undefined;
-    const keys = [...this.#retired];
-    this.#retired.clear();
-    // Batches started earlier (200 keys reached) count too: after flush() nothing is pending.
-    const run = this.#deleteAll(keys);
-    this.#deleting.add(run);
-    try {
-      await Promise.all(this.#deleting);
-    } finally {
-      this.#deleting.delete(run);
-    }
-  }
-
-  /** Whether the marker `key` (full key) waits for a batched delete of this process. */
-  retiring(key: string): boolean {
-    return this.#retired.has(key);
+    await this.#deleteAll(this.#retired.splice(0));
   }
 
   /**

@@ -176,15 +176,11 @@ export class TaskStore {
     }
     this.#metrics?.onTaskWrite(current.task, result.value);
     if (newMarker !== undefined) await this.index.heal(newMarker, startedLocal);
-    const oldMarker = prev.marker !== null && prev.marker !== next.marker ? prev.marker : undefined;
-    // A task that just finished goes into the finished journal (retention, dead letters), and
-    // its marker is deleted only after that journal is written: until then the marker is what
-    // leads a monitor to a task whose journal entry died with its writer.
-    if (this.#journal && isTerminal(result.value.status) && !isTerminal(current.task.status)) {
-      this.#journal.record(result.value, oldMarker);
-      return result;
-    }
-    if (oldMarker !== undefined)
+    // A task that just finished goes into the finished journal (retention, dead letters).
+    if (isTerminal(result.value.status) && !isTerminal(current.task.status))
+      this.#journal?.record(result.value);
+    const oldMarker = prev.marker;
+    if (oldMarker !== null && oldMarker !== next.marker)
       await this.index.remove(oldMarker, options.batchMarkerDelete === true);
     return result;
   }

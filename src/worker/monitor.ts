@@ -220,7 +220,6 @@ export class Monitor {
     const now = q.now();
     const due: Candidate[] = [];
     for await (const marker of q.markers({ prefix: partition, dueBy: now, maxPages: 1 })) {
-      if (q.retiring(marker)) continue;
       if (marker.lease === true || (marker.expiresMs !== undefined && marker.expiresMs <= now))
         due.push(marker);
     }
@@ -267,26 +266,20 @@ export class Monitor {
         return;
       }
     }
-    const finished = found !== undefined && isTerminal(found.task.status) ? found.task : undefined;
-    this.stale(marker, now, false, since, finished);
+    this.stale(marker, now, false, since);
   }
 
   /**
    * A marker its task does not name (an interrupted submit or move, a finished task whose
    * marker was not deleted, or a malformed task object). Its writer may still be mid-way, so it
    * is swept (in a batch, at the next listing) only after the grace period, counted from
-   * `since` (server ms; default the marker's `LastModified`, see {@link staleSince}). The marker
-   * of a `finished` task outlived the grace only when its writer died before writing the task's
-   * journal entry (or before deleting the marker after it): the task goes into this process's
-   * journal, and the marker is deleted once that is written (docs/protocol.md, "The finished
-   * journal").
+   * `since` (server ms; default the marker's `LastModified`, see {@link staleSince}).
    */
   stale(
     marker: Candidate,
     now: number,
     malformed: boolean,
     since = marker.lastModified.getTime(),
-    finished?: TaskRecord,
   ): void {
     const staleAt = since + MARKER_GRACE_MS;
     // Every worker of the type lists the same stale markers: the one whose share holds the id
@@ -295,8 +288,7 @@ export class Monitor {
     // the write limit that way at 250 workers).
     const sweepAt = this.#mine(marker.id) ? staleAt : staleAt + MARKER_GRACE_MS;
     if (sweepAt <= now && this.#enabled) {
-      if (finished === undefined) this.#sweep.set(marker.key, marker);
-      else this.#queue.journal.record(finished, marker.relative);
+      this.#sweep.set(marker.key, marker);
       return;
     }
     if (staleAt <= now && this.#enabled) {

@@ -356,9 +356,7 @@ export class Poller implements WakeListener {
       onMalformed: monitor.malformed(now),
     })) {
       last = marker.key;
-      // Our own finished tasks' markers wait for their journal: nothing to read there.
-      if (this.#o.skip.skipped(marker.key, local) || running.has(marker.id) || q.retiring(marker))
-        continue;
+      if (this.#o.skip.skipped(marker.key, local) || running.has(marker.id)) continue;
       found.push(marker);
     }
     // A marker past our lower bound of server time that may be due all the same (a submit a

@@ -1008,45 +1008,6 @@ describe("retry policy", () => {
     expect(calls).toHaveLength(10);
   });
 
-  it("MinIO's 503 SlowDownRead and SlowDownWrite slow the whole client down like SlowDown (issue 16: a store below quorum was hammered)", async () => {
-    const { storage, calls, sleeps } = harness([
-      ...Array.from({ length: 4 }, () => s3Error(503, "SlowDownRead")),
-      s3Error(503, "SlowDownWrite"),
-      ok({}, null, 204),
-      ok({ etag: '"e"' }, "x"),
-    ]);
-    const e = await failure(storage.get("k"));
-    expect(e).toBeInstanceOf(ThrottledError);
-    expect(e).toMatchObject({ status: 503, s3Code: "SlowDownRead" });
-    expect(sleeps).toEqual([75, 150, 300]);
-    // The next request waits out the pause first, and an unconditional write is retried.
-    await storage.delete("k");
-    expect(sleeps).toEqual([75, 150, 300, 600, 1200]);
-    await storage.get("k");
-    expect(sleeps).toEqual([75, 150, 300, 600, 1200]);
-    expect(calls).toHaveLength(7);
-  });
-
-  it.each([
-    ["ifMatch", { ifMatch: '"e"' }],
-    ["ifNoneMatch", { ifNoneMatch: "*" as const }],
-  ])(
-    "a conditional put (%s) answered 503 SlowDownWrite stays ambiguous and is not retried, yet pauses the client",
-    async (_, opts) => {
-      const { storage, calls, sleeps } = harness([
-        s3Error(503, "SlowDownWrite"),
-        ok({ etag: '"e"' }, "x"),
-      ]);
-      const e = await failure(storage.put("k", "x", opts));
-      expect(e).toBeInstanceOf(AmbiguousWriteError);
-      expect(e).toMatchObject({ status: 503, s3Code: "SlowDownWrite" });
-      expect(calls).toHaveLength(1);
-      expect(sleeps).toEqual([]);
-      await storage.get("k");
-      expect(sleeps).toEqual([75]);
-    },
-  );
-
   it("retries list, delete and unconditional put", async () => {
     const { storage, calls } = harness([
       s3Error(500, "InternalError"),

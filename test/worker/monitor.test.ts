@@ -195,11 +195,7 @@ describe("Monitor", () => {
     for (const m of markers) {
       await monitor.unnamed(m, m.id === moving.id ? moved : finished, queue.now());
     }
-    // The moved task's marker is swept; the finished one's is left to this process's journal,
-    // which names the task before the marker goes (its writer's journal may have died with it).
-    expect(monitor.pendingSweep).toEqual([markers.find((m) => m.id === moving.id)!.key]);
-    const finishedMarker = markers.find((m) => m.id === finishing.id)!;
-    expect(internals(queue).journal.holds(finishedMarker.relative)).toBe(true);
+    expect(monitor.pendingSweep.sort()).toEqual(markers.map((m) => m.key).sort());
   });
 
   it("without the monitor, a stale marker is skipped, never swept", async () => {

@@ -38,18 +38,7 @@ export interface Failure {
   retryAfterMs?: number;
   /** The server refused our clock: sign with its clock (learned from `Date`) from now on. */
   correctClock?: boolean;
-  /**
-   * The server said to slow down (429, or 503 `SlowDown`, `SlowDownRead`, `SlowDownWrite`):
-   * the whole client pauses (`./slow-down.ts`), even when this answer is not retried.
-   */
-  slowDown?: boolean;
 }
-
-/**
- * 503 codes that ask the client to slow down: AWS's `SlowDown`, and MinIO's `SlowDownRead` and
- * `SlowDownWrite` (an erasure set below its read or write quorum, e.g. drives lost).
- */
-const SLOW_DOWN_CODES = new Set(["SlowDown", "SlowDownRead", "SlowDownWrite"]);
 
 /** What the error mapping needs to know about the driver, for messages and decisions. */
 export interface FailureContext {
@@ -269,14 +258,10 @@ function retryableFailure(
   context: FailureContext,
 ): Failure | undefined {
   const { status, code, details, where, said, notS3, reqId } = r;
-  const slowDown = status === 429 || (status === 503 && SLOW_DOWN_CODES.has(code ?? ""));
-  // A conditional write answered `SlowDownWrite` may have reached some drives before the
-  // quorum failed: it stays ambiguous below, and only slows the client down.
-  if (slowDown && !(op.conditional && code === "SlowDownWrite")) {
+  if (status === 429 || (status === 503 && code === "SlowDown")) {
     const retryAfterMs = retryAfter(res.headers.get("retry-after"));
     return {
       retry: true,
-      slowDown: true,
       ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
       error: new ThrottledError(
         `${where}: the server asked us to slow down (${said}) after ${context.attempts} tries${notS3}${reqId}`,
@@ -288,7 +273,6 @@ function retryableFailure(
     if (op.conditional && status >= 500) {
       return {
         retry: false,
-        ...(slowDown ? { slowDown: true } : {}),
         error: new AmbiguousWriteError(
           `${where}: conditional write answered ${said}; it may or may not have happened: re-read the object and compare before deciding${notS3}${reqId}`,
           details,

@@ -1,6 +1,5 @@
 /**
- * Client-wide slowing down after the server said `429` or `503 SlowDown` (or MinIO's
- * `SlowDownRead` / `SlowDownWrite`, its erasure set below quorum).
+ * Client-wide slowing down after the server said `503 SlowDown` or `429`.
  *
  * The retry rule alone backs off one request at a time: every new request starts at full speed
  * and spends its own few tries within a second, so a worker kept up the same request rate for
@@ -45,7 +44,7 @@ export class SlowDown {
     if (!("error" in outcome)) {
       this.#pauseMs = 0;
       this.#untilMs = 0;
-    } else if (outcome.slowDown === true) {
+    } else if (outcome.error.code === "THROTTLED") {
       const { baseDelayMs, maxDelayMs, random } = this.#policy;
       this.#pauseMs = Math.min(maxDelayMs, Math.max(baseDelayMs, this.#pauseMs * 2));
       // Half fixed, half random, so that clients throttled together do not return together.
