@@ -18,6 +18,7 @@ import type {
 } from "../../src/storage/storage.ts";
 import { Worker, type WorkerOptions } from "../../src/worker/worker.ts";
 import { memoryTarget, s3Target, type Target } from "../helpers/targets.ts";
+import { until } from "../helpers/wait.ts";
 
 const fast: WorkerOptions = { minPollMs: 10, maxPollMs: 50, heartbeatSeconds: 0, listReuseMs: 20 };
 
@@ -152,44 +153,57 @@ const entries = {
 
 const shown = [memoryTarget, ...(s3Target ? [s3Target] : [])];
 
+/**
+ * A worker started by `begin` on a queue whose verdict GET is held (answering `verdict` once
+ * released), checked to have written no task while it is held.
+ */
+async function startHeld(
+  target: Target,
+  verdict: "safe" | "unsafe",
+  begin: (w: Worker) => Promise<unknown>,
+) {
+  const held = await heldQueue(target, verdict);
+  let ran = 0;
+  const w = new Worker(held.queue, fast).task("t", () => void ran++);
+  workers.push(w);
+  const started = begin(w);
+  started.catch(() => {});
+  await held.storage.reached;
+  await whileHeld(held.taskWrites);
+  expect(held.taskWrites()).toEqual([]);
+  return { ...held, started, runs: () => ran };
+}
+
 describe.each(shown)("no claim before doctor's verdict is in, on $name", (target) => {
   for (const [entry, begin] of Object.entries(entries)) {
     it(`${entry}() claims nothing while the verdict's GET is unanswered, and nothing at all when it says unsafe`, async () => {
-      const { storage, queue, task, taskWrites } = await heldQueue(target, "unsafe");
-      let ran = 0;
-      const w = new Worker(queue, fast).task("t", () => void ran++);
-      workers.push(w);
-      const started = begin(w);
-      started.catch(() => {});
-      await storage.reached;
-      await whileHeld(taskWrites);
-      expect(taskWrites()).toEqual([]);
+      const { storage, queue, task, taskWrites, started, runs } = await startHeld(
+        target,
+        "unsafe",
+        begin,
+      );
       storage.release();
       await expect(started).rejects.toMatchObject({ code: "UNSAFE_BACKEND" });
       await whileHeld(taskWrites);
       expect(taskWrites()).toEqual([]);
-      expect(ran).toBe(0);
+      expect(runs()).toBe(0);
       expect((await queue.get(task.id)).status).toBe("pending");
     });
 
     it(`${entry}() claims the due task once the held verdict answers safe`, async () => {
-      const { storage, queue, task, taskWrites } = await heldQueue(target, "safe");
-      let ran = 0;
-      const w = new Worker(queue, fast).task("t", () => void ran++);
-      workers.push(w);
-      const started = begin(w);
-      started.catch(() => {});
-      await storage.reached;
-      await whileHeld(taskWrites);
-      expect(taskWrites()).toEqual([]);
+      const { storage, queue, task, taskWrites, started, runs } = await startHeld(
+        target,
+        "safe",
+        begin,
+      );
       storage.release();
       await started;
-      const end = Date.now() + 10_000;
-      while ((await queue.get(task.id)).status !== "completed" && Date.now() < end) {
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      expect((await queue.get(task.id)).status).toBe("completed");
-      expect(ran).toBe(1);
+      await until(
+        "the task completed",
+        async () => (await queue.get(task.id)).status === "completed",
+        10_000,
+      );
+      expect(runs()).toBe(1);
       expect(taskWrites()[0]).toMatch(/^put-if-match /);
     });
   }
