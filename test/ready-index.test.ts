@@ -143,8 +143,15 @@ describe("terminal tasks leave the ready index (defect 6)", () => {
     );
     // Its worker's first renewal moved it to a lease marker, the one a monitor looks at for a
     // type no live worker runs (a worker of the type takes over one still on its claim marker).
-    await internals(queue).update(orphan.id, (t) => renewLease(t, "tok", 100, queue.now()));
-    await pause(1500); // past the TTL as a marker key carries it: rounded up to the second
+    const renewed = await internals(queue).update(orphan.id, (t) =>
+      renewLease(t, "tok", 100, queue.now()),
+    );
+    // The monitor's first round lists markers due by then, and the next is 10 minutes later:
+    // start it once both the TTL markers (rounded up to the second) and the lease marker (the
+    // takeover time, to the second) are due. A fixed pause raced the lease marker's second.
+    const leaseMarker = queue.keys.parseReadyMarker(queue.keys.full(renewed.task.marker!))!;
+    const dueBy = Math.max(leaseMarker.dueMs, Date.parse(expiring[0]!.createdAt) + 1200) + 100;
+    await until("markers due", () => queue.now() >= dueBy, 5000);
     const monitor = new Worker(queue, fast);
     workers.push(monitor);
     await monitor.start();
