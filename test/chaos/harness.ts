@@ -330,10 +330,14 @@ export async function submitTasks(
   let retries = 0;
   const indexes = Array.from({ length: count }, (_, i) => i);
   const ids = await mapLimit(indexes, options.concurrency ?? 16, async (i) => {
+    // Drawn once: a retry must send the same input (and options), or a submit whose create
+    // landed before its answer was lost meets its own key with another input (a conflict).
+    const input = options.input(i);
+    const submitOptions = options.options?.(i);
     for (let tries = 1; ; tries++) {
       try {
-        const task = await queue.submit(CHAOS_TYPE, options.input(i), {
-          ...options.options?.(i),
+        const task = await queue.submit(CHAOS_TYPE, input, {
+          ...submitOptions,
           idempotencyKey: `${options.runId}:${i}`,
         });
         return task.id;
