@@ -150,6 +150,63 @@ for (const target of targets) {
       }
     });
 
+    it("workers prune on their own the finished tasks no journal names (a killed worker's)", async () => {
+      await queue.setRetention({ completed: 0, failed: 0 });
+      const done = await queue.submitMany(
+        Array.from({ length: 3 }, (_, i) => ({ type: "job", input: i })),
+      );
+      await runJobs(queue, new Set([done[0]!.id]));
+      // As if the worker was killed before its journal flush.
+      for (const key of await keysUnder(env.storage, queue.keys.done))
+        await env.storage.delete(key);
+      const later = await queue.submit("job", "later", { delay: 3600 });
+      // The monitor walks tasks/ but runs no handler, so nothing else ends these tasks.
+      const monitor = new Worker(queue, { ...fast, monitorRoundSeconds: 1 }).task(
+        "other",
+        () => {},
+      );
+      monitor.start();
+      try {
+        await until(
+          "the unjournaled tasks pruned",
+          async () => (await keysUnder(env.storage, queue.keys.tasks)).length === 1,
+        );
+        expect(await keysUnder(env.storage, queue.keys.tasks)).toEqual([queue.keys.task(later.id)]);
+        expect((await queue.get(later.id)).status).toBe("pending");
+      } finally {
+        await monitor.stop();
+      }
+    });
+
+    it("a monitor with every retention forever does not walk tasks/", async () => {
+      const forever = Number.POSITIVE_INFINITY;
+      await queue.setRetention({
+        completed: forever,
+        failed: forever,
+        cancelled: forever,
+        expired: forever,
+      });
+      const listed: string[] = [];
+      const list = env.storage.list.bind(env.storage);
+      env.storage.list = (options) => {
+        listed.push(options?.prefix ?? "");
+        return list(options);
+      };
+      const monitor = new Worker(queue, { ...fast, monitorRoundSeconds: 1 }).task(
+        "other",
+        () => {},
+      );
+      monitor.start();
+      try {
+        await pause(2500);
+      } finally {
+        await monitor.stop();
+        env.storage.list = list;
+      }
+      expect(listed.length).toBeGreaterThan(0);
+      expect(listed.filter((prefix) => prefix === queue.keys.tasks)).toEqual([]);
+    });
+
     it("stores retention in the manifest, per type over the queue's, and checks it", async () => {
       await queue.setRetention({ completed: "1d", failed: Number.POSITIVE_INFINITY });
       const manifest = await queue.setRetention({ completed: "2h" }, { type: "video" });

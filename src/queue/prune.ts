@@ -26,6 +26,7 @@ import {
   type RetentionInput,
   type RetentionSettings,
   retentionMs,
+  shortestRetentionMs,
 } from "./retention.ts";
 
 /** Options of `Queue.prune`. */
@@ -313,53 +314,62 @@ export class PruneRun {
    * objects older than the shortest retention that applies (a LIST says when each was written).
    */
   async scan(onlyType: string | undefined, statuses: readonly FinishedStatus[]): Promise<void> {
-    const q = this.#q;
-    const shortest = Math.min(
-      ...statuses.map((s) => this.#shortest(s, onlyType)),
-      Number.POSITIVE_INFINITY,
-    );
-    if (shortest === Number.POSITIVE_INFINITY) return;
     let continuationToken: string | undefined;
     do {
-      const page = await q.storage.list({
-        prefix: q.keys.tasks,
-        ...(continuationToken === undefined ? {} : { continuationToken }),
-      });
-      const now = q.now();
-      const old = page.objects.filter(
-        (o) =>
-          q.keys.parseTaskKey(o.key) !== undefined && o.lastModified.getTime() <= now - shortest,
-      );
-      this.#counts.scanned += page.objects.length;
-      const found = await mapLimit(old, READ_CONCURRENCY, (o) =>
-        q.read(q.keys.parseTaskKey(o.key)!).catch(() => undefined),
-      );
-      const tasks: TaskRecord[] = [];
-      for (const entry of found) {
-        const task = entry?.task;
-        if (task === undefined || !this.#pastRetention(task, onlyType, statuses, now)) continue;
-        tasks.push(task);
-      }
-      const room = this.#limit - this.#counts.deleted;
-      if (tasks.length > room) this.#more = true;
-      const taken = tasks.slice(0, Math.max(0, room));
-      const payloads = taken.flatMap((t) => payloadKeys(t).map((k) => q.keys.full(k)));
-      if (
-        !(await this.#delete(
-          taken.map((t) => q.keys.task(t.id)),
-          payloads,
-        ))
-      )
-        return;
-      this.#onProgress?.({ ...this.#counts });
-      continuationToken = page.isTruncated ? page.nextContinuationToken : undefined;
+      const page = await this.scanPage(onlyType, statuses, continuationToken);
+      if (page === undefined) return;
+      continuationToken = page.next;
     } while (continuationToken !== undefined);
   }
 
-  #shortest(status: FinishedStatus, onlyType: string | undefined): number {
-    const types =
-      onlyType !== undefined ? [onlyType] : ["", ...Object.keys(this.#settings.types ?? {})];
-    return Math.min(...types.map((t) => retentionMs(this.#settings, t, status)));
+  /**
+   * One page of the {@link scan}, from `continuationToken` (the first page without one). Reads
+   * only objects written more than the shortest retention plus `marginMs` ago. Undefined when
+   * nothing can be past retention (none set) or the run stopped (limit, throttling); else the
+   * token of the next page, if any.
+   */
+  async scanPage(
+    onlyType: string | undefined,
+    statuses: readonly FinishedStatus[],
+    continuationToken?: string,
+    marginMs = 0,
+  ): Promise<{ next?: string } | undefined> {
+    const q = this.#q;
+    const shortest = shortestRetentionMs(this.#settings, statuses, onlyType);
+    if (shortest === Number.POSITIVE_INFINITY) return undefined;
+    const page = await q.storage.list({
+      prefix: q.keys.tasks,
+      ...(continuationToken === undefined ? {} : { continuationToken }),
+    });
+    const now = q.now();
+    const old = page.objects.filter(
+      (o) =>
+        q.keys.parseTaskKey(o.key) !== undefined &&
+        o.lastModified.getTime() <= now - shortest - marginMs,
+    );
+    this.#counts.scanned += page.objects.length;
+    const found = await mapLimit(old, READ_CONCURRENCY, (o) =>
+      q.read(q.keys.parseTaskKey(o.key)!).catch(() => undefined),
+    );
+    const tasks: TaskRecord[] = [];
+    for (const entry of found) {
+      const task = entry?.task;
+      if (task === undefined || !this.#pastRetention(task, onlyType, statuses, now)) continue;
+      tasks.push(task);
+    }
+    const room = this.#limit - this.#counts.deleted;
+    if (tasks.length > room) this.#more = true;
+    const taken = tasks.slice(0, Math.max(0, room));
+    const payloads = taken.flatMap((t) => payloadKeys(t).map((k) => q.keys.full(k)));
+    const deleted = await this.#delete(
+      taken.map((t) => q.keys.task(t.id)),
+      payloads,
+    );
+    if (!deleted) return undefined;
+    this.#onProgress?.({ ...this.#counts });
+    return page.isTruncated && page.nextContinuationToken !== undefined
+      ? { next: page.nextContinuationToken }
+      : {};
   }
 
   #pastRetention(

@@ -130,3 +130,19 @@ export function retentionMs(
         : DEFAULT_RETENTION[status];
   return seconds === null || seconds === undefined ? Number.POSITIVE_INFINITY : seconds * 1000;
 }
+
+/**
+ * The shortest retention of any of `statuses` (default all) for `taskType`, or for any type when
+ * none is given (the queue's setting and every type's own), ms; `Infinity` when all keep forever.
+ */
+export function shortestRetentionMs(
+  settings: RetentionSettings | undefined,
+  statuses: readonly FinishedStatus[] = FINISHED_STATUSES,
+  taskType?: string,
+): number {
+  const types = taskType !== undefined ? [taskType] : ["", ...Object.keys(settings?.types ?? {})];
+  return Math.min(
+    Number.POSITIVE_INFINITY,
+    ...statuses.flatMap((status) => types.map((t) => retentionMs(settings, t, status))),
+  );
+}

@@ -112,7 +112,7 @@ export class Monitor {
     this.#mine = options.mine ?? (() => true);
     this.#roundMs = options.roundMs ?? MONITOR_ROUND_MS;
     this.#logFields = options.workerId === undefined ? {} : { worker: options.workerId };
-    this.#pruner = new Pruner(queue, options.owns);
+    this.#pruner = new Pruner(queue, options.owns, this.#roundMs);
   }
 
   /** Whether this worker runs the monitor. */

@@ -6,15 +6,33 @@
  * at time T, not before T + retention (as set when the round starts); so a queue with a week's retention lists each partition
  * about once a week, and an idle queue with no journals costs one LIST per round.
  *
+ * The journal misses the tasks a worker finished and had not journaled yet when it was killed
+ * (its journal is flushed every few seconds). So the monitor whose share holds `tasks/` also
+ * walks `tasks/`, up to {@link SCAN_PAGES_PER_ROUND} pages of 1,000 keys a round, picking up
+ * where the last round stopped, and reads only the objects written longer ago than the shortest
+ * retention plus two rounds (by then the journal has pruned the tasks it names): the finished
+ * ones past retention are deleted. A walk starts at most once per shortest retention (at most
+ * an hour, at least a round), so a small queue pays one LIST an hour for it; when every status
+ * is kept forever it lists nothing.
+ *
  * @module
  */
 import type { FinishedStatus } from "../keys.ts";
 import type { QueueInternals } from "../queue/internals.ts";
 import { PruneRun } from "../queue/prune.ts";
-import { FINISHED_STATUSES, retentionMs } from "../queue/retention.ts";
+import { FINISHED_STATUSES, retentionMs, shortestRetentionMs } from "../queue/retention.ts";
 
 /** Journals one monitor step prunes at most (each up to 1,000 tasks). */
 export const PRUNE_JOURNALS_PER_STEP = 16;
+
+/**
+ * Pages of `tasks/` the monitor's scan lists per round at most (a walk of a million tasks takes
+ * 100 rounds, under a day at the default round).
+ */
+export const SCAN_PAGES_PER_ROUND = 10;
+
+/** A new walk of `tasks/` starts at least this often (sooner when the retention is shorter). */
+const WALK_EVERY_MAX_MS = 60 * 60_000;
 
 /** A step of the monitor's round: one request or a small bounded batch. */
 export type Step = () => Promise<void>;
@@ -25,10 +43,17 @@ export class Pruner {
   readonly #owns: (partition: string) => boolean;
   /** Per partition prefix: the time of its oldest journal at the last look (or of that look). */
   readonly #oldest = new Map<string, number>();
+  /** The monitor's round length, ms: the scan reads objects two rounds past retention. */
+  readonly #roundMs: number;
+  /** Where the walk of `tasks/` goes on next round (undefined: from the start). */
+  #scanFrom: string | undefined;
+  /** When the last walk of `tasks/` started, local ms. */
+  #walkAt = Number.NEGATIVE_INFINITY;
 
-  constructor(queue: QueueInternals, owns: (partition: string) => boolean) {
+  constructor(queue: QueueInternals, owns: (partition: string) => boolean, roundMs: number) {
     this.#queue = queue;
     this.#owns = owns;
+    this.#roundMs = roundMs;
   }
 
   /**
@@ -50,6 +75,36 @@ export class Pruner {
           push(this.#step(type, status, push));
         }
       }
+      if (this.#owns(q.keys.tasks) && this.#walkDue(shortestRetentionMs(retention)))
+        push(this.#scan(SCAN_PAGES_PER_ROUND, push));
+    };
+  }
+
+  /** Whether the walk of `tasks/` goes on this round (one under way, or a new one due). */
+  #walkDue(shortest: number): boolean {
+    if (this.#scanFrom !== undefined) return true;
+    if (shortest === Number.POSITIVE_INFINITY) return false;
+    const local = this.#queue.clock.localNow();
+    const every = Math.max(this.#roundMs, Math.min(WALK_EVERY_MAX_MS, shortest));
+    if (local - this.#walkAt < every) return false;
+    this.#walkAt = local;
+    return true;
+  }
+
+  /** One page of the walk of `tasks/`; the next page is another step, `pages` at most. */
+  #scan(pages: number, push: (step: Step) => void): Step {
+    return async () => {
+      const q = this.#queue;
+      const { retention } = await q.manifest.load();
+      const run = new PruneRun(q, retention ?? {}, false, Number.POSITIVE_INFINITY);
+      const from = this.#scanFrom;
+      this.#scanFrom = undefined; // a failed page starts the walk over next round
+      const page = await run.scanPage(undefined, FINISHED_STATUSES, from, 2 * this.#roundMs);
+      const { deleted } = run.result();
+      if (deleted > 0)
+        q.logger.info(`pruned ${deleted} finished tasks past retention no journal named`);
+      this.#scanFrom = page?.next;
+      if (page?.next !== undefined && pages > 1) push(this.#scan(pages - 1, push));
     };
   }
 
