@@ -22,12 +22,7 @@ export const WORKER_BUILD_OPTIONS = {
  * The npm packages the portable core may reach, each checked to need no Node built-in and to
  * read runtime globals only behind `typeof` guards. A new one is checked first, then added here.
  */
-export const PORTABLE_PACKAGES: readonly string[] = [
-  "@opentelemetry/api",
-  "aws4fetch",
-  "croner",
-  "valibot",
-];
+export const PORTABLE_PACKAGES: readonly string[] = ["@opentelemetry/api", "croner", "valibot"];
 
 /** The entries measured: the whole portable API, and what the example Worker really ships. */
 export const BUNDLE_ENTRIES = ["mod.ts", "examples/cloudflare/worker.ts"] as const;

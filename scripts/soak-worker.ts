@@ -18,6 +18,7 @@
  */
 import type { LogFields } from "../src/logger.ts";
 import { Queue } from "../src/queue/queue.ts";
+import { runtimeFetch } from "../src/runtime/node-fetch.ts";
 import { isTaskOutcome } from "../src/worker/task-log.ts";
 import { Worker } from "../src/worker/worker.ts";
 import { testS3Storage } from "../test/helpers/targets.ts";
@@ -32,7 +33,8 @@ const config = JSON.parse(process.env.SOAK_WORKER ?? "{}") as {
 };
 const say = (line: string) => process.stdout.write(`${line}\n`);
 const storage = observeTasks(
-  testS3Storage(config.bucket),
+  // The HTTP client `oq worker` uses on this runtime (node:http on Node).
+  testS3Storage(config.bucket, runtimeFetch()),
   `${config.prefix}tasks/`,
   printedNotes(say),
 );

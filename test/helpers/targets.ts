@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { FileStorage } from "../../src/runtime/file/storage.ts";
 import { MemoryStorage } from "../../src/storage/memory.ts";
 import { S3Storage } from "../../src/storage/s3/driver.ts";
+import type { S3Fetch } from "../../src/storage/s3/options.ts";
 import type { Storage } from "../../src/storage/storage.ts";
 
 /** A storage plus its prefix for one test, and how to clean up after it. */
@@ -56,18 +57,22 @@ export type S3Config = NonNullable<ReturnType<typeof s3ConfigFrom>>;
 export const s3Config = s3ConfigFrom();
 
 /** A new S3 storage on the test bucket (or another bucket of the same server). */
-export function testS3Storage(bucket?: string): S3Storage {
-  return s3StorageOf(s3Config!, bucket);
+export function testS3Storage(bucket?: string, fetch?: S3Fetch): S3Storage {
+  return s3StorageOf(s3Config!, bucket, fetch);
 }
 
-/** A new S3 storage on `c`'s test bucket (or another bucket of the same server). */
-export function s3StorageOf(c: S3Config, bucket?: string): S3Storage {
+/**
+ * A new S3 storage on `c`'s test bucket (or another bucket of the same server), through `fetch`
+ * (default: the global one).
+ */
+export function s3StorageOf(c: S3Config, bucket?: string, fetch?: S3Fetch): S3Storage {
   return new S3Storage({
     endpoint: c.endpoint,
     bucket: bucket ?? c.bucket,
     region: c.region,
     accessKeyId: c.accessKeyId,
     secretAccessKey: c.secretAccessKey,
+    ...(fetch === undefined ? {} : { fetch }),
   });
 }
 

@@ -20,7 +20,7 @@ describe("the portable bundle (Cloudflare Workers)", () => {
       const measured = await measureBundle(ROOT, entry);
       expect(measured.outsideCore).toEqual([]);
       const groups = measured.groups.map((g) => g.group);
-      for (const core of ["src/queue", "src/worker", "src/storage", "aws4fetch"]) {
+      for (const core of ["src/queue", "src/worker", "src/storage", "valibot"]) {
         expect(groups).toContain(core);
       }
       expect(measured.gzipBytes).toBeLessThan(measured.bytes);

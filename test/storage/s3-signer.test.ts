@@ -46,21 +46,35 @@ describe("S3Signer", () => {
       url: "http://127.0.0.1:9000/oq-test/?delete",
       headers: { "x-amz-checksum-sha256": "abc=" },
     },
+    {
+      method: "PUT",
+      url: "http://127.0.0.1:9000/b/p/tasks/%C3%A9t%C3%A9%20+%2B!'()*~%25.json?versionId=a+b&x=1&x=2&=z",
+      headers: { "X-Custom": "  two   spaces\tand tab  ", "x-amz-meta-Note": "über" },
+    },
+    {
+      method: "HEAD",
+      url: "https://s3.eu-west-3.amazonaws.com/b/k%2Fwith%2Fslashes?partNumber=1&acl",
+      headers: { Range: "bytes=0-1", "User-Agent": "oq", "If-Match": '"x"', "if-match": '"y"' },
+    },
+    { method: "delete", url: "http://[::1]:9000/b/%E2%82%AC%ZZ", headers: { Host: "other:1" } },
   ];
 
-  it("signs every request exactly as aws4fetch does, across a change of day", async () => {
-    const signer = new S3Signer({ ...credentials, sessionToken: "token/+=" });
-    const client = new AwsClient({ ...credentials, sessionToken: "token/+=", service: "s3" });
-    for (const datetime of ["20261201T235959Z", "20261202T000001Z"]) {
-      for (const c of cases) {
-        const ours = signer.sign({ ...c, datetime });
-        const theirs = await client.sign(c.url, {
-          method: c.method,
-          headers: c.headers,
-          aws: { datetime },
-        });
-        expect(ours.url).toBe(theirs.url);
-        expect([...ours.headers]).toEqual([...theirs.headers]);
+  it("signs every request exactly as aws4fetch does, across a change of day, with and without a session token", async () => {
+    for (const sessionToken of ["token/+=", undefined]) {
+      const creds = sessionToken === undefined ? credentials : { ...credentials, sessionToken };
+      const signer = new S3Signer(creds);
+      const client = new AwsClient({ ...creds, service: "s3" });
+      for (const datetime of ["20261201T235959Z", "20261202T000001Z"]) {
+        for (const c of cases) {
+          const ours = signer.sign({ ...c, datetime });
+          const theirs = await client.sign(c.url, {
+            method: c.method,
+            headers: c.headers,
+            aws: { datetime },
+          });
+          expect(ours.url).toBe(theirs.url);
+          expect(Object.entries(ours.headers).sort()).toEqual([...theirs.headers]);
+        }
       }
     }
   });

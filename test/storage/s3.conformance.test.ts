@@ -15,8 +15,9 @@ import {
   type OqError,
   UnavailableError,
 } from "../../src/errors.ts";
+import { nodeFetch } from "../../src/runtime/node-fetch.ts";
 import { S3Storage } from "../../src/storage/s3/driver.ts";
-import type { S3StorageOptions } from "../../src/storage/s3/options.ts";
+import type { S3Fetch, S3StorageOptions } from "../../src/storage/s3/options.ts";
 import { describeConformance } from "./conformance.ts";
 
 const env = process.env;
@@ -57,66 +58,113 @@ async function closedPort(): Promise<number> {
   });
 }
 
-describe("s3 driver, unreachable endpoint", () => {
-  it("connection refused is UnavailableError naming the host, after the retries", async () => {
-    const port = await closedPort();
-    const storage = new S3Storage({
-      endpoint: `http://127.0.0.1:${port}`,
-      bucket: "oq-nowhere",
-      accessKeyId: "oq-test-key",
-      secretAccessKey: "oq-test-secret-value",
-      retries: { attempts: 3, baseDelayMs: 1, maxDelayMs: 5 },
-    });
-    // Thunks, not promises: a promise created early would reject before anyone awaits it.
-    for (const call of [
-      () => storage.get("k"),
-      () => storage.list(),
-      () => storage.put("k", "x", { ifNoneMatch: "*" }),
-    ]) {
-      const e = await failure(call());
-      expect(e).toBeInstanceOf(UnavailableError);
-      expect(e.message).toContain(`127.0.0.1:${port}`);
-      expect(e.message).toContain("connection refused");
-      expect(e.message).toContain("OQ_ENDPOINT");
-      expect(e.message).not.toContain("oq-test-secret-value");
-    }
-    expect(storage.serverTime()).toBeUndefined();
-  });
-});
+/**
+ * The HTTP clients the driver runs on: the global `fetch` (every runtime) and `node:http`
+ * (`nodeFetch`, which the CLI and `oq/file` use on Node). Both must behave the same.
+ */
+const clients: { name: string; options: { fetch?: S3Fetch } }[] = [
+  { name: "fetch", options: {} },
+  { name: "node:http", options: { fetch: nodeFetch() } },
+];
 
-describe("s3 driver, silent endpoint", () => {
-  it("a server that accepts but never answers times out: Unavailable, or ambiguous for a CAS", async () => {
-    // Accepts connections and reads requests, never responds: a hung proxy or overloaded server.
-    const sockets = new Set<Socket>();
-    const server = createServer((socket) => {
-      sockets.add(socket);
-      socket.on("data", () => {});
-      socket.on("close", () => sockets.delete(socket));
-    });
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    const address = server.address();
-    const port = typeof address === "object" && address !== null ? address.port : 0;
-    try {
+for (const client of clients) {
+  describe(`s3 driver through ${client.name}, unreachable endpoint`, () => {
+    it("connection refused is UnavailableError naming the host, after the retries", async () => {
+      const port = await closedPort();
       const storage = new S3Storage({
+        ...client.options,
         endpoint: `http://127.0.0.1:${port}`,
-        bucket: "oq-silent",
+        bucket: "oq-nowhere",
         accessKeyId: "oq-test-key",
         secretAccessKey: "oq-test-secret-value",
-        requestTimeoutMs: 150,
-        retries: { attempts: 2, baseDelayMs: 1, maxDelayMs: 5 },
+        retries: { attempts: 3, baseDelayMs: 1, maxDelayMs: 5 },
       });
-      const read = await failure(storage.get("k"));
-      expect(read).toBeInstanceOf(UnavailableError);
-      expect(read.message).toContain("timed out after 150 ms");
-      const cas = await failure(storage.put("k", "x", { ifMatch: '"e"' }));
-      expect(cas).toBeInstanceOf(AmbiguousWriteError);
-      expect(cas.message).toContain("re-read");
-    } finally {
-      for (const socket of sockets) socket.destroy();
-      await new Promise((resolve) => server.close(resolve));
-    }
+      // Thunks, not promises: a promise created early would reject before anyone awaits it.
+      for (const call of [
+        () => storage.get("k"),
+        () => storage.list(),
+        () => storage.put("k", "x", { ifNoneMatch: "*" }),
+      ]) {
+        const e = await failure(call());
+        expect(e).toBeInstanceOf(UnavailableError);
+        expect(e.message).toContain(`127.0.0.1:${port}`);
+        expect(e.message).toContain("connection refused");
+        expect(e.message).toContain("OQ_ENDPOINT");
+        expect(e.message).not.toContain("oq-test-secret-value");
+      }
+      expect(storage.serverTime()).toBeUndefined();
+    });
   });
-});
+
+  describe(`s3 driver through ${client.name}, silent endpoint`, () => {
+    it("a server that accepts but never answers times out: Unavailable, or ambiguous for a CAS", async () => {
+      // Accepts connections and reads requests, never responds: a hung proxy or overloaded server.
+      const sockets = new Set<Socket>();
+      const server = createServer((socket) => {
+        sockets.add(socket);
+        socket.on("data", () => {});
+        socket.on("close", () => sockets.delete(socket));
+      });
+      await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+      const address = server.address();
+      const port = typeof address === "object" && address !== null ? address.port : 0;
+      try {
+        const storage = new S3Storage({
+          ...client.options,
+          endpoint: `http://127.0.0.1:${port}`,
+          bucket: "oq-silent",
+          accessKeyId: "oq-test-key",
+          secretAccessKey: "oq-test-secret-value",
+          requestTimeoutMs: 150,
+          retries: { attempts: 2, baseDelayMs: 1, maxDelayMs: 5 },
+        });
+        const read = await failure(storage.get("k"));
+        expect(read).toBeInstanceOf(UnavailableError);
+        expect(read.message).toContain("timed out after 150 ms");
+        const cas = await failure(storage.put("k", "x", { ifMatch: '"e"' }));
+        expect(cas).toBeInstanceOf(AmbiguousWriteError);
+        expect(cas.message).toContain("re-read");
+      } finally {
+        for (const socket of sockets) socket.destroy();
+        await new Promise((resolve) => server.close(resolve));
+      }
+    });
+  });
+
+  if (config !== undefined) {
+    const c = config;
+    const make = (overrides: Partial<S3StorageOptions> = {}): S3Storage =>
+      new S3Storage({
+        ...client.options,
+        endpoint: c.endpoint,
+        bucket: c.bucket,
+        region: c.region,
+        accessKeyId: c.accessKeyId,
+        secretAccessKey: c.secretAccessKey,
+        ...overrides,
+      });
+    const wrongSecret = `${c.secretAccessKey.slice(0, -4)}XXXX`;
+    const missingBucket = `oq-missing-${Date.now().toString(36)}`;
+
+    describeConformance(`s3 (MinIO) through ${client.name}`, {
+      storage: () => make(),
+      expectedVersioning: "Enabled",
+      deniedStorage: () => make({ secretAccessKey: wrongSecret }),
+      missingBucketStorage: () => make({ bucket: missingBucket }),
+      listsDeletedPrefixes: true,
+      repeatsPrefixesOfOtherDelimiters: true,
+    });
+
+    const unversioned = c.unversionedBucket;
+    if (unversioned !== undefined) {
+      describeConformance(`s3 (MinIO, unversioned bucket) through ${client.name}`, {
+        storage: () => make({ bucket: unversioned }),
+        expectedVersioning: "Disabled",
+        repeatsPrefixesOfOtherDelimiters: true,
+      });
+    }
+  }
+}
 
 if (config === undefined) {
   console.warn(
@@ -134,26 +182,6 @@ if (config === undefined) {
       ...overrides,
     });
   const wrongSecret = `${c.secretAccessKey.slice(0, -4)}XXXX`;
-  const missingBucket = `oq-missing-${Date.now().toString(36)}`;
-
-  describeConformance("s3 (MinIO)", {
-    storage: () => make(),
-    expectedVersioning: "Enabled",
-    deniedStorage: () => make({ secretAccessKey: wrongSecret }),
-    missingBucketStorage: () => make({ bucket: missingBucket }),
-    listsDeletedPrefixes: true,
-    repeatsPrefixesOfOtherDelimiters: true,
-  });
-
-  const unversioned = c.unversionedBucket;
-  if (unversioned !== undefined) {
-    describeConformance("s3 (MinIO, unversioned bucket)", {
-      storage: () => make({ bucket: unversioned }),
-      expectedVersioning: "Disabled",
-      repeatsPrefixesOfOtherDelimiters: true,
-    });
-  }
-
   describe("s3 driver against MinIO", () => {
     it("rejected credentials never appear in the error, its JSON or the storage's", async () => {
       const denied = make({ secretAccessKey: wrongSecret });

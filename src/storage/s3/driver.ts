@@ -12,6 +12,7 @@
  *
  * @module
  */
+
 import {
   AccessDeniedError,
   AmbiguousWriteError,
@@ -50,6 +51,7 @@ import {
   refusesBatchDelete,
 } from "./errors.ts";
 import { listResultOf, listVersionsResultOf } from "./listing.ts";
+import type { S3Response } from "./options.ts";
 import { resolveS3Options, type S3Fetch, type S3StorageOptions } from "./options.ts";
 import { amzDate, httpDate, type Ok, type Op, sha256Base64 } from "./request.ts";
 import { S3Signer } from "./signer.ts";
@@ -391,7 +393,7 @@ export class S3Storage implements Storage {
     });
     const host = new URL(url).host;
     const where = { where: `${op.method} ${this.#where(op.key)}`, timeoutMs: this.#timeoutMs };
-    let res: Response;
+    let res: S3Response;
     const sentMs = this.#now();
     try {
       // URL and headers, not a Request: Bun mishandles Request objects with bodies (aws4fetch #70).
@@ -423,7 +425,7 @@ export class S3Storage implements Storage {
   }
 
   /** Reads a non-2xx answer and maps it to a failure (or, for a DELETE of nothing, success). */
-  async #failed(op: Op, res: Response): Promise<Ok | Failure> {
+  async #failed(op: Op, res: S3Response): Promise<Ok | Failure> {
     let bodyText = "";
     if (op.method !== "HEAD") bodyText = await res.text().catch(() => "");
     const info = parseErrorBody(bodyText);
@@ -451,7 +453,7 @@ export class S3Storage implements Storage {
   }
 
   /** Parses an XML response body, insisting on the expected root element. */
-  #parseBody(res: Response, body: Uint8Array, rootName: string, what: string): XmlElement {
+  #parseBody(res: S3Response, body: Uint8Array, rootName: string, what: string): XmlElement {
     const source = new TextDecoder().decode(body);
     let root: XmlElement | undefined;
     try {
@@ -468,7 +470,7 @@ export class S3Storage implements Storage {
     return root;
   }
 
-  #requireEtag(res: Response, method: string, key: string): string {
+  #requireEtag(res: S3Response, method: string, key: string): string {
     const etag = res.headers.get("etag");
     if (etag === null || etag === "") {
       throw new StorageError(
@@ -479,7 +481,7 @@ export class S3Storage implements Storage {
     return etag;
   }
 
-  #recordServerTime(res: Response, sentMs: number): void {
+  #recordServerTime(res: S3Response, sentMs: number): void {
     const date = res.headers.get("date");
     if (date === null) return;
     const serverMs = Date.parse(date);

@@ -8,6 +8,7 @@
  *
  * @module
  */
+
 import {
   AccessDeniedError,
   AmbiguousWriteError,
@@ -21,6 +22,7 @@ import {
   UnavailableError,
 } from "../../errors.ts";
 import { errorMessage } from "../../util/errors.ts";
+import type { S3Response } from "./options.ts";
 import { hasVersionId, type Op } from "./request.ts";
 import { child, parseXml, type XmlElement } from "./xml.ts";
 
@@ -84,7 +86,7 @@ export function parseErrorBody(body: string): ErrorBody {
 }
 
 /** Says what came back instead of S3 XML, e.g. `HTTP 200 with an HTML page`. */
-export function describeBody(res: Response, body: string): string {
+export function describeBody(res: S3Response, body: string): string {
   const type = res.headers.get("content-type") ?? "";
   const head = body.trimStart().slice(0, 200).toLowerCase();
   let what: string;
@@ -204,7 +206,7 @@ interface Reply {
 /** Maps a non-2xx response to a typed error and a retry decision. */
 export function httpFailure(
   op: Op,
-  res: Response,
+  res: S3Response,
   info: ErrorBody,
   bodyText: string,
   context: FailureContext,
@@ -220,7 +222,7 @@ export function httpFailure(
 
 function digest(
   op: Op,
-  res: Response,
+  res: S3Response,
   info: ErrorBody,
   bodyText: string,
   context: FailureContext,
@@ -253,7 +255,7 @@ function digest(
 /** The answers another try may fix: throttling, server errors, and a clock we can correct. */
 function retryableFailure(
   op: Op,
-  res: Response,
+  res: S3Response,
   r: Reply,
   context: FailureContext,
 ): Failure | undefined {
@@ -304,7 +306,7 @@ function retryableFailure(
 }
 
 /** The typed error of an answer no retry can change. */
-function permanentError(op: Op, res: Response, r: Reply, context: FailureContext): OqError {
+function permanentError(op: Op, res: S3Response, r: Reply, context: FailureContext): OqError {
   const { status, code, details, where, said, notS3, reqId } = r;
   switch (status) {
     case 404:
@@ -357,7 +359,7 @@ function notFound(r: Reply, context: FailureContext): NotFoundError {
   return new NotFoundError(`${where}: not found (${said})${notS3}${reqId}`, details);
 }
 
-function redirected(res: Response, r: Reply): StorageError {
+function redirected(res: S3Response, r: Reply): StorageError {
   const region = res.headers.get("x-amz-bucket-region");
   return new StorageError(
     `${r.where}: the server redirected (${r.said}); the bucket lives in ${

@@ -11,7 +11,22 @@ import { redactor } from "../../util/redact.ts";
 import { type Endpoint, parseEndpoint } from "./url.ts";
 
 /** The subset of `fetch` the driver calls: always a URL string and a plain init object. */
-export type S3Fetch = (url: string, init: RequestInit) => Promise<Response>;
+export type S3Fetch = (url: string, init: RequestInit) => Promise<S3Response>;
+
+/**
+ * What the S3 driver reads of an answer: a subset of the web `Response`, so the global `fetch`
+ * fits {@link S3Fetch} as it is, and so does a client of a runtime's own (see `oq/file`).
+ */
+export interface S3Response {
+  /** The HTTP status. */
+  status: number;
+  /** The answer's headers, read case-insensitively (`null` when absent). */
+  headers: { get(name: string): string | null };
+  /** The whole body. */
+  arrayBuffer(): Promise<ArrayBuffer>;
+  /** The whole body as UTF-8 text. */
+  text(): Promise<string>;
+}
 
 /** Retry policy of {@link S3StorageOptions}: exponential backoff with full jitter. */
 export interface S3RetryOptions {

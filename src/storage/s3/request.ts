@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { S3Response } from "./options.ts";
 
 /** What one request is, for signing, retry decisions and messages. */
 export interface Op {
@@ -20,7 +21,7 @@ export interface Op {
 
 /** A response whose status was 2xx, with its body read in full. */
 export interface Ok {
-  res: Response;
+  res: S3Response;
   body: Uint8Array;
 }
 

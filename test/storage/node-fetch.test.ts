@@ -1,0 +1,119 @@
+/**
+ * `nodeFetch`, the S3 driver's client over `node:http` on Node: what the driver relies on from
+ * `fetch` (bodies of bytes, redirects not followed, an abort covering the body, errors the
+ * driver's mapping knows) against a local server that misbehaves on purpose.
+ */
+import { createServer, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterEach, describe, expect, it } from "vitest";
+import { AmbiguousWriteError, UnavailableError } from "../../src/errors.ts";
+import { nodeFetch } from "../../src/runtime/node-fetch.ts";
+import { S3Storage } from "../../src/storage/s3/driver.ts";
+
+let server: Server | undefined;
+afterEach(async () => {
+  server?.closeAllConnections();
+  await new Promise((resolve) => server?.close(resolve) ?? resolve(undefined));
+  server = undefined;
+});
+
+/** Serve `handle` on 127.0.0.1; count connections. */
+async function serve(
+  handle: (body: Buffer, res: ServerResponse, url: string) => void,
+): Promise<{ url: string; connections: () => number }> {
+  let connections = 0;
+  server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => handle(Buffer.concat(chunks), res, req.url ?? ""));
+  });
+  server.on("connection", () => connections++);
+  await new Promise<void>((resolve) => server!.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}`, connections: () => connections };
+}
+
+describe("nodeFetch", () => {
+  it("sends the body with its length, reads headers case-insensitively, reuses one connection", async () => {
+    const seen: string[] = [];
+    const { url, connections } = await serve((body, res) => {
+      seen.push(body.toString());
+      res.setHeader("ETag", '"e1"');
+      res.setHeader("X-Many", ["a", "b"]);
+      res.end(`got ${body.length}`);
+    });
+    const fetch = nodeFetch();
+    for (const text of ["héllo", ""]) {
+      const res = await fetch(`${url}/k`, {
+        method: "PUT",
+        headers: { "x-test": "1" },
+        body: new TextEncoder().encode(text),
+      });
+      expect(res.status).toBe(200);
+      expect(res.headers.get("etag")).toBe('"e1"');
+      expect(res.headers.get("X-MANY")).toBe("a, b");
+      expect(res.headers.get("absent")).toBeNull();
+      expect(await res.text()).toBe(`got ${new TextEncoder().encode(text).length}`);
+    }
+    expect(seen).toEqual(["héllo", ""]);
+    expect(connections()).toBe(1);
+  });
+
+  it("returns a redirect as it is, without following it", async () => {
+    const { url } = await serve((_b, res, path) => {
+      if (path === "/elsewhere") res.end("followed");
+      else res.writeHead(301, { Location: "/elsewhere" }).end("moved");
+    });
+    const res = await nodeFetch()(`${url}/k`, { method: "GET", redirect: "manual" });
+    expect(res.status).toBe(301);
+    expect(res.headers.get("location")).toBe("/elsewhere");
+    expect(await res.text()).toBe("moved");
+  });
+
+  it("a connection dropped mid-body rejects the body read with ECONNRESET", async () => {
+    const { url } = await serve((_b, res) => {
+      res.writeHead(200, { "Content-Length": "100" });
+      res.write("partial");
+      setTimeout(() => res.socket?.destroy(), 20);
+    });
+    const res = await nodeFetch()(`${url}/k`, { method: "GET" });
+    expect(res.status).toBe(200);
+    await expect(res.arrayBuffer()).rejects.toMatchObject({ code: "ECONNRESET" });
+  });
+
+  it("the abort signal covers a body that never ends, rejecting with its reason", async () => {
+    const { url } = await serve((_b, res) => {
+      res.writeHead(200, { "Content-Length": "100" });
+      res.write("slow");
+    });
+    const res = await nodeFetch()(`${url}/k`, {
+      method: "GET",
+      signal: AbortSignal.timeout(100),
+    });
+    await expect(res.arrayBuffer()).rejects.toMatchObject({ name: "TimeoutError" });
+  });
+
+  it("through the S3 driver: a refused connection is Unavailable, a CAS cut mid-answer ambiguous", async () => {
+    const { url } = await serve((_b, res) => {
+      res.socket?.destroy();
+    });
+    const storage = new S3Storage({
+      endpoint: url,
+      bucket: "b",
+      accessKeyId: "k",
+      secretAccessKey: "s",
+      fetch: nodeFetch(),
+      retries: { attempts: 2, baseDelayMs: 1, maxDelayMs: 2 },
+    });
+    await expect(storage.get("x")).rejects.toBeInstanceOf(UnavailableError);
+    await expect(storage.put("x", "v", { ifMatch: '"e"' })).rejects.toBeInstanceOf(
+      AmbiguousWriteError,
+    );
+    server?.closeAllConnections();
+    await new Promise((resolve) => server!.close(resolve));
+    server = undefined;
+    const refused = await storage.get("x").catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(UnavailableError);
+    expect((refused as Error).message).toContain("connection refused");
+  });
+});
