@@ -16,12 +16,17 @@
  */
 import { resolveStorage } from "../../src/connect.ts";
 import { FileStorage } from "../../src/runtime/file/storage.ts";
+import { runtimeFetch } from "../../src/runtime/node-fetch.ts";
 import { startChaosWorker } from "./chaos-worker.ts";
 
 const config = JSON.parse(process.env.CHAOS_WORKER ?? "{}");
+// The HTTP client `oq worker` uses on this runtime (node:http on Node), so the network and
+// drive scenarios put the client users run through resets, stalls and 503 storms.
+const fetch = runtimeFetch();
 const { storage, prefix } = resolveStorage({
   env: process.env,
   openFile: (root) => new FileStorage({ root }),
+  ...(fetch === undefined ? {} : { fetch }),
 });
 const say = (line: string) => process.stdout.write(`${line}\n`);
 let warned = 0;
