@@ -4,7 +4,7 @@
  *
  * Why: on Node 20 the first `fetch` (or `Headers`) loads and starts undici, which costs a
  * starting worker 25-100 ms before its first request and about 10 MB of RSS for as long as it
- * runs (issue 15); `node:http` is already in the process. It does only what the driver needs:
+ * runs (issue 15). It does only what the driver needs:
  * a body of bytes, no redirects followed (a 3xx comes back as it is, like `redirect: "manual"`),
  * the whole answer read into memory, an `AbortSignal` that also covers reading the body, and
  * connections kept alive for 4 s of idleness (undici's default), so a reused connection is
@@ -14,11 +14,16 @@
  * (`ECONNREFUSED`, `ECONNRESET`, ...), an abort rejects with the signal's reason (a
  * `TimeoutError` for `AbortSignal.timeout`).
  *
+ * The HTTP modules load on the first request, and plain HTTP comes from `_http_agent` and
+ * `_http_client` (Node's own parts of `node:http`, listed in `builtinModules`): from Node 22 on,
+ * `node:http` itself loads undici (38 ms and 15 MB on Node 24), which is what this client is for
+ * avoiding. Where those parts are missing, `node:http` is used.
+ *
  * @module
  */
-import http from "node:http";
-import https from "node:https";
+import type http from "node:http";
 import process from "node:process";
+import { urlToHttpOptions } from "node:url";
 import type { S3Fetch, S3Response } from "../storage/s3/options.ts";
 
 /** How long an idle kept-alive connection is kept, ms (undici's default keep-alive timeout). */
@@ -28,6 +33,11 @@ const IDLE_SOCKET_MS = 4000;
 export interface NodeFetchOptions {
   /** Most connections per host at once. Defaults to no limit (as Node's `fetch`). */
   maxSockets?: number;
+  /**
+   * Certificates (PEM) to trust for HTTPS besides Node's own, for a server with a private CA
+   * (a self-signed MinIO). Defaults to none; `NODE_EXTRA_CA_CERTS` works as well.
+   */
+  ca?: string | string[];
 }
 
 /** Response headers as `Headers.get` reads them: case-insensitive, repeated values joined. */
@@ -43,9 +53,47 @@ class ResponseHeaders {
   }
 }
 
+/** One scheme's way to send: its keep-alive agent and its `request`. */
+interface Client {
+  agent: http.Agent;
+  request: (url: URL, options: http.RequestOptions) => http.ClientRequest;
+}
+
+/** The plain-HTTP client: Node's parts of `node:http` (see the module's note), else `node:http`. */
+async function plainClient(agentOptions: http.AgentOptions): Promise<Client> {
+  // Names in variables: TypeScript has no types for these modules, and bundlers leave them be.
+  const agentModule = "node:_http_agent";
+  const clientModule = "node:_http_client";
+  try {
+    const [{ Agent }, { ClientRequest }] = (await Promise.all([
+      import(agentModule),
+      import(clientModule),
+    ])) as [{ Agent: typeof http.Agent }, { ClientRequest: typeof http.ClientRequest }];
+    return {
+      agent: new Agent(agentOptions),
+      request: (url, options) => new ClientRequest({ ...urlToHttpOptions(url), ...options }),
+    };
+  } catch {
+    const { default: plain } = await import("node:http");
+    return { agent: new plain.Agent(agentOptions), request: plain.request };
+  }
+}
+
+/** The HTTPS client (`node:https` loads no undici). */
+async function secureClient(
+  agentOptions: http.AgentOptions,
+  ca: string | string[] | undefined,
+): Promise<Client> {
+  const { default: secure } = await import("node:https");
+  const { rootCertificates } = await import("node:tls");
+  // Given certificates are added to Node's roots, not put in their place.
+  const extra = ca === undefined ? {} : { ca: [...rootCertificates, ...[ca].flat()] };
+  return { agent: new secure.Agent({ ...agentOptions, ...extra }), request: secure.request };
+}
+
 /**
- * An {@link S3Fetch} over `node:http`/`node:https` with keep-alive agents of its own (one pair
- * per call of this function).
+ * An {@link S3Fetch} over `node:http`/`node:https` with keep-alive agents of its own (one per
+ * scheme per call of this function, made on its first request of that scheme).
  */
 export function nodeFetch(options: NodeFetchOptions = {}): S3Fetch {
   const agentOptions = {
@@ -53,31 +101,31 @@ export function nodeFetch(options: NodeFetchOptions = {}): S3Fetch {
     timeout: IDLE_SOCKET_MS,
     maxSockets: options.maxSockets ?? Number.POSITIVE_INFINITY,
   };
-  const agents = { http: new http.Agent(agentOptions), https: new https.Agent(agentOptions) };
-  return (url, init) => request(new URL(url), init, agents);
+  let plain: Promise<Client> | undefined;
+  let secure: Promise<Client> | undefined;
+  return async (url, init) => {
+    const target = new URL(url);
+    if (target.protocol === "https:") {
+      secure ??= secureClient(agentOptions, options.ca);
+      return request(target, init, await secure);
+    }
+    plain ??= plainClient(agentOptions);
+    return request(target, init, await plain);
+  };
 }
 
-function request(
-  url: URL,
-  init: RequestInit,
-  agents: { http: http.Agent; https: https.Agent },
-): Promise<S3Response> {
+function request(url: URL, init: RequestInit, client: Client): Promise<S3Response> {
   const signal = init.signal ?? undefined;
   const body = bodyBytes(init.body);
   const headers: Record<string, string> = { ...(init.headers as Record<string, string>) };
   if (body !== undefined && !Object.keys(headers).some((h) => h.toLowerCase() === "content-length"))
     headers["content-length"] = String(body.byteLength);
-  const secure = url.protocol === "https:";
   return new Promise((resolve, reject) => {
     if (signal?.aborted) {
       reject(signal.reason);
       return;
     }
-    const req = (secure ? https : http).request(url, {
-      method: init.method ?? "GET",
-      headers,
-      agent: secure ? agents.https : agents.http,
-    });
+    const req = client.request(url, { method: init.method ?? "GET", headers, agent: client.agent });
     const onAbort = () => req.destroy(signal?.reason);
     signal?.addEventListener("abort", onAbort, { once: true });
     const done = () => signal?.removeEventListener("abort", onAbort);

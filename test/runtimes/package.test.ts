@@ -166,6 +166,12 @@ describe("the npm package", () => {
         env,
       })
     ).trim();
+    const cache = (
+      await ok(npx, ["--no-install", "oq", "submit", "-t", "compileCache"], {
+        cwd: project.dir,
+        env,
+      })
+    ).trim();
     // The installed bin itself rather than npx, so that SIGTERM reaches the worker (npx dies of it).
     const worker = start(
       join(project.dir, "node_modules/.bin/oq"),
@@ -181,6 +187,14 @@ describe("the npm package", () => {
         await sleep(100);
       // Failed for good at once: a PermanentError from the tasks module's `oq` is the CLI's own.
       expect(await queue.get(refused)).toMatchObject({ status: "failed", attempt: 1 });
+      for (let i = 0; i < 200 && (await queue.get(cache)).status !== "completed"; i++)
+        await sleep(100);
+      // Node 22.1 and later cache compiled code when asked (Node 20 cannot): `oq` asks.
+      const { output } = await queue.get(cache);
+      const [major, minor] = process.versions.node.split(".").map(Number) as [number, number];
+      const cached = major > 22 || (major === 22 && minor >= 1);
+      expect(output).toMatchObject({ node: process.versions.node });
+      expect((output as { dir: string | null }).dir === null).toBe(!cached);
       worker.child.kill("SIGTERM");
       const r = await worker.done;
       expect(r.code, show(r)).toBe(0);

@@ -3,8 +3,13 @@
  * `fetch` (bodies of bytes, redirects not followed, an abort covering the body, errors the
  * driver's mapping knows) against a local server that misbehaves on purpose.
  */
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer, type Server, type ServerResponse } from "node:http";
+import { createServer as createSecureServer } from "node:https";
 import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { AmbiguousWriteError, UnavailableError } from "../../src/errors.ts";
 import { nodeFetch } from "../../src/runtime/node-fetch.ts";
@@ -91,6 +96,50 @@ describe("nodeFetch", () => {
       signal: AbortSignal.timeout(100),
     });
     await expect(res.arrayBuffer()).rejects.toMatchObject({ name: "TimeoutError" });
+  });
+
+  it("speaks HTTPS, trusting a private CA only when given it", async () => {
+    // A self-signed certificate for 127.0.0.1, made here (openssl ships with Debian and CI).
+    const dir = mkdtempSync(join(tmpdir(), "oq-tls-"));
+    try {
+      execFileSync(
+        "openssl",
+        [
+          "req",
+          "-x509",
+          "-newkey",
+          "rsa:2048",
+          "-nodes",
+          "-days",
+          "1",
+          "-subj",
+          "/CN=127.0.0.1",
+          "-addext",
+          "subjectAltName=IP:127.0.0.1",
+          "-keyout",
+          join(dir, "key.pem"),
+          "-out",
+          join(dir, "cert.pem"),
+        ],
+        { stdio: "ignore" },
+      );
+      const cert = readFileSync(join(dir, "cert.pem"), "utf8");
+      const secure = createSecureServer(
+        { key: readFileSync(join(dir, "key.pem")), cert },
+        (_req, res) => res.end("over tls"),
+      );
+      server = secure;
+      await new Promise<void>((resolve) => secure.listen(0, "127.0.0.1", resolve));
+      const url = `https://127.0.0.1:${(secure.address() as AddressInfo).port}/k`;
+      const res = await nodeFetch({ ca: cert })(url, { method: "GET" });
+      expect(res.status).toBe(200);
+      expect(await res.text()).toBe("over tls");
+      await expect(nodeFetch()(url, { method: "GET" })).rejects.toMatchObject({
+        code: "DEPTH_ZERO_SELF_SIGNED_CERT",
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("through the S3 driver: a refused connection is Unavailable, a CAS cut mid-answer ambiguous", async () => {
