@@ -22,6 +22,8 @@
  * size, its biggest inputs; needs no MinIO), limit (raw conditional PUT and GET rates from one
  * process, 32 in flight, and the tasks/s ceiling they set; scripts/bench-limit.ts), submit
  * (`submitMany` of `--submit-tasks` tasks at its default concurrency, as a fraction of the limit).
+ * `--http runtime` (the default) runs the in-process workers and clients over the HTTP client
+ * `oq worker` uses on this runtime (`node:http` on Node); `--http fetch` over the global `fetch`.
  * `--report` (what `npm run bench` passes) writes docs/benchmarks.md and docs/benchmarks.svg
  * from a complete run, with the previous run's figures (read from docs/benchmarks.json, `--results`)
  * beside the new ones, then saves this run there; `--chaos chaos.json` adds the results of
@@ -38,6 +40,7 @@ import { createDashboard } from "../src/dashboard/handler.ts";
 import { requireSafeBackend } from "../src/doctor/mod.ts";
 import { FinishedJournal } from "../src/queue/journal.ts";
 import { Queue } from "../src/queue/queue.ts";
+import { runtimeFetch } from "../src/runtime/node-fetch.ts";
 import { type CountedStorage, countRequests } from "../src/storage/count.ts";
 import { S3Storage } from "../src/storage/s3/driver.ts";
 import type { Storage } from "../src/storage/storage.ts";
@@ -90,6 +93,7 @@ const { values: args } = parseArgs({
     "start-together": { type: "string", default: "4" },
     "memory-tasks": { type: "string", default: "3000" },
     "memory-idle-seconds": { type: "string", default: "20" },
+    http: { type: "string", default: "runtime" },
     json: { type: "string" },
     only: { type: "string" },
     report: { type: "boolean", default: false },
@@ -117,8 +121,15 @@ for (const name of [
   }
 }
 
+if (args.http !== "runtime" && args.http !== "fetch") {
+  console.error(`bench: --http ${args.http}: use runtime or fetch`);
+  process.exit(2);
+}
+const httpClient = args.http === "runtime" ? runtimeFetch() : undefined;
+
 const s3 = () =>
   new S3Storage({
+    ...(httpClient === undefined ? {} : { fetch: httpClient }),
     endpoint: env.OQ_TEST_S3_ENDPOINT!,
     bucket: env.OQ_TEST_S3_BUCKET!,
     region: env.OQ_TEST_S3_REGION ?? "us-east-1",
@@ -728,6 +739,7 @@ const result: Record<string, unknown> = {
   endpoint: "MinIO on 127.0.0.1",
   minio: minioVersion,
   node: process.version,
+  http: args.http === "runtime" && httpClient !== undefined ? "node:http" : "fetch",
   cores: os.cpus().length,
   loadAverageAtStart: os.loadavg().map((l) => round(l, 2)),
 };
