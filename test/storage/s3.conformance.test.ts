@@ -58,6 +58,21 @@ async function closedPort(): Promise<number> {
   });
 }
 
+/** A driver on the test MinIO of `c`, with `overrides`. */
+function minioStorage(
+  c: NonNullable<typeof config>,
+  overrides: Partial<S3StorageOptions> = {},
+): S3Storage {
+  return new S3Storage({
+    endpoint: c.endpoint,
+    bucket: c.bucket,
+    region: c.region,
+    accessKeyId: c.accessKeyId,
+    secretAccessKey: c.secretAccessKey,
+    ...overrides,
+  });
+}
+
 /**
  * The HTTP clients the driver runs on: the global `fetch` (every runtime) and `node:http`
  * (`nodeFetch`, which the CLI and `oq/file` use on Node). Both must behave the same.
@@ -133,16 +148,8 @@ for (const client of clients) {
 
   if (config !== undefined) {
     const c = config;
-    const make = (overrides: Partial<S3StorageOptions> = {}): S3Storage =>
-      new S3Storage({
-        ...client.options,
-        endpoint: c.endpoint,
-        bucket: c.bucket,
-        region: c.region,
-        accessKeyId: c.accessKeyId,
-        secretAccessKey: c.secretAccessKey,
-        ...overrides,
-      });
+    const make = (overrides: Partial<S3StorageOptions> = {}) =>
+      minioStorage(c, { ...client.options, ...overrides });
     const wrongSecret = `${c.secretAccessKey.slice(0, -4)}XXXX`;
     const missingBucket = `oq-missing-${Date.now().toString(36)}`;
 
@@ -172,15 +179,7 @@ if (config === undefined) {
   );
 } else {
   const c = config;
-  const make = (overrides: Partial<S3StorageOptions> = {}): S3Storage =>
-    new S3Storage({
-      endpoint: c.endpoint,
-      bucket: c.bucket,
-      region: c.region,
-      accessKeyId: c.accessKeyId,
-      secretAccessKey: c.secretAccessKey,
-      ...overrides,
-    });
+  const make = (overrides: Partial<S3StorageOptions> = {}) => minioStorage(c, overrides);
   const wrongSecret = `${c.secretAccessKey.slice(0, -4)}XXXX`;
   describe("s3 driver against MinIO", () => {
     it("rejected credentials never appear in the error, its JSON or the storage's", async () => {
