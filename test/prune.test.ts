@@ -178,6 +178,45 @@ for (const target of targets) {
       }
     });
 
+    it("the monitor's pruning keeps at most 4 reads in flight (the work keeps its sockets)", async () => {
+      await queue.setRetention({ failed: 0 });
+      const done = await queue.submitMany(
+        Array.from({ length: 24 }, (_, i) => ({ type: "job", input: i })),
+      );
+      await runJobs(queue, new Set(done.map((t) => t.id)));
+      for (const key of await keysUnder(env.storage, queue.keys.done))
+        await env.storage.delete(key);
+      let inFlight = 0;
+      let most = 0;
+      const get = env.storage.get.bind(env.storage);
+      env.storage.get = async (key, options) => {
+        inFlight++;
+        most = Math.max(most, inFlight);
+        try {
+          await pause(20);
+          return await get(key, options);
+        } finally {
+          inFlight--;
+        }
+      };
+      const monitor = new Worker(queue, { ...fast, monitorRoundSeconds: 1 }).task(
+        "other",
+        () => {},
+      );
+      monitor.start();
+      try {
+        await until(
+          "the unjournaled tasks pruned",
+          async () => (await keysUnder(env.storage, queue.keys.tasks)).length === 0,
+        );
+      } finally {
+        await monitor.stop();
+        env.storage.get = get;
+      }
+      expect(most).toBeGreaterThan(1);
+      expect(most).toBeLessThanOrEqual(4);
+    });
+
     it("a monitor with every retention forever does not walk tasks/", async () => {
       const forever = Number.POSITIVE_INFINITY;
       await queue.setRetention({

@@ -81,8 +81,23 @@ export interface PruneResult extends PruneProgress {
   orphanedPayloads?: number;
 }
 
-/** How many tasks are read at once when their state must be checked. */
-const READ_CONCURRENCY = 16;
+/** How many tasks `oq prune` reads (or deletes one by one) at once. */
+const PRUNE_IN_FLIGHT = 16;
+
+/** How a {@link PruneRun} runs. */
+export interface PruneRunOptions {
+  /** Count what would be deleted and delete nothing. Default false. */
+  dryRun?: boolean;
+  /** Tasks deleted at most before it stops with `more`. Default: no limit. */
+  limit?: number;
+  /** Called after each journal handled and each page scanned. */
+  onProgress?: (progress: PruneProgress) => void;
+  /**
+   * Requests in flight at most while reading tasks or deleting them one by one. Default 16;
+   * the monitor uses fewer, as it shares the worker's connections with the work.
+   */
+  inFlight?: number;
+}
 
 /**
  * How long before a task's retention ends a replay is refused, ms: a replay must land within it
@@ -104,7 +119,11 @@ export async function pruneTasks(
     throw new ValidationError(`Invalid limit ${options.limit}: give a positive number of tasks.`);
   const manifest = await q.manifest.load({ fresh: true });
   const settings = withOverride(manifest, options.retention);
-  const run = new PruneRun(q, settings, options.dryRun === true, limit, options.onProgress);
+  const run = new PruneRun(q, settings, {
+    dryRun: options.dryRun === true,
+    limit,
+    ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
+  });
   const types = options.type !== undefined ? [options.type] : await q.journal.types();
   for (const taskType of types) {
     for (const status of statuses) {
@@ -155,21 +174,17 @@ export class PruneRun {
   readonly #dryRun: boolean;
   readonly #limit: number;
   readonly #onProgress: ((progress: PruneProgress) => void) | undefined;
+  readonly #inFlight: number;
   readonly #counts: PruneProgress = { deleted: 0, journals: 0, skipped: 0, scanned: 0 };
   #more = false;
 
-  constructor(
-    q: QueueInternals,
-    settings: RetentionSettings,
-    dryRun: boolean,
-    limit: number,
-    onProgress?: (progress: PruneProgress) => void,
-  ) {
+  constructor(q: QueueInternals, settings: RetentionSettings, options: PruneRunOptions = {}) {
     this.#q = q;
     this.#settings = settings;
-    this.#dryRun = dryRun;
-    this.#limit = limit;
-    this.#onProgress = onProgress;
+    this.#dryRun = options.dryRun === true;
+    this.#limit = options.limit ?? Number.POSITIVE_INFINITY;
+    this.#onProgress = options.onProgress;
+    this.#inFlight = options.inFlight ?? PRUNE_IN_FLIGHT;
   }
 
   /** Whether it stopped early (limit, throttling) with more to do. */
@@ -258,7 +273,7 @@ export class PruneRun {
     // (docs/protocol.md, "Idempotency keys"): it is read like the others.
     const unread = status === "completed" ? entries.filter((e) => e.keyed !== true) : [];
     if (status === "completed") entries = entries.filter((e) => e.keyed === true);
-    const still = await mapLimit(entries, READ_CONCURRENCY, async (e) => {
+    const still = await mapLimit(entries, this.#inFlight, async (e) => {
       const found = await q.read(e.id).catch((error: unknown) => {
         if (error instanceof ValidationError) return undefined;
         throw error;
@@ -296,7 +311,7 @@ export class PruneRun {
         for (let i = 0; i < all.length; i += 1000) {
           const batch = all.slice(i, i + 1000);
           if (storage.deleteMany !== undefined && batch.length > 1) await storage.deleteMany(batch);
-          else await mapLimit(batch, 8, (key) => storage.delete(key));
+          else await mapLimit(batch, this.#inFlight, (key) => storage.delete(key));
           this.#counts.deleted += Math.max(0, Math.min(keys.length - i, batch.length));
         }
       } catch (error) {
@@ -348,7 +363,7 @@ export class PruneRun {
         o.lastModified.getTime() <= now - shortest - marginMs,
     );
     this.#counts.scanned += page.objects.length;
-    const found = await mapLimit(old, READ_CONCURRENCY, (o) =>
+    const found = await mapLimit(old, this.#inFlight, (o) =>
       q.read(q.keys.parseTaskKey(o.key)!).catch(() => undefined),
     );
     const tasks: TaskRecord[] = [];

@@ -34,6 +34,12 @@ export const SCAN_PAGES_PER_ROUND = 10;
 /** A new walk of `tasks/` starts at least this often (sooner when the retention is shorter). */
 const WALK_EVERY_MAX_MS = 60 * 60_000;
 
+/**
+ * Requests the monitor's pruning keeps in flight at most: it shares the worker's connections
+ * with the work, so it reads a few at a time rather than in a burst that opens a socket each.
+ */
+const PRUNE_IN_FLIGHT = 4;
+
 /** A step of the monitor's round: one request or a small bounded batch. */
 export type Step = () => Promise<void>;
 
@@ -96,7 +102,7 @@ export class Pruner {
     return async () => {
       const q = this.#queue;
       const { retention } = await q.manifest.load();
-      const run = new PruneRun(q, retention ?? {}, false, Number.POSITIVE_INFINITY);
+      const run = new PruneRun(q, retention ?? {}, { inFlight: PRUNE_IN_FLIGHT });
       const from = this.#scanFrom;
       this.#scanFrom = undefined; // a failed page starts the walk over next round
       const page = await run.scanPage(undefined, FINISHED_STATUSES, from, 2 * this.#roundMs);
@@ -112,7 +118,7 @@ export class Pruner {
     return async () => {
       const q = this.#queue;
       const { retention } = await q.manifest.load();
-      const run = new PruneRun(q, retention ?? {}, false, Number.POSITIVE_INFINITY);
+      const run = new PruneRun(q, retention ?? {}, { inFlight: PRUNE_IN_FLIGHT });
       const done = await run.partition(type, status, PRUNE_JOURNALS_PER_STEP);
       this.#oldest.set(q.keys.journals(type, status), done.oldestMs);
       const { deleted, skipped } = run.result();
