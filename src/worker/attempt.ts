@@ -269,6 +269,11 @@ export class Attempt {
     }, timeoutSeconds * 1000);
   }
 
+  /** How long since the attempt started, local ms. */
+  get ageMs(): number {
+    return this.#queue.clock.localNow() - this.#startedLocal;
+  }
+
   /**
    * The handler settled: stop its timers. Uninterrupted and without a fleet grant, only the
    * outcome write is left, so the worker may give its handler slot to the next claim.

@@ -37,6 +37,8 @@ export interface PollerOptions {
   limits: ClaimLimits;
   stats: WorkerStats;
   emit: Emit;
+  /** Whether its last handler returned quickly enough to read the next task ahead (`./read-ahead.ts`). */
+  quickHandlers: () => boolean;
   /** Whether the worker still runs (claims stop once it does not). */
   isRunning: () => boolean;
   /** Run a task just claimed with lease `token`. */

@@ -21,7 +21,13 @@ import type { Candidate } from "./monitor.ts";
 import { leaseToWrite } from "./options.ts";
 import { nextIdlePause } from "./poll-pause.ts";
 import type { PollerOptions } from "./poller-options.ts";
-import { byEffectivePriority, byPriorityFirst, mixedPriorities } from "./priority-order.ts";
+import {
+  byEffectivePriority,
+  fromRandomPoint,
+  mixedPriorities,
+  stealOrder,
+} from "./priority-order.ts";
+import { ReadAhead } from "./read-ahead.ts";
 import { RefusedClaims } from "./refused-claims.ts";
 
 /**
@@ -65,6 +71,7 @@ export class Poller implements WakeListener {
   /** When a read last won nothing because another worker got there (local ms). */
   #contendedAt = Number.NEGATIVE_INFINITY;
   readonly #dueSoon = new DueSoon();
+  readonly #ahead: ReadAhead;
   /** Reads in a row that found a task another worker took since our listing. */
   #wastedInRow = 0;
   /** A read showed the listing stale; a pass left steals to the next (listed soon, not idly). */
@@ -79,6 +86,7 @@ export class Poller implements WakeListener {
   constructor(queue: QueueInternals, options: PollerOptions) {
     this.#queue = queue;
     this.#o = options;
+    this.#ahead = new ReadAhead(() => queue.clock.localNow());
     // Workers start at different partitions, so a fleet spreads over a hot type's shards.
     this.#cursor = Math.floor(queue.random() * 1024);
   }
@@ -231,7 +239,9 @@ export class Poller implements WakeListener {
       { pick: () => claimed === 0, own: false },
     ];
     for (const { pick, own } of passes) {
-      for (const marker of own ? this.#ownOrder() : this.#stealOrder()) {
+      for (const marker of own
+        ? this.#ownOrder()
+        : stealOrder(this.#candidates, this.#queue.random)) {
         if (o.running.size >= o.concurrency || !o.isRunning()) return { claimed, relist: false };
         if (!pick(marker) || !o.limits.open(marker.type)) continue;
         this.#candidates.splice(this.#candidates.indexOf(marker), 1);
@@ -263,33 +273,29 @@ export class Poller implements WakeListener {
   }
 
   /**
-   * The candidates in the order this worker takes its own share: oldest first. But workers
-   * started together see no peers for their first few hundred milliseconds, so each takes the
-   * whole index for its share and all of them read the same oldest tasks (most of the GETs that
-   * won nothing in a short 8-worker drain). Once a read showed another worker at work and none
-   * is known yet, start from a random candidate instead.
+   * The candidates in the order this worker takes its own share: oldest first, one read ahead
+   * before all. Workers started together see no peers at first, so all take the whole index and
+   * read the same oldest tasks (most GETs that won nothing in a short 8-worker drain): once a
+   * read showed another worker at work and none is known yet, start from a random point.
    */
   #ownOrder(): Candidate[] {
     const all = [...this.#candidates];
     const local = this.#queue.clock.localNow();
-    if (!this.#o.alone() || local - this.#contendedAt > CONTENDED_MS || mixedPriorities(all))
-      return all;
-    return this.#fromRandomPoint(all);
+    if (mixedPriorities(all)) return all;
+    if (!this.#o.alone() || local - this.#contendedAt > CONTENDED_MS) return this.#ahead.first(all);
+    return this.#ahead.first(fromRandomPoint(all, this.#queue.random));
   }
 
-  /**
-   * The candidates in the order this worker steals them: newest first, away from where their
-   * owners work, from a random point on, so that workers whose own shares ran dry together do
-   * not all read the same newest task.
-   */
-  #stealOrder(): Candidate[] {
-    return byPriorityFirst(this.#fromRandomPoint([...this.#candidates].reverse()));
-  }
-
-  /** `list` rotated to start at a random element, its order otherwise kept. */
-  #fromRandomPoint(list: Candidate[]): Candidate[] {
-    const from = Math.floor(this.#queue.random() * list.length);
-    return [...list.slice(from), ...list.slice(0, from)];
+  /** Start reading the candidate the next claim would take, beside a claim of the last slot. */
+  #readAhead(claiming: string): void {
+    const o = this.#o;
+    if (o.running.size + 1 < o.concurrency || !o.quickHandlers()) return;
+    const local = this.#queue.clock.localNow();
+    const next = this.#ownOrder().find(
+      (m) =>
+        m.id !== claiming && o.mine(m.id) && o.limits.open(m.type) && !o.skip.skipped(m.key, local),
+    );
+    if (next !== undefined) this.#ahead.start(next.key, () => this.#queue.read(next.id));
   }
 
   /** A read of `id` won nothing: another worker got there (a lost steal says naught of peers). */
@@ -373,7 +379,7 @@ export class Poller implements WakeListener {
     const q = this.#queue;
     let found: Versioned | undefined;
     try {
-      found = await q.read(marker.id);
+      found = await (this.#ahead.take(marker.key) ?? q.read(marker.id));
     } catch (error) {
       if (error instanceof OqError && error.code === "MALFORMED") {
         q.warnOnce(marker.key, `skipping task ${marker.id}: ${error.message}`);
@@ -473,6 +479,7 @@ export class Poller implements WakeListener {
     }
     let refused = false;
     let written: Versioned | undefined;
+    this.#readAhead(found.task.id);
     try {
       written = await q.write(found, next, { onPreconditionFailed: () => (refused = true) });
     } catch (error) {

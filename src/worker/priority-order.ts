@@ -45,3 +45,18 @@ export function byPriorityFirst<T extends Ranked>(markers: T[]): T[] {
 export function mixedPriorities(markers: readonly Ranked[]): boolean {
   return markers.some((m) => m.priority !== markers[0]!.priority);
 }
+
+/** `list` rotated to start at a random element (`random()` in [0, 1)), its order otherwise kept. */
+export function fromRandomPoint<T>(list: readonly T[], random: () => number): T[] {
+  const from = Math.floor(random() * list.length);
+  return [...list.slice(from), ...list.slice(0, from)];
+}
+
+/**
+ * Markers in the order a worker steals them: newest first, away from where their owners work,
+ * from a random point on, so that workers whose own shares ran dry together do not all read the
+ * same newest task; higher priorities first.
+ */
+export function stealOrder<T extends Ranked>(markers: readonly T[], random: () => number): T[] {
+  return byPriorityFirst(fromRandomPoint([...markers].reverse(), random));
+}

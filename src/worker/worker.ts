@@ -43,6 +43,7 @@ import {
 } from "./options.ts";
 import { Peers } from "./peers.ts";
 import { Poller } from "./poller.ts";
+import { QUICK_HANDLER_MS } from "./read-ahead.ts";
 import { SkipList } from "./skip.ts";
 import { validatingHandler } from "./typed-handler.ts";
 
@@ -93,6 +94,8 @@ export class Worker {
     },
     has: (id: string): boolean => running.has(id),
   }))(this.#running, this.#completing);
+  /** Whether the last handler returned quickly enough for claims to read ahead. */
+  #quickHandlers = false;
   readonly #probes: ClaimProbes;
   readonly #peers: Peers;
   readonly #poller: Poller;
@@ -154,18 +157,12 @@ export class Worker {
       limits: this.#limits,
       stats: this.stats,
       emit: this.#emit,
+      quickHandlers: () => this.#quickHandlers,
       isRunning: () => this.#state === "running",
       start: (claimed, claim) => this.#startAttempt(claimed, claim, skip),
       onUnsafe: (id, error) => this.#onUnsafe(id, error),
     });
-    const scan = o.logScan === true ? {} : o.logScan;
-    this.#logScan =
-      scan === false
-        ? undefined
-        : new LogScan(q, {
-            pageSize: scan.pageSize ?? 100,
-            intervalMs: scan.intervalMs ?? o.maxPollMs,
-          });
+    this.#logScan = logScanOf(q, o);
   }
 
   /** The limits of this worker's claims: per type its own, and the fleet's (`./limits.ts`). */
@@ -424,6 +421,7 @@ export class Worker {
         this.#poller.wake();
       },
       onHandled: (handled) => {
+        this.#quickHandlers = handled.ageMs <= QUICK_HANDLER_MS;
         if (this.#completing.size >= this.#options.concurrency) return;
         this.#completing.add(handled);
         this.#poller.wake();
@@ -459,4 +457,14 @@ async function raceTimeout(promise: Promise<unknown>, ms: number): Promise<void>
   } finally {
     timer.abort();
   }
+}
+
+/** The scan of task logs `options.logScan` asks for, if any. */
+function logScanOf(q: QueueInternals, o: ResolvedOptions): LogScan | undefined {
+  const scan = o.logScan === true ? {} : o.logScan;
+  if (scan === false) return undefined;
+  return new LogScan(q, {
+    pageSize: scan.pageSize ?? 100,
+    intervalMs: scan.intervalMs ?? o.maxPollMs,
+  });
 }

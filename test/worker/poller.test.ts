@@ -24,6 +24,7 @@ function poller(
     alone?: () => boolean;
     minPollMs?: number;
     onContended?: () => void;
+    quickHandlers?: () => boolean;
   } = {},
 ) {
   const s = shared(queue);
@@ -54,6 +55,7 @@ function poller(
     }),
     stats: s.stats,
     emit: s.emit,
+    quickHandlers: options.quickHandlers ?? (() => false),
     isRunning: () => true,
     start: (claimed) => {
       running.set(claimed.task.id, claimed);
