@@ -71,7 +71,7 @@ export function inputGroup(input: string): string {
  * esbuild disabled for lack of them), any import left to the runtime (a Worker's bundle is
  * self-contained), the CLI, the Node/Bun/Deno runtime adapters (file store,
  * node:http server), the `oq/file` and CLI entry points, test or script code, and any npm
- * package not in {@link PORTABLE_PACKAGES} (consola and citty are the CLI's).
+ * package not in {@link PORTABLE_PACKAGES} (citty is the CLI's).
  */
 export function outsideCore(metafile: Metafile): string[] {
   const leftToRuntime = Object.values(metafile.outputs).flatMap((o) =>
@@ -175,7 +175,7 @@ export function renderBundle(run: BundleResult | undefined, previous?: BundleRes
       ),
     "",
     outside.length === 0
-      ? "Nothing outside the portable core is in either bundle: no `node:` module, nothing of the CLI (`src/cli/`, consola, citty), of `oq/file` or of the Node server adapter (`src/runtime/`); test/runtimes/bundle.test.ts keeps it so."
+      ? "Nothing outside the portable core is in either bundle: no `node:` module, nothing of the CLI (`src/cli/`, citty), of `oq/file` or of the Node server adapter (`src/runtime/`); test/runtimes/bundle.test.ts keeps it so."
       : `OUTSIDE the portable core, in the bundle: ${outside.join(", ")}.`,
     "",
   ];

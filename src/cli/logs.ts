@@ -1,10 +1,10 @@
 /**
  * The log lines of the long-running commands (`oq worker`, `oq monitor`, `oq schedule run`):
  * the `--log-format text|json` flag, defined once, and the switch that sends every log entry of
- * the process (the core's, through {@link queueLogger}, and the CLI's own consola lines) through
+ * the process (the core's, through {@link queueLogger}, and the CLI's own lines) through
  * one formatter to stderr. stdout stays for data, as in every command.
  *
- * One-shot commands are not switched: they keep consola's display for people, without fields.
+ * One-shot commands are not switched: they keep the plain display for people, without fields.
  *
  * @module
  */
@@ -21,7 +21,7 @@ import {
   type LogFormatOptions,
   type LogLevel,
 } from "./log-format.ts";
-import { colorsEnabled, log, styles } from "./output.ts";
+import { type CliLogType, colorsEnabled, log, styles } from "./output.ts";
 
 /** The values `--log-format` accepts. */
 export const LOG_FORMATS = ["text", "json"] as const;
@@ -47,15 +47,9 @@ export function parseLogFormat(value: string | undefined): LogFormat {
   throw usageError(`Invalid --log-format "${format}": use ${LOG_FORMATS.join(" or ")}.`);
 }
 
-/** Consola's numeric level of each of ours (an entry is written when ≤ consola's level). */
-const LEVELS: Record<LogLevel, number> = { error: 0, warn: 1, info: 3, debug: 4 };
-
-/** Our level for a consola log type (`success`, `start`, `fatal`...). */
-function levelOf(type: string): LogLevel {
-  if (type === "error" || type === "fatal" || type === "fail") return "error";
-  if (type === "warn") return "warn";
-  if (type === "debug" || type === "trace" || type === "verbose") return "debug";
-  return "info";
+/** Our level for a CLI log line's type: a success is news, as any info. */
+function levelOf(type: CliLogType): LogLevel {
+  return type === "success" ? "info" : type;
 }
 
 /**
@@ -76,7 +70,8 @@ let active: { format: LogFormat; options: LogFormatOptions } | undefined;
 
 /** Write one entry in the active format (call only when {@link active} is set). */
 function write(entry: LogEntry): void {
-  if (active === undefined || LEVELS[entry.level] > log().level) return;
+  // Debug lines are the core's detail for tests and tracing, not for a worker's log.
+  if (active === undefined || entry.level === "debug") return;
   const line =
     active.format === "json"
       ? formatJsonLine(entry, active.options)
@@ -110,16 +105,13 @@ export function configureLogs(
       ...(format === "text" && colorsEnabled(process.stderr) ? { paint } : {}),
     },
   };
-  log().setReporters([
-    {
-      log: (record) =>
-        write({
-          time: record.date,
-          level: levelOf(record.type),
-          msg: formatWithOptions({ colors: false }, ...record.args),
-        }),
-    },
-  ]);
+  log().setReporter((record) =>
+    write({
+      time: record.date,
+      level: levelOf(record.type),
+      msg: formatWithOptions({ colors: false }, ...record.args),
+    }),
+  );
 }
 
 /** Check `--log-format` and switch the process's log lines to it (see {@link configureLogs}). */
@@ -129,8 +121,8 @@ export function useLogFormat(value: string | undefined): void {
 
 /**
  * The core's {@link Logger} seam for the CLI. Once {@link configureLogs} ran, entries keep their
- * fields in the chosen format; before (one-shot commands) they are consola's lines for people,
- * where the messages stand alone: a task's completion shows as a success, its start as a start.
+ * fields in the chosen format; before (one-shot commands) they are plain lines for people, where
+ * the messages stand alone: a task's completion shows as a success.
  */
 export function queueLogger(): Logger {
   const redact = logRedactor(process.env);
@@ -141,9 +133,8 @@ export function queueLogger(): Logger {
         write({ time: new Date(), level, msg: message, fields });
         return;
       }
-      const type =
-        fields?.event === "completed" ? "success" : fields?.event === "started" ? "start" : level;
-      log()[type](redact(message));
+      if (level === "debug") return;
+      log()[fields?.event === "completed" ? "success" : level](redact(message));
     };
   return { debug: entry("debug"), info: entry("info"), warn: entry("warn"), error: entry("error") };
 }

@@ -1,11 +1,10 @@
 /**
- * Output: logs go to stderr through consola, data (tables, ids, JSON) to stdout, so
+ * Output: logs go to stderr through {@link log}, data (tables, ids, JSON) to stdout, so
  * `oq submit ... | xargs oq status` and `oq list --json | jq` see only data.
  *
  * @module
  */
-import { stripVTControlCharacters } from "node:util";
-import { type ConsolaInstance, createConsola, type InputLogObject } from "consola";
+import { formatWithOptions, stripVTControlCharacters } from "node:util";
 import { formatDuration } from "../duration.ts";
 import type { TaskStatus } from "../task/record.ts";
 
@@ -48,25 +47,65 @@ export function styles(stream: { isTTY?: boolean } = process.stdout): Styles {
   };
 }
 
-let consolaInstance: ConsolaInstance | undefined;
+/** The kinds of line the CLI logs: a finished step is a success. */
+export type CliLogType = "info" | "success" | "warn" | "error";
 
-/** The CLI's logger: consola writing to stderr, fancy only on a colour terminal. */
-export function log(): ConsolaInstance {
-  if (consolaInstance === undefined) {
-    const level = process.env.CONSOLA_LEVEL;
-    consolaInstance = createConsola({
-      // consola lowers its level under NODE_ENV=test; the CLI's progress lines are its output.
-      level: level !== undefined && level !== "" ? Number.parseInt(level, 10) : 3,
-      stdout: process.stderr,
-      stderr: process.stderr,
-      fancy: colorsEnabled(process.stderr),
-      // Badges put blank lines around every warning: too loud for a worker's stream of events.
-      // (`badge` is read by the fancy reporter but missing from consola's types.)
-      defaults: { badge: false } as InputLogObject,
-      formatOptions: { colors: colorsEnabled(process.stderr), date: false, compact: true },
-    });
-  }
-  return consolaInstance;
+/** One line the CLI logs, before it is formatted. */
+export interface CliLogRecord {
+  type: CliLogType;
+  date: Date;
+  /** What was logged, formatted as `console.log` formats its arguments. */
+  args: unknown[];
+}
+
+/** Where the CLI's log lines go (replaced by `configureLogs` for long-running commands). */
+export type CliLogReporter = (record: CliLogRecord) => void;
+
+/**
+ * The CLI's logger: lines for people on stderr (stdout is for data). Its own few lines rather
+ * than a library's: the worker pays every module it loads at each start (issue 15).
+ */
+export interface CliLog {
+  info(...args: unknown[]): void;
+  success(...args: unknown[]): void;
+  warn(...args: unknown[]): void;
+  error(...args: unknown[]): void;
+  /** Send every line to `report` from now on. */
+  setReporter(report: CliLogReporter): void;
+}
+
+/**
+ * The plain look of a line: `[type] message`, or on a colour terminal an icon in the type's
+ * colour, as people read a one-shot command's progress.
+ */
+function forPeople(record: CliLogRecord): string {
+  const text = formatWithOptions({ colors: colorsEnabled(process.stderr) }, ...record.args);
+  if (!colorsEnabled(process.stderr)) return `[${record.type}] ${text}`;
+  const s = styles(process.stderr);
+  const icon = { info: s.cyan("ℹ"), success: s.green("✔"), warn: s.yellow("⚠"), error: s.red("✖") };
+  return `${icon[record.type]} ${text}`;
+}
+
+let cliLog: CliLog | undefined;
+
+/** The CLI's logger (see {@link CliLog}). */
+export function log(): CliLog {
+  if (cliLog !== undefined) return cliLog;
+  let report: CliLogReporter = (record) => process.stderr.write(`${forPeople(record)}\n`);
+  const at =
+    (type: CliLogType) =>
+    (...args: unknown[]): void =>
+      report({ type, date: new Date(), args });
+  cliLog = {
+    info: at("info"),
+    success: at("success"),
+    warn: at("warn"),
+    error: at("error"),
+    setReporter: (next) => {
+      report = next;
+    },
+  };
+  return cliLog;
 }
 
 /** Write one line of data to stdout. */

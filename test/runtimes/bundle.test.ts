@@ -1,6 +1,6 @@
 /**
  * The bundle a Cloudflare Worker ships holds the portable core and nothing else: no `node:`
- * module, nothing of the CLI (src/cli/, consola, citty), of `oq/file` or the Node server adapter
+ * module, nothing of the CLI (src/cli/, citty), of `oq/file` or the Node server adapter
  * (src/runtime/), no test or script code, and only the npm packages known to be portable. The
  * benchmark (`scripts/bench.ts --only bundle`) measures the same bundles' sizes.
  */
