@@ -17,7 +17,7 @@ import process from "node:process";
 import { type ConnectOptions, connect as connectPortable } from "./src/connect.ts";
 import type { Queue } from "./src/queue/queue.ts";
 import { FileStorage } from "./src/runtime/file/storage.ts";
-import { runtimeFetch } from "./src/runtime/node-fetch.ts";
+import { runtimeFetchOption } from "./src/runtime/node-fetch.ts";
 
 export * from "./mod.ts";
 export { FileStorage, type FileStorageOptions } from "./src/runtime/file/storage.ts";
@@ -32,10 +32,9 @@ export { type NodeFetchOptions, nodeFetch } from "./src/runtime/node-fetch.ts";
  */
 export function connect(options: ConnectOptions | string = {}): Promise<Queue> {
   const opts: ConnectOptions = typeof options === "string" ? { url: options } : options;
-  const fetch = runtimeFetch();
   return connectPortable({
     env: process.env,
-    ...(fetch === undefined ? {} : { fetch }),
+    ...runtimeFetchOption(),
     openFile: (root) => new FileStorage({ root }),
     ...opts,
   });

@@ -8,17 +8,16 @@ import process from "node:process";
 import { type ConnectOptions, connect, resolveStorage } from "../connect.ts";
 import type { Queue } from "../queue/queue.ts";
 import { FileStorage } from "../runtime/file/storage.ts";
-import { runtimeFetch } from "../runtime/node-fetch.ts";
+import { runtimeFetchOption } from "../runtime/node-fetch.ts";
 import type { Storage } from "../storage/storage.ts";
 import { type ConnectionArgs, connectOptions } from "./connection.ts";
 import { queueLogger } from "./logs.ts";
 
 /** `connect()` options for a command's flags, with the process environment and the file store. */
 function cliConnectOptions(args: ConnectionArgs): ConnectOptions {
-  const fetch = runtimeFetch();
   return {
     ...connectOptions(args, process.env),
-    ...(fetch === undefined ? {} : { fetch }),
+    ...runtimeFetchOption(),
     openFile: (root: string): Storage => new FileStorage({ root }),
     logger: queueLogger(),
   };

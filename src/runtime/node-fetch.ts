@@ -196,3 +196,9 @@ export function runtimeFetch(): S3Fetch | undefined {
   shared ??= nodeFetch();
   return shared;
 }
+
+/** {@link runtimeFetch} as a `connect()` option: `{ fetch }` on Node, nothing elsewhere. */
+export function runtimeFetchOption(): { fetch?: S3Fetch } {
+  const fetch = runtimeFetch();
+  return fetch === undefined ? {} : { fetch };
+}
