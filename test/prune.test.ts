@@ -38,6 +38,26 @@ for (const target of targets) {
     });
     afterEach(() => env.cleanup());
 
+    /**
+     * Run a worker that only monitors (its handler's type has no tasks, so nothing but the
+     * monitor ends or prunes anything) until `left` task objects remain.
+     */
+    async function monitorUntilTasksLeft(left: number): Promise<void> {
+      const monitor = new Worker(queue, { ...fast, monitorRoundSeconds: 1 }).task(
+        "other",
+        () => {},
+      );
+      monitor.start();
+      try {
+        await until(
+          "the unjournaled tasks pruned",
+          async () => (await keysUnder(env.storage, queue.keys.tasks)).length === left,
+        );
+      } finally {
+        await monitor.stop();
+      }
+    }
+
     it("journals finished tasks and prunes only those past retention, leaving live ones", async () => {
       const tasks = await queue.submitMany(
         Array.from({ length: 6 }, (_, i) => ({ type: "job", input: i })),
@@ -160,22 +180,9 @@ for (const target of targets) {
       for (const key of await keysUnder(env.storage, queue.keys.done))
         await env.storage.delete(key);
       const later = await queue.submit("job", "later", { delay: 3600 });
-      // The monitor walks tasks/ but runs no handler, so nothing else ends these tasks.
-      const monitor = new Worker(queue, { ...fast, monitorRoundSeconds: 1 }).task(
-        "other",
-        () => {},
-      );
-      monitor.start();
-      try {
-        await until(
-          "the unjournaled tasks pruned",
-          async () => (await keysUnder(env.storage, queue.keys.tasks)).length === 1,
-        );
-        expect(await keysUnder(env.storage, queue.keys.tasks)).toEqual([queue.keys.task(later.id)]);
-        expect((await queue.get(later.id)).status).toBe("pending");
-      } finally {
-        await monitor.stop();
-      }
+      await monitorUntilTasksLeft(1);
+      expect(await keysUnder(env.storage, queue.keys.tasks)).toEqual([queue.keys.task(later.id)]);
+      expect((await queue.get(later.id)).status).toBe("pending");
     });
 
     it("the monitor's pruning keeps at most 4 reads in flight (the work keeps its sockets)", async () => {
@@ -199,18 +206,9 @@ for (const target of targets) {
           inFlight--;
         }
       };
-      const monitor = new Worker(queue, { ...fast, monitorRoundSeconds: 1 }).task(
-        "other",
-        () => {},
-      );
-      monitor.start();
       try {
-        await until(
-          "the unjournaled tasks pruned",
-          async () => (await keysUnder(env.storage, queue.keys.tasks)).length === 0,
-        );
+        await monitorUntilTasksLeft(0);
       } finally {
-        await monitor.stop();
         env.storage.get = get;
       }
       expect(most).toBeGreaterThan(1);
