@@ -16,17 +16,13 @@ import {
 } from "../task/transitions.ts";
 import { sleep } from "../util/async.ts";
 import { errorMessage } from "../util/errors.ts";
+import { Candidates } from "./candidates.ts";
 import { DueSoon } from "./due-soon.ts";
 import type { Candidate } from "./monitor.ts";
 import { leaseToWrite } from "./options.ts";
 import { nextIdlePause } from "./poll-pause.ts";
 import type { PollerOptions } from "./poller-options.ts";
-import {
-  byEffectivePriority,
-  fromRandomPoint,
-  mixedPriorities,
-  stealOrder,
-} from "./priority-order.ts";
+import { byEffectivePriority } from "./priority-order.ts";
 import { ReadAhead } from "./read-ahead.ts";
 import { RefusedClaims } from "./refused-claims.ts";
 
@@ -56,7 +52,7 @@ export class Poller implements WakeListener {
   readonly #queue: QueueInternals;
   readonly #o: PollerOptions;
   readonly #refusals = new RefusedClaims();
-  #candidates: Candidate[] = [];
+  #candidates = new Candidates();
   /** Per partition, where its next listing continues when the last stopped at its page limit. */
   readonly #resumeAfter = new Map<string, string>();
   /** The partition the next listing starts with (round-robin over {@link Poller.partitions}). */
@@ -98,7 +94,8 @@ export class Poller implements WakeListener {
 
   /** End the loop's pause now (a slot freed, or the worker stops). */
   wake(): void {
-    this.#wake.abort();
+    // A reason nobody reads: without one, each wake (two per task) built a DOMException's stack.
+    this.#wake.abort("woken");
     if (this.#o.isRunning()) this.#wake = new AbortController();
   }
 
@@ -118,7 +115,7 @@ export class Poller implements WakeListener {
 
   /** The due markers of the last listing not tried yet (for tests). */
   get candidates(): readonly Candidate[] {
-    return this.#candidates;
+    return this.#candidates.left();
   }
 
   /** Where the next listing of `partition` resumes, when the last stopped at its page limit. */
@@ -168,7 +165,7 @@ export class Poller implements WakeListener {
       if (!o.isRunning()) break;
       if (claimed > 0 || this.#staleSteals) {
         idle = o.minPollMs;
-        if (o.running.size < o.concurrency && (this.#candidates.length === 0 || this.#staleSteals))
+        if (o.running.size < o.concurrency && (this.#candidates.size === 0 || this.#staleSteals))
           await sleep(o.minPollMs, this.#wake.signal);
         continue;
       }
@@ -203,7 +200,7 @@ export class Poller implements WakeListener {
     this.#dueSoon.startPass(local);
     const stale =
       this.#staleSteals || this.#wokenFor !== undefined || local - this.#listedAt > o.listReuseMs;
-    if (this.#candidates.length === 0 || stale) await this.list();
+    if (this.#candidates.size === 0 || stale) await this.list();
     let claimed = 0;
     for (let relisted = false; ; relisted = true) {
       const taken = await this.#take(claimed, !relisted);
@@ -241,10 +238,10 @@ export class Poller implements WakeListener {
     for (const { pick, own } of passes) {
       for (const marker of own
         ? this.#ownOrder()
-        : stealOrder(this.#candidates, this.#queue.random)) {
+        : this.#candidates.stealOrder(this.#queue.random)) {
         if (o.running.size >= o.concurrency || !o.isRunning()) return { claimed, relist: false };
         if (!pick(marker) || !o.limits.open(marker.type)) continue;
-        this.#candidates.splice(this.#candidates.indexOf(marker), 1);
+        this.#candidates.remove(marker);
         if (o.skip.skipped(marker.key, this.#queue.clock.localNow())) continue;
         try {
           if (await this.#inspect(marker)) claimed++;
@@ -258,11 +255,11 @@ export class Poller implements WakeListener {
             { taskId: marker.id, type: marker.type, worker: o.workerId, error },
           );
         }
-        if (this.#wastedInRow >= WASTED_READS_BEFORE_RELIST && this.#candidates.length > 0) {
+        if (this.#wastedInRow >= WASTED_READS_BEFORE_RELIST && this.#candidates.size > 0) {
           if (mayRelist && this.#queue.clock.localNow() - this.#listedAt >= o.minPollMs)
             return { claimed, relist: true };
           if (!own && this.#shownStale) {
-            this.#candidates = this.#candidates.filter((m) => o.mine(m.id));
+            this.#candidates = new Candidates(this.#candidates.left().filter((m) => o.mine(m.id)));
             this.#staleSteals = true;
             return { claimed, relist: false };
           }
@@ -278,12 +275,14 @@ export class Poller implements WakeListener {
    * read the same oldest tasks (most GETs that won nothing in a short 8-worker drain): once a
    * read showed another worker at work and none is known yet, start from a random point.
    */
-  #ownOrder(): Candidate[] {
-    const all = [...this.#candidates];
+  #ownOrder(): Iterable<Candidate> {
+    const candidates = this.#candidates;
+    if (candidates.mixed) return candidates.walk();
+    const first = this.#ahead.heldKey;
     const local = this.#queue.clock.localNow();
-    if (mixedPriorities(all)) return all;
-    if (!this.#o.alone() || local - this.#contendedAt > CONTENDED_MS) return this.#ahead.first(all);
-    return this.#ahead.first(fromRandomPoint(all, this.#queue.random));
+    if (!this.#o.alone() || local - this.#contendedAt > CONTENDED_MS)
+      return candidates.walk({ first });
+    return candidates.walk({ first, random: this.#queue.random });
   }
 
   /** Start reading the candidate the next claim would take, beside a claim of the last slot. */
@@ -291,11 +290,12 @@ export class Poller implements WakeListener {
     const o = this.#o;
     if (o.running.size + 1 < o.concurrency || !o.quickHandlers()) return;
     const local = this.#queue.clock.localNow();
-    const next = this.#ownOrder().find(
-      (m) =>
-        m.id !== claiming && o.mine(m.id) && o.limits.open(m.type) && !o.skip.skipped(m.key, local),
-    );
-    if (next !== undefined) this.#ahead.start(next.key, () => this.#queue.read(next.id));
+    for (const next of this.#ownOrder()) {
+      if (next.id === claiming || !o.mine(next.id) || !o.limits.open(next.type)) continue;
+      if (o.skip.skipped(next.key, local)) continue;
+      this.#ahead.start(next.key, () => this.#queue.read(next.id));
+      return;
+    }
   }
 
   /** A read of `id` won nothing: another worker got there (a lost steal says naught of peers). */
@@ -334,10 +334,10 @@ export class Poller implements WakeListener {
     const partitions = this.partitions();
     if (woken !== undefined && partitions.includes(woken)) this.#cursor = partitions.indexOf(woken);
     const budget = all || partitions.length === 0 ? partitions.length : stepped ? 0 : 1;
-    this.#candidates = [];
-    for (let i = 0; i < budget && this.#candidates.length === 0; i++) {
+    this.#candidates = new Candidates();
+    for (let i = 0; i < budget && this.#candidates.size === 0; i++) {
       const partition = partitions[this.#cursor++ % partitions.length]!;
-      this.#candidates = await this.#listPartition(partition);
+      this.#candidates = new Candidates(await this.#listPartition(partition));
     }
     this.#listedAt = this.#queue.clock.localNow();
   }

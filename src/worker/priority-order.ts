@@ -34,10 +34,13 @@ export function byEffectivePriority<T extends Ranked>(markers: T[]): T[] {
 
 /**
  * `markers` by priority, highest first, their order within a priority kept: how a worker steals
- * (newest first within a level, away from where the owner works).
+ * (newest first within a level, away from where the owner works). `mixed` as in {@link stealOrder}.
  */
-export function byPriorityFirst<T extends Ranked>(markers: T[]): T[] {
-  if (!mixedPriorities(markers)) return markers;
+export function byPriorityFirst<T extends Ranked>(
+  markers: T[],
+  mixed = mixedPriorities(markers),
+): T[] {
+  if (!mixed) return markers;
   return [...markers].sort((a, b) => b.priority - a.priority);
 }
 
@@ -55,8 +58,13 @@ export function fromRandomPoint<T>(list: readonly T[], random: () => number): T[
 /**
  * Markers in the order a worker steals them: newest first, away from where their owners work,
  * from a random point on, so that workers whose own shares ran dry together do not all read the
- * same newest task; higher priorities first.
+ * same newest task; higher priorities first. `mixed`: whether the markers differ in priority,
+ * when the caller knows (else they are scanned).
  */
-export function stealOrder<T extends Ranked>(markers: readonly T[], random: () => number): T[] {
-  return byPriorityFirst(fromRandomPoint([...markers].reverse(), random));
+export function stealOrder<T extends Ranked>(
+  markers: readonly T[],
+  random: () => number,
+  mixed = mixedPriorities(markers),
+): T[] {
+  return byPriorityFirst(fromRandomPoint([...markers].reverse(), random), mixed);
 }

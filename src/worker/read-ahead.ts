@@ -14,7 +14,6 @@
  * @module
  */
 import type { Versioned } from "../queue/types.ts";
-import type { Candidate } from "./monitor.ts";
 
 /** A read-ahead older than this when its marker's turn comes is not used, ms. */
 export const READ_AHEAD_FRESH_MS = 1000;
@@ -40,11 +39,9 @@ export class ReadAhead {
     this.#localNow = localNow;
   }
 
-  /** `list` with the candidate whose read is held first, when it is in it (tried first). */
-  first(list: Candidate[]): Candidate[] {
-    const key = this.#held?.markerKey;
-    const at = key === undefined ? -1 : list.findIndex((m) => m.key === key);
-    return at <= 0 ? list : [list[at]!, ...list.slice(0, at), ...list.slice(at + 1)];
+  /** The marker key of the read held, if any: its candidate is tried first. */
+  get heldKey(): string | undefined {
+    return this.#held?.markerKey;
   }
 
   /** Start `read` for the marker `markerKey`, in place of any read held before. */
