@@ -1,8 +1,9 @@
 import { createHash, createHmac } from "node:crypto";
 import { AwsClient } from "aws4fetch";
 import { describe, expect, it } from "vitest";
+import { amzDate } from "../../src/storage/s3/request.ts";
 import { S3Signer } from "../../src/storage/s3/signer.ts";
-import { hmacSha256, sha256, toHex } from "../../src/util/sha256.ts";
+import { hmacKey, hmacSha256, hmacWith, sha256, toHex } from "../../src/util/sha256.ts";
 
 const credentials = {
   accessKeyId: "AKIDEXAMPLE",
@@ -22,9 +23,32 @@ describe("sha256", () => {
         );
       }
     }
+    // A key made ready once serves many messages, of every length, unchanged by them.
+    const ready = hmacKey("a day's signing key");
+    for (const n of [0, 55, 56, 64, 200]) {
+      const data = "é".repeat(n);
+      expect(toHex(hmacWith(ready, data))).toBe(
+        createHmac("sha256", "a day's signing key").update(data).digest("hex"),
+      );
+    }
     expect(toHex(sha256("abc"))).toBe(
       "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
     );
+  });
+});
+
+describe("amzDate", () => {
+  it("stamps each moment with its own second, kept or not from the last call", () => {
+    const t = Date.UTC(2026, 11, 31, 23, 59, 59, 999);
+    for (const [ms, stamp] of [
+      [t, "20261231T235959Z"],
+      [t - 999, "20261231T235959Z"],
+      [t + 1, "20270101T000000Z"],
+      [t - 1000, "20261231T235958Z"],
+      [t + 1, "20270101T000000Z"],
+    ] as const)
+      expect(amzDate(ms)).toBe(stamp);
+    expect(() => amzDate(Number.NaN)).toThrow(RangeError);
   });
 });
 

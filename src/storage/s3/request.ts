@@ -30,9 +30,18 @@ export function hasVersionId(op: Op): boolean {
   return op.query?.some(([k, v]) => k === "versionId" && v !== undefined) ?? false;
 }
 
+/** The last second {@link amzDate} formatted, and its text. */
+const lastStamp = { second: Number.NaN, text: "" };
+
 /** `YYYYMMDDTHHMMSSZ`, the SigV4 timestamp format. */
 export function amzDate(ms: number): string {
-  return new Date(ms).toISOString().replace(/[:-]|\.\d{3}/g, "");
+  // Every request of a second signs with the same stamp: format it once per second.
+  const second = Math.floor(ms / 1000);
+  if (second !== lastStamp.second) {
+    lastStamp.second = second;
+    lastStamp.text = new Date(second * 1000).toISOString().replace(/[:-]|\.\d{3}/g, "");
+  }
+  return lastStamp.text;
 }
 
 /** An HTTP date header as a `Date` (invalid when absent). */

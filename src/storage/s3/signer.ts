@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { hmacSha256, sha256, toHex } from "../../util/sha256.ts";
+import { type HmacKey, hmacKey, hmacSha256, hmacWith, sha256, toHex } from "../../util/sha256.ts";
 
 /** Headers never signed (as aws4fetch: a proxy may change them, or the client sets them late). */
 const UNSIGNABLE = new Set([
@@ -101,8 +101,8 @@ export interface SignedRequest {
 /** Signs S3 requests (SigV4 with an unsigned payload), keeping the day's signing key. */
 export class S3Signer {
   readonly #credentials: SignerCredentials;
-  /** The signing key of `#keyDate` (derived by four HMACs, valid for that UTC day). */
-  #key: Uint8Array | undefined;
+  /** The signing key of `#keyDate` (derived by four HMACs, valid for that UTC day), made ready. */
+  #key: HmacKey | undefined;
   #keyDate = "";
 
   constructor(credentials: SignerCredentials) {
@@ -138,18 +138,16 @@ export class S3Signer {
       credentialString,
       toHex(sha256(canonical)),
     ].join("\n");
-    const signature = toHex(
-      hmacSha256(this.#signingKey(request.datetime.slice(0, 8)), stringToSign),
-    );
+    const signature = toHex(hmacWith(this.#signingKey(request.datetime.slice(0, 8)), stringToSign));
     headers.authorization = `AWS4-HMAC-SHA256 Credential=${c.accessKeyId}/${credentialString}, SignedHeaders=${signedHeaders}, Signature=${signature}`;
     return { url: url.toString(), headers };
   }
-  #signingKey(date: string): Uint8Array {
+  #signingKey(date: string): HmacKey {
     if (this.#key === undefined || this.#keyDate !== date) {
       const kDate = hmacSha256(`AWS4${this.#credentials.secretAccessKey}`, date);
       const kRegion = hmacSha256(kDate, this.#credentials.region);
       const kService = hmacSha256(kRegion, "s3");
-      this.#key = hmacSha256(kService, "aws4_request");
+      this.#key = hmacKey(hmacSha256(kService, "aws4_request"));
       this.#keyDate = date;
     }
     return this.#key;
