@@ -35,6 +35,23 @@ describe("format helpers", () => {
     expect(randomHex(4)).toMatch(/^[0-9a-f]{8}$/);
   });
 
+  it("draws random ids from a pool without ever handing out the same bytes twice", () => {
+    // Past several refills of the 4,096-byte pool, and sizes that straddle its end.
+    const long: string[] = [];
+    for (let i = 0; i < 3000; i++) {
+      const id = randomHex(1 + (i % 13));
+      expect(id).toMatch(new RegExp(`^[0-9a-f]{${2 * (1 + (i % 13))}}$`));
+      if (id.length >= 16) long.push(id);
+    }
+    expect(new Set(long).size).toBe(long.length);
+    expect(long.length).toBeGreaterThan(1000);
+    expect(randomHex(5000)).toMatch(/^[0-9a-f]{10000}$/);
+    // Consecutive draws are not slices of one another (the pool moves on).
+    const a = randomHex(16);
+    const b = randomHex(16);
+    expect(a).not.toBe(b);
+  });
+
   it("errorMessage takes an Error's message and stringifies anything else", () => {
     expect(errorMessage(new Error("boom"))).toBe("boom");
     expect(errorMessage("plain")).toBe("plain");

@@ -146,13 +146,3 @@ export function hmacWith(key: HmacKey, message: Uint8Array | string): Uint8Array
 export function hmacSha256(key: Uint8Array | string, message: Uint8Array | string): Uint8Array {
   return hmacWith(hmacKey(key), message);
 }
-
-/** Each byte's two lower-case hexadecimal digits. */
-const HEX = Array.from({ length: 256 }, (_, byte) => byte.toString(16).padStart(2, "0"));
-
-/** Lower-case hexadecimal of `bytes`. */
-export function toHex(bytes: Uint8Array): string {
-  let out = "";
-  for (const byte of bytes) out += HEX[byte]!;
-  return out;
-}

@@ -3,7 +3,8 @@ import { AwsClient } from "aws4fetch";
 import { describe, expect, it } from "vitest";
 import { amzDate } from "../../src/storage/s3/request.ts";
 import { S3Signer } from "../../src/storage/s3/signer.ts";
-import { hmacKey, hmacSha256, hmacWith, sha256, toHex } from "../../src/util/sha256.ts";
+import { toHex } from "../../src/util/format.ts";
+import { hmacKey, hmacSha256, hmacWith, sha256 } from "../../src/util/sha256.ts";
 
 const credentials = {
   accessKeyId: "AKIDEXAMPLE",

@@ -13,7 +13,8 @@
  *
  * @module
  */
-import { type HmacKey, hmacKey, hmacSha256, hmacWith, sha256, toHex } from "../../util/sha256.ts";
+import { toHex } from "../../util/format.ts";
+import { type HmacKey, hmacKey, hmacSha256, hmacWith, sha256 } from "../../util/sha256.ts";
 
 /** Headers never signed (as aws4fetch: a proxy may change them, or the client sets them late). */
 const UNSIGNABLE = new Set([
