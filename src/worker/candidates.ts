@@ -7,12 +7,21 @@
  * was the largest item of a 4-worker drain's CPU profile (issue 15: 6,089 whole-list scans of
  * 1,722 markers on average to drain 3,000 tasks, more CPU than the requests' signing). Here what
  * the listing says about priorities is found once, a walk is lazy and costs only the markers it
- * passes, and a tried marker is set aside instead of spliced out.
+ * passes, and a tried marker is set aside instead of spliced out. A walk of this worker's own share
+ * starts past the run of markers at the listing's head that were tried or are not its own, so a
+ * worker of four does not step over the others' shares on every claim.
  *
  * @module
  */
 import type { Candidate } from "./monitor.ts";
 import { mixedPriorities, stealOrder } from "./priority-order.ts";
+
+/** Which markers are this worker's own (`Peers.mine`), and a value that changes when that may. */
+export interface OwnShare {
+  mine: (id: string) => boolean;
+  /** Changes whenever `mine` may answer differently (the live peers change). */
+  version: unknown;
+}
 
 /** The untried markers of one listing (in the listing's order: by effective priority). */
 export class Candidates {
@@ -21,6 +30,8 @@ export class Candidates {
   readonly #byKey = new Map<string, Candidate>();
   readonly #tried = new Set<Candidate>();
   readonly #mixed: boolean;
+  /** Every marker before `from` was tried or is not ours, as long as the share is `version`. */
+  readonly #ownHead = { from: 0, version: undefined as unknown };
 
   constructor(list: readonly Candidate[] = []) {
     this.#list = list;
@@ -51,20 +62,35 @@ export class Candidates {
   /**
    * Those left in the listing's order, lazily: from a random point on (`random()` in [0, 1),
    * called now) when given, wrapping around; the untried marker keyed `first`, when given, before
-   * all. A marker set aside during the walk is not yielded after that.
+   * all; only those of `own` share, when given. A marker set aside during the walk is not yielded
+   * after that.
    */
-  walk(options: { first?: string | undefined; random?: () => number } = {}): Iterable<Candidate> {
+  walk(
+    options: { first?: string | undefined; random?: () => number } = {},
+    own?: OwnShare,
+  ): Iterable<Candidate> {
     const head = options.first === undefined ? undefined : this.#byKey.get(options.first);
     const lead = head === undefined || this.#tried.has(head) ? undefined : head;
+    const ownHead = this.#ownHead;
+    if (own !== undefined && own.version !== ownHead.version) {
+      ownHead.version = own.version;
+      ownHead.from = 0;
+    }
     const n = this.#list.length;
-    const from = options.random === undefined ? 0 : Math.floor(options.random() * n);
+    const { random } = options;
+    const rotated = random !== undefined;
+    // Not rotated, a walk of our own share starts at its head (nothing before it is for us).
+    const from = rotated ? Math.floor(random() * n) : own === undefined ? 0 : ownHead.from;
     const list = this.#list;
     const tried = this.#tried;
     return (function* () {
       if (lead !== undefined) yield lead;
-      for (let i = 0; i < n; i++) {
-        const marker = list[(from + i) % n]!;
-        if (marker !== lead && !tried.has(marker)) yield marker;
+      for (let i = from; i < from + (rotated ? n : n - from); i++) {
+        const at = i % n;
+        const marker = list[at]!;
+        const gone = tried.has(marker) || (own !== undefined && !own.mine(marker.id));
+        if (gone && own !== undefined && !rotated && at === ownHead.from) ownHead.from = at + 1;
+        if (!gone && marker !== lead) yield marker;
       }
     })();
   }

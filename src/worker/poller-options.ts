@@ -29,6 +29,11 @@ export interface PollerOptions {
   monitor: Monitor;
   /** Whether a task id falls in this worker's share (see `Peers.mine`). */
   mine: (id: string) => boolean;
+  /**
+   * A value that changes whenever `mine` may answer differently (the live peers). Default: `mine`
+   * itself, for a share that never changes.
+   */
+  shareVersion?: () => unknown;
   /** Whether this worker sees no live peers (so every task is in its share). */
   alone: () => boolean;
   /** A read of a task in its share won nothing: another worker got there (look for peers). */

@@ -276,13 +276,13 @@ export class Poller implements WakeListener {
    * read showed another worker at work and none is known yet, start from a random point.
    */
   #ownOrder(): Iterable<Candidate> {
-    const candidates = this.#candidates;
-    if (candidates.mixed) return candidates.walk();
+    const { mine, shareVersion } = this.#o;
+    const own = { mine, version: shareVersion === undefined ? mine : shareVersion() };
+    if (this.#candidates.mixed) return this.#candidates.walk({}, own);
     const first = this.#ahead.heldKey;
-    const local = this.#queue.clock.localNow();
-    if (!this.#o.alone() || local - this.#contendedAt > CONTENDED_MS)
-      return candidates.walk({ first });
-    return candidates.walk({ first, random: this.#queue.random });
+    const rotate =
+      this.#o.alone() && this.#queue.clock.localNow() - this.#contendedAt <= CONTENDED_MS;
+    return this.#candidates.walk(rotate ? { first, random: this.#queue.random } : { first }, own);
   }
 
   /** Start reading the candidate the next claim would take, beside a claim of the last slot. */

@@ -151,6 +151,7 @@ export class Worker {
       skip,
       monitor,
       mine: (id) => this.#peers.mine(id),
+      shareVersion: () => this.#peers.live,
       alone: () => this.#peers.live.length <= 1,
       onContended: () => this.#peers.contended(),
       probes: this.#probes,

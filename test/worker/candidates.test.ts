@@ -68,6 +68,33 @@ describe("Candidates", () => {
     expect(walk.next().value?.id).toBe("c");
   });
 
+  it("walks this worker's own share from past the head of markers tried or not its own", () => {
+    const list = ["a1", "b1", "a2", "b2", "a3"].map((id) => marker(id));
+    const c = new Candidates(list);
+    const asked: string[] = [];
+    const mine = (id: string) => {
+      asked.push(id);
+      return id.startsWith("a");
+    };
+    const peers = ["w1", "w2"];
+    expect(ids(c.walk({}, { mine, version: peers }))).toEqual(["a1", "a2", "a3"]);
+    c.remove(list[0]!);
+    asked.length = 0;
+    // a1 tried, b1 not ours: the walk after that starts at a2 and asks about nothing before it.
+    expect(ids(c.walk({}, { mine, version: peers }))).toEqual(["a2", "a3"]);
+    expect(ids(c.walk({}, { mine, version: peers }))).toEqual(["a2", "a3"]);
+    expect(asked).toEqual(["b1", "a2", "b2", "a3", "a2", "b2", "a3"]);
+    // A change of peers may make b1 ours: the next walk starts at the head again.
+    const everything = { mine: () => true, version: ["w1"] };
+    expect(ids(c.walk({}, everything))).toEqual(["b1", "a2", "b2", "a3"]);
+    // The read-ahead's marker comes first even past the head; a rotated walk sees all of ours.
+    expect(ids(c.walk({ first: "q/ready/t/0/a3" }, { mine, version: peers }))).toEqual([
+      "a3",
+      "a2",
+    ]);
+    expect(ids(c.walk({ random: () => 0 }, { mine, version: peers }))).toEqual(["a2", "a3"]);
+  });
+
   it("knows once whether priorities are mixed, and steals newest first, higher priorities first", () => {
     expect(new Candidates(listing()).mixed).toBe(false);
     const mixed = new Candidates([marker("a", 1), marker("b"), marker("c", 1), marker("d")]);
