@@ -372,6 +372,13 @@ describe("parseXml", () => {
   it("decodeEntities leaves plain text alone", () => {
     expect(decodeEntities("plain text; no entities")).toBe("plain text; no entities");
   });
+
+  it("decodeEntities decodes every reference between and around plain text", () => {
+    expect(decodeEntities("&#34;a&lt;b&#x22;c&amp;&apos;d&quot;&gt;")).toBe(`"a<b"c&'d">`);
+    expect(decodeEntities("&#128512; &#x1F600;")).toBe("\u{1F600} \u{1F600}");
+    expect(() => decodeEntities("&abcdefghijklm;")).toThrow("bare");
+    expect(() => decodeEntities("ok &amp; then &lt")).toThrow("bare");
+  });
 });
 
 describe("responses", () => {
