@@ -85,8 +85,10 @@ export class Candidates {
     const tried = this.#tried;
     return (function* () {
       if (lead !== undefined) yield lead;
-      for (let i = from; i < from + (rotated ? n : n - from); i++) {
-        const at = i % n;
+      // Rotated: every marker, wrapping around. Not: from the head to the end.
+      const count = rotated ? n : n - from;
+      for (let step = 0; step < count; step++) {
+        const at = (from + step) % n;
         const marker = list[at]!;
         const gone = tried.has(marker) || (own !== undefined && !own.mine(marker.id));
         if (gone && own !== undefined && !rotated && at === ownHead.from) ownHead.from = at + 1;
