@@ -63,7 +63,7 @@ beforeAll(async () => {
     ],
     { cwd: project.dir, timeoutMs: 240_000 },
   );
-  for (const f of ["scenario.mjs", "scenario-node.mjs", "tasks.mjs"]) {
+  for (const f of ["scenario.mjs", "scenario-node.mjs", "tasks.mjs", "otel-global.mjs"]) {
     copyFileSync(join(FIXTURES, f), join(project.dir, f));
   }
   copyFileSync(join(ROOT, "examples/node/app.mjs"), join(project.dir, "app.mjs"));
@@ -247,6 +247,24 @@ describe("the npm package", () => {
       },
     );
     expect(r.code, show(r)).toBe(0);
+  });
+
+  it("records into the meter provider an application registers through its own @opentelemetry/api (oq's build bundles its copy of the API)", async () => {
+    const installed = join(project.dir, "node_modules/oq/dist");
+    const js = packed.files.map((f) => f.path).filter((p) => p.endsWith(".js"));
+    // Bundled: no compiled file imports the package at run time (scripts/build.ts says why).
+    expect(
+      js.filter((p) =>
+        /from\s*["']@opentelemetry\/api["']/.test(readFileSync(join(installed, "..", p), "utf8")),
+      ),
+    ).toEqual([]);
+    const out = await ok(process.execPath, ["otel-global.mjs"], { cwd: project.dir });
+    const { created, added } = JSON.parse(out.trim().split("\n").pop()!) as {
+      created: string[];
+      added: [string, number][];
+    };
+    expect(created).toContain("oq.tasks.submitted");
+    expect(added).toContainEqual(["oq.tasks.submitted", 1]);
   });
 
   it("runs submit, claim, complete, retry and cancel on Node via `oq` and `oq/file`", async () => {
