@@ -158,22 +158,44 @@ function s3Options(
  * that version history is unavailable (each task's event log, `getHistory`, works regardless).
  */
 export async function connect(options: ConnectOptions | string = {}): Promise<Queue> {
+  const { queue, checked } = connectInSteps(options);
+  await checked;
+  return queue;
+}
+
+/**
+ * {@link connect} in two steps: the queue at once, and its versioning check to await. A worker
+ * process reads what it needs before its first claim (doctor's verdict, the manifest) while the
+ * check runs, instead of one round trip after another. Use nothing of the queue before
+ * `checked` has resolved but reads whose result it discards when `checked` rejects.
+ *
+ * @internal
+ */
+export function connectInSteps(options: ConnectOptions | string = {}): {
+  queue: Queue;
+  checked: Promise<void>;
+} {
   const opts: ConnectOptions = typeof options === "string" ? { url: options } : options;
   const { storage, prefix } = resolveStorage(opts);
   const queue = new Queue({ ...opts, storage, ...(prefix === undefined ? {} : { prefix }) });
-  if (opts.skipVersioningCheck) return queue;
+  return {
+    queue,
+    checked: opts.skipVersioningCheck ? Promise.resolve() : checkVersioning(queue, opts),
+  };
+}
+
+/** Refuse a bucket whose versioning is not Enabled, unless allowed (then warn). */
+async function checkVersioning(queue: Queue, opts: ConnectOptions): Promise<void> {
   // Through the queue's storage, so that a queue with metrics counts this GET too.
   const status = await queue.storage.versioning();
-  if (status !== "Enabled") {
-    const allowed = opts.allowNoVersioning ?? truthy(opts.env?.OQ_ALLOW_NO_VERSIONING);
-    if (!allowed) {
-      throw new ConfigError(
-        `Bucket versioning is ${status} on ${storage.name}; oq keeps every version of a task as its full history. Enable it (aws s3api put-bucket-versioning --bucket <bucket> --versioning-configuration Status=Enabled) or set OQ_ALLOW_NO_VERSIONING=1 to run without version history (each task's own event log, \`oq history\`, still works).`,
-      );
-    }
-    queue.logger.warn(
-      `bucket versioning is ${status} on ${storage.name}: version history is unavailable (getVersions, oq history --versions); each task's event log is kept`,
+  if (status === "Enabled") return;
+  const allowed = opts.allowNoVersioning ?? truthy(opts.env?.OQ_ALLOW_NO_VERSIONING);
+  if (!allowed) {
+    throw new ConfigError(
+      `Bucket versioning is ${status} on ${queue.storage.name}; oq keeps every version of a task as its full history. Enable it (aws s3api put-bucket-versioning --bucket <bucket> --versioning-configuration Status=Enabled) or set OQ_ALLOW_NO_VERSIONING=1 to run without version history (each task's own event log, \`oq history\`, still works).`,
     );
   }
-  return queue;
+  queue.logger.warn(
+    `bucket versioning is ${status} on ${queue.storage.name}: version history is unavailable (getVersions, oq history --versions); each task's event log is kept`,
+  );
 }

@@ -5,7 +5,7 @@
  * @module
  */
 import process from "node:process";
-import { type ConnectOptions, connect, resolveStorage } from "../connect.ts";
+import { type ConnectOptions, connect, connectInSteps, resolveStorage } from "../connect.ts";
 import type { Queue } from "../queue/queue.ts";
 import { FileStorage } from "../runtime/file/storage.ts";
 import { runtimeFetchOption } from "../runtime/node-fetch.ts";
@@ -29,6 +29,17 @@ export function openQueue(
   extra: Partial<ConnectOptions> = {},
 ): Promise<Queue> {
   return connect({ ...cliConnectOptions(args), ...extra });
+}
+
+/**
+ * {@link openQueue} in two steps: the queue at once, and its versioning check to await (see
+ * `connectInSteps`).
+ */
+export function openQueueInSteps(
+  args: ConnectionArgs,
+  extra: Partial<ConnectOptions> = {},
+): { queue: Queue; checked: Promise<void> } {
+  return connectInSteps({ ...cliConnectOptions(args), ...extra });
 }
 
 /**

@@ -12,7 +12,7 @@ import { durationArg, oqCommand } from "./args.ts";
 import { useLogFormat } from "./logs.ts";
 import type { MetricsServer } from "./metrics-server.ts";
 import { log } from "./output.ts";
-import { openWithMetrics, prepare, runArgs, runUntilSignal } from "./run-worker.ts";
+import { openForRun, runArgs, runUntilSignal, schedulerIfAsked } from "./run-worker.ts";
 
 export default oqCommand({
   name: "monitor",
@@ -29,7 +29,7 @@ export default oqCommand({
     useLogFormat(args["log-format"]);
     const graceMs = durationArg(args.grace, "grace")!;
     const summaryMs = durationArg(args["summary-interval"], "summary-interval")!;
-    const { queue, server } = await openWithMetrics(args);
+    const { queue, server } = await openForRun(args);
     try {
       await runMonitor(queue, args, { graceMs, summaryMs, server });
     } finally {
@@ -41,18 +41,18 @@ export default oqCommand({
 /** Prepare and run the monitor until a signal (the body of `oq monitor`, once the queue is open). */
 async function runMonitor(
   queue: Queue,
-  args: Parameters<typeof prepare>[1] & {
+  args: Parameters<typeof schedulerIfAsked>[1] & {
     "log-scan"?: boolean | undefined;
     id?: string | undefined;
   },
   o: { graceMs: number; summaryMs: number; server: MetricsServer | undefined },
 ): Promise<void> {
   const { graceMs, summaryMs } = o;
-  const scheduler = await prepare(queue, args);
+  const scheduler = await schedulerIfAsked(queue, args);
   const worker = new Worker(queue, {
     monitor: true,
     shutdownGraceMs: graceMs,
-    // prepare() already required doctor's verdict (or --skip-doctor skipped it).
+    // openForRun() required doctor's verdict already (or --skip-doctor skipped it).
     skipDoctor: true,
     logScan: args["log-scan"] === true,
     ...(args.id === undefined ? {} : { id: args.id }),

@@ -12,7 +12,7 @@ import type { Queue } from "../queue/queue.ts";
 import type { SchedulerHandle } from "../schedule/runner.ts";
 import type { Worker } from "../worker/worker.ts";
 import { intArg, skipDoctorArg } from "./args.ts";
-import { openQueue } from "./config.ts";
+import { openQueueInSteps } from "./config.ts";
 import type { ConnectionArgs } from "./connection.ts";
 import { CliError, EXIT_FAILURE } from "./errors.ts";
 import { logFormatArg } from "./logs.ts";
@@ -60,35 +60,50 @@ export const runArgs = {
 } as const;
 
 /**
- * Open the queue, with metrics recorded and served at `--metrics-host`:`--metrics-port` when a
- * port is given. The caller closes the server when the worker has stopped.
+ * Open the queue for `oq worker` or `oq monitor` and read what the process needs before its first
+ * claim, all while the bucket's versioning is checked (one round trip, not three): doctor's
+ * verdict, proven or recalled from the cache, since claims rely on conditional writes (not with
+ * `--skip-doctor`), and the manifest, which the worker's start then finds cached. Metrics are
+ * recorded and served at `--metrics-host`:`--metrics-port` when a port is given; the caller
+ * closes the server when the worker has stopped.
  */
-export async function openWithMetrics(
-  args: ConnectionArgs & { "metrics-port"?: string | undefined; "metrics-host": string },
+export async function openForRun(
+  args: ConnectionArgs & {
+    "metrics-port"?: string | undefined;
+    "metrics-host": string;
+    "skip-doctor"?: boolean | undefined;
+  },
 ): Promise<{ queue: Queue; server: MetricsServer | undefined }> {
   const port = intArg(args["metrics-port"], "metrics-port", 0, 65_535);
-  if (port === undefined) return { queue: await openQueue(args), server: undefined };
   // Loaded only when asked for: a worker starts sooner without OpenTelemetry and node:http.
-  const [{ Metrics }, { serveMetrics }] = await Promise.all([
-    import("../metrics/metrics.ts"),
-    import("./metrics-server.ts"),
+  const served =
+    port === undefined
+      ? undefined
+      : await Promise.all([import("../metrics/metrics.ts"), import("./metrics-server.ts")]);
+  const metrics = served === undefined ? undefined : new served[0].Metrics();
+  const { queue, checked } = openQueueInSteps(args, metrics === undefined ? {} : { metrics });
+  const reads = Promise.all([
+    args["skip-doctor"] === true ? undefined : requireSafeBackend(queue),
+    queue.manifest(),
   ]);
-  const metrics = new Metrics();
-  const queue = await openQueue(args, { metrics });
-  return { queue, server: await serveMetrics(metrics, { host: args["metrics-host"], port }) };
+  // A refused bucket is reported at once, whatever the reads still do.
+  reads.catch(() => {});
+  await checked;
+  await reads;
+  if (served === undefined || metrics === undefined || port === undefined)
+    return { queue, server: undefined };
+  const server = await served[1].serveMetrics(metrics, { host: args["metrics-host"], port });
+  return { queue, server };
 }
 
 /**
- * What a worker process does before it claims anything (its log lines were switched to
- * `--log-format` first thing, `useLogFormat`): prove (or recall the cached proof) that the
- * backend honours conditional writes, since claims rely on them, and start the scheduler when
- * asked. Returns the scheduler's handle, to stop with the worker.
+ * Start the scheduler when `--scheduler` asks for it (after {@link openForRun}, so never before
+ * doctor's verdict). Returns its handle, to stop with the worker.
  */
-export async function prepare(
+export async function schedulerIfAsked(
   queue: Queue,
-  args: { scheduler?: boolean | undefined; "skip-doctor"?: boolean | undefined },
+  args: { scheduler?: boolean | undefined },
 ): Promise<SchedulerHandle | undefined> {
-  if (args["skip-doctor"] !== true) await requireSafeBackend(queue);
   if (args.scheduler !== true) return undefined;
   log().info("Running the scheduler in this process too.");
   // Loaded only with --scheduler: cron parsing is not on a plain worker's way to its first task.

@@ -9,7 +9,7 @@ import { durationArg, intArg, oqCommand, secondsArg } from "./args.ts";
 import { useLogFormat } from "./logs.ts";
 import type { MetricsServer } from "./metrics-server.ts";
 import { log } from "./output.ts";
-import { openWithMetrics, prepare, runArgs, runUntilSignal } from "./run-worker.ts";
+import { openForRun, runArgs, runUntilSignal, schedulerIfAsked } from "./run-worker.ts";
 import { loadTasksModule } from "./tasks-module.ts";
 
 export default oqCommand({
@@ -62,11 +62,14 @@ export default oqCommand({
     const timeoutSeconds = secondsArg(args.timeout, "timeout");
     const graceMs = durationArg(args.grace, "grace")!;
     const summaryMs = durationArg(args["summary-interval"], "summary-interval")!;
-    // The tasks module loads while the queue opens (the bucket's versioning check).
-    const [loaded, opened] = await Promise.allSettled([
+    // The tasks module loads while the queue opens (the versioning check, the verdict, the
+    // manifest). Loading blocks this thread, so the requests go first, and get a turn of the
+    // event loop to reach the wire: the storage answers them while the module loads.
+    const opening = openForRun(args);
+    const loading = new Promise((resolve) => setImmediate(resolve)).then(() =>
       loadTasksModule(args.module),
-      openWithMetrics(args),
-    ]);
+    );
+    const [opened, loaded] = await Promise.allSettled([opening, loading]);
     if (loaded.status === "rejected") {
       if (opened.status === "fulfilled") await opened.value.server?.close();
       throw loaded.reason;
@@ -98,7 +101,6 @@ async function runWorker(
     "log-scan"?: boolean | undefined;
     id?: string | undefined;
     scheduler?: boolean | undefined;
-    "skip-doctor"?: boolean | undefined;
   },
   o: {
     concurrency: number;
@@ -110,16 +112,14 @@ async function runWorker(
   },
 ): Promise<void> {
   const { concurrency, leaseSeconds, timeoutSeconds, graceMs, summaryMs } = o;
-  // The scheduler starts only once doctor's verdict is in (prepare); without it the worker
-  // requires the verdict itself before its first claim, read along with the manifest.
-  const withScheduler = args.scheduler === true;
-  const scheduler = withScheduler ? await prepare(queue, args) : undefined;
+  const scheduler = await schedulerIfAsked(queue, args);
   const options: WorkerOptions = {
     concurrency,
     leaseSeconds,
     monitor: args.monitor,
     shutdownGraceMs: graceMs,
-    skipDoctor: withScheduler || args["skip-doctor"] === true,
+    // openForRun() required doctor's verdict already (or --skip-doctor skipped it).
+    skipDoctor: true,
     logScan: args["log-scan"] === true,
   };
   if (timeoutSeconds !== undefined) options.timeoutSeconds = timeoutSeconds;

@@ -1,0 +1,210 @@
+/**
+ * How `oq worker` starts on MinIO: it reads doctor's verdict and the manifest while the bucket's
+ * versioning check is still out (one round trip before its first listing, not three), and it
+ * still claims nothing before the verdict is in, and nothing at all when that verdict is unsafe.
+ * A proxy in front of MinIO holds the versioning answer and records when each request arrived.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, type IncomingMessage, request, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { DoctorReport } from "../../src/doctor/types.ts";
+import { writeVerdict } from "../../src/doctor/verdict.ts";
+import { Queue } from "../../src/queue/queue.ts";
+import { S3Storage } from "../../src/storage/s3/driver.ts";
+import { cleanEnv, runOq, startOq } from "../helpers/cli.ts";
+import { removePrefix, type S3Config, s3Config, testS3Storage } from "../helpers/targets.ts";
+import { until } from "../helpers/wait.ts";
+
+/** How long the proxy holds the answer to the versioning check. */
+const HOLD_MS = 800;
+
+interface Seen {
+  method: string;
+  url: string;
+  ifMatch: boolean;
+  arrivedAt: number;
+  answeredAt?: number;
+}
+
+/** A proxy to MinIO that records every request and holds `?versioning` answers {@link HOLD_MS}. */
+async function recordingProxy(
+  target: string,
+): Promise<{ url: string; seen: Seen[]; close: () => Promise<void> }> {
+  const to = new URL(target);
+  const seen: Seen[] = [];
+  const server: Server = createServer((req: IncomingMessage, res) => {
+    const entry: Seen = {
+      method: req.method ?? "",
+      url: decodeURIComponent(req.url ?? ""),
+      ifMatch: req.headers["if-match"] !== undefined,
+      arrivedAt: Date.now(),
+    };
+    seen.push(entry);
+    const hold = entry.url.includes("?versioning") ? HOLD_MS : 0;
+    const upstream = request(
+      {
+        host: to.hostname,
+        port: to.port,
+        method: req.method,
+        path: req.url,
+        headers: req.headers,
+      },
+      (answer) => {
+        setTimeout(() => {
+          entry.answeredAt = Date.now();
+          res.writeHead(answer.statusCode ?? 502, answer.headers);
+          answer.pipe(res);
+        }, hold);
+      },
+    );
+    upstream.on("error", () => res.destroy());
+    req.pipe(upstream);
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    seen,
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}
+
+/** A stored verdict as doctor would leave it. */
+function verdict(queue: Queue, outcome: "safe" | "unsafe"): DoctorReport {
+  const failed = outcome === "unsafe";
+  return {
+    verdict: outcome,
+    storage: queue.storage.name,
+    prefix: queue.keys.prefix,
+    provider: "unknown",
+    scratch: `${queue.keys.prefix}_doctor/scratch/`,
+    checkedAt: new Date(queue.now()).toISOString(),
+    durationMs: 0,
+    checks: [
+      {
+        id: "compare-and-swap",
+        title: "If-Match replaces only the version it names",
+        status: failed ? "failed" : "ok",
+        unsafe: failed,
+        evidence: [],
+        durationMs: 0,
+      },
+    ],
+  };
+}
+
+function queueAt(c: S3Config, endpoint: string, prefix: string): Queue {
+  const storage = new S3Storage({
+    endpoint,
+    bucket: c.bucket,
+    region: c.region,
+    accessKeyId: c.accessKeyId,
+    secretAccessKey: c.secretAccessKey,
+  });
+  return new Queue({ storage, prefix });
+}
+
+function workerEnv(c: S3Config, endpoint: string, prefix: string): Record<string, string> {
+  return cleanEnv({
+    NO_COLOR: "1",
+    OQ_ENDPOINT: endpoint,
+    OQ_BUCKET: c.bucket,
+    OQ_REGION: c.region,
+    OQ_PREFIX: prefix,
+    AWS_ACCESS_KEY_ID: c.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: c.secretAccessKey,
+  });
+}
+
+describe.runIf(s3Config !== undefined)("oq worker's start on MinIO", () => {
+  const c = s3Config!;
+  const prefixes: string[] = [];
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), "oq-worker-start-"));
+    writeFileSync(join(dir, "tasks.mjs"), "export default { t: () => 'done' };\n");
+  });
+  afterAll(async () => {
+    for (const prefix of prefixes) await removePrefix(testS3Storage(), prefix);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const fresh = (name: string) => {
+    const prefix = `${name}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}/`;
+    prefixes.push(prefix);
+    return prefix;
+  };
+
+  it("reads the verdict and the manifest while the versioning check is out, and claims only after the verdict", async () => {
+    const proxy = await recordingProxy(c.endpoint);
+    try {
+      const prefix = fresh("start-overlap");
+      const queue = queueAt(c, proxy.url, prefix);
+      await writeVerdict(queue, verdict(queue, "safe"));
+      const task = await queue.submit("t", 1);
+      proxy.seen.length = 0;
+      const worker = startOq(["worker", "tasks.mjs", "--summary-interval", "0"], {
+        cwd: dir,
+        env: workerEnv(c, proxy.url, prefix),
+      });
+      try {
+        await until(
+          "the task completed",
+          async () => (await queue.read(task.id))?.task.status === "completed",
+          30_000,
+        );
+      } finally {
+        worker.child.kill("SIGTERM");
+        await worker.exited;
+      }
+      const first = (test: (s: Seen) => boolean, what: string): Seen => {
+        const found = proxy.seen.find(test);
+        if (found === undefined)
+          throw new Error(`no ${what} among ${proxy.seen.map((s) => s.url).join(", ")}`);
+        return found;
+      };
+      const versioning = first((s) => s.url.includes("?versioning"), "versioning check");
+      const verdictRead = first(
+        (s) => s.method === "GET" && s.url.includes("/_doctor/verdict-"),
+        "verdict read",
+      );
+      const manifestRead = first(
+        (s) => s.method === "GET" && s.url.endsWith(`/${prefix}queue.json`),
+        "manifest read",
+      );
+      const claim = first(
+        (s) => s.method === "PUT" && s.ifMatch && s.url.includes(`/${prefix}tasks/`),
+        "claim",
+      );
+      // Both reads went out before the versioning answer was let through.
+      expect(verdictRead.arrivedAt).toBeLessThan(versioning.answeredAt!);
+      expect(manifestRead.arrivedAt).toBeLessThan(versioning.answeredAt!);
+      // And no claim before the verdict was in.
+      expect(claim.arrivedAt).toBeGreaterThanOrEqual(verdictRead.answeredAt!);
+    } finally {
+      await proxy.close();
+    }
+  }, 60_000);
+
+  it("claims nothing, and exits 1, when the cached verdict is unsafe", async () => {
+    const prefix = fresh("start-unsafe");
+    const queue = queueAt(c, c.endpoint, prefix);
+    await writeVerdict(queue, verdict(queue, "unsafe"));
+    const task = await queue.submit("t", 1);
+    const run = await runOq(["worker", "tasks.mjs", "--summary-interval", "0"], {
+      cwd: dir,
+      env: workerEnv(c, c.endpoint, prefix),
+    });
+    expect(run.code, run.stderr).toBe(1);
+    expect(run.stderr).toMatch(/oq doctor/);
+    const after = await queue.read(task.id);
+    expect(after?.task.status).toBe("pending");
+    expect(after?.task.attempt).toBe(0);
+  }, 60_000);
+});
