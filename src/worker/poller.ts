@@ -22,30 +22,16 @@ import type { Candidate } from "./monitor.ts";
 import { leaseToWrite } from "./options.ts";
 import { nextIdlePause } from "./poll-pause.ts";
 import type { PollerOptions } from "./poller-options.ts";
+import {
+  CONTENDED_MS,
+  PAGES_PER_POLL,
+  STEAL_AFTER_MS,
+  UNHANDLED_RECHECK_MS,
+  WASTED_READS_BEFORE_RELIST,
+} from "./poller-settings.ts";
 import { byEffectivePriority } from "./priority-order.ts";
 import { ReadAhead } from "./read-ahead.ts";
 import { RefusedClaims } from "./refused-claims.ts";
-
-/**
- * A pending task of a type this worker cannot run (found under its own type's partition, so a
- * task written by hand with a wrong type) is read again after this long, or at its TTL.
- */
-export const UNHANDLED_RECHECK_MS = 10 * 60_000;
-
-/** A task outside this worker's share is taken once it has been due this long. */
-export const STEAL_AFTER_MS = 3000;
-
-/**
- * For this long after a read that won nothing (a task running elsewhere or just finished, a lost
- * claim), a worker that sees no peers yet takes its candidates from a random point on.
- */
-const CONTENDED_MS = 10_000;
-
-/** Pages of the ready index one poll reads at most. */
-const PAGES_PER_POLL = 3;
-
-/** Reads in a row that found a task taken since the listing, after which a worker lists again. */
-export const WASTED_READS_BEFORE_RELIST = 1;
 
 /** The poll loop and claims of one worker. */
 export class Poller implements WakeListener {
@@ -323,10 +309,11 @@ export class Poller implements WakeListener {
     // of its own partitions: a long round (many partitions of types nobody here runs, many
     // journals to prune) must not keep it from new work of its own (the soak run found quiet
     // workers claiming nothing for whole rounds).
-    // A local submit's wake lists the submitted task's partition first, with no step before it.
+    // A worker's first listing, and a local submit's wake (its task's partition first), step not.
     const woken = this.#wokenFor;
     this.#wokenFor = undefined;
-    const mayStep = woken === undefined && (!this.#quiet || !this.#steppedLast);
+    const mayStep =
+      woken === undefined && this.#o.stats.polls > 1 && (!this.#quiet || !this.#steppedLast);
     const stepped = mayStep && (await monitor.step(this.#queue.now()));
     this.#steppedLast = stepped;
     const all = this.#listAll || !this.#quiet;

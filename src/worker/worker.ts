@@ -252,12 +252,13 @@ export class Worker {
     }
     this.#startedAt = this.#queue.now();
     live.add(this);
-    // The first heartbeat is written while the first claims run: peers only divide the work, and
-    // until they are known this worker takes the whole index, as it would with no peers.
+    // The first listing goes out before the first heartbeat, which is written while the first
+    // claims run: peers only divide the work, and until they are known this worker takes the
+    // whole index, as it would with no peers.
+    this.#loop = this.#poller.run();
     this.#peersStarted = this.#peers
       .start(() => this.#state === "running")
       .catch((error) => this.#queue.logger.warn(`heartbeat failed: ${errorMessage(error)}`));
-    this.#loop = this.#poller.run();
     this.#q.wake.add(this.#poller);
     this.#logScan?.start();
   }

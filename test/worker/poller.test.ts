@@ -11,7 +11,8 @@ import { ClaimLimits } from "../../src/worker/limits.ts";
 import { Monitor } from "../../src/worker/monitor.ts";
 import type { HandlerEntry } from "../../src/worker/options.ts";
 import { nextIdlePause } from "../../src/worker/poll-pause.ts";
-import { Poller, STEAL_AFTER_MS } from "../../src/worker/poller.ts";
+import { Poller } from "../../src/worker/poller.ts";
+import { STEAL_AFTER_MS } from "../../src/worker/poller-settings.ts";
 import { pause } from "../helpers/wait.ts";
 import { memoryQueue, recordReads, shared } from "./helpers.ts";
 
@@ -82,6 +83,32 @@ describe("Poller", () => {
     const mine = await queue.submit("t", 1);
     for (let i = 0; i < 2 && started.length === 0; i++) await p.pass();
     expect(started).toEqual([mine.id]);
+  });
+
+  it("a starting worker's first pass lists its partitions before its monitor's first step (start to first claim)", async () => {
+    const { queue, storage } = memoryQueue();
+    const task = await queue.submit("t", 1);
+    const requests: string[] = [];
+    const get = storage.get.bind(storage);
+    storage.get = (key, options) => {
+      requests.push(`get ${key}`);
+      return get(key, options);
+    };
+    const list = storage.list.bind(storage);
+    storage.list = (options) => {
+      requests.push(`list ${options?.prefix ?? ""}`);
+      return list(options);
+    };
+    const { poller: p, started } = poller(queue);
+    expect(await p.pass()).toBe(1);
+    expect(started).toEqual([task.id]);
+    // The monitor's round begins by reading the manifest again: not before the first claim.
+    expect(requests[0]).toBe(`list ${queue.keys.partition("t", 0)}`);
+    expect(requests).not.toContain(`get ${queue.keys.manifest}`);
+    // The next listing takes the step.
+    await pause(20);
+    await p.list();
+    expect(requests).toContain(`get ${queue.keys.manifest}`);
   });
 
   it("lists again after a read finds a task taken since its listing, instead of reading the rest of the stale page (8-worker GETs)", async () => {
