@@ -6,8 +6,9 @@
  * @module
  */
 import process from "node:process";
-import { requireSafeBackend } from "../doctor/require.ts";
+import { knownVerdict, requireSafeBackend } from "../doctor/require.ts";
 import { formatDuration } from "../duration.ts";
+import { internals } from "../queue/internals.ts";
 import type { Queue } from "../queue/queue.ts";
 import type { SchedulerHandle } from "../schedule/runner.ts";
 import type { Worker } from "../worker/worker.ts";
@@ -63,7 +64,7 @@ export const runArgs = {
  * Open the queue for `oq worker` or `oq monitor` and read what the process needs before its first
  * claim, all while the bucket's versioning is checked (one round trip, not three): doctor's
  * verdict, proven or recalled from the cache, since claims rely on conditional writes (not with
- * `--skip-doctor`), and the manifest, which the worker's start then finds cached. Metrics are
+ * `--skip-doctor`), and the manifest, which the worker's start then finds cached (created only once the check passed, for a new queue). Metrics are
  * recorded and served at `--metrics-host`:`--metrics-port` when a port is given; the caller
  * closes the server when the worker has stopped.
  */
@@ -82,14 +83,19 @@ export async function openForRun(
       : await Promise.all([import("../metrics/metrics.ts"), import("./metrics-server.ts")]);
   const metrics = served === undefined ? undefined : new served[0].Metrics();
   const { queue, checked } = openQueueInSteps(args, metrics === undefined ? {} : { metrics });
+  // Reads only: nothing is written to a bucket before the check accepts it.
+  const manifest = internals(queue).manifest;
   const reads = Promise.all([
-    args["skip-doctor"] === true ? undefined : requireSafeBackend(queue),
-    queue.manifest(),
+    args["skip-doctor"] === true ? true : knownVerdict(queue),
+    manifest.peek(),
   ]);
   // A refused bucket is reported at once, whatever the reads still do.
   reads.catch(() => {});
   await checked;
-  await reads;
+  const [known, found] = await reads;
+  // No fresh verdict: probe now that the bucket is accepted. A new queue: create its manifest.
+  if (known === undefined) await requireSafeBackend(queue);
+  if (found === undefined) await manifest.load();
   if (served === undefined || metrics === undefined || port === undefined)
     return { queue, server: undefined };
   const server = await served[1].serveMetrics(metrics, { host: args["metrics-host"], port });

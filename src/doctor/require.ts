@@ -23,6 +23,32 @@ function unsafeError(queue: Queue, failed: CachedVerdict["failed"], checkedAt: s
 }
 
 /**
+ * What is known without a probe: safe for memory and file storages (no request), the cached
+ * verdict for this exact path when younger than `maxAgeMs` (one GET; throws
+ * `UnsafeBackendError` when it says unsafe), else `undefined`: only a probe can tell. A worker
+ * process reads it while other start-up requests run, and probes only once they succeeded.
+ */
+export async function knownVerdict(
+  queue: Queue,
+  maxAgeMs = DEFAULT_VERDICT_MAX_AGE_MS,
+): Promise<SafeBackend | undefined> {
+  if (queue.storage.location?.local === true) {
+    return {
+      verdict: "safe",
+      checkedAt: new Date(queue.now()).toISOString(),
+      cached: false,
+      local: true,
+    };
+  }
+  const cached = await readVerdict(queue);
+  if (cached === undefined || cached.protocol !== DOCTOR_PROTOCOL) return undefined;
+  const age = queue.now() - Date.parse(cached.checkedAt);
+  if (!(age <= maxAgeMs && age > -maxAgeMs)) return undefined;
+  if (cached.verdict === "unsafe") unsafeError(queue, cached.failed, cached.checkedAt);
+  return { verdict: "safe", checkedAt: cached.checkedAt, cached: true };
+}
+
+/**
  * Make sure the backend was proven safe: use a cached verdict for this exact path (`verdictPath`)
  * younger than `maxAgeMs` (default a day), else run doctor (which caches its verdict). Memory and
  * file storages need no proof (oq evaluates their conditions itself). Throws
@@ -33,28 +59,9 @@ export async function requireSafeBackend(
   queue: Queue,
   options: RequireSafeOptions = {},
 ): Promise<SafeBackend> {
-  const maxAgeMs = options.maxAgeMs ?? DEFAULT_VERDICT_MAX_AGE_MS;
-  if (!options.force && queue.storage.location?.local === true) {
-    return {
-      verdict: "safe",
-      checkedAt: new Date(queue.now()).toISOString(),
-      cached: false,
-      local: true,
-    };
-  }
   if (!options.force) {
-    const cached = await readVerdict(queue);
-    const age =
-      cached === undefined ? Number.POSITIVE_INFINITY : queue.now() - Date.parse(cached.checkedAt);
-    if (
-      cached !== undefined &&
-      cached.protocol === DOCTOR_PROTOCOL &&
-      age <= maxAgeMs &&
-      age > -maxAgeMs
-    ) {
-      if (cached.verdict === "unsafe") unsafeError(queue, cached.failed, cached.checkedAt);
-      return { verdict: "safe", checkedAt: cached.checkedAt, cached: true };
-    }
+    const known = await knownVerdict(queue, options.maxAgeMs);
+    if (known !== undefined) return known;
   }
   const logger = options.logger ?? queue.logger;
   logger.info(`checking that ${queue.storage.name} honours conditional writes (oq doctor)`);

@@ -186,6 +186,16 @@ export class ManifestStore {
     });
   }
 
+  /**
+   * The stored manifest, read (one GET) and kept as the cached copy, or `undefined` when the queue
+   * has none yet: unlike {@link load}, it creates nothing, so it may run before the caller knows
+   * the bucket is one to write to. Throws `ProtocolMismatchError` as `load` does.
+   */
+  async peek(): Promise<Manifest | undefined> {
+    const found = await this.#documents.read(this.#keys.manifest);
+    return found === undefined ? undefined : this.#keep(found.value);
+  }
+
   /** Hash shards of `type` per the cached manifest (1 before it was read). */
   shardsOf(type: string): number {
     return this.#cached?.manifest.shards[type] ?? 1;

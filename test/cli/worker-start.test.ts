@@ -29,12 +29,16 @@ interface Seen {
   answeredAt?: number;
 }
 
-/** A proxy to MinIO that records every request and holds `?versioning` answers {@link HOLD_MS}. */
+/**
+ * A proxy to MinIO that records every request and holds the answer to the first `?versioning`
+ * request (the worker's check) {@link HOLD_MS}.
+ */
 async function recordingProxy(
   target: string,
 ): Promise<{ url: string; seen: Seen[]; close: () => Promise<void> }> {
   const to = new URL(target);
   const seen: Seen[] = [];
+  let held = false;
   const server: Server = createServer((req: IncomingMessage, res) => {
     const entry: Seen = {
       method: req.method ?? "",
@@ -43,7 +47,9 @@ async function recordingProxy(
       arrivedAt: Date.now(),
     };
     seen.push(entry);
-    const hold = entry.url.includes("?versioning") ? HOLD_MS : 0;
+    // Only the first: doctor checks versioning too, and its probes must be free to run.
+    const hold = entry.url.includes("?versioning") && !held ? HOLD_MS : 0;
+    if (hold > 0) held = true;
     const upstream = request(
       {
         host: to.hostname,
@@ -100,10 +106,10 @@ function verdict(queue: Queue, outcome: "safe" | "unsafe"): DoctorReport {
   };
 }
 
-function queueAt(c: S3Config, endpoint: string, prefix: string): Queue {
+function queueAt(c: S3Config, endpoint: string, prefix: string, bucket = c.bucket): Queue {
   const storage = new S3Storage({
     endpoint,
-    bucket: c.bucket,
+    bucket,
     region: c.region,
     accessKeyId: c.accessKeyId,
     secretAccessKey: c.secretAccessKey,
@@ -111,11 +117,16 @@ function queueAt(c: S3Config, endpoint: string, prefix: string): Queue {
   return new Queue({ storage, prefix });
 }
 
-function workerEnv(c: S3Config, endpoint: string, prefix: string): Record<string, string> {
+function workerEnv(
+  c: S3Config,
+  endpoint: string,
+  prefix: string,
+  bucket = c.bucket,
+): Record<string, string> {
   return cleanEnv({
     NO_COLOR: "1",
     OQ_ENDPOINT: endpoint,
-    OQ_BUCKET: c.bucket,
+    OQ_BUCKET: bucket,
     OQ_REGION: c.region,
     OQ_PREFIX: prefix,
     AWS_ACCESS_KEY_ID: c.accessKeyId,
@@ -189,6 +200,56 @@ describe.runIf(s3Config !== undefined)("oq worker's start on MinIO", () => {
       expect(claim.arrivedAt).toBeGreaterThanOrEqual(verdictRead.answeredAt!);
     } finally {
       await proxy.close();
+    }
+  }, 60_000);
+
+  it.runIf(c?.unversionedBucket !== undefined)(
+    "probes nothing on a bucket it refuses (versioning off), though no verdict is cached",
+    async () => {
+      const bucket = c.unversionedBucket!;
+      const proxy = await recordingProxy(c.endpoint);
+      try {
+        const prefix = fresh("start-refused");
+        const run = await runOq(["worker", "tasks.mjs", "--summary-interval", "0"], {
+          cwd: dir,
+          env: workerEnv(c, proxy.url, prefix, bucket),
+        });
+        expect(run.code, run.stderr).not.toBe(0);
+        expect(run.stderr).toMatch(/versioning is/i);
+        // The verdict was looked for while the versioning answer was held; doctor's probes,
+        // which write under _doctor/, waited for that answer and never ran.
+        expect(proxy.seen.some((s) => s.url.includes("/_doctor/verdict-"))).toBe(true);
+        expect(proxy.seen.filter((s) => s.method !== "GET").map((s) => s.url)).toEqual([]);
+        const storage = queueAt(c, c.endpoint, prefix, bucket).storage;
+        expect((await storage.list({ prefix })).objects).toEqual([]);
+      } finally {
+        await proxy.close();
+      }
+    },
+    60_000,
+  );
+
+  it("creates the manifest of a new queue once the check passed, and runs a task submitted then", async () => {
+    const prefix = fresh("start-new");
+    const queue = queueAt(c, c.endpoint, prefix);
+    await writeVerdict(queue, verdict(queue, "safe"));
+    const worker = startOq(["worker", "tasks.mjs", "--summary-interval", "0"], {
+      cwd: dir,
+      env: workerEnv(c, c.endpoint, prefix),
+    });
+    try {
+      await worker.waitFor(/Worker w-/, 30_000);
+      const manifest = await queue.storage.get(queue.keys.manifest);
+      expect(JSON.parse(new TextDecoder().decode(manifest.body))).toMatchObject({ oq: "queue" });
+      const task = await queue.submit("t", 1);
+      await until(
+        "the task completed",
+        async () => (await queue.read(task.id))?.task.status === "completed",
+        30_000,
+      );
+    } finally {
+      worker.child.kill("SIGTERM");
+      await worker.exited;
     }
   }, 60_000);
 
