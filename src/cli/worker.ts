@@ -66,7 +66,7 @@ export default oqCommand({
     // manifest). Loading blocks this thread, so the requests go first, and get a turn of the
     // event loop to reach the wire: the storage answers them while the module loads.
     const opening = openForRun(args);
-    const loading = new Promise((resolve) => setImmediate(resolve)).then(() =>
+    const loading = new Promise((resolve) => setTimeout(resolve, 0)).then(() =>
       loadTasksModule(args.module),
     );
     const [opened, loaded] = await Promise.allSettled([opening, loading]);

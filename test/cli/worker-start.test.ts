@@ -10,12 +10,11 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { DoctorReport } from "../../src/doctor/types.ts";
-import { writeVerdict } from "../../src/doctor/verdict.ts";
 import { Queue } from "../../src/queue/queue.ts";
 import { S3Storage } from "../../src/storage/s3/driver.ts";
 import { cleanEnv, runOq, startOq } from "../helpers/cli.ts";
 import { removePrefix, type S3Config, s3Config, testS3Storage } from "../helpers/targets.ts";
+import { storeVerdict } from "../helpers/verdict.ts";
 import { until } from "../helpers/wait.ts";
 
 /** How long the proxy holds the answer to the versioning check. */
@@ -82,30 +81,6 @@ async function recordingProxy(
   };
 }
 
-/** A stored verdict as doctor would leave it. */
-function verdict(queue: Queue, outcome: "safe" | "unsafe"): DoctorReport {
-  const failed = outcome === "unsafe";
-  return {
-    verdict: outcome,
-    storage: queue.storage.name,
-    prefix: queue.keys.prefix,
-    provider: "unknown",
-    scratch: `${queue.keys.prefix}_doctor/scratch/`,
-    checkedAt: new Date(queue.now()).toISOString(),
-    durationMs: 0,
-    checks: [
-      {
-        id: "compare-and-swap",
-        title: "If-Match replaces only the version it names",
-        status: failed ? "failed" : "ok",
-        unsafe: failed,
-        evidence: [],
-        durationMs: 0,
-      },
-    ],
-  };
-}
-
 function queueAt(c: S3Config, endpoint: string, prefix: string, bucket = c.bucket): Queue {
   const storage = new S3Storage({
     endpoint,
@@ -115,6 +90,15 @@ function queueAt(c: S3Config, endpoint: string, prefix: string, bucket = c.bucke
     secretAccessKey: c.secretAccessKey,
   });
   return new Queue({ storage, prefix });
+}
+
+/** Wait for task `id` to complete (a spawned worker's start takes a second or two). */
+function completed(queue: Queue, id: string): Promise<void> {
+  return until(
+    "the task completed",
+    async () => (await queue.read(id))?.task.status === "completed",
+    30_000,
+  );
 }
 
 function workerEnv(
@@ -157,7 +141,7 @@ describe.runIf(s3Config !== undefined)("oq worker's start on MinIO", () => {
     try {
       const prefix = fresh("start-overlap");
       const queue = queueAt(c, proxy.url, prefix);
-      await writeVerdict(queue, verdict(queue, "safe"));
+      await storeVerdict(queue, "safe");
       const task = await queue.submit("t", 1);
       proxy.seen.length = 0;
       const worker = startOq(["worker", "tasks.mjs", "--summary-interval", "0"], {
@@ -165,11 +149,7 @@ describe.runIf(s3Config !== undefined)("oq worker's start on MinIO", () => {
         env: workerEnv(c, proxy.url, prefix),
       });
       try {
-        await until(
-          "the task completed",
-          async () => (await queue.read(task.id))?.task.status === "completed",
-          30_000,
-        );
+        await completed(queue, task.id);
       } finally {
         worker.child.kill("SIGTERM");
         await worker.exited;
@@ -232,7 +212,7 @@ describe.runIf(s3Config !== undefined)("oq worker's start on MinIO", () => {
   it("creates the manifest of a new queue once the check passed, and runs a task submitted then", async () => {
     const prefix = fresh("start-new");
     const queue = queueAt(c, c.endpoint, prefix);
-    await writeVerdict(queue, verdict(queue, "safe"));
+    await storeVerdict(queue, "safe");
     const worker = startOq(["worker", "tasks.mjs", "--summary-interval", "0"], {
       cwd: dir,
       env: workerEnv(c, c.endpoint, prefix),
@@ -242,11 +222,7 @@ describe.runIf(s3Config !== undefined)("oq worker's start on MinIO", () => {
       const manifest = await queue.storage.get(queue.keys.manifest);
       expect(JSON.parse(new TextDecoder().decode(manifest.body))).toMatchObject({ oq: "queue" });
       const task = await queue.submit("t", 1);
-      await until(
-        "the task completed",
-        async () => (await queue.read(task.id))?.task.status === "completed",
-        30_000,
-      );
+      await completed(queue, task.id);
     } finally {
       worker.child.kill("SIGTERM");
       await worker.exited;
@@ -256,7 +232,7 @@ describe.runIf(s3Config !== undefined)("oq worker's start on MinIO", () => {
   it("claims nothing, and exits 1, when the cached verdict is unsafe", async () => {
     const prefix = fresh("start-unsafe");
     const queue = queueAt(c, c.endpoint, prefix);
-    await writeVerdict(queue, verdict(queue, "unsafe"));
+    await storeVerdict(queue, "unsafe");
     const task = await queue.submit("t", 1);
     const run = await runOq(["worker", "tasks.mjs", "--summary-interval", "0"], {
       cwd: dir,

@@ -5,8 +5,7 @@
  * unsafe verdict must then stop the worker before any claim.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import type { DoctorReport } from "../../src/doctor/types.ts";
-import { verdictKey, writeVerdict } from "../../src/doctor/verdict.ts";
+import { verdictKey } from "../../src/doctor/verdict.ts";
 import { Queue } from "../../src/queue/queue.ts";
 import type {
   GetOptions,
@@ -18,6 +17,7 @@ import type {
 } from "../../src/storage/storage.ts";
 import { Worker, type WorkerOptions } from "../../src/worker/worker.ts";
 import { memoryTarget, s3Target, type Target } from "../helpers/targets.ts";
+import { storeVerdict } from "../helpers/verdict.ts";
 import { until } from "../helpers/wait.ts";
 
 const fast: WorkerOptions = { minPollMs: 10, maxPollMs: 50, heartbeatSeconds: 0, listReuseMs: 20 };
@@ -87,30 +87,6 @@ class HeldVerdict implements Storage {
   serverTime: Storage["serverTime"] = () => this.inner.serverTime();
 }
 
-/** A stored verdict as doctor would leave it. */
-function report(queue: Queue, verdict: "safe" | "unsafe"): DoctorReport {
-  const failed = verdict === "unsafe";
-  return {
-    verdict,
-    storage: queue.storage.name,
-    prefix: queue.keys.prefix,
-    provider: "unknown",
-    scratch: `${queue.keys.prefix}_doctor/scratch/`,
-    checkedAt: new Date(queue.now()).toISOString(),
-    durationMs: 0,
-    checks: [
-      {
-        id: "compare-and-swap",
-        title: "If-Match replaces only the version it names",
-        status: failed ? "failed" : "ok",
-        unsafe: failed,
-        evidence: [],
-        durationMs: 0,
-      },
-    ],
-  };
-}
-
 const cleanups: (() => Promise<void>)[] = [];
 const workers: Worker[] = [];
 afterEach(async () => {
@@ -124,7 +100,7 @@ async function heldQueue(target: Target, verdict: "safe" | "unsafe") {
   cleanups.push(() => instance.cleanup());
   const storage = new HeldVerdict(instance.storage);
   const queue = new Queue({ storage, prefix: instance.prefix });
-  await writeVerdict(queue, report(queue, verdict));
+  await storeVerdict(queue, verdict);
   const task = await queue.submit("t", 1);
   storage.writes.length = 0;
   storage.hold(verdictKey(queue));
