@@ -96,6 +96,11 @@ export class Worker {
   }))(this.#running, this.#completing);
   /** Whether the last handler returned quickly enough for claims to read ahead. */
   #quickHandlers = false;
+  /**
+   * Attempts that gave up their slot leaving their task pending (a retry scheduled, or handed
+   * back): a drain looks again when one did so during its pass.
+   */
+  #requeued = 0;
   readonly #probes: ClaimProbes;
   readonly #peers: Peers;
   readonly #poller: Poller;
@@ -355,8 +360,12 @@ export class Worker {
         continue;
       }
       this.#poller.relist();
+      const requeuedBefore = this.#requeued;
       const claimed = await this.#poller.pass();
       started += claimed;
+      // An attempt that ended during the pass was still running when its partition was listed,
+      // so the retry it scheduled went unseen: look again before calling the queue drained.
+      if (claimed === 0 && this.#running.size === 0 && this.#requeued !== requeuedBefore) continue;
       if (claimed === 0 && this.#running.size === 0) {
         // A task that may be due by the server's clock but not yet by our lower bound of it (a
         // submit a moment ago) is waited for when that fits the budget, instead of being left
@@ -420,6 +429,7 @@ export class Worker {
         // The same task may run here again (a later attempt) once this slot is given up.
         if (this.#running.get(freed.id) === freed) this.#running.delete(freed.id);
         this.#completing.delete(freed);
+        if (freed.task.status === "pending") this.#requeued++;
         this.#poller.wake();
       },
       onHandled: (handled) => {
