@@ -8,6 +8,7 @@
 import process from "node:process";
 import { knownVerdict, requireSafeBackend } from "../doctor/require.ts";
 import { formatDuration } from "../duration.ts";
+import type { Metrics } from "../metrics/metrics.ts";
 import { internals } from "../queue/internals.ts";
 import type { Queue } from "../queue/queue.ts";
 import type { SchedulerHandle } from "../schedule/runner.ts";
@@ -64,9 +65,10 @@ export const runArgs = {
  * Open the queue for `oq worker` or `oq monitor` and read what the process needs before its first
  * claim, all while the bucket's versioning is checked (one round trip, not three): doctor's
  * verdict, proven or recalled from the cache, since claims rely on conditional writes (not with
- * `--skip-doctor`), and the manifest, which the worker's start then finds cached (created only once the check passed, for a new queue). Metrics are
- * recorded and served at `--metrics-host`:`--metrics-port` when a port is given; the caller
- * closes the server when the worker has stopped.
+ * `--skip-doctor`), and the manifest, which the worker's start then finds cached (created once
+ * the check passed, for a new queue). Metrics are recorded and served at
+ * `--metrics-host`:`--metrics-port` when a port is given; the caller closes the server when the
+ * worker has stopped.
  */
 export async function openForRun(
   args: ConnectionArgs & {
@@ -76,13 +78,8 @@ export async function openForRun(
   },
 ): Promise<{ queue: Queue; server: MetricsServer | undefined }> {
   const port = intArg(args["metrics-port"], "metrics-port", 0, 65_535);
-  // Loaded only when asked for: a worker starts sooner without OpenTelemetry and node:http.
-  const served =
-    port === undefined
-      ? undefined
-      : await Promise.all([import("../metrics/metrics.ts"), import("./metrics-server.ts")]);
-  const metrics = served === undefined ? undefined : new served[0].Metrics();
-  const { queue, checked } = openQueueInSteps(args, metrics === undefined ? {} : { metrics });
+  const served = port === undefined ? undefined : await metricsAt(args["metrics-host"], port);
+  const { queue, checked } = openQueueInSteps(args, served?.options ?? {});
   // Reads only: nothing is written to a bucket before the check accepts it.
   const manifest = internals(queue).manifest;
   const reads = Promise.all([
@@ -96,10 +93,21 @@ export async function openForRun(
   // No fresh verdict: probe now that the bucket is accepted. A new queue: create its manifest.
   if (known === undefined) await requireSafeBackend(queue);
   if (found === undefined) await manifest.load();
-  if (served === undefined || metrics === undefined || port === undefined)
-    return { queue, server: undefined };
-  const server = await served[1].serveMetrics(metrics, { host: args["metrics-host"], port });
-  return { queue, server };
+  return { queue, server: await served?.serve() };
+}
+
+/** A queue's metrics (its `metrics` option) and how to serve them at `host`:`port`. */
+async function metricsAt(
+  host: string,
+  port: number,
+): Promise<{ options: { metrics: Metrics }; serve: () => Promise<MetricsServer> }> {
+  // Loaded only when asked for: a worker starts sooner without OpenTelemetry and node:http.
+  const [{ Metrics }, { serveMetrics }] = await Promise.all([
+    import("../metrics/metrics.ts"),
+    import("./metrics-server.ts"),
+  ]);
+  const metrics = new Metrics();
+  return { options: { metrics }, serve: () => serveMetrics(metrics, { host, port }) };
 }
 
 /**
