@@ -112,6 +112,7 @@ export type {
   Storage,
   VersionInfo,
   VersioningStatus,
+  VersionTarget,
 } from "./src/storage/storage.ts";
 export {
   type AnyTaskDefinition,

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { RequestKind, Storage } from "./storage.ts";
+import type { RequestKind, Storage, VersionTarget } from "./storage.ts";
 
 /** Request counts by kind, as kept by {@link countRequests}. */
 export type RequestCounts = Record<RequestKind, number>;
@@ -22,7 +22,8 @@ export interface CountedStorage extends Storage {
 
 /**
  * Wrap a storage so every call is counted by request kind. `versioning()` counts as a GET
- * (`GET ?versioning`), `list` and `listVersions` as LIST, `deleteMany` as POST (billed like a PUT). Failed calls count too: they are billed.
+ * (`GET ?versioning`), `list` and `listVersions` as LIST, `deleteMany` and `deleteVersions` as POST
+ * (billed like a PUT). Failed calls count too: they are billed.
  */
 export function countRequests(inner: Storage): CountedStorage {
   const counts: RequestCounts = { GET: 0, HEAD: 0, PUT: 0, POST: 0, LIST: 0, DELETE: 0 };
@@ -91,7 +92,10 @@ export function observeRequests(inner: Storage, onRequest: (kind: RequestKind) =
 function observedOptionalCalls(
   inner: Storage,
   onRequest: (kind: RequestKind) => void,
-): Pick<Storage, "deleteVersion" | "deleteMany" | "getLifecycle" | "putLifecycle"> {
+): Pick<
+  Storage,
+  "deleteVersion" | "deleteMany" | "deleteVersions" | "getLifecycle" | "putLifecycle"
+> {
   return {
     ...(inner.deleteVersion === undefined
       ? {}
@@ -107,6 +111,14 @@ function observedOptionalCalls(
           deleteMany(keys: readonly string[]) {
             onRequest("POST");
             return inner.deleteMany!(keys);
+          },
+        }),
+    ...(inner.deleteVersions === undefined
+      ? {}
+      : {
+          deleteVersions(targets: readonly VersionTarget[]) {
+            onRequest("POST");
+            return inner.deleteVersions!(targets);
           },
         }),
     ...(inner.getLifecycle === undefined

@@ -31,6 +31,7 @@ import {
   toBytes,
   type VersionInfo,
   type VersioningStatus,
+  type VersionTarget,
 } from "./storage.ts";
 
 /** Options of {@link MemoryStorage}. */
@@ -195,6 +196,13 @@ export class MemoryStorage implements Storage {
     this.#respond();
     checkKey(key);
     this.#remove(key, versionId);
+  }
+
+  /** {@inheritDoc Storage.deleteVersions} One call, as one `DeleteObjects` request would be. */
+  async deleteVersions(targets: readonly VersionTarget[]): Promise<void> {
+    this.#respond();
+    for (const { key } of targets) checkKey(key);
+    for (const { key, versionId } of targets) this.#remove(key, versionId);
   }
 
   /** One page of current keys (ListObjectsV2), keys under a `delimiter` rolled up. */

@@ -54,6 +54,12 @@ export interface HeadResult {
   lastModified: Date;
 }
 
+/** One version of one key, as {@link Storage.deleteVersions} takes it. */
+export interface VersionTarget {
+  key: string;
+  versionId: string;
+}
+
 /** Options of {@link Storage.get}. */
 export interface GetOptions {
   /** Read this version instead of the current one. */
@@ -217,6 +223,14 @@ export interface Storage {
    * 1,000 keys). Missing keys succeed. Optional: callers fall back to {@link Storage.delete}.
    */
   deleteMany?(keys: readonly string[]): Promise<void>;
+  /**
+   * Permanently remove these versions in as few requests as the backend allows (S3
+   * `DeleteObjects` naming each `VersionId`, up to 1,000 per request): unlike a delete, this
+   * leaves no delete marker, so the keys stop costing anything in listings at once. Missing
+   * versions succeed. Needs `s3:DeleteObjectVersion` on AWS (an `AccessDeniedError` without it).
+   * Optional: callers fall back to {@link Storage.deleteMany}.
+   */
+  deleteVersions?(targets: readonly VersionTarget[]): Promise<void>;
   /**
    * The bucket's lifecycle configuration as S3 sends it (GetBucketLifecycleConfiguration, the
    * XML document `<LifecycleConfiguration>`), or `undefined` when the bucket has none.

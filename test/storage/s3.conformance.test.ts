@@ -217,6 +217,25 @@ if (config === undefined) {
       expect((await storage.listVersions({ prefix: p })).versions).toEqual([]);
     });
 
+    it("deleteVersions removes the named versions for good: no delete marker, other versions kept", async () => {
+      const storage = make();
+      const p = `oq-delete-versions-${Date.now().toString(36)}/`;
+      const a = await storage.put(`${p}a & <b>`, "x");
+      const b1 = await storage.put(`${p}b`, "1");
+      const b2 = await storage.put(`${p}b`, "2");
+      await storage.deleteVersions([
+        { key: `${p}a & <b>`, versionId: a.versionId! },
+        { key: `${p}b`, versionId: b2.versionId! },
+        { key: `${p}b`, versionId: "00000000-0000-0000-0000-000000000000" },
+      ]);
+      const left = (await storage.listVersions({ prefix: p })).versions;
+      expect(left.map((v) => [v.key, v.versionId, v.isDeleteMarker])).toEqual([
+        [`${p}b`, b1.versionId, false],
+      ]);
+      expect(new TextDecoder().decode((await storage.get(`${p}b`)).body)).toBe("1");
+      await storage.deleteVersion(`${p}b`, b1.versionId!);
+    });
+
     it("a local clock an hour off is corrected from the server's Date header", async () => {
       // MinIO, like AWS, refuses signatures more than 15 minutes off with RequestTimeTooSkewed.
       const skewed = make({ now: () => Date.now() + 3_600_000 });

@@ -835,12 +835,13 @@ describe("error mapping", () => {
   });
 });
 
-describe("deleteMany", () => {
-  const deleteResult = (inner = "") =>
-    xml(
-      `<?xml version="1.0" encoding="UTF-8"?>\n<DeleteResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">${inner}</DeleteResult>`,
-    );
+/** A DeleteObjects answer holding `inner` (its `<Error>` entries, if any). */
+const deleteResult = (inner = "") =>
+  xml(
+    `<?xml version="1.0" encoding="UTF-8"?>\n<DeleteResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">${inner}</DeleteResult>`,
+  );
 
+describe("deleteMany", () => {
   it("posts one quiet DeleteObjects with escaped keys and a SHA-256 checksum", async () => {
     const { storage, calls } = harness([deleteResult()]);
     await storage.deleteMany(["a", "b & <c>", "d'\"\r"]);
@@ -917,6 +918,54 @@ describe("deleteMany", () => {
     const { storage, calls } = harness();
     expect(await failure(storage.deleteMany(["ok", "a/../b"]))).toBeInstanceOf(ValidationError);
     expect(calls).toHaveLength(0);
+  });
+});
+
+describe("deleteVersions", () => {
+  it("posts one quiet DeleteObjects naming each version, escaped", async () => {
+    const { storage, calls } = harness([deleteResult()]);
+    await storage.deleteVersions([
+      { key: "a", versionId: "v1" },
+      { key: "b & <c>", versionId: "v<2>" },
+    ]);
+    expect(calls).toHaveLength(1);
+    expect(calls[0]!.url).toBe(`${ENDPOINT}/jobs?delete`);
+    const body = new TextDecoder().decode(calls[0]!.body);
+    expect(body).toContain(
+      "<Object><Key>a</Key><VersionId>v1</VersionId></Object><Object><Key>b &#38; &#60;c&#62;</Key><VersionId>v&#60;2&#62;</VersionId></Object>",
+    );
+  });
+
+  it("counts a missing version as deleted, and throws AccessDeniedError on a refused one", async () => {
+    const { storage } = harness([
+      deleteResult(
+        "<Error><Key>a</Key><VersionId>v1</VersionId><Code>NoSuchVersion</Code></Error>",
+      ),
+      deleteResult(
+        "<Error><Key>b</Key><VersionId>v2</VersionId><Code>AccessDenied</Code><Message>Access Denied.</Message></Error>",
+      ),
+    ]);
+    await storage.deleteVersions([{ key: "a", versionId: "v1" }]);
+    const denied = await failure(storage.deleteVersions([{ key: "b", versionId: "v2" }]));
+    expect(denied).toBeInstanceOf(AccessDeniedError);
+    expect(denied.key).toBe("b");
+  });
+
+  it("falls back to one DELETE ?versionId= per version when the server refuses the batch call", async () => {
+    const { storage, calls } = harness([
+      s3Error(400, "MissingContentMD5"),
+      ok({}, null, 204),
+      ok({}, null, 204),
+    ]);
+    await storage.deleteVersions([
+      { key: "a", versionId: "v1" },
+      { key: "b", versionId: "v2" },
+    ]);
+    expect(calls.map((c) => `${c.method} ${c.url.slice(ENDPOINT.length)}`).sort()).toEqual([
+      "DELETE /jobs/a?versionId=v1",
+      "DELETE /jobs/b?versionId=v2",
+      "POST /jobs?delete",
+    ]);
   });
 });
 

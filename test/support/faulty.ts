@@ -23,9 +23,9 @@
  * | `precondition-failed-after-commit` | conditional PUTs | the write committed, but a layer below (a proxy or SDK) lost the answer and re-sent it, and the re-sent PUT got 412: `PreconditionFailedError` for a write that did happen |
  * | `latency-spike` | all | the call takes `spikeMs` longer (counted, independent of the error faults) |
  *
- * Writes are `put`, `delete` and `deleteMany`. `deleteVersion` and `serverTime` pass through
- * untouched: the queue never erases versions (tests clean up with it) and a server's clock is
- * not a request.
+ * Writes are `put`, `delete`, `deleteMany`, `deleteVersion` and `deleteVersions` (the queue
+ * removes a marker by the version its writer got). `serverTime` passes through untouched: a
+ * server's clock is not a request.
  *
  * **Rates.** `faultRate` is the probability that a call fails at all; the failure's kind is then
  * drawn among the kinds that can happen to that call, in proportion to `mix` (all kinds weigh 1
@@ -71,6 +71,7 @@ import type {
   Storage,
   StorageLocation,
   VersioningStatus,
+  VersionTarget,
 } from "../../src/storage/storage.ts";
 
 /** A fault that makes a call fail (see the table in the module doc). */
@@ -113,6 +114,8 @@ export type FaultOp =
   | "put"
   | "delete"
   | "deleteMany"
+  | "deleteVersion"
+  | "deleteVersions"
   | "list"
   | "listVersions"
   | "versioning";
@@ -226,12 +229,27 @@ export class FaultyStorage implements Storage {
    */
   readonly deleteMany?: (keys: readonly string[]) => Promise<void>;
 
-  /** Erase one version, passed through without faults; present when the inner storage has it. */
+  /** Erase one version; present when the inner storage has it. */
   readonly deleteVersion?: (key: string, versionId: string) => Promise<void>;
+
+  /** Erase versions in a batch; present when the inner storage has it. */
+  readonly deleteVersions?: (targets: readonly VersionTarget[]) => Promise<void>;
 
   constructor(inner: Storage, options: FaultyStorageOptions = {}) {
     this.inner = inner;
-    if (inner.deleteVersion !== undefined) this.deleteVersion = inner.deleteVersion.bind(inner);
+    if (inner.deleteVersion !== undefined) {
+      const one = inner.deleteVersion.bind(inner);
+      this.deleteVersion = (key, versionId) =>
+        this.#call({ op: "deleteVersion", key, conditional: false }, () => one(key, versionId));
+    }
+    if (inner.deleteVersions !== undefined) {
+      const many = inner.deleteVersions.bind(inner);
+      this.deleteVersions = (targets) => {
+        const call: FaultCall = { op: "deleteVersions", conditional: false };
+        if (targets[0] !== undefined) call.key = targets[0].key;
+        return this.#call(call, () => many(targets));
+      };
+    }
     if (inner.deleteMany !== undefined) {
       const many = inner.deleteMany.bind(inner);
       this.deleteMany = (keys) => {
@@ -330,7 +348,14 @@ export class FaultyStorage implements Storage {
   /** The faults that can hit a call, given its shape. */
   #kinds(call: FaultCall): readonly ErrorFaultKind[] {
     if (call.op === "put" && call.conditional) return CONDITIONAL_KINDS;
-    if (call.op === "put" || call.op === "delete" || call.op === "deleteMany") return WRITE_KINDS;
+    if (
+      call.op === "put" ||
+      call.op === "delete" ||
+      call.op === "deleteMany" ||
+      call.op === "deleteVersion" ||
+      call.op === "deleteVersions"
+    )
+      return WRITE_KINDS;
     return READ_KINDS;
   }
 

@@ -13,14 +13,7 @@
  * @module
  */
 
-import {
-  AccessDeniedError,
-  AmbiguousWriteError,
-  isOqError,
-  type OqErrorDetails,
-  StorageError,
-  ValidationError,
-} from "../../errors.ts";
+import { AmbiguousWriteError, isOqError, StorageError, ValidationError } from "../../errors.ts";
 import { type RetryPolicy, retry } from "../../retry.ts";
 import { mapLimit } from "../../util/async.ts";
 import {
@@ -38,9 +31,16 @@ import {
   type StorageLocation,
   toBytes,
   type VersioningStatus,
+  type VersionTarget,
 } from "../storage.ts";
 import {
-  CREDENTIALS_HINT,
+  type DeleteTarget,
+  deleteObjectsBody,
+  MAX_BATCH_DELETE,
+  notDeletedError,
+  targetKey,
+} from "./delete-objects.ts";
+import {
   deletedNothing,
   describeBody,
   type Failure,
@@ -57,10 +57,8 @@ import { amzDate, httpDate, type Ok, type Op, sha256Base64 } from "./request.ts"
 import { S3Signer } from "./signer.ts";
 import { SlowDown } from "./slow-down.ts";
 import { type BucketAddress, checkKey, requestUrl } from "./url.ts";
-import { children, escapeXml, parseXml, text, type XmlElement } from "./xml.ts";
+import { parseXml, text, type XmlElement } from "./xml.ts";
 
-/** S3's limit of keys per DeleteObjects request. */
-const MAX_BATCH_DELETE = 1000;
 /** Concurrent single DELETEs when a server cannot batch. */
 const ONE_BY_ONE_PARALLEL = 8;
 
@@ -233,9 +231,27 @@ export class S3Storage implements Storage {
    * served with one DELETE per key from then on.
    */
   async deleteMany(keys: readonly string[]): Promise<void> {
-    for (const key of keys) checkKey(key);
-    for (let i = 0; i < keys.length; i += MAX_BATCH_DELETE) {
-      const batch = keys.slice(i, i + MAX_BATCH_DELETE);
+    await this.#deleteInBatches(keys, (key) => this.delete(key));
+  }
+
+  /**
+   * {@inheritDoc Storage.deleteVersions}
+   *
+   * S3 `DeleteObjects` naming each `VersionId`, as {@link S3Storage.deleteMany} does keys; one
+   * `DELETE ?versionId=` per version on a server that refuses the batch call.
+   */
+  async deleteVersions(targets: readonly VersionTarget[]): Promise<void> {
+    await this.#deleteInBatches(targets, (t) => this.deleteVersion(t.key, t.versionId));
+  }
+
+  /** `DeleteObjects` per 1,000 targets, or `one` per target where the server refuses it. */
+  async #deleteInBatches<T extends DeleteTarget>(
+    targets: readonly T[],
+    one: (target: T) => Promise<void>,
+  ): Promise<void> {
+    for (const target of targets) checkKey(targetKey(target));
+    for (let i = 0; i < targets.length; i += MAX_BATCH_DELETE) {
+      const batch = targets.slice(i, i + MAX_BATCH_DELETE);
       if (!this.#batchDeleteRefused) {
         try {
           await this.#deleteBatch(batch);
@@ -245,42 +261,20 @@ export class S3Storage implements Storage {
           this.#batchDeleteRefused = true;
         }
       }
-      await mapLimit(batch, ONE_BY_ONE_PARALLEL, (key) => this.delete(key));
+      await mapLimit(batch, ONE_BY_ONE_PARALLEL, one);
     }
   }
 
-  async #deleteBatch(keys: readonly string[]): Promise<void> {
-    if (keys.length === 0) return;
-    const xml =
-      '<?xml version="1.0" encoding="UTF-8"?><Delete xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Quiet>true</Quiet>' +
-      keys.map((key) => `<Object><Key>${escapeXml(key)}</Key></Object>`).join("") +
-      "</Delete>";
-    const body = new TextEncoder().encode(xml);
-    // DeleteObjects demands a body digest. Content-MD5 would need an MD5 that web crypto lacks;
-    // AWS and MinIO accept a SHA-256 checksum instead.
-    const { res, body: answer } = await this.#send({
-      method: "POST",
-      query: [["delete", ""]],
-      headers: {
-        "content-type": "application/xml",
-        "x-amz-checksum-sha256": await sha256Base64(body),
-      },
-      body,
-    });
+  async #deleteBatch(targets: readonly DeleteTarget[]): Promise<void> {
+    if (targets.length === 0) return;
+    const { res, body: answer } = await this.#sendXml("POST", "delete", deleteObjectsBody(targets));
     const root = this.#parseBody(res, answer, "DeleteResult", "POST ?delete");
-    const failed = children(root, "Error").filter((e) => {
-      const code = text(e, "Code").trim();
-      return code !== "NoSuchKey" && code !== "NoSuchVersion";
+    const error = notDeletedError(root, targets.length, {
+      where: `POST ?delete ${this.name}`,
+      status: res.status,
+      redact: this.#redact,
     });
-    const first = failed[0];
-    if (first === undefined) return;
-    const key = text(first, "Key");
-    const code = this.#redact(text(first, "Code").trim());
-    const message = `POST ?delete ${this.name}: ${failed.length} of ${keys.length} keys were not deleted, e.g. ${key}: ${code}: ${this.#redact(text(first, "Message").trim())}`;
-    const details: OqErrorDetails = { status: res.status, s3Code: code, key };
-    throw code === "AccessDenied"
-      ? new AccessDeniedError(`${message}; ${CREDENTIALS_HINT}`, details)
-      : new StorageError(message, details);
+    if (error !== undefined) throw error;
   }
 
   /** {@inheritDoc Storage.getLifecycle} */
@@ -296,17 +290,19 @@ export class S3Storage implements Storage {
     }
   }
 
-  /**
-   * {@inheritDoc Storage.putLifecycle}
-   *
-   * PutBucketLifecycleConfiguration demands a body digest. Web crypto has no MD5 for
-   * Content-MD5; AWS and MinIO accept a SHA-256 checksum instead (as for DeleteObjects).
-   */
+  /** {@inheritDoc Storage.putLifecycle} */
   async putLifecycle(xml: string): Promise<void> {
-    const body = new TextEncoder().encode(xml);
-    await this.#send({
-      method: "PUT",
-      query: [["lifecycle", ""]],
+    await this.#sendXml("PUT", "lifecycle", new TextEncoder().encode(xml));
+  }
+
+  /**
+   * Send an XML document to the bucket's `?{subresource}`. S3 demands a body digest there, and
+   * web crypto has no MD5 for `Content-MD5`: AWS and MinIO accept a SHA-256 checksum instead.
+   */
+  async #sendXml(method: "POST" | "PUT", subresource: string, body: Uint8Array): Promise<Ok> {
+    return this.#send({
+      method,
+      query: [[subresource, ""]],
       headers: {
         "content-type": "application/xml",
         "x-amz-sdk-checksum-algorithm": "SHA256",
