@@ -6,6 +6,9 @@ import type { ServerTimeSample, Storage } from "../src/storage/storage.ts";
 import { Worker } from "../src/worker/worker.ts";
 import { fast, until } from "./helpers/wait.ts";
 
+/** The storage calls that write. */
+const WRITES = new Set(["put", "delete", "deleteMany", "deleteVersion", "deleteVersions"]);
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
@@ -28,7 +31,7 @@ function processView(shared: MemoryStorage, local: () => number) {
       if (typeof value !== "function") return value;
       return async (...args: unknown[]) => {
         if (prop === "put") view.puts.push(Date.now());
-        if (view.blockWrites && (prop === "put" || prop === "delete" || prop === "deleteMany"))
+        if (view.blockWrites && WRITES.has(String(prop)))
           throw new UnavailableError(`${String(prop)}: cannot reach storage (test)`);
         const sentMs = local();
         const result = await value.apply(target, args);

@@ -8,7 +8,7 @@
  * @module
  */
 import type { ServerClock } from "../clock.ts";
-import { NotFoundError, ThrottledError, ValidationError } from "../errors.ts";
+import { NotFoundError, ValidationError } from "../errors.ts";
 import { checkTaskId, checkTaskType, type Keys, partOf, type ReadyMarker } from "../keys.ts";
 import type { Logger } from "../logger.ts";
 import type { ListResult, ObjectInfo, Storage } from "../storage/storage.ts";
@@ -17,6 +17,7 @@ import { isTerminal, ms } from "../task/transitions.ts";
 import { mapLimit } from "../util/async.ts";
 import { errorMessage } from "../util/errors.ts";
 import type { ManifestStore } from "./manifest.ts";
+import { MarkerDeletes } from "./marker-deletes.ts";
 import type { Versioned } from "./types.ts";
 
 /** A marker not named by its task is deleted only after this long: its writer may be mid-move. */
@@ -86,12 +87,12 @@ export function childNames(
 /** The `ready/` markers of one queue. */
 export class ReadyIndex {
   readonly #deps: ReadyIndexDeps;
-  readonly #retired: string[] = [];
+  readonly #deletes: MarkerDeletes;
   readonly #warned = new Set<string>();
-  #retireTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(deps: ReadyIndexDeps) {
     this.#deps = deps;
+    this.#deletes = new MarkerDeletes(deps.storage, deps.logger);
   }
 
   /**
@@ -118,15 +119,22 @@ export class ReadyIndex {
     });
   }
 
-  /** Put the marker `marker` (relative key). */
-  async put(marker: string): Promise<void> {
-    await this.#deps.storage.put(this.#deps.keys.full(marker), new Uint8Array(0));
+  /**
+   * Put the marker `marker` (relative key). Returns the version id the storage gave it, if any:
+   * the task names it beside the marker, so that whoever deletes the marker removes exactly
+   * that version and leaves no delete marker (`./marker-deletes.ts`).
+   */
+  async put(marker: string): Promise<string | undefined> {
+    const put = await this.#deps.storage.put(this.#deps.keys.full(marker), new Uint8Array(0));
+    return put.versionId ?? undefined;
   }
 
   /**
    * A write that took longer than half the stale-marker grace may have landed after a sweeper
    * judged its new marker stale and deleted it: put the marker again (an extra marker is
    * harmless; a missing one hides the task). `startedLocal` is the local time the write began.
+   * The new version is not the one the task names: deleting that one leaves this, which the
+   * stale sweep removes once the task no longer names the marker.
    */
   async heal(marker: string, startedLocal: number): Promise<void> {
     if (this.#deps.clock.localNow() - startedLocal <= MARKER_GRACE_MS / 2) return;
@@ -137,67 +145,19 @@ export class ReadyIndex {
   }
 
   /**
-   * Delete the marker `marker` (relative key) now, or, with `batch`, in a later batched delete
-   * (one `DeleteObjects` request for many keys). A marker that outlives its task briefly is
-   * harmless: readers see the task no longer names it.
+   * Delete the marker `marker` (relative key; by `versionId` when its writer got one) now, or,
+   * with `batch`, in a later batched delete (one `DeleteObjects` request for many keys). A marker
+   * that outlives its task briefly is harmless: readers see the task no longer names it.
    */
-  async remove(marker: string, batch = false): Promise<void> {
-    const key = this.#deps.keys.full(marker);
-    if (!batch) return this.#deleteQuietly(key);
-    this.#retired.push(key);
-    if (this.#retired.length >= 200) void this.flush();
-    else this.#retireTimer ??= setTimeout(() => void this.flush(), 500);
+  async remove(marker: string, batch = false, versionId?: string): Promise<void> {
+    const target = { key: this.#deps.keys.full(marker), versionId };
+    if (batch) this.#deletes.retire(target);
+    else await this.#deletes.now(target);
   }
 
   /** Delete the markers queued by batched writes now. Workers call it when they stop. */
   async flush(): Promise<void> {
-    if (this.#retireTimer !== undefined) clearTimeout(this.#retireTimer);
-    this.#retireTimer = undefined;
-    await this.#deleteAll(this.#retired.splice(0));
-  }
-
-  /**
-   * Delete keys in `DeleteObjects` batches of up to 1,000 (one by one without it). A batch the
-   * storage refuses as throttled is not split into one request per key, which would send N
-   * requests to the very partition that asked for fewer (the scale model saw a refused batch
-   * storm grow that way): its keys are left in the index, where a later listing finds them stale
-   * again. Returns the keys left so.
-   */
-  async #deleteAll(keys: readonly string[]): Promise<string[]> {
-    const storage = this.#deps.storage;
-    const left: string[] = [];
-    for (let i = 0; i < keys.length; i += 1000) {
-      const batch = keys.slice(i, i + 1000);
-      if (storage.deleteMany !== undefined && batch.length > 1) {
-        try {
-          await storage.deleteMany(batch);
-          continue;
-        } catch (error) {
-          if (error instanceof ThrottledError) {
-            this.#deps.logger.warn(
-              `batched marker delete throttled; ${batch.length} markers stay until a later sweep: ${errorMessage(error)}`,
-            );
-            left.push(...batch);
-            continue;
-          }
-          this.#deps.logger.warn(
-            `batched marker delete failed, deleting one by one: ${errorMessage(error)}`,
-          );
-        }
-      }
-      await mapLimit(batch, 8, (key) => this.#deleteQuietly(key));
-    }
-    return left;
-  }
-
-  async #deleteQuietly(key: string): Promise<void> {
-    try {
-      await this.#deps.storage.delete(key);
-    } catch (error) {
-      this.#deps.logger.warn(
-        `could not delete ${key} (the sweep will retry): ${errorMessage(error)}`,
-      );
-    }
+    await this.#deletes.flush();
   }
 
   /**
@@ -211,7 +171,7 @@ export class ReadyIndex {
     markers: readonly (Pick<ReadyMarker, "key"> & Partial<ReadyMarker>)[],
   ): Promise<string[]> {
     if (markers.length === 0) return [];
-    const left = new Set(await this.#deleteAll(markers.map((m) => m.key)));
+    const left = new Set(await this.#deletes.all(markers.map((m) => ({ key: m.key }))));
     const restored: string[] = [];
     await mapLimit(markers, 8, async (m) => {
       if (left.has(m.key)) return;

@@ -73,12 +73,13 @@ export class TaskStore {
    * afterwards: ours, or the one that already held the id (then our marker is deleted unless
    * that task names it).
    */
-  async create(task: TaskRecord): Promise<TaskRecord> {
+  async create(proposed: TaskRecord): Promise<TaskRecord> {
     await this.#manifest.load();
-    const marker = task.marker!;
-    const key = this.#keys.task(task.id);
+    const marker = proposed.marker!;
+    const key = this.#keys.task(proposed.id);
     const startedLocal = this.#clock.localNow();
-    await this.index.put(marker);
+    const version = await this.index.put(marker);
+    const task = withMarkerVersion(proposed, version);
     for (let round = 0; ; round++) {
       const result = await this.documents.write(key, null, task);
       if (result.won) {
@@ -92,7 +93,7 @@ export class TaskStore {
           : (result.readBack?.value ?? undefined);
       if (current !== undefined) {
         // Another task holds the id, so our create can never land: our marker is unused.
-        if (current.marker !== marker) await this.index.remove(marker);
+        if (current.marker !== marker) await this.index.remove(marker, false, version);
         else {
           // Only our task names our new marker: our create landed, its answer was lost.
           this.#metrics?.onTaskWrite(null, current);
@@ -162,16 +163,22 @@ export class TaskStore {
     const prev = named === current.task.marker ? current.task : { ...current.task, marker: null };
     const wanted =
       proposed.marker === current.task.marker ? { ...proposed, marker: named } : proposed;
-    const next = placeMarker(prev, wanted, (due) => this.index.newMarker(proposed, due));
-    const newMarker = next.marker !== null && next.marker !== prev.marker ? next.marker : undefined;
+    const placed = placeMarker(prev, wanted, (due) => this.index.newMarker(proposed, due));
+    const newMarker =
+      placed.marker !== null && placed.marker !== prev.marker ? placed.marker : undefined;
     const startedLocal = this.#clock.localNow();
-    if (newMarker !== undefined) await this.index.put(newMarker);
+    const version = newMarker === undefined ? undefined : await this.index.put(newMarker);
+    // The version goes with the marker: a new one's, the one kept, or none once there is none.
+    const next =
+      newMarker !== undefined || placed.marker === null
+        ? withMarkerVersion(placed, version)
+        : placed;
     const result = await this.#compareAndSwap(current.etag, next, newMarker, options);
     if (!result.won) {
       // Delete the new marker only when the task provably will never name it; otherwise the
       // stale sweep removes it after the grace period (docs/protocol.md, "Stale markers").
       if (newMarker !== undefined && markerUnused(result, current.etag, newMarker))
-        await this.index.remove(newMarker);
+        await this.index.remove(newMarker, false, version);
       return result;
     }
     this.#metrics?.onTaskWrite(current.task, result.value);
@@ -181,7 +188,7 @@ export class TaskStore {
       this.#journal?.record(result.value);
     const oldMarker = prev.marker;
     if (oldMarker !== null && oldMarker !== next.marker)
-      await this.index.remove(oldMarker, options.batchMarkerDelete === true);
+      await this.index.remove(oldMarker, options.batchMarkerDelete === true, prev.markerVersion);
     return result;
   }
 
@@ -220,6 +227,15 @@ export class TaskStore {
       throw error;
     }
   }
+}
+
+/**
+ * `task` naming `version` as its marker's version: none when the storage gave none or the task
+ * names no marker (a version of another marker must never be deleted in its place).
+ */
+function withMarkerVersion(task: TaskRecord, version: string | undefined): TaskRecord {
+  const { markerVersion: _, ...rest } = task;
+  return version === undefined || task.marker === null ? rest : { ...rest, markerVersion: version };
 }
 
 /**

@@ -110,6 +110,8 @@ const taskSchema = v.looseObject({
   idempotencyKey: v.nullable(v.string()),
   event: eventSchema,
   marker: v.nullable(v.string()),
+  // Absent on unversioned storage, in records written before it existed, and once terminal.
+  markerVersion: v.exactOptional(v.string()),
   // Records written before the log existed have no `history`; they read as an empty log, and
   // their next transition starts it.
   history: v.optional(v.array(historyEntrySchema), () => []),
@@ -276,6 +278,13 @@ export interface TaskRecord {
    * not the one named here is stale and may be deleted (after a grace period).
    */
   marker: string | null;
+  /**
+   * The version id the storage gave the object at {@link TaskRecord.marker} when it was put
+   * (versioned buckets only), so that its deleter removes that version and leaves no delete
+   * marker behind (docs/protocol.md, "Deleting markers"). Absent when the storage gave none,
+   * in records written before it existed, and once the task is terminal.
+   */
+  markerVersion?: string;
   /**
    * The last `TASK_HISTORY_LIMIT` transitions, oldest first; consecutive lease renewals share
    * one entry (the latest). Empty for a record written before the log existed, until its next

@@ -32,7 +32,8 @@ const whileRunning: [string, KillPoint][] = [
   ],
   [
     "its first renewal deleted the claim-time marker",
-    (c, _, p) => c.op === "delete" && c.key.startsWith(`${p}ready/`),
+    // By the version the task names where the storage keeps versions, else plainly.
+    (c, _, p) => (c.op === "delete" || c.op === "deleteVersion") && c.key.startsWith(`${p}ready/`),
   ],
 ];
 

@@ -33,7 +33,17 @@ export interface KillSwitch {
 }
 
 /** Calls that reach storage (the rest, such as `serverTime`, pass through). */
-const CALLS = new Set(["get", "head", "put", "delete", "deleteMany", "list", "listVersions"]);
+const CALLS = new Set([
+  "get",
+  "head",
+  "put",
+  "delete",
+  "deleteMany",
+  "deleteVersion",
+  "deleteVersions",
+  "list",
+  "listVersions",
+]);
 
 /**
  * Wrap `storage` so that it dies right after the first call for which `trigger` holds has landed
