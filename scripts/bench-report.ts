@@ -15,6 +15,7 @@ import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { type BundleResult, renderBundle } from "./bench-bundle.ts";
 import { renderGoals } from "./bench-goals.ts";
+import { type IndexResult, renderIndex } from "./bench-index.ts";
 import { type LatencyIdleResult, renderLatencyIdle } from "./bench-latency.ts";
 import { type LimitResult, renderLimit, type SubmitResult } from "./bench-limit.ts";
 import { type MemoryResult, renderMemory, type TsxMemoryResult } from "./bench-memory.ts";
@@ -96,6 +97,8 @@ export interface BenchResult {
   }[];
   /** Latency at 5 tasks/s including the first tasks after idle (absent before it was measured). */
   latencyIdle?: LatencyIdleResult;
+  /** The ready index after a drain, markers deleted by version or plainly (absent before it existed). */
+  index?: IndexResult;
   claims: {
     storedTasks: number;
     storeSeconds: number;
@@ -398,6 +401,7 @@ export function renderMarkdown(
     "",
     ...renderLimit(r, p, was),
     ...renderLatencyIdle(r.latencyIdle, p?.latencyIdle, was),
+    ...renderIndex(r.index, p?.index, was),
     "## Claim throughput does not depend on stored history",
     "",
     `One worker (${c.concurrency} slots) drains ${fmt(c.tasks, 0)} tasks in an empty queue and in one that also holds ${fmt(c.storedTasks, 0)} finished tasks (written in ${was(`${fmt(c.storeSeconds, 0)} s`, fmtOr(pc?.storeSeconds, 0, " s"))} beforehand), in ${c.empty.trials.length} alternating trials each after an untimed warm-up; the median counts. Each trial starts a new worker, which reads the cached verdict (one GET, counted).`,

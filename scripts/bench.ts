@@ -21,7 +21,9 @@
  * library's start() and drain() to first claim; scripts/bench-start.ts), bundle (the portable bundle a Cloudflare Worker ships: minified and gzipped
  * size, its biggest inputs; needs no MinIO), limit (raw conditional PUT and GET rates from one
  * process, 32 in flight, and the tasks/s ceiling they set; scripts/bench-limit.ts), submit
- * (`submitMany` of `--submit-tasks` tasks at its default concurrency, as a fraction of the limit).
+ * (`submitMany` of `--submit-tasks` tasks at its default concurrency, as a fraction of the limit),
+ * index (the ready index's delete markers and the cost of listing it after a drain of
+ * `--index-tasks` tasks, markers deleted by version or plainly; scripts/bench-index.ts).
  * `--http runtime` (the default) runs the in-process workers and clients over the HTTP client
  * `oq worker` uses on this runtime (`node:http` on Node); `--http fetch` over the global `fetch`.
  * `--report` (what `npm run bench` passes) writes docs/benchmarks.md and docs/benchmarks.svg
@@ -51,6 +53,7 @@ import type { Handler } from "../src/worker/options.ts";
 import { DEFAULT_CONCURRENCY } from "../src/worker/options.ts";
 import { Worker } from "../src/worker/worker.ts";
 import { bundleSizes } from "./bench-bundle.ts";
+import { indexAfterDrain } from "./bench-index.ts";
 import { latencyAfterIdle } from "./bench-latency.ts";
 import { type LimitResult, storageLimit, submitThroughput, taskModel } from "./bench-limit.ts";
 import { memoryBench } from "./bench-memory.ts";
@@ -86,6 +89,8 @@ const { values: args } = parseArgs({
     "claim-stored": { type: "string", default: "50000" },
     "claim-tasks": { type: "string", default: "1500" },
     "claim-trials": { type: "string", default: "5" },
+    "index-tasks": { type: "string", default: "2000" },
+    "index-lists": { type: "string", default: "20" },
     "stats-finished": { type: "string", default: "50000" },
     "dashboard-finished": { type: "string", default: "50000" },
     "dashboard-repetitions": { type: "string", default: "7" },
@@ -841,6 +846,13 @@ try {
       idleSeconds: Number(args["latency-idle-seconds"]),
       tasksPerRound: Number(args["latency-idle-tasks"]),
     });
+  }
+  if (want("index")) {
+    result.index = await indexAfterDrain(s3, newPrefix, {
+      tasks: Number(args["index-tasks"]),
+      lists: Number(args["index-lists"]),
+    });
+    console.log("index", JSON.stringify(result.index));
   }
   if (want("claims")) {
     result.claims = await claimThroughput(
