@@ -100,6 +100,18 @@ for (const target of [memoryTarget, ...(s3Target ? [s3Target] : [])]) {
   });
 }
 
+describe("a marker retired alone", () => {
+  it("goes as one DELETE ?versionId= (free on AWS), not a DeleteObjects POST", async () => {
+    const storage = countRequests(new MemoryStorage());
+    const queue = new Queue({ storage });
+    await queue.submit("t", null);
+    storage.reset();
+    await drainAll(queue);
+    expect(storage.counts.POST).toBe(0);
+    expect(await versionsUnder(storage, "ready/")).toEqual([]);
+  });
+});
+
 describe("a storage that refuses version deletes", () => {
   it("gets plain deletes, with one warning, and no version delete after the first refusal", async () => {
     let refused = 0;
