@@ -246,7 +246,17 @@ const SCENARIO_TEXT: Record<string, string> = {
   latency: "2% of storage calls take 1-3 s (p99 about 2 s), 4 s leases",
   skew: "worker clocks 5 min fast and 5 min slow; a third of the tasks delayed, a tenth outliving their lease",
   hostile: "another client writes garbage under tasks/, ready/, leases/, schedules/, workers/",
+  network:
+    "workers reach MinIO through a fault proxy: connection resets, answers of committed writes lost, delays, held connections, then a 20 s storm of 503 SlowDown",
 };
+
+/** The faults of a run, by kind; the network scenario's come from its proxy, not the wrapper. */
+function faultsOf(c: ChaosRun): Record<string, number> {
+  const proxy = c.facts.proxyFaults;
+  return c.scenario === "network" && typeof proxy === "object" && proxy !== null
+    ? (proxy as Record<string, number>)
+    : c.faults;
+}
 
 function renderChaos(runs: readonly ChaosRun[], fromDate: string | undefined): string[] {
   const faultText = (f: Record<string, number>) =>
@@ -269,7 +279,7 @@ function renderChaos(runs: readonly ChaosRun[], fromDate: string | undefined): s
     "|---|---|---:|---|---:|---:|---:|---:|---|",
     ...runs.map(
       (c) =>
-        `| ${c.scenario} | ${SCENARIO_TEXT[c.scenario] ?? ""} | ${fmt(c.tasks, 0)} | ${c.scenario === "kills" ? `${c.facts.kills} kills, ${c.facts.freezes} freezes` : c.scenario === "hostile" ? `${c.facts.garbageWritten} garbage objects` : faultText(c.faults)}${c.calls ? ` (${fmt(c.calls, 0)} calls)` : ""} | ${fmt(count(c.report.duplicated), 0)} | ${fmt(count(c.report.completedTwice), 0)} | ${fmt(count(c.report.lost), 0)} | ${fmt(c.elapsedMs / 1000, 1)} s | ${c.ok ? "all kept" : `BROKEN: ${[...c.report.violations, ...c.problems].slice(0, 2).join("; ")}`} |`,
+        `| ${c.scenario} | ${SCENARIO_TEXT[c.scenario] ?? ""} | ${fmt(c.tasks, 0)} | ${c.scenario === "kills" ? `${c.facts.kills} kills, ${c.facts.freezes} freezes` : c.scenario === "hostile" ? `${c.facts.garbageWritten} garbage objects` : faultText(faultsOf(c))}${c.calls ? ` (${fmt(c.calls, 0)} calls)` : ""} | ${fmt(count(c.report.duplicated), 0)} | ${fmt(count(c.report.completedTwice), 0)} | ${fmt(count(c.report.lost), 0)} | ${fmt(c.elapsedMs / 1000, 1)} s | ${c.ok ? "all kept" : `BROKEN: ${[...c.report.violations, ...c.problems].slice(0, 2).join("; ")}`} |`,
     ),
   ];
 }
