@@ -14,6 +14,7 @@
  */
 import { Queue } from "../src/queue/queue.ts";
 import type { Storage } from "../src/storage/storage.ts";
+import { versionsUnder } from "../src/storage/versions.ts";
 import { Worker } from "../src/worker/worker.ts";
 
 /** How markers were deleted in one run. */
@@ -91,21 +92,9 @@ async function drainThenList(
   times.sort((a, b) => a - b);
   let deleteMarkers = 0;
   let versions = 0;
-  let keyMarker: string | undefined;
-  let versionIdMarker: string | undefined;
-  for (;;) {
-    const page = await storage.listVersions({
-      prefix: `${prefix}ready/`,
-      ...(keyMarker === undefined ? {} : { keyMarker }),
-      ...(versionIdMarker === undefined ? {} : { versionIdMarker }),
-    });
-    for (const v of page.versions) {
-      if (v.isDeleteMarker) deleteMarkers++;
-      else versions++;
-    }
-    if (!page.isTruncated) break;
-    keyMarker = page.nextKeyMarker;
-    versionIdMarker = page.nextVersionIdMarker;
+  for await (const v of versionsUnder(storage, `${prefix}ready/`)) {
+    if (v.isDeleteMarker) deleteMarkers++;
+    else versions++;
   }
   const round1 = (n: number) => Math.round(n * 10) / 10;
   return {

@@ -11,6 +11,7 @@ import { Queue } from "../src/queue/queue.ts";
 import { countRequests } from "../src/storage/count.ts";
 import { MemoryStorage } from "../src/storage/memory.ts";
 import type { Storage, VersionInfo } from "../src/storage/storage.ts";
+import { versionsUnder } from "../src/storage/versions.ts";
 import { Worker } from "../src/worker/worker.ts";
 import {
   memoryTarget,
@@ -22,21 +23,10 @@ import {
 import { fast } from "./helpers/wait.ts";
 
 /** Every version and delete marker under `prefix`, all pages. */
-async function versionsUnder(storage: Storage, prefix: string): Promise<VersionInfo[]> {
+async function versionsLeft(storage: Storage, prefix: string): Promise<VersionInfo[]> {
   const found: VersionInfo[] = [];
-  let keyMarker: string | undefined;
-  let versionIdMarker: string | undefined;
-  for (;;) {
-    const page = await storage.listVersions({
-      prefix,
-      ...(keyMarker === undefined ? {} : { keyMarker }),
-      ...(versionIdMarker === undefined ? {} : { versionIdMarker }),
-    });
-    found.push(...page.versions);
-    if (!page.isTruncated) return found;
-    keyMarker = page.nextKeyMarker;
-    versionIdMarker = page.nextVersionIdMarker;
-  }
+  for await (const v of versionsUnder(storage, prefix)) found.push(v);
+  return found;
 }
 
 /** Run every due task of `queue` (`t`: ok; `flaky`: fails its first attempt) and flush. */
@@ -77,7 +67,7 @@ for (const target of [memoryTarget, ...(s3Target ? [s3Target] : [])]) {
           backoff: { initialSeconds: 0, maxSeconds: 0 },
         }),
       ]);
-      const before = await versionsUnder(env.storage, ready);
+      const before = await versionsLeft(env.storage, ready);
       for (const task of submitted) {
         const markerKey = `${env.prefix}${task.marker}`;
         const versions = before.filter((v) => v.key === markerKey);
@@ -95,7 +85,7 @@ for (const target of [memoryTarget, ...(s3Target ? [s3Target] : [])]) {
         expect(done.markerVersion).toBeUndefined();
       }
       // The retry moved the flaky task to a new marker; the old one went by its version too.
-      expect(await versionsUnder(env.storage, ready)).toEqual([]);
+      expect(await versionsLeft(env.storage, ready)).toEqual([]);
     });
   });
 }
@@ -108,7 +98,7 @@ describe("a marker retired alone", () => {
     storage.reset();
     await drainAll(queue);
     expect(storage.counts.POST).toBe(0);
-    expect(await versionsUnder(storage, "ready/")).toEqual([]);
+    expect(await versionsLeft(storage, "ready/")).toEqual([]);
   });
 });
 
@@ -136,7 +126,7 @@ describe("a storage that refuses version deletes", () => {
     expect(warnings.filter((w) => w.includes("s3:DeleteObjectVersion"))).toHaveLength(1);
     // The markers are gone all the same (a delete marker each, as before).
     expect((await inner.list({ prefix: "ready/" })).objects).toEqual([]);
-    const left = await versionsUnder(inner, "ready/");
+    const left = await versionsLeft(inner, "ready/");
     expect(left.filter((v) => v.isDeleteMarker)).toHaveLength(6);
   });
 });
@@ -157,7 +147,7 @@ describe("a batch of version deletes that fails otherwise", () => {
     await drainAll(queue);
     expect(batches).toBeGreaterThan(0);
     expect(warnings.some((w) => w.includes("deleting one by one"))).toBe(true);
-    expect(await versionsUnder(storage, "ready/")).toEqual([]);
+    expect(await versionsLeft(storage, "ready/")).toEqual([]);
   });
 });
 

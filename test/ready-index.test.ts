@@ -375,13 +375,13 @@ describe("a throttled batch delete is not split into one request per key", () =>
     const extra = tasks.map((t) => internals(queue).newMarker(pendingSpec(t.id), queue.now()));
     for (const m of extra) await index.put(m);
     deletes.length = 0;
-    for (const m of extra) await index.remove(m, true);
+    for (const m of extra) await index.remove(m, { batch: true });
     await index.flush();
     expect(deletes).toEqual([]);
     const stored = (await inner.list({ prefix: queue.keys.ready })).objects.map((o) => o.key);
     expect(stored.sort()).toEqual(extra.map((m) => queue.keys.full(m)).sort());
     refuse = false;
-    for (const m of extra) await index.remove(m, true);
+    for (const m of extra) await index.remove(m, { batch: true });
     await index.flush();
     expect((await inner.list({ prefix: queue.keys.ready })).objects).toEqual([]);
   });

@@ -7,6 +7,7 @@
  */
 import { NotFoundError } from "../errors.ts";
 import { checkTaskId } from "../keys.ts";
+import { versionsUnder } from "../storage/versions.ts";
 import { eventLog } from "../task/event-log.ts";
 import { parseTask, type TaskHistoryEntry, type TaskRecord } from "../task/record.ts";
 import { mapLimit } from "../util/async.ts";
@@ -68,24 +69,13 @@ async function listVersionsOf(
   key: string,
 ): Promise<{ versionId: string; lastModified: Date; deleteMarker: boolean }[]> {
   const versions: { versionId: string; lastModified: Date; deleteMarker: boolean }[] = [];
-  let keyMarker: string | undefined;
-  let versionIdMarker: string | undefined;
-  for (;;) {
-    const page = await q.storage.listVersions({
-      prefix: key,
-      ...(keyMarker === undefined ? {} : { keyMarker }),
-      ...(versionIdMarker === undefined ? {} : { versionIdMarker }),
-    });
-    for (const v of page.versions) {
-      if (v.key === key)
-        versions.push({
-          versionId: v.versionId,
-          lastModified: v.lastModified,
-          deleteMarker: v.isDeleteMarker,
-        });
-    }
-    if (!page.isTruncated) return versions;
-    keyMarker = page.nextKeyMarker;
-    versionIdMarker = page.nextVersionIdMarker;
+  for await (const v of versionsUnder(q.storage, key)) {
+    if (v.key === key)
+      versions.push({
+        versionId: v.versionId,
+        lastModified: v.lastModified,
+        deleteMarker: v.isDeleteMarker,
+      });
   }
+  return versions;
 }

@@ -145,13 +145,16 @@ export class ReadyIndex {
   }
 
   /**
-   * Delete the marker `marker` (relative key; by `versionId` when its writer got one) now, or,
-   * with `batch`, in a later batched delete (one `DeleteObjects` request for many keys). A marker
+   * Delete the marker `marker` (relative key) now, or, with `batch`, in a later batched delete
+   * (one `DeleteObjects` request for many keys); by `versionId` when its writer got one. A marker
    * that outlives its task briefly is harmless: readers see the task no longer names it.
    */
-  async remove(marker: string, batch = false, versionId?: string): Promise<void> {
-    const target = { key: this.#deps.keys.full(marker), versionId };
-    if (batch) this.#deletes.retire(target);
+  async remove(
+    marker: string,
+    options: { batch?: boolean; versionId?: string | undefined } = {},
+  ): Promise<void> {
+    const target = { key: this.#deps.keys.full(marker), versionId: options.versionId };
+    if (options.batch === true) this.#deletes.retire(target);
     else await this.#deletes.now(target);
   }
 

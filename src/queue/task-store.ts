@@ -93,7 +93,7 @@ export class TaskStore {
           : (result.readBack?.value ?? undefined);
       if (current !== undefined) {
         // Another task holds the id, so our create can never land: our marker is unused.
-        if (current.marker !== marker) await this.index.remove(marker, false, version);
+        if (current.marker !== marker) await this.index.remove(marker, { versionId: version });
         else {
           // Only our task names our new marker: our create landed, its answer was lost.
           this.#metrics?.onTaskWrite(null, current);
@@ -178,7 +178,7 @@ export class TaskStore {
       // Delete the new marker only when the task provably will never name it; otherwise the
       // stale sweep removes it after the grace period (docs/protocol.md, "Stale markers").
       if (newMarker !== undefined && markerUnused(result, current.etag, newMarker))
-        await this.index.remove(newMarker, false, version);
+        await this.index.remove(newMarker, { versionId: version });
       return result;
     }
     this.#metrics?.onTaskWrite(current.task, result.value);
@@ -188,7 +188,10 @@ export class TaskStore {
       this.#journal?.record(result.value);
     const oldMarker = prev.marker;
     if (oldMarker !== null && oldMarker !== next.marker)
-      await this.index.remove(oldMarker, options.batchMarkerDelete === true, prev.markerVersion);
+      await this.index.remove(oldMarker, {
+        batch: options.batchMarkerDelete === true,
+        versionId: prev.markerVersion,
+      });
     return result;
   }
 

@@ -9,7 +9,9 @@ import { FileStorage } from "../../src/runtime/file/storage.ts";
 import { MemoryStorage } from "../../src/storage/memory.ts";
 import { S3Storage } from "../../src/storage/s3/driver.ts";
 import type { S3Fetch } from "../../src/storage/s3/options.ts";
-import type { Storage } from "../../src/storage/storage.ts";
+import type { Storage, VersionInfo } from "../../src/storage/storage.ts";
+import { versionsUnder } from "../../src/storage/versions.ts";
+import { mapLimit } from "../../src/util/async.ts";
 
 /** A storage plus its prefix for one test, and how to clean up after it. */
 export interface TargetInstance {
@@ -93,23 +95,11 @@ export async function keysUnder(storage: Storage, prefix: string): Promise<strin
 
 /** Delete every version of every key under `prefix`. */
 export async function removePrefix(storage: Storage, prefix: string): Promise<void> {
-  let keyMarker: string | undefined;
-  let versionIdMarker: string | undefined;
-  for (;;) {
-    const page = await storage.listVersions({
-      prefix,
-      ...(keyMarker ? { keyMarker } : {}),
-      ...(versionIdMarker ? { versionIdMarker } : {}),
-    });
-    await Promise.all(
-      page.versions.map((v) =>
-        storage.deleteVersion ? storage.deleteVersion(v.key, v.versionId) : storage.delete(v.key),
-      ),
-    );
-    if (!page.isTruncated) break;
-    keyMarker = page.nextKeyMarker;
-    versionIdMarker = page.nextVersionIdMarker;
-  }
+  const all: VersionInfo[] = [];
+  for await (const v of versionsUnder(storage, prefix)) all.push(v);
+  await mapLimit(all, 64, (v) =>
+    storage.deleteVersion ? storage.deleteVersion(v.key, v.versionId) : storage.delete(v.key),
+  );
 }
 
 const unique = () => `t${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
