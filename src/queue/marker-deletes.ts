@@ -27,7 +27,9 @@ const PER_REQUEST = 1000;
 
 /** A marker to delete: its full key, and the version its writer got back, if any. */
 export interface MarkerToDelete {
+  /** The marker's full key (the queue prefix included). */
   key: string;
+  /** The version its writer got back; without one the marker is deleted plainly. */
   versionId?: string | undefined;
 }
 

@@ -56,7 +56,9 @@ export interface HeadResult {
 
 /** One version of one key, as {@link Storage.deleteVersions} takes it. */
 export interface VersionTarget {
+  /** The object's key. */
   key: string;
+  /** The version to remove, as the storage returned it (`PutResult.versionId`). */
   versionId: string;
 }
 
