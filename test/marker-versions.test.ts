@@ -105,15 +105,13 @@ describe("a marker retired alone", () => {
 describe("a storage that refuses version deletes", () => {
   it("gets plain deletes, with one warning, and no version delete after the first refusal", async () => {
     let refused = 0;
+    const refuse = async (): Promise<void> => {
+      refused++;
+      throw new AccessDeniedError("AccessDenied: s3:DeleteObjectVersion", { status: 403 });
+    };
     class RefusingVersionDeletes extends MemoryStorage {
-      override async deleteVersions(): Promise<void> {
-        refused++;
-        throw new AccessDeniedError("AccessDenied: s3:DeleteObjectVersion", { status: 403 });
-      }
-      override async deleteVersion(): Promise<void> {
-        refused++;
-        throw new AccessDeniedError("AccessDenied: s3:DeleteObjectVersion", { status: 403 });
-      }
+      override deleteVersions = refuse;
+      override deleteVersion = refuse;
     }
     const inner = new RefusingVersionDeletes();
     const { warnings, logger } = logged();
