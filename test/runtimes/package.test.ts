@@ -136,6 +136,20 @@ describe("the npm package", () => {
     expect(broken).toEqual([]);
   });
 
+  it("imports at run time only the packages it leaves unbundled (valibot and the OpenTelemetry API are bundled; scripts/build.ts says why)", () => {
+    const installed = join(project.dir, "node_modules/oq");
+    const packages = new Set<string>();
+    for (const path of packed.files.map((f) => f.path).filter((p) => p.endsWith(".js"))) {
+      const code = readFileSync(join(installed, path), "utf8");
+      // esbuild writes each import statement on a line of its own; dynamic ones are `import("x")`.
+      const statements = /^(?:import|export)\b[^;]*?["']([^"'./][^"']*)["'];$/gm;
+      const dynamic = /\bimport\(\s*["']([^"'./][^"']*)["']\s*\)/g;
+      for (const m of [...code.matchAll(statements), ...code.matchAll(dynamic)])
+        if (!m[1]!.startsWith("node:")) packages.add(m[1]!.split("/")[0]!);
+    }
+    expect([...packages].sort()).toEqual(["citty", "croner"]);
+  });
+
   it("runs on the Node under test: the `node` that npm, npx and the oq bin start is this one", async () => {
     // CI runs this file on each Node of .ci/node-versions with that Node first on PATH; a PATH
     // left pointing elsewhere would test the package on another Node than the one reported.
