@@ -9,6 +9,7 @@ import { type ConnectOptions, connect, connectInSteps, resolveStorage } from "..
 import type { Queue } from "../queue/queue.ts";
 import { FileStorage } from "../runtime/file/storage.ts";
 import { runtimeFetchOption } from "../runtime/node-fetch.ts";
+import { nodeRandomHex } from "../runtime/node-random.ts";
 import type { Storage } from "../storage/storage.ts";
 import { type ConnectionArgs, connectOptions } from "./connection.ts";
 import { queueLogger } from "./logs.ts";
@@ -18,6 +19,7 @@ function cliConnectOptions(args: ConnectionArgs): ConnectOptions {
   return {
     ...connectOptions(args, process.env),
     ...runtimeFetchOption(),
+    randomHex: nodeRandomHex,
     openFile: (root: string): Storage => new FileStorage({ root }),
     logger: queueLogger(),
   };

@@ -20,20 +20,30 @@ export function toHex(bytes: Uint8Array): string {
 }
 
 /**
- * Random bytes drawn from web crypto a pool at a time: on Node each `getRandomValues` call costs
- * about 25 µs whatever its size, and a task takes three random ids (as Node's own `randomUUID`
- * keeps a pool for the same reason).
+ * Random hex from `fill` (which fills a byte array with random bytes), drawn a pool at a time:
+ * on Node each `getRandomValues` call costs about 25 µs whatever its size, and a task takes three
+ * random ids (as Node's own `randomUUID` keeps a pool for the same reason). The result turns
+ * `bytes` random bytes into lower-case hex, twice as many characters.
  */
-const pool = { bytes: new Uint8Array(4096), used: 4096 };
+export function pooledRandomHex(fill: (bytes: Uint8Array) => void): (bytes: number) => string {
+  const pool = { bytes: new Uint8Array(4096), used: 4096 };
+  return (bytes) => {
+    if (bytes > pool.bytes.length) {
+      const large = new Uint8Array(bytes);
+      fill(large);
+      return toHex(large);
+    }
+    if (pool.used + bytes > pool.bytes.length) {
+      fill(pool.bytes);
+      pool.used = 0;
+    }
+    const out = toHex(pool.bytes.subarray(pool.used, pool.used + bytes));
+    pool.used += bytes;
+    return out;
+  };
+}
 
 /** `bytes` random bytes from web crypto, as lower-case hex (twice as many characters). */
-export function randomHex(bytes: number): string {
-  if (bytes > pool.bytes.length) return toHex(crypto.getRandomValues(new Uint8Array(bytes)));
-  if (pool.used + bytes > pool.bytes.length) {
-    crypto.getRandomValues(pool.bytes);
-    pool.used = 0;
-  }
-  const out = toHex(pool.bytes.subarray(pool.used, pool.used + bytes));
-  pool.used += bytes;
-  return out;
-}
+export const randomHex: (bytes: number) => string = pooledRandomHex((bytes) => {
+  crypto.getRandomValues(bytes);
+});

@@ -8,7 +8,7 @@ import { mkdir, readdir, readFile, rmdir, stat, unlink } from "node:fs/promises"
 import { dirname, join } from "node:path";
 import { AccessDeniedError, type OqError, StorageError } from "../../errors.ts";
 import { errorMessage } from "../../util/errors.ts";
-import { randomHex } from "../../util/format.ts";
+import { nodeRandomBytesHex } from "../node-random.ts";
 
 /** The `code` of a `node:fs` error (`ENOENT`, ...), if it has one. */
 export function code(error: unknown): string | undefined {
@@ -77,7 +77,7 @@ export async function prune(dir: string, stop: string): Promise<void> {
 
 /** A unique name for a body being written under `tmp/`. */
 export function tempName(): string {
-  return `${Date.now()}-${randomHex(8)}`;
+  return `${Date.now()}-${nodeRandomBytesHex(8)}`;
 }
 
 /** Maps a `node:fs` error of operation `op` to a typed error that says what to fix. */

@@ -21,7 +21,7 @@
 import { readdir, rename, unlink, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { StorageError } from "../../errors.ts";
-import { randomHex } from "../../util/format.ts";
+import { nodeRandomBytesHex } from "../node-random.ts";
 import { code, ignoreMissing, prune, withParent } from "./fs.ts";
 import { encodeDir, encodeStem, HISTORY, LIVE_TAIL_RE, SEP, type VersionEntry } from "./names.ts";
 
@@ -139,7 +139,7 @@ export function nextVersionId(nowMs: number, previous: string | undefined): stri
     }
   }
   // The random tail keeps ETags unique even if a key's whole history is deleted and rewritten.
-  return `${String(ms).padStart(15, "0")}-${String(seq).padStart(5, "0")}-${randomHex(4)}`;
+  return `${String(ms).padStart(15, "0")}-${String(seq).padStart(5, "0")}-${nodeRandomBytesHex(4)}`;
 }
 
 /** The version a live entry shows for a history whose newest entry is `v`. */
