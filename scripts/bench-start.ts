@@ -62,6 +62,11 @@ export interface StartResult {
   /** Bare Node (`node -e`) from spawn to its first line, the same way: the floor on this machine. */
   bareNode?: Spread;
   /**
+   * Variables of {@link START_ENV_DROPPED} this machine set, and bare Node's starts with them
+   * (absent from runs that kept them, and when none is set).
+   */
+  dropped?: { names: string[]; bareNodeWith: Spread };
+  /**
    * The same starts, alternated with the others, on each other Node of `.ci/node-versions`
    * (scripts/node-dir.sh); `missingNodes` names those it could not fetch, and why.
    */
@@ -124,13 +129,29 @@ export function buildCli(root: string): number {
   return seconds;
 }
 
+/**
+ * Variables of this process's environment the spawned processes go without, because they change
+ * how long any Node takes to start and have nothing to do with oq. `NODE_EXTRA_CA_CERTS` (this
+ * machine sets it, for its proxy): Node 20 reads and parses the whole file at every start, about
+ * 60 ms here, where Node 22 and later wait until TLS needs it; the bench server is plain HTTP on
+ * loopback. The section still times bare Node with them, to show what they cost.
+ */
+export const START_ENV_DROPPED = ["NODE_EXTRA_CA_CERTS"] as const;
+
+/** This process's environment without {@link START_ENV_DROPPED}. */
+export function startEnv(): Record<string, string | undefined> {
+  const env = { ...process.env };
+  for (const name of START_ENV_DROPPED) delete env[name];
+  return env;
+}
+
 /** The environment of a spawned `oq worker` on the bench server's `prefix`. */
 export function cliWorkerEnv(
   bench: Record<string, string | undefined>,
   prefix: string,
 ): Record<string, string | undefined> {
   return {
-    ...process.env,
+    ...startEnv(),
     OQ_ENDPOINT: bench.OQ_TEST_S3_ENDPOINT,
     OQ_BUCKET: bench.OQ_TEST_S3_BUCKET,
     OQ_REGION: bench.OQ_TEST_S3_REGION ?? "us-east-1",
@@ -196,13 +217,19 @@ async function spawnWorkers(
   }
 }
 
-/** Spawn to the first line of a bare `node -e` that prints the time: what any Node start costs here. */
-async function bareNodeStart(node = process.execPath): Promise<number> {
+/**
+ * Spawn to the first line of a bare `node -e` that prints the time: what any Node start costs
+ * here (in `env`, by default the spawned workers' own).
+ */
+async function bareNodeStart(
+  node = process.execPath,
+  env: Record<string, string | undefined> = startEnv(),
+): Promise<number> {
   const spawnedAt = now();
   const child = spawn(
     node,
     ["-e", 'process.stdout.write(String(performance.timeOrigin + performance.now()) + "\\n")'],
-    { stdio: ["ignore", "pipe", "inherit"] },
+    { env, stdio: ["ignore", "pipe", "inherit"] },
   );
   let out = "";
   child.stdout!.on("data", (d: Buffer) => {
@@ -282,6 +309,8 @@ export async function startBench(
     const storage = ctx.s3();
     const single: number[] = [];
     const bare: number[] = [];
+    const droppedNames = START_ENV_DROPPED.filter((name) => process.env[name] !== undefined);
+    const bareWith: number[] = [];
     const nodes = otherNodes(ctx.root);
     const others = nodes.found.map((n) => ({ ...n, single: [] as number[], bare: [] as number[] }));
     // Alternated, so that a busy spell of this shared machine falls on every Node alike.
@@ -289,6 +318,8 @@ export async function startBench(
       await submitDue(storage, prefix, 1);
       single.push(...(await spawnWorkers(ctx, dir, prefix, 1)));
       bare.push(await bareNodeStart());
+      if (droppedNames.length > 0)
+        bareWith.push(await bareNodeStart(process.execPath, process.env));
       for (const other of others) {
         await submitDue(storage, prefix, 1);
         other.single.push(...(await spawnWorkers(ctx, dir, prefix, 1, other.path)));
@@ -310,6 +341,9 @@ export async function startBench(
       buildSeconds,
       process: spread(single),
       bareNode: spread(bare),
+      ...(droppedNames.length === 0
+        ? {}
+        : { dropped: { names: droppedNames, bareNodeWith: spread(bareWith) } }),
       otherNodes: others.map((o) => ({
         node: o.version,
         process: spread(o.single),
@@ -366,10 +400,15 @@ export function renderStart(
     `| ${what} | ${was(ms(s.medianMs)!, ms(o?.medianMs))} | ${was(range(s), o === undefined ? undefined : range(o))} | ${goalText(s.medianMs, goal)} |`;
   const t = run.together;
   const list = (xs: number[]) => xs.map((x) => `${x}`).join(", ");
+  const dropped = run.dropped;
+  const droppedText =
+    dropped === undefined
+      ? ""
+      : ` The spawned processes run without ${dropped.names.map((n) => `\`${n}\``).join(", ")}, which this machine sets: Node 20 reads the CA file it names at every start, where Node 22 and later wait until TLS needs it, and the bench server is plain HTTP (the row "bare \`node -e\` with" shows its cost${previous?.dropped === undefined ? "; runs before this one kept it, so their Node 20 figures include it" : ""}).`;
   return [
     "## How soon a worker takes its first task",
     "",
-    `The compiled CLI (\`node dist/cli.js worker\`, Node ${run.node}, built by the benchmark) on S3, the doctor verdict cached and one due task waiting, spawned ${run.process.runs.length} times one after another: from spawn to its handler's first call (one wall clock in parent and child).${otherNodesText(run)} Then ${t.workers} such processes spawned at once over a backlog (each handler holds its task, so none can run the backlog before its peers start). In this process, \`worker.start()\` and \`worker.drain()\` on S3 to the first claim (the \`started\` event), ${run.library.start.runs.length} times each. The goals are issue 15's.`,
+    `The compiled CLI (\`node dist/cli.js worker\`, Node ${run.node}, built by the benchmark) on S3, the doctor verdict cached and one due task waiting, spawned ${run.process.runs.length} times one after another: from spawn to its handler's first call (one wall clock in parent and child).${droppedText}${otherNodesText(run)} Then ${t.workers} such processes spawned at once over a backlog (each handler holds its task, so none can run the backlog before its peers start). In this process, \`worker.start()\` and \`worker.drain()\` on S3 to the first claim (the \`started\` event), ${run.library.start.runs.length} times each. The goals are issue 15's.`,
     "",
     "| what | median | min–max | goal |",
     "|---|---:|---:|---|",
@@ -383,6 +422,11 @@ export function renderStart(
       ? []
       : [
           `| for reference, bare \`node -e\`: spawn to its first line | ${was(ms(run.bareNode.medianMs)!, ms(previous?.bareNode?.medianMs))} | ${was(range(run.bareNode), previous?.bareNode === undefined ? undefined : range(previous.bareNode))} | – |`,
+        ]),
+    ...(dropped === undefined
+      ? []
+      : [
+          `| for reference, bare \`node -e\` with ${dropped.names.map((n) => `\`${n}\``).join(", ")} | ${ms(dropped.bareNodeWith.medianMs)} | ${range(dropped.bareNodeWith)} | – |`,
         ]),
     ...(run.otherNodes ?? []).flatMap((o) => {
       const before = previous?.otherNodes?.find((x) => x.node === o.node);
