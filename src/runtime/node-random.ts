@@ -6,15 +6,23 @@
  * of CPU on Node 24 and 17-20 ms on Node 20, in every process, before a starting `oq worker` can
  * name itself or take a claim token. `/dev/urandom` is the same kernel generator OpenSSL seeds
  * from, and reading it costs one `open` and one `read` per 4 kB pool. Where the device is missing
- * (Windows) or cannot be read, web crypto fills the pool instead.
+ * (Windows) or cannot be read, web crypto fills the pool instead; so it does on Bun and Deno, which
+ * also run these entry points, have web crypto at hand, and where Deno would ask for permission to
+ * read the device.
  *
  * @module
  */
 import { closeSync, openSync, readSync } from "node:fs";
+import process from "node:process";
 import { pooledRandomHex } from "../util/format.ts";
 
 /** The kernel's non-blocking random device. */
 const DEVICE = "/dev/urandom";
+
+/** Web crypto: on Bun and Deno, and where the device failed. */
+function webCryptoFill(bytes: Uint8Array): void {
+  crypto.getRandomValues(bytes);
+}
 
 /**
  * A filler of byte arrays that reads `device`, or web crypto once the device failed. Exposed for
@@ -33,7 +41,7 @@ export function deviceFill(device: string): (bytes: Uint8Array) => void {
         usable = false;
       }
     }
-    crypto.getRandomValues(bytes);
+    webCryptoFill(bytes);
   };
 }
 
@@ -52,7 +60,8 @@ function readFully(device: string, bytes: Uint8Array): void {
   }
 }
 
-const hexOfBytes = pooledRandomHex(deviceFill(DEVICE));
+const onNode = process.versions.bun === undefined && process.versions.deno === undefined;
+const hexOfBytes = pooledRandomHex(onNode ? deviceFill(DEVICE) : webCryptoFill);
 
 /**
  * `length` random lower-case hex characters from the kernel (the `randomHex` option of a queue
