@@ -20,7 +20,7 @@ import { pooledRandomHex } from "../util/format.ts";
 const DEVICE = "/dev/urandom";
 
 /** Web crypto: on Bun and Deno, and where the device failed. */
-function webCryptoFill(bytes: Uint8Array): void {
+function webCryptoFill(bytes: Uint8Array<ArrayBuffer>): void {
   crypto.getRandomValues(bytes);
 }
 
@@ -30,7 +30,7 @@ function webCryptoFill(bytes: Uint8Array): void {
  *
  * @internal
  */
-export function deviceFill(device: string): (bytes: Uint8Array) => void {
+export function deviceFill(device: string): (bytes: Uint8Array<ArrayBuffer>) => void {
   let usable = true;
   return (bytes) => {
     if (usable) {

@@ -25,7 +25,9 @@ export function toHex(bytes: Uint8Array): string {
  * random ids (as Node's own `randomUUID` keeps a pool for the same reason). The result turns
  * `bytes` random bytes into lower-case hex, twice as many characters.
  */
-export function pooledRandomHex(fill: (bytes: Uint8Array) => void): (bytes: number) => string {
+export function pooledRandomHex(
+  fill: (bytes: Uint8Array<ArrayBuffer>) => void,
+): (bytes: number) => string {
   const pool = { bytes: new Uint8Array(4096), used: 4096 };
   return (bytes) => {
     if (bytes > pool.bytes.length) {
