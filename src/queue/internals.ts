@@ -16,7 +16,7 @@ import type { Storage } from "../storage/storage.ts";
 import { DEFAULT_BACKOFF } from "../task/backoff.ts";
 import type { Backoff, TaskRecord } from "../task/record.ts";
 import { errorMessage } from "../util/errors.ts";
-import { randomHex } from "../util/format.ts";
+import { hexOfLength, randomHex } from "../util/format.ts";
 import { FinishedJournal } from "./journal.ts";
 import { LimitStore } from "./limits.ts";
 import { LocalWake } from "./local-wake.ts";
@@ -44,9 +44,7 @@ export interface ResolvedDefaults {
 }
 
 /** `length` random hex characters from web crypto. */
-function defaultRandomHex(length: number): string {
-  return randomHex(Math.ceil(length / 2)).slice(0, length);
-}
+const defaultRandomHex = hexOfLength(randomHex);
 
 /** The internals of one queue: built once by its constructor, reached with {@link internals}. */
 export class QueueInternals {

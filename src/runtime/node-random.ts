@@ -14,7 +14,7 @@
  */
 import { closeSync, openSync, readSync } from "node:fs";
 import process from "node:process";
-import { pooledRandomHex } from "../util/format.ts";
+import { hexOfLength, pooledRandomHex } from "../util/format.ts";
 
 /** The kernel's non-blocking random device. */
 const DEVICE = "/dev/urandom";
@@ -67,9 +67,7 @@ const hexOfBytes = pooledRandomHex(onNode ? deviceFill(DEVICE) : webCryptoFill);
  * `length` random lower-case hex characters from the kernel (the `randomHex` option of a queue
  * the CLI opens).
  */
-export function nodeRandomHex(length: number): string {
-  return hexOfBytes(Math.ceil(length / 2)).slice(0, length);
-}
+export const nodeRandomHex: (length: number) => string = hexOfLength(hexOfBytes);
 
 /**
  * `bytes` random bytes from the kernel as lower-case hex (twice as many characters): the file

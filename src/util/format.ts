@@ -49,3 +49,11 @@ export function pooledRandomHex(
 export const randomHex: (bytes: number) => string = pooledRandomHex((bytes) => {
   crypto.getRandomValues(bytes);
 });
+
+/**
+ * `length` hex characters from a source of random bytes as hex (two characters a byte): the
+ * shape of a queue's `randomHex` option.
+ */
+export function hexOfLength(hexOfBytes: (bytes: number) => string): (length: number) => string {
+  return (length) => hexOfBytes(Math.ceil(length / 2)).slice(0, length);
+}
