@@ -219,7 +219,7 @@ async function spawnWorkers(
 }
 
 /**
- * Spawn to the first line of a bare `node -e` that prints the time: what any Node start costs
+ * Spawn to the first line of a bare `node -e` that prints one: what any Node start costs
  * here (in `env`, by default the spawned workers' own).
  */
 async function bareNodeStart(
@@ -400,10 +400,11 @@ export function renderStart(
   const t = run.together;
   const list = (xs: number[]) => xs.map((x) => `${x}`).join(", ");
   const dropped = run.dropped;
+  const droppedNames = dropped?.names.map((n) => `\`${n}\``).join(", ");
   const droppedText =
     dropped === undefined
       ? ""
-      : ` The spawned processes run without ${dropped.names.map((n) => `\`${n}\``).join(", ")}, which this machine sets: Node 20 reads the CA file it names at every start, where Node 22 and later wait until TLS needs it, and the bench server is plain HTTP (the row "bare \`node -e\` with" shows its cost${previous?.dropped === undefined ? "; runs before this one kept it, so their Node 20 figures include it" : ""}).`;
+      : ` The spawned processes run without ${droppedNames}, which this machine sets: Node 20 reads the CA file it names at every start, where Node 22 and later wait until TLS needs it, and the bench server is plain HTTP (the row "bare \`node -e\` with" shows its cost${previous?.dropped === undefined ? "; runs before this one kept it, so their Node 20 figures include it" : ""}).`;
   return [
     "## How soon a worker takes its first task",
     "",
@@ -425,7 +426,7 @@ export function renderStart(
     ...(dropped === undefined
       ? []
       : [
-          `| for reference, bare \`node -e\` with ${dropped.names.map((n) => `\`${n}\``).join(", ")} | ${ms(dropped.bareNodeWith.medianMs)} | ${range(dropped.bareNodeWith)} | – |`,
+          `| for reference, bare \`node -e\` with ${droppedNames} | ${ms(dropped.bareNodeWith.medianMs)} | ${range(dropped.bareNodeWith)} | – |`,
         ]),
     ...(run.otherNodes ?? []).flatMap((o) => {
       const before = previous?.otherNodes?.find((x) => x.node === o.node);
