@@ -34,8 +34,8 @@ export {
   fitAdvice,
   PROVIDER_NAMES,
 } from "./advice.ts";
+export { runDoctor } from "./doctor.ts";
 export { requireSafeBackend } from "./require.ts";
-export { runDoctor } from "./run.ts";
 export {
   type CachedVerdict,
   type CheckStatus,

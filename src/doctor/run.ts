@@ -120,11 +120,7 @@ class CheckRunner {
   }
 }
 
-/**
- * Probe the queue's backend and return a report (it never throws for a failed check; it throws
- * only when its own arguments are wrong). Writes the verdict for `requireSafeBackend` unless
- * `writeVerdict` is false or the verdict is `error`.
- */
+/** What `runDoctor` does (doctor.ts, which loads this module on its first call). */
 export async function runDoctor(queue: Queue, options: DoctorOptions = {}): Promise<DoctorReport> {
   const writers = options.raceWriters ?? 16;
   const rounds = options.raceRounds ?? 3;

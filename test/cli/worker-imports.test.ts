@@ -63,4 +63,21 @@ describe("oq worker's start", () => {
       ),
     ).toEqual([]);
   });
+
+  it("lets a tasks module import oq without compiling doctor's probes or the dashboard's pages", async () => {
+    // A tasks module imports `oq` (mod.ts) as `oq worker` starts: what mod.ts loads statically
+    // is compiled before the first task, on Node 20 without a compile cache.
+    const { files } = await staticClosure(["mod.ts"]);
+    expect(files).toContain("src/dashboard/handler.ts");
+    expect(files).toContain("src/doctor/doctor.ts");
+    expect(
+      [...files].filter(
+        (f) =>
+          f === "src/doctor/run.ts" ||
+          f === "src/dashboard/routes.ts" ||
+          f === "src/dashboard/overview.ts" ||
+          f === "src/dashboard/actions.ts",
+      ),
+    ).toEqual([]);
+  });
 });
