@@ -17,7 +17,12 @@ import { type BundleResult, renderBundle } from "./bench-bundle.ts";
 import { renderGoals } from "./bench-goals.ts";
 import { type IndexResult, renderIndex } from "./bench-index.ts";
 import { type LatencyIdleResult, renderLatencyIdle } from "./bench-latency.ts";
-import { type LimitResult, renderLimit, type SubmitResult } from "./bench-limit.ts";
+import {
+  type DrainTrial,
+  type LimitResult,
+  renderLimit,
+  type SubmitResult,
+} from "./bench-limit.ts";
 import { type MemoryResult, renderMemory, type TsxMemoryResult } from "./bench-memory.ts";
 import { renderStart, type StartResult } from "./bench-start.ts";
 import { PRICE_PER_REQUEST } from "./sim/pricing.ts";
@@ -86,7 +91,13 @@ export interface BenchResult {
     backlogWaitP50Ms: number;
   }[];
   /** The drain by 4 workers at the `Worker`'s default concurrency (absent before it was measured). */
-  drainDefault?: BenchResult["throughput"][number] & { defaultConcurrency?: boolean };
+  drainDefault?: BenchResult["throughput"][number] & {
+    defaultConcurrency?: boolean;
+    /** Its trials, each against a ceiling measured right before it (absent in older runs). */
+    trials?: DrainTrial[];
+    /** The median of the trials' fractions: the goal's figure. */
+    fractionOfOwnCeiling?: number;
+  };
   latency: {
     workers: number;
     tasks: number;

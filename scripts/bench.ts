@@ -11,7 +11,9 @@
  * Sections: requests (per task, by kind, and dollars), idle (requests per idle worker-minute
  * while the queue holds nothing, finished tasks, tasks running elsewhere, and tasks of a type
  * the worker has no handler for; `--idle-cases` picks some of empty,finished,running,unhandled),
- * throughput and latency (against 1, 4 and 8 workers; and at 5 tasks/s after idle spells, from the
+ * throughput and latency (against 1, 4 and 8 workers, and 4 workers at the default concurrency in
+ * `--drain-trials` trials, each against a drain ceiling measured right before it; and at 5 tasks/s
+ * after idle spells, from the
  * workers' own queue object and another, scripts/bench-latency.ts), claims (claim throughput with 0 and with
  * 50,000 stored finished tasks), stats (the requests and time of one `queue.stats()` with 0 and
  * with `--stats-finished` stored finished tasks), dashboard (the time and requests of loading the
@@ -55,7 +57,13 @@ import { Worker } from "../src/worker/worker.ts";
 import { bundleSizes } from "./bench-bundle.ts";
 import { indexAfterDrain } from "./bench-index.ts";
 import { latencyAfterIdle } from "./bench-latency.ts";
-import { type LimitResult, storageLimit, submitThroughput, taskModel } from "./bench-limit.ts";
+import {
+  drainTrials,
+  type LimitResult,
+  storageLimit,
+  submitThroughput,
+  taskModel,
+} from "./bench-limit.ts";
 import { memoryBench } from "./bench-memory.ts";
 import {
   IDLE_CASES,
@@ -86,6 +94,7 @@ const { values: args } = parseArgs({
     "submit-concurrency": { type: "string" },
     workers: { type: "string", default: "1,4,8" },
     concurrency: { type: "string", default: "8" },
+    "drain-trials": { type: "string", default: "3" },
     "claim-stored": { type: "string", default: "50000" },
     "claim-tasks": { type: "string", default: "1500" },
     "claim-trials": { type: "string", default: "5" },
@@ -826,8 +835,21 @@ try {
       (result.throughput as unknown[]).push(r);
       console.log("throughput", JSON.stringify(r));
     }
-    // Issue 15's drain goal is for 4 workers as they come, at the default concurrency.
-    result.drainDefault = await throughput(Number(args.tasks), 4, "default");
+    // Issue 15's drain goal is for 4 workers as they come, at the default concurrency: in
+    // trials, each right after a ceiling of its own (as the submit section measures).
+    const model = taskModel(result.requests as Parameters<typeof taskModel>[0]);
+    const goal = await drainTrials(
+      s3(),
+      newPrefix("drain-ceiling"),
+      model,
+      () => throughput(Number(args.tasks), 4, "default"),
+      { trials: Number(args["drain-trials"]) },
+    );
+    result.drainDefault = {
+      ...goal.row,
+      trials: goal.trials,
+      fractionOfOwnCeiling: goal.fractionOfOwnCeiling,
+    };
     console.log("throughput", JSON.stringify(result.drainDefault));
   }
   if (want("latency")) {
