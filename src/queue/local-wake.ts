@@ -19,6 +19,12 @@ export interface WakeListener {
    * false when it is busy, already polling at its fast cadence, or does not run that partition.
    */
   submitted(partition: string): boolean;
+  /**
+   * The task of ready marker `marker` (full key) was just written here: a skip this listener
+   * set for it (its listing came between the marker's write and the task's, when the task read
+   * as missing) is over.
+   */
+  landed(marker: string): void;
 }
 
 /** The workers of one queue object that local submits may wake, woken one per submit. */
@@ -43,11 +49,13 @@ export class LocalWake {
   }
 
   /**
-   * A task of `partition`, due now, was submitted: wake one idle listener that runs it. One is
-   * enough for one task; waking all of them would cost a LIST each for a task only one can take,
-   * and leave them all polling at their fast cadence.
+   * A task of `partition`, due now, was submitted (`marker` its ready marker's full key): tell
+   * every listener it landed, and wake one idle listener that runs it. One is enough for one
+   * task; waking all of them would cost a LIST each for a task only one can take, and leave them
+   * all polling at their fast cadence.
    */
-  submitted(partition: string): void {
+  submitted(partition: string, marker: string): void {
+    for (const listener of this.#listeners) listener.landed(marker);
     const n = this.#listeners.length;
     for (let i = 0; i < n; i++) {
       const listener = this.#listeners[(this.#next + i) % n]!;

@@ -84,10 +84,10 @@ export async function submitTaskResult(
 
 /** Wake an idle worker on this queue object for a task due now (`./local-wake.ts`). */
 function wakeLocal(q: QueueInternals, task: TaskRecord, now: number): void {
-  const marker =
-    task.marker === null ? undefined : q.keys.parseReadyMarker(q.keys.full(task.marker));
-  if (marker === undefined || Date.parse(task.availableAt) > now) return;
-  q.wake.submitted(q.keys.partition(marker.type, marker.part));
+  const key = task.marker === null ? undefined : q.keys.full(task.marker);
+  const marker = key === undefined ? undefined : q.keys.parseReadyMarker(key);
+  if (key === undefined || marker === undefined || Date.parse(task.availableAt) > now) return;
+  q.wake.submitted(q.keys.partition(marker.type, marker.part), key);
 }
 
 /** Submit options once checked: the durations as numbers of seconds. */

@@ -32,6 +32,7 @@ import {
 import { byEffectivePriority } from "./priority-order.ts";
 import { ReadAhead } from "./read-ahead.ts";
 import { RefusedClaims } from "./refused-claims.ts";
+import { Wakes } from "./wakes.ts";
 
 /** The poll loop and claims of one worker. */
 export class Poller implements WakeListener {
@@ -59,44 +60,44 @@ export class Poller implements WakeListener {
   /** A read showed the listing stale; a pass left steals to the next (listed soon, not idly). */
   #shownStale = false;
   #staleSteals = false;
-  #wake = new AbortController();
-  /** Whether the loop is in an idle pause (its last pass found nothing): a local submit may end it. */
-  #idleSleep = false;
-  /** The partition a local submit woke this worker for: its next listing starts there, unstepped. */
-  #wokenFor: string | undefined;
+  readonly #wakes: Wakes;
 
   constructor(queue: QueueInternals, options: PollerOptions) {
     this.#queue = queue;
     this.#o = options;
     this.#ahead = new ReadAhead(() => queue.clock.localNow());
+    this.#wakes = new Wakes(options.isRunning);
     // Workers start at different partitions, so a fleet spreads over a hot type's shards.
     this.#cursor = Math.floor(queue.random() * 1024);
   }
 
   /** Aborted when a slot frees or the worker stops: ends the loop's pause. */
   get wakeSignal(): AbortSignal {
-    return this.#wake.signal;
+    return this.#wakes.signal;
   }
 
   /** End the loop's pause now (a slot freed, or the worker stops). */
   wake(): void {
-    // A reason nobody reads: without one, each wake (two per task) built a DOMException's stack.
-    this.#wake.abort("woken");
-    if (this.#o.isRunning()) this.#wake = new AbortController();
+    this.#wakes.wake();
   }
 
   /**
-   * A task of `partition`, due now, was submitted through this worker's queue object
-   * (`../queue/local-wake.ts`). When the loop is in an idle pause and lists that partition, end
-   * the pause: the next pass lists that partition first (no monitor step before it), no sooner
-   * than `minPollMs` after the last listing, so wakes never poll faster than a busy worker does.
+   * A task of `partition`, due now, was submitted through this worker's queue object: taken
+   * when this worker lists that partition and is in an idle pause (`./wakes.ts`). Its listing
+   * comes no sooner than `minPollMs` after the last, so wakes never poll faster than a busy
+   * worker does.
    */
   submitted(partition: string): boolean {
-    if (!this.#idleSleep || this.#wokenFor !== undefined) return false;
-    if (!this.partitions().includes(partition)) return false;
-    this.#wokenFor = partition;
-    this.wake();
-    return true;
+    return this.partitions().includes(partition) && this.#wakes.submitted(partition);
+  }
+
+  /**
+   * A local submit wrote the task of `marker`: if a listing caught the marker before the task
+   * and skipped it (a young marker is rechecked only after a second or more, see
+   * `Monitor.stale`), the task is there now, so the skip is dropped.
+   */
+  landed(marker: string): void {
+    this.#o.skip.delete(marker);
   }
 
   /** The due markers of the last listing not tried yet (for tests). */
@@ -135,10 +136,10 @@ export class Poller implements WakeListener {
     let idle = o.minPollMs;
     while (o.isRunning()) {
       if (o.running.size >= o.concurrency) {
-        // A freed slot aborts #wake. Racing the running tasks' promises instead would attach a
+        // A freed slot wakes the loop. Racing the running tasks' promises instead would attach a
         // reaction to each of them per turn, kept until that task ends: a long task on a busy
         // worker held gigabytes of them.
-        await sleep(60_000, this.#wake.signal);
+        await sleep(60_000, this.#wakes.signal);
         continue;
       }
       let claimed = 0;
@@ -152,21 +153,25 @@ export class Poller implements WakeListener {
       if (claimed > 0 || this.#staleSteals) {
         idle = o.minPollMs;
         if (o.running.size < o.concurrency && (this.#candidates.size === 0 || this.#staleSteals))
-          await sleep(o.minPollMs, this.#wake.signal);
+          await sleep(o.minPollMs, this.#wakes.signal);
         continue;
       }
-      this.#idleSleep = true;
-      await sleep(o.limits.pause(idle), this.#wake.signal);
-      this.#idleSleep = false;
+      if (this.#wakes.missed) {
+        await this.#paceWake();
+        continue;
+      }
+      this.#wakes.idle(true);
+      await sleep(o.limits.pause(idle), this.#wakes.signal);
+      this.#wakes.idle(false);
       idle = nextIdlePause(idle, this.#steppedLast, o.maxPollMs);
-      if (this.#wokenFor !== undefined) await this.#paceWake();
+      if (this.#wakes.woken) await this.#paceWake();
     }
   }
 
   /** After a local submit's wake: wait until `minPollMs` has passed since the last listing. */
   async #paceWake(): Promise<void> {
     const early = this.#listedAt + this.#o.minPollMs - this.#queue.clock.localNow();
-    if (early > 0 && this.#o.isRunning()) await sleep(early, this.#wake.signal);
+    if (early > 0 && this.#o.isRunning()) await sleep(early, this.#wakes.signal);
   }
 
   /**
@@ -185,7 +190,7 @@ export class Poller implements WakeListener {
     const local = this.#queue.clock.localNow();
     this.#dueSoon.startPass(local);
     const stale =
-      this.#staleSteals || this.#wokenFor !== undefined || local - this.#listedAt > o.listReuseMs;
+      this.#staleSteals || this.#wakes.waiting || local - this.#listedAt > o.listReuseMs;
     if (this.#candidates.size === 0 || stale) await this.list();
     let claimed = 0;
     for (let relisted = false; ; relisted = true) {
@@ -310,8 +315,9 @@ export class Poller implements WakeListener {
     // journals to prune) must not keep it from new work of its own (the soak run found quiet
     // workers claiming nothing for whole rounds).
     // A worker's first listing, and a local submit's wake (its task's partition first), step not.
-    const woken = this.#wokenFor;
-    this.#wokenFor = undefined;
+    // A missed wake (./wakes.ts) may step: a steady local stream misses a wake at nearly every
+    // listing, and must not starve the monitor. It still gets its partition listed.
+    const { woken, missed } = this.#wakes.take();
     const mayStep =
       woken === undefined && this.#o.stats.polls > 1 && (!this.#quiet || !this.#steppedLast);
     const stepped = mayStep && (await monitor.step(this.#queue.now()));
@@ -319,8 +325,10 @@ export class Poller implements WakeListener {
     const all = this.#listAll || !this.#quiet;
     this.#listAll = false;
     const partitions = this.partitions();
-    if (woken !== undefined && partitions.includes(woken)) this.#cursor = partitions.indexOf(woken);
-    const budget = all || partitions.length === 0 ? partitions.length : stepped ? 0 : 1;
+    const first = woken ?? missed;
+    if (first !== undefined && partitions.includes(first)) this.#cursor = partitions.indexOf(first);
+    const budget =
+      all || partitions.length === 0 ? partitions.length : stepped && missed === undefined ? 0 : 1;
     this.#candidates = new Candidates();
     for (let i = 0; i < budget && this.#candidates.size === 0; i++) {
       const partition = partitions[this.#cursor++ % partitions.length]!;

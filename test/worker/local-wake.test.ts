@@ -6,6 +6,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { Queue } from "../../src/queue/queue.ts";
 import { type CountedStorage, countRequests } from "../../src/storage/count.ts";
 import { MemoryStorage } from "../../src/storage/memory.ts";
+import type { ListOptions, ListResult, PutOptions, PutResult } from "../../src/storage/storage.ts";
 import { Worker } from "../../src/worker/worker.ts";
 
 /** An idle worker backs off up to an hour here, so only a wake can start a task soon. */
@@ -27,6 +28,37 @@ function idleWorker(queue: Queue, started: string[]): Worker {
     await held;
     return null;
   });
+}
+
+/**
+ * A memory store whose next listing of the ready index, once armed, is answered as it stood
+ * before a submit that lands right after it: the submit's wake reaches the worker while the
+ * pass that listed is still under way.
+ */
+class SubmitAfterListing extends MemoryStorage {
+  armed: (() => Promise<unknown>) | undefined;
+  override async list(options: ListOptions = {}): Promise<ListResult> {
+    const result = await super.list(options);
+    const submit = this.armed;
+    if (submit !== undefined && options.prefix?.includes("ready/") === true) {
+      this.armed = undefined;
+      await submit();
+    }
+    return result;
+  }
+}
+
+/** A memory store that holds back task writes (not markers) while `gate` is set. */
+class HeldTaskWrites extends MemoryStorage {
+  gate: Promise<void> | undefined;
+  override async put(
+    key: string,
+    body: string | Uint8Array,
+    options: PutOptions = {},
+  ): Promise<PutResult> {
+    if (this.gate !== undefined && key.startsWith("tasks/")) await this.gate;
+    return super.put(key, body, options);
+  }
 }
 
 /** Let the handlers finish and stop `workers`. */
@@ -109,6 +141,49 @@ describe("local wake", () => {
     await vi.advanceTimersByTimeAsync(1000);
     expect(started).toEqual([]);
     expect(storage.counts.LIST).toBe(0);
+    await stopAll([worker]);
+  });
+
+  it("a submit that lands while a pass is under way starts its task within minPollMs (its wake was lost, and the task waited for the idle pause)", async () => {
+    const store = new SubmitAfterListing();
+    const local = new Queue({ storage: store });
+    const started: string[] = [];
+    const worker = idleWorker(local, started);
+    await worker.start();
+    // Its first listings find nothing; it pauses 250 ms, then 500 ms, then 1 s.
+    await vi.advanceTimersByTimeAsync(260);
+    let submitted: string | undefined;
+    store.armed = async () => {
+      submitted = (await local.submit("t", 1)).id;
+    };
+    // The second pass lists (nothing), then the submit lands before the pass ends.
+    await vi.advanceTimersByTimeAsync(500);
+    expect(store.armed).toBeUndefined();
+    expect(submitted).toBeDefined();
+    await vi.advanceTimersByTimeAsync(260);
+    expect(started).toEqual([submitted]);
+    await stopAll([worker]);
+  });
+
+  it("a task whose marker a listing caught before the task landed starts once its local submit ends (it was skipped for a second or more)", async () => {
+    const store = new HeldTaskWrites();
+    const local = new Queue({ storage: store });
+    const started: string[] = [];
+    const worker = idleWorker(local, started);
+    await worker.start();
+    // Its first listings find nothing; it pauses 250 ms, then 500 ms.
+    await vi.advanceTimersByTimeAsync(260);
+    let open: () => void = () => {};
+    store.gate = new Promise<void>((r) => (open = r));
+    const submit = local.submit("t", 1);
+    // The third pass lists the marker and reads no task: the submit is between its two writes.
+    await vi.advanceTimersByTimeAsync(500);
+    expect(started).toEqual([]);
+    store.gate = undefined;
+    open();
+    const task = await submit;
+    await vi.advanceTimersByTimeAsync(300);
+    expect(started).toEqual([task.id]);
     await stopAll([worker]);
   });
 });
