@@ -61,6 +61,21 @@ class HeldTaskWrites extends MemoryStorage {
   }
 }
 
+/**
+ * An idle worker on a queue over `store`, started and past its second listing (it found
+ * nothing, and pauses 250 ms, then 500 ms, then 1 s).
+ */
+async function pastSecondListing(
+  store: MemoryStorage,
+): Promise<{ local: Queue; started: string[]; worker: Worker }> {
+  const local = new Queue({ storage: store });
+  const started: string[] = [];
+  const worker = idleWorker(local, started);
+  await worker.start();
+  await vi.advanceTimersByTimeAsync(260);
+  return { local, started, worker };
+}
+
 /** Let the handlers finish and stop `workers`. */
 async function stopAll(workers: Worker[]): Promise<void> {
   release();
@@ -146,17 +161,12 @@ describe("local wake", () => {
 
   it("a submit that lands while a pass is under way starts its task within minPollMs (its wake was lost, and the task waited for the idle pause)", async () => {
     const store = new SubmitAfterListing();
-    const local = new Queue({ storage: store });
-    const started: string[] = [];
-    const worker = idleWorker(local, started);
-    await worker.start();
-    // Its first listings find nothing; it pauses 250 ms, then 500 ms, then 1 s.
-    await vi.advanceTimersByTimeAsync(260);
+    const { local, started, worker } = await pastSecondListing(store);
     let submitted: string | undefined;
     store.armed = async () => {
       submitted = (await local.submit("t", 1)).id;
     };
-    // The second pass lists (nothing), then the submit lands before the pass ends.
+    // The third pass lists (nothing), then the submit lands before the pass ends.
     await vi.advanceTimersByTimeAsync(500);
     expect(store.armed).toBeUndefined();
     expect(submitted).toBeDefined();
@@ -167,12 +177,7 @@ describe("local wake", () => {
 
   it("a task whose marker a listing caught before the task landed starts once its local submit ends (it was skipped for a second or more)", async () => {
     const store = new HeldTaskWrites();
-    const local = new Queue({ storage: store });
-    const started: string[] = [];
-    const worker = idleWorker(local, started);
-    await worker.start();
-    // Its first listings find nothing; it pauses 250 ms, then 500 ms.
-    await vi.advanceTimersByTimeAsync(260);
+    const { local, started, worker } = await pastSecondListing(store);
     let open: () => void = () => {};
     store.gate = new Promise<void>((r) => (open = r));
     const submit = local.submit("t", 1);
