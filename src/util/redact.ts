@@ -5,14 +5,35 @@
  * @module
  */
 
-/** Replaces every occurrence of any of `secrets` (empty ones ignored) with `[redacted]`. */
+/**
+ * Secrets shorter than this are replaced only where they stand alone, not inside a longer run of
+ * letters and digits. Why: test setups use toy credentials (`test`, `minio`, even `a`), and
+ * replacing every `a` turned "Tasks module not found" into "T[redacted]sks module not found".
+ * Real keys are longer (AWS: 20 and 40 characters) and are replaced wherever they occur.
+ */
+const STANDALONE_BELOW = 16;
+
+/**
+ * Replaces every occurrence of any of `secrets` (empty ones ignored) with `[redacted]`; one
+ * shorter than 16 characters only where no letter or digit touches it on either side.
+ */
 export function redactor(secrets: readonly string[]): (text: string) => string {
   const known = secrets.filter((s) => s !== "");
+  const alone = known
+    .filter((s) => s.length < STANDALONE_BELOW)
+    .map((s) => new RegExp(`(?<![A-Za-z0-9])${escapeRegExp(s)}(?![A-Za-z0-9])`, "g"));
+  const anywhere = known.filter((s) => s.length >= STANDALONE_BELOW);
   return (text) => {
     let out = text;
-    for (const secret of known) out = out.split(secret).join("[redacted]");
+    for (const secret of anywhere) out = out.split(secret).join("[redacted]");
+    for (const pattern of alone) out = out.replace(pattern, "[redacted]");
     return out;
   };
+}
+
+/** `text` with every character a regular expression gives a meaning escaped. */
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\/-]/g, "\\$&");
 }
 
 /** `scheme://user:password@` (or `scheme://token@`) in a URL. */

@@ -131,6 +131,19 @@ describe("text log lines", () => {
       expect(line).toContain("&part=2");
     }
   });
+
+  it("replace a toy credential only where it stands alone, a real-length one anywhere", () => {
+    const redact = logRedactor({ AWS_ACCESS_KEY_ID: "a", AWS_SECRET_ACCESS_KEY: "test" });
+    expect(redact("Tasks module ./a.mjs not found; run a test (test-email, latest)")).toBe(
+      "Tasks module ./[redacted].mjs not found; run [redacted] [redacted] ([redacted]-email, latest)",
+    );
+    // A regular-expression character in a short secret is matched as itself.
+    expect(logRedactor({ AWS_SECRET_ACCESS_KEY: "p+ss.w(rd" })("key=p+ss.w(rd pXss")).toBe(
+      "key=[redacted] pXss",
+    );
+    const long = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+    expect(logRedactor({ AWS_SECRET_ACCESS_KEY: long })(`x${long}y`)).toBe("x[redacted]y");
+  });
 });
 
 describe("--log-format", () => {
