@@ -15,3 +15,48 @@
 export function nextIdlePause(idle: number, steppedOnly: boolean, maxPollMs: number): number {
   return steppedOnly ? idle : Math.min(maxPollMs, idle * 2);
 }
+
+/**
+ * The idle pauses of one poller: `minPollMs` after work, doubling to `maxPollMs`
+ * ({@link nextIdlePause}), and the first pause at `maxPollMs` shortened by a random part of it,
+ * which puts the worker's polls at a random phase of the `maxPollMs` period. Why: workers that
+ * go idle together (a burst drained, a fleet deployed) double in step and would poll at the same
+ * instants for as long as they stay idle, so a task submitted from another process waited for
+ * the same poll on all of them: 3 s on average and up to `maxPollMs`, however many workers there
+ * were. At random phases, `N` idle workers see it after `maxPollMs / (N + 1)` on average. Only
+ * one pause per idle spell is shortened, so a worker's requests per idle minute stay as they were.
+ * @internal
+ */
+export class IdlePauses {
+  readonly #minPollMs: number;
+  readonly #maxPollMs: number;
+  readonly #random: () => number;
+  #idle: number;
+  #shorten = 0;
+
+  constructor(minPollMs: number, maxPollMs: number, random: () => number) {
+    this.#minPollMs = minPollMs;
+    this.#maxPollMs = maxPollMs;
+    this.#random = random;
+    this.#idle = minPollMs;
+  }
+
+  /** The pause to take after the idle poll that just ended. */
+  get ms(): number {
+    return this.#idle - this.#shorten;
+  }
+
+  /** Work was found: the next idle pause is `minPollMs` again. */
+  reset(): void {
+    this.#idle = this.#minPollMs;
+    this.#shorten = 0;
+  }
+
+  /** A pause was taken; `steppedOnly`: the poll before it took only a monitor step. */
+  advance(steppedOnly: boolean): void {
+    const next = nextIdlePause(this.#idle, steppedOnly, this.#maxPollMs);
+    const first = this.#idle < this.#maxPollMs && next >= this.#maxPollMs;
+    this.#shorten = first ? Math.floor(this.#random() * next) : 0;
+    this.#idle = next;
+  }
+}

@@ -20,7 +20,7 @@ import { Candidates } from "./candidates.ts";
 import { DueSoon } from "./due-soon.ts";
 import type { Candidate } from "./monitor.ts";
 import { leaseToWrite } from "./options.ts";
-import { nextIdlePause } from "./poll-pause.ts";
+import { IdlePauses } from "./poll-pause.ts";
 import type { PollerOptions } from "./poller-options.ts";
 import {
   CONTENDED_MS,
@@ -133,7 +133,7 @@ export class Poller implements WakeListener {
   /** Poll until the worker stops: pause `minPollMs` after finding work, doubling up to `maxPollMs` when idle. */
   async run(): Promise<void> {
     const o = this.#o;
-    let idle = o.minPollMs;
+    const idle = new IdlePauses(o.minPollMs, o.maxPollMs, this.#queue.random);
     while (o.isRunning()) {
       if (o.running.size >= o.concurrency) {
         // A freed slot wakes the loop. Racing the running tasks' promises instead would attach a
@@ -151,7 +151,7 @@ export class Poller implements WakeListener {
       }
       if (!o.isRunning()) break;
       if (claimed > 0 || this.#staleSteals) {
-        idle = o.minPollMs;
+        idle.reset();
         if (o.running.size < o.concurrency && (this.#candidates.size === 0 || this.#staleSteals))
           await sleep(o.minPollMs, this.#wakes.signal);
         continue;
@@ -161,9 +161,9 @@ export class Poller implements WakeListener {
         continue;
       }
       this.#wakes.idle(true);
-      await sleep(o.limits.pause(idle), this.#wakes.signal);
+      await sleep(o.limits.pause(idle.ms), this.#wakes.signal);
       this.#wakes.idle(false);
-      idle = nextIdlePause(idle, this.#steppedLast, o.maxPollMs);
+      idle.advance(this.#steppedLast);
       if (this.#wakes.woken) await this.#paceWake();
     }
   }
