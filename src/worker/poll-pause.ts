@@ -23,8 +23,9 @@ export function nextIdlePause(idle: number, steppedOnly: boolean, maxPollMs: num
  * go idle together (a burst drained, a fleet deployed) double in step and would poll at the same
  * instants for as long as they stay idle, so a task submitted from another process waited for
  * the same poll on all of them: 3 s on average and up to `maxPollMs`, however many workers there
- * were. At random phases, `N` idle workers see it after `maxPollMs / (N + 1)` on average. Only
- * one pause per idle spell is shortened, so a worker's requests per idle minute stay as they were.
+ * were. At random phases, `N` idle workers see it after `maxPollMs / (N + 1)` on average. The
+ * earlier poll costs at most one more LIST per idle spell; after it, a worker idles at the same
+ * requests per minute as before.
  * @internal
  */
 export class IdlePauses {
