@@ -18,46 +18,58 @@ export function nextIdlePause(idle: number, steppedOnly: boolean, maxPollMs: num
 
 /**
  * The idle pauses of one poller: `minPollMs` after work, doubling to `maxPollMs`
- * ({@link nextIdlePause}), and the first pause at `maxPollMs` shortened by a random part of it,
- * which puts the worker's polls at a random phase of the `maxPollMs` period. Why: workers that
- * go idle together (a burst drained, a fleet deployed) double in step and would poll at the same
- * instants for as long as they stay idle, so a task submitted from another process waited for
- * the same poll on all of them: 3 s on average and up to `maxPollMs`, however many workers there
- * were. At random phases, `N` idle workers see it after `maxPollMs / (N + 1)` on average. The
- * earlier poll costs at most one more LIST per idle spell; after it, a worker idles at the same
- * requests per minute as before.
+ * ({@link nextIdlePause}), and, when the worker has live peers, the first pause at `maxPollMs`
+ * lengthened by a random part of it, which puts the worker's polls at a random phase of the
+ * `maxPollMs` period.
+ *
+ * Why: workers that go idle together (a burst drained, a fleet deployed) double in step and would
+ * poll at the same instants for as long as they stay idle, so a task submitted from another
+ * process waited for the same poll on all of them: 3 s on average and up to `maxPollMs`, however
+ * many workers there were. At random phases, `N` idle workers see it after `maxPollMs / (N + 1)`
+ * on average.
+ *
+ * Why longer rather than shorter: a later poll never adds a request (a minute of idling holds
+ * as many polls as before, or one fewer), where an earlier one could add a LIST to the minute it
+ * fell in. Why only with peers: a worker alone has nobody to be out of step with, and the longer
+ * pause would only delay its next task; its fleet covers a worker's one longer pause.
  * @internal
  */
 export class IdlePauses {
   readonly #minPollMs: number;
   readonly #maxPollMs: number;
   readonly #random: () => number;
+  readonly #alone: () => boolean;
   #idle: number;
-  #shorten = 0;
+  #lengthen = 0;
 
-  constructor(minPollMs: number, maxPollMs: number, random: () => number) {
+  /**
+   * @param random A number in [0, 1), as `Math.random`.
+   * @param alone Whether the worker knows of no live peer (then no pause is lengthened).
+   */
+  constructor(minPollMs: number, maxPollMs: number, random: () => number, alone: () => boolean) {
     this.#minPollMs = minPollMs;
     this.#maxPollMs = maxPollMs;
     this.#random = random;
+    this.#alone = alone;
     this.#idle = minPollMs;
   }
 
   /** The pause to take after the idle poll that just ended. */
   get ms(): number {
-    return this.#idle - this.#shorten;
+    return this.#idle + this.#lengthen;
   }
 
   /** Work was found: the next idle pause is `minPollMs` again. */
   reset(): void {
     this.#idle = this.#minPollMs;
-    this.#shorten = 0;
+    this.#lengthen = 0;
   }
 
   /** A pause was taken; `steppedOnly`: the poll before it took only a monitor step. */
   advance(steppedOnly: boolean): void {
     const next = nextIdlePause(this.#idle, steppedOnly, this.#maxPollMs);
     const first = this.#idle < this.#maxPollMs && next >= this.#maxPollMs;
-    this.#shorten = first ? Math.floor(this.#random() * next) : 0;
+    this.#lengthen = first && !this.#alone() ? Math.floor(this.#random() * next) : 0;
     this.#idle = next;
   }
 }

@@ -133,7 +133,7 @@ export class Poller implements WakeListener {
   /** Poll until the worker stops: pause `minPollMs` after finding work, doubling up to `maxPollMs` when idle. */
   async run(): Promise<void> {
     const o = this.#o;
-    const idle = new IdlePauses(o.minPollMs, o.maxPollMs, this.#queue.random);
+    const idle = new IdlePauses(o.minPollMs, o.maxPollMs, this.#queue.random, o.alone);
     while (o.isRunning()) {
       if (o.running.size >= o.concurrency) {
         // A freed slot wakes the loop. Racing the running tasks' promises instead would attach a

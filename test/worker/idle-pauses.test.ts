@@ -1,12 +1,13 @@
 /**
- * An idle worker's pauses between polls: doubling to `maxPollMs`, and the first pause at the
- * ceiling shortened at random, so workers that went idle together do not poll in step.
+ * An idle worker's pauses between polls: doubling to `maxPollMs`, and, for a worker with live
+ * peers, the first pause at the ceiling lengthened at random, so workers that went idle together
+ * do not poll in step, and no minute holds more polls than before.
  * Fake timers: listing times are exact.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { Queue } from "../../src/queue/queue.ts";
-import { observeRequests } from "../../src/storage/count.ts";
 import { MemoryStorage } from "../../src/storage/memory.ts";
+import type { ListOptions, Storage } from "../../src/storage/storage.ts";
 import { IdlePauses } from "../../src/worker/poll-pause.ts";
 import { Worker } from "../../src/worker/worker.ts";
 
@@ -20,29 +21,79 @@ function take(pauses: IdlePauses, n: number, steppedOnly = false): number[] {
 }
 
 describe("IdlePauses", () => {
-  it("double to the ceiling; the first pause there is shortened by random() times itself, the rest are whole", () => {
-    const pauses = new IdlePauses(250, 6000, () => 0.5);
-    expect(take(pauses, 8)).toEqual([250, 500, 1000, 2000, 4000, 3000, 6000, 6000]);
+  const alone = () => true;
+  const withPeers = () => false;
+
+  it("double to the ceiling; with peers, the first pause there is lengthened by random() times itself, the rest are whole", () => {
+    const pauses = new IdlePauses(250, 6000, () => 0.5, withPeers);
+    expect(take(pauses, 8)).toEqual([250, 500, 1000, 2000, 4000, 9000, 6000, 6000]);
     // Work found: the ramp starts over, and reaching the ceiling again spreads the phase again.
     pauses.reset();
-    expect(take(pauses, 7)).toEqual([250, 500, 1000, 2000, 4000, 3000, 6000]);
+    expect(take(pauses, 7)).toEqual([250, 500, 1000, 2000, 4000, 9000, 6000]);
+  });
+
+  it("a worker alone keeps the ramp as it was: nobody to be out of step with", () => {
+    const pauses = new IdlePauses(250, 6000, () => 0.5, alone);
+    expect(take(pauses, 8)).toEqual([250, 500, 1000, 2000, 4000, 6000, 6000, 6000]);
+  });
+
+  it("whether it has peers is asked when the ceiling is reached", () => {
+    let peers = false;
+    const pauses = new IdlePauses(
+      250,
+      6000,
+      () => 0.25,
+      () => !peers,
+    );
+    expect(take(pauses, 6)).toEqual([250, 500, 1000, 2000, 4000, 6000]);
+    peers = true;
+    pauses.reset();
+    expect(take(pauses, 7)).toEqual([250, 500, 1000, 2000, 4000, 7500, 6000]);
   });
 
   it("a poll spent on a monitor step keeps the pause; random() = 0 keeps the ramp as it was", () => {
-    const pauses = new IdlePauses(250, 6000, () => 0);
+    const pauses = new IdlePauses(250, 6000, () => 0, withPeers);
     expect(take(pauses, 2, true)).toEqual([250, 250]);
     expect(take(pauses, 7)).toEqual([250, 500, 1000, 2000, 4000, 6000, 6000]);
   });
 
-  it("minPollMs at the ceiling already: nothing to shorten", () => {
-    expect(take(new IdlePauses(500, 500, () => 0.9), 3)).toEqual([500, 500, 500]);
+  it("minPollMs at the ceiling already: nothing to lengthen", () => {
+    expect(take(new IdlePauses(500, 500, () => 0.9, withPeers), 3)).toEqual([500, 500, 500]);
+  });
+
+  it("no 60 s window holds more polls than the unshifted ramp's", () => {
+    // Poll instants over 10 minutes, for random() across [0, 1): any window of a minute holds
+    // at most as many as the same window of the ramp without a shift (the idle-cost budget).
+    const instants = (r: number) => {
+      const pauses = new IdlePauses(250, 6000, () => r, withPeers);
+      const at = [0];
+      while (at.at(-1)! < 600_000) {
+        at.push(at.at(-1)! + pauses.ms);
+        pauses.advance(false);
+      }
+      return at;
+    };
+    const inWindow = (at: number[], from: number) =>
+      at.filter((t) => t >= from && t < from + 60_000).length;
+    const plain = instants(0);
+    for (const r of [0.01, 0.2, 0.5, 0.77, 0.99])
+      for (let from = 0; from < 500_000; from += 250)
+        expect(inWindow(instants(r), from)).toBeLessThanOrEqual(inWindow(plain, from));
   });
 });
 
-/** `storage` as one worker's client, noting the (fake) time of each of its listings in `log`. */
-function listingTimes(storage: MemoryStorage, log: number[]) {
-  return observeRequests(storage, (kind) => {
-    if (kind === "LIST") log.push(Date.now());
+/** `storage` as one worker's client, noting the (fake) time of each listing of its ready index in `log`. */
+function listingTimes(storage: MemoryStorage, log: number[]): Storage {
+  return new Proxy(storage, {
+    get(target, key) {
+      const value = Reflect.get(target, key, target);
+      if (key !== "list") return typeof value === "function" ? value.bind(target) : value;
+      return (options: ListOptions = {}) => {
+        // A look for peers lists `workers/`; only the listings of the ready index are polls.
+        if (!options.prefix?.includes("workers/")) log.push(Date.now());
+        return target.list(options);
+      };
+    },
   });
 }
 
@@ -61,7 +112,8 @@ describe("idle workers that went idle together", () => {
     const workers = [[0, a] as const, [0.8, b] as const].map(([r, log]) =>
       new Worker(new Queue({ storage: listingTimes(storage, log), random: () => r }), {
         skipDoctor: true,
-        heartbeatSeconds: 0,
+        // Heartbeats on: each learns of the other, and only a worker with peers spreads its phase.
+        heartbeatSeconds: 60,
         monitor: false,
         minPollMs: 250,
         maxPollMs: 6000,
@@ -71,15 +123,29 @@ describe("idle workers that went idle together", () => {
     await vi.advanceTimersByTimeAsync(60_000);
     await Promise.all(workers.map((w) => w.stop()));
     // The ramp is the same for both (they start together); from the ceiling on, w1 lists 4.8 s
-    // (0.8 * 6000) before w0, every time: their phases differ by 4.8 s.
+    // (0.8 * 6000) after w0, every time: their phases differ by 4.8 s.
     const start = a[0]!;
     const late = (times: number[]) => times.filter((t) => t - start > 20_000);
     const phases = (times: number[]) => late(times).map((t) => (t - start) % 6000);
     expect(phases(a).length).toBeGreaterThan(5);
     expect(new Set(phases(a))).toEqual(new Set([1750]));
-    expect(new Set(phases(b))).toEqual(new Set([(1750 - 4800 + 6000) % 6000]));
+    expect(new Set(phases(b))).toEqual(new Set([(1750 + 4800) % 6000]));
     // And as many listings a minute as before: one per 6 s at the ceiling.
     for (const times of [late(a), late(b)])
       expect(times.slice(1).map((t, i) => t - times[i]!)).toEqual(times.slice(1).map(() => 6000));
+  });
+
+  it("a worker alone keeps the plain ramp: no pause is lengthened", async () => {
+    const log: number[] = [];
+    const worker = new Worker(
+      new Queue({ storage: listingTimes(new MemoryStorage(), log), random: () => 0.8 }),
+      { skipDoctor: true, heartbeatSeconds: 60, monitor: false, minPollMs: 250, maxPollMs: 6000 },
+    ).task("t", () => null);
+    await worker.start();
+    await vi.advanceTimersByTimeAsync(60_000);
+    await worker.stop();
+    const gaps = log.slice(1).map((t, i) => t - log[i]!);
+    expect(gaps.slice(0, 8)).toEqual([250, 500, 1000, 2000, 4000, 6000, 6000, 6000]);
+    expect(log.length).toBeGreaterThan(12);
   });
 });
