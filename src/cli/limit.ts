@@ -5,19 +5,34 @@
  * @module
  */
 import { ValidationError } from "../errors.ts";
-import type { LimitsInput, TypeLimits } from "../queue/limits.ts";
+import {
+  CONCURRENCY_LIMIT_RULE,
+  isConcurrencyLimit,
+  isRateLimit,
+  type LimitsInput,
+  RATE_LIMIT_RULE,
+  type TypeLimits,
+} from "../queue/limits.ts";
 import { oqCommand } from "./args.ts";
 import { openQueue } from "./config.ts";
 import { log, out, outJson } from "./output.ts";
 
-/** A limit flag's value: a number, or `none` to remove the limit. */
-function limitValue(value: string | undefined, flag: string): number | null | undefined {
+/**
+ * A limit flag's value: a number within `rule`, or `none` to remove the limit. Checked here, so
+ * the message names the flag and its `none` (the library's names the option and its `null`).
+ */
+function limitValue(
+  value: string | undefined,
+  flag: string,
+  valid: (n: number) => boolean,
+  rule: string,
+): number | null | undefined {
   if (value === undefined) return undefined;
   if (value.trim() === "none") return null;
   const n = Number(value.trim());
-  if (value.trim() === "" || !Number.isFinite(n))
+  if (value.trim() === "" || !valid(n))
     throw new ValidationError(
-      `Invalid --${flag} ${JSON.stringify(value)}: give a number, or "none" to remove the limit.`,
+      `Invalid --${flag} ${JSON.stringify(value)}: use ${rule}, or "none" to remove the limit.`,
     );
   return n;
 }
@@ -64,8 +79,13 @@ export default oqCommand({
   },
   async run(args) {
     const given: LimitsInput = {};
-    const concurrency = limitValue(args.concurrency, "concurrency");
-    const rate = limitValue(args.rate, "rate");
+    const concurrency = limitValue(
+      args.concurrency,
+      "concurrency",
+      isConcurrencyLimit,
+      CONCURRENCY_LIMIT_RULE,
+    );
+    const rate = limitValue(args.rate, "rate", isRateLimit, RATE_LIMIT_RULE);
     if (concurrency !== undefined) given.concurrency = concurrency;
     if (rate !== undefined) given.ratePerSecond = rate;
     const setting = concurrency !== undefined || rate !== undefined;

@@ -124,6 +124,24 @@ function encodeLimit(doc: LimitDocument): Uint8Array {
 const ms = (iso: string) => Date.parse(iso);
 const iso = (time: number) => new Date(time).toISOString();
 
+/** What a fleet-wide concurrency limit may be, as messages say it. @internal */
+export const CONCURRENCY_LIMIT_RULE = `an integer from 1 to ${MAX_FLEET_CONCURRENCY}`;
+
+/** What a fleet-wide rate limit may be, as messages say it. @internal */
+export const RATE_LIMIT_RULE = `an integer from 1 to ${MAX_RATE_PER_SECOND} starts per second, or a number below 1 (0.1: one start every 10 s)`;
+
+/** Whether `n` is a valid fleet-wide concurrency limit ({@link CONCURRENCY_LIMIT_RULE}). @internal */
+export function isConcurrencyLimit(n: unknown): boolean {
+  return Number.isInteger(n) && (n as number) >= 1 && (n as number) <= MAX_FLEET_CONCURRENCY;
+}
+
+/** Whether `n` is a valid fleet-wide rate limit ({@link RATE_LIMIT_RULE}). @internal */
+export function isRateLimit(n: unknown): boolean {
+  return (
+    typeof n === "number" && n > 0 && (n < 1 || Number.isInteger(n)) && n <= MAX_RATE_PER_SECOND
+  );
+}
+
 /** Check limits given by a caller; throws `ValidationError` saying what to fix. */
 export function checkLimits(given: LimitsInput): LimitsInput {
   if (typeof given !== "object" || given === null)
@@ -133,27 +151,14 @@ export function checkLimits(given: LimitsInput): LimitsInput {
       throw new ValidationError(`Unknown limit ${key}: use concurrency or ratePerSecond.`);
   }
   const { concurrency, ratePerSecond } = given;
-  if (
-    concurrency !== undefined &&
-    concurrency !== null &&
-    !(Number.isInteger(concurrency) && concurrency >= 1 && concurrency <= MAX_FLEET_CONCURRENCY)
-  ) {
+  if (concurrency !== undefined && concurrency !== null && !isConcurrencyLimit(concurrency)) {
     throw new ValidationError(
-      `Invalid concurrency limit ${JSON.stringify(concurrency)}: use an integer from 1 to ${MAX_FLEET_CONCURRENCY}, or null to remove it.`,
+      `Invalid concurrency limit ${JSON.stringify(concurrency)}: use ${CONCURRENCY_LIMIT_RULE}, or null to remove it.`,
     );
   }
-  if (
-    ratePerSecond !== undefined &&
-    ratePerSecond !== null &&
-    !(
-      typeof ratePerSecond === "number" &&
-      ratePerSecond > 0 &&
-      (ratePerSecond < 1 || Number.isInteger(ratePerSecond)) &&
-      ratePerSecond <= MAX_RATE_PER_SECOND
-    )
-  ) {
+  if (ratePerSecond !== undefined && ratePerSecond !== null && !isRateLimit(ratePerSecond)) {
     throw new ValidationError(
-      `Invalid rate limit ${JSON.stringify(ratePerSecond)}: use an integer from 1 to ${MAX_RATE_PER_SECOND} starts per second, a number below 1 (0.1: one start every 10 s), or null to remove it.`,
+      `Invalid rate limit ${JSON.stringify(ratePerSecond)}: use ${RATE_LIMIT_RULE}, or null to remove it.`,
     );
   }
   return given;

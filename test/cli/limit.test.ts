@@ -46,9 +46,15 @@ for (const target of cliTargets) {
           expect(r).toMatchObject({ code: 2, stdout: "" });
           expect(r.stderr).not.toMatch(/Unexpected error/);
         }
-        expect(zero.stderr).toMatch(/Invalid concurrency limit 0: use an integer from 1/);
-        expect(fraction.stderr).toMatch(/Invalid rate limit 2.5/);
-        expect(word.stderr).toMatch(/Invalid --rate "fast": give a number, or "none"/);
+        // Each names the flag and the CLI's way to remove a limit ("none"), not the library's null.
+        expect(zero.stderr).toMatch(
+          /Invalid --concurrency "0": use an integer from 1 to 10000, or "none" to remove the limit/,
+        );
+        expect(fraction.stderr).toMatch(
+          /Invalid --rate "2.5": use an integer from 1 to 1000 starts per second, or a number below 1/,
+        );
+        expect(word.stderr).toMatch(/Invalid --rate "fast": use an integer from 1 to 1000/);
+        for (const r of [zero, fraction, word]) expect(r.stderr).not.toMatch(/null/);
         expect(noType.stderr).toMatch(/Name the task type to limit/);
       });
     });
