@@ -188,6 +188,8 @@ describe("cron expressions and timezones (croner)", () => {
       /Invalid cron expression "61 \* \* \* \*".*minute: 61/,
     );
     expect(() => cronFor("hello")).toThrow(/five, six, or seven space separated parts/);
+    // croner's reason ends in a period; the message reads as two sentences, not "required.. Use".
+    expect(() => cronFor("* * * *")).toThrow(/parts are required\. Use 5 to 7 fields/);
     expect(() => cronFor("")).toThrow(ValidationError);
     expect(() => cronFor("0 9 * * *", "Nowhere/Foo")).toThrow(
       /Invalid timezone "Nowhere\/Foo".*Invalid time zone specified/,

@@ -44,7 +44,8 @@ export function cronFor(expression: string, timezone: string = DEFAULT_TIMEZONE)
     // croner checks the timezone only when it computes a time.
     first = cron.nextRun(new Date(0));
   } catch (error) {
-    const reason = errorMessage(error);
+    // croner's messages end in a period or not; ours follow them with a sentence of their own.
+    const reason = errorMessage(error).replace(/\.+$/, "");
     const timezoneError = /timezone/i.test(reason);
     throw new ValidationError(
       timezoneError
