@@ -93,6 +93,10 @@ export function resolveStorage(options: ConnectOptions = {}): {
           `Malformed queue URL ${url}: expected s3://bucket/prefix?endpoint=...&region=...`,
         );
       }
+      if (parsed.hostname === "")
+        throw new ConfigError(
+          `Queue URL ${url} names no bucket: use s3://bucket/prefix?endpoint=...&region=...`,
+        );
       const urlPrefix = decodeURIComponent(parsed.pathname.replace(/^\//, ""));
       if (urlPrefix !== "") prefix = options.prefix ?? urlPrefix;
       const s3 = s3Options(options, env, {

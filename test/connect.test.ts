@@ -55,6 +55,11 @@ describe("connect", () => {
     expect(() => resolveStorage({ url: "file:./x" })).toThrow(/oq\/file/);
     expect(() => resolveStorage({ url: "ftp://x" })).toThrow(/Unknown queue URL/);
     expect(() => resolveStorage({ url: "s3://bucket", env: {} })).toThrow(/AWS_ACCESS_KEY_ID/);
+    // A URL without its bucket names the URL as what to fix (OQ_BUCKET does not fill it in).
+    for (const url of ["s3://", "s3:///jobs", "s3://?endpoint=http://127.0.0.1:9000"])
+      expect(() => resolveStorage({ url, env: { ...creds, OQ_BUCKET: "b" } })).toThrow(
+        /names no bucket: use s3:\/\/bucket\/prefix/,
+      );
     expect(() => resolveStorage({ url: "s3://b?endpoint=not a url", env: creds })).toThrow(
       ConfigError,
     );
