@@ -15,7 +15,9 @@ import { ValidationError } from "./errors.ts";
 import { PRIORITY_MAX, PRIORITY_MIN } from "./task/priority.ts";
 import { validate } from "./util/schema.ts";
 
-// Every object schema here is loose: keys it does not name pass through, as they always have.
+// Every object schema here is strict: a key it does not name is refused ("maxRetry must be
+// removed (not a known key)"), so a misspelt option fails the call instead of being dropped in
+// silence, leaving its default in force. Handler options alone let other keys through.
 
 /** A number from `min` to `max` (whole if `whole`); `what` says so in every message about it. */
 function numberIn(min: number, max: number, what: string, whole = false) {
@@ -45,14 +47,14 @@ const leaseSeconds = secondsOption(within(1, 604800), "from 1 to 604800 (7 days)
 const retries = numberIn(0, Number.MAX_SAFE_INTEGER, "a whole number >= 0", true);
 
 /** Backoff options; each part may be left out to keep the default. */
-export const backoffOptionsSchema = v.looseObject({
+export const backoffOptionsSchema = v.strictObject({
   initialSeconds: v.optional(seconds),
   maxSeconds: v.optional(seconds),
   factor: v.optional(numberIn(1, 100, "a number from 1 to 100")),
 });
 
 /** Options of one task: shared by `submit`, schedules and `connect({ defaults })`. */
-export const taskOptionsSchema = v.looseObject({
+export const taskOptionsSchema = v.strictObject({
   /** Retries after the first run. */
   maxRetries: v.optional(retries),
   /** Per-attempt time limit in seconds. */
@@ -94,7 +96,7 @@ const idempotencyKey = "a non-empty string of at most 512 characters";
  * Options of `Queue.submit`: the task options plus when it runs and its idempotency key. Dates
  * and durations are checked further by `parseDate` and `parseDuration`.
  */
-export const submitOptionsSchema = v.looseObject({
+export const submitOptionsSchema = v.strictObject({
   ...taskOptionsSchema.entries,
   scheduleAt: v.optional(when),
   delay: v.optional(
@@ -113,6 +115,11 @@ export const submitOptionsSchema = v.looseObject({
   ),
 });
 
+/** Options of `Queue.submitMany`. */
+export const submitManyOptionsSchema = v.strictObject({
+  concurrency: v.optional(numberIn(1, 1000, "a whole number from 1 to 1000", true)),
+});
+
 const ms = (min: number, max: number, what: string) => v.optional(numberIn(min, max, what));
 
 /** Tasks a worker runs at once (all types, or one type's own limit). */
@@ -127,7 +134,7 @@ const aFunction = v.function("a function");
  * hundreds of times a second while idle, which bills per request.
  */
 export const workerOptionsSchema = v.pipe(
-  v.looseObject({
+  v.strictObject({
     id: v.optional(v.string()),
     concurrency: v.optional(workerConcurrency),
     leaseSeconds: v.optional(leaseSeconds),
@@ -155,7 +162,7 @@ export const workerOptionsSchema = v.pipe(
     logScan: v.optional(
       v.union([
         v.boolean(),
-        v.looseObject({
+        v.strictObject({
           pageSize: v.optional(numberIn(1, 1000, "a whole number from 1 to 1000", true)),
           intervalMs: pollMs(),
         }),
@@ -191,7 +198,7 @@ const status = v.picklist(
 );
 
 /** Options of `Queue.list` (the type is checked by `checkTaskType`, dates by `parseDate`). */
-export const listOptionsSchema = v.looseObject({
+export const listOptionsSchema = v.strictObject({
   status: v.optional(
     v.union(
       [status, v.array(status)],
@@ -206,7 +213,7 @@ export const listOptionsSchema = v.looseObject({
 });
 
 /** Options of `Queue.repair` (`onProgress` is passed through as given). */
-export const repairOptionsSchema = v.looseObject({
+export const repairOptionsSchema = v.strictObject({
   startAfter: v.optional(v.string()),
   limit: v.optional(numberIn(1, Number.POSITIVE_INFINITY, "a whole number >= 1", true)),
   dryRun: v.optional(v.boolean()),

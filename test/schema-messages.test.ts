@@ -6,7 +6,12 @@
 import * as v from "valibot";
 import { afterEach, describe, expect, it } from "vitest";
 import { MalformedObjectError, ValidationError } from "../src/errors.ts";
-import { checkOptions, listOptionsSchema, workerOptionsSchema } from "../src/options.ts";
+import {
+  checkOptions,
+  handlerOptionsSchema,
+  listOptionsSchema,
+  workerOptionsSchema,
+} from "../src/options.ts";
 import { encodeSchedule, parseSchedule, type ScheduleRecord } from "../src/schedule/record.ts";
 import { encodeTask, parseTask } from "../src/task/record.ts";
 import { claimTask } from "../src/task/transitions.ts";
@@ -125,10 +130,16 @@ describe("oq's schemas", () => {
     expect(optionsError(workerOptionsSchema, { logScan: { pageSize: 0 }, onEvent: 1 })).toBe(
       "Invalid options: onEvent must be a function (was a number); logScan.pageSize must be a whole number from 1 to 1000 (was 0).",
     );
-    // Options not in the schema pass through, as they always have.
-    expect(checkOptions(workerOptionsSchema, { leaseSeconds: "2m", extra: 1 }, "options")).toEqual({
+    // An option not in the schema is refused (a misspelling would leave the default in force);
+    // handler options alone let other keys through.
+    expect(optionsError(workerOptionsSchema, { leaseSeconds: "2m", extra: 1 })).toBe(
+      "Invalid options: extra must be removed (not a known key).",
+    );
+    expect(checkOptions(workerOptionsSchema, { leaseSeconds: "2m" }, "options")).toEqual({
       leaseSeconds: 120,
-      extra: 1,
     });
+    expect(checkOptions(handlerOptionsSchema, { leaseSeconds: "2m", extra: 1 }, "options")).toEqual(
+      { leaseSeconds: 120, extra: 1 },
+    );
   });
 });

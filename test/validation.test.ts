@@ -112,6 +112,54 @@ for (const target of targets) {
       expect((await queue.list()).tasks).toEqual([]);
     });
 
+    it("a misspelt option or a malformed submitMany call fails before anything is written", async () => {
+      const loose = (o: unknown) => o as never;
+      // An unknown key was dropped in silence: `maxRetry: 9` submitted a task with 3 retries.
+      for (const [call, key] of [
+        [() => queue.submit("t", null, loose({ maxRetry: 9 })), "maxRetry"],
+        [() => queue.submit("t", null, loose({ backoff: { initial: 1 } })), "backoff.initial"],
+        [() => queue.list(loose({ state: "failed" })), "state"],
+        [() => new Worker(queue, loose({ concurency: 4 })), "concurency"],
+        [() => queue.submitMany([{ type: "t", options: loose({ delayMs: 5 }) }]), "delayMs"],
+      ] as const) {
+        const error = await validationError(call);
+        expect(error.message).toContain(`${key} must be removed (not a known key)`);
+      }
+      // submitMany with a concurrency below 1 wrote nothing and returned holes: `[null]`.
+      for (const concurrency of [0, -1, 1.5, Number.NaN]) {
+        const error = await validationError(() =>
+          queue.submitMany([{ type: "t", input: 1 }], { concurrency }),
+        );
+        expect(error.message).toMatch(/concurrency must be a whole number from 1 to 1000/);
+      }
+      expect((await validationError(() => queue.submitMany(loose({ type: "t" })))).message).toMatch(
+        /submitMany takes an array of \{ type, input\?, options\? \} \(was an object\)/,
+      );
+      expect((await validationError(() => queue.submitMany([loose(null)]))).message).toMatch(
+        /Task #0: expected \{ type, input\?, options\? \} \(was null\)/,
+      );
+      // `inputs` for `input`: the task would have been stored with a null input.
+      expect(
+        (await validationError(() => queue.submitMany([loose({ type: "t", inputs: 1 })]))).message,
+      ).toMatch(/Task #0: unknown key "inputs"/);
+      expect((await queue.list()).tasks).toEqual([]);
+      // Good calls still pass, and keys set to undefined count as not given.
+      const [task] = await queue.submitMany(
+        [{ type: "t", input: 2, options: { delay: undefined } }],
+        {
+          concurrency: 1,
+        },
+      );
+      expect(task!.input).toBe(2);
+    });
+
+    it("a second handler for one type is refused, not swapped in silently", () => {
+      const worker = new Worker(queue).task("t", () => 1);
+      expect(() => worker.task("t", () => 2)).toThrow(
+        /already has a handler for t: register each task type once/,
+      );
+    });
+
     it("list rejects a bad limit, status or type instead of answering (defect 19)", async () => {
       await queue.submit("t", null);
       await expect(queue.list({ limit: -1 })).rejects.toThrow(/limit must be a whole number/);

@@ -31,13 +31,7 @@ import { type PruneOptions, type PruneResult, pruneTasks, replayMarginMs } from 
 import { type RepairOptions, type RepairResult, repairIndex } from "./repair.ts";
 import { type RetentionInput, retentionMs } from "./retention.ts";
 import { type QueueStats, queueStats, type StatsOptions } from "./stats.ts";
-import {
-  SUBMIT_CONCURRENCY,
-  type SubmitEntry,
-  submitTask,
-  submitTaskResult,
-  submitTasks,
-} from "./submit.ts";
+import { type SubmitEntry, submitTask, submitTaskResult, submitTasks } from "./submit.ts";
 import type {
   CancelOutcome,
   ListTasksOptions,
@@ -158,7 +152,7 @@ export class Queue {
     options: { concurrency?: number } = {},
   ): Promise<TaskRecord[]> {
     // Validates everything first so a bad entry fails the call before anything is written.
-    return submitTasks(this.#q, tasks, options.concurrency ?? SUBMIT_CONCURRENCY);
+    return submitTasks(this.#q, tasks, options);
   }
 
   /** Read a task with the ETag of the version read; `undefined` when it does not exist. */

@@ -7,7 +7,7 @@ import type { InferOutput } from "valibot";
 import { parseDate, parseDuration } from "../duration.ts";
 import { ValidationError } from "../errors.ts";
 import { checkTaskType } from "../keys.ts";
-import { checkOptions, submitOptionsSchema } from "../options.ts";
+import { checkOptions, submitManyOptionsSchema, submitOptionsSchema } from "../options.ts";
 import {
   type AnyTaskDefinition,
   checkStoredInput,
@@ -147,13 +147,39 @@ async function newTask(q: QueueInternals, t: NewTask): Promise<TaskRecord> {
  */
 export const SUBMIT_CONCURRENCY = 32;
 
+/** The keys of a `submitMany` entry. */
+const ENTRY_KEYS: readonly string[] = ["type", "input", "options"];
+
+/** A value as a message shows it: `null`, `"text"`, `5`, `an array`, `an object`. */
+function describeValue(value: unknown): string {
+  if (Array.isArray(value)) return "an array";
+  if (typeof value === "object" && value !== null) return "an object";
+  if (typeof value === "function") return "a function";
+  return typeof value === "string" ? JSON.stringify(value.slice(0, 40)) : String(value);
+}
+
 /** Submit several tasks (bounded parallelism), all validated before anything is written. */
 export async function submitTasks(
   q: QueueInternals,
   tasks: readonly SubmitEntry[],
-  concurrency: number,
+  options: { concurrency?: number } = {},
 ): Promise<TaskRecord[]> {
+  const checked = checkOptions(submitManyOptionsSchema, options, "submitMany options");
+  if (!Array.isArray(tasks))
+    throw new ValidationError(
+      `submitMany takes an array of { type, input?, options? } (was ${describeValue(tasks)}).`,
+    );
   for (const [i, t] of tasks.entries()) {
+    if (typeof t !== "object" || t === null || Array.isArray(t))
+      throw new ValidationError(
+        `Task #${i}: expected { type, input?, options? } (was ${describeValue(t)}).`,
+      );
+    // A misspelt key (`inputs`) would otherwise submit the task without what it names.
+    const unknown = Object.keys(t).filter((k) => !ENTRY_KEYS.includes(k));
+    if (unknown.length > 0)
+      throw new ValidationError(
+        `Task #${i}: unknown key ${unknown.map((k) => JSON.stringify(k)).join(", ")}: an entry has type, input and options.`,
+      );
     try {
       const definition = isTaskDefinition(t.type) ? t.type : undefined;
       const type = definition?.type ?? (t.type as string);
@@ -167,7 +193,9 @@ export async function submitTasks(
       throw error;
     }
   }
-  return mapLimit(tasks, concurrency, (t) => submitTask(q, t.type, t.input, t.options ?? {}));
+  return mapLimit(tasks, checked.concurrency ?? SUBMIT_CONCURRENCY, (t) =>
+    submitTask(q, t.type, t.input, t.options ?? {}),
+  );
 }
 
 /**

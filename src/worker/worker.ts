@@ -210,6 +210,11 @@ export class Worker {
     checkTaskType(type);
     if (typeof handler !== "function")
       throw new ValidationError(`The handler for ${type} must be a function.`);
+    // Two modules registering one type would otherwise leave the last one's handler in silence.
+    if (this.#handlers.has(type))
+      throw new ValidationError(
+        `This worker already has a handler for ${type}: register each task type once.`,
+      );
     // Other keys of the options pass through as given; the durations become seconds.
     const checked = checkOptions(handlerOptionsSchema, options, `handler options of ${type}`);
     const resolved = { ...options, ...checked } as CheckedHandlerOptions;
