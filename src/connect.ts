@@ -5,6 +5,8 @@
  * @module
  */
 import { ConfigError } from "./errors.ts";
+import { checkKnownKeys } from "./options.ts";
+import { QUEUE_OPTION_KEYS } from "./queue/internals.ts";
 import { Queue } from "./queue/queue.ts";
 import type { QueueOptions } from "./queue/types.ts";
 import { MemoryStorage } from "./storage/memory.ts";
@@ -156,6 +158,24 @@ function s3Options(
   return out;
 }
 
+/** Every key of {@link ConnectOptions} (the type makes the list whole). */
+const CONNECT_OPTION_KEYS: Record<keyof ConnectOptions, true> = {
+  ...QUEUE_OPTION_KEYS,
+  url: true,
+  bucket: true,
+  endpoint: true,
+  region: true,
+  accessKeyId: true,
+  secretAccessKey: true,
+  sessionToken: true,
+  forcePathStyle: true,
+  fetch: true,
+  env: true,
+  allowNoVersioning: true,
+  skipVersioningCheck: true,
+  openFile: true,
+};
+
 /**
  * Open a queue. Checks that bucket versioning is Enabled (version history depends on it) and
  * refuses otherwise, unless `allowNoVersioning` / `OQ_ALLOW_NO_VERSIONING=1` is set, which logs
@@ -180,8 +200,14 @@ export function connectInSteps(options: ConnectOptions | string = {}): {
   checked: Promise<void>;
 } {
   const opts: ConnectOptions = typeof options === "string" ? { url: options } : options;
+  checkKnownKeys(opts, CONNECT_OPTION_KEYS, "connect options");
   const { storage, prefix } = resolveStorage(opts);
-  const queue = new Queue({ ...opts, storage, ...(prefix === undefined ? {} : { prefix }) });
+  const queueOptions: QueueOptions = { storage };
+  for (const key of Object.keys(QUEUE_OPTION_KEYS) as (keyof QueueOptions)[])
+    if (key !== "storage" && opts[key] !== undefined)
+      Object.assign(queueOptions, { [key]: opts[key] });
+  if (prefix !== undefined) queueOptions.prefix = prefix;
+  const queue = new Queue(queueOptions);
   return {
     queue,
     checked: opts.skipVersioningCheck ? Promise.resolve() : checkVersioning(queue, opts),

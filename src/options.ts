@@ -115,6 +115,16 @@ export const submitOptionsSchema = v.strictObject({
   ),
 });
 
+/** Options of `Scheduler` (the logger is taken as given). */
+export const schedulerOptionsSchema = v.strictObject({
+  logger: v.optional(v.unknown()),
+  maxCatchUp: v.optional(numberIn(1, 100_000, "a whole number from 1 to 100000", true)),
+  missedAfterMs: v.optional(
+    numberIn(0, 2_147_483_647, "a number of ms from 0 to 2147483647 (24.8 days)"),
+  ),
+  concurrency: v.optional(numberIn(1, 100, "a whole number from 1 to 100", true)),
+});
+
 /** Options of `Queue.submitMany`. */
 export const submitManyOptionsSchema = v.strictObject({
   concurrency: v.optional(numberIn(1, 1000, "a whole number from 1 to 1000", true)),
@@ -250,4 +260,16 @@ export function checkOptions<S extends v.GenericSchema>(
   const result = validate(schema, withoutUndefined(value ?? {}));
   if (!result.ok) throw new ValidationError(`Invalid ${what}: ${result.summary}.`);
   return result.value;
+}
+
+/**
+ * Refuse the keys of an options object that `known` does not name, in the words of the schemas
+ * above (`prefx must be removed (not a known key)`), for options checked by hand rather than by
+ * a schema. A key set to `undefined` counts as not given.
+ */
+export function checkKnownKeys(value: object, known: Record<string, true>, what: string): void {
+  const unknown = Object.entries(value)
+    .filter(([key, given]) => given !== undefined && !Object.hasOwn(known, key))
+    .map(([key]) => `${key} must be removed (not a known key)`);
+  if (unknown.length > 0) throw new ValidationError(`Invalid ${what}: ${unknown.join("; ")}.`);
 }

@@ -179,6 +179,52 @@ for (const target of targets) {
 describe("options validation", () => {
   const queue = () => new Queue({ storage: new MemoryStorage() });
 
+  it("prune, stats, bulk cancel and the scheduler refuse a misspelt key before doing anything", async () => {
+    const storage = new MemoryStorage();
+    const queue = new Queue({ storage });
+    const loose = (o: unknown) => o as never;
+    await queue.submit("t", 1);
+    // `olderThan` is not an option: the prune ran with the stored retention instead.
+    await expect(queue.prune(loose({ olderThan: "1d" }))).rejects.toThrow(
+      /Invalid prune options: olderThan must be removed \(not a known key\)/,
+    );
+    await expect(queue.stats(loose({ type: "t" }))).rejects.toThrow(/type must be removed/);
+    await expect(queue.cancelByType("t", loose({ reasn: "x" }))).rejects.toThrow(
+      /Invalid cancel options: reasn must be removed/,
+    );
+    expect((await queue.list({ status: "pending" })).tasks).toHaveLength(1);
+    expect(() => new Scheduler(queue, loose({ concurency: 2 }))).toThrow(
+      /concurency must be removed/,
+    );
+    expect(() => new Scheduler(queue, { concurrency: 0 })).toThrow(
+      /concurrency must be a whole number from 1 to 100/,
+    );
+    const scheduler = new Scheduler(queue);
+    // `cronn` for `cron`: the message named an empty cron expression, not the misspelt key.
+    await expect(
+      scheduler.create(loose({ id: "s", type: "t", cronn: "* * * * *" })),
+    ).rejects.toThrow(/Invalid schedule: cronn must be removed/);
+    await expect(scheduler.list()).resolves.toEqual([]);
+  });
+
+  it("queue and connect options refuse a misspelt key and a missing storage", async () => {
+    const storage = new MemoryStorage();
+    const loose = (o: unknown) => o as never;
+    // `prefx` opened the queue at the bucket's root, beside whatever else lives there.
+    expect(() => new Queue(loose({ storage, prefx: "jobs/" }))).toThrow(
+      /Invalid queue options: prefx must be removed \(not a known key\)/,
+    );
+    await expect(connect(loose({ storage, prefx: "jobs/" }))).rejects.toThrow(
+      /Invalid connect options: prefx must be removed/,
+    );
+    await expect(connect(loose({ buckt: "b", env: {} }))).rejects.toThrow(/buckt must be removed/);
+    expect(() => new Queue(loose({}))).toThrow(/Queue options need storage/);
+    expect(() => new Queue(loose(null))).toThrow(ValidationError);
+    // Every key connect() knows still works, and the queue gets its own.
+    const queue = await connect({ storage, prefix: "jobs/", env: {}, skipVersioningCheck: true });
+    expect(queue.keys.task("x")).toBe("jobs/tasks/_/x.json");
+  });
+
   it("rejects worker options that would spin, overload or never beat (defect 19)", async () => {
     const q = queue();
     for (const [options, option] of [

@@ -5,6 +5,7 @@
  */
 import { InvalidStateError, NotFoundError, ValidationError } from "../errors.ts";
 import { checkTaskId, checkTaskType } from "../keys.ts";
+import { checkKnownKeys } from "../options.ts";
 import type { TaskRecord } from "../task/record.ts";
 import { requestCancel } from "../task/transitions.ts";
 import { mapLimit } from "../util/async.ts";
@@ -16,6 +17,12 @@ export interface BulkCancelOptions {
   reason?: string;
   onProgress?: (done: number, total: number) => void;
 }
+
+/** Every key of {@link BulkCancelOptions} (the type makes the list whole). */
+const BULK_CANCEL_OPTION_KEYS: Record<keyof BulkCancelOptions, true> = {
+  reason: true,
+  onProgress: true,
+};
 
 /** Cancel a task (see `Queue.cancel`); a task cancelled at once is in the journal on return. */
 export async function cancelTask(
@@ -108,6 +115,7 @@ export async function cancelTasksOfType(
   options: BulkCancelOptions,
 ): Promise<CancelOutcome[]> {
   checkTaskType(type);
+  checkKnownKeys(options, BULK_CANCEL_OPTION_KEYS, "cancel options");
   const ids = new Set<string>();
   // The type's own partitions: no marker of another type is even listed.
   for await (const marker of q.markers({ prefix: q.keys.readyType(type) })) {

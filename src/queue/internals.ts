@@ -11,7 +11,7 @@ import { Keys, type ReadyMarker } from "../keys.ts";
 import { type Logger, silentLogger } from "../logger.ts";
 import type { MetricsRecorder } from "../metrics/recorder.ts";
 import { recorderOf } from "../metrics/recorders.ts";
-import { checkOptions, taskDefaultsSchema } from "../options.ts";
+import { checkKnownKeys, checkOptions, taskDefaultsSchema } from "../options.ts";
 import type { Storage } from "../storage/storage.ts";
 import { DEFAULT_BACKOFF } from "../task/backoff.ts";
 import type { Backoff, TaskRecord } from "../task/record.ts";
@@ -83,6 +83,7 @@ export class QueueInternals {
   readonly #maxInputBytes: number;
 
   constructor(options: QueueOptions) {
+    checkQueueOptions(options);
     this.metrics = options.metrics === undefined ? undefined : recorderOf(options.metrics);
     // With metrics, every request anything on this queue makes is counted (the bill).
     this.storage = this.metrics?.observeStorage(options.storage) ?? options.storage;
@@ -249,4 +250,39 @@ export function internals(queue: Queue): QueueInternals {
   const inner = registry.get(queue);
   if (inner === undefined) throw new TypeError("not an oq Queue");
   return inner;
+}
+
+/**
+ * Every key of {@link QueueOptions}, for {@link checkQueueOptions} (the type makes the list
+ * whole: a key added to the options and not here fails to compile).
+ * @internal
+ */
+export const QUEUE_OPTION_KEYS: Record<keyof QueueOptions, true> = {
+  storage: true,
+  prefix: true,
+  now: true,
+  random: true,
+  randomHex: true,
+  logger: true,
+  maxInputBytes: true,
+  maxOutputBytes: true,
+  payloadThresholdBytes: true,
+  defaults: true,
+  metrics: true,
+};
+
+/**
+ * Refuse queue options that would open the wrong queue or none: no storage (the first request
+ * would throw a `TypeError` deep inside), or a key the options do not have (`prefx: "jobs/"`
+ * opened the queue at the bucket's root).
+ */
+function checkQueueOptions(options: QueueOptions): void {
+  if (typeof options !== "object" || options === null)
+    throw new ValidationError("Queue options must be an object: { storage, prefix? }.");
+  checkKnownKeys(options, QUEUE_OPTION_KEYS, "queue options");
+  const storage = options.storage as Partial<Storage> | undefined;
+  if (typeof storage?.get !== "function" || typeof storage.put !== "function")
+    throw new ValidationError(
+      "Queue options need storage: a Storage (S3Storage, or the file store of oq/file), or open the queue with connect() from a URL or OQ_* variables.",
+    );
 }

@@ -10,6 +10,7 @@
  */
 import { NotFoundError, ThrottledError, ValidationError } from "../errors.ts";
 import { checkTaskType, type FinishedStatus, type JournalKey } from "../keys.ts";
+import { checkKnownKeys } from "../options.ts";
 import type { TaskRecord } from "../task/record.ts";
 import { isTerminal } from "../task/transitions.ts";
 import { mapLimit } from "../util/async.ts";
@@ -57,6 +58,17 @@ export interface PruneOptions {
   /** Called after every journal and every page of the scan, with the counts so far. */
   onProgress?: (progress: PruneProgress) => void;
 }
+
+/** Every key of {@link PruneOptions} (the type makes the list whole). */
+const PRUNE_OPTION_KEYS: Record<keyof PruneOptions, true> = {
+  type: true,
+  status: true,
+  retention: true,
+  limit: true,
+  dryRun: true,
+  scan: true,
+  onProgress: true,
+};
 
 /** What a prune did so far. */
 export interface PruneProgress {
@@ -112,6 +124,7 @@ export async function pruneTasks(
   q: QueueInternals,
   options: PruneOptions = {},
 ): Promise<PruneResult> {
+  checkKnownKeys(options, PRUNE_OPTION_KEYS, "prune options");
   if (options.type !== undefined) checkTaskType(options.type);
   const statuses = checkStatuses(options.status);
   const limit = options.limit ?? Number.POSITIVE_INFINITY;

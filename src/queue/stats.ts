@@ -9,6 +9,7 @@
  */
 import { NotFoundError, ValidationError } from "../errors.ts";
 import { checkTaskType, timeKey } from "../keys.ts";
+import { checkKnownKeys } from "../options.ts";
 import { mapLimit } from "../util/async.ts";
 import {
   addWindows,
@@ -45,6 +46,14 @@ export interface StatsOptions {
    */
   series?: boolean;
 }
+
+/** Every key of {@link StatsOptions} (the type makes the list whole). */
+const STATS_OPTION_KEYS: Record<keyof StatsOptions, true> = {
+  types: true,
+  maxPagesPerType: true,
+  throughputMinutes: true,
+  series: true,
+};
 
 /** One task type's counts, as `queue.stats()` reports them. */
 export interface TypeStats {
@@ -111,6 +120,7 @@ export async function queueStats(
   q: QueueInternals,
   options: StatsOptions = {},
 ): Promise<QueueStats> {
+  checkKnownKeys(options, STATS_OPTION_KEYS, "stats options");
   const maxPages = positiveInteger("maxPagesPerType", options.maxPagesPerType, 10, 1_000_000);
   const minutes = positiveInteger("throughputMinutes", options.throughputMinutes, 10, 60);
   const only = options.types?.map((t) => checkTaskType(t));

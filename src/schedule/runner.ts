@@ -29,7 +29,8 @@ export function startScheduler(
   if (!(intervalMs > 0)) {
     throw new ValidationError(`Invalid intervalMs ${intervalMs}: use a number of ms > 0.`);
   }
-  const scheduler = new Scheduler(queue, options);
+  const { intervalMs: _interval, ...schedulerOptions } = options;
+  const scheduler = new Scheduler(queue, schedulerOptions);
   const controller = new AbortController();
   const logger = options.logger ?? queue.logger;
   const done = scheduler.run({ signal: controller.signal, intervalMs }).catch((error: unknown) => {

@@ -32,6 +32,7 @@
 import { NotFoundError, PreconditionFailedError, ValidationError } from "../errors.ts";
 import { checkScheduleId, checkTaskType } from "../keys.ts";
 import type { Logger } from "../logger.ts";
+import { checkKnownKeys, checkOptions, schedulerOptionsSchema } from "../options.ts";
 import { internals } from "../queue/internals.ts";
 import type { Queue } from "../queue/queue.ts";
 import { MAX_CAS_ROUNDS } from "../store/documents.ts";
@@ -69,6 +70,21 @@ export interface SchedulerOptions {
   /** Schedules processed at once in a tick. Default 8. */
   concurrency?: number;
 }
+
+/** Every key of {@link NewSchedule} (the type makes the list whole). */
+const NEW_SCHEDULE_KEYS: Record<keyof NewSchedule, true> = {
+  id: true,
+  type: true,
+  input: true,
+  cron: true,
+  timezone: true,
+  catchUp: true,
+  timeoutSeconds: true,
+  maxRetries: true,
+  ttlSeconds: true,
+  priority: true,
+  enabled: true,
+};
 
 /** One slot a tick submitted a task for. */
 export interface FiredSlot {
@@ -139,9 +155,10 @@ export class Scheduler {
   /** Where schedule objects are read and conditionally written. */
   readonly #store: ScheduleStore;
 
-  constructor(queue: Queue, options: SchedulerOptions = {}) {
+  constructor(queue: Queue, given: SchedulerOptions = {}) {
+    const options = checkOptions(schedulerOptionsSchema, given, "scheduler options");
     this.queue = queue;
-    this.#logger = options.logger ?? queue.logger;
+    this.#logger = given.logger ?? queue.logger;
     this.#store = new ScheduleStore(queue.storage, queue.keys.schedules, this.#logger);
     this.#maxCatchUp = options.maxCatchUp ?? 100;
     this.#missedAfterMs = options.missedAfterMs ?? 60_000;
@@ -159,6 +176,9 @@ export class Scheduler {
    * Only slots strictly after now fire.
    */
   async create(spec: NewSchedule): Promise<ScheduleRecord> {
+    if (typeof spec !== "object" || spec === null)
+      throw new ValidationError("A new schedule must be an object: { id, type, cron, ... }.");
+    checkKnownKeys(spec, NEW_SCHEDULE_KEYS, "schedule");
     const id = checkScheduleId(spec.id);
     checkTaskType(spec.type);
     const timezone = spec.timezone ?? DEFAULT_TIMEZONE;
