@@ -19,6 +19,7 @@ import type { Backoff, TaskRecord } from "../task/record.ts";
 import { createTask } from "../task/transitions.ts";
 import { mapLimit } from "../util/async.ts";
 import { iso } from "../util/format.ts";
+import { kindOf } from "../util/schema.ts";
 import { idempotentId, submitIdempotent } from "./idempotency.ts";
 import type { QueueInternals } from "./internals.ts";
 import type { SubmitOptions, SubmitResult } from "./types.ts";
@@ -150,14 +151,6 @@ export const SUBMIT_CONCURRENCY = 32;
 /** The keys of a `submitMany` entry. */
 const ENTRY_KEYS: readonly string[] = ["type", "input", "options"];
 
-/** A value as a message shows it: `null`, `"text"`, `5`, `an array`, `an object`. */
-function describeValue(value: unknown): string {
-  if (Array.isArray(value)) return "an array";
-  if (typeof value === "object" && value !== null) return "an object";
-  if (typeof value === "function") return "a function";
-  return typeof value === "string" ? JSON.stringify(value.slice(0, 40)) : String(value);
-}
-
 /** Submit several tasks (bounded parallelism), all validated before anything is written. */
 export async function submitTasks(
   q: QueueInternals,
@@ -167,12 +160,12 @@ export async function submitTasks(
   const checked = checkOptions(submitManyOptionsSchema, options, "submitMany options");
   if (!Array.isArray(tasks))
     throw new ValidationError(
-      `submitMany takes an array of { type, input?, options? } (was ${describeValue(tasks)}).`,
+      `submitMany takes an array of { type, input?, options? } (was ${kindOf(tasks)}).`,
     );
   for (const [i, t] of tasks.entries()) {
     if (typeof t !== "object" || t === null || Array.isArray(t))
       throw new ValidationError(
-        `Task #${i}: expected { type, input?, options? } (was ${describeValue(t)}).`,
+        `Task #${i}: expected { type, input?, options? } (was ${kindOf(t)}).`,
       );
     // A misspelt key (`inputs`) would otherwise submit the task without what it names.
     const unknown = Object.keys(t).filter((k) => !ENTRY_KEYS.includes(k));

@@ -112,7 +112,8 @@ function wasText(issue: AnyIssue): string {
   return kindOf(input);
 }
 
-function kindOf(value: unknown): string {
+/** What kind of value `value` is, as messages say it: `null`, `an array`, `a string`, ... */
+export function kindOf(value: unknown): string {
   if (value === null) return "null";
   if (value === undefined) return "missing";
   if (Array.isArray(value)) return "an array";
