@@ -31,6 +31,18 @@ export interface TaskWriteObserver {
   onTaskWrite(before: TaskRecord | null, after: TaskRecord): void;
 }
 
+/** One round of a task write: what it was written over, and the markers it moves. */
+interface WriteRound {
+  /** The version written over. */
+  current: Versioned;
+  /** `current`'s record as placed (a hand-written marker key counts as none). */
+  prev: TaskRecord;
+  /** The marker put for this write, if it moves the task to a new one. */
+  newMarker: string | undefined;
+  /** Local time before the new marker was put (for `ReadyIndex.heal`). */
+  startedLocal: number;
+}
+
 /** The tasks of one queue and their ready markers. */
 export class TaskStore {
   /** The conditional documents the task records are. */
@@ -42,6 +54,8 @@ export class TaskStore {
   readonly #manifest: ManifestStore;
   readonly #journal: FinishedJournal | undefined;
   readonly #metrics: TaskWriteObserver | undefined;
+  /** Writes whose PUT may still land, by the record each sent (see `WriteLost.mayLand`). */
+  readonly #unsettled = new WeakMap<TaskRecord, WriteRound>();
 
   constructor(
     deps: Omit<ReadyIndexDeps, "read"> & {
@@ -142,6 +156,10 @@ export class TaskStore {
         ...(known === undefined ? {} : { known: { value: known.task, etag: known.etag } }),
         write: (current, next) =>
           this.#writeRound({ task: current.value, etag: current.etag }, next, options),
+        landedLate: async (sent, stored) => {
+          const round = this.#unsettled.get(sent);
+          if (round !== undefined) await this.#written(round, stored.value, options);
+        },
         conflictMessage: `Task ${id} kept changing under ${MAX_CAS_ROUNDS} attempts to update it; try again.`,
       },
     );
@@ -174,25 +192,39 @@ export class TaskStore {
         ? withMarkerVersion(placed, version)
         : placed;
     const result = await this.#compareAndSwap(current.etag, next, newMarker, options);
+    const round: WriteRound = { current, prev, newMarker, startedLocal };
     if (!result.won) {
+      if (result.mayLand !== undefined) {
+        // Its PUT may still land: what a won write does then waits for someone to see it.
+        this.#unsettled.set(result.mayLand, round);
+        options.onUnsettled?.();
+      }
       // Delete the new marker only when the task provably will never name it; otherwise the
       // stale sweep removes it after the grace period (docs/protocol.md, "Stale markers").
       if (newMarker !== undefined && markerUnused(result, current.etag, newMarker))
         await this.index.remove(newMarker, { versionId: version });
       return result;
     }
-    this.#metrics?.onTaskWrite(current.task, result.value);
+    await this.#written(round, result.value, options);
+    return result;
+  }
+
+  /**
+   * What follows a write of `value` that landed (at once, or late: see `landedLate`): count it,
+   * heal its new marker, journal a task that just finished, delete the marker it moved from.
+   */
+  async #written(round: WriteRound, value: TaskRecord, options: WriteOptions): Promise<void> {
+    const { current, prev, newMarker, startedLocal } = round;
+    this.#metrics?.onTaskWrite(current.task, value);
     if (newMarker !== undefined) await this.index.heal(newMarker, startedLocal);
     // A task that just finished goes into the finished journal (retention, dead letters).
-    if (isTerminal(result.value.status) && !isTerminal(current.task.status))
-      this.#journal?.record(result.value);
+    if (isTerminal(value.status) && !isTerminal(current.task.status)) this.#journal?.record(value);
     const oldMarker = prev.marker;
-    if (oldMarker !== null && oldMarker !== next.marker)
+    if (oldMarker !== null && oldMarker !== value.marker)
       await this.index.remove(oldMarker, {
         batch: options.batchMarkerDelete === true,
         versionId: prev.markerVersion,
       });
-    return result;
   }
 
   /**
@@ -222,7 +254,7 @@ export class TaskStore {
       if (!result.won && result.error instanceof PreconditionFailedError)
         options.onPreconditionFailed?.();
       if (result.won || newMarker === undefined || result.readBack !== undefined) return result;
-      return await this.documents.confirm(key, next, result.error);
+      return await this.documents.confirm(key, next, result.error, baseEtag);
     } catch (error) {
       // The read-back found a version that is neither ours nor a valid task: we lost, and what
       // it names is unknown, so our new marker stays for the sweep.

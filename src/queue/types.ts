@@ -139,6 +139,11 @@ export interface WriteOptions {
   batchMarkerDelete?: boolean;
   /** Called when the write was refused with 412 (workers use it to spot a broken backend). */
   onPreconditionFailed?: () => void;
+  /**
+   * Called when the write counts as lost but may still land: its answer was ambiguous and the
+   * read-back still found the version it was written over (a claim then watches for it).
+   */
+  onUnsettled?: () => void;
 }
 
 /**

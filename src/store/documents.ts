@@ -27,7 +27,7 @@ import {
   PreconditionFailedError,
 } from "../errors.ts";
 import { type RetryPolicy, retry } from "../retry.ts";
-import type { Storage } from "../storage/storage.ts";
+import { type Storage, sameEtag } from "../storage/storage.ts";
 
 /** How many lost compare-and-swap rounds an update outlasts before it gives up. */
 export const MAX_CAS_ROUNDS = 20;
@@ -90,6 +90,13 @@ export interface WriteLost<T> {
    * still names an index marker the lost write had put in place.
    */
   readBack?: VersionedDocument<T> | null;
+  /**
+   * The value this write sent, when it may still land: its answer was ambiguous and the
+   * read-back still found the version it was written over (or, for a create, no object). A PUT
+   * whose connection failed can reach storage after that read. {@link DocumentStore.update}
+   * recognises such a value when a later round finds it stored.
+   */
+  mayLand?: T;
 }
 
 /** The outcome of {@link DocumentStore.write}. */
@@ -107,6 +114,12 @@ export interface UpdateOptions<T> {
   write?: (current: VersionedDocument<T>, next: T) => Promise<WriteResult<T>>;
   /** Message of the `ConflictError` thrown after {@link MAX_CAS_ROUNDS} lost rounds. */
   conflictMessage?: string;
+  /**
+   * Told when a round finds stored the value an earlier round's write sent (its `mayLand`): that
+   * write landed late, after its read-back had settled it as lost. `update` then returns it as
+   * written. The task store finishes what a won write does here (markers, journal).
+   */
+  landedLate?: (sent: T, stored: VersionedDocument<T>) => Promise<void>;
 }
 
 /**
@@ -149,7 +162,7 @@ export class DocumentStore<T> {
       });
       return { won: true, value, etag: put.etag };
     } catch (error) {
-      if (error instanceof AmbiguousWriteError) return this.confirm(key, value, error);
+      if (error instanceof AmbiguousWriteError) return this.confirm(key, value, error, ifMatch);
       if (
         error instanceof PreconditionFailedError ||
         error instanceof ConflictError ||
@@ -166,10 +179,16 @@ export class DocumentStore<T> {
    * (retrying transient failures) and compare bytes exactly. {@link write} does this for an
    * ambiguous answer; a caller with more at stake than the document (the task store, when a
    * new ready marker hangs on the write) calls it after a 412 too, which a layer below may have
-   * produced by re-sending a PUT that had committed. Throws like {@link write} when a version
-   * that is not ours cannot be parsed.
+   * produced by re-sending a PUT that had committed. `base` is the version the write was
+   * conditional on (`null` for a create). Throws like {@link write} when a version that is not
+   * ours cannot be parsed.
    */
-  async confirm(key: string, value: T, error: OqError): Promise<WriteResult<T>> {
+  async confirm(
+    key: string,
+    value: T,
+    error: OqError,
+    base: string | null,
+  ): Promise<WriteResult<T>> {
     const body = this.#codec.encode(value);
     const seen = await retry(() => this.#get(key), this.#readBack);
     if (seen !== undefined && bytesEqual(seen.body, body)) {
@@ -177,7 +196,12 @@ export class DocumentStore<T> {
     }
     const readBack =
       seen === undefined ? null : { value: this.#codec.parse(seen.body, key), etag: seen.etag };
-    return { won: false, error, readBack };
+    const unsettled =
+      error instanceof AmbiguousWriteError &&
+      (base === null ? seen === undefined : seen !== undefined && sameEtag(seen.etag, base));
+    return unsettled
+      ? { won: false, error, readBack, mayLand: value }
+      : { won: false, error, readBack };
   }
 
   /**
@@ -195,13 +219,21 @@ export class DocumentStore<T> {
   ): Promise<VersionedDocument<T> | undefined> {
     const write = options.write ?? ((current, next) => this.write(key, current.etag, next));
     let current = options.known;
+    // What earlier rounds sent that may still land: found stored, it is ours, not a rival's.
+    const mayLand: T[] = [];
     for (let round = 0; round < MAX_CAS_ROUNDS; round++) {
       current ??= await this.read(key);
       if (current === undefined) return undefined;
+      const sent = this.#sentEarlier(key, mayLand, current.value);
+      if (sent !== undefined) {
+        await options.landedLate?.(sent, current);
+        return current;
+      }
       const next = await change(current);
       if (next === undefined) return current;
       const result = await write(current, next);
       if (result.won) return { value: result.value, etag: result.etag };
+      if (result.mayLand !== undefined) mayLand.push(result.mayLand);
       // An ambiguous write that lost has already read the current version back.
       current = result.readBack ?? undefined;
     }
@@ -230,6 +262,18 @@ export class DocumentStore<T> {
       `${key} kept changing under ${MAX_CAS_ROUNDS} attempts to store it; try again.`,
       { key },
     );
+  }
+
+  /**
+   * The value of `sent` that `stored` is (every version written is unique). Both are compared as
+   * parsed from their bytes, so a codec that orders or fills in fields cannot hide a match.
+   */
+  #sentEarlier(key: string, sent: readonly T[], stored: T): T | undefined {
+    if (sent.length === 0) return undefined;
+    const bytes = (value: T) =>
+      this.#codec.encode(this.#codec.parse(this.#codec.encode(value), key));
+    const body = bytes(stored);
+    return sent.find((value) => bytesEqual(bytes(value), body));
   }
 
   async #get(key: string): Promise<{ body: Uint8Array; etag: string } | undefined> {

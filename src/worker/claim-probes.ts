@@ -1,6 +1,7 @@
 /**
- * Claims that may have landed unseen: a claim whose write had an unknown outcome and whose
- * read-back failed too. Nobody would run that attempt, yet it would count once its lease
+ * Claims that may have landed unseen: a claim whose write had an unknown outcome, and whose
+ * read-back failed too or still found the version it was written over (the PUT may reach
+ * storage after that read). Nobody would run that attempt, yet it would count once its lease
  * expired; so the task is read until that lease would expire, and handed back if the claim
  * did land (see "Claims that land unseen" in docs/protocol.md).
  *
@@ -9,6 +10,7 @@
 import { OqError } from "../errors.ts";
 import type { FinishedCounter } from "../queue/finished-counts.ts";
 import type { QueueInternals } from "../queue/internals.ts";
+import { sameEtag } from "../storage/storage.ts";
 import type { TaskRecord } from "../task/record.ts";
 import { holdsLease, ms, releaseTask } from "../task/transitions.ts";
 import { sleep } from "../util/async.ts";
@@ -47,11 +49,12 @@ export class ClaimProbes {
   }
 
   /**
-   * Keep reading `claimed`'s task (backoff up to 2 s) until its lease would expire: if the claim
-   * with `token` did land, hand the task back (released, attempt not counted) — its handler
-   * never ran.
+   * Keep reading `claimed`'s task (backoff up to 2 s) until its lease would expire, while it
+   * still shows `base`, the version the claim was written over (the claim may land yet): if the
+   * claim with `token` did land, hand the task back (released, attempt not counted) — its
+   * handler never ran. Any other version means the claim never can.
    */
-  confirm(claimed: TaskRecord, token: string): void {
+  confirm(claimed: TaskRecord, token: string, base: string): void {
     const q = this.#queue;
     const until = ms(claimed.lease!.expiresAt);
     const probe = (async () => {
@@ -59,7 +62,11 @@ export class ClaimProbes {
         await sleep(Math.min(250 * 2 ** round, 2000), this.#ending.signal);
         try {
           const seen = await q.read(claimed.id);
-          if (seen === undefined || !holdsLease(seen.task, token)) return;
+          if (seen === undefined) return;
+          if (!holdsLease(seen.task, token)) {
+            if (sameEtag(seen.etag, base)) continue;
+            return;
+          }
           const back = await q.update(claimed.id, (t) => releaseTask(t, token, q.now()), seen);
           q.logger.warn(
             `task ${claimed.id}: its claim landed unseen; handed it back`,

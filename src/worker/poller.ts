@@ -473,13 +473,22 @@ export class Poller implements WakeListener {
       return false;
     }
     let refused = false;
+    let unsettled = false;
     let written: Versioned | undefined;
     this.#readAhead(found.task.id);
     try {
-      written = await q.write(found, next, { onPreconditionFailed: () => (refused = true) });
+      written = await q.write(found, next, {
+        onPreconditionFailed: () => (refused = true),
+        onUnsettled: () => (unsettled = true),
+      });
     } catch (error) {
-      this.#o.probes.confirm(next, token); // a slot it holds expires with its lease
+      this.#o.probes.confirm(next, token, found.etag); // a slot it holds expires with its lease
       throw error;
+    }
+    if (written === undefined && unsettled) {
+      // Lost for now, but the PUT may still land: watch for it, as after a failed read-back.
+      this.#o.probes.confirm(next, token, found.etag);
+      return false;
     }
     if (written === undefined) {
       this.#o.limits.release(limited.grant);

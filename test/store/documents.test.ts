@@ -314,6 +314,40 @@ for (const target of targets) {
       expect(result?.value.version).toBe(2);
     });
 
+    it("update takes an earlier round's write that landed after its read-back as its own", async () => {
+      won(await docStore(env.storage).write(key, null, { writer: "start", version: 1 }));
+      const hooked = new Hooked(env.storage);
+      const store = docStore(hooked);
+      // The first PUT fails on its way and reaches storage right after the next GET (its
+      // read-back) has been answered: the read-back still shows version 1.
+      let held: (() => Promise<unknown>) | undefined;
+      hooked.onPut = async (run) => {
+        hooked.onPut = undefined;
+        held = run;
+        throw new AmbiguousWriteError("connection reset while sending");
+      };
+      hooked.onGet = async (run) => {
+        const got = await run();
+        const landing = held;
+        held = undefined;
+        await landing?.();
+        return got;
+      };
+      let round = 0;
+      const landedLate: Doc[] = [];
+      const result = await store.update(
+        key,
+        (c) => ({ writer: `round ${++round}`, version: c.value.version + 1 }),
+        { landedLate: async (sent) => void landedLate.push(sent) },
+      );
+      // Round 2 lost to round 1's landed write (412); round 3 found it stored and stopped there,
+      // where it used to write version 3 over it as if another writer had made version 2.
+      expect(result?.value).toEqual({ writer: "round 1", version: 2 });
+      expect(landedLate).toEqual([{ writer: "round 1", version: 2 }]);
+      expect((await store.read(key))?.value).toEqual({ writer: "round 1", version: 2 });
+      expect(round).toBe(2);
+    });
+
     it("put creates a missing document and replaces a stored one, never by a blind overwrite", async () => {
       const puts: (PutOptions | undefined)[] = [];
       const recording = new Proxy(env.storage, {
