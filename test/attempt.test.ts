@@ -76,6 +76,20 @@ for (const target of targets) {
       await env.cleanup();
     });
 
+    it("a timeout longer than a timer's 24.8-day limit does not fire at once", async () => {
+      // 30 days: a plain setTimeout stores the delay in 32 bits and fired it after 1 ms, so the
+      // attempt failed at once with "timed out after 2592000s".
+      const t = await queue.submit("long", null, { timeoutSeconds: "30d", maxRetries: 0 });
+      const w = worker().task("long", async () => {
+        await pause(300);
+        return "done";
+      });
+      await w.start();
+      const done = await queue.wait(t.id, { timeout: 20 });
+      expect(done.status).toBe("completed");
+      expect(done.lastError).toBeNull();
+    });
+
     it("stop() does not release a task while its handler still runs (defect 1)", async () => {
       const t = await queue.submit("charge", null);
       let active = 0;

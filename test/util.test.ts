@@ -1,5 +1,5 @@
-import { describe, expect, it } from "vitest";
-import { mapLimit, sleep } from "../src/util/async.ts";
+import { describe, expect, it, vi } from "vitest";
+import { MAX_TIMER_MS, mapLimit, sleep, startTimer } from "../src/util/async.ts";
 import { errorMessage } from "../src/util/errors.ts";
 import { iso, randomHex, toHex } from "../src/util/format.ts";
 
@@ -16,6 +16,38 @@ describe("mapLimit", () => {
     });
     expect(out).toEqual(["0:5", "1:1", "2:4", "3:2", "4:3"]);
     expect(peak).toBe(2);
+  });
+});
+
+describe("startTimer", () => {
+  it("waits longer than a timer's 32-bit limit instead of firing at once", async () => {
+    let fired = false;
+    const timer = startTimer(() => {
+      fired = true;
+    }, MAX_TIMER_MS + 1000);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    timer.clear();
+    expect(fired).toBe(false);
+  });
+
+  it("fires once the whole delay has passed, in parts", () => {
+    vi.useFakeTimers();
+    try {
+      let fired = 0;
+      startTimer(() => fired++, MAX_TIMER_MS + 1000);
+      vi.advanceTimersByTime(MAX_TIMER_MS);
+      expect(fired).toBe(0);
+      vi.advanceTimersByTime(999);
+      expect(fired).toBe(0);
+      vi.advanceTimersByTime(1);
+      expect(fired).toBe(1);
+      const cleared = startTimer(() => fired++, 10);
+      cleared.clear();
+      vi.advanceTimersByTime(20);
+      expect(fired).toBe(1);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
 

@@ -4,13 +4,39 @@
  * @module
  */
 
-/** Sleep, ending early (without error) when `signal` aborts. */
+/**
+ * The longest delay a timer takes as given: 2^31 − 1 ms, about 24.8 days. Every runtime stores
+ * the delay in 32 bits and fires a longer one almost at once (Node says so in a warning).
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** A timer started by {@link startTimer}. */
+export interface Timer {
+  /** Stop it: `fn` will not run. */
+  clear(): void;
+}
+
+/**
+ * Run `fn` once after `msToWait` ms, however long that is: a delay beyond {@link MAX_TIMER_MS}
+ * is waited in parts (a task's 30-day timeout must not fire at once).
+ */
+export function startTimer(fn: () => void, msToWait: number): Timer {
+  let timer: ReturnType<typeof setTimeout>;
+  const arm = (left: number): void => {
+    const part = Math.min(Math.max(0, left), MAX_TIMER_MS);
+    timer = setTimeout(() => (left > part ? arm(left - part) : fn()), part);
+  };
+  arm(msToWait);
+  return { clear: () => clearTimeout(timer) };
+}
+
+/** Sleep (any length: see {@link startTimer}), ending early (without error) when `signal` aborts. */
 export function sleep(msToWait: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal?.aborted) return resolve();
-    const timer = setTimeout(done, msToWait);
+    const timer = startTimer(done, msToWait);
     function done() {
-      clearTimeout(timer);
+      timer.clear();
       signal?.removeEventListener("abort", done);
       resolve();
     }

@@ -14,6 +14,7 @@ import type { LimitGrant } from "../queue/limits.ts";
 import type { Versioned } from "../queue/types.ts";
 import type { PayloadRef, TaskRecord } from "../task/record.ts";
 import { type Failure, holdsLease, ms, releaseTask } from "../task/transitions.ts";
+import { startTimer, type Timer } from "../util/async.ts";
 import { errorMessage } from "../util/errors.ts";
 import type { Emit, WorkerStats } from "./events.ts";
 import { Lease } from "./lease.ts";
@@ -117,7 +118,7 @@ export class Attempt {
   #resolveEnded: () => void = () => {};
   #watchTimer: ReturnType<typeof setInterval> | undefined;
   #firstCheck: ReturnType<typeof setTimeout> | undefined;
-  #timeoutTimer: ReturnType<typeof setTimeout> | undefined;
+  #timeoutTimer: Timer | undefined;
 
   constructor(
     queue: QueueInternals,
@@ -260,7 +261,8 @@ export class Attempt {
     const timeoutSeconds =
       task.timeoutSeconds ?? this.#entry.options.timeoutSeconds ?? this.#options.timeoutSeconds;
     if (timeoutSeconds === undefined || timeoutSeconds === null) return;
-    this.#timeoutTimer = setTimeout(() => {
+    // startTimer: a timeout beyond 24.8 days would fire at once from a plain setTimeout.
+    this.#timeoutTimer = startTimer(() => {
       const message = `attempt ${task.attempt} timed out after ${timeoutSeconds}s`;
       this.interrupt(
         { kind: "timeout", failure: { name: "Timeout", message } },
@@ -288,7 +290,7 @@ export class Attempt {
     clearInterval(this.#watchTimer);
     clearTimeout(this.#firstCheck);
     this.#lease.unguard();
-    if (this.#timeoutTimer !== undefined) clearTimeout(this.#timeoutTimer);
+    this.#timeoutTimer?.clear();
   }
 
   /** Give up the slot (once): the same task may run here again (a later attempt) after this. */
@@ -298,7 +300,7 @@ export class Attempt {
     this.#progress.stop();
     clearInterval(this.#watchTimer);
     clearTimeout(this.#firstCheck);
-    if (this.#timeoutTimer !== undefined) clearTimeout(this.#timeoutTimer);
+    this.#timeoutTimer?.clear();
     this.#options.onFree(this);
     this.#resolveEnded();
   }
