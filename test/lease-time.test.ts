@@ -55,6 +55,47 @@ describe("leases under clock steps (defect 2)", () => {
     await Promise.all(workers.splice(0).map((w) => w.stop({ graceMs: 0 })));
   });
 
+  it("a holder whose clock steps a minute back keeps its lease through a renewal", async () => {
+    const shared = new MemoryStorage(); // its clock (real time) is the server's
+    const submitter = new Queue({ storage: shared });
+    const t = await submitter.submit("job", null, { maxRetries: 3 });
+    let step = 0;
+    const holderLocal = () => Date.now() + step;
+    const holderView = processView(shared, holderLocal);
+    const starts: string[] = [];
+    const holder = new Worker(new Queue({ storage: holderView.storage, now: holderLocal }), {
+      ...fast,
+      id: "holder",
+      leaseSeconds: 10,
+    }).task("job", async (_input, ctx) => {
+      starts.push(`holder ${ctx.attempt}`);
+      await until("the step", () => step !== 0);
+      // The first write after the step: its lease was computed from a clock a minute slow, and
+      // expired at once in server time (another worker took the task over).
+      await ctx.extendLease(10);
+      await sleep(1_500);
+      return "holder";
+    });
+    workers.push(holder);
+    const taker = new Worker(new Queue({ storage: shared }), { ...fast, id: "taker" }).task(
+      "job",
+      (_input, ctx) => {
+        starts.push(`taker ${ctx.attempt}`);
+        return "taker";
+      },
+    );
+    workers.push(taker);
+    await holder.start();
+    await until("the holder started", () => starts.length === 1);
+    await taker.start();
+    await sleep(500);
+    step = -60_000;
+    const done = await submitter.wait(t.id, { timeout: 20 });
+    expect(starts).toEqual(["holder 1"]);
+    expect(done).toMatchObject({ status: "completed", output: "holder", attempt: 1 });
+    expect(holder.stats.leaseLost).toBe(0);
+  }, 30_000);
+
   it("a worker whose clock steps 3.9 s forward does not start a live lease, and the holder stops before it could (defect 2)", async () => {
     const shared = new MemoryStorage(); // its clock (real time) is the server's
     const submitter = new Queue({ storage: shared });

@@ -69,6 +69,11 @@ describe("task state machine", () => {
     expect(renewLease(r, "tok", 30_000, T0 + 1).lease?.expiresAt).toBe(
       new Date(T0 + 30_001).toISOString(),
     );
+    // Never shorter: a holder whose clock stepped back a minute keeps the lease it has.
+    const renewed = renewLease(r, "tok", 30_000, T0 + 1);
+    expect(renewLease(renewed, "tok", 10_000, T0 - 60_000).lease?.expiresAt).toBe(
+      new Date(T0 + 30_001).toISOString(),
+    );
     const done = completeTask(r, "tok", { ok: true }, T0 + 2);
     expect(done).toMatchObject({
       status: "completed",

@@ -224,7 +224,11 @@ export function claimTask(task: TaskRecord, spec: ClaimSpec): TaskRecord {
   });
 }
 
-/** Extend the lease held with `token` to `now + leaseMs`. */
+/**
+ * Extend the lease held with `token` to `now + leaseMs`, never shortening it: a holder whose
+ * local clock just stepped back reads `now` low until a response corrects it, and must not
+ * write a lease that has already run out in server time (another worker would take the task).
+ */
 export function renewLease(
   task: TaskRecord,
   token: string,
@@ -232,10 +236,11 @@ export function renewLease(
   now: number,
 ): TaskRecord {
   requireLease(task, token, "renew the lease of");
+  const expiresAt = Math.max(ms(task.lease!.expiresAt), now + leaseMs);
   return logged(task, {
     ...task,
     updatedAt: iso(now),
-    lease: { ...task.lease!, expiresAt: iso(now + leaseMs) },
+    lease: { ...task.lease!, expiresAt: iso(expiresAt) },
     event: "lease-renewed",
   });
 }
