@@ -16,12 +16,14 @@ import type { Logger } from "../src/logger.ts";
 import { internals } from "../src/queue/internals.ts";
 import { Queue } from "../src/queue/queue.ts";
 import { MARKER_GRACE_MS } from "../src/queue/ready-index.ts";
+import { countRequests } from "../src/storage/count.ts";
 import { MemoryStorage } from "../src/storage/memory.ts";
 import { DEFAULT_BACKOFF } from "../src/task/backoff.ts";
+import { encodeTask } from "../src/task/record.ts";
 import { createTask } from "../src/task/transitions.ts";
 import { Worker } from "../src/worker/worker.ts";
 import { type TargetInstance, targets } from "./helpers/targets.ts";
-import { fast, until } from "./helpers/wait.ts";
+import { fast, pause, until } from "./helpers/wait.ts";
 
 /** The "Writing a task by hand" section of docs/protocol.md. */
 function docSection(): string {
@@ -150,6 +152,60 @@ for (const target of targets) {
       expect(done.status).toBe("completed");
       expect(done.output).toEqual({ sent: true });
       expect(seen).toEqual([record.input]);
+    });
+
+    it("a pending record with a cancel request is cancelled, not read at every listing", async () => {
+      const plain = new Queue({ storage: env.storage, prefix: env.prefix });
+      const t = await plain.submit("job", null);
+      const stored = (await internals(plain).read(t.id))!;
+      // As an operator might write it: still pending, with a cancel request.
+      const handWritten = {
+        ...stored.task,
+        cancel: { requestedAt: stored.task.createdAt, reason: "by hand" },
+      };
+      await env.storage.put(plain.keys.task(t.id), encodeTask(handWritten), {
+        ifMatch: stored.etag,
+      });
+      const counted = countRequests(env.storage);
+      const ran: string[] = [];
+      const worker = new Worker(new Queue({ storage: counted, prefix: env.prefix }), fast).task(
+        "job",
+        () => void ran.push(t.id),
+      );
+      workers.push(worker);
+      await worker.start();
+      // Before: the claim refused it in silence and every listing read it again (4,004 GETs in
+      // 20 s for 200 such tasks), and it never ended.
+      await until("cancelled", async () => (await plain.get(t.id)).status === "cancelled");
+      const done = await plain.get(t.id);
+      expect(done.cancel).toEqual({ requestedAt: stored.task.createdAt, reason: "by hand" });
+      const before = counted.counts.GET;
+      await pause(1_000);
+      expect(ran).toEqual([]);
+      expect(counted.counts.GET - before).toBeLessThanOrEqual(2);
+    });
+
+    it("a record whose type is not its marker's is reported once, naming the fix", async () => {
+      const plain = new Queue({ storage: env.storage, prefix: env.prefix });
+      const t = await plain.submit("job", null);
+      const stored = (await internals(plain).read(t.id))!;
+      // Hand-edited to another type; its marker still sits in the `job` partition.
+      await env.storage.put(plain.keys.task(t.id), encodeTask({ ...stored.task, type: "other" }), {
+        ifMatch: stored.etag,
+      });
+      const warnings: string[] = [];
+      const logger: Logger = { info() {}, warn: (m) => warnings.push(m), error() {} };
+      const queue = new Queue({ storage: env.storage, prefix: env.prefix, logger });
+      const worker = new Worker(queue, fast).task("job", () => "ran");
+      workers.push(worker);
+      await worker.start();
+      // Before: skipped as a type this worker does not run, with no word.
+      await until("warned", () => warnings.some((w) => w.includes("oq repair")));
+      await pause(500);
+      const about = warnings.filter((w) => w.includes(t.id));
+      expect(about).toHaveLength(1);
+      expect(about[0]).toContain("is of type other but indexed under job");
+      expect((await plain.get(t.id)).status).toBe("pending");
     });
 
     it("finds a task stored under a wrong shard, so its marker is not swept (issue 14)", async () => {

@@ -358,7 +358,9 @@ export function releaseTask(task: TaskRecord, token: string, now: number): TaskR
 export function requestCancel(task: TaskRecord, reason: string | null, now: number): TaskRecord {
   if (isTerminal(task.status)) invalid(task, "cancel");
   const cancel: CancelRequest = { requestedAt: iso(now), reason };
-  if (task.status === "pending") return logged(task, finish(task, "cancelled", now, { cancel }));
+  // A request already on a pending task (written by hand) is the one it ends with.
+  if (task.status === "pending")
+    return logged(task, finish(task, "cancelled", now, { cancel: task.cancel ?? cancel }));
   if (task.cancel !== null) return task;
   return logged(task, { ...task, cancel, updatedAt: iso(now), event: "cancel-requested" });
 }

@@ -13,6 +13,7 @@ import {
   isTerminal,
   leaseTakeoverAt,
   ms,
+  requestCancel,
 } from "../task/transitions.ts";
 import { sleep } from "../util/async.ts";
 import { errorMessage } from "../util/errors.ts";
@@ -414,12 +415,28 @@ export class Poller implements WakeListener {
         await this.#o.monitor.apply(found, (t) => expireTask(t, q.now()), "expired");
       return false;
     }
+    if (task.cancel !== null && (this.#o.monitor.enabled || handled)) {
+      // Only a record written by hand is pending with a cancel request (a cancel ends a pending
+      // task at once), and no claim can start it: honour the request rather than read it again
+      // at every listing.
+      await this.#o.monitor.apply(
+        found,
+        (t) => requestCancel(t, t.cancel?.reason ?? null, q.now()),
+        "recovered",
+      );
+      return false;
+    }
     if (ms(task.availableAt) > now) {
       const skipUntil = this.#o.skip.untilServer(marker.key, ms(task.availableAt));
       if (ms(task.availableAt) <= q.clock.bounds().upper) this.#dueSoon.read(marker.key, skipUntil);
       return false;
     }
     if (!handled) {
+      if (task.type !== marker.type)
+        q.warnOnce(
+          marker.key,
+          `task ${task.id} is of type ${task.type} but indexed under ${marker.type}: no worker of either type will run it until \`oq repair\` indexes it again`,
+        );
       this.#o.skip.untilServer(
         marker.key,
         Math.min(
@@ -429,7 +446,7 @@ export class Poller implements WakeListener {
       );
       return false;
     }
-    return this.#claim(found);
+    return this.#claim(marker, found);
   }
 
   /** A running task: skip while its lease lives; else take it over, or recover it. */
@@ -442,7 +459,7 @@ export class Poller implements WakeListener {
       this.#o.skip.untilServer(marker.key, leaseTakeoverAt(task));
       return false;
     }
-    if (handled && task.cancel === null && canRetry(task)) return this.#claim(found);
+    if (handled && task.cancel === null && canRetry(task)) return this.#claim(marker, found);
     if (this.#o.monitor.enabled || handled) {
       await this.#o.monitor.apply(found, (t) => expireLease(t, q.now(), q.random()), "recovered");
     }
@@ -450,7 +467,7 @@ export class Poller implements WakeListener {
   }
 
   /** Claim `found` with a conditional write and start it. True when the claim was won. */
-  async #claim(found: Versioned): Promise<boolean> {
+  async #claim(marker: Candidate, found: Versioned): Promise<boolean> {
     const q = this.#queue;
     const entry = this.#o.handlers.get(found.task.type)!;
     const leaseMs = (entry.options.leaseSeconds ?? this.#o.leaseSeconds) * 1000;
@@ -460,7 +477,11 @@ export class Poller implements WakeListener {
       const now = q.now();
       const lease = leaseToWrite(q, leaseMs);
       next = claimTask(found.task, { workerId: this.#o.workerId, token, leaseMs: lease, now });
-    } catch {
+    } catch (error) {
+      // A record no claim can start (written by hand): say so once, and leave it for a while
+      // rather than read it at every listing.
+      q.warnOnce(marker.key, `cannot claim task ${found.task.id}: ${errorMessage(error)}`);
+      this.#o.skip.untilServer(marker.key, q.now() + UNHANDLED_RECHECK_MS);
       return false;
     }
     const limited = await this.#o.limits.acquire(found.task, { token, leaseMs, next });
