@@ -73,6 +73,35 @@ for (const target of targets) {
     });
     afterEach(() => env.cleanup());
 
+    it("re-indexes tasks whose markers lie in shards the manifest no longer lists (a lost manifest)", async () => {
+      await queue.setShards("job", 8);
+      const submitted = await queue.submitMany(
+        Array.from({ length: 16 }, (_, i) => ({ type: "job", input: i })),
+      );
+      const parts = submitted.map((t) => queue.keys.parseReadyMarker(queue.keys.full(t.marker!))!);
+      expect(parts.some((m) => m.part > 0)).toBe(true);
+      // The manifest is gone (deleted as an old message advised): a new queue makes a new one
+      // with one shard per type, and workers list only shard 0.
+      await env.storage.delete(queue.keys.manifest);
+      const fresh = new Queue({ storage: env.storage, prefix: env.prefix });
+      const result = await fresh.repair();
+      // Before: nothing to repair (every task named an existing marker of its own).
+      expect(result.tasksReindexed).toBe(parts.filter((m) => m.part > 0).length);
+      const ran: number[] = [];
+      const worker = new Worker(fresh, { minPollMs: 20, maxPollMs: 100, heartbeatSeconds: 0 }).task(
+        "job",
+        (input: number) => void ran.push(input),
+      );
+      await worker.start();
+      try {
+        for (const t of submitted)
+          expect((await fresh.wait(t.id, { timeout: 20 })).status).toBe("completed");
+      } finally {
+        await worker.stop();
+      }
+      expect(ran.sort((a, b) => a - b)).toEqual(Array.from({ length: 16 }, (_, i) => i));
+    });
+
     it("puts back a missing marker under the key its task names and gives a marker to tasks naming none or a foreign key", async () => {
       const [lost, unnamed, foreign, done] = await queue.submitMany(
         ["lost", "unnamed", "foreign", "done"].map((input) => ({ type: "job", input })),

@@ -12,7 +12,9 @@ import {
   listOptionsSchema,
   workerOptionsSchema,
 } from "../src/options.ts";
+import { Queue } from "../src/queue/queue.ts";
 import { encodeSchedule, parseSchedule, type ScheduleRecord } from "../src/schedule/record.ts";
+import { MemoryStorage } from "../src/storage/memory.ts";
 import { encodeTask, parseTask } from "../src/task/record.ts";
 import { claimTask } from "../src/task/transitions.ts";
 import { makeTask, T0 } from "./helpers/task.ts";
@@ -66,6 +68,19 @@ describe("oq's schemas", () => {
       "Object tasks/k.json is not a valid task: oq must be 1 (was missing); lease must be an object or null (was a number)",
     );
     expect(malformed(null).message).toMatch(/not a valid task: must be an object \(was null\)$/);
+  });
+
+  it("a malformed manifest's message says to fix or restore it, never to delete it", async () => {
+    const storage = new MemoryStorage();
+    const queue = new Queue({ storage, prefix: "jobs/" });
+    await storage.put(queue.keys.manifest, '{"oq":"manifest","protocol":2,"shards":"x"}');
+    const error = await queue.submit("t", null).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(MalformedObjectError);
+    const message = (error as Error).message;
+    // Deleting it, as the message used to advise, strands every task in a shard above 0.
+    expect(message).not.toMatch(/Fix or delete it/);
+    expect(message).toContain("do not delete it");
+    expect(message).toContain(`aws s3api list-object-versions --prefix ${queue.keys.manifest}`);
   });
 
   it("keys written by a newer oq survive a read, a transition and a write (records are loose)", () => {

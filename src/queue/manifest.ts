@@ -116,7 +116,7 @@ function parseManifest(body: Uint8Array, key: string): Manifest {
   const result = validate(manifestSchema, value);
   if (!result.ok) {
     throw new MalformedObjectError(
-      `Object ${key} is not a valid queue manifest: ${result.summary}. Fix or delete it (oq creates a new one).`,
+      `Object ${key} is not a valid queue manifest: ${result.summary}. Fix it, or restore its last good version (aws s3api list-object-versions --prefix ${key}); do not delete it: a new one would forget the queue's shard counts, limits and retention.`,
       { key },
     );
   }
@@ -194,6 +194,14 @@ export class ManifestStore {
   async peek(): Promise<Manifest | undefined> {
     const found = await this.#documents.read(this.#keys.manifest);
     return found === undefined ? undefined : this.#keep(found.value);
+  }
+
+  /**
+   * Whether workers list shard `part` of `type`'s index: below its shard count per the cached
+   * manifest. True before the manifest was read (nothing says otherwise).
+   */
+  lists(type: string, part: number): boolean {
+    return this.#cached === undefined || part < this.shardsOf(type);
   }
 
   /** Hash shards of `type` per the cached manifest (1 before it was read). */

@@ -228,13 +228,16 @@ export class TaskStore {
   }
 
   /**
-   * The marker `task` names when it is a ready marker of this very task (its id and type), else
-   * `null`. Only such a key is ever deleted as the task's old marker.
+   * The marker `task` names when it is a ready marker of this very task (its id and type) in a
+   * shard workers list, else `null`. Only such a key is ever deleted as the task's old marker. A
+   * marker in a shard beyond the type's count (a manifest lost or edited by hand) is never
+   * listed: the task's next write, or `oq repair`, gives it one that is.
    */
   ownMarker(task: TaskRecord): string | null {
     if (task.marker === null) return null;
     const parsed = this.#keys.parseReadyMarker(this.#keys.full(task.marker));
-    return parsed?.id === task.id && parsed.type === task.type ? task.marker : null;
+    if (parsed?.id !== task.id || parsed.type !== task.type) return null;
+    return this.#manifest.lists(parsed.type, parsed.part) ? task.marker : null;
   }
 
   /**
