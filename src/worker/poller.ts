@@ -3,23 +3,13 @@ import type { QueueInternals } from "../queue/internals.ts";
 import type { WakeListener } from "../queue/local-wake.ts";
 import type { Versioned } from "../queue/types.ts";
 import type { TaskRecord } from "../task/record.ts";
-import {
-  canRetry,
-  claimTask,
-  expireLease,
-  expireTask,
-  isExpired,
-  isLeaseExpired,
-  isTerminal,
-  leaseTakeoverAt,
-  ms,
-  requestCancel,
-} from "../task/transitions.ts";
+import { claimTask, isTerminal } from "../task/transitions.ts";
 import { sleep } from "../util/async.ts";
 import { errorMessage } from "../util/errors.ts";
 import { Candidates } from "./candidates.ts";
 import { DueSoon } from "./due-soon.ts";
 import type { Candidate } from "./monitor.ts";
+import { nextStep } from "./next-step.ts";
 import { leaseToWrite } from "./options.ts";
 import { IdlePauses } from "./poll-pause.ts";
 import type { PollerOptions } from "./poller-options.ts";
@@ -400,70 +390,38 @@ export class Poller implements WakeListener {
       await this.#o.monitor.unnamed(marker, found, now);
       return false;
     }
-    if (found.task.status === "pending") return this.#pending(marker, found, now);
-    if (found.task.status === "running") return this.#runningTask(marker, found, now);
-    return false;
+    return this.#act(marker, found, now);
   }
 
-  /** A pending task named by its marker: expire, skip until due, skip (unhandled), or claim. */
-  async #pending(marker: Candidate, found: Versioned, now: number): Promise<boolean> {
+  /** Carry out {@link nextStep}'s decision for a task named by its marker. */
+  async #act(marker: Candidate, found: Versioned, now: number): Promise<boolean> {
     const q = this.#queue;
-    const task = found.task;
+    const { task } = found;
+    const { monitor, skip } = this.#o;
     const handled = this.#o.handlers.has(task.type);
-    if (isExpired(task, now)) {
-      if (this.#o.monitor.enabled || handled)
-        await this.#o.monitor.apply(found, (t) => expireTask(t, q.now()), "expired");
-      return false;
+    const step = nextStep(task, { now, handled, monitor: monitor.enabled, listedAs: marker.type });
+    switch (step.kind) {
+      case "claim":
+        return this.#claim(marker, found);
+      case "monitor":
+        await monitor.apply(found, (t) => step.change(t, q.now(), q.random()), step.as);
+        return false;
+      case "lease-live":
+        this.#contended(marker.id);
+        skip.untilServer(marker.key, step.at);
+        return false;
+      case "not-due": {
+        const until = skip.untilServer(marker.key, step.at);
+        if (step.at <= q.clock.bounds().upper) this.#dueSoon.read(marker.key, until);
+        return false;
+      }
+      case "unhandled":
+        if (step.warning !== undefined) q.warnOnce(marker.key, step.warning);
+        skip.untilServer(marker.key, step.at);
+        return false;
+      case "leave":
+        return false;
     }
-    if (task.cancel !== null && (this.#o.monitor.enabled || handled)) {
-      // Only a record written by hand is pending with a cancel request (a cancel ends a pending
-      // task at once), and no claim can start it: honour the request rather than read it again
-      // at every listing.
-      await this.#o.monitor.apply(
-        found,
-        (t) => requestCancel(t, t.cancel?.reason ?? null, q.now()),
-        "recovered",
-      );
-      return false;
-    }
-    if (ms(task.availableAt) > now) {
-      const skipUntil = this.#o.skip.untilServer(marker.key, ms(task.availableAt));
-      if (ms(task.availableAt) <= q.clock.bounds().upper) this.#dueSoon.read(marker.key, skipUntil);
-      return false;
-    }
-    if (!handled) {
-      if (task.type !== marker.type)
-        q.warnOnce(
-          marker.key,
-          `task ${task.id} is of type ${task.type} but indexed under ${marker.type}: no worker of either type will run it until \`oq repair\` indexes it again`,
-        );
-      this.#o.skip.untilServer(
-        marker.key,
-        Math.min(
-          task.expiresAt === null ? Number.POSITIVE_INFINITY : ms(task.expiresAt),
-          now + UNHANDLED_RECHECK_MS,
-        ),
-      );
-      return false;
-    }
-    return this.#claim(marker, found);
-  }
-
-  /** A running task: skip while its lease lives; else take it over, or recover it. */
-  async #runningTask(marker: Candidate, found: Versioned, now: number): Promise<boolean> {
-    const q = this.#queue;
-    const task = found.task;
-    const handled = this.#o.handlers.has(task.type);
-    if (!isLeaseExpired(task, now)) {
-      this.#contended(marker.id);
-      this.#o.skip.untilServer(marker.key, leaseTakeoverAt(task));
-      return false;
-    }
-    if (handled && task.cancel === null && canRetry(task)) return this.#claim(marker, found);
-    if (this.#o.monitor.enabled || handled) {
-      await this.#o.monitor.apply(found, (t) => expireLease(t, q.now(), q.random()), "recovered");
-    }
-    return false;
   }
 
   /** Claim `found` with a conditional write and start it. True when the claim was won. */
