@@ -137,6 +137,42 @@ for (const target of targets) {
       return { w, gets, warnings, ran };
     }
 
+    it("a malformed limit object blocks its type with one warning, not a read of each due task per listing", {
+      timeout: 60_000,
+    }, async () => {
+      await queue.setLimits("lim", { concurrency: 2 });
+      await put("{oops");
+      const due = 40;
+      await queue.submitMany([
+        ...Array.from({ length: due }, (_, i) => ({ type: "lim", input: i })),
+        ...Array.from({ length: 5 }, (_, i) => ({ type: "free", input: i })),
+      ]);
+      // Blocks (from minPollMs, doubling) longer than a try's two GETs, even on a slow machine.
+      const { w, gets, warnings, ran } = watched({ minPollMs: 50, maxPollMs: 200 });
+      await w.start();
+      await until("the other type ran and 12 polls passed", () => {
+        return ran.free === 5 && w.stats.polls >= 12;
+      });
+      const polls = w.stats.polls;
+      const limitGets = gets.filter((k) => k === limitKey).length;
+      const taskGets = gets.filter((k) => k.startsWith(`${env.prefix}tasks/`)).length;
+      // Blocked like a full limit: a try (a task's GET, the object's GET) only once its block
+      // ended, at most one per pass (a pass may reuse the last listing: two per listing), where
+      // each listing read every due task and the object once per task (2 x 40 GETs).
+      expect(ran.lim).toBe(0);
+      expect(limitGets).toBeGreaterThanOrEqual(1);
+      expect(limitGets).toBeLessThanOrEqual(2 * polls);
+      expect(taskGets).toBeLessThanOrEqual(2 * polls + 5 * 2);
+      const about = warnings.filter((m) => m.includes(limitKey));
+      expect(about).toHaveLength(1);
+      expect(about[0]).toMatch(/tasks of type lim wait/);
+      expect(warnings.filter((m) => m.includes("retried at the next listing"))).toEqual([]);
+      // Fixed (the operator deletes it and sets the limits again): the type runs again.
+      await env.storage.delete(limitKey);
+      await queue.setLimits("lim", { concurrency: 2 });
+      await until("every task of the type ran", () => ran.lim === due, 30_000);
+    });
+
     it("a start stamped in 2999 neither blocks a rate-limited type nor stays", {
       timeout: 60_000,
     }, async () => {
