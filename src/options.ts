@@ -43,7 +43,17 @@ const positiveSeconds = secondsOption(
   ),
   "> 0, at most 100 years",
 );
-const leaseSeconds = secondsOption(within(1, 604800), "from 1 to 604800 (7 days)");
+/**
+ * The longest lease an attempt may hold, in seconds (7 days): `leaseSeconds` and
+ * `ctx.extendLease` stay within it, so a slot holder of a fleet limit dated further ahead was
+ * written by no worker (src/queue/limits.ts).
+ */
+export const MAX_LEASE_SECONDS = 604_800;
+
+const leaseSeconds = secondsOption(
+  within(1, MAX_LEASE_SECONDS),
+  `from 1 to ${MAX_LEASE_SECONDS} (7 days)`,
+);
 const retries = numberIn(0, Number.MAX_SAFE_INTEGER, "a whole number >= 0", true);
 
 /** Backoff options; each part may be left out to keep the default. */

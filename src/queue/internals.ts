@@ -112,7 +112,11 @@ export class QueueInternals {
       priority: d.priority ?? 0,
     };
     this.manifest = new ManifestStore(this.storage, this.keys, this.clock);
-    this.limits = new LimitStore(this.storage, (type) => this.keys.full(`limits/${type}.json`));
+    this.limits = new LimitStore(
+      this.storage,
+      (type) => this.keys.full(`limits/${type}.json`),
+      (key, message) => this.warnOnce(key, message),
+    );
     this.journal = new FinishedJournal(this);
     this.tasks = new TaskStore(this);
     this.index = this.tasks.index;

@@ -14,6 +14,7 @@
 import * as v from "valibot";
 import { MalformedObjectError, ValidationError } from "../errors.ts";
 import { checkTaskType } from "../keys.ts";
+import { MAX_LEASE_SECONDS } from "../options.ts";
 import type { Storage } from "../storage/storage.ts";
 import { DocumentStore, type VersionedDocument } from "../store/documents.ts";
 import { LEASE_TAKEOVER_MARGIN_MS } from "../task/transitions.ts";
@@ -169,9 +170,56 @@ export function rateWindow(rate: number): { windowMs: number; starts: number } {
   return rate >= 1 ? { windowMs: 1000, starts: rate } : { windowMs: 1000 / rate, starts: 1 };
 }
 
-/** Whether `holder` still holds its slot at server time `now` (the lower bound of it). */
+/**
+ * How far ahead of a reader's lower bound of server time a time written by another claimer may
+ * lie, ms. A claimer stamps a start by its upper bound and dates a slot by its upper bound plus
+ * the lease, so a stamp runs ahead of the truth by at most the writer's interval width and lies
+ * ahead of the reader's lower bound by at most both widths: about a second plus a round trip
+ * each, more only right after a clock re-anchored on one slow response (bounded by the request
+ * timeout, 30 s by default). A junk time this close ahead blocks the type for a minute at most.
+ */
+export const CLOCK_SLACK_MS = 60_000;
+
+/** The latest `until` a holder written by a worker may have, past server time `now`, ms. */
+const MAX_HOLD_AHEAD_MS = MAX_LEASE_SECONDS * 1000 + CLOCK_SLACK_MS;
+
+/**
+ * Whether a start stamp lies further ahead of server time `now` than any claimer's clock could
+ * have put it ({@link CLOCK_SLACK_MS}): a hand-edited or corrupted object. Counted, it would
+ * refuse every start of the type until then (a stamp in 2999: for good).
+ */
+function isJunkStart(stamp: number, now: number): boolean {
+  return stamp > now + CLOCK_SLACK_MS;
+}
+
+/**
+ * Whether `holder` still holds its slot at server time `now` (the lower bound of it). A holder
+ * dated further ahead than any lease can run (7 days) plus {@link CLOCK_SLACK_MS} was written by
+ * no worker and holds nothing: it would keep its slot until then (in 2999: for good).
+ */
 export function holds(holder: LimitHolder, now: number): boolean {
-  return ms(holder.until) + LEASE_TAKEOVER_MARGIN_MS > now;
+  const until = ms(holder.until);
+  return until + LEASE_TAKEOVER_MARGIN_MS > now && until <= now + MAX_HOLD_AHEAD_MS;
+}
+
+/**
+ * What of `doc` lies further ahead of server time `now` than any claimer could have written
+ * (holders and start stamps that {@link admit} ignores and the next write drops), said for a
+ * warning, or `undefined` when nothing does.
+ */
+export function junkAhead(doc: LimitDocument, now: number): string | undefined {
+  const holders = Object.values(doc.holders).filter((h) => ms(h.until) > now + MAX_HOLD_AHEAD_MS);
+  const starts = doc.starts.filter((t) => isJunkStart(ms(t), now));
+  if (holders.length === 0 && starts.length === 0) return undefined;
+  const said = [
+    ...(holders.length === 0
+      ? []
+      : [
+          `${holders.length} slot holder(s) until ${holders[0]!.until} (a lease lasts 7 days at most)`,
+        ]),
+    ...(starts.length === 0 ? [] : [`${starts.length} start time(s) such as ${starts[0]}`]),
+  ];
+  return `${said.join(" and ")} further ahead of server time than a worker writes`;
 }
 
 /** What a claim asks of a type's limits. */
@@ -200,7 +248,8 @@ export type Admission =
  * Decide a start of a task under `doc`'s limits at server time `now`: refuse it (with the
  * earliest time a slot or a start may free) or return the next version of the object, with a
  * holder for the task (when a concurrency limit is set) and its start time (when a rate limit
- * is). Expired holders and starts older than twice the rate window are dropped on the way.
+ * is). Expired holders and starts older than twice the rate window are dropped on the way, and
+ * so are holders and starts dated further ahead than a worker writes them (see {@link holds}).
  */
 export function admit(doc: LimitDocument, spec: AdmitSpec): Admission {
   const { now } = spec;
@@ -212,8 +261,9 @@ export function admit(doc: LimitDocument, spec: AdmitSpec): Admission {
   let starts = doc.starts;
   if (doc.ratePerSecond !== null) {
     const { windowMs, starts: allowed } = rateWindow(doc.ratePerSecond);
-    // Starts stamped by a clock ahead of ours count too (they are "in the future" here).
-    const recent = doc.starts.map(ms).filter((t) => t > now - windowMs);
+    // Starts stamped by a clock ahead of ours count too (they are "in the future" here), as far
+    // ahead as a clock can be; junk further ahead is ignored (and dropped below).
+    const recent = doc.starts.map(ms).filter((t) => t > now - windowMs && !isJunkStart(t, now));
     if (recent.length >= allowed) {
       const sorted = recent.sort((a, b) => a - b);
       return {
@@ -223,7 +273,8 @@ export function admit(doc: LimitDocument, spec: AdmitSpec): Admission {
       };
     }
     // Kept for two windows, so a claimer whose clock lags ours by less than one still sees them.
-    starts = [...doc.starts.filter((t) => ms(t) > now - 2 * windowMs), iso(spec.startAt ?? now)];
+    const kept = doc.starts.filter((t) => ms(t) > now - 2 * windowMs && !isJunkStart(ms(t), now));
+    starts = [...kept, iso(spec.startAt ?? now)];
   } else {
     starts = [];
   }
@@ -253,15 +304,35 @@ export interface LimitGrant {
   until: number;
 }
 
+/** Logs a warning about an object once (the queue's `warnOnce`). */
+export type WarnOnce = (key: string, message: string) => void;
+
 /** The limit objects of one queue. */
 export class LimitStore {
   readonly #documents: DocumentStore<LimitDocument>;
   readonly #key: (type: string) => string;
+  readonly #warnOnce: WarnOnce;
 
-  /** `key`: the full key of a type's limit object. */
-  constructor(storage: Storage, key: (type: string) => string) {
+  /**
+   * `key`: the full key of a type's limit object; `warnOnce`: where a limit object holding
+   * times no worker writes is reported (once per object).
+   */
+  constructor(storage: Storage, key: (type: string) => string, warnOnce: WarnOnce = () => {}) {
     this.#documents = new DocumentStore(storage, { parse: parseLimit, encode: encodeLimit });
     this.#key = key;
+    this.#warnOnce = warnOnce;
+  }
+
+  /** Warn (once per object) when `doc` holds times no worker writes: they are ignored. */
+  #checkAhead(type: string, doc: LimitDocument, now: number): void {
+    const junk = junkAhead(doc, now);
+    if (junk === undefined) return;
+    const key = this.#key(type);
+    // Its own dedup key: a warning that the object was unreadable must not silence this one.
+    this.#warnOnce(
+      `${key} (ahead)`,
+      `limit object ${key} holds ${junk}: ignored, and dropped at its next write`,
+    );
   }
 
   /** A type's limit object (one GET), or `undefined` when it has none. */
@@ -318,6 +389,7 @@ export class LimitStore {
       if (value.concurrency === null && value.ratePerSecond === null) return undefined;
       // Each round stamps the time anew: a start stamped before lost rounds would lie behind.
       spec = { ...who, ...time() };
+      this.#checkAhead(forType, value, spec.now);
       const admission = admit(value, spec);
       if (!admission.admitted) {
         refused = { retryAt: admission.retryAt, reason: admission.reason };
@@ -340,10 +412,14 @@ export class LimitStore {
     let kept = true;
     await this.#documents.update(this.#key(grant.type), ({ value }) => {
       kept = true;
+      this.#checkAhead(grant.type, value, now);
       const mine = value.holders[grant.token];
       if (mine !== undefined && holds(mine, now)) {
         if (ms(mine.until) >= until) return undefined;
-        const holders = { ...value.holders, [grant.token]: { ...mine, until: iso(until) } };
+        const holders = {
+          ...liveHolders(value, now),
+          [grant.token]: { ...mine, until: iso(until) },
+        };
         return { ...value, updatedAt: iso(now), holders };
       }
       if (value.concurrency === null) return undefined;
@@ -373,7 +449,9 @@ export class LimitStore {
   static view(doc: LimitDocument, now: number): TypeLimits {
     const running = Object.values(doc.holders).filter((h) => holds(h, now)).length;
     const windowMs = doc.ratePerSecond === null ? 1000 : rateWindow(doc.ratePerSecond).windowMs;
-    const recentStarts = doc.starts.filter((t) => ms(t) > now - windowMs).length;
+    const recentStarts = doc.starts.filter(
+      (t) => ms(t) > now - windowMs && !isJunkStart(ms(t), now),
+    ).length;
     return {
       type: doc.type,
       concurrency: doc.concurrency,

@@ -8,6 +8,7 @@
  */
 import { InvalidStateError, ValidationError } from "../errors.ts";
 import type { LogFields } from "../logger.ts";
+import { MAX_LEASE_SECONDS } from "../options.ts";
 import type { FinishedCounter } from "../queue/finished-counts.ts";
 import type { QueueInternals } from "../queue/internals.ts";
 import type { LimitGrant } from "../queue/limits.ts";
@@ -245,8 +246,12 @@ export class Attempt {
         return now.task.cancel !== null;
       },
       extendLease: async (seconds: number) => {
-        if (!(seconds > 0))
-          throw new ValidationError(`extendLease needs seconds > 0, got ${seconds}.`);
+        // A lease longer than any claim's would also date its fleet-limit slot past what other
+        // workers accept as written by a worker (they would drop it: src/queue/limits.ts).
+        if (!(seconds > 0 && seconds <= MAX_LEASE_SECONDS))
+          throw new ValidationError(
+            `extendLease needs seconds > 0, at most ${MAX_LEASE_SECONDS} (7 days), got ${seconds}.`,
+          );
         const ok = await this.#lease.renew(seconds * 1000);
         this.#lease.guard();
         if (!ok)

@@ -3,10 +3,12 @@
  * (`worker.task(type, handler, { concurrency })`) and the fleet-wide limits of a type (its
  * limit object, `../queue/limits.ts`), read only for the types the manifest lists as limited, so
  * a type without limits costs no request. A refused type is skipped (neither listed nor read)
- * until a slot or a start may free. See "Concurrency and rate limits" in docs/protocol.md.
+ * until a slot or a start may free, and so is a type whose limit object cannot be read as one.
+ * See "Concurrency and rate limits" in docs/protocol.md.
  *
  * @module
  */
+import { OqError } from "../errors.ts";
 import type { QueueInternals } from "../queue/internals.ts";
 import type { LimitGrant } from "../queue/limits.ts";
 import type { TaskRecord } from "../task/record.ts";
@@ -79,7 +81,8 @@ export class ClaimLimits {
    * `token`, lease `leaseMs`). Resolves `{ next }` for a type without limits (no request), a
    * grant with the claim to write instead (its lease ends with the slot, `grant.until`, so a task
    * never runs on a slot that is free), or `undefined` when the limits refused (the type is then
-   * skipped until a slot or start may free) or the claim can no longer be made.
+   * skipped until a slot or start may free), the limit object is malformed (skipped likewise, see
+   * below) or the claim can no longer be made.
    */
   async acquire(
     task: TaskRecord,
@@ -89,10 +92,17 @@ export class ClaimLimits {
     const { type } = task;
     if (!q.manifest.isLimited(type)) return { next: claim.next };
     const who = { taskId: task.id, worker: this.#o.workerId, token: claim.token };
-    const answer = await q.limits.acquire(type, who, () => {
-      const { lower, upper } = q.clock.bounds();
-      return { now: lower, until: lower + leaseToWrite(q, claim.leaseMs), startAt: upper };
-    });
+    let answer: Awaited<ReturnType<typeof q.limits.acquire>>;
+    try {
+      answer = await q.limits.acquire(type, who, () => {
+        const { lower, upper } = q.clock.bounds();
+        return { now: lower, until: lower + leaseToWrite(q, claim.leaseMs), startAt: upper };
+      });
+    } catch (error) {
+      if (!(error instanceof OqError && error.code === "MALFORMED")) throw error;
+      this.#malformed(type, error);
+      return undefined;
+    }
     if (!("grant" in answer)) {
       this.#refused(type, answer);
       return undefined;
@@ -109,6 +119,23 @@ export class ClaimLimits {
       this.release(grant);
       return undefined;
     }
+  }
+
+  /**
+   * `type`'s limit object is not a limit object (not JSON, the wrong shape): nothing says what
+   * its limits allow, so no task of the type runs (the safe side), and the type is skipped as
+   * when a full limit refused it, asked again after a pause that doubles up to `maxPollMs`
+   * while the object stays broken. Letting the error reach the poller cost a GET of the task
+   * and one of the object per due task per listing, with a warning each (3,001 GETs in 20 s for
+   * 300 due tasks); this warns once per object.
+   */
+  #malformed(type: string, error: OqError): void {
+    const q = this.#queue;
+    q.warnOnce(
+      error.key ?? type,
+      `tasks of type ${type} wait until their limit object is fixed: ${error.message}`,
+    );
+    this.#refused(type, { retryAt: Number.POSITIVE_INFINITY, reason: "concurrency" });
   }
 
   /** A fleet limit refused `type`: skip it until a slot or start may free. */

@@ -24,7 +24,10 @@ export interface TaskContext {
   readonly signal: AbortSignal;
   /** Reads the stored task now and tells whether cancellation was requested (one GET). */
   isCancellationRequested(): Promise<boolean>;
-  /** Extend the lease to `seconds` from now (one PUT). Throws when the lease was lost. */
+  /**
+   * Extend the lease to `seconds` from now (one PUT; at most 604,800, 7 days, as `leaseSeconds`).
+   * Throws when the lease was lost.
+   */
   extendLease(seconds: number): Promise<void>;
   /**
    * Report progress: any JSON value of at most 4 KiB (a percentage, `{ done, total }`), shown by
