@@ -16,7 +16,10 @@ import {
 } from "../../src/worker/events.ts";
 import { SkipList } from "../../src/worker/skip.ts";
 
-/** A memory queue whose clock moves only when the test says (`advance`). */
+/**
+ * A memory queue on the wall clock plus an offset the test moves (`advance`): time passes between
+ * calls too. A test whose outcome hangs on how long its steps took stops `Date` (fake timers).
+ */
 export function memoryQueue(wrap: (s: MemoryStorage) => MemoryStorage = (s) => s) {
   const clock = { offset: 0, now: () => Date.now() + clock.offset };
   const storage = wrap(new MemoryStorage({ now: clock.now }));

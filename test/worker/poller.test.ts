@@ -1,6 +1,6 @@
 /** The poller part: which markers a listing yields, the order candidates are tried in, claims. */
 
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, onTestFinished, vi } from "vitest";
 import { internals } from "../../src/queue/internals.ts";
 import type { Queue } from "../../src/queue/queue.ts";
 import type { Versioned } from "../../src/queue/types.ts";
@@ -342,6 +342,11 @@ describe("Poller", () => {
   });
 
   it("takes oldest first until another worker shows up at its tasks, then, seeing no peers yet, from a random point", async () => {
+    // The clock stands still. On the wall clock, a first pass whose contended read came 10 ms
+    // (minPollMs) or more after its listing (a loaded run) listed again, and the new walk, after
+    // contention, rightly started from the random point: tasks[5], not tasks[1].
+    vi.useFakeTimers({ toFake: ["Date"] });
+    onTestFinished(() => void vi.useRealTimers());
     const { queue } = memoryQueue();
     const tasks: string[] = [];
     for (let i = 0; i < 10; i++) {
