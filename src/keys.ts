@@ -17,6 +17,7 @@
  *
  * @module
  */
+import { MAX_DATE_MS, MIN_DATE_MS } from "./duration.ts";
 import { ValidationError } from "./errors.ts";
 import { PRIORITY_MAX, PRIORITY_MIN } from "./task/priority.ts";
 
@@ -75,12 +76,19 @@ export function shardOf(id: string): string {
   return /[0-9a-f]/.test(c) ? c : "_";
 }
 
+/** The last second a time segment can hold: 9999-12-31T23:59:59Z (epoch ms). */
+const LAST_TIME_KEY_MS = Math.floor(MAX_DATE_MS / 1000) * 1000;
+
 /**
  * A marker's time segment: UTC, second resolution, fixed width, so keys sort by time and an
- * operator can read them: `20261128T235959Z`.
+ * operator can read them: `20261128T235959Z`. Only four-digit years fit (stored dates are held
+ * to them, src/util/stored-values.ts); a time computed past the year 9999 (a lease expiring in
+ * its last minute, plus the takeover margin) is written as its last second, never as a
+ * `+010000…` segment that no reader parses: that far out, either means "not in our lifetime".
  */
 export function timeKey(ms: number): string {
-  return new Date(Math.floor(ms / 1000) * 1000)
+  const clamped = Math.min(Math.max(ms, MIN_DATE_MS), LAST_TIME_KEY_MS);
+  return new Date(Math.floor(clamped / 1000) * 1000)
     .toISOString()
     .replace(/[-:]/g, "")
     .replace(".000", "");
@@ -90,7 +98,10 @@ export function timeKey(ms: number): string {
 export function parseTimeKey(segment: string): number | undefined {
   const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(segment);
   if (m === null) return undefined;
-  const ms = Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!);
+  // `Date.UTC` reads years 0-99 as 1900-1999; setUTCFullYear takes the year as written.
+  const date = new Date(0);
+  date.setUTCFullYear(+m[1]!, +m[2]! - 1, +m[3]!);
+  const ms = date.setUTCHours(+m[4]!, +m[5]!, +m[6]!, 0);
   return Number.isNaN(ms) ? undefined : ms;
 }
 

@@ -142,6 +142,9 @@ export const submitManyOptionsSchema = v.strictObject({
 
 const ms = (min: number, max: number, what: string) => v.optional(numberIn(min, max, what));
 
+/** The longest interval between a worker's heartbeats, seconds; readers hold heartbeats to it. */
+export const MAX_HEARTBEAT_SECONDS = 86_400;
+
 /** Tasks a worker runs at once (all types, or one type's own limit). */
 const workerConcurrency = numberIn(1, 1000, "a whole number from 1 to 1000", true);
 
@@ -168,7 +171,7 @@ export const workerOptionsSchema = v.pipe(
       secondsOption(
         v.pipe(
           v.number(),
-          v.check((n) => n === 0 || (n >= 1 && n <= 86400)),
+          v.check((n) => n === 0 || (n >= 1 && n <= MAX_HEARTBEAT_SECONDS)),
         ),
         "from 1 to 86400 (1 day) or 0 (no heartbeats)",
       ),

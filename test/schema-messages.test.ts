@@ -83,6 +83,52 @@ describe("oq's schemas", () => {
     expect(message).toContain(`aws s3api list-object-versions --prefix ${queue.keys.manifest}`);
   });
 
+  it("a stored number, duration or date beyond what oq writes is MALFORMED, naming the field", () => {
+    const task = JSON.stringify({ ...makeTask(), timeoutSeconds: 12345, priority: 11 });
+    const infinite = () => parseTask(task.replace("12345", "1e999"), "tasks/k.json");
+    expect(infinite).toThrow(
+      "Object tasks/k.json is not a valid task: timeoutSeconds must be a finite number (was Infinity); priority must be at most 10 (was 11)",
+    );
+    expect(malformed({ ...makeTask(), availableAt: "-271821-04-20T00:00:00.000Z" }).message).toBe(
+      'Object tasks/k.json is not a valid task: availableAt must be a date in the years 0000 to 9999 (was "-271821-04-20T00:00:00.000Z")',
+    );
+    const schedule = {
+      oq: 1,
+      id: "s",
+      type: "t",
+      input: null,
+      cron: "* * * * *",
+      timezone: "UTC",
+      catchUp: "all",
+      task: { timeoutSeconds: 1e20, maxRetries: null, ttlSeconds: null },
+      enabled: true,
+      createdAt: "2026-01-01T00:00:00.000Z",
+      updatedAt: "2026-01-01T00:00:00.000Z",
+      doneThrough: "-271821-04-20T00:00:00.000Z",
+      lastSlot: null,
+      lastTaskId: null,
+    };
+    // It used to fail every tick in croner with "Invalid timezone 'UTC'".
+    expect(() => parseSchedule(JSON.stringify(schedule), "schedules/s.json")).toThrow(
+      'Object schedules/s.json is not a valid schedule: task.timeoutSeconds must be at most 3155760000 seconds (100 years) (was 100000000000000000000); doneThrough must be a date in the years 0000 to 9999 (was "-271821-04-20T00:00:00.000Z")',
+    );
+  });
+
+  it("records at the bounds oq writes, and lenient dates in range, still read", () => {
+    const edge = {
+      ...makeTask(),
+      maxRetries: Number.MAX_SAFE_INTEGER,
+      backoff: { initialSeconds: 3_155_760_000, maxSeconds: 3_155_760_000, factor: 100 },
+      timeoutSeconds: 3_155_760_000,
+      priority: -10,
+      availableAt: "0000-01-01T00:00:00.000Z",
+      expiresAt: "9999-12-31T23:59:59.999Z",
+      createdAt: "Tuesday 5 March 2024",
+      updatedAt: "2026-01-01T00:00:00Z",
+    };
+    expect(parseTask(JSON.stringify(edge), "k")).toEqual(edge);
+  });
+
   it("keys written by a newer oq survive a read, a transition and a write (records are loose)", () => {
     const newer = {
       ...makeTask(),

@@ -10,6 +10,7 @@
 import type { FinishedStatus } from "../keys.ts";
 import type { TaskRecord } from "../task/record.ts";
 import { ms, TERMINAL_STATUSES } from "../task/transitions.ts";
+import { isCount } from "../util/stored-values.ts";
 
 /** The terminal states counted, in the order a tally lists them. */
 const FINISHED_STATES = TERMINAL_STATUSES as readonly FinishedStatus[];
@@ -171,7 +172,9 @@ export function parseSnapshot(value: unknown): FinishedSnapshot | undefined {
  * Add one heartbeat's buckets that fall in the windows at server time `now` to `into` (by type),
  * creating a type's windows on first sight. Buckets are whole minutes and hours, so "the last
  * hour" is the current minute and the 59 before it, "the last day" the current hour and the 23
- * before it. Counts that are not non-negative numbers are ignored.
+ * before it. Counts that are not whole numbers from 1 to `Number.MAX_SAFE_INTEGER` are ignored,
+ * and sums stop at that number: a heartbeat is anyone's to write, and one holding `1e308` twice
+ * would otherwise sum to Infinity, which JSON writes as `null`.
  */
 export function addWindows(
   into: Map<string, FinishedWindows>,
@@ -206,7 +209,7 @@ export function addWindows(
         if (typeof tally !== "object" || tally === null) continue;
         for (const state of FINISHED_STATES) {
           const n = tally[state];
-          if (typeof n === "number" && Number.isFinite(n) && n > 0) visit(start, type, state, n);
+          if (isCount(n) && n > 0) visit(start, type, state, n);
         }
       }
     }
@@ -215,21 +218,31 @@ export function addWindows(
     if (start > minute) return;
     if (start > minute - 60 * MINUTE_MS) {
       const w = windows(type);
-      w.lastHour[state] += n;
-      w.minutes[59 - Math.floor((minute - start) / MINUTE_MS)]![state] += n;
+      add(w.lastHour, state, n);
+      add(w.minutes[59 - Math.floor((minute - start) / MINUTE_MS)]!, state, n);
     }
     if (
       start < minute &&
       start >= minute - throughputMinutes * MINUTE_MS &&
       (state === "completed" || state === "failed")
     )
-      windows(type).recent += n;
+      windows(type).recent = sum(windows(type).recent, n);
   });
   each(snapshot.hours, (start, type, state, n) => {
     if (start <= hour && start > hour - 24 * HOUR_MS) {
       const w = windows(type);
-      w.lastDay[state] += n;
-      w.hours[23 - Math.floor((hour - start) / HOUR_MS)]![state] += n;
+      add(w.lastDay, state, n);
+      add(w.hours[23 - Math.floor((hour - start) / HOUR_MS)]!, state, n);
     }
   });
+}
+
+/** `a + b`, stopped at `Number.MAX_SAFE_INTEGER` (past it, counts no longer add up exactly). */
+function sum(a: number, b: number): number {
+  return Math.min(a + b, Number.MAX_SAFE_INTEGER);
+}
+
+/** Add `n` to `tally[state]` with {@link sum}. */
+function add(tally: FinishedTally, state: FinishedStatus, n: number): void {
+  tally[state] = sum(tally[state], n);
 }

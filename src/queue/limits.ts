@@ -19,6 +19,7 @@ import type { Storage } from "../storage/storage.ts";
 import { DocumentStore, type VersionedDocument } from "../store/documents.ts";
 import { LEASE_TAKEOVER_MARGIN_MS } from "../task/transitions.ts";
 import { validate } from "../util/schema.ts";
+import { finiteNumber } from "../util/stored-values.ts";
 
 /** Most tasks of one type a fleet-wide concurrency limit may allow. */
 export const MAX_FLEET_CONCURRENCY = 10_000;
@@ -91,8 +92,9 @@ const holderSchema = v.looseObject({ task: v.string(), worker: v.string(), until
 const limitSchema = v.looseObject({
   oq: v.literal("limit"),
   type: v.string(),
-  concurrency: v.nullable(v.pipe(v.number(), v.integer(), v.minValue(1))),
-  ratePerSecond: v.nullable(v.pipe(v.number(), v.gtValue(0))),
+  // Finite: JSON reads `1e999` as Infinity, which the next write would store as null (no limit).
+  concurrency: v.nullable(v.pipe(finiteNumber, v.integer(), v.minValue(1))),
+  ratePerSecond: v.nullable(v.pipe(finiteNumber, v.gtValue(0))),
   updatedAt: v.string(),
   holders: v.record(v.string(), holderSchema),
   starts: v.array(v.string()),

@@ -20,6 +20,7 @@ import { type RetryPolicy, retry } from "../retry.ts";
 import type { Storage } from "../storage/storage.ts";
 import { DocumentStore } from "../store/documents.ts";
 import { validate } from "../util/schema.ts";
+import { finiteNumber, seconds } from "../util/stored-values.ts";
 import {
   applyRetention,
   checkRetention,
@@ -65,7 +66,8 @@ export interface Manifest {
 // Schemas stay unexported so the package's declarations never reference valibot's types;
 // `Same` below keeps them equal to the written-out types. Retention settings reject unknown keys
 // (a misspelt status would silently keep nothing); the manifest itself keeps them.
-const retentionDays = v.exactOptional(v.nullable(v.pipe(v.number(), v.minValue(0))));
+// Seconds (as `checkRetention` stores them), within the bound every duration option has.
+const retentionDays = v.exactOptional(v.nullable(seconds));
 const storedRetentionSchema = v.strictObject({
   completed: retentionDays,
   failed: retentionDays,
@@ -85,11 +87,11 @@ true satisfies Same<v.InferOutput<typeof retentionSchema>, RetentionSettings>;
 
 const manifestSchema = v.looseObject({
   oq: v.literal("queue"),
-  protocol: v.pipe(v.number(), v.integer(), v.minValue(1)),
+  protocol: v.pipe(finiteNumber, v.integer(), v.minValue(1)),
   createdAt: v.string(),
   shards: v.record(
     v.string(),
-    v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(MAX_SHARDS)),
+    v.pipe(finiteNumber, v.integer(), v.minValue(1), v.maxValue(MAX_SHARDS)),
   ),
   retention: v.exactOptional(retentionSchema),
   limited: v.exactOptional(v.array(v.string())),

@@ -20,6 +20,7 @@ import { createTask } from "../task/transitions.ts";
 import { mapLimit } from "../util/async.ts";
 import { iso } from "../util/format.ts";
 import { kindOf } from "../util/schema.ts";
+import { inDateRange } from "../util/stored-values.ts";
 import { idempotentId, submitIdempotent } from "./idempotency.ts";
 import type { QueueInternals } from "./internals.ts";
 import type { SubmitOptions, SubmitResult } from "./types.ts";
@@ -235,7 +236,13 @@ function expiresAtOf(
     throw new ValidationError("Give either ttlSeconds or expiresAt, not both.");
   }
   if (options.ttlSeconds !== undefined) {
-    return Math.max(now, availableAt) + options.ttlSeconds * 1000;
+    const expiresAt = Math.max(now, availableAt) + options.ttlSeconds * 1000;
+    // A late scheduleAt plus a long TTL can pass the year 9999, which no record may hold.
+    if (!inDateRange(expiresAt))
+      throw new ValidationError(
+        `Invalid ttlSeconds ${options.ttlSeconds}: the task would expire after the year 9999 (scheduled for ${iso(availableAt)}); give a shorter TTL or an expiresAt.`,
+      );
+    return expiresAt;
   }
   if (options.expiresAt !== undefined) return parseDate(options.expiresAt, "expiresAt");
   return null;

@@ -6,7 +6,9 @@
  * @module
  */
 import { NotFoundError } from "../errors.ts";
+import { MAX_HEARTBEAT_SECONDS } from "../options.ts";
 import { mapLimit } from "../util/async.ts";
+import { isCount, isStoredDate } from "../util/stored-values.ts";
 import type { Queue } from "./queue.ts";
 
 /** One worker, as its last heartbeat describes it. */
@@ -44,25 +46,35 @@ export function parseHeartbeat(text: string, now: number): WorkerInfo | undefine
   }
   if (typeof raw !== "object" || raw === null) return undefined;
   const r = raw as Record<string, unknown>;
-  if (typeof r.id !== "string" || typeof r.seenAt !== "string") return undefined;
+  if (typeof r.id !== "string" || !isStoredDate(r.seenAt)) return undefined;
   const seen = Date.parse(r.seenAt);
-  if (Number.isNaN(seen)) return undefined;
+  // Numbers are held to what a worker writes (../util/stored-values.ts): a hand-written
+  // `1e999` reads as Infinity, which would make a heartbeat never stale or print "Infinity".
   const heartbeatSeconds =
-    typeof r.heartbeatSeconds === "number" && r.heartbeatSeconds > 0 ? r.heartbeatSeconds : 60;
+    typeof r.heartbeatSeconds === "number" &&
+    r.heartbeatSeconds > 0 &&
+    r.heartbeatSeconds <= MAX_HEARTBEAT_SECONDS
+      ? r.heartbeatSeconds
+      : 60;
   const strings = (v: unknown) =>
     Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : [];
   return {
     id: r.id,
     types: strings(r.types),
-    concurrency: typeof r.concurrency === "number" ? r.concurrency : null,
+    concurrency: isCount(r.concurrency) ? r.concurrency : null,
     active: strings(r.active),
-    startedAt: typeof r.startedAt === "string" ? r.startedAt : null,
+    startedAt: isStoredDate(r.startedAt) ? r.startedAt : null,
     seenAt: r.seenAt,
     heartbeatSeconds,
     stale: now - seen > 3 * heartbeatSeconds * 1000,
-    stats:
-      typeof r.stats === "object" && r.stats !== null ? (r.stats as Record<string, number>) : null,
+    stats: counters(r.stats),
   };
+}
+
+/** The counters of a heartbeat's `stats`: those that are counts; null when it has none. */
+function counters(value: unknown): Record<string, number> | null {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return null;
+  return Object.fromEntries(Object.entries(value).filter(([, n]) => isCount(n)));
 }
 
 /** Sort workers by id. */

@@ -9,6 +9,7 @@ import { MalformedObjectError, ValidationError } from "../errors.ts";
 import { checkOptions, scheduleTaskOptionsSchema } from "../options.ts";
 import type { SubmitOptions } from "../queue/types.ts";
 import { validate } from "../util/schema.ts";
+import { count, positiveSeconds, priority, storedDate } from "../util/stored-values.ts";
 
 /** What a scheduler does with slots that came due while no scheduler ran. */
 export type CatchUpPolicy = "latest" | "all" | "none";
@@ -104,13 +105,12 @@ export interface ScheduleInfo extends ScheduleRecord {
   nextRunAt: string | null;
 }
 
-const isoString = v.pipe(
-  v.string(),
-  v.check((s) => !Number.isNaN(Date.parse(s)), "an ISO 8601 date"),
-);
-const positive = v.nullable(v.pipe(v.number(), v.gtValue(0)));
+const positive = v.nullable(positiveSeconds);
 
 // Loose objects: keys written by a newer oq are kept when this one writes the schedule back.
+// Numbers, durations and dates are held to what the schedule's options accept
+// (../util/stored-values.ts), so a hand-edited value is reported as malformed rather than
+// failing every tick in croner or at submit.
 const scheduleSchema = v.looseObject({
   oq: v.literal(1),
   id: v.string(),
@@ -121,15 +121,15 @@ const scheduleSchema = v.looseObject({
   catchUp: v.picklist(["latest", "all", "none"]),
   task: v.looseObject({
     timeoutSeconds: positive,
-    maxRetries: v.nullable(v.pipe(v.number(), v.integer(), v.minValue(0))),
+    maxRetries: v.nullable(count),
     ttlSeconds: positive,
-    priority: v.exactOptional(v.pipe(v.number(), v.integer())),
+    priority: v.exactOptional(priority),
   }),
   enabled: v.boolean(),
-  createdAt: isoString,
-  updatedAt: isoString,
-  doneThrough: isoString,
-  lastSlot: v.nullable(isoString),
+  createdAt: storedDate,
+  updatedAt: storedDate,
+  doneThrough: storedDate,
+  lastSlot: v.nullable(storedDate),
   lastTaskId: v.nullable(v.string()),
 });
 

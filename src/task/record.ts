@@ -9,14 +9,19 @@
 import * as v from "valibot";
 import { MalformedObjectError } from "../errors.ts";
 import { type Declared, validate } from "../util/schema.ts";
+import {
+  count,
+  finiteNumber,
+  positiveSeconds,
+  priority,
+  seconds,
+  storedDate,
+} from "../util/stored-values.ts";
 
 // Objects are loose: keys this version does not know (written by a newer one) are kept, so a
-// record read and written back by this version keeps them.
-const isoString = v.pipe(
-  v.string(),
-  v.check((s) => !Number.isNaN(Date.parse(s)), "an ISO 8601 date"),
-);
-const wholeNumber = v.pipe(v.number(), v.integer(), v.minValue(0));
+// record read and written back by this version keeps them. Numbers, durations and dates are
+// held to what submit accepts (../util/stored-values.ts): a record oq could not have written is
+// reported as malformed instead of failing the write after its next attempt.
 
 const statusSchema = v.picklist([
   "pending",
@@ -43,21 +48,21 @@ const eventSchema = v.picklist([
 ]);
 
 const backoffSchema = v.looseObject({
-  initialSeconds: v.pipe(v.number(), v.minValue(0)),
-  maxSeconds: v.pipe(v.number(), v.minValue(0)),
-  factor: v.pipe(v.number(), v.minValue(1)),
+  initialSeconds: seconds,
+  maxSeconds: seconds,
+  factor: v.pipe(finiteNumber, v.minValue(1)),
 });
 
 const leaseSchema = v.looseObject({
   token: v.string(),
   workerId: v.string(),
-  expiresAt: isoString,
+  expiresAt: storedDate,
 });
 
 const taskErrorSchema = v.looseObject({
   message: v.string(),
   name: v.string(),
-  attempt: v.number(),
+  attempt: finiteNumber,
   at: v.string(),
   permanent: v.boolean(),
 });
@@ -69,15 +74,15 @@ const cancelSchema = v.looseObject({
 
 const historyEntrySchema = v.looseObject({
   event: eventSchema,
-  at: isoString,
+  at: storedDate,
   worker: v.nullable(v.string()),
-  attempt: wholeNumber,
+  attempt: count,
   error: v.nullable(v.string()),
 });
 
 const payloadRefSchema = v.looseObject({
   key: v.string(),
-  bytes: wholeNumber,
+  bytes: count,
   sha256: v.string(),
 });
 
@@ -92,18 +97,18 @@ const taskSchema = v.looseObject({
   // "Large inputs and outputs"); absent otherwise, so small tasks and older records are unchanged.
   inputRef: v.exactOptional(payloadRefSchema),
   outputRef: v.exactOptional(payloadRefSchema),
-  attempt: wholeNumber,
-  maxRetries: wholeNumber,
+  attempt: count,
+  maxRetries: count,
   backoff: backoffSchema,
-  timeoutSeconds: v.nullable(v.pipe(v.number(), v.gtValue(0))),
+  timeoutSeconds: v.nullable(positiveSeconds),
   // Absent in records written before priorities, and in those of priority 0: both read as 0.
-  priority: v.exactOptional(v.pipe(v.number(), v.integer())),
-  createdAt: isoString,
-  updatedAt: isoString,
-  availableAt: isoString,
-  expiresAt: v.nullable(isoString),
-  startedAt: v.nullable(isoString),
-  finishedAt: v.nullable(isoString),
+  priority: v.exactOptional(priority),
+  createdAt: storedDate,
+  updatedAt: storedDate,
+  availableAt: storedDate,
+  expiresAt: v.nullable(storedDate),
+  startedAt: v.nullable(storedDate),
+  finishedAt: v.nullable(storedDate),
   lease: v.nullable(leaseSchema),
   lastError: v.nullable(taskErrorSchema),
   cancel: v.nullable(cancelSchema),
