@@ -244,6 +244,75 @@ for (const target of targets) {
       expect(listed.filter((prefix) => prefix === queue.keys.tasks)).toEqual([]);
     });
 
+    /** The key of a journal written by hand in `done/{type}/{status}/`, at `time/hex.json`. */
+    const handJournal = (type: string, status: string, time: string) =>
+      `${queue.keys.journals(type, status as never)}${time}/abcd.json`;
+    const putJournal = (key: string, type: string, status: string, entries: unknown[]) =>
+      env.storage.put(key, JSON.stringify({ oq: "journal", type, status, entries }));
+    const OLD = "2000-01-01T00:00:00.000Z";
+
+    it("a completed journal naming live tasks deletes none of them, nor their payloads: the record decides", async () => {
+      // Pending (with a large input stored apart), pending of another type, running.
+      const pending = await queue.submit("job", { big: "x".repeat(300 * 1024) }, { delay: 3600 });
+      const video = await queue.submit("video", 1);
+      const slow = await queue.submit("slow", 2);
+      let release = () => {};
+      const gate = new Promise<void>((r) => {
+        release = r;
+      });
+      const worker = new Worker(queue, { ...fast, monitor: false }).task("slow", () => gate);
+      worker.start();
+      try {
+        await until("the slow task running", async () => {
+          return (await queue.get(slow.id)).status === "running";
+        });
+        const key = handJournal("job", "completed", "20000101T000000Z");
+        await putJournal(key, "job", "completed", [
+          { id: pending.id, at: OLD, payloads: [pending.inputRef!.key] },
+          { id: video.id, at: OLD },
+          { id: slow.id, at: OLD },
+        ]);
+        const payloads = await keysUnder(env.storage, queue.keys.payloads);
+        expect(payloads).toHaveLength(1);
+
+        // The default retention: the journal's time is long past it.
+        const result = await queue.prune();
+        expect(result).toMatchObject({ deleted: 0, skipped: 3, journals: 1 });
+        expect((await queue.get(pending.id)).status).toBe("pending");
+        expect((await queue.get(video.id)).status).toBe("pending");
+        expect((await queue.get(slow.id)).status).toBe("running");
+        expect(await keysUnder(env.storage, queue.keys.payloads)).toEqual(payloads);
+        // Every entry was read and left: nothing in the journal is left to do.
+        expect(await keysUnder(env.storage, queue.keys.done)).toEqual([]);
+      } finally {
+        release();
+        await worker.stop();
+      }
+      expect((await queue.get(slow.id)).status).toBe("completed");
+    });
+
+    it("a worker's own pruning leaves the live tasks a completed journal names", async () => {
+      const pending = await queue.submit("job", 1, { delay: 3600 });
+      const video = await queue.submit("video", 2, { delay: 3600 });
+      const key = handJournal("job", "completed", "20000101T000000Z");
+      await putJournal(key, "job", "completed", [
+        { id: pending.id, at: OLD },
+        { id: video.id, at: OLD },
+      ]);
+      const monitor = new Worker(queue, { ...fast, monitorRoundSeconds: 1 }).task("job", () => 1);
+      monitor.start();
+      try {
+        await until(
+          "the journal handled",
+          async () => (await keysUnder(env.storage, queue.keys.done)).length === 0,
+        );
+      } finally {
+        await monitor.stop();
+      }
+      expect((await queue.get(pending.id)).status).toBe("pending");
+      expect((await queue.get(video.id)).status).toBe("pending");
+    });
+
     it("stores retention in the manifest, per type over the queue's, and checks it", async () => {
       await queue.setRetention({ completed: "1d", failed: Number.POSITIVE_INFINITY });
       const manifest = await queue.setRetention({ completed: "2h" }, { type: "video" });

@@ -33,13 +33,14 @@ export interface JournalEntry {
   at: string;
   /**
    * True when the task had an idempotency key: a later submit may replace it under the same id
-   * once its key's window has passed, so a prune reads it before deleting it even when it
-   * completed. Absent (false) otherwise.
+   * once its key's window has passed. Absent (false) otherwise. A note for readers of the
+   * journal; pruning reads every task before deleting it, keyed or not.
    */
   keyed?: boolean;
   /**
-   * The payload objects (large input, output) the task named, relative to the prefix, so that
-   * pruning deletes them with a completed task it does not read. Absent when there are none.
+   * The payload objects (large input, output) the task named, relative to the prefix. Absent
+   * when there are none. A note for readers of the journal: pruning deletes the payloads the
+   * task's record names, never a journal's list (a journal may be written by hand).
    */
   payloads?: string[];
 }
