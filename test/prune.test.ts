@@ -5,7 +5,7 @@
  * the monitor pruning on its own.
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { InvalidStateError, ValidationError } from "../src/errors.ts";
+import { InvalidStateError, MalformedObjectError, ValidationError } from "../src/errors.ts";
 import { internals } from "../src/queue/internals.ts";
 import { Queue } from "../src/queue/queue.ts";
 import { DEFAULT_RETENTION } from "../src/queue/retention.ts";
@@ -311,6 +311,57 @@ for (const target of targets) {
       }
       expect((await queue.get(pending.id)).status).toBe("pending");
       expect((await queue.get(video.id)).status).toBe("pending");
+    });
+
+    it("a journal entry whose id is no task id is skipped with a typed warning naming the journal, which stays; the rest is pruned", async () => {
+      const warnings: string[] = [];
+      const logged = new Queue({
+        storage: env.storage,
+        prefix: env.prefix,
+        logger: { info() {}, warn: (m) => warnings.push(m), error: (m) => warnings.push(m) },
+      });
+      const [good, other] = await queue.submitMany([
+        { type: "job", input: 1 },
+        { type: "job", input: 2 },
+      ]);
+      await runJobs(queue);
+      // Only the journals below name them.
+      for (const k of await keysUnder(env.storage, queue.keys.done)) await env.storage.delete(k);
+      const at = async (id: string) => (await queue.get(id)).finishedAt;
+      const bad = handJournal("job", "completed", "20000101T000000Z");
+      await putJournal(bad, "job", "completed", [
+        { id: "", at: OLD },
+        { id: "x/../../queue", at: OLD },
+        { id: "é", at: OLD },
+        { id: good!.id, at: await at(good!.id) },
+      ]);
+      const fine = handJournal("job", "completed", "20000102T000000Z");
+      await putJournal(fine, "job", "completed", [{ id: other!.id, at: await at(other!.id) }]);
+
+      const result = await logged.prune({ retention: { completed: 0 } });
+      expect(result).toMatchObject({ deleted: 2, journals: 1, more: false });
+      expect(await queue.read(good!.id)).toBeUndefined();
+      expect(await queue.read(other!.id)).toBeUndefined();
+      expect(await keysUnder(env.storage, queue.keys.done)).toEqual([bad]);
+      expect(await env.storage.head(queue.keys.manifest)).toBeDefined();
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toContain(bad);
+      expect(warnings[0]).toMatch(/left for an operator/);
+
+      // Again: no error, no second warning, the journal still there for an operator.
+      expect(await logged.prune({ retention: { completed: 0 } })).toMatchObject({ deleted: 0 });
+      expect(warnings).toHaveLength(1);
+      expect(await keysUnder(env.storage, queue.keys.done)).toEqual([bad]);
+      // Listing finished tasks skips those entries too, with a warning, and does not fail.
+      expect((await logged.list({ type: "job", status: "completed" })).tasks).toEqual([]);
+      expect(warnings.at(-1)).toMatch(/those entries are skipped/);
+
+      // The warning comes from a typed error: code MALFORMED, the journal's key.
+      const read = await internals(logged).journal.read(bad);
+      expect(read.entries.map((e) => e.id)).toEqual([good!.id]);
+      expect(read.invalid).toBeInstanceOf(MalformedObjectError);
+      expect(read.invalid).toMatchObject({ code: "MALFORMED", key: bad });
+      expect(read.invalid!.message).toMatch(/3 entries whose id is not a task id/);
     });
 
     it("stores retention in the manifest, per type over the queue's, and checks it", async () => {

@@ -17,7 +17,7 @@ import { isTerminal } from "../task/transitions.ts";
 import { mapLimit } from "../util/async.ts";
 import { errorMessage } from "../util/errors.ts";
 import type { QueueInternals } from "./internals.ts";
-import type { JournalEntry } from "./journal.ts";
+import type { JournalEntry, ReadJournal } from "./journal.ts";
 import type { Manifest } from "./manifest.ts";
 import { sweepPayloads } from "./payload-sweep.ts";
 import { payloadKeys } from "./payloads.ts";
@@ -243,12 +243,16 @@ export class PruneRun {
     return { more: this.#more, oldestMs: this.#more ? cutoff : (beyond.timeMs ?? now) };
   }
 
-  /** Delete the tasks one journal names (those still as it says), then the journal. */
+  /**
+   * Delete the tasks one journal names (those still as it says), then the journal, unless it
+   * holds entries left undeleted: not yet due, or with an id that is no task id (warned about
+   * once, the good entries pruned all the same: the journal stays for an operator).
+   */
   async #journal(journal: JournalKey, cutoff: number): Promise<void> {
     const q = this.#q;
-    let entries: JournalEntry[];
+    let read: ReadJournal;
     try {
-      entries = (await q.journal.read(journal.key)).entries;
+      read = await q.journal.read(journal.key);
     } catch (error) {
       if (error instanceof NotFoundError) return; // another pruner got there first
       if (error instanceof ValidationError) {
@@ -257,11 +261,17 @@ export class PruneRun {
       }
       throw error;
     }
+    const { entries, invalid } = read;
+    if (invalid !== undefined)
+      q.warnOnce(
+        journal.key,
+        `${invalid.message}; its other entries are pruned as usual, the journal is left for an operator`,
+      );
     // A journal written by hand may name tasks that finished later than its key says.
     const due = entries.filter((e) => Date.parse(e.at) <= cutoff);
     const { keys, payloads } = await this.#deletable(journal, due);
     if (!(await this.#delete(keys, payloads))) return;
-    if (due.length < entries.length) return;
+    if (due.length < entries.length || invalid !== undefined) return;
     if (!this.#dryRun) await q.storage.delete(journal.key);
     this.#counts.journals++;
     this.#onProgress?.({ ...this.#counts });
