@@ -24,8 +24,12 @@ import { PRIORITY_MAX, PRIORITY_MIN } from "./task/priority.ts";
 /** Names that become key segments: a safe alphabet, no `/`, no `..`, at most 128 characters. */
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 
+function isName(value: unknown): value is string {
+  return typeof value === "string" && NAME.test(value) && !value.includes("..");
+}
+
 function checkName(kind: string, value: unknown): string {
-  if (typeof value !== "string" || !NAME.test(value) || value.includes("..")) {
+  if (!isName(value)) {
     throw new ValidationError(
       `Invalid ${kind} ${JSON.stringify(value)}: use 1-128 characters from A-Z a-z 0-9 . _ : -, starting with a letter or digit, without "..".`,
     );
@@ -36,6 +40,11 @@ function checkName(kind: string, value: unknown): string {
 /** Validate a task id. Returns it unchanged or throws `ValidationError`. */
 export function checkTaskId(id: unknown): string {
   return checkName("task id", id);
+}
+
+/** Whether `id` is a valid task id (what {@link checkTaskId} accepts), without throwing. */
+export function isTaskId(id: unknown): id is string {
+  return isName(id);
 }
 
 /** Validate a task type. Returns it unchanged or throws `ValidationError`. */

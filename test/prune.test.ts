@@ -5,7 +5,7 @@
  * the monitor pruning on its own.
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { InvalidStateError, ValidationError } from "../src/errors.ts";
+import { InvalidStateError, MalformedObjectError, ValidationError } from "../src/errors.ts";
 import { internals } from "../src/queue/internals.ts";
 import { Queue } from "../src/queue/queue.ts";
 import { DEFAULT_RETENTION } from "../src/queue/retention.ts";
@@ -242,6 +242,126 @@ for (const target of targets) {
       }
       expect(listed.length).toBeGreaterThan(0);
       expect(listed.filter((prefix) => prefix === queue.keys.tasks)).toEqual([]);
+    });
+
+    /** The key of a journal written by hand in `done/{type}/{status}/`, at `time/hex.json`. */
+    const handJournal = (type: string, status: string, time: string) =>
+      `${queue.keys.journals(type, status as never)}${time}/abcd.json`;
+    const putJournal = (key: string, type: string, status: string, entries: unknown[]) =>
+      env.storage.put(key, JSON.stringify({ oq: "journal", type, status, entries }));
+    const OLD = "2000-01-01T00:00:00.000Z";
+
+    it("a completed journal naming live tasks deletes none of them, nor their payloads: the record decides", async () => {
+      // Pending (with a large input stored apart), pending of another type, running.
+      const pending = await queue.submit("job", { big: "x".repeat(300 * 1024) }, { delay: 3600 });
+      const video = await queue.submit("video", 1);
+      const slow = await queue.submit("slow", 2);
+      let release = () => {};
+      const gate = new Promise<void>((r) => {
+        release = r;
+      });
+      const worker = new Worker(queue, { ...fast, monitor: false }).task("slow", () => gate);
+      worker.start();
+      try {
+        await until("the slow task running", async () => {
+          return (await queue.get(slow.id)).status === "running";
+        });
+        const key = handJournal("job", "completed", "20000101T000000Z");
+        await putJournal(key, "job", "completed", [
+          { id: pending.id, at: OLD, payloads: [pending.inputRef!.key] },
+          { id: video.id, at: OLD },
+          { id: slow.id, at: OLD },
+        ]);
+        const payloads = await keysUnder(env.storage, queue.keys.payloads);
+        expect(payloads).toHaveLength(1);
+
+        // The default retention: the journal's time is long past it.
+        const result = await queue.prune();
+        expect(result).toMatchObject({ deleted: 0, skipped: 3, journals: 1 });
+        expect((await queue.get(pending.id)).status).toBe("pending");
+        expect((await queue.get(video.id)).status).toBe("pending");
+        expect((await queue.get(slow.id)).status).toBe("running");
+        expect(await keysUnder(env.storage, queue.keys.payloads)).toEqual(payloads);
+        // Every entry was read and left: nothing in the journal is left to do.
+        expect(await keysUnder(env.storage, queue.keys.done)).toEqual([]);
+      } finally {
+        release();
+        await worker.stop();
+      }
+      expect((await queue.get(slow.id)).status).toBe("completed");
+    });
+
+    it("a worker's own pruning leaves the live tasks a completed journal names", async () => {
+      const pending = await queue.submit("job", 1, { delay: 3600 });
+      const video = await queue.submit("video", 2, { delay: 3600 });
+      const key = handJournal("job", "completed", "20000101T000000Z");
+      await putJournal(key, "job", "completed", [
+        { id: pending.id, at: OLD },
+        { id: video.id, at: OLD },
+      ]);
+      const monitor = new Worker(queue, { ...fast, monitorRoundSeconds: 1 }).task("job", () => 1);
+      monitor.start();
+      try {
+        await until(
+          "the journal handled",
+          async () => (await keysUnder(env.storage, queue.keys.done)).length === 0,
+        );
+      } finally {
+        await monitor.stop();
+      }
+      expect((await queue.get(pending.id)).status).toBe("pending");
+      expect((await queue.get(video.id)).status).toBe("pending");
+    });
+
+    it("a journal entry whose id is no task id is skipped with a typed warning naming the journal, which stays; the rest is pruned", async () => {
+      const warnings: string[] = [];
+      const logged = new Queue({
+        storage: env.storage,
+        prefix: env.prefix,
+        logger: { info() {}, warn: (m) => warnings.push(m), error: (m) => warnings.push(m) },
+      });
+      const [good, other] = await queue.submitMany([
+        { type: "job", input: 1 },
+        { type: "job", input: 2 },
+      ]);
+      await runJobs(queue);
+      // Only the journals below name them.
+      for (const k of await keysUnder(env.storage, queue.keys.done)) await env.storage.delete(k);
+      const at = async (id: string) => (await queue.get(id)).finishedAt;
+      const bad = handJournal("job", "completed", "20000101T000000Z");
+      await putJournal(bad, "job", "completed", [
+        { id: "", at: OLD },
+        { id: "x/../../queue", at: OLD },
+        { id: "é", at: OLD },
+        { id: good!.id, at: await at(good!.id) },
+      ]);
+      const fine = handJournal("job", "completed", "20000102T000000Z");
+      await putJournal(fine, "job", "completed", [{ id: other!.id, at: await at(other!.id) }]);
+
+      const result = await logged.prune({ retention: { completed: 0 } });
+      expect(result).toMatchObject({ deleted: 2, journals: 1, more: false });
+      expect(await queue.read(good!.id)).toBeUndefined();
+      expect(await queue.read(other!.id)).toBeUndefined();
+      expect(await keysUnder(env.storage, queue.keys.done)).toEqual([bad]);
+      expect(await env.storage.head(queue.keys.manifest)).toBeDefined();
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toContain(bad);
+      expect(warnings[0]).toMatch(/left for an operator/);
+
+      // Again: no error, no second warning, the journal still there for an operator.
+      expect(await logged.prune({ retention: { completed: 0 } })).toMatchObject({ deleted: 0 });
+      expect(warnings).toHaveLength(1);
+      expect(await keysUnder(env.storage, queue.keys.done)).toEqual([bad]);
+      // Listing finished tasks skips those entries too, with a warning, and does not fail.
+      expect((await logged.list({ type: "job", status: "completed" })).tasks).toEqual([]);
+      expect(warnings.at(-1)).toMatch(/those entries are skipped/);
+
+      // The warning comes from a typed error: code MALFORMED, the journal's key.
+      const read = await internals(logged).journal.read(bad);
+      expect(read.entries.map((e) => e.id)).toEqual([good!.id]);
+      expect(read.invalid).toBeInstanceOf(MalformedObjectError);
+      expect(read.invalid).toMatchObject({ code: "MALFORMED", key: bad });
+      expect(read.invalid!.message).toMatch(/3 entries whose id is not a task id/);
     });
 
     it("stores retention in the manifest, per type over the queue's, and checks it", async () => {

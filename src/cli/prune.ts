@@ -16,7 +16,7 @@ import { retentionFlags, retentionFromFlags } from "./retention-flags.ts";
 function progress(): (p: PruneProgress) => void {
   const tty = process.stderr.isTTY === true;
   return (p) => {
-    const line = `deleted ${p.deleted} tasks, ${p.journals} journals; left ${p.skipped} replayed${p.scanned > 0 ? `; scanned ${p.scanned}` : ""}`;
+    const line = `deleted ${p.deleted} tasks, ${p.journals} journals; left ${p.skipped} changed${p.scanned > 0 ? `; scanned ${p.scanned}` : ""}`;
     if (tty) process.stderr.write(`\r\x1b[2K${line}`);
     else log().info(line);
   };
@@ -77,7 +77,10 @@ export default oqCommand({
     const rows: [number, string][] = [
       [result.deleted, `finished tasks deleted${would}`],
       [result.journals, `journals done with${would}`],
-      [result.skipped, "journal entries left: their task was replayed since, or is gone"],
+      [
+        result.skipped,
+        "journal entries left: their task is not as the journal says (replayed, gone, live)",
+      ],
     ];
     if (args.scan === true) rows.push([result.scanned, "task objects scanned"]);
     if (result.orphanedPayloads !== undefined)

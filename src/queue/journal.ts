@@ -10,7 +10,7 @@
  */
 import * as v from "valibot";
 import { MalformedObjectError } from "../errors.ts";
-import type { FinishedStatus, JournalKey, Keys } from "../keys.ts";
+import { type FinishedStatus, isTaskId, type JournalKey, type Keys } from "../keys.ts";
 import type { Logger } from "../logger.ts";
 import type { Storage } from "../storage/storage.ts";
 import type { TaskRecord } from "../task/record.ts";
@@ -33,13 +33,14 @@ export interface JournalEntry {
   at: string;
   /**
    * True when the task had an idempotency key: a later submit may replace it under the same id
-   * once its key's window has passed, so a prune reads it before deleting it even when it
-   * completed. Absent (false) otherwise.
+   * once its key's window has passed. Absent (false) otherwise. A note for readers of the
+   * journal; pruning reads every task before deleting it, keyed or not.
    */
   keyed?: boolean;
   /**
-   * The payload objects (large input, output) the task named, relative to the prefix, so that
-   * pruning deletes them with a completed task it does not read. Absent when there are none.
+   * The payload objects (large input, output) the task named, relative to the prefix. Absent
+   * when there are none. A note for readers of the journal: pruning deletes the payloads the
+   * task's record names, never a journal's list (a journal may be written by hand).
    */
   payloads?: string[];
 }
@@ -54,6 +55,19 @@ export interface Journal {
   status: FinishedStatus;
   /** The tasks, in the order they finished. */
   entries: JournalEntry[];
+}
+
+/**
+ * A journal as read: the entries that name a task, and what was wrong with those that do not.
+ */
+export interface ReadJournal extends Journal {
+  /**
+   * Set when entries were left out because their `id` is not a task id (an empty string, a
+   * path, `..`: a journal written by hand or by a buggy writer). It names the journal's key and
+   * the first such id; readers warn with it and never delete the journal, so it stays for an
+   * operator to fix or remove.
+   */
+  invalid?: MalformedObjectError;
 }
 
 const journalSchema = v.looseObject({
@@ -179,8 +193,13 @@ export class FinishedJournal {
     }
   }
 
-  /** Read the journal at `key`. Throws `MalformedObjectError` for an object that is not one. */
-  async read(key: string): Promise<Journal> {
+  /**
+   * Read the journal at `key`. Throws `MalformedObjectError` for an object that is not one.
+   * Entries whose id is not a task id are left out and reported in `invalid`: they name no task
+   * object (a key built from them is none oq wrote), and one bad entry should not hide or block
+   * the others.
+   */
+  async read(key: string): Promise<ReadJournal> {
     const got = await this.#deps.storage.get(key);
     let value: unknown;
     try {
@@ -194,7 +213,18 @@ export class FinishedJournal {
         `Object ${key} is not a valid finished journal: ${result.summary}`,
         { key },
       );
-    return result.value as Journal;
+    const journal = result.value as Journal;
+    const bad = journal.entries.filter((e) => !isTaskId(e.id));
+    if (bad.length === 0) return journal;
+    const first = JSON.stringify(bad[0]!.id.slice(0, 140));
+    return {
+      ...journal,
+      entries: journal.entries.filter((e) => isTaskId(e.id)),
+      invalid: new MalformedObjectError(
+        `Object ${key} is a finished journal with ${bad.length} ${bad.length === 1 ? "entry" : "entries"} whose id is not a task id (the first: ${first})`,
+        { key },
+      ),
+    };
   }
 
   /**

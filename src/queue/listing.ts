@@ -203,7 +203,10 @@ function sortedEntries(journal: Journal): { entry: JournalEntry; atMs: number }[
 
 async function readJournal(q: QueueInternals, key: string): Promise<Journal | undefined> {
   try {
-    return await q.journal.read(key);
+    const journal = await q.journal.read(key);
+    if (journal.invalid !== undefined)
+      q.logger.warn(`${journal.invalid.message}; those entries are skipped`);
+    return journal;
   } catch (error) {
     if (error instanceof NotFoundError) return undefined;
     if (error instanceof MalformedObjectError) {

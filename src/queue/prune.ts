@@ -1,10 +1,11 @@
 /**
  * Pruning: deleting finished tasks once their retention has passed (docs/protocol.md,
  * "Retention"). Driven by the finished journal, so it reads only journals past their retention
- * and, for the statuses a replay can leave (failed, cancelled, expired), the tasks themselves;
- * completed tasks without an idempotency key never change again and are deleted unread. A scan of `tasks/` is the backstop
- * for tasks the journal does not name (a writer killed before its flush; tasks finished before
- * the journal existed).
+ * and the tasks they name, never a live task it was not pointed at. Each named task is read
+ * before it is deleted, completed ones too: a journal is only a claim (a hand-written or buggy
+ * one may name a live task), and only the record says whether the task is still finished as the
+ * journal says. A scan of `tasks/` is the backstop for tasks the journal does not name (a writer
+ * killed before its flush; tasks finished before the journal existed).
  *
  * @module
  */
@@ -16,10 +17,10 @@ import { isTerminal } from "../task/transitions.ts";
 import { mapLimit } from "../util/async.ts";
 import { errorMessage } from "../util/errors.ts";
 import type { QueueInternals } from "./internals.ts";
-import type { JournalEntry } from "./journal.ts";
+import type { JournalEntry, ReadJournal } from "./journal.ts";
 import type { Manifest } from "./manifest.ts";
 import { sweepPayloads } from "./payload-sweep.ts";
-import { isOwnPayload, payloadKeys } from "./payloads.ts";
+import { payloadKeys } from "./payloads.ts";
 import {
   checkRetention,
   FINISHED_STATUSES,
@@ -76,7 +77,10 @@ export interface PruneProgress {
   deleted: number;
   /** Journals handled and deleted. */
   journals: number;
-  /** Journal entries whose task had changed since (replayed) or was gone: left alone. */
+  /**
+   * Journal entries whose task is not as the entry says (replayed or replaced since, gone, or
+   * never finished: a journal written by hand): left alone.
+   */
   skipped: number;
   /** Task objects looked at by the scan. */
   scanned: number;
@@ -239,12 +243,16 @@ export class PruneRun {
     return { more: this.#more, oldestMs: this.#more ? cutoff : (beyond.timeMs ?? now) };
   }
 
-  /** Delete the tasks one journal names (those still as it says), then the journal. */
+  /**
+   * Delete the tasks one journal names (those still as it says), then the journal, unless it
+   * holds entries left undeleted: not yet due, or with an id that is no task id (warned about
+   * once, the good entries pruned all the same: the journal stays for an operator).
+   */
   async #journal(journal: JournalKey, cutoff: number): Promise<void> {
     const q = this.#q;
-    let entries: JournalEntry[];
+    let read: ReadJournal;
     try {
-      entries = (await q.journal.read(journal.key)).entries;
+      read = await q.journal.read(journal.key);
     } catch (error) {
       if (error instanceof NotFoundError) return; // another pruner got there first
       if (error instanceof ValidationError) {
@@ -253,26 +261,35 @@ export class PruneRun {
       }
       throw error;
     }
+    const { entries, invalid } = read;
+    if (invalid !== undefined)
+      q.warnOnce(
+        journal.key,
+        `${invalid.message}; its other entries are pruned as usual, the journal is left for an operator`,
+      );
     // A journal written by hand may name tasks that finished later than its key says.
     const due = entries.filter((e) => Date.parse(e.at) <= cutoff);
-    const { keys, payloads } = await this.#deletable(journal.status, due);
+    const { keys, payloads } = await this.#deletable(journal, due);
     if (!(await this.#delete(keys, payloads))) return;
-    if (due.length < entries.length) return;
+    if (due.length < entries.length || invalid !== undefined) return;
     if (!this.#dryRun) await q.storage.delete(journal.key);
     this.#counts.journals++;
     this.#onProgress?.({ ...this.#counts });
   }
 
   /**
-   * The task keys of `entries` that may be deleted. A completed task never changes again, so it
-   * is deleted unread, unless it had an idempotency key (a submit may have replaced it). A
-   * failed, cancelled or expired one may have been replayed since: it is read, and deleted only
-   * while it is still as the journal says. A replay (or a replacing submit) that could land
-   * after that read is refused: it would have to decide before the retention's end minus
-   * {@link replayMarginMs} and land after it, and both refuse from there on.
+   * The task keys of `entries` that may be deleted, with the payload objects of those tasks.
+   * Every task is read first and deleted only while its record is still what the journal says:
+   * of the journal's type, in its status, with the same `finishedAt`. A journal is only a claim
+   * (one written by hand, or by a buggy writer, may name a live task); the record decides. So a
+   * failed, cancelled or expired task replayed since, a completed one replaced by a submit with
+   * its idempotency key, or a task that never finished is left alone, and the payloads deleted
+   * are the ones the record names, never a journal's list. A replay (or a replacing submit) that
+   * could land after that read is refused: it would have to decide before the retention's end
+   * minus {@link replayMarginMs} and land after it, and both refuse from there on.
    */
   async #deletable(
-    status: FinishedStatus,
+    journal: JournalKey,
     entries: readonly JournalEntry[],
   ): Promise<{ keys: string[]; payloads: string[] }> {
     const q = this.#q;
@@ -281,31 +298,26 @@ export class PruneRun {
       this.#more = true;
       entries = entries.slice(0, Math.max(0, room));
     }
-    // A completed task never changes again: deleted unread, its payloads named in its journal
-    // entry. But one with an idempotency key may have been replaced by a new task under its id
-    // (docs/protocol.md, "Idempotency keys"): it is read like the others.
-    const unread = status === "completed" ? entries.filter((e) => e.keyed !== true) : [];
-    if (status === "completed") entries = entries.filter((e) => e.keyed === true);
     const still = await mapLimit(entries, this.#inFlight, async (e) => {
       const found = await q.read(e.id).catch((error: unknown) => {
-        if (error instanceof ValidationError) return undefined;
+        if (error instanceof ValidationError) return undefined; // malformed: not ours to delete
         throw error;
       });
-      return found?.task.status === status && found.task.finishedAt === e.at
-        ? found.task
+      const task = found?.task;
+      return task?.type === journal.type &&
+        task.status === journal.status &&
+        task.finishedAt === e.at
+        ? task
         : undefined;
     });
-    const keys = unread.map((e) => q.keys.task(e.id));
-    const payloads = unread.flatMap((e) =>
-      (e.payloads ?? []).filter((k) => isOwnPayload(e.id, k)).map((k) => q.keys.full(k)),
-    );
-    for (const [i, e] of entries.entries()) {
-      const task = still[i];
+    const keys: string[] = [];
+    const payloads: string[] = [];
+    for (const task of still) {
       if (task === undefined) {
         this.#counts.skipped++;
         continue;
       }
-      keys.push(q.keys.task(e.id));
+      keys.push(q.keys.task(task.id));
       payloads.push(...payloadKeys(task).map((k) => q.keys.full(k)));
     }
     return { keys, payloads };

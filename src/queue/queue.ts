@@ -378,12 +378,13 @@ export class Queue {
 
   /**
    * Delete finished tasks whose retention has passed (see `setRetention`; defaults: completed
-   * 7 days, failed, cancelled and expired 30 days), through the finished journal: it reads no
-   * live task and, for completed tasks, not even those it deletes. Workers with the monitor on
-   * do this on their own, in small batches; this is for operators and for queues without one.
-   * Cost: a LIST per 1,000 journals, per journal past retention 1 GET and 1 DELETE, per 1,000
-   * tasks one `DeleteObjects`, and per failed, cancelled or expired task 1 GET (a replayed task
-   * is left alone). With `scan`, also the walk of `tasks/` described at {@link PruneOptions.scan}.
+   * 7 days, failed, cancelled and expired 30 days), through the finished journal: it walks no
+   * live tasks, and deletes a task a journal names only after reading it, while it is still
+   * finished as the journal says (a replayed task, or a live one a hand-written journal names,
+   * is left alone). Workers with the monitor on do this on their own, in small batches; this is
+   * for operators and for queues without one. Cost: a LIST per 1,000 journals, per journal past
+   * retention 1 GET and 1 DELETE, per task 1 GET, and per 1,000 tasks one `DeleteObjects`. With
+   * `scan`, also the walk of `tasks/` described at {@link PruneOptions.scan}.
    */
   prune(options: PruneOptions = {}): Promise<PruneResult> {
     return pruneTasks(this.#q, options);

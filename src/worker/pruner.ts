@@ -124,7 +124,7 @@ export class Pruner {
       const { deleted, skipped } = run.result();
       if (deleted > 0 || skipped > 0)
         q.logger.info(
-          `pruned ${deleted} ${status} ${type} tasks past retention${skipped > 0 ? ` (${skipped} replayed since, left)` : ""}`,
+          `pruned ${deleted} ${status} ${type} tasks past retention${skipped > 0 ? ` (${skipped} not as their journal says, left)` : ""}`,
         );
       if (done.more) push(this.#step(type, status, push));
     };

@@ -59,5 +59,38 @@ for (const target of cliTargets) {
         expect((await queue.get(live!.id)).status).toBe("pending");
       });
     });
+
+    it("prunes past a journal whose entries name no task id, warning about it by key, on every run", {
+      timeout: MANY_ROUNDS_TIMEOUT_MS,
+    }, async () => {
+      await withCliQueue(target, async ({ oq, queue, instance }) => {
+        const [gone, live] = await queue.submitMany([
+          { type: "email", input: 1 },
+          { type: "email", input: 2 },
+        ]);
+        await queue.cancel(gone!.id);
+        // A completed journal: pruned before the cancelled ones, so a crash there stops the run.
+        const bad = `${queue.keys.journals("email", "completed")}20000101T000000Z/abcd.json`;
+        await instance.storage.put(
+          bad,
+          JSON.stringify({
+            oq: "journal",
+            type: "email",
+            status: "completed",
+            entries: [{ id: "", at: "2000-01-01T00:00:00.000Z" }],
+          }),
+        );
+        await pause(1100);
+        for (const round of [1, 2]) {
+          const pruned = await oq("prune", "--completed", "0", "--cancelled", "0");
+          expect(pruned.code, `${round}: ${pruned.stderr}`).toBe(0);
+          expect(pruned.stderr).toContain(bad);
+          expect(pruned.stderr).not.toMatch(/Unexpected error/);
+        }
+        expect(await queue.read(gone!.id)).toBeUndefined();
+        expect((await queue.get(live!.id)).status).toBe("pending");
+        expect(await queue.list({ status: "completed" })).toMatchObject({ tasks: [] });
+      });
+    });
   });
 }
