@@ -1,0 +1,64 @@
+/**
+ * The CLI's answers to the bad input a probe found silently accepted, misread or echoed with its
+ * secrets: each case exits non-zero with a message saying what to use, and no message repeats a
+ * credential. Run as real subprocesses in a fresh empty directory on the file store.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { cleanEnv, type OqResult, runOq } from "../helpers/cli.ts";
+
+const dirs: string[] = [];
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+/** Run `oq args...` in a fresh empty directory. */
+function oq(args: string[], env: Record<string, string> = cleanEnv()): Promise<OqResult> {
+  const cwd = mkdtempSync(join(tmpdir(), "oq-cli-bad-input-"));
+  dirs.push(cwd);
+  return runOq(args, { cwd, env });
+}
+
+/**
+ * Run every case at once; each must exit with its code (2 for a wrong command line, 1 for a
+ * refused configuration) and nothing on stdout, with stderr matching its pattern.
+ */
+async function expectRefused(cases: [string[], number, RegExp][]): Promise<OqResult[]> {
+  const results = await Promise.all(cases.map(([args]) => oq(args)));
+  results.forEach((r, i) => {
+    const [args, code, message] = cases[i]!;
+    expect({ args, code: r.code, stdout: r.stdout }).toEqual({ args, code, stdout: "" });
+    expect(r.stderr, args.join(" ")).toMatch(message);
+    expect(r.stderr).not.toMatch(/Unexpected error/);
+  });
+  return results;
+}
+
+describe("credentials never reach the output", () => {
+  it("a refused --url or --origin is echoed with its user info redacted", async () => {
+    const results = await expectRefused([
+      [["stats", "--url", "https://AKIAXXX:TOPSECRET@example.com/bucket"], 1, /Unknown queue URL/],
+      [["stats", "--url", "s3://AKIAXXX:TOPSECRET@/p"], 1, /s3:\/\/\[redacted\]@\/p/],
+      [["stats", "--url", "s3://AKIAXXX:TOPSECRET@bucket/p"], 1, /holds credentials/],
+      [["stats", "--url", "s3://b/p?secretAccessKey=TOPSECRET"], 1, /Unknown parameter/],
+      [
+        ["dashboard", "--origin", "https://user:TOPSECRET@ops.example.com", "--url", "memory:"],
+        2,
+        /Invalid origin "https:\/\/\[redacted\]@ops.example.com"/,
+      ],
+    ]);
+    for (const r of results) expect(r.stderr).not.toMatch(/AKIAXXX|TOPSECRET/);
+  });
+});
+
+describe("a URL names the whole location", () => {
+  it("refuses --bucket or --endpoint beside --url, and a file URL with a host", async () => {
+    await expectRefused([
+      [["stats", "--url", "memory:", "--bucket", "foo"], 2, /url and bucket .*drop one/],
+      [["stats", "--url", "file:./x", "--bucket", "foo"], 2, /url and bucket/],
+      [["stats", "--url", "file://./rel"], 1, /names a host.*file:\.\/dir/],
+    ]);
+  });
+});
