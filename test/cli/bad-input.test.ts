@@ -62,3 +62,13 @@ describe("a URL names the whole location", () => {
     ]);
   });
 });
+
+describe("dates", () => {
+  it("--at refuses epoch seconds (which ran at once, in 1970) and says to multiply by 1000", async () => {
+    await expectRefused([
+      [["submit", "-t", "x", "--at", "1798761600"], 2, /looks like epoch seconds.*1798761600000/],
+      [["submit", "-t", "x", "--at", "1"], 2, /--at "1": as epoch milliseconds it is before 2000/],
+      [["submit", "-t", "x", "--expires-at", "1798761600"], 2, /--expires-at .*epoch seconds/],
+    ]);
+  });
+});
