@@ -7,6 +7,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { describeError } from "../../src/cli/errors.ts";
+import { summaryIntervalArg } from "../../src/cli/run-worker.ts";
 import { cleanEnv, type OqResult, runOq } from "../helpers/cli.ts";
 
 const dirs: string[] = [];
@@ -69,6 +71,38 @@ describe("dates", () => {
       [["submit", "-t", "x", "--at", "1798761600"], 2, /looks like epoch seconds.*1798761600000/],
       [["submit", "-t", "x", "--at", "1"], 2, /--at "1": as epoch milliseconds it is before 2000/],
       [["submit", "-t", "x", "--expires-at", "1798761600"], 2, /--expires-at .*epoch seconds/],
+    ]);
+  });
+});
+
+describe("worker and monitor flags", () => {
+  it("--summary-interval is 0 or at least 1s; a value that rounds to 0 is not taken as never", () => {
+    expect(summaryIntervalArg("0")).toBe(0);
+    expect(summaryIntervalArg("0s")).toBe(0);
+    expect(summaryIntervalArg("1s")).toBe(1000);
+    expect(summaryIntervalArg("5m")).toBe(300_000);
+    for (const bad of ["1ms", "999ms", "0.0001", "0.5"]) {
+      let message = "";
+      try {
+        summaryIntervalArg(bad);
+      } catch (error) {
+        message = describeError(error).message;
+      }
+      expect(message, bad).toBe(
+        `Invalid --summary-interval "${bad}": use at least 1s, or 0 for no summary.`,
+      );
+    }
+  });
+
+  it("worker and monitor refuse a short --summary-interval and --metrics-host without a port", async () => {
+    await expectRefused([
+      [["monitor", "--url", "memory:", "--summary-interval", "1ms"], 2, /at least 1s/],
+      [["monitor", "--url", "memory:", "--summary-interval", "0.0001"], 2, /at least 1s/],
+      [
+        ["monitor", "--url", "memory:", "--metrics-host", "0.0.0.0"],
+        2,
+        /--metrics-host needs --metrics-port/,
+      ],
     ]);
   });
 });
