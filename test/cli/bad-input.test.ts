@@ -106,3 +106,15 @@ describe("worker and monitor flags", () => {
     ]);
   });
 });
+
+describe("oq limit", () => {
+  it("reads limit numbers as plain digits, like every other numeric flag, and refuses a rate below one a day", async () => {
+    await expectRefused([
+      [["limit", "video", "--concurrency", "0x10"], 2, /Invalid --concurrency "0x10"/],
+      [["limit", "video", "--concurrency", "1e3"], 2, /Invalid --concurrency "1e3"/],
+      [["limit", "video", "--rate", "0x10"], 2, /Invalid --rate "0x10"/],
+      [["limit", "video", "--rate", "5e-324"], 2, /Invalid --rate "5e-324": .*one start a day/],
+      [["limit", "video", "--rate", "0.000001"], 2, /Invalid --rate "0.000001"/],
+    ]);
+  });
+});
