@@ -134,15 +134,15 @@ function checkDateMs(ms: number, value: unknown, what: string): number {
 }
 
 /**
- * A number given as a date: whole epoch milliseconds from {@link MIN_EPOCH_MS}. A number below
- * that which would be a date as seconds is named as such, with the value to use instead.
+ * A number given as a date: epoch milliseconds from {@link MIN_EPOCH_MS}. A number below that
+ * which would be a date as seconds is named as such, with the value to use instead. A fraction
+ * of a millisecond is kept, not refused: `queue.now()` has one, and `queue.now() + 60_000` is a
+ * natural `scheduleAt`.
  */
 function epochMs(ms: number, value: number | string, what: string): number {
   const shown = typeof value === "string" ? `"${value}"` : String(value);
-  if (!Number.isInteger(ms) || ms < 0)
-    throw new ValidationError(
-      `Invalid ${what} ${shown}: epoch milliseconds are a whole number >= 0; expected ${DATE_FORMS}.`,
-    );
+  if (!Number.isFinite(ms))
+    throw new ValidationError(`Invalid ${what} ${shown}: expected ${DATE_FORMS}.`);
   if (ms < MIN_EPOCH_MS) {
     const asSeconds = ms * 1000;
     throw new ValidationError(
@@ -158,9 +158,9 @@ function epochMs(ms: number, value: number | string, what: string): number {
  * Parse an absolute time into epoch milliseconds. Accepts a `Date`, epoch milliseconds, or an
  * ISO 8601 date-time that names its timezone (a time without one would silently depend on the
  * machine's zone, so it is rejected). Impossible calendar dates (February 30) and times outside
- * the years 0000 to 9999 are rejected too, and so is a number (or string of digits) that is not
- * whole epoch milliseconds from 2000-01-01 ({@link MIN_EPOCH_MS}): epoch seconds, taken as
- * milliseconds, would be a time in 1970.
+ * the years 0000 to 9999 are rejected too, and so is a number (or string of digits) before
+ * 2000-01-01 as epoch milliseconds ({@link MIN_EPOCH_MS}), negative ones included: epoch
+ * seconds, taken as milliseconds, would be a time in 1970.
  */
 export function parseDate(value: string | number | Date, what = "date"): number {
   if (value instanceof Date) {
