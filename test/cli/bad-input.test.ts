@@ -6,7 +6,10 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { ArgsDef } from "citty";
 import { afterAll, describe, expect, it } from "vitest";
+import { rejectRepeatedFlags } from "../../src/cli/args.ts";
+import { commonArgs } from "../../src/cli/connection.ts";
 import { describeError } from "../../src/cli/errors.ts";
 import { summaryIntervalArg } from "../../src/cli/run-worker.ts";
 import { cleanEnv, type OqResult, runOq } from "../helpers/cli.ts";
@@ -115,6 +118,55 @@ describe("oq limit", () => {
       [["limit", "video", "--rate", "0x10"], 2, /Invalid --rate "0x10"/],
       [["limit", "video", "--rate", "5e-324"], 2, /Invalid --rate "5e-324": .*one start a day/],
       [["limit", "video", "--rate", "0.000001"], 2, /Invalid --rate "0.000001"/],
+    ]);
+  });
+});
+
+describe("repeated flags", () => {
+  /** The usage message `rejectRepeatedFlags` gives for `line`, or "" when it accepts it. */
+  const repeated = (line: string[]): string => {
+    const def = {
+      ...commonArgs,
+      type: { type: "string", alias: ["t", "task-type"] as string[] },
+      delay: { type: "string" },
+      monitor: { type: "boolean", default: true },
+      json: { type: "boolean" },
+      ids: { type: "positional" },
+    } as const satisfies ArgsDef;
+    try {
+      rejectRepeatedFlags(line, def);
+    } catch (error) {
+      return describeError(error).message;
+    }
+    return "";
+  };
+
+  it("refuses a flag given twice by any spelling, naming the spellings and never the values", () => {
+    expect(repeated(["-t", "x", "-t", "y"])).toBe(
+      "Option --type is given 2 times (-t): give it once.",
+    );
+    expect(repeated(["--type=x", "--task-type", "y", "-tz"])).toBe(
+      "Option --type is given 3 times (--type, --task-type, -t): give it once.",
+    );
+    expect(repeated(["--delay", "5s", "--delay", "1h"])).toMatch(/--delay is given 2 times/);
+    expect(repeated(["--monitor", "--no-monitor"])).toBe(
+      "Option --monitor is given 2 times (--monitor, --no-monitor): give it once.",
+    );
+    expect(repeated(["--url", "s3://k:TOPSECRET@b", "x", "--url", "memory:"])).not.toMatch(
+      /TOPSECRET|memory/,
+    );
+    // A value that looks like a flag is a value; words after -- are not flags.
+    expect(repeated(["-t", "--delay", "--delay", "1h", "a", "b"])).toBe("");
+    expect(repeated(["-t", "x", "--", "-t", "y"])).toBe("");
+    expect(repeated(["--json", "-t", "x", "--delay", "1s", "id1", "id2"])).toBe("");
+  });
+
+  it("oq refuses a repeated flag, also a connection flag given before and after the command", async () => {
+    await expectRefused([
+      [["submit", "-t", "x", "-t", "y", "--url", "memory:"], 2, /--type is given 2 times/],
+      [["submit", "-t", "x", "--delay", "5s", "--delay", "1h"], 2, /--delay is given 2 times/],
+      [["worker", "./t.mjs", "--monitor", "--no-monitor"], 2, /--monitor is given 2 times/],
+      [["--prefix", "a/", "stats", "--prefix", "b/"], 2, /--prefix is given 2 times/],
     ]);
   });
 });
