@@ -170,3 +170,22 @@ describe("repeated flags", () => {
     ]);
   });
 });
+
+describe("cancel and resume", () => {
+  it("cancel refuses a malformed id like status does: exit 2, stating the id rule", async () => {
+    const [cancel, empty, status] = await expectRefused([
+      [["cancel", "../../etc/passwd"], 2, /Invalid task id "..\/..\/etc\/passwd"/],
+      [["cancel", ""], 2, /Invalid task id/],
+      [["status", "../../etc/passwd"], 2, /Invalid task id/],
+    ]);
+    expect(cancel!.stderr.split("\n")[0]).toBe(status!.stderr.split("\n")[0]);
+    expect(empty!.stderr).not.toMatch(/^invalid id/m);
+  });
+
+  it("resume says a type that was not paused was not paused", async () => {
+    const r = await oq(["resume", "ghost"]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/ghost was not paused; nothing to resume/);
+    expect(r.stderr).not.toMatch(/is resumed/);
+  });
+});
