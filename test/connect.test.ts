@@ -192,7 +192,7 @@ describe("connect refuses what it would misread (bad-input probe)", () => {
       expect(message, url).not.toMatch(/AKIAXXX|TOP/);
     }
     const refused = await connect({ url: "s3://AKIAXXX:TOPSECRET@/p", env: creds }).catch(String);
-    expect(refused).toMatch(/ConfigError: Queue URL s3:\/\/\[redacted\]@\/p/);
+    expect(refused).toMatch(/ConfigError: Malformed queue URL s3:\/\/\[redacted\]@\/p/);
     expect(refused).not.toMatch(/AKIAXXX|TOP/);
   });
 
