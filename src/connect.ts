@@ -4,23 +4,28 @@
  *
  * @module
  */
-import { ConfigError } from "./errors.ts";
+import { ConfigError, ValidationError } from "./errors.ts";
 import { checkKnownKeys } from "./options.ts";
 import { QUEUE_OPTION_KEYS } from "./queue/internals.ts";
 import { Queue } from "./queue/queue.ts";
 import type { QueueOptions } from "./queue/types.ts";
+import { booleanWord, parseQueueUrl } from "./queue-url.ts";
 import { MemoryStorage } from "./storage/memory.ts";
 import { S3Storage } from "./storage/s3/driver.ts";
 import type { S3Fetch, S3StorageOptions } from "./storage/s3/options.ts";
 import type { Storage } from "./storage/storage.ts";
+import { redactUrl } from "./util/redact.ts";
 
 /** Options of {@link connect}. Explicit options win over `url`, which wins over `env`. */
 export interface ConnectOptions extends Omit<QueueOptions, "storage"> {
   /** Use this storage as is. */
   storage?: Storage;
   /**
-   * Where the queue lives: `s3://bucket/prefix?endpoint=http://host:9000&region=eu-west-1`,
-   * `memory:` (in-process, for tests), or `file:./.oq` (needs the `oq/file` entry point).
+   * Where the queue lives: `s3://bucket/prefix?endpoint=http://host:9000&region=eu-west-1`
+   * (`&pathStyle=true` too), `memory:` (in-process, for tests), or `file:./.oq` / `file:///abs`
+   * (needs the `oq/file` entry point). It names the whole location, so `bucket` beside it is
+   * refused (and `endpoint`, `region`, `forcePathStyle` beside `memory:` or `file:`), as are
+   * credentials in it (`s3://key:secret@...`), unknown parameters, and a `file://host/...`.
    */
   url?: string;
   /** S3 bucket (env `OQ_BUCKET`). */
@@ -56,11 +61,46 @@ export interface ConnectOptions extends Omit<QueueOptions, "storage"> {
   openFile?: (path: string) => Storage;
 }
 
-const truthy = (v: string | undefined) => v !== undefined && /^(1|true|yes)$/i.test(v.trim());
-
 function pick(env: Record<string, string | undefined>, name: string): string | undefined {
   const v = env[name]?.trim();
   return v === undefined || v === "" ? undefined : v;
+}
+
+/** A yes/no variable of `env`: unset or empty is `undefined`, an unknown word is refused. */
+function envBoolean(env: Record<string, string | undefined>, name: string): boolean | undefined {
+  const v = pick(env, name);
+  return v === undefined ? undefined : booleanWord(v, name);
+}
+
+/** The connect options that must be booleans when given. */
+const BOOLEAN_OPTIONS = ["forcePathStyle", "allowNoVersioning", "skipVersioningCheck"] as const;
+
+/** The options that say where in S3 the queue is, which a queue URL says by itself. */
+const S3_LOCATION_OPTIONS = ["bucket", "endpoint", "region", "forcePathStyle"] as const;
+
+/**
+ * Refuse options that would be silently misread: a non-boolean where a boolean belongs (the
+ * string `"false"` is truthy, so `allowNoVersioning: "false"` allowed an unversioned bucket), and
+ * location options beside a `url` that settles them (`memory:` with a bucket used no bucket).
+ */
+function checkOptions(options: ConnectOptions): void {
+  for (const name of BOOLEAN_OPTIONS) {
+    const value = options[name];
+    if (value !== undefined && typeof value !== "boolean")
+      throw new ValidationError(
+        `Invalid connect option ${name} ${JSON.stringify(value)}: use true or false.`,
+      );
+  }
+  if (options.url === undefined || options.storage !== undefined) return;
+  const isS3 = options.url.startsWith("s3://");
+  // An s3:// URL leaves endpoint, region and path style to options or the environment.
+  const clashing = isS3 ? (["bucket"] as const) : S3_LOCATION_OPTIONS;
+  for (const name of clashing) {
+    if (options[name] !== undefined)
+      throw new ValidationError(
+        `Both url and ${name} are given, but the URL names the whole location${isS3 ? " (its bucket is the host)" : ` (${options.url.split(":")[0]}: has no ${name})`}: drop one of them.`,
+      );
+  }
 }
 
 /** Resolve options to a storage and a prefix, without touching the network. */
@@ -68,52 +108,25 @@ export function resolveStorage(options: ConnectOptions = {}): {
   storage: Storage;
   prefix: string | undefined;
 } {
+  checkOptions(options);
   const env = options.env ?? {};
   let prefix = options.prefix ?? pick(env, "OQ_PREFIX");
   if (options.storage !== undefined) return { storage: options.storage, prefix };
   const url = options.url ?? (options.bucket === undefined ? pick(env, "OQ_URL") : undefined);
   if (url !== undefined) {
-    if (url === "memory:" || url.startsWith("memory:"))
-      return { storage: new MemoryStorage(), prefix };
-    if (url.startsWith("file:")) {
+    const location = parseQueueUrl(url);
+    if (location.kind === "memory") return { storage: new MemoryStorage(), prefix };
+    if (location.kind === "file") {
       if (options.openFile === undefined) {
         throw new ConfigError(
-          `${url}: the file store needs a filesystem; import connect from "oq/file" (Node, Bun, Deno).`,
+          `${redactUrl(url)}: the file store needs a filesystem; import connect from "oq/file" (Node, Bun, Deno).`,
         );
       }
-      const path = url.startsWith("file://")
-        ? decodeURIComponent(new URL(url).pathname)
-        : url.slice("file:".length) || "./.oq";
-      return { storage: options.openFile(path), prefix };
+      return { storage: options.openFile(location.path), prefix };
     }
-    if (url.startsWith("s3://")) {
-      let parsed: URL;
-      try {
-        parsed = new URL(url);
-      } catch {
-        throw new ConfigError(
-          `Malformed queue URL ${url}: expected s3://bucket/prefix?endpoint=...&region=...`,
-        );
-      }
-      if (parsed.hostname === "")
-        throw new ConfigError(
-          `Queue URL ${url} names no bucket: use s3://bucket/prefix?endpoint=...&region=...`,
-        );
-      const urlPrefix = decodeURIComponent(parsed.pathname.replace(/^\//, ""));
-      if (urlPrefix !== "") prefix = options.prefix ?? urlPrefix;
-      const s3 = s3Options(options, env, {
-        bucket: parsed.hostname,
-        endpoint: parsed.searchParams.get("endpoint") ?? undefined,
-        region: parsed.searchParams.get("region") ?? undefined,
-        forcePathStyle: parsed.searchParams.has("pathStyle")
-          ? truthy(parsed.searchParams.get("pathStyle") ?? "")
-          : undefined,
-      });
-      return { storage: new S3Storage(s3), prefix };
-    }
-    throw new ConfigError(
-      `Unknown queue URL ${url}: use s3://bucket/prefix?endpoint=..., file:./dir or memory:.`,
-    );
+    if (location.prefix !== "") prefix = options.prefix ?? location.prefix;
+    const s3 = s3Options(options, env, location);
+    return { storage: new S3Storage(s3), prefix };
   }
   const bucket = options.bucket ?? pick(env, "OQ_BUCKET");
   if (bucket === undefined) {
@@ -147,11 +160,8 @@ function s3Options(
   if (region !== undefined) out.region = region;
   const sessionToken = options.sessionToken ?? pick(env, "AWS_SESSION_TOKEN");
   if (sessionToken !== undefined) out.sessionToken = sessionToken;
-  const pathStyleEnv = pick(env, "OQ_FORCE_PATH_STYLE");
   const forcePathStyle =
-    options.forcePathStyle ??
-    fromUrl.forcePathStyle ??
-    (pathStyleEnv === undefined ? undefined : truthy(pathStyleEnv));
+    options.forcePathStyle ?? fromUrl.forcePathStyle ?? envBoolean(env, "OQ_FORCE_PATH_STYLE");
   if (forcePathStyle !== undefined) out.forcePathStyle = forcePathStyle;
   if (options.fetch !== undefined) out.fetch = options.fetch;
   if (options.now !== undefined) out.now = options.now;
@@ -202,6 +212,8 @@ export function connectInSteps(options: ConnectOptions | string = {}): {
   const opts: ConnectOptions = typeof options === "string" ? { url: options } : options;
   checkKnownKeys(opts, CONNECT_OPTION_KEYS, "connect options");
   const { storage, prefix } = resolveStorage(opts);
+  // Checked now, not only when a bucket turns out unversioned: a typo must not wait for that.
+  if (opts.allowNoVersioning === undefined) envBoolean(opts.env ?? {}, "OQ_ALLOW_NO_VERSIONING");
   const queueOptions: QueueOptions = { storage };
   for (const key of Object.keys(QUEUE_OPTION_KEYS) as (keyof QueueOptions)[])
     if (key !== "storage" && opts[key] !== undefined)
@@ -219,7 +231,8 @@ async function checkVersioning(queue: Queue, opts: ConnectOptions): Promise<void
   // Through the queue's storage, so that a queue with metrics counts this GET too.
   const status = await queue.storage.versioning();
   if (status === "Enabled") return;
-  const allowed = opts.allowNoVersioning ?? truthy(opts.env?.OQ_ALLOW_NO_VERSIONING);
+  const allowed =
+    opts.allowNoVersioning ?? envBoolean(opts.env ?? {}, "OQ_ALLOW_NO_VERSIONING") ?? false;
   if (!allowed) {
     throw new ConfigError(
       `Bucket versioning is ${status} on ${queue.storage.name}; oq keeps every version of a task as its full history. Enable it (aws s3api put-bucket-versioning --bucket <bucket> --versioning-configuration Status=Enabled) or set OQ_ALLOW_NO_VERSIONING=1 to run without version history (each task's own event log, \`oq history\`, still works).`,

@@ -79,6 +79,14 @@ export function durationTextMs(value: string): number | undefined {
 const DATE_FORMS =
   "an ISO 8601 date-time with a timezone (2026-12-01T09:00:00Z, 2026-12-01T10:00:00+01:00) or epoch milliseconds";
 
+/**
+ * The earliest time a number is taken as epoch milliseconds: 2000-01-01T00:00:00Z. Why: epoch
+ * seconds of any date this century (1798761600 is 2027) read as milliseconds land in January
+ * 1970, so a task "scheduled" with them ran at once. No queue has tasks from before 2000; a date
+ * that early can still be written as an ISO 8601 date-time.
+ */
+export const MIN_EPOCH_MS = Date.UTC(2000, 0, 1);
+
 /** The earliest time accepted as a date: 0000-01-01T00:00:00Z (epoch ms). */
 export const MIN_DATE_MS = Date.parse("0000-01-01T00:00:00Z");
 
@@ -126,10 +134,33 @@ function checkDateMs(ms: number, value: unknown, what: string): number {
 }
 
 /**
+ * A number given as a date: epoch milliseconds from {@link MIN_EPOCH_MS}. A number below that
+ * which would be a date as seconds is named as such, with the value to use instead. A fraction
+ * of a millisecond is kept, not refused: `queue.now()` has one, and `queue.now() + 60_000` is a
+ * natural `scheduleAt`.
+ */
+function epochMs(ms: number, value: number | string, what: string): number {
+  const shown = typeof value === "string" ? `"${value}"` : String(value);
+  if (!Number.isFinite(ms))
+    throw new ValidationError(`Invalid ${what} ${shown}: expected ${DATE_FORMS}.`);
+  if (ms < MIN_EPOCH_MS) {
+    const asSeconds = ms * 1000;
+    throw new ValidationError(
+      asSeconds >= MIN_EPOCH_MS && asSeconds <= MAX_DATE_MS
+        ? `Invalid ${what} ${shown}: it looks like epoch seconds (${new Date(asSeconds).toISOString()}); epoch milliseconds are expected, so multiply by 1000: ${asSeconds}.`
+        : `Invalid ${what} ${shown}: as epoch milliseconds it is before 2000-01-01; expected ${DATE_FORMS}.`,
+    );
+  }
+  return checkDateMs(ms, value, what);
+}
+
+/**
  * Parse an absolute time into epoch milliseconds. Accepts a `Date`, epoch milliseconds, or an
  * ISO 8601 date-time that names its timezone (a time without one would silently depend on the
  * machine's zone, so it is rejected). Impossible calendar dates (February 30) and times outside
- * the years 0000 to 9999 are rejected too.
+ * the years 0000 to 9999 are rejected too, and so is a number (or string of digits) before
+ * 2000-01-01 as epoch milliseconds ({@link MIN_EPOCH_MS}), negative ones included: epoch
+ * seconds, taken as milliseconds, would be a time in 1970.
  */
 export function parseDate(value: string | number | Date, what = "date"): number {
   if (value instanceof Date) {
@@ -137,16 +168,12 @@ export function parseDate(value: string | number | Date, what = "date"): number 
     if (Number.isNaN(ms)) throw new ValidationError(`Invalid ${what}: the Date is invalid.`);
     return checkDateMs(ms, value.toISOString(), what);
   }
-  if (typeof value === "number") {
-    if (!Number.isFinite(value))
-      throw new ValidationError(`Invalid ${what} ${value}: expected ${DATE_FORMS}.`);
-    return checkDateMs(value, value, what);
-  }
+  if (typeof value === "number") return epochMs(value, value, what);
   if (typeof value !== "string") {
     throw new ValidationError(`Invalid ${what} ${String(value)}: expected ${DATE_FORMS}.`);
   }
   const text = value.trim();
-  if (/^\d{10,}$/.test(text)) return checkDateMs(Number(text), value, what);
+  if (/^\d+$/.test(text)) return epochMs(Number(text), value, what);
   const match = ISO_DATE_TIME.exec(text);
   const ms = Date.parse(text);
   if (match === null || Number.isNaN(ms)) {

@@ -166,3 +166,114 @@ describe("connect", () => {
     }
   });
 });
+
+/** The message `fn` throws, or "" when it does not throw. */
+function thrown(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (error) {
+    return String(error);
+  }
+  return "";
+}
+
+describe("connect refuses what it would misread (bad-input probe)", () => {
+  it("never echoes the user info of a queue URL it refuses", async () => {
+    for (const url of [
+      "https://AKIAXXX:TOPSECRET@example.com/bucket",
+      "s3://AKIAXXX:TOPSECRET@/p",
+      "s3://AKIAXXX:TOP/SECRET@bucket/p",
+      "s3://AKIAXXX:TOP@SECRET@bucket/p",
+      "s3://AKIAXXX:TOPSECRET@bucket/p",
+      "file://AKIAXXX:TOPSECRET@host/x",
+    ]) {
+      const message = thrown(() => resolveStorage({ url, env: creds, openFile: memoryFile }));
+      expect(message, url).toMatch(/ConfigError/);
+      expect(message, url).not.toMatch(/AKIAXXX|TOP/);
+    }
+    const refused = await connect({ url: "s3://AKIAXXX:TOPSECRET@/p", env: creds }).catch(String);
+    expect(refused).toMatch(/ConfigError: Malformed queue URL s3:\/\/\[redacted\]@\/p/);
+    expect(refused).not.toMatch(/AKIAXXX|TOP/);
+  });
+
+  it("refuses credentials in an s3:// URL, saying where they go", () => {
+    const message = thrown(() => resolveStorage({ url: "s3://KEY:SECRET@bucket/p", env: creds }));
+    expect(message).toMatch(/holds credentials.*AWS_ACCESS_KEY_ID/);
+    expect(message).not.toMatch(/KEY:|SECRET@/);
+  });
+
+  it("refuses unknown query parameters of an s3:// URL, naming the known ones and no value", () => {
+    for (const query of ["regoin=eu-west-1", "secretAccessKey=TOPSECRET"]) {
+      const message = thrown(() =>
+        resolveStorage({ url: `s3://b/p?endpoint=http://127.0.0.1:9000&${query}`, env: creds }),
+      );
+      expect(message).toMatch(/Unknown parameter .*use endpoint, region, pathStyle/);
+      expect(message).not.toMatch(/TOPSECRET|eu-west-1/);
+    }
+    expect(() =>
+      resolveStorage({ url: "s3://b/p?endpoint=http://h:9000&region=r&pathStyle=1", env: creds }),
+    ).not.toThrow();
+  });
+
+  it("refuses a file URL with a host instead of using its path from the root", () => {
+    const opened: string[] = [];
+    const openFile = (root: string) => {
+      opened.push(root);
+      return new MemoryStorage();
+    };
+    for (const url of ["file://./rel", "file://somehost/tmp/x"])
+      expect(() => resolveStorage({ url, openFile })).toThrow(/names a host.*file:\.\/dir/);
+    resolveStorage({ url: "file:///abs/dir", openFile });
+    resolveStorage({ url: "file://localhost/abs/dir", openFile });
+    expect(opened).toEqual(["/abs/dir", "/abs/dir"]);
+  });
+
+  it("refuses non-boolean options and unknown words in yes/no variables", async () => {
+    for (const options of [
+      { allowNoVersioning: "false" },
+      { forcePathStyle: "no" },
+      { skipVersioningCheck: 1 },
+    ])
+      expect(() =>
+        resolveStorage({ ...(options as object), env: { ...creds, OQ_BUCKET: "b" } }),
+      ).toThrow(/use true or false/);
+    expect(() =>
+      resolveStorage({ env: { ...creds, OQ_BUCKET: "b", OQ_FORCE_PATH_STYLE: "maybe" } }),
+    ).toThrow(/OQ_FORCE_PATH_STYLE "maybe": use 1, true, yes or 0, false, no/);
+    expect(() =>
+      resolveStorage({ url: "s3://b?endpoint=http://h:9000&pathStyle=maybe", env: creds }),
+    ).toThrow(/pathStyle "maybe"/);
+    await expect(
+      connect({ url: "memory:", env: { OQ_ALLOW_NO_VERSIONING: "maybe" } }),
+    ).rejects.toThrow(/OQ_ALLOW_NO_VERSIONING "maybe"/);
+    const noPathStyle = resolveStorage({
+      env: { ...creds, OQ_BUCKET: "b", OQ_ENDPOINT: "http://h:9000", OQ_FORCE_PATH_STYLE: "No" },
+    });
+    expect((noPathStyle.storage as S3Storage).forcePathStyle).toBe(false);
+  });
+
+  it("refuses location options beside a URL that settles them", () => {
+    const openFile = () => new MemoryStorage();
+    expect(() => resolveStorage({ url: "memory:", bucket: "foo" })).toThrow(
+      /url and bucket .*drop one/,
+    );
+    expect(() => resolveStorage({ url: "file:./x", bucket: "foo", openFile })).toThrow(
+      /url and bucket/,
+    );
+    expect(() => resolveStorage({ url: "memory:", endpoint: "http://h:9000" })).toThrow(
+      /url and endpoint/,
+    );
+    expect(() => resolveStorage({ url: "s3://a/p", bucket: "b", env: creds })).toThrow(
+      /url and bucket .*its bucket is the host/,
+    );
+    // An s3:// URL leaves the endpoint and region to options.
+    expect(() =>
+      resolveStorage({ url: "s3://a/p", endpoint: "http://h:9000", region: "r", env: creds }),
+    ).not.toThrow();
+  });
+});
+
+/** A file store opener for URLs that must be refused before it is called. */
+function memoryFile(): MemoryStorage {
+  return new MemoryStorage();
+}

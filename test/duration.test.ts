@@ -4,6 +4,7 @@ import { ValidationError } from "../src/errors.ts";
 import { Keys, parseTimeKey, partOf, timeKey } from "../src/keys.ts";
 import { Queue } from "../src/queue/queue.ts";
 import { Scheduler } from "../src/schedule/scheduler.ts";
+import { MemoryStorage } from "../src/storage/memory.ts";
 import type { TaskRecord } from "../src/task/record.ts";
 import { Worker } from "../src/worker/worker.ts";
 import { type TargetInstance, targets } from "./helpers/targets.ts";
@@ -33,6 +34,29 @@ describe("durations and dates", () => {
     expect(() => parseDate("2026-12-01T09:00:00")).toThrow(/with a timezone/);
     expect(() => parseDate("next tuesday")).toThrow(ValidationError);
     expect(() => parseDate("2026-01-01")).toThrow(/with a timezone/);
+  });
+  it("takes numbers as epoch ms from 2000 and names epoch seconds as such (bad-input probe)", async () => {
+    expect(parseDate("1798761600000")).toBe(1_798_761_600_000);
+    expect(parseDate(Date.UTC(2000, 0, 1))).toBe(946_684_800_000);
+    expect(() => parseDate("1798761600", "--at")).toThrow(
+      /--at "1798761600": it looks like epoch seconds \(2027-01-01T00:00:00.000Z\); .*multiply by 1000: 1798761600000/,
+    );
+    expect(() => parseDate(1_790_000_000, "scheduleAt")).toThrow(/looks like epoch seconds/);
+    expect(() => parseDate("1", "--at")).toThrow(
+      /--at "1": as epoch milliseconds it is before 2000/,
+    );
+    for (const bad of [-1, 1.5, -1e20])
+      expect(() => parseDate(bad, "scheduleAt"), String(bad)).toThrow(/before 2000/);
+    // A fraction of a millisecond is kept: queue.now() has one.
+    expect(parseDate(1_798_761_600_000.5)).toBe(1_798_761_600_000.5);
+    const queue = new Queue({ storage: new MemoryStorage() });
+    for (const scheduleAt of [1_790_000_000, -1, 1.5, "1790000000"])
+      await expect(queue.submit("x", 1, { scheduleAt }), String(scheduleAt)).rejects.toThrow(
+        /scheduleAt/,
+      );
+    await expect(queue.submit("x", 1, { expiresAt: 1_790_000_000 })).rejects.toThrow(
+      /expiresAt 1790000000: it looks like epoch seconds/,
+    );
   });
   it("formats durations for people", () => {
     expect(formatDuration(450)).toBe("450ms");

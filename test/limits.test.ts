@@ -182,6 +182,12 @@ for (const target of targets) {
       expect(await queue.limits()).toEqual([]);
       for (const bad of [{ concurrency: 0 }, { ratePerSecond: 1.5 }, { ratePerSecond: -1 }])
         await expect(queue.setLimits("video", bad)).rejects.toThrow(ValidationError);
+      // A rate whose window (1 / rate seconds) is Infinity stopped the type for good.
+      await expect(queue.setLimits("video", { ratePerSecond: 5e-324 })).rejects.toThrow(
+        /down to 1\/86400 .*one start a day/,
+      );
+      await queue.setLimits("video", { ratePerSecond: 1 / 86_400 });
+      await queue.setLimits("video", { ratePerSecond: null });
       await expect(queue.setLimits("video", { speed: 1 } as never)).rejects.toThrow(
         /Unknown limit speed/,
       );

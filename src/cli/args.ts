@@ -150,6 +150,45 @@ export function rejectUnknownFlags(parsed: Record<string, unknown>, def: ArgsDef
   }
 }
 
+/**
+ * Reject a flag given more than once in `rawArgs` (up to `--`), by any of its spellings:
+ * `-t x -t y`, `--delay 5s --delay 1h`, `--monitor --no-monitor`. citty keeps the last value
+ * without a word, so the first was silently dropped. No oq flag is meant to repeat. The message
+ * names the spellings used, never the values (a repeated `--url` may hold a secret).
+ */
+export function rejectRepeatedFlags(rawArgs: readonly string[], def: ArgsDef): void {
+  const mainName = new Map<string, string>();
+  for (const [name, d] of Object.entries(def)) {
+    if (d.type === "positional") continue;
+    for (const n of [name, ...aliases(d)])
+      for (const v of [n, camel(n), kebab(n)]) mainName.set(v, name);
+  }
+  const seen = new Map<string, string[]>();
+  for (let i = 0; i < rawArgs.length; i++) {
+    const arg = rawArgs[i]!;
+    if (arg === "--") break;
+    if (!arg.startsWith("-") || arg === "-") continue;
+    const long = arg.startsWith("--");
+    const written = long ? arg.slice(2).split("=")[0]! : arg.slice(1, 2);
+    const negated = long && written.startsWith("no-") && !mainName.has(written);
+    const name = mainName.get(negated ? written.slice(3) : written);
+    if (name === undefined) continue;
+    const takesValue = def[name]!.type === "string" || def[name]!.type === "enum";
+    // The value of `--type x` or `-t x` is the next word, whatever it looks like.
+    if (takesValue && !negated && (long ? !arg.includes("=") : arg.length === 2)) i++;
+    const spellings = seen.get(name) ?? [];
+    spellings.push(long ? `--${written}` : `-${written}`);
+    seen.set(name, spellings);
+  }
+  for (const [name, spellings] of seen) {
+    if (spellings.length < 2) continue;
+    const used = [...new Set(spellings)].join(", ");
+    throw usageError(
+      `Option --${name} is given ${spellings.length} times (${used}): give it once.`,
+    );
+  }
+}
+
 /** Index of the sub-command name in `rawArgs` (skipping flags and their values), or -1. */
 export function subCommandIndex(rawArgs: readonly string[], def: ArgsDef): number {
   const valueFlags = new Set<string>();

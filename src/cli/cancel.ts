@@ -5,6 +5,7 @@
  * @module
  */
 import process from "node:process";
+import { checkTaskId } from "../keys.ts";
 import type { CancelOutcome } from "../queue/types.ts";
 import { oqCommand, taskTypeArg } from "./args.ts";
 import { openQueue } from "./config.ts";
@@ -77,6 +78,9 @@ export default oqCommand({
       throw usageError("Give task ids or --type, not both.");
     if (ids.length === 0 && type === undefined)
       throw usageError("Give the ids of the tasks to cancel, or --type TYPE.");
+    // A malformed id is a wrong command line (exit 2, stating the id rule), as in status,
+    // history and replay, not a per-task "invalid id" outcome; and nothing is cancelled.
+    for (const id of ids) checkTaskId(id);
     const queue = await openQueue(args);
     const options = {
       onProgress: progress(),

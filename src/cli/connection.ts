@@ -57,7 +57,8 @@ let rootFlags: ConnectionArgs = {};
 
 /**
  * Remember the connection flags given before the command name (`oq --url memory: demo`); citty
- * hands a sub-command only what follows its name. A command's own flags win over them.
+ * hands a sub-command only what follows its name. A flag given both before and after the name
+ * is refused as repeated (`rejectRepeatedFlags`, in `run.ts`) before any command runs.
  */
 export function setRootFlags(parsed: ConnectionArgs): void {
   rootFlags = { ...parsed };

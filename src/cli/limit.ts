@@ -17,20 +17,26 @@ import { oqCommand } from "./args.ts";
 import { openQueue } from "./config.ts";
 import { log, out, outJson } from "./output.ts";
 
+/** How a limit flag's number is written: plain decimal digits, as every other numeric flag. */
+const WHOLE = /^\d+$/;
+const DECIMAL = /^\d+(\.\d+)?$/;
+
 /**
  * A limit flag's value: a number within `rule`, or `none` to remove the limit. Checked here, so
  * the message names the flag and its `none` (the library's names the option and its `null`).
+ * The digits are checked before `Number()`, which also reads `0x10` and `1e3`.
  */
 function limitValue(
   value: string | undefined,
   flag: string,
+  form: RegExp,
   valid: (n: number) => boolean,
   rule: string,
 ): number | null | undefined {
   if (value === undefined) return undefined;
   if (value.trim() === "none") return null;
   const n = Number(value.trim());
-  if (value.trim() === "" || !valid(n))
+  if (!form.test(value.trim()) || !valid(n))
     throw new ValidationError(
       `Invalid --${flag} ${JSON.stringify(value)}: use ${rule}, or "none" to remove the limit.`,
     );
@@ -82,10 +88,11 @@ export default oqCommand({
     const concurrency = limitValue(
       args.concurrency,
       "concurrency",
+      WHOLE,
       isConcurrencyLimit,
       CONCURRENCY_LIMIT_RULE,
     );
-    const rate = limitValue(args.rate, "rate", isRateLimit, RATE_LIMIT_RULE);
+    const rate = limitValue(args.rate, "rate", DECIMAL, isRateLimit, RATE_LIMIT_RULE);
     if (concurrency !== undefined) given.concurrency = concurrency;
     if (rate !== undefined) given.ratePerSecond = rate;
     const setting = concurrency !== undefined || rate !== undefined;

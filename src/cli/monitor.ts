@@ -12,7 +12,13 @@ import { durationArg, oqCommand } from "./args.ts";
 import { useLogFormat } from "./logs.ts";
 import type { MetricsServer } from "./metrics-server.ts";
 import { log } from "./output.ts";
-import { openForRun, runArgs, runUntilSignal, schedulerIfAsked } from "./run-worker.ts";
+import {
+  openForRun,
+  runArgs,
+  runUntilSignal,
+  schedulerIfAsked,
+  summaryIntervalArg,
+} from "./run-worker.ts";
 
 export default oqCommand({
   name: "monitor",
@@ -28,7 +34,7 @@ export default oqCommand({
   async run(args) {
     useLogFormat(args["log-format"]);
     const graceMs = durationArg(args.grace, "grace")!;
-    const summaryMs = durationArg(args["summary-interval"], "summary-interval")!;
+    const summaryMs = summaryIntervalArg(args["summary-interval"]);
     const { queue, server } = await openForRun(args);
     try {
       await runMonitor(queue, args, { graceMs, summaryMs, server });

@@ -19,7 +19,12 @@ export default oqCommand({
   async run(args) {
     const type = typeToPause(args, "resume");
     const queue = await openQueue(args);
+    // Asked first, so that resuming a type never paused (or misspelt) says so instead of
+    // reporting a change that did not happen; the resume still runs, clearing any partial pause.
+    const paused = await queue.isPaused(type);
     await queue.resume(type);
-    log().success(`${type} is resumed: workers claim its tasks again at their next poll.`);
+    if (paused)
+      log().success(`${type} is resumed: workers claim its tasks again at their next poll.`);
+    else log().info(`${type} was not paused; nothing to resume.`);
   },
 });

@@ -13,10 +13,10 @@ import { internals } from "../queue/internals.ts";
 import type { Queue } from "../queue/queue.ts";
 import type { SchedulerHandle } from "../schedule/runner.ts";
 import type { Worker } from "../worker/worker.ts";
-import { intArg, skipDoctorArg } from "./args.ts";
+import { durationArg, intArg, skipDoctorArg } from "./args.ts";
 import { openQueueInSteps } from "./config.ts";
 import type { ConnectionArgs } from "./connection.ts";
-import { CliError, EXIT_FAILURE } from "./errors.ts";
+import { CliError, EXIT_FAILURE, usageError } from "./errors.ts";
 import { logFormatArg } from "./logs.ts";
 import type { MetricsServer } from "./metrics-server.ts";
 import { log, span } from "./output.ts";
@@ -32,7 +32,7 @@ export const runArgs = {
   },
   "summary-interval": {
     type: "string",
-    description: "How often to log a summary line (0: never)",
+    description: "How often to log a summary line: at least 1s, or 0 for never",
     default: "60s",
     valueHint: "duration",
   },
@@ -53,13 +53,31 @@ export const runArgs = {
   },
   "metrics-host": {
     type: "string",
-    description: "Address the metrics server binds to",
-    default: "127.0.0.1",
+    description: "Address the metrics server binds to, with --metrics-port (default 127.0.0.1)",
     valueHint: "host",
   },
   ...skipDoctorArg,
   ...logFormatArg,
 } as const;
+
+/** The shortest `--summary-interval` other than 0: a summary more often is noise, not news. */
+export const MIN_SUMMARY_INTERVAL_MS = 1000;
+
+/**
+ * `--summary-interval` in ms: 0 (never), or at least {@link MIN_SUMMARY_INTERVAL_MS}. Why a
+ * floor: `1ms` printed thousands of lines a second; and `0.0001` rounded to 0, which silently
+ * meant never.
+ */
+export function summaryIntervalArg(value: string): number {
+  const ms = durationArg(value, "summary-interval")!;
+  const zero = !/[1-9]/.test(value);
+  if (zero) return 0;
+  if (ms < MIN_SUMMARY_INTERVAL_MS)
+    throw usageError(
+      `Invalid --summary-interval "${value}": use at least 1s, or 0 for no summary.`,
+    );
+  return ms;
+}
 
 /**
  * Open the queue for `oq worker` or `oq monitor` and read what the process needs before its first
@@ -73,12 +91,18 @@ export const runArgs = {
 export async function openForRun(
   args: ConnectionArgs & {
     "metrics-port"?: string | undefined;
-    "metrics-host": string;
+    "metrics-host"?: string | undefined;
     "skip-doctor"?: boolean | undefined;
   },
 ): Promise<{ queue: Queue; server: MetricsServer | undefined }> {
   const port = intArg(args["metrics-port"], "metrics-port", 0, 65_535);
-  const served = port === undefined ? undefined : await metricsAt(args["metrics-host"], port);
+  // A host alone served nothing, silently: no port, no server.
+  if (port === undefined && args["metrics-host"] !== undefined)
+    throw usageError(
+      "--metrics-host needs --metrics-port: give the port to serve metrics on (0: any free port), or drop --metrics-host.",
+    );
+  const served =
+    port === undefined ? undefined : await metricsAt(args["metrics-host"] ?? "127.0.0.1", port);
   const { queue, checked } = openQueueInSteps(args, served?.options ?? {});
   // Reads only: nothing is written to a bucket before the check accepts it.
   const manifest = internals(queue).manifest;

@@ -11,7 +11,13 @@ import process from "node:process";
 import { stripVTControlCharacters } from "node:util";
 import { type ArgsDef, type CommandDef, parseArgs, renderUsage, runCommand } from "citty";
 import { VERSION } from "../version.ts";
-import { checkArgs, commandExamples, rejectUnknownFlags, subCommandIndex } from "./args.ts";
+import {
+  checkArgs,
+  commandExamples,
+  rejectRepeatedFlags,
+  rejectUnknownFlags,
+  subCommandIndex,
+} from "./args.ts";
 import { CliError, describeError, EXIT_OK, EXIT_USAGE, usageError } from "./errors.ts";
 import { colorsEnabled, log, out } from "./output.ts";
 import { closest } from "./suggest.ts";
@@ -70,11 +76,17 @@ export async function resolveCommand(
  * required flag first, so `oq submit --tpye email` said "Missing required argument: --type"
  * instead of naming the typo. Required flags are left to citty, which checks them next.
  */
-async function precheckFlags({ cmd, rest }: ResolvedCommand): Promise<void> {
+async function precheckFlags(
+  { cmd, rest }: ResolvedCommand,
+  main: AnyCommand,
+  rawArgs: readonly string[],
+): Promise<void> {
   const args = await resolve(cmd.args ?? {});
   const optional: ArgsDef = {};
   for (const [name, def] of Object.entries(args)) optional[name] = { ...def, required: false };
   rejectUnknownFlags(parseArgs([...rest], optional), args);
+  // The whole line: a connection flag before the command name and again after it is repeated.
+  rejectRepeatedFlags(rawArgs, { ...(await resolve(main.args ?? {})), ...args });
 }
 
 /** `oq help [command...]` reads as `oq [command...] --help`. */
@@ -157,7 +169,7 @@ export async function runCli<T extends ArgsDef>(
       out(VERSION);
       return EXIT_OK;
     }
-    await precheckFlags(target);
+    await precheckFlags(target, main, rawArgs);
     if (rawArgs.length === 0) {
       process.stderr.write(`${await helpText(main, "oq", process.stderr)}\n`);
       return EXIT_USAGE;

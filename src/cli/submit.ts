@@ -30,7 +30,8 @@ export default oqCommand({
     ...taskInputArg,
     at: {
       type: "string",
-      description: "Do not start before this time (ISO 8601 with timezone, or epoch ms)",
+      description:
+        "Do not start before this time (ISO 8601 with timezone, or epoch ms, not seconds)",
       valueHint: "date",
     },
     delay: {

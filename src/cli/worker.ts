@@ -9,7 +9,13 @@ import { durationArg, intArg, oqCommand, secondsArg } from "./args.ts";
 import { useLogFormat } from "./logs.ts";
 import type { MetricsServer } from "./metrics-server.ts";
 import { log } from "./output.ts";
-import { openForRun, runArgs, runUntilSignal, schedulerIfAsked } from "./run-worker.ts";
+import {
+  openForRun,
+  runArgs,
+  runUntilSignal,
+  schedulerIfAsked,
+  summaryIntervalArg,
+} from "./run-worker.ts";
 import { loadTasksModule } from "./tasks-module.ts";
 
 export default oqCommand({
@@ -61,7 +67,7 @@ export default oqCommand({
     const leaseSeconds = secondsArg(args.lease, "lease")!;
     const timeoutSeconds = secondsArg(args.timeout, "timeout");
     const graceMs = durationArg(args.grace, "grace")!;
-    const summaryMs = durationArg(args["summary-interval"], "summary-interval")!;
+    const summaryMs = summaryIntervalArg(args["summary-interval"]);
     // The tasks module loads while the queue opens (the versioning check, the verdict, the
     // manifest). Loading blocks this thread, so the requests go first, and get a turn of the
     // event loop to reach the wire: the storage answers them while the module loads.

@@ -5,6 +5,7 @@
  */
 import { ValidationError } from "../errors.ts";
 import type { Queue } from "../queue/queue.ts";
+import { redactUrl } from "../util/redact.ts";
 
 /** Options of {@link createDashboard} (`src/dashboard/handler.ts`). */
 export interface DashboardOptions {
@@ -82,7 +83,7 @@ function checkOrigin(origin: string | undefined): string | undefined {
     parsed.origin !== origin.replace(/\/$/, "")
   )
     throw new ValidationError(
-      `Invalid origin "${origin}": use scheme, host and port only, like "https://ops.example.com".`,
+      `Invalid origin "${redactUrl(origin)}": use scheme, host and port only, like "https://ops.example.com".`,
     );
   return parsed.origin;
 }

@@ -130,8 +130,14 @@ const iso = (time: number) => new Date(time).toISOString();
 /** What a fleet-wide concurrency limit may be, as messages say it. @internal */
 export const CONCURRENCY_LIMIT_RULE = `an integer from 1 to ${MAX_FLEET_CONCURRENCY}`;
 
+/**
+ * The lowest rate limit: one start a day. Why a floor: 5e-324 was accepted, its window
+ * (`1 / rate` s) was Infinity, and the type never ran again.
+ */
+const MIN_RATE_PER_SECOND = 1 / 86_400;
+
 /** What a fleet-wide rate limit may be, as messages say it. @internal */
-export const RATE_LIMIT_RULE = `an integer from 1 to ${MAX_RATE_PER_SECOND} starts per second, or a number below 1 (0.1: one start every 10 s)`;
+export const RATE_LIMIT_RULE = `an integer from 1 to ${MAX_RATE_PER_SECOND} starts per second, or a number below 1 down to 1/86400 = 0.0000115741 (one start a day; 0.1: one start every 10 s)`;
 
 /** Whether `n` is a valid fleet-wide concurrency limit ({@link CONCURRENCY_LIMIT_RULE}). @internal */
 export function isConcurrencyLimit(n: unknown): boolean {
@@ -141,7 +147,10 @@ export function isConcurrencyLimit(n: unknown): boolean {
 /** Whether `n` is a valid fleet-wide rate limit ({@link RATE_LIMIT_RULE}). @internal */
 export function isRateLimit(n: unknown): boolean {
   return (
-    typeof n === "number" && n > 0 && (n < 1 || Number.isInteger(n)) && n <= MAX_RATE_PER_SECOND
+    typeof n === "number" &&
+    n >= MIN_RATE_PER_SECOND &&
+    (n < 1 || Number.isInteger(n)) &&
+    n <= MAX_RATE_PER_SECOND
   );
 }
 

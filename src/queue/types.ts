@@ -80,7 +80,7 @@ export interface BackoffOptions {
 
 /** Options of {@link Queue.submit}. */
 export interface SubmitOptions {
-  /** Do not start before this time (a Date, epoch ms or ISO 8601 with timezone). */
+  /** Do not start before this time (a Date, whole epoch ms from 2000 on, or ISO 8601 with timezone). */
   scheduleAt?: Date | number | string;
   /** Do not start before this delay from now (seconds, or `"90s"`, `"1h30m"`). */
   delay?: number | string;

@@ -36,13 +36,35 @@ function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\/-]/g, "\\$&");
 }
 
-/** `scheme://user:password@` (or `scheme://token@`) in a URL. */
-const USER_INFO = /\b([a-z][a-z0-9+.-]*:\/\/)[^/?#\s@"']+@/gi;
-/** Query parameters that carry a credential: presigned-URL signatures, tokens, passwords. */
+/**
+ * `scheme://user:password@` (or `scheme://token@`) in a URL, up to the last `@` before the host:
+ * a password may hold an `@` of its own (`user:p@ss@host`).
+ */
+const USER_INFO = /\b([a-z][a-z0-9+.-]*:\/\/)[^/?#\s"']*@/gi;
+/**
+ * Query parameters that carry a credential: presigned-URL signatures, tokens, passwords, and any
+ * name that says secret, token, password, credential or key (`secretAccessKey=`, `accessKeyId=`).
+ */
 const SECRET_PARAMS =
-  /([?&](?:x-amz-signature|x-amz-credential|x-amz-security-token|signature|sig|token|access_token|secret|password|api_key|apikey)=)[^&#\s"']*/gi;
+  /([?&](?:sig|[^=&#\s"']*(?:signature|credential|token|secret|password|passwd|api_?key|access_?key)[^=&#\s"']*)=)[^&#\s"']*/gi;
 
 /** `text` with the credentials a URL in it may carry replaced by `[redacted]`. */
 export function redactUrls(text: string): string {
   return text.replace(USER_INFO, "$1[redacted]@").replace(SECRET_PARAMS, "$1[redacted]");
+}
+
+/**
+ * One URL as given by a person, safe to echo in a message: everything between `://` and the last
+ * `@` before the query is replaced, and so are credential query parameters ({@link redactUrls}).
+ * Why not just {@link redactUrls}: a URL that failed to parse may hold an unencoded `/` in its
+ * password (`s3://KEY:se/cret@bucket`), which free text cannot tell from a path; a whole URL can.
+ */
+export function redactUrl(url: string): string {
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(url);
+  if (scheme === null) return redactUrls(url);
+  const end = url.search(/[?#]/);
+  const head = end < 0 ? url : url.slice(0, end);
+  const at = head.lastIndexOf("@");
+  const safe = at < 0 ? url : `${scheme[0]}[redacted]${url.slice(at)}`;
+  return redactUrls(safe);
 }

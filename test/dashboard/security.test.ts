@@ -149,6 +149,12 @@ describe("dashboard security", () => {
     );
   });
 
+  it("refuses an origin with a password without echoing it (bad-input probe)", () => {
+    expect(() => createDashboard(queue, { origin: "https://user:PASSWD@ops.example.com" })).toThrow(
+      'Invalid origin "https://[redacted]@ops.example.com"',
+    );
+  });
+
   it("a shared secret gives every instance the same CSRF token", async () => {
     const secret = "a-shared-secret-of-enough-length";
     const page = `/tasks/${(await queue.submit("email", {})).id}`;
