@@ -233,6 +233,29 @@ export const repairOptionsSchema = v.strictObject({
   onProgress: v.optional(aFunction),
 });
 
+/**
+ * The longest cancel reason, in characters. The reason rides in the task record, which every
+ * later write rewrites and every listing reads: a sentence, not a document.
+ */
+export const MAX_CANCEL_REASON_CHARS = 1000;
+
+const reason = `a string of at most ${MAX_CANCEL_REASON_CHARS} characters`;
+
+/**
+ * Options of `Queue.cancel`. The reason is checked before anything is written: the record
+ * schema reads it as a string or null, so any other value stored there made the task
+ * unreadable for good.
+ */
+export const cancelOptionsSchema = v.strictObject({
+  reason: v.optional(v.pipe(v.string(reason), v.maxLength(MAX_CANCEL_REASON_CHARS, reason))),
+});
+
+/** Options of `Queue.cancelMany` and `Queue.cancelByType` (`onProgress` is called as given). */
+export const bulkCancelOptionsSchema = v.strictObject({
+  ...cancelOptionsSchema.entries,
+  onProgress: v.optional(aFunction),
+});
+
 /** A copy of `value` without the keys set to `undefined` (which mean "not given"), recursively. */
 function withoutUndefined(value: unknown): unknown {
   if (typeof value !== "object" || value === null || Array.isArray(value)) return value;

@@ -160,6 +160,46 @@ for (const target of targets) {
       );
     });
 
+    it("cancel refuses a reason that is not a short string before writing, so no task turns malformed", async () => {
+      const loose = (o: unknown) => o as never;
+      const task = await queue.submit("email", 1);
+      const bulk = await queue.submit("bulk", 1);
+      // Each of these was stored as cancel.reason, and the task could never be read again.
+      for (const reason of [5, { why: "x" }, ["a"], true, null, "r".repeat(1001)]) {
+        for (const call of [
+          () => queue.cancel(task.id, loose({ reason })),
+          () => queue.cancelMany([bulk.id], loose({ reason })),
+          () => queue.cancelByType("bulk", loose({ reason })),
+        ]) {
+          const error = await validationError(call);
+          expect(error.message).toMatch(
+            /Invalid cancel options: reason must be a string of at most 1000 characters/,
+          );
+        }
+      }
+      // A misspelt key or a bare string for the options: the task was cancelled without the reason.
+      for (const options of [{ reasn: "x" }, "why"]) {
+        await validationError(() => queue.cancel(task.id, loose(options)));
+        await validationError(() => queue.cancelMany([task.id], loose(options)));
+      }
+      expect(
+        (await validationError(() => queue.cancel(task.id, loose({ reasn: "x" })))).message,
+      ).toBe("Invalid cancel options: reasn must be removed (not a known key).");
+      // A string is iterable: cancelMany("abc") tried to cancel the ids "a", "b" and "c".
+      expect((await validationError(() => queue.cancelMany(loose("abc")))).message).toBe(
+        "cancelMany takes an array of task ids (was a string).",
+      );
+      expect((await queue.get(task.id)).status).toBe("pending");
+      expect((await queue.get(bulk.id)).status).toBe("pending");
+      // A good reason is stored and the tasks stay readable.
+      const done = await queue.cancel(task.id, { reason: "r".repeat(1000) });
+      expect(done.cancel?.reason).toHaveLength(1000);
+      const [outcome] = await queue.cancelMany([bulk.id], { reason: "stop", onProgress: () => {} });
+      expect(outcome!.result).toBe("cancelled");
+      expect((await queue.get(bulk.id)).cancel?.reason).toBe("stop");
+      expect((await queue.list({ status: "cancelled" })).tasks).toHaveLength(2);
+    });
+
     it("list rejects a bad limit, status or type instead of answering (defect 19)", async () => {
       await queue.submit("t", null);
       await expect(queue.list({ limit: -1 })).rejects.toThrow(/limit must be a whole number/);

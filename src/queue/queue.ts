@@ -20,7 +20,13 @@ import type {
 import type { TaskHistoryEntry, TaskRecord } from "../task/record.ts";
 import { isTerminal, replayTask } from "../task/transitions.ts";
 import { sleep } from "../util/async.ts";
-import { type BulkCancelOptions, cancelTask, cancelTasks, cancelTasksOfType } from "./cancel.ts";
+import {
+  type BulkCancelOptions,
+  type CancelOptions,
+  cancelTask,
+  cancelTasks,
+  cancelTasksOfType,
+} from "./cancel.ts";
 import { attachInternals, QueueInternals } from "./internals.ts";
 import { setTypeLimits, typeLimits } from "./limit-settings.ts";
 import type { LimitsInput, TypeLimits } from "./limits.ts";
@@ -254,10 +260,11 @@ export class Queue {
   /**
    * Cancel a task. A pending task is cancelled at once; a running one is marked, its handler's
    * signal fires when its worker next checks (at most a third of a lease later), and the task
-   * ends cancelled. Throws `InvalidStateError` for a task already terminal.
+   * ends cancelled. Throws `InvalidStateError` for a task already terminal, and
+   * `ValidationError` for a reason that is not a string of at most 1,000 characters.
    */
-  cancel(id: string, options: { reason?: string } = {}): Promise<TaskRecord> {
-    return cancelTask(this.#q, id, options.reason ?? null);
+  cancel(id: string, options: CancelOptions = {}): Promise<TaskRecord> {
+    return cancelTask(this.#q, id, options);
   }
 
   /** Cancel several tasks; reports for each id what happened and why. */
