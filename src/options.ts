@@ -256,6 +256,23 @@ export const bulkCancelOptionsSchema = v.strictObject({
   onProgress: v.optional(aFunction),
 });
 
+/**
+ * Options of `Queue.wait` (the timeout is read by `parseDuration`, the signal used as given). A
+ * misspelt `timout` used to leave the default in force: waiting forever.
+ */
+export const waitOptionsSchema = v.strictObject({
+  timeout: v.optional(
+    v.union([v.number(), v.string()], "a number of seconds or a duration like 30s"),
+  ),
+  signal: v.optional(v.unknown()),
+});
+
+/** Options of `Queue.setRetention` (the type is checked by `checkTaskType`). */
+export const retentionOptionsSchema = v.strictObject({
+  // `typ: "email"` changed the queue-wide default instead of one type's.
+  type: v.optional(v.string()),
+});
+
 /** A copy of `value` without the keys set to `undefined` (which mean "not given"), recursively. */
 function withoutUndefined(value: unknown): unknown {
   if (typeof value !== "object" || value === null || Array.isArray(value)) return value;

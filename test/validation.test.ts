@@ -200,6 +200,35 @@ for (const target of targets) {
       expect((await queue.list({ status: "cancelled" })).tasks).toHaveLength(2);
     });
 
+    it("wait and setRetention refuse a misspelt key instead of waiting forever or changing every type", async () => {
+      const loose = (o: unknown) => o as never;
+      const task = await queue.submit("email", 1);
+      // `timout` was dropped: the wait had no limit and never returned.
+      const outcome = await Promise.race([
+        queue.wait(task.id, loose({ timout: "1s" })).catch((error: unknown) => error),
+        new Promise((resolve) => setTimeout(() => resolve("still waiting"), 1500)),
+      ]);
+      expect(outcome).toBeInstanceOf(ValidationError);
+      expect((outcome as Error).message).toBe(
+        "Invalid wait options: timout must be removed (not a known key).",
+      );
+      await validationError(() => queue.wait(task.id, loose("1s")));
+      await expect(queue.wait(task.id, { timeout: 0.01 })).rejects.toThrow(/still pending/);
+      const before = (await queue.manifest()).retention;
+      // `typ` was dropped: the queue-wide default changed instead of one type's.
+      expect(
+        (await validationError(() => queue.setRetention({ completed: "1d" }, loose({ typ: "x" }))))
+          .message,
+      ).toBe("Invalid retention options: typ must be removed (not a known key).");
+      // null was a raw TypeError reading its `type`.
+      expect(
+        (await validationError(() => queue.setRetention({ completed: "1d" }, loose(null)))).message,
+      ).toMatch(/Invalid retention options: expected an object/);
+      expect((await queue.manifest()).retention).toEqual(before);
+      const after = await queue.setRetention({ completed: "1d" }, { type: "email" });
+      expect(after.retention?.types?.email?.completed).toBe(86400);
+    });
+
     it("list rejects a bad limit, status or type instead of answering (defect 19)", async () => {
       await queue.submit("t", null);
       await expect(queue.list({ limit: -1 })).rejects.toThrow(/limit must be a whole number/);

@@ -10,6 +10,7 @@ import { parseDuration } from "../duration.ts";
 import { InvalidStateError, NotFoundError, TimeoutError, ValidationError } from "../errors.ts";
 import type { Keys } from "../keys.ts";
 import type { Logger } from "../logger.ts";
+import { checkOptions, retentionOptionsSchema, waitOptionsSchema } from "../options.ts";
 import type { Storage } from "../storage/storage.ts";
 import type {
   AnyTaskDefinition,
@@ -236,6 +237,7 @@ export class Queue {
   /** Wait until task `id` is terminal and return it (see above). */
   wait(id: string, options?: WaitOptions): Promise<TaskRecord>;
   async wait(task: string | { id: string }, options: WaitOptions = {}): Promise<TaskRecord> {
+    checkOptions(waitOptionsSchema, options, "wait options");
     const id = typeof task === "string" ? task : task.id;
     const limitMs =
       options.timeout === undefined
@@ -402,8 +404,12 @@ export class Queue {
    * `null` to fall back (to the queue's setting, then the default). Stored in the manifest, so
    * every worker and `oq prune` use it (workers within 10 minutes). Returns the manifest.
    */
-  setRetention(retention: RetentionInput, options: { type?: string } = {}): Promise<Manifest> {
-    return this.#q.manifest.setRetention(retention, options.type);
+  async setRetention(
+    retention: RetentionInput,
+    options: { type?: string } = {},
+  ): Promise<Manifest> {
+    const { type } = checkOptions(retentionOptionsSchema, options, "retention options");
+    return this.#q.manifest.setRetention(retention, type);
   }
 
   /**
