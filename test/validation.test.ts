@@ -200,7 +200,7 @@ for (const target of targets) {
       expect((await queue.list({ status: "cancelled" })).tasks).toHaveLength(2);
     });
 
-    it("wait and setRetention refuse a misspelt key instead of waiting forever or changing every type", async () => {
+    it("wait and setRetention refuse a misspelt key instead of waiting forever or changing every type; an aborted signal stops a wait", async () => {
       const loose = (o: unknown) => o as never;
       const task = await queue.submit("email", 1);
       // `timout` was dropped: the wait had no limit and never returned.
@@ -214,6 +214,23 @@ for (const target of targets) {
       );
       await validationError(() => queue.wait(task.id, loose("1s")));
       await expect(queue.wait(task.id, { timeout: 0.01 })).rejects.toThrow(/still pending/);
+      // An aborted signal made each sleep return at once: the wait polled the storage in a
+      // tight loop, for ever, instead of stopping. The storage gives up after 20 reads, so a
+      // regression fails here rather than starving the event loop.
+      let reads = 0;
+      const counted = new Proxy(env.storage, {
+        get(target, name) {
+          const value = Reflect.get(target, name);
+          if (name !== "get") return typeof value === "function" ? value.bind(target) : value;
+          return (...args: unknown[]) => {
+            if (++reads > 20) throw new Error("polled in a loop");
+            return value.apply(target, args);
+          };
+        },
+      });
+      const watcher = new Queue({ storage: counted, prefix: env.prefix });
+      const signal = AbortSignal.abort(new Error("stop"));
+      await expect(watcher.wait(task.id, { signal })).rejects.toThrow(/^stop$/);
       const before = (await queue.manifest()).retention;
       // `typ` was dropped: the queue-wide default changed instead of one type's.
       expect(

@@ -51,7 +51,12 @@ import type {
 } from "./types.ts";
 
 /** Options of {@link Queue.wait}. */
-type WaitOptions = { timeout?: number | string; signal?: AbortSignal };
+type WaitOptions = {
+  /** Give up with `TimeoutError` after this long (seconds or a duration string). */
+  timeout?: number | string;
+  /** Stop waiting when it aborts: the wait rejects with the signal's reason. */
+  signal?: AbortSignal;
+};
 
 /**
  * The entries of `submitMany` as checked: an entry whose type is a definition must have that
@@ -226,7 +231,8 @@ export class Queue {
 
   /**
    * Wait until the task is terminal and return it. Polls with backoff (0.2 s up to 2 s).
-   * Throws `TimeoutError` after `timeout` (seconds or a duration string; default: wait forever).
+   * Throws `TimeoutError` after `timeout` (seconds or a duration string; default: wait forever),
+   * and the signal's reason once `signal` aborts.
    * Given the record `submit` returned (typed for a definition's task), it returns the same type:
    * `(await queue.wait(await queue.submit(email, input))).output`.
    */
@@ -254,6 +260,9 @@ export class Queue {
           key: id,
         });
       }
+      // sleep() returns at once on an aborted signal: without this the loop polled the storage
+      // as fast as it answered, for ever.
+      options.signal?.throwIfAborted();
       await sleep(Math.min(delay, left), options.signal);
       delay = Math.min(2000, delay * 1.5);
     }
