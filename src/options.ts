@@ -222,6 +222,23 @@ export const listOptionsSchema = v.strictObject({
   until: v.optional(when),
 });
 
+/** Options of `Queue.stats` (each type is checked by `checkTaskType`). */
+export const statsOptionsSchema = v.strictObject({
+  // An array, not one type: `types: "email"` was mapped over as a string and threw a TypeError.
+  types: v.optional(v.array(v.string(), "an array of task types")),
+  maxPagesPerType: v.optional(numberIn(1, 1_000_000, "a whole number from 1 to 1000000", true)),
+  throughputMinutes: v.optional(numberIn(1, 60, "a whole number from 1 to 60", true)),
+  series: v.optional(v.boolean()),
+});
+
+/** Options of `Metrics` (the meter provider is taken as given). */
+export const metricsOptionsSchema = v.strictObject({
+  meterProvider: v.optional(v.unknown()),
+  depthIntervalSeconds: v.optional(
+    numberIn(0, MAX_DURATION_SECONDS, "a number of seconds from 0 to 100 years"),
+  ),
+});
+
 /** Options of `Queue.repair` (`onProgress` is passed through as given). */
 export const repairOptionsSchema = v.strictObject({
   startAfter: v.optional(v.string()),

@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { connect } from "../src/connect.ts";
 import { parseDate, parseDuration } from "../src/duration.ts";
 import { ValidationError } from "../src/errors.ts";
+import { Metrics } from "../src/metrics/metrics.ts";
 import { Queue } from "../src/queue/queue.ts";
 import { Scheduler } from "../src/schedule/scheduler.ts";
 import { MemoryStorage } from "../src/storage/memory.ts";
@@ -291,6 +292,39 @@ describe("options validation", () => {
       scheduler.create(loose({ id: "s", type: "t", cronn: "* * * * *" })),
     ).rejects.toThrow(/Invalid schedule: cronn must be removed/);
     await expect(scheduler.list()).resolves.toEqual([]);
+  });
+
+  it("stats, Metrics and Worker report a bad argument as a ValidationError, not a raw TypeError", async () => {
+    const loose = (o: unknown) => o as never;
+    const q = queue();
+    // Each of these threw a TypeError without a code (`options.types?.map is not a function`).
+    for (const [call, message] of [
+      [
+        () => q.stats(loose({ types: "email" })),
+        /types must be an array of task types \(was a string\)/,
+      ],
+      [() => q.stats(loose({ series: "yes" })), /series must be a boolean/],
+      [() => new Metrics(loose(null)), /Invalid metrics options: expected an object, got null/],
+      [() => new Worker(loose(null)), /Expected an oq Queue .*, got null/],
+      [() => new Worker(loose({})), /Expected an oq Queue .*, got an object/],
+      [() => new Scheduler(loose(undefined)), /Expected an oq Queue .*, got missing/],
+      // `depthIntervalSecond` was dropped, leaving the default of 15 s in force.
+      [
+        () => new Metrics(loose({ depthIntervalSecond: 60 })),
+        /depthIntervalSecond must be removed \(not a known key\)/,
+      ],
+      [
+        () => new Metrics({ depthIntervalSeconds: -1 }),
+        /depthIntervalSeconds must be a number of seconds/,
+      ],
+    ] as const) {
+      const error = await validationError(call);
+      expect(error.code).toBe("VALIDATION");
+      expect(error.message).toMatch(message);
+    }
+    const [email] = (await q.stats({ types: ["email"], series: true })).types;
+    expect(email!.series?.minutes).toHaveLength(60);
+    expect(() => new Metrics({ depthIntervalSeconds: 0 })).not.toThrow();
   });
 
   it("queue and connect options refuse a misspelt key and a missing storage", async () => {

@@ -17,6 +17,7 @@ import { DEFAULT_BACKOFF } from "../task/backoff.ts";
 import type { Backoff, TaskRecord } from "../task/record.ts";
 import { errorMessage } from "../util/errors.ts";
 import { hexOfLength, randomHex } from "../util/format.ts";
+import { kindOf } from "../util/schema.ts";
 import { FinishedJournal } from "./journal.ts";
 import { LimitStore } from "./limits.ts";
 import { LocalWake } from "./local-wake.ts";
@@ -245,10 +246,16 @@ export function attachInternals(queue: Queue, inner: QueueInternals): void {
   registry.set(queue, inner);
 }
 
-/** The internals of `queue`. Throws for an object that is not a queue. */
+/**
+ * The internals of `queue`. Throws `ValidationError` for anything else: `new Worker(null)` is a
+ * caller's mistake to report with a code, like any other bad argument.
+ */
 export function internals(queue: Queue): QueueInternals {
-  const inner = registry.get(queue);
-  if (inner === undefined) throw new TypeError("not an oq Queue");
+  const inner = typeof queue === "object" && queue !== null ? registry.get(queue) : undefined;
+  if (inner === undefined)
+    throw new ValidationError(
+      `Expected an oq Queue (from connect() or new Queue()), got ${kindOf(queue)}.`,
+    );
   return inner;
 }
 

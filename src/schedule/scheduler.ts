@@ -157,6 +157,8 @@ export class Scheduler {
 
   constructor(queue: Queue, given: SchedulerOptions = {}) {
     const options = checkOptions(schedulerOptionsSchema, given, "scheduler options");
+    // A ValidationError for anything but a queue, rather than a TypeError reading its logger.
+    internals(queue);
     this.queue = queue;
     this.#logger = given.logger ?? queue.logger;
     this.#store = new ScheduleStore(queue.storage, queue.keys.schedules, this.#logger);
