@@ -90,7 +90,21 @@ const when = v.union(
   "a Date, epoch milliseconds or an ISO 8601 date-time with a timezone",
 );
 
-const idempotencyKey = "a non-empty string of at most 512 characters";
+/** The longest idempotency key, in characters (the key is stored in the task record). */
+export const MAX_IDEMPOTENCY_KEY_CHARS = 512;
+
+/**
+ * An idempotency key of at most `max` characters. A key of only whitespace is refused: it is
+ * an unset variable or a template that rendered nothing, and every such submit would share it.
+ */
+export function idempotencyKeySchema(max: number, note = "") {
+  const what = `a string of 1 to ${max} characters${note}, not only whitespace`;
+  return v.pipe(
+    v.string(what),
+    v.check((key) => key.trim().length > 0, what),
+    v.maxLength(max, what),
+  );
+}
 
 /**
  * Options of `Queue.submit`: the task options plus when it runs and its idempotency key. Dates
@@ -103,17 +117,25 @@ export const submitOptionsSchema = v.strictObject({
     v.union([v.number(), v.string()], "a number of seconds or a duration like 1h30m"),
   ),
   expiresAt: v.optional(when),
-  idempotencyKey: v.optional(
-    v.pipe(
-      v.string(idempotencyKey),
-      v.minLength(1, idempotencyKey),
-      v.maxLength(512, idempotencyKey),
-    ),
-  ),
+  idempotencyKey: v.optional(idempotencyKeySchema(MAX_IDEMPOTENCY_KEY_CHARS)),
   idempotencyWindow: v.optional(
     v.union([v.number(), v.string()], "a number of seconds or a duration like 24h"),
   ),
 });
+
+/**
+ * Options of `Scheduler.trigger`. The caller's key is namespaced after the check (a trigger key
+ * never equals a slot's), so `maxKeyChars` is what the namespace leaves of the limit.
+ */
+export const triggerOptionsSchema = (maxKeyChars: number) =>
+  v.strictObject({
+    idempotencyKey: v.optional(
+      idempotencyKeySchema(
+        maxKeyChars,
+        ` (${MAX_IDEMPOTENCY_KEY_CHARS} less the schedule's prefix)`,
+      ),
+    ),
+  });
 
 /** Options of `Scheduler` (the logger is taken as given). */
 export const schedulerOptionsSchema = v.strictObject({

@@ -247,6 +247,41 @@ for (const target of targets) {
       expect(after.retention?.types?.email?.completed).toBe(86400);
     });
 
+    it("Scheduler.trigger checks the caller's own idempotency key, in the caller's terms", async () => {
+      const loose = (o: unknown) => o as never;
+      const scheduler = new Scheduler(queue);
+      await scheduler.create({ id: "s15", type: "ping", cron: "0 9 * * *" });
+      // Ignored before: a misspelt key, a number, an empty key and one of spaces all triggered.
+      for (const [options, message] of [
+        [{ idempotencykey: "x" }, /idempotencykey must be removed \(not a known key\)/],
+        [{ idempotencyKey: 5 }, /idempotencyKey must be a string of 1 to 492 characters/],
+        [{ idempotencyKey: "" }, /\(was ""\)/],
+        [{ idempotencyKey: "   " }, /not only whitespace \(was " {3}"\)/],
+        [null, /expected an object/],
+      ] as const) {
+        const error = await validationError(() => scheduler.trigger("s15", loose(options)));
+        expect(error.message).toMatch(/^Invalid trigger options of s15: /);
+        expect(error.message).toMatch(message);
+      }
+      // Too long: the message named "schedule:s15:manual:kkk..." and the limit of that key.
+      const long = await validationError(() =>
+        scheduler.trigger("s15", { idempotencyKey: "k".repeat(500) }),
+      );
+      expect(long.message).toMatch(
+        /idempotencyKey must be a string of 1 to 492 characters \(512 less the schedule's prefix\)/,
+      );
+      expect(long.message).not.toContain("schedule:s15:manual");
+      expect((await queue.list()).tasks).toEqual([]);
+      // The longest key the schedule leaves room for still works, once.
+      const key = "k".repeat(492);
+      const first = await scheduler.trigger("s15", { idempotencyKey: key });
+      expect((await scheduler.trigger("s15", { idempotencyKey: key })).id).toBe(first.id);
+      // submit shares the rule: a key of only whitespace was accepted.
+      expect(
+        (await validationError(() => queue.submit("t", 1, { idempotencyKey: " \t" }))).message,
+      ).toMatch(/idempotencyKey must be a string of 1 to 512 characters, not only whitespace/);
+    });
+
     it("list rejects a bad limit, status or type instead of answering (defect 19)", async () => {
       await queue.submit("t", null);
       await expect(queue.list({ limit: -1 })).rejects.toThrow(/limit must be a whole number/);
