@@ -9,7 +9,7 @@
  * @module
  */
 import * as v from "valibot";
-import { MAX_DURATION_SECONDS } from "./duration.ts";
+import { MAX_DURATION_SECONDS, MIN_POSITIVE_DURATION_SECONDS } from "./duration.ts";
 import { secondsOption } from "./duration-option.ts";
 import { ValidationError } from "./errors.ts";
 import { PRIORITY_MAX, PRIORITY_MIN } from "./task/priority.ts";
@@ -36,22 +36,34 @@ const within = (min: number, max: number) =>
 
 // Durations: a number of seconds or a duration string ("30m"), normalized to seconds here.
 const seconds = secondsOption(within(0, MAX_DURATION_SECONDS), "from 0 to 100 years");
+// At least 1 ms: a positive timeout shorter than that is zero to every timer (src/duration.ts).
 const positiveSeconds = secondsOption(
-  v.pipe(
-    v.number(),
-    v.check((n) => n > 0 && n <= MAX_DURATION_SECONDS),
-  ),
-  "> 0, at most 100 years",
+  within(MIN_POSITIVE_DURATION_SECONDS, MAX_DURATION_SECONDS),
+  "from 0.001 (1 ms) to 100 years",
 );
 const leaseSeconds = secondsOption(within(1, 604800), "from 1 to 604800 (7 days)");
 const retries = numberIn(0, Number.MAX_SAFE_INTEGER, "a whole number >= 0", true);
 
 /** Backoff options; each part may be left out to keep the default. */
-export const backoffOptionsSchema = v.strictObject({
-  initialSeconds: v.optional(seconds),
-  maxSeconds: v.optional(seconds),
-  factor: v.optional(numberIn(1, 100, "a number from 1 to 100")),
-});
+export const backoffOptionsSchema = v.pipe(
+  v.strictObject({
+    initialSeconds: v.optional(seconds),
+    maxSeconds: v.optional(seconds),
+    factor: v.optional(numberIn(1, 100, "a number from 1 to 100")),
+  }),
+  // A first delay above the cap is a slip (the cap wins, so the first delay never happens).
+  v.rawCheck(({ dataset, addIssue }) => {
+    if (!dataset.typed) return;
+    const o = dataset.value;
+    if (o.initialSeconds === undefined || o.maxSeconds === undefined) return;
+    if (o.initialSeconds <= o.maxSeconds) return;
+    addIssue({
+      message: `at least initialSeconds (${o.initialSeconds})`,
+      input: o.maxSeconds,
+      path: [{ type: "object", origin: "value", input: o, key: "maxSeconds", value: o.maxSeconds }],
+    });
+  }),
+);
 
 /** Options of one task: shared by `submit`, schedules and `connect({ defaults })`. */
 export const taskOptionsSchema = v.strictObject({

@@ -91,11 +91,59 @@ for (const target of targets) {
       const error = await validationError(() =>
         queue.submit("t", null, { timeoutSeconds: Number.POSITIVE_INFINITY }),
       );
-      expect(error.message).toMatch(/timeoutSeconds must be a number of seconds > 0/);
+      expect(error.message).toMatch(
+        /timeoutSeconds must be a number of seconds from 0.001 \(1 ms\)/,
+      );
       await expect(
         queue.submit("t", null, { ttlSeconds: Number.POSITIVE_INFINITY }),
       ).rejects.toBeInstanceOf(ValidationError);
       expect((await queue.list()).tasks).toEqual([]);
+    });
+
+    it("a backoff starts no higher than its cap", async () => {
+      // initialSeconds above maxSeconds was accepted; the cap won and the first delay never ran.
+      const backoff = await validationError(() =>
+        queue.submit("t", null, { backoff: { initialSeconds: 100, maxSeconds: 1 } }),
+      );
+      expect(backoff.message).toBe(
+        "Invalid submit options: backoff.maxSeconds must be at least initialSeconds (100) (was 1).",
+      );
+      await validationError(() =>
+        connect({
+          storage: env.storage,
+          prefix: env.prefix,
+          defaults: { backoff: { initialSeconds: "1h", maxSeconds: "1m" } },
+        }),
+      );
+      expect((await queue.list()).tasks).toEqual([]);
+      const task = await queue.submit("t", null, { backoff: { initialSeconds: 5, maxSeconds: 5 } });
+      expect(task.backoff.maxSeconds).toBe(5);
+    });
+
+    it("a positive duration is at least 1 ms, in submit and worker options alike", async () => {
+      // Sub-millisecond timeouts and TTLs were stored: a limit every timer reads as zero.
+      for (const options of [
+        { timeoutSeconds: 0.0001 },
+        { ttlSeconds: 0.0009 },
+        { timeoutSeconds: "0.0004" },
+      ]) {
+        const error = await validationError(() => queue.submit("t", null, options));
+        expect(error.message).toMatch(
+          /(timeoutSeconds|ttlSeconds) must be a number of seconds from 0\.001 \(1 ms\) to 100 years/,
+        );
+      }
+      const worker = await validationError(() => new Worker(queue, { timeoutSeconds: 0.0001 }));
+      expect(worker.message).toMatch(
+        /worker options: timeoutSeconds must be a number of seconds from 0\.001/,
+      );
+      expect((await queue.list()).tasks).toEqual([]);
+      // The bounds themselves pass.
+      const task = await queue.submit("t", null, {
+        timeoutSeconds: 0.001,
+        ttlSeconds: "1ms",
+      });
+      expect(task.timeoutSeconds).toBe(0.001);
+      expect(() => new Worker(queue, { timeoutSeconds: 0.001 })).not.toThrow();
     });
 
     it("huge delays and dates are a ValidationError, not a RangeError (defect 18)", async () => {
