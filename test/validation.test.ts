@@ -146,6 +146,32 @@ for (const target of targets) {
       expect(() => new Worker(queue, { timeoutSeconds: 0.001 })).not.toThrow();
     });
 
+    it("submit refuses a Map, a Set and other values JSON would flatten to {}, naming the path", async () => {
+      // Each was stored as {} (or {"s": {}}): the task ran with its data gone.
+      for (const [input, message] of [
+        [new Map([[1, 2]]), /: input is a Map, which JSON would store as \{\}/],
+        [{ s: new Set([1]) }, /: input\.s is a Set, which JSON would store as \{\}/],
+        [{ list: [1, { re: /x/ }] }, /: input\.list\[1\]\.re is a RegExp/],
+        [[new Error("boom")], /: input\[0\] is an Error/],
+        [{ n: { big: 1n } }, /: input\.n\.big is a BigInt/],
+      ] as const) {
+        const error = await validationError(() => queue.submit("t", input));
+        expect(error.message).toMatch(/^Input of t task is not JSON-serializable: /);
+        expect(error.message).toMatch(message);
+      }
+      expect((await queue.list()).tasks).toEqual([]);
+      // A Date (toJSON gives its ISO string), any toJSON and a class instance's own fields pass.
+      const at = new Date(0);
+      const task = await queue.submit("t", {
+        at,
+        money: { toJSON: () => "1.00 EUR" },
+        point: new (class {
+          x = 1;
+        })(),
+      });
+      expect(task.input).toEqual({ at: at.toISOString(), money: "1.00 EUR", point: { x: 1 } });
+    });
+
     it("huge delays and dates are a ValidationError, not a RangeError (defect 18)", async () => {
       for (const options of [
         { delay: 1e20 },
