@@ -436,6 +436,20 @@ describe("options validation", () => {
     expect(() => new Metrics({ depthIntervalSeconds: 0 })).not.toThrow();
   });
 
+  it("setShards names a NaN or infinite count as given, not as null", async () => {
+    const q = queue();
+    for (const [shards, text] of [
+      [Number.NaN, "NaN"],
+      [Number.POSITIVE_INFINITY, "Infinity"],
+      [1.5, "1.5"],
+      ["4", '"4"'],
+    ] as const) {
+      expect((await validationError(() => q.setShards("t", shards as number))).message).toBe(
+        `Invalid shard count ${text}: use an integer from 1 to 256.`,
+      );
+    }
+  });
+
   it("queue and connect options refuse a misspelt key and a missing storage", async () => {
     const storage = new MemoryStorage();
     const loose = (o: unknown) => o as never;
