@@ -16,7 +16,7 @@ export type SecondsOption = v.GenericSchema<number | string, number>;
 /**
  * An option in seconds: a number, or a duration string (`"90"`, `"45s"`, `"1h30m"`), normalized to
  * seconds. `bounds` is the number schema of the accepted range and `range` says it in words
- * (`"> 0, at most 100 years"`), for the message of a value out of range.
+ * (`"from 0 to 100 years"`), for the message of a value out of range.
  */
 export function secondsOption(bounds: v.GenericSchema<number>, range: string): SecondsOption {
   const expected = `a number of seconds ${range}, or a duration like "30m"`;

@@ -27,6 +27,16 @@ export const MAX_DURATION_MS = 100 * 365.25 * 86_400_000;
 /** The same bound in seconds, for the `*Seconds` options. */
 export const MAX_DURATION_SECONDS = MAX_DURATION_MS / 1000;
 
+/**
+ * The shortest duration that must be longer than zero (a timeout, a TTL), in ms. Durations are
+ * kept in whole milliseconds (the timers that enforce them count nothing shorter), so a positive
+ * value below 1 ms, such as 0.0001 s, would be a limit of zero.
+ */
+export const MIN_POSITIVE_DURATION_MS = 1;
+
+/** The same bound in seconds, for the `*Seconds` options. */
+export const MIN_POSITIVE_DURATION_SECONDS = MIN_POSITIVE_DURATION_MS / 1000;
+
 function checkDurationMs(ms: number, value: string | number, what: string): number {
   if (!(ms <= MAX_DURATION_MS)) {
     throw new ValidationError(

@@ -9,7 +9,7 @@
  * @module
  */
 import * as v from "valibot";
-import { MAX_DURATION_SECONDS } from "./duration.ts";
+import { MAX_DURATION_SECONDS, MIN_POSITIVE_DURATION_SECONDS } from "./duration.ts";
 import { secondsOption } from "./duration-option.ts";
 import { ValidationError } from "./errors.ts";
 import { PRIORITY_MAX, PRIORITY_MIN } from "./task/priority.ts";
@@ -36,12 +36,10 @@ const within = (min: number, max: number) =>
 
 // Durations: a number of seconds or a duration string ("30m"), normalized to seconds here.
 const seconds = secondsOption(within(0, MAX_DURATION_SECONDS), "from 0 to 100 years");
+// At least 1 ms: a positive timeout shorter than that is zero to every timer (src/duration.ts).
 const positiveSeconds = secondsOption(
-  v.pipe(
-    v.number(),
-    v.check((n) => n > 0 && n <= MAX_DURATION_SECONDS),
-  ),
-  "> 0, at most 100 years",
+  within(MIN_POSITIVE_DURATION_SECONDS, MAX_DURATION_SECONDS),
+  "from 0.001 (1 ms) to 100 years",
 );
 /**
  * The longest lease an attempt may hold, in seconds (7 days): `leaseSeconds` and
@@ -57,11 +55,25 @@ const leaseSeconds = secondsOption(
 const retries = numberIn(0, Number.MAX_SAFE_INTEGER, "a whole number >= 0", true);
 
 /** Backoff options; each part may be left out to keep the default. */
-export const backoffOptionsSchema = v.strictObject({
-  initialSeconds: v.optional(seconds),
-  maxSeconds: v.optional(seconds),
-  factor: v.optional(numberIn(1, 100, "a number from 1 to 100")),
-});
+export const backoffOptionsSchema = v.pipe(
+  v.strictObject({
+    initialSeconds: v.optional(seconds),
+    maxSeconds: v.optional(seconds),
+    factor: v.optional(numberIn(1, 100, "a number from 1 to 100")),
+  }),
+  // A first delay above the cap is a slip (the cap wins, so the first delay never happens).
+  v.rawCheck(({ dataset, addIssue }) => {
+    if (!dataset.typed) return;
+    const o = dataset.value;
+    if (o.initialSeconds === undefined || o.maxSeconds === undefined) return;
+    if (o.initialSeconds <= o.maxSeconds) return;
+    addIssue({
+      message: `at least initialSeconds (${o.initialSeconds})`,
+      input: o.maxSeconds,
+      path: [{ type: "object", origin: "value", input: o, key: "maxSeconds", value: o.maxSeconds }],
+    });
+  }),
+);
 
 /** Options of one task: shared by `submit`, schedules and `connect({ defaults })`. */
 export const taskOptionsSchema = v.strictObject({
@@ -100,7 +112,21 @@ const when = v.union(
   "a Date, epoch milliseconds or an ISO 8601 date-time with a timezone",
 );
 
-const idempotencyKey = "a non-empty string of at most 512 characters";
+/** The longest idempotency key, in characters (the key is stored in the task record). */
+export const MAX_IDEMPOTENCY_KEY_CHARS = 512;
+
+/**
+ * An idempotency key of at most `max` characters. A key of only whitespace is refused: it is
+ * an unset variable or a template that rendered nothing, and every such submit would share it.
+ */
+export function idempotencyKeySchema(max: number, note = "") {
+  const what = `a string of 1 to ${max} characters${note}, not only whitespace`;
+  return v.pipe(
+    v.string(what),
+    v.check((key) => key.trim().length > 0, what),
+    v.maxLength(max, what),
+  );
+}
 
 /**
  * Options of `Queue.submit`: the task options plus when it runs and its idempotency key. Dates
@@ -113,17 +139,25 @@ export const submitOptionsSchema = v.strictObject({
     v.union([v.number(), v.string()], "a number of seconds or a duration like 1h30m"),
   ),
   expiresAt: v.optional(when),
-  idempotencyKey: v.optional(
-    v.pipe(
-      v.string(idempotencyKey),
-      v.minLength(1, idempotencyKey),
-      v.maxLength(512, idempotencyKey),
-    ),
-  ),
+  idempotencyKey: v.optional(idempotencyKeySchema(MAX_IDEMPOTENCY_KEY_CHARS)),
   idempotencyWindow: v.optional(
     v.union([v.number(), v.string()], "a number of seconds or a duration like 24h"),
   ),
 });
+
+/**
+ * Options of `Scheduler.trigger`. The caller's key is namespaced after the check (a trigger key
+ * never equals a slot's), so `maxKeyChars` is what the namespace leaves of the limit.
+ */
+export const triggerOptionsSchema = (maxKeyChars: number) =>
+  v.strictObject({
+    idempotencyKey: v.optional(
+      idempotencyKeySchema(
+        maxKeyChars,
+        ` (${MAX_IDEMPOTENCY_KEY_CHARS} less the schedule's prefix)`,
+      ),
+    ),
+  });
 
 /** Options of `Scheduler` (the logger is taken as given). */
 export const schedulerOptionsSchema = v.strictObject({
@@ -235,6 +269,23 @@ export const listOptionsSchema = v.strictObject({
   until: v.optional(when),
 });
 
+/** Options of `Queue.stats` (each type is checked by `checkTaskType`). */
+export const statsOptionsSchema = v.strictObject({
+  // An array, not one type: `types: "email"` was mapped over as a string and threw a TypeError.
+  types: v.optional(v.array(v.string(), "an array of task types")),
+  maxPagesPerType: v.optional(numberIn(1, 1_000_000, "a whole number from 1 to 1000000", true)),
+  throughputMinutes: v.optional(numberIn(1, 60, "a whole number from 1 to 60", true)),
+  series: v.optional(v.boolean()),
+});
+
+/** Options of `Metrics` (the meter provider is taken as given). */
+export const metricsOptionsSchema = v.strictObject({
+  meterProvider: v.optional(v.unknown()),
+  depthIntervalSeconds: v.optional(
+    numberIn(0, MAX_DURATION_SECONDS, "a number of seconds from 0 to 100 years"),
+  ),
+});
+
 /** Options of `Queue.repair` (`onProgress` is passed through as given). */
 export const repairOptionsSchema = v.strictObject({
   startAfter: v.optional(v.string()),
@@ -244,6 +295,46 @@ export const repairOptionsSchema = v.strictObject({
   pageSize: v.optional(numberIn(1, 1000, "a whole number from 1 to 1000", true)),
   checkMarkers: v.optional(v.boolean()),
   onProgress: v.optional(aFunction),
+});
+
+/**
+ * The longest cancel reason, in characters. The reason rides in the task record, which every
+ * later write rewrites and every listing reads: a sentence, not a document.
+ */
+export const MAX_CANCEL_REASON_CHARS = 1000;
+
+const reason = `a string of at most ${MAX_CANCEL_REASON_CHARS} characters`;
+
+/**
+ * Options of `Queue.cancel`. The reason is checked before anything is written: the record
+ * schema reads it as a string or null, so any other value stored there made the task
+ * unreadable for good.
+ */
+export const cancelOptionsSchema = v.strictObject({
+  reason: v.optional(v.pipe(v.string(reason), v.maxLength(MAX_CANCEL_REASON_CHARS, reason))),
+});
+
+/** Options of `Queue.cancelMany` and `Queue.cancelByType` (`onProgress` is called as given). */
+export const bulkCancelOptionsSchema = v.strictObject({
+  ...cancelOptionsSchema.entries,
+  onProgress: v.optional(aFunction),
+});
+
+/**
+ * Options of `Queue.wait` (the timeout is read by `parseDuration`, the signal used as given). A
+ * misspelt `timout` used to leave the default in force: waiting forever.
+ */
+export const waitOptionsSchema = v.strictObject({
+  timeout: v.optional(
+    v.union([v.number(), v.string()], "a number of seconds or a duration like 30s"),
+  ),
+  signal: v.optional(v.unknown()),
+});
+
+/** Options of `Queue.setRetention` (the type is checked by `checkTaskType`). */
+export const retentionOptionsSchema = v.strictObject({
+  // `typ: "email"` changed the queue-wide default instead of one type's.
+  type: v.optional(v.string()),
 });
 
 /** A copy of `value` without the keys set to `undefined` (which mean "not given"), recursively. */

@@ -228,7 +228,7 @@ for (const target of targets) {
         'Invalid submit options: ttlSeconds: "10x" is not a duration; use seconds or e.g. "30m".',
       );
       expect(await errorOf(() => queue.submit("t", null, { timeoutSeconds: "0s" }))).toBe(
-        'Invalid submit options: timeoutSeconds must be a number of seconds > 0, at most 100 years, or a duration like "30m" (was "0s").',
+        'Invalid submit options: timeoutSeconds must be a number of seconds from 0.001 (1 ms) to 100 years, or a duration like "30m" (was "0s").',
       );
       expect(
         await errorOf(() => queue.submit("t", null, { backoff: { maxSeconds: "200000w" } })),

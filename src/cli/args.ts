@@ -10,7 +10,7 @@
  */
 import { readFileSync } from "node:fs";
 import { type ArgDef, type ArgsDef, type CommandDef, defineCommand, type ParsedArgs } from "citty";
-import { parseDate, parseDuration } from "../duration.ts";
+import { MIN_POSITIVE_DURATION_MS, parseDate, parseDuration } from "../duration.ts";
 import { isOqError } from "../errors.ts";
 import { type CommonArgs, commonArgs } from "./connection.ts";
 import { usageError } from "./errors.ts";
@@ -237,7 +237,9 @@ export function durationArg(value: string | undefined, name: string): number | u
 export function secondsArg(value: string | undefined, name: string): number | undefined {
   const ms = durationArg(value, name);
   if (ms === undefined) return undefined;
-  if (ms <= 0) throw usageError(`Invalid --${name} "${value}": it must be longer than zero.`);
+  // The library's rule for positive durations (src/duration.ts), in the flag's words.
+  if (ms < MIN_POSITIVE_DURATION_MS)
+    throw usageError(`Invalid --${name} "${value}": it must be at least 1ms (0.001 seconds).`);
   return ms / 1000;
 }
 

@@ -3,7 +3,9 @@
  *
  * @module
  */
+import * as v from "valibot";
 import { ValidationError } from "../errors.ts";
+import { checkOptions } from "../options.ts";
 import type { Queue } from "../queue/queue.ts";
 import { redactUrl } from "../util/redact.ts";
 
@@ -88,27 +90,63 @@ function checkOrigin(origin: string | undefined): string | undefined {
   return parsed.origin;
 }
 
-/** Check the options; throws `ValidationError` saying what to fix. */
-export function resolveOptions(queue: Queue, options: DashboardOptions): ResolvedOptions {
-  const basePath = options.basePath ?? "";
+// Strict, as every options object of oq is: `{ readonly: true }` or `{ authToken }` used to be
+// dropped in silence, serving a dashboard with its actions on, or without any token. The ranges
+// and forms are checked below, in the dashboard's own words.
+const dashboardOptionsSchema = v.strictObject({
+  token: v.optional(v.string()),
+  readOnly: v.optional(v.boolean()),
+  basePath: v.optional(v.string()),
+  metrics: v.optional(v.function()),
+  secret: v.optional(v.string()),
+  origin: v.optional(v.string()),
+  pageSize: v.optional(v.number()),
+  refreshSeconds: v.optional(v.number()),
+  now: v.optional(v.function()),
+});
+
+/** Every key of {@link DashboardOptions} is in the schema (a key added to one only fails here). */
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const _allKeys: Same<keyof DashboardOptions, keyof typeof dashboardOptionsSchema.entries> = true;
+void _allKeys;
+
+/**
+ * A base path as every request URL keeps it. URL parsers resolve `.` and `..` segments (also
+ * spelt `%2e`) away, so `/x/../y` would be compared with `/y/...` and no request could match.
+ */
+function checkBasePath(basePath: string): string {
+  const usage = `use "" or a path like "/oq" (starting with "/", no trailing "/")`;
   if (basePath !== "" && !/^(\/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)+$/.test(basePath))
+    throw new ValidationError(`Invalid basePath "${basePath}": ${usage}.`);
+  if (basePath !== "" && new URL(`${basePath}/`, "http://x").pathname !== `${basePath}/`)
     throw new ValidationError(
-      `Invalid basePath "${basePath}": use "" or a path like "/oq" (starting with "/", no trailing "/").`,
+      `Invalid basePath "${basePath}": no request could reach it, as URLs resolve its "." and ".." segments (also written %2e) away; ${usage}.`,
     );
-  if (options.token !== undefined && options.token.length === 0)
-    throw new ValidationError("Invalid token: it is empty; leave it out to serve without one.");
+  return basePath;
+}
+
+/** Check the options; throws `ValidationError` saying what to fix. */
+export function resolveOptions(queue: Queue, given: DashboardOptions): ResolvedOptions {
+  const options = checkOptions(dashboardOptionsSchema, given, "dashboard options");
+  const basePath = checkBasePath(options.basePath ?? "");
+  // A token of spaces or a newline is a configuration slip (an empty variable, a stray
+  // newline in a file), not a secret anyone should be asked to type.
+  if (options.token !== undefined && options.token.trim().length === 0)
+    throw new ValidationError(
+      "Invalid token: it is empty or only whitespace; leave it out to serve without one.",
+    );
   if (options.secret !== undefined && options.secret.length < 16)
     throw new ValidationError("Invalid secret: use at least 16 random characters.");
   return {
     token: options.token,
     readOnly: options.readOnly === true,
     basePath,
-    metrics: options.metrics,
+    metrics: given.metrics,
     secret: options.secret,
     origin: checkOrigin(options.origin),
     pageSize: wholeNumber("pageSize", options.pageSize, 50, 500),
     refreshSeconds: wholeNumber("refreshSeconds", options.refreshSeconds, 5, 3600),
-    now: options.now ?? (() => queue.now()),
+    now: given.now ?? (() => queue.now()),
   };
 }
 

@@ -5,7 +5,7 @@
  * @module
  */
 import { type MeterProvider, metrics as otelMetrics } from "@opentelemetry/api";
-import { ValidationError } from "../errors.ts";
+import { checkOptions, metricsOptionsSchema } from "../options.ts";
 import { PROMETHEUS_CONTENT_TYPE, renderPrometheus } from "./prometheus.ts";
 import { MetricsRecorder } from "./recorder.ts";
 import { recorderOf, setRecorder } from "./recorders.ts";
@@ -41,11 +41,10 @@ export interface MetricsOptions {
  */
 export class Metrics {
   constructor(options: MetricsOptions = {}) {
-    const seconds = options.depthIntervalSeconds ?? 15;
-    if (typeof seconds !== "number" || !Number.isFinite(seconds) || seconds < 0)
-      throw new ValidationError(
-        `depthIntervalSeconds must be a number of seconds, 0 or more, not ${String(seconds)}.`,
-      );
+    // Strict: `depthIntervalSecond: 60` was dropped, leaving the default of 15 in force.
+    const seconds =
+      checkOptions(metricsOptionsSchema, options, "metrics options").depthIntervalSeconds ?? 15;
+    // The provider as given: the checked copy of an object is a plain object, without methods.
     const provider = options.meterProvider ?? otelMetrics.getMeterProvider();
     setRecorder(this, new MetricsRecorder(provider, seconds * 1000));
   }

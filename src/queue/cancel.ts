@@ -5,32 +5,36 @@
  */
 import { InvalidStateError, NotFoundError, ValidationError } from "../errors.ts";
 import { checkTaskId, checkTaskType } from "../keys.ts";
-import { checkKnownKeys } from "../options.ts";
+import { bulkCancelOptionsSchema, cancelOptionsSchema, checkOptions } from "../options.ts";
 import type { TaskRecord } from "../task/record.ts";
 import { requestCancel } from "../task/transitions.ts";
 import { mapLimit } from "../util/async.ts";
+import { kindOf } from "../util/schema.ts";
 import type { QueueInternals } from "./internals.ts";
 import type { CancelOutcome } from "./types.ts";
 
 /** Options of the bulk cancels. */
 export interface BulkCancelOptions {
+  /** Stored with each task's cancel request: a string of at most 1,000 characters. */
   reason?: string;
+  /** Called after each task with the count done so far and the total. */
   onProgress?: (done: number, total: number) => void;
 }
 
-/** Every key of {@link BulkCancelOptions} (the type makes the list whole). */
-const BULK_CANCEL_OPTION_KEYS: Record<keyof BulkCancelOptions, true> = {
-  reason: true,
-  onProgress: true,
-};
+/** Options of `Queue.cancel`. */
+export interface CancelOptions {
+  /** Stored with the cancel request: a string of at most 1,000 characters. */
+  reason?: string;
+}
 
 /** Cancel a task (see `Queue.cancel`); a task cancelled at once is in the journal on return. */
 export async function cancelTask(
   q: QueueInternals,
   id: string,
-  reason: string | null,
+  given: CancelOptions,
 ): Promise<TaskRecord> {
-  const task = await requestCancellation(q, id, reason);
+  const options = checkOptions(cancelOptionsSchema, given, "cancel options");
+  const task = await requestCancellation(q, id, options.reason ?? null);
   await q.journal.flush();
   return task;
 }
@@ -50,6 +54,22 @@ async function requestCancellation(
 
 /** Cancel several tasks; reports for each id what happened and why. */
 export async function cancelTasks(
+  q: QueueInternals,
+  ids: readonly string[],
+  given: BulkCancelOptions,
+): Promise<CancelOutcome[]> {
+  // A string is iterable: cancelMany("abc") cancelled the ids "a", "b" and "c".
+  if (!Array.isArray(ids))
+    throw new ValidationError(`cancelMany takes an array of task ids (was ${kindOf(ids)}).`);
+  return cancelAll(q, ids, checkBulkOptions(given));
+}
+
+function checkBulkOptions(given: BulkCancelOptions): BulkCancelOptions {
+  const options = checkOptions(bulkCancelOptionsSchema, given, "cancel options");
+  return { ...options, ...(given.onProgress ? { onProgress: given.onProgress } : {}) };
+}
+
+async function cancelAll(
   q: QueueInternals,
   ids: readonly string[],
   options: BulkCancelOptions,
@@ -112,16 +132,16 @@ async function cancelOne(
 export async function cancelTasksOfType(
   q: QueueInternals,
   type: string,
-  options: BulkCancelOptions,
+  given: BulkCancelOptions,
 ): Promise<CancelOutcome[]> {
   checkTaskType(type);
-  checkKnownKeys(options, BULK_CANCEL_OPTION_KEYS, "cancel options");
+  const options = checkBulkOptions(given);
   const ids = new Set<string>();
   // The type's own partitions: no marker of another type is even listed.
   for await (const marker of q.markers({ prefix: q.keys.readyType(type) })) {
     if (marker.type === type) ids.add(marker.id);
   }
-  const outcomes = await cancelTasks(q, [...ids], options);
+  const outcomes = await cancelAll(q, [...ids], options);
   // A marker can outlive its task's last transition; only report tasks that were live.
   return outcomes.filter(
     (o) => o.result !== "not-found" && !(o.result.startsWith("already-") && o.task?.type !== type),

@@ -17,6 +17,7 @@ import { DEFAULT_BACKOFF } from "../task/backoff.ts";
 import type { Backoff, TaskRecord } from "../task/record.ts";
 import { errorMessage } from "../util/errors.ts";
 import { hexOfLength, randomHex } from "../util/format.ts";
+import { kindOf } from "../util/schema.ts";
 import { FinishedJournal } from "./journal.ts";
 import { LimitStore } from "./limits.ts";
 import { LocalWake } from "./local-wake.ts";
@@ -223,16 +224,27 @@ export class QueueInternals {
 
 /** `input` as JSON text, or a `ValidationError` saying why it cannot be stored. */
 function jsonOf(type: string, input: unknown): string {
+  // The path of each object met so far, for messages that name where the bad value is.
+  const paths = new WeakMap<object, string>();
   try {
-    return JSON.stringify(input === undefined ? null : input, (_k, v) => {
+    return JSON.stringify(input === undefined ? null : input, function (key, v: unknown) {
+      const parent = typeof this === "object" && this !== null ? paths.get(this) : undefined;
+      const path =
+        parent === undefined ? "input" : `${parent}${Array.isArray(this) ? `[${key}]` : `.${key}`}`;
+      if (typeof v === "object" && v !== null) paths.set(v, path);
       if (typeof v === "bigint")
         throw new ValidationError(
-          "BigInt values cannot be stored as JSON; convert them to strings.",
+          `${path} is a BigInt, which JSON cannot store; convert it to a string.`,
         );
       if (typeof v === "function" || typeof v === "symbol")
-        throw new ValidationError(`a ${typeof v} is not JSON-serializable`);
+        throw new ValidationError(`${path} is a ${typeof v}, which JSON cannot store`);
       if (typeof v === "number" && !Number.isFinite(v))
-        throw new ValidationError(`the number ${v} is not JSON-serializable`);
+        throw new ValidationError(`${path} is the number ${v}, which JSON cannot store`);
+      const lost = flattenedKind(v);
+      if (lost !== undefined)
+        throw new ValidationError(
+          `${path} is ${lost}, which JSON would store as {}, losing its contents; convert it to an array or a plain object`,
+        );
       return v;
     });
   } catch (error) {
@@ -242,6 +254,28 @@ function jsonOf(type: string, input: unknown): string {
   }
 }
 
+/**
+ * The kind of a value JSON.stringify turns into `{}` in silence (its contents are not own
+ * enumerable properties), or `undefined`. A Date or any object with `toJSON` has been converted
+ * before the replacer sees it, and a class instance keeps its own fields, so both pass.
+ */
+function flattenedKind(value: unknown): string | undefined {
+  if (typeof value !== "object" || value === null) return undefined;
+  for (const [kind, name] of FLATTENED) if (value instanceof kind) return name;
+  return undefined;
+}
+
+const FLATTENED: [abstract new (...args: never[]) => object, string][] = [
+  [Map, "a Map"],
+  [Set, "a Set"],
+  [WeakMap, "a WeakMap"],
+  [WeakSet, "a WeakSet"],
+  [RegExp, "a RegExp"],
+  [Error, "an Error"],
+  [Promise, "a Promise"],
+  [ArrayBuffer, "an ArrayBuffer"],
+];
+
 const registry = new WeakMap<Queue, QueueInternals>();
 
 /** Attach `inner` to `queue` (its constructor does). */
@@ -249,10 +283,16 @@ export function attachInternals(queue: Queue, inner: QueueInternals): void {
   registry.set(queue, inner);
 }
 
-/** The internals of `queue`. Throws for an object that is not a queue. */
+/**
+ * The internals of `queue`. Throws `ValidationError` for anything else: `new Worker(null)` is a
+ * caller's mistake to report with a code, like any other bad argument.
+ */
 export function internals(queue: Queue): QueueInternals {
-  const inner = registry.get(queue);
-  if (inner === undefined) throw new TypeError("not an oq Queue");
+  const inner = typeof queue === "object" && queue !== null ? registry.get(queue) : undefined;
+  if (inner === undefined)
+    throw new ValidationError(
+      `Expected an oq Queue (from connect() or new Queue()), got ${kindOf(queue)}.`,
+    );
   return inner;
 }
 

@@ -138,7 +138,8 @@ export function checkShards(shards: unknown): number {
     shards > MAX_SHARDS
   ) {
     throw new ValidationError(
-      `Invalid shard count ${JSON.stringify(shards)}: use an integer from 1 to ${MAX_SHARDS}.`,
+      // Numbers as written (JSON.stringify spells NaN and Infinity "null"), others as JSON.
+      `Invalid shard count ${typeof shards === "number" ? String(shards) : JSON.stringify(shards)}: use an integer from 1 to ${MAX_SHARDS}.`,
     );
   }
   return shards;

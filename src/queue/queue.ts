@@ -10,6 +10,7 @@ import { parseDuration } from "../duration.ts";
 import { InvalidStateError, NotFoundError, TimeoutError, ValidationError } from "../errors.ts";
 import type { Keys } from "../keys.ts";
 import type { Logger } from "../logger.ts";
+import { checkOptions, retentionOptionsSchema, waitOptionsSchema } from "../options.ts";
 import type { Storage } from "../storage/storage.ts";
 import type {
   AnyTaskDefinition,
@@ -20,7 +21,13 @@ import type {
 import type { TaskHistoryEntry, TaskRecord } from "../task/record.ts";
 import { isTerminal, replayTask } from "../task/transitions.ts";
 import { sleep } from "../util/async.ts";
-import { type BulkCancelOptions, cancelTask, cancelTasks, cancelTasksOfType } from "./cancel.ts";
+import {
+  type BulkCancelOptions,
+  type CancelOptions,
+  cancelTask,
+  cancelTasks,
+  cancelTasksOfType,
+} from "./cancel.ts";
 import { attachInternals, QueueInternals } from "./internals.ts";
 import { setTypeLimits, typeLimits } from "./limit-settings.ts";
 import type { LimitsInput, TypeLimits } from "./limits.ts";
@@ -44,7 +51,12 @@ import type {
 } from "./types.ts";
 
 /** Options of {@link Queue.wait}. */
-type WaitOptions = { timeout?: number | string; signal?: AbortSignal };
+type WaitOptions = {
+  /** Give up with `TimeoutError` after this long (seconds or a duration string). */
+  timeout?: number | string;
+  /** Stop waiting when it aborts: the wait rejects with the signal's reason. */
+  signal?: AbortSignal;
+};
 
 /**
  * The entries of `submitMany` as checked: an entry whose type is a definition must have that
@@ -219,7 +231,8 @@ export class Queue {
 
   /**
    * Wait until the task is terminal and return it. Polls with backoff (0.2 s up to 2 s).
-   * Throws `TimeoutError` after `timeout` (seconds or a duration string; default: wait forever).
+   * Throws `TimeoutError` after `timeout` (seconds or a duration string; default: wait forever),
+   * and the signal's reason once `signal` aborts.
    * Given the record `submit` returned (typed for a definition's task), it returns the same type:
    * `(await queue.wait(await queue.submit(email, input))).output`.
    */
@@ -230,6 +243,7 @@ export class Queue {
   /** Wait until task `id` is terminal and return it (see above). */
   wait(id: string, options?: WaitOptions): Promise<TaskRecord>;
   async wait(task: string | { id: string }, options: WaitOptions = {}): Promise<TaskRecord> {
+    checkOptions(waitOptionsSchema, options, "wait options");
     const id = typeof task === "string" ? task : task.id;
     const limitMs =
       options.timeout === undefined
@@ -246,6 +260,9 @@ export class Queue {
           key: id,
         });
       }
+      // sleep() returns at once on an aborted signal: without this the loop polled the storage
+      // as fast as it answered, for ever.
+      options.signal?.throwIfAborted();
       await sleep(Math.min(delay, left), options.signal);
       delay = Math.min(2000, delay * 1.5);
     }
@@ -254,10 +271,11 @@ export class Queue {
   /**
    * Cancel a task. A pending task is cancelled at once; a running one is marked, its handler's
    * signal fires when its worker next checks (at most a third of a lease later), and the task
-   * ends cancelled. Throws `InvalidStateError` for a task already terminal.
+   * ends cancelled. Throws `InvalidStateError` for a task already terminal, and
+   * `ValidationError` for a reason that is not a string of at most 1,000 characters.
    */
-  cancel(id: string, options: { reason?: string } = {}): Promise<TaskRecord> {
-    return cancelTask(this.#q, id, options.reason ?? null);
+  cancel(id: string, options: CancelOptions = {}): Promise<TaskRecord> {
+    return cancelTask(this.#q, id, options);
   }
 
   /** Cancel several tasks; reports for each id what happened and why. */
@@ -396,8 +414,12 @@ export class Queue {
    * `null` to fall back (to the queue's setting, then the default). Stored in the manifest, so
    * every worker and `oq prune` use it (workers within 10 minutes). Returns the manifest.
    */
-  setRetention(retention: RetentionInput, options: { type?: string } = {}): Promise<Manifest> {
-    return this.#q.manifest.setRetention(retention, options.type);
+  async setRetention(
+    retention: RetentionInput,
+    options: { type?: string } = {},
+  ): Promise<Manifest> {
+    const { type } = checkOptions(retentionOptionsSchema, options, "retention options");
+    return this.#q.manifest.setRetention(retention, type);
   }
 
   /**

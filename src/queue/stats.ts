@@ -7,9 +7,9 @@
  *
  * @module
  */
-import { NotFoundError, ValidationError } from "../errors.ts";
+import { NotFoundError } from "../errors.ts";
 import { checkTaskType, timeKey } from "../keys.ts";
-import { checkKnownKeys } from "../options.ts";
+import { checkOptions, statsOptionsSchema } from "../options.ts";
 import { mapLimit } from "../util/async.ts";
 import {
   addWindows,
@@ -46,14 +46,6 @@ export interface StatsOptions {
    */
   series?: boolean;
 }
-
-/** Every key of {@link StatsOptions} (the type makes the list whole). */
-const STATS_OPTION_KEYS: Record<keyof StatsOptions, true> = {
-  types: true,
-  maxPagesPerType: true,
-  throughputMinutes: true,
-  series: true,
-};
 
 /** One task type's counts, as `queue.stats()` reports them. */
 export interface TypeStats {
@@ -103,26 +95,16 @@ export interface QueueStats {
 
 const decoder = new TextDecoder();
 
-function positiveInteger(name: string, value: number | undefined, fallback: number, max: number) {
-  if (value === undefined) return fallback;
-  if (!Number.isInteger(value) || value < 1 || value > max)
-    throw new ValidationError(`${name} must be a whole number from 1 to ${max}, not ${value}.`);
-  return value;
-}
-
 /**
  * Count a queue's tasks by type (see {@link QueueStats}). Costs, whatever the number of finished
  * tasks: one LIST per 1,000 types (none with `types`), per type one LIST per 1,000 markers (at
  * most `maxPagesPerType`), and 2 LISTs plus one GET per heartbeat or stopped worker's file of
  * the last 25 hours.
  */
-export async function queueStats(
-  q: QueueInternals,
-  options: StatsOptions = {},
-): Promise<QueueStats> {
-  checkKnownKeys(options, STATS_OPTION_KEYS, "stats options");
-  const maxPages = positiveInteger("maxPagesPerType", options.maxPagesPerType, 10, 1_000_000);
-  const minutes = positiveInteger("throughputMinutes", options.throughputMinutes, 10, 60);
+export async function queueStats(q: QueueInternals, given: StatsOptions = {}): Promise<QueueStats> {
+  const options = checkOptions(statsOptionsSchema, given, "stats options");
+  const maxPages = options.maxPagesPerType ?? 10;
+  const minutes = options.throughputMinutes ?? 10;
   const only = options.types?.map((t) => checkTaskType(t));
   const requests = { LIST: 0, GET: 0 };
   const now = q.now();

@@ -6,7 +6,12 @@
  */
 import * as v from "valibot";
 import { MalformedObjectError, ValidationError } from "../errors.ts";
-import { checkOptions, scheduleTaskOptionsSchema } from "../options.ts";
+import {
+  checkOptions,
+  MAX_IDEMPOTENCY_KEY_CHARS,
+  scheduleTaskOptionsSchema,
+  triggerOptionsSchema,
+} from "../options.ts";
 import type { SubmitOptions } from "../queue/types.ts";
 import { validate } from "../util/schema.ts";
 import { count, positiveSeconds, priority, storedDate } from "../util/stored-values.ts";
@@ -203,4 +208,18 @@ export function submitOptions(schedule: ScheduleRecord, idempotencyKey: string):
   if (schedule.task.ttlSeconds !== null) out.ttlSeconds = schedule.task.ttlSeconds;
   if (schedule.task.priority !== undefined) out.priority = schedule.task.priority;
   return out;
+}
+
+/**
+ * The idempotency key of a manual trigger of schedule `id`: `schedule:<id>:manual:<key>`, with
+ * `<key>` the caller's or `fallback()`, namespaced so it never equals a slot's key or another
+ * schedule's. Throws `ValidationError` for bad options.
+ */
+export function triggerKey(id: string, options: unknown, fallback: () => string): string {
+  const prefix = `schedule:${id}:manual:`;
+  // The caller's key is checked itself, against what the namespace leaves of the limit: the
+  // check of the namespaced key named a key and a limit the caller never gave.
+  const max = MAX_IDEMPOTENCY_KEY_CHARS - prefix.length;
+  const given = checkOptions(triggerOptionsSchema(max), options, `trigger options of ${id}`);
+  return `${prefix}${given.idempotencyKey ?? fallback()}`;
 }

@@ -48,6 +48,7 @@ import {
   type ScheduleInfo,
   type ScheduleRecord,
   submitOptions,
+  triggerKey,
 } from "./record.ts";
 import {
   cronFor,
@@ -157,15 +158,14 @@ export class Scheduler {
 
   constructor(queue: Queue, given: SchedulerOptions = {}) {
     const options = checkOptions(schedulerOptionsSchema, given, "scheduler options");
+    // A ValidationError for anything but a queue, rather than a TypeError reading its logger.
+    internals(queue);
     this.queue = queue;
     this.#logger = given.logger ?? queue.logger;
     this.#store = new ScheduleStore(queue.storage, queue.keys.schedules, this.#logger);
     this.#maxCatchUp = options.maxCatchUp ?? 100;
     this.#missedAfterMs = options.missedAfterMs ?? 60_000;
     this.#concurrency = options.concurrency ?? 8;
-    if (!(Number.isInteger(this.#maxCatchUp) && this.#maxCatchUp >= 1)) {
-      throw new ValidationError(`Invalid maxCatchUp ${this.#maxCatchUp}: use a whole number >= 1.`);
-    }
   }
 
   // ---- managing ---------------------------------------------------------------------------
@@ -310,10 +310,11 @@ export class Scheduler {
    */
   async trigger(id: string, options: { idempotencyKey?: string } = {}): Promise<TaskRecord> {
     const schedule = await this.get(id);
-    // Namespaced, so a trigger key can never equal a slot's key or another schedule's.
-    const key = `schedule:${schedule.id}:manual:${
-      options.idempotencyKey ?? `${iso(this.queue.now())}:${internals(this.queue).randomHex(8)}`
-    }`;
+    const key = triggerKey(
+      schedule.id,
+      options,
+      () => `${iso(this.queue.now())}:${internals(this.queue).randomHex(8)}`,
+    );
     return this.queue.submit(schedule.type, schedule.input, submitOptions(schedule, key));
   }
 

@@ -33,6 +33,13 @@ describe("oq rejects bad values with exit 2", () => {
       [["submit", "-t", "email", "--expires-at", "99999999999999999999"], /--expires-at/],
       [["list", "--type", "../../etc"], /Invalid task type/],
       [["cancel", "--task-type", "../../etc"], /Invalid task type/],
+      // The library's rule: a positive duration is at least 1 ms. "Longer than zero" was wrong
+      // for 0.0001, which is.
+      [
+        ["submit", "-t", "email", "--timeout", "0.0001"],
+        /--timeout "0\.0001": it must be at least 1ms \(0\.001 seconds\)/,
+      ],
+      [["submit", "-t", "email", "--ttl", "0"], /--ttl "0": it must be at least 1ms/],
     ];
     const results = await Promise.all(cases.map(([args]) => oq(args, env)));
     results.forEach((r, i) => {

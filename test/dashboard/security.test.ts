@@ -179,6 +179,50 @@ describe("dashboard security", () => {
     expect(() => createDashboard(queue, { pageSize: 0 })).toThrow(ValidationError);
   });
 
+  it("refuses misspelt and wrong-typed options instead of serving with actions on or no token", async () => {
+    const loose = (o: unknown) => o as never;
+    // Each of these served a dashboard that cancels tasks, or one without any token.
+    for (const [options, message] of [
+      [
+        { readonly: true },
+        /Invalid dashboard options: readonly must be removed \(not a known key\)/,
+      ],
+      [{ authToken: TOKEN }, /authToken must be removed \(not a known key\)/],
+      [{ readOnly: "true" }, /readOnly must be a boolean \(was a string\)/],
+      [{ readOnly: 1 }, /readOnly must be a boolean \(was a number\)/],
+      [{ token: 42 }, /token must be a string/],
+      [null, /Invalid dashboard options: expected an object/],
+    ] as const) {
+      expect(() => createDashboard(queue, loose(options)), JSON.stringify(options)).toThrow(
+        message,
+      );
+    }
+    // A token of whitespace is a configuration slip, not a secret.
+    for (const token of [" ", "\n", "\t "]) {
+      expect(() => createDashboard(queue, { token })).toThrow(/empty or only whitespace/);
+    }
+    // Base paths a URL parser resolves away: no request could ever reach them.
+    for (const basePath of ["/../x", "/./x", "/x/../y", "/%2e%2e", "/x/.%2E", "/%2e"]) {
+      expect(() => createDashboard(queue, { basePath }), basePath).toThrow(
+        /no request could reach it/,
+      );
+    }
+    // Every documented option still passes; keys set to undefined count as not given.
+    const handler = createDashboard(queue, {
+      token: TOKEN,
+      readOnly: true,
+      basePath: "/oq/v1",
+      metrics: async () => new Response(""),
+      secret: "a-shared-secret-of-enough-length",
+      origin: "https://ops.example.com",
+      pageSize: 10,
+      refreshSeconds: 10,
+      now: () => Date.now(),
+    });
+    expect((await get(handler, "/oq/v1/", { Authorization: `Bearer ${TOKEN}` })).status).toBe(200);
+    expect(() => createDashboard(queue, { readOnly: undefined })).not.toThrow();
+  });
+
   it("routes GET /metrics to the metrics handler behind the token, 404 without one", async () => {
     const metrics = async () =>
       new Response("oq_tasks_total 1\n", { headers: { "Content-Type": "text/plain" } });
