@@ -11,34 +11,14 @@ import { countRequests } from "../src/storage/count.ts";
 import { MemoryStorage } from "../src/storage/memory.ts";
 import type { Storage } from "../src/storage/storage.ts";
 import { Worker } from "../src/worker/worker.ts";
+import { iso, limitDoc, startSpec, T0 } from "./helpers/limit-docs.ts";
 import { type TargetInstance, targets } from "./helpers/targets.ts";
 import { fast, until } from "./helpers/wait.ts";
 
-const T0 = Date.parse("2026-11-30T12:00:00.000Z");
-const iso = (ms: number) => new Date(ms).toISOString();
+const doc = (over: Partial<LimitDocument> = {}) => limitDoc("lim", over);
+const spec = startSpec;
 const WEEK_MS = 7 * 24 * 3600 * 1000;
 const FAR = "2999-01-01T00:00:00.000Z";
-
-function doc(over: Partial<LimitDocument> = {}): LimitDocument {
-  return {
-    oq: "limit",
-    type: "lim",
-    concurrency: null,
-    ratePerSecond: null,
-    updatedAt: iso(T0),
-    holders: {},
-    starts: [],
-    ...over,
-  };
-}
-
-const spec = (token: string, now = T0) => ({
-  taskId: `task-${token}`,
-  worker: "w1",
-  token,
-  until: now + 60_000,
-  now,
-});
 
 describe("times ahead in a limit object (admit)", () => {
   it("ignores a start stamped further ahead than a clock can be (dropped at the write), not one within the slack", () => {

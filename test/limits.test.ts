@@ -13,33 +13,13 @@ import { MemoryStorage } from "../src/storage/memory.ts";
 import type { RequestKind, Storage } from "../src/storage/storage.ts";
 import { sleep } from "../src/util/async.ts";
 import { Worker, type WorkerOptions } from "../src/worker/worker.ts";
+import { iso, limitDoc, startSpec, T0 } from "./helpers/limit-docs.ts";
 import { maxOverlap, mostInWindow } from "./helpers/overlap.ts";
 import { type TargetInstance, targets } from "./helpers/targets.ts";
 import { fast, pause, until } from "./helpers/wait.ts";
 
-const T0 = Date.parse("2026-11-30T12:00:00.000Z");
-const iso = (ms: number) => new Date(ms).toISOString();
-
-function doc(over: Partial<LimitDocument> = {}): LimitDocument {
-  return {
-    oq: "limit",
-    type: "video",
-    concurrency: null,
-    ratePerSecond: null,
-    updatedAt: iso(T0),
-    holders: {},
-    starts: [],
-    ...over,
-  };
-}
-
-const spec = (token: string, now = T0) => ({
-  taskId: `task-${token}`,
-  worker: "w1",
-  token,
-  until: now + 60_000,
-  now,
-});
+const doc = (over: Partial<LimitDocument> = {}) => limitDoc("video", over);
+const spec = startSpec;
 
 describe("admit (the decision on a limit object)", () => {
   it("refuses a start when the concurrency limit is full, until the first holder's lease ends", () => {
