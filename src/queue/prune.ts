@@ -216,31 +216,39 @@ export class PruneRun {
 
   /**
    * Prune the journals of `type` tasks that reached `status` whose retention has passed, oldest
-   * first, at most `maxJournals` of them. Says whether journals past retention are left, and
-   * the time of the oldest journal left (server ms; the time of this look when there is none:
-   * anything written later is younger), so a caller can tell when the partition can next hold
-   * one past retention.
+   * first (after the key `startAfter`, when given), at most `maxJournals` of them. Says whether
+   * journals past retention are left, the time of the oldest journal left (server ms; the time
+   * of this look when there is none: anything written later is younger), so a caller can tell
+   * when the partition can next hold one past retention, and the key of the last journal it
+   * handled (deleted, or left in place on purpose), so a caller can go on after it.
    */
   async partition(
     taskType: string,
     status: FinishedStatus,
     maxJournals: number,
-  ): Promise<{ more: boolean; oldestMs: number }> {
+    startAfter?: string,
+  ): Promise<{ more: boolean; oldestMs: number; last?: string }> {
     const keep = retentionMs(this.#settings, taskType, status);
     const now = this.#q.now();
     if (keep === Number.POSITIVE_INFINITY) return { more: false, oldestMs: now };
     const cutoff = now - keep;
     const beyond: { timeMs?: number } = {};
     let handled = 0;
+    let last: string | undefined;
+    const done = (more: boolean, oldestMs: number) =>
+      last === undefined ? { more, oldestMs } : { more, oldestMs, last };
     for await (const journal of this.#q.journal.list(taskType, status, {
       untilMs: cutoff,
       beyond,
+      ...(startAfter === undefined ? {} : { startAfter }),
     })) {
-      if (this.#more || handled >= maxJournals) return { more: true, oldestMs: journal.timeMs };
+      if (this.#more || handled >= maxJournals) return done(true, journal.timeMs);
       handled++;
       await this.#journal(journal, cutoff);
+      // A journal stopped at (throttled, or at `limit`) is not handled: it comes again.
+      if (!this.#more) last = journal.key;
     }
-    return { more: this.#more, oldestMs: this.#more ? cutoff : (beyond.timeMs ?? now) };
+    return done(this.#more, this.#more ? cutoff : (beyond.timeMs ?? now));
   }
 
   /**
