@@ -4,7 +4,9 @@
  * each, a few journals per step (docs/protocol.md, "Retention"). A partition is listed again
  * only once something in it can be past retention: after a look that found its oldest journal
  * at time T, not before T + retention (as set when the round starts); so a queue with a week's retention lists each partition
- * about once a week, and an idle queue with no journals costs one LIST per round.
+ * about once a week, and an idle queue with no journals costs one LIST per round. A pass over a
+ * partition's journals goes on, step after step, from the last journal handled, so journals left
+ * in place (malformed ones, for an operator) are read once a pass, never again at every step.
  *
  * The journal misses the tasks a worker finished and had not journaled yet when it was killed
  * (its journal is flushed every few seconds). So the monitor whose share holds `tasks/` also
@@ -49,6 +51,17 @@ export class Pruner {
   readonly #owns: (partition: string) => boolean;
   /** Per partition prefix: the time of its oldest journal at the last look (or of that look). */
   readonly #oldest = new Map<string, number>();
+  /**
+   * Per partition prefix: the key of the last journal its steps handled in a pass not yet at
+   * the partition's end (deleted, or left in place on purpose). Steps list from after it, so
+   * more than {@link PRUNE_JOURNALS_PER_STEP} journals left in place never hold up the ones
+   * behind them, nor make every poll list and read the same journals again. A pass that reached
+   * the end forgets it, so the partition's next pass, a round later at the soonest ({@link start}
+   * queues partitions only then), starts from the oldest: journals left in place that became
+   * prunable since (or written late, behind the position) are reached then. A pass cut short by
+   * an error goes on from it in the next round.
+   */
+  readonly #after = new Map<string, string>();
   /** The monitor's round length, ms: the scan reads objects two rounds past retention. */
   readonly #roundMs: number;
   /** Where the walk of `tasks/` goes on next round (undefined: from the start). */
@@ -75,7 +88,10 @@ export class Pruner {
       for (const type of await q.journal.types()) {
         for (const status of FINISHED_STATUSES) {
           const partition = q.keys.journals(type, status);
-          if (!this.#owns(partition)) continue;
+          if (!this.#owns(partition)) {
+            this.#after.delete(partition); // if it comes back to this worker, from the oldest
+            continue;
+          }
           const oldest = this.#oldest.get(partition) ?? Number.NEGATIVE_INFINITY;
           if (oldest + retentionMs(retention, type, status) > now) continue;
           push(this.#step(type, status, push));
@@ -119,8 +135,15 @@ export class Pruner {
       const q = this.#queue;
       const { retention } = await q.manifest.load();
       const run = new PruneRun(q, retention ?? {}, { inFlight: PRUNE_IN_FLIGHT });
-      const done = await run.partition(type, status, PRUNE_JOURNALS_PER_STEP);
-      this.#oldest.set(q.keys.journals(type, status), done.oldestMs);
+      const partition = q.keys.journals(type, status);
+      const from = this.#after.get(partition);
+      const done = await run.partition(type, status, PRUNE_JOURNALS_PER_STEP, from);
+      this.#oldest.set(partition, done.oldestMs);
+      // The next step goes on after the last journal handled: one left in place (malformed, or
+      // with entries not yet due or not task ids) must not be read again at every step. At the
+      // end of the partition the next round, not the next step, starts from the oldest again.
+      if (!done.more) this.#after.delete(partition);
+      else if (done.last !== undefined) this.#after.set(partition, done.last);
       const { deleted, skipped } = run.result();
       if (deleted > 0 || skipped > 0)
         q.logger.info(
