@@ -147,10 +147,71 @@ for (const target of targets) {
       expect(about).toHaveLength(1);
       expect(about[0]).toMatch(/tasks of type lim wait/);
       expect(warnings.filter((m) => m.includes("retried at the next listing"))).toEqual([]);
-      // Fixed (the operator deletes it and sets the limits again): the type runs again.
-      await env.storage.delete(limitKey);
-      await queue.setLimits("lim", { concurrency: 2 });
+      // Fixed by setting the limits again (no delete by hand first): the type runs again.
+      const set = await queue.setLimits("lim", { concurrency: 2 });
+      expect(set.replaced).toMatch(/not a limit object \(not JSON\)/);
       await until("every task of the type ran", () => ran.lim === due, 30_000);
+    });
+
+    it("setLimits replaces a malformed limit object, says so, and keeps only the limits given", async () => {
+      const warnings: string[] = [];
+      const logger = { info() {}, warn: (m: string) => warnings.push(m), error() {} };
+      const q = new Queue({ storage: env.storage, prefix: env.prefix, logger });
+      const stored = async () =>
+        JSON.parse(new TextDecoder().decode((await env.storage.get(limitKey)).body));
+      for (const [body, problem] of [
+        ["{oops", /not JSON/],
+        [JSON.stringify({ oq: "limit", type: "lim", concurrency: "two" }), /concurrency/],
+      ] as const) {
+        await put(body);
+        await expect(q.limits("lim")).rejects.toMatchObject({ code: "MALFORMED" });
+        const set = await q.setLimits("lim", { ratePerSecond: 1 });
+        expect(set).toMatchObject({ type: "lim", concurrency: null, ratePerSecond: 1 });
+        expect(set.replaced).toContain(limitKey);
+        expect(set.replaced).toMatch(problem);
+        expect(warnings.pop()).toBe(`setLimits(lim): ${set.replaced}`);
+        expect(await stored()).toMatchObject({ oq: "limit", type: "lim", ratePerSecond: 1 });
+        expect(await q.limits("lim")).toMatchObject([{ concurrency: null, ratePerSecond: 1 }]);
+        expect((await q.manifest()).limited).toEqual(["lim"]);
+      }
+      // Over a valid object: changed as before, keeping the other limit, with nothing to say.
+      const set = await q.setLimits("lim", { concurrency: 3 });
+      expect(set).toEqual({
+        type: "lim",
+        concurrency: 3,
+        ratePerSecond: 1,
+        running: 0,
+        recentStarts: 0,
+      });
+      expect(warnings).toEqual([]);
+    });
+
+    it("setLimits replaces a malformed limit object only on its ETag: a rival's write meanwhile is kept", async () => {
+      await put("{oops");
+      const rival = JSON.stringify(doc({ concurrency: 7, updatedAt: iso(Date.now()) }));
+      let raced = false;
+      // Just before setLimits' write over the malformed object, another writer fixes it.
+      const storage = new Proxy(env.storage, {
+        get(target, prop, receiver) {
+          const value = Reflect.get(target, prop, receiver);
+          if (typeof value !== "function") return value;
+          if (prop !== "put") return value.bind(target);
+          return async (key: string, ...rest: unknown[]) => {
+            if (key === limitKey && !raced) {
+              raced = true;
+              await put(rival);
+            }
+            return value.call(target, key, ...rest);
+          };
+        },
+      });
+      const q = new Queue({ storage, prefix: env.prefix });
+      const set = await q.setLimits("lim", { ratePerSecond: 1 });
+      expect(raced).toBe(true);
+      // The rival's object was valid when the write was retried: changed, not replaced.
+      expect(set.replaced).toBeUndefined();
+      expect(set).toMatchObject({ concurrency: 7, ratePerSecond: 1 });
+      expect(await queue.limits("lim")).toMatchObject([{ concurrency: 7, ratePerSecond: 1 }]);
     });
 
     it("a start stamped in 2999 neither blocks a rate-limited type nor stays", {

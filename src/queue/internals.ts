@@ -17,6 +17,7 @@ import { DEFAULT_BACKOFF } from "../task/backoff.ts";
 import type { Backoff, TaskRecord } from "../task/record.ts";
 import { errorMessage } from "../util/errors.ts";
 import { hexOfLength, randomHex } from "../util/format.ts";
+import { jsonText } from "../util/json-value.ts";
 import { kindOf } from "../util/schema.ts";
 import { FinishedJournal } from "./journal.ts";
 import { LimitStore } from "./limits.ts";
@@ -224,57 +225,14 @@ export class QueueInternals {
 
 /** `input` as JSON text, or a `ValidationError` saying why it cannot be stored. */
 function jsonOf(type: string, input: unknown): string {
-  // The path of each object met so far, for messages that name where the bad value is.
-  const paths = new WeakMap<object, string>();
   try {
-    return JSON.stringify(input === undefined ? null : input, function (key, v: unknown) {
-      const parent = typeof this === "object" && this !== null ? paths.get(this) : undefined;
-      const path =
-        parent === undefined ? "input" : `${parent}${Array.isArray(this) ? `[${key}]` : `.${key}`}`;
-      if (typeof v === "object" && v !== null) paths.set(v, path);
-      if (typeof v === "bigint")
-        throw new ValidationError(
-          `${path} is a BigInt, which JSON cannot store; convert it to a string.`,
-        );
-      if (typeof v === "function" || typeof v === "symbol")
-        throw new ValidationError(`${path} is a ${typeof v}, which JSON cannot store`);
-      if (typeof v === "number" && !Number.isFinite(v))
-        throw new ValidationError(`${path} is the number ${v}, which JSON cannot store`);
-      const lost = flattenedKind(v);
-      if (lost !== undefined)
-        throw new ValidationError(
-          `${path} is ${lost}, which JSON would store as {}, losing its contents; convert it to an array or a plain object`,
-        );
-      return v;
-    });
+    return jsonText(input, "input");
   } catch (error) {
     throw new ValidationError(
       `Input of ${type} task is not JSON-serializable: ${errorMessage(error)}`,
     );
   }
 }
-
-/**
- * The kind of a value JSON.stringify turns into `{}` in silence (its contents are not own
- * enumerable properties), or `undefined`. A Date or any object with `toJSON` has been converted
- * before the replacer sees it, and a class instance keeps its own fields, so both pass.
- */
-function flattenedKind(value: unknown): string | undefined {
-  if (typeof value !== "object" || value === null) return undefined;
-  for (const [kind, name] of FLATTENED) if (value instanceof kind) return name;
-  return undefined;
-}
-
-const FLATTENED: [abstract new (...args: never[]) => object, string][] = [
-  [Map, "a Map"],
-  [Set, "a Set"],
-  [WeakMap, "a WeakMap"],
-  [WeakSet, "a WeakSet"],
-  [RegExp, "a RegExp"],
-  [Error, "an Error"],
-  [Promise, "a Promise"],
-  [ArrayBuffer, "an ArrayBuffer"],
-];
 
 const registry = new WeakMap<Queue, QueueInternals>();
 

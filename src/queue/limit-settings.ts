@@ -14,7 +14,8 @@ import { checkLimits, LimitStore, type LimitsInput, type TypeLimits } from "./li
  * the type, so a change of a limited type applies at once), then lists the type in the manifest
  * (or removes it once no limit is left), which is how a worker knows a type has limits at all:
  * a worker started earlier learns of a newly limited type at its next manifest read, within 10
- * minutes. Returns the type's limits now.
+ * minutes. Returns the type's limits now. A malformed limit object (which blocks the type in
+ * every worker) is replaced, conditionally on its ETag, with a warning and `replaced` saying so.
  */
 export async function setTypeLimits(
   q: QueueInternals,
@@ -24,10 +25,12 @@ export async function setTypeLimits(
   checkTaskType(type);
   checkLimits(given);
   const now = q.now();
-  const stored = await q.limits.set(type, given, now);
-  const limited = stored.concurrency !== null || stored.ratePerSecond !== null;
+  const { doc, replaced } = await q.limits.set(type, given, now);
+  if (replaced !== undefined) q.logger.warn(`setLimits(${type}): ${replaced}`, { type });
+  const limited = doc.concurrency !== null || doc.ratePerSecond !== null;
   await q.manifest.setLimited(type, limited);
-  return LimitStore.view(stored, now);
+  const view = LimitStore.view(doc, now);
+  return replaced === undefined ? view : { ...view, replaced };
 }
 
 /**

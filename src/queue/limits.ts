@@ -11,15 +11,13 @@
  *
  * @module
  */
-import * as v from "valibot";
-import { MalformedObjectError, ValidationError } from "../errors.ts";
+import { ConflictError, MalformedObjectError, NotFoundError, ValidationError } from "../errors.ts";
 import { checkTaskType } from "../keys.ts";
 import { MAX_LEASE_SECONDS } from "../options.ts";
 import type { Storage } from "../storage/storage.ts";
-import { DocumentStore, type VersionedDocument } from "../store/documents.ts";
+import { DocumentStore, MAX_CAS_ROUNDS, type VersionedDocument } from "../store/documents.ts";
 import { LEASE_TAKEOVER_MARGIN_MS } from "../task/transitions.ts";
-import { validate } from "../util/schema.ts";
-import { finiteNumber } from "../util/stored-values.ts";
+import { encodeLimit, parseLimit, readLimit } from "./limit-codec.ts";
 
 /** Most tasks of one type a fleet-wide concurrency limit may allow. */
 export const MAX_FLEET_CONCURRENCY = 10_000;
@@ -86,42 +84,12 @@ export interface TypeLimits {
   running: number;
   /** Starts in the last rate window (1 s, or `1 / ratePerSecond` s below 1 per second). */
   recentStarts: number;
-}
-
-const holderSchema = v.looseObject({ task: v.string(), worker: v.string(), until: v.string() });
-const limitSchema = v.looseObject({
-  oq: v.literal("limit"),
-  type: v.string(),
-  // Finite: JSON reads `1e999` as Infinity, which the next write would store as null (no limit).
-  concurrency: v.nullable(v.pipe(finiteNumber, v.integer(), v.minValue(1))),
-  ratePerSecond: v.nullable(v.pipe(finiteNumber, v.gtValue(0))),
-  updatedAt: v.string(),
-  holders: v.record(v.string(), holderSchema),
-  starts: v.array(v.string()),
-});
-
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
-
-function parseLimit(body: Uint8Array, key: string): LimitDocument {
-  let value: unknown;
-  try {
-    value = JSON.parse(decoder.decode(body));
-  } catch {
-    throw new MalformedObjectError(`Object ${key} is not a limit object: not JSON.`, { key });
-  }
-  const result = validate(limitSchema, value);
-  if (!result.ok) {
-    throw new MalformedObjectError(
-      `Object ${key} is not a valid limit object: ${result.summary}. Set the limits again (oq limit) to replace it.`,
-      { key },
-    );
-  }
-  return result.value as LimitDocument;
-}
-
-function encodeLimit(doc: LimitDocument): Uint8Array {
-  return encoder.encode(`${JSON.stringify(doc)}\n`);
+  /**
+   * Only from `setLimits`, when the type's limit object was malformed (not JSON, the wrong
+   * shape) and was replaced (the call is how to repair it): what it was. The new object holds
+   * the limits given and no others.
+   */
+  replaced?: string;
 }
 
 const ms = (iso: string) => Date.parse(iso);
@@ -351,8 +319,17 @@ export class LimitStore {
     return this.#documents.read(this.#key(type));
   }
 
-  /** Set a type's limits (`undefined` keeps one, `null` removes it); returns the stored object. */
-  async set(forType: string, given: LimitsInput, now: number): Promise<LimitDocument> {
+  /**
+   * Set a type's limits (`undefined` keeps one, `null` removes it); returns the stored object.
+   * A malformed object (not JSON, the wrong shape: workers block the type while it stays so) is
+   * replaced by one holding only the limits given, with a write conditional on its ETag, so a
+   * concurrent writer is never overwritten blindly; `replaced` then says what it was.
+   */
+  async set(
+    forType: string,
+    given: LimitsInput,
+    now: number,
+  ): Promise<{ doc: LimitDocument; replaced?: string }> {
     checkTaskType(forType);
     checkLimits(given);
     const key = this.#key(forType);
@@ -362,9 +339,7 @@ export class LimitStore {
       ...(given.concurrency === undefined ? {} : { concurrency: given.concurrency }),
       ...(given.ratePerSecond === undefined ? {} : { ratePerSecond: given.ratePerSecond }),
     });
-    const updated = await this.#documents.update(key, ({ value }) => change(value));
-    if (updated !== undefined) return updated.value;
-    const fresh: LimitDocument = {
+    const fresh = change({
       oq: "limit",
       type: forType,
       concurrency: null,
@@ -372,12 +347,63 @@ export class LimitStore {
       updatedAt: iso(now),
       holders: {},
       starts: [],
-    };
-    const created = await this.#documents.write(key, null, change(fresh));
+    });
+    for (let round = 0; round < MAX_CAS_ROUNDS; round++) {
+      try {
+        return { doc: await this.#setValid(key, change, fresh) };
+      } catch (error) {
+        if (!(error instanceof MalformedObjectError)) throw error;
+      }
+      const replaced = await this.#replaceMalformed(key, fresh);
+      if (replaced !== undefined) return replaced;
+    }
+    throw new ConflictError(`${key} kept changing while its limits were set; try again.`, { key });
+  }
+
+  /** {@link set} over a valid object or none; throws `MalformedObjectError` over another. */
+  async #setValid(
+    key: string,
+    change: (base: LimitDocument) => LimitDocument,
+    fresh: LimitDocument,
+  ): Promise<LimitDocument> {
+    const updated = await this.#documents.update(key, ({ value }) => change(value));
+    if (updated !== undefined) return updated.value;
+    const created = await this.#documents.write(key, null, fresh);
     if (created.won) return created.value;
     // Another writer created it first: change theirs.
     const again = await this.#documents.update(key, ({ value }) => change(value));
-    return again?.value ?? created.readBack?.value ?? change(fresh);
+    return again?.value ?? created.readBack?.value ?? fresh;
+  }
+
+  /**
+   * Write `fresh` over the malformed object at `key`, on its ETag. `undefined` when it is gone or
+   * valid now, or the write lost (another writer got there first): {@link set} starts over.
+   */
+  async #replaceMalformed(
+    key: string,
+    fresh: LimitDocument,
+  ): Promise<{ doc: LimitDocument; replaced: string } | undefined> {
+    let got: { body: Uint8Array; etag: string };
+    try {
+      got = await this.#documents.storage.get(key);
+    } catch (error) {
+      if (error instanceof NotFoundError) return undefined;
+      throw error;
+    }
+    const read = readLimit(got.body);
+    if ("doc" in read) return undefined;
+    try {
+      const written = await this.#documents.write(key, got.etag, fresh);
+      if (!written.won) return undefined;
+    } catch (error) {
+      // An ambiguous write that lost, read back as still malformed: try again.
+      if (error instanceof MalformedObjectError) return undefined;
+      throw error;
+    }
+    return {
+      doc: fresh,
+      replaced: `replaced ${key}, which was not a limit object (${read.problem}): it holds the limits just set, and none it may have had before`,
+    };
   }
 
   /**

@@ -429,7 +429,10 @@ export class Queue {
    * and 1 PUT more, and with a concurrency limit 1 GET and 1 PUT more to free the slot and per
    * lease renewal (docs/protocol.md, "Concurrency and rate limits"). A change applies at the next
    * claim; a type limited for the first time, within 10 minutes (workers' manifest refresh).
-   * Returns the type's limits and their use now.
+   * Returns the type's limits and their use now. This is also how to repair a malformed limit
+   * object (not JSON, the wrong shape), which blocks the type in every worker: it is replaced
+   * by one holding the limits given, conditionally on its ETag (a concurrent writer is not
+   * overwritten), with a warning logged and `replaced` in the result saying what it was.
    */
   setLimits(type: string, limits: LimitsInput): Promise<TypeLimits> {
     return setTypeLimits(this.#q, type, limits);

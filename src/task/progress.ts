@@ -6,6 +6,7 @@
  */
 import { ValidationError } from "../errors.ts";
 import { errorMessage } from "../util/errors.ts";
+import { jsonText } from "../util/json-value.ts";
 
 /**
  * The largest progress value, in bytes of its JSON text (4 KiB). Progress rides in the task
@@ -18,17 +19,16 @@ const encoder = new TextEncoder();
 /**
  * `value` as it will be stored: a copy through JSON (`undefined` becomes null), so a handler
  * that changes its object afterwards does not change what is written. Throws `ValidationError`
- * for a value that is not JSON or is larger than {@link MAX_PROGRESS_BYTES}.
+ * for a value that is not JSON (the same check as a task's input: a Map or a Set is refused, not
+ * stored as `{}`) or is larger than {@link MAX_PROGRESS_BYTES}.
  */
 export function checkProgress(value: unknown): unknown {
   let text: string;
   try {
-    text = JSON.stringify(value === undefined ? null : value);
+    text = jsonText(value, "progress");
   } catch (error) {
-    throw new ValidationError(`ctx.progress() needs a JSON value: ${errorMessage(error)}.`);
+    throw new ValidationError(`ctx.progress() needs a JSON value: ${errorMessage(error)}`);
   }
-  if (text === undefined)
-    throw new ValidationError("ctx.progress() needs a JSON value, not a function or symbol.");
   const size = encoder.encode(text).length;
   if (size > MAX_PROGRESS_BYTES)
     throw new ValidationError(

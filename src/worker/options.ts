@@ -34,13 +34,18 @@ export interface TaskContext {
    * `queue.get()`, `oq status` and the dashboard. Call it as often as you like: the worker keeps
    * the latest value and writes it with the lease renewals it makes anyway, with the outcome,
    * and otherwise at most once per `progressSeconds` (default 10). Returns at once; throws
-   * `ValidationError` for a value that is not JSON or too large, and does nothing once the
-   * lease was lost (the signal fires then).
+   * `ValidationError` (code `VALIDATION`) for a value that is not JSON, by the same check as a
+   * task's input (a Map or a Set is refused, not stored as `{}`), or too large, and does nothing
+   * once the lease was lost (the signal fires then).
    */
   progress(value: unknown): void;
 }
 
-/** A task handler: gets the input, returns the output (any JSON value). */
+/**
+ * A task handler: gets the input, returns the output (any JSON value, checked like a task's
+ * input: one that is not, such as a Map or a Set, fails the task permanently with
+ * `InvalidOutput` rather than being stored as `{}`).
+ */
 export type Handler<Input = unknown, Output = unknown> = (
   input: Input,
   ctx: TaskContext,

@@ -7,7 +7,6 @@
 import type { QueueInternals } from "../queue/internals.ts";
 import type { PayloadRef, TaskRecord } from "../task/record.ts";
 import { completeTask, type Failure, failAttempt, finishCancelled } from "../task/transitions.ts";
-import { errorMessage } from "../util/errors.ts";
 import type { Emit, WorkerEvent, WorkerStats } from "./events.ts";
 import { PermanentError } from "./options.ts";
 
@@ -19,24 +18,10 @@ export function toFailure(error: unknown): Failure {
   return { name: "Error", message: String(error) };
 }
 
-/** A failure when `output` cannot be stored as JSON. */
-export function checkOutput(output: unknown): Failure | undefined {
-  try {
-    JSON.stringify(output === undefined ? null : output);
-    return undefined;
-  } catch (error) {
-    return {
-      name: "InvalidOutput",
-      message: `handler output is not JSON-serializable: ${errorMessage(error)}`,
-      permanent: false,
-    };
-  }
-}
-
 /**
  * The transition recording an attempt's result with lease `token`: a failure ends the task
  * `cancelled` when a cancel was requested, else counts as a failed attempt; an output completes
- * it (or fails the attempt when it is not JSON).
+ * it (`storeOutput` has checked it: a bad one arrives here as a failure).
  */
 export function finishChange(
   q: QueueInternals,
@@ -50,11 +35,7 @@ export function finishChange(
         ? finishCancelled(t, token, q.now())
         : failAttempt(t, token, failure, q.now(), q.random());
   }
-  const output = result.output;
-  const bad = checkOutput(output);
-  return bad === undefined
-    ? (t) => completeTask(t, token, output, q.now(), result.outputRef)
-    : (t) => failAttempt(t, token, bad, q.now(), q.random());
+  return (t) => completeTask(t, token, result.output, q.now(), result.outputRef);
 }
 
 /**

@@ -10,6 +10,7 @@ import type { QueueInternals } from "../queue/internals.ts";
 import type { PayloadRef, TaskRecord } from "../task/record.ts";
 import type { Failure } from "../task/transitions.ts";
 import { errorMessage } from "../util/errors.ts";
+import { jsonText } from "../util/json-value.ts";
 import { PermanentError } from "./options.ts";
 
 const encoder = new TextEncoder();
@@ -36,11 +37,13 @@ export async function readInput(q: QueueInternals, task: TaskRecord): Promise<un
 export type StoredOutput = { output: unknown; outputRef?: PayloadRef } | { failure: Failure };
 
 /**
- * Store `output` of `task` (attempt `task.attempt`) as its own object when it is larger than the
- * queue's threshold, before the completing write names it. An output larger than
- * `maxOutputBytes` fails the task permanently (a `ValidationError` saying what to fix: the same
- * handler would return it again); one that cannot be written fails the attempt (retried).
- * Anything else is left to the completing write as it is (`checkOutput` judges it there).
+ * Check `output` of `task` (attempt `task.attempt`) and store it as its own object when it is
+ * larger than the queue's threshold, before the completing write names it. An output that is
+ * not JSON (the same check as a task's input: a BigInt, a cycle, a Map or a Set, which JSON
+ * would store as `{}`) fails the task permanently with `InvalidOutput`, and one larger than
+ * `maxOutputBytes` with `ValidationError`, each saying what to fix: the same handler would
+ * return it again. One that cannot be written fails the attempt (retried). Otherwise the output
+ * recorded is its JSON round trip, exactly what is stored.
  */
 export async function storeOutput(
   q: QueueInternals,
@@ -49,12 +52,18 @@ export async function storeOutput(
 ): Promise<StoredOutput> {
   let text: string;
   try {
-    text = JSON.stringify(output === undefined ? null : output);
-  } catch {
-    return { output }; // not JSON: the completing write records why
+    text = jsonText(output, "output");
+  } catch (error) {
+    return {
+      failure: {
+        name: "InvalidOutput",
+        message: `Output of ${task.type} task is not JSON-serializable: ${errorMessage(error)}`,
+        permanent: true,
+      },
+    };
   }
   // A UTF-16 unit takes at most 3 bytes of UTF-8: most outputs need no encoding to tell.
-  if (text === undefined || text.length * 3 <= q.payloads.thresholdBytes) return { output };
+  if (text.length * 3 <= q.payloads.thresholdBytes) return { output: JSON.parse(text) };
   const bytes = encoder.encode(text);
   if (bytes.length > q.maxOutputBytes) {
     return {
@@ -65,7 +74,7 @@ export async function storeOutput(
       },
     };
   }
-  if (!q.payloads.storedApart(bytes.length)) return { output };
+  if (!q.payloads.storedApart(bytes.length)) return { output: JSON.parse(text) };
   try {
     const outputRef = await q.payloads.put(task.id, `output.${task.attempt}`, bytes);
     return { output: null, outputRef };
