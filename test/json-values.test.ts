@@ -91,6 +91,53 @@ for (const target of targets) {
       }
     });
 
+    it("input, output and progress nest at most 128 levels: deeper is refused, never stored unreadable", async () => {
+      const nest = (levels: number): unknown => {
+        let value: unknown = 1;
+        for (let i = 0; i < levels; i++) value = i % 2 === 0 ? [value] : { k: value };
+        return value;
+      };
+      // Submit: 128 levels are stored; 129 (and 5,000) are refused, naming the bound.
+      const ok = await queue.submit("deep", nest(128));
+      for (const levels of [129, 5000]) {
+        const error = await queue.submit("deep", nest(levels)).catch((e: unknown) => e);
+        expect(error, String(levels)).toBeInstanceOf(ValidationError);
+        expect((error as Error).message).toMatch(
+          /^Input of deep task is not JSON-serializable: input nests arrays and objects deeper than 128 levels, which oq does not store; flatten it \(level 129 starts at input[[.]/,
+        );
+      }
+      // It used to accept up to about 2,000 levels here: a reader on a runtime with a smaller
+      // stack, or any reader after the check below, could not read such a task back.
+      const tooDeepOut = await queue.submit("out", null, retrying);
+      const errors: unknown[] = [];
+      await worker()
+        .task("deep", (input, ctx) => {
+          ctx.progress(nest(128));
+          try {
+            ctx.progress(nest(129));
+          } catch (error) {
+            errors.push(error);
+          }
+          return input;
+        })
+        .task("out", () => nest(129))
+        .start();
+      const done = await queue.wait(ok.id, { timeout: 20 });
+      expect(done.status).toBe("completed");
+      expect(done.output).toEqual(nest(128));
+      expect(done.progress).toEqual(nest(128));
+      expect(errors).toHaveLength(1);
+      expect((errors[0] as ValidationError).code).toBe("VALIDATION");
+      expect((errors[0] as Error).message).toMatch(
+        /progress nests arrays and objects deeper than 128/,
+      );
+      const out = await queue.wait(tooDeepOut.id, { timeout: 20 });
+      expect(out.status).toBe("failed");
+      expect(out.lastError?.name).toBe("InvalidOutput");
+      expect(out.lastError?.message).toMatch(/output nests arrays and objects deeper than 128/);
+      expect(out.attempt).toBe(1);
+    });
+
     it("an output the input check accepts completes as its JSON: a Date, toJSON, class fields", async () => {
       const at = new Date(0);
       const task = await queue.submit("ok", null);

@@ -114,6 +114,43 @@ describe("oq's schemas", () => {
     );
   });
 
+  it("input, output and progress may nest 128 levels of arrays and objects, not 129", () => {
+    const nest = (levels: number): unknown => {
+      let value: unknown = 1;
+      for (let i = 0; i < levels; i++) value = i % 2 === 0 ? [value] : { k: value };
+      return value;
+    };
+    for (const field of ["input", "output", "progress"]) {
+      const at = { ...makeTask(), [field]: nest(128) };
+      expect(parseTask(JSON.stringify(at), "tasks/k.json")).toMatchObject({ [field]: nest(128) });
+      expect(malformed({ ...makeTask(), [field]: nest(129) }).message).toMatch(
+        `${field} must be arrays and objects nested at most 128 levels deep`,
+      );
+    }
+    const schedule = {
+      oq: 1,
+      id: "s",
+      type: "t",
+      input: nest(129),
+      cron: "* * * * *",
+      timezone: "UTC",
+      catchUp: "all",
+      task: { timeoutSeconds: null, maxRetries: null, ttlSeconds: null },
+      enabled: true,
+      createdAt: "2026-01-01T00:00:00.000Z",
+      updatedAt: "2026-01-01T00:00:00.000Z",
+      doneThrough: "2026-01-01T00:00:00.000Z",
+      lastSlot: null,
+      lastTaskId: null,
+    };
+    expect(() => parseSchedule(JSON.stringify(schedule), "schedules/s.json")).toThrow(
+      "input must be arrays and objects nested at most 128 levels deep",
+    );
+    expect(() =>
+      parseSchedule(JSON.stringify({ ...schedule, input: nest(128) }), "schedules/s.json"),
+    ).not.toThrow();
+  });
+
   it("records at the bounds oq writes, and lenient dates in range, still read", () => {
     const edge = {
       ...makeTask(),

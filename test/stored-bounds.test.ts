@@ -113,6 +113,30 @@ describe.each(targets)("stored values oq would never write, on $name", (target) 
     expect(error.message).toContain("ratePerSecond must be a finite number (was Infinity)");
   });
 
+  it("a task whose input nests 5,000 levels deep is malformed: reported once, never claimed", async () => {
+    const nested = `${"[".repeat(5000)}1${"]".repeat(5000)}`;
+    const warnings: string[] = [];
+    queue = new Queue({
+      storage: env.storage,
+      prefix: env.prefix,
+      logger: { ...quiet, warn: (message) => warnings.push(message) },
+    });
+    const bad = await runBeside(
+      (r) => ({ ...r, input: "@nested@" }),
+      (text) => text.replace('"@nested@"', nested),
+    );
+    // It used to be read fine, then every claim threw "Maximum call stack size exceeded" writing
+    // it back: pending for ever, read again and warned about at every poll of every worker.
+    expect(bad.seen).toEqual([{ bad: false }]);
+    const error = await rejection(queue.get(bad.id));
+    expect(error).toMatchObject({ code: "MALFORMED", key: bad.key });
+    expect(error.message).toBe(
+      `Object ${bad.key} is not a valid task: input must be arrays and objects nested at most 128 levels deep (was an array)`,
+    );
+    expect(warnings.filter((w) => w.includes(bad.id))).toHaveLength(1);
+    expect(decoder.decode((await env.storage.get(bad.key)).body)).toBe(bad.written);
+  });
+
   it("a task with a date past the year 9999 is malformed and never run", async () => {
     const bad = await runBeside((r) => ({ ...r, expiresAt: "+010000-01-01T00:00:00.000Z" }));
     // It used to run, fail, and get a marker ending `.+100000101T000000Z` that no reader parses:

@@ -14,7 +14,7 @@ import {
 } from "../options.ts";
 import type { SubmitOptions } from "../queue/types.ts";
 import { validate } from "../util/schema.ts";
-import { count, positiveSeconds, priority, storedDate } from "../util/stored-values.ts";
+import { count, jsonValue, positiveSeconds, priority, storedDate } from "../util/stored-values.ts";
 
 /** What a scheduler does with slots that came due while no scheduler ran. */
 export type CatchUpPolicy = "latest" | "all" | "none";
@@ -120,7 +120,7 @@ const scheduleSchema = v.looseObject({
   oq: v.literal(1),
   id: v.string(),
   type: v.string(),
-  input: v.unknown(),
+  input: jsonValue,
   cron: v.string(),
   timezone: v.string(),
   catchUp: v.picklist(["latest", "all", "none"]),

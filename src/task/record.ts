@@ -12,6 +12,7 @@ import { type Declared, validate } from "../util/schema.ts";
 import {
   count,
   finiteNumber,
+  jsonValue,
   positiveSeconds,
   priority,
   seconds,
@@ -91,8 +92,8 @@ const taskSchema = v.looseObject({
   id: v.string(),
   type: v.string(),
   status: statusSchema,
-  input: v.unknown(),
-  output: v.unknown(),
+  input: jsonValue,
+  output: jsonValue,
   // Only on a task whose input or output is stored as its own object (docs/protocol.md,
   // "Large inputs and outputs"); absent otherwise, so small tasks and older records are unchanged.
   inputRef: v.exactOptional(payloadRefSchema),
@@ -121,7 +122,7 @@ const taskSchema = v.looseObject({
   // their next transition starts it.
   history: v.optional(v.array(historyEntrySchema), () => []),
   // Records written before progress existed have none.
-  progress: v.optional(v.unknown(), null),
+  progress: v.optional(jsonValue, null),
 });
 
 /** Every state a task can be in. */

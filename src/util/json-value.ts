@@ -7,24 +7,36 @@
  */
 import { ValidationError } from "../errors.ts";
 import { errorMessage } from "./errors.ts";
+import { MAX_JSON_DEPTH } from "./stored-values.ts";
 
 /**
  * `value` as JSON text (`undefined`, also as what a `toJSON` returns, becomes `null`). Throws
  * `ValidationError` naming the first part JSON cannot store, by its path from `root` (`input`,
- * `output.rows[2]`): a BigInt, a function or symbol, a number that is not finite, a cycle, or a
- * value JSON.stringify turns into `{}` in silence (a Map, a Set, ...). The message is the bare
- * reason; callers prefix it with what was being stored.
+ * `output.rows[2]`): a BigInt, a function or symbol, a number that is not finite, a cycle, a
+ * value JSON.stringify turns into `{}` in silence (a Map, a Set, ...), or arrays and objects
+ * nested deeper than `MAX_JSON_DEPTH` (128) levels, which a reader refuses (src/util/stored-values.ts). The
+ * message is the bare reason; callers prefix it with what was being stored.
  */
 export function jsonText(value: unknown, root: string): string {
-  // The path of each object met so far, for messages that name where the bad value is.
-  const paths = new WeakMap<object, string>();
+  // The path and depth of each object met so far, for messages that name where the bad value is.
+  const paths = new WeakMap<object, { path: string; depth: number }>();
   let text: string | undefined;
   try {
     text = JSON.stringify(value === undefined ? null : value, function (key, v: unknown) {
       const parent = typeof this === "object" && this !== null ? paths.get(this) : undefined;
       const path =
-        parent === undefined ? root : `${parent}${Array.isArray(this) ? `[${key}]` : `.${key}`}`;
-      if (typeof v === "object" && v !== null) paths.set(v, path);
+        parent === undefined
+          ? root
+          : `${parent.path}${Array.isArray(this) ? `[${key}]` : `.${key}`}`;
+      if (typeof v === "object" && v !== null) {
+        const depth = (parent?.depth ?? 0) + 1;
+        // Checked before JSON.stringify goes deeper, so no depth overflows the stack here either.
+        if (depth > MAX_JSON_DEPTH)
+          throw new ValidationError(
+            `${root} nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels, which oq does not store; flatten it (level ${depth} starts at ${path.length > 60 ? `${path.slice(0, 60)}…` : path})`,
+          );
+        paths.set(v, { path, depth });
+      }
       if (typeof v === "bigint")
         throw new ValidationError(
           `${path} is a BigInt, which JSON cannot store; convert it to a string.`,

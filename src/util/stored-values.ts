@@ -78,3 +78,39 @@ export const storedDate = v.pipe(
   v.check((s) => !Number.isNaN(Date.parse(s)), "an ISO 8601 date"),
   v.check((s) => inDateRange(Date.parse(s)), "a date in the years 0000 to 9999"),
 );
+
+/**
+ * How deep arrays and objects may nest in a task's input, output or progress: 128 levels, the
+ * recursion limit serde_json (Rust's JSON library) applies by default. Real data nests a few
+ * levels; the bound is there because JavaScript serializes JSON recursively. A task whose input
+ * nested 5,000 levels could be read but not written back: every claim threw "Maximum call stack
+ * size exceeded", so the task stayed pending and each worker read it again at every poll.
+ */
+export const MAX_JSON_DEPTH = 128;
+
+/**
+ * True when the parsed JSON `value` nests arrays and objects at most `max` levels deep (a scalar
+ * is 0 levels, `[1]` one). Walks level by level, without recursion, so any depth is measured.
+ */
+export function withinJsonDepth(value: unknown, max: number = MAX_JSON_DEPTH): boolean {
+  let level: unknown[] = [value];
+  for (let depth = 0; level.length > 0; depth++) {
+    const next: unknown[] = [];
+    for (const item of level) {
+      if (typeof item !== "object" || item === null) continue;
+      if (depth >= max) return false;
+      for (const child of Object.values(item)) next.push(child);
+    }
+    level = next;
+  }
+  return true;
+}
+
+/** A stored JSON value (a task's input, output or progress): any value {@link withinJsonDepth}. */
+export const jsonValue = v.pipe(
+  v.unknown(),
+  v.check(
+    (value) => withinJsonDepth(value),
+    `arrays and objects nested at most ${MAX_JSON_DEPTH} levels deep`,
+  ),
+);
