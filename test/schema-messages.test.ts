@@ -29,6 +29,25 @@ const malformed = (body: unknown): MalformedObjectError => {
   throw new Error("parsed");
 };
 
+/** A stored schedule record as oq writes it, with `changes` applied. */
+const storedSchedule = (changes: Record<string, unknown> = {}) => ({
+  oq: 1,
+  id: "s",
+  type: "t",
+  input: null,
+  cron: "* * * * *",
+  timezone: "UTC",
+  catchUp: "all",
+  task: { timeoutSeconds: null, maxRetries: null, ttlSeconds: null },
+  enabled: true,
+  createdAt: "2026-01-01T00:00:00.000Z",
+  updatedAt: "2026-01-01T00:00:00.000Z",
+  doneThrough: "2026-01-01T00:00:00.000Z",
+  lastSlot: null,
+  lastTaskId: null,
+  ...changes,
+});
+
 const optionsError = (schema: v.GenericSchema, value: unknown): string => {
   try {
     checkOptions(schema, value, "options");
@@ -92,22 +111,10 @@ describe("oq's schemas", () => {
     expect(malformed({ ...makeTask(), availableAt: "-271821-04-20T00:00:00.000Z" }).message).toBe(
       'Object tasks/k.json is not a valid task: availableAt must be a date in the years 0000 to 9999 (was "-271821-04-20T00:00:00.000Z")',
     );
-    const schedule = {
-      oq: 1,
-      id: "s",
-      type: "t",
-      input: null,
-      cron: "* * * * *",
-      timezone: "UTC",
-      catchUp: "all",
+    const schedule = storedSchedule({
       task: { timeoutSeconds: 1e20, maxRetries: null, ttlSeconds: null },
-      enabled: true,
-      createdAt: "2026-01-01T00:00:00.000Z",
-      updatedAt: "2026-01-01T00:00:00.000Z",
       doneThrough: "-271821-04-20T00:00:00.000Z",
-      lastSlot: null,
-      lastTaskId: null,
-    };
+    });
     // It used to fail every tick in croner with "Invalid timezone 'UTC'".
     expect(() => parseSchedule(JSON.stringify(schedule), "schedules/s.json")).toThrow(
       'Object schedules/s.json is not a valid schedule: task.timeoutSeconds must be at most 3155760000 seconds (100 years) (was 100000000000000000000); doneThrough must be a date in the years 0000 to 9999 (was "-271821-04-20T00:00:00.000Z")',
@@ -127,22 +134,7 @@ describe("oq's schemas", () => {
         `${field} must be arrays and objects nested at most 128 levels deep`,
       );
     }
-    const schedule = {
-      oq: 1,
-      id: "s",
-      type: "t",
-      input: nest(129),
-      cron: "* * * * *",
-      timezone: "UTC",
-      catchUp: "all",
-      task: { timeoutSeconds: null, maxRetries: null, ttlSeconds: null },
-      enabled: true,
-      createdAt: "2026-01-01T00:00:00.000Z",
-      updatedAt: "2026-01-01T00:00:00.000Z",
-      doneThrough: "2026-01-01T00:00:00.000Z",
-      lastSlot: null,
-      lastTaskId: null,
-    };
+    const schedule = storedSchedule({ input: nest(129) });
     expect(() => parseSchedule(JSON.stringify(schedule), "schedules/s.json")).toThrow(
       "input must be arrays and objects nested at most 128 levels deep",
     );
@@ -179,23 +171,11 @@ describe("oq's schemas", () => {
     expect(written.backoff.jitter).toBe(0.2);
     expect(written.status).toBe("running");
 
-    const schedule: ScheduleRecord & { note: string } = {
-      oq: 1,
-      id: "s",
-      type: "t",
-      input: null,
+    const schedule = storedSchedule({
       cron: "@hourly",
-      timezone: "UTC",
       catchUp: "latest",
-      task: { timeoutSeconds: null, maxRetries: null, ttlSeconds: null },
-      enabled: true,
-      createdAt: "2026-01-01T00:00:00.000Z",
-      updatedAt: "2026-01-01T00:00:00.000Z",
-      doneThrough: "2026-01-01T00:00:00.000Z",
-      lastSlot: null,
-      lastTaskId: null,
       note: "from a newer oq",
-    };
+    }) as ScheduleRecord & { note: string };
     const again = parseSchedule(encodeSchedule(parseSchedule(JSON.stringify(schedule), "k")), "k");
     expect(again).toEqual(schedule);
   });
