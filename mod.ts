@@ -2,7 +2,10 @@
  * oq: a background task queue whose only dependency is S3-compatible object storage.
  *
  * This entry point is portable: it uses only web-standard globals, so it runs on Node, Bun,
- * Deno and Cloudflare Workers. The local file store lives in the `oq/file` entry point.
+ * Deno and Cloudflare Workers. The local file store lives in the `oq/file` entry point; cron
+ * schedules, metrics and the dashboard in `oq/schedule`, `oq/metrics` and `oq/dashboard`, which
+ * are portable too but kept apart: every worker's tasks module imports `oq`, and a worker starts
+ * sooner without compiling what it does not use.
  *
  * ```ts
  * import { connect, Worker } from "oq";
@@ -12,13 +15,13 @@
  * await worker.start();
  * ```
  *
- * What is exported here is the whole public API, listed in the README's API section (a test
- * keeps the two in step). Everything else under `src/` is internal and may change in any release.
+ * What this entry and the others (`oq/file`, `oq/schedule`, `oq/metrics`, `oq/dashboard`)
+ * export is the whole public API, listed in the README's API section (a test keeps the two in
+ * step). Everything else under `src/` is internal and may change in any release.
  *
  * @module
  */
 export { type ConnectOptions, connect } from "./src/connect.ts";
-export { createDashboard, type DashboardOptions } from "./src/dashboard/handler.ts";
 export {
   type CheckStatus,
   type DoctorCheck,
@@ -34,7 +37,6 @@ export {
 export * from "./src/errors.ts";
 export type { FinishedStatus } from "./src/keys.ts";
 export { consoleLogger, type LogFields, type Logger } from "./src/logger.ts";
-export { Metrics, type MetricsOptions, metricsHandler } from "./src/metrics/metrics.ts";
 export type { FinishedTally } from "./src/queue/finished-counts.ts";
 export type { LimitsInput, TypeLimits } from "./src/queue/limits.ts";
 export { type Manifest, PROTOCOL } from "./src/queue/manifest.ts";
@@ -70,22 +72,6 @@ export type {
   Versioned,
 } from "./src/queue/types.ts";
 export type { WorkerInfo } from "./src/queue/workers.ts";
-export type {
-  CatchUpPolicy,
-  NewSchedule,
-  ScheduleInfo,
-  ScheduleRecord,
-  ScheduleTaskOptions,
-} from "./src/schedule/record.ts";
-export { type SchedulerHandle, startScheduler } from "./src/schedule/runner.ts";
-export {
-  type FiredSlot,
-  type RunOptions,
-  Scheduler,
-  type SchedulerOptions,
-  type SkippedSlots,
-  type TickResult,
-} from "./src/schedule/scheduler.ts";
 export { MemoryStorage, type MemoryStorageOptions } from "./src/storage/memory.ts";
 export {
   type R2BucketLike,

@@ -24,6 +24,12 @@ export const WORKER_BUILD_OPTIONS = {
  */
 export const PORTABLE_PACKAGES: readonly string[] = ["@opentelemetry/api", "croner", "valibot"];
 
+/**
+ * The portable entry points: `oq`, `oq/schedule`, `oq/metrics` and `oq/dashboard`. Each runs on
+ * any runtime with web-standard globals (test/runtimes/portable.test.ts).
+ */
+export const PORTABLE_ENTRIES = ["mod.ts", "schedule.ts", "metrics.ts", "dashboard.ts"] as const;
+
 /** The entries measured: the whole portable API, and what the example Worker really ships. */
 export const BUNDLE_ENTRIES = ["mod.ts", "examples/cloudflare/worker.ts"] as const;
 
@@ -155,7 +161,7 @@ export function renderBundle(run: BundleResult | undefined, previous?: BundleRes
   return [
     "## The portable bundle (Cloudflare Workers)",
     "",
-    `Each entry bundled as wrangler bundles a Worker: esbuild ${run.esbuild}, ESM, platform neutral, the \`workerd\`/\`worker\`/\`browser\` export conditions, no Node built-ins, minified; gzipped at level 9. \`mod.ts\` is everything the portable core exports; the example Worker (\`examples/cloudflare/worker.ts\`: submit over \`fetch\`, drain on cron, R2 or S3) is what a Worker using the queue and a worker ships once unused exports are shaken out.`,
+    `Each entry bundled as wrangler bundles a Worker: esbuild ${run.esbuild}, ESM, platform neutral, the \`workerd\`/\`worker\`/\`browser\` export conditions, no Node built-ins, minified; gzipped at level 9. \`mod.ts\` is everything the portable core (\`oq\`) exports, without \`oq/schedule\`, \`oq/metrics\` and \`oq/dashboard\` (entries of their own since issue 15; before, \`mod.ts\` held them too); the example Worker (\`examples/cloudflare/worker.ts\`: submit over \`fetch\`, drain on cron, R2 or S3) is what a Worker using the queue and a worker ships once unused exports are shaken out.`,
     "",
     "| entry | minified | gzipped | inputs |",
     "|---|---:|---:|---:|",

@@ -1,5 +1,6 @@
 /**
- * Build the package's JavaScript: `mod.ts` (`oq`), `file.ts` (`oq/file`) and `cli.ts` (the `oq`
+ * Build the package's JavaScript: the entry points `mod.ts` (`oq`), `file.ts` (`oq/file`),
+ * `schedule.ts`, `metrics.ts` and `dashboard.ts` (`oq/schedule`, ...) and `cli.ts` (the `oq`
  * bin) bundled by esbuild into `dist/`, with the code they share in chunks of their own
  * (`dist/chunk-*.js`). `tsc` writes the type declarations beside them (`npm run build`).
  *
@@ -37,7 +38,7 @@ const { dependencies } = JSON.parse(readFileSync("package.json", "utf8")) as {
 const external = Object.keys(dependencies).filter((name) => !BUNDLED.includes(name));
 
 await build({
-  entryPoints: ["mod.ts", "file.ts", "cli.ts"],
+  entryPoints: ["mod.ts", "file.ts", "schedule.ts", "metrics.ts", "dashboard.ts", "cli.ts"],
   outdir: "dist",
   bundle: true,
   splitting: true,

@@ -20,7 +20,10 @@ const { values: args, positionals } = parseArgs({
 });
 const maxFile = Number(args["max-file"]);
 const maxFunction = Number(args["max-function"]);
-const roots = positionals.length > 0 ? positionals : ["src", "mod.ts", "file.ts", "cli.ts"];
+const roots =
+  positionals.length > 0
+    ? positionals
+    : ["src", "mod.ts", "file.ts", "schedule.ts", "metrics.ts", "dashboard.ts", "cli.ts"];
 
 function* sourceFiles(path: string): Generator<string> {
   if (statSync(path).isDirectory()) {

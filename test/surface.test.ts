@@ -1,18 +1,24 @@
 /**
- * The public surface: what `oq` (mod.ts) and `oq/file` (file.ts) export is exactly what the
- * README's API section lists, every export has TSDoc, and no test helper or internal leaks out.
+ * The public surface: what `oq` (mod.ts), `oq/file` (file.ts), `oq/schedule`, `oq/metrics` and
+ * `oq/dashboard` export is exactly what the README's API section lists, every export has TSDoc,
+ * and no test helper or internal leaks out.
  *
  * The README's API section is a list of bullets `` - `Name`, `Other` — what they are ``; the
  * names before the dash are the ones it lists. Its `oq/file` subsection lists what that entry
- * adds to (or replaces in) `oq`; every other subsection lists `oq` exports.
+ * adds to (or replaces in) `oq` (it re-exports the rest); the `oq/schedule`, `oq/metrics` and
+ * `oq/dashboard` subsections list everything their entry exports; every other subsection lists
+ * `oq` exports.
  */
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import ts from "typescript";
 import { describe, expect, it } from "vitest";
+import * as dashboardEntry from "../dashboard.ts";
 import * as fileEntry from "../file.ts";
+import * as metricsEntry from "../metrics.ts";
 import * as modEntry from "../mod.ts";
+import * as scheduleEntry from "../schedule.ts";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -40,8 +46,20 @@ function docOf(declaration: ts.Declaration): string {
     .trim();
 }
 
+/** The entry points, by name: their file and the module as imported. */
+const ENTRIES = {
+  mod: { file: "mod.ts", module: modEntry },
+  file: { file: "file.ts", module: fileEntry },
+  schedule: { file: "schedule.ts", module: scheduleEntry },
+  metrics: { file: "metrics.ts", module: metricsEntry },
+  dashboard: { file: "dashboard.ts", module: dashboardEntry },
+} as const;
+type EntryName = keyof typeof ENTRIES;
+/** The entries whose README subsection lists every export (not only additions to `oq`). */
+const OWN_ENTRIES = ["schedule", "metrics", "dashboard"] as const;
+
 /** Every export of each entry point, types included, read with the TypeScript checker. */
-function entryExports(): Record<"mod" | "file", Export[]> {
+function entryExports(): Record<EntryName, Export[]> {
   const config = ts.getParsedCommandLineOfConfigFile(
     join(ROOT, "tsconfig.json"),
     {},
@@ -53,8 +71,8 @@ function entryExports(): Record<"mod" | "file", Export[]> {
     },
   );
   if (config === undefined) throw new Error("tsconfig.json did not parse");
-  const entries = { mod: join(ROOT, "mod.ts"), file: join(ROOT, "file.ts") };
-  const program = ts.createProgram(Object.values(entries), { ...config.options, noEmit: true });
+  const paths = Object.values(ENTRIES).map((e) => join(ROOT, e.file));
+  const program = ts.createProgram(paths, { ...config.options, noEmit: true });
   const checker = program.getTypeChecker();
   const read = (path: string): Export[] => {
     const source = program.getSourceFile(path);
@@ -76,7 +94,10 @@ function entryExports(): Record<"mod" | "file", Export[]> {
       };
     });
   };
-  return { mod: read(entries.mod), file: read(entries.file) };
+  const entries = Object.keys(ENTRIES) as EntryName[];
+  return Object.fromEntries(
+    entries.map((name) => [name, read(join(ROOT, ENTRIES[name].file))]),
+  ) as Record<EntryName, Export[]>;
 }
 
 /** The README's API section, split into its `###` subsections, each with the names it lists. */
@@ -108,8 +129,11 @@ function readmeApi(): { heading: string; names: string[]; malformed: string[] }[
 
 const exportsOf = entryExports();
 const api = readmeApi();
-const fileSection = api.find((s) => s.heading === "`oq/file`");
-const modSections = api.filter((s) => s !== fileSection);
+const sectionOf = (entry: EntryName) => api.find((s) => s.heading === `\`oq/${entry}\``);
+const fileSection = sectionOf("file");
+const ownSections = OWN_ENTRIES.map((name) => sectionOf(name));
+const modSections = api.filter((s) => s !== fileSection && !ownSections.includes(s));
+const allExports = Object.values(exportsOf).flat();
 
 const modNames = exportsOf.mod.map((e) => e.name).sort();
 /** What `oq/file` adds to `oq` or replaces (its own `connect`). */
@@ -124,15 +148,21 @@ const fileOwnNames = exportsOf.file
 
 describe("the public surface", () => {
   it("the README's API section is a list of `Name` — description bullets", () => {
-    expect(api.map((s) => s.heading)).toContain("`oq/file`");
+    for (const name of ["file", ...OWN_ENTRIES])
+      expect(api.map((s) => s.heading)).toContain(`\`oq/${name}\``);
     expect(api.flatMap((s) => s.malformed)).toEqual([]);
   });
 
-  it("every runtime export of `oq` and `oq/file` is listed in the README's API section", () => {
+  it("every runtime export of every entry is listed in the README's API section", () => {
     const listed = new Set(modSections.flatMap((s) => s.names));
     expect(Object.keys(modEntry).filter((name) => !listed.has(name))).toEqual([]);
     const listedFile = new Set([...listed, ...(fileSection?.names ?? [])]);
     expect(Object.keys(fileEntry).filter((name) => !listedFile.has(name))).toEqual([]);
+    for (const name of OWN_ENTRIES) {
+      const own = new Set(sectionOf(name)?.names ?? []);
+      const module = ENTRIES[name].module as Record<string, unknown>;
+      expect(Object.keys(module).filter((n) => !own.has(n))).toEqual([]);
+    }
   });
 
   it("the README's API section lists exactly the exports (types included), each entry's under its own heading", () => {
@@ -145,12 +175,23 @@ describe("the public surface", () => {
     ).toEqual(Object.keys(modEntry).sort());
     expect([...new Set(modSections.flatMap((s) => s.names))].sort()).toEqual(modNames);
     expect([...new Set(fileSection?.names ?? [])].sort()).toEqual(fileOwnNames);
+    for (const name of OWN_ENTRIES) {
+      const own = exportsOf[name].map((e) => e.name).sort();
+      expect([...new Set(sectionOf(name)?.names ?? [])].sort(), name).toEqual(own);
+    }
+  });
+
+  it("the portable entries share nothing: `oq` exports none of what `oq/schedule`, `oq/metrics` and `oq/dashboard` do", () => {
+    // Kept apart so that importing `oq` does not load them (a worker's start compiles all of it).
+    const own = OWN_ENTRIES.flatMap((name) => exportsOf[name].map((e) => e.name));
+    expect(own.filter((name) => modNames.includes(name))).toEqual([]);
+    expect(own).toContain("Scheduler");
+    expect(own).toContain("Metrics");
+    expect(own).toContain("createDashboard");
   });
 
   it("every export has TSDoc on its declaration", () => {
-    const undocumented = [...exportsOf.mod, ...exportsOf.file]
-      .filter((e) => e.doc === "")
-      .map((e) => `${e.name} (${e.file})`);
+    const undocumented = allExports.filter((e) => e.doc === "").map((e) => `${e.name} (${e.file})`);
     expect([...new Set(undocumented)]).toEqual([]);
   });
 
@@ -167,13 +208,13 @@ describe("the public surface", () => {
       "FaultyStorage",
       "internals",
     ];
-    const names = new Set([...modNames, ...exportsOf.file.map((e) => e.name)]);
+    const names = new Set(allExports.map((e) => e.name));
     expect(internals.filter((name) => names.has(name))).toEqual([]);
   });
 
   it("exports only what is declared in the entry points or under src/ (nothing from test/ or scripts/)", () => {
-    const outside = [...exportsOf.mod, ...exportsOf.file].filter(
-      (e) => !/^(mod|file)\.ts$|^src\//.test(e.file),
+    const outside = allExports.filter(
+      (e) => !/^(mod|file|schedule|metrics|dashboard)\.ts$|^src\//.test(e.file),
     );
     expect(outside.map((e) => `${e.name} (${e.file})`)).toEqual([]);
   });
@@ -184,7 +225,10 @@ describe("the public surface", () => {
     };
     expect(
       deno.publish.include.filter(
-        (p) => !/^((mod|file|cli)\.ts|src\/\*\*\/\*\.ts|README\.md|LICENSE)$/.test(p),
+        (p) =>
+          !/^((mod|file|schedule|metrics|dashboard|cli)\.ts|src\/\*\*\/\*\.ts|README\.md|LICENSE)$/.test(
+            p,
+          ),
       ),
     ).toEqual([]);
   });

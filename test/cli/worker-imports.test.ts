@@ -64,20 +64,31 @@ describe("oq worker's start", () => {
     ).toEqual([]);
   });
 
-  it("lets a tasks module import oq without compiling doctor's probes or the dashboard's pages", async () => {
+  it("lets a tasks module import oq without loading doctor's probes, the scheduler, metrics or the dashboard", async () => {
     // A tasks module imports `oq` (mod.ts) as `oq worker` starts: what mod.ts loads statically
-    // is compiled before the first task, on Node 20 without a compile cache.
-    const { files } = await staticClosure(["mod.ts"]);
-    expect(files).toContain("src/dashboard/handler.ts");
+    // is compiled before the first task, on Node 20 without a compile cache. Schedules, metrics
+    // and the dashboard are entries of their own (oq/schedule, oq/metrics, oq/dashboard).
+    const { files, packages } = await staticClosure(["mod.ts"]);
     expect(files).toContain("src/doctor/doctor.ts");
+    expect(files).toContain("src/worker/worker.ts");
     expect(
       [...files].filter(
         (f) =>
           f === "src/doctor/run.ts" ||
-          f === "src/dashboard/routes.ts" ||
-          f === "src/dashboard/overview.ts" ||
-          f === "src/dashboard/actions.ts",
+          f.startsWith("src/dashboard/") ||
+          f.startsWith("src/schedule/") ||
+          f === "src/metrics/metrics.ts",
       ),
     ).toEqual([]);
+    expect([...packages].filter((p) => p.startsWith("@opentelemetry/") || p === "croner")).toEqual(
+      [],
+    );
+  });
+
+  it("the entries of their own load what `oq` leaves out", async () => {
+    // The check above would pass for an entry that loads nothing: these do load their parts.
+    expect((await staticClosure(["schedule.ts"])).packages).toContain("croner");
+    expect((await staticClosure(["metrics.ts"])).packages).toContain("@opentelemetry/api");
+    expect((await staticClosure(["dashboard.ts"])).files).toContain("src/dashboard/handler.ts");
   });
 });

@@ -102,12 +102,23 @@ describe("the npm package", () => {
 
   it("ships no test-only code: every compiled file comes from an entry point or src/", () => {
     const dist = packed.files.map((f) => f.path).filter((p) => p.startsWith("dist/"));
+    // The entries package.json exports (oq, oq/file, oq/schedule, ...), each a .js and a .d.ts.
+    const { exports } = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as {
+      exports: Record<string, string | { types: string; default: string }>;
+    };
+    const entries = Object.values(exports)
+      .flatMap((target) => (typeof target === "string" ? [target] : [target.types, target.default]))
+      .map((path) => path.replace(/^\.\//, ""))
+      .filter((path) => path.startsWith("dist/"));
+    expect(entries).toContain("dist/schedule.js");
     expect(
       dist.filter(
         (p) =>
-          !/^dist\/((mod|file)\.(js|d\.ts)|cli\.js|chunk-[A-Z0-9]+\.js|src\/.+\.d\.ts)$/.test(p),
+          !entries.includes(p) && !/^dist\/(cli\.js|chunk-[A-Z0-9]+\.js|src\/.+\.d\.ts)$/.test(p),
       ),
     ).toEqual([]);
+    // Every entry package.json names is in the package.
+    expect(entries.filter((p) => !dist.includes(p))).toEqual([]);
     // Each compiled file has its source in src/ (no leftovers of a stale build), so nothing under
     // test/ or scripts/ can reach the package.
     const orphans = dist
@@ -227,7 +238,13 @@ describe("the npm package", () => {
       [
         'import { connect, R2Storage, type TaskRecord, VERSION, Worker } from "oq";',
         'import { FileStorage } from "oq/file";',
+        'import { createDashboard } from "oq/dashboard";',
+        'import { Metrics } from "oq/metrics";',
+        'import { type ScheduleRecord, Scheduler } from "oq/schedule";',
         'const queue = await connect({ storage: new FileStorage({ root: "./q" }) });',
+        "export const serve: (request: Request) => Promise<Response> = createDashboard(queue);",
+        "export const metrics: Metrics = new Metrics();",
+        'export const schedule: Promise<ScheduleRecord> = new Scheduler(queue).create({ id: "s", type: "email", cron: "@daily" });',
         'const task: TaskRecord = await queue.submit("email", { to: "a@example.com" });',
         'new Worker(queue).task("email", async (input: { to: string }, ctx) => ctx.attempt + input.to.length);',
         "export const v: string = VERSION;",
@@ -279,6 +296,31 @@ describe("the npm package", () => {
     };
     expect(created).toContain("oq.tasks.submitted");
     expect(added).toContainEqual(["oq.tasks.submitted", 1]);
+  });
+
+  it("imports `oq/schedule`, `oq/metrics` and `oq/dashboard` from the installed package, sharing `oq`'s classes", async () => {
+    const script = [
+      'import { MemoryStorage, Queue, ValidationError } from "oq";',
+      'import { createDashboard } from "oq/dashboard";',
+      'import { Metrics } from "oq/metrics";',
+      'import { Scheduler } from "oq/schedule";',
+      "const queue = new Queue({ storage: new MemoryStorage(), metrics: new Metrics() });",
+      'await new Scheduler(queue).create({ id: "nightly", type: "report", cron: "0 3 * * *" });',
+      "const listed = await new Scheduler(queue).list();",
+      'const page = await createDashboard(queue)(new Request("http://localhost/schedules"));',
+      'let refused = "";',
+      'try { await new Scheduler(queue).create({ id: "bad", type: "report", cron: "not cron" }); }',
+      "catch (error) { refused = error instanceof ValidationError ? error.code : String(error); }",
+      'console.log(JSON.stringify({ ids: listed.map((s) => s.id), status: page.status, html: (await page.text()).includes("nightly"), refused }));',
+    ].join("\n");
+    writeFileSync(join(project.dir, "entries.mjs"), script);
+    const out = await ok(process.execPath, ["entries.mjs"], { cwd: project.dir });
+    expect(JSON.parse(out.trim().split("\n").pop()!)).toEqual({
+      ids: ["nightly"],
+      status: 200,
+      html: true,
+      refused: "VALIDATION",
+    });
   });
 
   it("runs submit, claim, complete, retry and cancel on Node via `oq` and `oq/file`", async () => {

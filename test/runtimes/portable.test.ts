@@ -1,16 +1,21 @@
 /**
- * The portable entry point (mod.ts) must run on any runtime with web-standard globals: nothing
- * reachable from it may import `node:` (or bare Node built-in) modules or touch the `process`,
- * `Bun` or `Deno` globals. Checked twice: statically, walking the import graph from mod.ts with
- * the TypeScript parser, and by bundling mod.ts with esbuild for a platform without Node built-ins
- * (which also covers the npm dependencies it pulls in).
+ * The portable entry points (mod.ts, and schedule.ts, metrics.ts and dashboard.ts beside it) must
+ * run on any runtime with web-standard globals: nothing reachable from them may import `node:` (or
+ * bare Node built-in) modules or touch the `process`, `Bun` or `Deno` globals. Checked twice:
+ * statically, walking the import graph from each entry with the TypeScript parser, and by
+ * bundling each with esbuild for a platform without Node built-ins (which also covers the npm
+ * dependencies they pull in).
  */
 import { existsSync, readFileSync } from "node:fs";
 import { builtinModules } from "node:module";
 import { dirname, join, relative, resolve } from "node:path";
 import ts from "typescript";
 import { describe, expect, it } from "vitest";
-import { PORTABLE_PACKAGES, WORKER_BUILD_OPTIONS } from "../../scripts/bench-bundle.ts";
+import {
+  PORTABLE_ENTRIES,
+  PORTABLE_PACKAGES,
+  WORKER_BUILD_OPTIONS,
+} from "../../scripts/bench-bundle.ts";
 import { ROOT } from "./helpers.ts";
 
 /** Globals that exist only on some runtimes. */
@@ -126,10 +131,10 @@ function globalUses(source: ts.SourceFile): { name: string; node: ts.Node }[] {
 }
 
 /** Walk the relative import graph from `entry`. */
-function walk(entry: string): Graph {
+function walk(...entries: string[]): Graph {
   const graph: Graph = { files: [], packages: new Set(), findings: [] };
   const seen = new Set<string>();
-  const queue = [resolve(ROOT, entry)];
+  const queue = entries.map((entry) => resolve(ROOT, entry));
   while (queue.length > 0) {
     const file = queue.shift()!;
     if (seen.has(file)) continue;
@@ -168,13 +173,16 @@ function walk(entry: string): Graph {
 
 const show = (findings: Finding[]) => findings.map((f) => `${f.file}:${f.line}: ${f.what}`);
 
-describe("the portable entry point", () => {
-  const graph = walk("mod.ts");
+describe("the portable entry points", () => {
+  const graph = walk(...PORTABLE_ENTRIES);
 
   it("imports no Node built-in and uses no process/Bun/Deno global, anywhere it reaches", () => {
     expect(graph.files.length).toBeGreaterThan(10);
     expect(graph.files).toContain("src/storage/s3/driver.ts");
     expect(graph.files).toContain("src/storage/r2.ts");
+    expect(graph.files).toContain("src/schedule/scheduler.ts");
+    expect(graph.files).toContain("src/dashboard/handler.ts");
+    expect(graph.files).toContain("src/metrics/metrics.ts");
     expect(graph.files).not.toContain("src/runtime/file/storage.ts");
     expect(show(graph.findings)).toEqual([]);
   });
@@ -186,6 +194,7 @@ describe("the portable entry point", () => {
     const portable = new Set(PORTABLE_PACKAGES);
     expect([...graph.packages].filter((p) => !portable.has(p))).toEqual([]);
     expect(graph.packages.has("valibot")).toBe(true);
+    expect(graph.packages.has("croner")).toBe(true);
   });
 
   it("the checker sees what it must: it flags node: imports and runtime globals", () => {
@@ -198,25 +207,28 @@ describe("the portable entry point", () => {
     ).toBe(true);
   });
 
-  it("bundles for a platform without Node built-ins (esbuild, like wrangler)", async () => {
-    const esbuild = await import("esbuild");
-    const result = await esbuild.build({
-      ...WORKER_BUILD_OPTIONS,
-      entryPoints: [join(ROOT, "mod.ts")],
-      write: false,
-      metafile: true,
-      logLevel: "silent",
-    });
-    const inputs = Object.keys(result.metafile!.inputs);
-    expect(inputs.filter((i) => i.startsWith("node:") || i.includes("(disabled)"))).toEqual([]);
-    const imports = Object.values(result.metafile!.outputs).flatMap((o) =>
-      o.imports.map((i) => i.path),
-    );
-    // A fully self-contained bundle: no import left for the runtime to resolve.
-    expect(imports).toEqual([]);
-    const code = result.outputFiles[0]!.text;
-    // Dependencies may feature-detect runtimes (croner: `typeof Deno < "u" && Deno.unrefTimer`),
-    // but nothing may read the process environment or exit.
-    expect(code).not.toMatch(/\bprocess\.(env|argv|exit|cwd)\b/);
-  });
+  it.each(PORTABLE_ENTRIES)(
+    "bundles %s for a platform without Node built-ins (esbuild, like wrangler)",
+    async (entry) => {
+      const esbuild = await import("esbuild");
+      const result = await esbuild.build({
+        ...WORKER_BUILD_OPTIONS,
+        entryPoints: [join(ROOT, entry)],
+        write: false,
+        metafile: true,
+        logLevel: "silent",
+      });
+      const inputs = Object.keys(result.metafile!.inputs);
+      expect(inputs.filter((i) => i.startsWith("node:") || i.includes("(disabled)"))).toEqual([]);
+      const imports = Object.values(result.metafile!.outputs).flatMap((o) =>
+        o.imports.map((i) => i.path),
+      );
+      // A fully self-contained bundle: no import left for the runtime to resolve.
+      expect(imports).toEqual([]);
+      const code = result.outputFiles[0]!.text;
+      // Dependencies may feature-detect runtimes (croner: `typeof Deno < "u" && Deno.unrefTimer`),
+      // but nothing may read the process environment or exit.
+      expect(code).not.toMatch(/\bprocess\.(env|argv|exit|cwd)\b/);
+    },
+  );
 });
