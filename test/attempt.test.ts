@@ -15,6 +15,7 @@ import {
   type WorkerOptions,
 } from "../src/worker/worker.ts";
 import { memoryTarget, s3Target, type TargetInstance } from "./helpers/targets.ts";
+import { provenSafe } from "./helpers/verdict.ts";
 import { fast, pause, until } from "./helpers/wait.ts";
 
 /** Storage faults decided per call: return an error to throw instead of calling `inner`. */
@@ -68,6 +69,8 @@ for (const target of targets) {
     beforeEach(async () => {
       env = await target.create();
       queue = await connect({ storage: env.storage, prefix: env.prefix });
+      // Workers start without probing: doctor proved this bucket once for the file.
+      await provenSafe(queue);
     });
     afterEach(async () => {
       await Promise.all(pending.splice(0));
