@@ -290,6 +290,8 @@ for (const target of targets) {
         leaseSeconds: 2,
         monitor: false,
         shutdownGraceMs: 0,
+        // A crashed process gives its handler no time to settle (stop() waited the default 5 s).
+        signalGraceMs: 100,
       });
       workers.push(first);
       first.task("crashy", () => new Promise(() => {})); // hangs forever
