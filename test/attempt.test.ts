@@ -73,9 +73,12 @@ for (const target of targets) {
       await provenSafe(queue);
     });
     afterEach(async () => {
+      const late = pending.length > 0;
       await Promise.all(pending.splice(0));
       await Promise.all(workers.splice(0).map((w) => w.stop({ graceMs: 0 })));
-      await pause(600); // batched marker deletes of late outcomes
+      // A handler that outlived its worker ends with a late outcome, whose marker delete is
+      // batched (up to 500 ms): let it land before the prefix goes. Stopped workers flushed theirs.
+      if (late) await pause(600);
       await env.cleanup();
     });
 
