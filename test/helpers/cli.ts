@@ -5,18 +5,16 @@
  *
  * A subprocess runs `cli.ts` from its sources (`node --import tsx cli.ts ...`) when its arguments
  * need that (see {@link fromSources}), else the same sources bundled into one file
- * ({@link cliBundle}): tsx's start-up (its loader thread and one transform per module) took 1-2 s
- * of every run, the bundle starts in a quarter of one, and the CLI suites start hundreds.
+ * (test/helpers/bundle.ts): tsx's start-up took 1-2 s of every run, the bundle's a quarter of a
+ * second, and the CLI suites start hundreds.
  *
  * @module
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
-import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { buildSync } from "esbuild";
+import { bundled } from "./bundle.ts";
 
 /** The repository root. */
 export const ROOT = resolve(import.meta.dirname, "../..");
@@ -25,35 +23,9 @@ export const CLI = join(ROOT, "cli.ts");
 /** The tsx loader, as a URL for `node --import`. */
 export const TSX = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
 
-let bundled: string | undefined;
-
 /**
- * `cli.ts` and everything it imports (the dependencies too) bundled by esbuild into one ES
- * module in a temporary directory: built from the current sources on first use in each test file
- * (vitest loads this module once per file; a build takes a few hundred ms), removed when the
- * process exits.
- */
-export function cliBundle(): string {
-  if (bundled !== undefined) return bundled;
-  const dir = mkdtempSync(join(tmpdir(), "oq-cli-bundle-"));
-  process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
-  const outfile = join(dir, "cli.mjs");
-  buildSync({
-    entryPoints: [CLI],
-    outfile,
-    bundle: true,
-    platform: "node",
-    format: "esm",
-    target: "node20",
-    logLevel: "warning",
-  });
-  bundled = outfile;
-  return outfile;
-}
-
-/**
- * True when `oq args...` must run from the sources under tsx rather than from
- * {@link cliBundle}: the demo, whose hints name the command oq was started with (`npx tsx
+ * True when `oq args...` must run from the sources under tsx rather than from their bundle:
+ * the demo, whose hints name the command oq was started with (`npx tsx
  * cli.ts`), and a worker or any command given a module, which may import oq's sources (a bundled
  * worker's classes, `PermanentError` among them, would be other classes than the module's).
  * `OQ_TEST_CLI_SOURCES=1` runs every command from the sources.
@@ -65,7 +37,7 @@ export function fromSources(args: readonly string[]): boolean {
 
 /** The node arguments that run `oq args...` (see {@link fromSources}). */
 export function nodeArgs(args: readonly string[]): string[] {
-  return fromSources(args) ? ["--import", TSX, CLI, ...args] : [cliBundle(), ...args];
+  return fromSources(args) ? ["--import", TSX, CLI, ...args] : [bundled(CLI), ...args];
 }
 
 /** How an `oq` run ended: its exit code (`null` when killed, e.g. by the timeout) and output. */
