@@ -15,6 +15,7 @@ import {
   type WorkerOptions,
 } from "../src/worker/worker.ts";
 import { memoryTarget, s3Target, type TargetInstance } from "./helpers/targets.ts";
+import { provenSafe } from "./helpers/verdict.ts";
 import { fast, pause, until } from "./helpers/wait.ts";
 
 /** Storage faults decided per call: return an error to throw instead of calling `inner`. */
@@ -68,11 +69,16 @@ for (const target of targets) {
     beforeEach(async () => {
       env = await target.create();
       queue = await connect({ storage: env.storage, prefix: env.prefix });
+      // Workers start without probing: doctor proved this bucket once for the file.
+      await provenSafe(queue);
     });
     afterEach(async () => {
+      const late = pending.length > 0;
       await Promise.all(pending.splice(0));
       await Promise.all(workers.splice(0).map((w) => w.stop({ graceMs: 0 })));
-      await pause(600); // batched marker deletes of late outcomes
+      // A handler that outlived its worker ends with a late outcome, whose marker delete is
+      // batched (up to 500 ms): let it land before the prefix goes. Stopped workers flushed theirs.
+      if (late) await pause(600);
       await env.cleanup();
     });
 

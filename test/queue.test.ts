@@ -14,6 +14,7 @@ import { MemoryStorage } from "../src/storage/memory.ts";
 import { PermanentError, Worker, type WorkerOptions } from "../src/worker/worker.ts";
 import { expectValidHistory } from "./helpers/history.ts";
 import { s3Config, type TargetInstance, targets, testS3Storage } from "./helpers/targets.ts";
+import { provenSafe } from "./helpers/verdict.ts";
 import { fast, until } from "./helpers/wait.ts";
 
 for (const target of targets) {
@@ -30,6 +31,8 @@ for (const target of targets) {
     beforeEach(async () => {
       env = await target.create();
       queue = await connect({ storage: env.storage, prefix: env.prefix });
+      // Workers start without probing: doctor proved this bucket once for the file.
+      await provenSafe(queue);
     });
     afterEach(async () => {
       await Promise.all(workers.splice(0).map((w) => w.stop({ graceMs: 0 })));
@@ -287,6 +290,8 @@ for (const target of targets) {
         leaseSeconds: 2,
         monitor: false,
         shutdownGraceMs: 0,
+        // A crashed process gives its handler no time to settle (stop() waited the default 5 s).
+        signalGraceMs: 100,
       });
       workers.push(first);
       first.task("crashy", () => new Promise(() => {})); // hangs forever

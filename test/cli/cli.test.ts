@@ -1,11 +1,12 @@
 /**
- * The `oq` command line, run as a real subprocess (`node --import tsx cli.ts ...`): output,
+ * The `oq` command line, run as a real subprocess (test/helpers/cli.ts): output,
  * `--json` shapes, exit codes, help, bad input, a worker stopped by SIGTERM, and the demo.
  *
  * The queue flows run on the file store in a temporary directory and, when the `OQ_TEST_S3_*`
  * variables are set (`scripts/minio.sh`), again on S3 under a unique prefix per test.
  *
- * Every subprocess costs about a second of start-up, so each test groups several assertions
+ * Every subprocess costs a fraction of a second of start-up (one from the sources under tsx,
+ * a worker's or the demo's, a second or two), so each test groups several assertions
  * and runs independent commands in parallel.
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";

@@ -1,7 +1,12 @@
 /**
- * The one harness for tests that run `oq` as a real subprocess (`node --import tsx cli.ts ...`):
- * a clean environment, a run-to-completion call with a shared limit on concurrent subprocesses,
- * and a long-running `oq` (worker, monitor, scheduler) whose stderr can be awaited.
+ * The one harness for tests that run `oq` as a real subprocess: a clean environment, a
+ * run-to-completion call with a shared limit on concurrent subprocesses, and a long-running `oq`
+ * (worker, monitor, scheduler) whose stderr can be awaited.
+ *
+ * A subprocess runs `cli.ts` from its sources (`node --import tsx cli.ts ...`) when its arguments
+ * need that (see {@link fromSources}), else the same sources bundled into one file
+ * (test/helpers/bundle.ts): tsx's start-up took 1-2 s of every run, the bundle's a quarter of a
+ * second, and the CLI suites start hundreds.
  *
  * @module
  */
@@ -9,6 +14,7 @@ import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { createRequire } from "node:module";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
+import { bundled } from "./bundle.ts";
 
 /** The repository root. */
 export const ROOT = resolve(import.meta.dirname, "../..");
@@ -16,6 +22,23 @@ export const ROOT = resolve(import.meta.dirname, "../..");
 export const CLI = join(ROOT, "cli.ts");
 /** The tsx loader, as a URL for `node --import`. */
 export const TSX = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
+
+/**
+ * True when `oq args...` must run from the sources under tsx rather than from their bundle:
+ * the demo, whose hints name the command oq was started with (`npx tsx
+ * cli.ts`), and a worker or any command given a module, which may import oq's sources (a bundled
+ * worker's classes, `PermanentError` among them, would be other classes than the module's).
+ * `OQ_TEST_CLI_SOURCES=1` runs every command from the sources.
+ */
+export function fromSources(args: readonly string[]): boolean {
+  if (process.env.OQ_TEST_CLI_SOURCES === "1") return true;
+  return args.some((a) => a === "demo" || a === "worker" || /\.[cm]?[jt]sx?$/.test(a));
+}
+
+/** The node arguments that run `oq args...` (see {@link fromSources}). */
+export function nodeArgs(args: readonly string[]): string[] {
+  return fromSources(args) ? ["--import", TSX, CLI, ...args] : [bundled(CLI), ...args];
+}
 
 /** How an `oq` run ended: its exit code (`null` when killed, e.g. by the timeout) and output. */
 export interface OqResult {
@@ -80,7 +103,7 @@ function execOq(args: readonly string[], options: RunOqOptions): Promise<OqResul
   return new Promise((done) => {
     execFile(
       process.execPath,
-      ["--import", TSX, CLI, ...args],
+      nodeArgs(args),
       { cwd: options.cwd, env: options.env ?? cleanEnv(), timeout: options.timeoutMs ?? 60_000 },
       (error, stdout, stderr) => {
         const code = error === null ? 0 : typeof error.code === "number" ? error.code : null;
@@ -112,7 +135,7 @@ export function startOq(
   args: readonly string[],
   options: { cwd: string; env: Record<string, string> },
 ): RunningOq {
-  const child: ChildProcess = spawn(process.execPath, ["--import", TSX, CLI, ...args], {
+  const child: ChildProcess = spawn(process.execPath, nodeArgs(args), {
     cwd: options.cwd,
     env: options.env,
     stdio: ["ignore", "pipe", "pipe"],
