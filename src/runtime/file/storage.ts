@@ -64,7 +64,7 @@ import {
 } from "./layout.ts";
 import { KeyLocks, lockName } from "./lock.ts";
 import { decodeSegment, encodeSegment, type VersionEntry } from "./names.ts";
-import { byteOrder, type WalkSkip, walk } from "./walk.ts";
+import { type WalkSkip, walk } from "./walk.ts";
 
 /** Options of {@link FileStorage}. */
 export interface FileStorageOptions {
@@ -436,14 +436,13 @@ export class FileStorage implements Storage {
 }
 
 /**
- * Pure helpers, exported for unit tests only (not re-exported from the package): the byte-order
- * comparison must agree with `compareKeys`, and segment names must round-trip.
+ * Pure helpers, exported for unit tests only (not re-exported from the package): segment names
+ * must round-trip.
  *
  * @internal
  */
 export const internals: {
-  byteOrder: (a: string, b: string) => number;
   encodeSegment: (segment: string) => string;
   decodeSegment: (name: string) => string | undefined;
   lockName: (key: string) => string;
-} = { byteOrder, encodeSegment, decodeSegment, lockName };
+} = { encodeSegment, decodeSegment, lockName };

@@ -7,6 +7,7 @@
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { ValidationError } from "../../errors.ts";
+import { compareKeys } from "../../storage/storage.ts";
 import { code } from "./fs.ts";
 import { encodeDir, parseEntry, type VersionEntry } from "./names.ts";
 
@@ -79,7 +80,7 @@ async function* walkDir(
     const key = keyPrefix + parsed.segment;
     if (parsed.leaf) {
       if (after !== undefined) {
-        const c = byteOrder(key, after);
+        const c = compareKeys(key, after);
         if (c < 0 || (c === 0 && !inclusive)) continue;
       }
       const entry: (typeof entries)[number] = { sortKey: key, name, leaf: true };
@@ -88,7 +89,7 @@ async function* walkDir(
     } else {
       const sortKey = `${key}/`;
       // Every key below starts with sortKey; skip the subtree when all of them sort before `after`.
-      if (after !== undefined && !after.startsWith(sortKey) && byteOrder(sortKey, after) < 0) {
+      if (after !== undefined && !after.startsWith(sortKey) && compareKeys(sortKey, after) < 0) {
         continue;
       }
       entries.push({ sortKey, name, leaf: false });
@@ -121,28 +122,7 @@ async function* walkDir(
 function sortEntries(entries: { sortKey: string; current?: VersionEntry }[]): void {
   entries.sort(
     (a, b) =>
-      byteOrder(a.sortKey, b.sortKey) ||
+      compareKeys(a.sortKey, b.sortKey) ||
       ((b.current?.versionId ?? "") > (a.current?.versionId ?? "") ? 1 : -1),
   );
-}
-
-/**
- * UTF-8 byte order without encoding: UTF-16 order except that surrogate pairs (code points past
- * U+FFFF) sort after U+E000..U+FFFF. Same result as `compareKeys`, without allocating,
- * which matters when sorting a directory of 50,000 task objects.
- */
-export function byteOrder(a: string, b: string): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) {
-    let x = a.charCodeAt(i);
-    let y = b.charCodeAt(i);
-    if (x !== y) {
-      if (x >= 0xd800 && y >= 0xd800) {
-        x = x >= 0xe000 ? x - 0x800 : x + 0x2000;
-        y = y >= 0xe000 ? y - 0x800 : y + 0x2000;
-      }
-      return x - y;
-    }
-  }
-  return a.length - b.length;
 }
