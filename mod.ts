@@ -100,6 +100,7 @@ export type {
   VersioningStatus,
   VersionTarget,
 } from "./src/storage/storage.ts";
+export { MAX_DOCUMENT_BYTES, MAX_PAYLOAD_THRESHOLD_BYTES } from "./src/store/bounds.ts";
 export {
   type AnyTaskDefinition,
   defineTask,

@@ -8,6 +8,7 @@ import { isOqError, NotFoundError, OqError } from "../errors.ts";
 import { internals } from "../queue/internals.ts";
 import type { Queue } from "../queue/queue.ts";
 import type { PutOptions, PutResult } from "../storage/storage.ts";
+import { getBounded } from "../store/bounds.ts";
 import { ADVICE_REJECTED, type Advice } from "./advice.ts";
 
 const encoder = new TextEncoder();
@@ -121,7 +122,7 @@ export class Probe {
 
   async get(key: string): Promise<Outcome<{ body: string; etag: string } | undefined>> {
     try {
-      const got = await this.queue.storage.get(key);
+      const got = await getBounded(this.queue.storage, key);
       const body = decoder.decode(got.body);
       return {
         ok: true,

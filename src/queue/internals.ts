@@ -13,6 +13,7 @@ import type { MetricsRecorder } from "../metrics/recorder.ts";
 import { recorderOf } from "../metrics/recorders.ts";
 import { checkKnownKeys, checkOptions, taskDefaultsSchema } from "../options.ts";
 import type { Storage } from "../storage/storage.ts";
+import { MAX_PAYLOAD_THRESHOLD_BYTES } from "../store/bounds.ts";
 import { DEFAULT_BACKOFF } from "../task/backoff.ts";
 import type { Backoff, TaskRecord } from "../task/record.ts";
 import { errorMessage } from "../util/errors.ts";
@@ -104,6 +105,7 @@ export class QueueInternals {
         options.payloadThresholdBytes,
         DEFAULT_PAYLOAD_THRESHOLD_BYTES,
         0,
+        { bytes: MAX_PAYLOAD_THRESHOLD_BYTES, name: "MAX_PAYLOAD_THRESHOLD_BYTES" },
       ),
     );
     const d = checkOptions(taskDefaultsSchema, options.defaults, "defaults");
@@ -200,16 +202,8 @@ export class QueueInternals {
 
   /**
    * Check that `input` can be stored as the input of a `type` task: JSON-serializable and within
-   * the size limit. Returns the value as it will be stored (a JSON round trip). Throws
-   * `ValidationError` saying what to fix.
-   */
-  checkInput(type: string, input: unknown): unknown {
-    return this.encodeInput(type, input).value;
-  }
-
-  /**
-   * {@link checkInput}, also returning the JSON bytes (to store apart when large). Throws
-   * `ValidationError` saying what to fix.
+   * the size limit. Returns the value as it will be stored (a JSON round trip) and its JSON bytes
+   * (to store apart when large). Throws `ValidationError` saying what to fix.
    */
   encodeInput(type: string, input: unknown): { value: unknown; bytes: Uint8Array } {
     const text = jsonOf(type, input);

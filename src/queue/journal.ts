@@ -13,6 +13,7 @@ import { MalformedObjectError } from "../errors.ts";
 import { type FinishedStatus, isTaskId, type JournalKey, type Keys } from "../keys.ts";
 import type { Logger } from "../logger.ts";
 import type { Storage } from "../storage/storage.ts";
+import { getBounded } from "../store/bounds.ts";
 import type { TaskRecord } from "../task/record.ts";
 import { isTerminal } from "../task/transitions.ts";
 import { errorMessage } from "../util/errors.ts";
@@ -194,13 +195,14 @@ export class FinishedJournal {
   }
 
   /**
-   * Read the journal at `key`. Throws `MalformedObjectError` for an object that is not one.
+   * Read the journal at `key`. Throws `MalformedObjectError` for an object that is not one (or is
+   * larger than any document oq writes: it is not read).
    * Entries whose id is not a task id are left out and reported in `invalid`: they name no task
    * object (a key built from them is none oq wrote), and one bad entry should not hide or block
    * the others.
    */
   async read(key: string): Promise<ReadJournal> {
-    const got = await this.#deps.storage.get(key);
+    const got = await getBounded(this.#deps.storage, key);
     let value: unknown;
     try {
       value = JSON.parse(decoder.decode(got.body));

@@ -7,7 +7,9 @@
  * @module
  */
 import * as v from "valibot";
-import { MalformedObjectError } from "../errors.ts";
+import { MalformedObjectError, NotFoundError } from "../errors.ts";
+import type { Storage } from "../storage/storage.ts";
+import { getBounded } from "../store/bounds.ts";
 import { validate } from "../util/schema.ts";
 import { finiteNumber } from "../util/stored-values.ts";
 import type { LimitDocument } from "./limits.ts";
@@ -37,6 +39,29 @@ export function readLimit(body: Uint8Array): { doc: LimitDocument } | { problem:
   }
   const result = validate(limitSchema, value);
   return result.ok ? { doc: result.value as LimitDocument } : { problem: result.summary };
+}
+
+/**
+ * The object at `key` as {@link readLimit} reads it, with its ETag, or `undefined` when missing.
+ * One larger than any document oq writes is not read: its problem says so, and its ETag comes
+ * from a HEAD, so that it can be replaced like any other object that is not a limit object.
+ */
+export async function readLimitObject(
+  storage: Storage,
+  key: string,
+): Promise<{ etag: string; read: ReturnType<typeof readLimit> } | undefined> {
+  try {
+    const got = await getBounded(storage, key);
+    return { etag: got.etag, read: readLimit(got.body) };
+  } catch (error) {
+    if (error instanceof NotFoundError) return undefined;
+    if (!(error instanceof MalformedObjectError)) throw error;
+    const head = await storage.head(key).catch((e: unknown) => {
+      if (e instanceof NotFoundError) return undefined;
+      throw e;
+    });
+    return head && { etag: head.etag, read: { problem: error.message } };
+  }
 }
 
 /** Parse a stored limit object; `MalformedObjectError` naming `key` and the problem otherwise. */

@@ -11,13 +11,13 @@
  *
  * @module
  */
-import { ConflictError, MalformedObjectError, NotFoundError, ValidationError } from "../errors.ts";
+import { ConflictError, MalformedObjectError, ValidationError } from "../errors.ts";
 import { checkTaskType } from "../keys.ts";
 import { MAX_LEASE_SECONDS } from "../options.ts";
 import type { Storage } from "../storage/storage.ts";
 import { DocumentStore, MAX_CAS_ROUNDS, type VersionedDocument } from "../store/documents.ts";
 import { LEASE_TAKEOVER_MARGIN_MS } from "../task/transitions.ts";
-import { encodeLimit, parseLimit, readLimit } from "./limit-codec.ts";
+import { encodeLimit, parseLimit, readLimitObject } from "./limit-codec.ts";
 
 /** Most tasks of one type a fleet-wide concurrency limit may allow. */
 export const MAX_FLEET_CONCURRENCY = 10_000;
@@ -383,15 +383,9 @@ export class LimitStore {
     key: string,
     fresh: LimitDocument,
   ): Promise<{ doc: LimitDocument; replaced: string } | undefined> {
-    let got: { body: Uint8Array; etag: string };
-    try {
-      got = await this.#documents.storage.get(key);
-    } catch (error) {
-      if (error instanceof NotFoundError) return undefined;
-      throw error;
-    }
-    const read = readLimit(got.body);
-    if ("doc" in read) return undefined;
+    const got = await readLimitObject(this.#documents.storage, key);
+    if (got === undefined || "doc" in got.read) return undefined;
+    const read = got.read;
     try {
       const written = await this.#documents.write(key, got.etag, fresh);
       if (!written.won) return undefined;

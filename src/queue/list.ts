@@ -8,6 +8,7 @@
 import { NotFoundError } from "../errors.ts";
 import { checkTaskId } from "../keys.ts";
 import { versionsUnder } from "../storage/versions.ts";
+import { getBounded, MAX_DOCUMENT_BYTES } from "../store/bounds.ts";
 import { eventLog } from "../task/event-log.ts";
 import { parseTask, type TaskHistoryEntry, type TaskRecord } from "../task/record.ts";
 import { mapLimit } from "../util/async.ts";
@@ -54,7 +55,8 @@ export async function taskVersions(q: QueueInternals, id: string): Promise<TaskV
   versions.reverse();
   return mapLimit(versions, 8, async (v) => {
     if (v.deleteMarker) return { versionId: v.versionId, lastModified: v.lastModified, task: null };
-    const got = await q.storage.get(key, v.versionId === "null" ? {} : { versionId: v.versionId });
+    const version = v.versionId === "null" ? {} : { versionId: v.versionId };
+    const got = await getBounded(q.storage, key, MAX_DOCUMENT_BYTES, version);
     return {
       versionId: v.versionId,
       lastModified: v.lastModified,

@@ -15,6 +15,7 @@ import {
 import { type Keys, shardOf } from "../keys.ts";
 import { retry } from "../retry.ts";
 import type { Storage } from "../storage/storage.ts";
+import { getBounded } from "../store/bounds.ts";
 import { READ_BACK_RETRY } from "../store/documents.ts";
 import type { PayloadRef, TaskRecord } from "../task/record.ts";
 import { toHex } from "../util/format.ts";
@@ -31,18 +32,24 @@ export const DEFAULT_MAX_PAYLOAD_BYTES = 32 * 1024 * 1024;
 
 /**
  * A byte-size queue option (`maxInputBytes`, `maxOutputBytes`, `payloadThresholdBytes`), or its
- * default. Throws `ValidationError` for anything but a whole number of at least `min`.
+ * default. Throws `ValidationError` for anything but a whole number of at least `min` and, when
+ * `max` is given, at most `max.bytes` (`max.name` names that limit in the message).
  */
 export function byteOption(
   name: string,
   value: number | undefined,
   fallback: number,
   min: number,
+  max?: { bytes: number; name: string },
 ): number {
   if (value === undefined) return fallback;
   if (!Number.isSafeInteger(value) || value < min)
     throw new ValidationError(
       `Invalid ${name} ${JSON.stringify(value)}: give a whole number of bytes, at least ${min}.`,
+    );
+  if (max !== undefined && value > max.bytes)
+    throw new ValidationError(
+      `Invalid ${name} ${value}: the largest is ${max.bytes} bytes (${max.name}). Values up to it are kept inside every version of a task object, whose size readers bound by this limit; larger ones are stored apart anyway. Lower ${name}.`,
     );
   return value;
 }
@@ -117,8 +124,14 @@ export class PayloadStore {
       );
     let body: Uint8Array;
     try {
-      body = (await storage.get(key)).body;
+      // Never more than the task recorded: an object swapped for a huge one is refused unread.
+      body = (await getBounded(storage, key, ref.bytes)).body;
     } catch (error) {
+      if (error instanceof MalformedObjectError)
+        throw new MalformedObjectError(
+          `Task ${id}: its ${what} object ${key} is not what the task recorded (${ref.bytes} bytes): it was changed or damaged. Submit the task again. ${error.message}`,
+          { key, cause: error },
+        );
       if (!(error instanceof NotFoundError)) throw error;
       throw new NotFoundError(
         `Task ${id}: its ${what} is stored as ${key}, which does not exist (deleted by hand or by a lifecycle rule?). Submit the task again.`,

@@ -7,9 +7,10 @@
  *
  * @module
  */
-import { NotFoundError } from "../errors.ts";
+import { MalformedObjectError, NotFoundError } from "../errors.ts";
 import { checkTaskType, timeKey } from "../keys.ts";
 import { checkOptions, statsOptionsSchema } from "../options.ts";
+import { getBounded } from "../store/bounds.ts";
 import { mapLimit } from "../util/async.ts";
 import {
   addWindows,
@@ -255,10 +256,12 @@ async function finishedCounts(
     requests.GET++;
     let text: string;
     try {
-      text = decoder.decode((await q.storage.get(key)).body);
+      text = decoder.decode((await getBounded(q.storage, key)).body);
     } catch (error) {
       if (error instanceof NotFoundError) return;
-      throw error;
+      if (!(error instanceof MalformedObjectError)) throw error;
+      q.warnOnce(key, error.message);
+      return;
     }
     const worker = heartbeats.has(key) ? parseHeartbeat(text, now) : undefined;
     if (worker !== undefined) workers.push(worker);

@@ -37,8 +37,10 @@ export interface QueueOptions {
   /**
    * Inputs and outputs larger than this (as JSON, in bytes) are stored once, as objects of their
    * own that the task names, instead of inside every version of the task object. Default 256 KiB
-   * (`DEFAULT_PAYLOAD_THRESHOLD_BYTES`). Such a task costs one more PUT at submit and one more
-   * GET per run (docs/protocol.md, "Large inputs and outputs").
+   * (`DEFAULT_PAYLOAD_THRESHOLD_BYTES`); at most 4 MiB (`MAX_PAYLOAD_THRESHOLD_BYTES`), a larger
+   * one is refused with a `ValidationError`: readers bound a task object's size by it. Such a task
+   * costs one more PUT at submit and one more GET per run (docs/protocol.md, "Large inputs and
+   * outputs").
    */
   payloadThresholdBytes?: number;
   /** Defaults for submitted tasks. */

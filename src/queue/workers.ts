@@ -5,8 +5,9 @@
  *
  * @module
  */
-import { NotFoundError } from "../errors.ts";
+import { MalformedObjectError, NotFoundError } from "../errors.ts";
 import { MAX_HEARTBEAT_SECONDS } from "../options.ts";
+import { getBounded } from "../store/bounds.ts";
 import { mapLimit } from "../util/async.ts";
 import { isCount, isStoredDate } from "../util/stored-values.ts";
 import type { Queue } from "./queue.ts";
@@ -103,14 +104,16 @@ export async function readWorkers(queue: Queue): Promise<WorkerInfo[]> {
   const decoder = new TextDecoder();
   const found = await mapLimit(keys, 16, async (key) => {
     try {
-      const got = await queue.storage.get(key);
+      const got = await getBounded(queue.storage, key);
       const info = parseHeartbeat(decoder.decode(got.body), queue.now());
       if (info === undefined) queue.logger.warn(`Skipping ${key}: not a worker heartbeat.`);
       return info;
     } catch (error) {
       // The worker stopped and deleted its heartbeat between the listing and the read.
       if (error instanceof NotFoundError) return undefined;
-      throw error;
+      if (!(error instanceof MalformedObjectError)) throw error;
+      queue.logger.warn(`Skipping ${key}: ${error.message}`);
+      return undefined;
     }
   });
   return found.filter((w): w is WorkerInfo => w !== undefined).sort(byWorkerId);

@@ -6,7 +6,8 @@
  * starting worker 25-100 ms before its first request and about 10 MB of RSS for as long as it
  * runs (issue 15). It does only what the driver needs:
  * a body of bytes, no redirects followed (a 3xx comes back as it is, like `redirect: "manual"`),
- * the whole answer read into memory, an `AbortSignal` that also covers reading the body, and
+ * the answer's body as a stream read ahead (cancelling it drops the connection), an
+ * `AbortSignal` that also covers reading the body, and
  * connections kept alive for 4 s of idleness (undici's default), so a reused connection is
  * rarely one the server is closing.
  *
@@ -138,43 +139,80 @@ function request(url: URL, init: RequestInit, client: Client): Promise<S3Respons
   });
 }
 
+/** How much of an answer's body is buffered ahead of its reader before the socket is paused. */
+const READ_AHEAD_BYTES = 64 * 1024;
+
 /**
- * The answer of `res`. Its body is read at once (so the socket goes back to the pool); the
- * outcome is kept for `arrayBuffer()`/`text()`, which a caller may never call. `done` runs when
- * the body ended or failed.
+ * The answer of `res`. Its body is read at once into a stream (so a small answer's socket goes
+ * back to the pool whether or not it is read), up to {@link READ_AHEAD_BYTES} ahead of the
+ * reader: a larger one is pulled as it is read, and cancelling the stream destroys the socket,
+ * so a reader with a bound (`GetOptions.maxBytes`) never downloads an object whole to refuse it.
+ * `done` runs when the body ended, failed or was cancelled.
  */
 function answer(
   res: http.IncomingMessage,
   signal: AbortSignal | undefined,
   done: () => void,
 ): S3Response {
-  const chunks: Buffer[] = [];
-  const failure = (error: unknown) => (signal?.aborted ? signal.reason : error);
-  const read = new Promise<Uint8Array>((ok, fail) => {
-    res.on("data", (chunk: Buffer) => chunks.push(chunk));
-    res.on("end", () => {
-      done();
-      ok(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
-    });
-    res.on("error", (error) => {
-      done();
-      fail(failure(error));
-    });
-    res.on("close", () => {
-      done();
-      if (!res.complete) fail(failure(Object.assign(new Error("aborted"), { code: "ECONNRESET" })));
-    });
-  });
-  read.catch(() => {}); // seen by whoever reads the body; unread, it is not an error
+  const body = bodyStream(res, signal, done);
+  const whole = async (): Promise<Uint8Array> => {
+    const reader = body.getReader();
+    const chunks: Uint8Array[] = [];
+    for (let next = await reader.read(); !next.done; next = await reader.read())
+      chunks.push(next.value);
+    return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+  };
   return {
     status: res.statusCode ?? 0,
     headers: new ResponseHeaders(res.headers),
+    body,
     arrayBuffer: async () => {
-      const all = await read;
+      const all = await whole();
       return all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength) as ArrayBuffer;
     },
-    text: async () => new TextDecoder().decode(await read),
+    text: async () => new TextDecoder().decode(await whole()),
   };
+}
+
+/** The body of `res` as a web stream: its errors shaped as the driver reads them (see top). */
+function bodyStream(
+  res: http.IncomingMessage,
+  signal: AbortSignal | undefined,
+  done: () => void,
+): ReadableStream<Uint8Array> {
+  const failure = (error: unknown) => (signal?.aborted ? signal.reason : error);
+  let settled = false;
+  return new ReadableStream<Uint8Array>(
+    {
+      start(controller) {
+        const settle = (end: () => void) => {
+          done();
+          if (settled) return;
+          settled = true;
+          end();
+        };
+        res.on("data", (chunk: Buffer) => {
+          controller.enqueue(chunk);
+          if ((controller.desiredSize ?? 0) <= 0) res.pause();
+        });
+        res.on("end", () => settle(() => controller.close()));
+        res.on("error", (error) => settle(() => controller.error(failure(error))));
+        res.on("close", () => {
+          const reset = Object.assign(new Error("aborted"), { code: "ECONNRESET" });
+          if (!res.complete) settle(() => controller.error(failure(reset)));
+          else done();
+        });
+      },
+      pull() {
+        res.resume();
+      },
+      cancel() {
+        settled = true;
+        res.destroy();
+      },
+    },
+    { highWaterMark: READ_AHEAD_BYTES, size: (chunk) => chunk.byteLength },
+  );
 }
 
 /** The request body as bytes: the driver sends a `Uint8Array` or nothing. */

@@ -12,9 +12,26 @@ import {
   scheduleTaskOptionsSchema,
   triggerOptionsSchema,
 } from "../options.ts";
+import type { QueueInternals } from "../queue/internals.ts";
 import type { SubmitOptions } from "../queue/types.ts";
+import { MAX_PAYLOAD_THRESHOLD_BYTES } from "../store/bounds.ts";
 import { validate } from "../util/schema.ts";
 import { count, jsonValue, positiveSeconds, priority, storedDate } from "../util/stored-values.ts";
+
+/**
+ * The input of a new schedule of `type`, as it will be stored: the queue's own check (so a
+ * schedule accepts exactly the inputs its tasks can be given), and at most
+ * `MAX_PAYLOAD_THRESHOLD_BYTES` of JSON, since the schedule object keeps it inline and every
+ * reader bounds a schedule object's size. Throws `ValidationError` saying what to fix.
+ */
+export function scheduleInput(queue: QueueInternals, type: string, input: unknown): unknown {
+  const { value, bytes } = queue.encodeInput(type, input);
+  if (bytes.length > MAX_PAYLOAD_THRESHOLD_BYTES)
+    throw new ValidationError(
+      `Input of the ${type} schedule is ${bytes.length} bytes of JSON; a schedule keeps its input inside its own object, so the limit is ${MAX_PAYLOAD_THRESHOLD_BYTES} (MAX_PAYLOAD_THRESHOLD_BYTES). Store large data in its own object and pass its key.`,
+    );
+  return value;
+}
 
 /** What a scheduler does with slots that came due while no scheduler ran. */
 export type CatchUpPolicy = "latest" | "all" | "none";

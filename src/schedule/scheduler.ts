@@ -47,6 +47,7 @@ import {
   type NewSchedule,
   type ScheduleInfo,
   type ScheduleRecord,
+  scheduleInput,
   submitOptions,
   triggerKey,
 } from "./record.ts";
@@ -189,8 +190,7 @@ export class Scheduler {
       );
     }
     const catchUp = checkPolicy(spec.catchUp ?? "latest");
-    // The queue's own check, so a schedule accepts exactly the inputs its tasks can be given.
-    const input = internals(this.queue).checkInput(spec.type, spec.input);
+    const input = scheduleInput(internals(this.queue), spec.type, spec.input);
     const task = checkTaskOptions(spec);
     if (spec.enabled !== undefined && typeof spec.enabled !== "boolean") {
       throw new ValidationError("Invalid enabled: use true or false.");

@@ -10,6 +10,7 @@
  */
 import { NotFoundError, PreconditionFailedError, ValidationError } from "../errors.ts";
 import { checkKey, checkPutOptions, pageSize } from "./checks.ts";
+import { checkMaxBytes, objectTooLarge, overBound } from "./max-bytes.ts";
 import {
   compareKeys,
   type GetOptions,
@@ -102,7 +103,10 @@ export class MemoryStorage implements Storage {
   async get(key: string, options: GetOptions = {}): Promise<GetResult> {
     this.#respond();
     checkKey(key);
+    checkMaxBytes(options.maxBytes);
     const v = this.#find(key, options.versionId);
+    if (overBound(v.body.length, options.maxBytes))
+      throw objectTooLarge(this.name, key, v.body.length, options.maxBytes!);
     return {
       body: v.body.slice(),
       etag: v.etag,

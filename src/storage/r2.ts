@@ -34,6 +34,7 @@ import {
   ValidationError,
 } from "../errors.ts";
 import { checkKey, checkPutOptions, pageSize } from "./checks.ts";
+import { checkMaxBytes, objectTooLarge, overBound } from "./max-bytes.ts";
 import {
   type GetOptions,
   type GetResult,
@@ -72,6 +73,8 @@ export interface R2ObjectLike {
 
 /** An R2 object with its body (`R2ObjectBody` in workers-types). */
 export interface R2ObjectBodyLike extends R2ObjectLike {
+  /** The body as a stream, cancelled unread when the object is over a read's `maxBytes`. */
+  readonly body?: ReadableStream;
   /** The whole body. */
   arrayBuffer(): Promise<ArrayBuffer>;
 }
@@ -162,10 +165,18 @@ export class R2Storage implements Storage {
   /** Read the current version (the only one R2 keeps). */
   async get(key: string, options: GetOptions = {}): Promise<GetResult> {
     checkKey(key);
+    checkMaxBytes(options.maxBytes);
     this.#checkVersion(key, options.versionId);
     const obj = await this.#call("get", key, () => this.#bucket.get(key));
     if (obj === null) throw this.#notFound(key);
+    if (overBound(obj.size, options.maxBytes)) {
+      // Dropped unread: R2 already knows the size, so nothing past the bound is transferred.
+      await obj.body?.cancel().catch(() => undefined);
+      throw objectTooLarge(this.name, key, obj.size, options.maxBytes!);
+    }
     const body = new Uint8Array(await this.#call("get", key, () => obj.arrayBuffer()));
+    if (overBound(body.length, options.maxBytes))
+      throw objectTooLarge(this.name, key, body.length, options.maxBytes!);
     const result: GetResult = {
       body,
       etag: quoted(obj),

@@ -11,7 +11,8 @@
  * Errors: drivers throw the typed errors of `../errors.ts`: `NotFoundError` (404),
  * `PreconditionFailedError` (412), `ConflictError` (409), `ThrottledError` (429/503 SlowDown),
  * `AccessDeniedError` (403), `ConfigError`, `UnavailableError`, `AmbiguousWriteError` (a
- * conditional write whose outcome is unknown) and `StorageError` for everything else.
+ * conditional write whose outcome is unknown), `MalformedObjectError` (an object larger than a
+ * read's `maxBytes`) and `StorageError` for everything else.
  *
  * @module
  */
@@ -66,6 +67,15 @@ export interface VersionTarget {
 export interface GetOptions {
   /** Read this version instead of the current one. */
   versionId?: string;
+  /**
+   * Refuse an object larger than this many bytes, without reading its body past the bound:
+   * `get` then throws `MalformedObjectError` (code `MALFORMED`) naming the key, the size and the
+   * bound. A driver checks the size it knows before reading (S3's `Content-Length`, a file's
+   * size) and, where it reads a stream, counts the bytes and cancels it past the bound. Default:
+   * none (any size is read). Readers must still check `body.byteLength` themselves when the
+   * storage may be one of a user's own that ignores this option.
+   */
+  maxBytes?: number;
 }
 
 /** Options of {@link Storage.put}. At most one of `ifMatch` and `ifNoneMatch` may be set. */

@@ -14,6 +14,8 @@
  *   transient failures with the shared rule of `../retry.ts`, since giving up would leave a
  *   write that did land unknown to its writer.
  * - An update loop gives up after {@link MAX_CAS_ROUNDS} lost rounds with `ConflictError`.
+ * - Reads are bounded (`./bounds.ts`): an object larger than any document oq writes is refused
+ *   unread, as `MalformedObjectError`, like one the codec cannot parse.
  *
  * Portable (web-standard globals only).
  *
@@ -22,12 +24,14 @@
 import {
   AmbiguousWriteError,
   ConflictError,
+  MalformedObjectError,
   NotFoundError,
   type OqError,
   PreconditionFailedError,
 } from "../errors.ts";
 import { type RetryPolicy, retry } from "../retry.ts";
 import { type Storage, sameEtag } from "../storage/storage.ts";
+import { getBounded, MAX_DOCUMENT_BYTES } from "./bounds.ts";
 
 /** How many lost compare-and-swap rounds an update outlasts before it gives up. */
 export const MAX_CAS_ROUNDS = 20;
@@ -59,6 +63,11 @@ export interface DocumentStoreOptions<T> extends DocumentCodec<T> {
   contentType?: string;
   /** How an ambiguous write is read back. Default {@link READ_BACK_RETRY}; inject `sleep` in tests. */
   readBack?: RetryPolicy;
+  /**
+   * Refuse a stored object larger than this many bytes, unread, with `MalformedObjectError`, as
+   * the codec refuses one it cannot parse. Default `MAX_DOCUMENT_BYTES` (16 MiB, `./bounds.ts`).
+   */
+  maxBytes?: number;
 }
 
 /** A document with the ETag of the version it was read from or written as. */
@@ -132,15 +141,21 @@ export class DocumentStore<T> {
   readonly #codec: DocumentCodec<T>;
   readonly #contentType: string;
   readonly #readBack: RetryPolicy;
+  readonly #maxBytes: number;
 
   constructor(storage: Storage, options: DocumentStoreOptions<T>) {
     this.storage = storage;
     this.#codec = { parse: options.parse, encode: options.encode };
     this.#contentType = options.contentType ?? "application/json";
     this.#readBack = options.readBack ?? READ_BACK_RETRY;
+    this.#maxBytes = options.maxBytes ?? MAX_DOCUMENT_BYTES;
   }
 
-  /** Read a document with its ETag; `undefined` when the key does not exist. */
+  /**
+   * Read a document with its ETag; `undefined` when the key does not exist. Throws what the codec
+   * throws for an object it cannot parse, and `MalformedObjectError` for one over the store's
+   * `maxBytes`, which is never read.
+   */
   async read(key: string): Promise<VersionedDocument<T> | undefined> {
     const got = await this.#get(key);
     if (got === undefined) return undefined;
@@ -254,8 +269,8 @@ export class DocumentStore<T> {
    */
   async put(key: string, value: T): Promise<VersionedDocument<T>> {
     for (let round = 0; round < MAX_CAS_ROUNDS; round++) {
-      const current = await this.#get(key);
-      const result = await this.write(key, current?.etag ?? null, value);
+      const current = await this.#etag(key);
+      const result = await this.write(key, current ?? null, value);
       if (result.won) return { value: result.value, etag: result.etag };
     }
     throw new ConflictError(
@@ -278,7 +293,25 @@ export class DocumentStore<T> {
 
   async #get(key: string): Promise<{ body: Uint8Array; etag: string } | undefined> {
     try {
-      return await this.storage.get(key);
+      return await getBounded(this.storage, key, this.#maxBytes);
+    } catch (error) {
+      if (error instanceof NotFoundError) return undefined;
+      throw error;
+    }
+  }
+
+  /**
+   * The ETag of the current version of `key` (`undefined` when missing), for a write that replaces
+   * it whatever it holds: an object over the bound is replaced too, its ETag taken from a HEAD.
+   */
+  async #etag(key: string): Promise<string | undefined> {
+    try {
+      return (await this.#get(key))?.etag;
+    } catch (error) {
+      if (!(error instanceof MalformedObjectError)) throw error;
+    }
+    try {
+      return (await this.storage.head(key)).etag;
     } catch (error) {
       if (error instanceof NotFoundError) return undefined;
       throw error;

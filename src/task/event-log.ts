@@ -22,6 +22,14 @@ export const TASK_HISTORY_LIMIT = 20;
 export const TASK_HISTORY_ERROR_CHARS = 200;
 
 /**
+ * The longest error message a task's `lastError` keeps, in characters (a name, at most
+ * {@link TASK_HISTORY_ERROR_CHARS}); longer ones are cut and end in "…". A handler may throw a
+ * message of any size, and the record must stay under the bound every reader holds it to
+ * (`MAX_DOCUMENT_BYTES`): 16,384 characters are at most 96 KiB of JSON.
+ */
+export const MAX_TASK_ERROR_CHARS = 16_384;
+
+/**
  * A task's event log, oldest first. A record written before the log existed has none; its own
  * last transition (its `event`, at its `updatedAt`) stands in for it, so such a task's history
  * starts with what it last did rather than empty.
@@ -61,12 +69,12 @@ function historyEntry(prev: TaskRecord, next: TaskRecord): TaskHistoryEntry {
     at: next.updatedAt,
     worker: next.lease?.workerId ?? prev.lease?.workerId ?? null,
     attempt: next.attempt,
-    error: error === null ? null : clip(`${error.name}: ${error.message}`),
+    error:
+      error === null ? null : clip(`${error.name}: ${error.message}`, TASK_HISTORY_ERROR_CHARS),
   };
 }
 
-function clip(text: string): string {
-  return text.length <= TASK_HISTORY_ERROR_CHARS
-    ? text
-    : `${text.slice(0, TASK_HISTORY_ERROR_CHARS - 1)}…`;
+/** `text`, or its first `chars - 1` characters and "…" when it is longer than `chars`. */
+export function clip(text: string, chars: number): string {
+  return text.length <= chars ? text : `${text.slice(0, chars - 1)}…`;
 }

@@ -165,7 +165,7 @@ export interface Lease {
 
 /** The last error a task's handler raised (or the reason the runtime gave up on an attempt). */
 export interface TaskError {
-  /** The error message. */
+  /** The error message, cut to `MAX_TASK_ERROR_CHARS` (16,384) characters. */
   message: string;
   /** The error's class name (`TypeError`, `LeaseExpired`, `Timeout`). */
   name: string;

@@ -19,7 +19,13 @@ import { InvalidStateError, ValidationError } from "../errors.ts";
 import { Keys } from "../keys.ts";
 import { iso } from "../util/format.ts";
 import { backoffMs } from "./backoff.ts";
-import { eventLog, logged } from "./event-log.ts";
+import {
+  clip,
+  eventLog,
+  logged,
+  MAX_TASK_ERROR_CHARS,
+  TASK_HISTORY_ERROR_CHARS,
+} from "./event-log.ts";
 import type {
   Backoff,
   CancelRequest,
@@ -303,8 +309,8 @@ export function failAttempt(
 ): TaskRecord {
   requireLease(task, token, "fail");
   const error: TaskError = {
-    message: failure.message,
-    name: failure.name,
+    message: clip(failure.message, MAX_TASK_ERROR_CHARS),
+    name: clip(failure.name, TASK_HISTORY_ERROR_CHARS),
     attempt: task.attempt,
     at: iso(now),
     permanent: failure.permanent === true,

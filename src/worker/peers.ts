@@ -14,6 +14,7 @@ import { NotFoundError } from "../errors.ts";
 import { partOf } from "../keys.ts";
 import { type FinishedCounter, parseSnapshot } from "../queue/finished-counts.ts";
 import type { QueueInternals } from "../queue/internals.ts";
+import { getBounded } from "../store/bounds.ts";
 import { errorMessage } from "../util/errors.ts";
 import type { WorkerStats } from "./events.ts";
 import { GoneHeartbeats } from "./gone-workers.ts";
@@ -137,7 +138,9 @@ export class Peers {
   async #keepPreviousCounts(): Promise<void> {
     const q = this.#queue;
     try {
-      const text = new TextDecoder().decode((await q.storage.get(q.keys.worker(this.#id))).body);
+      const text = new TextDecoder().decode(
+        (await getBounded(q.storage, q.keys.worker(this.#id))).body,
+      );
       const finished = parseSnapshot((JSON.parse(text) as { finished?: unknown }).finished);
       if (finished === undefined) return;
       if (Object.keys(finished.hours).length === 0 && Object.keys(finished.minutes).length === 0)

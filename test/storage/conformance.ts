@@ -12,11 +12,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   AccessDeniedError,
   ConflictError,
+  MalformedObjectError,
   NotFoundError,
   type OqError,
   type OqErrorCode,
   type OqErrorDetails,
   PreconditionFailedError,
+  ValidationError,
 } from "../../src/errors.ts";
 import {
   compareKeys,
@@ -134,6 +136,50 @@ export function describeConformance(name: string, target: ConformanceTarget): vo
       // The queue's compare-and-swap needs a new ETag whenever the content changes.
       const again = await s().put(`${p}text`, "something else");
       expect(sameEtag(again.etag, put.etag)).toBe(false);
+    });
+
+    it("get with maxBytes reads an object under or at the bound and refuses one over it, naming the key", async () => {
+      const p = area("max-bytes");
+      const body = new Uint8Array(1000).map((_, i) => i % 251);
+      const put = await s().put(`${p}k`, body);
+      for (const maxBytes of [1001, 1000]) {
+        const got = await s().get(`${p}k`, { maxBytes });
+        expect([...got.body]).toEqual([...body]);
+        expect(sameEtag(got.etag, put.etag)).toBe(true);
+      }
+      const over = await expectError(
+        s().get(`${p}k`, { maxBytes: 999 }),
+        MalformedObjectError,
+        "MALFORMED",
+      );
+      expect(over.key).toBe(`${p}k`);
+      // The message is for the operator: it names the size found and the bound.
+      expect(over.message).toContain("1000 bytes");
+      expect(over.message).toContain("999-byte bound");
+      await s().put(`${p}empty`, new Uint8Array(0));
+      expect((await s().get(`${p}empty`, { maxBytes: 0 })).body.length).toBe(0);
+      await expectError(s().get(`${p}k`, { maxBytes: 0 }), MalformedObjectError, "MALFORMED");
+      // The object is left as it was, and a missing key is still a 404, bound or not.
+      expect((await s().get(`${p}k`)).body.length).toBe(1000);
+      await expectError(s().get(`${p}gone`, { maxBytes: 10 }), NotFoundError, "NOT_FOUND");
+      await expectError(s().get(`${p}k`, { maxBytes: -1 }), ValidationError, "VALIDATION");
+      await expectError(s().get(`${p}k`, { maxBytes: 1.5 }), ValidationError, "VALIDATION");
+      if (versioned) {
+        const old = await expectError(
+          s().get(`${p}k`, { versionId: put.versionId!, maxBytes: 10 }),
+          MalformedObjectError,
+          "MALFORMED",
+        );
+        expect(old.key).toBe(`${p}k`);
+      }
+    });
+
+    it("get with maxBytes refuses a 4 MiB object with a small bound, and reads it with a bound above it", async () => {
+      const key = `${area("max-bytes-big")}big`;
+      const big = new Uint8Array(4 * 1024 * 1024).fill(120);
+      await s().put(key, big);
+      await expectError(s().get(key, { maxBytes: 64 * 1024 }), MalformedObjectError, "MALFORMED");
+      expect((await s().get(key, { maxBytes: big.length })).body.length).toBe(big.length);
     });
 
     it("head returns the ETag, size, version and time of the current version", async () => {

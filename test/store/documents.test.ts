@@ -8,6 +8,7 @@ import {
   AccessDeniedError,
   AmbiguousWriteError,
   ConflictError,
+  MalformedObjectError,
   NotFoundError,
   PreconditionFailedError,
   UnavailableError,
@@ -394,5 +395,46 @@ describe("DocumentStore.write errors", () => {
     await expect(
       docStore(hooked).write("k", null, { writer: "a", version: 1 }),
     ).rejects.toBeInstanceOf(NotFoundError);
+  });
+});
+
+describe("DocumentStore maxBytes", () => {
+  const bounded = (storage: Storage, maxBytes: number) =>
+    new DocumentStore<Doc>(storage, {
+      parse: (body) => JSON.parse(decoder.decode(body)) as Doc,
+      encode: (value) => encoder.encode(JSON.stringify(value)),
+      maxBytes,
+    });
+
+  it("refuses an object over the bound as MalformedObjectError, reads one at it, and put replaces it", async () => {
+    const storage = new MemoryStorage();
+    const store = bounded(storage, 64);
+    const at = JSON.stringify({ writer: "a", version: 1, pad: "" });
+    const fits = JSON.stringify({ writer: "a", version: 1, pad: "p".repeat(64 - at.length) });
+    await storage.put("k", fits);
+    expect((await store.read("k"))?.value.writer).toBe("a");
+    await storage.put("k", JSON.stringify({ writer: "b", version: 1, pad: "p".repeat(100) }));
+    const error = await store.read("k").catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(MalformedObjectError);
+    expect(error).toMatchObject({ code: "MALFORMED", key: "k" });
+    // A document replaced whole (a verdict) replaces an oversized object too, on its ETag.
+    await store.put("k", { writer: "c", version: 2 });
+    expect((await store.read("k"))?.value).toEqual({ writer: "c", version: 2 });
+  });
+
+  it("checks the body after the fact when the storage ignores maxBytes", async () => {
+    const inner = new MemoryStorage();
+    const careless = new Proxy(inner, {
+      get(target, name) {
+        if (name === "get") return (key: string) => target.get(key);
+        const value = Reflect.get(target, name, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    }) as Storage;
+    await inner.put("k", JSON.stringify({ writer: "b", version: 1, pad: "p".repeat(100) }));
+    const error = await bounded(careless, 64)
+      .read("k")
+      .catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: "MALFORMED", key: "k" });
   });
 });

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { mkdir, readdir, readFile, rmdir, stat, unlink } from "node:fs/promises";
+import { mkdir, open, readdir, readFile, rmdir, stat, unlink } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { AccessDeniedError, type OqError, StorageError } from "../../errors.ts";
 import { errorMessage } from "../../util/errors.ts";
@@ -24,6 +24,30 @@ export async function readIfExists(path: string): Promise<Uint8Array | undefined
   } catch (error) {
     if (code(error) === "ENOENT" || code(error) === "ENOTDIR") return undefined;
     throw error;
+  }
+}
+
+/**
+ * A file's bytes as {@link readIfExists} reads them, unless the file is larger than `limit`
+ * bytes: then its size, and the file unread (one planted at hundreds of MB is never loaded only
+ * to be refused).
+ */
+export async function readIfAtMost(
+  path: string,
+  limit: number,
+): Promise<Uint8Array | number | undefined> {
+  let handle: Awaited<ReturnType<typeof open>>;
+  try {
+    handle = await open(path, "r");
+  } catch (error) {
+    if (code(error) === "ENOENT" || code(error) === "ENOTDIR") return undefined;
+    throw error;
+  }
+  try {
+    const { size } = await handle.stat();
+    return size > limit ? size : await handle.readFile();
+  } finally {
+    await handle.close();
   }
 }
 

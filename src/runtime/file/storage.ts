@@ -18,6 +18,7 @@ import {
   ValidationError,
 } from "../../errors.ts";
 import { checkKey, checkPutOptions, pageSize } from "../../storage/checks.ts";
+import { checkMaxBytes, objectTooLarge, overBound } from "../../storage/max-bytes.ts";
 import {
   type GetOptions,
   type GetResult,
@@ -43,6 +44,7 @@ import {
   fsError,
   ignoreMissing,
   prune,
+  readIfAtMost,
   readIfExists,
   sweepTemp,
   tempName,
@@ -65,6 +67,12 @@ import {
 import { KeyLocks, lockName } from "./lock.ts";
 import { decodeSegment, encodeSegment, type VersionEntry } from "./names.ts";
 import { type WalkSkip, walk } from "./walk.ts";
+
+/**
+ * Room for a version file's header line (its key and content type) beyond a read's `maxBytes`:
+ * a key is at most 1,024 bytes, six times that escaped as JSON, and a content type is short.
+ */
+const HEADER_ROOM_BYTES = 64 * 1024;
 
 /** Options of {@link FileStorage}. */
 export interface FileStorageOptions {
@@ -121,15 +129,18 @@ export class FileStorage implements Storage {
   /** Read the current version, or the one named by `options.versionId`. */
   get(key: string, options: GetOptions = {}): Promise<GetResult> {
     return this.#op("get", key, async () => {
+      checkMaxBytes(options.maxBytes);
       const wanted = options.versionId;
       // A concurrent deleteVersion can remove the file between the two reads; look again.
       for (let attempt = 0; attempt < 3; attempt++) {
         const history = await this.#history(key);
         const v = wanted === undefined ? history[0] : history.find((x) => x.versionId === wanted);
         if (v === undefined || v.isDeleteMarker) throw this.#missing(key, wanted, v);
-        const data = await readIfExists(join(historyDir(this.#dirs, key), versionFile(v)));
+        const data = await this.#readVersion(key, v, options.maxBytes);
         if (data === undefined) continue;
         const { header, body } = decodeObject(data, key);
+        if (overBound(body.length, options.maxBytes))
+          throw objectTooLarge(this.name, key, body.length, options.maxBytes!);
         return {
           body,
           etag: etagOf(v.versionId),
@@ -140,6 +151,24 @@ export class FileStorage implements Storage {
       }
       throw this.#missing(key, wanted, undefined);
     });
+  }
+
+  /**
+   * The file of version `v` of `key`, or `undefined` when it is gone. With `maxBytes`, an object
+   * over it is refused unread: by the size its name records, then by the file's own size (a
+   * file swapped by hand), leaving room for the header line.
+   */
+  async #readVersion(
+    key: string,
+    v: VersionEntry,
+    maxBytes: number | undefined,
+  ): Promise<Uint8Array | undefined> {
+    const path = join(historyDir(this.#dirs, key), versionFile(v));
+    if (maxBytes === undefined) return readIfExists(path);
+    if (v.size > maxBytes) throw objectTooLarge(this.name, key, v.size, maxBytes);
+    const data = await readIfAtMost(path, maxBytes + HEADER_ROOM_BYTES);
+    if (typeof data === "number") throw objectTooLarge(this.name, key, data, maxBytes, true);
+    return data;
   }
 
   /** Read the current version's metadata (one directory read). */

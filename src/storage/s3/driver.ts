@@ -16,6 +16,7 @@
 import { AmbiguousWriteError, isOqError, StorageError, ValidationError } from "../../errors.ts";
 import { type RetryPolicy, retry } from "../../retry.ts";
 import { mapLimit } from "../../util/async.ts";
+import { checkMaxBytes, objectTooLarge } from "../max-bytes.ts";
 import {
   type GetOptions,
   type GetResult,
@@ -33,6 +34,7 @@ import {
   type VersioningStatus,
   type VersionTarget,
 } from "../storage.ts";
+import { readBody } from "./body.ts";
 import {
   type DeleteTarget,
   deleteObjectsBody,
@@ -154,10 +156,12 @@ export class S3Storage implements Storage {
 
   /** {@inheritDoc Storage.get} */
   async get(key: string, options: GetOptions = {}): Promise<GetResult> {
+    checkMaxBytes(options.maxBytes);
     const { res, body } = await this.#send({
       method: "GET",
       key,
       query: [["versionId", options.versionId]],
+      ...(options.maxBytes === undefined ? {} : { maxBytes: options.maxBytes }),
     });
     const result: GetResult = {
       body,
@@ -412,7 +416,10 @@ export class S3Storage implements Storage {
         return { res, body: new Uint8Array(0) };
       }
       try {
-        return { res, body: new Uint8Array(await res.arrayBuffer()) };
+        const body = await readBody(res, op.maxBytes, (size, atLeast) =>
+          objectTooLarge(this.name, op.key ?? "", size, op.maxBytes!, atLeast),
+        );
+        return body instanceof Uint8Array ? { res, body } : body;
       } catch (cause) {
         return networkFailure(op, host, cause, true, where);
       }

@@ -22,6 +22,11 @@ export interface S3Response {
   status: number;
   /** The answer's headers, read case-insensitively (`null` when absent). */
   headers: { get(name: string): string | null };
+  /**
+   * The body as a stream, as the web `Response` has it. Optional: without it a read with
+   * `maxBytes` can only refuse an object by its `Content-Length`, or after reading it whole.
+   */
+  readonly body?: ReadableStream<Uint8Array> | null;
   /** The whole body. */
   arrayBuffer(): Promise<ArrayBuffer>;
   /** The whole body as UTF-8 text. */

@@ -17,6 +17,8 @@ export interface Op {
   body?: Uint8Array;
   /** True for a PUT with If-Match / If-None-Match: such a write must never be re-sent blindly. */
   conditional?: boolean;
+  /** For a GET of an object: refuse one larger than this, unread (`GetOptions.maxBytes`). */
+  maxBytes?: number;
 }
 
 /** A response whose status was 2xx, with its body read in full. */
