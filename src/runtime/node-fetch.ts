@@ -26,6 +26,7 @@ import type http from "node:http";
 import process from "node:process";
 import { urlToHttpOptions } from "node:url";
 import type { S3Fetch, S3Response } from "../storage/s3/options.ts";
+import { NodeBody } from "./node-body.ts";
 
 /** How long an idle kept-alive connection is kept, ms (undici's default keep-alive timeout). */
 const IDLE_SOCKET_MS = 4000;
@@ -139,80 +140,26 @@ function request(url: URL, init: RequestInit, client: Client): Promise<S3Respons
   });
 }
 
-/** How much of an answer's body is buffered ahead of its reader before the socket is paused. */
-const READ_AHEAD_BYTES = 64 * 1024;
-
 /**
- * The answer of `res`. Its body is read at once into a stream (so a small answer's socket goes
- * back to the pool whether or not it is read), up to {@link READ_AHEAD_BYTES} ahead of the
- * reader: a larger one is pulled as it is read, and cancelling the stream destroys the socket,
- * so a reader with a bound (`GetOptions.maxBytes`) never downloads an object whole to refuse it.
- * `done` runs when the body ended, failed or was cancelled.
+ * The answer of `res`: its body read ahead into a {@link NodeBody} (see there for why not a web
+ * stream), whole for `arrayBuffer()`/`text()`, which a caller may never call.
  */
 function answer(
   res: http.IncomingMessage,
   signal: AbortSignal | undefined,
   done: () => void,
 ): S3Response {
-  const body = bodyStream(res, signal, done);
-  const whole = async (): Promise<Uint8Array> => {
-    const reader = body.getReader();
-    const chunks: Uint8Array[] = [];
-    for (let next = await reader.read(); !next.done; next = await reader.read())
-      chunks.push(next.value);
-    return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-  };
+  const body = new NodeBody(res, (error) => (signal?.aborted ? signal.reason : error), done);
   return {
     status: res.statusCode ?? 0,
     headers: new ResponseHeaders(res.headers),
     body,
     arrayBuffer: async () => {
-      const all = await whole();
+      const all = await body.whole();
       return all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength) as ArrayBuffer;
     },
-    text: async () => new TextDecoder().decode(await whole()),
+    text: async () => new TextDecoder().decode(await body.whole()),
   };
-}
-
-/** The body of `res` as a web stream: its errors shaped as the driver reads them (see top). */
-function bodyStream(
-  res: http.IncomingMessage,
-  signal: AbortSignal | undefined,
-  done: () => void,
-): ReadableStream<Uint8Array> {
-  const failure = (error: unknown) => (signal?.aborted ? signal.reason : error);
-  let settled = false;
-  return new ReadableStream<Uint8Array>(
-    {
-      start(controller) {
-        const settle = (end: () => void) => {
-          done();
-          if (settled) return;
-          settled = true;
-          end();
-        };
-        res.on("data", (chunk: Buffer) => {
-          controller.enqueue(chunk);
-          if ((controller.desiredSize ?? 0) <= 0) res.pause();
-        });
-        res.on("end", () => settle(() => controller.close()));
-        res.on("error", (error) => settle(() => controller.error(failure(error))));
-        res.on("close", () => {
-          const reset = Object.assign(new Error("aborted"), { code: "ECONNRESET" });
-          if (!res.complete) settle(() => controller.error(failure(reset)));
-          else done();
-        });
-      },
-      pull() {
-        res.resume();
-      },
-      cancel() {
-        settled = true;
-        res.destroy();
-      },
-    },
-    { highWaterMark: READ_AHEAD_BYTES, size: (chunk) => chunk.byteLength },
-  );
 }
 
 /** The request body as bytes: the driver sends a `Uint8Array` or nothing. */

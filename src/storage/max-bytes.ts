@@ -9,6 +9,7 @@
  * @module
  */
 import { MalformedObjectError, ValidationError } from "../errors.ts";
+import type { S3Body } from "./s3/options.ts";
 
 /** Throw `ValidationError` unless `maxBytes` is absent or a whole number of bytes, at least 0. */
 export function checkMaxBytes(maxBytes: number | undefined): void {
@@ -51,10 +52,10 @@ export function objectTooLarge(
  * `undefined`. Errors of the stream reject as they are.
  */
 export async function readAtMost(
-  stream: ReadableStream<Uint8Array>,
+  stream: S3Body,
   maxBytes: number,
 ): Promise<Uint8Array | undefined> {
-  const reader = stream.getReader();
+  const reader = "getReader" in stream ? stream.getReader() : stream;
   const chunks: Uint8Array[] = [];
   let total = 0;
   for (;;) {

@@ -13,6 +13,23 @@ import { type Endpoint, parseEndpoint } from "./url.ts";
 /** The subset of `fetch` the driver calls: always a URL string and a plain init object. */
 export type S3Fetch = (url: string, init: RequestInit) => Promise<S3Response>;
 
+/** One read of an {@link S3Body}: a chunk, or the end (as a web stream reader's `read()`). */
+export type S3BodyChunk = { done: false; value: Uint8Array } | { done: true; value?: undefined };
+
+/**
+ * A body read chunk by chunk, as a web stream's reader reads one: what `nodeFetch` gives in place
+ * of a web `ReadableStream` (lighter, see src/runtime/node-body.ts).
+ */
+export interface S3BodyReader {
+  /** The next chunk, or the end. */
+  read(): Promise<S3BodyChunk>;
+  /** Stop reading: the rest of the body is dropped unread (the connection is not drained). */
+  cancel(): Promise<void>;
+}
+
+/** A response body as the driver reads it within a bound: a web stream, or an {@link S3BodyReader}. */
+export type S3Body = ReadableStream<Uint8Array> | S3BodyReader;
+
 /**
  * What the S3 driver reads of an answer: a subset of the web `Response`, so the global `fetch`
  * fits {@link S3Fetch} as it is, and so does a client of a runtime's own (see `oq/file`).
@@ -23,10 +40,11 @@ export interface S3Response {
   /** The answer's headers, read case-insensitively (`null` when absent). */
   headers: { get(name: string): string | null };
   /**
-   * The body as a stream, as the web `Response` has it. Optional: without it a read with
-   * `maxBytes` can only refuse an object by its `Content-Length`, or after reading it whole.
+   * The body as a stream, as the web `Response` has it (or anything that reads like one, see
+   * {@link S3Body}). Optional: without it a read with `maxBytes` can only refuse an object by its
+   * `Content-Length`, or after reading it whole.
    */
-  readonly body?: ReadableStream<Uint8Array> | null;
+  readonly body?: S3Body | null;
   /** The whole body. */
   arrayBuffer(): Promise<ArrayBuffer>;
   /** The whole body as UTF-8 text. */
