@@ -10,11 +10,11 @@ import { MalformedObjectError, ValidationError } from "../src/errors.ts";
 import type { Logger } from "../src/logger.ts";
 import { Queue } from "../src/queue/queue.ts";
 import { readWorkers } from "../src/queue/workers.ts";
-import type { Storage } from "../src/storage/storage.ts";
 import { MAX_DOCUMENT_BYTES } from "../src/store/bounds.ts";
 import { Worker } from "../src/worker/worker.ts";
 import { type TargetInstance, targets } from "./helpers/targets.ts";
 import { fast, pause, until } from "./helpers/wait.ts";
+import { ignoringGetOptions } from "./support/careless-storage.ts";
 
 const MiB = 1024 * 1024;
 /** Four times the bound: a worker that read it whole would hold it several times over. */
@@ -225,14 +225,7 @@ describe("bounds on what oq writes, so that it can always read it back (memory)"
   it("a storage of one's own that ignores maxBytes: the body is still refused after the fact", async () => {
     const { MemoryStorage } = await import("../src/storage/memory.ts");
     const inner = new MemoryStorage();
-    // Drops every option of get: as a hand-written Storage that predates maxBytes would.
-    const careless = new Proxy(inner, {
-      get(target, name) {
-        if (name === "get") return (key: string) => target.get(key);
-        const value = Reflect.get(target, name, target);
-        return typeof value === "function" ? value.bind(target) : value;
-      },
-    }) as Storage;
+    const careless = ignoringGetOptions(inner);
     const queue = new Queue({ storage: careless });
     const task = await queue.submit("job", null);
     const key = queue.keys.task(task.id);

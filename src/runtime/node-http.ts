@@ -12,6 +12,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { joinChunks } from "../util/bytes.ts";
 
 /** A web-standard request handler. */
 export type FetchHandler = (request: Request) => Response | Promise<Response>;
@@ -164,13 +165,7 @@ async function readBody(req: IncomingMessage, limit: number): Promise<Uint8Array
     if (size > limit) throw new BodyTooLarge();
     chunks.push(chunk);
   }
-  const body = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    body.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return body;
+  return joinChunks(chunks, size);
 }
 
 /**

@@ -9,6 +9,7 @@
  * @module
  */
 import { MalformedObjectError, ValidationError } from "../errors.ts";
+import { joinChunks } from "../util/bytes.ts";
 import type { S3Body } from "./s3/options.ts";
 
 /** Throw `ValidationError` unless `maxBytes` is absent or a whole number of bytes, at least 0. */
@@ -71,11 +72,5 @@ export async function readAtMost(
   const only = chunks.length === 1 ? chunks[0]! : undefined;
   // A chunk may be a view into a larger pooled buffer: give the caller bytes of its own.
   if (only !== undefined) return only.byteLength === only.buffer.byteLength ? only : only.slice();
-  const body = new Uint8Array(total);
-  let at = 0;
-  for (const chunk of chunks) {
-    body.set(chunk, at);
-    at += chunk.byteLength;
-  }
-  return body;
+  return joinChunks(chunks, total);
 }

@@ -28,6 +28,7 @@ import {
   type WriteResult,
 } from "../../src/store/documents.ts";
 import { type TargetInstance, targets } from "../helpers/targets.ts";
+import { ignoringGetOptions } from "../support/careless-storage.ts";
 import { ERROR_FAULT_KINDS, type ErrorFaultKind, FaultyStorage } from "../support/faulty.ts";
 
 /** A small document: every version unique through `writer` and `version`. */
@@ -424,13 +425,7 @@ describe("DocumentStore maxBytes", () => {
 
   it("checks the body after the fact when the storage ignores maxBytes", async () => {
     const inner = new MemoryStorage();
-    const careless = new Proxy(inner, {
-      get(target, name) {
-        if (name === "get") return (key: string) => target.get(key);
-        const value = Reflect.get(target, name, target);
-        return typeof value === "function" ? value.bind(target) : value;
-      },
-    }) as Storage;
+    const careless = ignoringGetOptions(inner);
     await inner.put("k", JSON.stringify({ writer: "b", version: 1, pad: "p".repeat(100) }));
     const error = await bounded(careless, 64)
       .read("k")
