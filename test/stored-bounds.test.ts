@@ -12,6 +12,7 @@ import type { Logger } from "../src/logger.ts";
 import { Queue } from "../src/queue/queue.ts";
 import type { Storage } from "../src/storage/storage.ts";
 import { Worker } from "../src/worker/worker.ts";
+import { rejection } from "./helpers/rejection.ts";
 import { type TargetInstance, targets } from "./helpers/targets.ts";
 import { fast } from "./helpers/wait.ts";
 
@@ -32,16 +33,6 @@ async function plant(
   const text = raw(JSON.stringify(change(record)));
   await storage.put(key, text);
   return text;
-}
-
-/** The error `promise` rejects with. */
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error("it resolved");
 }
 
 describe.each(targets)("stored values oq would never write, on $name", (target) => {

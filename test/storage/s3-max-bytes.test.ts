@@ -7,10 +7,11 @@
  */
 import { createServer, type Server } from "node:http";
 import { describe, expect, it } from "vitest";
-import { MalformedObjectError, type OqError } from "../../src/errors.ts";
+import { MalformedObjectError } from "../../src/errors.ts";
 import { nodeFetch } from "../../src/runtime/node-fetch.ts";
 import { S3Storage } from "../../src/storage/s3/driver.ts";
 import type { S3Fetch, S3Response } from "../../src/storage/s3/options.ts";
+import { rejection } from "../helpers/rejection.ts";
 
 const CHUNK = 64 * 1024;
 const MiB = 1024 * 1024;
@@ -54,15 +55,6 @@ function driver(reply: () => S3Response) {
     retries: { attempts: 3, sleep: async () => {} },
   });
   return { storage, calls };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<OqError> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as OqError;
-  }
-  throw new Error("expected the promise to reject");
 }
 
 const headers = (extra: Record<string, string> = {}) => ({ etag: '"e1"', ...extra });

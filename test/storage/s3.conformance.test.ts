@@ -9,15 +9,11 @@
 import { createServer, type Socket } from "node:net";
 import { inspect } from "node:util";
 import { describe, expect, it } from "vitest";
-import {
-  AccessDeniedError,
-  AmbiguousWriteError,
-  type OqError,
-  UnavailableError,
-} from "../../src/errors.ts";
+import { AccessDeniedError, AmbiguousWriteError, UnavailableError } from "../../src/errors.ts";
 import { nodeFetch } from "../../src/runtime/node-fetch.ts";
 import { S3Storage } from "../../src/storage/s3/driver.ts";
 import type { S3Fetch, S3StorageOptions } from "../../src/storage/s3/options.ts";
+import { rejection } from "../helpers/rejection.ts";
 import { describeConformance } from "./conformance.ts";
 
 const env = process.env;
@@ -35,15 +31,6 @@ const config =
         secretAccessKey: env.OQ_TEST_S3_SECRET_ACCESS_KEY,
       }
     : undefined;
-
-async function failure(p: Promise<unknown>): Promise<OqError> {
-  try {
-    await p;
-  } catch (error) {
-    return error as OqError;
-  }
-  throw new Error("expected the promise to reject");
-}
 
 /** A port on 127.0.0.1 that nothing listens on (bound, then released). */
 async function closedPort(): Promise<number> {
@@ -100,7 +87,7 @@ for (const client of clients) {
         () => storage.list(),
         () => storage.put("k", "x", { ifNoneMatch: "*" }),
       ]) {
-        const e = await failure(call());
+        const e = await rejection(call());
         expect(e).toBeInstanceOf(UnavailableError);
         expect(e.message).toContain(`127.0.0.1:${port}`);
         expect(e.message).toContain("connection refused");
@@ -133,10 +120,10 @@ for (const client of clients) {
           requestTimeoutMs: 150,
           retries: { attempts: 2, baseDelayMs: 1, maxDelayMs: 5 },
         });
-        const read = await failure(storage.get("k"));
+        const read = await rejection(storage.get("k"));
         expect(read).toBeInstanceOf(UnavailableError);
         expect(read.message).toContain("timed out after 150 ms");
-        const cas = await failure(storage.put("k", "x", { ifMatch: '"e"' }));
+        const cas = await rejection(storage.put("k", "x", { ifMatch: '"e"' }));
         expect(cas).toBeInstanceOf(AmbiguousWriteError);
         expect(cas.message).toContain("re-read");
       } finally {
@@ -184,7 +171,7 @@ if (config === undefined) {
   describe("s3 driver against MinIO", () => {
     it("rejected credentials never appear in the error, its JSON or the storage's", async () => {
       const denied = make({ secretAccessKey: wrongSecret });
-      const e = await failure(denied.get("oq-credential-check"));
+      const e = await rejection(denied.get("oq-credential-check"));
       expect(e).toBeInstanceOf(AccessDeniedError);
       expect(e.s3Code).toBe("SignatureDoesNotMatch");
       expect(e.message).toContain("AWS_SECRET_ACCESS_KEY");

@@ -12,7 +12,6 @@ import {
   ConfigError,
   ConflictError,
   NotFoundError,
-  type OqError,
   PreconditionFailedError,
   StorageError,
   ThrottledError,
@@ -23,6 +22,7 @@ import { S3Storage } from "../../src/storage/s3/driver.ts";
 import type { S3Fetch, S3StorageOptions } from "../../src/storage/s3/options.ts";
 import { encodeKey } from "../../src/storage/s3/url.ts";
 import { decodeEntities, parseXml } from "../../src/storage/s3/xml.ts";
+import { rejection } from "../helpers/rejection.ts";
 
 const ACCESS = "AKIAOQUNITTESTKEY01";
 const SECRET = "oqUnitSecret/With+Chars=xyz";
@@ -111,15 +111,6 @@ function netError(code: string): Error {
   return new TypeError("fetch failed", { cause: Object.assign(new Error(code), { code }) });
 }
 
-async function failure(p: Promise<unknown>): Promise<OqError> {
-  try {
-    await p;
-  } catch (error) {
-    return error as OqError;
-  }
-  throw new Error("expected the promise to reject");
-}
-
 describe("URLs and key encoding", () => {
   it("builds path-style URLs when an endpoint is given", async () => {
     const { storage, calls } = harness([ok({ etag: '"e"' })]);
@@ -199,7 +190,7 @@ describe("URLs and key encoding", () => {
   it("refuses keys a URL cannot address", async () => {
     const { storage, calls } = harness();
     for (const key of ["", ".", "..", "a/../b", "a/./b", "./a"]) {
-      expect(await failure(storage.get(key))).toBeInstanceOf(ValidationError);
+      expect(await rejection(storage.get(key))).toBeInstanceOf(ValidationError);
     }
     expect(calls).toHaveLength(0);
     // Dots inside a segment are ordinary characters.
@@ -288,7 +279,7 @@ describe("URLs and key encoding", () => {
 
   it("rejects contradictory put options before sending", async () => {
     const { storage, calls } = harness();
-    const e = await failure(storage.put("k", "x", { ifMatch: '"a"', ifNoneMatch: "*" }));
+    const e = await rejection(storage.put("k", "x", { ifMatch: '"a"', ifNoneMatch: "*" }));
     expect(e).toBeInstanceOf(ValidationError);
     expect(calls).toHaveLength(0);
   });
@@ -547,19 +538,19 @@ describe("responses", () => {
       }),
       xml("<SomethingElse/>"),
     ]);
-    const e1 = await failure(storage.list());
+    const e1 = await rejection(storage.list());
     expect(e1).toBeInstanceOf(StorageError);
     expect(e1.message).toContain("is OQ_ENDPOINT pointing at an S3 API?");
     expect(e1.message).toContain("HTML");
-    const e2 = await failure(storage.versioning());
+    const e2 = await rejection(storage.versioning());
     expect(e2.message).toContain("<VersioningConfiguration>");
   });
 
   it("reports a missing ETag instead of returning an empty one", async () => {
     const { storage } = harness([ok({}, "x"), ok({}), ok({})]);
-    expect(await failure(storage.get("k"))).toBeInstanceOf(StorageError);
-    expect(await failure(storage.put("k", "x"))).toBeInstanceOf(StorageError);
-    expect(await failure(storage.put("k", "x", { ifNoneMatch: "*" }))).toBeInstanceOf(
+    expect(await rejection(storage.get("k"))).toBeInstanceOf(StorageError);
+    expect(await rejection(storage.put("k", "x"))).toBeInstanceOf(StorageError);
+    expect(await rejection(storage.put("k", "x", { ifNoneMatch: "*" }))).toBeInstanceOf(
       AmbiguousWriteError,
     );
   });
@@ -589,7 +580,7 @@ describe("serverTime", () => {
       localMs: 1250,
     });
     local = 2000;
-    await failure(storage.head("k"));
+    await rejection(storage.head("k"));
     expect(storage.serverTime()).toEqual({
       serverMs: Date.UTC(2026, 0, 2, 3, 5),
       resolutionMs: 1000,
@@ -605,7 +596,7 @@ describe("serverTime", () => {
 describe("error mapping", () => {
   it("404 NoSuchKey is NotFoundError with code and request id", async () => {
     const { storage } = harness([s3Error(404, "NoSuchKey", "The specified key does not exist.")]);
-    const e = await failure(storage.get("tasks/x.json"));
+    const e = await rejection(storage.get("tasks/x.json"));
     expect(e).toBeInstanceOf(NotFoundError);
     expect(e).toMatchObject({ status: 404, s3Code: "NoSuchKey", requestId: "REQ123" });
     expect(e.key).toBe("tasks/x.json");
@@ -613,7 +604,7 @@ describe("error mapping", () => {
 
   it("404 NoSuchBucket says which bucket is missing where", async () => {
     const { storage } = harness([s3Error(404, "NoSuchBucket")]);
-    const e = await failure(storage.list());
+    const e = await rejection(storage.list());
     expect(e).toBeInstanceOf(NotFoundError);
     expect(e.message).toContain(
       "bucket jobs does not exist at http://127.0.0.1:9000; create it or fix OQ_BUCKET",
@@ -625,8 +616,8 @@ describe("error mapping", () => {
       new Response(null, { status: 404, headers: { "x-minio-error-code": "NoSuchBucket" } }),
       new Response(null, { status: 404, headers: { "x-amz-request-id": "HDR1" } }),
     ]);
-    expect((await failure(storage.head("k"))).message).toContain("bucket jobs does not exist");
-    const e = await failure(storage.head("k"));
+    expect((await rejection(storage.head("k"))).message).toContain("bucket jobs does not exist");
+    const e = await rejection(storage.head("k"));
     expect(e).toBeInstanceOf(NotFoundError);
     expect(e.requestId).toBe("HDR1");
     // A body-less HEAD error is normal S3 behaviour, not a sign of a foreign endpoint.
@@ -635,7 +626,9 @@ describe("error mapping", () => {
 
   it("If-Match on a missing key (404) stays NotFoundError", async () => {
     const { storage } = harness([s3Error(404, "NoSuchKey")]);
-    expect(await failure(storage.put("k", "x", { ifMatch: '"e"' }))).toBeInstanceOf(NotFoundError);
+    expect(await rejection(storage.put("k", "x", { ifMatch: '"e"' }))).toBeInstanceOf(
+      NotFoundError,
+    );
   });
 
   it("a delete marker version (405) and a malformed version id (400) are NotFoundError", async () => {
@@ -647,9 +640,9 @@ describe("error mapping", () => {
       s3Error(400, "InvalidArgument", "Invalid version id specified"),
       s3Error(400, "InvalidArgument", "Something else"),
     ]);
-    expect(await failure(storage.get("k", { versionId: "v" }))).toBeInstanceOf(NotFoundError);
-    expect(await failure(storage.get("k", { versionId: "nope" }))).toBeInstanceOf(NotFoundError);
-    expect(await failure(storage.get("k"))).toBeInstanceOf(StorageError);
+    expect(await rejection(storage.get("k", { versionId: "v" }))).toBeInstanceOf(NotFoundError);
+    expect(await rejection(storage.get("k", { versionId: "nope" }))).toBeInstanceOf(NotFoundError);
+    expect(await rejection(storage.get("k"))).toBeInstanceOf(StorageError);
   });
 
   it("412 is PreconditionFailedError and says why", async () => {
@@ -657,10 +650,10 @@ describe("error mapping", () => {
       s3Error(412, "PreconditionFailed"),
       s3Error(412, "PreconditionFailed"),
     ]);
-    const e1 = await failure(storage.put("k", "x", { ifNoneMatch: "*" }));
+    const e1 = await rejection(storage.put("k", "x", { ifNoneMatch: "*" }));
     expect(e1).toBeInstanceOf(PreconditionFailedError);
     expect(e1.message).toContain("already exists");
-    const e2 = await failure(storage.put("k", "x", { ifMatch: '"e"' }));
+    const e2 = await rejection(storage.put("k", "x", { ifMatch: '"e"' }));
     expect(e2.message).toContain("changed");
     expect(calls).toHaveLength(2);
   });
@@ -669,11 +662,11 @@ describe("error mapping", () => {
     "409 %s is ConflictError and never retried",
     async (code) => {
       const { storage, calls } = harness([s3Error(409, code), s3Error(409, code)]);
-      const e = await failure(storage.put("k", "x", { ifMatch: '"e"' }));
+      const e = await rejection(storage.put("k", "x", { ifMatch: '"e"' }));
       expect(e).toBeInstanceOf(ConflictError);
       expect(e.s3Code).toBe(code);
       expect(e.message).toContain("re-read");
-      const e2 = await failure(storage.put("k", "x"));
+      const e2 = await rejection(storage.put("k", "x"));
       expect(e2).toBeInstanceOf(ConflictError);
       expect(calls).toHaveLength(2);
     },
@@ -681,10 +674,10 @@ describe("error mapping", () => {
 
   it("429 and 503 SlowDown are ThrottledError once retries run out", async () => {
     const a = harness([429, 429, 429, 429].map((s) => s3Error(s, "TooManyRequests")));
-    expect(await failure(a.storage.get("k"))).toBeInstanceOf(ThrottledError);
+    expect(await rejection(a.storage.get("k"))).toBeInstanceOf(ThrottledError);
     expect(a.calls).toHaveLength(4);
     const b = harness([1, 2, 3, 4].map(() => s3Error(503, "SlowDown", "Please reduce")));
-    const e = await failure(b.storage.list());
+    const e = await rejection(b.storage.list());
     expect(e).toBeInstanceOf(ThrottledError);
     expect(e).toMatchObject({ status: 503, s3Code: "SlowDown" });
   });
@@ -696,7 +689,7 @@ describe("error mapping", () => {
     ["RequestTimeTooSkewed", "clock"],
   ])("403 %s is AccessDeniedError naming the variables to check", async (code, hint) => {
     const { storage } = harness([s3Error(403, code)]);
-    const e = await failure(storage.get("k"));
+    const e = await rejection(storage.get("k"));
     expect(e).toBeInstanceOf(AccessDeniedError);
     expect(e.s3Code).toBe(code);
     expect(e.message).toContain(code);
@@ -708,7 +701,7 @@ describe("error mapping", () => {
 
   it("an expired session token is AccessDeniedError pointing at AWS_SESSION_TOKEN", async () => {
     const { storage } = harness([s3Error(400, "ExpiredToken")]);
-    const e = await failure(storage.get("k"));
+    const e = await rejection(storage.get("k"));
     expect(e).toBeInstanceOf(AccessDeniedError);
     expect(e.message).toContain("AWS_SESSION_TOKEN");
   });
@@ -719,7 +712,7 @@ describe("error mapping", () => {
         "x-amz-request-id": "HDR-REQ",
       }),
     ]);
-    const e = await failure(storage.put("k", "x"));
+    const e = await rejection(storage.put("k", "x"));
     expect(e).toBeInstanceOf(StorageError);
     expect(e).toMatchObject({ status: 400, s3Code: "InvalidRequest", requestId: "HDR-REQ" });
     expect(e.message).toContain("nope");
@@ -732,8 +725,8 @@ describe("error mapping", () => {
         "x-amz-bucket-region": "eu-west-1",
       }),
     ]);
-    expect((await failure(storage.get("k"))).message).toContain("OQ_REGION");
-    const e = await failure(storage.get("k"));
+    expect((await rejection(storage.get("k"))).message).toContain("OQ_REGION");
+    const e = await rejection(storage.get("k"));
     expect(e.message).toContain("region eu-west-1");
     expect(e.message).toContain("OQ_REGION");
   });
@@ -754,7 +747,7 @@ describe("error mapping", () => {
     "an HTML %i still gives a typed error that says the endpoint is not S3",
     async (status, type) => {
       const { storage } = harness([html(status)]);
-      const e = await failure(storage.get("k"));
+      const e = await rejection(storage.get("k"));
       expect(e).toBeInstanceOf(type);
       expect(e.status).toBe(status);
       expect(e.message).toContain("the endpoint did not answer like S3");
@@ -771,11 +764,11 @@ describe("error mapping", () => {
         headers: { "content-type": "text/plain" },
       }),
     ]);
-    const e1 = await failure(storage.get("k"));
+    const e1 = await rejection(storage.get("k"));
     expect(e1).toBeInstanceOf(NotFoundError);
     expect(e1.message).toContain("empty body");
     expect(e1.message).toContain("OQ_ENDPOINT");
-    const e2 = await failure(storage.get("k"));
+    const e2 = await rejection(storage.get("k"));
     expect(e2.message).toContain("text/plain");
   });
 
@@ -787,7 +780,7 @@ describe("error mapping", () => {
     ]);
     await storage.deleteVersion("k", "00000000-0000-0000-0000-000000000000");
     await storage.deleteVersion("k", "nope");
-    expect(await failure(storage.delete("k"))).toBeInstanceOf(StorageError);
+    expect(await rejection(storage.delete("k"))).toBeInstanceOf(StorageError);
   });
 
   it("deleting a missing key succeeds, deleting in a missing bucket does not", async () => {
@@ -798,12 +791,12 @@ describe("error mapping", () => {
     ]);
     await storage.delete("k");
     await storage.delete("k");
-    expect(await failure(storage.delete("k"))).toBeInstanceOf(NotFoundError);
+    expect(await rejection(storage.delete("k"))).toBeInstanceOf(NotFoundError);
   });
 
   it("connection refused is UnavailableError naming the host", async () => {
     const { storage } = harness([1, 2, 3, 4].map(() => netError("ECONNREFUSED")));
-    const e = await failure(storage.get("k"));
+    const e = await rejection(storage.get("k"));
     expect(e).toBeInstanceOf(UnavailableError);
     expect(e.message).toContain("127.0.0.1:9000");
     expect(e.message).toContain("connection refused");
@@ -814,7 +807,7 @@ describe("error mapping", () => {
       [1, 2, 3, 4].map(() => netError("ENOTFOUND")),
       { endpoint: undefined, region: "eu-west-1" },
     );
-    const e = await failure(storage.get("k"));
+    const e = await rejection(storage.get("k"));
     expect(e).toBeInstanceOf(UnavailableError);
     expect(e.message).toContain("jobs.s3.eu-west-1.amazonaws.com");
     expect(e.message).toContain("DNS");
@@ -829,7 +822,7 @@ describe("error mapping", () => {
       requestTimeoutMs: 20,
       retries: { attempts: 2, sleep: async () => {} },
     });
-    const e = await failure(storage.get("k"));
+    const e = await rejection(storage.get("k"));
     expect(e).toBeInstanceOf(UnavailableError);
     expect(e.message).toContain("timed out after 20 ms");
   });
@@ -882,11 +875,11 @@ describe("deleteMany", () => {
       deleteResult("<Error><Key>c</Key><Code>InternalError</Code><Message>oops</Message></Error>"),
     ]);
     await storage.deleteMany(["a"]);
-    const denied = await failure(storage.deleteMany(["a", "b"]));
+    const denied = await rejection(storage.deleteMany(["a", "b"]));
     expect(denied).toBeInstanceOf(AccessDeniedError);
     expect(denied.key).toBe("b");
     expect(denied.message).toContain("1 of 2 keys were not deleted");
-    const other = await failure(storage.deleteMany(["c"]));
+    const other = await rejection(storage.deleteMany(["c"]));
     expect(other).toBeInstanceOf(StorageError);
     expect(other.s3Code).toBe("InternalError");
   });
@@ -916,7 +909,7 @@ describe("deleteMany", () => {
 
   it("validates every key before sending anything", async () => {
     const { storage, calls } = harness();
-    expect(await failure(storage.deleteMany(["ok", "a/../b"]))).toBeInstanceOf(ValidationError);
+    expect(await rejection(storage.deleteMany(["ok", "a/../b"]))).toBeInstanceOf(ValidationError);
     expect(calls).toHaveLength(0);
   });
 });
@@ -946,7 +939,7 @@ describe("deleteVersions", () => {
       ),
     ]);
     await storage.deleteVersions([{ key: "a", versionId: "v1" }]);
-    const denied = await failure(storage.deleteVersions([{ key: "b", versionId: "v2" }]));
+    const denied = await rejection(storage.deleteVersions([{ key: "b", versionId: "v2" }]));
     expect(denied).toBeInstanceOf(AccessDeniedError);
     expect(denied.key).toBe("b");
   });
@@ -995,7 +988,7 @@ describe("clock skew", () => {
         date: "Fri, 02 Jan 2026 04:04:05 GMT",
       });
     const { storage } = harness([skewed(), skewed(), skewed(), skewed()]);
-    const e = await failure(storage.get("k"));
+    const e = await rejection(storage.get("k"));
     expect(e).toBeInstanceOf(AccessDeniedError);
     expect(e.message).toContain("clock");
   });
@@ -1029,7 +1022,7 @@ describe("retry policy", () => {
         },
       },
     );
-    const e = await failure(storage.head("k"));
+    const e = await rejection(storage.head("k"));
     expect(e).toBeInstanceOf(StorageError);
     expect(e.status).toBe(500);
     expect(sleeps.map(Math.round)).toEqual([999, 1998, 2997, 2997]);
@@ -1054,9 +1047,9 @@ describe("retry policy", () => {
       ok({ etag: '"e"' }, "x"),
       ok({ etag: '"e"' }, "x"),
     ]);
-    expect(await failure(storage.get("k"))).toBeInstanceOf(ThrottledError);
+    expect(await rejection(storage.get("k"))).toBeInstanceOf(ThrottledError);
     expect(sleeps).toEqual([75, 150, 300]);
-    expect(await failure(storage.list())).toBeInstanceOf(ThrottledError);
+    expect(await rejection(storage.list())).toBeInstanceOf(ThrottledError);
     expect(sleeps).toEqual([75, 150, 300, 600, 1200, 2400, 3750]);
     await storage.get("k");
     await storage.get("k");
@@ -1082,7 +1075,7 @@ describe("retry policy", () => {
 
   it("gives up with UnavailableError after the last network failure", async () => {
     const { storage, calls } = harness([1, 2, 3, 4].map(() => netError("ECONNRESET")));
-    const e = await failure(storage.get("k"));
+    const e = await rejection(storage.get("k"));
     expect(e).toBeInstanceOf(UnavailableError);
     expect(calls).toHaveLength(4);
   });
@@ -1110,7 +1103,7 @@ describe("retry policy", () => {
     ["ifNoneMatch", { ifNoneMatch: "*" as const }],
   ])("a conditional put (%s) answered 500 is AmbiguousWriteError, not retried", async (_, opts) => {
     const { storage, calls } = harness([s3Error(500, "InternalError"), ok({ etag: '"e2"' })]);
-    const e = await failure(storage.put("k", "x", opts));
+    const e = await rejection(storage.put("k", "x", opts));
     expect(e).toBeInstanceOf(AmbiguousWriteError);
     expect(e).toMatchObject({ status: 500, s3Code: "InternalError", key: "k" });
     expect(e.message).toContain("re-read");
@@ -1123,7 +1116,7 @@ describe("retry policy", () => {
     ["504", () => new Response("", { status: 504 })],
   ])("a conditional put answered %s is ambiguous", async (_, reply) => {
     const { storage, calls } = harness([reply()]);
-    expect(await failure(storage.put("k", "x", { ifMatch: '"e"' }))).toBeInstanceOf(
+    expect(await rejection(storage.put("k", "x", { ifMatch: '"e"' }))).toBeInstanceOf(
       AmbiguousWriteError,
     );
     expect(calls).toHaveLength(1);
@@ -1145,7 +1138,9 @@ describe("retry policy", () => {
 
   it("a conditional put still throttled after every try is ThrottledError (not committed)", async () => {
     const { storage } = harness([1, 2, 3, 4].map(() => s3Error(503, "SlowDown")));
-    expect(await failure(storage.put("k", "x", { ifMatch: '"e"' }))).toBeInstanceOf(ThrottledError);
+    expect(await rejection(storage.put("k", "x", { ifMatch: '"e"' }))).toBeInstanceOf(
+      ThrottledError,
+    );
   });
 
   it("a conditional put whose connection drops or times out is ambiguous", async () => {
@@ -1155,7 +1150,7 @@ describe("retry policy", () => {
       new TypeError("fetch failed"),
     ]);
     for (let i = 0; i < 3; i++) {
-      const e = await failure(storage.put("k", "x", { ifMatch: '"e"' }));
+      const e = await rejection(storage.put("k", "x", { ifMatch: '"e"' }));
       expect(e).toBeInstanceOf(AmbiguousWriteError);
       expect(e.message).toContain("127.0.0.1:9000");
     }
@@ -1179,8 +1174,8 @@ describe("retry policy", () => {
       s3Error(400, "InvalidArgument"),
       s3Error(403, "AccessDenied"),
     ]);
-    await failure(storage.get("k"));
-    await failure(storage.get("k"));
+    await rejection(storage.get("k"));
+    await rejection(storage.get("k"));
     expect(calls).toHaveLength(2);
   });
 
@@ -1188,7 +1183,7 @@ describe("retry policy", () => {
     const { storage, calls } = harness([s3Error(500, "InternalError")], {
       retries: { attempts: 1 },
     });
-    expect(await failure(storage.get("k"))).toBeInstanceOf(StorageError);
+    expect(await rejection(storage.get("k"))).toBeInstanceOf(StorageError);
     expect(calls).toHaveLength(1);
   });
 });
@@ -1214,11 +1209,11 @@ describe("credentials never leak", () => {
     ];
     const { storage } = harness(replies, { sessionToken: TOKEN, retries: { attempts: 1 } });
     const errors = [
-      await failure(storage.get("k")),
-      await failure(storage.get("k")),
-      await failure(storage.put("k", "x", { ifMatch: '"e"' })),
-      await failure(storage.get("k")),
-      await failure(storage.get("k")),
+      await rejection(storage.get("k")),
+      await rejection(storage.get("k")),
+      await rejection(storage.put("k", "x", { ifMatch: '"e"' })),
+      await rejection(storage.get("k")),
+      await rejection(storage.get("k")),
     ];
     for (const e of errors) {
       expectClean(e.message);
