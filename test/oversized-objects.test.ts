@@ -148,6 +148,38 @@ describe.each(targets)("objects larger than oq ever writes, on $name", (target) 
     expect((await env.storage.head(payloadKey)).etag).toBe(planted.etag);
   });
 
+  it("a record naming an input over maxInputBytes fails that task as PayloadCorrupt, unread", async () => {
+    // Written by hand: the task's record claims an input as large as the object planted behind it,
+    // so a read bounded only by the record would download it whole before its SHA-256 failed.
+    const bad = await queue.submit("job", { bad: "y".repeat(2048) }, { maxRetries: 3 });
+    const key = queue.keys.task(bad.id);
+    const record = JSON.parse(decoder.decode((await env.storage.get(key)).body));
+    expect(HUGE).toBeGreaterThan(32 * MiB); // over the default maxInputBytes
+    await env.storage.put(
+      key,
+      JSON.stringify({ ...record, inputRef: { ...record.inputRef, bytes: HUGE } }),
+    );
+    const payloadKey = queue.keys.full(bad.inputRef!.key);
+    await env.storage.put(payloadKey, `"${"z".repeat(HUGE - 2)}"`);
+    const good = await Promise.all([1, 2].map((n) => queue.submit("job", { n })));
+    const growth = await peakGrowth(async () => {
+      await runAll(
+        good.map((t) => t.id),
+        [bad.id],
+      );
+    });
+    expect(growth.arrayBuffers).toBeLessThan(HUGE / 4);
+    const failed = await queue.read(bad.id);
+    expect(failed?.task.attempt).toBe(1);
+    expect(failed?.task.lastError?.name).toBe("PayloadCorrupt");
+    expect(failed?.task.lastError?.message).toContain("maxInputBytes");
+    expect(failed?.task.lastError?.message).toContain(String(HUGE));
+    // Reading it back for a caller is refused the same way.
+    const error = await queue.get(bad.id).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(MalformedObjectError);
+    expect(error).toMatchObject({ code: "MALFORMED", key: payloadKey });
+  });
+
   it("a huge heartbeat is skipped with a warning by workers() and stats(); setLimits replaces a huge limit object", async () => {
     const heartbeat = queue.keys.worker("ghost");
     await env.storage.put(heartbeat, `{"pad":"${"h".repeat(MAX_DOCUMENT_BYTES)}"}`);

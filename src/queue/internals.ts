@@ -107,6 +107,7 @@ export class QueueInternals {
         0,
         { bytes: MAX_PAYLOAD_THRESHOLD_BYTES, name: "MAX_PAYLOAD_THRESHOLD_BYTES" },
       ),
+      { input: this.#maxInputBytes, output: this.maxOutputBytes },
     );
     const d = checkOptions(taskDefaultsSchema, options.defaults, "defaults");
     this.defaults = {

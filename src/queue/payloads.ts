@@ -70,15 +70,26 @@ async function sha256Of(bytes: Uint8Array): Promise<string> {
   );
 }
 
+/**
+ * The largest input and output this queue reads, in bytes (`maxInputBytes`, `maxOutputBytes`):
+ * a task that names a larger one is refused before any of it is read, whatever the task says.
+ */
+export interface PayloadReadLimits {
+  input: number;
+  output: number;
+}
+
 /** The payload objects of one queue: written once before the task names them, read and checked. */
 export class PayloadStore {
   /** Values whose JSON is larger than this many bytes are stored apart. */
   readonly thresholdBytes: number;
   readonly #deps: PayloadDeps;
+  readonly #maxBytes: PayloadReadLimits;
 
-  constructor(deps: PayloadDeps, thresholdBytes: number) {
+  constructor(deps: PayloadDeps, thresholdBytes: number, maxBytes: PayloadReadLimits) {
     this.#deps = deps;
     this.thresholdBytes = thresholdBytes;
+    this.#maxBytes = maxBytes;
   }
 
   /** True when a value of `bytes` bytes of JSON is stored as its own object. */
@@ -121,6 +132,14 @@ export class PayloadStore {
       throw new MalformedObjectError(
         `Task ${id} names ${JSON.stringify(ref.key)} as its ${what}, which is not one of its own payloads (payloads/${shardOf(id)}/${id}/…).`,
         { key: keys.task(id) },
+      );
+    const limit = this.#maxBytes[what];
+    if (ref.bytes > limit)
+      // A record written by hand (or by a queue with a higher limit) must not make this one
+      // download more than it would accept from a submit.
+      throw new MalformedObjectError(
+        `Task ${id}: its ${what} object ${key} is ${ref.bytes} bytes by the task's record, over this queue's ${what === "input" ? "maxInputBytes" : "maxOutputBytes"} (${limit}): left unread. Raise that option on the queue that reads it, or submit the task again with a smaller ${what}.`,
+        { key },
       );
     let body: Uint8Array;
     try {

@@ -26,12 +26,16 @@ export interface QueueOptions {
   logger?: Logger;
   /**
    * Largest accepted task input, as JSON, in bytes; a larger one is refused with a
-   * `ValidationError`. Default 32 MiB (`DEFAULT_MAX_PAYLOAD_BYTES`).
+   * `ValidationError`. Also the largest input object this queue's workers read: a task whose
+   * record names a larger one fails permanently (`PayloadCorrupt`), unread. Default 32 MiB
+   * (`DEFAULT_MAX_PAYLOAD_BYTES`).
    */
   maxInputBytes?: number;
   /**
    * Largest output a handler may return, as JSON, in bytes; a larger one fails the task
-   * permanently with a `ValidationError`. Default 32 MiB (`DEFAULT_MAX_PAYLOAD_BYTES`).
+   * permanently with a `ValidationError`. Also the largest output object this queue reads back
+   * (`wait`, `get`): a larger one is refused unread with `MalformedObjectError`. Default 32 MiB
+   * (`DEFAULT_MAX_PAYLOAD_BYTES`).
    */
   maxOutputBytes?: number;
   /**
