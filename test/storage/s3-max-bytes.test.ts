@@ -9,6 +9,7 @@ import { createServer, type Server } from "node:http";
 import { describe, expect, it } from "vitest";
 import { MalformedObjectError } from "../../src/errors.ts";
 import { nodeFetch } from "../../src/runtime/node-fetch.ts";
+import { MAX_ERROR_BODY_BYTES } from "../../src/storage/s3/body.ts";
 import { S3Storage } from "../../src/storage/s3/driver.ts";
 import type { S3Fetch, S3Response } from "../../src/storage/s3/options.ts";
 import { rejection } from "../helpers/rejection.ts";
@@ -58,6 +59,36 @@ function driver(reply: () => S3Response) {
 }
 
 const headers = (extra: Record<string, string> = {}) => ({ etag: '"e1"', ...extra });
+
+describe("s3 driver, error answers, with an injected fetch", () => {
+  it("reads at most the first 64 KiB of an error answer's body, on every try", async () => {
+    const bodies: ReturnType<typeof countedBody>[] = [];
+    const { storage, calls } = driver(() => {
+      const body = countedBody(40 * MiB);
+      bodies.push(body);
+      return new Response(body.stream, {
+        status: 502,
+        headers: { "content-type": "text/html", "content-length": String(40 * MiB) },
+      });
+    });
+    const e = await rejection(storage.get("tasks/a.json"));
+    expect(e.code).toBe("STORAGE");
+    expect(e.message).toContain("502");
+    expect(calls.n).toBe(3); // retried, as any 5xx
+    for (const body of bodies) {
+      expect(body.seen.pulled).toBeLessThanOrEqual(MAX_ERROR_BODY_BYTES + CHUNK);
+      expect(body.seen.cancelled).toBe(true);
+    }
+  });
+
+  it("still reads a small error answer whole", async () => {
+    const xml =
+      '<?xml version="1.0"?><Error><Code>AccessDenied</Code><Message>no</Message></Error>';
+    const { storage } = driver(() => new Response(xml, { status: 403 }));
+    const e = await rejection(storage.get("tasks/a.json"));
+    expect(e.message).toContain("AccessDenied");
+  });
+});
 
 describe("s3 driver, maxBytes, with an injected fetch", () => {
   it("refuses an object whose Content-Length is over the bound before pulling its body", async () => {

@@ -2,13 +2,15 @@
  * Reading the body of a GET that succeeded, within `GetOptions.maxBytes`: an object over the
  * bound is refused by its `Content-Length` before any of the body is read, and, when that header
  * is absent or understates it, by counting the bytes of the body stream, which is cancelled at
- * the first chunk past the bound (the connection is dropped, not drained).
+ * the first chunk past the bound (the connection is dropped, not drained). And reading an error
+ * answer's body, of which only the first {@link MAX_ERROR_BODY_BYTES} are ever pulled.
  *
  * Portable (web-standard globals only).
  *
  * @module
  */
 import type { OqError } from "../../errors.ts";
+import { joinChunks } from "../../util/bytes.ts";
 import { readAtMost } from "../max-bytes.ts";
 import type { Failure } from "./errors.ts";
 import type { S3Response } from "./options.ts";
@@ -39,3 +41,37 @@ export async function readBody(
   if (body.length > maxBytes) return { retry: false, error: tooLarge(body.length, false) };
   return body;
 }
+
+/**
+ * The most of an error answer's body the driver reads, in bytes. S3's error XML is well under
+ * 1 KiB; a proxy's or a broken server's error page can be any size, and every failed request
+ * (each retry of it) would download it whole.
+ */
+export const MAX_ERROR_BODY_BYTES = 64 * 1024;
+
+/**
+ * The text of an error answer's body, at most its first {@link MAX_ERROR_BODY_BYTES}: past them
+ * the stream is cancelled (the connection is dropped, not drained). `""` when the body cannot be
+ * read. A client without a body stream (a fetch of one's own) is read whole.
+ */
+export async function readErrorText(res: S3Response): Promise<string> {
+  try {
+    if (res.body === undefined || res.body === null) return await res.text();
+    const stream = res.body;
+    const reader = "getReader" in stream ? stream.getReader() : stream;
+    const chunks: Uint8Array[] = [];
+    let total = 0;
+    while (total < MAX_ERROR_BODY_BYTES) {
+      const { done, value } = await reader.read();
+      if (done) return decoder.decode(joinChunks(chunks, total));
+      chunks.push(value.subarray(0, MAX_ERROR_BODY_BYTES - total));
+      total += chunks.at(-1)!.byteLength;
+    }
+    await reader.cancel().catch(() => undefined);
+    return decoder.decode(joinChunks(chunks, total));
+  } catch {
+    return "";
+  }
+}
+
+const decoder = new TextDecoder();

@@ -34,7 +34,7 @@ import {
   type VersioningStatus,
   type VersionTarget,
 } from "../storage.ts";
-import { readBody } from "./body.ts";
+import { readBody, readErrorText } from "./body.ts";
 import {
   type DeleteTarget,
   deleteObjectsBody,
@@ -430,7 +430,7 @@ export class S3Storage implements Storage {
   /** Reads a non-2xx answer and maps it to a failure (or, for a DELETE of nothing, success). */
   async #failed(op: Op, res: S3Response): Promise<Ok | Failure> {
     let bodyText = "";
-    if (op.method !== "HEAD") bodyText = await res.text().catch(() => "");
+    if (op.method !== "HEAD") bodyText = await readErrorText(res);
     const info = parseErrorBody(bodyText);
     // HEAD errors have no body; MinIO still names the error in a header (AWS does not).
     const headerCode = res.headers.get("x-minio-error-code");
