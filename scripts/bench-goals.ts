@@ -139,10 +139,17 @@ export function renderGoals(r: BenchResult, p: BenchResult | undefined): string[
       undefined,
       BUQUET.latency,
     ),
+    // Not held to 500 ms: such a submit reaches an idle worker only at its next poll, and the
+    // idle-cost goal (12 requests per worker-minute) allows one poll in about 6 s (maxPollMs).
     row(
-      "the same, submitter in another process",
-      ["≤ 500 ms", latencyP99(r, "other-queue"), latencyP99(p, "other-queue"), " ms"],
-      500,
+      "the same, submitter in another process (reaches idle workers at their next poll)",
+      [
+        "reported: one idle poll, up to `maxPollMs` (6 s), which the 12-requests bound sets",
+        latencyP99(r, "other-queue"),
+        latencyP99(p, "other-queue"),
+        " ms",
+      ],
+      undefined,
       undefined,
     ),
     row(
