@@ -84,7 +84,9 @@ async function submitAndDrain(w: Awaited<ReturnType<typeof startExample>>) {
   const flaky = await w.submit(
     "flaky",
     { n: 1 },
-    { maxRetries: 2, backoff: { initialSeconds: 3, maxSeconds: 3, factor: 1 } },
+    // A backoff well past how long the first drain can take on a slow machine: a drain also
+    // runs a retry that became due (or nearly: the server clock is known to 1 s) while it ran.
+    { maxRetries: 2, backoff: { initialSeconds: 8, maxSeconds: 8, factor: 1 } },
   );
   const later = await w.submit("thumbnail", { image: "later.png" }, { delay: "1h" });
   expect((await w.task(ids[0]!)).status).toBe("pending");
