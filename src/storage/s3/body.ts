@@ -49,6 +49,8 @@ export async function readBody(
  */
 export const MAX_ERROR_BODY_BYTES = 64 * 1024;
 
+const decoder = new TextDecoder();
+
 /**
  * The text of an error answer's body, at most its first {@link MAX_ERROR_BODY_BYTES}: past them
  * the stream is cancelled (the connection is dropped, not drained). `""` when the body cannot be
@@ -73,5 +75,3 @@ export async function readErrorText(res: S3Response): Promise<string> {
     return "";
   }
 }
-
-const decoder = new TextDecoder();
