@@ -1,6 +1,6 @@
 /**
  * `GetOptions.maxBytes`, shared by every driver: the check of the option, the error an object
- * over the bound is refused with, and a bounded read of a web stream. An object that someone
+ * over the bound is refused with, and a bounded read of a web stream ({@link readPrefix}). An object that someone
  * planted at hundreds of MB must never be read whole by a reader that only expects a small
  * document: every worker polling it would hold, decode and parse it, and run out of memory.
  *
@@ -48,27 +48,33 @@ export function objectTooLarge(
 }
 
 /**
- * Read `stream` whole, unless it holds more than `maxBytes`: then stop pulling at the first chunk
- * past the bound, cancel the stream (the connection is dropped, not drained) and resolve
- * `undefined`. Errors of the stream reject as they are.
+ * The first `maxBytes` bytes of `stream`, and whether they are all of it (`complete`). Past the
+ * bound it stops pulling at the first chunk over it and cancels the stream (the connection is
+ * dropped, not drained), so no more than one chunk past the bound is ever read. Errors of the
+ * stream reject as they are. Bounded GETs and error answers both read through here.
  */
-export async function readAtMost(
+export async function readPrefix(
   stream: S3Body,
   maxBytes: number,
-): Promise<Uint8Array | undefined> {
+): Promise<{ bytes: Uint8Array; complete: boolean }> {
   const reader = "getReader" in stream ? stream.getReader() : stream;
   const chunks: Uint8Array[] = [];
   let total = 0;
   for (;;) {
     const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > maxBytes) {
+    if (done) return { bytes: ownBytes(chunks, total), complete: true };
+    if (total + value.byteLength > maxBytes) {
+      chunks.push(value.subarray(0, maxBytes - total));
       await reader.cancel().catch(() => undefined);
-      return undefined;
+      return { bytes: ownBytes(chunks, maxBytes), complete: false };
     }
     chunks.push(value);
+    total += value.byteLength;
   }
+}
+
+/** `chunks` (of `total` bytes) as one array of the caller's own. */
+function ownBytes(chunks: Uint8Array[], total: number): Uint8Array {
   const only = chunks.length === 1 ? chunks[0]! : undefined;
   // A chunk may be a view into a larger pooled buffer: give the caller bytes of its own.
   if (only !== undefined) return only.byteLength === only.buffer.byteLength ? only : only.slice();

@@ -10,8 +10,7 @@
  * @module
  */
 import type { OqError } from "../../errors.ts";
-import { joinChunks } from "../../util/bytes.ts";
-import { readAtMost } from "../max-bytes.ts";
+import { readPrefix } from "../max-bytes.ts";
 import type { Failure } from "./errors.ts";
 import type { S3Response } from "./options.ts";
 
@@ -33,13 +32,12 @@ export async function readBody(
     return { retry: false, error: tooLarge(declared, false) };
   }
   // A client without a body stream (a fetch of one's own) is read whole and checked after.
-  const body =
-    res.body === undefined || res.body === null
-      ? new Uint8Array(await res.arrayBuffer())
-      : await readAtMost(res.body, maxBytes);
-  if (body === undefined) return { retry: false, error: tooLarge(maxBytes, true) };
-  if (body.length > maxBytes) return { retry: false, error: tooLarge(body.length, false) };
-  return body;
+  if (res.body === undefined || res.body === null) {
+    const body = new Uint8Array(await res.arrayBuffer());
+    return body.length > maxBytes ? { retry: false, error: tooLarge(body.length, false) } : body;
+  }
+  const { bytes, complete } = await readPrefix(res.body, maxBytes);
+  return complete ? bytes : { retry: false, error: tooLarge(maxBytes, true) };
 }
 
 /**
@@ -59,18 +57,7 @@ const decoder = new TextDecoder();
 export async function readErrorText(res: S3Response): Promise<string> {
   try {
     if (res.body === undefined || res.body === null) return await res.text();
-    const stream = res.body;
-    const reader = "getReader" in stream ? stream.getReader() : stream;
-    const chunks: Uint8Array[] = [];
-    let total = 0;
-    while (total < MAX_ERROR_BODY_BYTES) {
-      const { done, value } = await reader.read();
-      if (done) return decoder.decode(joinChunks(chunks, total));
-      chunks.push(value.subarray(0, MAX_ERROR_BODY_BYTES - total));
-      total += chunks.at(-1)!.byteLength;
-    }
-    await reader.cancel().catch(() => undefined);
-    return decoder.decode(joinChunks(chunks, total));
+    return decoder.decode((await readPrefix(res.body, MAX_ERROR_BODY_BYTES)).bytes);
   } catch {
     return "";
   }
