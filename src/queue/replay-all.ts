@@ -8,6 +8,7 @@
 import { InvalidStateError, NotFoundError } from "../errors.ts";
 import type { TaskRecord, TaskStatus } from "../task/record.ts";
 import { mapLimit } from "../util/async.ts";
+import { internals } from "./internals.ts";
 import type { Queue } from "./queue.ts";
 
 /** Replays in flight at once. */
@@ -73,16 +74,31 @@ async function replayOne(
 }
 
 /**
+ * True when `task` was replayed at or after `sinceMs` (by this run, or by another at the same
+ * time): its current end came after the run began.
+ */
+function replayedSince(task: TaskRecord, sinceMs: number): boolean {
+  return task.history.some((h) => h.event === "replayed" && Date.parse(h.at) >= sinceMs);
+}
+
+/**
  * Replay every task in `statuses` (of `type`, when given) that finished before the run began,
  * oldest first: a task that fails again while the run goes on is not replayed twice. Costs what
  * the listing costs (docs/protocol.md, "Listing tasks") plus a replay (1 GET of the manifest,
  * 1 GET and 2 PUTs) per task.
+ *
+ * "Before the run began" is by the upper bound of the server's time then: a task stamped by a
+ * worker whose clock knew the time more closely than this process does (a second, with one
+ * `Date` header) was left out when the lower bound was used, so a replay right after a failure
+ * found nothing. A task listed between the two bounds is skipped only when it was replayed since
+ * the lower one: its current end came after the run began.
  */
 export async function replayAll(queue: Queue, options: ReplayAllOptions): Promise<ReplayTally> {
   const tally: ReplayTally = { replayed: 0, skipped: 0, refused: [] };
-  const tasks = queue.listAll({
+  const began = internals(queue).clock.bounds();
+  const listed = queue.listAll({
     status: [...options.statuses],
-    until: queue.now(),
+    until: began.upper,
     ...(options.type === undefined ? {} : { type: options.type }),
   });
   const apply = async (batch: TaskRecord[]) => {
@@ -97,7 +113,12 @@ export async function replayAll(queue: Queue, options: ReplayAllOptions): Promis
     options.onProgress?.(tally);
   };
   let batch: TaskRecord[] = [];
-  for await (const task of tasks) {
+  for await (const task of listed) {
+    const finishedMs = Date.parse(task.finishedAt ?? task.updatedAt);
+    if (finishedMs > began.lower && replayedSince(task, began.lower)) {
+      tally.skipped++;
+      continue;
+    }
     batch.push(task);
     if (batch.length === CONCURRENCY * 2) {
       await apply(batch);
