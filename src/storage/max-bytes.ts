@@ -1,8 +1,9 @@
 /**
  * `GetOptions.maxBytes`, shared by every driver: the check of the option, the error an object
- * over the bound is refused with, and a bounded read of a web stream ({@link readPrefix}). An object that someone
- * planted at hundreds of MB must never be read whole by a reader that only expects a small
- * document: every worker polling it would hold, decode and parse it, and run out of memory.
+ * over the bound is refused with, and a bounded read of a web stream ({@link readPrefix}). An
+ * object that someone planted at hundreds of MB must never be read whole by a reader that only
+ * expects a small document: every worker polling it would hold, decode and parse it, and run out
+ * of memory.
  *
  * Portable (web-standard globals only).
  *
