@@ -8,6 +8,7 @@ import { sleep } from "../util/async.ts";
 import { errorMessage } from "../util/errors.ts";
 import { Candidates } from "./candidates.ts";
 import { DueSoon } from "./due-soon.ts";
+import { ListingAhead, listAheadLeadMs, type PartitionListing } from "./listing-ahead.ts";
 import type { Candidate } from "./monitor.ts";
 import { nextStep } from "./next-step.ts";
 import { leaseToWrite } from "./options.ts";
@@ -42,6 +43,9 @@ export class Poller implements WakeListener {
   /** Whether the next listing must try every partition (a drain pass). */
   #listAll = false;
   #listedAt = Number.NEGATIVE_INFINITY;
+  /** How long the last listing of a partition took, local ms. */
+  #lastListingMs = 0;
+  readonly #listingAhead = new ListingAhead<Candidate>();
   /** When a read last won nothing because another worker got there (local ms). */
   #contendedAt = Number.NEGATIVE_INFINITY;
   readonly #dueSoon = new DueSoon();
@@ -119,6 +123,7 @@ export class Poller implements WakeListener {
   relist(): void {
     this.#listedAt = Number.NEGATIVE_INFINITY;
     this.#listAll = true;
+    this.#listingAhead.drop();
   }
 
   /** Poll until the worker stops: pause `minPollMs` after finding work, doubling up to `maxPollMs` when idle. */
@@ -135,7 +140,7 @@ export class Poller implements WakeListener {
       }
       let claimed = 0;
       try {
-        claimed = await this.pass();
+        claimed = await this.pass(true);
       } catch (error) {
         // Storage trouble (throttling, an outage) must not kill the loop: back off and retry.
         this.#queue.logger.warn(`poll failed: ${errorMessage(error)}`, { error });
@@ -157,6 +162,7 @@ export class Poller implements WakeListener {
       idle.advance(this.#steppedLast);
       if (this.#wakes.woken) await this.#paceWake();
     }
+    await this.#listingAhead.settled();
   }
 
   /** After a local submit's wake: wait until `minPollMs` has passed since the last listing. */
@@ -175,14 +181,19 @@ export class Poller implements WakeListener {
     return this.#dueSoon.until;
   }
 
-  /** Try to fill free slots from the ready index. Returns how many tasks were claimed. */
-  async pass(): Promise<number> {
+  /**
+   * Try to fill free slots from the ready index. Returns how many tasks were claimed.
+   * `listAhead`: when the listing in use goes stale soon, start the next one beside the claims
+   * (`./listing-ahead.ts`); the poll loop asks for it, a drain's passes list afresh anyway.
+   */
+  async pass(listAhead = false): Promise<number> {
     const o = this.#o;
     const local = this.#queue.clock.localNow();
     this.#dueSoon.startPass(local);
     const stale =
       this.#staleSteals || this.#wakes.waiting || local - this.#listedAt > o.listReuseMs;
     if (this.#candidates.size === 0 || stale) await this.list();
+    else if (listAhead) this.#listAheadIfDue(local);
     let claimed = 0;
     for (let relisted = false; ; relisted = true) {
       const taken = await this.#take(claimed, !relisted);
@@ -321,19 +332,41 @@ export class Poller implements WakeListener {
     const budget =
       all || partitions.length === 0 ? partitions.length : stepped && missed === undefined ? 0 : 1;
     this.#candidates = new Candidates();
+    let listedAt: number | undefined;
     for (let i = 0; i < budget && this.#candidates.size === 0; i++) {
       const partition = partitions[this.#cursor++ % partitions.length]!;
-      this.#candidates = new Candidates(await this.#listPartition(partition));
+      const local = this.#queue.clock.localNow();
+      const ahead = await this.#listingAhead.take(partition, local, this.#o.listReuseMs);
+      const listing = ahead ?? (await this.#listPartition(partition));
+      // A listing made ahead is as old as when it ended, not when it was taken.
+      listedAt = i === 0 && ahead !== undefined ? ahead.endedAt : undefined;
+      this.#candidates = new Candidates(this.#useListing(partition, listing));
     }
-    this.#listedAt = this.#queue.clock.localNow();
+    this.#listingAhead.drop();
+    this.#listedAt = listedAt ?? this.#queue.clock.localNow();
   }
 
-  /** The due markers of one partition this worker may act on (a few pages at most). */
-  async #listPartition(partition: string): Promise<Candidate[]> {
+  /**
+   * Start listing the partition the next relist begins with, when the listing in use goes stale
+   * soon: a busy worker with quick handlers, one listing ahead at a time (`./listing-ahead.ts`).
+   */
+  #listAheadIfDue(local: number): void {
+    const o = this.#o;
+    if (this.#quiet || this.#listingAhead.held || !o.quickHandlers()) return;
+    const lead = listAheadLeadMs(this.#lastListingMs, o.listReuseMs);
+    if (local - this.#listedAt < o.listReuseMs - lead) return;
+    const partitions = this.partitions();
+    if (partitions.length === 0) return;
+    const partition = partitions[this.#cursor % partitions.length]!;
+    this.#listingAhead.start(partition, local, () => this.#listPartition(partition));
+  }
+
+  /** List the due markers of one partition this worker may act on (a few pages at most). */
+  async #listPartition(partition: string): Promise<PartitionListing<Candidate>> {
     const { monitor, running } = this.#o;
     const q = this.#queue;
     const now = q.now();
-    const local = q.clock.localNow();
+    const startedAt = q.clock.localNow();
     const found: Candidate[] = [];
     const progress: { capped: boolean; nextDueMs?: number } = { capped: false };
     const resume = this.#resumeAfter.get(partition);
@@ -348,16 +381,29 @@ export class Poller implements WakeListener {
       onMalformed: monitor.malformed(now),
     })) {
       last = marker.key;
-      if (this.#o.skip.skipped(marker.key, local) || running.has(marker.id)) continue;
+      if (this.#o.skip.skipped(marker.key, startedAt) || running.has(marker.id)) continue;
       found.push(marker);
     }
+    const endedAt = q.clock.localNow();
+    this.#lastListingMs = endedAt - startedAt;
+    const listing: PartitionListing<Candidate> = { found, capped: progress.capped, endedAt };
+    if (last !== undefined) listing.last = last;
+    if (progress.nextDueMs !== undefined) listing.nextDueMs = progress.nextDueMs;
+    return listing;
+  }
+
+  /** Put a listing of `partition` to use: the candidates it gives, in the order to take them. */
+  #useListing(partition: string, listing: PartitionListing<Candidate>): Candidate[] {
+    const q = this.#queue;
     // A marker past our lower bound of server time that may be due all the same (a submit a
     // moment ago, stamped by a clock ahead of this one's lower bound).
-    if (progress.nextDueMs !== undefined && progress.nextDueMs <= q.clock.bounds().upper)
-      this.#dueSoon.listedPast(progress.nextDueMs - q.clock.offsetMs());
-    if (progress.capped && last !== undefined) this.#resumeAfter.set(partition, last);
+    const { nextDueMs, last } = listing;
+    if (nextDueMs !== undefined && nextDueMs <= q.clock.bounds().upper)
+      this.#dueSoon.listedPast(nextDueMs - q.clock.offsetMs());
+    if (listing.capped && last !== undefined) this.#resumeAfter.set(partition, last);
     else this.#resumeAfter.delete(partition);
-    return byEffectivePriority(found);
+    // A listing made ahead may show tasks that started here since.
+    return byEffectivePriority(listing.found.filter((m) => !this.#o.running.has(m.id)));
   }
 
   /** Look at one due marker's task and act on it. True when the task was claimed. */
@@ -476,6 +522,7 @@ export class Poller implements WakeListener {
       return false;
     }
     this.#refusals.won();
+    this.#listingAhead.claimed(found.task.id);
     this.#wastedInRow = 0;
     this.#o.start(written, { token, leaseMs, entry, grant: limited.grant });
     return true;
