@@ -121,8 +121,7 @@ function slowListings(inner: Storage, listMs: number) {
           });
       }
       if (property === "get") {
-        return (key: string, options?: unknown) =>
-          counted(() => target.get(key, options as never));
+        return (key: string, options?: unknown) => counted(() => target.get(key, options as never));
       }
       const value = Reflect.get(target, property);
       return typeof value === "function" ? value.bind(target) : value;
