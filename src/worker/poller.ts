@@ -8,20 +8,19 @@ import { sleep } from "../util/async.ts";
 import { errorMessage } from "../util/errors.ts";
 import { Candidates } from "./candidates.ts";
 import { DueSoon } from "./due-soon.ts";
-import { ListingAhead, listAheadLeadMs, type PartitionListing } from "./listing-ahead.ts";
+import { ListingAhead, listAheadLeadMs } from "./listing-ahead.ts";
 import type { Candidate } from "./monitor.ts";
 import { nextStep } from "./next-step.ts";
 import { leaseToWrite } from "./options.ts";
+import { PartitionLister } from "./partition-lister.ts";
 import { IdlePauses } from "./poll-pause.ts";
 import type { PollerOptions } from "./poller-options.ts";
 import {
   CONTENDED_MS,
-  PAGES_PER_POLL,
   STEAL_AFTER_MS,
   UNHANDLED_RECHECK_MS,
   WASTED_READS_BEFORE_RELIST,
 } from "./poller-settings.ts";
-import { byEffectivePriority } from "./priority-order.ts";
 import { ReadAhead } from "./read-ahead.ts";
 import { RefusedClaims } from "./refused-claims.ts";
 import { Wakes } from "./wakes.ts";
@@ -32,8 +31,6 @@ export class Poller implements WakeListener {
   readonly #o: PollerOptions;
   readonly #refusals = new RefusedClaims();
   #candidates = new Candidates();
-  /** Per partition, where its next listing continues when the last stopped at its page limit. */
-  readonly #resumeAfter = new Map<string, string>();
   /** The partition the next listing starts with (round-robin over {@link Poller.partitions}). */
   #cursor: number;
   /** Whether the last pass found nothing: the next lists one partition only (idle budget). */
@@ -43,12 +40,11 @@ export class Poller implements WakeListener {
   /** Whether the next listing must try every partition (a drain pass). */
   #listAll = false;
   #listedAt = Number.NEGATIVE_INFINITY;
-  /** How long the last listing of a partition took, local ms. */
-  #lastListingMs = 0;
   readonly #listingAhead = new ListingAhead<Candidate>();
   /** When a read last won nothing because another worker got there (local ms). */
   #contendedAt = Number.NEGATIVE_INFINITY;
   readonly #dueSoon = new DueSoon();
+  readonly #lister: PartitionLister;
   readonly #ahead: ReadAhead;
   /** Reads in a row that found a task another worker took since our listing. */
   #wastedInRow = 0;
@@ -61,6 +57,7 @@ export class Poller implements WakeListener {
     this.#queue = queue;
     this.#o = options;
     this.#ahead = new ReadAhead(() => queue.clock.localNow());
+    this.#lister = new PartitionLister(queue, options, this.#dueSoon);
     this.#wakes = new Wakes(options.isRunning);
     // Workers start at different partitions, so a fleet spreads over a hot type's shards.
     this.#cursor = Math.floor(queue.random() * 1024);
@@ -102,7 +99,7 @@ export class Poller implements WakeListener {
 
   /** Where the next listing of `partition` resumes, when the last stopped at its page limit. */
   resumeAfter(partition: string): string | undefined {
-    return this.#resumeAfter.get(partition);
+    return this.#lister.resumeAfter(partition);
   }
 
   /**
@@ -337,10 +334,10 @@ export class Poller implements WakeListener {
       const partition = partitions[this.#cursor++ % partitions.length]!;
       const local = this.#queue.clock.localNow();
       const ahead = await this.#listingAhead.take(partition, local, this.#o.listReuseMs);
-      const listing = ahead ?? (await this.#listPartition(partition));
+      const listing = ahead ?? (await this.#lister.list(partition));
       // A listing made ahead is as old as when it ended, not when it was taken.
       listedAt = i === 0 && ahead !== undefined ? ahead.endedAt : undefined;
-      this.#candidates = new Candidates(this.#useListing(partition, listing));
+      this.#candidates = new Candidates(this.#lister.use(partition, listing));
     }
     this.#listingAhead.drop();
     this.#listedAt = listedAt ?? this.#queue.clock.localNow();
@@ -353,57 +350,12 @@ export class Poller implements WakeListener {
   #listAheadIfDue(local: number): void {
     const o = this.#o;
     if (this.#quiet || this.#listingAhead.held || !o.quickHandlers()) return;
-    const lead = listAheadLeadMs(this.#lastListingMs, o.listReuseMs);
+    const lead = listAheadLeadMs(this.#lister.lastListingMs, o.listReuseMs);
     if (local - this.#listedAt < o.listReuseMs - lead) return;
     const partitions = this.partitions();
     if (partitions.length === 0) return;
     const partition = partitions[this.#cursor % partitions.length]!;
-    this.#listingAhead.start(partition, local, () => this.#listPartition(partition));
-  }
-
-  /** List the due markers of one partition this worker may act on (a few pages at most). */
-  async #listPartition(partition: string): Promise<PartitionListing<Candidate>> {
-    const { monitor, running } = this.#o;
-    const q = this.#queue;
-    const now = q.now();
-    const startedAt = q.clock.localNow();
-    const found: Candidate[] = [];
-    const progress: { capped: boolean; nextDueMs?: number } = { capped: false };
-    const resume = this.#resumeAfter.get(partition);
-    let last: string | undefined;
-    for await (const marker of q.markers({
-      prefix: partition,
-      dueBy: now,
-      maxPages: PAGES_PER_POLL,
-      progress,
-      stopAtPause: true,
-      ...(resume === undefined ? {} : { startAfter: resume }),
-      onMalformed: monitor.malformed(now),
-    })) {
-      last = marker.key;
-      if (this.#o.skip.skipped(marker.key, startedAt) || running.has(marker.id)) continue;
-      found.push(marker);
-    }
-    const endedAt = q.clock.localNow();
-    this.#lastListingMs = endedAt - startedAt;
-    const listing: PartitionListing<Candidate> = { found, capped: progress.capped, endedAt };
-    if (last !== undefined) listing.last = last;
-    if (progress.nextDueMs !== undefined) listing.nextDueMs = progress.nextDueMs;
-    return listing;
-  }
-
-  /** Put a listing of `partition` to use: the candidates it gives, in the order to take them. */
-  #useListing(partition: string, listing: PartitionListing<Candidate>): Candidate[] {
-    const q = this.#queue;
-    // A marker past our lower bound of server time that may be due all the same (a submit a
-    // moment ago, stamped by a clock ahead of this one's lower bound).
-    const { nextDueMs, last } = listing;
-    if (nextDueMs !== undefined && nextDueMs <= q.clock.bounds().upper)
-      this.#dueSoon.listedPast(nextDueMs - q.clock.offsetMs());
-    if (listing.capped && last !== undefined) this.#resumeAfter.set(partition, last);
-    else this.#resumeAfter.delete(partition);
-    // A listing made ahead may show tasks that started here since.
-    return byEffectivePriority(listing.found.filter((m) => !this.#o.running.has(m.id)));
+    this.#listingAhead.start(partition, local, () => this.#lister.list(partition));
   }
 
   /** Look at one due marker's task and act on it. True when the task was claimed. */
