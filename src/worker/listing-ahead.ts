@@ -14,20 +14,7 @@
  *
  * @module
  */
-
-/** What a listing of one partition found, before it is put to use. */
-export interface PartitionListing<Marker extends { id: string }> {
-  /** The due markers, in key order, not skipped or running when listed. */
-  found: Marker[];
-  /** Whether it stopped at the page limit (the next listing resumes after `last`). */
-  capped: boolean;
-  /** The last key read. */
-  last?: string;
-  /** The due time of the first marker not yet due, when one was reached (server ms). */
-  nextDueMs?: number;
-  /** When the listing's last page came in, local ms. */
-  endedAt: number;
-}
+import type { PartitionListing } from "./partition-lister.ts";
 
 /** A listing ahead never starts earlier than this before its predecessor goes stale, ms. */
 export const LIST_AHEAD_MIN_MS = 50;

@@ -7,11 +7,24 @@
  */
 import type { QueueInternals } from "../queue/internals.ts";
 import type { DueSoon } from "./due-soon.ts";
-import type { PartitionListing } from "./listing-ahead.ts";
 import type { Candidate } from "./monitor.ts";
 import type { PollerOptions } from "./poller-options.ts";
 import { PAGES_PER_POLL } from "./poller-settings.ts";
 import { byEffectivePriority } from "./priority-order.ts";
+
+/** What a listing of one partition found, before it is put to use. */
+export interface PartitionListing<Marker extends { id: string }> {
+  /** The due markers, in key order, not skipped or running when listed. */
+  found: Marker[];
+  /** Whether it stopped at the page limit (the next listing resumes after `last`). */
+  capped: boolean;
+  /** The last key read. */
+  last?: string;
+  /** The due time of the first marker not yet due, when one was reached (server ms). */
+  nextDueMs?: number;
+  /** When the listing's last page came in, local ms. */
+  endedAt: number;
+}
 
 /** Lists a worker's partitions, and keeps where each deep one's next listing resumes. */
 export class PartitionLister {

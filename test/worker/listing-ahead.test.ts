@@ -11,8 +11,8 @@ import {
   LIST_AHEAD_MIN_MS,
   ListingAhead,
   listAheadLeadMs,
-  type PartitionListing,
 } from "../../src/worker/listing-ahead.ts";
+import type { PartitionListing } from "../../src/worker/partition-lister.ts";
 import { Worker } from "../../src/worker/worker.ts";
 import { type TargetInstance, targets } from "../helpers/targets.ts";
 import { fast, pause, until } from "../helpers/wait.ts";
