@@ -267,7 +267,7 @@ describe("Poller", () => {
     expect(started).toEqual([own.id, other.id]);
   });
 
-  it("reads at most 3 pages a poll and resumes after the last key read", async () => {
+  it("reads one page a poll and resumes after the last key read", async () => {
     const setup = memoryQueue((s: MemoryStorage) => {
       const list = s.list.bind(s);
       return Object.assign(s, {
@@ -278,16 +278,20 @@ describe("Poller", () => {
     const ids: string[] = [];
     for (let i = 0; i < 7; i++) ids.push((await queue.submit("t", i)).id);
     const { poller: p } = poller(queue);
-    await p.list();
-    const first = p.candidates.map((m) => m.key);
-    expect(first).toHaveLength(6);
     const partition = queue.keys.partition("t", 0);
-    expect(p.resumeAfter(partition)).toBe(first[5]);
+    const seen: string[] = [];
+    for (const size of [2, 2, 2]) {
+      await p.list();
+      const keys = p.candidates.map((m) => m.key);
+      expect(keys).toHaveLength(size);
+      expect(p.resumeAfter(partition)).toBe(keys.at(-1));
+      seen.push(...keys);
+    }
     await p.list();
     expect(p.candidates).toHaveLength(1);
     expect(p.resumeAfter(partition)).toBeUndefined();
-    const all = [...first, p.candidates[0]!.key];
-    expect(new Set(all).size).toBe(7);
+    seen.push(p.candidates[0]!.key);
+    expect(new Set(seen).size).toBe(7);
   });
 
   it("never lists or reads the partitions of types it has no handler for", async () => {
