@@ -105,14 +105,22 @@ export function timeKey(ms: number): string {
 
 /** Inverse of {@link timeKey}; `undefined` when the segment is not one. */
 export function parseTimeKey(segment: string): number | undefined {
+  // Markers listed in key order share their time segment in runs (a second's submits): a page of
+  // 1,000 keys parses a few dozen distinct ones, so the last one is kept.
+  if (segment === lastTimeKey.segment) return lastTimeKey.ms;
   const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(segment);
   if (m === null) return undefined;
   // `Date.UTC` reads years 0-99 as 1900-1999; setUTCFullYear takes the year as written.
   const date = new Date(0);
   date.setUTCFullYear(+m[1]!, +m[2]! - 1, +m[3]!);
   const ms = date.setUTCHours(+m[4]!, +m[5]!, +m[6]!, 0);
-  return Number.isNaN(ms) ? undefined : ms;
+  const parsed = Number.isNaN(ms) ? undefined : ms;
+  lastTimeKey = { segment, ms: parsed };
+  return parsed;
 }
+
+/** The last segment {@link parseTimeKey} parsed, and what it gave. */
+let lastTimeKey: { segment: string; ms: number | undefined } = { segment: "", ms: undefined };
 
 /** A parsed ready marker key. */
 export interface ReadyMarker {

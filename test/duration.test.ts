@@ -72,6 +72,22 @@ describe("keys", () => {
     expect(parseTimeKey("20261128T235959Z")).toBe(ms - 500);
     expect(parseTimeKey("2026-11-28")).toBeUndefined();
   });
+  it("parses each segment for itself when runs of one segment alternate with others", () => {
+    const segments = [
+      "20261128T235959Z",
+      "20261128T235959Z",
+      "x",
+      "20261128T235959Z",
+      "20261129T000000Z",
+      "20261129T00000Z",
+      "20261129T000000Z",
+    ];
+    expect(segments.map(parseTimeKey)).toEqual(
+      [0, 0, undefined, 0, 1000, undefined, 1000].map((d) =>
+        d === undefined ? undefined : Date.UTC(2026, 10, 28, 23, 59, 59) + d,
+      ),
+    );
+  });
   it("builds and parses the layout under a prefix", () => {
     const k = new Keys("q1");
     expect(k.task("a1b2")).toBe("q1/tasks/a/a1b2.json");
