@@ -505,7 +505,7 @@ describe("worker shutdown", () => {
 });
 
 describe("deep ready index", () => {
-  it("reads one page per poll and resumes where it stopped, so every task is still found", async () => {
+  it("a deep index of another type costs no more than one LIST a poll, and its own task is still found", async () => {
     const storage = countRequests(new MemoryStorage());
     const queue = await connect({ storage });
     await queue.submitMany(Array.from({ length: 3500 }, (_, i) => ({ type: "other", input: i })));

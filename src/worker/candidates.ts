@@ -2,8 +2,8 @@
  * The due markers of a worker's last listing that it has not tried yet, and the orders in which
  * it tries them (`./priority-order.ts` says which orders; this file makes walking them cheap).
  *
- * Why a class of its own: a listing holds up to a page (1,000 markers; three pages before) and a draining worker
- * walks it at least once per claim. Copying, rotating and re-scanning the whole list on every walk
+ * Why a class of its own: a listing holds up to a page (1,000 markers; it held three pages when
+ * this was measured) and a draining worker walks it at least once per claim. Copying, rotating and re-scanning the whole list on every walk
  * was the largest item of a 4-worker drain's CPU profile (issue 15: 6,089 whole-list scans of
  * 1,722 markers on average to drain 3,000 tasks, more CPU than the requests' signing). Here what
  * the listing says about priorities is found once, a walk is lazy and costs only the markers it
