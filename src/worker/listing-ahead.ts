@@ -2,9 +2,10 @@
  * Listing a partition again before the listing in use goes stale (issue 15). A busy worker reuses
  * a listing for `listReuseMs` (2 s), then lists again, and that listing (then up to three pages,
  * read one after another; one page now) used to hold up its claims: four one-slot workers
- * draining a 2,000-task backlog claimed nothing for 0.3-0.7 s every 2.5 s while MinIO answered their 1,000-key pages.
- * So a busy worker with quick handlers starts the next listing of the partition it would list
- * next a little before its listing goes stale, beside its claims, and the relist takes it.
+ * draining a 2,000-task backlog claimed nothing for 0.3-0.7 s every 2.5 s while MinIO answered
+ * their 1,000-key pages. So a busy worker with quick handlers starts the next listing of the
+ * partition it would list next a little before its listing goes stale, beside its claims, and
+ * the relist takes it.
  *
  * A listing made ahead is used only for the partition it was made for and only while it is no
  * older than `listReuseMs` (so it is never staler than the listing it replaces); the tasks this
