@@ -1,7 +1,8 @@
 /**
  * Listing one partition of the ready index for a worker's poller (src/worker/poller.ts): the due
- * markers it may act on, a few pages at most, resuming where the last listing of a deep partition
- * stopped; and putting a listing to use, made just now or ahead (./listing-ahead.ts).
+ * markers it may act on, `PAGES_PER_POLL` pages at most, resuming where the last listing of a
+ * deep partition stopped; and putting a listing to use, made just now or ahead
+ * (./listing-ahead.ts).
  *
  * @module
  */
@@ -51,7 +52,7 @@ export class PartitionLister {
     return this.#resumeAfter.get(partition);
   }
 
-  /** List the due markers of one partition this worker may act on (a few pages at most). */
+  /** List the due markers of one partition this worker may act on (`PAGES_PER_POLL` pages). */
   async list(partition: string): Promise<PartitionListing<Candidate>> {
     const { monitor, running } = this.#o;
     const q = this.#queue;

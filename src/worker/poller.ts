@@ -300,7 +300,8 @@ export class Poller implements WakeListener {
    * then this worker's partitions in turn, from where the last listing left off, until one has
    * due markers. A quiet worker (its last pass found nothing) spends one request per poll: the
    * monitor's step or one partition, so its cost stays flat however many types and shards it
-   * handles. A deep partition is read a few pages per poll, resuming where the last stopped.
+   * handles. A deep partition is read a page (`PAGES_PER_POLL`) per poll, resuming where the
+   * last stopped.
    */
   async list(): Promise<void> {
     const { monitor } = this.#o;
