@@ -30,6 +30,29 @@ export function startTimer(fn: () => void, msToWait: number): Timer {
   return { clear: () => clearTimeout(timer) };
 }
 
+/**
+ * Run `fn` with a signal that aborts once `ms` have passed, with a `TimeoutError` as
+ * `AbortSignal.timeout`'s does; the timer is cleared as soon as `fn` settles. Why not
+ * `AbortSignal.timeout`: its timer stays pending for the whole `ms` after the work is done, and
+ * holds its signal meanwhile (about 1.1 kB of heap each on Node 20): a drain of 900 requests a
+ * second with the S3 driver's 30 s request timeout kept some 27,000 of them, about 30 MB.
+ */
+export async function withDeadline<T>(
+  ms: number,
+  fn: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  const deadline = new AbortController();
+  const timer = startTimer(
+    () => deadline.abort(new DOMException(`Timed out after ${ms} ms.`, "TimeoutError")),
+    ms,
+  );
+  try {
+    return await fn(deadline.signal);
+  } finally {
+    timer.clear();
+  }
+}
+
 /** Sleep (any length: see {@link startTimer}), ending early (without error) when `signal` aborts. */
 export function sleep(msToWait: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {

@@ -2,20 +2,19 @@
  * The S3 driver: any S3-compatible object store (AWS S3, MinIO, R2, Ceph RGW, ...) over plain
  * `fetch`, signed by `./signer.ts` (SigV4, aws4fetch's canonical request).
  *
- * Retries live here rather than in aws4fetch's client: its built-in retry loop re-sends conditional writes
+ * Retries live here rather than in aws4fetch's client: its retry loop re-sends conditional writes
  * after a 5xx, which turns a write we actually won into a 412. We retry only what is safe to
  * repeat (see `./errors.ts`) and report the rest as {@link AmbiguousWriteError}, so the caller
  * re-reads and decides. The backoff itself is oq's one retry rule (`../../retry.ts`).
- *
- * Only web-standard globals are used (fetch, URL, crypto.subtle for batch-delete checksums, AbortSignal,
- * timers), so the driver runs unchanged on Node, Deno, Bun and workers.
+ * Only web-standard globals are used (fetch, URL, crypto.subtle for batch-delete checksums,
+ * AbortController, timers), so the driver runs unchanged on Node, Deno, Bun and workers.
  *
  * @module
  */
 
 import { AmbiguousWriteError, isOqError, StorageError, ValidationError } from "../../errors.ts";
 import { type RetryPolicy, retry } from "../../retry.ts";
-import { mapLimit } from "../../util/async.ts";
+import { mapLimit, withDeadline } from "../../util/async.ts";
 import { checkMaxBytes, objectTooLarge } from "../max-bytes.ts";
 import {
   type GetOptions,
@@ -369,7 +368,9 @@ export class S3Storage implements Storage {
     await this.#slowDown.wait();
     return retry(
       async () => {
-        const outcome = this.#slowDown.observe(await this.#try(op, url));
+        // The whole try (the answer's body too) within the request timeout.
+        const tried = await withDeadline(this.#timeoutMs, (signal) => this.#try(op, url, signal));
+        const outcome = this.#slowDown.observe(tried);
         if (!("error" in outcome)) return outcome;
         last = outcome;
         throw outcome.error;
@@ -383,8 +384,8 @@ export class S3Storage implements Storage {
     );
   }
 
-  /** One try: sign, fetch, read the body; classify any failure. */
-  async #try(op: Op, url: string): Promise<Ok | Failure> {
+  /** One try, ended by `signal`: sign, fetch, read the body; classify any failure. */
+  async #try(op: Op, url: string, signal: AbortSignal): Promise<Ok | Failure> {
     const signed = this.#signer.sign({
       method: op.method,
       url,
@@ -402,7 +403,7 @@ export class S3Storage implements Storage {
         headers: signed.headers,
         ...(op.body === undefined ? {} : { body: op.body as Uint8Array<ArrayBuffer> }),
         redirect: "manual",
-        signal: AbortSignal.timeout(this.#timeoutMs),
+        signal,
       });
     } catch (cause) {
       return networkFailure(op, host, cause, false, where);
