@@ -52,9 +52,6 @@ export class Poller implements WakeListener {
   #shownStale = false;
   #staleSteals = false;
   readonly #wakes: Wakes;
-  /** Settles once the first pass has claimed what it could (or failed, or the worker stopped). */
-  readonly #firstPass: Promise<void>;
-  #firstPassDone: () => void = () => {};
 
   constructor(queue: QueueInternals, options: PollerOptions) {
     this.#queue = queue;
@@ -62,19 +59,8 @@ export class Poller implements WakeListener {
     this.#ahead = new ReadAhead(() => queue.clock.localNow());
     this.#lister = new PartitionLister(queue, options, this.#dueSoon);
     this.#wakes = new Wakes(options.isRunning);
-    this.#firstPass = new Promise((resolve) => {
-      this.#firstPassDone = resolve;
-    });
     // Workers start at different partitions, so a fleet spreads over a hot type's shards.
     this.#cursor = Math.floor(queue.random() * 1024);
-  }
-
-  /**
-   * Settles once the loop's first pass has claimed what it could, failed, or found the worker
-   * stopped: the worker's first heartbeat waits for it (see `Worker.start`).
-   */
-  get firstPass(): Promise<void> {
-    return this.#firstPass;
   }
 
   /** Aborted when a slot frees or the worker stops: ends the loop's pause. */
@@ -156,7 +142,6 @@ export class Poller implements WakeListener {
         // Storage trouble (throttling, an outage) must not kill the loop: back off and retry.
         this.#queue.logger.warn(`poll failed: ${errorMessage(error)}`, { error });
       }
-      this.#firstPassDone();
       if (!o.isRunning()) break;
       if (claimed > 0 || this.#staleSteals) {
         idle.reset();
@@ -174,7 +159,6 @@ export class Poller implements WakeListener {
       idle.advance(this.#steppedLast);
       if (this.#wakes.woken) await this.#paceWake();
     }
-    this.#firstPassDone();
     await this.#listingAhead.settled();
   }
 

@@ -262,14 +262,12 @@ export class Worker {
     }
     this.#startedAt = this.#queue.now();
     live.add(this);
-    // The first heartbeat (and the look for peers) waits for the first pass's claims: peers
-    // only divide the work, and until they are known this worker takes the whole index, as it
-    // would with no peers. Sent beside the first claims, its requests and their answers took
-    // turns on the one thread between the listing, the read and the claim (about 5 ms of a
-    // compiled worker's start on MinIO).
+    // The first listing goes out before the first heartbeat, which is written while the first
+    // claims run: peers only divide the work, and until they are known this worker takes the
+    // whole index, as it would with no peers.
     this.#loop = this.#poller.run();
-    this.#peersStarted = this.#poller.firstPass
-      .then(() => this.#peers.start(() => this.#state === "running"))
+    this.#peersStarted = this.#peers
+      .start(() => this.#state === "running")
       .catch((error) => this.#queue.logger.warn(`heartbeat failed: ${errorMessage(error)}`));
     this.#q.wake.add(this.#poller);
     this.#logScan?.start();
