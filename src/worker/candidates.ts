@@ -3,13 +3,14 @@
  * it tries them (`./priority-order.ts` says which orders; this file makes walking them cheap).
  *
  * Why a class of its own: a listing holds up to a page (1,000 markers; it held three pages when
- * this was measured) and a draining worker walks it at least once per claim. Copying, rotating and re-scanning the whole list on every walk
- * was the largest item of a 4-worker drain's CPU profile (issue 15: 6,089 whole-list scans of
- * 1,722 markers on average to drain 3,000 tasks, more CPU than the requests' signing). Here what
- * the listing says about priorities is found once, a walk is lazy and costs only the markers it
- * passes, and a tried marker is set aside instead of spliced out. A walk of this worker's own share
- * starts past the run of markers at the listing's head that were tried or are not its own, so a
- * worker of four does not step over the others' shares on every claim.
+ * this was measured) and a draining worker walks it at least once per claim. Copying, rotating
+ * and re-scanning the whole list on every walk was the largest item of a 4-worker drain's CPU
+ * profile (issue 15: 6,089 whole-list scans of 1,722 markers on average to drain 3,000 tasks,
+ * more CPU than the requests' signing). Here what the listing says about priorities is found
+ * once, a walk is lazy and costs only the markers it passes, and a tried marker is set aside
+ * instead of spliced out. A walk of this worker's own share starts past the run of markers at the
+ * listing's head that were tried or are not its own, so a worker of four does not step over the
+ * others' shares on every claim.
  *
  * @module
  */
