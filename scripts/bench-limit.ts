@@ -50,9 +50,13 @@ export interface LimitResult {
   drainTasksPerSecond: number;
 }
 
-/** One trial of the `submit` section: a raw create rate, then `submitMany` right after it. */
+/** One trial of the `submit` section: a raw create rate, `submitMany`, and the rate again. */
 export interface SubmitTrial {
+  /** The mean of the raw create rates measured right before and right after the trial. */
   createPerSecond: number;
+  /** Those two rates (absent in runs before they were measured on both sides). */
+  createBefore?: number;
+  createAfter?: number;
   tasksPerSecond: number;
   /** tasksPerSecond ÷ (createPerSecond ÷ PUTs per submitted task). */
   fraction: number;
@@ -212,12 +216,14 @@ export async function submitThroughput(
   const trials: SubmitTrial[] = [];
   const times: number[] = [];
   for (let trial = 0; trial < (options.trials ?? 3); trial++) {
-    const create = await rate(LIMIT_IN_FLIGHT, options.limitSeconds ?? 2, (l, i) =>
-      storage.put(`${prefix}raw-${trial}/${l}/${i}.json`, JSON.stringify({ i }), {
-        contentType: "application/json",
-        ifNoneMatch: "*",
-      }),
-    );
+    const createRate = (side: string) =>
+      rate(LIMIT_IN_FLIGHT, options.limitSeconds ?? 2, (l, i) =>
+        storage.put(`${prefix}raw-${trial}-${side}/${l}/${i}.json`, JSON.stringify({ i }), {
+          contentType: "application/json",
+          ifNoneMatch: "*",
+        }),
+      );
+    const createBefore = await createRate("before");
     const queue = new Queue({ storage: counted, prefix: `${prefix}queue-${trial}/` });
     const tasks = Array.from({ length: n }, (_, i) => ({ type: "noop", input: { i } }));
     const start = performance.now();
@@ -227,9 +233,13 @@ export async function submitThroughput(
     );
     const seconds = (performance.now() - start) / 1000;
     times.push(seconds);
+    const createAfter = await createRate("after");
+    const create = (createBefore + createAfter) / 2;
     const putsPerTask = counted.counts.PUT / (n * (trial + 1));
     trials.push({
       createPerSecond: round(create, 0),
+      createBefore: round(createBefore, 0),
+      createAfter: round(createAfter, 0),
       tasksPerSecond: round(n / seconds, 1),
       fraction: round(n / seconds / (create / putsPerTask), 3),
     });
@@ -271,11 +281,21 @@ interface DrainRow {
   /** True for the run at the `Worker`'s default concurrency. */
   defaultConcurrency?: boolean;
   tasksPerSecond: number;
-  /** The goal's drain: its trials, each against a ceiling measured right before it. */
+  /** The goal's drain: its trials, each against the mean of ceilings measured right before and after it. */
   trials?: DrainTrial[];
   /** The median of the trials' fractions (the goal's figure when present). */
   fractionOfOwnCeiling?: number;
 }
+
+/** A trial's ceiling: "before → after" when both were measured, else the one taken before. */
+const ceilingText = (t: DrainTrial) =>
+  t.ceilingBefore === undefined || t.ceilingAfter === undefined
+    ? num(t.ceilingTasksPerSecond)
+    : `${num(t.ceilingBefore)} → ${num(t.ceilingAfter)}`;
+const createText = (t: SubmitTrial) =>
+  t.createBefore === undefined || t.createAfter === undefined
+    ? num(t.createPerSecond)
+    : `${num(t.createBefore)} → ${num(t.createAfter)}`;
 
 const percent = (x: number | undefined) =>
   x === undefined ? undefined : `${Math.round(x * 1000) / 10}%`;
@@ -335,7 +355,7 @@ export function renderLimit(
   if (s !== undefined) {
     const trials = (x: SubmitResult) => x.trials.map((t) => percent(t.fraction)).join(", ");
     lines.push(
-      `\`submitMany\` of ${s.tasks.toLocaleString("en-US")} tasks from one process (${s.concurrency === "default" ? "its default concurrency" : `concurrency ${s.concurrency}`}), in ${s.trials.length} trials, each right after measuring the raw create rate for itself; its limit is that rate ÷ the PUTs a submitted task needs (${s.putsPerTask}). The median counts.`,
+      `\`submitMany\` of ${s.tasks.toLocaleString("en-US")} tasks from one process (${s.concurrency === "default" ? "its default concurrency" : `concurrency ${s.concurrency}`}), in ${s.trials.length} trials, each between two measurements of the raw create rate (${s.trials.map(createText).join(", ")} creates/s); its limit is their mean ÷ the PUTs a submitted task needs (${s.putsPerTask}). The median counts.`,
       "",
       "| tasks/s | seconds | fraction of its limit (trials) | of the limit section's | goal |",
       "|---:|---:|---|---:|---|",
@@ -352,7 +372,7 @@ export function renderLimit(
         ? undefined
         : `${percent(d.fractionOfOwnCeiling)} (${d.trials.map((t) => percent(t.fraction)).join(", ")})`;
     lines.push(
-      `Draining (the throughput section's rows, and ${LIMIT_GOALS.drainWorkers} workers at the \`Worker\`'s default concurrency) as a fraction of the drain ceiling above, all workers in one process. The goal is at least ${percent(LIMIT_GOALS.drainFraction)} with ${LIMIT_GOALS.drainWorkers} workers at the default concurrency.${own === undefined ? "" : ` That drain ran in ${own.length} trials, each right after measuring the raw overwrite and GET rates for itself (ceilings ${own.map((t) => num(t.ceilingTasksPerSecond)).join(", ")} tasks/s), as \`submitMany\` is measured; the median of their fractions is the goal's figure, and its row shows the median trial.`}`,
+      `Draining (the throughput section's rows, and ${LIMIT_GOALS.drainWorkers} workers at the \`Worker\`'s default concurrency) as a fraction of the drain ceiling above, all workers in one process. The goal is at least ${percent(LIMIT_GOALS.drainFraction)} with ${LIMIT_GOALS.drainWorkers} workers at the default concurrency.${own === undefined ? "" : ` That drain ran in ${own.length} trials, each between two measurements of the raw overwrite and GET rates, its ceiling the mean of the two (ceilings ${own.map(ceilingText).join(", ")} tasks/s), as \`submitMany\` is measured; the median of their fractions is the goal's figure, and its row shows the median trial.`}`,
       "",
       "| workers | slots each | tasks/s | fraction of the drain ceiling above | of its own ceiling (trials) | goal |",
       "|---:|---:|---:|---:|---|---|",
@@ -374,12 +394,19 @@ export function renderLimit(
   return lines;
 }
 
-/** One trial of the goal's drain: the raw drain ceiling, then the drain right after it. */
+/**
+ * One trial of the goal's drain: the raw drain ceiling, the drain, and the ceiling again; the
+ * trial's ceiling is the mean of the two.
+ */
 export interface DrainTrial {
+  /** Means of the raw rates measured before and after the drain. */
   overwritePerSecond: number;
   getPerSecond: number;
   /** Tasks per second of draining alone at those rates (the model's worker PUTs and GETs). */
   ceilingTasksPerSecond: number;
+  /** The ceilings measured right before and right after the drain (absent in older runs). */
+  ceilingBefore?: number;
+  ceilingAfter?: number;
   tasksPerSecond: number;
   /** tasksPerSecond ÷ ceilingTasksPerSecond. */
   fraction: number;
@@ -387,10 +414,11 @@ export interface DrainTrial {
 
 /**
  * The goal's drain in `trials` trials, as {@link submitThroughput} measures `submitMany`: each
- * trial first measures the raw overwrite and GET rates for `limitSeconds` each, then runs
- * `drain` (which submits its own backlog and times only the draining), so the fraction compares
- * two figures taken seconds apart rather than minutes. Returns the trials and the median
- * fraction.
+ * trial measures the raw overwrite and GET rates for `limitSeconds` each, runs `drain` (which
+ * submits its own backlog and times only the draining), and measures the rates again. The
+ * trial's ceiling is the mean of the two: this shared machine's load drifts within seconds, and
+ * one ceiling taken in a busy or a quiet spell put single trials at 55% and 145%. Returns the
+ * trials and the median fraction.
  */
 export async function drainTrials<Row extends { tasksPerSecond: number }>(
   storage: Storage,
@@ -402,19 +430,26 @@ export async function drainTrials<Row extends { tasksPerSecond: number }>(
   const trials: DrainTrial[] = [];
   const rows: Row[] = [];
   for (let trial = 0; trial < (options.trials ?? 3); trial++) {
-    const raw = await drainRates(
-      storage,
-      `${prefix}raw-${trial}/`,
-      LIMIT_IN_FLIGHT,
-      options.limitSeconds ?? 2,
-    );
-    const ceiling = 1 / (model.workerPuts / raw.overwritePerSecond + model.gets / raw.getPerSecond);
+    const rates = (side: string) =>
+      drainRates(
+        storage,
+        `${prefix}raw-${trial}-${side}/`,
+        LIMIT_IN_FLIGHT,
+        options.limitSeconds ?? 2,
+      );
+    const ceilingAt = (raw: { overwritePerSecond: number; getPerSecond: number }) =>
+      1 / (model.workerPuts / raw.overwritePerSecond + model.gets / raw.getPerSecond);
+    const before = await rates("before");
     const row = await drain();
+    const after = await rates("after");
+    const ceiling = (ceilingAt(before) + ceilingAt(after)) / 2;
     rows.push(row);
     trials.push({
-      overwritePerSecond: round(raw.overwritePerSecond, 0),
-      getPerSecond: round(raw.getPerSecond, 0),
+      overwritePerSecond: round((before.overwritePerSecond + after.overwritePerSecond) / 2, 0),
+      getPerSecond: round((before.getPerSecond + after.getPerSecond) / 2, 0),
       ceilingTasksPerSecond: round(ceiling, 1),
+      ceilingBefore: round(ceilingAt(before), 1),
+      ceilingAfter: round(ceilingAt(after), 1),
       tasksPerSecond: row.tasksPerSecond,
       fraction: round(row.tasksPerSecond / ceiling, 3),
     });

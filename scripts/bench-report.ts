@@ -93,7 +93,7 @@ export interface BenchResult {
   /** The drain by 4 workers at the `Worker`'s default concurrency (absent before it was measured). */
   drainDefault?: BenchResult["throughput"][number] & {
     defaultConcurrency?: boolean;
-    /** Its trials, each against a ceiling measured right before it (absent in older runs). */
+    /** Its trials, each against its own ceiling (absent in older runs). */
     trials?: DrainTrial[];
     /** The median of the trials' fractions: the goal's figure. */
     fractionOfOwnCeiling?: number;

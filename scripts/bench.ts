@@ -12,9 +12,9 @@
  * while the queue holds nothing, finished tasks, tasks running elsewhere, and tasks of a type
  * the worker has no handler for; `--idle-cases` picks some of empty,finished,running,unhandled),
  * throughput and latency (against 1, 4 and 8 workers, and 4 workers at the default concurrency in
- * `--drain-trials` trials, each against a drain ceiling measured right before it; and at 5 tasks/s
- * after idle spells, from the
- * workers' own queue object and another, scripts/bench-latency.ts), claims (claim throughput with 0 and with
+ * `--drain-trials` trials, each against the mean of drain ceilings measured right before and
+ * right after it; and at 5 tasks/s after idle spells, from the workers' own queue object and
+ * another, scripts/bench-latency.ts), claims (claim throughput with 0 and with
  * 50,000 stored finished tasks), stats (the requests and time of one `queue.stats()` with 0 and
  * with `--stats-finished` stored finished tasks), dashboard (the time and requests of loading the
  * dashboard's overview and task list through its handler, with `--dashboard-finished` finished
@@ -94,7 +94,7 @@ const { values: args } = parseArgs({
     "submit-concurrency": { type: "string" },
     workers: { type: "string", default: "1,4,8" },
     concurrency: { type: "string", default: "8" },
-    "drain-trials": { type: "string", default: "3" },
+    "drain-trials": { type: "string", default: "5" },
     "claim-stored": { type: "string", default: "50000" },
     "claim-tasks": { type: "string", default: "1500" },
     "claim-trials": { type: "string", default: "5" },
@@ -836,7 +836,7 @@ try {
       console.log("throughput", JSON.stringify(r));
     }
     // Issue 15's drain goal is for 4 workers as they come, at the default concurrency: in
-    // trials, each right after a ceiling of its own (as the submit section measures).
+    // trials, each between two ceilings of its own (as the submit section measures).
     const model = taskModel(result.requests as Parameters<typeof taskModel>[0]);
     const goal = await drainTrials(
       s3(),
