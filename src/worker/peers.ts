@@ -43,6 +43,7 @@ export class Peers {
   readonly #id: string;
   readonly #heartbeatSeconds: number;
   readonly #state: () => HeartbeatState;
+  readonly #idIsNew: boolean;
   /** Live worker ids (sorted), for splitting work; just this worker until heartbeats say more. */
   #peers: string[] = [];
   #heartbeatTimer: ReturnType<typeof setInterval> | undefined;
@@ -55,9 +56,17 @@ export class Peers {
     id: string,
     heartbeatSeconds: number,
     state: () => HeartbeatState,
+    options: {
+      /**
+       * The id was made up by this process (no `id` option): no earlier run can have left a
+       * heartbeat under it, so the start skips looking for one. Default false.
+       */
+      idIsNew?: boolean;
+    } = {},
   ) {
     this.#queue = queue;
     this.#id = id;
+    this.#idIsNew = options.idIsNew ?? false;
     this.#heartbeatSeconds = heartbeatSeconds;
     this.#state = state;
   }
@@ -96,7 +105,7 @@ export class Peers {
    */
   async start(running: () => boolean): Promise<void> {
     if (this.#heartbeatSeconds <= 0) return;
-    await this.#keepPreviousCounts();
+    if (!this.#idIsNew) await this.#keepPreviousCounts();
     await this.heartbeat();
     const again = (delays: number[]) => {
       const [next, ...rest] = delays;
@@ -133,7 +142,8 @@ export class Peers {
   /**
    * A worker id that runs again (a fixed `--id`) after its process was killed, without stopping,
    * would overwrite the heartbeat holding that run's finished counts: copy it to
-   * `workers/stopped/` first, when it holds any. One GET per start (a 404 as a rule).
+   * `workers/stopped/` first, when it holds any. One GET per start with a given id (a 404 as a
+   * rule); none with a generated one, which is new.
    */
   async #keepPreviousCounts(): Promise<void> {
     const q = this.#queue;

@@ -140,14 +140,9 @@ export class Worker {
     });
     this.#probes = new ClaimProbes(q, this.#emit, this.#finished);
     this.#limits = this.#claimLimits();
-    this.#peers = new Peers(q, this.id, o.heartbeatSeconds, () => ({
-      types: this.types,
-      concurrency: o.concurrency,
-      active: this.active,
-      startedAt: this.#startedAt,
-      stats: this.stats,
-      finished: this.#finished,
-    }));
+    this.#peers = new Peers(q, this.id, o.heartbeatSeconds, () => this.#heartbeatState(), {
+      idIsNew: options.id === undefined,
+    });
     this.#poller = new Poller(q, {
       ...o,
       workerId: this.id,
@@ -239,6 +234,18 @@ export class Worker {
   /** Ids of the tasks running now. */
   get active(): string[] {
     return [...this.#running.keys()];
+  }
+
+  /** What this worker's heartbeat says about it. */
+  #heartbeatState() {
+    return {
+      types: this.types,
+      concurrency: this.#options.concurrency,
+      active: this.active,
+      startedAt: this.#startedAt,
+      stats: this.stats,
+      finished: this.#finished,
+    };
   }
 
   /**

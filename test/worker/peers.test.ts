@@ -6,8 +6,10 @@ import { internals } from "../../src/queue/internals.ts";
 import { Queue } from "../../src/queue/queue.ts";
 import { countRequests } from "../../src/storage/count.ts";
 import { MemoryStorage } from "../../src/storage/memory.ts";
+import type { GetOptions, GetResult } from "../../src/storage/storage.ts";
 import { newStats } from "../../src/worker/events.ts";
 import { Peers } from "../../src/worker/peers.ts";
+import { Worker } from "../../src/worker/worker.ts";
 import { memoryQueue } from "./helpers.ts";
 
 const state = () => ({ types: ["t"], concurrency: 1, active: [], startedAt: 0, stats: newStats() });
@@ -226,5 +228,25 @@ describe("Peers", () => {
     } finally {
       await again.stop();
     }
+  });
+
+  it("a worker with a generated id does not look for an earlier run's heartbeat; a given id does", async () => {
+    class RecordingStorage extends MemoryStorage {
+      readonly gets: string[] = [];
+      override get(key: string, options?: GetOptions): Promise<GetResult> {
+        this.gets.push(key);
+        return super.get(key, options);
+      }
+    }
+    const heartbeatReads = async (id: string | undefined) => {
+      const storage = new RecordingStorage();
+      const queue = new Queue({ storage });
+      const worker = new Worker(queue, id === undefined ? {} : { id }).task("t", () => null);
+      await worker.start();
+      await worker.stop();
+      return storage.gets.filter((key) => key === queue.keys.worker(worker.id)).length;
+    };
+    expect(await heartbeatReads(undefined)).toBe(0);
+    expect(await heartbeatReads("fixed")).toBe(1);
   });
 });
