@@ -281,21 +281,15 @@ interface DrainRow {
   /** True for the run at the `Worker`'s default concurrency. */
   defaultConcurrency?: boolean;
   tasksPerSecond: number;
-  /** The goal's drain: its trials, each against the mean of ceilings measured right before and after it. */
+  /** The goal's drain: its trials, each against the mean of ceilings taken before and after it. */
   trials?: DrainTrial[];
   /** The median of the trials' fractions (the goal's figure when present). */
   fractionOfOwnCeiling?: number;
 }
 
-/** A trial's ceiling: "before → after" when both were measured, else the one taken before. */
-const ceilingText = (t: DrainTrial) =>
-  t.ceilingBefore === undefined || t.ceilingAfter === undefined
-    ? num(t.ceilingTasksPerSecond)
-    : `${num(t.ceilingBefore)} → ${num(t.ceilingAfter)}`;
-const createText = (t: SubmitTrial) =>
-  t.createBefore === undefined || t.createAfter === undefined
-    ? num(t.createPerSecond)
-    : `${num(t.createBefore)} → ${num(t.createAfter)}`;
+/** A trial's rate: "before → after" when both were measured, else the one (older runs). */
+const bracketText = (rate: number, before: number | undefined, after: number | undefined) =>
+  before === undefined || after === undefined ? num(rate) : `${num(before)} → ${num(after)}`;
 
 const percent = (x: number | undefined) =>
   x === undefined ? undefined : `${Math.round(x * 1000) / 10}%`;
@@ -355,7 +349,7 @@ export function renderLimit(
   if (s !== undefined) {
     const trials = (x: SubmitResult) => x.trials.map((t) => percent(t.fraction)).join(", ");
     lines.push(
-      `\`submitMany\` of ${s.tasks.toLocaleString("en-US")} tasks from one process (${s.concurrency === "default" ? "its default concurrency" : `concurrency ${s.concurrency}`}), in ${s.trials.length} trials, each between two measurements of the raw create rate (${s.trials.map(createText).join(", ")} creates/s); its limit is their mean ÷ the PUTs a submitted task needs (${s.putsPerTask}). The median counts.`,
+      `\`submitMany\` of ${s.tasks.toLocaleString("en-US")} tasks from one process (${s.concurrency === "default" ? "its default concurrency" : `concurrency ${s.concurrency}`}), in ${s.trials.length} trials, each between two measurements of the raw create rate (${s.trials.map((t) => bracketText(t.createPerSecond, t.createBefore, t.createAfter)).join(", ")} creates/s); its limit is their mean ÷ the PUTs a submitted task needs (${s.putsPerTask}). The median counts.`,
       "",
       "| tasks/s | seconds | fraction of its limit (trials) | of the limit section's | goal |",
       "|---:|---:|---|---:|---|",
@@ -372,7 +366,7 @@ export function renderLimit(
         ? undefined
         : `${percent(d.fractionOfOwnCeiling)} (${d.trials.map((t) => percent(t.fraction)).join(", ")})`;
     lines.push(
-      `Draining (the throughput section's rows, and ${LIMIT_GOALS.drainWorkers} workers at the \`Worker\`'s default concurrency) as a fraction of the drain ceiling above, all workers in one process. The goal is at least ${percent(LIMIT_GOALS.drainFraction)} with ${LIMIT_GOALS.drainWorkers} workers at the default concurrency.${own === undefined ? "" : ` That drain ran in ${own.length} trials, each between two measurements of the raw overwrite and GET rates, its ceiling the mean of the two (ceilings ${own.map(ceilingText).join(", ")} tasks/s), as \`submitMany\` is measured; the median of their fractions is the goal's figure, and its row shows the median trial.`}`,
+      `Draining (the throughput section's rows, and ${LIMIT_GOALS.drainWorkers} workers at the \`Worker\`'s default concurrency) as a fraction of the drain ceiling above, all workers in one process. The goal is at least ${percent(LIMIT_GOALS.drainFraction)} with ${LIMIT_GOALS.drainWorkers} workers at the default concurrency.${own === undefined ? "" : ` That drain ran in ${own.length} trials, each between two measurements of the raw overwrite and GET rates, its ceiling the mean of the two (ceilings ${own.map((t) => bracketText(t.ceilingTasksPerSecond, t.ceilingBefore, t.ceilingAfter)).join(", ")} tasks/s), as \`submitMany\` is measured; the median of their fractions is the goal's figure, and its row shows the median trial.`}`,
       "",
       "| workers | slots each | tasks/s | fraction of the drain ceiling above | of its own ceiling (trials) | goal |",
       "|---:|---:|---:|---:|---|---|",
