@@ -1,15 +1,15 @@
 /** The peers part: heartbeats, the live-worker list, and the share of the id space it gives. */
 
-import { describe, expect, it, vi } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { FinishedCounter } from "../../src/queue/finished-counts.ts";
 import { internals } from "../../src/queue/internals.ts";
 import { Queue } from "../../src/queue/queue.ts";
 import { countRequests } from "../../src/storage/count.ts";
 import { MemoryStorage } from "../../src/storage/memory.ts";
-import type { GetOptions, GetResult } from "../../src/storage/storage.ts";
 import { newStats } from "../../src/worker/events.ts";
 import { Peers } from "../../src/worker/peers.ts";
 import { Worker } from "../../src/worker/worker.ts";
+import { sharedTargets, type TargetInstance } from "../helpers/targets.ts";
 import { memoryQueue } from "./helpers.ts";
 
 const state = () => ({ types: ["t"], concurrency: 1, active: [], startedAt: 0, stats: newStats() });
@@ -229,24 +229,38 @@ describe("Peers", () => {
       await again.stop();
     }
   });
-
-  it("a worker with a generated id does not look for an earlier run's heartbeat; a given id does", async () => {
-    class RecordingStorage extends MemoryStorage {
-      readonly gets: string[] = [];
-      override get(key: string, options?: GetOptions): Promise<GetResult> {
-        this.gets.push(key);
-        return super.get(key, options);
-      }
-    }
-    const heartbeatReads = async (id: string | undefined) => {
-      const storage = new RecordingStorage();
-      const queue = new Queue({ storage });
-      const worker = new Worker(queue, id === undefined ? {} : { id }).task("t", () => null);
-      await worker.start();
-      await worker.stop();
-      return storage.gets.filter((key) => key === queue.keys.worker(worker.id)).length;
-    };
-    expect(await heartbeatReads(undefined)).toBe(0);
-    expect(await heartbeatReads("fixed")).toBe(1);
-  });
 });
+
+for (const target of sharedTargets) {
+  describe(`a starting worker's look for an earlier run's heartbeat, on ${target.name}`, () => {
+    let env: TargetInstance;
+    beforeEach(async () => {
+      env = await target.create();
+    });
+    afterEach(() => env.cleanup());
+
+    it("is skipped with a generated id and made (one GET) with a given id", async () => {
+      const heartbeatReads = async (id: string | undefined) => {
+        const gets: string[] = [];
+        // Delegates to the target's storage, recording the keys it reads.
+        const storage = new Proxy(env.storage, {
+          get(inner, name) {
+            const value = Reflect.get(inner, name, inner);
+            if (typeof value !== "function") return value;
+            return (...args: unknown[]) => {
+              if (name === "get") gets.push(args[0] as string);
+              return value.apply(inner, args);
+            };
+          },
+        });
+        const queue = new Queue({ storage, prefix: env.prefix });
+        const worker = new Worker(queue, id === undefined ? {} : { id }).task("t", () => null);
+        await worker.start();
+        await worker.stop();
+        return gets.filter((key) => key === queue.keys.worker(worker.id)).length;
+      };
+      expect(await heartbeatReads(undefined)).toBe(0);
+      expect(await heartbeatReads("fixed")).toBe(1);
+    });
+  });
+}
