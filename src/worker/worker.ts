@@ -3,8 +3,9 @@
  * write, runs them under a lease it renews, and records the outcome. Every worker also runs the
  * monitor by default (expired leases, TTLs, stale markers), so liveness needs no separate daemon.
  *
- * This class wires the parts: {@link Poller} (finding and claiming work), {@link Attempt} (one
- * running task, with its {@link Lease}), {@link Peers} (heartbeats and shares), {@link Monitor} (recovery and stale
+ * This class wires the parts: {@link Poller} (finding and claiming work), {@link Slots}
+ * (handlers running and outcomes being written), {@link Attempt} (one running task, with its
+ * {@link Lease}), {@link Peers} (heartbeats and shares), {@link Monitor} (recovery and stale
  * markers) and {@link ClaimProbes} (claims that may have landed unseen).
  *
  * @module
@@ -45,6 +46,7 @@ import { Peers } from "./peers.ts";
 import { Poller } from "./poller.ts";
 import { QUICK_HANDLER_MS } from "./read-ahead.ts";
 import { SkipList } from "./skip.ts";
+import { Slots } from "./slots.ts";
 import { validatingHandler } from "./typed-handler.ts";
 
 export type { WorkerEvent, WorkerStats } from "./events.ts";
@@ -80,20 +82,8 @@ export class Worker {
   readonly #handlers = new Map<string, HandlerEntry>();
   readonly #options: ResolvedOptions;
   readonly #emit: Emit;
-  readonly #running = new Map<string, Attempt>();
-  /**
-   * Running attempts whose handler has returned and whose outcome is still being written (at
-   * most `concurrency`): they keep their task out of claims but not a handler slot, so the next
-   * claim overlaps the write (issue 15).
-   */
-  readonly #completing = new Set<Attempt>();
-  /** What the poller counts against `concurrency`: handlers, not outcome writes. */
-  readonly #slots = ((running: Map<string, Attempt>, completing: Set<Attempt>) => ({
-    get size(): number {
-      return running.size - completing.size;
-    },
-    has: (id: string): boolean => running.has(id),
-  }))(this.#running, this.#completing);
+  /** Handlers running and outcomes being written: what the poller counts against `concurrency`. */
+  readonly #slots: Slots<Attempt>;
   /** Whether the last handler returned quickly enough for claims to read ahead. */
   #quickHandlers = false;
   /**
@@ -123,6 +113,7 @@ export class Worker {
     const options = checkOptions(workerOptionsSchema, given, "worker options");
     this.id = checkWorkerId(options.id ?? `w-${q.randomHex(10)}`);
     this.#options = resolveOptions(options, given.onEvent);
+    this.#slots = new Slots(this.#options.concurrency);
     this.#emit = emitter(given.onEvent);
     const o = this.#options;
     const skip = new SkipList(queue.clock);
@@ -172,9 +163,7 @@ export class Worker {
       ...this.#options,
       workerId: this.id,
       handlers: this.#handlers,
-      runningOf: (type) =>
-        [...this.#running.values()].filter((r) => r.type === type && !this.#completing.has(r))
-          .length,
+      runningOf: (type) => this.#slots.takenBy(type),
     });
   }
 
@@ -233,7 +222,7 @@ export class Worker {
 
   /** Ids of the tasks running now. */
   get active(): string[] {
-    return [...this.#running.keys()];
+    return [...this.#slots.attempts.keys()];
   }
 
   /** What this worker's heartbeat says about it. */
@@ -377,8 +366,9 @@ export class Worker {
       started += claimed;
       // An attempt that ended during the pass was still running when its partition was listed,
       // so the retry it scheduled went unseen: look again before calling the queue drained.
-      if (claimed === 0 && this.#running.size === 0 && this.#requeued !== requeuedBefore) continue;
-      if (claimed === 0 && this.#running.size === 0) {
+      if (claimed === 0 && this.#slots.attempts.size === 0 && this.#requeued !== requeuedBefore)
+        continue;
+      if (claimed === 0 && this.#slots.attempts.size === 0) {
         // A task that may be due by the server's clock but not yet by our lower bound of it (a
         // submit a moment ago) is waited for when that fits the budget, instead of being left
         // to the next drain.
@@ -398,16 +388,16 @@ export class Worker {
    * and wait up to `settleMs` for them to settle; whatever still runs is abandoned to its lease.
    */
   async #interruptAll(graceMs: number, interrupt: Interrupt, settleMs: number): Promise<void> {
-    const ended = () => Promise.all([...this.#running.values()].map((r) => r.ended));
+    const ended = () => Promise.all([...this.#slots.attempts.values()].map((r) => r.ended));
     await raceTimeout(ended(), graceMs);
-    for (const run of this.#running.values()) {
+    for (const run of this.#slots.attempts.values()) {
       const name = interrupt.kind === "shutdown" ? "Shutdown" : "Timeout";
       const message =
         interrupt.kind === "shutdown" ? "the worker is shutting down" : interrupt.failure.message;
       run.interrupt(interrupt, signalReason(name, message));
     }
     await raceTimeout(ended(), settleMs);
-    for (const run of [...this.#running.values()]) run.abandon();
+    for (const run of [...this.#slots.attempts.values()]) run.abandon();
   }
 
   /**
@@ -438,20 +428,16 @@ export class Worker {
       skip,
       limits: this.#limits,
       onFree: (freed) => {
-        // The same task may run here again (a later attempt) once this slot is given up.
-        if (this.#running.get(freed.id) === freed) this.#running.delete(freed.id);
-        this.#completing.delete(freed);
+        this.#slots.freed(freed);
         if (freed.task.status === "pending") this.#requeued++;
         this.#poller.wake();
       },
       onHandled: (handled) => {
         this.#quickHandlers = handled.ageMs <= QUICK_HANDLER_MS;
-        if (this.#completing.size >= this.#options.concurrency) return;
-        this.#completing.add(handled);
-        this.#poller.wake();
+        if (this.#slots.handled(handled)) this.#poller.wake();
       },
     });
-    this.#running.set(attempt.id, attempt);
+    this.#slots.add(attempt);
     attempt.start();
   }
 

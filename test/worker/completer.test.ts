@@ -15,13 +15,23 @@ import { fast, pause, until } from "../helpers/wait.ts";
 
 const decoder = new TextDecoder();
 
-/** `inner`, except that writes of a completed task record wait until `release()`. */
+/**
+ * `inner`, except that writes of a completed task record wait until `release()` (all of them,
+ * now and later) or `releaseOldest()` (the oldest write still held).
+ */
 function holdingOutcomes(inner: Storage) {
-  let release = () => {};
-  const gate = new Promise<void>((resolve) => {
-    release = resolve;
-  });
-  const held = { count: 0, release };
+  let released = false;
+  const gates: (() => void)[] = [];
+  const held = {
+    count: 0,
+    release() {
+      released = true;
+      for (const open of gates.splice(0)) open();
+    },
+    releaseOldest() {
+      gates.shift()?.();
+    },
+  };
   const storage = new Proxy(inner, {
     get(target, property) {
       if (property === "put") {
@@ -29,7 +39,7 @@ function holdingOutcomes(inner: Storage) {
           const text = typeof body === "string" ? body : decoder.decode(body);
           if (key.includes("tasks/") && /"status":\s*"completed"/.test(text)) {
             held.count++;
-            await gate;
+            if (!released) await new Promise<void>((resolve) => gates.push(resolve));
           }
           return target.put(key, body, options as never);
         };
@@ -155,6 +165,40 @@ for (const target of targets) {
       expect(started.length).toBe(2);
       expect(held.count).toBe(2);
       expect(new Set(started).size).toBe(2);
+      held.release();
+      await until("every task completed", () => worker.stats.completed === 3, 10_000);
+      await worker.stop();
+      const stored = await Promise.all(tasks.map((t) => queue.get(t.id)));
+      expect(stored.map((t) => [t.status, t.attempt])).toEqual([
+        ["completed", 1],
+        ["completed", 1],
+        ["completed", 1],
+      ]);
+    });
+
+    it("a write place that frees goes to a handler that returned meanwhile: the next claim does not wait for that handler's own write", {
+      timeout: 30_000,
+    }, async () => {
+      const { storage, held } = holdingOutcomes(env.storage);
+      const queue = new Queue({ storage, prefix: env.prefix });
+      const started: string[] = [];
+      const worker = new Worker(queue, { ...fast, skipDoctor: true, concurrency: 1 }).task(
+        "t",
+        (_input, ctx) => {
+          started.push(ctx.task.id);
+          return null;
+        },
+      );
+      workers.push(worker);
+      const tasks = await queue.submitMany([0, 1, 2].map((input) => ({ type: "t", input })));
+      await worker.start();
+      await until("the second outcome write is waiting", () => held.count === 2, 10_000);
+      // The second handler returned during the first write. Once that write ends, its place
+      // goes to the second write, and the handler slot to the third task, though the second
+      // write is still held (before, the slot stayed taken until the second write ended).
+      held.releaseOldest();
+      await until("the third handler started", () => started.length === 3, 10_000);
+      expect(held.count).toBe(3);
       held.release();
       await until("every task completed", () => worker.stats.completed === 3, 10_000);
       await worker.stop();
