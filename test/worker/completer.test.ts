@@ -131,6 +131,34 @@ for (const target of targets) {
       return seen;
     }
 
+    /**
+     * Three tasks through a started 1-slot worker whose outcome writes are held, recording the
+     * tasks its handler started. `finish()` waits for all three to complete, stops the worker
+     * and returns each task's stored status and attempt.
+     */
+    async function startHeld() {
+      const { storage, held } = holdingOutcomes(env.storage);
+      const queue = new Queue({ storage, prefix: env.prefix });
+      const started: string[] = [];
+      const worker = new Worker(queue, { ...fast, skipDoctor: true, concurrency: 1 }).task(
+        "t",
+        (_input, ctx) => {
+          started.push(ctx.task.id);
+          return null;
+        },
+      );
+      workers.push(worker);
+      const tasks = await queue.submitMany([0, 1, 2].map((input) => ({ type: "t", input })));
+      await worker.start();
+      const finish = async () => {
+        await until("every task completed", () => worker.stats.completed === 3, 10_000);
+        await worker.stop();
+        const stored = await Promise.all(tasks.map((t) => queue.get(t.id)));
+        return stored.map((t) => [t.status, t.attempt]);
+      };
+      return { held, started, finish };
+    }
+
     beforeEach(async () => {
       env = await target.create();
     });
@@ -142,19 +170,7 @@ for (const target of targets) {
     it("a 1-slot worker starts the next task while the last outcome is written, one write at most (issue 15)", {
       timeout: 30_000,
     }, async () => {
-      const { storage, held } = holdingOutcomes(env.storage);
-      const queue = new Queue({ storage, prefix: env.prefix });
-      const started: string[] = [];
-      const worker = new Worker(queue, { ...fast, skipDoctor: true, concurrency: 1 }).task(
-        "t",
-        (_input, ctx) => {
-          started.push(ctx.task.id);
-          return null;
-        },
-      );
-      workers.push(worker);
-      const tasks = await queue.submitMany([0, 1, 2].map((input) => ({ type: "t", input })));
-      await worker.start();
+      const { held, started, finish } = await startHeld();
       await until(
         "a second handler started during the first outcome write",
         () => started.length >= 2,
@@ -166,10 +182,7 @@ for (const target of targets) {
       expect(held.count).toBe(2);
       expect(new Set(started).size).toBe(2);
       held.release();
-      await until("every task completed", () => worker.stats.completed === 3, 10_000);
-      await worker.stop();
-      const stored = await Promise.all(tasks.map((t) => queue.get(t.id)));
-      expect(stored.map((t) => [t.status, t.attempt])).toEqual([
+      expect(await finish()).toEqual([
         ["completed", 1],
         ["completed", 1],
         ["completed", 1],
@@ -179,19 +192,7 @@ for (const target of targets) {
     it("a write place that frees goes to a handler that returned meanwhile: the next claim does not wait for that handler's own write", {
       timeout: 30_000,
     }, async () => {
-      const { storage, held } = holdingOutcomes(env.storage);
-      const queue = new Queue({ storage, prefix: env.prefix });
-      const started: string[] = [];
-      const worker = new Worker(queue, { ...fast, skipDoctor: true, concurrency: 1 }).task(
-        "t",
-        (_input, ctx) => {
-          started.push(ctx.task.id);
-          return null;
-        },
-      );
-      workers.push(worker);
-      const tasks = await queue.submitMany([0, 1, 2].map((input) => ({ type: "t", input })));
-      await worker.start();
+      const { held, started, finish } = await startHeld();
       await until("the second outcome write is waiting", () => held.count === 2, 10_000);
       // The second handler returned during the first write. Once that write ends, its place
       // goes to the second write, and the handler slot to the third task, though the second
@@ -200,10 +201,7 @@ for (const target of targets) {
       await until("the third handler started", () => started.length === 3, 10_000);
       expect(held.count).toBe(3);
       held.release();
-      await until("every task completed", () => worker.stats.completed === 3, 10_000);
-      await worker.stop();
-      const stored = await Promise.all(tasks.map((t) => queue.get(t.id)));
-      expect(stored.map((t) => [t.status, t.attempt])).toEqual([
+      expect(await finish()).toEqual([
         ["completed", 1],
         ["completed", 1],
         ["completed", 1],
