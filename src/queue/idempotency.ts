@@ -12,7 +12,7 @@ import { isTerminal, ms } from "../task/transitions.ts";
 import { toHex } from "../util/format.ts";
 import type { QueueInternals } from "./internals.ts";
 import { payloadKeys } from "./payloads.ts";
-import { replayMarginMs } from "./prune.ts";
+import { retentionEndsSoon } from "./prune.ts";
 import { retentionMs } from "./retention.ts";
 import type { SubmitResult } from "./types.ts";
 
@@ -150,6 +150,5 @@ async function replaceable(
   if (!isTerminal(task.status)) return false;
   const { retention } = await q.manifest.load({ fresh: true });
   const keep = retentionMs(retention, task.type, task.status as FinishedStatus);
-  const endsAt = ms(task.finishedAt ?? task.updatedAt) + keep;
-  return endsAt - replayMarginMs(keep) > now;
+  return !retentionEndsSoon(task, keep, q.clock);
 }

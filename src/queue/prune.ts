@@ -9,6 +9,7 @@
  *
  * @module
  */
+import type { ServerClock } from "../clock.ts";
 import { NotFoundError, ThrottledError, ValidationError } from "../errors.ts";
 import { checkTaskType, type FinishedStatus, type JournalKey } from "../keys.ts";
 import { checkKnownKeys } from "../options.ts";
@@ -116,11 +117,16 @@ export interface PruneRunOptions {
 }
 
 /**
- * How long before a task's retention ends a replay is refused, ms: a replay must land within it
- * of its decision, or a prune that read the task as finished may delete it after the replay.
+ * True when a prune may be deleting finished `task` (kept `keep` ms) by the time a write decided
+ * now lands: its retention ends within `min(1 hour, keep / 2)` (the replay margin) of the latest
+ * the server's time may be. A replay, or a submit replacing a keyed task, is refused then.
+ * By the latest, not the earliest: a prune judges by the earliest its own clock allows, which
+ * may be nearer the truth than this process's (a second wide after one `Date` header), so by our
+ * earliest a task whose retention had just ended still looked kept.
  */
-export function replayMarginMs(retention: number): number {
-  return Math.min(REPLAY_MARGIN_MS, retention / 2);
+export function retentionEndsSoon(task: TaskRecord, keep: number, clock: ServerClock): boolean {
+  const endsAt = Date.parse(task.finishedAt ?? task.updatedAt) + keep;
+  return endsAt - Math.min(REPLAY_MARGIN_MS, keep / 2) <= clock.bounds().upper;
 }
 
 /** Prune the whole queue (or a type, some statuses) as `Queue.prune` describes. */
@@ -294,7 +300,7 @@ export class PruneRun {
    * its idempotency key, or a task that never finished is left alone, and the payloads deleted
    * are the ones the record names, never a journal's list. A replay (or a replacing submit) that
    * could land after that read is refused: it would have to decide before the retention's end
-   * minus {@link replayMarginMs} and land after it, and both refuse from there on.
+   * minus the margin of {@link retentionEndsSoon} and land after it, and both refuse from there on.
    */
   async #deletable(
     journal: JournalKey,

@@ -34,7 +34,7 @@ import type { LimitsInput, TypeLimits } from "./limits.ts";
 import { iterateTasks, listTasks, taskHistory, taskVersions } from "./list.ts";
 import type { Manifest } from "./manifest.ts";
 import { isTypePaused, keepPaused, pauseType, resumeType } from "./pause.ts";
-import { type PruneOptions, type PruneResult, pruneTasks, replayMarginMs } from "./prune.ts";
+import { type PruneOptions, type PruneResult, pruneTasks, retentionEndsSoon } from "./prune.ts";
 import { type RepairOptions, type RepairResult, repairIndex } from "./repair.ts";
 import { type RetentionInput, retentionMs } from "./retention.ts";
 import { type QueueStats, queueStats, type StatsOptions } from "./stats.ts";
@@ -382,7 +382,7 @@ export class Queue {
       old = task;
       const keep = retentionMs(retention, task.type, task.status as "failed");
       const endsAt = Date.parse(task.finishedAt ?? task.updatedAt) + keep;
-      if (endsAt - replayMarginMs(keep) <= this.now())
+      if (retentionEndsSoon(task, keep, this.clock))
         throw new InvalidStateError(
           `Cannot replay task ${id}: it is ${task.status} and its retention ends ${keep === 0 ? "at once" : `at ${new Date(endsAt).toISOString()}`}, so a prune may be deleting it. Raise the ${task.status} retention of ${task.type} (oq retention) and replay it again.`,
           { key: id },
