@@ -41,8 +41,10 @@ export type NextStep =
 
 /** What {@link nextStep} needs to know besides the task. */
 export interface StepContext {
-  /** Server time now, ms. */
+  /** Server time now, ms: the earliest it may be (`ServerClock.now`). */
   now: number;
+  /** The latest the server's time may be now, ms (`ServerClock.bounds().upper`). */
+  latest: number;
   /** Whether this worker runs the task's type. */
   handled: boolean;
   /** Whether this worker also does a monitor's work (expiry, lease recovery) for any type. */
@@ -66,6 +68,10 @@ export function nextStep(task: TaskRecord, c: StepContext): NextStep {
   if (task.cancel !== null && acts)
     return monitor((t, now) => requestCancel(t, t.cancel?.reason ?? null, now), "recovered");
   if (ms(task.availableAt) > c.now) return { kind: "not-due", at: ms(task.availableAt) };
+  // Its TTL may have run out by the server's latest time now: a start could be late, which the
+  // TTL promises never to be. Left until it surely has run out, and then expired.
+  if (c.handled && task.expiresAt !== null && ms(task.expiresAt) <= c.latest)
+    return { kind: "not-due", at: ms(task.expiresAt) };
   if (c.handled) return { kind: "claim" };
   const ttl = task.expiresAt === null ? Number.POSITIVE_INFINITY : ms(task.expiresAt);
   const at = Math.min(ttl, c.now + UNHANDLED_RECHECK_MS);

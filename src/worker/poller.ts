@@ -398,7 +398,9 @@ export class Poller implements WakeListener {
     const { task } = found;
     const { monitor, skip } = this.#o;
     const handled = this.#o.handlers.has(task.type);
-    const step = nextStep(task, { now, handled, monitor: monitor.enabled, listedAs: marker.type });
+    const latest = q.clock.bounds().upper;
+    const context = { now, latest, handled, monitor: monitor.enabled, listedAs: marker.type };
+    const step = nextStep(task, context);
     switch (step.kind) {
       case "claim":
         return this.#claim(marker, found);

@@ -7,6 +7,7 @@ import { makeTask, T0 } from "../helpers/task.ts";
 
 const at = (over: Partial<StepContext> = {}): StepContext => ({
   now: T0 + 1000,
+  latest: T0 + 1000,
   handled: true,
   monitor: false,
   listedAs: "t",
@@ -31,6 +32,18 @@ describe("nextStep", () => {
     expect(nextStep(task, at({ handled: false }))).toEqual({ kind: "leave" });
     expect(nextStep(task, at({ handled: false, monitor: true }))).toMatchObject({
       kind: "monitor",
+    });
+  });
+
+  it("never starts a task whose TTL may have run out by the server's latest time; expires it once surely", () => {
+    // The server's time is somewhere in [T0 + 1000, T0 + 1800]; the TTL ends at T0 + 1500.
+    const task = makeTask({ expiresAt: T0 + 1500 });
+    const loose = at({ latest: T0 + 1800 });
+    expect(nextStep(task, loose)).toEqual({ kind: "not-due", at: T0 + 1500 });
+    expect(nextStep(task, at({ latest: T0 + 1400 }))).toEqual({ kind: "claim" });
+    expect(nextStep(task, at({ now: T0 + 1500, latest: T0 + 2300 }))).toMatchObject({
+      kind: "monitor",
+      as: "expired",
     });
   });
 
