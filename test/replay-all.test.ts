@@ -5,6 +5,7 @@
  * many. The run takes the tasks that finished before it began by the upper bound of that time.
  */
 import { describe, expect, it } from "vitest";
+import { internals } from "../src/queue/internals.ts";
 import { Queue } from "../src/queue/queue.ts";
 import { replayAll } from "../src/queue/replay-all.ts";
 import { MemoryStorage } from "../src/storage/memory.ts";
@@ -68,5 +69,64 @@ describe("replayAll right after the failures", () => {
     expect(tally).toEqual({ replayed: 1, skipped: 1, refused: [] });
     expect((await queue.get(fresh!.id)).status).toBe("pending");
     expect((await queue.get(again!.id)).status).toBe("failed");
+  });
+
+  it("never replays a task twice in one run, though it failed again stamped before the run began", async () => {
+    let now = Date.UTC(2026, 11, 4, 10, 0, 0);
+    const storage = new MemoryStorage({ now: () => now });
+    // One journal per page, so the run lists journals written while it goes on.
+    const paged = new Proxy(storage, {
+      get(target, name, receiver) {
+        if (name === "list")
+          return (options: Parameters<Storage["list"]>[0]) =>
+            target.list({ ...options, maxKeys: 1 });
+        const value = Reflect.get(target, name, receiver);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    }) as Storage;
+    const queue = new Queue({ storage: paged, now: () => now });
+    // More than a page of the listing (100) and a batch of replays (16): the run replays the
+    // first batch while its listing still has journals to list.
+    const tasks = await queue.submitMany(
+      Array.from({ length: 120 }, (_, i) => ({ type: "email", input: i })),
+    );
+    for (const t of tasks) await queue.cancel(t.id);
+    await internals(queue).flush();
+    // The journal's entries are taken by finish time, then id: all ended at once.
+    const first = [...tasks].sort((a, b) => (a.id < b.id ? -1 : 1))[0]!;
+    now += 10_000;
+    const began = now;
+    // Once the run has replayed the first task (in its first batch), a worker whose clock
+    // is a second behind stamps it cancelled again, 500 ms before the run began.
+    const replay = storage.put.bind(storage);
+    let refailed = false;
+    storage.put = async (key, body, options) => {
+      const result = await replay(key, body, options);
+      if (!refailed && key === queue.keys.task(first.id)) {
+        refailed = true;
+        const task = await queue.get(first.id);
+        const at = new Date(began - 500).toISOString();
+        const again = { ...task, status: "cancelled", finishedAt: at, updatedAt: at };
+        await replay(key, new TextEncoder().encode(JSON.stringify(again)));
+        const journal = {
+          oq: "journal",
+          type: "email",
+          status: "cancelled",
+          entries: [{ id: first.id, at }],
+        };
+        await replay(
+          queue.keys.newJournal("email", "cancelled", began - 500, "ffff"),
+          new TextEncoder().encode(JSON.stringify(journal)),
+        );
+      }
+      return result;
+    };
+
+    const tally = await replayAll(queue, { statuses: ["cancelled"], type: "email" });
+    expect(refailed).toBe(true);
+    expect(tally).toEqual({ replayed: 120, skipped: 1, refused: [] });
+    const history = (await queue.get(first.id)).history.filter((h) => h.event === "replayed");
+    expect(history).toHaveLength(1);
+    expect((await queue.get(first.id)).status).toBe("cancelled");
   });
 });

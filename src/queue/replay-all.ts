@@ -90,8 +90,8 @@ function replayedSince(task: TaskRecord, sinceMs: number): boolean {
  * "Before the run began" is by the upper bound of the server's time then: a task stamped by a
  * worker whose clock knew the time more closely than this process does (a second, with one
  * `Date` header) was left out when the lower bound was used, so a replay right after a failure
- * found nothing. A task listed between the two bounds is skipped only when it was replayed since
- * the lower one: its current end came after the run began.
+ * found nothing. A task listed is skipped when it was replayed since the lower one (by this run,
+ * or by another at the same time): its current end came after the run began.
  */
 export async function replayAll(queue: Queue, options: ReplayAllOptions): Promise<ReplayTally> {
   const tally: ReplayTally = { replayed: 0, skipped: 0, refused: [] };
@@ -114,8 +114,9 @@ export async function replayAll(queue: Queue, options: ReplayAllOptions): Promis
   };
   let batch: TaskRecord[] = [];
   for await (const task of listed) {
-    const finishedMs = Date.parse(task.finishedAt ?? task.updatedAt);
-    if (finishedMs > began.lower && replayedSince(task, began.lower)) {
+    // Whatever its finish time says: a worker whose clock lags may stamp a task that this run
+    // replayed, and that ended again, as finished before the run began.
+    if (replayedSince(task, began.lower)) {
       tally.skipped++;
       continue;
     }
