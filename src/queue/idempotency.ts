@@ -6,14 +6,12 @@
  * @module
  */
 import { ConflictError, IdempotencyConflictError } from "../errors.ts";
-import type { FinishedStatus } from "../keys.ts";
 import type { TaskRecord } from "../task/record.ts";
 import { isTerminal, ms } from "../task/transitions.ts";
 import { toHex } from "../util/format.ts";
 import type { QueueInternals } from "./internals.ts";
 import { payloadKeys } from "./payloads.ts";
-import { retentionEndsSoon } from "./prune.ts";
-import { retentionMs } from "./retention.ts";
+import { replayHazard } from "./replay-hazard.ts";
 import type { SubmitResult } from "./types.ts";
 
 const encoder = new TextEncoder();
@@ -138,7 +136,8 @@ async function found(
 /**
  * True when a submit may replace `task`: the key's window since its creation has passed and it
  * is finished. Never while a prune may be deleting it (its retention ends within the replay
- * margin): a prune that read it as finished would delete the new task (as for `replay`).
+ * margin, or changed lately): a prune that read it as finished would delete the new task (as for
+ * `replay`).
  */
 async function replaceable(
   q: QueueInternals,
@@ -148,7 +147,6 @@ async function replaceable(
   const now = q.now();
   if (windowMs === undefined || ms(task.createdAt) + windowMs > now) return false;
   if (!isTerminal(task.status)) return false;
-  const { retention } = await q.manifest.load({ fresh: true });
-  const keep = retentionMs(retention, task.type, task.status as FinishedStatus);
-  return !retentionEndsSoon(task, keep, q.clock);
+  const manifest = await q.manifest.load({ fresh: true });
+  return replayHazard(task, manifest, q.clock) === undefined;
 }

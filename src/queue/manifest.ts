@@ -24,8 +24,11 @@ import { finiteNumber, seconds } from "../util/stored-values.ts";
 import {
   applyRetention,
   checkRetention,
+  noteRetentionRaise,
   type RetentionInput,
+  type RetentionRaises,
   type RetentionSettings,
+  retentionRaised,
   type StoredRetention,
 } from "./retention.ts";
 
@@ -57,6 +60,11 @@ export interface Manifest {
   /** How long finished tasks are kept (`./retention.ts`); absent: the defaults. */
   retention?: RetentionSettings;
   /**
+   * When `retention` was last raised, for the queue and per type (the upper bound of server time
+   * then); only raises of the last few minutes, which hold replays back (`./retention.ts`).
+   */
+  retentionRaisedAt?: RetentionRaises;
+  /**
    * Task types with a fleet-wide limit object (`limits/{type}.json`, `./limits.ts`); absent: none.
    * Only these types cost a request per claim for their limits.
    */
@@ -80,10 +88,20 @@ const retentionSchema = v.strictObject({
   types: v.exactOptional(v.record(v.string(), storedRetentionSchema)),
 });
 
+const isoTime = v.pipe(
+  v.string(),
+  v.check((s) => !Number.isNaN(Date.parse(s)), "a time in ISO 8601"),
+);
+const retentionRaisesSchema = v.strictObject({
+  default: v.exactOptional(isoTime),
+  types: v.exactOptional(v.record(v.string(), isoTime)),
+});
+
 type Same<A, B> =
   (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
 true satisfies Same<v.InferOutput<typeof storedRetentionSchema>, StoredRetention>;
 true satisfies Same<v.InferOutput<typeof retentionSchema>, RetentionSettings>;
+true satisfies Same<v.InferOutput<typeof retentionRaisesSchema>, RetentionRaises>;
 
 const manifestSchema = v.looseObject({
   oq: v.literal("queue"),
@@ -94,6 +112,7 @@ const manifestSchema = v.looseObject({
     v.pipe(finiteNumber, v.integer(), v.minValue(1), v.maxValue(MAX_SHARDS)),
   ),
   retention: v.exactOptional(retentionSchema),
+  retentionRaisedAt: v.exactOptional(retentionRaisesSchema),
   limited: v.exactOptional(v.array(v.string())),
 });
 
@@ -245,7 +264,12 @@ export class ManifestStore {
     await this.load();
     const done = await this.#documents.update(this.#keys.manifest, ({ value }) => {
       const retention = applyRetention(value.retention, change, given, forType);
-      return retention === undefined ? undefined : { ...value, retention };
+      if (retention === undefined) return undefined;
+      if (!retentionRaised(value.retention, retention, forType)) return { ...value, retention };
+      // By the latest the server's time may be: replays are held back until surely past it.
+      const at = this.#clock.bounds().upper;
+      const retentionRaisedAt = noteRetentionRaise(value.retentionRaisedAt, forType, at);
+      return { ...value, retention, retentionRaisedAt };
     });
     if (done === undefined) return this.load({ fresh: true });
     this.#cached = { manifest: done.value, readAt: this.#clock.localNow() };

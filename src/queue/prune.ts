@@ -9,7 +9,6 @@
  *
  * @module
  */
-import type { ServerClock } from "../clock.ts";
 import { NotFoundError, ThrottledError, ValidationError } from "../errors.ts";
 import { checkTaskType, type FinishedStatus, type JournalKey } from "../keys.ts";
 import { checkKnownKeys } from "../options.ts";
@@ -25,7 +24,7 @@ import { payloadKeys } from "./payloads.ts";
 import {
   checkRetention,
   FINISHED_STATUSES,
-  REPLAY_MARGIN_MS,
+  type RETENTION_RAISE_HOLD_MS,
   type RetentionInput,
   type RetentionSettings,
   retentionMs,
@@ -98,6 +97,12 @@ export interface PruneResult extends PruneProgress {
   orphanedPayloads?: number;
 }
 
+/**
+ * How long the stored settings read before one delete serve the next ones, ms: a delete must land
+ * within {@link RETENTION_RAISE_HOLD_MS} of that read, so this is a small part of it.
+ */
+const STORED_REUSE_MS = 10_000;
+
 /** How many tasks `oq prune` reads (or deletes one by one) at once. */
 const PRUNE_IN_FLIGHT = 16;
 
@@ -114,19 +119,11 @@ export interface PruneRunOptions {
    * the monitor uses fewer, as it shares the worker's connections with the work.
    */
   inFlight?: number;
-}
-
-/**
- * True when a prune may be deleting finished `task` (kept `keep` ms) by the time a write decided
- * now lands: its retention ends within `min(1 hour, keep / 2)` (the replay margin) of the latest
- * the server's time may be. A replay, or a submit replacing a keyed task, is refused then.
- * By the latest, not the earliest: a prune judges by the earliest its own clock allows, which
- * may be nearer the truth than this process's (a second wide after one `Date` header), so by our
- * earliest a task whose retention had just ended still looked kept.
- */
-export function retentionEndsSoon(task: TaskRecord, keep: number, clock: ServerClock): boolean {
-  const endsAt = Date.parse(task.finishedAt ?? task.updatedAt) + keep;
-  return endsAt - Math.min(REPLAY_MARGIN_MS, keep / 2) <= clock.bounds().upper;
+  /**
+   * The settings are a caller's override, not the stored ones: tasks past them are deleted
+   * without the check against the settings stored now (see {@link PruneRun}). Default false.
+   */
+  override?: boolean;
 }
 
 /** Prune the whole queue (or a type, some statuses) as `Queue.prune` describes. */
@@ -145,6 +142,7 @@ export async function pruneTasks(
   const run = new PruneRun(q, settings, {
     dryRun: options.dryRun === true,
     limit,
+    override: options.retention !== undefined,
     ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
   });
   const types = options.type !== undefined ? [options.type] : await q.journal.types();
@@ -190,20 +188,33 @@ function checkStatuses(given: PruneOptions["status"]): readonly FinishedStatus[]
   return list;
 }
 
-/** One prune: its settings, counts and limit. The monitor runs one partition at a time. */
+/**
+ * One prune: its settings, counts and limit. The monitor runs one partition at a time.
+ *
+ * Before deleting, it reads the stored settings afresh and deletes only the tasks past them when
+ * they were read: a replay decides by the stored settings, and those it lets go ahead are at
+ * least the replay margin from their end, so a prune working from older settings (the monitor's
+ * copy is up to 10 minutes old) would delete a task an operator raised the retention of and
+ * replayed meanwhile. A run with an override deletes what it was asked to: it races replays of
+ * the tasks the stored settings still keep (docs/protocol.md, "Retention").
+ */
 export class PruneRun {
   readonly #q: QueueInternals;
   readonly #settings: RetentionSettings;
+  readonly #override: boolean;
   readonly #dryRun: boolean;
   readonly #limit: number;
   readonly #onProgress: ((progress: PruneProgress) => void) | undefined;
   readonly #inFlight: number;
   readonly #counts: PruneProgress = { deleted: 0, journals: 0, skipped: 0, scanned: 0 };
   #more = false;
+  /** The stored settings as last read before a delete, with the local time of that read. */
+  #stored: { manifest: Manifest; readAt: number } | undefined;
 
   constructor(q: QueueInternals, settings: RetentionSettings, options: PruneRunOptions = {}) {
     this.#q = q;
     this.#settings = settings;
+    this.#override = options.override === true;
     this.#dryRun = options.dryRun === true;
     this.#limit = options.limit ?? Number.POSITIVE_INFINITY;
     this.#onProgress = options.onProgress;
@@ -283,9 +294,12 @@ export class PruneRun {
       );
     // A journal written by hand may name tasks that finished later than its key says.
     const due = entries.filter((e) => Date.parse(e.at) <= cutoff);
-    const { keys, payloads } = await this.#deletable(journal, due);
-    if (!(await this.#delete(keys, payloads))) return;
-    if (due.length < entries.length || invalid !== undefined) return;
+    const { tasks, skipped } = await this.#deletable(journal, due);
+    const kept = await this.#pastStoredRetention(tasks);
+    this.#counts.skipped += skipped;
+    if (!(await this.#delete(kept.tasks))) return;
+    // A task kept by settings raised since this run read its own: its entry is still needed.
+    if (kept.held > 0 || due.length < entries.length || invalid !== undefined) return;
     if (!this.#dryRun) await q.storage.delete(journal.key);
     this.#counts.journals++;
     this.#onProgress?.({ ...this.#counts });
@@ -305,13 +319,14 @@ export class PruneRun {
   async #deletable(
     journal: JournalKey,
     entries: readonly JournalEntry[],
-  ): Promise<{ keys: string[]; payloads: string[] }> {
+  ): Promise<{ tasks: { task: TaskRecord; readMs: number }[]; skipped: number }> {
     const q = this.#q;
     const room = this.#limit - this.#counts.deleted;
     if (entries.length > room) {
       this.#more = true;
       entries = entries.slice(0, Math.max(0, room));
     }
+    const readMs = q.now();
     const still = await mapLimit(entries, this.#inFlight, async (e) => {
       const found = await q.read(e.id).catch((error: unknown) => {
         if (error instanceof ValidationError) return undefined; // malformed: not ours to delete
@@ -324,24 +339,43 @@ export class PruneRun {
         ? task
         : undefined;
     });
-    const keys: string[] = [];
-    const payloads: string[] = [];
-    for (const task of still) {
-      if (task === undefined) {
-        this.#counts.skipped++;
-        continue;
-      }
-      keys.push(q.keys.task(task.id));
-      payloads.push(...payloadKeys(task).map((k) => q.keys.full(k)));
-    }
-    return { keys, payloads };
+    const tasks: { task: TaskRecord; readMs: number }[] = [];
+    for (const task of still) if (task !== undefined) tasks.push({ task, readMs });
+    return { tasks, skipped: still.length - tasks.length };
   }
 
   /**
-   * Delete task `keys` and the payload objects of those tasks (batched together; only tasks are
-   * counted); false when storage throttled it (try again later).
+   * Of `tasks`, each with the server time before it was read, those past the retention stored
+   * now (one GET of the manifest, at most every {@link STORED_REUSE_MS}) at that time, and how
+   * many are not (held for later). All of them in a run with an override, and in a dry run
+   * (which deletes nothing).
    */
-  async #delete(keys: readonly string[], payloads: readonly string[] = []): Promise<boolean> {
+  async #pastStoredRetention(
+    tasks: readonly { task: TaskRecord; readMs: number }[],
+  ): Promise<{ tasks: TaskRecord[]; held: number }> {
+    const all = tasks.map((t) => t.task);
+    if (this.#override || this.#dryRun || tasks.length === 0) return { tasks: all, held: 0 };
+    const local = this.#q.clock.localNow();
+    if (this.#stored === undefined || local - this.#stored.readAt > STORED_REUSE_MS)
+      this.#stored = { manifest: await this.#q.manifest.load({ fresh: true }), readAt: local };
+    const { retention } = this.#stored.manifest;
+    const past = tasks.filter(
+      ({ task, readMs }) =>
+        Date.parse(task.finishedAt ?? task.updatedAt) +
+          retentionMs(retention, task.type, task.status as FinishedStatus) <=
+        readMs,
+    );
+    return { tasks: past.map((t) => t.task), held: tasks.length - past.length };
+  }
+
+  /**
+   * Delete `tasks` and the payload objects they name (batched together; only tasks are counted);
+   * false when storage throttled it (try again later).
+   */
+  async #delete(tasks: readonly TaskRecord[]): Promise<boolean> {
+    const q = this.#q;
+    const keys = tasks.map((t) => q.keys.task(t.id));
+    const payloads = tasks.flatMap((t) => payloadKeys(t).map((k) => q.keys.full(k)));
     if (keys.length === 0) return !this.#more;
     if (!this.#dryRun) {
       const storage = this.#q.storage;
@@ -405,20 +439,16 @@ export class PruneRun {
     const found = await mapLimit(old, this.#inFlight, (o) =>
       q.read(q.keys.parseTaskKey(o.key)!).catch(() => undefined),
     );
-    const tasks: TaskRecord[] = [];
+    const tasks: { task: TaskRecord; readMs: number }[] = [];
     for (const entry of found) {
       const task = entry?.task;
       if (task === undefined || !this.#pastRetention(task, onlyType, statuses, now)) continue;
-      tasks.push(task);
+      tasks.push({ task, readMs: now });
     }
     const room = this.#limit - this.#counts.deleted;
     if (tasks.length > room) this.#more = true;
-    const taken = tasks.slice(0, Math.max(0, room));
-    const payloads = taken.flatMap((t) => payloadKeys(t).map((k) => q.keys.full(k)));
-    const deleted = await this.#delete(
-      taken.map((t) => q.keys.task(t.id)),
-      payloads,
-    );
+    const { tasks: taken } = await this.#pastStoredRetention(tasks.slice(0, Math.max(0, room)));
+    const deleted = await this.#delete(taken);
     if (!deleted) return undefined;
     this.#onProgress?.({ ...this.#counts });
     return page.isTruncated && page.nextContinuationToken !== undefined

@@ -34,9 +34,10 @@ import type { LimitsInput, TypeLimits } from "./limits.ts";
 import { iterateTasks, listTasks, taskHistory, taskVersions } from "./list.ts";
 import type { Manifest } from "./manifest.ts";
 import { isTypePaused, keepPaused, pauseType, resumeType } from "./pause.ts";
-import { type PruneOptions, type PruneResult, pruneTasks, retentionEndsSoon } from "./prune.ts";
+import { type PruneOptions, type PruneResult, pruneTasks } from "./prune.ts";
 import { type RepairOptions, type RepairResult, repairIndex } from "./repair.ts";
-import { type RetentionInput, retentionMs } from "./retention.ts";
+import { replayHazard, replayRefusal } from "./replay-hazard.ts";
+import type { RetentionInput } from "./retention.ts";
 import { type QueueStats, queueStats, type StatsOptions } from "./stats.ts";
 import { type SubmitEntry, submitTask, submitTaskResult, submitTasks } from "./submit.ts";
 import type {
@@ -370,23 +371,20 @@ export class Queue {
 
   /**
    * Put a failed, expired or cancelled task back to pending with a fresh retry budget. Throws
-   * `InvalidStateError` for a task in another state, and for one whose retention ends within
-   * the hour (or half its retention, when shorter): a prune may be deleting it (raise the
-   * retention with `setRetention` first).
+   * `InvalidStateError` for a task in another state, for one whose retention ends within the
+   * hour (or half its retention, when shorter): a prune may be deleting it (raise the retention
+   * with `setRetention` first), and within 2 minutes of a raise of the retention that governs
+   * it: a prune that read the earlier setting may still be deleting it.
    */
   async replay(id: string): Promise<TaskRecord> {
-    const { retention } = await this.#q.manifest.load({ fresh: true });
+    const manifest = await this.#q.manifest.load({ fresh: true });
     let old: TaskRecord | undefined;
     const done = await this.#q.update(id, (task) => {
       const next = replayTask(task, this.now());
       old = task;
-      const keep = retentionMs(retention, task.type, task.status as "failed");
-      const endsAt = Date.parse(task.finishedAt ?? task.updatedAt) + keep;
-      if (retentionEndsSoon(task, keep, this.clock))
-        throw new InvalidStateError(
-          `Cannot replay task ${id}: it is ${task.status} and its retention ends ${keep === 0 ? "at once" : `at ${new Date(endsAt).toISOString()}`}, so a prune may be deleting it. Raise the ${task.status} retention of ${task.type} (oq retention) and replay it again.`,
-          { key: id },
-        );
+      const hazard = replayHazard(task, manifest, this.clock);
+      if (hazard !== undefined)
+        throw new InvalidStateError(replayRefusal(task, hazard), { key: id });
       return next;
     });
     // The earlier run's output object is named by nothing now, and no later run writes its key.
@@ -400,9 +398,13 @@ export class Queue {
    * live tasks, and deletes a task a journal names only after reading it, while it is still
    * finished as the journal says (a replayed task, or a live one a hand-written journal names,
    * is left alone). Workers with the monitor on do this on their own, in small batches; this is
-   * for operators and for queues without one. Cost: a LIST per 1,000 journals, per journal past
-   * retention 1 GET and 1 DELETE, per task 1 GET, and per 1,000 tasks one `DeleteObjects`. With
-   * `scan`, also the walk of `tasks/` described at {@link PruneOptions.scan}.
+   * for operators and for queues without one. Before deleting, it reads the stored settings again
+   * and leaves a task they keep (raised meanwhile). A `retention` override deletes what it
+   * names, and races a replay of a task the stored settings still keep: replay nothing while
+   * such a prune runs. Cost: a LIST per 1,000 journals, per journal past retention 1 GET and
+   * 1 DELETE, per task 1 GET, per 1,000 tasks one `DeleteObjects`, and a GET of the manifest at
+   * most every 10 s of deleting. With `scan`, also the walk of `tasks/` described at
+   * {@link PruneOptions.scan}.
    */
   prune(options: PruneOptions = {}): Promise<PruneResult> {
     return pruneTasks(this.#q, options);
@@ -412,7 +414,10 @@ export class Queue {
    * Set how long finished tasks are kept, for the whole queue or (with `type`) one task type: per
    * status a duration (`"7d"`, or seconds), `0` to keep nothing, `Infinity` to keep everything,
    * `null` to fall back (to the queue's setting, then the default). Stored in the manifest, so
-   * every worker and `oq prune` use it (workers within 10 minutes). Returns the manifest.
+   * every worker and `oq prune` use it (workers within 10 minutes; a prune checks it afresh
+   * before deleting). For 2 minutes after a raise, tasks it governs cannot be replayed (nor
+   * replaced by a submit with their idempotency key): a prune that read the earlier setting may
+   * still be deleting them. Returns the manifest.
    */
   async setRetention(
     retention: RetentionInput,

@@ -50,6 +50,81 @@ export const DEFAULT_RETENTION: Readonly<Record<FinishedStatus, number>> = {
 export const REPLAY_MARGIN_MS = 60 * 60_000;
 
 /**
+ * After a retention setting is raised, replays (and submits replacing a keyed task) of the tasks
+ * it governs are refused for this long, ms. A prune checks the stored settings just before each
+ * delete; one that checked them just before the raise may still be deleting what the new ones
+ * keep, and its delete must land within this of its check (a delete that takes longer, a process
+ * frozen between the two, is the case this does not cover). A lowered setting holds nothing
+ * back: a prune by the earlier one deletes less.
+ */
+export const RETENTION_RAISE_HOLD_MS = 2 * 60_000;
+
+/** When retention settings were last raised (server time, ISO 8601): the queue's, per type. */
+export interface RetentionRaises {
+  /** The queue's own setting. */
+  default?: string;
+  /** Each type's own setting. */
+  types?: Record<string, string>;
+}
+
+/**
+ * Whether `next` keeps some status of the queue's setting (or of `forType`'s) longer than
+ * `before` did.
+ */
+export function retentionRaised(
+  before: RetentionSettings | undefined,
+  next: RetentionSettings,
+  forType: string | undefined,
+): boolean {
+  // No type is named "": its retention is the queue's own.
+  const type = forType ?? "";
+  return FINISHED_STATUSES.some(
+    (status) => retentionMs(next, type, status) > retentionMs(before, type, status),
+  );
+}
+
+/**
+ * `raises` with a raise of the queue's setting (or of `forType`'s) at server time `atMs`
+ * noted, and those older than {@link RETENTION_RAISE_HOLD_MS} dropped: they hold nothing
+ * back any more, and the manifest stays small.
+ */
+export function noteRetentionRaise(
+  raises: RetentionRaises | undefined,
+  forType: string | undefined,
+  atMs: number,
+): RetentionRaises {
+  const recent = (iso: string | undefined) =>
+    iso !== undefined && Date.parse(iso) + RETENTION_RAISE_HOLD_MS > atMs;
+  const at = new Date(atMs).toISOString();
+  const types: Record<string, string> = {};
+  for (const [name, iso] of Object.entries(raises?.types ?? {})) if (recent(iso)) types[name] = iso;
+  if (forType !== undefined) types[forType] = at;
+  const next: RetentionRaises = {};
+  const queueWide = forType === undefined ? at : raises?.default;
+  if (queueWide !== undefined && recent(queueWide)) next.default = queueWide;
+  if (Object.keys(types).length > 0) next.types = types;
+  return next;
+}
+
+/**
+ * Server time (ms) until which replays of `taskType` tasks are held back by a recent raise of
+ * the retention that governs them (the queue's or the type's own), or undefined when none is
+ * recent enough to matter at `nowMs`.
+ */
+export function retentionHoldEnds(
+  raises: RetentionRaises | undefined,
+  taskType: string,
+  nowMs: number,
+): number | undefined {
+  const latest = Math.max(
+    Date.parse(raises?.default ?? "") || Number.NEGATIVE_INFINITY,
+    Date.parse(raises?.types?.[taskType] ?? "") || Number.NEGATIVE_INFINITY,
+  );
+  const until = latest + RETENTION_RAISE_HOLD_MS;
+  return until > nowMs ? until : undefined;
+}
+
+/**
  * Retention as given by a caller: per status, a duration (seconds, or a string such as `"7d"`,
  * `"12h"`), `0` to keep nothing, `Infinity` (or `"forever"`) to keep everything, or `null` to
  * drop a setting and fall back to the queue's (or the default).
