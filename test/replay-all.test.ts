@@ -11,6 +11,7 @@ import { replayAll } from "../src/queue/replay-all.ts";
 import { MemoryStorage } from "../src/storage/memory.ts";
 import type { Storage } from "../src/storage/storage.ts";
 import { runAll } from "./helpers/run.ts";
+import { storageView } from "./helpers/storage-view.ts";
 
 /**
  * `storage` as seen by a process that heard from it once, over a slow round trip: its latest
@@ -18,15 +19,10 @@ import { runAll } from "./helpers/run.ts";
  * this machine's own clock, which the memory store answers with).
  */
 function looselyTimed(storage: Storage): Storage {
-  return new Proxy(storage, {
-    get(target, name, receiver) {
-      if (name === "serverTime")
-        return () => {
-          const local = Date.now();
-          return { serverMs: local - 900, resolutionMs: 1000, sentMs: local - 900, localMs: local };
-        };
-      const value = Reflect.get(target, name, receiver);
-      return typeof value === "function" ? value.bind(target) : value;
+  return storageView(storage, {
+    serverTime: () => {
+      const local = Date.now();
+      return { serverMs: local - 900, resolutionMs: 1000, sentMs: local - 900, localMs: local };
     },
   });
 }
@@ -75,15 +71,9 @@ describe("replayAll right after the failures", () => {
     let now = Date.UTC(2026, 11, 4, 10, 0, 0);
     const storage = new MemoryStorage({ now: () => now });
     // One journal per page, so the run lists journals written while it goes on.
-    const paged = new Proxy(storage, {
-      get(target, name, receiver) {
-        if (name === "list")
-          return (options: Parameters<Storage["list"]>[0]) =>
-            target.list({ ...options, maxKeys: 1 });
-        const value = Reflect.get(target, name, receiver);
-        return typeof value === "function" ? value.bind(target) : value;
-      },
-    }) as Storage;
+    const paged = storageView(storage, {
+      list: (options) => storage.list({ ...options, maxKeys: 1 }),
+    });
     const queue = new Queue({ storage: paged, now: () => now });
     // More than a page of the listing (100) and a batch of replays (16): the run replays the
     // first batch while its listing still has journals to list.

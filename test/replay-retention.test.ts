@@ -8,27 +8,9 @@ import { InvalidStateError } from "../src/errors.ts";
 import { Queue } from "../src/queue/queue.ts";
 import { RETENTION_RAISE_HOLD_MS } from "../src/queue/retention.ts";
 import { MemoryStorage } from "../src/storage/memory.ts";
-import type { Storage } from "../src/storage/storage.ts";
+import { secondResolution } from "./helpers/storage-view.ts";
 
 const HOUR = 3_600_000;
-
-/**
- * `shared` as another process sees it over HTTP: the server's time only to the second, as an
- * HTTP `Date` header gives it, so its clock's bounds are a second wide.
- */
-function secondsOnly(shared: MemoryStorage): Storage {
-  return new Proxy(shared, {
-    get(target, prop, receiver) {
-      if (prop === "serverTime")
-        return () => {
-          const s = target.serverTime();
-          return s && { ...s, serverMs: Math.floor(s.serverMs / 1000) * 1000, resolutionMs: 1000 };
-        };
-      const value = Reflect.get(target, prop, receiver);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  }) as Storage;
-}
 
 // 600 ms into a second: the coarse process's clock knows the server's time only within
 // [now - 600 ms, now + 400 ms], where a worker with exact samples stamped the task exactly.
@@ -46,7 +28,7 @@ async function cancelledTask(retention: string | number) {
   now = start;
   const keyed = { idempotencyKey: "k", idempotencyWindow: 0 };
   const task = await exact.cancel((await exact.submit("job", "x", keyed)).id);
-  const coarse = new Queue({ storage: secondsOnly(shared), now: () => now });
+  const coarse = new Queue({ storage: secondResolution(shared), now: () => now });
   return { id: task.id, keyed, exact, coarse, at: (ms: number) => (now = ms) };
 }
 

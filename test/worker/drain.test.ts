@@ -5,25 +5,9 @@
 import { describe, expect, it } from "vitest";
 import { Queue } from "../../src/queue/queue.ts";
 import { MemoryStorage } from "../../src/storage/memory.ts";
-import type { Storage } from "../../src/storage/storage.ts";
 import { Worker } from "../../src/worker/worker.ts";
+import { secondResolution } from "../helpers/storage-view.ts";
 import { fast } from "../helpers/wait.ts";
-
-/** `inner` as a client sees it through HTTP: the server's time in whole seconds (`Date`). */
-function secondResolution(inner: MemoryStorage): Storage {
-  return new Proxy(inner, {
-    get(target, prop, receiver) {
-      if (prop === "serverTime")
-        return () => {
-          const s = target.serverTime();
-          if (s === undefined) return undefined;
-          return { ...s, serverMs: Math.floor(s.serverMs / 1000) * 1000, resolutionMs: 1000 };
-        };
-      const value = Reflect.get(target, prop, receiver);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  });
-}
 
 describe("drain() with server time known to the second", () => {
   it("runs tasks a precise clock stamped a moment before our lower bound reached them", async () => {
