@@ -6,7 +6,7 @@
  */
 import { formatDuration } from "../duration.ts";
 import type { Manifest } from "../queue/manifest.ts";
-import { FINISHED_STATUSES, retentionMs } from "../queue/retention.ts";
+import { FINISHED_STATUSES, RETENTION_RAISE_HOLD_MS, retentionMs } from "../queue/retention.ts";
 import { oqCommand, taskTypeArg } from "./args.ts";
 import { openQueue } from "./config.ts";
 import { log, out, outJson, table } from "./output.ts";
@@ -52,9 +52,17 @@ export default oqCommand({
         : await queue.setRetention(given, args.type === undefined ? {} : { type: args.type });
     if (args.json) return outJson(manifest.retention ?? {});
     for (const line of table(rows(manifest))) out(line);
-    if (given !== undefined)
-      log().success(
-        `retention of ${args.type ?? "every type"} set; workers prune with it within 10 minutes.`,
+    if (given === undefined) return;
+    log().success(
+      `retention of ${args.type ?? "every type"} set; workers prune with it within 10 minutes.`,
+    );
+    // A raise holds replays back: say until when, rather than let the next replay find out.
+    const { retentionRaisedAt: raises } = manifest;
+    const raised = args.type === undefined ? raises?.default : raises?.types?.[args.type];
+    const until = raised === undefined ? Number.NaN : Date.parse(raised) + RETENTION_RAISE_HOLD_MS;
+    if (until > queue.now())
+      log().info(
+        `Replays of ${args.type ?? "any"} tasks wait until ${new Date(until).toISOString()}: the retention was raised, and a prune that read the earlier setting may still be deleting them.`,
       );
   },
 });

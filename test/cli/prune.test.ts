@@ -24,9 +24,17 @@ for (const target of cliTargets) {
         );
         expect(set.code, set.stderr).toBe(0);
         expect(set.stdout).toMatch(/email\s+7d\s+forever\s+0\s+30d/);
+        // failed raised to forever: replays of email tasks are held back, and it says until when.
+        expect(set.stderr).toMatch(
+          /Replays of email tasks wait until \S+Z: the retention was raised/,
+        );
         expect((await queue.manifest()).retention).toEqual({
           types: { email: { failed: null, cancelled: 0 } },
         });
+        // Lowered only: nothing held back, nothing said.
+        const lowered = await oq("retention", "--type", "video", "--completed", "1d");
+        expect(lowered.code, lowered.stderr).toBe(0);
+        expect(lowered.stderr).not.toMatch(/Replays of/);
 
         const [bad, badStatus] = await Promise.all([
           oq("retention", "--completed", "soon"),
