@@ -136,8 +136,8 @@ async function found(
 /**
  * True when a submit may replace `task`: the key's window since its creation has passed and it
  * is finished. Never while a prune may be deleting it (its retention ends within the replay
- * margin, or changed lately): a prune that read it as finished would delete the new task (as for
- * `replay`).
+ * margin, or was raised lately): a prune that read it as finished would delete the new task (as
+ * for `replay`, `./replay-hazard.ts`).
  */
 async function replaceable(
   q: QueueInternals,

@@ -314,7 +314,8 @@ export class PruneRun {
    * its idempotency key, or a task that never finished is left alone, and the payloads deleted
    * are the ones the record names, never a journal's list. A replay (or a replacing submit) that
    * could land after that read is refused: it would have to decide before the retention's end
-   * minus the margin of {@link retentionEndsSoon} and land after it, and both refuse from there on.
+   * minus the replay margin (`./replay-hazard.ts`) and land after it, and both refuse from there
+   * on.
    */
   async #deletable(
     journal: JournalKey,
