@@ -88,23 +88,23 @@ describe("replayAll right after the failures", () => {
     const began = now;
     // Once the run has replayed the first task (in its first batch), a worker whose clock
     // is a second behind stamps it cancelled again, 500 ms before the run began.
-    const replay = storage.put.bind(storage);
+    const rawPut = storage.put.bind(storage);
     let refailed = false;
     storage.put = async (key, body, options) => {
-      const result = await replay(key, body, options);
+      const result = await rawPut(key, body, options);
       if (!refailed && key === queue.keys.task(first.id)) {
         refailed = true;
         const task = await queue.get(first.id);
         const at = new Date(began - 500).toISOString();
         const again = { ...task, status: "cancelled", finishedAt: at, updatedAt: at };
-        await replay(key, new TextEncoder().encode(JSON.stringify(again)));
+        await rawPut(key, new TextEncoder().encode(JSON.stringify(again)));
         const journal = {
           oq: "journal",
           type: "email",
           status: "cancelled",
           entries: [{ id: first.id, at }],
         };
-        await replay(
+        await rawPut(
           queue.keys.newJournal("email", "cancelled", began - 500, "ffff"),
           new TextEncoder().encode(JSON.stringify(journal)),
         );

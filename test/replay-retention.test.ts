@@ -1,6 +1,6 @@
 /**
  * Replays (and submits replacing a keyed task) near the end of a task's retention and after a
- * change of it, from a process whose clock knows the server's time only to the second: on the
+ * raise of it, from a process whose clock knows the server's time only to the second: on the
  * memory store, with the clock in the test's hands.
  */
 import { describe, expect, it } from "vitest";
@@ -66,7 +66,7 @@ describe("replay near the end of a task's retention, from a process whose clock 
   });
 });
 
-describe("replay after a change of the retention", () => {
+describe("replay after a raise of the retention", () => {
   it("is held back for 2 minutes after a raise of the setting that governs the task", async () => {
     const { id, keyed, exact, coarse, at } = await cancelledTask(0);
     expect(await refusal(coarse.replay(id))).toMatch(/Raise the cancelled retention/);

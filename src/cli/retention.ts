@@ -6,7 +6,7 @@
  */
 import { formatDuration } from "../duration.ts";
 import type { Manifest } from "../queue/manifest.ts";
-import { FINISHED_STATUSES, RETENTION_RAISE_HOLD_MS, retentionMs } from "../queue/retention.ts";
+import { FINISHED_STATUSES, retentionHoldEnds, retentionMs } from "../queue/retention.ts";
 import { oqCommand, taskTypeArg } from "./args.ts";
 import { openQueue } from "./config.ts";
 import { log, out, outJson, table } from "./output.ts";
@@ -57,10 +57,9 @@ export default oqCommand({
       `retention of ${args.type ?? "every type"} set; workers prune with it within 10 minutes.`,
     );
     // A raise holds replays back: say until when, rather than let the next replay find out.
-    const { retentionRaisedAt: raises } = manifest;
-    const raised = args.type === undefined ? raises?.default : raises?.types?.[args.type];
-    const until = raised === undefined ? Number.NaN : Date.parse(raised) + RETENTION_RAISE_HOLD_MS;
-    if (until > queue.now())
+    // (No type is named "": the queue's own setting governs it.)
+    const until = retentionHoldEnds(manifest.retentionRaisedAt, args.type ?? "", queue.now());
+    if (until !== undefined)
       log().info(
         `Replays of ${args.type ?? "any"} tasks wait until ${new Date(until).toISOString()}: the retention was raised, and a prune that read the earlier setting may still be deleting them.`,
       );
