@@ -144,7 +144,10 @@ export class Poller implements WakeListener {
       }
       if (!o.isRunning()) break;
       if (claimed > 0 || this.#staleSteals) {
-        idle.reset();
+        // Steals left to the next listing are no sign of work: the idle ramp goes on where it
+        // was. Restarting it on each stale read (a hostile client's markers, looked at again
+        // while young) kept an idle worker listing 11 times a second in the chaos runs.
+        if (claimed > 0) idle.reset();
         if (o.running.size < o.concurrency && (this.#candidates.size === 0 || this.#staleSteals))
           await sleep(o.minPollMs, this.#wakes.signal);
         continue;

@@ -82,11 +82,19 @@ describe("IdlePauses", () => {
   });
 });
 
-/** `storage` as one worker's client, noting the (fake) time of each listing of its ready index in `log`. */
-function listingTimes(storage: MemoryStorage, log: number[]): Storage {
+/**
+ * `storage` as one worker's client, noting the (fake) time of each listing of its ready index in
+ * `log`, and of each read in `reads` when given.
+ */
+function listingTimes(storage: MemoryStorage, log: number[], reads?: number[]): Storage {
   return new Proxy(storage, {
     get(target, key) {
       const value = Reflect.get(target, key, target);
+      if (key === "get" && reads !== undefined)
+        return (...args: Parameters<Storage["get"]>) => {
+          reads.push(Date.now());
+          return target.get(...args);
+        };
       if (key !== "list") return typeof value === "function" ? value.bind(target) : value;
       return (options: ListOptions = {}) => {
         // A look for peers lists `workers/`; only the listings of the ready index are polls.
@@ -147,5 +155,69 @@ describe("idle workers that went idle together", () => {
     const gaps = log.slice(1).map((t, i) => t - log[i]!);
     expect(gaps.slice(0, 8)).toEqual([250, 500, 1000, 2000, 4000, 6000, 6000, 6000]);
     expect(log.length).toBeGreaterThan(12);
+  });
+});
+
+describe("an idle worker whose steal reads a stale marker", () => {
+  beforeEach(() => {
+    vi.useFakeTimers();
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it("lists again once after minPollMs, then keeps its idle pace (each such read restarted the ramp: 11 LISTs a second idle in the hostile chaos run)", async () => {
+    const storage = new MemoryStorage();
+    const logs = [0, 1].map(() => ({ lists: [] as number[], reads: [] as number[] }));
+    const queues = logs.map(
+      (log) => new Queue({ storage: listingTimes(storage, log.lists, log.reads), random: () => 0 }),
+    );
+    const workers = queues.map((queue) =>
+      // Heartbeats on: each learns of the other, so half the markers are steals for each.
+      new Worker(queue, {
+        skipDoctor: true,
+        heartbeatSeconds: 60,
+        monitor: false,
+        minPollMs: 250,
+        maxPollMs: 6000,
+      }).task("t", () => null),
+    );
+    const done = await Promise.all(Array.from({ length: 8 }, (_, i) => queues[0]!.submit("t", i)));
+    await Promise.all(workers.map((w) => w.start()));
+    await vi.advanceTimersByTimeAsync(30_000);
+    for (const task of done) expect((await queues[0]!.get(task.id))?.status).toBe("completed");
+    // Another client writes markers naming the finished tasks, due a minute ago: each is a
+    // stale marker to whichever worker reads it, and a young one is looked at again after
+    // twice its age.
+    const keys = queues[0]!.keys;
+    for (const [i, task] of done.entries()) {
+      const marker = keys.newReadyMarker({
+        type: "t",
+        id: task.id,
+        part: 0,
+        dueMs: Date.now() - 60_000,
+        nonce: `garbage${i}`,
+      });
+      await storage.put(keys.full(marker), new Uint8Array(0));
+    }
+    const from = Date.now();
+    await vi.advanceTimersByTimeAsync(60_000);
+    await Promise.all(workers.map((w) => w.stop()));
+    // Each stale read may cost one listing after minPollMs; the pauses between stay at the
+    // ceiling. A pass that read stale markers restarted the ramp: 250, 500, 1000, 2000, 4000.
+    for (const log of logs) {
+      const times = log.lists.filter((t) => t >= from);
+      const gaps = times.slice(1).map((t, i) => t - times[i]!);
+      const quick = gaps.filter((gap) => gap < 6000);
+      expect(gaps.filter((gap) => gap >= 6000).length).toBeGreaterThan(5);
+      expect(
+        quick.every((gap) => gap === 250),
+        `gaps ${gaps.join(", ")}`,
+      ).toBe(true);
+      // Idle, a worker reads nothing but the garbage (a heartbeat is written, not read).
+      const staleReads = log.reads.filter((t) => t >= from).length;
+      expect(quick.length).toBeGreaterThan(0);
+      expect(quick.length).toBeLessThanOrEqual(staleReads);
+    }
   });
 });
