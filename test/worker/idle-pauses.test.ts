@@ -105,7 +105,21 @@ function listingTimes(storage: MemoryStorage, log: number[], reads?: number[]): 
   });
 }
 
-describe("idle workers that went idle together", () => {
+/**
+ * A worker of type `t` on `queue` pausing 250 ms to 6 s. Heartbeats on: workers on one store
+ * learn of each other, and only a worker with peers spreads its phase.
+ */
+function idleWorker(queue: Queue): Worker {
+  return new Worker(queue, {
+    skipDoctor: true,
+    heartbeatSeconds: 60,
+    monitor: false,
+    minPollMs: 250,
+    maxPollMs: 6000,
+  }).task("t", () => null);
+}
+
+describe("idle workers (fake timers)", () => {
   beforeEach(() => {
     vi.useFakeTimers();
   });
@@ -113,19 +127,12 @@ describe("idle workers that went idle together", () => {
     vi.useRealTimers();
   });
 
-  it("poll at different instants once at the ceiling (they listed in step for as long as they stayed idle)", async () => {
+  it("that went idle together poll at different instants once at the ceiling (they listed in step for as long as they stayed idle)", async () => {
     const storage = new MemoryStorage();
     const a: number[] = [];
     const b: number[] = [];
     const workers = [[0, a] as const, [0.8, b] as const].map(([r, log]) =>
-      new Worker(new Queue({ storage: listingTimes(storage, log), random: () => r }), {
-        skipDoctor: true,
-        // Heartbeats on: each learns of the other, and only a worker with peers spreads its phase.
-        heartbeatSeconds: 60,
-        monitor: false,
-        minPollMs: 250,
-        maxPollMs: 6000,
-      }).task("t", () => null),
+      idleWorker(new Queue({ storage: listingTimes(storage, log), random: () => r })),
     );
     await Promise.all(workers.map((w) => w.start()));
     await vi.advanceTimersByTimeAsync(60_000);
@@ -145,10 +152,9 @@ describe("idle workers that went idle together", () => {
 
   it("a worker alone keeps the plain ramp: no pause is lengthened", async () => {
     const log: number[] = [];
-    const worker = new Worker(
+    const worker = idleWorker(
       new Queue({ storage: listingTimes(new MemoryStorage(), log), random: () => 0.8 }),
-      { skipDoctor: true, heartbeatSeconds: 60, monitor: false, minPollMs: 250, maxPollMs: 6000 },
-    ).task("t", () => null);
+    );
     await worker.start();
     await vi.advanceTimersByTimeAsync(60_000);
     await worker.stop();
@@ -156,32 +162,15 @@ describe("idle workers that went idle together", () => {
     expect(gaps.slice(0, 8)).toEqual([250, 500, 1000, 2000, 4000, 6000, 6000, 6000]);
     expect(log.length).toBeGreaterThan(12);
   });
-});
 
-describe("an idle worker whose steal reads a stale marker", () => {
-  beforeEach(() => {
-    vi.useFakeTimers();
-  });
-  afterEach(() => {
-    vi.useRealTimers();
-  });
-
-  it("lists again once after minPollMs, then keeps its idle pace (each such read restarted the ramp: 11 LISTs a second idle in the hostile chaos run)", async () => {
+  it("a worker whose steal reads a stale marker lists again once after minPollMs, then keeps its idle pace (each such read restarted the ramp: 11 LISTs a second idle in the hostile chaos run)", async () => {
     const storage = new MemoryStorage();
     const logs = [0, 1].map(() => ({ lists: [] as number[], reads: [] as number[] }));
     const queues = logs.map(
       (log) => new Queue({ storage: listingTimes(storage, log.lists, log.reads), random: () => 0 }),
     );
-    const workers = queues.map((queue) =>
-      // Heartbeats on: each learns of the other, so half the markers are steals for each.
-      new Worker(queue, {
-        skipDoctor: true,
-        heartbeatSeconds: 60,
-        monitor: false,
-        minPollMs: 250,
-        maxPollMs: 6000,
-      }).task("t", () => null),
-    );
+    // Heartbeats on: each learns of the other, so half the markers are steals for each.
+    const workers = queues.map(idleWorker);
     const done = await Promise.all(Array.from({ length: 8 }, (_, i) => queues[0]!.submit("t", i)));
     await Promise.all(workers.map((w) => w.start()));
     await vi.advanceTimersByTimeAsync(30_000);
