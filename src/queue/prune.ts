@@ -27,6 +27,7 @@ import {
   type RETENTION_RAISE_HOLD_MS,
   type RetentionInput,
   type RetentionSettings,
+  retentionEndsAt,
   retentionMs,
   shortestRetentionMs,
 } from "./retention.ts";
@@ -360,12 +361,7 @@ export class PruneRun {
     if (this.#stored === undefined || local - this.#stored.readAt > STORED_REUSE_MS)
       this.#stored = { manifest: await this.#q.manifest.load({ fresh: true }), readAt: local };
     const { retention } = this.#stored.manifest;
-    const past = tasks.filter(
-      ({ task, readMs }) =>
-        Date.parse(task.finishedAt ?? task.updatedAt) +
-          retentionMs(retention, task.type, task.status as FinishedStatus) <=
-        readMs,
-    );
+    const past = tasks.filter(({ task, readMs }) => retentionEndsAt(task, retention) <= readMs);
     return { tasks: past.map((t) => t.task), held: tasks.length - past.length };
   }
 
@@ -467,6 +463,6 @@ export class PruneRun {
     if (onlyType !== undefined && task.type !== onlyType) return false;
     const status = task.status as FinishedStatus;
     if (!statuses.includes(status)) return false;
-    return Date.parse(task.finishedAt) + retentionMs(this.#settings, task.type, status) <= now;
+    return retentionEndsAt(task, this.#settings) <= now;
   }
 }

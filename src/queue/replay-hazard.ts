@@ -12,6 +12,7 @@ import type { Manifest } from "./manifest.ts";
 import {
   REPLAY_MARGIN_MS,
   RETENTION_RAISE_HOLD_MS,
+  retentionEndsAt,
   retentionHoldEnds,
   retentionMs,
 } from "./retention.ts";
@@ -41,7 +42,7 @@ export function replayHazard(
   const until = retentionHoldEnds(manifest.retentionRaisedAt, task.type, clock.now());
   if (until !== undefined) return { kind: "retention-raised", until };
   const keep = retentionMs(manifest.retention, task.type, task.status as FinishedStatus);
-  const endsAt = Date.parse(task.finishedAt ?? task.updatedAt) + keep;
+  const endsAt = retentionEndsAt(task, manifest.retention);
   if (endsAt - Math.min(REPLAY_MARGIN_MS, keep / 2) <= clock.bounds().upper)
     return { kind: "retention-ends", endsAt, keep };
   return undefined;

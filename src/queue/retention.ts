@@ -9,6 +9,7 @@
 import { parseDuration } from "../duration.ts";
 import { ValidationError } from "../errors.ts";
 import type { FinishedStatus } from "../keys.ts";
+import type { TaskRecord } from "../task/record.ts";
 
 /** The terminal statuses, in the order reports list them. */
 export const FINISHED_STATUSES: readonly FinishedStatus[] = [
@@ -204,6 +205,15 @@ export function retentionMs(
         ? settings.default[status]
         : DEFAULT_RETENTION[status];
   return seconds === null || seconds === undefined ? Number.POSITIVE_INFINITY : seconds * 1000;
+}
+
+/**
+ * When finished `task`'s retention under `settings` ends (server ms; `Infinity`: kept for good),
+ * counted from its finish (its last update, for a record written without one).
+ */
+export function retentionEndsAt(task: TaskRecord, settings: RetentionSettings | undefined): number {
+  const keep = retentionMs(settings, task.type, task.status as FinishedStatus);
+  return Date.parse(task.finishedAt ?? task.updatedAt) + keep;
 }
 
 /**
